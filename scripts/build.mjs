@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Compiles every folder under assembly/filters/ to build/<name>.wasm (and every folder under
+// test/filters/ to build/test/<name>.wasm), then checks that each module would load in Envoy:
+// the ABI marker, malloc, and no import outside what Envoy provides for proxy-wasm 0.2.1.
+//   node scripts/build.mjs              build everything
+//   node scripts/build.mjs --if-needed  rebuild only modules older than their sources
+//   node scripts/build.mjs key-auth     build the named filters
+import { readdirSync, statSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, dirname, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkModule } from "./wasm-imports.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const ifNeeded = args.includes("--if-needed");
+const only = args.filter((a) => !a.startsWith("--"));
+
+function newestMtime(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function targets() {
+  const out = [];
+  for (const [srcDir, outDir] of [["assembly/filters", "build"], ["test/filters", "build/test"]]) {
+    const abs = join(root, srcDir);
+    if (!existsSync(abs)) continue;
+    for (const name of readdirSync(abs).sort()) {
+      const entry = join(abs, name, "index.ts");
+      if (!existsSync(entry)) continue;
+      if (only.length && !only.includes(name)) continue;
+      out.push({ name, entry, srcDir: join(abs, name), out: join(root, outDir, `${name}.wasm`) });
+    }
+  }
+  return out;
+}
+
+// Everything a filter can depend on: shared AssemblyScript code, the patched SDK, the config.
+const sharedInputs = Math.max(
+  newestMtime(join(root, "assembly/lib")),
+  newestMtime(join(root, "assembly/providers")),
+  newestMtime(join(root, "patches")),
+  statSync(join(root, "asconfig.json")).mtimeMs,
+  existsSync(join(root, "node_modules/@gcoredev/proxy-wasm-sdk-as/assembly"))
+    ? newestMtime(join(root, "node_modules/@gcoredev/proxy-wasm-sdk-as/assembly"))
+    : 0,
+);
+
+const asc = (await import("assemblyscript/asc")).default;
+let failed = false;
+for (const t of targets()) {
+  if (ifNeeded && existsSync(t.out)) {
+    const built = statSync(t.out).mtimeMs;
+    if (built >= Math.max(sharedInputs, newestMtime(t.srcDir))) continue;
+  }
+  mkdirSync(dirname(t.out), { recursive: true });
+  const started = Date.now();
+  const { error, stderr } = await asc.main(
+    [relative(root, t.entry), "--config", "asconfig.json", "--target", "release", "-o", relative(root, t.out)],
+    { stdout: process.stdout, stderr: process.stderr },
+  );
+  if (error) {
+    console.error(`build: ${t.name}: ${error.message}`);
+    failed = true;
+    continue;
+  }
+  const problems = checkModule(readFileSync(t.out));
+  if (problems.length) {
+    console.error(`build: ${relative(root, t.out)} would not load in Envoy:\n  - ${problems.join("\n  - ")}`);
+    failed = true;
+    continue;
+  }
+  const size = statSync(t.out).size;
+  console.log(`build: ${relative(root, t.out)} ${(size / 1024).toFixed(1)} KiB (${Date.now() - started} ms)`);
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Filters are compiled once by `npm test`'s pretest step (scripts/build.mjs --if-needed).
+    pool: "forks",
+  },
+});
