@@ -5,14 +5,24 @@
 //   node scripts/build.mjs              build everything
 //   node scripts/build.mjs --if-needed  rebuild only modules older than their sources
 //   node scripts/build.mjs key-auth     build the named filters
+//   node scripts/build.mjs --src D --out O   build D/<name>/index.ts to O/<name>.wasm instead
 import { readdirSync, statSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, dirname, relative } from "node:path";
+import { join, dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkModule } from "./wasm-imports.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const ifNeeded = args.includes("--if-needed");
+function option(name) {
+  const i = args.indexOf(name);
+  if (i < 0) return null;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+}
+const srcOverride = option("--src");
+const outOverride = option("--out");
 const only = args.filter((a) => !a.startsWith("--"));
 
 function newestMtime(dir) {
@@ -27,14 +37,15 @@ function newestMtime(dir) {
 
 function targets() {
   const out = [];
-  for (const [srcDir, outDir] of [["assembly/filters", "build"], ["test/filters", "build/test"]]) {
-    const abs = join(root, srcDir);
+  const pairs = srcOverride ? [[srcOverride, outOverride ?? "build"]] : [["assembly/filters", "build"], ["test/filters", "build/test"]];
+  for (const [srcDir, outDir] of pairs) {
+    const abs = resolve(root, srcDir);
     if (!existsSync(abs)) continue;
     for (const name of readdirSync(abs).sort()) {
       const entry = join(abs, name, "index.ts");
       if (!existsSync(entry)) continue;
       if (only.length && !only.includes(name)) continue;
-      out.push({ name, entry, srcDir: join(abs, name), out: join(root, outDir, `${name}.wasm`) });
+      out.push({ name, entry, srcDir: join(abs, name), out: resolve(root, outDir, `${name}.wasm`) });
     }
   }
   return out;

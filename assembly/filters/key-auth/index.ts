@@ -1,0 +1,228 @@
+// key-auth: identifies the consumer from an API key, rejects with 401, strips the credential.
+// Filter 1 of the chain (ARCHITECTURE.md). Configuration: see README.md, "key-auth".
+export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+import {
+  RootContext, Context, registerRootContext, FilterHeadersStatusValues,
+  REQUEST_HEADERS, getHeaderPairs, removeHeader, replaceHeader, setFilterState, pluginConfiguration,
+  defineMetric, incrementMetric, METRIC_COUNTER, logInfo,
+} from "../../lib/sdk";
+import { ConfigReader } from "../../lib/config";
+import { sendError } from "../../lib/errors";
+import { CONSUMER } from "../../lib/keys";
+import { sha256, toHex, parseHexDigest, digestsEqual } from "../../lib/sha256";
+import { JsonValue } from "../../lib/json";
+import { decodeQueryComponent, findQueryParam, removeQueryParam } from "./query";
+
+const HASH_PREFIX = "sha256:";
+
+class Settings {
+  // Digest (hex) of every key -> index into names. Lookup by digest: an attacker controls the key,
+  // not its digest, so timing reveals nothing about how close a guess is.
+  byDigest: Map<string, i32> = new Map(); // digest hex -> key index
+  digests: Array<StaticArray<u8>> = []; // per key
+  owners: Array<i32> = []; // per key: index into names
+  names: Array<string> = [];
+  header: string = "";
+  query: string = "";
+  hideCredentials: bool = true;
+  anonymous: string = "";
+  realm: string = "sluice";
+  allowed: u32 = 0;
+  denied: u32 = 0;
+}
+
+function readSettings(buf: ArrayBuffer): Settings | null {
+  const r = new ConfigReader("key-auth");
+  const cfg = r.parse(buf);
+  if (cfg === null) {
+    r.report();
+    return null;
+  }
+  const s = new Settings();
+  r.onlyKnown(cfg, "key-auth", ["consumers", "header", "query", "hide_credentials", "anonymous", "realm"]);
+  s.header = r.str(cfg, "header", "key-auth", "").toLowerCase();
+  s.query = r.str(cfg, "query", "key-auth", "");
+  s.hideCredentials = r.bool(cfg, "hide_credentials", "key-auth", true);
+  s.anonymous = r.str(cfg, "anonymous", "key-auth", "");
+  s.realm = r.str(cfg, "realm", "key-auth", "sluice");
+  if (s.header == "authorization" || s.header == "x-api-key") s.header = ""; // read anyway
+  if (s.realm.includes("\"") || s.realm.includes("\\")) r.fail("key-auth.realm", "must not contain quotes or backslashes");
+
+  const consumers = r.array(cfg, "consumers", "key-auth", true);
+  const seenNames = new Set<string>();
+  for (let i = 0; i < consumers.length && r.ok; i++) {
+    const path = "key-auth.consumers[" + i.toString() + "]";
+    const c = consumers[i];
+    if (!c.isObject()) {
+      r.fail(path, "must be an object with name and keys");
+      break;
+    }
+    r.onlyKnown(c, path, ["name", "keys"]);
+    const name = r.str(c, "name", path, "");
+    if (r.ok && name.trim().length == 0) r.fail(path + ".name", "must not be empty");
+    if (r.ok && seenNames.has(name)) r.fail(path + ".name", "duplicate consumer name '" + name + "'");
+    seenNames.add(name);
+    const keys = r.array(c, "keys", path, true);
+    if (r.ok && keys.length == 0) r.fail(path + ".keys", "must list at least one key");
+    const index = s.names.length;
+    s.names.push(name);
+    for (let k = 0; k < keys.length && r.ok; k++) {
+      addKey(r, s, keys[k], path + ".keys[" + k.toString() + "]", index);
+    }
+  }
+  if (r.ok && s.anonymous.length && seenNames.has(s.anonymous)) {
+    // Allowed, but worth saying: keyless requests then count against that consumer's limits.
+    logInfo("key-auth: anonymous requests are attributed to consumer '" + s.anonymous + "'");
+  }
+  if (!r.report()) return null;
+  s.allowed = defineMetric(METRIC_COUNTER, "sluice.key_auth.allowed");
+  s.denied = defineMetric(METRIC_COUNTER, "sluice.key_auth.denied");
+  return s;
+}
+
+function addKey(r: ConfigReader, s: Settings, key: JsonValue, path: string, consumer: i32): void {
+  if (!key.isString()) {
+    r.fail(path, "must be a string");
+    return;
+  }
+  let digest: StaticArray<u8> | null;
+  if (key.s.startsWith(HASH_PREFIX)) {
+    digest = parseHexDigest(key.s.substring(HASH_PREFIX.length));
+    if (digest === null) {
+      r.fail(path, "sha256: must be followed by 64 hex characters");
+      return;
+    }
+  } else {
+    if (key.s.length == 0) {
+      r.fail(path, "must not be empty");
+      return;
+    }
+    if (key.s != key.s.trim()) {
+      r.fail(path, "must not start or end with white space");
+      return;
+    }
+    const bytes = String.UTF8.encode(key.s);
+    digest = sha256(changetype<usize>(bytes), <usize>bytes.byteLength);
+  }
+  const hex = toHex(digest as StaticArray<u8>);
+  if (s.byDigest.has(hex)) {
+    // Never print the key: name the owners instead.
+    r.fail(path, "duplicate key (also given to consumer '" + s.names[s.owners[s.byDigest.get(hex)]] + "')");
+    return;
+  }
+  s.byDigest.set(hex, s.digests.length);
+  s.digests.push(digest as StaticArray<u8>);
+  s.owners.push(consumer);
+}
+
+class KeyAuthRoot extends RootContext {
+  settings: Settings | null = null;
+
+  createContext(context_id: u32): Context {
+    return new KeyAuth(context_id, this);
+  }
+
+  onConfigure(size: u32): bool {
+    const s = readSettings(pluginConfiguration(size));
+    if (s === null) return false;
+    this.settings = s;
+    return true;
+  }
+}
+
+// Where a presented key came from, so hide_credentials removes exactly those fields.
+const FROM_AUTHORIZATION: i32 = 1;
+const FROM_X_API_KEY: i32 = 2;
+const FROM_HEADER: i32 = 4;
+const FROM_QUERY: i32 = 8;
+
+class KeyAuth extends Context {
+  constructor(id: u32, root: KeyAuthRoot) {
+    super(id, root);
+  }
+
+  onRequestHeaders(_n: u32, _eos: bool): FilterHeadersStatusValues {
+    const s = (this.root_context as KeyAuthRoot).settings;
+    if (s === null) return FilterHeadersStatusValues.Continue; // unreachable: Envoy refuses the config
+    const h = getHeaderPairs(REQUEST_HEADERS);
+
+    let presented: string | null = null;
+    let sources: i32 = 0;
+    let conflicting = false;
+    let path: string | null = null;
+    for (let i = 0; i < h.count; i++) {
+      let from: i32 = 0;
+      let key: string | null = null;
+      if (h.keyIs(i, "authorization")) {
+        const v = h.value(i);
+        // RFC 7235: the scheme is case-insensitive; other schemes (Basic...) are not ours.
+        if (v.length >= 6 && v.substring(0, 6).toLowerCase() == "bearer" && (v.length == 6 || v.charCodeAt(6) == 0x20)) {
+          key = v.substring(6).trim();
+          from = FROM_AUTHORIZATION;
+        }
+      } else if (h.keyIs(i, "x-api-key")) {
+        key = h.value(i).trim();
+        from = FROM_X_API_KEY;
+      } else if (s.header.length && h.keyIs(i, s.header)) {
+        key = h.value(i).trim();
+        from = FROM_HEADER;
+      } else if (s.query.length && h.keyIs(i, ":path")) {
+        path = h.value(i);
+      }
+      if (key === null) continue;
+      if (presented !== null && presented != key) conflicting = true;
+      presented = key;
+      sources |= from;
+    }
+    if (s.query.length && path !== null) {
+      const raw = findQueryParam(path as string, s.query);
+      if (raw !== null) {
+        const key = decodeQueryComponent(raw as string);
+        if (presented !== null && presented != key) conflicting = true;
+        presented = key;
+        sources |= FROM_QUERY;
+      }
+    }
+
+    if (conflicting) return this.deny(s, "Conflicting API keys in one request; send exactly one.", "invalid_request");
+    if (presented === null) {
+      if (s.anonymous.length) {
+        setFilterState(CONSUMER, s.anonymous);
+        incrementMetric(s.allowed, 1);
+        return FilterHeadersStatusValues.Continue;
+      }
+      return this.deny(s, "Missing API key. Send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header.", "");
+    }
+    const key = presented as string;
+    if (key.length == 0) return this.deny(s, "Empty API key.", "invalid_token");
+
+    const bytes = String.UTF8.encode(key);
+    const digest = sha256(changetype<usize>(bytes), <usize>bytes.byteLength);
+    const hex = toHex(digest);
+    if (!s.byDigest.has(hex)) return this.deny(s, "Invalid API key.", "invalid_token");
+    const keyIndex = s.byDigest.get(hex);
+    // The map matched on the digest's hex; confirm on the digest bytes in constant time.
+    if (!digestsEqual(digest, s.digests[keyIndex])) return this.deny(s, "Invalid API key.", "invalid_token");
+
+    setFilterState(CONSUMER, s.names[s.owners[keyIndex]]);
+    if (s.hideCredentials) {
+      if (sources & FROM_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
+      if (sources & FROM_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
+      if (sources & FROM_HEADER) removeHeader(REQUEST_HEADERS, s.header);
+      if (sources & FROM_QUERY) replaceHeader(REQUEST_HEADERS, ":path", removeQueryParam(path as string, s.query));
+    }
+    incrementMetric(s.allowed, 1);
+    return FilterHeadersStatusValues.Continue;
+  }
+
+  deny(s: Settings, message: string, error: string): FilterHeadersStatusValues {
+    incrementMetric(s.denied, 1);
+    // RFC 6750 §3: a request without credentials gets no error code; a bad token gets invalid_token.
+    let challenge = "Bearer realm=\"" + s.realm + "\"";
+    if (error.length) challenge += ", error=\"" + error + "\"";
+    sendError(401, message, "invalid_request_error", "invalid_api_key", "sluice_key_auth_denied", ["www-authenticate", challenge]);
+    return FilterHeadersStatusValues.StopIteration;
+  }
+}
+
+registerRootContext((id: u32) => new KeyAuthRoot(id), "key-auth");

@@ -1,0 +1,100 @@
+// Reading a filter's JSON configuration with errors an operator can act on. Envoy rejects the
+// configuration when proxy_on_configure returns false; the log line says why.
+import { JsonValue, JsonKind, parseJson, jsonError } from "./json";
+import { logError } from "./sdk";
+
+/** Collects the first configuration error with the path of the field at fault. */
+export class ConfigReader {
+  error: string = "";
+  filter: string;
+
+  constructor(filter: string) {
+    this.filter = filter;
+  }
+
+  get ok(): bool {
+    return this.error.length == 0;
+  }
+
+  fail(path: string, message: string): void {
+    if (this.error.length == 0) this.error = path + ": " + message;
+  }
+
+  /** Parses the configuration; null (with error set) unless it is a JSON object. */
+  parse(buf: ArrayBuffer): JsonValue | null {
+    if (buf.byteLength == 0) {
+      this.fail("configuration", "is empty; expected a JSON object");
+      return null;
+    }
+    const v = parseJson(buf);
+    if (v === null) {
+      this.fail("configuration", "is not valid JSON (" + jsonError + ")");
+      return null;
+    }
+    if (!v.isObject()) {
+      this.fail("configuration", "must be a JSON object");
+      return null;
+    }
+    return v;
+  }
+
+  /** Fails on any member not in `known`: a typo must not silently change behaviour. */
+  onlyKnown(obj: JsonValue, path: string, known: Array<string>): void {
+    const keys = obj.keys;
+    if (keys === null) return;
+    for (let i = 0; i < keys.length; i++) {
+      if (!known.includes(keys[i])) this.fail(path + "." + keys[i], "unknown field (expected one of: " + known.join(", ") + ")");
+    }
+  }
+
+  str(obj: JsonValue, key: string, path: string, def: string): string {
+    const v = obj.get(key);
+    if (v === null) return def;
+    if (!v.isString()) {
+      this.fail(path + "." + key, "must be a string");
+      return def;
+    }
+    return v.s;
+  }
+
+  bool(obj: JsonValue, key: string, path: string, def: bool): bool {
+    const v = obj.get(key);
+    if (v === null) return def;
+    if (!v.isBool()) {
+      this.fail(path + "." + key, "must be true or false");
+      return def;
+    }
+    return v.b;
+  }
+
+  /** An integer within [min, max]. */
+  int(obj: JsonValue, key: string, path: string, def: i64, min: i64, max: i64): i64 {
+    const v = obj.get(key);
+    if (v === null) return def;
+    if (!v.isInteger() || v.n < <f64>min || v.n > <f64>max) {
+      this.fail(path + "." + key, "must be a whole number from " + min.toString() + " to " + max.toString());
+      return def;
+    }
+    return <i64>v.n;
+  }
+
+  array(obj: JsonValue, key: string, path: string, required: bool): Array<JsonValue> {
+    const v = obj.get(key);
+    if (v === null) {
+      if (required) this.fail(path + "." + key, "is required");
+      return [];
+    }
+    if (v.kind != JsonKind.Array) {
+      this.fail(path + "." + key, "must be a list");
+      return [];
+    }
+    return v.items as Array<JsonValue>;
+  }
+
+  /** Logs the error (if any) the way Envoy shows a rejected plugin configuration. */
+  report(): bool {
+    if (this.ok) return true;
+    logError(this.filter + ": invalid configuration: " + this.error);
+    return false;
+  }
+}

@@ -1,0 +1,18 @@
+// Filter-state keys shared by all Sluice filters (ARCHITECTURE.md, "How filters talk").
+// Stored by Envoy as wasm.<key>; the access log reads %FILTER_STATE(wasm.<key>:PLAIN)%.
+export const CONSUMER = "sluice.consumer";
+export const POOL = "sluice.pool";
+export const ROUTE_RULE = "sluice.route_rule";
+export const REQUEST_TYPE = "sluice.request_type";
+export const REQUEST_MODEL = "sluice.request_model";
+export const MODEL = "sluice.model";
+export const PROVIDER = "sluice.provider";
+export const INSTANCE = "sluice.instance";
+export const TTFT_MS = "sluice.ttft_ms";
+export const PROMPT_TOKENS = "sluice.prompt_tokens";
+export const COMPLETION_TOKENS = "sluice.completion_tokens";
+export const TOTAL_TOKENS = "sluice.total_tokens";
+export const CACHED_TOKENS = "sluice.cached_tokens";
+export const REASONING_TOKENS = "sluice.reasoning_tokens";
+export const USAGE_SOURCE = "sluice.usage_source";
+export const RATELIMIT_RULE = "sluice.ratelimit_rule";

@@ -1,0 +1,52 @@
+// Build checks: every filter Sluice ships would load in Envoy (ABI 0.2.1 marker, malloc, and no
+// import outside what Envoy provides); a filter that imports anything else fails the build.
+import { describe, it, expect } from "vitest";
+import { readdirSync, readFileSync, mkdtempSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { checkModule, ENVOY_HOST_FUNCTIONS, ENVOY_WASI_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+
+const filters = readdirSync("assembly/filters").filter((d) => statSync(join("assembly/filters", d)).isDirectory());
+
+describe("built filters", () => {
+  it("builds one module per filter folder", () => {
+    expect(filters.length).toBeGreaterThan(0);
+    for (const f of filters) expect(statSync(`build/${f}.wasm`).size).toBeGreaterThan(0);
+  });
+
+  for (const f of filters) {
+    it(`${f}.wasm exports the ABI marker and malloc and imports only what Envoy provides`, () => {
+      const bytes = readFileSync(`build/${f}.wasm`);
+      expect(checkModule(bytes)).toEqual([]);
+      const mod = new WebAssembly.Module(bytes);
+      const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
+      expect(exports).toContain("proxy_abi_version_0_2_1");
+      expect(exports).toContain("malloc");
+      for (const imp of WebAssembly.Module.imports(mod)) {
+        const ok = (imp.module === "env" && ENVOY_HOST_FUNCTIONS.has(imp.name)) ||
+          (imp.module === "wasi_snapshot_preview1" && ENVOY_WASI_FUNCTIONS.has(imp.name));
+        expect(ok, `${imp.module}.${imp.name}`).toBe(true);
+      }
+      expect(bytes.length).toBeLessThan(200 * 1024);
+    });
+  }
+});
+
+describe("the build refuses a module Envoy would not load", () => {
+  it("fails with a message naming the foreign import", () => {
+    const out = mkdtempSync(join(tmpdir(), "sluice-bad-"));
+    const r = spawnSync(process.execPath, ["scripts/build.mjs", "--src", "test/fixtures/bad-filters", "--out", out], { encoding: "utf8" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/uses-date\.wasm would not load in Envoy/);
+    expect(r.stderr).toMatch(/imports env\.Date\.now, which Envoy does not provide/);
+  });
+
+  it("names a missing ABI marker and a missing malloc", () => {
+    // The smallest valid module: no exports at all.
+    const empty = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    const problems = checkModule(empty);
+    expect(problems.join("\n")).toMatch(/proxy_abi_version_0_2_1/);
+    expect(problems.join("\n")).toMatch(/malloc/);
+  });
+});
