@@ -61,6 +61,68 @@ export class JsonValue {
     v.s = s;
     return v;
   }
+
+  static int(n: i64): JsonValue {
+    const v = new JsonValue();
+    v.kind = JsonKind.Number;
+    v.n = <f64>n;
+    v.s = n.toString();
+    return v;
+  }
+
+  static boolean(b: bool): JsonValue {
+    const v = new JsonValue();
+    v.kind = JsonKind.Bool;
+    v.b = b;
+    return v;
+  }
+
+  static nul(): JsonValue {
+    return new JsonValue();
+  }
+
+  static array(): JsonValue {
+    const v = new JsonValue();
+    v.kind = JsonKind.Array;
+    v.items = new Array<JsonValue>();
+    return v;
+  }
+
+  static object(): JsonValue {
+    const v = new JsonValue();
+    v.kind = JsonKind.Object;
+    v.keys = new Array<string>();
+    v.vals = new Array<JsonValue>();
+    return v;
+  }
+
+  /** Sets an object member (replacing an existing one). Returns this, for chaining. */
+  set(key: string, val: JsonValue): JsonValue {
+    const keys = this.keys as Array<string>;
+    const vals = this.vals as Array<JsonValue>;
+    for (let i = 0, n = keys.length; i < n; i++) {
+      if (unchecked(keys[i]) == key) {
+        vals[i] = val;
+        return this;
+      }
+    }
+    keys.push(key);
+    vals.push(val);
+    return this;
+  }
+
+  /** Appends an array item. Returns this. */
+  push(val: JsonValue): JsonValue {
+    (this.items as Array<JsonValue>).push(val);
+    return this;
+  }
+
+  /** The string value of member `key` if it is a string, else null. */
+  getString(key: string): string | null {
+    const v = this.get(key);
+    if (v === null || v.kind != JsonKind.String) return null;
+    return v.s;
+  }
 }
 
 /** Why the last parseJson returned null (empty when it succeeded). */

@@ -1,0 +1,165 @@
+// The OpenAI client API: answers, stream chunks and errors written in OpenAI's format, whatever
+// provider produced them.
+import { ByteBuilder } from "../../lib/json";
+import { ChatResult, Choice, ClientError, StreamSink, Usage } from "../../providers/types";
+
+export function writeOpenAIUsage(b: ByteBuilder, u: Usage): void {
+  b.raw('{"prompt_tokens":').int(u.prompt < 0 ? 0 : u.prompt);
+  b.raw(',"completion_tokens":').int(u.completion < 0 ? 0 : u.completion);
+  b.raw(',"total_tokens":').int(u.total < 0 ? 0 : u.total);
+  b.raw(',"prompt_tokens_details":{"cached_tokens":').int(u.cached);
+  b.raw('},"completion_tokens_details":{"reasoning_tokens":').int(u.reasoning);
+  b.raw("}}");
+}
+
+function writeChoiceMessage(b: ByteBuilder, c: Choice): void {
+  b.raw('{"role":"assistant","content":');
+  if (c.content !== null) b.str(c.content as string);
+  else b.raw("null");
+  if (c.reasoning !== null) b.raw(',"reasoning_content":').str(c.reasoning as string);
+  b.raw(',"refusal":');
+  if (c.refusal !== null) b.str(c.refusal as string);
+  else b.raw("null");
+  if (c.toolCalls.length) {
+    b.raw(',"tool_calls":[');
+    for (let i = 0; i < c.toolCalls.length; i++) {
+      const t = c.toolCalls[i];
+      if (i) b.byte(0x2c);
+      b.raw('{"id":').str(t.id).raw(',"type":"function","function":{"name":').str(t.name);
+      b.raw(',"arguments":').str(t.arguments).raw("}}");
+    }
+    b.byte(0x5d);
+  }
+  b.byte(0x7d);
+}
+
+/** A chat.completion body from a neutral result. */
+export function writeOpenAIChat(r: ChatResult, b: ByteBuilder): void {
+  b.raw('{"id":').str(r.id).raw(',"object":"chat.completion","created":').int(r.created);
+  b.raw(',"model":').str(r.model).raw(',"choices":[');
+  for (let i = 0; i < r.choices.length; i++) {
+    const c = r.choices[i];
+    if (i) b.byte(0x2c);
+    b.raw('{"index":').int(c.index).raw(',"message":');
+    writeChoiceMessage(b, c);
+    b.raw(',"logprobs":null,"finish_reason":');
+    if (c.finishReason.length) b.str(c.finishReason);
+    else b.raw("null");
+    b.byte(0x7d);
+  }
+  b.raw('],"usage":');
+  writeOpenAIUsage(b, r.usage);
+  b.byte(0x7d);
+}
+
+export function writeOpenAIError(e: ClientError, b: ByteBuilder): void {
+  b.raw('{"error":{"message":').str(e.message).raw(',"type":').str(e.type).raw(',"param":');
+  if (e.param.length) b.str(e.param);
+  else b.raw("null");
+  b.raw(',"code":');
+  if (e.code.length) b.str(e.code);
+  else b.raw("null");
+  b.raw("}}");
+}
+
+/**
+ * Writes chat.completion.chunk events. Usage goes out once, at the end, in its own chunk with
+ * empty choices, as OpenAI does, and only when the client asked for it (stream_options).
+ */
+export class OpenAIStreamSink extends StreamSink {
+  id: string = "";
+  model: string = "";
+  created: i64 = 0;
+  includeUsage: bool;
+  ended: bool = false;
+  lastUsage: Usage | null = null;
+  // Choices that have had their first delta (which carries the role).
+  roleSent: Array<i32> = [];
+
+  constructor(includeUsage: bool) {
+    super();
+    this.includeUsage = includeUsage;
+  }
+
+  start(id: string, model: string, created: i64): void {
+    this.id = id;
+    this.model = model;
+    this.created = created;
+  }
+
+  private open(choice: i32): void {
+    const b = this.out;
+    b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
+    b.raw(',"model":').str(this.model).raw(',"choices":[{"index":').int(choice).raw(',"delta":{');
+    if (!this.roleSent.includes(choice)) {
+      this.roleSent.push(choice);
+      b.raw('"role":"assistant",');
+    }
+  }
+
+  private close(finish: string | null): void {
+    const b = this.out;
+    b.raw('},"logprobs":null,"finish_reason":');
+    if (finish !== null) b.str(finish as string);
+    else b.raw("null");
+    b.raw("}]}\n\n");
+  }
+
+  private delta(choice: i32, field: string, text: string): void {
+    this.generatedChars += text.length;
+    this.open(choice);
+    this.out.str(field).byte(0x3a).str(text);
+    this.close(null);
+  }
+
+  text(choice: i32, text: string): void { this.delta(choice, "content", text); }
+  reasoning(choice: i32, text: string): void { this.delta(choice, "reasoning_content", text); }
+  refusal(choice: i32, text: string): void { this.delta(choice, "refusal", text); }
+
+  toolStart(choice: i32, tool: i32, id: string, name: string): void {
+    this.generatedChars += name.length;
+    this.open(choice);
+    this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"id":').str(id);
+    this.out.raw(',"type":"function","function":{"name":').str(name).raw(',"arguments":""}}]');
+    this.close(null);
+  }
+
+  toolArgs(choice: i32, tool: i32, json: string): void {
+    this.generatedChars += json.length;
+    this.open(choice);
+    this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"function":{"arguments":').str(json).raw("}}]");
+    this.close(null);
+  }
+
+  finish(choice: i32, reason: string, stopSequence: string | null): void {
+    this.open(choice);
+    this.close(reason);
+  }
+
+  usage(u: Usage): void {
+    this.lastUsage = u;
+  }
+
+  error(e: ClientError): void {
+    if (this.ended) return;
+    this.out.raw("data: ");
+    writeOpenAIError(e, this.out);
+    this.out.raw("\n\n");
+    this.end();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const u = this.lastUsage;
+    if (this.includeUsage && u !== null) {
+      u.settle();
+      const b = this.out;
+      b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
+      b.raw(',"model":').str(this.model).raw(',"choices":[],"usage":');
+      writeOpenAIUsage(b, u);
+      b.raw("}\n\n");
+    }
+    this.out.raw("data: [DONE]\n\n");
+  }
+}

@@ -1,0 +1,33 @@
+// Azure OpenAI (https://learn.microsoft.com/azure/ai-services/openai/reference): OpenAI's body on
+// a per-deployment URL, the api-version query parameter, and the `api-key` header.
+import { OpenAIProvider } from "./openai";
+import { Instance, Upstream } from "./types";
+
+export const AZURE_DEFAULT_API_VERSION = "2024-10-21";
+
+export class AzureOpenAIProvider extends OpenAIProvider {
+  get name(): string { return "azure-openai"; }
+
+  // No default: every Azure resource has its own host (https://<resource>.openai.azure.com/openai).
+  defaultEndpoint(): string { return ""; }
+
+  private upstream(inst: Instance, model: string, op: string): Upstream {
+    const u = new Upstream();
+    const deployment = inst.deployment.length ? inst.deployment : model;
+    const version = inst.apiVersion.length ? inst.apiVersion : AZURE_DEFAULT_API_VERSION;
+    u.path = inst.basePath + "/deployments/" + deployment + "/" + op + "?api-version=" + version;
+    if (inst.apiKey.length) {
+      u.headers.push("api-key");
+      u.headers.push(inst.apiKey);
+    }
+    return u;
+  }
+
+  chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
+    return this.upstream(inst, model, "chat/completions");
+  }
+
+  embeddingsUpstream(inst: Instance, model: string): Upstream | null {
+    return this.upstream(inst, model, "embeddings");
+  }
+}

@@ -1,0 +1,18 @@
+// Provider families by configuration name.
+import { Provider } from "./types";
+import { OpenAIProvider } from "./openai";
+import { AzureOpenAIProvider } from "./azure-openai";
+import { DeepSeekProvider } from "./deepseek";
+import { MistralProvider } from "./mistral";
+import { OpenAICompatibleProvider } from "./openai-compatible";
+
+export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"];
+
+export function providerFor(name: string): Provider | null {
+  if (name == "openai") return new OpenAIProvider();
+  if (name == "azure-openai") return new AzureOpenAIProvider();
+  if (name == "deepseek") return new DeepSeekProvider();
+  if (name == "mistral") return new MistralProvider();
+  if (name == "openai-compatible") return new OpenAICompatibleProvider();
+  return null;
+}

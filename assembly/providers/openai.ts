@@ -1,0 +1,374 @@
+// OpenAI Chat Completions and Embeddings (https://platform.openai.com/docs/api-reference/chat).
+// The request format is Sluice's own, so the request passes through with the model set, operator
+// options merged and, when streaming, stream_options.include_usage forced so usage arrives.
+// Azure OpenAI, DeepSeek, Mistral and OpenAI-compatible servers extend this class.
+import { JsonValue, ByteBuilder, parseJsonString } from "../lib/json";
+import { SseEvent } from "../lib/sse";
+import {
+  Provider, Instance, Upstream, ChatResult, Choice, ToolCall, Usage, ClientError, StreamDecoder, StreamSink,
+} from "./types";
+
+export class OpenAIProvider extends Provider {
+  get name(): string { return "openai"; }
+
+  defaultEndpoint(): string { return "https://api.openai.com/v1"; }
+
+  get speaksOpenAI(): bool { return true; }
+
+  chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
+    const u = new Upstream();
+    u.path = inst.basePath + "/chat/completions";
+    this.auth(inst, u);
+    return u;
+  }
+
+  embeddingsUpstream(inst: Instance, model: string): Upstream | null {
+    const u = new Upstream();
+    u.path = inst.basePath + "/embeddings";
+    this.auth(inst, u);
+    return u;
+  }
+
+  auth(inst: Instance, u: Upstream): void {
+    if (inst.apiKey.length) {
+      u.headers.push("authorization");
+      u.headers.push("Bearer " + inst.apiKey);
+    }
+  }
+
+  /**
+   * Fields this provider rejects, with the reason (checked before writing). Subclasses list what
+   * their API does not take; OpenAI takes everything an OpenAI client sends.
+   */
+  unsupported(req: JsonValue): string | null {
+    return rejectFields(req, ["top_k"], this.name);
+  }
+
+  /**
+   * Renames a member on the way out ("" drops it). Subclasses override for dialect differences.
+   * `thinking` (Anthropic clients' extended thinking switch) is dropped for every OpenAI-dialect
+   * provider: the answer then simply has no thinking blocks.
+   */
+  renameField(key: string): string {
+    return key == "thinking" ? "" : key;
+  }
+
+  /** Adds stream_options.include_usage (OpenAI sends usage in streams only when asked). */
+  get wantsStreamOptions(): bool { return true; }
+
+  chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {
+    const why = this.unsupported(req);
+    if (why !== null) return ClientError.of(400, why as string, "invalid_request_error", "unsupported_parameter");
+    writeOpenAIBody(this, req, model, stream, inst, out, true);
+    return null;
+  }
+
+  embeddingsRequest(req: JsonValue, model: string, inst: Instance, out: ByteBuilder): ClientError | null {
+    writeOpenAIBody(this, req, model, false, inst, out, false);
+    return null;
+  }
+
+  embeddingsResponse(body: JsonValue, model: string, out: ByteBuilder, usage: Usage): bool {
+    if (!body.isObject() || body.get("data") === null) return false;
+    readOpenAIUsage(body.get("usage"), usage);
+    out.value(body);
+    return true;
+  }
+
+  chatResponse(body: JsonValue, out: ChatResult): bool {
+    return readOpenAIChat(body, out);
+  }
+
+  streamDecoder(): StreamDecoder {
+    return new OpenAIStreamDecoder();
+  }
+
+  error(status: u32, body: JsonValue | null): ClientError {
+    return openAIStyleError(status, body, this.name);
+  }
+}
+
+/** The message for the first of `fields` present in req, or null. */
+export function rejectFields(req: JsonValue, fields: Array<string>, provider: string): string | null {
+  for (let i = 0; i < fields.length; i++) {
+    if (req.get(fields[i]) !== null) return "'" + fields[i] + "' is not supported by provider " + provider + ".";
+  }
+  return null;
+}
+
+/** True when any message has a content part of this type (e.g. image_url). */
+export function hasContentPart(req: JsonValue, type: string): bool {
+  const msgs = req.get("messages");
+  if (msgs === null || !msgs.isArray()) return false;
+  const items = msgs.items as Array<JsonValue>;
+  for (let i = 0; i < items.length; i++) {
+    const c = items[i].get("content");
+    if (c === null || !c.isArray()) continue;
+    const parts = c.items as Array<JsonValue>;
+    for (let j = 0; j < parts.length; j++) {
+      if (parts[j].getString("type") == type) return true;
+    }
+  }
+  return false;
+}
+
+/** Writes an OpenAI-dialect body: the client's members, the upstream model, options, usage. */
+export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder, chat: bool): void {
+  const keys = req.keys as Array<string>;
+  const vals = req.vals as Array<JsonValue>;
+  const options = inst.options;
+  out.byte(0x7b);
+  let first = true;
+  out.str("model").byte(0x3a).str(model);
+  first = false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = unchecked(keys[i]);
+    if (key == "model") continue;
+    if (options !== null && options.get(key) !== null) continue; // operator options win
+    if (chat && key == "stream_options") continue; // rewritten below
+    if (chat && inst.maxTokens >= 0 && (key == "max_tokens" || key == "max_completion_tokens")) continue;
+    const name = p.renameField(key);
+    if (name.length == 0) continue;
+    out.byte(0x2c).str(name).byte(0x3a).value(unchecked(vals[i]));
+  }
+  if (options !== null) {
+    const ok = options.keys as Array<string>;
+    const ov = options.vals as Array<JsonValue>;
+    for (let i = 0; i < ok.length; i++) {
+      const name = p.renameField(unchecked(ok[i]));
+      if (name.length == 0) continue;
+      out.byte(0x2c).str(name).byte(0x3a).value(unchecked(ov[i]));
+    }
+  }
+  if (chat && inst.maxTokens >= 0) {
+    out.byte(0x2c).str(p.renameField("max_completion_tokens")).byte(0x3a).int(inst.maxTokens);
+  }
+  if (chat && stream && p.wantsStreamOptions) {
+    // Keep the client's other stream options; force usage on.
+    out.raw(',"stream_options":{"include_usage":true');
+    const so = req.get("stream_options");
+    if (so !== null && so.isObject()) {
+      const sk = so.keys as Array<string>;
+      const sv = so.vals as Array<JsonValue>;
+      for (let i = 0; i < sk.length; i++) {
+        if (unchecked(sk[i]) == "include_usage") continue;
+        out.byte(0x2c).str(unchecked(sk[i])).byte(0x3a).value(unchecked(sv[i]));
+      }
+    }
+    out.byte(0x7d);
+  }
+  out.byte(0x7d);
+}
+
+/** Reads OpenAI's usage object (and DeepSeek's cache fields) into u. */
+export function readOpenAIUsage(v: JsonValue | null, u: Usage): void {
+  if (v === null || !v.isObject()) return;
+  const pt = v.get("prompt_tokens");
+  const ct = v.get("completion_tokens");
+  const tt = v.get("total_tokens");
+  if (pt !== null && pt.isNumber()) u.prompt = <i64>pt.n;
+  if (ct !== null && ct.isNumber()) u.completion = <i64>ct.n;
+  if (tt !== null && tt.isNumber()) u.total = <i64>tt.n;
+  const pd = v.get("prompt_tokens_details");
+  if (pd !== null && pd.isObject()) {
+    const c = pd.get("cached_tokens");
+    if (c !== null && c.isNumber()) u.cached = <i64>c.n;
+  }
+  const hit = v.get("prompt_cache_hit_tokens"); // DeepSeek
+  if (hit !== null && hit.isNumber() && u.cached == 0) u.cached = <i64>hit.n;
+  const cd = v.get("completion_tokens_details");
+  if (cd !== null && cd.isObject()) {
+    const r = cd.get("reasoning_tokens");
+    if (r !== null && r.isNumber()) u.reasoning = <i64>r.n;
+  }
+}
+
+function str(v: JsonValue | null): string | null {
+  if (v === null || !v.isString()) return null;
+  return v.s;
+}
+
+function readToolCalls(v: JsonValue | null, out: Array<ToolCall>): void {
+  if (v === null || !v.isArray()) return;
+  const items = v.items as Array<JsonValue>;
+  for (let i = 0; i < items.length; i++) {
+    const t = items[i];
+    const tc = new ToolCall();
+    const id = str(t.get("id"));
+    if (id !== null) tc.id = id;
+    const f = t.get("function");
+    if (f !== null) {
+      const name = str(f.get("name"));
+      if (name !== null) tc.name = name;
+      const args = f.get("arguments");
+      if (args !== null) {
+        if (args.isString()) tc.arguments = args.s;
+        else {
+          const b = new ByteBuilder();
+          b.value(args);
+          tc.arguments = b.toString();
+        }
+      }
+    }
+    out.push(tc);
+  }
+}
+
+/** Parses an OpenAI chat.completion into the neutral result. */
+export function readOpenAIChat(body: JsonValue, out: ChatResult): bool {
+  if (!body.isObject()) return false;
+  const choices = body.get("choices");
+  if (choices === null || !choices.isArray()) return false;
+  const id = str(body.get("id"));
+  if (id !== null) out.id = id;
+  const model = str(body.get("model"));
+  if (model !== null) out.model = model;
+  const created = body.get("created");
+  if (created !== null && created.isNumber()) out.created = <i64>created.n;
+  const items = choices.items as Array<JsonValue>;
+  for (let i = 0; i < items.length; i++) {
+    const c = items[i];
+    const ch = new Choice();
+    const idx = c.get("index");
+    ch.index = idx !== null && idx.isNumber() ? <i32>idx.n : i;
+    const m = c.get("message");
+    if (m !== null && m.isObject()) {
+      ch.content = str(m.get("content"));
+      ch.refusal = str(m.get("refusal"));
+      ch.reasoning = str(m.get("reasoning_content"));
+      readToolCalls(m.get("tool_calls"), ch.toolCalls);
+    }
+    const fr = str(c.get("finish_reason"));
+    if (fr !== null) ch.finishReason = fr;
+    out.choices.push(ch);
+  }
+  readOpenAIUsage(body.get("usage"), out.usage);
+  return true;
+}
+
+/** Maps an OpenAI-style error body ({"error":{message,type,code}}) with the provider's status. */
+export function openAIStyleError(status: u32, body: JsonValue | null, provider: string): ClientError {
+  const e = new ClientError();
+  e.status = status;
+  e.type = errorTypeForStatus(status);
+  e.message = "The " + provider + " provider returned HTTP " + status.toString() + ".";
+  if (body !== null && body.isObject()) {
+    let err = body.get("error");
+    // Some servers (vLLM, Mistral) put message/type at the top level.
+    if (err === null || !err.isObject()) err = body;
+    const m = err.get("message");
+    if (m !== null && m.isString() && m.s.length) e.message = m.s;
+    else if (m !== null && m.isArray()) {
+      // Mistral/pydantic-style validation lists.
+      const b = new ByteBuilder();
+      b.value(m);
+      e.message = b.toString();
+    }
+    const t = err.get("type");
+    if (t !== null && t.isString() && t.s.length) e.type = t.s;
+    const c = err.get("code");
+    if (c !== null && c.isString()) e.code = c.s;
+    else if (c !== null && c.isNumber()) e.code = c.s;
+    const p = err.get("param");
+    if (p !== null && p.isString()) e.param = p.s;
+  }
+  return e;
+}
+
+/** OpenAI's error type for a status when the provider gives none. */
+export function errorTypeForStatus(status: u32): string {
+  if (status == 401) return "authentication_error";
+  if (status == 403) return "permission_error";
+  if (status == 404) return "not_found_error";
+  if (status == 429) return "rate_limit_error";
+  if (status == 413) return "request_too_large";
+  if (status >= 500) return "api_error";
+  return "invalid_request_error";
+}
+
+/** Decodes OpenAI chat.completion.chunk events. */
+export class OpenAIStreamDecoder extends StreamDecoder {
+  started: bool = false;
+  // Tool calls already announced, per choice: OpenAI sends id/name once, then argument pieces.
+  announced: Array<Set<i32>> = [];
+
+  event(e: SseEvent, sink: StreamSink): void {
+    const data = e.data;
+    if (data == "[DONE]") {
+      this.done = true;
+      return;
+    }
+    const v = parseJsonString(data);
+    if (v === null || !v.isObject()) return; // not JSON: nothing a client could use
+    const err = v.get("error");
+    if (err !== null && err.isObject()) {
+      sink.error(openAIStyleError(500, v, "upstream"));
+      this.done = true;
+      return;
+    }
+    if (!this.started) {
+      this.started = true;
+      const id = v.get("id");
+      const model = v.get("model");
+      const created = v.get("created");
+      sink.start(
+        id !== null && id.isString() ? id.s : "",
+        model !== null && model.isString() ? model.s : "",
+        created !== null && created.isNumber() ? <i64>created.n : 0,
+      );
+    }
+    const choices = v.get("choices");
+    if (choices !== null && choices.isArray()) {
+      const items = choices.items as Array<JsonValue>;
+      for (let i = 0; i < items.length; i++) this.choice(items[i], i, sink);
+    }
+    const usage = v.get("usage");
+    if (usage !== null && usage.isObject()) {
+      readOpenAIUsage(usage, this.usage);
+      sink.usage(this.usage);
+    }
+  }
+
+  choice(c: JsonValue, position: i32, sink: StreamSink): void {
+    const idx = c.get("index");
+    const index = idx !== null && idx.isNumber() ? <i32>idx.n : position;
+    const delta = c.get("delta");
+    if (delta !== null && delta.isObject()) {
+      const reasoning = delta.get("reasoning_content");
+      if (reasoning !== null && reasoning.isString() && reasoning.s.length) sink.reasoning(index, reasoning.s);
+      const content = delta.get("content");
+      if (content !== null && content.isString() && content.s.length) sink.text(index, content.s);
+      const refusal = delta.get("refusal");
+      if (refusal !== null && refusal.isString() && refusal.s.length) sink.refusal(index, refusal.s);
+      const tools = delta.get("tool_calls");
+      if (tools !== null && tools.isArray()) {
+        const items = tools.items as Array<JsonValue>;
+        for (let t = 0; t < items.length; t++) this.tool(index, items[t], t, sink);
+      }
+    }
+    const fr = c.get("finish_reason");
+    if (fr !== null && fr.isString() && fr.s.length) sink.finish(index, fr.s, null);
+  }
+
+  tool(choice: i32, t: JsonValue, position: i32, sink: StreamSink): void {
+    while (this.announced.length <= choice) this.announced.push(new Set<i32>());
+    const ti = t.get("index");
+    const tool = ti !== null && ti.isNumber() ? <i32>ti.n : position;
+    const f = t.get("function");
+    const seen = this.announced[choice];
+    if (!seen.has(tool)) {
+      seen.add(tool);
+      const id = t.get("id");
+      let name = "";
+      if (f !== null) {
+        const n = f.get("name");
+        if (n !== null && n.isString()) name = n.s;
+      }
+      sink.toolStart(choice, tool, id !== null && id.isString() ? id.s : "", name);
+    }
+    if (f !== null) {
+      const args = f.get("arguments");
+      if (args !== null && args.isString() && args.s.length) sink.toolArgs(choice, tool, args.s);
+    }
+  }
+}

@@ -1,0 +1,195 @@
+// What every provider translator implements, and the provider-neutral shapes they translate
+// through. Requests travel as OpenAI chat-completions JSON (the client API most clients speak);
+// responses and stream events travel as the neutral classes below, so each client format
+// (OpenAI, Anthropic Messages) is written once, whatever provider answered.
+import { JsonValue, ByteBuilder } from "../lib/json";
+import { SseEvent } from "../lib/sse";
+
+/** Token usage as one record, whatever the provider called the fields. -1 = not reported. */
+export class Usage {
+  prompt: i64 = -1;
+  completion: i64 = -1;
+  total: i64 = -1;
+  cached: i64 = 0;
+  reasoning: i64 = 0;
+
+  get present(): bool {
+    return this.prompt >= 0 || this.completion >= 0;
+  }
+
+  /** Fills total from the parts when the provider left it out. */
+  settle(): void {
+    if (this.prompt < 0 && this.completion >= 0) this.prompt = 0;
+    if (this.completion < 0 && this.prompt >= 0) this.completion = 0;
+    if (this.total < 0 && this.present) this.total = this.prompt + this.completion;
+  }
+}
+
+export class ToolCall {
+  id: string = "";
+  name: string = "";
+  arguments: string = ""; // JSON text, as OpenAI carries it
+}
+
+export class Choice {
+  index: i32 = 0;
+  content: string | null = null;
+  reasoning: string | null = null;
+  refusal: string | null = null;
+  toolCalls: Array<ToolCall> = [];
+  /** OpenAI's vocabulary: stop, length, tool_calls, content_filter; "" while unknown. */
+  finishReason: string = "";
+  /** The stop sequence that ended the turn, when the provider says (Anthropic clients want it). */
+  stopSequence: string | null = null;
+}
+
+/** A complete (non-streamed) chat answer. */
+export class ChatResult {
+  id: string = "";
+  model: string = "";
+  created: i64 = 0;
+  choices: Array<Choice> = [];
+  usage: Usage = new Usage();
+}
+
+/** An error to return to the client, in the client's own format. */
+export class ClientError {
+  status: u32 = 400;
+  message: string = "";
+  /** OpenAI error type: invalid_request_error, authentication_error, rate_limit_error, ... */
+  type: string = "invalid_request_error";
+  code: string = "";
+  param: string = "";
+
+  static of(status: u32, message: string, type: string, code: string): ClientError {
+    const e = new ClientError();
+    e.status = status;
+    e.message = message;
+    e.type = type;
+    e.code = code;
+    return e;
+  }
+}
+
+/**
+ * Receives a chat stream as neutral events and writes the client's wire format. One per stream;
+ * a sink keeps only the little state its format needs (open blocks, indices), never the text.
+ */
+export abstract class StreamSink {
+  /** Output bytes produced by the events since the last take(). */
+  out: ByteBuilder = new ByteBuilder(512);
+  /** Characters of generated text seen, for a usage estimate when the provider sends none. */
+  generatedChars: i64 = 0;
+
+  abstract start(id: string, model: string, created: i64): void;
+  abstract text(choice: i32, text: string): void;
+  abstract reasoning(choice: i32, text: string): void;
+  abstract refusal(choice: i32, text: string): void;
+  /** A new tool call at position `tool` of the choice; arguments follow through toolArgs. */
+  abstract toolStart(choice: i32, tool: i32, id: string, name: string): void;
+  abstract toolArgs(choice: i32, tool: i32, json: string): void;
+  abstract finish(choice: i32, reason: string, stopSequence: string | null): void;
+  abstract usage(u: Usage): void;
+  /** The provider failed mid-stream: tell the client in its format and end cleanly. */
+  abstract error(e: ClientError): void;
+  /** End of the stream (data: [DONE] / message_stop). Idempotent. */
+  abstract end(): void;
+}
+
+/** Decodes one provider's SSE events into sink calls. One per stream. */
+export abstract class StreamDecoder {
+  /** The usage seen so far (providers spread it over several events). */
+  usage: Usage = new Usage();
+  /** Set when the provider's stream carried its own terminal event. */
+  done: bool = false;
+
+  abstract event(e: SseEvent, sink: StreamSink): void;
+}
+
+/** A provider instance from the configuration: where and how to reach one model deployment. */
+export class Instance {
+  name: string = "";
+  provider: string = "";
+  /** Upstream model; "" sends the client's model. */
+  model: string = "";
+  /** Client model -> upstream model, checked before `model`. */
+  modelMap: Map<string, string> = new Map();
+  /** Client models this instance serves (exact or ending in '*'); empty = any. */
+  models: Array<string> = [];
+  apiKey: string = "";
+  scheme: string = "https";
+  authority: string = "";
+  basePath: string = "";
+  cluster: string = "";
+  /** Members merged into every request body (operator defaults, provider extras). */
+  options: JsonValue | null = null;
+  /** Forces max tokens (-1: leave as the client asked). */
+  maxTokens: i64 = -1;
+  apiVersion: string = "";
+  deployment: string = "";
+  /** Extra upstream headers, flat [name, value, ...]. */
+  headers: Array<string> = [];
+
+  upstreamModel(requested: string): string {
+    if (this.modelMap.has(requested)) return this.modelMap.get(requested);
+    if (this.model.length) return this.model;
+    return requested;
+  }
+
+  serves(requested: string): bool {
+    if (this.models.length == 0) return true;
+    for (let i = 0; i < this.models.length; i++) {
+      const m = this.models[i];
+      if (m.endsWith("*") ? requested.startsWith(m.substring(0, m.length - 1)) : m == requested) return true;
+    }
+    return this.modelMap.has(requested);
+  }
+}
+
+/** How a request leaves for the provider. */
+export class Upstream {
+  path: string = "";
+  /** Headers to set, flat [name, value, ...], credentials included. */
+  headers: Array<string> = [];
+}
+
+export abstract class Provider {
+  abstract get name(): string;
+
+  /** True when the wire format is OpenAI's, so answers can pass through to OpenAI clients. */
+  get speaksOpenAI(): bool { return false; }
+
+  /** Default base URL (scheme://authority/path) when the instance sets no endpoint. */
+  abstract defaultEndpoint(): string;
+
+  /** Path and headers (with the credential) for a chat request. */
+  abstract chatUpstream(inst: Instance, model: string, stream: bool): Upstream;
+
+  /**
+   * Writes the provider's chat request body from an OpenAI-format request. Returns null when the
+   * request cannot be served by this provider (e.g. a field it cannot take), with a 400.
+   */
+  abstract chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null;
+
+  /** Parses the provider's non-streamed chat answer. Returns false if it is not one. */
+  abstract chatResponse(body: JsonValue, out: ChatResult): bool;
+
+  abstract streamDecoder(): StreamDecoder;
+
+  /** Embeddings: path/headers, request body from OpenAI's format, and the answer into OpenAI's format. */
+  embeddingsUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
+
+  embeddingsRequest(req: JsonValue, model: string, inst: Instance, out: ByteBuilder): ClientError | null {
+    return ClientError.of(400, "Embeddings are not supported by provider " + this.name + ".", "invalid_request_error", "unsupported_endpoint");
+  }
+
+  /** Writes OpenAI's embeddings answer; fills usage. False if the body is not an answer. */
+  embeddingsResponse(body: JsonValue, model: string, out: ByteBuilder, usage: Usage): bool {
+    return false;
+  }
+
+  /** Maps a provider error (status and parsed body, if JSON) to the client-facing error. */
+  abstract error(status: u32, body: JsonValue | null): ClientError;
+}
