@@ -2,6 +2,8 @@
 import { Provider } from "./types";
 import { OpenAIProvider } from "./openai";
 import { AzureOpenAIProvider } from "./azure-openai";
+import { AnthropicProvider } from "./anthropic";
+import { GeminiProvider } from "./gemini";
 import { DeepSeekProvider } from "./deepseek";
 import { MistralProvider } from "./mistral";
 import { OpenAICompatibleProvider } from "./openai-compatible";
@@ -11,6 +13,8 @@ export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthrop
 export function providerFor(name: string): Provider | null {
   if (name == "openai") return new OpenAIProvider();
   if (name == "azure-openai") return new AzureOpenAIProvider();
+  if (name == "anthropic") return new AnthropicProvider();
+  if (name == "gemini") return new GeminiProvider();
   if (name == "deepseek") return new DeepSeekProvider();
   if (name == "mistral") return new MistralProvider();
   if (name == "openai-compatible") return new OpenAICompatibleProvider();
