@@ -1,0 +1,208 @@
+// The Host: an Envoy stand-in holding a filter chain (one Plugin per http filter), the process-wide
+// stores (shared data, queues, stats), the log, clusters for proxy_http_call, and timers.
+import { LOG_LEVELS, logLevelNumber, WasmResult, type LogLevelName } from "./abi.js";
+import type { Context } from "./context.js";
+import type { HeaderList } from "./headers.js";
+import { startHttpCall } from "./http-call.js";
+import { Metrics, type Metric } from "./metrics.js";
+import { Plugin, type FilterOptions } from "./plugin.js";
+import { SharedData, SharedQueues } from "./shared-data.js";
+import { Stream, type StreamOptions } from "./stream.js";
+import type { Vm } from "./vm.js";
+
+export interface HostOptions {
+  filters: FilterOptions[];
+  /** proxy_http_call targets: cluster name -> base URL (http://host:port). */
+  clusters?: Record<string, string>;
+  logLevel?: LogLevelName;
+  /** Wall clock in ns (proxy_get_current_time_nanoseconds, request.time); default Date.now. */
+  clock?: () => bigint;
+}
+
+export interface LogEntry {
+  filter: string;
+  worker: number;
+  level: LogLevelName;
+  message: string;
+}
+
+/** What plugins, VMs and streams need from the host. */
+export class HostCore {
+  readonly sharedData = new SharedData();
+  readonly sharedQueues = new SharedQueues();
+  readonly metrics = new Metrics();
+  readonly clusters: Map<string, string>;
+  readonly logLevel: number;
+  readonly logs: LogEntry[] = [];
+  private readonly clock: () => bigint;
+  private inflight = new Set<Promise<void>>();
+  private asyncError: unknown = null;
+  onTimerChange: () => void = () => {};
+
+  constructor(opts: HostOptions) {
+    this.clusters = new Map(Object.entries(opts.clusters ?? {}));
+    this.logLevel = logLevelNumber(opts.logLevel ?? "info");
+    this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
+  }
+
+  now(): bigint {
+    return this.clock();
+  }
+
+  /** Envoy drops messages below its log level (proxy_log still returns Ok). */
+  log(filter: string, worker: number, level: number, message: string, _fromHost = false): void {
+    if (level < this.logLevel) return;
+    this.logs.push({ filter, worker, level: LOG_LEVELS[level], message });
+  }
+
+  timerPeriodChanged(): void {
+    this.onTimerChange();
+  }
+
+  /** Runs fn on a later turn of the event loop (Envoy: posted to the worker's dispatcher). */
+  schedule(fn: () => void): void {
+    const p = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        try {
+          fn();
+        } catch (e) {
+          this.asyncError ??= e;
+        } finally {
+          this.inflight.delete(p);
+          resolve();
+        }
+      });
+    });
+    this.inflight.add(p);
+  }
+
+  /** Envoy Context::httpCall checks, then the real request; the response comes back later. */
+  httpCall(vm: Vm, root: Context, cluster: string, headers: HeaderList, body: Buffer, _trailers: HeaderList, timeoutMs: number): { result: number; token: number } {
+    if (timeoutMs < 0) return { result: WasmResult.BadArgument, token: 0 };
+    const base = this.clusters.get(cluster);
+    if (base === undefined) return { result: WasmResult.BadArgument, token: 0 };
+    const lower = headers.map(([k, v]) => [k.toLowerCase(), v] as [string, string]);
+    const has = (k: string) => lower.some(([hk]) => hk === k);
+    if (!has(":path") || !has(":method") || !has(":authority")) return { result: WasmResult.BadArgument, token: 0 };
+    const token = (vm.nextHttpCallId += 4);
+    const call = startHttpCall(base, lower, body, timeoutMs);
+    vm.httpCalls.set(token, { cancel: call.cancel });
+    const p: Promise<void> = call.done.then(
+      (res) => {
+        this.inflight.delete(p);
+        this.schedule(() => vm.deliverHttpCallResponse(token, res));
+      },
+      (e) => {
+        this.inflight.delete(p);
+        this.asyncError ??= e;
+      },
+    );
+    this.inflight.add(p);
+    void root;
+    return { result: WasmResult.Ok, token };
+  }
+
+  async settle(): Promise<void> {
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+    if (this.asyncError) {
+      const e = this.asyncError;
+      this.asyncError = null;
+      throw e;
+    }
+  }
+}
+
+export class Host extends HostCore {
+  readonly plugins: Plugin[] = [];
+  private nextWorker = 0;
+  private nextConnectionId = 1;
+  private timers: NodeJS.Timeout[] = [];
+  private timersRunning = false;
+
+  private constructor(opts: HostOptions) {
+    super(opts);
+    this.onTimerChange = () => {
+      if (this.timersRunning) this.startTimers();
+    };
+  }
+
+  /** Loads and starts every filter; throws HostLoadError with Envoy's message when one fails. */
+  static async create(opts: HostOptions): Promise<Host> {
+    const host = new Host(opts);
+    for (const f of opts.filters) host.plugins.push(new Plugin(host, f));
+    return host;
+  }
+
+  private get workers(): number {
+    return Math.max(1, ...this.plugins.map((p) => p.vms.length));
+  }
+
+  /** A new HTTP stream through the chain; `worker` picks the VM instance (default round-robin). */
+  newStream(opts: StreamOptions = {}): Stream {
+    const worker = opts.worker ?? this.nextWorker++ % this.workers;
+    return new Stream(this, this.plugins, worker, opts, this.nextConnectionId++);
+  }
+
+  getLogs(level: LogLevelName): string[] {
+    return this.logs.filter((e) => e.level === level).map((e) => e.message);
+  }
+
+  getLogEntries(): LogEntry[] {
+    return [...this.logs];
+  }
+
+  getMetric(name: string): { type: Metric["type"]; value: bigint; samples?: bigint[] } | undefined {
+    const m = this.metrics.get(name);
+    if (!m) return undefined;
+    return m.type === "histogram" ? { type: m.type, value: m.value, samples: [...m.samples] } : { type: m.type, value: m.value };
+  }
+
+  prometheus(): string {
+    return this.metrics.prometheus();
+  }
+
+  getSharedData(key: string, vmId = ""): { value: Buffer; cas: number } | undefined {
+    const v = this.sharedData.get(vmId, key);
+    return v ? { value: Buffer.from(v.value), cas: v.cas } : undefined;
+  }
+
+  /** proxy_on_tick on every root context that set a tick period. */
+  tick(): void {
+    for (const p of this.plugins) for (const vm of p.vms) if (vm.root.tickPeriodMs > 0) vm.tick();
+  }
+
+  /** Real timers for server mode: each root context ticks at its own period. */
+  startTimers(): void {
+    this.stopTimers();
+    this.timersRunning = true;
+    for (const p of this.plugins) {
+      for (const vm of p.vms) {
+        const period = vm.root.tickPeriodMs;
+        if (period > 0) {
+          const t = setInterval(() => vm.tick(), period);
+          t.unref?.();
+          this.timers.push(t);
+        }
+      }
+    }
+  }
+
+  stopTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.timersRunning = false;
+  }
+
+  memoryPages(filter: string, worker = 0): number {
+    const p = this.plugins.find((x) => x.name === filter);
+    if (!p) throw new Error(`no filter named ${filter}`);
+    const vm = p.vms[worker];
+    if (!vm) throw new Error(`filter ${filter} has no worker ${worker}`);
+    return vm.mem.size / 65536;
+  }
+
+  close(): void {
+    this.stopTimers();
+    for (const p of this.plugins) for (const vm of p.vms) for (const c of vm.httpCalls.values()) c.cancel();
+  }
+}
