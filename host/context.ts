@@ -28,8 +28,8 @@ function constBuffer(b: Buffer): BufferRef {
     size: () => b.length,
     bytes: () => b,
     // Envoy Buffer::copyFrom on a buffer that wraps no Buffer::Instance falls through to
-    // proxy_wasm::BufferBase::copyFrom, which does not implement writes.
-    copyFrom: () => WasmResult.Unimplemented,
+    // proxy_wasm::BufferBase::copyFrom: "Setting a string buffer not supported" -> BAD_ARGUMENT.
+    copyFrom: () => WasmResult.BadArgument,
   };
 }
 

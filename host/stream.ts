@@ -238,10 +238,12 @@ export class Stream {
   }
 
   private checkResponseAllowed(): void {
-    if (this.localResponse || this.req.aborted) {
-      throw new Error("the stream was answered by a local reply; no upstream response exists");
-    }
-    if (!this.upstream.headers) throw new Error("response before the request headers reached the router");
+    if (this.upstream.headers) return;
+    throw new Error(
+      this.localResponse
+        ? "the stream was answered by a local reply; no upstream response exists"
+        : "response before the request headers reached the router",
+    );
   }
 
   // ---------------------------------------------------------------- called by contexts and VMs
