@@ -1,0 +1,71 @@
+// Shared drivers for ai-proxy tests: one stream through build/ai-proxy.wasm, from the client's
+// request to the provider's answer.
+import { Host } from "../../host/index.js";
+
+export const WASM = "build/ai-proxy.wasm";
+
+export type Pairs = [string, string][];
+
+export async function proxyHost(configuration: object, extra: Partial<Parameters<typeof Host.create>[0]> = {}) {
+  return Host.create({
+    filters: [{ name: "ai-proxy", wasm: WASM, configuration, allowOnHeadersStopIteration: true }],
+    ...extra,
+  });
+}
+
+export function header(pairs: Pairs | null | undefined, name: string): string | undefined {
+  return (pairs ?? []).find(([k]) => k === name)?.[1];
+}
+
+export function headers(pairs: Pairs | null | undefined, name: string): string[] {
+  return (pairs ?? []).filter(([k]) => k === name).map(([, v]) => v);
+}
+
+/** Sends a client request; returns the stream and what reached the provider. */
+export function send(h: Host, path: string, body: unknown, extraHeaders: Record<string, string> = {}) {
+  const s = h.newStream();
+  s.callOnRequestHeaders({
+    ":method": "POST", ":path": path, ":authority": "gateway.local", ":scheme": "http",
+    "content-type": "application/json", "accept-encoding": "gzip", authorization: "Bearer client-secret",
+    ...extraHeaders,
+  }, false);
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  s.callOnRequestBody(text, true);
+  return s;
+}
+
+export function upstreamJson(s: ReturnType<Host["newStream"]>) {
+  return JSON.parse(s.upstream.body.toString());
+}
+
+/** Delivers a provider answer (whole, or in the given chunks) and completes the stream. */
+export function answer(s: ReturnType<Host["newStream"]>, status: number, contentType: string, chunks: (string | Buffer)[], extraHeaders: Record<string, string> = {}) {
+  s.callOnResponseHeaders({ ":status": String(status), "content-type": contentType, "content-length": "123", ...extraHeaders }, false);
+  chunks.forEach((c, i) => s.callOnResponseBody(c, i === chunks.length - 1));
+  s.completeHttpContext();
+  return s.downstream.body.toString();
+}
+
+/** Splits SSE text into the data payloads of its events. */
+export function sseData(text: string): string[] {
+  return text.split(/\r?\n\r?\n/).filter((e) => e.trim()).map((e) =>
+    e.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n"));
+}
+
+/** Splits SSE text into {event, data} pairs. */
+export function sseEvents(text: string): { event: string; data: string }[] {
+  return text.split(/\r?\n\r?\n/).filter((e) => e.trim()).map((e) => {
+    const lines = e.split(/\r?\n/);
+    const event = lines.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "";
+    const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+    return { event, data };
+  });
+}
+
+export function usageRecord(s: ReturnType<Host["newStream"]>) {
+  const get = (k: string) => s.getFilterState(`sluice.${k}`);
+  return {
+    prompt: get("prompt_tokens"), completion: get("completion_tokens"), total: get("total_tokens"),
+    cached: get("cached_tokens"), reasoning: get("reasoning_tokens"), source: get("usage_source"),
+  };
+}
