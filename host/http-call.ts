@@ -35,15 +35,18 @@ export function startHttpCall(
   let method = "GET";
   let path = "/";
   let authority = base.host;
-  const out: Record<string, string[]> = {};
+  const out: Record<string, string | string[]> = {};
   for (const [k, v] of headers) {
     if (k === ":method") method = v;
     else if (k === ":path") path = v;
     else if (k === ":authority") authority = v;
-    else if (!k.startsWith(":")) (out[k] ??= []).push(v);
+    else if (!k.startsWith(":")) {
+      const cur = out[k];
+      out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+    }
   }
-  out["host"] = [authority];
-  if (body.length) out["content-length"] = [String(body.length)]; // Envoy setContentLength
+  out["host"] = authority;
+  if (body.length) out["content-length"] = String(body.length); // Envoy setContentLength
   let req: http.ClientRequest | null = null;
   let timer: NodeJS.Timeout | null = null;
   let settled = false;
