@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { Host } from "../../host/index.js";
+import { Wat } from "./wat.js";
+
+describe("shared queues and effective context", () => {
+  it("delivers proxy_on_queue_ready to the registering VM later, and dequeues in order", async () => {
+    const w = new Wat();
+    const name = w.s("q");
+    const imports = `
+      (import "env" "proxy_register_shared_queue" (func $reg (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_resolve_shared_queue" (func $res (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_enqueue_shared_queue" (func $enq (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_dequeue_shared_queue" (func $deq (param i32 i32 i32) (result i32)))`;
+    const wasm = w.build(`
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        (drop (call $reg ${name} (i32.const 520))) (i32.const 1))
+      (func (export "proxy_on_request_headers") (param $id i32) (param i32 i32) (result i32)
+        (call $logn (call $res (i32.const 0) (i32.const 0) ${name} (i32.const 524)))
+        (call $logn (call $enq (i32.load (i32.const 524)) ${w.s("m1")}))
+        (call $logn (call $enq (i32.load (i32.const 524)) ${w.s("m2")}))
+        (call $logn (call $enq (i32.const 999) ${w.s("x")}))
+        (call $logn (call $set_eff (i32.const 777)))
+        (i32.const 0))
+      (func (export "proxy_on_queue_ready") (param $id i32) (param $token i32)
+        (call $logn (local.get $id))
+        (call $logn (call $deq (local.get $token) (i32.const 512) (i32.const 516))) (call $logout)
+        (call $logn (call $deq (local.get $token) (i32.const 512) (i32.const 516))) (call $logout)
+        (call $logn (call $deq (local.get $token) (i32.const 512) (i32.const 516))))
+    `, { imports });
+    const host = await Host.create({ filters: [{ name: "Q", wasm }] });
+    host.newStream().callOnRequestHeaders({ ":path": "/" }, true);
+    // resolve OK, enqueue OK twice, unknown token NOT_FOUND, unknown context BAD_ARGUMENT
+    expect(host.getLogs("info")).toEqual(["0", "0", "0", "1", "2"]);
+    await host.settle();
+    // First on_queue_ready (root id 1) drains both, then EMPTY (7); the second finds it EMPTY
+    // throughout ($logout then repeats the stale out-params: "m2").
+    expect(host.getLogs("info").slice(5)).toEqual(["1", "0", "m1", "0", "m2", "7", "1", "7", "m2", "7", "m2", "7"]);
+  });
+
+  it("writes fd_write output to the filter's log (stdout info, stderr error)", async () => {
+    const w = new Wat();
+    const msg = w.s("hello\n");
+    const wasm = w.build(
+      `(func (export "_initialize")
+        (i32.store (i32.const 700) (i32.const ${msg.match(/i32\.const (\d+)/)![1]}))
+        (i32.store (i32.const 704) (i32.const 6))
+        (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 708)))
+        (drop (call $fd_write (i32.const 2) (i32.const 700) (i32.const 1) (i32.const 708)))
+        (call $logn (i32.load (i32.const 708))))`,
+      { imports: `(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))` },
+    );
+    const host = await Host.create({ filters: [{ name: "W", wasm }] });
+    expect(host.getLogEntries()).toEqual([
+      { filter: "W", worker: 0, level: "info", message: "hello" },
+      { filter: "W", worker: 0, level: "error", message: "hello" },
+      { filter: "W", worker: 0, level: "info", message: "6" },
+    ]);
+  });
+});
