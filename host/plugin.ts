@@ -5,7 +5,9 @@ import { readFileSync, statSync } from "node:fs";
 import { ENVOY_HOST_FUNCTIONS, ENVOY_WASI_FUNCTIONS, WASI_MODULES } from "../scripts/wasm-imports.mjs";
 import { HostLoadError } from "./errors.js";
 import type { HostCore } from "./host.js";
+import { signatureProblem } from "./signatures.js";
 import { Vm } from "./vm.js";
+import { readImports } from "./wasm-binary.js";
 
 export interface FilterOptions {
   name: string;
@@ -26,10 +28,10 @@ function toBytes(v: unknown): Buffer {
   return Buffer.from(JSON.stringify(v));
 }
 
-const moduleCache = new Map<string, WebAssembly.Module>();
+const moduleCache = new Map<string, { module: WebAssembly.Module; bytes: Uint8Array }>();
 
 /** Why Envoy would refuse the module before instantiating it, or null. Messages are cpp-host's. */
-function checkModule(module: WebAssembly.Module): string | null {
+function checkModule(module: WebAssembly.Module, bytes: Uint8Array): string | null {
   const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
   if (!exports.has("proxy_abi_version_0_2_1")) {
     if (exports.has("proxy_abi_version_0_2_0") || exports.has("proxy_abi_version_0_1_0")) {
@@ -44,6 +46,10 @@ function checkModule(module: WebAssembly.Module): string | null {
       ((imp.module === "env" && ENVOY_HOST_FUNCTIONS.has(imp.name)) ||
         (WASI_MODULES.has(imp.module) && ENVOY_WASI_FUNCTIONS.has(imp.name)));
     if (!known) return `Failed to load Wasm module due to a missing import: ${imp.module}.${imp.name}`;
+  }
+  for (const imp of readImports(bytes)) {
+    const problem = imp.kind === "function" ? signatureProblem(imp) : null;
+    if (problem) return problem;
   }
   if (!exports.has("malloc") && !exports.has("proxy_on_memory_allocate")) return "Wasm module is missing malloc function.";
   return null;
@@ -72,8 +78,8 @@ export class Plugin {
     this.pluginConfiguration = toBytes(opts.configuration);
     const workers = opts.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`filter ${opts.name}: workers must be a positive integer`);
-    const module = this.compile(opts.wasm);
-    const problem = checkModule(module);
+    const { module, bytes } = this.compile(opts.wasm);
+    const problem = checkModule(module, bytes);
     if (problem) throw this.loadError(problem);
     for (let w = 0; w < workers; w++) this.vms.push(this.startVm(module, w));
   }
@@ -84,7 +90,7 @@ export class Plugin {
     return e;
   }
 
-  private compile(wasm: string | Uint8Array): WebAssembly.Module {
+  private compile(wasm: string | Uint8Array): { module: WebAssembly.Module; bytes: Uint8Array } {
     // Compiled modules are reused while the file is unchanged (hosts are created per test).
     const key = typeof wasm === "string" ? (() => {
       const st = statSync(wasm);
@@ -99,8 +105,9 @@ export class Plugin {
     } catch {
       throw this.loadError("Failed to parse corrupted Wasm module");
     }
-    if (key) moduleCache.set(key, module);
-    return module;
+    const entry = { module, bytes };
+    if (key) moduleCache.set(key, entry);
+    return entry;
   }
 
   private startVm(module: WebAssembly.Module, worker: number): Vm {

@@ -39,6 +39,15 @@ describe("load checks (Envoy's messages)", () => {
     expect(e.message).toBe("Failed to load Wasm module due to a missing import: env.g");
   });
 
+  it("rejects an import whose signature differs from the host's (V8 link check)", async () => {
+    const e = await loadError(
+      compileWat(`(module (import "env" "proxy_log" (func (param i32 i32) (result i32))) ${MINIMAL})`),
+    );
+    expect(e.message).toBe(
+      "Failed to load Wasm module due to an import type mismatch: env.proxy_log, want: i32 i32 -> i32, but host exports: i32 i32 i32 -> i32",
+    );
+  });
+
   it("rejects a module without the ABI marker", async () => {
     const e = await loadError(
       compileWat(`(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 0)))`),

@@ -1,0 +1,81 @@
+// Reads the function signatures of a module's imports from its binary (type and import sections):
+// WebAssembly.Module.imports() does not report types in Node 20.
+
+export interface ImportSig {
+  module: string;
+  name: string;
+  kind: "function" | "table" | "memory" | "global" | "tag";
+  params: string[];
+  results: string[];
+}
+
+const VALTYPES: Record<number, string> = { 0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "funcref", 0x6f: "externref" };
+
+export function readImports(bytes: Uint8Array): ImportSig[] {
+  let pos = 8; // magic + version
+  const u32 = (): number => {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[pos++];
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result >>> 0;
+      shift += 7;
+    }
+  };
+  const name = (): string => {
+    const len = u32();
+    const s = Buffer.from(bytes.buffer, bytes.byteOffset + pos, len).toString("utf8");
+    pos += len;
+    return s;
+  };
+  const limits = () => {
+    const flags = bytes[pos++];
+    u32();
+    if (flags & 1) u32();
+  };
+  const types: Array<{ params: string[]; results: string[] }> = [];
+  const imports: ImportSig[] = [];
+  while (pos < bytes.length) {
+    const id = bytes[pos++];
+    const size = u32();
+    const end = pos + size;
+    if (id === 1) {
+      const count = u32();
+      for (let i = 0; i < count; i++) {
+        pos++; // 0x60
+        const params = Array.from({ length: u32() }, () => VALTYPES[bytes[pos++]] ?? "?");
+        const results = Array.from({ length: u32() }, () => VALTYPES[bytes[pos++]] ?? "?");
+        types.push({ params, results });
+      }
+    } else if (id === 2) {
+      const count = u32();
+      for (let i = 0; i < count; i++) {
+        const module = name();
+        const field = name();
+        const kind = bytes[pos++];
+        if (kind === 0) {
+          const t = types[u32()] ?? { params: [], results: [] };
+          imports.push({ module, name: field, kind: "function", ...t });
+        } else if (kind === 1) {
+          pos++; // reftype
+          limits();
+          imports.push({ module, name: field, kind: "table", params: [], results: [] });
+        } else if (kind === 2) {
+          limits();
+          imports.push({ module, name: field, kind: "memory", params: [], results: [] });
+        } else if (kind === 3) {
+          pos += 2; // valtype, mutability
+          imports.push({ module, name: field, kind: "global", params: [], results: [] });
+        } else {
+          pos++; // tag attribute
+          u32();
+          imports.push({ module, name: field, kind: "tag", params: [], results: [] });
+        }
+      }
+      return imports;
+    }
+    pos = end;
+  }
+  return imports;
+}
