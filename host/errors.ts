@@ -1,5 +1,9 @@
 /** A module failed to load or start, with the message Envoy would log. */
 export class HostLoadError extends Error {
+  /** The filter (plugin name) that failed. */
+  filter = "";
+  /** What that filter logged while loading (e.g. why on_configure returned false). */
+  logs: string[] = [];
   constructor(message: string) {
     super(message);
     this.name = "HostLoadError";

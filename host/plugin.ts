@@ -86,7 +86,8 @@ export class Plugin {
 
   private loadError(message: string): HostLoadError {
     const e = new HostLoadError(message);
-    (e as HostLoadError & { filter: string }).filter = this.name;
+    e.filter = this.name;
+    e.logs = this.host.logs.filter((l) => l.filter === this.name).map((l) => l.message);
     return e;
   }
 
