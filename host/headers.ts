@@ -9,7 +9,6 @@ export type HeaderList = HeaderPair[];
 /** What tests pass: an object (values may repeat as arrays) or a list of pairs. */
 export type HeadersInput = Record<string, string | string[]> | ReadonlyArray<readonly [string, string]>;
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** Normalises test input into a header list with lower-case keys (Envoy's codecs lower-case keys). */
@@ -27,32 +26,38 @@ export function toHeaderList(input: HeadersInput | null | undefined): HeaderList
   return out;
 }
 
-/** Serialises pairs the way cpp-host PairsUtil::marshalPairs does. */
+function byteLen(x: string | Uint8Array): number {
+  return typeof x === "string" ? Buffer.byteLength(x) : x.length;
+}
+
+/** Writes x then a NUL at pos; returns the bytes of x written. */
+function putZ(out: Buffer, pos: number, x: string | Uint8Array): number {
+  let n: number;
+  if (typeof x === "string") n = out.write(x, pos, "utf8");
+  else {
+    out.set(x, pos);
+    n = x.length;
+  }
+  out[pos + n] = 0;
+  return n;
+}
+
+/** Serialises pairs the way cpp-host PairsUtil::marshalPairs does (sized first, written in place). */
 export function serializePairs(pairs: ReadonlyArray<readonly [string | Uint8Array, string | Uint8Array]>): Uint8Array {
-  const keys: Uint8Array[] = [];
-  const values: Uint8Array[] = [];
   let size = 4;
+  for (const [k, v] of pairs) size += 8 + byteLen(k) + 1 + byteLen(v) + 1;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32LE(pairs.length, 0);
+  let sizes = 4;
+  let pos = 4 + pairs.length * 8;
   for (const [k, v] of pairs) {
-    const kb = typeof k === "string" ? enc.encode(k) : k;
-    const vb = typeof v === "string" ? enc.encode(v) : v;
-    keys.push(kb);
-    values.push(vb);
-    size += 8 + kb.length + 1 + vb.length + 1;
-  }
-  const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, pairs.length, true);
-  let pos = 4;
-  for (let i = 0; i < keys.length; i++) {
-    dv.setUint32(pos, keys[i].length, true);
-    dv.setUint32(pos + 4, values[i].length, true);
-    pos += 8;
-  }
-  for (let i = 0; i < keys.length; i++) {
-    out.set(keys[i], pos);
-    pos += keys[i].length + 1; // NUL already zero
-    out.set(values[i], pos);
-    pos += values[i].length + 1;
+    const kn = putZ(out, pos, k);
+    pos += kn + 1;
+    const vn = putZ(out, pos, v);
+    pos += vn + 1;
+    out.writeUInt32LE(kn, sizes);
+    out.writeUInt32LE(vn, sizes + 4);
+    sizes += 8;
   }
   return out;
 }

@@ -201,8 +201,16 @@ export class Host extends HostCore {
     return vm.mem.size / 65536;
   }
 
+  /** Stops timers, cancels outstanding calls and shuts the root contexts down like
+   * WasmBase::startShutdown: on_done, then on_delete when on_done returned true. */
   close(): void {
     this.stopTimers();
-    for (const p of this.plugins) for (const vm of p.vms) for (const c of vm.httpCalls.values()) c.cancel();
+    for (const p of this.plugins) {
+      for (const vm of p.vms) {
+        for (const c of vm.httpCalls.values()) c.cancel();
+        vm.httpCalls.clear();
+        vm.shutdown();
+      }
+    }
   }
 }

@@ -255,6 +255,14 @@ export class Vm {
     this.plugin.host.schedule(() => this.deliverQueueReady(contextId, token));
   }
 
+  shutdown(): void {
+    const root = this.root;
+    if (!root || root.destroyed || this.failed) return;
+    root.destroyed = true;
+    const done = this.has("proxy_on_done") ? Number(this.callback(root, "proxy_on_done", [root.id])) !== 0 : true;
+    if (done && !this.failed && this.has("proxy_on_delete")) this.callback(root, "proxy_on_delete", [root.id]);
+  }
+
   tick(): void {
     if (this.failed || !this.has("proxy_on_tick")) return;
     this.callback(this.root, "proxy_on_tick", [this.root.id]);

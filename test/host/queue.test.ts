@@ -57,3 +57,52 @@ describe("shared queues and effective context", () => {
     ]);
   });
 });
+
+describe("root context, timers, close_stream, shutdown", () => {
+  it("gives a root context no stream maps, ticks with real timers, and shuts down with on_done/on_delete", async () => {
+    const w = new Wat();
+    const path = w.s(":path");
+    const wasm = w.build(`
+      (global $ticks (mut i32) (i32.const 0))
+      (func (export "proxy_on_configure") (param $id i32) (param i32) (result i32)
+        (call $logn (call $get_hdr (i32.const 0) ${path} (i32.const 512) (i32.const 516)))
+        (i32.store (i32.const 512) (i32.const 77))
+        (call $logn (call $get_pairs (i32.const 3) (i32.const 512) (i32.const 516)))
+        (call $logn (i32.load (i32.const 512)))
+        (call $logn (i32.load (i32.const 516)))
+        (call $logn (call $get_buf (i32.const 0) (i32.const 0) (i32.const 10) (i32.const 512) (i32.const 516)))
+        (call $logn (call $set_tick (i32.const 5)))
+        (i32.const 1))
+      (func (export "proxy_on_tick") (param i32) (global.set $ticks (i32.add (global.get $ticks) (i32.const 1))))
+      (func (export "proxy_on_done") (param $id i32) (result i32) (call $log ${w.s("done")}) (call $logn (global.get $ticks)) (i32.const 1))
+      (func (export "proxy_on_delete") (param $id i32) (call $log ${w.s("delete")}))
+    `);
+    const host = await Host.create({ filters: [{ name: "R", wasm }] });
+    // BAD_ARGUMENT; pairs Ok with pointer 0 and size 0; empty request body Ok; tick period Ok
+    expect(host.getLogs("info")).toEqual(["2", "0", "0", "0", "0", "0"]);
+    host.tick();
+    host.startTimers();
+    await new Promise((r) => setTimeout(r, 60));
+    host.stopTimers();
+    host.close();
+    const logs = host.getLogs("info").slice(6);
+    expect(logs[0]).toBe("done");
+    expect(Number(logs[1])).toBeGreaterThanOrEqual(3);
+    expect(logs[2]).toBe("delete");
+  });
+
+  it("resets the stream on proxy_close_stream", async () => {
+    const w = new Wat();
+    const wasm = w.build(
+      `(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $logn (call $close (i32.const 0))) (call $logn (call $close (i32.const 9))) (i32.const 0))`,
+      { imports: `(import "env" "proxy_close_stream" (func $close (param i32) (result i32)))` },
+    );
+    const host = await Host.create({ filters: [{ name: "C", wasm }] });
+    const s = host.newStream();
+    expect(s.callOnRequestHeaders({ ":path": "/" }, false)).toBe("Pause");
+    expect(s.reset).toBe("wasm_close_stream");
+    expect(host.getLogs("info")).toEqual(["0", "2"]);
+    expect(s.callOnRequestBody("x", true)).toBe("Pause");
+  });
+});
