@@ -1,0 +1,120 @@
+// Deterministic "recorded" streams: the exact bytes each mock sends for a fixed text answer and a fixed tool-call answer,
+// built by the same code that serves live requests (fixed clock and ids). Made for property tests that split them at random
+// byte positions. The text holds 2-, 3- and 4-byte UTF-8 characters so random cuts land inside characters.
+import { DEFAULT_SWITCHES, decideReply, hashString, type Conversation, type Ctx, type MockKind, type ScriptStep } from "./common.js";
+import { chatStreamFrames, openaiFlavor, type OAFlavor } from "./openai.js";
+import { azureFlavor } from "./azure-openai.js";
+import { deepseekFlavor } from "./deepseek.js";
+import { mistralFlavor } from "./mistral.js";
+import { compatFlavor } from "./openai-compatible.js";
+import { anthropicStream } from "./anthropic.js";
+import { geminiChunks, geminiFrame } from "./gemini.js";
+
+export const RECORDED_TEXT = "Héllo, wörld — 你好 🌍! Streaming ✓ across chunk boundaries.";
+export const RECORDED_TOOL = { name: "get_weather", arguments: { city: "São Paulo", unit: "celsius" } };
+export const RECORDED_CLOCK = 1735689600000; // 2025-01-01T00:00:00Z
+
+export interface RecordedStream {
+  provider: MockKind;
+  name: string;
+  model: string;
+  contentType: string;
+  /** Number of SSE events (Gemini without alt=sse is not used here). */
+  events: number;
+  bytes: Uint8Array;
+  /** The same bytes as a string (UTF-8). */
+  text: string;
+  /** What a correct translation must reproduce. */
+  expected: { text: string; reasoning: string; toolCalls: { name: string; arguments: Record<string, unknown> }[] };
+}
+
+function recordingCtx(kind: MockKind, name: string): Ctx {
+  const ctx: Ctx = {
+    kind,
+    method: "POST",
+    path: "/",
+    query: new URLSearchParams(),
+    headers: {},
+    rawBody: "",
+    json: {},
+    parseError: false,
+    opts: {},
+    now: () => RECORDED_CLOCK,
+    id: (label, length, alphabet) => hashString(`recorded:${kind}:${name}:${label}`, length, alphabet),
+    switches: { ...DEFAULT_SWITCHES },
+    begin: () => ({ step: undefined, switches: ctx.switches, injected: null }),
+  };
+  return ctx;
+}
+
+const CONV = (model: string, wantsReasoning: boolean, hiddenReasoning = false): Conversation => ({
+  model,
+  system: "You are terse.",
+  turns: [{ role: "user", text: "Say hello in three languages, then check the weather in São Paulo.", images: 0 }],
+  tools: [{ name: RECORDED_TOOL.name, schema: { type: "object", properties: { city: { type: "string" }, unit: { type: "string" } }, required: ["city"] } }],
+  toolChoice: { mode: "auto" },
+  stop: [],
+  wantsReasoning,
+  hiddenReasoning,
+});
+
+const TEXT_STEP: ScriptStep = { text: RECORDED_TEXT, usage: { cached: 4 } };
+const TOOL_STEP: ScriptStep = { toolCalls: [{ name: RECORDED_TOOL.name, arguments: RECORDED_TOOL.arguments }] };
+const THINK_STEP: ScriptStep = { text: RECORDED_TEXT, reasoning: "Lét me thïnk — 想一想 🤔." };
+
+function make(provider: MockKind, name: string, model: string, contentType: string, build: (ctx: Ctx) => string[], step: ScriptStep): RecordedStream {
+  const ctx = recordingCtx(provider, name);
+  const frames = build(ctx);
+  const text = frames.join("");
+  return {
+    provider,
+    name,
+    model,
+    contentType,
+    events: frames.length,
+    bytes: new TextEncoder().encode(text),
+    text,
+    expected: {
+      text: step.text ?? "",
+      reasoning: step.reasoning ?? "",
+      toolCalls: (step.toolCalls ?? []).map((c) => ({ name: c.name, arguments: c.arguments as Record<string, unknown> })),
+    },
+  };
+}
+
+const SSE_UTF8 = "text/event-stream; charset=utf-8";
+
+/**
+ * Every provider's recorded streams: `text` and `tool` for all, plus `thinking` (Anthropic, Gemini) and `reasoning` (DeepSeek).
+ * OpenAI-shaped streams are recorded with stream_options.include_usage (except DeepSeek's and Mistral's native usage-in-final-chunk).
+ */
+export function recordedStreams(): Record<MockKind, Record<string, RecordedStream>> {
+  const reply = (conv: Conversation, step: ScriptStep, toolId: (i: number) => string) => decideReply(conv, step, toolId);
+  const oa = (provider: MockKind, model: string, flavor: OAFlavor, includeUsage: boolean) => {
+    const frames = (step: ScriptStep) => (ctx: Ctx) => chatStreamFrames(ctx, flavor, model, reply(CONV(model, false), step, (i) => flavor.toolId(ctx, i)), includeUsage);
+    return { text: make(provider, "text", model, SSE_UTF8, frames(TEXT_STEP), TEXT_STEP), tool: make(provider, "tool", model, SSE_UTF8, frames(TOOL_STEP), TOOL_STEP) };
+  };
+  const gem = (name: string, step: ScriptStep, thinking: boolean) =>
+    make("gemini", name, "gemini-2.5-flash", "text/event-stream", (ctx) => geminiChunks(ctx, "gemini-2.5-flash", reply(CONV("gemini-2.5-flash", thinking, !thinking), step, () => "")).map(geminiFrame), step);
+  const ant = (name: string, step: ScriptStep, thinking: boolean) =>
+    make("anthropic", name, "claude-sonnet-4-5-20250929", SSE_UTF8, (ctx) => anthropicStream(ctx, "claude-sonnet-4-5-20250929", reply(CONV("claude-sonnet-4-5-20250929", thinking), step, (i) => `toolu_01${ctx.id(`tool${i}`, 22)}`)), step);
+  return {
+    openai: oa("openai", "gpt-4o-mini", openaiFlavor, true),
+    "azure-openai": oa("azure-openai", "gpt-4o", azureFlavor(), true),
+    deepseek: {
+      ...oa("deepseek", "deepseek-chat", deepseekFlavor(false), false),
+      reasoning: make(
+        "deepseek",
+        "reasoning",
+        "deepseek-reasoner",
+        SSE_UTF8,
+        (ctx) => chatStreamFrames(ctx, deepseekFlavor(true), "deepseek-reasoner", reply(CONV("deepseek-reasoner", true), THINK_STEP, (i) => deepseekFlavor(true).toolId(ctx, i)), false),
+        THINK_STEP,
+      ),
+    },
+    mistral: oa("mistral", "mistral-small-latest", mistralFlavor, false),
+    "openai-compatible": oa("openai-compatible", "mock-model", compatFlavor(false), true),
+    anthropic: { text: ant("text", TEXT_STEP, false), tool: ant("tool", TOOL_STEP, false), thinking: ant("thinking", THINK_STEP, true) },
+    gemini: { text: gem("text", TEXT_STEP, false), tool: gem("tool", TOOL_STEP, false), thinking: gem("thinking", THINK_STEP, true) },
+  };
+}
