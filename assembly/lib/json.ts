@@ -585,6 +585,32 @@ function writeEscapedUnit(out: usize, c: u32): usize {
   return out;
 }
 
+/**
+ * Writes object `base` with the members of `overrides` replacing its own in place, and the
+ * others appended. Used to pass a client body through with only the model, limits and operator
+ * options changed, without building a new tree.
+ */
+export function writeMerged(out: ByteBuilder, base: JsonValue, overrides: JsonValue): void {
+  const keys = base.keys as Array<string>;
+  const vals = base.vals as Array<JsonValue>;
+  out.byte(0x7b);
+  let n = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const k = unchecked(keys[i]);
+    const o = overrides.get(k);
+    if (n++) out.byte(0x2c);
+    out.str(k).byte(0x3a).value(o !== null ? o : unchecked(vals[i]));
+  }
+  const ok = overrides.keys as Array<string>;
+  const ov = overrides.vals as Array<JsonValue>;
+  for (let i = 0; i < ok.length; i++) {
+    if (base.get(unchecked(ok[i])) !== null) continue;
+    if (n++) out.byte(0x2c);
+    out.str(unchecked(ok[i])).byte(0x3a).value(unchecked(ov[i]));
+  }
+  out.byte(0x7d);
+}
+
 /** A JSON string literal for s (quotes included). */
 export function jsonString(s: string): string {
   const b = new ByteBuilder(s.length + 8);

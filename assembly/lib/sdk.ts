@@ -191,6 +191,11 @@ export function replaceBuffer(type: i32, currentLength: u32, data: ArrayBuffer):
   return imports.proxy_set_buffer_bytes(type, 0, currentLength, changetype<usize>(data), data.byteLength) == WasmResultValues.Ok;
 }
 
+/** Appends data after the current buffer contents (start = current size). */
+export function appendBuffer(type: i32, currentLength: u32, data: ArrayBuffer): bool {
+  return imports.proxy_set_buffer_bytes(type, currentLength, 0, changetype<usize>(data), data.byteLength) == WasmResultValues.Ok;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Local responses and stream control
 

@@ -1014,6 +1014,10 @@ export class AnthropicStreamDecoder extends StreamDecoder {
 export class AnthropicProvider extends Provider {
   get name(): string { return "anthropic"; }
 
+  get speaksAnthropic(): bool { return true; }
+
+  get maxTokensField(): string { return "max_tokens"; }
+
   defaultEndpoint(): string { return "https://api.anthropic.com"; }
 
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {

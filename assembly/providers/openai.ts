@@ -229,8 +229,7 @@ export function readOpenAIChat(body: JsonValue, out: ChatResult): bool {
   for (let i = 0; i < items.length; i++) {
     const c = items[i];
     const ch = new Choice();
-    const idx = c.get("index");
-    ch.index = idx !== null && idx.isNumber() ? <i32>idx.n : i;
+    ch.index = smallIndex(c.get("index"), i);
     const m = c.get("message");
     if (m !== null && m.isObject()) {
       ch.content = str(m.get("content"));
@@ -286,6 +285,19 @@ export function errorTypeForStatus(status: u32): string {
   return "invalid_request_error";
 }
 
+/** Most choices (n) or tool calls per answer a stream may address; more is hostile input. */
+export const MAX_INDEX: i32 = 128;
+
+/**
+ * A choice or tool-call index from provider JSON: the given value when it is a whole number in
+ * [0, MAX_INDEX), the fallback when absent, -1 (ignore) when it is anything else.
+ */
+export function smallIndex(v: JsonValue | null, fallback: i32): i32 {
+  if (v === null) return fallback;
+  if (!v.isInteger() || v.n < 0 || v.n >= <f64>MAX_INDEX) return -1;
+  return <i32>v.n;
+}
+
 /** Decodes OpenAI chat.completion.chunk events. */
 export class OpenAIStreamDecoder extends StreamDecoder {
   started: bool = false;
@@ -330,8 +342,8 @@ export class OpenAIStreamDecoder extends StreamDecoder {
   }
 
   choice(c: JsonValue, position: i32, sink: StreamSink): void {
-    const idx = c.get("index");
-    const index = idx !== null && idx.isNumber() ? <i32>idx.n : position;
+    const index = smallIndex(c.get("index"), position);
+    if (index < 0) return;
     const delta = c.get("delta");
     if (delta !== null && delta.isObject()) {
       const reasoning = delta.get("reasoning_content");
@@ -352,8 +364,8 @@ export class OpenAIStreamDecoder extends StreamDecoder {
 
   tool(choice: i32, t: JsonValue, position: i32, sink: StreamSink): void {
     while (this.announced.length <= choice) this.announced.push(new Set<i32>());
-    const ti = t.get("index");
-    const tool = ti !== null && ti.isNumber() ? <i32>ti.n : position;
+    const tool = smallIndex(t.get("index"), position);
+    if (tool < 0) return;
     const f = t.get("function");
     const seen = this.announced[choice];
     if (!seen.has(tool)) {

@@ -96,6 +96,23 @@ export abstract class StreamSink {
   abstract end(): void;
 }
 
+/**
+ * A sink that writes nothing: when the provider already speaks the client's format, the stream
+ * passes through byte for byte and is only decoded for usage and the generated-text count.
+ */
+export class CountingSink extends StreamSink {
+  start(id: string, model: string, created: i64): void {}
+  text(choice: i32, text: string): void { this.generatedChars += text.length; }
+  reasoning(choice: i32, text: string): void { this.generatedChars += text.length; }
+  refusal(choice: i32, text: string): void { this.generatedChars += text.length; }
+  toolStart(choice: i32, tool: i32, id: string, name: string): void { this.generatedChars += name.length; }
+  toolArgs(choice: i32, tool: i32, json: string): void { this.generatedChars += json.length; }
+  finish(choice: i32, reason: string, stopSequence: string | null): void {}
+  usage(u: Usage): void {}
+  error(e: ClientError): void {}
+  end(): void {}
+}
+
 /** Decodes one provider's SSE events into sink calls. One per stream. */
 export abstract class StreamDecoder {
   /** The usage seen so far (providers spread it over several events). */
@@ -158,6 +175,12 @@ export abstract class Provider {
 
   /** True when the wire format is OpenAI's, so answers can pass through to OpenAI clients. */
   get speaksOpenAI(): bool { return false; }
+
+  /** True when the wire format is Anthropic's Messages API (Anthropic clients pass through). */
+  get speaksAnthropic(): bool { return false; }
+
+  /** The body member that limits output tokens in this provider's own format. */
+  get maxTokensField(): string { return "max_completion_tokens"; }
 
   /** Default base URL (scheme://authority/path) when the instance sets no endpoint. */
   abstract defaultEndpoint(): string;

@@ -9,14 +9,14 @@ export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
-  getBuffer, replaceBuffer, sendLocalResponse, setFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
+  getBuffer, replaceBuffer, appendBuffer, sendLocalResponse, setFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, jsonError } from "../../lib/json";
+import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
-import { ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
+import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { Settings, readSettings } from "./config";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
@@ -55,6 +55,8 @@ class AiProxyRoot extends RootContext {
 class AiProxy extends Context {
   kind: i32 = PASS;
   client: i32 = CLIENT_OPENAI;
+  /** The provider speaks the client's format: answers and streams pass through unchanged. */
+  native: bool = false;
   stream: bool = false;
   includeUsage: bool = false;
   replied: bool = false;
@@ -150,33 +152,13 @@ class AiProxy extends Context {
     if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
     if (!parsed.isObject()) return ClientError.of(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json");
     let req = parsed as JsonValue;
-    if (this.client == CLIENT_ANTHROPIC) {
-      const c = anthropicToOpenAI(req);
-      if (c.error !== null) return c.error;
-      req = c.req as JsonValue;
-    }
+    // model and stream are named alike in OpenAI's and Anthropic's formats.
     const model = req.get("model");
     if (model !== null && !model.isString()) return ClientError.of(400, "'model' must be a string.", "invalid_request_error", "invalid_type");
     this.requestModel = model !== null ? model.s : "";
     const stream = req.get("stream");
     if (stream !== null && !stream.isBool() && !stream.isNull()) return ClientError.of(400, "'stream' must be true or false.", "invalid_request_error", "invalid_type");
     this.stream = this.kind == CHAT && stream !== null && stream.isBool() && stream.b;
-    if (this.kind == CHAT) {
-      const messages = req.get("messages");
-      if (messages === null || !messages.isArray() || messages.length == 0) {
-        return ClientError.of(400, "'messages' must be a non-empty list.", "invalid_request_error", "invalid_value");
-      }
-      const so = req.get("stream_options");
-      if (so !== null && so.isObject()) {
-        const iu = so.get("include_usage");
-        this.includeUsage = iu !== null && iu.isBool() && iu.b;
-      }
-    } else {
-      const input = req.get("input");
-      if (input === null || (!input.isString() && !input.isArray())) {
-        return ClientError.of(400, "'input' must be a string or a list.", "invalid_request_error", "invalid_value");
-      }
-    }
 
     const i = this.pick();
     if (i < 0) return ClientError.of(404, "No provider instance serves model '" + this.requestModel + "'.", "invalid_request_error", "model_not_found");
@@ -187,27 +169,76 @@ class AiProxy extends Context {
     this.upstreamModel = inst.upstreamModel(this.requestModel);
     if (this.upstreamModel.length == 0) return ClientError.of(400, "'model' is required.", "invalid_request_error", "missing_model");
 
+    if (this.kind == CHAT) {
+      const messages = req.get("messages");
+      if (messages === null || !messages.isArray() || messages.length == 0) {
+        return ClientError.of(400, "'messages' must be a non-empty list.", "invalid_request_error", "invalid_value");
+      }
+    }
+    if (this.client == CLIENT_ANTHROPIC) {
+      if (provider.speaksAnthropic) {
+        // Same format both ways: the body passes through with only model, limit and options set,
+        // so nothing Anthropic-specific (thinking signatures, cache_control, betas) is lost.
+        this.native = true;
+        return this.send(body, this.nativeBody(req, inst, body.byteLength), provider.chatUpstream(inst, this.upstreamModel, this.stream));
+      }
+      const c = anthropicToOpenAI(req);
+      if (c.error !== null) return c.error;
+      req = c.req as JsonValue;
+    }
+    if (this.kind == CHAT) {
+      const so = req.get("stream_options");
+      if (so !== null && so.isObject()) {
+        const iu = so.get("include_usage");
+        this.includeUsage = iu !== null && iu.isBool() && iu.b;
+      }
+      // An OpenAI client of an OpenAI-format provider gets the answer as sent; a stream too, when
+      // the client asked for the usage chunk the gateway needs anyway.
+      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && (!this.stream || this.includeUsage);
+    } else {
+      const input = req.get("input");
+      if (input === null || (!input.isString() && !input.isArray())) {
+        return ClientError.of(400, "'input' must be a string or a list.", "invalid_request_error", "invalid_value");
+      }
+    }
+
     const out = new ByteBuilder(body.byteLength + 256);
     let err: ClientError | null;
-    let path: string;
-    let headers: Array<string>;
+    let up: Upstream | null;
     if (this.kind == CHAT) {
       err = provider.chatRequest(req, this.upstreamModel, this.stream, inst, out);
-      const up = provider.chatUpstream(inst, this.upstreamModel, this.stream);
-      path = up.path;
-      headers = up.headers;
+      up = provider.chatUpstream(inst, this.upstreamModel, this.stream);
     } else {
-      const up = provider.embeddingsUpstream(inst, this.upstreamModel);
+      up = provider.embeddingsUpstream(inst, this.upstreamModel);
       if (up === null) return ClientError.of(400, "Embeddings are not supported by provider " + provider.name + ".", "invalid_request_error", "unsupported_endpoint");
       err = provider.embeddingsRequest(req, this.upstreamModel, inst, out);
-      path = up.path;
-      headers = up.headers;
     }
     if (err !== null) return err;
-    this.promptEstimate = estimatePromptTokens(body.byteLength);
+    return this.send(body, out, up as Upstream);
+  }
 
-    replaceBuffer(REQUEST_BODY, <u32>body.byteLength, out.toArrayBuffer());
-    this.target(inst, path, headers);
+  /** The client's body with the upstream model, the instance's limit and options set. */
+  nativeBody(req: JsonValue, inst: Instance, sizeHint: i32): ByteBuilder {
+    const overrides = JsonValue.object().set("model", JsonValue.str(this.upstreamModel));
+    if (inst.maxTokens >= 0) overrides.set((this.provider as Provider).maxTokensField, JsonValue.int(inst.maxTokens));
+    const options = inst.options;
+    if (options !== null) {
+      const ok = options.keys as Array<string>;
+      const ov = options.vals as Array<JsonValue>;
+      for (let i = 0; i < ok.length; i++) overrides.set(ok[i], ov[i]);
+    }
+    const out = new ByteBuilder(sizeHint + 256);
+    writeMerged(out, req, overrides);
+    return out;
+  }
+
+  /** Replaces the body, points the held headers at the instance and records who serves it. */
+  send(original: ArrayBuffer, out: ByteBuilder, up: Upstream): ClientError | null {
+    const inst = this.inst as Instance;
+    const provider = this.provider as Provider;
+    this.promptEstimate = estimatePromptTokens(original.byteLength);
+    replaceBuffer(REQUEST_BODY, <u32>original.byteLength, out.toArrayBuffer());
+    this.target(inst, up.path, up.headers);
     setFilterState(keys.REQUEST_TYPE, this.stream ? "ai_stream" : "ai_chat");
     setFilterState(keys.REQUEST_MODEL, this.requestModel);
     setFilterState(keys.MODEL, this.upstreamModel);
@@ -274,15 +305,26 @@ class AiProxy extends Context {
     removeHeader(RESPONSE_HEADERS, "content-length");
     replaceHeader(RESPONSE_HEADERS, "content-type", this.resp == RESP_SSE || this.resp == RESP_REPLAY ? "text/event-stream" : "application/json");
     if (this.resp == RESP_SSE || this.resp == RESP_REPLAY) replaceHeader(RESPONSE_HEADERS, "cache-control", "no-cache");
-    if (endOfStream) this.finishResponse(new ArrayBuffer(0), 0);
-    return FilterHeadersStatusValues.Continue;
+    if (endOfStream) {
+      // Headers only: nothing to translate (proxy-wasm cannot add a body to a headers-only answer).
+      if (this.resp == RESP_ERROR) this.recordNothing();
+      else this.record(new Usage(), true);
+      return FilterHeadersStatusValues.Continue;
+    }
+    // A stream goes out as it comes. A whole answer is translated at its end, and may change the
+    // status (an unreadable answer becomes 502): hold the headers until then. Envoy keeps feeding
+    // this filter the body while its headers are held (allow_on_headers_stop_iteration).
+    if (this.resp == RESP_SSE) return FilterHeadersStatusValues.Continue;
+    return FilterHeadersStatusValues.StopIteration;
   }
 
   startStream(replay: bool): void {
     this.resp = replay ? RESP_REPLAY : RESP_SSE;
     this.parser = new SseParser();
     this.decoder = (this.provider as Provider).streamDecoder();
-    this.sink = this.client == CLIENT_ANTHROPIC ? new AnthropicStreamSink() : new OpenAIStreamSink(this.includeUsage);
+    if (this.native && !replay) this.sink = new CountingSink();
+    else if (this.client == CLIENT_ANTHROPIC) this.sink = new AnthropicStreamSink();
+    else this.sink = new OpenAIStreamSink(this.includeUsage);
   }
 
   /**
@@ -315,8 +357,14 @@ class AiProxy extends Context {
       const events = (this.parser as SseParser).feed(changetype<usize>(chunk), chunk.byteLength);
       for (let i = 0; i < events.length; i++) decoder.event(events[i], sink);
       if (endOfStream) this.endStream();
-      replaceBuffer(RESPONSE_BODY, <u32>length, sink.out.toArrayBuffer());
-      sink.out.reset();
+      if (!this.native) {
+        replaceBuffer(RESPONSE_BODY, <u32>length, sink.out.toArrayBuffer());
+        sink.out.reset();
+      } else if (endOfStream && !decoder.done) {
+        // Native streams leave Envoy's buffer as it is (no copy); one cut short gets the client
+        // format's error ending, appended.
+        appendBuffer(RESPONSE_BODY, <u32>length, this.cutShortEnding());
+      }
       return FilterDataStatusValues.Continue;
     }
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
@@ -324,18 +372,33 @@ class AiProxy extends Context {
     return FilterDataStatusValues.Continue;
   }
 
+  cutShortEnding(): ArrayBuffer {
+    const e = ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete");
+    const b = new ByteBuilder(160);
+    if (this.client == CLIENT_ANTHROPIC) {
+      b.raw("event: error\ndata: ");
+      writeAnthropicError(e, b);
+      b.raw("\n\n");
+    } else {
+      b.raw("data: ");
+      writeOpenAIError(e, b);
+      b.raw("\n\ndata: [DONE]\n\n");
+    }
+    return b.toArrayBuffer();
+  }
+
   endStream(): void {
     const sink = this.sink as StreamSink;
     const decoder = this.decoder as StreamDecoder;
     const rest = (this.parser as SseParser).finish();
     for (let i = 0; i < rest.length; i++) decoder.event(rest[i], sink);
-    if (!decoder.done && !decoder.usage.present) {
+    if (!decoder.done && !this.native) {
       // The provider's stream stopped without its terminal event: say so rather than pretend.
       sink.error(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
     }
     sink.end();
     this.responseChars = sink.generatedChars;
-    this.record(decoder.usage);
+    this.record(decoder.usage, decoder.done);
   }
 
   /** A complete buffered body: translate the answer or the error and write the usage record. */
@@ -344,6 +407,11 @@ class AiProxy extends Context {
     const parsed = body.byteLength ? parseJson(body) : null;
     const out = new ByteBuilder(body.byteLength + 256);
     if (this.resp == RESP_ERROR) {
+      // A provider error already in the client's format passes through as the provider wrote it.
+      if (this.native && this.client == CLIENT_ANTHROPIC && parsed !== null) {
+        this.recordNothing();
+        return;
+      }
       let e = provider.error(this.status, parsed);
       if (parsed === null) e = this.transportError(body);
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
@@ -358,7 +426,7 @@ class AiProxy extends Context {
         this.badAnswer(length);
         return;
       }
-      this.record(usage);
+      this.record(usage, true);
       replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
       return;
     }
@@ -376,13 +444,13 @@ class AiProxy extends Context {
     if (this.resp == RESP_REPLAY) {
       const sink = this.sink as StreamSink;
       replayAsStream(result, sink);
-      this.record(result.usage);
+      this.record(result.usage, true);
       replaceBuffer(RESPONSE_BODY, length, sink.out.toArrayBuffer());
       return;
     }
-    this.record(result.usage);
-    // An OpenAI-format answer for an OpenAI client passes through untouched.
-    if (this.client == CLIENT_OPENAI && provider.speaksOpenAI) return;
+    this.record(result.usage, true);
+    // An answer already in the client's format passes through untouched.
+    if (this.native || (this.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
     else writeOpenAIChat(result, out);
     replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
@@ -399,9 +467,18 @@ class AiProxy extends Context {
   }
 
   badAnswer(length: u32): void {
+    const e = ClientError.of(502, "The provider sent an answer the gateway could not read.", "api_error", "bad_upstream_response");
+    if (this.resp == RESP_REPLAY) {
+      // The client asked for a stream: it gets one, ending in an error event.
+      const sink = this.sink as StreamSink;
+      sink.error(e);
+      sink.end();
+      this.recordNothing();
+      replaceBuffer(RESPONSE_BODY, length, sink.out.toArrayBuffer());
+      return;
+    }
     replaceHeader(RESPONSE_HEADERS, ":status", "502");
     const out = new ByteBuilder(128);
-    const e = ClientError.of(502, "The provider sent an answer the gateway could not read.", "api_error", "bad_upstream_response");
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
     this.recordNothing();
@@ -411,19 +488,25 @@ class AiProxy extends Context {
   // ---------------------------------------------------------------------------------------------
   // The usage record
 
-  /** Writes the record once: the provider's numbers, or an estimate when it sent none. */
-  record(u: Usage): void {
+  /**
+   * Writes the record once: the provider's numbers when the answer completed with them, else an
+   * estimate of whatever is missing.
+   */
+  record(u: Usage, complete: bool): void {
     if (this.usageWritten) return;
     this.usageWritten = true;
-    if (u.present) {
+    if (complete && u.present) {
       u.settle();
       writeUsageRecord(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
       return;
     }
-    const completion = estimateTokens(this.responseChars);
-    // A request that reached a provider is never free: an answer with no usage still cost tokens.
-    const prompt = this.promptEstimate > 0 ? this.promptEstimate : 1;
-    writeUsageRecord(prompt, completion, prompt + completion, 0, 0, "estimate");
+    // Estimate only what the provider did not report (Anthropic reports the prompt at the start of
+    // a stream; a cut stream never brings the completion count). A request that reached a provider
+    // is never free.
+    let prompt = u.prompt >= 0 ? u.prompt : this.promptEstimate;
+    if (prompt <= 0) prompt = 1;
+    const completion = u.completion >= 0 ? u.completion : estimateTokens(this.responseChars);
+    writeUsageRecord(prompt, completion, prompt + completion, u.cached, u.reasoning, "estimate");
   }
 
   /** The provider refused or failed: it generated nothing, so nothing is charged. */
@@ -438,13 +521,10 @@ class AiProxy extends Context {
     if (this.kind != PASS && !this.replied && this.provider !== null && !this.usageWritten) {
       if (this.sink !== null) {
         this.responseChars = (this.sink as StreamSink).generatedChars;
-        const d = this.decoder as StreamDecoder;
-        if (d.usage.present) {
-          this.record(d.usage);
-          return true;
-        }
+        this.record((this.decoder as StreamDecoder).usage, false);
+        return true;
       }
-      this.record(new Usage());
+      this.record(new Usage(), false);
     }
     return true;
   }

@@ -36,7 +36,7 @@ class Root extends RootContext {
 class Stream extends Context {
   onRequestHeaders(n: u32, eos: bool): FilterHeadersStatusValues {
     if (stream_context.headers.request.get(":path") == "/abort") {
-      assert(false, "deliberate abort");
+      throw new Error("deliberate abort");
       stream_context.headers.request.add("x-after-abort", "reached");
     }
     return FilterHeadersStatusValues.Continue;
