@@ -38,6 +38,9 @@ export class HostCore {
   private inflight = new Set<Promise<void>>();
   private asyncError: unknown = null;
   onTimerChange: () => void = () => {};
+  /** Called after every asynchronous delivery (http_call responses, queue wake-ups), so a server
+   * embedding the host can forward whatever the filters released. */
+  afterAsync: () => void = () => {};
 
   constructor(opts: HostOptions) {
     this.clusters = new Map(Object.entries(opts.clusters ?? {}));
@@ -69,6 +72,11 @@ export class HostCore {
           this.asyncError ??= e;
         } finally {
           this.inflight.delete(p);
+          try {
+            this.afterAsync();
+          } catch (e) {
+            this.asyncError ??= e;
+          }
           resolve();
         }
       });

@@ -1,0 +1,280 @@
+// The local gateway: the host as an HTTP server doing what Envoy's HTTP connection manager and
+// router do for Sluice's envoy.yaml — one listener, the wasm filter chain, a route that picks the
+// cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
+// answers when an upstream cannot be reached (503) or is too slow (504). Bodies stream both ways:
+// nothing is buffered here beyond what the filters ask Envoy to buffer.
+import http from "node:http";
+import https from "node:https";
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import type { Host } from "./host.js";
+import type { Stream } from "./stream.js";
+
+export interface ClusterTarget {
+  /** Base URL of the cluster's endpoint: http(s)://host:port */
+  url: string;
+  /** Envoy cluster connect_timeout. */
+  connectTimeoutMs?: number;
+}
+
+export interface GatewayOptions {
+  host: Host;
+  port?: number;
+  address?: string;
+  /** route.cluster_header: the request header naming the cluster. */
+  clusterHeader: string;
+  clusters: Record<string, ClusterTarget>;
+  /** route.timeout: until the upstream response is complete (Envoy's default is 15 s). */
+  routeTimeoutMs?: number;
+  /** Called once per finished stream, after the filters' on_log (Envoy's access log). */
+  accessLog?: (s: Stream, downstreamStatus: number) => void;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  server: http.Server;
+  /** Stops accepting, lets in-flight requests finish, then resolves. */
+  close(): Promise<void>;
+}
+
+// Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+
+/** One request through the chain and, when the filters let it, to the upstream and back. */
+class Exchange {
+  private readonly s: Stream;
+  private upstreamReq: http.ClientRequest | null = null;
+  private upSent = 0;
+  private upEnded = false;
+  private downSent = 0;
+  private downHeaders = false;
+  private localWritten = false;
+  private done = false;
+  private timer: NodeJS.Timeout | null = null;
+  private responseStarted = false;
+
+  constructor(
+    private readonly g: GatewayOptions,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly active: Set<Exchange>,
+  ) {
+    this.s = g.host.newStream({ sourceAddress: `${req.socket.remoteAddress ?? "127.0.0.1"}:${req.socket.remotePort ?? 0}` });
+  }
+
+  start(): void {
+    const { req } = this;
+    const headers: [string, string][] = [
+      [":method", req.method ?? "GET"],
+      [":path", req.url ?? "/"],
+      [":authority", req.headers.host ?? "localhost"],
+      [":scheme", "http"],
+    ];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const k = req.rawHeaders[i].toLowerCase();
+      if (!HOP_BY_HOP.has(k)) headers.push([k, req.rawHeaders[i + 1]]);
+    }
+    if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
+    headers.push(["x-forwarded-proto", "http"]);
+    const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
+    this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
+    if (!noBody) {
+      req.on("data", (chunk: Buffer) => this.guard(() => this.s.callOnRequestBody(chunk, false)));
+      req.on("end", () => this.guard(() => this.s.callOnRequestBody(Buffer.alloc(0), true)));
+    }
+    // The client went away before the answer was complete: Envoy resets the upstream too.
+    this.res.on("close", () => {
+      if (!this.res.writableFinished) this.abort();
+    });
+    if (this.g.routeTimeoutMs) {
+      this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
+    }
+  }
+
+  /** Runs a host step, then forwards whatever the filters released. */
+  guard(fn: () => void): void {
+    if (this.done) return;
+    try {
+      fn();
+      this.pump();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  pump(): void {
+    if (this.done) return;
+    const s = this.s;
+    const local = s.getSentLocalResponse();
+    if (local && !this.localWritten && !this.responseStarted) {
+      this.localWritten = true;
+      this.upstreamReq?.destroy();
+    }
+    // Toward the upstream.
+    if (s.upstream.headers && !this.upstreamReq && !local) this.openUpstream();
+    if (this.upstreamReq && s.upstream.body.length > this.upSent) {
+      this.upstreamReq.write(s.upstream.body.subarray(this.upSent));
+      this.upSent = s.upstream.body.length;
+    }
+    if (this.upstreamReq && s.upstream.ended && !this.upEnded) {
+      this.upEnded = true;
+      this.upstreamReq.end();
+    }
+    // Toward the client.
+    const down = s.downstream;
+    if (down.headers && !this.downHeaders) {
+      this.downHeaders = true;
+      const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
+      const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
+      this.res.writeHead(status, out.flat());
+      this.res.flushHeaders();
+    }
+    if (this.downHeaders && down.body.length > this.downSent) {
+      this.res.write(down.body.subarray(this.downSent));
+      this.downSent = down.body.length;
+    }
+    if (this.downHeaders && down.ended) this.finish();
+  }
+
+  openUpstream(): void {
+    const s = this.s;
+    const up = s.upstream.headers!;
+    const get = (k: string) => up.find(([n]) => n === k)?.[1];
+    const clusterName = get(this.g.clusterHeader);
+    const cluster = clusterName ? this.g.clusters[clusterName] : undefined;
+    if (!cluster) {
+      // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
+      this.routerReply(404, "", "cluster_not_found");
+      return;
+    }
+    const target = new URL(cluster.url);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of up) {
+      if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
+      const prev = headers[k];
+      headers[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
+    }
+    headers.host = get(":authority") ?? target.host;
+    const mod = target.protocol === "https:" ? https : http;
+    const upstreamReq = mod.request({
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port || (target.protocol === "https:" ? 443 : 80),
+      method: get(":method") ?? "GET",
+      path: get(":path") ?? "/",
+      headers,
+      servername: target.protocol === "https:" ? String(headers.host).split(":")[0] : undefined,
+      timeout: cluster.connectTimeoutMs ?? 10_000,
+    });
+    this.upstreamReq = upstreamReq;
+    upstreamReq.on("response", (r) => {
+      upstreamReq.setTimeout(0);
+      this.responseStarted = true;
+      const rh: [string, string][] = [[":status", String(r.statusCode ?? 502)]];
+      for (let i = 0; i < r.rawHeaders.length; i += 2) {
+        const k = r.rawHeaders[i].toLowerCase();
+        if (!HOP_BY_HOP.has(k)) rh.push([k, r.rawHeaders[i + 1]]);
+      }
+      const noBody = r.headers["content-length"] === "0";
+      this.guard(() => this.s.callOnResponseHeaders(rh, noBody));
+      r.on("data", (chunk: Buffer) => this.guard(() => this.s.callOnResponseBody(chunk, false)));
+      r.on("end", () => {
+        if (this.timer) clearTimeout(this.timer);
+        if (!noBody) this.guard(() => this.s.callOnResponseBody(Buffer.alloc(0), true));
+      });
+      r.on("error", () => this.abort());
+      r.on("aborted", () => this.abort());
+    });
+    upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("connect timeout")));
+    upstreamReq.on("error", () => {
+      if (this.responseStarted) {
+        // Reset after the response began: Envoy resets the downstream stream.
+        this.abort();
+        return;
+      }
+      this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}");
+    });
+  }
+
+  /** The router's own answer, which (as in Envoy) passes through the filters' response callbacks. */
+  routerReply(status: number, body: string, details: string): void {
+    if (this.done || this.responseStarted) {
+      if (!this.done && status === 504) this.abort();
+      return;
+    }
+    this.responseStarted = true;
+    this.upstreamReq?.destroy();
+    this.s.info.responseCodeDetails = details;
+    this.guard(() => {
+      this.s.callOnResponseHeaders([[":status", String(status)], ["content-type", "text/plain"], ["content-length", String(Buffer.byteLength(body))]], body.length === 0);
+      if (body.length) this.s.callOnResponseBody(body, true);
+    });
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.res.end();
+    this.complete();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.upstreamReq?.destroy();
+    this.res.destroy();
+    this.complete();
+  }
+
+  fail(e: unknown): void {
+    this.g.host.log("gateway", 0, 4, `request failed in the host: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    if (!this.res.headersSent) {
+      this.res.writeHead(500, { "content-type": "application/json" });
+      this.res.end(JSON.stringify({ error: { message: "Internal gateway error.", type: "api_error", param: null, code: "internal_error" } }));
+    } else this.res.destroy();
+    this.done = true;
+    this.upstreamReq?.destroy();
+    this.complete();
+  }
+
+  private complete(): void {
+    this.active.delete(this);
+    try {
+      this.s.completeHttpContext();
+    } catch (e) {
+      this.g.host.log("gateway", 0, 4, `on_log/on_done failed: ${String(e)}`);
+    }
+    this.g.accessLog?.(this.s, this.res.statusCode);
+  }
+}
+
+export async function startGateway(g: GatewayOptions): Promise<Gateway> {
+  const active = new Set<Exchange>();
+  g.host.afterAsync = () => {
+    for (const x of [...active]) x.pump();
+  };
+  const server = http.createServer((req, res) => {
+    const x = new Exchange(g, req, res, active);
+    active.add(x);
+    x.start();
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(g.port ?? 0, g.address ?? "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  g.host.startTimers();
+  return {
+    url: `http://${g.address ?? "127.0.0.1"}:${port}`,
+    port,
+    server,
+    async close() {
+      g.host.stopTimers();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}

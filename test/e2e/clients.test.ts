@@ -1,0 +1,171 @@
+// The official `openai` and `@anthropic-ai/sdk` clients, pointed at the local gateway (the host as
+// an HTTP server running build/key-auth.wasm + build/ai-proxy.wasm), complete chat, streaming chat
+// and tool-call round trips against every mock provider, each speaking its own wire format.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
+import { Host } from "../../host/index.js";
+import { startGateway, type Gateway } from "../../host/server.js";
+import { startMock, type MockServer } from "../../scripts/mocks/index.js";
+
+const KINDS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"] as const;
+type Kind = (typeof KINDS)[number];
+
+// The model a client asks for, per provider, and where the provider's API sits under the mock.
+const MODEL: Record<Kind, string> = {
+  openai: "gpt-4o", "azure-openai": "azure-gpt-4o", anthropic: "claude-sonnet-4-5", gemini: "gemini-2.5-flash",
+  deepseek: "deepseek-chat", mistral: "mistral-large-latest", "openai-compatible": "llama-3.1-8b",
+};
+const BASE: Record<Kind, string> = {
+  openai: "/v1", "azure-openai": "/openai", anthropic: "", gemini: "/v1beta", deepseek: "", mistral: "/v1", "openai-compatible": "/v1",
+};
+
+const WEATHER_TOOL = {
+  type: "function" as const,
+  function: { name: "get_weather", description: "Current weather for a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
+};
+
+let mocks: Record<string, MockServer>;
+let gateway: Gateway;
+let host: Host;
+
+beforeAll(async () => {
+  mocks = {};
+  for (const k of KINDS) mocks[k] = await startMock(k, { apiKey: `provider-key-${k}` });
+  const instances = KINDS.map((k) => ({
+    name: k, provider: k, api_key: `provider-key-${k}`, endpoint: mocks[k].url + BASE[k], models: [MODEL[k]],
+    ...(k === "azure-openai" ? { deployment: "gpt-4o-prod" } : {}),
+  }));
+  host = await Host.create({
+    filters: [
+      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["sluice-client-key"] }] } },
+      { name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances }, allowOnHeadersStopIteration: true },
+    ],
+  });
+  gateway = await startGateway({
+    host,
+    clusterHeader: "x-sluice-cluster",
+    clusters: Object.fromEntries(KINDS.map((k) => [k, { url: mocks[k].url }])),
+    routeTimeoutMs: 30_000,
+  });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  for (const m of Object.values(mocks ?? {})) await m.close();
+});
+
+const openai = () => new OpenAI({ apiKey: "sluice-client-key", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+const anthropic = () => new Anthropic({ apiKey: "sluice-client-key", baseURL: gateway.url, maxRetries: 0 });
+
+describe.each(KINDS)("official clients through the gateway to %s", (kind) => {
+  it("OpenAI client: chat", async () => {
+    const r = await openai().chat.completions.create({ model: MODEL[kind], messages: [{ role: "user", content: "Hello there" }] });
+    expect(r.choices[0].message.content).toContain("Hello there");
+    expect(r.usage!.total_tokens).toBeGreaterThan(0);
+    const seen = mocks[kind].requests.at(-1)!;
+    // The provider got its own key, never the client's.
+    expect(JSON.stringify(seen.headers)).toContain(`provider-key-${kind}`);
+    expect(JSON.stringify(seen.headers)).not.toContain("sluice-client-key");
+  });
+
+  it("OpenAI client: streaming chat", async () => {
+    const stream = await openai().chat.completions.create({ model: MODEL[kind], messages: [{ role: "user", content: "Stream me a reply" }], stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toContain("Stream me a reply");
+    expect(finish).toBe("stop");
+    expect(usage!.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("OpenAI client: tool-call round trip, streamed", async () => {
+    const client = openai();
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "Use the get_weather tool for city=Paris" }];
+    const stream = await client.chat.completions.create({ model: MODEL[kind], messages, tools: [WEATHER_TOOL], stream: true });
+    const calls: { id: string; name: string; args: string }[] = [];
+    for await (const chunk of stream) {
+      for (const t of chunk.choices[0]?.delta?.tool_calls ?? []) {
+        if (t.id) calls[t.index] = { id: t.id, name: t.function?.name ?? "", args: "" };
+        calls[t.index].args += t.function?.arguments ?? "";
+      }
+    }
+    expect(calls).toHaveLength(1);
+    expect(calls[0].name).toBe("get_weather");
+    expect(JSON.parse(calls[0].args)).toEqual({ city: "Paris" });
+    messages.push({ role: "assistant", content: null, tool_calls: [{ id: calls[0].id, type: "function", function: { name: "get_weather", arguments: calls[0].args } }] });
+    messages.push({ role: "tool", tool_call_id: calls[0].id, content: "18 degrees and sunny" });
+    const final = await client.chat.completions.create({ model: MODEL[kind], messages, tools: [WEATHER_TOOL] });
+    expect(final.choices[0].message.content).toContain("18 degrees and sunny");
+  });
+
+  it("Anthropic client: messages, streaming and a tool round trip", async () => {
+    const client = anthropic();
+    const r = await client.messages.create({ model: MODEL[kind], max_tokens: 200, messages: [{ role: "user", content: "Bonjour 🌍" }] });
+    expect(r.content[0].type).toBe("text");
+    expect((r.content[0] as Anthropic.TextBlock).text).toContain("Bonjour 🌍");
+    expect(r.usage.output_tokens).toBeGreaterThan(0);
+
+    const stream = client.messages.stream({ model: MODEL[kind], max_tokens: 200, messages: [{ role: "user", content: "Stream please" }] });
+    let text = "";
+    stream.on("text", (t) => (text += t));
+    const final = await stream.finalMessage();
+    expect(text).toContain("Stream please");
+    expect(final.stop_reason).toBe("end_turn");
+
+    const tools: Anthropic.Tool[] = [{ name: "get_weather", description: "Current weather", input_schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } }];
+    const first = await client.messages.create({ model: MODEL[kind], max_tokens: 200, tools, messages: [{ role: "user", content: "Use the get_weather tool for city=Lyon" }] });
+    expect(first.stop_reason).toBe("tool_use");
+    const use = first.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock;
+    expect(use.input).toEqual({ city: "Lyon" });
+    const second = await client.messages.create({
+      model: MODEL[kind], max_tokens: 200, tools,
+      messages: [
+        { role: "user", content: "Use the get_weather tool for city=Lyon" },
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "21 degrees" }] },
+      ],
+    });
+    expect((second.content.find((b) => b.type === "text") as Anthropic.TextBlock).text).toContain("21 degrees");
+  });
+});
+
+describe("the gateway's own answers", () => {
+  it("a wrong client key gets 401 from key-auth, in OpenAI's format", async () => {
+    const client = new OpenAI({ apiKey: "wrong", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+    const err = await client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(err.status).toBe(401);
+  });
+
+  it("a provider's 429 reaches the client as a RateLimitError with Retry-After", async () => {
+    mocks.openai.script({ error: { status: 429 } });
+    const err = await openai().chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.headers.get("retry-after")).toBeTruthy();
+  });
+
+  it("an unreachable provider gives 502 with a JSON error", async () => {
+    const h = await Host.create({
+      filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances: [{ name: "dead", provider: "openai", api_key: "k", endpoint: "http://127.0.0.1:9/v1" }] }, allowOnHeadersStopIteration: true }],
+    });
+    const g = await startGateway({ host: h, clusterHeader: "x-sluice-cluster", clusters: { dead: { url: "http://127.0.0.1:9" } } });
+    try {
+      const err = await new OpenAI({ apiKey: "x", baseURL: `${g.url}/v1`, maxRetries: 0 }).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+      expect(err.status).toBe(502);
+      expect(err.error.code).toBe("upstream_unreachable");
+    } finally {
+      await g.close();
+    }
+  });
+
+  it("lists models with GET /v1/models", async () => {
+    const list = await openai().models.list();
+    expect(list.data.map((m) => m.id)).toEqual(expect.arrayContaining(Object.values(MODEL)));
+  });
+});
