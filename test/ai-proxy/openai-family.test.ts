@@ -167,6 +167,23 @@ describe("ai-proxy: OpenAI provider, OpenAI client", () => {
     expect(e.message).not.toContain("reset reason");
   });
 
+  it("counts requests, tokens, errors, TTFT and duration per provider, model and consumer", async () => {
+    const m = await proxyHost(CONFIG);
+    const ok = send(m, "/v1/chat/completions", CHAT);
+    answer(ok, 200, "application/json", [JSON.stringify(OPENAI_ANSWER)]);
+    const err = send(m, "/v1/chat/completions", CHAT);
+    answer(err, 500, "application/json", [JSON.stringify({ error: { message: "boom", type: "server_error" } })]);
+    send(m, "/v1/chat/completions", "{bad json");
+    const labels = ";provider=openai;model=gpt-4o;consumer=anonymous";
+    expect(m.getMetric(`sluice.ai_requests${labels};request_type=ai_chat`)?.value).toBe(2n);
+    expect(m.getMetric(`sluice.ai_prompt_tokens${labels}`)?.value).toBe(12n);
+    expect(m.getMetric(`sluice.ai_completion_tokens${labels}`)?.value).toBe(3n);
+    expect(m.getMetric(`sluice.ai_errors${labels};status=500`)?.value).toBe(1n);
+    expect(m.getMetric("sluice.ai_errors;provider=none;model=none;consumer=anonymous;status=400")?.value).toBe(1n);
+    expect(m.getMetric("sluice.ai_ttft_ms;provider=openai;model=gpt-4o")?.samples).toHaveLength(2);
+    expect(m.getMetric("sluice.ai_duration_ms;provider=openai;model=gpt-4o")?.samples).toHaveLength(2);
+  });
+
   it("answers GET /v1/models from the configuration", () => {
     const s = h.newStream();
     s.callOnRequestHeaders({ ":method": "GET", ":path": "/v1/models", ":authority": "gw" }, true);

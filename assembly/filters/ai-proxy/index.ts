@@ -9,7 +9,7 @@ export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
-  getBuffer, replaceBuffer, appendBuffer, sendLocalResponse, setFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
+  getBuffer, replaceBuffer, appendBuffer, sendLocalResponse, setFilterState, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
@@ -21,6 +21,7 @@ import { Settings, readSettings } from "./config";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { replayAsStream } from "./replay";
+import { Metrics } from "./metrics";
 
 // What the client asked for.
 const PASS: i32 = 0; // not an AI API: untouched
@@ -39,6 +40,7 @@ const RESP_REPLAY: i32 = 4; // a stream was asked for but a JSON answer came: re
 
 class AiProxyRoot extends RootContext {
   settings: Settings | null = null;
+  metrics: Metrics = new Metrics();
 
   createContext(context_id: u32): Context {
     return new AiProxy(context_id, this);
@@ -279,6 +281,8 @@ class AiProxy extends Context {
   /** Sends an error in the client's format, before anything reached a provider. */
   fail(e: ClientError): void {
     this.replied = true;
+    const consumer = getFilterState(keys.CONSUMER);
+    (this.root_context as AiProxyRoot).metrics.rejected(consumer !== null ? consumer as string : "anonymous", e.status);
     const b = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, b);
     else writeOpenAIError(e, b);
@@ -497,7 +501,7 @@ class AiProxy extends Context {
     this.usageWritten = true;
     if (complete && u.present) {
       u.settle();
-      writeUsageRecord(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
+      this.publish(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
       return;
     }
     // Estimate only what the provider did not report (Anthropic reports the prompt at the start of
@@ -506,14 +510,26 @@ class AiProxy extends Context {
     let prompt = u.prompt >= 0 ? u.prompt : this.promptEstimate;
     if (prompt <= 0) prompt = 1;
     const completion = u.completion >= 0 ? u.completion : estimateTokens(this.responseChars);
-    writeUsageRecord(prompt, completion, prompt + completion, u.cached, u.reasoning, "estimate");
+    this.publish(prompt, completion, prompt + completion, u.cached, u.reasoning, "estimate");
+  }
+
+  /** The usage record to filter state, and the request's metrics. */
+  publish(prompt: i64, completion: i64, total: i64, cached: i64, reasoning: i64, source: string): void {
+    writeUsageRecord(prompt, completion, total, cached, reasoning, source);
+    const now = nowNanos();
+    const ttft: i64 = this.firstByteNs > 0 ? <i64>((this.firstByteNs - this.startNs) / 1000000) : -1;
+    const consumer = getFilterState(keys.CONSUMER);
+    (this.root_context as AiProxyRoot).metrics.request(
+      (this.provider as Provider).name, this.upstreamModel, consumer !== null ? consumer as string : "anonymous",
+      this.stream ? "ai_stream" : "ai_chat", this.status, prompt, completion, ttft, <i64>((now - this.startNs) / 1000000),
+    );
   }
 
   /** The provider refused or failed: it generated nothing, so nothing is charged. */
   recordNothing(): void {
     if (this.usageWritten) return;
     this.usageWritten = true;
-    writeUsageRecord(0, 0, 0, 0, 0, "provider");
+    this.publish(0, 0, 0, 0, 0, "provider");
   }
 
   onDone(): bool {

@@ -1,0 +1,53 @@
+// ai-proxy's metrics. Names carry their labels as `;key=value` pairs, e.g.
+//   sluice.ai_requests;provider=openai;model=gpt-4o;consumer=team-a;request_type=ai_chat
+// Envoy shows them as wasmcustom.<name>; the stats_tags that envoy.yaml carries turn each pair into
+// a Prometheus label, so dashboards get real labels instead of names with values baked in.
+import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
+
+/** Label values may not contain the separators. */
+function clean(v: string): string {
+  if (v.length == 0) return "none";
+  if (!v.includes(";") && !v.includes("=")) return v;
+  return v.replaceAll(";", "_").replaceAll("=", "_");
+}
+
+export class Metrics {
+  // One id per full name, defined on first use (Envoy allows defining metrics at any time).
+  private ids: Map<string, u32> = new Map();
+
+  private id(type: i32, name: string): u32 {
+    if (this.ids.has(name)) return this.ids.get(name);
+    const id = defineMetric(type, name);
+    this.ids.set(name, id);
+    return id;
+  }
+
+  count(name: string, by: i64): void {
+    // Envoy refuses a counter increment of zero or less.
+    if (by <= 0) return;
+    const id = this.id(METRIC_COUNTER, name);
+    if (id != NO_METRIC) incrementMetric(id, by);
+  }
+
+  observe(name: string, value: u64): void {
+    const id = this.id(METRIC_HISTOGRAM, name);
+    if (id != NO_METRIC) recordMetric(id, value);
+  }
+
+  /** One finished request through a provider. */
+  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64): void {
+    const who = ";provider=" + clean(provider) + ";model=" + clean(model);
+    const whoAndConsumer = who + ";consumer=" + clean(consumer);
+    this.count("sluice.ai_requests" + whoAndConsumer + ";request_type=" + clean(requestType), 1);
+    this.count("sluice.ai_prompt_tokens" + whoAndConsumer, prompt);
+    this.count("sluice.ai_completion_tokens" + whoAndConsumer, completion);
+    if (status >= 400) this.count("sluice.ai_errors" + whoAndConsumer + ";status=" + status.toString(), 1);
+    if (ttftMs >= 0) this.observe("sluice.ai_ttft_ms" + who, <u64>ttftMs);
+    if (durationMs >= 0) this.observe("sluice.ai_duration_ms" + who, <u64>durationMs);
+  }
+
+  /** A request the gateway refused before any provider saw it. */
+  rejected(consumer: string, status: u32): void {
+    this.count("sluice.ai_errors;provider=none;model=none;consumer=" + clean(consumer) + ";status=" + status.toString(), 1);
+  }
+}
