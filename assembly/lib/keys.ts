@@ -16,3 +16,6 @@ export const CACHED_TOKENS = "sluice.cached_tokens";
 export const REASONING_TOKENS = "sluice.reasoning_tokens";
 export const USAGE_SOURCE = "sluice.usage_source";
 export const RATELIMIT_RULE = "sluice.ratelimit_rule";
+// Set by ai-ratelimit on admission: completion tokens a stream may still produce (remaining
+// budget + margin). ai-proxy ends a stream cleanly (finish_reason length) once it is exceeded.
+export const STREAM_BUDGET = "sluice.stream_budget";
