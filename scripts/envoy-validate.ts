@@ -1,0 +1,360 @@
+// Strict validation of an Envoy bootstrap (envoy.yaml) against Envoy's own v3 API protos, as shipped
+// in the npm package @grpc/grpc-js-xds (deps/envoy-api, xds, googleapis, protoc-gen-validate), read
+// with protobufjs. It walks the YAML as Envoy's JSON/YAML loader does (proto3 JSON mapping):
+// unknown fields, wrong scalar types, bad enum names, two members of one oneof, and a
+// google.protobuf.Any whose @type is not a known message are errors; durations must be "1.5s"
+// strings; Struct values are free-form. A subset of protoc-gen-validate rules is checked too
+// (required messages, required oneofs). Deprecated fields are reported as warnings, as Envoy logs them.
+//
+// The shipped protos can be older than the Envoy a config targets. Fields added later are declared
+// in NEWER_FIELDS (each with the Envoy version and the API commit that added it) and only then
+// accepted; every use is reported in `newerFieldsUsed`, never silently skipped.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import protobuf from "protobufjs";
+import { parse } from "yaml";
+
+export interface NewerField {
+  message: string;
+  field: string;
+  id: number;
+  type: string;
+  since: string;
+  source: string;
+}
+
+/** Fields Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
+export const NEWER_FIELDS: NewerField[] = [
+  {
+    message: "envoy.extensions.wasm.v3.PluginConfig",
+    field: "allow_on_headers_stop_iteration",
+    id: 9,
+    type: "google.protobuf.BoolValue",
+    since: "1.35.0",
+    source: "envoyproxy/data-plane-api 471e4526 (envoyproxy/envoy#40213, 2025-07-15): envoy/extensions/wasm/v3/wasm.proto",
+  },
+];
+
+export interface ValidationResult {
+  errors: string[];
+  warnings: string[];
+  /** NEWER_FIELDS entries the config used ("message.field @ path"). */
+  newerFieldsUsed: string[];
+  /** Every @type seen, for reporting. */
+  types: Set<string>;
+}
+
+const WRAPPERS: Record<string, string> = {
+  "google.protobuf.BoolValue": "bool",
+  "google.protobuf.StringValue": "string",
+  "google.protobuf.BytesValue": "bytes",
+  "google.protobuf.Int32Value": "int32",
+  "google.protobuf.UInt32Value": "uint32",
+  "google.protobuf.Int64Value": "int64",
+  "google.protobuf.UInt64Value": "uint64",
+  "google.protobuf.DoubleValue": "double",
+  "google.protobuf.FloatValue": "float",
+};
+
+function depsDir(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
+}
+
+function protoFiles(dir: string, base = dir, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) protoFiles(p, base, out);
+    else if (e.name.endsWith(".proto")) out.push(p.slice(base.length + 1));
+  }
+  return out;
+}
+
+const roots = new Map<boolean, protobuf.Root>();
+/** Shipped v3 protos left out because an import of theirs is not shipped. */
+export let skippedProtos: string[] = [];
+
+/** Envoy's v3 API as protobufjs types. `newerFields` adds NEWER_FIELDS (default true). */
+export function loadEnvoyApi(newerFields = true): protobuf.Root {
+  const cached = roots.get(newerFields);
+  if (cached) return cached;
+  const deps = depsDir();
+  const require = createRequire(import.meta.url);
+  const includes = [
+    ...["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((d) => join(deps, d)),
+    dirname(require.resolve("protobufjs/package.json")), // google/protobuf/descriptor.proto
+  ];
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    for (const inc of includes) {
+      const p = join(inc, target);
+      if (existsSync(p)) return p;
+    }
+    return target; // google/protobuf/{any,duration,struct,...}.proto are built into protobufjs
+
+  };
+  // Every v3 message (the shipped tree also holds a few v2 leftovers whose imports are absent);
+  // their imports come in transitively.
+  const files = [
+    ...protoFiles(join(deps, "envoy-api", "envoy")).map((f) => `envoy/${f}`),
+    ...protoFiles(join(deps, "xds", "xds")).map((f) => `xds/${f}`),
+  ].filter((f) => f.includes("/v3/"));
+  // The package ships the protos grpc needs plus most of the v3 tree; a few import protos it does not
+  // ship (e.g. opencensus for the OpenCensus tracer). Those files are left out and listed in
+  // `skippedProtos`: a config using their messages then fails as an unknown @type, never passes.
+  const resolveImport = (target: string): string | null => {
+    const p = root.resolvePath("", target);
+    return existsSync(p) || /^google\/protobuf\/(any|api|duration|empty|field_mask|source_context|struct|timestamp|type|wrappers)\.proto$/.test(target) ? p : null;
+  };
+  const complete = new Map<string, boolean>();
+  const isComplete = (target: string, stack = new Set<string>()): boolean => {
+    const known = complete.get(target);
+    if (known !== undefined) return known;
+    if (stack.has(target)) return true;
+    stack.add(target);
+    const p = resolveImport(target);
+    let ok = p !== null;
+    if (ok && existsSync(p!)) {
+      for (const m of readFileSync(p!, "utf8").matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)";/gm)) {
+        if (!isComplete(m[1], stack)) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    complete.set(target, ok);
+    return ok;
+  };
+  skippedProtos = files.filter((f) => !isComplete(f));
+  root.loadSync(files.filter((f) => isComplete(f)), { keepCase: true, alternateCommentMode: false });
+  root.resolveAll();
+  if (newerFields) {
+    for (const nf of NEWER_FIELDS) {
+      const t = root.lookupType(nf.message);
+      if (t.fields[nf.field]) continue; // the shipped protos have it after all
+      const f = new protobuf.Field(nf.field, nf.id, `.${nf.type}`);
+      t.add(f);
+      f.resolve();
+    }
+  }
+  roots.set(newerFields, root);
+  return root;
+}
+
+const INT_RANGES: Record<string, [number, number]> = {
+  int32: [-2147483648, 2147483647],
+  sint32: [-2147483648, 2147483647],
+  sfixed32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+  fixed32: [0, 4294967295],
+};
+
+function kind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "a mapping" : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+class Walker {
+  readonly errors: string[] = [];
+  readonly warnings: string[] = [];
+  readonly newerFieldsUsed: string[] = [];
+  readonly types = new Set<string>();
+  constructor(private readonly root: protobuf.Root) {}
+
+  private err(path: string, msg: string): void {
+    this.errors.push(`${path || "(root)"}: ${msg}`);
+  }
+
+  scalar(type: string, v: unknown, path: string): void {
+    switch (type) {
+      case "string":
+        if (typeof v !== "string") this.err(path, `expected a string, got ${kind(v)}`);
+        return;
+      case "bytes":
+        if (typeof v !== "string" || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) this.err(path, `expected base64 bytes, got ${kind(v)}`);
+        return;
+      case "bool":
+        if (typeof v !== "boolean") this.err(path, `expected a boolean, got ${kind(v)}`);
+        return;
+      case "double":
+      case "float":
+        if (typeof v !== "number" && !(typeof v === "string" && /^(-?[0-9.eE+-]+|NaN|-?Infinity)$/.test(v))) this.err(path, `expected a number, got ${kind(v)}`);
+        return;
+      case "int64":
+      case "sint64":
+      case "sfixed64":
+      case "uint64":
+      case "fixed64": {
+        const ok = (typeof v === "number" && Number.isInteger(v)) || (typeof v === "string" && /^-?[0-9]+$/.test(v));
+        if (!ok) this.err(path, `expected an integer, got ${kind(v)}`);
+        else if (type.startsWith("u") || type === "fixed64") if (String(v).startsWith("-")) this.err(path, `expected an unsigned integer, got ${v}`);
+        return;
+      }
+      default: {
+        const range = INT_RANGES[type];
+        if (!range) throw new Error(`unhandled scalar type ${type}`);
+        const n = typeof v === "string" && /^-?[0-9]+$/.test(v) ? Number(v) : v;
+        if (typeof n !== "number" || !Number.isInteger(n)) this.err(path, `expected an integer, got ${kind(v)}`);
+        else if (n < range[0] || n > range[1]) this.err(path, `${n} is out of range for ${type}`);
+      }
+    }
+  }
+
+  enumValue(e: protobuf.Enum, v: unknown, path: string): void {
+    if (typeof v === "string") {
+      if (!(v in e.values)) this.err(path, `'${v}' is not a value of enum ${e.fullName.slice(1)} (expected one of: ${Object.keys(e.values).join(", ")})`);
+    } else if (typeof v === "number") {
+      if (!Object.values(e.values).includes(v)) this.err(path, `${v} is not a value of enum ${e.fullName.slice(1)}`);
+    } else this.err(path, `expected an enum name of ${e.fullName.slice(1)}, got ${kind(v)}`);
+  }
+
+  /** One value of a field (not repeated), by its resolved type. */
+  value(field: protobuf.Field, v: unknown, path: string): void {
+    const rt = field.resolvedType;
+    if (rt instanceof protobuf.Enum) return this.enumValue(rt, v, path);
+    if (rt instanceof protobuf.Type) return this.message(rt.fullName.slice(1), v, path);
+    this.scalar(field.type, v, path);
+  }
+
+  message(typeName: string, v: unknown, path: string): void {
+    switch (typeName) {
+      case "google.protobuf.Duration":
+        if (typeof v !== "string" || !/^-?[0-9]+(\.[0-9]{1,9})?s$/.test(v)) this.err(path, `expected a duration such as "1.5s", got ${kind(v)}`);
+        return;
+      case "google.protobuf.Timestamp":
+        if (typeof v !== "string" || Number.isNaN(Date.parse(v))) this.err(path, `expected an RFC 3339 timestamp, got ${kind(v)}`);
+        return;
+      case "google.protobuf.Struct":
+        if (v === null || typeof v !== "object" || Array.isArray(v)) this.err(path, `expected a mapping (Struct), got ${kind(v)}`);
+        return;
+      case "google.protobuf.Value":
+        return;
+      case "google.protobuf.ListValue":
+        if (!Array.isArray(v)) this.err(path, `expected a list, got ${kind(v)}`);
+        return;
+      case "google.protobuf.FieldMask":
+        if (typeof v !== "string") this.err(path, `expected a field mask string, got ${kind(v)}`);
+        return;
+      case "google.protobuf.Any":
+        return this.any(v, path);
+    }
+    if (WRAPPERS[typeName]) {
+      if (v === null) return;
+      return this.scalar(WRAPPERS[typeName], v, path);
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      this.err(path, `expected a mapping (${typeName}), got ${kind(v)}`);
+      return;
+    }
+    const type = this.root.lookupType(typeName);
+    this.fields(type, v as Record<string, unknown>, path);
+  }
+
+  any(v: unknown, path: string): void {
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      this.err(path, `expected a google.protobuf.Any mapping with "@type", got ${kind(v)}`);
+      return;
+    }
+    const obj = v as Record<string, unknown>;
+    const url = obj["@type"];
+    if (typeof url !== "string") {
+      this.err(path, `google.protobuf.Any needs "@type"`);
+      return;
+    }
+    const name = url.slice(url.lastIndexOf("/") + 1);
+    let type: protobuf.Type | null = null;
+    try {
+      type = this.root.lookupType(name);
+    } catch {
+      type = null;
+    }
+    if (!type) {
+      this.err(`${path}["@type"]`, `unknown @type ${url} (no such message in Envoy's API)`);
+      return;
+    }
+    this.types.add(name);
+    const rest = { ...obj };
+    delete rest["@type"];
+    // Well-known types with a special JSON form sit under "value" inside an Any.
+    if (name.startsWith("google.protobuf.") && (WRAPPERS[name] || ["google.protobuf.Duration", "google.protobuf.Timestamp", "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.FieldMask"].includes(name))) {
+      const extra = Object.keys(rest).filter((k) => k !== "value");
+      if (extra.length) this.err(path, `unknown field '${extra[0]}' in ${name} (its Any form has only "value")`);
+      if (!("value" in rest)) this.err(path, `${name} in an Any needs "value"`);
+      else this.message(name, rest.value, `${path}.value`);
+      return;
+    }
+    this.fields(type, rest, path);
+  }
+
+  fields(type: protobuf.Type, obj: Record<string, unknown>, path: string): void {
+    const byJson = new Map<string, protobuf.Field>();
+    for (const f of type.fieldsArray) {
+      byJson.set(f.name, f);
+      byJson.set(f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), f);
+    }
+    const seenOneof = new Map<string, string>();
+    for (const [key, v] of Object.entries(obj)) {
+      const at = path ? `${path}.${key}` : key;
+      const field = byJson.get(key);
+      if (!field) {
+        this.err(at, `unknown field '${key}' in ${type.fullName.slice(1)}`);
+        continue;
+      }
+      const nf = NEWER_FIELDS.find((n) => n.message === type.fullName.slice(1) && n.field === field.name);
+      if (nf) this.newerFieldsUsed.push(`${nf.message}.${nf.field} (Envoy >= ${nf.since}) @ ${at}`);
+      if (field.options?.deprecated) this.warnings.push(`${at}: ${type.fullName.slice(1)}.${field.name} is deprecated`);
+      if (field.partOf) {
+        const other = seenOneof.get(field.partOf.name);
+        if (other) this.err(at, `'${key}' and '${other}' are both set but belong to the same oneof '${field.partOf.name}'`);
+        seenOneof.set(field.partOf.name, key);
+      }
+      if (field instanceof protobuf.MapField) {
+        if (v === null || typeof v !== "object" || Array.isArray(v)) {
+          this.err(at, `expected a mapping, got ${kind(v)}`);
+          continue;
+        }
+        for (const [mk, mv] of Object.entries(v as Record<string, unknown>)) this.value(field, mv, `${at}.${mk}`);
+        continue;
+      }
+      if (field.repeated) {
+        if (!Array.isArray(v)) {
+          this.err(at, `expected a list, got ${kind(v)}`);
+          continue;
+        }
+        v.forEach((item, i) => this.value(field, item, `${at}[${i}]`));
+        continue;
+      }
+      this.value(field, v, at);
+    }
+    // protoc-gen-validate: required messages and required oneofs.
+    for (const f of type.fieldsArray) {
+      if (f.partOf) continue; // rules on a oneof member apply only when it is the one set
+      const o = f.options ?? {};
+      if ((o["(validate.rules).message.required"] === true || o["(validate.rules).message"]?.required === true) && obj[f.name] === undefined && obj[byJsonName(f)] === undefined) {
+        this.err(path, `missing required field '${f.name}' in ${type.fullName.slice(1)}`);
+      }
+    }
+    for (const oneof of type.oneofsArray) {
+      if (oneof.options?.["(validate.required)"] === true && !oneof.fieldsArray.some((f) => obj[f.name] !== undefined || obj[byJsonName(f)] !== undefined)) {
+        this.err(path, `one of ${oneof.fieldsArray.map((f) => f.name).join(", ")} is required in ${type.fullName.slice(1)}`);
+      }
+    }
+  }
+}
+
+function byJsonName(f: protobuf.Field): string {
+  return f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Validates a parsed Envoy config (default type: the bootstrap). */
+export function validateEnvoyConfig(config: unknown, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {
+  const w = new Walker(loadEnvoyApi(opts.newerFields ?? true));
+  w.message(opts.type ?? "envoy.config.bootstrap.v3.Bootstrap", config, "");
+  return { errors: w.errors, warnings: w.warnings, newerFieldsUsed: w.newerFieldsUsed, types: w.types };
+}
+
+export function validateEnvoyYaml(text: string, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {
+  return validateEnvoyConfig(parse(text), opts);
+}
