@@ -337,6 +337,15 @@ export class Stream {
     return d.name === "request" ? s.ctx.bufferingRequestBody : s.ctx.bufferingResponseBody;
   }
 
+  /** What a filter stopped with StopIterationAndBuffer holds: its buffer as it is now. Envoy hands
+   * the filter the filter manager's buffer itself (modifyDecodingBuffer / modifyEncodingBuffer), so
+   * a change made later — e.g. from an http_call callback — is what continues downstream. */
+  private heldBy(d: Dir, s: Slot): Buffer {
+    if (!this.buffering(d, s)) return d.held;
+    const body = d.name === "request" ? s.ctx.requestBody : s.ctx.responseBody;
+    return body ? body.data : d.held;
+  }
+
   private sinkHeaders(d: Dir): void {
     d.headersSent = true;
     d.sink.headers = cloneHeaders(d.headers!);
@@ -371,7 +380,8 @@ export class Stream {
       let body: Body;
       if (isStop && this.buffering(d, s)) {
         // StopIterationAndBuffer before: the filter sees everything buffered so far plus this chunk.
-        body = new Body(d.held.length ? Buffer.concat([d.held, cur]) : cur);
+        const held = this.heldBy(d, s);
+        body = new Body(held.length ? Buffer.concat([held, cur]) : cur);
         d.held = EMPTY;
       } else body = new Body(cur);
       d.addedTrailers = null;
@@ -469,7 +479,7 @@ export class Stream {
     const p = d.order.indexOf(slot);
     if (p < 0 || d.stopAt !== p) return; // not stopped here: continueDecoding has nothing to do
     const kind = d.stopKind;
-    const held = d.held;
+    const held = this.heldBy(d, slot);
     const heldData = d.heldData;
     const heldEnd = d.heldEnd;
     const trailers = d.heldTrailers;

@@ -19,3 +19,7 @@ export const RATELIMIT_RULE = "sluice.ratelimit_rule";
 // Set by ai-ratelimit on admission: completion tokens a stream may still produce (remaining
 // budget + margin). ai-proxy ends a stream cleanly (finish_reason length) once it is exceeded.
 export const STREAM_BUDGET = "sluice.stream_budget";
+// Set by ai-proxy: how many instances a request tried (1 without fallback).
+export const ATTEMPTS = "sluice.attempts";
+// Set by ai-proxy when it ended a stream early on the consumer's budget.
+export const STREAM_CUT = "sluice.stream_cut";

@@ -28,6 +28,8 @@ export const RESPONSE_HEADERS: i32 = 2;
 export const RESPONSE_TRAILERS: i32 = 3;
 export const HTTP_CALL_RESPONSE_HEADERS: i32 = 6;
 
+export { makeHeaderPair, HeaderPair } from "@gcoredev/proxy-wasm-sdk-as/assembly";
+
 // Buffers (proxy-wasm BufferType).
 export const REQUEST_BODY: i32 = 0;
 export const RESPONSE_BODY: i32 = 1;
@@ -292,6 +294,10 @@ export function getFilterState(key: string): string | null {
 
 // ---------------------------------------------------------------------------------------------
 // Time, shared data, metrics
+
+export function setTickPeriod(ms: u32): void {
+  imports.proxy_set_tick_period_milliseconds(ms);
+}
 
 export function nowNanos(): u64 {
   imports.proxy_get_current_time_nanoseconds(RET_PTR);

@@ -1018,6 +1018,10 @@ export class AnthropicProvider extends Provider {
 
   get maxTokensField(): string { return "max_tokens"; }
 
+  probePath(inst: Instance): string {
+    return inst.basePath.endsWith("/v1") ? inst.basePath + "/models" : inst.basePath + "/v1/models";
+  }
+
   defaultEndpoint(): string { return "https://api.anthropic.com"; }
 
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {

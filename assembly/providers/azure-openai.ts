@@ -23,6 +23,10 @@ export class AzureOpenAIProvider extends OpenAIProvider {
     return u;
   }
 
+  probePath(inst: Instance): string {
+    return inst.basePath + "/models?api-version=" + (inst.apiVersion.length ? inst.apiVersion : AZURE_DEFAULT_API_VERSION);
+  }
+
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
     return this.upstream(inst, model, "chat/completions");
   }

@@ -318,18 +318,19 @@ export class OpenAIStreamDecoder extends StreamDecoder {
       this.done = true;
       return;
     }
-    if (!this.started) {
-      this.started = true;
-      const id = v.get("id");
-      const model = v.get("model");
-      const created = v.get("created");
-      sink.start(
-        id !== null && id.isString() ? id.s : "",
-        model !== null && model.isString() ? model.s : "",
-        created !== null && created.isNumber() ? <i64>created.n : 0,
-      );
-    }
     const choices = v.get("choices");
+    if (!this.started) {
+      // Azure opens its streams with an empty-id chunk carrying only prompt_filter_results: the
+      // answer's id and model come with the first chunk that has them (or has choices).
+      const id = v.get("id");
+      const idText = id !== null && id.isString() ? id.s : "";
+      if (idText.length || (choices !== null && choices.length > 0)) {
+        this.started = true;
+        const model = v.get("model");
+        const created = v.get("created");
+        sink.start(idText, model !== null && model.isString() ? model.s : "", created !== null && created.isNumber() ? <i64>created.n : 0);
+      }
+    }
     if (choices !== null && choices.isArray()) {
       const items = choices.items as Array<JsonValue>;
       for (let i = 0; i < items.length; i++) this.choice(items[i], i, sink);

@@ -146,6 +146,11 @@ export class Instance {
   deployment: string = "";
   /** Extra upstream headers, flat [name, value, ...]. */
   headers: Array<string> = [];
+  /** Load balancing: share of traffic, priority group (0 = most preferred), price per million tokens. */
+  weight: i32 = 1;
+  priority: i32 = 0;
+  priceIn: f64 = 0;
+  priceOut: f64 = 0;
 
   upstreamModel(requested: string): string {
     if (this.modelMap.has(requested)) return this.modelMap.get(requested);
@@ -211,6 +216,11 @@ export abstract class Provider {
   /** Writes OpenAI's embeddings answer; fills usage. False if the body is not an answer. */
   embeddingsResponse(body: JsonValue, model: string, out: ByteBuilder, usage: Usage): bool {
     return false;
+  }
+
+  /** The path an active health check GETs: a cheap listing that needs the credential. */
+  probePath(inst: Instance): string {
+    return inst.basePath + "/models";
   }
 
   /** Maps a provider error (status and parsed body, if JSON) to the client-facing error. */

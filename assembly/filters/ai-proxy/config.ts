@@ -4,12 +4,25 @@ import { JsonValue, jsonString as jsonQuote } from "../../lib/json";
 import { getEnv } from "../../lib/env";
 import { Instance, Provider } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
+import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
+import { HealthConfig } from "./health";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 
 export class Settings {
   instances: Array<Instance> = [];
   providers: Array<Provider> = []; // parallel to instances
+  pools: Array<Pool> = [];
+  defaultPool: i32 = -1;
+  health: HealthConfig = new HealthConfig();
+  /** Fallback: statuses (and "connect_failure", "timeout") that move a request to another instance. */
+  fallbackOn: Array<string> = ["connect_failure", "timeout", "5xx", "429"];
+  maxRetries: i32 = 2;
+  fallbackTimeoutMs: i64 = 120000;
+  instanceHeader: bool = false;
+  /** Whether any pool needs shared latency / in-flight bookkeeping. */
+  trackLatency: bool = false;
+  trackInflight: bool = false;
   clusterHeader: string = "x-sluice-cluster";
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   /** The /v1/models answer, prepared once. */
@@ -43,7 +56,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -116,8 +129,117 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
       }
     }
   }
+  inst.weight = <i32>r.int(v, "weight", path, 1, 0, 1000000);
+  inst.priority = <i32>r.int(v, "priority", path, 0, 0, 1000);
+  const price = v.get("price");
+  if (price !== null) {
+    if (!price.isObject()) r.fail(path + ".price", "must be {\"input\": <per million tokens>, \"output\": <per million tokens>}");
+    else {
+      r.onlyKnown(price, path + ".price", ["input", "output"]);
+      const pin = price.get("input"), pout = price.get("output");
+      if (pin !== null && (!pin.isNumber() || pin.n < 0)) r.fail(path + ".price.input", "must be a number >= 0");
+      else if (pin !== null) inst.priceIn = pin.n;
+      if (pout !== null && (!pout.isNumber() || pout.n < 0)) r.fail(path + ".price.output", "must be a number >= 0");
+      else if (pout !== null) inst.priceOut = pout.n;
+    }
+  }
   s.instances.push(inst);
   s.providers.push(p);
+}
+
+function instanceIndex(s: Settings, name: string): i32 {
+  for (let i = 0; i < s.instances.length; i++) if (s.instances[i].name == name) return i;
+  return -1;
+}
+
+function readPool(r: ConfigReader, v: JsonValue, path: string, s: Settings): void {
+  if (!v.isObject()) {
+    r.fail(path, "must be an object");
+    return;
+  }
+  r.onlyKnown(v, path, ["name", "instances", "algorithm", "hash_on"]);
+  const pool = new Pool();
+  pool.name = r.str(v, "name", path, "");
+  if (r.ok && pool.name.length == 0) r.fail(path + ".name", "is required");
+  for (let i = 0; i < s.pools.length; i++) if (s.pools[i].name == pool.name) r.fail(path + ".name", "duplicate pool name '" + pool.name + "'");
+  const members = r.array(v, "instances", path, true);
+  if (r.ok && members.length == 0) r.fail(path + ".instances", "must list at least one instance");
+  for (let i = 0; i < members.length && r.ok; i++) {
+    const m = members[i];
+    const at = path + ".instances[" + i.toString() + "]";
+    if (!m.isString()) { r.fail(at, "must be an instance name"); break; }
+    const idx = instanceIndex(s, m.s);
+    if (idx < 0) r.fail(at, "no instance named '" + m.s + "'");
+    else if (pool.members.includes(idx)) r.fail(at, "'" + m.s + "' is listed twice");
+    else pool.members.push(idx);
+  }
+  const algorithm = r.str(v, "algorithm", path, "weighted_round_robin");
+  pool.algorithm = ALGORITHMS.indexOf(algorithm);
+  if (pool.algorithm < 0) {
+    r.fail(path + ".algorithm", "unknown algorithm '" + algorithm + "' (expected one of: " + ALGORITHMS.join(", ") + ")");
+    pool.algorithm = WRR;
+  }
+  pool.hashOn = r.str(v, "hash_on", path, "consumer").toLowerCase();
+  if (pool.hashOn != "consumer" && !pool.hashOn.startsWith("header:")) r.fail(path + ".hash_on", "must be 'consumer' or 'header:<name>'");
+  if (pool.algorithm == CONSISTENT_HASH) pool.buildRing(s.instances);
+  if (pool.algorithm == LEAST_LATENCY) s.trackLatency = true;
+  if (pool.algorithm == LEAST_INFLIGHT) s.trackInflight = true;
+  s.pools.push(pool);
+}
+
+function readHealth(r: ConfigReader, v: JsonValue | null, s: Settings): void {
+  if (v === null) return;
+  if (!v.isObject()) {
+    r.fail("ai-proxy.health", "must be an object");
+    return;
+  }
+  const h = s.health;
+  r.onlyKnown(v, "ai-proxy.health", ["failures", "cooldown_ms", "max_cooldown_ms", "active"]);
+  h.failures = <i32>r.int(v, "failures", "ai-proxy.health", 3, 1, 1000);
+  h.cooldownMs = r.int(v, "cooldown_ms", "ai-proxy.health", 10000, 1, 86400000);
+  h.maxCooldownMs = r.int(v, "max_cooldown_ms", "ai-proxy.health", 300000, 1, 86400000);
+  if (h.maxCooldownMs < h.cooldownMs) r.fail("ai-proxy.health.max_cooldown_ms", "must not be below cooldown_ms");
+  const a = v.get("active");
+  if (a === null) return;
+  if (!a.isObject()) {
+    r.fail("ai-proxy.health.active", "must be an object");
+    return;
+  }
+  r.onlyKnown(a, "ai-proxy.health.active", ["interval_ms", "timeout_ms", "healthy", "unhealthy", "path"]);
+  h.active = true;
+  h.intervalMs = r.int(a, "interval_ms", "ai-proxy.health.active", 10000, 100, 86400000);
+  h.timeoutMs = r.int(a, "timeout_ms", "ai-proxy.health.active", 2000, 1, 600000);
+  h.healthy = <i32>r.int(a, "healthy", "ai-proxy.health.active", 2, 1, 100);
+  h.unhealthy = <i32>r.int(a, "unhealthy", "ai-proxy.health.active", 3, 1, 100);
+  h.path = r.str(a, "path", "ai-proxy.health.active", "");
+  if (h.path.length && !h.path.startsWith("/")) r.fail("ai-proxy.health.active.path", "must start with /");
+}
+
+const FALLBACK_CAUSES: Array<string> = ["connect_failure", "timeout", "5xx", "429"];
+
+function readFallback(r: ConfigReader, v: JsonValue | null, s: Settings): void {
+  if (v === null) return;
+  if (!v.isObject()) {
+    r.fail("ai-proxy.fallback", "must be an object");
+    return;
+  }
+  r.onlyKnown(v, "ai-proxy.fallback", ["on", "max_retries", "timeout_ms"]);
+  const on = v.get("on");
+  if (on !== null) {
+    if (!on.isArray()) r.fail("ai-proxy.fallback.on", "must be a list");
+    else {
+      s.fallbackOn = [];
+      const items = on.items as Array<JsonValue>;
+      for (let i = 0; i < items.length; i++) {
+        const c = items[i];
+        const ok = c.isString() && (FALLBACK_CAUSES.includes(c.s) || (c.s.length == 3 && I32.parseInt(c.s) >= 400 && I32.parseInt(c.s) <= 599));
+        if (!ok) r.fail("ai-proxy.fallback.on[" + i.toString() + "]", "must be connect_failure, timeout, 5xx, 429 or a status code 400-599");
+        else s.fallbackOn.push(c.s);
+      }
+    }
+  }
+  s.maxRetries = <i32>r.int(v, "max_retries", "ai-proxy.fallback", 2, 0, 10);
+  s.fallbackTimeoutMs = r.int(v, "timeout_ms", "ai-proxy.fallback", 120000, 1, 3600000);
 }
 
 export function readSettings(buf: ArrayBuffer): Settings | null {
@@ -127,11 +249,21 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "cluster_header", "max_request_body_bytes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
   for (let i = 0; i < list.length && r.ok; i++) readInstance(r, list[i], "ai-proxy.instances[" + i.toString() + "]", s);
+  const pools = r.array(cfg, "pools", "ai-proxy", false);
+  for (let i = 0; i < pools.length && r.ok; i++) readPool(r, pools[i], "ai-proxy.pools[" + i.toString() + "]", s);
+  const dp = r.str(cfg, "default_pool", "ai-proxy", "");
+  if (dp.length) {
+    for (let i = 0; i < s.pools.length; i++) if (s.pools[i].name == dp) s.defaultPool = i;
+    if (s.defaultPool < 0) r.fail("ai-proxy.default_pool", "no pool named '" + dp + "'");
+  }
+  readHealth(r, cfg.get("health"), s);
+  readFallback(r, cfg.get("fallback"), s);
+  s.instanceHeader = r.bool(cfg, "instance_header", "ai-proxy", false);
   s.clusterHeader = r.str(cfg, "cluster_header", "ai-proxy", "x-sluice-cluster").toLowerCase();
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
   if (!r.report()) return null;

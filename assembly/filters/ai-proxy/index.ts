@@ -10,6 +10,8 @@ import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
   getBuffer, replaceBuffer, appendBuffer, sendLocalResponse, setFilterState, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
+  BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
+  getSharedData, setSharedData, WasmResultValues,
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
@@ -22,6 +24,11 @@ import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-op
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { replayAsStream } from "./replay";
 import { Metrics } from "./metrics";
+import { Pool, PickInput, pick, recordLatency, addInflight, CONSISTENT_HASH } from "./balancer";
+import {
+  HealthState, readHealth, report, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED,
+  OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED,
+} from "./health";
 
 // What the client asked for.
 const PASS: i32 = 0; // not an AI API: untouched
@@ -37,6 +44,15 @@ const RESP_JSON: i32 = 1; // buffered answer, translated at the end
 const RESP_SSE: i32 = 2; // translated chunk by chunk
 const RESP_ERROR: i32 = 3; // provider error, buffered and translated
 const RESP_REPLAY: i32 = 4; // a stream was asked for but a JSON answer came: replayed as a stream
+const RESP_FALLBACK: i32 = 5; // the instance failed before any byte reached the client: trying another
+
+// Requests whose implicit pools (instances serving a model) are remembered per VM; model names
+// come from clients, so the cache is bounded.
+const MAX_IMPLICIT_POOLS: i32 = 256;
+
+function nowMs(): i64 {
+  return <i64>(nowNanos() / 1000000);
+}
 
 class AiProxyRoot extends RootContext {
   settings: Settings | null = null;
@@ -46,12 +62,66 @@ class AiProxyRoot extends RootContext {
     return new AiProxy(context_id, this);
   }
 
+  implicitPools: Map<string, Pool> = new Map();
+
   onConfigure(size: u32): bool {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
+    if (s.health.active) setTickPeriod(<u32>(s.health.intervalMs < 1000 ? s.health.intervalMs : 1000));
     return true;
   }
+
+  /** Active health checks: each due instance is probed by one worker (a shared lease decides). */
+  onTick(): void {
+    const s = this.settings;
+    if (s === null || !s.health.active) return;
+    const now = nowMs();
+    for (let i = 0; i < s.instances.length; i++) {
+      const inst = s.instances[i];
+      const key = "sluice.ai-proxy.probe." + inst.name;
+      const cur = getSharedData(key);
+      const due = cur.value !== null ? I64.parseInt(String.UTF8.decode(cur.value as ArrayBuffer)) : 0;
+      if (now < due) continue;
+      const next = String.UTF8.encode((now + s.health.intervalMs).toString());
+      if (setSharedData(key, next, cur.value === null ? 0 : cur.cas) != WasmResultValues.Ok) continue; // another worker took it
+      this.probe(s, i);
+    }
+  }
+
+  probe(s: Settings, i: i32): void {
+    const inst = s.instances[i];
+    const provider = s.providers[i];
+    const path = s.health.path.length ? inst.basePath + s.health.path : provider.probePath(inst);
+    const headers: Array<HeaderPair> = [makeHeaderPair(":method", "GET"), makeHeaderPair(":path", path), makeHeaderPair(":authority", inst.authority)];
+    const auth = provider.chatUpstream(inst, inst.model, false).headers;
+    for (let h = 0; h + 1 < auth.length; h += 2) headers.push(makeHeaderPair(auth[h], auth[h + 1]));
+    const r = this.httpCall(inst.cluster, headers, new ArrayBuffer(0), [], <u32>s.health.timeoutMs, new Probe(this.context_id, i, this), onProbeResponse);
+    if (r != WasmResultValues.Ok) report(s.health, inst.name, OUTCOME_PROBE_FAILED, nowMs(), 0);
+  }
+}
+
+/** Who an active health check was for (http_call callbacks carry one context object). */
+class Probe extends BaseContext {
+  instance: i32;
+  root: AiProxyRoot;
+  constructor(id: u32, instance: i32, root: AiProxyRoot) {
+    super(id);
+    this.instance = instance;
+    this.root = root;
+  }
+}
+
+function onProbeResponse(origin: BaseContext, headers: u32, _bodySize: usize, _trailers: u32): void {
+  const p = origin as Probe;
+  const s = p.root.settings as Settings;
+  const status = headers > 0 ? getHeader(HTTP_CALL_RESPONSE_HEADERS, ":status") : null;
+  const ok = status !== null && (status as string).startsWith("2");
+  report(s.health, s.instances[p.instance].name, ok ? OUTCOME_PROBE_OK : OUTCOME_PROBE_FAILED, nowMs(), 0);
+}
+
+function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, _trailers: u32): void {
+  (origin as AiProxy).fallbackAnswered(headers, <u32>bodySize);
 }
 
 class AiProxy extends Context {
@@ -77,6 +147,20 @@ class AiProxy extends Context {
   usage: Usage = new Usage();
   usageWritten: bool = false;
   responseChars: i64 = 0;
+  // Load balancing and fallback.
+  pool: Pool | null = null;
+  instIndex: i32 = -1;
+  health: HealthState = new HealthState();
+  tried: Array<i32> = [];
+  attempts: i32 = 0;
+  clientReq: JsonValue | null = null; // the body as the client sent it
+  openaiReq: JsonValue | null = null; // the same in OpenAI's format (translated lazily for Anthropic clients)
+  bufferedLen: u32 = 0;
+  inflightName: string = "";
+  noInstance: ClientError | null = null;
+  // Mid-stream enforcement: completion tokens the stream may produce (-1: no limit).
+  budget: i64 = -1;
+  cut: bool = false;
 
   constructor(id: u32, root: AiProxyRoot) {
     super(id, root);
@@ -149,7 +233,10 @@ class AiProxy extends Context {
   }
 
   /** Parses, translates and targets the request. Returns the error to send, or null. */
+  bodyLen: i64 = 0;
+
   prepare(body: ArrayBuffer): ClientError | null {
+    this.bodyLen = body.byteLength;
     const parsed = parseJson(body);
     if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
     if (!parsed.isObject()) return ClientError.of(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json");
@@ -162,14 +249,15 @@ class AiProxy extends Context {
     if (stream !== null && !stream.isBool() && !stream.isNull()) return ClientError.of(400, "'stream' must be true or false.", "invalid_request_error", "invalid_type");
     this.stream = this.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
-    const i = this.pick();
-    if (i < 0) return ClientError.of(404, "No provider instance serves model '" + this.requestModel + "'.", "invalid_request_error", "model_not_found");
-    const inst = this.settings.instances[i];
-    const provider = this.settings.providers[i];
-    this.inst = inst;
-    this.provider = provider;
-    this.upstreamModel = inst.upstreamModel(this.requestModel);
+    this.clientReq = req;
+    const i = this.choose();
+    if (i < 0) return this.noInstance;
+    this.useInstance(i);
+    const inst = this.inst as Instance;
+    const provider = this.provider as Provider;
     if (this.upstreamModel.length == 0) return ClientError.of(400, "'model' is required.", "invalid_request_error", "missing_model");
+    const budget = getFilterState(keys.STREAM_BUDGET);
+    if (budget !== null && this.stream) this.budget = I64.parseInt(budget as string);
 
     if (this.kind == CHAT) {
       const messages = req.get("messages");
@@ -178,7 +266,7 @@ class AiProxy extends Context {
       }
     }
     if (this.client == CLIENT_ANTHROPIC) {
-      if (provider.speaksAnthropic) {
+      if (provider.speaksAnthropic && this.budget < 0) {
         // Same format both ways: the body passes through with only model, limit and options set,
         // so nothing Anthropic-specific (thinking signatures, cache_control, betas) is lost.
         this.native = true;
@@ -188,6 +276,7 @@ class AiProxy extends Context {
       if (c.error !== null) return c.error;
       req = c.req as JsonValue;
     }
+    this.openaiReq = req;
     if (this.kind == CHAT) {
       const so = req.get("stream_options");
       if (so !== null && so.isObject()) {
@@ -196,7 +285,7 @@ class AiProxy extends Context {
       }
       // An OpenAI client of an OpenAI-format provider gets the answer as sent; a stream too, when
       // the client asked for the usage chunk the gateway needs anyway.
-      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && (!this.stream || this.includeUsage);
+      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && (!this.stream || this.includeUsage) && this.budget < 0;
     } else {
       const input = req.get("input");
       if (input === null || (!input.isString() && !input.isArray())) {
@@ -221,6 +310,13 @@ class AiProxy extends Context {
 
   /** The client's body with the upstream model, the instance's limit and options set. */
   nativeBody(req: JsonValue, inst: Instance, sizeHint: i32): ByteBuilder {
+    const out = new ByteBuilder(sizeHint + 256);
+    writeMerged(out, req, this.overrides(inst, false));
+    return out;
+  }
+
+  /** Members a native pass-through body gets from the instance (and stream off for a fallback). */
+  overrides(inst: Instance, noStream: bool): JsonValue {
     const overrides = JsonValue.object().set("model", JsonValue.str(this.upstreamModel));
     if (inst.maxTokens >= 0) overrides.set((this.provider as Provider).maxTokensField, JsonValue.int(inst.maxTokens));
     const options = inst.options;
@@ -229,9 +325,8 @@ class AiProxy extends Context {
       const ov = options.vals as Array<JsonValue>;
       for (let i = 0; i < ok.length; i++) overrides.set(ok[i], ov[i]);
     }
-    const out = new ByteBuilder(sizeHint + 256);
-    writeMerged(out, req, overrides);
-    return out;
+    if (noStream) overrides.set("stream", JsonValue.boolean(false));
+    return overrides;
   }
 
   /** Replaces the body, points the held headers at the instance and records who serves it. */
@@ -246,16 +341,120 @@ class AiProxy extends Context {
     setFilterState(keys.MODEL, this.upstreamModel);
     setFilterState(keys.PROVIDER, provider.name);
     setFilterState(keys.INSTANCE, inst.name);
+    (this.root_context as AiProxyRoot).metrics.instancePicked(inst.name);
     return null;
   }
 
-  /** The instance for this request: the first that serves the requested model. */
-  pick(): i32 {
-    const instances = this.settings.instances;
-    for (let i = 0; i < instances.length; i++) {
-      if (instances[i].serves(this.requestModel)) return i;
+  /**
+   * The pool for this request: the one ai-router chose, else the pool named like the requested
+   * model, else the instances that serve the model, else the default pool.
+   */
+  resolvePool(): Pool | null {
+    const s = this.settings;
+    const chosen = getFilterState(keys.POOL);
+    if (chosen !== null) {
+      for (let p = 0; p < s.pools.length; p++) if (s.pools[p].name == chosen) return s.pools[p];
+      this.noInstance = ClientError.of(500, "The router chose pool '" + (chosen as string) + "', which ai-proxy does not configure.", "api_error", "pool_not_found");
+      return null;
     }
-    return -1;
+    for (let p = 0; p < s.pools.length; p++) if (s.pools[p].name == this.requestModel) return s.pools[p];
+    const root = this.root_context as AiProxyRoot;
+    if (root.implicitPools.has(this.requestModel)) return root.implicitPools.get(this.requestModel);
+    const pool = new Pool();
+    pool.name = this.requestModel;
+    for (let i = 0; i < s.instances.length; i++) if (s.instances[i].serves(this.requestModel)) pool.members.push(i);
+    if (pool.members.length) {
+      if (root.implicitPools.size < MAX_IMPLICIT_POOLS) root.implicitPools.set(this.requestModel, pool);
+      return pool;
+    }
+    if (s.defaultPool >= 0) return s.pools[s.defaultPool];
+    this.noInstance = ClientError.of(404, "No provider instance serves model '" + this.requestModel + "'.", "invalid_request_error", "model_not_found");
+    return null;
+  }
+
+  /** Picks an available instance of the pool not tried yet; -1 (and noInstance) when none. */
+  choose(): i32 {
+    const s = this.settings;
+    let pool = this.pool;
+    if (pool === null) {
+      pool = this.resolvePool();
+      if (pool === null) return -1;
+      this.pool = pool;
+    }
+    const input = new PickInput();
+    const now = nowMs();
+    let soonest: i64 = 0;
+    const states = new Array<HealthState>(pool.members.length);
+    for (let m = 0; m < pool.members.length; m++) {
+      const i = pool.members[m];
+      const h = readHealth(s.instances[i].name);
+      states[m] = h;
+      const ok = !this.tried.includes(i) && h.available(now) && s.instances[i].weight > 0;
+      input.available.push(ok);
+      if (!ok && h.until > now && (soonest == 0 || h.until < soonest)) soonest = h.until;
+    }
+    input.stream = this.stream;
+    input.promptTokens = estimatePromptTokens(this.bodyLen);
+    input.completionTokens = this.expectedCompletion();
+    if (pool.algorithm == CONSISTENT_HASH) input.hashKey = this.hashKey(pool);
+    let m = pick(pool, s.instances, input);
+    if (m < 0) {
+      // Panic mode, as Envoy's load balancer does when no host is healthy: rather than refuse,
+      // try an instance not tried yet even though it is cooling down; it may have recovered.
+      for (let k = 0; k < pool.members.length; k++) input.available[k] = !this.tried.includes(pool.members[k]) && s.instances[pool.members[k]].weight > 0;
+      m = pick(pool, s.instances, input);
+    }
+    if (m < 0) {
+      const e = ClientError.of(503, "No healthy provider instance is available for '" + (this.requestModel.length ? this.requestModel : pool.name) + "'.", "api_error", "no_healthy_instance");
+      this.noInstance = e;
+      this.retryAfterS = soonest > now ? (soonest - now + 999) / 1000 : 0;
+      return -1;
+    }
+    this.health = states[m];
+    return pool.members[m];
+  }
+
+  retryAfterS: i64 = 0;
+
+  expectedCompletion(): i64 {
+    const req = this.clientReq;
+    if (req === null) return 512;
+    const mt = (req as JsonValue).get("max_completion_tokens");
+    if (mt !== null && mt.isInteger()) return <i64>mt.n;
+    const m2 = (req as JsonValue).get("max_tokens");
+    if (m2 !== null && m2.isInteger()) return <i64>m2.n;
+    return 512;
+  }
+
+  hashKey(pool: Pool): string {
+    if (pool.hashOn.startsWith("header:")) {
+      const v = getHeader(REQUEST_HEADERS, pool.hashOn.substring(7));
+      return v !== null ? v as string : "";
+    }
+    const c = getFilterState(keys.CONSUMER);
+    return c !== null ? c as string : "";
+  }
+
+  /** Makes instance i the one serving the request. */
+  useInstance(i: i32): void {
+    const s = this.settings;
+    this.instIndex = i;
+    this.inst = s.instances[i];
+    this.provider = s.providers[i];
+    this.upstreamModel = s.instances[i].upstreamModel(this.requestModel);
+    this.tried.push(i);
+    if (s.trackInflight) {
+      if (this.inflightName.length) addInflight(this.inflightName, -1);
+      this.inflightName = s.instances[i].name;
+      addInflight(this.inflightName, 1);
+    }
+  }
+
+  releaseInflight(): void {
+    if (this.inflightName.length) {
+      addInflight(this.inflightName, -1);
+      this.inflightName = "";
+    }
   }
 
   /** Points the held request headers at the instance. */
@@ -286,7 +485,12 @@ class AiProxy extends Context {
     const b = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, b);
     else writeOpenAIError(e, b);
-    sendLocalResponse(e.status, "sluice_ai_proxy_" + (e.code.length ? e.code : "error"), b.toArrayBuffer(), ["content-type", "application/json"]);
+    const headers = ["content-type", "application/json"];
+    if (this.retryAfterS > 0) {
+      headers.push("retry-after");
+      headers.push(this.retryAfterS.toString());
+    }
+    sendLocalResponse(e.status, "sluice_ai_proxy_" + (e.code.length ? e.code : "error"), b.toArrayBuffer(), headers);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -296,6 +500,15 @@ class AiProxy extends Context {
     if (this.kind == PASS || this.replied || this.provider === null) return FilterHeadersStatusValues.Continue;
     const status = getHeader(RESPONSE_HEADERS, ":status");
     this.status = status !== null ? <u32>U32.parseInt(status as string) : 0;
+    const cause = this.failureCause();
+    this.reportOutcome(cause, RESPONSE_HEADERS);
+    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    if (cause.length && !endOfStream && this.mayFallBack(cause)) {
+      // Nothing has reached the client yet: hold this answer and try another instance.
+      this.resp = RESP_FALLBACK;
+      this.lastCause = cause;
+      return FilterHeadersStatusValues.StopIteration;
+    }
     if (this.status >= 200 && this.status < 300) {
       const ct = getHeader(RESPONSE_HEADERS, "content-type");
       const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
@@ -304,7 +517,7 @@ class AiProxy extends Context {
       else this.resp = RESP_JSON;
     } else {
       this.resp = RESP_ERROR;
-      this.mapTransportError();
+      this.mapTransportError(cause);
     }
     removeHeader(RESPONSE_HEADERS, "content-length");
     replaceHeader(RESPONSE_HEADERS, "content-type", this.resp == RESP_SSE || this.resp == RESP_REPLAY ? "text/event-stream" : "application/json");
@@ -322,6 +535,50 @@ class AiProxy extends Context {
     return FilterHeadersStatusValues.StopIteration;
   }
 
+  /**
+   * Why the answer counts as a failure of the instance: connect_failure and timeout (Envoy's router
+   * answered for it, see response.code_details), 429, 5xx, else the status ("" for 2xx).
+   */
+  failureCause(): string {
+    if (this.status >= 200 && this.status < 300) return "";
+    const details = getProperty(["response", "code_details"]);
+    if (details !== null) {
+      const d = String.UTF8.decode(details as ArrayBuffer);
+      if (d.startsWith("upstream_reset_before_response_started") || d == "no_healthy_upstream" || d == "cluster_not_found") return "connect_failure";
+      if (d == "upstream_response_timeout" || d.startsWith("upstream_per_try_timeout")) return "timeout";
+    }
+    if (this.status == 429) return "429";
+    if (this.status >= 500) return "5xx";
+    return this.status.toString();
+  }
+
+  mayFallBack(cause: string): bool {
+    const s = this.settings;
+    if (this.attempts >= s.maxRetries) return false;
+    return s.fallbackOn.includes(cause) || s.fallbackOn.includes(this.status.toString());
+  }
+
+  /** Passive health: what this answer says about the instance, for every worker to see. */
+  reportOutcome(cause: string, headersMap: i32): void {
+    const s = this.settings;
+    const inst = this.inst as Instance;
+    const now = nowMs();
+    const metrics = (this.root_context as AiProxyRoot).metrics;
+    if (cause.length == 0) {
+      const until = exhaustedUntil(headersMap, now);
+      if (until > now) report(s.health, inst.name, OUTCOME_EXHAUSTED, now, until);
+      else if (this.health.failures > 0 || this.health.backoff > 0) report(s.health, inst.name, OUTCOME_SUCCESS, now, 0);
+      return;
+    }
+    if (cause == "429") {
+      metrics.instanceFailed(inst.name, cause);
+      report(s.health, inst.name, OUTCOME_RATE_LIMITED, now, retryAfterUntil(headersMap, now));
+    } else if (cause == "connect_failure" || cause == "timeout" || cause == "5xx") {
+      metrics.instanceFailed(inst.name, cause);
+      report(s.health, inst.name, OUTCOME_FAILURE, now, 0);
+    }
+  }
+
   startStream(replay: bool): void {
     this.resp = replay ? RESP_REPLAY : RESP_SSE;
     this.parser = new SseParser();
@@ -335,21 +592,183 @@ class AiProxy extends Context {
    * Envoy's router answers for the provider when it cannot reach it (503 "upstream connect error")
    * or gives up waiting (504). Clients get 502 and 504 with a JSON error.
    */
-  mapTransportError(): void {
-    const details = getProperty(["response", "code_details"]);
-    if (details === null) return;
-    const d = String.UTF8.decode(details as ArrayBuffer);
-    if (d.startsWith("upstream_reset_before_response_started") || d == "no_healthy_upstream" || d == "cluster_not_found") {
+  mapTransportError(cause: string): void {
+    if (cause == "connect_failure") {
       this.status = 502;
       replaceHeader(RESPONSE_HEADERS, ":status", "502");
-    } else if (d == "upstream_response_timeout" || d.startsWith("upstream_per_try_timeout")) {
+    } else if (cause == "timeout") {
       this.status = 504;
       replaceHeader(RESPONSE_HEADERS, ":status", "504");
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Fallback: another instance, through proxy_http_call, while the failed answer is held.
+
+  lastCause: string = "";
+  lastStatus: u32 = 0;
+  lastErrorBody: ArrayBuffer = new ArrayBuffer(0);
+
+  /** Sends the request to the next instance. False when there is none left (nothing pending). */
+  fallBack(): bool {
+    const s = this.settings;
+    const root = this.root_context as AiProxyRoot;
+    while (this.attempts < s.maxRetries) {
+      const i = this.choose();
+      if (i < 0) return false;
+      this.attempts++;
+      this.useInstance(i);
+      const inst = this.inst as Instance;
+      const provider = this.provider as Provider;
+      root.metrics.instancePicked(inst.name);
+      const out = new ByteBuilder(<i32>this.bodyLen + 256);
+      const up = this.fallbackRequest(out);
+      if (up === null) continue; // this provider cannot take the request: the next may
+      const headers: Array<HeaderPair> = [
+        makeHeaderPair(":method", "POST"), makeHeaderPair(":path", up.path), makeHeaderPair(":authority", inst.authority),
+        makeHeaderPair("content-type", "application/json"),
+      ];
+      for (let h = 0; h + 1 < up.headers.length; h += 2) headers.push(makeHeaderPair(up.headers[h], up.headers[h + 1]));
+      for (let h = 0; h + 1 < inst.headers.length; h += 2) headers.push(makeHeaderPair(inst.headers[h], inst.headers[h + 1]));
+      const r = root.httpCall(inst.cluster, headers, out.toArrayBuffer(), [], <u32>s.fallbackTimeoutMs, this, onFallbackResponse);
+      if (r == WasmResultValues.Ok) {
+        this.firstByteNs = 0; // time to first token is the answer the client gets
+        setFilterState(keys.INSTANCE, inst.name);
+        setFilterState(keys.PROVIDER, provider.name);
+        setFilterState(keys.MODEL, this.upstreamModel);
+        return true;
+      }
+      report(s.health, inst.name, OUTCOME_FAILURE, nowMs(), 0);
+    }
+    return false;
+  }
+
+  /** The request body for the current instance, never streamed (http_call answers whole). */
+  fallbackRequest(out: ByteBuilder): Upstream | null {
+    const inst = this.inst as Instance;
+    const provider = this.provider as Provider;
+    if (this.kind == EMBEDDINGS) {
+      const up = provider.embeddingsUpstream(inst, this.upstreamModel);
+      if (up === null) return null;
+      return provider.embeddingsRequest(this.openaiReq as JsonValue, this.upstreamModel, inst, out) === null ? up : null;
+    }
+    if (this.client == CLIENT_ANTHROPIC && provider.speaksAnthropic) {
+      writeMerged(out, this.clientReq as JsonValue, this.overrides(inst, true));
+      return provider.chatUpstream(inst, this.upstreamModel, false);
+    }
+    if (this.openaiReq === null) {
+      const c = anthropicToOpenAI(this.clientReq as JsonValue);
+      if (c.error !== null) return null;
+      this.openaiReq = c.req;
+    }
+    if (provider.chatRequest(this.openaiReq as JsonValue, this.upstreamModel, false, inst, out) !== null) return null;
+    return provider.chatUpstream(inst, this.upstreamModel, false);
+  }
+
+  /** The fallback instance answered (or failed: no headers on a reset). */
+  fallbackAnswered(headers: u32, bodySize: u32): void {
+    const st = headers > 0 ? getHeader(HTTP_CALL_RESPONSE_HEADERS, ":status") : null;
+    this.status = st !== null ? <u32>U32.parseInt(st as string) : 0;
+    const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
+    if (this.firstByteNs == 0) {
+      this.firstByteNs = nowNanos();
+      setFilterState(keys.TTFT_MS, ((this.firstByteNs - this.startNs) / 1000000).toString());
+    }
+    let cause = "";
+    if (this.status == 0) cause = "connect_failure";
+    else if (this.status < 200 || this.status >= 300) {
+      // Envoy's async client reports its own failures as 503 / 504 answers with a plain-text body.
+      const text = body.byteLength < 200 ? String.UTF8.decode(body) : "";
+      if (this.status == 503 && text.startsWith("upstream connect error")) cause = "connect_failure";
+      else if (this.status == 504 && text.startsWith("upstream request timeout")) cause = "timeout";
+      else if (this.status == 429) cause = "429";
+      else if (this.status >= 500) cause = "5xx";
+      else cause = this.status.toString();
+    }
+    this.reportOutcome(cause, HTTP_CALL_RESPONSE_HEADERS);
+    if (cause.length == 0 && this.deliver(body)) {
+      continueResponse();
+      return;
+    }
+    if (cause.length == 0) cause = "5xx"; // a 2xx the gateway could not read
+    this.lastCause = cause;
+    this.lastStatus = this.status;
+    this.lastErrorBody = body;
+    if (this.mayFallBack(cause) && this.fallBack()) return;
+    this.giveUp();
+    continueResponse();
+  }
+
+  /** Puts a fallback instance's answer in place of the held failure, in the client's format. */
+  deliver(body: ArrayBuffer): bool {
+    const provider = this.provider as Provider;
+    const parsed = parseJson(body);
+    if (parsed === null) return false;
+    const out = new ByteBuilder(body.byteLength + 256);
+    let usage: Usage;
+    if (this.kind == EMBEDDINGS) {
+      usage = new Usage();
+      if (!provider.embeddingsResponse(parsed as JsonValue, this.upstreamModel, out, usage)) return false;
+    } else {
+      const result = new ChatResult();
+      if (!provider.chatResponse(parsed as JsonValue, result)) return false;
+      usage = result.usage;
+      if (result.model.length) setFilterState(keys.MODEL, result.model);
+      if (this.stream) {
+        this.native = false;
+        this.startStream(true);
+        replayAsStream(result, this.sink as StreamSink);
+        out.buffer((this.sink as StreamSink).out.toArrayBuffer());
+      } else if ((this.client == CLIENT_OPENAI && provider.speaksOpenAI) || (this.client == CLIENT_ANTHROPIC && provider.speaksAnthropic)) {
+        out.buffer(body);
+      } else if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
+      else writeOpenAIChat(result, out);
+    }
+    replaceHeader(RESPONSE_HEADERS, ":status", "200");
+    replaceHeader(RESPONSE_HEADERS, "content-type", this.stream ? "text/event-stream" : "application/json");
+    removeHeader(RESPONSE_HEADERS, "content-length");
+    removeHeader(RESPONSE_HEADERS, "retry-after");
+    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    replaceBuffer(RESPONSE_BODY, this.bufferedLen, out.toArrayBuffer());
+    setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
+    this.record(usage, true);
+    return true;
+  }
+
+  /** Every instance tried failed: the last failure, translated for the client. */
+  giveUp(): void {
+    const provider = this.provider as Provider;
+    const body = this.lastErrorBody;
+    const parsed = body.byteLength ? parseJson(body) : null;
+    this.status = this.lastStatus;
+    let e: ClientError;
+    if (this.lastCause == "connect_failure") e = ClientError.of(502, "The provider could not be reached.", "api_error", "upstream_unreachable");
+    else if (this.lastCause == "timeout") e = ClientError.of(504, "The provider did not answer in time.", "api_error", "upstream_timeout");
+    else if (parsed === null) e = this.transportError(body);
+    else e = provider.error(this.lastStatus, parsed);
+    const out = new ByteBuilder(128 + e.message.length);
+    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+    else writeOpenAIError(e, out);
+    replaceHeader(RESPONSE_HEADERS, ":status", e.status.toString());
+    replaceHeader(RESPONSE_HEADERS, "content-type", "application/json");
+    removeHeader(RESPONSE_HEADERS, "content-length");
+    replaceBuffer(RESPONSE_BODY, this.bufferedLen, out.toArrayBuffer());
+    setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
+    this.recordNothing();
+  }
+
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     if (this.kind == PASS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
+    if (this.resp == RESP_FALLBACK) {
+      if (this.firstByteNs == 0 && length > 0) this.firstByteNs = nowNanos();
+      this.bufferedLen = <u32>length;
+      if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
+      this.lastStatus = this.status;
+      this.lastErrorBody = getBuffer(RESPONSE_BODY, 0, <u32>length);
+      if (this.fallBack()) return FilterDataStatusValues.StopIterationAndBuffer; // until the callback
+      this.giveUp();
+      return FilterDataStatusValues.Continue;
+    }
     if (this.firstByteNs == 0 && length > 0) {
       this.firstByteNs = nowNanos();
       setFilterState(keys.TTFT_MS, ((this.firstByteNs - this.startNs) / 1000000).toString());
@@ -359,7 +778,10 @@ class AiProxy extends Context {
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
       const events = (this.parser as SseParser).feed(changetype<usize>(chunk), chunk.byteLength);
-      for (let i = 0; i < events.length; i++) decoder.event(events[i], sink);
+      for (let i = 0; i < events.length && !this.cut; i++) {
+        decoder.event(events[i], sink);
+        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
+      }
       if (endOfStream) this.endStream();
       if (!this.native) {
         replaceBuffer(RESPONSE_BODY, <u32>length, sink.out.toArrayBuffer());
@@ -374,6 +796,18 @@ class AiProxy extends Context {
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     this.finishResponse(getBuffer(RESPONSE_BODY, 0, <u32>length), <u32>length);
     return FilterDataStatusValues.Continue;
+  }
+
+  /**
+   * The consumer's token budget ran out mid-stream (ai-ratelimit's sluice.stream_budget): end the
+   * client's stream the way a provider ends one at max_tokens. The rest of the provider's stream is
+   * read (its usage is still charged) but not forwarded.
+   */
+  cutStream(sink: StreamSink): void {
+    this.cut = true;
+    sink.finish(0, "length", null);
+    sink.end();
+    setFilterState(keys.STREAM_CUT, "budget");
   }
 
   cutShortEnding(): ArrayBuffer {
@@ -395,6 +829,13 @@ class AiProxy extends Context {
     const sink = this.sink as StreamSink;
     const decoder = this.decoder as StreamDecoder;
     const rest = (this.parser as SseParser).finish();
+    if (this.cut) {
+      // Only the usage matters now; the client's stream is already complete.
+      const quiet = new CountingSink();
+      for (let i = 0; i < rest.length; i++) decoder.event(rest[i], quiet);
+      this.record(decoder.usage, decoder.done);
+      return;
+    }
     for (let i = 0; i < rest.length; i++) decoder.event(rest[i], sink);
     if (!decoder.done && !this.native) {
       // The provider's stream stopped without its terminal event: say so rather than pretend.
@@ -499,6 +940,11 @@ class AiProxy extends Context {
   record(u: Usage, complete: bool): void {
     if (this.usageWritten) return;
     this.usageWritten = true;
+    this.releaseInflight();
+    if (complete && this.settings.trackLatency) {
+      const ttft: f64 = this.firstByteNs > 0 ? <f64>(this.firstByteNs - this.startNs) / 1e6 : -1;
+      recordLatency((this.inst as Instance).name, ttft, <f64>(nowNanos() - this.startNs) / 1e6);
+    }
     if (complete && u.present) {
       u.settle();
       this.publish(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
@@ -529,10 +975,12 @@ class AiProxy extends Context {
   recordNothing(): void {
     if (this.usageWritten) return;
     this.usageWritten = true;
+    this.releaseInflight();
     this.publish(0, 0, 0, 0, 0, "provider");
   }
 
   onDone(): bool {
+    this.releaseInflight();
     // The client hung up (or the upstream reset) before the answer finished: charge what was seen.
     if (this.kind != PASS && !this.replied && this.provider !== null && !this.usageWritten) {
       if (this.sink !== null) {
@@ -547,3 +995,37 @@ class AiProxy extends Context {
 }
 
 registerRootContext((id: u32) => new AiProxyRoot(id), "ai-proxy");
+
+/** A rate-limit reset in the headers (429 answers): Retry-After, else the provider's reset headers. */
+function retryAfterUntil(map: i32, now: i64): i64 {
+  const ra = getHeader(map, "retry-after");
+  if (ra !== null) {
+    const t = parseReset(ra as string, now);
+    if (t > now) return t;
+  }
+  return exhaustedUntil(map, now, true);
+}
+
+/**
+ * When a provider says a quota is spent (x-ratelimit-remaining-* or anthropic-ratelimit-*-remaining
+ * at 0), the latest matching reset time; 0 when nothing is exhausted. `any` takes any reset header
+ * (for a 429, where the remaining counts may be absent).
+ */
+function exhaustedUntil(map: i32, now: i64, any: bool = false): i64 {
+  const h = getHeaderPairs(map);
+  let until: i64 = 0;
+  for (let i = 0; i < h.count; i++) {
+    const k = h.key(i);
+    if (!k.endsWith("-remaining") && !(k.startsWith("x-ratelimit-remaining-"))) continue;
+    if (!any && h.value(i).trim() != "0") continue;
+    // x-ratelimit-remaining-tokens -> x-ratelimit-reset-tokens; anthropic-ratelimit-tokens-remaining -> ...-reset
+    const resetName = k.startsWith("x-ratelimit-remaining-") ? "x-ratelimit-reset-" + k.substring(22) : k.substring(0, k.length - 9) + "reset";
+    for (let j = 0; j < h.count; j++) {
+      if (h.keyIs(j, resetName)) {
+        const t = parseReset(h.value(j), now);
+        if (t > until) until = t;
+      }
+    }
+  }
+  return until;
+}

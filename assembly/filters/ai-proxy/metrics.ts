@@ -46,6 +46,14 @@ export class Metrics {
     if (durationMs >= 0) this.observe("sluice.ai_duration_ms" + who, <u64>durationMs);
   }
 
+  instancePicked(instance: string): void {
+    this.count("sluice.ai_instance_picked;instance=" + clean(instance), 1);
+  }
+
+  instanceFailed(instance: string, cause: string): void {
+    this.count("sluice.ai_instance_failed;instance=" + clean(instance) + ";cause=" + clean(cause), 1);
+  }
+
   /** A request the gateway refused before any provider saw it. */
   rejected(consumer: string, status: u32): void {
     this.count("sluice.ai_errors;provider=none;model=none;consumer=" + clean(consumer) + ";status=" + status.toString(), 1);

@@ -1,0 +1,433 @@
+// ai-ratelimit: token limits per consumer, route, model, pool, instance or header. Filter 3 of the
+// chain (ARCHITECTURE.md), after key-auth and ai-router, before ai-proxy. Configuration: README,
+// "ai-ratelimit".
+//
+// On request it estimates the request's cost (prompt estimate from the body size + the output
+// limit the client asked for) and reserves it on every counter of every matching rule; a request
+// that does not fit gets 429 and no counter keeps anything of it. When the stream ends it replaces
+// each reservation with the actual usage from ai-proxy's usage record, or releases it when the
+// request never reached a provider.
+//
+// Envoy >= 1.35 with `allow_on_headers_stop_iteration: true` on this plugin: the request headers
+// are held while the body arrives (the body has the model and max_tokens), like ai-proxy.
+export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+import {
+  RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
+  REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, getHeaderPairs, replaceHeader, getBuffer, sendLocalResponse,
+  setFilterState, getFilterState, getProperty, pluginConfiguration, nowNanos, incrementMetric,
+} from "../../lib/sdk";
+import { ByteBuilder } from "../../lib/json";
+import { errorBody } from "../../lib/errors";
+import * as keys from "../../lib/keys";
+import { estimatePromptTokens } from "../../lib/tokens";
+import { sha256Hex } from "../../lib/sha256";
+import {
+  Settings, Rule, Part, readSettings,
+  PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER,
+} from "./config";
+import { scanRequest } from "./body";
+import { Outcome, reserve, peek, settle, charge } from "./counters";
+import { goDuration, retryAfterSeconds } from "./window";
+
+const PASS: i32 = 0;
+const CHAT: i32 = 1;
+const MESSAGES: i32 = 2; // Anthropic's Messages API: errors in Anthropic's format
+const EMBEDDINGS: i32 = 3;
+
+const MAX_COMPLETION_ESTIMATE: i64 = 1000000000;
+
+class AiRateLimitRoot extends RootContext {
+  settings: Settings | null = null;
+
+  createContext(context_id: u32): Context {
+    return new AiRateLimit(context_id, this);
+  }
+
+  onConfigure(size: u32): bool {
+    const s = readSettings(pluginConfiguration(size));
+    if (s === null) return false;
+    this.settings = s;
+    return true;
+  }
+}
+
+/** One reservation: a rule's counter, the bucket it went to, and how much. */
+class Reservation {
+  constructor(public rule: Rule, public key: string, public bucket: i64, public cost: i64, public usedAfter: f64) {}
+}
+
+/** The values a rule's key and conditions are made of, for one request. */
+class Facts {
+  consumer: string | null = null;
+  model: string | null = null;
+  pool: string | null = null;
+  instance: string | null = null;
+  path: string = "";
+  headers: Array<string | null> = [];
+}
+
+// Key values go into shared-data keys: escape the separators so that ("a.b", "c") and
+// ("a", "b.c") stay two counters, and hash very long values so keys stay short.
+function escapeValue(v: string): string {
+  if (v.length > 128) return "#" + sha256Hex(v).substring(0, 32);
+  let plain = true;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x21 || c == 0x25 || c == 0x2e || c == 0x7e || c == 0x2a || c == 0x23 || c == 0x7f) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return v;
+  let out = "";
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x21 || c == 0x25 || c == 0x2e || c == 0x7e || c == 0x2a || c == 0x23 || c == 0x7f) {
+      out += "%" + (c < 16 ? "0" : "") + c.toString(16).toUpperCase();
+    } else out += String.fromCharCode(c);
+  }
+  return out;
+}
+
+function partValue(p: Part, f: Facts): string | null {
+  let v: string | null = null;
+  if (p.kind == PART_CONSUMER) v = f.consumer;
+  else if (p.kind == PART_MODEL) v = f.model;
+  else if (p.kind == PART_POOL) v = f.pool;
+  else if (p.kind == PART_INSTANCE) v = f.instance;
+  else if (p.kind == PART_PATH) return f.path;
+  else if (p.kind == PART_HEADER) return p.header < f.headers.length ? f.headers[p.header] : null;
+  // An empty consumer, model, pool or instance is the same as none.
+  if (v !== null && (v as string).length == 0) return null;
+  return v;
+}
+
+/** The rule's counter key for this request, or null when the rule does not apply to it. */
+function keyFor(rule: Rule, f: Facts): string | null {
+  for (let i = 0; i < rule.when.length; i++) {
+    const c = rule.when[i];
+    if (!c.matches(partValue(c.part, f))) return null;
+  }
+  if (rule.parts.length == 0) return rule.prefix + "*";
+  let k = rule.prefix;
+  for (let i = 0; i < rule.parts.length; i++) {
+    const v = partValue(rule.parts[i], f);
+    // Like an Envoy rate limit descriptor: a key part the request lacks means the rule does not apply.
+    if (v === null) return null;
+    if (i > 0) k += ".";
+    k += escapeValue(v as string);
+  }
+  return k;
+}
+
+/** Parses a non-negative count written by ai-proxy; -1 when absent or malformed. */
+function countOf(key: string): i64 {
+  const s = getFilterState(key);
+  if (s === null) return -1;
+  const t = s as string;
+  if (t.length == 0 || t.length > 16) return -1;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+  }
+  return I64.parseInt(t);
+}
+
+class Usage {
+  prompt: i64 = 0;
+  completion: i64 = 0;
+  total: i64 = 0;
+  cached: i64 = 0;
+}
+
+/** ai-proxy's usage record, or null when there is none (yet). */
+function readUsage(): Usage | null {
+  const total = countOf(keys.TOTAL_TOKENS);
+  if (total < 0) return null;
+  const u = new Usage();
+  u.total = total;
+  u.prompt = countOf(keys.PROMPT_TOKENS);
+  u.completion = countOf(keys.COMPLETION_TOKENS);
+  u.cached = countOf(keys.CACHED_TOKENS);
+  if (u.prompt < 0) u.prompt = 0;
+  if (u.completion < 0) u.completion = 0;
+  if (u.cached < 0) u.cached = 0;
+  return u;
+}
+
+/** Whether the request went to a provider (so it may have cost something). */
+function reachedProvider(): bool {
+  if (getFilterState(keys.INSTANCE) !== null) return true;
+  const d = getProperty(["response", "code_details"]);
+  return d !== null && String.UTF8.decode(d as ArrayBuffer) == "via_upstream";
+}
+
+class AiRateLimit extends Context {
+  kind: i32 = PASS;
+  decided: bool = false;
+  rejected: bool = false;
+  settled: bool = false;
+  bodyLength: usize = 0;
+  facts: Facts = new Facts();
+  promptEstimate: i64 = 0;
+  completionEstimate: i64 = 0;
+  reservations: Array<Reservation> = [];
+  // The tightest rule at admission, for the x-ratelimit-* response headers.
+  tight: Rule | null = null;
+  tightRemaining: i64 = 0;
+  tightResetAt: i64 = 0;
+
+  constructor(id: u32, root: AiRateLimitRoot) {
+    super(id, root);
+  }
+
+  get settings(): Settings | null {
+    return (this.root_context as AiRateLimitRoot).settings;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Request: hold the headers, buffer the body, admit or reject at its end.
+
+  onRequestHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
+    const s = this.settings;
+    if (s === null) return FilterHeadersStatusValues.Continue; // unreachable: Envoy refuses the config
+    const h = getHeaderPairs(REQUEST_HEADERS);
+    let method = "";
+    let path = "";
+    const names = s.headerNames;
+    const values = new Array<string | null>(names.length);
+    for (let i = 0; i < names.length; i++) values[i] = null;
+    for (let i = 0; i < h.count; i++) {
+      if (h.keyIs(i, ":method")) method = h.value(i);
+      else if (h.keyIs(i, ":path")) path = h.value(i);
+      else {
+        for (let j = 0; j < names.length; j++) {
+          // Envoy returns the first value of a repeated header; so does this.
+          if (values[j] === null && h.keyIs(i, names[j])) values[j] = h.value(i);
+        }
+      }
+    }
+    const q = path.indexOf("?");
+    const route = q >= 0 ? path.substring(0, q) : path;
+    if (method != "POST") return FilterHeadersStatusValues.Continue;
+    if (route == "/v1/chat/completions") this.kind = CHAT;
+    else if (route == "/v1/messages") this.kind = MESSAGES;
+    else if (route == "/v1/embeddings") this.kind = EMBEDDINGS;
+    else return FilterHeadersStatusValues.Continue;
+    this.facts.path = route;
+    this.facts.headers = values;
+    if (endOfStream) {
+      // No body: ai-proxy will refuse it; admit on the defaults so the outcome is the same everywhere.
+      this.admit(s, new ArrayBuffer(0));
+      return this.rejected ? FilterHeadersStatusValues.StopIteration : FilterHeadersStatusValues.Continue;
+    }
+    return FilterHeadersStatusValues.StopIteration;
+  }
+
+  onRequestBody(length: usize, endOfStream: bool): FilterDataStatusValues {
+    const s = this.settings;
+    if (s === null || this.kind == PASS || this.decided) return FilterDataStatusValues.Continue;
+    this.bodyLength = length;
+    if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
+    this.admit(s, getBuffer(REQUEST_BODY, 0, <u32>length));
+    return this.rejected ? FilterDataStatusValues.StopIterationNoBuffer : FilterDataStatusValues.Continue;
+  }
+
+  onRequestTrailers(_n: u32): FilterTrailersStatusValues {
+    const s = this.settings;
+    if (s === null || this.kind == PASS || this.decided) return FilterTrailersStatusValues.Continue;
+    // The body ended with trailers: it is complete now.
+    this.admit(s, getBuffer(REQUEST_BODY, 0, <u32>this.bodyLength));
+    return this.rejected ? FilterTrailersStatusValues.StopIteration : FilterTrailersStatusValues.Continue;
+  }
+
+  admit(s: Settings, body: ArrayBuffer): void {
+    this.decided = true;
+    const req = scanRequest(body);
+    const f = this.facts;
+    f.model = req.model;
+    f.consumer = getFilterState(keys.CONSUMER);
+    f.pool = getFilterState(keys.POOL);
+
+    this.promptEstimate = estimatePromptTokens(<i64>body.byteLength);
+    if (this.kind == EMBEDDINGS) this.completionEstimate = 0;
+    else {
+      let out = this.kind == CHAT && req.maxCompletionTokens >= 0 ? req.maxCompletionTokens : req.maxTokens;
+      if (out < 0) out = s.defaultMaxTokens;
+      out *= req.n;
+      this.completionEstimate = out > MAX_COMPLETION_ESTIMATE ? MAX_COMPLETION_ESTIMATE : out;
+    }
+    const prompt = this.promptEstimate;
+    const completion = this.completionEstimate;
+
+    const now = <i64>nowNanos();
+    const rules = s.admission;
+    let failed: Outcome | null = null;
+    let failedRule: Rule | null = null;
+    let failedCost: i64 = 0;
+    let next = rules.length;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i];
+      const key = keyFor(rule, f);
+      if (key === null) continue;
+      const cost = rule.cost(prompt, completion, 0, prompt + completion);
+      const o = reserve(s, rule, key as string, cost, now);
+      if (!o.ok) {
+        failed = o;
+        failedRule = rule;
+        failedCost = cost;
+        next = i + 1;
+        break;
+      }
+      this.reservations.push(new Reservation(rule, o.key, o.bucket, cost, o.used));
+      const remaining = rule.limit - <i64>Math.ceil(o.used);
+      if (this.tight === null || remaining < this.tightRemaining) {
+        this.tight = rule;
+        this.tightRemaining = remaining < 0 ? 0 : remaining;
+        this.tightResetAt = now + o.reset;
+      }
+    }
+
+    if (failed !== null) {
+      // All must admit: give back what the earlier rules reserved.
+      for (let i = 0; i < this.reservations.length; i++) {
+        const r = this.reservations[i];
+        settle(s, r.rule, r.key, r.bucket, r.cost, 0, now);
+      }
+      this.reservations = [];
+      this.tight = null;
+      // The binding rule is the one that keeps the request out longest (never fitting beats all).
+      let o = failed as Outcome;
+      let rule = failedRule as Rule;
+      let cost = failedCost;
+      for (let i = next; i < rules.length && o.wait >= 0; i++) {
+        const key = keyFor(rules[i], f);
+        if (key === null) continue;
+        const c = rules[i].cost(prompt, completion, 0, prompt + completion);
+        const p = peek(rules[i], key as string, c, now);
+        if (!p.ok && (p.wait < 0 || p.wait > o.wait)) {
+          o = p;
+          rule = rules[i];
+          cost = c;
+        }
+      }
+      this.reject(s, rule, o, cost);
+      return;
+    }
+
+    let budget: i64 = -1;
+    for (let i = 0; i < this.reservations.length; i++) {
+      const r = this.reservations[i];
+      if (r.cost > 0) incrementMetric(r.rule.admittedMetric, r.cost);
+      if (r.rule.streamMargin < 0) continue;
+      // Completion tokens this stream may produce: its own reservation plus what the window has
+      // left after it, in completion tokens of this rule's strategy, plus the margin.
+      let left = r.rule.limit - <i64>Math.ceil(r.usedAfter);
+      if (left < 0) left = 0;
+      const b = completion + <i64>Math.floor(<f64>left / r.rule.completionWeight) + r.rule.streamMargin;
+      if (budget < 0 || b < budget) budget = b;
+    }
+    if (budget >= 0) setFilterState(keys.STREAM_BUDGET, budget.toString());
+  }
+
+  reject(s: Settings, rule: Rule, o: Outcome, cost: i64): void {
+    this.rejected = true;
+    setFilterState(keys.RATELIMIT_RULE, rule.name);
+    incrementMetric(rule.rejectedMetric, 1);
+    const usedUp = <i64>Math.ceil(o.used);
+    const remaining = rule.limit - usedUp;
+    const headers: Array<string> = [];
+    let message: string;
+    const per = "tokens per " + rule.windowText;
+    if (o.wait < 0) {
+      message = "Request too large for rule '" + rule.name + "' on " + per + ": Limit " + rule.limit.toString() +
+        ", Requested " + cost.toString() + ". Reduce the prompt or the output limit (max_tokens).";
+    } else {
+      headers.push("retry-after");
+      headers.push(retryAfterSeconds(o.wait).toString());
+      message = "Rate limit reached for rule '" + rule.name + "' on " + per + ": Limit " + rule.limit.toString() +
+        ", Used " + usedUp.toString() + ", Requested " + cost.toString() + ". Please try again in " + goDuration(o.wait) + ".";
+    }
+    headers.push("x-ratelimit-limit-tokens");
+    headers.push(rule.limit.toString());
+    headers.push("x-ratelimit-remaining-tokens");
+    headers.push((remaining < 0 ? 0 : remaining).toString());
+    headers.push("x-ratelimit-reset-tokens");
+    headers.push(goDuration(o.reset));
+    headers.push("content-type");
+    headers.push("application/json");
+    let body: ArrayBuffer;
+    if (this.kind == MESSAGES) {
+      const b = new ByteBuilder(96 + message.length);
+      b.raw('{"type":"error","error":{"type":"rate_limit_error","message":').str(message).raw("}}");
+      body = b.toArrayBuffer();
+    } else body = errorBody(message, "tokens", "rate_limit_exceeded");
+    sendLocalResponse(s.rejectedStatus, "sluice_ai_ratelimit_rejected", body, headers);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Response: the tightest rule's numbers, as OpenAI sends them.
+
+  onResponseHeaders(_n: u32, _endOfStream: bool): FilterHeadersStatusValues {
+    const rule = this.tight;
+    if (rule === null || this.rejected) return FilterHeadersStatusValues.Continue;
+    const now = <i64>nowNanos();
+    replaceHeader(RESPONSE_HEADERS, "x-ratelimit-limit-tokens", rule.limit.toString());
+    replaceHeader(RESPONSE_HEADERS, "x-ratelimit-remaining-tokens", this.tightRemaining.toString());
+    replaceHeader(RESPONSE_HEADERS, "x-ratelimit-reset-tokens", goDuration(this.tightResetAt - now));
+    return FilterHeadersStatusValues.Continue;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Stream end: the actual usage replaces the reservations.
+
+  onLog(): void {
+    this.finish(false);
+  }
+
+  onDone(): bool {
+    this.finish(true);
+    return true;
+  }
+
+  /**
+   * Settles once. Without a usage record, a request that reached a provider is settled as late as
+   * possible (on_done, after every filter's on_log), in case the record comes from a filter whose
+   * on_log runs after this one; if there is still none, the reservation stands as the charge.
+   */
+  finish(last: bool): void {
+    const s = this.settings;
+    if (s === null || this.settled || !this.decided || this.rejected) return;
+    const u = readUsage();
+    let reached = true;
+    if (u === null) {
+      reached = reachedProvider();
+      if (reached && !last) return;
+    }
+    this.settled = true;
+    const now = <i64>nowNanos();
+    for (let i = 0; i < this.reservations.length; i++) {
+      const r = this.reservations[i];
+      let actual: i64;
+      if (u !== null) actual = r.rule.cost(u.prompt, u.completion, u.cached, u.total);
+      else actual = reached ? r.cost : 0;
+      settle(s, r.rule, r.key, r.bucket, r.cost, actual, now);
+      if (actual > 0) incrementMetric(r.rule.chargedMetric, actual);
+    }
+    // Instance rules: the instance is known now; they are charged, never checked.
+    if (s.meters.length == 0 || !reached) return;
+    this.facts.instance = getFilterState(keys.INSTANCE);
+    for (let i = 0; i < s.meters.length; i++) {
+      const rule = s.meters[i];
+      const key = keyFor(rule, this.facts);
+      if (key === null) continue;
+      const actual = u !== null
+        ? rule.cost(u.prompt, u.completion, u.cached, u.total)
+        : rule.cost(this.promptEstimate, this.completionEstimate, 0, this.promptEstimate + this.completionEstimate);
+      charge(s, rule, key as string, actual, now);
+      if (actual > 0) incrementMetric(rule.chargedMetric, actual);
+    }
+  }
+}
+
+registerRootContext((id: u32) => new AiRateLimitRoot(id), "ai-ratelimit");
