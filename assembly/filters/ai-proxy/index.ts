@@ -979,18 +979,31 @@ class AiProxy extends Context {
     this.publish(0, 0, 0, 0, 0, "provider");
   }
 
+  /**
+   * Envoy runs every filter's on_log before any filter's on_done, and a client that hangs up gets
+   * no other callback first: the estimate is written here, where the access log and
+   * ai-ratelimit (which charges in its on_done) can see it.
+   */
+  onLog(): void {
+    this.finishRecord();
+  }
+
   onDone(): bool {
+    this.finishRecord();
+    return true;
+  }
+
+  finishRecord(): void {
     this.releaseInflight();
     // The client hung up (or the upstream reset) before the answer finished: charge what was seen.
     if (this.kind != PASS && !this.replied && this.provider !== null && !this.usageWritten) {
       if (this.sink !== null) {
         this.responseChars = (this.sink as StreamSink).generatedChars;
         this.record((this.decoder as StreamDecoder).usage, false);
-        return true;
+        return;
       }
       this.record(new Usage(), false);
     }
-    return true;
   }
 }
 
