@@ -4,7 +4,7 @@ import { LOG_LEVELS, logLevelNumber, WasmResult, type LogLevelName } from "./abi
 import type { Context } from "./context.js";
 import type { HeaderList } from "./headers.js";
 import { startHttpCall } from "./http-call.js";
-import { Metrics, type Metric } from "./metrics.js";
+import { Metrics, type Metric, type TagSpecifier } from "./metrics.js";
 import { Plugin, type FilterOptions } from "./plugin.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
 import { Stream, type StreamOptions } from "./stream.js";
@@ -165,8 +165,9 @@ export class Host extends HostCore {
     return m.type === "histogram" ? { type: m.type, value: m.value, samples: [...m.samples] } : { type: m.type, value: m.value };
   }
 
-  prometheus(): string {
-    return this.metrics.prometheus();
+  /** /stats/prometheus as Envoy renders it, with envoy.yaml's stats_config.stats_tags applied. */
+  prometheus(statsTags: TagSpecifier[] = []): string {
+    return this.metrics.prometheus(statsTags);
   }
 
   getSharedData(key: string, vmId = ""): { value: Buffer; cas: number } | undefined {

@@ -39,30 +39,88 @@ export class Metrics {
   }
 
   /**
-   * Prometheus text as Envoy's /stats/prometheus renders these stats: "wasmcustom.<name>" with every
-   * character outside [a-zA-Z0-9_] replaced by "_" and the "envoy_" prefix
-   * (PrometheusStatsFormatter::metricName / sanitizeName).
+   * Prometheus text as Envoy's /stats/prometheus renders these stats (source/server/admin/
+   * prometheus_stats_formatter.cc). Each stat is named "wasmcustom.<name>"; `statsTags` (envoy.yaml
+   * stats_config.stats_tags) are applied as Envoy's TagExtractor does: the first capture group is cut
+   * from the name, the second (or the first) is the tag value. "wasmcustom" is a registered custom stat
+   * namespace (the Wasm filter factory registers it), so the tag-extracted name is printed without it
+   * and without the "envoy_" prefix, every character outside [a-zA-Z0-9_] becoming "_"; a name that
+   * would start with a digit is left out. Tag values escape \\, newline and ".
    */
-  prometheus(): string {
+  prometheus(statsTags: TagSpecifier[] = []): string {
+    const extractors = statsTags.map((t) => ({ name: t.tagName, re: new RegExp(t.regex, "d") }));
+    const families = new Map<string, { type: MetricKind; lines: { labels: [string, string][]; m: Metric }[] }>();
+    for (const m of this.all()) {
+      const { name, tags } = extractTags(`${CUSTOM_NAMESPACE}.${m.name}`, extractors);
+      const stripped = name.slice(CUSTOM_NAMESPACE.length + 1);
+      const family = stripped.replace(/[^a-zA-Z0-9_]/g, "_");
+      if (!family || /^[0-9]/.test(family)) continue;
+      const key = `${family}\u0000${m.type}`;
+      let f = families.get(key);
+      if (!f) families.set(key, (f = { type: m.type, lines: [] }));
+      f.lines.push({ labels: tags, m });
+    }
     const out: string[] = [];
-    const sorted = this.all().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const m of sorted) {
-      const n = "envoy_" + `wasmcustom.${m.name}`.replace(/[^a-zA-Z0-9_]/g, "_");
-      out.push(`# TYPE ${n} ${m.type}`);
-      if (m.type !== "histogram") {
-        out.push(`${n}{} ${m.value}`);
-        continue;
+    const keys = [...families.keys()].sort();
+    for (const key of keys) {
+      const family = key.split("\u0000")[0];
+      const f = families.get(key)!;
+      out.push(`# TYPE ${family} ${f.type}`);
+      f.lines.sort((a, b) => (labelText(a.labels) < labelText(b.labels) ? -1 : 1));
+      for (const { labels, m } of f.lines) {
+        const tags = labelText(labels);
+        if (m.type !== "histogram") {
+          out.push(`${family}{${tags}} ${m.value}`);
+          continue;
+        }
+        const histTags = tags ? `${tags},` : "";
+        let sum = 0n;
+        for (const s of m.samples) sum += s;
+        for (const b of BUCKETS) {
+          const count = m.samples.filter((s) => Number(s) <= b).length;
+          out.push(`${family}_bucket{${histTags}le="${b}"} ${count}`);
+        }
+        out.push(`${family}_bucket{${histTags}le="+Inf"} ${m.samples.length}`);
+        out.push(`${family}_sum{${tags}} ${sum}`);
+        out.push(`${family}_count{${tags}} ${m.samples.length}`);
       }
-      let sum = 0n;
-      for (const s of m.samples) sum += s;
-      for (const b of BUCKETS) {
-        const count = m.samples.filter((s) => Number(s) <= b).length;
-        out.push(`${n}_bucket{le="${b}"} ${count}`);
-      }
-      out.push(`${n}_bucket{le="+Inf"} ${m.samples.length}`);
-      out.push(`${n}_sum{} ${sum}`);
-      out.push(`${n}_count{} ${m.samples.length}`);
     }
     return out.length ? out.join("\n") + "\n" : "";
   }
+}
+
+/** envoy.config.metrics.v3.TagSpecifier with a regex (fixed_value tags are not supported here). */
+export interface TagSpecifier {
+  tagName: string;
+  regex: string;
+}
+
+/** Envoy's custom stat namespace for Wasm metrics (Extensions::Common::Wasm::CustomStatNamespace). */
+export const CUSTOM_NAMESPACE = "wasmcustom";
+
+/**
+ * TagProducerImpl::produceTags with regex extractors: each regex runs on the full stat name; a match
+ * with at least one capture group adds tag (name, group 2 or group 1) and marks group 1 for removal;
+ * a tag name already produced is not produced again. The removals are applied together at the end.
+ */
+export function extractTags(statName: string, extractors: { name: string; re: RegExp }[]): { name: string; tags: [string, string][] } {
+  const tags: [string, string][] = [];
+  const remove: [number, number][] = [];
+  for (const x of extractors) {
+    if (tags.some(([n]) => n === x.name)) continue;
+    x.re.lastIndex = 0;
+    const m = x.re.exec(statName) as (RegExpExecArray & { indices?: [number, number][] }) | null;
+    if (!m || m.length < 2 || m[1] === undefined) continue;
+    tags.push([x.name, m[2] ?? m[1]]);
+    remove.push(m.indices![1]);
+  }
+  let name = "";
+  for (let i = 0; i < statName.length; i++) if (!remove.some(([a, b]) => i >= a && i < b)) name += statName[i];
+  return { name, tags };
+}
+
+function labelText(labels: [string, string][]): string {
+  return labels
+    .map(([k, v]) => `${k.replace(/[^a-zA-Z0-9_]/g, "_")}="${v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')}"`)
+    .join(",");
 }

@@ -19,6 +19,9 @@ export interface FilterOptions {
   failOpen?: boolean;
   workers?: number;
   allowOnHeadersStopIteration?: boolean;
+  /** The VM's environment variables, visible through WASI environ_get (Envoy:
+   * vm_config.environment_variables; resolve host_env_keys before passing them). Default none. */
+  env?: Record<string, string>;
 }
 
 function toBytes(v: unknown): Buffer {
@@ -63,6 +66,7 @@ export class Plugin {
   readonly allowOnHeadersStopIteration: boolean;
   readonly vmConfiguration: Buffer;
   readonly pluginConfiguration: Buffer;
+  readonly env: ReadonlyArray<readonly [string, string]>;
   readonly vms: Vm[] = [];
 
   constructor(
@@ -76,6 +80,8 @@ export class Plugin {
     this.allowOnHeadersStopIteration = opts.allowOnHeadersStopIteration ?? false;
     this.vmConfiguration = toBytes(opts.vmConfiguration);
     this.pluginConfiguration = toBytes(opts.configuration);
+    this.env = Object.entries(opts.env ?? {});
+    for (const [k] of this.env) if (!k || k.includes("=") || k.includes("\0")) throw new Error(`filter ${opts.name}: bad environment variable name ${JSON.stringify(k)}`);
     const workers = opts.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`filter ${opts.name}: workers must be a positive integer`);
     const { module, bytes } = this.compile(opts.wasm);

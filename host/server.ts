@@ -1,13 +1,16 @@
 // The local gateway: the host as an HTTP server doing what Envoy's HTTP connection manager and
 // router do for Sluice's envoy.yaml — one listener, the wasm filter chain, a route that picks the
 // cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
-// answers when an upstream cannot be reached (503) or is too slow (504). Bodies stream both ways:
-// nothing is buffered here beyond what the filters ask Envoy to buffer.
+// answers when an upstream cannot be reached (503) or is too slow (504), the route's idle timeout
+// (408 before the response starts, a reset after), and the access log. Bodies stream both ways:
+// nothing is buffered here beyond what the filters ask Envoy to buffer. close() drains: no new
+// connections, in-flight requests finish. startAdmin() serves /stats/prometheus and /ready.
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Host } from "./host.js";
+import type { TagSpecifier } from "./metrics.js";
 import type { Stream } from "./stream.js";
 
 export interface ClusterTarget {
@@ -24,10 +27,15 @@ export interface GatewayOptions {
   /** route.cluster_header: the request header naming the cluster. */
   clusterHeader: string;
   clusters: Record<string, ClusterTarget>;
-  /** route.timeout: until the upstream response is complete (Envoy's default is 15 s). */
+  /** route.timeout: from the end of the request to the end of the upstream response (Envoy's
+   * default is 15 s; 0 or unset: none here). */
   routeTimeoutMs?: number;
+  /** route.idle_timeout: longest silence on the stream in either direction (0 or unset: none). */
+  idleTimeoutMs?: number;
+  /** close(): how long in-flight requests may take before their connections are cut (default 30 s). */
+  drainTimeoutMs?: number;
   /** Called once per finished stream, after the filters' on_log (Envoy's access log). */
-  accessLog?: (s: Stream, downstreamStatus: number) => void;
+  accessLog?: (s: Stream, downstreamStatus: number, extra: { cluster: string | null }) => void;
 }
 
 export interface Gateway {
@@ -52,7 +60,11 @@ class Exchange {
   private localWritten = false;
   private done = false;
   private timer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private responseStarted = false;
+  private cluster: string | null = null;
+  /** The server is draining: this response tells the client to close the connection. */
+  closeConnection = false;
 
   constructor(
     private readonly g: GatewayOptions,
@@ -79,17 +91,33 @@ class Exchange {
     headers.push(["x-forwarded-proto", "http"]);
     const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
     this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
+    this.touch();
     if (!noBody) {
-      req.on("data", (chunk: Buffer) => this.guard(() => this.s.callOnRequestBody(chunk, false)));
+      req.on("data", (chunk: Buffer) => {
+        this.touch();
+        this.guard(() => this.s.callOnRequestBody(chunk, false));
+      });
       req.on("end", () => this.guard(() => this.s.callOnRequestBody(Buffer.alloc(0), true)));
     }
     // The client went away before the answer was complete: Envoy resets the upstream too.
     this.res.on("close", () => {
       if (!this.res.writableFinished) this.abort();
     });
-    if (this.g.routeTimeoutMs) {
-      this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
-    }
+  }
+
+  /** Activity on the stream: restarts the route idle timer (HCM stream idle timeout semantics). */
+  private touch(): void {
+    const ms = this.g.idleTimeoutMs;
+    if (!ms || this.done) return;
+    if (this.idleTimer) this.idleTimer.refresh();
+    else this.idleTimer = setTimeout(() => this.onIdle(), ms);
+  }
+
+  private onIdle(): void {
+    if (this.done) return;
+    // Envoy: 408 if no upstream response header has been received, otherwise a stream reset.
+    if (this.responseStarted) this.abort();
+    else this.routerReply(408, "stream timeout", "stream_idle_timeout");
   }
 
   /** Runs a host step, then forwards whatever the filters released. */
@@ -120,6 +148,10 @@ class Exchange {
     if (this.upstreamReq && s.upstream.ended && !this.upEnded) {
       this.upEnded = true;
       this.upstreamReq.end();
+      // Envoy's route timeout runs from the end of the downstream request to the end of the response.
+      if (this.g.routeTimeoutMs && !this.timer) {
+        this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
+      }
     }
     // Toward the client.
     const down = s.downstream;
@@ -127,6 +159,7 @@ class Exchange {
       this.downHeaders = true;
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
       const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
+      if (this.closeConnection) out.push(["connection", "close"]);
       this.res.writeHead(status, out.flat());
       this.res.flushHeaders();
     }
@@ -143,6 +176,7 @@ class Exchange {
     const get = (k: string) => up.find(([n]) => n === k)?.[1];
     const clusterName = get(this.g.clusterHeader);
     const cluster = clusterName ? this.g.clusters[clusterName] : undefined;
+    this.cluster = cluster ? clusterName! : null;
     if (!cluster) {
       // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
       this.routerReply(404, "", "cluster_not_found");
@@ -177,8 +211,12 @@ class Exchange {
         if (!HOP_BY_HOP.has(k)) rh.push([k, r.rawHeaders[i + 1]]);
       }
       const noBody = r.headers["content-length"] === "0";
+      this.touch();
       this.guard(() => this.s.callOnResponseHeaders(rh, noBody));
-      r.on("data", (chunk: Buffer) => this.guard(() => this.s.callOnResponseBody(chunk, false)));
+      r.on("data", (chunk: Buffer) => {
+        this.touch();
+        this.guard(() => this.s.callOnResponseBody(chunk, false));
+      });
       r.on("end", () => {
         if (this.timer) clearTimeout(this.timer);
         if (!noBody) this.guard(() => this.s.callOnResponseBody(Buffer.alloc(0), true));
@@ -212,10 +250,15 @@ class Exchange {
     });
   }
 
+  private clearTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+  }
+
   finish(): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.clearTimers();
     this.res.end();
     this.complete();
   }
@@ -223,7 +266,7 @@ class Exchange {
   abort(): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.clearTimers();
     this.upstreamReq?.destroy();
     this.res.destroy();
     this.complete();
@@ -236,45 +279,117 @@ class Exchange {
       this.res.end(JSON.stringify({ error: { message: "Internal gateway error.", type: "api_error", param: null, code: "internal_error" } }));
     } else this.res.destroy();
     this.done = true;
+    this.clearTimers();
     this.upstreamReq?.destroy();
     this.complete();
   }
 
   private complete(): void {
     this.active.delete(this);
+    this.onComplete();
     try {
       this.s.completeHttpContext();
     } catch (e) {
       this.g.host.log("gateway", 0, 4, `on_log/on_done failed: ${String(e)}`);
     }
-    this.g.accessLog?.(this.s, this.res.statusCode);
+    try {
+      this.g.accessLog?.(this.s, this.res.headersSent ? this.res.statusCode : 0, { cluster: this.cluster });
+    } catch (e) {
+      this.g.host.log("gateway", 0, 4, `access log failed: ${String(e)}`);
+    }
   }
+
+  /** Set by the server: called when the exchange is over (draining waits for these). */
+  onComplete: () => void = () => {};
 }
 
 export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const active = new Set<Exchange>();
-  g.host.afterAsync = () => {
-    for (const x of [...active]) x.pump();
-  };
+  let draining = false;
+  let drained: (() => void) | null = null;
   const server = http.createServer((req, res) => {
     const x = new Exchange(g, req, res, active);
+    // A request that arrives on a kept-alive connection while draining is served, then the
+    // connection closes (Envoy drains with "connection: close").
+    x.closeConnection = draining;
+    x.onComplete = () => {
+      if (!draining) return;
+      setImmediate(() => server.closeIdleConnections());
+      if (active.size === 0) drained?.();
+    };
     active.add(x);
     x.start();
   });
+  g.host.afterAsync = () => {
+    for (const x of [...active]) x.pump();
+  };
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(g.port ?? 0, g.address ?? "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   g.host.startTimers();
+  const shown = g.address === undefined || g.address === "0.0.0.0" || g.address === "::" ? "127.0.0.1" : g.address;
+  let closing: Promise<void> | null = null;
   return {
-    url: `http://${g.address ?? "127.0.0.1"}:${port}`,
+    url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}`,
     port,
     server,
-    async close() {
-      g.host.stopTimers();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        for (const x of active) x.closeConnection = true;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-      });
+        if (active.size) {
+          await new Promise<void>((resolve) => {
+            drained = resolve;
+            const t = setTimeout(resolve, g.drainTimeoutMs ?? 30_000);
+            t.unref?.();
+          });
+        }
+        server.closeAllConnections();
+        await closed;
+        g.host.stopTimers();
+      })();
+      return closing;
     },
+  };
+}
+
+export interface AdminOptions {
+  host: Host;
+  port?: number;
+  address?: string;
+  /** stats_config.stats_tags of envoy.yaml */
+  statsTags?: TagSpecifier[];
+  /** GET /ready answers 200 LIVE while this returns true (Envoy: server state LIVE), else 503. */
+  ready?: () => boolean;
+}
+
+/** The part of Envoy's admin interface the local gateway offers: /stats/prometheus and /ready. */
+export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { "content-type": "text/plain" }).end("method not allowed\n");
+    } else if (path === "/stats/prometheus") {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(a.host.prometheus(a.statsTags ?? []));
+    } else if (path === "/ready") {
+      const live = a.ready?.() ?? true;
+      res.writeHead(live ? 200 : 503, { "content-type": "text/plain" }).end(live ? "LIVE\n" : "DRAINING\n");
+    } else {
+      res.writeHead(404, { "content-type": "text/plain" }).end("invalid path. admin commands are: /ready, /stats/prometheus\n");
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(a.port ?? 0, a.address ?? "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const shown = a.address === undefined || a.address === "0.0.0.0" ? "127.0.0.1" : a.address;
+  return {
+    url: `http://${shown}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -86,6 +86,7 @@ export class Vm {
       nowNs: () => this.plugin.host.now(),
       error: (msg) => this.log(0, msg), // Envoy Context::error logs at trace
       checkAllowed: (name) => this.checkAllowed(name),
+      env: this.plugin.env,
     });
     const imports: WebAssembly.Imports = { env: {}, wasi_snapshot_preview1: {}, wasi_unstable: {} };
     for (const imp of WebAssembly.Module.imports(module)) {

@@ -25,6 +25,9 @@ export interface WasiHost {
   error(message: string): void;
   /** Host functions cpp-host allows while _initialize/_start run (WasmBase::startVm). */
   checkAllowed(name: string): void;
+  /** The VM's environment (Envoy: vm_config.environment_variables, host_env_keys resolved from
+   * Envoy's own environment plus key_values); nothing else of the process environment is visible. */
+  env?: ReadonlyArray<readonly [string, string]>;
 }
 
 function isStd(fd: number): boolean {
@@ -32,6 +35,7 @@ function isStd(fd: number): boolean {
 }
 
 export function makeWasi(h: WasiHost): Record<string, (...args: any[]) => any> {
+  const env = h.env ?? [];
   const writev = (fd: number, iovs: number, iovsLen: number): number | { n: number } => {
     if (!isStd(fd)) return EBADF;
     iovs >>>= 0;
@@ -132,13 +136,31 @@ export function makeWasi(h: WasiHost): Record<string, (...args: any[]) => any> {
       return h.mem().setU32(ret0, 0) ? ENOTSUP : EFAULT;
     },
     sock_shutdown: () => ENOTSUP,
-    // Envoy passes no environment and no arguments (WasmBase::envs() is empty for Envoy plugins
-    // unless environment_variables is configured, which Sluice does not use).
+    // Envoy passes no arguments, and as environment only what vm_config.environment_variables
+    // lists (WasmBase::envs()). cpp-host exports.cc: environ_sizes_get counts
+    // len(key) + len(value) + 2 per entry; environ_get writes "KEY=VALUE\0" entries back to back and
+    // a 32-bit pointer to each.
     environ_sizes_get(countPtr: number, sizePtr: number) {
       const m = h.mem();
-      return m.setU32(countPtr, 0) && m.setU32(sizePtr, 0) ? ESUCCESS : EFAULT;
+      let size = 0;
+      for (const [k, v] of env) size += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+      return m.setU32(countPtr, env.length) && m.setU32(sizePtr, size) ? ESUCCESS : EFAULT;
     },
-    environ_get: () => ESUCCESS,
+    environ_get(environPtr: number, bufPtr: number) {
+      const m = h.mem();
+      let ptr = environPtr >>> 0;
+      let buf = bufPtr >>> 0;
+      for (const [k, v] of env) {
+        if (!m.setU32(ptr, buf)) return EFAULT;
+        const data = Buffer.from(`${k}=${v}\0`);
+        const view = m.view(buf, data.length);
+        if (!view) return EFAULT;
+        view.set(data);
+        buf += data.length;
+        ptr += 4;
+      }
+      return ESUCCESS;
+    },
     args_sizes_get(argcPtr: number, sizePtr: number) {
       const m = h.mem();
       return m.setU32(argcPtr, 0) && m.setU32(sizePtr, 0) ? ESUCCESS : EFAULT;

@@ -104,7 +104,7 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
   // ship (e.g. opencensus for the OpenCensus tracer). Those files are left out and listed in
   // `skippedProtos`: a config using their messages then fails as an unknown @type, never passes.
   const resolveImport = (target: string): string | null => {
-    const p = root.resolvePath("", target);
+    const p = root.resolvePath("", target) ?? target;
     return existsSync(p) || /^google\/protobuf\/(any|api|duration|empty|field_mask|source_context|struct|timestamp|type|wrappers)\.proto$/.test(target) ? p : null;
   };
   const complete = new Map<string, boolean>();

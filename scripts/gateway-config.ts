@@ -168,7 +168,7 @@ function describe(e: ErrorObject, value: unknown): string {
 let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | null = null;
 function schemaValidator() {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, useDefaults: false });
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, useDefaults: false });
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, "utf8")));
   }
   return validator;

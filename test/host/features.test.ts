@@ -186,9 +186,10 @@ describe("metrics, properties, foreign functions", () => {
     expect(host.getMetric("sluice.requests")).toEqual({ type: "counter", value: 3n });
     expect(host.getMetric("sluice.inflight")).toEqual({ type: "gauge", value: 2n });
     expect(host.getMetric("sluice.latency_ms")).toEqual({ type: "histogram", value: 0n, samples: [42n] });
+    // "wasmcustom" is a custom stat namespace: Envoy prints these without it and without "envoy_".
     const prom = host.prometheus();
-    expect(prom).toContain("# TYPE envoy_wasmcustom_sluice_requests counter\nenvoy_wasmcustom_sluice_requests{} 3");
-    expect(prom).toContain('envoy_wasmcustom_sluice_latency_ms_bucket{le="50"} 1');
+    expect(prom).toContain("# TYPE sluice_requests counter\nsluice_requests{} 3");
+    expect(prom).toContain('sluice_latency_ms_bucket{le="50"} 1');
   });
 
   it("reads properties with Envoy's encodings and shares set_property values as filter state", async () => {

@@ -1,0 +1,181 @@
+// Envoy's access log formatter for the command operators Sluice's envoy.yaml uses, as Envoy's docs
+// (configuration/observability/access_log/usage) and SubstitutionFormatString define them:
+//   %START_TIME% (default 2016-04-15T20:17:00.310Z, UTC; or a strftime-style format with %s, %f,
+//   %3f/%6f/%9f), %REQ(X?Y):Z%, %RESP(X?Y):Z%, %RESPONSE_CODE%, %RESPONSE_CODE_DETAILS%, %DURATION%,
+//   %PROTOCOL%, %BYTES_RECEIVED%, %BYTES_SENT%, %UPSTREAM_CLUSTER%, %FILTER_STATE(KEY:PLAIN):Z%.
+// A value that is not there prints "-" in text formats and null in json_format (where numbers
+// stay numbers when the operator is the whole value). An operator outside this list is refused when
+// the format is compiled, as Envoy refuses the configuration.
+import type { AccessLogFormat } from "./envoy-config.js";
+
+export interface LogContext {
+  startTimeNs: bigint;
+  /** Request headers as the filters left them (Envoy logs the header map it forwarded). */
+  requestHeaders: [string, string][];
+  responseHeaders: [string, string][];
+  /** 0 when no response was started (the client went away). */
+  responseCode: number;
+  responseCodeDetails: string | null;
+  durationMs: number | null;
+  protocol: string;
+  bytesReceived: number;
+  bytesSent: number;
+  upstreamCluster: string | null;
+  filterState(key: string): string | undefined;
+}
+
+type Value = string | number | null;
+type Op = (c: LogContext) => Value;
+
+function truncate(v: Value, max: number | undefined): Value {
+  return typeof v === "string" && max !== undefined ? v.slice(0, max) : v;
+}
+
+function header(list: [string, string][], names: string[]): string | null {
+  for (const n of names) {
+    const lower = n.toLowerCase();
+    const hit = list.find(([k]) => k === lower);
+    if (hit) return hit[1];
+  }
+  return null;
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+
+/** START_TIME with a format: the strftime subset (%Y %m %d %H %M %S %z %Z %s %f %Nf %E3S %%). */
+function formatTime(ns: bigint, fmt: string): string {
+  const ms = Number(ns / 1_000_000n);
+  const d = new Date(ms);
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, "0");
+  return fmt.replace(/%(E3S|[1-9]f|[YmdHMSzZsf%])/g, (_, s: string) => {
+    switch (s) {
+      case "Y": return String(d.getUTCFullYear());
+      case "m": return pad(d.getUTCMonth() + 1);
+      case "d": return pad(d.getUTCDate());
+      case "H": return pad(d.getUTCHours());
+      case "M": return pad(d.getUTCMinutes());
+      case "S": return pad(d.getUTCSeconds());
+      case "E3S": return `${pad(d.getUTCSeconds())}.${frac.slice(0, 3)}`;
+      case "z": return "+0000";
+      case "Z": return "UTC";
+      case "s": return String(ns / 1_000_000_000n);
+      case "f": return frac;
+      case "%": return "%";
+      default: return frac.slice(0, Number(s[0]));
+    }
+  });
+}
+
+const DEFAULT_START_TIME = "%Y-%m-%dT%H:%M:%E3SZ";
+
+function compileOperator(name: string, arg: string | undefined, max: number | undefined): { op: Op; numeric: boolean } {
+  const needArg = () => {
+    if (arg === undefined) throw new Error(`access log: %${name}% needs an argument`);
+    return arg;
+  };
+  const noArg = () => {
+    if (arg !== undefined) throw new Error(`access log: %${name}% takes no argument`);
+  };
+  switch (name) {
+    case "START_TIME": {
+      const fmt = arg ?? DEFAULT_START_TIME;
+      return { op: (c) => formatTime(c.startTimeNs, fmt), numeric: false };
+    }
+    case "REQ":
+    case "REQUEST_HEADER":
+    case "RESP":
+    case "RESPONSE_HEADER": {
+      const names = needArg().split("?");
+      if (names.length > 2 || names.some((n) => !n)) throw new Error(`access log: bad header list in %${name}(${arg})%`);
+      const req = name.startsWith("REQ");
+      return { op: (c) => truncate(header(req ? c.requestHeaders : c.responseHeaders, names), max), numeric: false };
+    }
+    case "RESPONSE_CODE":
+      noArg();
+      return { op: (c) => c.responseCode, numeric: true };
+    case "RESPONSE_CODE_DETAILS":
+      noArg();
+      return { op: (c) => truncate(c.responseCodeDetails, max), numeric: false };
+    case "DURATION":
+      noArg();
+      return { op: (c) => c.durationMs, numeric: true };
+    case "PROTOCOL":
+      noArg();
+      return { op: (c) => c.protocol, numeric: false };
+    case "BYTES_RECEIVED":
+      noArg();
+      return { op: (c) => c.bytesReceived, numeric: true };
+    case "BYTES_SENT":
+      noArg();
+      return { op: (c) => c.bytesSent, numeric: true };
+    case "UPSTREAM_CLUSTER":
+      noArg();
+      return { op: (c) => truncate(c.upstreamCluster, max), numeric: false };
+    case "FILTER_STATE": {
+      const [key, serialization = "", extra] = needArg().split(":");
+      if (extra !== undefined || serialization !== "PLAIN") {
+        throw new Error(`access log: the local gateway supports %FILTER_STATE(KEY:PLAIN)% only (got %FILTER_STATE(${arg})%)`);
+      }
+      return { op: (c) => truncate(c.filterState(key) ?? null, max), numeric: false };
+    }
+    default:
+      throw new Error(`access log: command operator %${name}% is not supported by the local gateway`);
+  }
+}
+
+type Part = string | { op: Op; numeric: boolean };
+
+/** Splits a format string into literal text and command operators. */
+function compileString(s: string): Part[] {
+  const parts: Part[] = [];
+  const re = /%([A-Z_][A-Z0-9_]*)(?:\(([^)]*)\))?(?::([0-9]+))?%/g;
+  let last = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    if (m.index > last) parts.push(s.slice(last, m.index));
+    parts.push(compileOperator(m[1], m[2], m[3] === undefined ? undefined : Number(m[3])));
+    last = re.lastIndex;
+  }
+  if (last < s.length) parts.push(s.slice(last));
+  return parts;
+}
+
+function textOf(parts: Part[], c: LogContext): string {
+  let out = "";
+  for (const p of parts) {
+    if (typeof p === "string") out += p;
+    else {
+      const v = p.op(c);
+      out += v === null || v === "" ? "-" : String(v);
+    }
+  }
+  return out;
+}
+
+/** Compiles a log format once; returns the function that renders one line (with its newline for JSON). */
+export function compileAccessLog(format: AccessLogFormat): (c: LogContext) => string {
+  if ("text" in format) {
+    const parts = compileString(format.text);
+    return (c) => textOf(parts, c);
+  }
+  const compileValue = (v: unknown): (c: LogContext) => unknown => {
+    if (typeof v === "string") {
+      const parts = compileString(v);
+      if (parts.length === 1 && typeof parts[0] !== "string") {
+        const p = parts[0];
+        // The whole value is one operator: typed output, null when unset.
+        return (c) => {
+          const x = p.op(c);
+          return x === "" && !p.numeric ? "" : x;
+        };
+      }
+      return (c) => textOf(parts, c);
+    }
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      const entries = Object.entries(v).map(([k, x]) => [k, compileValue(x)] as const);
+      return (c) => Object.fromEntries(entries.map(([k, f]) => [k, f(c)]));
+    }
+    return () => v; // numbers, booleans, null: as written
+  };
+  const render = compileValue(format.json);
+  return (c) => JSON.stringify(render(c)) + "\n";
+}

@@ -1,0 +1,224 @@
+// Reads the part of an Envoy bootstrap (envoy/envoy.yaml) that the local gateway runs: the one
+// listener, its http_connection_manager (wasm filters in order, then the router), the route that
+// takes its cluster from a header, the clusters' endpoints, the file access log, the admin port and
+// stats_config.stats_tags. Anything else that would change how requests are handled is refused with
+// a message naming it, rather than ignored. (Cluster health checks and outlier detection are read by
+// Envoy only; the local gateway has one endpoint per cluster and nothing to eject it in favour of.)
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import type { TagSpecifier } from "./metrics.js";
+
+const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+const TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+const STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue";
+
+export interface WasmFilterConfig {
+  /** http_filters[].name */
+  filterName: string;
+  /** PluginConfig.name (plugin_name) */
+  name: string;
+  rootId: string;
+  vmId: string;
+  runtime: string;
+  /** vm_config.code.local.filename as written */
+  wasmFile: string;
+  configuration: string;
+  failOpen: boolean;
+  allowOnHeadersStopIteration: boolean;
+  /** vm_config.environment_variables */
+  hostEnvKeys: string[];
+  keyValues: Record<string, string>;
+}
+
+export interface ClusterConfig {
+  name: string;
+  /** scheme://host:port; the scheme is https when the cluster has a TLS transport socket. */
+  url: string;
+  sni: string | null;
+  connectTimeoutMs: number;
+}
+
+export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
+
+export interface LocalGatewayConfig {
+  listener: { address: string; port: number };
+  admin: { address: string; port: number } | null;
+  filters: WasmFilterConfig[];
+  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number };
+  clusters: Record<string, ClusterConfig>;
+  accessLog: { path: string; format: AccessLogFormat } | null;
+  statsTags: TagSpecifier[];
+}
+
+export class EnvoyConfigError extends Error {
+  constructor(message: string) {
+    super(`envoy.yaml: ${message}`);
+    this.name = "EnvoyConfigError";
+  }
+}
+
+/** google.protobuf.Duration JSON ("1.5s") to milliseconds. */
+export function durationMs(v: unknown, at: string): number {
+  if (typeof v !== "string" || !/^[0-9]+(\.[0-9]{1,9})?s$/.test(v)) throw new EnvoyConfigError(`${at}: expected a duration such as "5s", got ${JSON.stringify(v)}`);
+  return Math.round(Number(v.slice(0, -1)) * 1000);
+}
+
+function obj(v: unknown, at: string): Record<string, any> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new EnvoyConfigError(`${at}: expected a mapping`);
+  return v as Record<string, any>;
+}
+
+function list(v: unknown, at: string): any[] {
+  if (!Array.isArray(v)) throw new EnvoyConfigError(`${at}: expected a list`);
+  return v;
+}
+
+function one(v: unknown, at: string): any {
+  const l = list(v, at);
+  if (l.length !== 1) throw new EnvoyConfigError(`${at}: the local gateway runs exactly one (found ${l.length})`);
+  return l[0];
+}
+
+function typed(v: unknown, type: string, at: string): Record<string, any> {
+  const o = obj(v, at);
+  if (o["@type"] !== type) throw new EnvoyConfigError(`${at}: the local gateway does not run ${o["@type"] ?? "(no @type)"} (expected ${type})`);
+  return o;
+}
+
+function socket(v: unknown, at: string): { address: string; port: number } {
+  const s = obj(obj(v, at).socket_address, `${at}.socket_address`);
+  if (typeof s.address !== "string" || !Number.isInteger(s.port_value)) throw new EnvoyConfigError(`${at}.socket_address: needs address and port_value`);
+  return { address: s.address, port: s.port_value };
+}
+
+function wasmFilter(f: Record<string, any>, at: string): WasmFilterConfig {
+  const w = typed(f.typed_config, WASM, `${at}.typed_config`);
+  const c = obj(w.config, `${at}.typed_config.config`);
+  const vm = obj(c.vm_config, `${at}.typed_config.config.vm_config`);
+  const file = vm.code?.local?.filename;
+  if (typeof file !== "string") throw new EnvoyConfigError(`${at}: vm_config.code.local.filename is required (the local gateway loads local files only)`);
+  const conf = c.configuration;
+  let configuration = "";
+  if (conf !== undefined) {
+    // StringValue (and BytesValue) configurations reach the plugin without the wrapper.
+    typed(conf, STRING_VALUE, `${at}.typed_config.config.configuration`);
+    configuration = String(conf.value ?? "");
+  }
+  const env = vm.environment_variables ?? {};
+  return {
+    filterName: String(f.name),
+    name: String(c.name ?? ""),
+    rootId: String(c.root_id ?? ""),
+    vmId: String(vm.vm_id ?? ""),
+    runtime: String(vm.runtime ?? ""),
+    wasmFile: file,
+    configuration,
+    failOpen: c.fail_open === true,
+    allowOnHeadersStopIteration: c.allow_on_headers_stop_iteration === true,
+    hostEnvKeys: (env.host_env_keys ?? []).map(String),
+    keyValues: Object.fromEntries(Object.entries(env.key_values ?? {}).map(([k, v]) => [k, String(v)])),
+  };
+}
+
+function cluster(c: Record<string, any>, at: string): ClusterConfig {
+  const name = String(c.name);
+  const la = obj(c.load_assignment, `${at}.load_assignment`);
+  const eps = one(la.endpoints, `${at}.load_assignment.endpoints`);
+  const lb = one(eps.lb_endpoints, `${at}.load_assignment.endpoints[0].lb_endpoints`);
+  const addr = socket(lb.endpoint?.address, `${at}...endpoint.address`);
+  let sni: string | null = null;
+  if (c.transport_socket !== undefined) {
+    const tls = typed(c.transport_socket.typed_config, TLS, `${at}.transport_socket.typed_config`);
+    sni = typeof tls.sni === "string" ? tls.sni : null;
+  }
+  const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
+  return {
+    name,
+    url: `${c.transport_socket ? "https" : "http"}://${host}:${addr.port}`,
+    sni,
+    connectTimeoutMs: c.connect_timeout === undefined ? 5000 : durationMs(c.connect_timeout, `${at}.connect_timeout`),
+  };
+}
+
+export function parseEnvoyConfig(text: string): LocalGatewayConfig {
+  const root = obj(parse(text), "(root)");
+  const sr = obj(root.static_resources, "static_resources");
+  const listener = obj(one(sr.listeners, "static_resources.listeners"), "static_resources.listeners[0]");
+  const chain = obj(one(listener.filter_chains, "listeners[0].filter_chains"), "listeners[0].filter_chains[0]");
+  const hcmFilter = obj(one(chain.filters, "filter_chains[0].filters"), "filter_chains[0].filters[0]");
+  const hcm = typed(hcmFilter.typed_config, HCM, "filter_chains[0].filters[0].typed_config");
+
+  const filters: WasmFilterConfig[] = [];
+  const httpFilters = list(hcm.http_filters, "http_filters");
+  httpFilters.forEach((f, i) => {
+    const at = `http_filters[${i}]`;
+    const type = obj(f, at).typed_config?.["@type"];
+    if (type === ROUTER) {
+      if (i !== httpFilters.length - 1) throw new EnvoyConfigError(`${at}: the router must be the last http filter`);
+      return;
+    }
+    filters.push(wasmFilter(f, at));
+  });
+  if (httpFilters.at(-1)?.typed_config?.["@type"] !== ROUTER) throw new EnvoyConfigError("http_filters: the last filter must be envoy.filters.http.router");
+
+  const rc = obj(hcm.route_config, "route_config");
+  const vh = obj(one(rc.virtual_hosts, "route_config.virtual_hosts"), "route_config.virtual_hosts[0]");
+  const r = obj(one(vh.routes, "virtual_hosts[0].routes"), "virtual_hosts[0].routes[0]");
+  if (r.match?.prefix !== "/") throw new EnvoyConfigError("routes[0].match: the local gateway runs one route matching prefix /");
+  const ra = obj(r.route, "routes[0].route");
+  if (typeof ra.cluster_header !== "string") throw new EnvoyConfigError("routes[0].route: the local gateway routes by cluster_header only");
+  const route = {
+    clusterHeader: ra.cluster_header.toLowerCase(),
+    // Envoy's default route timeout is 15 s; 0s disables it.
+    timeoutMs: ra.timeout === undefined ? 15_000 : durationMs(ra.timeout, "routes[0].route.timeout"),
+    idleTimeoutMs: ra.idle_timeout === undefined ? 0 : durationMs(ra.idle_timeout, "routes[0].route.idle_timeout"),
+  };
+
+  const clusters: Record<string, ClusterConfig> = {};
+  list(sr.clusters ?? [], "static_resources.clusters").forEach((c, i) => {
+    const cc = cluster(obj(c, `clusters[${i}]`), `clusters[${i}]`);
+    clusters[cc.name] = cc;
+  });
+
+  let accessLog: LocalGatewayConfig["accessLog"] = null;
+  if (hcm.access_log !== undefined) {
+    const al = obj(one(hcm.access_log, "access_log"), "access_log[0]");
+    const fl = typed(al.typed_config, FILE_LOG, "access_log[0].typed_config");
+    const lf = fl.log_format;
+    let format: AccessLogFormat;
+    if (lf?.json_format !== undefined) format = { json: obj(lf.json_format, "log_format.json_format") };
+    else if (lf?.text_format_source?.inline_string !== undefined) format = { text: String(lf.text_format_source.inline_string) };
+    else if (lf === undefined) throw new EnvoyConfigError("access_log[0]: give log_format (json_format or text_format_source.inline_string)");
+    else throw new EnvoyConfigError("access_log[0].log_format: the local gateway supports json_format and text_format_source.inline_string");
+    accessLog = { path: String(fl.path), format };
+  }
+
+  const admin = root.admin?.address ? socket(root.admin.address, "admin.address") : null;
+  const statsTags = list(root.stats_config?.stats_tags ?? [], "stats_config.stats_tags").map((t, i) => {
+    if (typeof t.tag_name !== "string" || typeof t.regex !== "string") throw new EnvoyConfigError(`stats_tags[${i}]: the local gateway supports tag_name with regex`);
+    return { tagName: t.tag_name, regex: t.regex };
+  });
+
+  return { listener: socket(listener.address, "listeners[0].address"), admin, filters, route, clusters, accessLog, statsTags };
+}
+
+export function loadEnvoyConfig(path: string): LocalGatewayConfig {
+  return parseEnvoyConfig(readFileSync(path, "utf8"));
+}
+
+/**
+ * A filter's VM environment as Envoy builds it: each host_env_keys entry present in Envoy's
+ * environment, then key_values (Envoy rejects a key given both ways).
+ */
+export function vmEnvironment(f: WasmFilterConfig, processEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of f.hostEnvKeys) if (processEnv[k] !== undefined) out[k] = processEnv[k]!;
+  for (const [k, v] of Object.entries(f.keyValues)) {
+    if (f.hostEnvKeys.includes(k)) throw new EnvoyConfigError(`${f.filterName}: environment variable ${k} is in both host_env_keys and key_values`);
+    out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,304 @@
+// `npm start`: build the filters if needed, render gateway.yaml to envoy/envoy.yaml, and run the local
+// gateway (the proxy-wasm host as an HTTP server, host/server.ts) from that envoy.yaml: the same
+// filters, configuration, route, clusters, access log and admin port Envoy would use.
+// A provider instance whose key variable is unset is served by the built-in mock provider
+// (scripts/mocks), so a new user gets answers at once; with OPENAI_API_KEY etc. set, the real one.
+//   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
+//                        [--port N] [--admin-port N] [--mock | --no-mock]
+import { spawnSync } from "node:child_process";
+import { createWriteStream, existsSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { compileAccessLog } from "../host/access-log.js";
+import { loadEnvoyConfig, parseEnvoyConfig, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
+import { Host } from "../host/index.js";
+import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js";
+import type { Stream } from "../host/stream.js";
+import { startMock, type MockServer } from "./mocks/index.js";
+import type { MockKind } from "./mocks/common.js";
+import { GatewayConfigError } from "./gateway-config.js";
+import { render, WASM_DIR } from "./render.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export const MOCK_KEY_VALUE = "sluice-mock-key";
+
+export interface LocalGatewayOptions {
+  /** Path of envoy.yaml (default envoy/envoy.yaml), or its parsed form. */
+  envoyYaml?: string;
+  config?: LocalGatewayConfig;
+  /** Override the listener / admin ports (0: any free port) and address. */
+  port?: number;
+  adminPort?: number;
+  address?: string;
+  /** The environment Envoy would run with (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** auto: mock the instances whose key variable is unset; always; never. */
+  mock?: "auto" | "always" | "never";
+  /** Where vm_config.code.local.filename under /etc/sluice/build points (default build/). */
+  wasmDir?: string;
+  /** Receives each access-log line instead of the configured path. */
+  accessLog?: (line: string) => void;
+}
+
+export interface ProviderStatus {
+  instance: string;
+  provider: string;
+  cluster: string;
+  mode: "mock" | "real";
+  url: string;
+  why: string;
+}
+
+export interface LocalGateway {
+  url: string;
+  adminUrl: string;
+  host: Host;
+  config: LocalGatewayConfig;
+  providers: ProviderStatus[];
+  mocks: Record<string, MockServer>;
+  accessLogPath: string;
+  close(): Promise<void>;
+}
+
+interface InstanceJson {
+  name: string;
+  provider: string;
+  api_key?: string;
+  api_key_env?: string;
+  endpoint?: string;
+  cluster?: string;
+}
+
+function wasmPath(file: string, wasmDir: string): string {
+  if (file.startsWith(`${WASM_DIR}/`)) return join(wasmDir, file.slice(WASM_DIR.length + 1));
+  return file;
+}
+
+export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise<LocalGateway> {
+  const cfg = opts.config ?? loadEnvoyConfig(opts.envoyYaml ?? join(root, "envoy", "envoy.yaml"));
+  const env = { ...(opts.env ?? process.env) };
+  const mockMode = opts.mock ?? "auto";
+  const wasmDir = opts.wasmDir ?? join(root, "build");
+
+  // Decide, per ai-proxy instance, whether the real provider or a mock answers.
+  const aiProxy = cfg.filters.find((f) => basename(f.wasmFile) === "ai-proxy.wasm");
+  const instances: InstanceJson[] = aiProxy ? (JSON.parse(aiProxy.configuration || "{}").instances ?? []) : [];
+  const clusters: Record<string, ClusterTarget> = {};
+  for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs };
+  const providers: ProviderStatus[] = [];
+  const mocks: Record<string, MockServer> = {};
+  const cleanup = async () => {
+    for (const m of Object.values(mocks)) await m.close();
+  };
+  try {
+    for (const inst of instances) {
+      const cluster = inst.cluster ?? inst.name;
+      const real = clusters[cluster]?.url ?? "(no such cluster)";
+      let mock: boolean;
+      let why: string;
+      if (mockMode === "always") [mock, why] = [true, "--mock"];
+      else if (mockMode === "never") [mock, why] = [false, inst.api_key_env ? `${inst.api_key_env} ${env[inst.api_key_env] ? "set" : "NOT set"}` : "key inline or none"];
+      else if (inst.api_key_env) [mock, why] = env[inst.api_key_env] ? [false, `${inst.api_key_env} set`] : [true, `${inst.api_key_env} not set`];
+      else [mock, why] = [false, inst.api_key ? "key inline" : "no key needed"];
+      if (!mock) {
+        providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why });
+        continue;
+      }
+      // The mock answers at the provider's own paths; an openai-compatible server keeps its base path.
+      const basePath = inst.provider === "openai-compatible" && inst.endpoint ? new URL(inst.endpoint).pathname.replace(/\/+$/, "") || "/" : undefined;
+      const m = await startMock(inst.provider as MockKind, { port: 0, ...(basePath ? { basePath } : {}) });
+      mocks[inst.name] = m;
+      clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs };
+      // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
+      if (inst.api_key_env && !env[inst.api_key_env]) env[inst.api_key_env] = MOCK_KEY_VALUE;
+      providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
+    }
+
+    const host = await Host.create({
+      filters: cfg.filters.map((f) => ({
+        name: f.name,
+        wasm: wasmPath(f.wasmFile, wasmDir),
+        configuration: f.configuration,
+        rootId: f.rootId,
+        vmId: f.vmId,
+        failOpen: f.failOpen,
+        allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
+        env: vmEnvironment(f, env),
+      })),
+      clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, v.url])),
+    });
+
+    let writeLine = opts.accessLog;
+    const accessLogPath = opts.accessLog ? "(callback)" : cfg.accessLog?.path ?? "(none)";
+    let logFile: ReturnType<typeof createWriteStream> | null = null;
+    if (!writeLine && cfg.accessLog) {
+      const p = cfg.accessLog.path;
+      if (p === "/dev/stdout") writeLine = (l) => void process.stdout.write(l);
+      else if (p === "/dev/stderr") writeLine = (l) => void process.stderr.write(l);
+      else {
+        logFile = createWriteStream(p, { flags: "a" });
+        writeLine = (l) => void logFile!.write(l);
+      }
+    }
+    const format = cfg.accessLog ? compileAccessLog(cfg.accessLog.format) : null;
+    const accessLog =
+      format && writeLine
+        ? (s: Stream, status: number, extra: { cluster: string | null }) => {
+            const done = s.info.completeNs ?? s.info.startTimeNs;
+            writeLine!(
+              format({
+                startTimeNs: s.info.startTimeNs,
+                requestHeaders: s.getCurrentRequestHeaders(),
+                responseHeaders: s.getCurrentResponseHeaders(),
+                responseCode: status,
+                responseCodeDetails: s.info.responseCodeDetails,
+                durationMs: Number((done - s.info.startTimeNs) / 1_000_000n),
+                protocol: s.info.protocol,
+                bytesReceived: s.info.bytesReceived,
+                bytesSent: s.info.bytesSent,
+                upstreamCluster: extra.cluster,
+                filterState: (key) => s.filterState.get(key)?.toString("utf8"),
+              }),
+            );
+          }
+        : undefined;
+
+    const gateway = await startGateway({
+      host,
+      port: opts.port ?? cfg.listener.port,
+      address: opts.address ?? cfg.listener.address,
+      clusterHeader: cfg.route.clusterHeader,
+      clusters,
+      routeTimeoutMs: cfg.route.timeoutMs,
+      idleTimeoutMs: cfg.route.idleTimeoutMs,
+      accessLog,
+    });
+    let closing = false;
+    const admin = cfg.admin || opts.adminPort !== undefined
+      ? await startAdmin({
+          host,
+          port: opts.adminPort ?? cfg.admin?.port ?? 9901,
+          address: cfg.admin?.address ?? "127.0.0.1",
+          statsTags: cfg.statsTags,
+          ready: () => !closing,
+        })
+      : null;
+    let closed: Promise<void> | null = null;
+    return {
+      url: gateway.url,
+      adminUrl: admin?.url ?? "",
+      host,
+      config: cfg,
+      providers,
+      mocks,
+      accessLogPath,
+      close() {
+        closed ??= (async () => {
+          closing = true;
+          await gateway.close();
+          await admin?.close();
+          host.close();
+          await cleanup();
+          if (logFile) await new Promise<void>((r) => logFile!.end(() => r()));
+        })();
+        return closed;
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+export { parseEnvoyConfig };
+
+// ------------------------------------------------------------------------------------------ CLI
+
+function flag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
+async function main(): Promise<void> {
+  const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+  const envoyYaml = resolve(option("envoy") ?? join(root, "envoy", "envoy.yaml"));
+  if (!flag("no-render")) {
+    try {
+      render({ config: option("config"), outDir: dirname(envoyYaml) });
+    } catch (e) {
+      if (e instanceof GatewayConfigError) {
+        console.error(`${e.file} is not valid; nothing was written.\n${e.message}`);
+        process.exit(1);
+      }
+      throw e;
+    }
+  }
+  if (!existsSync(envoyYaml)) {
+    console.error(`${envoyYaml} does not exist (run npm run render)`);
+    process.exit(1);
+  }
+  const port = option("port");
+  const adminPort = option("admin-port");
+  let gw: LocalGateway;
+  try {
+    gw = await startLocalGateway({
+      envoyYaml,
+      port: port === undefined ? undefined : Number(port),
+      adminPort: adminPort === undefined ? undefined : Number(adminPort),
+      mock: flag("mock") ? "always" : flag("no-mock") ? "never" : "auto",
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { logs?: string[] };
+    if (err.code === "EADDRINUSE") console.error(`cannot listen: ${err.message} (another gateway running? use --port / --admin-port)`);
+    else console.error(`cannot start: ${err.message}${err.logs?.length ? "\n  " + err.logs.join("\n  ") : ""}`);
+    process.exit(1);
+  }
+  const rel = envoyYaml.startsWith(root) ? envoyYaml.slice(root.length + 1) : envoyYaml;
+  const lines = [
+    `Sluice local gateway, running ${rel} (filters: ${gw.config.filters.map((f) => f.name).join(" -> ")} -> router)`,
+    `  listening   ${gw.url}   (OpenAI API under /v1, Anthropic Messages at /v1/messages)`,
+    `  admin       ${gw.adminUrl}/stats/prometheus   ${gw.adminUrl}/ready`,
+    `  access log  ${gw.accessLogPath}`,
+    "  providers",
+    ...gw.providers.map((p) => `    ${p.instance.padEnd(14)} ${p.mode === "mock" ? "MOCK" : "real"}  ${p.url.padEnd(40)} (${p.why})`),
+  ];
+  if (gw.providers.some((p) => p.mode === "mock")) lines.push("  Mocked providers answer with an echo of your prompt. Set their key variables for the real ones.");
+  lines.push(
+    "",
+    `  curl ${gw.url}/v1/chat/completions -H 'authorization: Bearer sk-sluice-demo' -H 'content-type: application/json' \\`,
+    `       -d '{"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]}'`,
+    "",
+    "  Ctrl-C stops (in-flight requests finish first).",
+  );
+  console.error(lines.join("\n"));
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) {
+      console.error(`${sig} again: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.error(`${sig}: draining (in-flight requests finish; ${sig} again to exit at once)`);
+    gw.close().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

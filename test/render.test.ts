@@ -1,0 +1,304 @@
+// gateway.yaml -> envoy/envoy.yaml, envoy.mock.yaml and Istio manifests: schema errors that name the
+// line and field, nothing half-written, and strict validation of the result against Envoy's own v3
+// API protos (from @grpc/grpc-js-xds), which must also catch deliberately broken configs.
+import { describe, it, expect, beforeAll } from "vitest";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, parseAllDocuments } from "yaml";
+import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin";
+import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter";
+import { ServiceEntry } from "@kubernetes-models/istio/networking.istio.io/v1beta1/ServiceEntry";
+import { DestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1beta1/DestinationRule";
+import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
+import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster } from "../scripts/render.js";
+import { NEWER_FIELDS, skippedProtos, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
+import { parseEnvoyConfig } from "../host/envoy-config.js";
+
+const GATEWAY = readFileSync("gateway.yaml", "utf8");
+const BASE = `
+listener: { port: 10000 }
+consumers:
+  - name: team-a
+    keys: [key-a]
+providers:
+  - name: openai
+    provider: openai
+    api_key_env: OPENAI_API_KEY
+`;
+
+function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): GatewayConfigError {
+  try {
+    parseGatewayConfig(text, { env });
+  } catch (e) {
+    if (e instanceof GatewayConfigError) return e;
+    throw e;
+  }
+  throw new Error("expected the configuration to be refused");
+}
+
+describe("gateway.yaml: schema and checks, with line and field", () => {
+  it("the shipped gateway.yaml is valid and renders every file", () => {
+    const cfg = parseGatewayConfig(GATEWAY, { env: {} });
+    expect(cfg.providers.map((p) => p.name)).toEqual(["openai", "anthropic", "gemini", "deepseek", "mistral"]);
+    expect(Object.keys(renderFiles(cfg)).sort()).toEqual([
+      "envoy.mock.yaml", "envoy.yaml", "istio/ai-proxy-envoyfilter.yaml", "istio/ai-proxy.yaml", "istio/key-auth.yaml", "istio/providers.yaml",
+    ]);
+  });
+
+  it("envoy/ holds what `npm run render` makes of gateway.yaml (re-render after editing it)", () => {
+    const files = renderFiles(loadGatewayConfig("gateway.yaml", { env: {} }));
+    for (const [rel, text] of Object.entries(files)) expect(readFileSync(join("envoy", rel), "utf8"), rel).toBe(text);
+  });
+
+  it("an unknown provider names the field, its line and the allowed values", () => {
+    const e = problemsOf(BASE.replace("provider: openai", "provider: openia"));
+    expect(e.message).toMatch(/^gateway\.yaml:8:15: providers\[0\]\.provider: must be one of: openai, azure-openai, anthropic, gemini, deepseek, mistral, openai-compatible \(got "openia"\)$/);
+  });
+
+  it("a missing required key names the object it is missing from", () => {
+    const e = problemsOf(BASE.replace("    provider: openai\n", ""));
+    expect(e.message).toBe("gateway.yaml:7:5: providers[0]: missing required field 'provider'");
+    const noCredential = problemsOf(BASE.replace("    api_key_env: OPENAI_API_KEY\n", ""));
+    expect(noCredential.message).toContain("gateway.yaml:7:5: providers[0]: missing required field 'api_key_env'");
+    const azure = problemsOf(BASE.replace("provider: openai", "provider: azure-openai"));
+    expect(azure.message).toBe("gateway.yaml:7:5: providers[0]: missing required field 'endpoint'");
+  });
+
+  it("a wrong type names the field and what was given", () => {
+    const e = problemsOf(BASE.replace("port: 10000", "port: ten-thousand"));
+    expect(e.message).toBe('gateway.yaml:2:19: listener.port: must be an integer (got a string)');
+    const keys = problemsOf(BASE.replace("keys: [key-a]", "keys: key-a"));
+    expect(keys.message).toBe("gateway.yaml:5:11: consumers[0].keys: must be a list (got a string)");
+  });
+
+  it("an unknown field points at its key", () => {
+    const e = problemsOf(BASE.replace("    api_key_env: OPENAI_API_KEY", "    api_key_env: OPENAI_API_KEY\n    apikey: x"));
+    expect(e.message).toMatch(/^gateway\.yaml:10:5: providers\[0\]\.apikey: unknown field 'apikey' \(allowed: name, provider, api_key_env, api_key, endpoint,/);
+  });
+
+  it("reports every problem at once, in line order", () => {
+    const e = problemsOf(BASE.replace("port: 10000", "port: 0").replace("provider: openai", "provider: nope"));
+    expect(e.problems.map((p) => p.field)).toEqual(["listener.port", "providers[0].provider"]);
+  });
+
+  it("YAML syntax errors carry their position", () => {
+    const e = problemsOf("listener: { port: 1\nproviders: [");
+    expect(e.problems[0].line).toBeGreaterThan(0);
+    expect(e.message).toMatch(/^gateway\.yaml:\d+:\d+: /);
+  });
+
+  it("checks what a schema cannot: duplicate names and keys, env: keys, both credentials, placeholders", () => {
+    const dupName = problemsOf(BASE + "  - name: openai\n    provider: anthropic\n    api_key_env: ANTHROPIC_API_KEY\n");
+    expect(dupName.message).toBe("gateway.yaml:10:11: providers[1].name: duplicate provider instance name 'openai' (also providers[0])");
+    const dupKey = problemsOf(BASE.replace("    keys: [key-a]", "    keys: [key-a]\n  - name: team-b\n    keys: [key-a]"));
+    expect(dupKey.message).toBe("gateway.yaml:7:12: consumers[1].keys[0]: duplicate key (also given to consumer 'team-a')");
+    expect(dupKey.message).not.toContain("key-a]"); // keys are never printed
+    const env = problemsOf(BASE.replace("[key-a]", "[env:TEAM_A_KEY]"));
+    expect(env.message).toBe("gateway.yaml:5:12: consumers[0].keys[0]: environment variable TEAM_A_KEY is not set (the key is read from it when rendering)");
+    const both = problemsOf(BASE + "    api_key: sk-inline\n");
+    expect(both.message).toBe("gateway.yaml:10:14: providers[0].api_key: give api_key or api_key_env, not both");
+    const router = problemsOf(BASE + "filters:\n  ai_router:\n    enabled: true\n");
+    expect(router.message).toBe("gateway.yaml:12:14: filters.ai_router.enabled: must be false (must stay false until the filter exists)");
+  });
+
+  it("hashes every consumer key: envoy.yaml never holds a plain key", () => {
+    const cfg = parseGatewayConfig(BASE.replace("[key-a]", "[plain-secret-1, env:TEAM_A_KEY]"), { env: { TEAM_A_KEY: "secret-from-env" } });
+    const files = Object.values(renderFiles(cfg)).join("\n");
+    expect(cfg.consumers[0].keys).toEqual([expect.stringMatching(/^sha256:[0-9a-f]{64}$/), expect.stringMatching(/^sha256:[0-9a-f]{64}$/)]);
+    expect(files).not.toContain("plain-secret-1");
+    expect(files).not.toContain("secret-from-env");
+  });
+
+  it("a bad gateway.yaml fails render and leaves envoy/ as it was, with no temporary files", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-render-"));
+    const good = join(dir, "gateway.yaml");
+    writeFileSync(good, BASE);
+    render({ config: good, outDir: join(dir, "envoy"), env: {} });
+    const before = readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8");
+    writeFileSync(good, BASE.replace("provider: openai", "provider: openia"));
+    expect(() => render({ config: good, outDir: join(dir, "envoy"), env: {} })).toThrow(/providers\[0\]\.provider/);
+    expect(readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8")).toBe(before);
+    const fresh = join(dir, "fresh");
+    expect(() => render({ config: good, outDir: fresh, env: {} })).toThrow(GatewayConfigError);
+    expect(existsSync(fresh)).toBe(false);
+    const all = [...readdirSync(join(dir, "envoy")), ...readdirSync(join(dir, "envoy", "istio"))];
+    expect(all.filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+});
+
+describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds)", () => {
+  beforeAll(() => {
+    loadEnvoyApi();
+  });
+
+  it.each(["envoy.yaml", "envoy.mock.yaml"])("%s is valid, strictly", (file) => {
+    const r = validateEnvoyYaml(readFileSync(join("envoy", file), "utf8"));
+    expect(r.errors).toEqual([]);
+    expect([...r.types].sort()).toEqual([
+      "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+      "envoy.extensions.filters.http.router.v3.Router",
+      "envoy.extensions.filters.http.wasm.v3.Wasm",
+      "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      ...(file === "envoy.yaml" ? ["envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"] : []),
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+      "google.protobuf.StringValue",
+    ].sort());
+  });
+
+  it("the shipped protos predate allow_on_headers_stop_iteration: it is the one field validated from NEWER_FIELDS", () => {
+    const text = readFileSync("envoy/envoy.yaml", "utf8");
+    const r = validateEnvoyYaml(text);
+    expect(r.newerFieldsUsed).toEqual([expect.stringMatching(/^envoy\.extensions\.wasm\.v3\.PluginConfig\.allow_on_headers_stop_iteration \(Envoy >= 1\.35\.0\) @ .*http_filters\[1\]/)]);
+    // Against the shipped protos alone, that field (and nothing else) is unknown.
+    const strict = validateEnvoyYaml(text, { newerFields: false });
+    expect(strict.errors).toEqual([expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")]);
+    expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual(["envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration"]);
+    // Shipped protos left out because they import protos the package does not ship: tracing and
+    // metrics-service ones only, none that Sluice's config uses.
+    expect(skippedProtos).toEqual([
+      "envoy/config/trace/v3/opencensus.proto",
+      "envoy/config/trace/v3/trace.proto",
+      "envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto",
+      "envoy/service/metrics/v3/metrics_service.proto",
+      "envoy/service/trace/v3/trace_service.proto",
+    ]);
+  });
+
+  it("catches deliberately broken configs: unknown field, wrong type, bad enum, unknown @type, bad duration, two oneof members", () => {
+    const base = () => parse(readFileSync("envoy/envoy.yaml", "utf8"));
+    const errorsAfter = (mutate: (c: any) => void) => {
+      const c = base();
+      mutate(c);
+      return validateEnvoyConfig(c).errors;
+    };
+    const hcm = (c: any) => c.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    expect(errorsAfter((c) => (c.static_resources.clusters[0].conect_timeout = "5s"))).toEqual([
+      "static_resources.clusters[0].conect_timeout: unknown field 'conect_timeout' in envoy.config.cluster.v3.Cluster",
+    ]);
+    expect(errorsAfter((c) => (c.static_resources.listeners[0].address.socket_address.port_value = "ten"))).toEqual([
+      'static_resources.listeners[0].address.socket_address.port_value: expected an integer, got string "ten"',
+    ]);
+    expect(errorsAfter((c) => (c.static_resources.clusters[0].type = "LOGICAL_DNSS"))[0]).toMatch(
+      /^static_resources\.clusters\[0\]\.type: 'LOGICAL_DNSS' is not a value of enum envoy\.config\.cluster\.v3\.Cluster\.DiscoveryType/,
+    );
+    expect(errorsAfter((c) => (hcm(c).http_filters[0].typed_config["@type"] = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm"))).toEqual([
+      'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config["@type"]: unknown @type type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm (no such message in Envoy\'s API)',
+    ]);
+    expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.timeout = 300))[0]).toMatch(/route\.timeout: expected a duration such as "1\.5s", got number 300$/);
+    expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.cluster = "openai"))[0]).toMatch(/'cluster' and 'cluster_header' are both set but belong to the same oneof 'cluster_specifier'/);
+    expect(errorsAfter((c) => (hcm(c).http_filters[1].typed_config.config.vm_config.runtime = 8))[0]).toMatch(/vm_config\.runtime: expected a string, got number 8$/);
+    expect(errorsAfter((c) => delete c.static_resources.clusters[0].health_checks[0].unhealthy_threshold)[0]).toMatch(
+      /health_checks\[0\]: missing required field 'unhealthy_threshold' in envoy\.config\.core\.v3\.HealthCheck$/,
+    );
+  });
+
+  it("the local gateway's loader reads the same file: filters in order, route, clusters, log, admin, tags", () => {
+    const c = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    expect(c.filters.map((f) => [f.name, f.rootId, f.vmId, f.failOpen, f.allowOnHeadersStopIteration])).toEqual([
+      ["key-auth", "key-auth", "key-auth", false, false],
+      ["ai-proxy", "ai-proxy", "ai-proxy", false, true],
+    ]);
+    expect(c.filters[1].hostEnvKeys).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"]);
+    expect(c.filters[1].wasmFile).toBe("/etc/sluice/build/ai-proxy.wasm");
+    expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 300_000, idleTimeoutMs: 120_000 });
+    expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000 });
+    expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
+    expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000 });
+    expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "pool"]);
+    const mock = parseEnvoyConfig(readFileSync("envoy/envoy.mock.yaml", "utf8"));
+    expect(mock.clusters.anthropic.url).toBe("http://mock:18082");
+    expect(JSON.parse(mock.filters[1].configuration).instances[0].api_key).toBe("sluice-mock-key");
+  });
+});
+
+// The Istio CRD models validate types and enums but, like the CRDs, accept unknown fields (Kubernetes
+// prunes them, or rejects them under strict field validation). This list of the spec fields Sluice may
+// use closes that gap.
+const SPEC_FIELDS: Record<string, string[]> = {
+  WasmPlugin: ["selector", "targetRefs", "url", "sha256", "imagePullPolicy", "imagePullSecret", "pluginConfig", "pluginName", "phase", "priority", "failStrategy", "vmConfig", "match", "type"],
+  EnvoyFilter: ["workloadSelector", "targetRefs", "configPatches", "priority"],
+  ServiceEntry: ["hosts", "addresses", "ports", "location", "resolution", "endpoints", "workloadSelector", "exportTo", "subjectAltNames"],
+  DestinationRule: ["host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"],
+};
+const MODELS: Record<string, new (data: any) => { validate(): void }> = { WasmPlugin, EnvoyFilter, ServiceEntry, DestinationRule };
+
+describe("envoy/istio manifests", () => {
+  const docs = () =>
+    readdirSync("envoy/istio").flatMap((f) =>
+      parseAllDocuments(readFileSync(join("envoy/istio", f), "utf8")).map((d) => ({ file: f, doc: d.toJS() as any })),
+    );
+
+  it("validate against the Istio CRD models (@kubernetes-models/istio) with no unknown spec fields", () => {
+    const kinds: string[] = [];
+    for (const { file, doc } of docs()) {
+      const Model = MODELS[doc.kind];
+      expect(Model, `${file}: ${doc.kind}`).toBeDefined();
+      expect(() => new Model(doc).validate(), file).not.toThrow();
+      expect(Object.keys(doc.spec).filter((k) => !SPEC_FIELDS[doc.kind].includes(k)), file).toEqual([]);
+      kinds.push(doc.kind);
+    }
+    expect(new Set(kinds)).toEqual(new Set(["WasmPlugin", "EnvoyFilter", "ServiceEntry", "DestinationRule"]));
+    // The models do catch what they can: a bad phase.
+    const bad = docs().find((d) => d.file === "key-auth.yaml")!.doc;
+    bad.spec.phase = "AUTHENTICATION";
+    expect(() => new WasmPlugin(bad).validate()).toThrow(/phase/);
+  });
+
+  it("key-auth runs in AUTHN, ai-proxy in UNSPECIFIED_PHASE, with the same plugin configuration as envoy.yaml", () => {
+    const cfg = loadGatewayConfig("gateway.yaml", { env: {} });
+    const byFile = Object.fromEntries(docs().filter((d) => d.doc.kind === "WasmPlugin").map((d) => [d.file, d.doc]));
+    expect(byFile["key-auth.yaml"].spec.phase).toBe("AUTHN");
+    expect(byFile["ai-proxy.yaml"].spec.phase).toBe("UNSPECIFIED_PHASE");
+    const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    expect(byFile["key-auth.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[0].configuration));
+    expect(byFile["ai-proxy.yaml"].spec.pluginConfig).toEqual(aiProxyJson(cfg, "env", istioCluster));
+    expect(byFile["ai-proxy.yaml"].spec.pluginConfig.instances[0].cluster).toBe("outbound|443||api.openai.com");
+    expect(byFile["ai-proxy.yaml"].spec.vmConfig.env).toContainEqual({ name: "OPENAI_API_KEY", valueFrom: "HOST" });
+    expect(readFileSync("envoy/istio/ai-proxy.yaml", "utf8")).toMatch(/WasmPlugin API cannot set allow_on_headers_stop_iteration/);
+  });
+
+  it("the EnvoyFilter carries ai-proxy with allow_on_headers_stop_iteration, valid against Envoy's protos", () => {
+    const ef = docs().find((d) => d.doc.kind === "EnvoyFilter")!.doc;
+    const [filterPatch, routePatch] = ef.spec.configPatches;
+    expect(filterPatch.patch.value.typed_config.config.allow_on_headers_stop_iteration).toBe(true);
+    const f = validateEnvoyConfig(filterPatch.patch.value, { type: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" });
+    expect(f.errors).toEqual([]);
+    expect(f.newerFieldsUsed).toHaveLength(1);
+    // A MERGE patch is a fragment of a Route: its route action must be valid on its own.
+    expect(Object.keys(routePatch.patch.value)).toEqual(["route"]);
+    expect(validateEnvoyConfig(routePatch.patch.value.route, { type: "envoy.config.route.v3.RouteAction" }).errors).toEqual([]);
+  });
+});
+
+describe("envoy/docker-compose.yaml", () => {
+  const compose = parse(readFileSync("envoy/docker-compose.yaml", "utf8"));
+
+  it("runs the official Envoy image, pinned to 1.35 or later, with the wasm and both configs mounted", () => {
+    const envoy = compose.services.envoy;
+    const [, minor, patch] = /^envoyproxy\/envoy:v1\.(\d+)\.(\d+)$/.exec(envoy.image) ?? [];
+    expect(Number(minor)).toBeGreaterThanOrEqual(35);
+    expect(Number(patch)).toBeGreaterThanOrEqual(0);
+    expect(envoy.volumes).toEqual(expect.arrayContaining(["../build:/etc/sluice/build:ro", "./envoy.yaml:/etc/sluice/envoy.yaml:ro", "./envoy.mock.yaml:/etc/sluice/envoy.mock.yaml:ro"]));
+    expect(envoy.command.join(" ")).toMatch(/^envoy -c \/etc\/sluice\/\$\{SLUICE_ENVOY_CONFIG:-envoy\.mock\.yaml\}/);
+    expect(envoy.ports).toEqual(["10000:10000", "127.0.0.1:9901:9901"]);
+  });
+
+  it("passes every provider key variable envoy.yaml lists through to Envoy", () => {
+    const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    expect(compose.services.envoy.environment).toEqual(expect.arrayContaining(envoy.filters[1].hostEnvKeys));
+  });
+
+  it("serves the mock providers on the ports envoy.mock.yaml's clusters use", () => {
+    const mock = compose.services.mock;
+    expect(mock.image).toMatch(/^node:\d+/);
+    expect(mock.command).toEqual(expect.arrayContaining(["scripts/mocks/cli.ts", "--ports", "--port", "18080", "--host", "0.0.0.0"]));
+    const cfg = renderEnvoy(loadGatewayConfig("gateway.yaml", { env: {} }), { mock: true }) as any;
+    for (const c of cfg.static_resources.clusters) {
+      const addr = c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+      expect(addr.address).toBe("mock");
+      expect(addr.port_value).toBeGreaterThanOrEqual(18080);
+      expect(addr.port_value).toBeLessThanOrEqual(18086);
+    }
+  });
+});
