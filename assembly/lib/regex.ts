@@ -259,6 +259,7 @@ class Parser {
     while (this.more()) {
       const c = this.peek();
       if (c == 0x7c || c == 0x29) break; // | )
+      this.grouped = false;
       let atom = this.atom();
       if (atom === null) return null;
       atom = this.quantified(atom as Node);
@@ -272,6 +273,7 @@ class Parser {
   }
 
   quantified(atom: Node): Node | null {
+    let repeated = false;
     while (this.more()) {
       const c = this.peek();
       let min: i32;
@@ -290,8 +292,10 @@ class Parser {
         min = this.bmin;
         max = this.bmax;
       } else return atom;
-      if (atom.kind == N_ASSERT) return this.fail("nothing to repeat");
-      if (atom.kind == N_REPEAT) return this.fail("a repetition of a repetition (use a group)");
+      // A bare ^ $ \b cannot be repeated; a group that holds only one can, as in JavaScript.
+      if (atom.kind == N_ASSERT && !this.grouped) return this.fail("nothing to repeat");
+      if (repeated) return this.fail("a repetition of a repetition (use a group)");
+      repeated = true;
       if (this.more() && this.peek() == 0x3f) this.p++; // lazy: same yes/no answer
       else if (this.more() && this.peek() == 0x2b) return this.fail("possessive quantifiers are not supported");
       const r = new Node(N_REPEAT);
@@ -305,6 +309,7 @@ class Parser {
 
   bmin: i32 = 0;
   bmax: i32 = 0;
+  grouped: bool = false; // the last atom was a parenthesized group
 
   /** Parses {m}, {m,} or {m,n} at p; false (p unspecified) when it is not one. */
   braces(): bool {
@@ -414,6 +419,7 @@ class Parser {
     if (inner === null) return null;
     if (!this.more() || this.peek() != 0x29) return this.fail("missing )");
     this.p++;
+    this.grouped = true;
     return inner;
   }
 

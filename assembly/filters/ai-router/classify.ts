@@ -40,10 +40,12 @@ export function taskIndex(name: string): i32 {
 
 const HEAD_CHARS: i32 = 4000;
 const TAIL_CHARS: i32 = 2000;
-const ZONE_CHARS: i32 = 250;
+const HEAD_ZONE: i32 = 400;
+const TAIL_ZONE: i32 = 300;
 const SHORT_CHARS: i32 = 400;
 const MATERIAL_FACTOR: f64 = 0.4;
 const MATERIAL_CAP: f64 = 4.0;
+const LEAD_FACTOR: f64 = 1.5;
 const WIN_SCORE: f64 = 2.0;
 
 // ---------------------------------------------------------------------------------------------
@@ -65,7 +67,7 @@ const CODE_CUES = [
   "webpack|2", "pandas|2", "numpy|2", "dataframe|2", "lambda|1.5", "struct|2", "pointer*|1.5", "deploy*|1",
   "microservice*|1.5", "migration|1", "orm|2", "graphql|2", "rest api|1", "http|1", "websocket*|2",
   "binary search|2", "linked list|2.5", "hash map|2", "big o|2", "time complexity|2", "o(n)|2",
-  "cron|1.5", "powershell|2", "makefile|3", "cmake|3", "vim|1.5", "emacs|1.5", "terraform|2", "ansible|2",
+  "cron|1.5", "powershell|2", "postgresql|2.5", "postgres|2.5", "mysql|2.5", "sqlite|2.5", "mongodb|2.5", "redis|2", "kafka|2", "elasticsearch|2", "foreign key*|2", "uuid*|1.5", "kubectl|3", "helm|1.5", "pod|1", "pods|1", "container*|1", "curl|2", "grep|2", "ssh|1.5", "systemctl|3", "list comprehension|3", "command|0.5", "stack overflow|1", "ide|1", "makefile|3", "cmake|3", "vim|1.5", "emacs|1.5", "terraform|2", "ansible|2",
   "write a function|2", "fix this|1", "this error|1", "error message|1", "crash*|1", "null|1", "undefined|1",
 ];
 
@@ -76,10 +78,10 @@ const MATH_CUES = [
   "factorial|2.5", "matrix|2", "matrices|2", "eigenvalue*|3", "determinant|2.5", "algebra*|2.5",
   "geometry|2.5", "triangle|2", "circle|1", "radius|2", "hypotenuse|3", "angle*|1.5", "theorem|2",
   "prove that|2", "proof|1.5", "limit|1", "series|1", "converge*|2", "logarithm*|3", "log|1", "exponent*|1.5",
-  "fraction*|2", "ratio|1.5", "interest rate|1.5", "compound interest|3", "how many|1", "how much|0.5",
+  "fraction*|2", "ratio|1.5", "interest rate|1.5", "compound interest|3", "how many|1.5", "how much|0.5",
   "modulo|2", "divisible|2.5", "polynomial*|3", "quadratic|3", "linear equation*|2", "vector*|1",
   "statistic*|1.5", "expected value|2.5", "arithmetic|2", "sum of|1.5", "product of|1.5", "square root|3",
-  "cube root|3", "perimeter|2.5", "compounded|2", "interest|1", "convert|1", "per second|1", "per hour|1", "meters|0.5", "units|0.5", "area of|2", "volume of|2", "digits|1", "integer*|1.5", "divided by|2",
+  "cube root|3", "perimeter|2.5", "compounded|2", "show that|1", "minutes|0.5", "hours|0.5", "seconds|0.5", "kilometers|0.5", "miles|0.5", "liters|0.5", "grams|0.5", "interest|1", "convert|1", "per second|1", "per hour|1", "meters|0.5", "units|0.5", "area of|2", "volume of|2", "digits|1", "integer*|1.5", "divided by|2",
   "times|0.5", "plus|1", "minus|1.5", "multiplied|2", "dice|2", "coin|1", "odds|1.5", "combinatoric*|3",
   "permutation*|2.5", "combinations|1.5", "binomial|3", "sequence|1", "geometric|2", "arithmetic sequence|3",
   "inequality|2.5", "inequalities|2.5", "simplify|1.5", "expand|0.5", "f(x)|3", "dx|2", "km/h|1.5",
@@ -151,13 +153,15 @@ const CX_CUES = [
   "critique|0.75", "plan|0.5", "roadmap|1", "policy|0.5", "legal|0.75", "contract|0.5", "regulat*|0.75",
   "research|0.75", "literature|0.75", "hypothes*|0.75", "statistical*|0.75", "significance|0.75",
   "integral|0.5", "eigen*|1", "differential|1", "probability|0.5", "puzzle|0.75", "paradox|1",
-  "multiple|0.5", "several|0.5", "each of|0.5",
+  "multiple|0.5", "several|0.5", "each of|0.5", "show that|1.5", "clinical|1", "medical|0.75", "diagnos*|1", "interaction*|0.5", "investor*|0.5", "financial|0.5", "rank*|0.5", "flag|0.5", "nuanc*|0.5",
 ];
 
 const CONSTRAINT_CUES = [
   "must|1", "should|0.5", "without|1", "ensure|1", "at least|1", "at most|1", "exactly|1", "only|0.5",
   "requirement*|1", "constraint*|1", "do not|1", "don't|1", "never|0.5", "always|0.5", "make sure|1",
-  "no more than|1", "handle|0.5", "including|0.5", "also|0.5",
+  "no more than|1", "handle|0.5", "including|0.5", "also|0.5", "preserv*|1", "keep|0.5", "keeping|0.5",
+  "maintain*|0.5", "respect|0.5", "consistent|0.5", "unchanged|1", "under|0.3", "no longer than|1", "style of|1",
+  "tone|0.5", "register|0.5", "untouched|1", "include|0.5", "format|0.5", "limit|0.5", "and explain|1", "explain the|0.5", "each|0.3",
 ];
 
 // Language names: a language after "into" / "to" / "in" (or before "translation") is strong
@@ -314,6 +318,18 @@ export function classify(text: string): Classification {
   }
   const wn = window.length;
   const longText = total > SHORT_CHARS;
+  // Instruction zones of a long text: its first paragraph (at most HEAD_ZONE characters) and a
+  // short last paragraph or line ("<document>\n\nTranslate the above into French").
+  let headEnd = window.indexOf("\n\n");
+  if (headEnd < 0 || headEnd > HEAD_ZONE) headEnd = HEAD_ZONE;
+  let tailZone = wn;
+  const lastPara = window.lastIndexOf("\n\n");
+  if (lastPara > headEnd && wn - lastPara <= TAIL_ZONE) tailZone = lastPara;
+  else {
+    // A short last line, unless it is the last item of a list.
+    const lastLine = window.lastIndexOf("\n");
+    if (lastLine > headEnd && wn - lastLine <= TAIL_ZONE && !startsListItem(window, lastLine + 1)) tailZone = lastLine;
+  }
 
   // Words with their offsets.
   const words = new Array<Word>();
@@ -328,15 +344,19 @@ export function classify(text: string): Classification {
     }
   }
 
-  // Cue hits: each distinct cue once, with the zone bonus if any occurrence is in the zone.
+  let wordMath = 0;
+  // Cue hits: each distinct cue once, with the largest factor of its occurrences.
   const hit = new Map<i32, f64>();
   const scores = new StaticArray<f64>(9);
   for (let w = 0; w < words.length; w++) {
     const word = words[w];
     // The instruction (all of a short prompt; the start and end of a long one) counts fully; the
     // material it works on (a document, code, a transcript) counts less, and is capped per task.
-    const zone = !longText || word.at < ZONE_CHARS || word.at > wn - ZONE_CHARS;
-    const factor: f64 = zone ? 1.0 : MATERIAL_FACTOR;
+    const zone = !longText || word.at < headEnd || word.at >= tailZone;
+    let factor: f64 = zone ? 1.0 : MATERIAL_FACTOR;
+    // The verb that opens an instruction sentence ("Summarize ...", "Can you translate ...") says
+    // what is asked more than words further on.
+    if (zone && sentenceStart(window, words, w)) factor = LEAD_FACTOR;
     if (lx.byFirst.has(word.text)) {
       const ids = lx.byFirst.get(word.text);
       for (let k = 0; k < ids.length; k++) {
@@ -356,10 +376,23 @@ export function classify(text: string): Classification {
       if (w > 0) {
         const p = words[w - 1].text;
         if (p == "into" || p == "to") s = 3.5;
-        else if (p == "in" || p == "from") s = 1.5;
+        else if (p == "in" || p == "from") {
+          // "What's 'good night' in Russian?": the language ends the question.
+          const after = word.at + word.text.length;
+          s = after >= wn || window.charCodeAt(after) == 0x3f ? 3.5 : 1.5;
+        }
       }
       if (w + 1 < words.length && words[w + 1].text.startsWith("translat")) s = 3.5;
-      unchecked((scores[TASK_TRANSLATE] += s * factor));
+      unchecked((scores[TASK_TRANSLATE] += s * (factor > 1.0 ? 1.0 : factor)));
+    }
+    // Arithmetic in words: "17 times 23", "100 divided by 4", "3 to the power of 4".
+    if (isNumber(word.text) && w + 2 < words.length) {
+      const op = words[w + 1].text;
+      let k = -1;
+      if (op == "times" || op == "plus" || op == "minus" || op == "mod" || op == "modulo") k = w + 2;
+      else if ((op == "divided" || op == "multiplied") && words[w + 2].text == "by") k = w + 3;
+      else if (op == "to" && w + 5 < words.length && words[w + 2].text == "the" && words[w + 3].text == "power" && words[w + 4].text == "of") k = w + 5;
+      if (k > 0 && k < words.length && isNumber(words[k].text)) wordMath++;
     }
   }
   const ids = hit.keys();
@@ -368,12 +401,13 @@ export function classify(text: string): Classification {
     const cue = lx.cues[ids[k]];
     const f = hit.get(ids[k]);
     if (f < 1.0) unchecked((material[cue.group] += cue.weight * f));
-    else unchecked((scores[cue.group] += cue.weight));
+    else unchecked((scores[cue.group] += cue.weight * (cue.group < TASK_CHAT ? f : 1.0)));
   }
   for (let g = 0; g < 9; g++) scores[g] += min(material[g], MATERIAL_CAP);
 
   // Structure, over the whole text (cheap byte scans).
   const st = scanStructure(text);
+  st.mathExprs += wordMath;
   if (st.fences >= 2) scores[TASK_CODE] += 3.0;
   else if (st.fences == 1) scores[TASK_CODE] += 1.5;
   if (st.inlineCode >= 2) scores[TASK_CODE] += 1.0;
@@ -546,6 +580,32 @@ function scanStructure(text: string): Structure {
     i++;
   }
   return s;
+}
+
+function isNumber(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isDigit(<i32>s.charCodeAt(i))) return false;
+  return true;
+}
+
+/** Whether word w opens a sentence: first word, after . ! ? : or a line break, or after
+ * "please" / "can you" / "could you". */
+function sentenceStart(text: string, words: Array<Word>, w: i32): bool {
+  if (w == 0) return true;
+  const prev = words[w - 1].text;
+  if (prev == "please" || prev == "you") return true;
+  let i = words[w].at - 1;
+  while (i >= 0 && (text.charCodeAt(i) == 0x20 || text.charCodeAt(i) == 0x09)) i--;
+  if (i < 0) return true;
+  const c = <i32>text.charCodeAt(i);
+  return c == 0x2e || c == 0x21 || c == 0x3f || c == 0x3a || c == 0x0a;
+}
+
+function startsListItem(s: string, i: i32): bool {
+  while (i < s.length && (s.charCodeAt(i) == 0x20 || s.charCodeAt(i) == 0x09)) i++;
+  if (i >= s.length) return false;
+  const c = <i32>s.charCodeAt(i);
+  return isDigit(c) || c == 0x2d || c == 0x2a || c == 0x2022;
 }
 
 @inline function isDigit(c: i32): bool {
