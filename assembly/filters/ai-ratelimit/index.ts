@@ -36,6 +36,10 @@ const EMBEDDINGS: i32 = 3;
 
 const MAX_COMPLETION_ESTIMATE: i64 = 1000000000;
 
+// Written on admission: the prompt estimate, in tokens. Distributed mode (README) sends it to the
+// global rate limit service as the request-time hits_addend. (To be added to lib/keys.ts.)
+const PROMPT_ESTIMATE = "sluice.ratelimit_prompt_estimate";
+
 class AiRateLimitRoot extends RootContext {
   settings: Settings | null = null;
 
@@ -315,6 +319,7 @@ class AiRateLimit extends Context {
       return;
     }
 
+    setFilterState(PROMPT_ESTIMATE, prompt.toString());
     let budget: i64 = -1;
     for (let i = 0; i < this.reservations.length; i++) {
       const r = this.reservations[i];
