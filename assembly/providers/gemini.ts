@@ -259,14 +259,15 @@ function mimeOf(url: string, fallback: string): string {
 
 /** A base64 data: URL as inlineData, or a URL Gemini fetches itself as fileData. */
 function writeMedia(b: ByteBuilder, url: string, fallback: string, i: i32, j: i32): ClientError | null {
-  const where = url.startsWith("data:") || url.startsWith("https://") || url.startsWith("http://") || url.startsWith("gs://") ? "" : at(i, "content", j);
-  if (where.length) return bad(where, "must be an https://, http://, gs:// or base64 data: URL");
   if (url.startsWith("data:")) {
     const comma = url.indexOf(",");
     const header = comma > 0 ? url.substring(5, comma) : "";
     if (!header.endsWith(";base64")) return bad(at(i, "content", j), "only base64 data: URLs are supported");
     const mime = header.substring(0, header.length - 7);
     return writeInline(b, mime.length ? mime : fallback, url, comma + 1) ? null : bad(at(i, "content", j), "not valid base64");
+  }
+  if (!url.startsWith("https://") && !url.startsWith("http://") && !url.startsWith("gs://")) {
+    return bad(at(i, "content", j), "must be an https://, http://, gs:// or base64 data: URL");
   }
   b.raw('{"fileData":{"mimeType":').str(mimeOf(url, fallback)).raw(',"fileUri":').str(url).raw("}}");
   return null;
@@ -369,8 +370,8 @@ function writeAssistant(c: Contents, m: JsonValue, mi: i32, model: string): Clie
     if (args === null || !args.isObject()) return bad(at(mi, "tool_calls", i), "function.arguments must be a JSON object");
     const b = c.part("model").raw('{"functionCall":{"name":').str(name.s).raw(',"args":').value(args).byte(0x7d);
     const id = str(t.get("id"));
-    const at = id.indexOf(SIG);
-    if (at >= 0) b.raw(',"thoughtSignature":').str(id.substring(at + SIG.length));
+    const sig = id.indexOf(SIG);
+    if (sig >= 0) b.raw(',"thoughtSignature":').str(id.substring(sig + SIG.length));
     else if (!signed && i == 0 && geminiMajor(model) >= 3) b.raw(',"thoughtSignature":').str(SKIP_SIG);
     b.byte(0x7d);
   }
@@ -449,10 +450,14 @@ class SchemaWriter {
   b: ByteBuilder;
   root: JsonValue;
   err: string = "";
+  /** Output size at the start and references inlined so far: inlining must not blow up. */
+  start: i32;
+  refs: i32 = 0;
 
   constructor(b: ByteBuilder, root: JsonValue) {
     this.b = b;
     this.root = root;
+    this.start = b.len;
   }
 
   fail(msg: string): i32 {
@@ -486,6 +491,7 @@ class SchemaWriter {
   /** Merges schema `t` into the one being written, `s`'s own members winning. */
   merge(t: JsonValue | null, s: JsonValue, depth: i32, n: i32): i32 {
     if (t === null || !t.isObject()) return this.fail("only local #/$defs $refs and one-item allOf are supported");
+    if (++this.refs > 256 || this.b.len - this.start > 1 << 20) return this.fail("its $refs expand to more than 256 copies or 1 MiB");
     return this.members(t, depth + 1, n, s);
   }
 
@@ -600,7 +606,7 @@ function writeSchema(b: ByteBuilder, schema: JsonValue, where: string): ClientEr
 
 /** An object schema with nothing in it: Gemini rejects an empty OBJECT as `parameters`. */
 function emptyObjectSchema(s: JsonValue): bool {
-  if (!s.isObject()) return true;
+  if (!s.isObject()) return s.isBool() && s.b;
   const props = s.get("properties");
   if ((props !== null && props.length > 0) || has(s, "$ref") || has(s, "anyOf") || has(s, "oneOf") || has(s, "allOf")) return false;
   const t = s.get("type");
@@ -749,24 +755,33 @@ function writeGenerationConfig(out: ByteBuilder, req: JsonValue, inst: Instance)
 // ---------------------------------------------------------------------------------------------
 // Answers
 
+/** A token count: -1 when absent or not a sane non-negative number (hostile input). */
 function count(v: JsonValue, key: string): i64 {
   const n = v.get(key);
-  return n !== null && n.isNumber() ? <i64>n.n : 0;
+  return n !== null && n.isNumber() && n.n >= 0 && n.n <= 1e15 ? <i64>n.n : -1;
+}
+
+/** The same, absent as 0 (proto3 JSON leaves zeros out). */
+function count0(v: JsonValue, key: string): i64 {
+  const n = count(v, key);
+  return n < 0 ? 0 : n;
 }
 
 /**
- * usageMetadata -> u, replacing what it held (in streams the last report wins). Proto3 JSON leaves
- * zero counts out, so in a final report an absent count is 0; in a stream's earlier chunks an
- * absent output count is unknown (-1), so a stream cut short is estimated, not charged as empty.
+ * usageMetadata -> u, replacing what it held (in streams the last report wins). In a final report
+ * an absent count is 0; in a stream's earlier chunks an absent output count is unknown (-1), so a
+ * stream cut short is estimated, not charged as empty.
  */
 function readUsage(v: JsonValue | null, u: Usage, final: bool): bool {
   if (v === null || !v.isObject()) return false;
-  const thoughts = count(v, "thoughtsTokenCount");
-  u.prompt = count(v, "promptTokenCount") + count(v, "toolUsePromptTokenCount");
-  u.completion = final || has(v, "candidatesTokenCount") || thoughts > 0 ? count(v, "candidatesTokenCount") + thoughts : -1;
+  const thoughts = count0(v, "thoughtsTokenCount");
+  const candidates = count(v, "candidatesTokenCount");
+  u.prompt = count0(v, "promptTokenCount") + count0(v, "toolUsePromptTokenCount");
+  u.completion = final || candidates >= 0 || thoughts > 0 ? count0(v, "candidatesTokenCount") + thoughts : -1;
   u.reasoning = thoughts;
-  u.cached = count(v, "cachedContentTokenCount");
-  u.total = u.completion < 0 ? -1 : has(v, "totalTokenCount") ? count(v, "totalTokenCount") : u.prompt + u.completion;
+  u.cached = count0(v, "cachedContentTokenCount");
+  const total = count(v, "totalTokenCount");
+  u.total = u.completion < 0 ? -1 : total >= 0 ? total : u.prompt + u.completion;
   return true;
 }
 
@@ -852,15 +867,19 @@ export class GeminiStreamDecoder extends StreamDecoder {
   /** Tool calls so far, per choice, and whether the choice has finished. */
   tools: Array<i32> = [];
   finished: Array<bool> = [];
+  failed: bool = false;
 
   event(e: SseEvent, sink: StreamSink): void {
+    if (this.failed) return;
     const v = parseJsonString(e.data);
     if (v === null || !v.isObject()) return;
     const err = v.get("error");
-    if (err !== null) {
+    if (err !== null && err.isObject()) {
+      // Gemini fails a stream with one {"error":{...}} event: the client's stream ends there.
       const code = err.get("code");
       sink.error(geminiError(code !== null && code.isInteger() && code.n >= 400 && code.n < 600 ? <u32>code.n : 500, v));
       this.done = true;
+      this.failed = true;
       return;
     }
     if (!this.started) {
@@ -1083,7 +1102,7 @@ export class GeminiProvider extends Provider {
       out.raw(i ? ',{"object":"embedding","index":' : '{"object":"embedding","index":').int(i).raw(',"embedding":').value(values).byte(0x7d);
     }
     const um = body.get("usageMetadata");
-    const prompt = um !== null ? count(um, "promptTokenCount") : 0;
+    const prompt = um !== null ? count0(um, "promptTokenCount") : 0;
     if (prompt > 0) {
       usage.prompt = prompt;
       usage.completion = 0;
