@@ -167,7 +167,8 @@ class CharClass {
  * Simple case folding to lower case: ASCII, Latin-1 letters, Greek and Cyrillic capitals. Enough
  * for prompts in the languages Sluice's users write; other scripts compare exactly.
  */
-export function foldCase(c: i32): i32 {
+// @ts-ignore: decorator
+@inline export function foldCase(c: i32): i32 {
   if (c < 0x41) return c;
   if (c <= 0x5a) return c + 32;
   if (c < 0xc0) return c;
@@ -184,9 +185,10 @@ export function foldCase(c: i32): i32 {
 export function foldString(s: string): string {
   const n = s.length;
   let i = 0;
+  const src = changetype<usize>(s);
   // Most prompts are mostly lower case: copy only when something changes.
   while (i < n) {
-    const c = <i32>s.charCodeAt(i);
+    const c = <i32>load<u16>(src + (<usize>i << 1));
     if (foldCase(c) != c) break;
     i++;
   }
@@ -195,7 +197,7 @@ export function foldString(s: string): string {
   memory.copy(changetype<usize>(out), changetype<usize>(s), <usize>i << 1);
   for (; i < n; i++) {
     // Folding never maps into or out of the surrogate range, so code units suffice.
-    store<u16>(changetype<usize>(out) + (<usize>i << 1), <u16>foldCase(<i32>s.charCodeAt(i)));
+    store<u16>(changetype<usize>(out) + (<usize>i << 1), <u16>foldCase(<i32>load<u16>(src + (<usize>i << 1))));
   }
   return out;
 }

@@ -187,12 +187,17 @@ class Cue {
   }
 }
 
+/** The first three UTF-16 units of a word as one number. */
+function stemKey(w: string): i32 {
+  return ((<i32>w.charCodeAt(0) & 0x3ff) << 20) | ((<i32>w.charCodeAt(1) & 0x3ff) << 10) | (<i32>w.charCodeAt(2) & 0x3ff);
+}
+
 class Lexicon {
   // First word -> cues starting with it (exact first word).
   byFirst: Map<string, Array<i32>> = new Map();
   // Single-word prefix cues (e.g. "summar*"), checked against every word.
-  prefixes: Array<i32> = [];
-  // Multi-word cues whose first word is a prefix: rare; checked like prefixes.
+  // Single-word prefix cues by their first three characters (every stem has at least three).
+  prefixes: Map<i32, Array<i32>> = new Map();
   cues: Array<Cue> = [];
   languages: Set<string> = new Set();
 }
@@ -215,7 +220,11 @@ function addCues(lx: Lexicon, list: Array<string>, group: i32): void {
     if (words.length == 0) continue;
     const id = lx.cues.length;
     lx.cues.push(new Cue(words, prefixLast, group, weight));
-    if (prefixLast && words.length == 1) lx.prefixes.push(id);
+    if (prefixLast && words.length == 1 && words[0].length >= 3) {
+      const key = stemKey(words[0]);
+      if (!lx.prefixes.has(key)) lx.prefixes.set(key, []);
+      lx.prefixes.get(key).push(id);
+    }
     else {
       const first = words[0];
       if (!lx.byFirst.has(first)) lx.byFirst.set(first, []);
@@ -366,9 +375,15 @@ export function classify(text: string): Classification {
         noteHit(hit, id, factor);
       }
     }
-    for (let k = 0; k < lx.prefixes.length; k++) {
-      const id = lx.prefixes[k];
-      if (word.text.startsWith(lx.cues[id].words[0])) noteHit(hit, id, factor);
+    if (word.text.length >= 3) {
+      const key = stemKey(word.text);
+      if (lx.prefixes.has(key)) {
+        const ids = lx.prefixes.get(key);
+        for (let k = 0; k < ids.length; k++) {
+          const id = ids[k];
+          if (word.text.startsWith(lx.cues[id].words[0])) noteHit(hit, id, factor);
+        }
+      }
     }
     // A language named after into / to / in, or before "translation".
     if (lx.languages.has(word.text)) {
@@ -406,7 +421,8 @@ export function classify(text: string): Classification {
   for (let g = 0; g < 9; g++) scores[g] += min(material[g], MATERIAL_CAP);
 
   // Structure, over the whole text (cheap byte scans).
-  const st = scanStructure(text);
+  // Structure over the same window (bounded work for any prompt size).
+  const st = scanStructure(window);
   st.mathExprs += wordMath;
   if (st.fences >= 2) scores[TASK_CODE] += 3.0;
   else if (st.fences == 1) scores[TASK_CODE] += 1.5;
@@ -416,7 +432,7 @@ export function classify(text: string): Classification {
   if (st.mathExprs >= 3) scores[TASK_MATH] += 3.0;
   else if (st.mathExprs >= 1) scores[TASK_MATH] += 2.0;
   // Mostly non-Latin text with a short Latin instruction is often a translation request.
-  if (st.nonLatin > 20 && st.nonLatin * 3 > total) scores[TASK_TRANSLATE] += 1.0;
+  if (st.nonLatin > 20 && st.nonLatin * 3 > wn) scores[TASK_TRANSLATE] += 1.0;
 
   let best = TASK_CHAT;
   let bestScore: f64 = 0;
@@ -487,6 +503,11 @@ class Structure {
   nonLatin: i32 = 0; // characters beyond Latin script
 }
 
+/** UTF-16 unit i of s; the callers keep i within bounds. */
+@inline function cu(s: string, i: i32): i32 {
+  return <i32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
+}
+
 /** One pass over the text for the structural signals. */
 function scanStructure(text: string): Structure {
   const s = new Structure();
@@ -498,7 +519,7 @@ function scanStructure(text: string): Structure {
   let inFence = false;
   let i = 0;
   while (i <= n) {
-    const c = i < n ? <i32>text.charCodeAt(i) : 0x0a;
+    const c = i < n ? cu(text, i) : 0x0a;
     if (c == 0x0a) {
       // End of line: judge it.
       if (lineLen > 0) {
@@ -513,19 +534,19 @@ function scanStructure(text: string): Structure {
       continue;
     }
     if (c == 0x60) {
-      if (i + 2 < n && <i32>text.charCodeAt(i + 1) == 0x60 && <i32>text.charCodeAt(i + 2) == 0x60) {
+      if (i + 2 < n && cu(text, i + 1) == 0x60 && cu(text, i + 2) == 0x60) {
         s.fences++;
         inFence = !inFence;
         i += 3;
         lineLen = 0; // the fence line itself is not code
         // Skip the rest of the fence line (the language tag).
-        while (i < n && <i32>text.charCodeAt(i) != 0x0a) i++;
+        while (i < n && cu(text, i) != 0x0a) i++;
         continue;
       }
       // Inline code: a closing backtick within 80 characters on the same line.
       let j = i + 1;
-      while (j < n && j < i + 80 && <i32>text.charCodeAt(j) != 0x60 && <i32>text.charCodeAt(j) != 0x0a) j++;
-      if (j < n && j > i + 1 && <i32>text.charCodeAt(j) == 0x60) {
+      while (j < n && j < i + 80 && cu(text, j) != 0x60 && cu(text, j) != 0x0a) j++;
+      if (j < n && j > i + 1 && cu(text, j) == 0x60) {
         s.inlineCode++;
         i = j + 1;
         lineLen += 2;
@@ -536,11 +557,11 @@ function scanStructure(text: string): Structure {
       if (lineFirst < 0) {
         lineFirst = c;
         // List items: "- x", "* x", "• x", "1. x", "1) x".
-        if ((c == 0x2d || c == 0x2a || c == 0x2022) && i + 1 < n && <i32>text.charCodeAt(i + 1) == 0x20) s.listItems++;
+        if ((c == 0x2d || c == 0x2a || c == 0x2022) && i + 1 < n && cu(text, i + 1) == 0x20) s.listItems++;
         else if (c >= 0x30 && c <= 0x39) {
           let j = i;
-          while (j < n && j < i + 3 && isDigit(<i32>text.charCodeAt(j))) j++;
-          if (j + 1 < n && (<i32>text.charCodeAt(j) == 0x2e || <i32>text.charCodeAt(j) == 0x29) && <i32>text.charCodeAt(j + 1) == 0x20) s.listItems++;
+          while (j < n && j < i + 3 && isDigit(cu(text, j))) j++;
+          if (j + 1 < n && (cu(text, j) == 0x2e || cu(text, j) == 0x29) && cu(text, j + 1) == 0x20) s.listItems++;
         }
       }
       lineLast = c;
@@ -552,20 +573,20 @@ function scanStructure(text: string): Structure {
     // Arithmetic: digit [space] operator [space] digit, x^2, or 2x
     if (isDigit(c) || c == 0x78 || c == 0x79 || c == 0x6e) {
       let j = i + 1;
-      while (j < n && isDigit(<i32>text.charCodeAt(j))) j++;
+      while (j < n && isDigit(cu(text, j))) j++;
       let k = j;
-      while (k < n && <i32>text.charCodeAt(k) == 0x20) k++;
+      while (k < n && cu(text, k) == 0x20) k++;
       if (k < n) {
-        const op = <i32>text.charCodeAt(k);
-        if (op == 0x25 && isDigit(c) && k + 4 < n && <i32>text.charCodeAt(k + 1) == 0x20 && <i32>text.charCodeAt(k + 2) == 0x6f && <i32>text.charCodeAt(k + 3) == 0x66) {
+        const op = cu(text, k);
+        if (op == 0x25 && isDigit(c) && k + 4 < n && cu(text, k + 1) == 0x20 && cu(text, k + 2) == 0x6f && cu(text, k + 3) == 0x66) {
           s.mathExprs++; // "15% of"
           i = k + 4;
           continue;
         }
         if (op == 0x2b || op == 0x2a || op == 0x2f || op == 0x5e || op == 0xd7 || op == 0xf7 || op == 0x3d || (op == 0x2d && k > j)) {
           let m = k + 1;
-          while (m < n && <i32>text.charCodeAt(m) == 0x20) m++;
-          if (m < n && (isDigit(<i32>text.charCodeAt(m)) || ((op == 0x5e || op == 0x3d) && isMathVar(<i32>text.charCodeAt(m))))) {
+          while (m < n && cu(text, m) == 0x20) m++;
+          if (m < n && (isDigit(cu(text, m)) || ((op == 0x5e || op == 0x3d) && isMathVar(cu(text, m))))) {
             // x/y-style operands must be single letters (not words like "yes").
             if (isDigit(c) || !isLetterAt(text, i + 1) && (i == 0 || !isLetterAt(text, i - 1))) {
               s.mathExprs++;
@@ -597,7 +618,7 @@ function sentenceStart(text: string, words: Array<Word>, w: i32): bool {
   let i = words[w].at - 1;
   while (i >= 0 && (text.charCodeAt(i) == 0x20 || text.charCodeAt(i) == 0x09)) i--;
   if (i < 0) return true;
-  const c = <i32>text.charCodeAt(i);
+  const c = cu(text, i);
   return c == 0x2e || c == 0x21 || c == 0x3f || c == 0x3a || c == 0x0a;
 }
 

@@ -48,16 +48,19 @@ export function containsKeyword(text: string, keyword: string): bool {
   const kn = keyword.length;
   const tn = text.length;
   if (kn == 0 || kn > tn) return false;
-  const checkBefore = wordish(<i32>keyword.charCodeAt(0));
-  const checkAfter = wordish(<i32>keyword.charCodeAt(kn - 1));
-  let from = 0;
-  while (from <= tn - kn) {
-    const at = text.indexOf(keyword, from);
-    if (at < 0) return false;
-    const okBefore = !checkBefore || at == 0 || !wordish(<i32>text.charCodeAt(at - 1));
-    const okAfter = !checkAfter || at + kn == tn || !wordish(<i32>text.charCodeAt(at + kn));
+  const t = changetype<usize>(text);
+  const k = changetype<usize>(keyword);
+  const first = load<u16>(k);
+  const checkBefore = wordish(<i32>first);
+  const checkAfter = wordish(<i32>load<u16>(k + (<usize>(kn - 1) << 1)));
+  const last = tn - kn;
+  for (let at = 0; at <= last; at++) {
+    // Find the first character, then compare the rest.
+    if (load<u16>(t + (<usize>at << 1)) != first) continue;
+    if (kn > 1 && memory.compare(t + (<usize>(at + 1) << 1), k + 2, <usize>(kn - 1) << 1) != 0) continue;
+    const okBefore = !checkBefore || at == 0 || !wordish(<i32>load<u16>(t + (<usize>(at - 1) << 1)));
+    const okAfter = !checkAfter || at + kn == tn || !wordish(<i32>load<u16>(t + (<usize>(at + kn) << 1)));
     if (okBefore && okAfter) return true;
-    from = at + 1;
   }
   return false;
 }

@@ -30,7 +30,7 @@ export class Prompt {
   get conversation(): string {
     let j = this.joined;
     if (j === null) {
-      j = this.parts.join("\n\n");
+      j = joinLinear(this.parts, "\n\n");
       this.joined = j;
     }
     return j as string;
@@ -41,6 +41,32 @@ export class Prompt {
     this.parts.push(s);
     this.textChars += s.length;
   }
+}
+
+/**
+ * parts joined by sep in one allocation. (Array<string>#join concatenates one part at a time,
+ * which is quadratic in the length of a long conversation.)
+ */
+export function joinLinear(parts: Array<string>, sep: string): string {
+  const n = parts.length;
+  if (n == 0) return "";
+  if (n == 1) return parts[0];
+  let units = sep.length * (n - 1);
+  for (let i = 0; i < n; i++) units += parts[i].length;
+  const out = changetype<string>(__new(<usize>units << 1, idof<string>()));
+  let at = changetype<usize>(out);
+  const sepBytes = <usize>sep.length << 1;
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && sepBytes) {
+      memory.copy(at, changetype<usize>(sep), sepBytes);
+      at += sepBytes;
+    }
+    const part = parts[i];
+    const bytes = <usize>part.length << 1;
+    memory.copy(at, changetype<usize>(part), bytes);
+    at += bytes;
+  }
+  return out;
 }
 
 /** Reads the prompt features of a parsed request body (an object). Never fails. */
@@ -122,12 +148,12 @@ function readContent(p: Prompt, content: JsonValue | null): string {
   }
   if (!content.isArray()) return "";
   const blocks = content.items as Array<JsonValue>;
-  let own = "";
+  const own = new Array<string>();
   for (let i = 0; i < blocks.length; i++) {
     const b = blocks[i];
     if (b.isString()) { // tolerated: a bare string in a part list
       p.addPart(b.s);
-      own = own.length ? own + "\n" + b.s : b.s;
+      own.push(b.s);
       continue;
     }
     if (!b.isObject()) continue;
@@ -138,7 +164,7 @@ function readContent(p: Prompt, content: JsonValue | null): string {
       const s = b.getString("text");
       if (s !== null) {
         p.addPart(s);
-        own = own.length ? own + "\n" + s : s;
+        own.push(s);
       }
     } else if (t == "image_url" || t == "image" || t == "input_image") {
       p.images = true;
@@ -151,5 +177,5 @@ function readContent(p: Prompt, content: JsonValue | null): string {
       if (input !== null && input.isObject()) p.textChars += 16 * <i64>input.length;
     }
   }
-  return own;
+  return joinLinear(own, "\n");
 }
