@@ -62,6 +62,9 @@ export interface Instance {
   apiVersion?: string;
   deployment?: string;
   headers?: Record<string, string>;
+  weight?: number;
+  priority?: number;
+  price?: { input?: number; output?: number };
   http2: boolean;
   healthCheck: { type: "tcp" | "http" | "none"; path?: string; interval: string };
 }
@@ -75,8 +78,17 @@ export interface GatewayConfig {
   /** Keys as the key-auth filter takes them; plain and env: keys are hashed to sha256:<hex>. */
   consumers: { name: string; keys: string[] }[];
   providers: Instance[];
+  /** ai-proxy pools, as the filter takes them. */
+  pools: { name: string; instances: string[]; algorithm?: string; hash_on?: string }[];
   keyAuth: { enabled: boolean; header?: string; query?: string; hideCredentials?: boolean; anonymous?: string; realm?: string };
-  aiProxy: { clusterHeader: string; maxRequestBodyBytes?: number };
+  aiProxy: {
+    clusterHeader: string;
+    maxRequestBodyBytes?: number;
+    defaultPool?: string;
+    instanceHeader?: boolean;
+    health?: Record<string, unknown>;
+    fallback?: Record<string, unknown>;
+  };
 }
 
 type Path = (string | number)[];
@@ -302,6 +314,9 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       apiVersion: p.api_version,
       deployment: p.deployment,
       headers: p.headers,
+      weight: p.weight,
+      priority: p.priority,
+      price: p.price,
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
       healthCheck: {
         type: p.health_check?.type ?? "tcp",
@@ -311,8 +326,24 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     });
   });
 
+  const pools: GatewayConfig["pools"] = data.pools ?? [];
+  const seenPools = new Map<string, number>();
+  pools.forEach((pool, i) => {
+    if (seenPools.has(pool.name)) fail(["pools", i, "name"], `duplicate pool name '${pool.name}' (also pools[${seenPools.get(pool.name)}])`);
+    seenPools.set(pool.name, i);
+    const members = new Set<string>();
+    pool.instances.forEach((name, j) => {
+      if (!seenProviders.has(name)) fail(["pools", i, "instances", j], `no provider instance named '${name}' (providers: ${[...seenProviders.keys()].join(", ")})`);
+      else if (members.has(name)) fail(["pools", i, "instances", j], `'${name}' is listed twice`);
+      members.add(name);
+    });
+  });
   const f = data.filters ?? {};
   const ka = f.key_auth ?? {};
+  const dp = f.ai_proxy?.default_pool;
+  if (dp !== undefined && !seenPools.has(dp)) fail(["filters", "ai_proxy", "default_pool"], `no pool named '${dp}'`);
+  const h = f.ai_proxy?.health;
+  if (h?.max_cooldown_ms !== undefined && h.max_cooldown_ms < (h.cooldown_ms ?? 10000)) fail(["filters", "ai_proxy", "health", "max_cooldown_ms"], "must not be below cooldown_ms");
   if (ka.enabled !== false && (data.consumers ?? []).length === 0 && ka.anonymous === undefined) {
     fail(["consumers"], "key-auth is enabled but no consumer is listed: every request would get 401 (add consumers, set filters.key_auth.anonymous, or filters.key_auth.enabled: false)");
   }
@@ -330,6 +361,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     consumers,
     providers,
+    pools,
     keyAuth: {
       enabled: ka.enabled ?? true,
       header: ka.header,
@@ -338,7 +370,14 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       anonymous: ka.anonymous,
       realm: ka.realm,
     },
-    aiProxy: { clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster", maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes },
+    aiProxy: {
+      clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
+      maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
+      defaultPool: dp,
+      instanceHeader: f.ai_proxy?.instance_header,
+      health: h,
+      fallback: f.ai_proxy?.fallback,
+    },
   };
 }
 

@@ -75,14 +75,23 @@ function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string)
   if (i.apiVersion) out.api_version = i.apiVersion;
   if (i.deployment) out.deployment = i.deployment;
   if (i.headers) out.headers = i.headers;
+  if (i.weight !== undefined) out.weight = i.weight;
+  if (i.priority !== undefined) out.priority = i.priority;
+  if (i.price) out.price = i.price;
   return out;
 }
 
 export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const a = cfg.aiProxy;
   return {
     instances: cfg.providers.map((i) => instanceJson(i, credential, clusterOf?.(i))),
-    cluster_header: cfg.aiProxy.clusterHeader,
-    ...(cfg.aiProxy.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: cfg.aiProxy.maxRequestBodyBytes } : {}),
+    ...(cfg.pools.length ? { pools: cfg.pools } : {}),
+    ...(a.defaultPool !== undefined ? { default_pool: a.defaultPool } : {}),
+    ...(a.health !== undefined ? { health: a.health } : {}),
+    ...(a.fallback !== undefined ? { fallback: a.fallback } : {}),
+    ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
+    cluster_header: a.clusterHeader,
+    ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
   };
 }
 

@@ -302,3 +302,52 @@ describe("envoy/docker-compose.yaml", () => {
     }
   });
 });
+
+describe("pools and ai-proxy's balancing settings", () => {
+  const POOLS = BASE + `  - name: claude
+    provider: anthropic
+    api_key_env: ANTHROPIC_API_KEY
+    weight: 3
+    priority: 1
+    price: { input: 3, output: 15 }
+pools:
+  - name: chat
+    instances: [openai, claude]
+    algorithm: lowest_cost
+filters:
+  ai_proxy:
+    default_pool: chat
+    instance_header: true
+    health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
+    fallback: { on: [connect_failure, "503"], max_retries: 1 }
+`;
+
+  it("reach ai-proxy's configuration, which the filter accepts", async () => {
+    const cfg = parseGatewayConfig(POOLS, { env: {} });
+    const json = aiProxyJson(cfg, "env");
+    expect(json).toMatchObject({
+      pools: [{ name: "chat", instances: ["openai", "claude"], algorithm: "lowest_cost" }],
+      default_pool: "chat",
+      instance_header: true,
+      health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
+      fallback: { on: ["connect_failure", "503"], max_retries: 1 },
+    });
+    expect((json.instances as any[])[1]).toMatchObject({ weight: 3, priority: 1, price: { input: 3, output: 15 } });
+    const { Host } = await import("../host/index.js");
+    const host = await Host.create({
+      filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: json, allowOnHeadersStopIteration: true, env: { OPENAI_API_KEY: "a", ANTHROPIC_API_KEY: "b" } }],
+      clusters: { openai: "http://127.0.0.1:9", claude: "http://127.0.0.1:9" },
+    });
+    host.close();
+    expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);
+  });
+
+  it("a pool naming an unknown instance, or an unknown default pool, is refused with its line", () => {
+    const e = problemsOf(POOLS.replace("instances: [openai, claude]", "instances: [openai, gpt]").replace("default_pool: chat", "default_pool: chatty"));
+    expect(e.message).toBe(
+      "gateway.yaml:18:25: pools[0].instances[1]: no provider instance named 'gpt' (providers: openai, claude)\n" +
+        "gateway.yaml:22:19: filters.ai_proxy.default_pool: no pool named 'chatty'",
+    );
+    expect(problemsOf(POOLS.replace("algorithm: lowest_cost", "algorithm: cheapest")).message).toMatch(/^gateway\.yaml:19:16: pools\[0\]\.algorithm: must be one of: weighted_round_robin, /);
+  });
+});
