@@ -135,6 +135,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
   it.each(["envoy.yaml", "envoy.mock.yaml"])("%s is valid, strictly", (file) => {
     const r = validateEnvoyYaml(readFileSync(join("envoy", file), "utf8"));
     expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]); // no deprecated field set
     expect([...r.types].sort()).toEqual([
       "envoy.extensions.access_loggers.file.v3.FileAccessLog",
       "envoy.extensions.filters.http.router.v3.Router",
