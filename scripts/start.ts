@@ -4,7 +4,7 @@
 // A provider instance whose key variable is unset is served by the built-in mock provider
 // (scripts/mocks), so a new user gets answers at once; with OPENAI_API_KEY etc. set, the real one.
 //   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
-//                        [--port N] [--admin-port N] [--mock | --no-mock]
+//                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build]
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -224,8 +224,10 @@ function option(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
-  if (build.status !== 0) process.exit(build.status ?? 1);
+  if (!flag("no-build")) {
+    const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
+    if (build.status !== 0) process.exit(build.status ?? 1);
+  }
   const envoyYaml = resolve(option("envoy") ?? join(root, "envoy", "envoy.yaml"));
   if (!flag("no-render")) {
     try {

@@ -230,3 +230,39 @@ describe("pieces of the local gateway, as Envoy defines them", () => {
     expect(() => compileAccessLog({ text: "%FILTER_STATE(wasm.x)%" })).toThrow(/PLAIN/);
   });
 });
+
+describe("npm start (scripts/start.ts) as a process", () => {
+  it("prints where it listens and which providers are live, and on SIGTERM finishes in-flight streams before exiting", async () => {
+    const { spawn } = await import("node:child_process");
+    const env = { ...process.env };
+    for (const k of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) delete env[k];
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--no-build", "--no-render", "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    let stdout = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    const url = await new Promise<string>((res, rej) => {
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        const m = /listening\s+(http:\/\/\S+)/.exec(stderr);
+        if (m) res(m[1]);
+      });
+      child.on("exit", () => rej(new Error(`exited early:\n${stderr}`)));
+    });
+    expect(stderr).toMatch(/openai\s+MOCK\s+http:\/\/127\.0\.0\.1:\d+\s+\(OPENAI_API_KEY not set\)/);
+    expect(stderr).toMatch(/admin\s+http:\/\/127\.0\.0\.1:\d+\/stats\/prometheus/);
+    const c = new OpenAI({ apiKey: "sk-team-a", baseURL: `${url}/v1`, maxRetries: 0 });
+    const stream = await c.chat.completions.create(
+      { model: "gpt-4o", messages: [{ role: "user", content: "a b c d e f" }], stream: true },
+      { headers: { "x-mock-inter-chunk-delay-ms": "100" } },
+    );
+    child.kill("SIGTERM");
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    expect(text).toBe("Echo: a b c d e f");
+    expect(await exited).toBe(0);
+    expect(stderr).toContain("SIGTERM: draining");
+    // The stream's access-log line went to the configured path (stdout) before the exit.
+    expect(JSON.parse(stdout.trim().split("\n").at(-1)!)).toMatchObject({ request_type: "ai_stream", consumer: "team-a", status: 200 });
+  });
+});
