@@ -471,13 +471,24 @@ export class ByteBuilder {
   /** Appends s as a quoted, escaped JSON string. */
   str(s: string): ByteBuilder {
     const n = s.length;
-    // Worst case: 6 bytes per unit (\u00XX) + quotes; UTF-8 needs at most 3 per unit.
-    this.reserve(n * 6 + 2);
+    // Most text is ASCII (one byte a unit); UTF-8 needs up to 3 and escapes up to 6. Reserve for
+    // the common case and grow when the next unit might not fit, so a 10 MB base64 string costs
+    // about 10 MB, not 60.
+    this.reserve(n + 8);
     let out = changetype<usize>(this.buf) + <usize>this.len;
-    const start = out;
+    let start = out;
+    let limit = changetype<usize>(this.buf) + <usize>this.buf.byteLength;
     const src = changetype<usize>(s);
     store<u8>(out++, 0x22);
     for (let i = 0; i < n; i++) {
+      if (out + 8 > limit) {
+        // Room for the worst case of this unit plus the closing quote.
+        this.len += <i32>(out - start);
+        this.grow(this.len + (n - i) * 3 + 16);
+        out = changetype<usize>(this.buf) + <usize>this.len;
+        start = out;
+        limit = changetype<usize>(this.buf) + <usize>this.buf.byteLength;
+      }
       let c = <u32>load<u16>(src + (<usize>i << 1));
       if (c < 0x80) {
         if (c == 0x22 || c == 0x5c) {

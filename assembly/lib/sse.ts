@@ -53,6 +53,11 @@ export class SseParser {
     return out;
   }
 
+  /** True while an event or a line has begun but not ended (the stream stopped mid-event). */
+  get pending(): bool {
+    return this.tailLen > 0 || this.hasData || this.eventName.length > 0;
+  }
+
   /** At end of stream: an event still open without its blank line is dispatched, as clients do. */
   finish(): Array<SseEvent> {
     const out = new Array<SseEvent>();

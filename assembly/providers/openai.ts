@@ -69,7 +69,8 @@ export class OpenAIProvider extends Provider {
   }
 
   embeddingsResponse(body: JsonValue, model: string, out: ByteBuilder, usage: Usage): bool {
-    if (!body.isObject() || body.get("data") === null) return false;
+    const data = body.get("data");
+    if (!body.isObject() || data === null || !data.isArray()) return false;
     readOpenAIUsage(body.get("usage"), usage);
     out.value(body);
     return true;
@@ -161,25 +162,31 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
 }
 
 /** Reads OpenAI's usage object (and DeepSeek's cache fields) into u. */
+/** A token count from provider JSON: a whole number from 0 to 10^15, else -1 (ignored). */
+export function tokenCount(v: JsonValue | null): i64 {
+  if (v === null || !v.isInteger() || v.n < 0 || v.n > 1e15) return -1;
+  return <i64>v.n;
+}
+
 export function readOpenAIUsage(v: JsonValue | null, u: Usage): void {
   if (v === null || !v.isObject()) return;
-  const pt = v.get("prompt_tokens");
-  const ct = v.get("completion_tokens");
-  const tt = v.get("total_tokens");
-  if (pt !== null && pt.isNumber()) u.prompt = <i64>pt.n;
-  if (ct !== null && ct.isNumber()) u.completion = <i64>ct.n;
-  if (tt !== null && tt.isNumber()) u.total = <i64>tt.n;
+  const pt = tokenCount(v.get("prompt_tokens"));
+  const ct = tokenCount(v.get("completion_tokens"));
+  const tt = tokenCount(v.get("total_tokens"));
+  if (pt >= 0) u.prompt = pt;
+  if (ct >= 0) u.completion = ct;
+  if (tt >= 0) u.total = tt;
   const pd = v.get("prompt_tokens_details");
   if (pd !== null && pd.isObject()) {
-    const c = pd.get("cached_tokens");
-    if (c !== null && c.isNumber()) u.cached = <i64>c.n;
+    const c = tokenCount(pd.get("cached_tokens"));
+    if (c >= 0) u.cached = c;
   }
-  const hit = v.get("prompt_cache_hit_tokens"); // DeepSeek
-  if (hit !== null && hit.isNumber() && u.cached == 0) u.cached = <i64>hit.n;
+  const hit = tokenCount(v.get("prompt_cache_hit_tokens")); // DeepSeek
+  if (hit >= 0 && u.cached == 0) u.cached = hit;
   const cd = v.get("completion_tokens_details");
   if (cd !== null && cd.isObject()) {
-    const r = cd.get("reasoning_tokens");
-    if (r !== null && r.isNumber()) u.reasoning = <i64>r.n;
+    const r = tokenCount(cd.get("reasoning_tokens"));
+    if (r >= 0) u.reasoning = r;
   }
 }
 
@@ -305,6 +312,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
   announced: Array<Set<i32>> = [];
 
   event(e: SseEvent, sink: StreamSink): void {
+    if (this.done) return; // nothing after [DONE] or an error event belongs to the answer
     const data = e.data;
     if (data == "[DONE]") {
       this.done = true;
@@ -316,6 +324,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     if (err !== null && err.isObject()) {
       sink.error(openAIStyleError(500, v, "upstream"));
       this.done = true;
+      this.needsDone = true; // OpenAI clients still expect data: [DONE] after an error event
       return;
     }
     const choices = v.get("choices");

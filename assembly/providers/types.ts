@@ -119,6 +119,8 @@ export abstract class StreamDecoder {
   usage: Usage = new Usage();
   /** Set when the provider's stream carried its own terminal event. */
   done: bool = false;
+  /** The stream ended on an error event and still owes an OpenAI client its data: [DONE]. */
+  needsDone: bool = false;
 
   abstract event(e: SseEvent, sink: StreamSink): void;
 }

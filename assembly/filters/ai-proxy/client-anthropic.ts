@@ -385,12 +385,14 @@ export class AnthropicStreamSink extends StreamSink {
   }
 
   text(choice: i32, text: string): void {
+    if (this.ended) return;
     if (choice != 0) return;
     this.generatedChars += text.length;
     this.delta(TEXT_BLOCK, "text", "text_delta", text);
   }
 
   reasoning(choice: i32, text: string): void {
+    if (this.ended) return;
     if (choice != 0) return;
     this.generatedChars += text.length;
     this.delta(THINKING_BLOCK, "thinking", "thinking_delta", text);
@@ -401,6 +403,7 @@ export class AnthropicStreamSink extends StreamSink {
   }
 
   toolStart(choice: i32, tool: i32, id: string, name: string): void {
+    if (this.ended) return;
     if (choice != 0) return;
     this.generatedChars += name.length;
     this.openBlock(TOOL_BLOCK);
@@ -409,6 +412,7 @@ export class AnthropicStreamSink extends StreamSink {
   }
 
   toolArgs(choice: i32, tool: i32, json: string): void {
+    if (this.ended) return;
     if (choice != 0 || this.block != TOOL_BLOCK || this.openTool != tool) return;
     this.generatedChars += json.length;
     this.event("content_block_delta").raw('{"type":"content_block_delta","index":').int(this.blockIndex);
@@ -416,6 +420,7 @@ export class AnthropicStreamSink extends StreamSink {
   }
 
   finish(choice: i32, reason: string, stopSequence: string | null): void {
+    if (this.ended) return;
     if (choice != 0) return;
     this.stop = stopReason(reason, stopSequence);
     this.stopSequence = stopSequence;

@@ -87,14 +87,15 @@ export class OpenAIStreamSink extends StreamSink {
     this.created = created;
   }
 
-  private open(choice: i32): void {
+  /** Opens a chunk for the choice; returns true when it already wrote a member (the role). */
+  private open(choice: i32): bool {
     const b = this.out;
     b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
     b.raw(',"model":').str(this.model).raw(',"choices":[{"index":').int(choice).raw(',"delta":{');
-    if (!this.roleSent.includes(choice)) {
-      this.roleSent.push(choice);
-      b.raw('"role":"assistant",');
-    }
+    if (this.roleSent.includes(choice)) return false;
+    this.roleSent.push(choice);
+    b.raw('"role":"assistant"');
+    return true;
   }
 
   private close(finish: string | null): void {
@@ -106,8 +107,9 @@ export class OpenAIStreamSink extends StreamSink {
   }
 
   private delta(choice: i32, field: string, text: string): void {
+    if (this.ended) return;
     this.generatedChars += text.length;
-    this.open(choice);
+    if (this.open(choice)) this.out.byte(0x2c);
     this.out.str(field).byte(0x3a).str(text);
     this.close(null);
   }
@@ -117,21 +119,24 @@ export class OpenAIStreamSink extends StreamSink {
   refusal(choice: i32, text: string): void { this.delta(choice, "refusal", text); }
 
   toolStart(choice: i32, tool: i32, id: string, name: string): void {
+    if (this.ended) return;
     this.generatedChars += name.length;
-    this.open(choice);
+    if (this.open(choice)) this.out.byte(0x2c);
     this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"id":').str(id);
     this.out.raw(',"type":"function","function":{"name":').str(name).raw(',"arguments":""}}]');
     this.close(null);
   }
 
   toolArgs(choice: i32, tool: i32, json: string): void {
+    if (this.ended) return;
     this.generatedChars += json.length;
-    this.open(choice);
+    if (this.open(choice)) this.out.byte(0x2c);
     this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"function":{"arguments":').str(json).raw("}}]");
     this.close(null);
   }
 
   finish(choice: i32, reason: string, stopSequence: string | null): void {
+    if (this.ended) return;
     this.open(choice);
     this.close(reason);
   }

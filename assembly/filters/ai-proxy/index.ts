@@ -782,6 +782,7 @@ class AiProxy extends Context {
         decoder.event(events[i], sink);
         if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
       }
+      const unterminated = endOfStream && this.native && (this.parser as SseParser).pending;
       if (endOfStream) this.endStream();
       if (!this.native) {
         replaceBuffer(RESPONSE_BODY, <u32>length, sink.out.toArrayBuffer());
@@ -790,6 +791,11 @@ class AiProxy extends Context {
         // Native streams leave Envoy's buffer as it is (no copy); one cut short gets the client
         // format's error ending, appended.
         appendBuffer(RESPONSE_BODY, <u32>length, this.cutShortEnding());
+      } else if (endOfStream && decoder.needsDone && this.client == CLIENT_OPENAI) {
+        appendBuffer(RESPONSE_BODY, <u32>length, String.UTF8.encode("\n\ndata: [DONE]\n\n"));
+      } else if (unterminated) {
+        // A client drops an event the stream never terminated: end the provider's last one.
+        appendBuffer(RESPONSE_BODY, <u32>length, String.UTF8.encode("\n\n"));
       }
       return FilterDataStatusValues.Continue;
     }
@@ -813,6 +819,9 @@ class AiProxy extends Context {
   cutShortEnding(): ArrayBuffer {
     const e = ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete");
     const b = new ByteBuilder(160);
+    // The provider may have stopped inside a line or an event: blank lines end it first (an
+    // empty event dispatches nothing), so the error is read as its own event.
+    b.raw("\n\n");
     if (this.client == CLIENT_ANTHROPIC) {
       b.raw("event: error\ndata: ");
       writeAnthropicError(e, b);
@@ -853,7 +862,7 @@ class AiProxy extends Context {
     const out = new ByteBuilder(body.byteLength + 256);
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
-      if (this.native && this.client == CLIENT_ANTHROPIC && parsed !== null) {
+      if (this.native && this.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
         this.recordNothing();
         return;
       }
@@ -891,6 +900,11 @@ class AiProxy extends Context {
       replayAsStream(result, sink);
       this.record(result.usage, true);
       replaceBuffer(RESPONSE_BODY, length, sink.out.toArrayBuffer());
+      return;
+    }
+    // A native Anthropic answer must at least say what it is before it passes through untouched.
+    if (this.native && this.client == CLIENT_ANTHROPIC && (parsed as JsonValue).getString("type") != "message") {
+      this.badAnswer(length);
       return;
     }
     this.record(result.usage, true);
@@ -945,7 +959,8 @@ class AiProxy extends Context {
       const ttft: f64 = this.firstByteNs > 0 ? <f64>(this.firstByteNs - this.startNs) / 1e6 : -1;
       recordLatency((this.inst as Instance).name, ttft, <f64>(nowNanos() - this.startNs) / 1e6);
     }
-    if (complete && u.present) {
+    // Embeddings have no completion; a chat answer without a completion count is estimated.
+    if (complete && u.prompt >= 0 && (u.completion >= 0 || this.kind == EMBEDDINGS)) {
       u.settle();
       this.publish(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
       return;
@@ -1041,4 +1056,11 @@ function exhaustedUntil(map: i32, now: i64, any: bool = false): i64 {
     }
   }
   return until;
+}
+
+/** {"type":"error","error":{"type":...,"message":...}} — Anthropic's error shape. */
+function isAnthropicError(v: JsonValue): bool {
+  if (v.getString("type") != "error") return false;
+  const e = v.get("error");
+  return e !== null && e.isObject() && e.getString("type") !== null && e.getString("message") !== null;
 }
