@@ -23,3 +23,6 @@ export const STREAM_BUDGET = "sluice.stream_budget";
 export const ATTEMPTS = "sluice.attempts";
 // Set by ai-proxy when it ended a stream early on the consumer's budget.
 export const STREAM_CUT = "sluice.stream_cut";
+// Set by ai-ratelimit on admission: the prompt-token estimate it reserved (the global rate limit
+// service's hits_addend at request time).
+export const RATELIMIT_PROMPT_ESTIMATE = "sluice.ratelimit_prompt_estimate";
