@@ -37,8 +37,8 @@ const EMBEDDINGS: i32 = 3;
 const MAX_COMPLETION_ESTIMATE: i64 = 1000000000;
 
 // Written on admission: the prompt estimate, in tokens. Distributed mode (README) sends it to the
-// global rate limit service as the request-time hits_addend. (To be added to lib/keys.ts.)
-const PROMPT_ESTIMATE = "sluice.ratelimit_prompt_estimate";
+// global rate limit service as the request-time hits_addend.
+const PROMPT_ESTIMATE = keys.RATELIMIT_PROMPT_ESTIMATE;
 
 class AiRateLimitRoot extends RootContext {
   settings: Settings | null = null;
