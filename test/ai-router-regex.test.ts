@@ -35,6 +35,10 @@ export function size(pattern: string): i32 {
   return r === null ? -1 : r.size;
 }
 export function steps(): f64 { return <f64>regexSteps; }
+export function within(pattern: string, text: string, budget: f64): i32 {
+  const r = get(pattern);
+  return r === null ? -2 : r.testWithin(text, <i64>budget);
+}
 `;
 
 interface Harness {
@@ -42,6 +46,7 @@ interface Harness {
   error(pattern: string): string;
   size(pattern: string): number;
   steps(): number;
+  within(pattern: string, text: string, budget: number): number;
 }
 
 async function buildHarness(): Promise<Harness> {
@@ -89,6 +94,7 @@ async function buildHarness(): Promise<Harness> {
     error: (p) => call([p], (a) => lift(x.error(a) >>> 0)),
     size: (p) => call([p], (a) => x.size(a)),
     steps: () => x.steps(),
+    within: (p, t, b) => call([p, t], (a, c) => x.within(a, c, b)),
   };
 }
 
@@ -165,6 +171,19 @@ describe("regex: agrees with JavaScript's RegExp", () => {
 });
 
 describe("regex: hostile inputs cost linear work", () => {
+  it("stops when a step budget is spent (-1), and answers within it otherwise", () => {
+    const t = "a".repeat(50_000);
+    expect(re.within("(a|a)*b", t, 10_000)).toBe(-1);
+    const before = re.steps();
+    expect(re.within("(a|a)*b", "aac", 10_000)).toBe(0);
+    expect(re.steps() - before).toBeLessThan(100);
+    expect(re.within("a+$", t, 1e9)).toBe(1);
+    // The overshoot past the budget is at most one position's work.
+    const b2 = re.steps();
+    expect(re.within("(.*a){20}z", t, 5_000)).toBe(-1);
+    expect(re.steps() - b2).toBeLessThan(5_000 + 4 * re.size("(.*a){20}z"));
+  });
+
   // Each pattern is catastrophic for a backtracking engine on the matching text (exponential or
   // polynomial blow-up on a near miss).
   const cases: [string, (n: number) => string][] = [

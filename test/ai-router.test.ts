@@ -395,6 +395,25 @@ describe("ai-router: bodies it cannot read", () => {
 });
 
 describe("ai-router: hostile prompts", () => {
+  it("a request that spends its regular-expression budget (max_regex_steps) skips the rules that need more", async () => {
+    const h = await router({
+      default_pool: "d",
+      max_regex_steps: 5000,
+      rules: [
+        { name: "ends-z", pool: "p", when: { regex: "(a|b)*z$" } },
+        { name: "not-ends-z", pool: "p", when: { not: { regex: "(a|b)*z$" } } },
+        { name: "kw", pool: "k", when: { keywords: ["hello"] } },
+      ],
+    });
+    expect(ruleFor(h, "abz")).toBe("ends-z");
+    expect(ruleFor(h, "hello ab")).toBe("not-ends-z");
+    expect(h.getMetric("sluice.router_regex_budget_exceeded")?.value).toBe(0n);
+    // 20,000 characters: neither answer is known within 5,000 steps, so neither rule matches.
+    expect(ruleFor(h, "hello " + "ab".repeat(10_000) + "z")).toBe("kw");
+    expect(h.getMetric("sluice.router_regex_budget_exceeded")?.value).toBe(1n);
+    h.close();
+  });
+
   it("routes a 100 KB prompt built to make backtracking regexes explode, in bounded time", async () => {
     const h = await router({
       default_pool: "d",

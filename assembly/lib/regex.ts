@@ -752,6 +752,19 @@ export class Regex {
 
   /** True when the pattern matches anywhere in text. */
   test(text: string): bool {
+    return this.run(text, i64.MAX_VALUE) == 1;
+  }
+
+  /**
+   * 1 when the pattern matches anywhere in text, 0 when it does not, -1 when the answer would take
+   * more than `budget` steps (regexSteps tells how many were spent).
+   */
+  testWithin(text: string, budget: i64): i32 {
+    return this.run(text, budget);
+  }
+
+  private run(text: string, budget: i64): i32 {
+    const limit = regexSteps + budget < regexSteps ? i64.MAX_VALUE : regexSteps + budget;
     const n = text.length;
     const base = changetype<usize>(text);
     const fold = this.caseInsensitive;
@@ -798,7 +811,7 @@ export class Regex {
       // gets a fresh one.
       if (clistLen == 0) this.nextGen();
       const added = this.add(this.cur, clistLen, 0, prev, cur);
-      if (added < 0) { regexSteps += steps + <i64>this.addSteps; return true; }
+      if (added < 0) { regexSteps += steps + <i64>this.addSteps; return 1; }
       clistLen = added;
       steps += <i64>this.addSteps;
       if (cur < 0) break;
@@ -830,9 +843,14 @@ export class Regex {
         if (ok) {
           const r = this.add(this.nxt, nlen, pc + 1, cur, next);
           steps += <i64>this.addSteps;
-          if (r < 0) { regexSteps += steps; return true; }
+          if (r < 0) { regexSteps += steps; return 1; }
           nlen = r;
         }
+      }
+      // Out of budget? (checked once per position: the overshoot is at most one position's work)
+      if (regexSteps + steps > limit) {
+        regexSteps += steps;
+        return -1;
       }
       // Swap the lists.
       const t = this.cur;
@@ -845,7 +863,7 @@ export class Regex {
       w = nw;
     }
     regexSteps += steps;
-    return false;
+    return 0;
   }
 
   private addSteps: i32 = 0;

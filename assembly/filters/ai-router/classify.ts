@@ -355,7 +355,7 @@ export function classify(text: string): Classification {
 
   let wordMath = 0;
   // Cue hits: each distinct cue once, with the largest factor of its occurrences.
-  const hit = new Map<i32, f64>();
+  const hit = new Hits(lx.cues.length);
   const scores = new StaticArray<f64>(9);
   for (let w = 0; w < words.length; w++) {
     const word = words[w];
@@ -410,11 +410,11 @@ export function classify(text: string): Classification {
       if (k > 0 && k < words.length && isNumber(words[k].text)) wordMath++;
     }
   }
-  const ids = hit.keys();
+  const ids = hit.ids;
   const material = new StaticArray<f64>(9);
   for (let k = 0; k < ids.length; k++) {
     const cue = lx.cues[ids[k]];
-    const f = hit.get(ids[k]);
+    const f = hit.factor[ids[k]];
     if (f < 1.0) unchecked((material[cue.group] += cue.weight * f));
     else unchecked((scores[cue.group] += cue.weight * (cue.group < TASK_CHAT ? f : 1.0)));
   }
@@ -468,8 +468,17 @@ export function classify(text: string): Classification {
   return out;
 }
 
-function noteHit(hit: Map<i32, f64>, id: i32, factor: f64): void {
-  if (!hit.has(id) || hit.get(id) < factor) hit.set(id, factor);
+/** The cues seen, each with the largest factor of its occurrences. */
+class Hits {
+  factor: StaticArray<f64>;
+  ids: Array<i32> = [];
+  constructor(n: i32) { this.factor = new StaticArray<f64>(n); }
+}
+
+function noteHit(hit: Hits, id: i32, factor: f64): void {
+  const f = hit.factor[id];
+  if (f == 0) hit.ids.push(id);
+  if (f < factor) hit.factor[id] = factor;
 }
 
 function phraseAt(cue: Cue, words: Array<Word>, w: i32): bool {

@@ -89,6 +89,8 @@ export class Settings {
   routeHeader: bool = false;
   annotate: bool = false;
   maxBodyBytes: i64 = 10485760;
+  regexBudget: i64 = 10000000;
+  regexBudgetExceeded: u32 = NO_METRIC;
   embeddings: Embeddings | null = null;
   examples: Array<string> = []; // every semantic example text, in rule order
   usesConsumer: bool = false;
@@ -96,7 +98,7 @@ export class Settings {
   embeddingErrors: u32 = NO_METRIC;
 }
 
-const TOP_FIELDS = ["rules", "default_pool", "route_header", "annotate", "max_body_bytes", "embeddings"];
+const TOP_FIELDS = ["rules", "default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "embeddings"];
 const RULE_FIELDS = ["name", "pool", "model", "when"];
 const COND_FIELDS = [
   "header", "path", "consumer", "model", "keywords", "regex", "in", "tokens", "messages", "tools", "images",
@@ -119,6 +121,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.routeHeader = r.bool(cfg, "route_header", P, false);
   s.annotate = r.bool(cfg, "annotate", P, false);
   s.maxBodyBytes = r.int(cfg, "max_body_bytes", P, 10485760, 1, 1073741824);
+  s.regexBudget = r.int(cfg, "max_regex_steps", P, 10000000, 1000, 1000000000000);
 
   const emb = cfg.get("embeddings");
   if (emb !== null && r.ok) s.embeddings = readEmbeddings(r, emb, P + ".embeddings");
@@ -154,6 +157,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     s.rules[i].metric = defineMetric(METRIC_COUNTER, "sluice.router_matched;rule=" + s.rules[i].name);
   }
   s.defaultMetric = defineMetric(METRIC_COUNTER, "sluice.router_matched;rule=default");
+  s.regexBudgetExceeded = defineMetric(METRIC_COUNTER, "sluice.router_regex_budget_exceeded");
   if (s.embeddings !== null) s.embeddingErrors = defineMetric(METRIC_COUNTER, "sluice.router_embedding_errors");
   return s;
 }

@@ -25,7 +25,7 @@ import {
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import { POOL, ROUTE_RULE, CONSUMER } from "../../lib/keys";
 import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/route-keys";
-import { foldString } from "../../lib/regex";
+import { foldString, Regex, regexSteps } from "../../lib/regex";
 import { sha256, toHex } from "../../lib/sha256";
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext, setTickPeriodMs } from "../../lib/http-call";
 import {
@@ -257,6 +257,8 @@ class Router extends Context {
   resumeAt: i32 = 0;
   routeName: string = "";
   closed: bool = false;
+  regexLeft: i64 = 0; // regular-expression steps this request may still spend
+  regexExceeded: bool = false;
 
   constructor(id: u32, root: RouterRoot) {
     super(id, root);
@@ -287,6 +289,7 @@ class Router extends Context {
     if (method != "POST" || (path != "/v1/chat/completions" && path != "/v1/messages")) return FilterHeadersStatusValues.Continue;
     this.headers = h;
     this.path = path;
+    this.regexLeft = s.regexBudget;
     if (s.usesConsumer) this.consumer = getFilterState(CONSUMER);
     if (endOfStream || contentLength > s.maxBodyBytes) {
       // No body, or one too large to read: body conditions are unknown.
@@ -444,11 +447,11 @@ class Router extends Context {
       for (let i = 0; i < h.count; i++) {
         if (!h.keyIs(i, c.name)) continue;
         if (c.mode == M_PRESENT) return c.want ? T : F;
-        return this.matchString(c, h.value(i)) ? T : F;
+        return this.matchString(c, h.value(i));
       }
       return c.mode == M_PRESENT && !c.want ? T : F;
     }
-    if (kind == C_PATH) return this.matchString(c, this.path) ? T : F;
+    if (kind == C_PATH) return this.matchString(c, this.path);
     if (kind == C_CONSUMER) {
       const who = this.consumer;
       return who !== null && c.strs.includes(who as string) ? T : F;
@@ -470,8 +473,13 @@ class Router extends Context {
       }
       case C_REGEX: {
         const text = c.scope == SCOPE_CONVERSATION ? prompt.conversation : prompt.lastUser;
-        for (let i = 0; i < c.res.length; i++) if (c.res[i].test(text)) return T;
-        return F;
+        let res = F;
+        for (let i = 0; i < c.res.length; i++) {
+          const v = this.regex(c.res[i], text);
+          if (v == T) return T;
+          if (v == U) res = U;
+        }
+        return res;
       }
       case C_TOKENS: return inRange(c, <f64>prompt.tokens) ? T : F;
       case C_MESSAGES: return inRange(c, <f64>prompt.messages) ? T : F;
@@ -490,11 +498,32 @@ class Router extends Context {
     }
   }
 
-  matchString(c: Cond, v: string): bool {
-    if (c.mode == M_EXACT) return v == c.str;
-    if (c.mode == M_PREFIX) return v.startsWith(c.str);
-    if (c.mode == M_REGEX) return c.res[0].test(v);
-    return true;
+  matchString(c: Cond, v: string): i32 {
+    if (c.mode == M_EXACT) return v == c.str ? T : F;
+    if (c.mode == M_PREFIX) return v.startsWith(c.str) ? T : F;
+    if (c.mode == M_REGEX) return this.regex(c.res[0], v);
+    return T;
+  }
+
+  /**
+   * A regular expression within the request's step budget (max_regex_steps): past it, the answer
+   * is unknown and the rule that depends on it is skipped.
+   */
+  regex(re: Regex, text: string): i32 {
+    if (this.regexLeft <= 0) return this.outOfBudget();
+    const before = regexSteps;
+    const r = re.testWithin(text, this.regexLeft);
+    this.regexLeft -= regexSteps - before;
+    if (r < 0) return this.outOfBudget();
+    return r == 1 ? T : F;
+  }
+
+  outOfBudget(): i32 {
+    if (!this.regexExceeded) {
+      this.regexExceeded = true;
+      incrementMetric(this.settings.regexBudgetExceeded, 1);
+    }
+    return U;
   }
 
   classification(scope: i32): Classification {
