@@ -16,6 +16,7 @@ import {
 import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import * as keys from "../../lib/keys";
+import { ROUTE_MODEL } from "../../lib/route-keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
 import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
@@ -441,7 +442,9 @@ class AiProxy extends Context {
     this.instIndex = i;
     this.inst = s.instances[i];
     this.provider = s.providers[i];
-    this.upstreamModel = s.instances[i].upstreamModel(this.requestModel);
+    // ai-router may rewrite the model (a rule's `model`); the client's stays in request_model.
+    const routed = getFilterState(ROUTE_MODEL);
+    this.upstreamModel = s.instances[i].upstreamModel(routed !== null && (routed as string).length ? routed as string : this.requestModel);
     this.tried.push(i);
     if (s.trackInflight) {
       if (this.inflightName.length) addInflight(this.inflightName, -1);
