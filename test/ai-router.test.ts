@@ -750,3 +750,59 @@ describe("ai-router: never traps", () => {
     h.close();
   });
 });
+
+describe("ai-router in the chain, before ai-proxy", () => {
+  let srv: EmbeddingServer;
+  beforeAll(async () => {
+    srv = await embeddingServer();
+  });
+  afterAll(() => srv.close());
+
+  const proxy = {
+    name: "ai-proxy",
+    wasm: "build/ai-proxy.wasm",
+    allowOnHeadersStopIteration: true,
+    configuration: {
+      instances: [
+        { name: "small", provider: "openai", api_key: "k1", models: ["*"] },
+        { name: "big", provider: "openai", api_key: "k2", models: ["*"] },
+      ],
+      pools: [{ name: "cheap", instances: ["small"] }, { name: "capable", instances: ["big"] }],
+    },
+  };
+
+  async function chain() {
+    return Host.create({
+      filters: [
+        { name: "ai-router", wasm: WASM, allowOnHeadersStopIteration: true, configuration: { ...semanticConfig({}, [
+          { name: "billing", pool: "capable", model: "gpt-4o", when: { semantic: { examples: BILLING, threshold: 0.6 } } },
+          { name: "code", pool: "capable", when: { task: "code" } },
+        ]), default_pool: "cheap" } },
+        proxy,
+      ],
+      clusters: { emb: srv.url },
+    });
+  }
+
+  it("ai-proxy receives the held request with the router's pool and model, also when it resumes from the embedding callback", async () => {
+    srv.requests.length = 0;
+    const h = await chain();
+    // Semantic rule: the request waits for the embedding, then both filters let it through.
+    const a = send(h, user("I was charged twice on my credit card", { model: "gpt-4o-mini" }));
+    expect(a.onBody).toBe("Pause");
+    await h.settle();
+    expect(routed(a.s)).toEqual({ pool: "capable", rule: "billing", model: "gpt-4o" });
+    expect(a.s.getFilterState("sluice.instance")).toBe("big");
+    expect(header(a.s.upstream.headers, "x-sluice-cluster")).toEqual(["big"]);
+    expect(JSON.parse(a.s.upstream.body.toString()).model).toBe("gpt-4o");
+    expect(a.s.upstream.ended).toBe(true);
+
+    // No rule matches: the default pool, and the client's model.
+    const b = send(h, user("What a lovely day", { model: "gpt-4o-mini" }));
+    await h.settle();
+    expect(routed(b.s)).toEqual({ pool: "cheap", rule: "default", model: undefined });
+    expect(b.s.getFilterState("sluice.instance")).toBe("small");
+    expect(JSON.parse(b.s.upstream.body.toString()).model).toBe("gpt-4o-mini");
+    h.close();
+  });
+});
