@@ -187,19 +187,69 @@ class Cue {
   }
 }
 
-/** The first three UTF-16 units of a word as one number. */
-function stemKey(w: string): i32 {
-  return ((<i32>w.charCodeAt(0) & 0x3ff) << 20) | ((<i32>w.charCodeAt(1) & 0x3ff) << 10) | (<i32>w.charCodeAt(2) & 0x3ff);
+/** The first three UTF-16 units of s[at...] as one number. */
+function stemKey(s: string, at: i32): i32 {
+  const b = changetype<usize>(s) + (<usize>at << 1);
+  return ((<i32>load<u16>(b) & 0x3ff) << 20) | ((<i32>load<u16>(b + 2) & 0x3ff) << 10) | (<i32>load<u16>(b + 4) & 0x3ff);
+}
+
+const TABLE_SIZE: i32 = 4096; // open addressing over first words; a power of two, > 4 x entries
+
+/** FNV-1a over the UTF-16 units [at, at + len) of s. */
+function hashAt(s: string, at: i32, len: i32): u32 {
+  let h: u32 = 2166136261;
+  const base = changetype<usize>(s) + (<usize>at << 1);
+  for (let i = 0; i < len; i++) h = (h ^ <u32>load<u16>(base + (<usize>i << 1))) * 16777619;
+  return h;
+}
+
+/** Whether s[at, at + len) equals w. */
+@inline function equalAt(s: string, at: i32, len: i32, w: string): bool {
+  return len == w.length && memory.compare(changetype<usize>(s) + (<usize>at << 1), changetype<usize>(w), <usize>len << 1) == 0;
+}
+
+/** Whether s[at, at + len) starts with w. */
+@inline function startsAt(s: string, at: i32, len: i32, w: string): bool {
+  return len >= w.length && memory.compare(changetype<usize>(s) + (<usize>at << 1), changetype<usize>(w), <usize>w.length << 1) == 0;
 }
 
 class Lexicon {
-  // First word -> cues starting with it (exact first word).
-  byFirst: Map<string, Array<i32>> = new Map();
-  // Single-word prefix cues (e.g. "summar*"), checked against every word.
-  // Single-word prefix cues by their first three characters (every stem has at least three).
+  // Exact first words: slot -> entry (-1 empty); entry -> word, cues starting with it, language?
+  slots: StaticArray<i32> = new StaticArray<i32>(TABLE_SIZE);
+  words: Array<string> = [];
+  starts: Array<Array<i32>> = [];
+  language: Array<bool> = [];
+  // Single-word prefix cues (e.g. "summar*") by their first three characters (stems have three).
   prefixes: Map<i32, Array<i32>> = new Map();
   cues: Array<Cue> = [];
-  languages: Set<string> = new Set();
+
+  constructor() {
+    for (let i = 0; i < TABLE_SIZE; i++) this.slots[i] = -1;
+  }
+
+  /** The entry of word s[at, at + len), or -1. */
+  find(s: string, at: i32, len: i32): i32 {
+    let slot = <i32>(hashAt(s, at, len) & <u32>(TABLE_SIZE - 1));
+    while (true) {
+      const e = unchecked(this.slots[slot]);
+      if (e < 0) return -1;
+      if (equalAt(s, at, len, unchecked(this.words[e]))) return e;
+      slot = (slot + 1) & (TABLE_SIZE - 1);
+    }
+  }
+
+  entry(w: string): i32 {
+    const found = this.find(w, 0, w.length);
+    if (found >= 0) return found;
+    let slot = <i32>(hashAt(w, 0, w.length) & <u32>(TABLE_SIZE - 1));
+    while (this.slots[slot] >= 0) slot = (slot + 1) & (TABLE_SIZE - 1);
+    const e = this.words.length;
+    this.slots[slot] = e;
+    this.words.push(w);
+    this.starts.push([]);
+    this.language.push(false);
+    return e;
+  }
 }
 
 let lexicon: Lexicon | null = null;
@@ -221,14 +271,11 @@ function addCues(lx: Lexicon, list: Array<string>, group: i32): void {
     const id = lx.cues.length;
     lx.cues.push(new Cue(words, prefixLast, group, weight));
     if (prefixLast && words.length == 1 && words[0].length >= 3) {
-      const key = stemKey(words[0]);
+      const key = stemKey(words[0], 0);
       if (!lx.prefixes.has(key)) lx.prefixes.set(key, []);
       lx.prefixes.get(key).push(id);
-    }
-    else {
-      const first = words[0];
-      if (!lx.byFirst.has(first)) lx.byFirst.set(first, []);
-      lx.byFirst.get(first).push(id);
+    } else {
+      lx.starts[lx.entry(words[0])].push(id);
     }
   }
 }
@@ -246,7 +293,7 @@ function getLexicon(): Lexicon {
   addCues(l, CHAT_CUES, TASK_CHAT);
   addCues(l, CX_CUES, CX);
   addCues(l, CONSTRAINT_CUES, CONSTRAINT);
-  for (let i = 0; i < LANGUAGES.length; i++) l.languages.add(LANGUAGES[i]);
+  for (let i = 0; i < LANGUAGES.length; i++) l.language[l.entry(LANGUAGES[i])] = true;
   lexicon = l;
   return l;
 }
@@ -305,10 +352,24 @@ export class Classification {
   scores: StaticArray<f64> = new StaticArray<f64>(TASKS);
 }
 
-class Word {
+/** The words of a text as offsets and lengths into it. */
+class Words {
   text: string;
-  at: i32; // offset in the text
-  constructor(text: string, at: i32) { this.text = text; this.at = at; }
+  offsets: Array<i32> = [];
+  lengths: Array<i32> = [];
+  constructor(text: string) { this.text = text; }
+  push(at: i32, len: i32): void { this.offsets.push(at); this.lengths.push(len); }
+  get count(): i32 { return this.offsets.length; }
+  @inline at(w: i32): i32 { return unchecked(this.offsets[w]); }
+  @inline len(w: i32): i32 { return unchecked(this.lengths[w]); }
+  is(w: i32, s: string): bool { return equalAt(this.text, this.at(w), this.len(w), s); }
+  starts(w: i32, s: string): bool { return startsAt(this.text, this.at(w), this.len(w), s); }
+  isNumber(w: i32): bool {
+    const at = this.at(w);
+    const n = this.len(w);
+    for (let i = 0; i < n; i++) if (!isDigit(<i32>load<u16>(changetype<usize>(this.text) + (<usize>(at + i) << 1)))) return false;
+    return n > 0;
+  }
 }
 
 /** Classifies a prompt. Deterministic: the same text always gives the same result. */
@@ -340,74 +401,73 @@ export function classify(text: string): Classification {
     if (lastLine > headEnd && wn - lastLine <= TAIL_ZONE && !startsListItem(window, lastLine + 1)) tailZone = lastLine;
   }
 
-  // Words with their offsets.
-  const words = new Array<Word>();
+  // Words as offsets into the window (no copies).
+  const words = new Words(window);
   {
     let i = 0;
     while (i < wn) {
-      while (i < wn && !isWordStart(<i32>window.charCodeAt(i))) i++;
+      while (i < wn && !isWordStart(<i32>load<u16>(changetype<usize>(window) + (<usize>i << 1)))) i++;
       if (i >= wn) break;
       const start = i;
       i = wordEnd(window, i, wn);
-      words.push(new Word(window.substring(start, i), start));
+      words.push(start, i - start);
     }
   }
+  const nw = words.count;
 
   let wordMath = 0;
   // Cue hits: each distinct cue once, with the largest factor of its occurrences.
   const hit = new Hits(lx.cues.length);
   const scores = new StaticArray<f64>(9);
-  for (let w = 0; w < words.length; w++) {
-    const word = words[w];
+  for (let w = 0; w < nw; w++) {
+    const at = words.at(w);
+    const len = words.len(w);
     // The instruction (all of a short prompt; the start and end of a long one) counts fully; the
     // material it works on (a document, code, a transcript) counts less, and is capped per task.
-    const zone = !longText || word.at < headEnd || word.at >= tailZone;
+    const zone = !longText || at < headEnd || at >= tailZone;
     let factor: f64 = zone ? 1.0 : MATERIAL_FACTOR;
     // The verb that opens an instruction sentence ("Summarize ...", "Can you translate ...") says
     // what is asked more than words further on.
     if (zone && sentenceStart(window, words, w)) factor = LEAD_FACTOR;
-    if (lx.byFirst.has(word.text)) {
-      const ids = lx.byFirst.get(word.text);
+    const e = lx.find(window, at, len);
+    if (e >= 0) {
+      const ids = unchecked(lx.starts[e]);
       for (let k = 0; k < ids.length; k++) {
-        const id = ids[k];
-        const cue = lx.cues[id];
-        if (!phraseAt(cue, words, w)) continue;
-        noteHit(hit, id, factor);
+        const id = unchecked(ids[k]);
+        if (phraseAt(unchecked(lx.cues[id]), words, w)) noteHit(hit, id, factor);
       }
     }
-    if (word.text.length >= 3) {
-      const key = stemKey(word.text);
+    if (len >= 3) {
+      const key = stemKey(window, at);
       if (lx.prefixes.has(key)) {
         const ids = lx.prefixes.get(key);
         for (let k = 0; k < ids.length; k++) {
           const id = ids[k];
-          if (word.text.startsWith(lx.cues[id].words[0])) noteHit(hit, id, factor);
+          if (startsAt(window, at, len, lx.cues[id].words[0])) noteHit(hit, id, factor);
         }
       }
     }
     // A language named after into / to / in, or before "translation".
-    if (lx.languages.has(word.text)) {
+    if (e >= 0 && unchecked(lx.language[e])) {
       let s: f64 = 0.5;
       if (w > 0) {
-        const p = words[w - 1].text;
-        if (p == "into" || p == "to") s = 3.5;
-        else if (p == "in" || p == "from") {
+        if (words.is(w - 1, "into") || words.is(w - 1, "to")) s = 3.5;
+        else if (words.is(w - 1, "in") || words.is(w - 1, "from")) {
           // "What's 'good night' in Russian?": the language ends the question.
-          const after = word.at + word.text.length;
+          const after = at + len;
           s = after >= wn || window.charCodeAt(after) == 0x3f ? 3.5 : 1.5;
         }
       }
-      if (w + 1 < words.length && words[w + 1].text.startsWith("translat")) s = 3.5;
+      if (w + 1 < nw && words.starts(w + 1, "translat")) s = 3.5;
       unchecked((scores[TASK_TRANSLATE] += s * (factor > 1.0 ? 1.0 : factor)));
     }
     // Arithmetic in words: "17 times 23", "100 divided by 4", "3 to the power of 4".
-    if (isNumber(word.text) && w + 2 < words.length) {
-      const op = words[w + 1].text;
+    if (w + 2 < nw && words.isNumber(w)) {
       let k = -1;
-      if (op == "times" || op == "plus" || op == "minus" || op == "mod" || op == "modulo") k = w + 2;
-      else if ((op == "divided" || op == "multiplied") && words[w + 2].text == "by") k = w + 3;
-      else if (op == "to" && w + 5 < words.length && words[w + 2].text == "the" && words[w + 3].text == "power" && words[w + 4].text == "of") k = w + 5;
-      if (k > 0 && k < words.length && isNumber(words[k].text)) wordMath++;
+      if (words.is(w + 1, "times") || words.is(w + 1, "plus") || words.is(w + 1, "minus") || words.is(w + 1, "mod") || words.is(w + 1, "modulo")) k = w + 2;
+      else if ((words.is(w + 1, "divided") || words.is(w + 1, "multiplied")) && words.is(w + 2, "by")) k = w + 3;
+      else if (words.is(w + 1, "to") && w + 5 < nw && words.is(w + 2, "the") && words.is(w + 3, "power") && words.is(w + 4, "of")) k = w + 5;
+      if (k > 0 && k < nw && words.isNumber(k)) wordMath++;
     }
   }
   const ids = hit.ids;
@@ -481,15 +541,14 @@ function noteHit(hit: Hits, id: i32, factor: f64): void {
   if (f < factor) hit.factor[id] = factor;
 }
 
-function phraseAt(cue: Cue, words: Array<Word>, w: i32): bool {
+function phraseAt(cue: Cue, words: Words, w: i32): bool {
   const cw = cue.words;
   const n = cw.length;
-  if (w + n > words.length) return false;
+  if (w + n > words.count) return false;
   for (let k = 1; k < n; k++) {
-    const t = words[w + k].text;
     if (k == n - 1 && cue.prefixLast) {
-      if (!t.startsWith(cw[k])) return false;
-    } else if (t != cw[k]) return false;
+      if (!words.starts(w + k, unchecked(cw[k]))) return false;
+    } else if (!words.is(w + k, unchecked(cw[k]))) return false;
   }
   return true;
 }
@@ -612,22 +671,15 @@ function scanStructure(text: string): Structure {
   return s;
 }
 
-function isNumber(s: string): bool {
-  if (s.length == 0) return false;
-  for (let i = 0; i < s.length; i++) if (!isDigit(<i32>s.charCodeAt(i))) return false;
-  return true;
-}
-
 /** Whether word w opens a sentence: first word, after . ! ? : or a line break, or after
  * "please" / "can you" / "could you". */
-function sentenceStart(text: string, words: Array<Word>, w: i32): bool {
+function sentenceStart(text: string, words: Words, w: i32): bool {
   if (w == 0) return true;
-  const prev = words[w - 1].text;
-  if (prev == "please" || prev == "you") return true;
-  let i = words[w].at - 1;
+  if (words.is(w - 1, "please") || words.is(w - 1, "you")) return true;
+  let i = words.at(w) - 1;
   while (i >= 0 && (text.charCodeAt(i) == 0x20 || text.charCodeAt(i) == 0x09)) i--;
   if (i < 0) return true;
-  const c = cu(text, i);
+  const c = <i32>text.charCodeAt(i);
   return c == 0x2e || c == 0x21 || c == 0x3f || c == 0x3a || c == 0x0a;
 }
 
