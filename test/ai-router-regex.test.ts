@@ -136,6 +136,23 @@ describe("regex: the supported syntax", () => {
   });
 });
 
+describe("regex: never traps", () => {
+  it("on arbitrary patterns and texts (compiles or says why; answers or not)", () => {
+    const pat = fc.oneof(
+      fc.string({ unit: fc.constantFrom(..."()[]{}|*+?.^$\\-,:=!<>PpdwsbBxu0123456789aAz ".split("")), maxLength: 24 }),
+      fc.string({ unit: "binary", maxLength: 16 }),
+    );
+    fc.assert(
+      fc.property(pat, fc.string({ unit: "binary", maxLength: 64 }), (p, t) => {
+        const r = re.test(p, t);
+        expect([-1, 0, 1]).toContain(r);
+        if (r === -1) expect(re.error(p).length).toBeGreaterThan(0);
+      }),
+      { numRuns: 5000, seed: 44 },
+    );
+  });
+});
+
 describe("regex: agrees with JavaScript's RegExp", () => {
   // Patterns over a small alphabet, in the subset where RE2 and JavaScript agree (no flags that
   // differ, ASCII texts without \r).

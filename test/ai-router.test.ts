@@ -706,6 +706,40 @@ describe("ai-router: bad configuration is refused with the field named", () => {
 });
 
 describe("ai-router: never traps", () => {
+  it("on arbitrary configurations: accepted, or refused with a reason, never a trap", async () => {
+    const cond = fc.letrec((tie) => ({
+      c: fc.dictionary(
+        fc.constantFrom("header", "path", "consumer", "model", "keywords", "regex", "in", "tokens", "messages", "tools", "images", "json_mode", "task", "complexity", "any", "all", "not", "bogus"),
+        fc.oneof({ depthSize: "small" }, fc.anything({ maxDepth: 2 }), fc.array(tie("c"), { maxLength: 3 }), tie("c"),
+          fc.record({ name: fc.string(), exact: fc.string(), regex: fc.string({ maxLength: 12 }), gt: fc.double(), lt: fc.double() }, { requiredKeys: [] })),
+        { maxKeys: 3 },
+      ),
+    })).c;
+    const config = fc.record({
+      default_pool: fc.oneof(fc.string(), fc.anything()),
+      route_header: fc.anything(),
+      max_regex_steps: fc.oneof(fc.integer(), fc.anything()),
+      rules: fc.oneof(fc.array(fc.record({ name: fc.oneof(fc.constantFrom("a", "b", "default"), fc.string()), pool: fc.string(), model: fc.anything(), when: cond }, { requiredKeys: ["name", "pool"] }), { maxLength: 3 }), fc.anything()),
+    }, { requiredKeys: [] });
+    await fc.assert(
+      fc.asyncProperty(config, async (cfg) => {
+        try {
+          const h = await router(cfg);
+          const { onBody } = send(h, user("Write a Python function, please: hello world?"), { "x-a": "1" });
+          expect(onBody).toBe("Continue");
+          expect(h.getLogs("error")).toEqual([]);
+          h.close();
+        } catch (e) {
+          expect(e).toBeInstanceOf(HostLoadError);
+          const logs = (e as HostLoadError).logs.join("\n");
+          expect(logs).toMatch(/ai-router: invalid configuration: /);
+          expect(logs).not.toMatch(/RuntimeError|unreachable|failed:/);
+        }
+      }),
+      { numRuns: 150, seed: 11 },
+    );
+  });
+
   it("on arbitrary bodies, headers and chunkings", async () => {
     const h = await router({
       default_pool: "d",
