@@ -125,6 +125,9 @@ export class JsonValue {
   }
 }
 
+// Reused by Parser.unescape (filters run one callback at a time per VM).
+let scratch = new ArrayBuffer(1024);
+
 /** Why the last parseJson returned null (empty when it succeeded). */
 export let jsonError: string = "";
 
@@ -248,39 +251,80 @@ class Parser {
     return this.unescape(begin, p);
   }
 
+  // Decodes a string with escapes in one pass, UTF-8 and escapes straight into UTF-16 units in a
+  // scratch buffer, then one copy into the string: linear whatever the number of escapes (pasted
+  // code is full of \n; a quadratic join would let one request stall a worker).
   unescape(begin: usize, stop: usize): string | null {
-    // Decode runs of plain bytes with the UTF-8 decoder and escapes by hand.
-    const parts = new Array<string>();
-    let run = begin;
+    const need = <i32>(stop - begin) << 1; // UTF-16 units never outnumber UTF-8 bytes
+    if (scratch.byteLength < need) scratch = new ArrayBuffer(need < 1024 ? 1024 : need);
+    const base = changetype<usize>(scratch);
+    let out = base;
     let p = begin;
     while (p < stop) {
-      if (load<u8>(p) != 0x5c) { p++; continue; }
-      if (p > run) parts.push(String.UTF8.decodeUnsafe(run, p - run));
-      const e = load<u8>(p + 1);
-      p += 2;
-      if (e == 0x22) parts.push("\"");
-      else if (e == 0x5c) parts.push("\\");
-      else if (e == 0x2f) parts.push("/");
-      else if (e == 0x62) parts.push("\b");
-      else if (e == 0x66) parts.push("\f");
-      else if (e == 0x6e) parts.push("\n");
-      else if (e == 0x72) parts.push("\r");
-      else if (e == 0x74) parts.push("\t");
-      else if (e == 0x75) {
-        const u = this.hex4(p, stop);
-        if (u < 0) { this.p = p; this.fail("invalid \\u escape"); return null; }
-        p += 4;
-        // Lone surrogates are kept as-is (JSON allows them; JavaScript strings do too).
-        parts.push(String.fromCharCode(u));
-      } else {
-        this.p = p;
-        this.fail("invalid escape");
-        return null;
+      const c = <u32>load<u8>(p);
+      if (c == 0x5c) {
+        const e = load<u8>(p + 1);
+        p += 2;
+        let u: u32;
+        if (e == 0x22) u = 0x22;
+        else if (e == 0x5c) u = 0x5c;
+        else if (e == 0x2f) u = 0x2f;
+        else if (e == 0x62) u = 0x08;
+        else if (e == 0x66) u = 0x0c;
+        else if (e == 0x6e) u = 0x0a;
+        else if (e == 0x72) u = 0x0d;
+        else if (e == 0x74) u = 0x09;
+        else if (e == 0x75) {
+          const h = this.hex4(p, stop);
+          if (h < 0) { this.p = p; this.fail("invalid \\u escape"); return null; }
+          p += 4;
+          u = <u32>h; // lone surrogates are kept (JSON and JavaScript strings allow them)
+        } else {
+          this.p = p;
+          this.fail("invalid escape");
+          return null;
+        }
+        store<u16>(out, <u16>u);
+        out += 2;
+        continue;
       }
-      run = p;
+      if (c < 0x80) {
+        store<u16>(out, <u16>c);
+        out += 2;
+        p++;
+        continue;
+      }
+      // Multi-byte UTF-8; an invalid sequence becomes U+FFFD, as TextDecoder does.
+      let cp: u32 = 0xfffd;
+      let len: usize = 1;
+      if (c >= 0xc2 && c <= 0xdf && p + 1 < stop && (load<u8>(p + 1) & 0xc0) == 0x80) {
+        cp = ((c & 0x1f) << 6) | (<u32>load<u8>(p + 1) & 0x3f);
+        len = 2;
+      } else if (c >= 0xe0 && c <= 0xef && p + 2 < stop && (load<u8>(p + 1) & 0xc0) == 0x80 && (load<u8>(p + 2) & 0xc0) == 0x80) {
+        const v = ((c & 0x0f) << 12) | ((<u32>load<u8>(p + 1) & 0x3f) << 6) | (<u32>load<u8>(p + 2) & 0x3f);
+        if (v >= 0x800 && (v < 0xd800 || v > 0xdfff)) {
+          cp = v;
+          len = 3;
+        }
+      } else if (c >= 0xf0 && c <= 0xf4 && p + 3 < stop && (load<u8>(p + 1) & 0xc0) == 0x80 && (load<u8>(p + 2) & 0xc0) == 0x80 && (load<u8>(p + 3) & 0xc0) == 0x80) {
+        const v = ((c & 0x07) << 18) | ((<u32>load<u8>(p + 1) & 0x3f) << 12) | ((<u32>load<u8>(p + 2) & 0x3f) << 6) | (<u32>load<u8>(p + 3) & 0x3f);
+        if (v >= 0x10000 && v <= 0x10ffff) {
+          cp = v;
+          len = 4;
+        }
+      }
+      p += len;
+      if (cp >= 0x10000) {
+        const v = cp - 0x10000;
+        store<u16>(out, <u16>(0xd800 | (v >> 10)));
+        store<u16>(out + 2, <u16>(0xdc00 | (v & 0x3ff)));
+        out += 4;
+      } else {
+        store<u16>(out, <u16>cp);
+        out += 2;
+      }
     }
-    if (stop > run) parts.push(String.UTF8.decodeUnsafe(run, stop - run));
-    return parts.join("");
+    return String.UTF16.decodeUnsafe(base, out - base);
   }
 
   hex4(p: usize, stop: usize): i32 {
