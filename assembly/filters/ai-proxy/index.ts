@@ -162,6 +162,7 @@ class AiProxy extends Context {
   // Mid-stream enforcement: completion tokens the stream may produce (-1: no limit).
   budget: i64 = -1;
   cut: bool = false;
+  quiet: CountingSink | null = null; // after a cut: decodes the provider's rest for its usage
 
   constructor(id: u32, root: AiProxyRoot) {
     super(id, root);
@@ -781,7 +782,12 @@ class AiProxy extends Context {
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
       const events = (this.parser as SseParser).feed(changetype<usize>(chunk), chunk.byteLength);
-      for (let i = 0; i < events.length && !this.cut; i++) {
+      for (let i = 0; i < events.length; i++) {
+        if (this.cut) {
+          // The client's stream is complete; the provider's is read on for its usage only.
+          decoder.event(events[i], this.quiet as CountingSink);
+          continue;
+        }
         decoder.event(events[i], sink);
         if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
       }
@@ -814,6 +820,7 @@ class AiProxy extends Context {
    */
   cutStream(sink: StreamSink): void {
     this.cut = true;
+    this.quiet = new CountingSink();
     sink.finish(0, "length", null);
     sink.end();
     setFilterState(keys.STREAM_CUT, "budget");
@@ -843,8 +850,9 @@ class AiProxy extends Context {
     const rest = (this.parser as SseParser).finish();
     if (this.cut) {
       // Only the usage matters now; the client's stream is already complete.
-      const quiet = new CountingSink();
+      const quiet = this.quiet as CountingSink;
       for (let i = 0; i < rest.length; i++) decoder.event(rest[i], quiet);
+      this.responseChars = sink.generatedChars + quiet.generatedChars;
       this.record(decoder.usage, decoder.done);
       return;
     }

@@ -1,0 +1,52 @@
+// Mid-stream enforcement across the chain: ai-ratelimit grants a stream a completion budget
+// (sluice.stream_budget) and ai-proxy ends the client's stream cleanly once it is spent.
+import { describe, it, expect } from "vitest";
+import { Host } from "../../host/index.js";
+import { WASM, send, answer, sseData, sseEvents, usageRecord } from "./helpers.js";
+
+async function chain() {
+  return Host.create({
+    filters: [
+      { name: "ai-ratelimit", wasm: "build/ai-ratelimit.wasm", allowOnHeadersStopIteration: true, configuration: {
+        rules: [{ name: "tight", key: [], limit: 300, window: "1m", strategy: "completion_tokens", stream_margin: 5 }],
+      } },
+      { name: "ai-proxy", wasm: WASM, allowOnHeadersStopIteration: true, configuration: {
+        instances: [{ name: "oa", provider: "openai", api_key: "k" }, { name: "cl", provider: "anthropic", api_key: "k", models: ["claude-*"] }],
+      } },
+    ],
+  });
+}
+
+const chunk = (text: string) => `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "gpt-4o", choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
+// 80 chunks of 40 characters: about 800 tokens, far past the budget.
+const LONG = Array.from({ length: 80 }, (_, i) => chunk(`${String(i).padStart(2, "0")} the quick brown fox jumps over it. `)).join("")
+  + `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "gpt-4o", choices: [], usage: { prompt_tokens: 10, completion_tokens: 800, total_tokens: 810 } })}\n\ndata: [DONE]\n\n`;
+
+describe("mid-stream budget", () => {
+  it("ends an OpenAI client's stream with finish_reason length and [DONE] once the budget is spent", async () => {
+    const h = await chain();
+    const s = send(h, "/v1/chat/completions", { model: "gpt-4o", max_tokens: 20, stream: true, messages: [{ role: "user", content: "go" }] });
+    const budget = Number(s.getFilterState("sluice.stream_budget"));
+    expect(budget).toBeGreaterThan(0);
+    const parts = LONG.match(/[\s\S]{1,500}/g)!;
+    const data = sseData(answer(s, 200, "text/event-stream", parts));
+    expect(data.at(-1)).toBe("[DONE]");
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+    expect(chunks.at(-1).choices[0].finish_reason).toBe("length");
+    const text = chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+    expect(Math.ceil(text.length / 4)).toBeLessThanOrEqual(budget + 15);
+    expect(text.length).toBeLessThan(LONG.length / 3);
+    expect(s.getFilterState("sluice.stream_cut")).toBe("budget");
+    // The provider's own count of what it generated is what gets charged.
+    expect(usageRecord(s)).toMatchObject({ completion: "800", source: "provider" });
+  });
+
+  it("ends an Anthropic client's stream with stop_reason max_tokens and message_stop", async () => {
+    const h = await chain();
+    const s = send(h, "/v1/messages", { model: "gpt-4o", max_tokens: 20, stream: true, messages: [{ role: "user", content: "go" }] });
+    const events = sseEvents(answer(s, 200, "text/event-stream", [LONG]));
+    expect(events.at(-1)!.event).toBe("message_stop");
+    const delta = JSON.parse(events.find((e) => e.event === "message_delta")!.data);
+    expect(delta.delta.stop_reason).toBe("max_tokens");
+  });
+});
