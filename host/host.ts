@@ -17,6 +17,19 @@ export interface HostOptions {
   logLevel?: LogLevelName;
   /** Wall clock in ns (proxy_get_current_time_nanoseconds, request.time); default Date.now. */
   clock?: () => bigint;
+  /** Profiling hook (scripts/bench): unset, nothing is wrapped and nothing costs. */
+  instrument?: Instrument;
+}
+
+type Fn = (...args: any[]) => any;
+/**
+ * Called once per VM instantiation for every module export the host calls (proxy_on_*, malloc,
+ * _initialize) and every host function the module imports (env.*, WASI); returns the function to
+ * use instead, e.g. one that times the call. Timing inside the .wasm vs in the host needs both.
+ */
+export interface Instrument {
+  export?: (filter: string, name: string, fn: Fn) => Fn;
+  import?: (filter: string, module: string, name: string, fn: Fn) => Fn;
 }
 
 export interface LogEntry {
@@ -34,6 +47,7 @@ export class HostCore {
   readonly clusters: Map<string, string>;
   readonly logLevel: number;
   readonly logs: LogEntry[] = [];
+  readonly instrument: Instrument | undefined;
   private readonly clock: () => bigint;
   private inflight = new Set<Promise<void>>();
   private asyncError: unknown = null;
@@ -46,6 +60,7 @@ export class HostCore {
     this.clusters = new Map(Object.entries(opts.clusters ?? {}));
     this.logLevel = logLevelNumber(opts.logLevel ?? "info");
     this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
+    this.instrument = opts.instrument;
   }
 
   now(): bigint {

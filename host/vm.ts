@@ -89,18 +89,24 @@ export class Vm {
       env: this.plugin.env,
     });
     const imports: WebAssembly.Imports = { env: {}, wasi_snapshot_preview1: {}, wasi_unstable: {} };
+    const ins = this.plugin.host.instrument;
     for (const imp of WebAssembly.Module.imports(module)) {
       const table = imp.module === "env" ? env : imp.module === "wasi_snapshot_preview1" || imp.module === "wasi_unstable" ? wasi : null;
       const fn = imp.kind === "function" && table ? table[imp.name] : undefined;
       if (!fn) return `Failed to load Wasm module due to a missing import: ${imp.module}.${imp.name}`;
-      (imports[imp.module] as Record<string, Fn>)[imp.name] = fn;
+      (imports[imp.module] as Record<string, Fn>)[imp.name] = ins?.import ? ins.import(this.plugin.name, imp.module, imp.name, fn) : fn;
     }
     try {
       this.instance = new WebAssembly.Instance(module, imports);
     } catch (e) {
       return `Failed to create new Wasm instance: ${(e as Error).message}`;
     }
-    const ex = this.instance.exports as Record<string, unknown>;
+    let ex = this.instance.exports as Record<string, unknown>;
+    if (ins?.export) {
+      const wrapped: Record<string, unknown> = { ...ex };
+      for (const [name, v] of Object.entries(ex)) if (typeof v === "function") wrapped[name] = ins.export(this.plugin.name, name, v as Fn);
+      ex = wrapped;
+    }
     const memory = ex.memory;
     if (!(memory instanceof WebAssembly.Memory)) return "Wasm module is missing memory export";
     this.mem = new MemView(memory);

@@ -1,0 +1,655 @@
+// Filter cost, in-process through the host (issue 3 "speed", issue 8 item 1).
+//
+//   node --import tsx scripts/bench/filters.ts [--only a,b] [--rounds 30] [--warmup 2000]
+//        [--round-ms 25] [--wasm-dir build] [--json bench-results/filters.json]
+//        [--ab dirA,dirB,...]      (the cases on several builds, rounds interleaved: A/B a change)
+//        [--profile-run SECONDS]   (one case, plain host only, for node --cpu-prof; see run.mjs)
+//
+// Each case drives whole streams through build/<filter>.wasm as Envoy would (headers, body, the
+// provider's answer, on_log/on_done/on_delete). After a warm-up, R rounds of N iterations; the
+// figure of a round is its mean µs per request (per chunk for streams); the table gives the median
+// and p99 over rounds. Three measurements are interleaved round by round, in one process:
+//   - the plain host (no instrumentation): the total;
+//   - an instrumented host whose VM exports and imports are wrapped (Host option `instrument`):
+//     the time inside the .wasm, i.e. between a crossing into the module and the next crossing out
+//     (host function call or return), minus the measured cost of one clock read per interval;
+//     "in host" = total - in wasm;
+//   - V8's floor: JSON.parse of the bodies the filter reads + JSON.stringify of the bodies it
+//     writes (the same bytes, captured from the filter's own output).
+import { execSync } from "node:child_process";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Host, type Stream } from "../../host/index.js";
+import type { Instrument } from "../../host/host.js";
+import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest32k, sseDataOf } from "./fixtures.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+process.chdir(ROOT);
+
+// ------------------------------------------------------------------------------------------ args
+const argv = process.argv.slice(2);
+function opt(name: string, def: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
+}
+const ONLY = opt("--only", "").split(",").filter(Boolean);
+const ROUNDS = Number(opt("--rounds", "30"));
+const WARMUP = Number(opt("--warmup", "2000"));
+const ROUND_MS = Number(opt("--round-ms", "25"));
+const WASM_DIR = opt("--wasm-dir", "build");
+const JSON_OUT = opt("--json", "bench-results/filters.json");
+const PROFILE_RUN = Number(opt("--profile-run", "0")); // seconds; 0 = normal benchmark
+const AB = opt("--ab", "").split(",").filter(Boolean); // A/B: several wasm dirs, rounds interleaved
+const PROFILE_WINDOW = opt("--profile-window", "bench-results/profile-window.json");
+
+// ----------------------------------------------------------------------------------- the filters
+const aiProxy = (dir: string) => ({
+  name: "ai-proxy",
+  wasm: join(dir, "ai-proxy.wasm"),
+  configuration: {
+    instances: [
+      { name: "oa", provider: "openai", api_key: "k", models: ["gpt-*"] },
+      { name: "cl", provider: "anthropic", api_key: "k", models: ["claude-*"] },
+    ],
+  },
+  allowOnHeadersStopIteration: true,
+});
+const keyAuth = (dir: string) => ({ name: "key-auth", wasm: join(dir, "key-auth.wasm"), configuration: { consumers: [{ name: "c", keys: ["key-1"] }] } });
+type FilterName = "key-auth" | "ai-proxy";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy };
+
+// ------------------------------------------------------------------------------ instrumentation
+// A flat timeline: the clock is read at every crossing between host and module; an interval that
+// starts with a crossing into the module (export call, host function return) and ends with one out
+// of it (export return, host function call) is time inside the .wasm. Nested calls (the host's
+// malloc from inside a host function) follow the same rule, so no time is counted twice.
+const hr = process.hrtime.bigint;
+interface Acc { key: string; ns: bigint; calls: number }
+const prof = {
+  enter: 0n,
+  wasmNs: 0n,
+  intervals: 0,
+  exportAcc: new Map<string, Acc>(), // exclusive wasm time by export (innermost export owns the interval)
+  importAcc: new Map<string, Acc>(), // host time inside each host function (nested wasm excluded)
+  stack: [] as Acc[],
+};
+function acc(map: Map<string, Acc>, key: string): Acc {
+  let a = map.get(key);
+  if (!a) map.set(key, (a = { key, ns: 0n, calls: 0 }));
+  return a;
+}
+function resetProf(): void {
+  prof.wasmNs = 0n;
+  prof.intervals = 0;
+  for (const a of prof.exportAcc.values()) (a.ns = 0n), (a.calls = 0);
+  for (const a of prof.importAcc.values()) (a.ns = 0n), (a.calls = 0);
+}
+const instrument: Instrument = {
+  export(filter, name, fn) {
+    const a = acc(prof.exportAcc, `${filter} ${name}`);
+    return (...args: unknown[]) => {
+      prof.stack.push(a);
+      a.calls++;
+      prof.enter = hr();
+      const r = fn(...args);
+      const d = hr() - prof.enter;
+      prof.wasmNs += d;
+      prof.intervals++;
+      a.ns += d;
+      prof.stack.pop();
+      return r;
+    };
+  },
+  import(filter, module, name, fn) {
+    const a = acc(prof.importAcc, `${filter} ${module === "env" ? "" : module + "."}${name}`);
+    return (...args: unknown[]) => {
+      const t = hr();
+      const d = t - prof.enter;
+      prof.wasmNs += d;
+      prof.intervals++;
+      const top = prof.stack[prof.stack.length - 1];
+      if (top) top.ns += d;
+      const w0 = prof.wasmNs;
+      const r = fn(...args);
+      const e = hr();
+      a.ns += e - t - (prof.wasmNs - w0);
+      a.calls++;
+      prof.enter = e;
+      return r;
+    };
+  },
+};
+
+/** Clock cost inside one measured interval (enter = hr(); ...; d = hr() - enter), in ns. */
+function clockIntervalNs(): number {
+  const noop = (x: number) => x + 1;
+  let sink = 0;
+
+/** Per-round µs and calls per unit for every export / host function (whole iterations: for a
+ * stream, the request and the non-delta events are spread over its chunks). */
+type Snapshot = Map<string, { us: number; calls: number }>;
+function snapshot(m: Map<string, Acc>, units: number): Snapshot {
+  const out: Snapshot = new Map();
+  for (const a of m.values()) if (a.calls) out.set(a.key, { us: Number(a.ns) / units / 1e3, calls: a.calls / units });
+  return out;
+}
+function breakdown(rounds: Snapshot[]): { name: string; usPerUnit: number; callsPerUnit: number }[] {
+  const names = new Set(rounds.flatMap((r) => [...r.keys()]));
+  return [...names].map((name) => ({
+    name,
+    usPerUnit: median(rounds.map((r) => r.get(name)?.us ?? 0)),
+    callsPerUnit: median(rounds.map((r) => r.get(name)?.calls ?? 0)),
+  })).sort((x, y) => y.usPerUnit - x.usPerUnit);
+}
+  const samples: number[] = [];
+  for (let r = 0; r < 21; r++) {
+    let sum = 0n;
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const e = hr();
+      sink = noop(sink);
+      sum += hr() - e;
+    }
+    samples.push(Number(sum) / n);
+  }
+  if (sink < 0) console.log(sink);
+  return median(samples);
+}
+
+// ------------------------------------------------------------------------------------- helpers
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+const REQ_HEADERS = {
+  ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gateway.local", ":scheme": "https",
+  "content-type": "application/json", "accept-encoding": "gzip, br", "user-agent": "OpenAI/JS 6.49.0",
+  "x-request-id": "5f0c1f7e-8a55-4b8c-9d0e-2b7b9f4f6a11", authorization: "Bearer key-1",
+};
+const JSON_RESP_HEADERS = { ":status": "200", "content-type": "application/json", "content-length": "1024", date: "Mon, 16 Jun 2025 10:00:00 GMT", "x-request-id": "req_0a1b2c" };
+const SSE_RESP_HEADERS = { ":status": "200", "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", date: "Mon, 16 Jun 2025 10:00:00 GMT" };
+
+// --------------------------------------------------------------------------------------- cases
+interface Times {
+  /** µs per unit of this iteration is computed by the driver from these (ns). */
+  req: number;
+  resp: number;
+  unitNs: number;
+  /** Instrumented host only: wasm ns and wasm intervals inside the unit's region. */
+  wasmNs: bigint;
+  intervals: number;
+}
+const newTimes = (): Times => ({ req: 0, resp: 0, unitNs: 0, wasmNs: 0n, intervals: 0 });
+interface Case {
+  id: string;
+  title: string;
+  filters: FilterName[];
+  unit: "request" | "chunk";
+  /** Units per iteration (chunks per stream; 1 for requests). */
+  perIter: number;
+  /** One iteration through the host; fills t (ns). */
+  run(h: Host, t: Times): void;
+  /** Verifies one iteration's output; returns the bodies the filter read and wrote (for the floor). */
+  check(h: Host): { reads: string[]; writes: unknown[] } | null;
+  sizes: Record<string, number>;
+}
+
+function fail(msg: string): never {
+  throw new Error(`bench: ${msg}`);
+}
+
+/** A whole JSON request: client request, provider answer, stream end. */
+function jsonCase(id: string, title: string, filters: FilterName[], model: string, reqBody: string, answer: string, translated: boolean): Case {
+  const reqBuf = Buffer.from(reqBody);
+  const ansBuf = Buffer.from(answer);
+  let last: Stream | null = null;
+  const c: Case = {
+    id, title, filters, unit: "request", perIter: 1,
+    sizes: { request: reqBuf.length, answer: ansBuf.length },
+    run(h, t) {
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(REQ_HEADERS, false);
+      s.callOnRequestBody(reqBuf, true);
+      const t1 = hr();
+      s.callOnResponseHeaders(JSON_RESP_HEADERS, false);
+      s.callOnResponseBody(ansBuf, true);
+      s.completeHttpContext();
+      const t2 = hr();
+      t.req = Number(t1 - t0);
+      t.resp = Number(t2 - t1);
+      t.unitNs = t.req + t.resp;
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      last = s;
+    },
+    check(h) {
+      c.run(h, newTimes());
+      const s = last!;
+      if (s.getSentLocalResponse()) fail(`${id}: local reply ${s.getSentLocalResponse()!.statusCode} ${s.getSentLocalResponse()!.body}`);
+      const hasAuth = (s.upstream.headers ?? []).some(([k, v]) => v.includes("key-1"));
+      if (hasAuth) fail(`${id}: client credential reached the provider`);
+      if (!filters.includes("ai-proxy")) return { reads: [], writes: [] };
+      const up = JSON.parse(s.upstream.body.toString());
+      const down = JSON.parse(s.downstream.body.toString());
+      if (translated) {
+        if (!Array.isArray(up.messages) || typeof up.system !== "string" || !up.tools?.[0]?.input_schema) fail(`${id}: upstream is not an Anthropic request`);
+        if (down.object !== "chat.completion" || !down.choices?.[0]?.message?.content) fail(`${id}: answer not translated to OpenAI`);
+      } else if (up.model !== model || down.object !== "chat.completion") fail(`${id}: pass-through changed the bodies`);
+      if (s.getFilterState("sluice.usage_source") !== "provider") fail(`${id}: no usage record`);
+      return { reads: [reqBody, answer], writes: [up, down] };
+    },
+  };
+  return c;
+}
+
+/** A streamed Anthropic answer translated to OpenAI chunks: µs per content_block_delta event. */
+function streamCase(id: string, title: string, filters: FilterName[], deltas: number): Case {
+  const req = Buffer.from(openaiRequest2k("claude-sonnet-4-5", true));
+  const ev = anthropicStream("claude-sonnet-4-5", deltas);
+  const head = ev.head.map((e) => Buffer.from(e));
+  const body = ev.deltas.map((e) => Buffer.from(e));
+  const tail = ev.tail.map((e) => Buffer.from(e));
+  let out: Buffer[] = [];
+  let keep = false;
+  // The client reads what reaches it after every chunk (Envoy's codec drains it): without this the
+  // host would re-concatenate the whole downstream body on every chunk, a cost Envoy never has.
+  const drain = (s: Stream) => {
+    if (keep && s.downstream.body.length) out.push(s.downstream.body);
+    s.downstream.body = Buffer.alloc(0);
+  };
+  const c: Case = {
+    id, title, filters, unit: "chunk", perIter: deltas,
+    sizes: { request: req.length, chunk: Math.round(body.reduce((n, b) => n + b.length, 0) / deltas), chunks: deltas },
+    run(h, t) {
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(REQ_HEADERS, false);
+      s.callOnRequestBody(req, true);
+      s.callOnResponseHeaders(SSE_RESP_HEADERS, false);
+      for (const b of head) {
+        s.callOnResponseBody(b, false);
+        drain(s);
+      }
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t1 = hr();
+      for (let i = 0; i < body.length; i++) {
+        s.callOnResponseBody(body[i], false);
+        drain(s);
+      }
+      const t2 = hr();
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      for (let i = 0; i < tail.length; i++) {
+        s.callOnResponseBody(tail[i], i === tail.length - 1);
+        drain(s);
+      }
+      s.completeHttpContext();
+      const t3 = hr();
+      t.req = Number(t1 - t0 + (t3 - t2)); // everything but the deltas
+      t.resp = Number(t2 - t1);
+      t.unitNs = t.resp;
+    },
+    check(h) {
+      keep = true;
+      out = [];
+      c.run(h, newTimes());
+      keep = false;
+      const text = Buffer.concat(out).toString();
+      const datas = text.split("\n\n").filter((e) => e.trim()).map(sseDataOf);
+      if (datas[datas.length - 1] !== "[DONE]") fail(`${id}: stream does not end with [DONE]`);
+      const chunks = datas.slice(0, -1).map((d) => JSON.parse(d));
+      const content = chunks.filter((x) => x.choices?.[0]?.delta?.content);
+      if (content.length !== deltas || content.some((x) => x.object !== "chat.completion.chunk")) fail(`${id}: expected ${deltas} content chunks, got ${content.length}`);
+      // Floor per chunk: parse one Anthropic delta event's data, stringify the OpenAI chunk written for it.
+      const mid = deltas >> 1;
+      return { reads: [sseDataOf(ev.deltas[mid])], writes: [content[mid]] };
+    },
+  };
+  return c;
+}
+
+function keyAuthCase(): Case {
+  const c = jsonCase("e", "key-auth alone (2 KB request, 1 KB answer pass by)", ["key-auth"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false);
+  const check = c.check;
+  c.check = (h) => {
+    const r = check(h);
+    return r ? null : r; // no JSON work in key-auth: no floor
+  };
+  return c;
+}
+
+const CASES: Case[] = [
+  jsonCase("a", "OpenAI 2 KB chat → openai (pass-through) + 1 KB answer", ["ai-proxy"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false),
+  jsonCase("b", "OpenAI 2 KB chat → anthropic (translated both ways) + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
+  jsonCase("c", "OpenAI 32 KB chat → anthropic + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest32k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
+  streamCase("d", "stream anthropic → OpenAI chunks, 200 content_block_delta", ["ai-proxy"], 200),
+  keyAuthCase(),
+  jsonCase("f", "chain key-auth + ai-proxy, 2 KB → anthropic + 1 KB answer", ["key-auth", "ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
+  streamCase("g", "chain key-auth + ai-proxy, stream anthropic → OpenAI, 200 deltas", ["key-auth", "ai-proxy"], 200),
+];
+
+// ------------------------------------------------------------------------------------- driver
+async function makeHost(c: Case, instrumented: boolean, dir = WASM_DIR): Promise<Host> {
+  return Host.create({ filters: c.filters.map((f) => FILTERS[f](dir)), logLevel: "warn", ...(instrumented ? { instrument } : {}) });
+}
+
+function assertHealthy(h: Host, id: string): void {
+  const bad = h.getLogEntries().filter((e) => e.level === "error" || e.level === "critical" || /failed: Uncaught/.test(e.message));
+  if (bad.length) fail(`${id}: ${bad[0].filter}: ${bad[0].message}`);
+}
+
+/** The floor for one iteration: JSON.parse what the filter reads, JSON.stringify what it writes. */
+function floorFn(reads: string[], writes: unknown[]): () => number {
+  return () => {
+    let n = 0;
+    for (const r of reads) n += (JSON.parse(r) as object) ? 1 : 0;
+    for (const w of writes) n += JSON.stringify(w).length;
+    return n;
+  };
+}
+
+interface Stat { median: number; p99: number }
+const stat = (xs: number[]): Stat => ({ median: median(xs), p99: pct(xs, 99) });
+
+interface CaseResult {
+  id: string;
+  title: string;
+  unit: string;
+  filters: string[];
+  sizes: Record<string, number>;
+  iterationsPerRound: number;
+  rounds: number;
+  perUnitUs: Stat;
+  /** Process CPU time (user + system, all threads) per iteration / units: includes the stream's
+   * non-unit work for streams; robust to other processes sharing the CPU. */
+  cpuPerUnitUs: number;
+  requestPhaseUs?: Stat;
+  responsePhaseUs?: Stat;
+  streamOverheadUs?: Stat;
+  instrumentedPerUnitUs: Stat;
+  inWasmUs: Stat;
+  inWasmRawUs: Stat;
+  inHostUs: number;
+  crossingsPerUnit: number;
+  floorUs: Stat | null;
+  ratioToFloor: number | null;
+  wasmByExport: { name: string; usPerUnit: number; callsPerUnit: number }[];
+  hostByImport: { name: string; usPerUnit: number; callsPerUnit: number }[];
+  memoryPages: Record<string, number>;
+}
+
+let sink = 0;
+
+/** Per-round µs and calls per unit for every export / host function (whole iterations: for a
+ * stream, the request and the non-delta events are spread over its chunks). */
+type Snapshot = Map<string, { us: number; calls: number }>;
+function snapshot(m: Map<string, Acc>, units: number): Snapshot {
+  const out: Snapshot = new Map();
+  for (const a of m.values()) if (a.calls) out.set(a.key, { us: Number(a.ns) / units / 1e3, calls: a.calls / units });
+  return out;
+}
+function breakdown(rounds: Snapshot[]): { name: string; usPerUnit: number; callsPerUnit: number }[] {
+  const names = new Set(rounds.flatMap((r) => [...r.keys()]));
+  return [...names].map((name) => ({
+    name,
+    usPerUnit: median(rounds.map((r) => r.get(name)?.us ?? 0)),
+    callsPerUnit: median(rounds.map((r) => r.get(name)?.calls ?? 0)),
+  })).sort((x, y) => y.usPerUnit - x.usPerUnit);
+}
+
+async function runCase(c: Case, clockNs: number): Promise<CaseResult> {
+  const plain = await makeHost(c, false);
+  const inst = await makeHost(c, true);
+  const floorIO = c.check(plain);
+  c.check(inst);
+  assertHealthy(plain, c.id);
+  assertHealthy(inst, c.id);
+  const floor = floorIO && (floorIO.reads.length || floorIO.writes.length) ? floorFn(floorIO.reads, floorIO.writes) : null;
+
+  const t = newTimes();
+  // Warm-up: WARMUP units (and at least 0.4 s) on each host and the floor, so V8 has tiered up.
+  const warmIters = Math.max(1, Math.ceil(WARMUP / c.perIter));
+  const warm = (fn: () => void) => {
+    const start = Date.now();
+    for (let i = 0; i < warmIters || Date.now() - start < 400; i++) fn();
+  };
+  warm(() => c.run(plain, t));
+  warm(() => c.run(inst, t));
+  if (floor) warm(() => (sink += floor()));
+
+  // Iterations per round from the warm-up speed.
+  const t0 = hr();
+  let k = 0;
+  while (Number(hr() - t0) < 20e6) {
+    c.run(plain, t);
+    k++;
+  }
+  const iterNs = Number(hr() - t0) / k;
+  const N = Math.max(5, Math.round((ROUND_MS * 1e6) / iterNs));
+
+  const cpu: number[] = [];
+  const per: number[] = [], req: number[] = [], resp: number[] = [], instPer: number[] = [], wasm: number[] = [], wasmRaw: number[] = [], fl: number[] = [], cross: number[] = [];
+  const units = N * c.perIter;
+  const exportRounds: Snapshot[] = [], importRounds: Snapshot[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    // plain
+    let sumUnit = 0, sumReq = 0, sumResp = 0;
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < N; i++) {
+      c.run(plain, t);
+      sumUnit += t.unitNs;
+      sumReq += t.req;
+      sumResp += t.resp;
+    }
+    const cpuUsed = process.cpuUsage(cpu0);
+    cpu.push((cpuUsed.user + cpuUsed.system) / (N * c.perIter));
+    per.push(sumUnit / units / 1e3);
+    req.push(sumReq / N / 1e3);
+    resp.push(sumResp / N / 1e3);
+    // floor
+    if (floor) {
+      // one floor() is one unit's JSON work (a request's bodies, or one chunk)
+      const f0 = hr();
+      for (let i = 0; i < units; i++) sink += floor();
+      fl.push(Number(hr() - f0) / units / 1e3);
+    }
+    // instrumented: only the unit's own crossings count (for a stream, the deltas)
+    let sumInst = 0;
+    let sumWasm = 0n;
+    let sumIntervals = 0;
+    resetProf();
+    for (let i = 0; i < N; i++) {
+      c.run(inst, t);
+      sumInst += t.unitNs;
+      sumWasm += t.wasmNs;
+      sumIntervals += t.intervals;
+    }
+    exportRounds.push(snapshot(prof.exportAcc, units));
+    importRounds.push(snapshot(prof.importAcc, units));
+    instPer.push(sumInst / units / 1e3);
+    wasmRaw.push(Number(sumWasm) / units / 1e3);
+    wasm.push(Math.max(0, Number(sumWasm) - sumIntervals * clockNs) / units / 1e3);
+    cross.push(sumIntervals / units);
+  }
+
+  const byExport = breakdown(exportRounds);
+  const byImport = breakdown(importRounds);
+
+  assertHealthy(plain, c.id);
+  assertHealthy(inst, c.id);
+  const pages: Record<string, number> = {};
+  for (const f of c.filters) pages[f] = plain.memoryPages(f);
+  plain.close();
+  inst.close();
+
+  const perUnit = stat(per);
+  const w = stat(wasm);
+  const floorStat = floor ? stat(fl) : null;
+  return {
+    id: c.id, title: c.title, unit: c.unit, filters: c.filters, sizes: c.sizes, iterationsPerRound: N, rounds: ROUNDS,
+    perUnitUs: perUnit,
+    cpuPerUnitUs: median(cpu),
+    ...(c.unit === "request" ? { requestPhaseUs: stat(req), responsePhaseUs: stat(resp) } : { streamOverheadUs: stat(req) }),
+    instrumentedPerUnitUs: stat(instPer),
+    inWasmUs: w,
+    inWasmRawUs: stat(wasmRaw),
+    inHostUs: Math.max(0, perUnit.median - w.median),
+    crossingsPerUnit: median(cross),
+    floorUs: floorStat,
+    ratioToFloor: floorStat ? perUnit.median / floorStat.median : null,
+    wasmByExport: byExport.slice(0, 12),
+    hostByImport: byImport.slice(0, 12),
+    memoryPages: pages,
+  };
+}
+
+// ---------------------------------------------------------------------------------------- main
+function machine() {
+  const cpus = os.cpus();
+  let commit = "unknown";
+  let dirty: string[] = [];
+  try {
+    commit = execSync("git rev-parse --short HEAD", { encoding: "utf8" }).trim();
+    dirty = execSync("git status --porcelain -- assembly host patches asconfig.json", { encoding: "utf8" }).split("\n").filter(Boolean).map((l) => l.slice(3));
+  } catch {
+    /* not a git checkout */
+  }
+  return {
+    cpu: cpus[0]?.model ?? "unknown", cores: cpus.length, node: process.version, v8: process.versions.v8,
+    os: `${os.type()} ${os.release()} ${os.arch()}`, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    commit, uncommittedSources: dirty,
+    loadAverage1m: Number(os.loadavg()[0].toFixed(2)),
+  };
+}
+
+function wasmSizes(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of readdirSync(WASM_DIR).filter((x) => x.endsWith(".wasm")).sort()) out[f] = statSync(join(WASM_DIR, f)).size;
+  return out;
+}
+
+const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function table(results: CaseResult[]): string {
+  const rows = [
+    "| case | unit | median µs | p99 µs | cpu µs | request phase µs | response phase µs | in wasm µs | in host µs | crossings | V8 JSON floor µs | × floor |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const r of results) {
+    rows.push(`| (${r.id}) ${r.title} | ${r.unit} | **${f1(r.perUnitUs.median)}** | ${f1(r.perUnitUs.p99)} | ${r.unit === "request" ? f1(r.cpuPerUnitUs) : "—"} | ${r.requestPhaseUs ? f1(r.requestPhaseUs.median) : "—"} | ${r.responsePhaseUs ? f1(r.responsePhaseUs.median) : "—"} | ${f1(r.inWasmUs.median)} | ${f1(r.inHostUs)} | ${r.crossingsPerUnit.toFixed(0)} | ${r.floorUs ? f1(r.floorUs.median) : "—"} | ${r.ratioToFloor ? r.ratioToFloor.toFixed(1) + "×" : "—"} |`);
+  }
+  return rows.join("\n");
+}
+
+async function profileRun(seconds: number): Promise<void> {
+  // One case on the plain host for node --cpu-prof: warm-up, then a marked window of steady state.
+  const id = ONLY[0] ?? "b";
+  const c = CASES.find((x) => x.id === id) ?? fail(`no case ${id}`);
+  const h = await makeHost(c, false);
+  c.check(h);
+  const t = newTimes();
+  const start = Date.now();
+  for (let i = 0; i < WARMUP || Date.now() - start < 1000; i++) c.run(h, t);
+  const w0 = hr();
+  let n = 0;
+  let sum = 0;
+  while (Number(hr() - w0) < seconds * 1e9) {
+    c.run(h, t);
+    sum += t.unitNs;
+    n++;
+  }
+  const w1 = hr();
+  assertHealthy(h, c.id);
+  mkdirSync(dirname(PROFILE_WINDOW), { recursive: true });
+  // hrtime and V8's profile timestamps share the monotonic clock (µs in the profile).
+  writeFileSync(PROFILE_WINDOW, JSON.stringify({ case: c.id, title: c.title, startUs: Number(w0 / 1000n), endUs: Number(w1 / 1000n), iterations: n, usPerUnit: sum / (n * c.perIter) / 1e3, wasmDir: WASM_DIR }));
+  console.log(`profiled (${c.id}) ${c.title}: ${n} iterations, ${(sum / (n * c.perIter) / 1e3).toFixed(2)} µs/${c.unit} (under the profiler, ${WASM_DIR}/)`);
+}
+
+/** --ab dirA,dirB,...: the same cases against several builds, rounds interleaved (A B C A B C ...),
+ * so that load from other processes hits every build alike. Plain hosts only. */
+async function abRun(): Promise<void> {
+  const cases = ONLY.length ? CASES.filter((c) => ONLY.includes(c.id)) : CASES;
+  const rows = [`| case | unit | ${AB.map((d) => `${d} µs (cpu µs)`).join(" | ")} |`, `|---|---|${AB.map(() => "--:").join("|")}|`];
+  for (const c of cases) {
+    const hosts: Host[] = [];
+    for (const d of AB) {
+      const h = await makeHost(c, false, d);
+      c.check(h);
+      hosts.push(h);
+    }
+    const t = newTimes();
+    const warmIters = Math.max(1, Math.ceil(WARMUP / c.perIter));
+    for (const h of hosts) for (let i = 0; i < warmIters; i++) c.run(h, t);
+    const t0 = hr();
+    let k = 0;
+    while (Number(hr() - t0) < 20e6) (c.run(hosts[0], t), k++);
+    const N = Math.max(5, Math.round((ROUND_MS * 1e6) / (Number(hr() - t0) / k)));
+    const wall: number[][] = AB.map(() => []), cpu: number[][] = AB.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let j = 0; j < hosts.length; j++) {
+        const x = (j + r) % hosts.length; // rotate the order too
+        let sum = 0;
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < N; i++) (c.run(hosts[x], t), (sum += t.unitNs));
+        const cu = process.cpuUsage(c0);
+        wall[x].push(sum / (N * c.perIter) / 1e3);
+        cpu[x].push((cu.user + cu.system) / (N * c.perIter));
+      }
+    }
+    for (const h of hosts) (assertHealthy(h, c.id), h.close());
+    const base = median(wall[0]);
+    rows.push(`| (${c.id}) ${c.title} | ${c.unit} | ${AB.map((_, j) => `${f1(median(wall[j]))}${j ? ` (${((100 * (median(wall[j]) - base)) / base).toFixed(0)}%)` : ""} (${c.unit === "chunk" ? "—" : f1(median(cpu[j]))})`).join(" | ")} |`);
+    process.stderr.write(`  (${c.id}) done\n`);
+  }
+  console.log(`A/B: ${ROUNDS} rounds of ~${ROUND_MS} ms per build, interleaved; median µs per unit (% vs the first), process CPU µs per unit in parentheses\n`);
+  console.log(rows.join("\n"));
+}
+
+async function main(): Promise<void> {
+  if (PROFILE_RUN > 0) return profileRun(PROFILE_RUN);
+  if (AB.length) return abRun();
+  const cases = ONLY.length ? CASES.filter((c) => ONLY.includes(c.id)) : CASES;
+  const info = machine();
+  const sizes = wasmSizes();
+  console.log(`# Sluice filter benchmark\n`);
+  console.log(`${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.os}; Node ${info.node} (V8 ${info.v8}); commit ${info.commit}${info.uncommittedSources.length ? ` + uncommitted changes in ${info.uncommittedSources.join(", ")}` : ""}`);
+  if (info.loadAverage1m > 0.5) console.log(`warning: load average ${info.loadAverage1m} at start: other processes share the CPU, figures are pessimistic`);
+  console.log(`wasm: ${Object.entries(sizes).map(([f, s]) => `${WASM_DIR}/${f} ${(s / 1024).toFixed(1)} KiB`).join(", ")}`);
+  const clockNs = clockIntervalNs();
+  console.log(`method: warm-up ${WARMUP} units (≥ 0.4 s), ${ROUNDS} rounds of ~${ROUND_MS} ms; median and p99 of the per-round means; clock read ${clockNs.toFixed(0)} ns (subtracted per wasm interval)\n`);
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    process.stderr.write(`  (${c.id}) ${c.title} ...`);
+    const r = await runCase(c, clockNs);
+    process.stderr.write(` ${f1(r.perUnitUs.median)} µs/${r.unit}\n`);
+    results.push(r);
+  }
+  console.log(table(results));
+  console.log(`\nin wasm: time inside the module's code (instrumented host, clock cost removed); in host: median total − in wasm (the host's ABI functions, stream iteration, copies). crossings: host↔wasm transitions per unit. Floor: V8 JSON.parse of the bodies read + JSON.stringify of the bodies written, same run. Request phase: new stream + request headers + body; response phase: answer headers + body + on_log/on_done/on_delete. Streams: µs per content_block_delta chunk (one event per callOnResponseBody), the stream's other work excluded.`);
+  const f = results.find((r) => r.id === "f"), g = results.find((r) => r.id === "g");
+  if (f || g) {
+    console.log(`\nTargets (issue 8): full chain ≤ 25 µs per 2 KB request with translation${f ? ` → (f) ${f1(f.perUnitUs.median)} µs (${f1(f.inWasmUs.median)} in wasm)` : ""}; ≤ 2 µs per streamed chunk${g ? ` → (g) ${f1(g.perUnitUs.median)} µs (${f1(g.inWasmUs.median)} in wasm)` : ""}.`);
+  }
+  console.log(`\nWhere the time goes (instrumented host, µs per ${results.some((r) => r.unit === "chunk") ? "unit; for streams, whole-stream work spread over its chunks" : "unit"}; median over rounds):`);
+  for (const r of results) {
+    console.log(`(${r.id}) in wasm by export: ${r.wasmByExport.slice(0, 5).map((e) => `${e.name} ${f1(e.usPerUnit)}`).join(", ")}`);
+    console.log(`(${r.id}) in host functions: ${r.hostByImport.slice(0, 6).map((e) => `${e.name} ${f1(e.usPerUnit)} (${e.callsPerUnit.toFixed(1)}×)`).join(", ")}`);
+  }
+  mkdirSync(dirname(JSON_OUT), { recursive: true });
+  writeFileSync(JSON_OUT, JSON.stringify({ date: new Date().toISOString(), machine: info, wasmDir: WASM_DIR, wasmSizes: sizes, method: { warmupUnits: WARMUP, rounds: ROUNDS, roundMs: ROUND_MS, clockIntervalNs: clockNs }, cases: results }, null, 2) + "\n");
+  console.log(`\nwrote ${JSON_OUT}`);
+  if (sink === 42) console.log("");
+}
+
+await main();

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// npm run bench [-- options]: Sluice's benchmarks (issue 8). Part 1: filter cost in-process
+// (scripts/bench/filters.ts, run with tsx because the host is TypeScript).
+//
+//   npm run bench                      rebuilds build/{ai-proxy,key-auth}.wasm if stale, runs every
+//                                      case: Markdown on stdout, JSON in bench-results/filters.json
+//   npm run bench -- --only b,f        some cases (a b c d e f g)
+//   npm run bench -- --rounds 30 --warmup 2000 --round-ms 25
+//   npm run bench -- --ab build,/tmp/other-build   the same cases on several builds, rounds
+//                                      interleaved (A/B a change under the same load)
+//   npm run bench -- --no-build        use build/ as it is
+//   npm run bench -- --profile [--case b] [--seconds 5]
+//       builds named (--debug) copies of the filters into bench-results/named/, runs one case under
+//       node --cpu-prof, writes bench-results/filters-<case>.cpuprofile (open it in Chrome DevTools
+//       or speedscope) and prints the hottest functions of the measured window, wasm and JS.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const args = process.argv.slice(2);
+const has = (f) => args.includes(f);
+function take(name, def) {
+  const i = args.indexOf(name);
+  if (i < 0) return def;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+}
+const profile = has("--profile");
+const noBuild = has("--no-build");
+const profCase = take("--case", "b");
+const profSeconds = take("--seconds", "5");
+const passThrough = args.filter((a) => a !== "--profile" && a !== "--no-build");
+
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", ...opts });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+  return r;
+}
+
+// Only the filters measured: a half-finished other filter must not stop the benchmark.
+if (!noBuild) run(process.execPath, ["scripts/build.mjs", "--if-needed", "ai-proxy", "key-auth"], { stdio: ["inherit", "ignore", "inherit"] });
+
+if (!profile) {
+  run(process.execPath, ["--import", "tsx", "scripts/bench/filters.ts", ...passThrough]);
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------------------------ --profile
+const out = join(root, "bench-results");
+const named = join(out, "named");
+mkdirSync(named, { recursive: true });
+const asc = (await import("assemblyscript/asc")).default;
+for (const name of ["ai-proxy", "key-auth"]) {
+  const entry = `assembly/filters/${name}/index.ts`;
+  const target = join(named, `${name}.wasm`);
+  const newest = Math.max(...["assembly", "patches"].map((d) => newestMtime(join(root, d))), statSync(join(root, "asconfig.json")).mtimeMs);
+  if (existsSync(target) && statSync(target).mtimeMs >= newest) continue;
+  // The release build with a name section: V8's profiler then shows AssemblyScript function names.
+  const { error } = await asc.main([entry, "--config", "asconfig.json", "--target", "release", "--debug", "-o", relative(root, target)], { stdout: process.stdout, stderr: process.stderr });
+  if (error) {
+    console.error(`bench: named build of ${name} failed: ${error.message}`);
+    process.exit(1);
+  }
+}
+const profName = `filters-${profCase}.cpuprofile`;
+const windowFile = join(out, "profile-window.json");
+run(process.execPath, [
+  "--cpu-prof", "--cpu-prof-dir", out, "--cpu-prof-name", profName, "--cpu-prof-interval", "50",
+  "--import", "tsx", "scripts/bench/filters.ts", "--only", profCase, "--profile-run", profSeconds,
+  "--wasm-dir", relative(root, named), "--profile-window", relative(root, windowFile), ...passThrough,
+]);
+summarize(join(out, profName), JSON.parse(readFileSync(windowFile, "utf8")));
+
+function newestMtime(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** What a sampled frame is: host JS, Node/V8, or which part of the .wasm (AssemblyScript runtime or our code). */
+function group(cf) {
+  const f = cf.functionName, u = cf.url;
+  if (!u.startsWith("wasm://")) {
+    if (u.includes("/host/")) return "host (TypeScript)";
+    if (u.includes("/scripts/bench/")) return "bench driver";
+    if (f.startsWith("(")) return f;
+    return "node/V8 (Buffer, strings, builtins)";
+  }
+  if (/~lib\/rt\/itcms|~lib\/rt\/__visit|__visit|__link/.test(f)) return "wasm: AS GC (itcms marking, barriers, sweep)";
+  if (/~lib\/rt\/tlsf|~lib\/rt\/tcms|__alloc|__free|__new|__renew/.test(f)) return "wasm: AS allocator (tlsf, __new)";
+  if (/stack_check/.test(f)) return "wasm: AS shadow stack (~stack_check)";
+  if (/~lib\/string|~lib\/util\/string|~lib\/util\/number/.test(f)) return "wasm: AS strings (UTF-8 decode/encode, concat, join, ==, itoa)";
+  if (/~lib\//.test(f)) return "wasm: AS std (arrays, maps, memcpy)";
+  if (/lib\/json/.test(f)) return "wasm: lib/json (parser, ByteBuilder)";
+  if (/^wasm-function/.test(f)) return "wasm: unnamed";
+  return "wasm: filters, providers, lib (other)";
+}
+
+/** Self and inclusive time over the measured window: by kind, hottest functions, hottest of our own code. */
+function summarize(file, win) {
+  const prof = JSON.parse(readFileSync(file, "utf8"));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const self = new Map();
+  const incl = new Map();
+  const kinds = new Map();
+  let t = prof.startTime;
+  let total = 0;
+  const label = (cf) => {
+    const wasm = cf.url.startsWith("wasm://");
+    const where = wasm ? "" : cf.url.replace(/^file:\/\//, "").replace(root + "/", "");
+    return `${wasm ? "wasm" : "js"}\t${cf.functionName || "(anonymous)"}\t${where}`;
+  };
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i];
+    if (t < win.startUs || t > win.endUs) continue;
+    const dt = i + 1 < prof.timeDeltas.length ? Math.max(0, prof.timeDeltas[i + 1]) : 0;
+    const leaf = byId.get(prof.samples[i]).callFrame;
+    self.set(label(leaf), (self.get(label(leaf)) ?? 0) + dt);
+    kinds.set(group(leaf), (kinds.get(group(leaf)) ?? 0) + dt);
+    const seen = new Set();
+    for (let id = prof.samples[i]; id !== undefined; id = parent.get(id)) {
+      const cf = byId.get(id).callFrame;
+      if (!cf.url.startsWith("wasm://") || !/^assembly\//.test(cf.functionName)) continue;
+      if (seen.has(cf.functionName)) continue;
+      seen.add(cf.functionName);
+      incl.set(cf.functionName, (incl.get(cf.functionName) ?? 0) + dt);
+    }
+    total += dt;
+  }
+  if (!total) {
+    console.log("profile: no samples in the measured window");
+    return;
+  }
+  const pct = (v) => ((100 * v) / total).toFixed(1).padStart(5) + "%";
+  console.log(`\nprofile ${relative(root, file)}: case (${win.case}) ${win.title}; ${(total / 1e6).toFixed(2)} s sampled in the measured window, ${win.iterations} iterations (${win.usPerUnit.toFixed(1)} µs each under the profiler)`);
+  console.log(`\nself time by kind:`);
+  for (const [k, v] of [...kinds].sort((a, b) => b[1] - a[1])) console.log(`${pct(v)}  ${k}`);
+  console.log(`\nhottest functions (self time):`);
+  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    const [kind, fn, where] = k.split("\t");
+    console.log(`${pct(v)}  ${kind.padEnd(4)} ${fn}${where ? "  " + where : ""}`);
+  }
+  console.log(`\nour wasm code, inclusive time (callees included; AS runtime work lands in whoever allocates):`);
+  for (const [k, v] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${pct(v)}  ${k}`);
+}
