@@ -81,13 +81,17 @@ export function sha256Hex(s: string): string {
   return toHex(sha256(changetype<usize>(bytes), <usize>bytes.byteLength));
 }
 
+const HEX_OUT = new StaticArray<u16>(64);
+
+/** Lower-case hex of a digest (up to 32 bytes), written straight into one string. */
 export function toHex(d: StaticArray<u8>): string {
-  const parts = new Array<string>(d.length);
-  for (let i = 0; i < d.length; i++) {
+  const n = d.length < 32 ? d.length : 32;
+  for (let i = 0; i < n; i++) {
     const b = <i32>unchecked(d[i]);
-    unchecked((parts[i] = HEXCHARS.charAt(b >> 4) + HEXCHARS.charAt(b & 15)));
+    unchecked((HEX_OUT[i * 2] = <u16>HEXCHARS.charCodeAt(b >> 4)));
+    unchecked((HEX_OUT[i * 2 + 1] = <u16>HEXCHARS.charCodeAt(b & 15)));
   }
-  return parts.join("");
+  return String.UTF16.decodeUnsafe(changetype<usize>(HEX_OUT), <usize>n << 2);
 }
 
 /** Compares two equal-length digests in time independent of where they differ. */
