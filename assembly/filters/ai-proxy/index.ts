@@ -47,6 +47,14 @@ const RESP_ERROR: i32 = 3; // provider error, buffered and translated
 const RESP_REPLAY: i32 = 4; // a stream was asked for but a JSON answer came: replayed as a stream
 const RESP_FALLBACK: i32 = 5; // the instance failed before any byte reached the client: trying another
 
+// Request headers targeting removes, when the request has them.
+const HAS_CONTENT_LENGTH: i32 = 1;
+const HAS_ACCEPT_ENCODING: i32 = 2;
+const HAS_AUTHORIZATION: i32 = 4;
+const HAS_X_API_KEY: i32 = 8;
+const HAS_API_KEY: i32 = 16;
+const HAS_GOOG_KEY: i32 = 32;
+
 // Requests whose implicit pools (instances serving a model) are remembered per VM; model names
 // come from clients, so the cache is bounded.
 const MAX_IMPLICIT_POOLS: i32 = 256;
@@ -130,6 +138,8 @@ class AiProxy extends Context {
   client: i32 = CLIENT_OPENAI;
   /** The provider speaks the client's format: answers and streams pass through unchanged. */
   native: bool = false;
+  /** Request headers seen in onRequestHeaders that targeting must remove (HAS_*). */
+  present: i32 = 0;
   stream: bool = false;
   includeUsage: bool = false;
   replied: bool = false;
@@ -184,7 +194,14 @@ class AiProxy extends Context {
     for (let i = 0; i < h.count; i++) {
       if (h.keyIs(i, ":method")) method = h.value(i);
       else if (h.keyIs(i, ":path")) path = h.value(i);
-      else if (h.keyIs(i, "content-length")) contentLength = I64.parseInt(h.value(i));
+      else if (h.keyIs(i, "content-length")) {
+        contentLength = I64.parseInt(h.value(i));
+        this.present |= HAS_CONTENT_LENGTH;
+      } else if (h.keyIs(i, "accept-encoding")) this.present |= HAS_ACCEPT_ENCODING;
+      else if (h.keyIs(i, "authorization")) this.present |= HAS_AUTHORIZATION;
+      else if (h.keyIs(i, "x-api-key")) this.present |= HAS_X_API_KEY;
+      else if (h.keyIs(i, "api-key")) this.present |= HAS_API_KEY;
+      else if (h.keyIs(i, "x-goog-api-key")) this.present |= HAS_GOOG_KEY;
     }
     const q = path.indexOf("?");
     const route = q >= 0 ? path.substring(0, q) : path;
@@ -468,13 +485,15 @@ class AiProxy extends Context {
     replaceHeader(REQUEST_HEADERS, this.settings.clusterHeader, inst.cluster);
     replaceHeader(REQUEST_HEADERS, "content-type", "application/json");
     // The body changed length; Envoy re-frames it. Compressed answers could not be translated.
-    removeHeader(REQUEST_HEADERS, "content-length");
-    removeHeader(REQUEST_HEADERS, "accept-encoding");
+    // (Only headers seen in onRequestHeaders are removed: each removal is a host call.)
+    const p = this.present;
+    if (p & HAS_CONTENT_LENGTH) removeHeader(REQUEST_HEADERS, "content-length");
+    if (p & HAS_ACCEPT_ENCODING) removeHeader(REQUEST_HEADERS, "accept-encoding");
     // The client's own credentials never reach a provider.
-    removeHeader(REQUEST_HEADERS, "authorization");
-    removeHeader(REQUEST_HEADERS, "x-api-key");
-    removeHeader(REQUEST_HEADERS, "api-key");
-    removeHeader(REQUEST_HEADERS, "x-goog-api-key");
+    if (p & HAS_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
+    if (p & HAS_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
+    if (p & HAS_API_KEY) removeHeader(REQUEST_HEADERS, "api-key");
+    if (p & HAS_GOOG_KEY) removeHeader(REQUEST_HEADERS, "x-goog-api-key");
     for (let i = 0; i + 1 < headers.length; i += 2) replaceHeader(REQUEST_HEADERS, headers[i], headers[i + 1]);
     for (let i = 0; i + 1 < inst.headers.length; i += 2) replaceHeader(REQUEST_HEADERS, inst.headers[i], inst.headers[i + 1]);
     // Envoy chose the route before this filter set the cluster header.
