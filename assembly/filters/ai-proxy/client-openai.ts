@@ -81,17 +81,33 @@ export class OpenAIStreamSink extends StreamSink {
     this.includeUsage = includeUsage;
   }
 
+  // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":`,
+  // the same for every chunk of the stream: written once, copied per chunk.
+  private prefix: ArrayBuffer | null = null;
+
   start(id: string, model: string, created: i64): void {
     this.id = id;
     this.model = model;
     this.created = created;
+    this.prefix = null;
+  }
+
+  private chunkPrefix(): ArrayBuffer {
+    let p = this.prefix;
+    if (p === null) {
+      const b = new ByteBuilder(128 + this.id.length + this.model.length);
+      b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
+      b.raw(',"model":').str(this.model).raw(',"choices":[{"index":');
+      p = b.toArrayBuffer();
+      this.prefix = p;
+    }
+    return p;
   }
 
   /** Opens a chunk for the choice; returns true when it already wrote a member (the role). */
   private open(choice: i32): bool {
     const b = this.out;
-    b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
-    b.raw(',"model":').str(this.model).raw(',"choices":[{"index":').int(choice).raw(',"delta":{');
+    b.buffer(this.chunkPrefix()).int(choice).raw(',"delta":{');
     if (this.roleSent.includes(choice)) return false;
     this.roleSent.push(choice);
     b.raw('"role":"assistant"');
