@@ -61,12 +61,12 @@ async function buildHarness(): Promise<Harness> {
         if (p.endsWith("asconfig.json")) return null; // the filters' build settings are not for the harness
         try { return readFileSync(p, "utf8"); } catch { return null; }
       },
-      writeFile: (name: string, contents: Uint8Array) => { if (name.endsWith(".wasm")) wasm = contents; },
+      writeFile: (name: string, contents: string | Uint8Array) => { if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents; },
       listFiles: () => [],
     },
   );
   if (error) throw new Error(`harness build failed: ${error.message}\n${stderr.toString()}`);
-  const { instance } = await WebAssembly.instantiate(wasm!, {
+  const instance = await WebAssembly.instantiate(new WebAssembly.Module(wasm! as Uint8Array<ArrayBuffer>), {
     env: { abort: () => { throw new Error("abort"); }, seed: () => 0 },
   });
   const x = instance.exports as Record<string, any>;

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Host } from "../../host/index.js";
+import { header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
 
 const WASM = "build/ai-proxy.wasm";
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
@@ -19,8 +20,6 @@ const CONFIG = {
   ],
 };
 
-type Pairs = [string, string][];
-type S = ReturnType<Host["newStream"]>;
 
 const hosts: Host[] = [];
 async function makeHost(configuration: object = CONFIG) {
@@ -39,92 +38,6 @@ afterEach(() => {
     expect(fatal).toEqual([]);
   }
 });
-
-function header(pairs: Pairs | null | undefined, name: string): string | undefined {
-  return (pairs ?? []).find(([k]) => k === name)?.[1];
-}
-
-function send(h: Host, body: unknown, path = "/v1/chat/completions", extra: Record<string, string> = {}): S {
-  const s = h.newStream();
-  s.callOnRequestHeaders({
-    ":method": "POST", ":path": path, ":authority": "gw", "content-type": "application/json",
-    authorization: "Bearer client-key", ...extra,
-  }, false);
-  s.callOnRequestBody(typeof body === "string" ? body : JSON.stringify(body), true);
-  return s;
-}
-
-function upstream(s: S) {
-  expect(s.getSentLocalResponse()).toBeNull();
-  return JSON.parse(s.upstream.body.toString());
-}
-
-function reply(s: S, status: number, contentType: string, chunks: (string | Buffer)[], extra: Record<string, string> = {}): string {
-  s.callOnResponseHeaders({ ":status": String(status), "content-type": contentType, ...extra }, false);
-  chunks.forEach((c, i) => s.callOnResponseBody(c, i === chunks.length - 1));
-  s.completeHttpContext();
-  return s.downstream.body.toString();
-}
-
-/** Local 400 (nothing reached the provider): the OpenAI error body. */
-function rejected(s: S, status = 400) {
-  const r = s.getSentLocalResponse();
-  expect(r).not.toBeNull();
-  expect(r!.statusCode).toBe(status);
-  expect(s.upstream.headers).toBeNull();
-  return JSON.parse(r!.body.toString()).error;
-}
-
-function usage(s: S) {
-  const g = (k: string) => s.getFilterState(`sluice.${k}`);
-  return {
-    prompt: g("prompt_tokens"), completion: g("completion_tokens"), total: g("total_tokens"),
-    cached: g("cached_tokens"), reasoning: g("reasoning_tokens"), source: g("usage_source"),
-  };
-}
-
-/** data: payloads of an SSE text, JSON-parsed except [DONE]. */
-function dataOf(text: string): any[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
-    const d = e.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-    return d === "[DONE]" ? d : JSON.parse(d);
-  });
-}
-
-function eventsOf(text: string): { event: string; data: any }[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
-    const lines = e.split("\n");
-    const event = lines.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "";
-    const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-    return { event, data: JSON.parse(data) };
-  });
-}
-
-/** Reassembles an OpenAI chunk stream into what a client would see. */
-function assemble(chunks: any[]) {
-  let content = "";
-  let reasoning = "";
-  const tools: { id?: string; name?: string; args: string }[] = [];
-  let finish: string | null = null;
-  let usageChunk: any = null;
-  for (const c of chunks) {
-    if (c === "[DONE]") continue;
-    if (c.usage) usageChunk = c.usage;
-    for (const ch of c.choices ?? []) {
-      const d = ch.delta ?? {};
-      if (d.content) content += d.content;
-      if (d.reasoning_content) reasoning += d.reasoning_content;
-      for (const t of d.tool_calls ?? []) {
-        tools[t.index] ??= { args: "" };
-        if (t.id) tools[t.index].id = t.id;
-        if (t.function?.name) tools[t.index].name = t.function.name;
-        if (t.function?.arguments) tools[t.index].args += t.function.arguments;
-      }
-      if (ch.finish_reason) finish = ch.finish_reason;
-    }
-  }
-  return { content, reasoning, tools, finish, usage: usageChunk };
-}
 
 const ANSWER = {
   id: "msg_01XFDUDYJgAACzvnptvVoYEL",
@@ -307,7 +220,7 @@ describe("anthropic provider: request translation", () => {
   });
 
   it("rejects messages it cannot express, with the path of the offending part", () => {
-    const cases: [object[], string][] = [
+    const cases: [unknown[], string][] = [
       [[{ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{not json" } }] }], "messages[0].tool_calls[0].function.arguments"],
       [[{ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "[1,2]" } }] }], "messages[0].tool_calls[0].function.arguments"],
       [[{ role: "assistant", content: null, tool_calls: [{ type: "function", function: { name: "f", arguments: "{}" } }] }], "messages[0].tool_calls[0].id"],

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Host } from "../../host/index.js";
+import { header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
 
 const WASM = "build/ai-proxy.wasm";
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
@@ -17,8 +18,6 @@ const NOW_S = 1_750_000_000;
 
 const CONFIG = { instances: [{ name: "gem", provider: "gemini", api_key: "g-test", model: "gemini-2.5-flash" }] };
 
-type Pairs = [string, string][];
-type S = ReturnType<Host["newStream"]>;
 
 const hosts: Host[] = [];
 async function makeHost(configuration: object = CONFIG) {
@@ -37,94 +36,6 @@ afterEach(() => {
     expect(fatal).toEqual([]);
   }
 });
-
-function header(pairs: Pairs | null | undefined, name: string): string | undefined {
-  return (pairs ?? []).find(([k]) => k === name)?.[1];
-}
-
-function send(h: Host, body: unknown, path = "/v1/chat/completions", extra: Record<string, string> = {}): S {
-  const s = h.newStream();
-  s.callOnRequestHeaders({
-    ":method": "POST", ":path": path, ":authority": "gw", "content-type": "application/json",
-    authorization: "Bearer client-key", ...extra,
-  }, false);
-  s.callOnRequestBody(typeof body === "string" ? body : JSON.stringify(body), true);
-  return s;
-}
-
-function upstream(s: S) {
-  expect(s.getSentLocalResponse()).toBeNull();
-  return JSON.parse(s.upstream.body.toString());
-}
-
-function reply(s: S, status: number, contentType: string, chunks: (string | Buffer)[], extra: Record<string, string> = {}): string {
-  s.callOnResponseHeaders({ ":status": String(status), "content-type": contentType, ...extra }, false);
-  chunks.forEach((c, i) => s.callOnResponseBody(c, i === chunks.length - 1));
-  s.completeHttpContext();
-  return s.downstream.body.toString();
-}
-
-/** Local 400 (nothing reached the provider): the OpenAI error body. */
-function rejected(s: S, status = 400) {
-  const r = s.getSentLocalResponse();
-  expect(r).not.toBeNull();
-  expect(r!.statusCode).toBe(status);
-  expect(s.upstream.headers).toBeNull();
-  return JSON.parse(r!.body.toString()).error;
-}
-
-function usage(s: S) {
-  const g = (k: string) => s.getFilterState(`sluice.${k}`);
-  return {
-    prompt: g("prompt_tokens"), completion: g("completion_tokens"), total: g("total_tokens"),
-    cached: g("cached_tokens"), reasoning: g("reasoning_tokens"), source: g("usage_source"),
-  };
-}
-
-/** data: payloads of an SSE text, JSON-parsed except [DONE]. */
-function dataOf(text: string): any[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
-    const d = e.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-    return d === "[DONE]" ? d : JSON.parse(d);
-  });
-}
-
-function eventsOf(text: string): { event: string; data: any }[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
-    const lines = e.split("\n");
-    const event = lines.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "";
-    const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-    return { event, data: JSON.parse(data) };
-  });
-}
-
-/** Reassembles an OpenAI chunk stream into what a client would see (choice 0). */
-function assemble(chunks: any[]) {
-  let content = "";
-  let reasoning = "";
-  let refusal = "";
-  const tools: { id?: string; name?: string; args: string }[] = [];
-  let finish: string | null = null;
-  let usageChunk: any = null;
-  for (const c of chunks) {
-    if (c === "[DONE]") continue;
-    if (c.usage) usageChunk = c.usage;
-    for (const ch of c.choices ?? []) {
-      const d = ch.delta ?? {};
-      if (d.content) content += d.content;
-      if (d.reasoning_content) reasoning += d.reasoning_content;
-      if (d.refusal) refusal += d.refusal;
-      for (const t of d.tool_calls ?? []) {
-        tools[t.index] ??= { args: "" };
-        if (t.id) tools[t.index].id = t.id;
-        if (t.function?.name) tools[t.index].name = t.function.name;
-        if (t.function?.arguments) tools[t.index].args += t.function.arguments;
-      }
-      if (ch.finish_reason) finish = ch.finish_reason;
-    }
-  }
-  return { content, reasoning, refusal, tools, finish, usage: usageChunk };
-}
 
 /** One Gemini SSE event, framed as Gemini frames it. */
 const gev = (o: object) => `data: ${JSON.stringify(o)}\r\n\r\n`;
