@@ -4,6 +4,9 @@
 // stats_config.stats_tags. Anything else that would change how requests are handled is refused with
 // a message naming it, rather than ignored. (Cluster health checks and outlier detection are read by
 // Envoy only; the local gateway has one endpoint per cluster and nothing to eject it in favour of.)
+// One exception, listed in `notRun`: Envoy's global rate limit filter (Sluice's distributed mode) with
+// failure_mode_deny false. The local gateway has no rate limit service, and Envoy with that setting
+// admits every request the service cannot answer, which is what the local gateway does.
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { TagSpecifier } from "./metrics.js";
@@ -14,6 +17,8 @@ const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Rout
 const FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 const TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 const STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue";
+const RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit";
+const RATELIMIT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute";
 
 export interface WasmFilterConfig {
   /** http_filters[].name */
@@ -51,6 +56,8 @@ export interface LocalGatewayConfig {
   clusters: Record<string, ClusterConfig>;
   accessLog: { path: string; format: AccessLogFormat } | null;
   statsTags: TagSpecifier[];
+  /** http filters Envoy runs that the local gateway does not, each with the reason. */
+  notRun: { name: string; why: string }[];
 }
 
 export class EnvoyConfigError extends Error {
@@ -152,12 +159,18 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const hcm = typed(hcmFilter.typed_config, HCM, "filter_chains[0].filters[0].typed_config");
 
   const filters: WasmFilterConfig[] = [];
+  const notRun: LocalGatewayConfig["notRun"] = [];
   const httpFilters = list(hcm.http_filters, "http_filters");
   httpFilters.forEach((f, i) => {
     const at = `http_filters[${i}]`;
     const type = obj(f, at).typed_config?.["@type"];
     if (type === ROUTER) {
       if (i !== httpFilters.length - 1) throw new EnvoyConfigError(`${at}: the router must be the last http filter`);
+      return;
+    }
+    if (type === RATELIMIT) {
+      if (f.typed_config.failure_mode_deny === true) throw new EnvoyConfigError(`${at}: the local gateway has no rate limit service; it can stand in for Envoy's global rate limit filter only with failure_mode_deny false (requests admitted when the service cannot answer)`);
+      notRun.push({ name: String(f.name), why: "global rate limit (Envoy and a rate limit service only; with failure_mode_deny false Envoy admits what the service cannot answer, as the local gateway does)" });
       return;
     }
     filters.push(wasmFilter(f, at));
@@ -168,6 +181,12 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const vh = obj(one(rc.virtual_hosts, "route_config.virtual_hosts"), "route_config.virtual_hosts[0]");
   const r = obj(one(vh.routes, "virtual_hosts[0].routes"), "virtual_hosts[0].routes[0]");
   if (r.match?.prefix !== "/") throw new EnvoyConfigError("routes[0].match: the local gateway runs one route matching prefix /");
+  for (const [name, c] of Object.entries(r.typed_per_filter_config ?? {})) {
+    // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.
+    if ((c as any)?.["@type"] !== RATELIMIT_PER_ROUTE || !notRun.some((n) => n.name === name)) {
+      throw new EnvoyConfigError(`routes[0].typed_per_filter_config.${name}: the local gateway does not run it`);
+    }
+  }
   const ra = obj(r.route, "routes[0].route");
   if (typeof ra.cluster_header !== "string") throw new EnvoyConfigError("routes[0].route: the local gateway routes by cluster_header only");
   const route = {
@@ -202,7 +221,7 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     return { tagName: t.tag_name, regex: t.regex };
   });
 
-  return { listener: socket(listener.address, "listeners[0].address"), admin, filters, route, clusters, accessLog, statsTags };
+  return { listener: socket(listener.address, "listeners[0].address"), admin, filters, route, clusters, accessLog, statsTags, notRun };
 }
 
 export function loadEnvoyConfig(path: string): LocalGatewayConfig {

@@ -6,9 +6,10 @@
 // strings; Struct values are free-form. A subset of protoc-gen-validate rules is checked too
 // (required messages, required oneofs). Deprecated fields are reported as warnings, as Envoy logs them.
 //
-// The shipped protos can be older than the Envoy a config targets. Fields added later are declared
-// in NEWER_FIELDS (each with the Envoy version and the API commit that added it) and only then
-// accepted; every use is reported in `newerFieldsUsed`, never silently skipped.
+// The shipped protos can be older than the Envoy a config targets. Fields added (or retyped) later
+// are declared in NEWER_FIELDS, and messages added later in NEWER_MESSAGES, each with the Envoy
+// version and the API commit that made the change; only then are they accepted, and every use of a
+// newer field is reported in `newerFieldsUsed`, never silently skipped.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -19,10 +20,37 @@ export interface NewerField {
   message: string;
   field: string;
   id: number;
+  /** A message or scalar type name (messages fully qualified, without the leading dot). */
   type: string;
+  repeated?: boolean;
+  /** The shipped protos declare this field with an older type, which this declaration replaces. */
+  replaces?: string;
   since: string;
   source: string;
 }
+
+export interface NewerMessage {
+  /** Fully qualified; its parent (message or package) must exist in the shipped protos. */
+  name: string;
+  fields: { name: string; id: number; type: string }[];
+  since: string;
+  source: string;
+}
+
+/** Messages Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
+export const NEWER_MESSAGES: NewerMessage[] = [
+  {
+    // message HitsAddend { google.protobuf.UInt64Value number = 1 [(validate.rules).uint64 = {lte: 1000000000}];
+    //                      string format = 2 [(validate.rules).string = {prefix: "%" suffix: "%" ignore_empty: true}]; }
+    name: "envoy.config.route.v3.RateLimit.HitsAddend",
+    fields: [
+      { name: "number", id: 1, type: "google.protobuf.UInt64Value" },
+      { name: "format", id: 2, type: "string" },
+    ],
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 0a16ab61 (envoyproxy/envoy#37567, 2024-12-18): envoy/config/route/v3/route_components.proto",
+  },
+];
 
 /** Fields Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
 export const NEWER_FIELDS: NewerField[] = [
@@ -33,6 +61,35 @@ export const NEWER_FIELDS: NewerField[] = [
     type: "google.protobuf.BoolValue",
     since: "1.35.0",
     source: "envoyproxy/data-plane-api 471e4526 (envoyproxy/envoy#40213, 2025-07-15): envoy/extensions/wasm/v3/wasm.proto",
+  },
+  {
+    message: "envoy.config.route.v3.RateLimit",
+    field: "hits_addend",
+    id: 5,
+    type: "envoy.config.route.v3.RateLimit.HitsAddend",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 0a16ab61 (envoyproxy/envoy#37567, 2024-12-18): envoy/config/route/v3/route_components.proto",
+  },
+  {
+    message: "envoy.config.route.v3.RateLimit",
+    field: "apply_on_stream_done",
+    id: 6,
+    type: "bool",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api a33a3074 (envoyproxy/envoy#37548, 2024-12-19): envoy/config/route/v3/route_components.proto",
+  },
+  {
+    // The shipped protos type it `repeated RateLimitConfig` (a [#not-implemented-hide:] copy of the
+    // route's RateLimit); Envoy 1.33 made it the route's own RateLimit, which carries hits_addend and
+    // apply_on_stream_done.
+    message: "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute",
+    field: "rate_limits",
+    id: 3,
+    type: "envoy.config.route.v3.RateLimit",
+    repeated: true,
+    replaces: "envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 05496bbc (envoyproxy/envoy#37684, 2024-12-19): envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
   },
 ];
 
@@ -130,10 +187,23 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
   root.loadSync(files.filter((f) => isComplete(f)), { keepCase: true, alternateCommentMode: false });
   root.resolveAll();
   if (newerFields) {
+    for (const nm of NEWER_MESSAGES) {
+      if (root.lookup(nm.name)) continue; // the shipped protos have it after all
+      const dot = nm.name.lastIndexOf(".");
+      const parent = root.lookup(nm.name.slice(0, dot)) as protobuf.Namespace;
+      const t = new protobuf.Type(nm.name.slice(dot + 1));
+      for (const f of nm.fields) t.add(new protobuf.Field(f.name, f.id, /^[a-z0-9]+$/.test(f.type) ? f.type : `.${f.type}`));
+      parent.add(t);
+      for (const f of t.fieldsArray) f.resolve();
+    }
     for (const nf of NEWER_FIELDS) {
       const t = root.lookupType(nf.message);
-      if (t.fields[nf.field]) continue; // the shipped protos have it after all
-      const f = new protobuf.Field(nf.field, nf.id, `.${nf.type}`);
+      const old = t.fields[nf.field];
+      if (old) {
+        if (!nf.replaces || old.resolvedType?.fullName !== `.${nf.replaces}`) continue; // the shipped protos have it after all
+        t.remove(old);
+      }
+      const f = new protobuf.Field(nf.field, nf.id, /^[a-z0-9]+$/.test(nf.type) ? nf.type : `.${nf.type}`, nf.repeated ? "repeated" : undefined);
       t.add(f);
       f.resolve();
     }

@@ -89,6 +89,64 @@ export interface GatewayConfig {
     health?: Record<string, unknown>;
     fallback?: Record<string, unknown>;
   };
+  /** ai-router, when enabled. */
+  aiRouter: RouterConfig | null;
+  /** ai-ratelimit, when enabled. */
+  aiRatelimit: RatelimitConfig | null;
+}
+
+export interface RouterConfig {
+  /** The filter's JSON configuration without `embeddings` (render adds it for its target). */
+  json: Record<string, unknown>;
+  /** Set when a rule has a semantic condition (otherwise embeddings are not rendered at all). */
+  embeddings: Embeddings | null;
+}
+
+/** Name of the cluster rendered for an embeddings `endpoint` (not a providers[] entry). */
+export const EMBEDDINGS_CLUSTER = "sluice-embeddings";
+/** Providers whose API has OpenAI's POST <endpoint>/embeddings with a Bearer key. */
+export const EMBEDDINGS_PROVIDERS: ReadonlySet<ProviderName> = new Set(["openai", "mistral", "openai-compatible"]);
+
+export interface Embeddings {
+  /** The instance whose cluster the embeddings go to: a providers[] entry, or a pseudo-instance
+   * named sluice-embeddings for an `endpoint` (rendered as its own cluster). */
+  target: Instance;
+  /** True for an `endpoint`: the cluster is rendered for the router alone. */
+  dedicated: boolean;
+  model: string;
+  path: string;
+  apiKeyEnv: string | null;
+  apiKey: string | null;
+  /** dimensions, timeout_ms, examples_timeout_ms, max_input_chars, retry_ms as given. */
+  options: Record<string, number>;
+}
+
+export interface RatelimitConfig {
+  /** The filter's JSON configuration (rules, default_max_tokens, rejected_status). */
+  json: Record<string, unknown>;
+  distributed: Distributed | null;
+}
+
+export type RateLimitUnit = "second" | "minute" | "hour" | "day";
+
+export interface Distributed {
+  domain: string;
+  address: string;
+  port: number;
+  /** Envoy duration ("0.1s"). */
+  timeout: string;
+  rules: DistributedRule[];
+}
+
+export interface DistributedRule {
+  name: string;
+  /** Key parts in order: consumer, model, pool or header:<name>. */
+  parts: string[];
+  /** `when` conditions: part -> patterns (exact, or prefix*). */
+  when: { part: string; patterns: string[] }[];
+  limit: number;
+  unit: RateLimitUnit;
+  strategy: "total_tokens" | "prompt_tokens" | "completion_tokens";
 }
 
 type Path = (string | number)[];
@@ -161,14 +219,20 @@ function describe(e: ErrorObject, value: unknown): string {
       return `must be one of: ${p.allowedValues.join(", ")} (got ${JSON.stringify(value)})`;
     case "const":
       return `must be ${JSON.stringify(p.allowedValue)}${description ? ` (${description})` : ""}`;
-    case "type":
-      return `must be ${p.type === "object" ? "a mapping" : p.type === "array" ? "a list" : `${/^[aeiou]/.test(p.type) ? "an" : "a"} ${p.type}`} (got ${typeOf(value)})`;
+    case "type": {
+      const one = (t: string) => (t === "object" ? "a mapping" : t === "array" ? "a list" : `${/^[aeiou]/.test(t) ? "an" : "a"} ${t}`);
+      return `must be ${String(p.type).split(",").map(one).join(" or ")} (got ${typeOf(value)})`;
+    }
     case "pattern":
       return `${JSON.stringify(value)} is not valid${description ? `: ${description}` : ` (must match ${p.pattern})`}`;
     case "minItems":
       return `must list at least ${p.limit} item${p.limit === 1 ? "" : "s"}`;
     case "minLength":
       return "must not be empty";
+    case "minProperties":
+      return `must not be empty${description ? ` (${description})` : ""}`;
+    case "exclusiveMinimum":
+      return `must be > ${p.limit} (got ${JSON.stringify(value)})`;
     case "minimum":
     case "maximum":
       return `must be ${e.keyword === "minimum" ? ">=" : "<="} ${p.limit} (got ${JSON.stringify(value)})`;
@@ -180,7 +244,7 @@ function describe(e: ErrorObject, value: unknown): string {
 let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | null = null;
 function schemaValidator() {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, useDefaults: false });
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true, useDefaults: false });
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, "utf8")));
   }
   return validator;
@@ -347,6 +411,8 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   if (ka.enabled !== false && (data.consumers ?? []).length === 0 && ka.anonymous === undefined) {
     fail(["consumers"], "key-auth is enabled but no consumer is listed: every request would get 401 (add consumers, set filters.key_auth.anonymous, or filters.key_auth.enabled: false)");
   }
+  const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
+  const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   const t = data.timeouts ?? {};
@@ -378,7 +444,229 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       health: h,
       fallback: f.ai_proxy?.fallback,
     },
+    aiRouter,
+    aiRatelimit,
   };
+}
+
+type Fail = (path: Path, message: string, keyOf?: string) => void;
+
+const MAX_CONDITION_DEPTH = 32;
+const TEXT_CONDITIONS = ["keywords", "regex", "task", "complexity"];
+
+/** ai-router: what the schema cannot check (the filter checks the same at configure time). */
+function checkRouter(r: any, providers: Instance[], pools: Map<string, number>, fail: Fail): RouterConfig | null {
+  if (r === undefined || r.enabled === false) return null;
+  const at = (...p: Path): Path => ["filters", "ai_router", ...p];
+  const poolNames = [...pools.keys()];
+  const knownPool = (name: string, path: Path) => {
+    if (!pools.has(name)) fail(path, `no pool named '${name}' (${poolNames.length ? `pools: ${poolNames.join(", ")}` : "gateway.yaml has no pools: add them under pools"})`);
+  };
+  if (r.default_pool !== undefined) knownPool(r.default_pool, at("default_pool"));
+  let semantic = false;
+  const names = new Map<string, number>();
+  const rules: any[] = r.rules ?? [];
+  rules.forEach((rule, i) => {
+    if (rule.name === "default") fail(at("rules", i, "name"), "'default' is reserved (it names the default pool in sluice.route_rule)");
+    else if (names.has(rule.name)) fail(at("rules", i, "name"), `duplicate rule name '${rule.name}' (also rules[${names.get(rule.name)}])`);
+    names.set(rule.name, i);
+    knownPool(rule.pool, at("rules", i, "pool"));
+    if (rule.model !== undefined && rule.model.trim() === "") fail(at("rules", i, "model"), "must not be blank");
+    if (rule.when !== undefined) semantic = checkCondition(rule.when, at("rules", i, "when"), 0, fail) || semantic;
+  });
+
+  let embeddings: Embeddings | null = null;
+  const e = r.embeddings;
+  if (semantic && e === undefined) fail(at(), "semantic conditions need the embeddings section (the instance that embeds the examples and prompts)");
+  if (e !== undefined) {
+    const ep = (...p: Path) => at("embeddings", ...p);
+    if ((e.instance === undefined) === (e.endpoint === undefined)) fail(ep(), "give instance (a providers[] entry) or endpoint, exactly one");
+    else if (e.instance !== undefined) {
+      const inst = providers.find((p) => p.name === e.instance);
+      if (!inst) fail(ep("instance"), `no provider instance named '${e.instance}' (providers: ${providers.map((p) => p.name).join(", ")})`);
+      else if (!EMBEDDINGS_PROVIDERS.has(inst.provider)) fail(ep("instance"), `'${inst.name}' is a ${inst.provider} instance; the router's embeddings speak OpenAI's POST /embeddings with a Bearer key (${[...EMBEDDINGS_PROVIDERS].join(", ")})`);
+      for (const k of ["api_key", "api_key_env"]) if (e[k] !== undefined) fail(ep(k), `the key comes from the instance '${e.instance}'; ${k} applies to an endpoint`);
+      if (inst && EMBEDDINGS_PROVIDERS.has(inst.provider)) {
+        embeddings = { target: inst, dedicated: false, model: e.model, path: e.path ?? `${inst.url.pathname.replace(/\/+$/, "")}/embeddings`, apiKeyEnv: inst.apiKeyEnv, apiKey: inst.apiKey, options: embeddingOptions(e) };
+      }
+    } else {
+      if (e.api_key !== undefined && e.api_key_env !== undefined) fail(ep("api_key"), "give api_key or api_key_env, not both");
+      let url: URL | null = null;
+      try {
+        url = new URL(String(e.endpoint).replace(/\/+$/, ""));
+      } catch {
+        fail(ep("endpoint"), `${JSON.stringify(e.endpoint)} is not a valid URL`);
+      }
+      if (url) {
+        const https = url.protocol === "https:";
+        const target: Instance = {
+          name: EMBEDDINGS_CLUSTER,
+          provider: "openai",
+          apiKeyEnv: e.api_key_env ?? null,
+          apiKey: e.api_key ?? null,
+          endpoint: url.href.replace(/\/+$/, ""),
+          url,
+          http2: https,
+          healthCheck: { type: "tcp", interval: "10s" },
+        };
+        embeddings = { target, dedicated: true, model: e.model, path: e.path ?? `${url.pathname.replace(/\/+$/, "")}/embeddings`, apiKeyEnv: target.apiKeyEnv, apiKey: target.apiKey, options: embeddingOptions(e) };
+      }
+    }
+  }
+  const json: Record<string, unknown> = {};
+  for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps"]) if (r[k] !== undefined) json[k] = r[k];
+  json.rules = rules;
+  return { json, embeddings: semantic ? embeddings : null };
+}
+
+function embeddingOptions(e: Record<string, unknown>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of ["dimensions", "timeout_ms", "examples_timeout_ms", "max_input_chars", "retry_ms"]) if (typeof e[k] === "number") out[k] = e[k] as number;
+  return out;
+}
+
+/** Checks one condition object; returns whether it (or one inside it) is semantic. */
+function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean {
+  if (depth > MAX_CONDITION_DEPTH) {
+    fail(path, `conditions nested deeper than ${MAX_CONDITION_DEPTH}`);
+    return false;
+  }
+  let semantic = c.semantic !== undefined;
+  if (c.in !== undefined && !TEXT_CONDITIONS.some((k) => c[k] !== undefined)) fail([...path, "in"], "applies to keywords, regex, task and complexity in the same object; none is given");
+  if (c.header !== undefined) {
+    const n = ["exact", "prefix", "regex", "present"].filter((k) => c.header[k] !== undefined).length;
+    if (n !== 1) fail([...path, "header"], "needs exactly one of exact, prefix, regex, present");
+  }
+  if (c.path !== undefined) {
+    const n = ["exact", "prefix", "regex"].filter((k) => c.path[k] !== undefined).length;
+    if (n !== 1) fail([...path, "path"], "needs exactly one of exact, prefix, regex");
+  }
+  for (const k of ["tokens", "messages", "complexity"]) {
+    const v = c[k];
+    if (v?.gt !== undefined && v?.lt !== undefined && v.gt >= v.lt) fail([...path, k], "gt must be less than lt (no value could match)");
+  }
+  for (const k of ["any", "all"]) (c[k] ?? []).forEach((sub: unknown, i: number) => (semantic = checkCondition(sub, [...path, k, i], depth + 1, fail) || semantic));
+  if (c.not !== undefined) semantic = checkCondition(c.not, [...path, "not"], depth + 1, fail) || semantic;
+  return semantic;
+}
+
+const KEY_PARTS = "consumer, model, pool, instance, path or header:<name>";
+const UNITS: Record<number, RateLimitUnit> = { 1: "second", 60: "minute", 3600: "hour", 86400: "day" };
+const MAX_WINDOW_SECONDS = 366 * 86400;
+/** envoyproxy/ratelimit's requests_per_unit is a uint32. */
+const MAX_SERVICE_LIMIT = 4294967295;
+
+/** "30s" | "15m" | "24h" | "7d" | seconds -> seconds. */
+export function windowSeconds(w: string | number): number {
+  if (typeof w === "number") return w;
+  const n = Number(w.slice(0, -1));
+  return n * { s: 1, m: 60, h: 3600, d: 86400 }[w.slice(-1) as "s" | "m" | "h" | "d"];
+}
+
+function partOk(part: string): boolean {
+  return /^(consumer|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
+}
+
+/** Key parts as the filter normalises them (header names lower-cased). */
+function normalPart(part: string): string {
+  return part.startsWith("header:") ? `header:${part.slice(7).trim().toLowerCase()}` : part;
+}
+
+/** ai-ratelimit: what the schema cannot check, and whether each distributed rule maps to the service. */
+function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig | null {
+  if (r === undefined || r.enabled === false) return null;
+  const at = (...p: Path): Path => ["filters", "ai_ratelimit", ...p];
+  const rules: any[] = r.rules ?? [];
+  if (rules.length === 0) fail(at(), "ai-ratelimit needs at least one rule under rules (or enabled: false)");
+  const names = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    const rp = (...p: Path) => at("rules", i, ...p);
+    if (names.has(rule.name)) fail(rp("name"), `duplicate rule name '${rule.name}' (also rules[${names.get(rule.name)}])`);
+    names.set(rule.name, i);
+    const seen = new Set<string>();
+    (rule.key ?? []).forEach((part: string, j: number) => {
+      const n = normalPart(part);
+      if (seen.has(n)) fail(rp("key", j), `'${n}' is listed twice`);
+      seen.add(n);
+    });
+    for (const part of Object.keys(rule.when ?? {})) {
+      if (!partOk(part)) fail(rp("when"), `unknown key part '${part}' (expected ${KEY_PARTS})`, part);
+    }
+    if (!routerOn) {
+      const uses = [...(rule.key ?? []), ...Object.keys(rule.when ?? {})].includes("pool");
+      if (uses) fail(rp(), "uses the key part 'pool', which only ai-router sets (filters.ai_router is not enabled): the rule would never apply");
+    }
+    const secs = windowSeconds(rule.window);
+    if (secs <= 0) fail(rp("window"), "must be longer than 0 seconds");
+    else if (secs > MAX_WINDOW_SECONDS) fail(rp("window"), "must be at most 366 days");
+    if (rule.sub_buckets !== undefined && rule.window_type !== "sliding") fail(rp("sub_buckets"), "applies only to window_type sliding");
+    const weighted = rule.strategy === "weighted";
+    if (weighted && rule.weights === undefined) fail(rp(), "strategy weighted needs weights, e.g. { prompt: 1, completion: 4, cached: 0.1 }");
+    if (!weighted && rule.weights !== undefined) fail(rp("weights"), "applies only to strategy weighted");
+    if (weighted && rule.weights && ["prompt", "completion", "cached"].every((k) => (rule.weights[k] ?? (k === "cached" ? rule.weights.prompt ?? 1 : 1)) === 0)) {
+      fail(rp("weights"), "must not all be 0");
+    }
+    if (rule.stream_margin !== undefined) {
+      const meter = [...(rule.key ?? []), ...Object.keys(rule.when ?? {})].includes("instance");
+      if (meter) fail(rp("stream_margin"), "is not available on a rule keyed by instance (charged only when the stream ends)");
+      else if (rule.strategy === "prompt_tokens" || (weighted && rule.weights?.completion === 0)) fail(rp("stream_margin"), "needs a strategy that counts completion tokens");
+    }
+  });
+
+  let distributed: Distributed | null = null;
+  const d = r.distributed;
+  if (d !== undefined) {
+    const wanted: string[] = d.rules ?? rules.map((x) => x.name);
+    const out: DistributedRule[] = [];
+    (d.rules ?? []).forEach((name: string, j: number) => {
+      if (!names.has(name)) fail(at("distributed", "rules", j), `no rule named '${name}' (rules: ${[...names.keys()].join(", ")})`);
+    });
+    const keepLocal = d.rules === undefined ? "; keep it local by listing the other rules in distributed.rules" : "; keep it local by leaving it out of distributed.rules";
+    for (const name of new Set(wanted)) {
+      const i = names.get(name);
+      if (i === undefined) continue;
+      const rule = rules[i];
+      const rp = (...p: Path) => at("rules", i, ...p);
+      let ok = true;
+      const no = (path: Path, why: string) => {
+        ok = false;
+        fail(path, `rule '${name}' cannot be distributed: ${why}${keepLocal}`);
+      };
+      const strategy = rule.strategy ?? "total_tokens";
+      if (strategy === "weighted") no(rp("strategy"), "a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)");
+      if (rule.window_type === "sliding") no(rp("window_type"), "the rate limit service counts fixed windows only");
+      const unit = UNITS[windowSeconds(rule.window)];
+      if (!unit) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h and 1d (got ${JSON.stringify(rule.window)})`);
+      if (rule.limit > MAX_SERVICE_LIMIT) no(rp("limit"), `the rate limit service's requests_per_unit is at most ${MAX_SERVICE_LIMIT}`);
+      (rule.key ?? []).forEach((part: string, j: number) => {
+        if (part === "instance") no(rp("key", j), "instance rules only meter (they never reject locally)");
+        if (part === "path") no(rp("key", j), "ai-proxy rewrites :path before Envoy's rate limit filter runs, so the client's path is not there to read");
+      });
+      for (const part of Object.keys(rule.when ?? {})) {
+        if (part === "instance") no(rp("when"), "instance rules only meter (they never reject locally)");
+        if (part === "path") no(rp("when"), "ai-proxy rewrites :path before Envoy's rate limit filter runs, so the client's path is not there to read");
+      }
+      if (!ok) continue;
+      out.push({
+        name,
+        parts: (rule.key ?? []).map(normalPart),
+        when: Object.entries(rule.when ?? {}).map(([part, v]) => ({ part: normalPart(part), patterns: typeof v === "string" ? [v] : (v as string[]) })),
+        limit: rule.limit,
+        unit: unit!,
+        strategy,
+      });
+    }
+    distributed = {
+      domain: d.domain ?? "sluice",
+      address: d.service.address,
+      port: d.service.port,
+      timeout: envoyDuration(d.timeout ?? "100ms"),
+      rules: out,
+    };
+  }
+  const json: Record<string, unknown> = { rules };
+  for (const k of ["default_max_tokens", "rejected_status"]) if (r[k] !== undefined) json[k] = r[k];
+  return { json, distributed };
 }
 
 function dedupe(problems: Problem[]): Problem[] {

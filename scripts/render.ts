@@ -2,11 +2,11 @@
 //   tsx scripts/render.ts [--config gateway.yaml] [--out envoy]
 // Nothing is written unless every file renders: each goes to a temporary file first and is renamed
 // into place only when all are ready.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { stringify } from "yaml";
-import { GatewayConfigError, loadGatewayConfig, type GatewayConfig, type Instance } from "./gateway-config.js";
+import { GatewayConfigError, loadGatewayConfig, type DistributedRule, type GatewayConfig, type Instance } from "./gateway-config.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -20,14 +20,31 @@ export const MOCK_BASE_PORT = 18080;
 export const MOCK_KEY = "sluice-mock-key";
 const MOCK_ORDER = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"];
 
-/** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
+/** The filter-state keys the access log prints (assembly/lib/keys.ts, route-keys.ts), in log order. */
 export const LOG_KEYS = [
-  "request_type", "consumer", "provider", "instance", "model", "request_model", "ttft_ms",
-  "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source",
+  "request_type", "consumer",
+  // ai-router
+  "pool", "route_rule", "route_model", "task_type", "complexity",
+  // ai-proxy
+  "provider", "instance", "attempts", "model", "request_model", "ttft_ms",
+  "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "stream_cut",
+  // ai-ratelimit
+  "ratelimit_rule",
 ] as const;
 
-/** Labels Sluice's metric names carry as `;key=value` (assembly/filters/ai-proxy/metrics.ts). */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "pool"] as const;
+/**
+ * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
+ * consumer, request_type, status, instance, cause), ai-router and ai-ratelimit (rule); pool is kept
+ * for dashboards that group by it.
+ */
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"] as const;
+
+/** Envoy's global rate limit: the cluster of the rate limit service (gRPC over HTTP/2). */
+export const RATELIMIT_CLUSTER = "sluice-ratelimit";
+/** Compose service names and ports of envoyproxy/ratelimit (gRPC 8081) for envoy.mock.yaml. */
+export const RATELIMIT_SERVICE = "ratelimit";
+export const RATELIMIT_PORT = 8081;
+const RATELIMIT_FILTER = "envoy.filters.http.ratelimit";
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {
@@ -100,6 +117,146 @@ export function envKeys(cfg: GatewayConfig): string[] {
   return [...new Set(cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k))];
 }
 
+/** The host_env_keys ai-router's VM needs: its embeddings key variable, if any. */
+export function routerEnvKeys(cfg: GatewayConfig): string[] {
+  const k = cfg.aiRouter?.embeddings?.apiKeyEnv;
+  return k ? [k] : [];
+}
+
+/**
+ * ai-router's JSON configuration. Its embeddings (only when a rule is semantic) go to the cluster of
+ * their providers[] entry or to the sluice-embeddings cluster; `clusterOf` names it for Istio.
+ */
+export function aiRouterJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const r = cfg.aiRouter!;
+  const out: Record<string, unknown> = { ...r.json };
+  const e = r.embeddings;
+  if (e) {
+    const emb: Record<string, unknown> = {
+      cluster: clusterOf?.(e.target) ?? e.target.name,
+      model: e.model,
+      path: e.path,
+      authority: e.target.url.host,
+    };
+    if (credential === "mock" && (e.apiKeyEnv || e.apiKey)) emb.api_key = MOCK_KEY;
+    else if (e.apiKeyEnv) emb.api_key_env = e.apiKeyEnv;
+    else if (e.apiKey) emb.api_key = e.apiKey;
+    Object.assign(emb, e.options);
+    out.embeddings = emb;
+  }
+  return out;
+}
+
+/** ai-ratelimit's JSON configuration. */
+export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
+  return { ...cfg.aiRatelimit!.json };
+}
+
+// ------------------------------------------------------------------- distributed rate limiting
+
+const PROMPT_ESTIMATE = "%FILTER_STATE(wasm.sluice.ratelimit_prompt_estimate:PLAIN)%";
+const COMPLETION_TOKENS = "%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%";
+/** Filter-state key of each key part, as Envoy's CEL sees it (filter state `wasm.<key>`). */
+const PART_STATE: Record<string, string> = { consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model" };
+
+/** A single-quoted CEL string literal (CEL has JSON's escapes, and \' inside single quotes). */
+function celString(s: string): string {
+  return `'${JSON.stringify(s).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`;
+}
+
+/** A CEL expression for the value of a key part. Filter state is bytes to CEL: string() it to compare. */
+function celValue(part: string, forComparison: boolean): string {
+  if (part.startsWith("header:")) return `request.headers[${celString(part.slice(7))}]`;
+  const v = `filter_state[${celString(PART_STATE[part])}]`;
+  return forComparison ? `string(${v})` : v;
+}
+
+function exprAction(key: string, text: string) {
+  return {
+    extension: {
+      name: "envoy.rate_limit_descriptors.expr",
+      typed_config: { "@type": "type.googleapis.com/envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor", descriptor_key: key, text },
+    },
+  };
+}
+
+/**
+ * The descriptor of a rule: ("rule", name), then ("when", "true"|"false") when the rule has
+ * conditions, then one entry per key part. A part the request lacks (a CEL error, an absent header)
+ * drops the whole descriptor, as the local filter skips a rule whose part is missing.
+ */
+export function rateLimitActions(rule: DistributedRule): unknown[] {
+  const actions: unknown[] = [{ generic_key: { descriptor_key: "rule", descriptor_value: rule.name } }];
+  if (rule.when.length) {
+    const terms = rule.when.map(({ part, patterns }) => {
+      const v = celValue(part, true);
+      const alts = patterns.map((p) => (p.endsWith("*") ? `${v}.startsWith(${celString(p.slice(0, -1))})` : `${v} == ${celString(p)}`));
+      return alts.length === 1 ? alts[0] : `(${alts.join(" || ")})`;
+    });
+    actions.push(exprAction("when", terms.join(" && ")));
+  }
+  for (const part of rule.parts) {
+    if (part.startsWith("header:")) actions.push({ request_headers: { header_name: part.slice(7), descriptor_key: part } });
+    else actions.push(exprAction(part, celValue(part, false)));
+  }
+  return actions;
+}
+
+/** The RateLimitPerRoute.rate_limits of every distributed rule: a request-time and a stream-end entry. */
+export function routeRateLimits(rules: DistributedRule[]): unknown[] {
+  const out: unknown[] = [];
+  for (const rule of rules) {
+    const actions = rateLimitActions(rule);
+    // At request time: the prompt (estimated), spent once the request is sent; a completion-only
+    // rule checks without adding.
+    out.push({ actions, hits_addend: rule.strategy === "completion_tokens" ? { number: 0 } : { format: PROMPT_ESTIMATE } });
+    // When the stream ends: the completion tokens of ai-proxy's usage record.
+    if (rule.strategy !== "prompt_tokens") out.push({ actions, apply_on_stream_done: true, hits_addend: { format: COMPLETION_TOKENS } });
+  }
+  return out;
+}
+
+function rateLimitFilter(cluster: string, d: NonNullable<NonNullable<GatewayConfig["aiRatelimit"]>["distributed"]>) {
+  return {
+    name: RATELIMIT_FILTER,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+      domain: d.domain,
+      // The service is a cross-instance ceiling: if it is down or slow, the local limit still holds.
+      failure_mode_deny: false,
+      timeout: d.timeout,
+      rate_limited_status: { code: "TooManyRequests" },
+      rate_limit_service: { transport_api_version: "V3", grpc_service: { envoy_grpc: { cluster_name: cluster } } },
+    },
+  };
+}
+
+function rateLimitPerRoute(rules: DistributedRule[]) {
+  return {
+    [RATELIMIT_FILTER]: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute",
+      rate_limits: routeRateLimits(rules),
+    },
+  };
+}
+
+/** envoyproxy/ratelimit's configuration for the distributed rules (envoy/ratelimit/config.yaml). */
+export function rateLimitServiceConfig(cfg: GatewayConfig): Record<string, unknown> {
+  const d = cfg.aiRatelimit?.distributed;
+  if (!d) return { domain: "sluice", descriptors: [] };
+  return {
+    domain: d.domain,
+    descriptors: d.rules.map((rule) => {
+      const limit = { rate_limit: { unit: rule.unit, requests_per_unit: rule.limit } };
+      // Innermost first: the key parts (no value: one counter per value), then "when" = "true".
+      let inner: Record<string, unknown> = limit;
+      for (const part of [...rule.parts].reverse()) inner = { descriptors: [{ key: part, ...inner }] };
+      if (rule.when.length) inner = { descriptors: [{ key: "when", value: "true", ...inner }] };
+      return { key: "rule", value: rule.name, ...inner };
+    }),
+  };
+}
+
 function wasmFilter(name: string, configuration: unknown, extra: { env?: string[]; allowOnHeadersStopIteration?: boolean } = {}) {
   const vmConfig: Record<string, unknown> = {
     vm_id: name,
@@ -114,7 +271,8 @@ function wasmFilter(name: string, configuration: unknown, extra: { env?: string[
     configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(configuration) },
     fail_open: false,
   };
-  // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-proxy hold the headers while it reads the body.
+  // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-router, ai-ratelimit and ai-proxy hold the headers
+  // while they read the body (without it Envoy withholds the body from a filter that stopped on headers).
   if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
   return {
     name: `sluice.${name.replace(/-/g, "_")}`,
@@ -200,11 +358,23 @@ export interface EnvoyRenderOptions {
 
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
+  const credential = mock ? "mock" : "env";
+  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router.
   const httpFilters: unknown[] = [];
   if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg)));
-  // ai-router and ai-ratelimit go here once they exist (gateway.yaml holds placeholders).
-  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, mock ? "mock" : "env"), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
+  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  const distributed = cfg.aiRatelimit?.distributed ?? null;
+  // After ai-proxy: its request-time check runs once filter state is complete (consumer, pool, model,
+  // prompt estimate), and only for requests that really go upstream.
+  if (distributed) httpFilters.push(rateLimitFilter(RATELIMIT_CLUSTER, distributed));
   httpFilters.push({ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
+
+  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock ? mockTarget(i) : realTarget(i)));
+  const emb = cfg.aiRouter?.embeddings;
+  if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
+  if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
 
   const admin = mock ? { address: "0.0.0.0", port: cfg.admin.port } : cfg.admin;
   return {
@@ -246,6 +416,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                               match: { prefix: "/" },
                               // ai-proxy names the instance's cluster in this header and clears the route cache.
                               route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
+                              ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
                             },
                           ],
                         },
@@ -259,7 +430,27 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
           ],
         },
       ],
-      clusters: cfg.providers.map((i) => cluster(cfg, i, mock ? mockTarget(i) : realTarget(i))),
+      clusters,
+    },
+  };
+}
+
+/** The rate limit service: gRPC, so HTTP/2 (prior knowledge, plain text, as envoyproxy/ratelimit serves it). */
+function rateLimitCluster(cfg: GatewayConfig, target: { host: string; port: number }) {
+  return {
+    name: RATELIMIT_CLUSTER,
+    type: isIp(target.host) ? "STATIC" : "STRICT_DNS",
+    connect_timeout: cfg.timeouts.connect,
+    ...(isIp(target.host) ? {} : { dns_lookup_family: "V4_PREFERRED" }),
+    load_assignment: {
+      cluster_name: RATELIMIT_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: target.host, port_value: target.port } } } }] }],
+    },
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        explicit_http_config: { http2_protocol_options: {} },
+      },
     },
   };
 }
@@ -273,6 +464,34 @@ const ISTIO_SELECTOR = { istio: "ingressgateway" };
 export function istioCluster(i: Instance): string {
   const t = realTarget(i);
   return `outbound|${t.port}||${t.host}`;
+}
+
+/** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
+function istioWasmPlugin(name: string, priority: number, env: string[], pluginConfig: unknown) {
+  return {
+    apiVersion: "extensions.istio.io/v1alpha1",
+    kind: "WasmPlugin",
+    metadata: { name: `sluice-${name}`, namespace: ISTIO_NAMESPACE },
+    spec: {
+      selector: { matchLabels: ISTIO_SELECTOR },
+      url: `file://${WASM_DIR}/${name}.wasm`,
+      pluginName: name,
+      phase: "UNSPECIFIED_PHASE",
+      priority,
+      failStrategy: "FAIL_CLOSE",
+      type: "HTTP",
+      ...(env.length ? { vmConfig: { env: env.map((n) => ({ name: n, valueFrom: "HOST" })) } } : {}),
+      pluginConfig,
+    },
+  };
+}
+
+/** The EnvoyFilter file that carries ai-router, ai-ratelimit and ai-proxy with the knob WasmPlugin lacks. */
+export const ISTIO_ENVOYFILTER = "sluice-envoyfilter.yaml";
+
+/** Istio's cluster name for the rate limit service (a Service or ServiceEntry in the mesh). */
+export function istioRateLimitCluster(d: { address: string; port: number }): string {
+  return `outbound|${d.port}||${d.address}`;
 }
 
 export function renderIstio(cfg: GatewayConfig): Record<string, { comment: string; docs: unknown[] }> {
@@ -303,68 +522,92 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       ],
     };
   }
+  const warning = (name: string) => [
+    "",
+    `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
+    "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ai-router, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    "manifests are kept for meshes whose Istio gains the knob.",
+  ];
+  const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-ratelimit 20, ai-proxy 10.";
+  // The chain, in order, for the EnvoyFilter: each is inserted just before the router.
+  const chain: unknown[] = [];
+  const routerEnv = routerEnvKeys(cfg);
+  if (cfg.aiRouter) {
+    const json = aiRouterJson(cfg, "env", istioCluster);
+    files["ai-router.yaml"] = {
+      comment: ["ai-router as an Istio WasmPlugin: decides each chat request's pool.", order, ...warning("ai-router")].join("\n"),
+      docs: [istioWasmPlugin("ai-router", 30, routerEnv, json)],
+    };
+    chain.push(wasmFilter("ai-router", json, { env: routerEnv, allowOnHeadersStopIteration: true }));
+  }
+  if (cfg.aiRatelimit) {
+    const json = aiRatelimitJson(cfg);
+    files["ai-ratelimit.yaml"] = {
+      comment: [
+        "ai-ratelimit as an Istio WasmPlugin: token limits per Envoy (counters in the proxy's shared data).",
+        order,
+        ...warning("ai-ratelimit"),
+      ].join("\n"),
+      docs: [istioWasmPlugin("ai-ratelimit", 20, [], json)],
+    };
+    chain.push(wasmFilter("ai-ratelimit", json, { allowOnHeadersStopIteration: true }));
+  }
   const aiProxyIstio = aiProxyJson(cfg, "env", istioCluster);
   const env = envKeys(cfg);
   files["ai-proxy.yaml"] = {
     comment: [
-      "ai-proxy as an Istio WasmPlugin: UNSPECIFIED_PHASE is the end of the chain, just before the router;",
-      "ai-router (priority 30) and ai-ratelimit (priority 20) will sit before it in the same phase (higher runs first).",
-      "",
-      "WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ai-proxy",
-      "needs: without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-      "Apply ai-proxy-envoyfilter.yaml INSTEAD of this file (never both). This manifest is kept for meshes whose",
-      "Istio gains the knob. Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
+      "ai-proxy as an Istio WasmPlugin: picks the provider instance, translates, targets its cluster.",
+      order,
+      ...warning("ai-proxy"),
+      "Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
     ].join("\n"),
-    docs: [
-      {
-        apiVersion: "extensions.istio.io/v1alpha1",
-        kind: "WasmPlugin",
-        metadata: { name: "sluice-ai-proxy", namespace: ISTIO_NAMESPACE },
-        spec: {
-          selector: { matchLabels: ISTIO_SELECTOR },
-          url: wasmUrl("ai-proxy"),
-          pluginName: "ai-proxy",
-          phase: "UNSPECIFIED_PHASE",
-          priority: 10,
-          failStrategy: "FAIL_CLOSE",
-          type: "HTTP",
-          vmConfig: { env: env.map((name) => ({ name, valueFrom: "HOST" })) },
-          pluginConfig: aiProxyIstio,
-        },
-      },
-    ],
+    docs: [istioWasmPlugin("ai-proxy", 10, env, aiProxyIstio)],
   };
-  const filter = wasmFilter("ai-proxy", aiProxyIstio, { env, allowOnHeadersStopIteration: true });
-  files["ai-proxy-envoyfilter.yaml"] = {
+  chain.push(wasmFilter("ai-proxy", aiProxyIstio, { env, allowOnHeadersStopIteration: true }));
+  const distributed = cfg.aiRatelimit?.distributed ?? null;
+  if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
+  const filterMatch = {
+    context: "GATEWAY",
+    listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
+  };
+  const allEnv = [...new Set([...env, ...routerEnv])];
+  files[ISTIO_ENVOYFILTER] = {
     comment: [
-      "ai-proxy through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "Needs Istio with Envoy >= 1.35. Inserts the Wasm filter just before the router and makes the route named",
-      "`sluice` pick its cluster from the header ai-proxy sets. Give your VirtualService's http route that name:",
+      "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
+      "Needs Istio with Envoy >= 1.35. Inserts, in order, just before the router: " +
+        [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
+        " (key-auth stays a WasmPlugin in AUTHN),",
+      "and makes the route named `sluice` pick its cluster from the header ai-proxy sets. Give your VirtualService's http route that name:",
       "  http: [{ name: sluice, route: [{ destination: { host: api.openai.com } }] }]   # any destination; replaced",
-      `The provider keys (${env.join(", ") || "none"}) must be in the gateway pods' environment.`,
+      `The key variables (${allEnv.join(", ") || "none"}) must be in the gateway pods' environment.`,
+      ...(distributed
+        ? [
+            `Distributed rate limiting: the rate limit service is ${distributed.address}:${distributed.port} in the mesh (its cluster`,
+            `${istioRateLimitCluster(distributed)}); name its Service port grpc-... so Istio speaks HTTP/2 to it, and load`,
+            "ratelimit/config.yaml (rendered next to envoy.yaml) into it.",
+          ]
+        : []),
     ].join("\n"),
     docs: [
       {
         apiVersion: "networking.istio.io/v1alpha3",
         kind: "EnvoyFilter",
-        metadata: { name: "sluice-ai-proxy", namespace: ISTIO_NAMESPACE },
+        metadata: { name: "sluice", namespace: ISTIO_NAMESPACE },
         spec: {
           workloadSelector: { labels: ISTIO_SELECTOR },
           configPatches: [
-            {
-              applyTo: "HTTP_FILTER",
-              match: {
-                context: "GATEWAY",
-                listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
-              },
-              patch: { operation: "INSERT_BEFORE", value: filter },
-            },
+            // Patches apply in order: each INSERT_BEFORE the router lands after the previous one.
+            ...chain.map((value) => ({ applyTo: "HTTP_FILTER", match: filterMatch, patch: { operation: "INSERT_BEFORE", value } })),
             {
               applyTo: "HTTP_ROUTE",
               match: { context: "GATEWAY", routeConfiguration: { vhost: { route: { name: "sluice" } } } },
               patch: {
                 operation: "MERGE",
-                value: { route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle } },
+                value: {
+                  route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
+                  ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
+                },
               },
             },
           ],
@@ -373,7 +616,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     ],
   };
   const docs: unknown[] = [];
-  for (const i of cfg.providers) {
+  const external = [...cfg.providers];
+  if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
+  for (const i of external) {
     const t = realTarget(i);
     docs.push({
       apiVersion: "networking.istio.io/v1beta1",
@@ -401,7 +646,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     });
   }
   files["providers.yaml"] = {
-    comment: "The provider endpoints as mesh-external services. ai-proxy's pluginConfig names their clusters (outbound|<port>||<host>).",
+    comment: "The provider endpoints as mesh-external services. The plugins' configurations name their clusters (outbound|<port>||<host>).",
     docs,
   };
   return files;
@@ -414,7 +659,7 @@ const HEADER = "# Rendered from gateway.yaml by `npm run render` (scripts/render
 export function envoyYamlText(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): string {
   const note = opts.mock
     ? "# docker compose (envoy/docker-compose.yaml): every cluster points at the mock provider service and a dummy key.\n"
-    : "# Needs Envoy >= 1.35 (ai-proxy's allow_on_headers_stop_iteration) with the v8 Wasm runtime.\n";
+    : "# Needs Envoy >= 1.35 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy) with the v8 Wasm runtime.\n";
   return HEADER + note + stringify(renderEnvoy(cfg, opts), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
@@ -423,11 +668,21 @@ function istioText(file: { comment: string; docs: unknown[] }): string {
   return HEADER + comment + "\n" + file.docs.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n");
 }
 
+function rateLimitServiceText(cfg: GatewayConfig): string {
+  const d = cfg.aiRatelimit?.distributed;
+  const note = d
+    ? "# envoyproxy/ratelimit's configuration for filters.ai_ratelimit.distributed: one descriptor tree per rule,\n" +
+      "# (rule, <name>) [-> (when, true)] -> key parts, the limit in tokens (hits_addend carries the token counts).\n"
+    : "# filters.ai_ratelimit.distributed is not set in gateway.yaml: no rule is enforced by the rate limit service.\n";
+  return HEADER + note + stringify(rateLimitServiceConfig(cfg), { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
 /** Every rendered file, by path relative to the output directory. */
 export function renderFiles(cfg: GatewayConfig): Record<string, string> {
   const out: Record<string, string> = {
     "envoy.yaml": envoyYamlText(cfg),
     "envoy.mock.yaml": envoyYamlText(cfg, { mock: true }),
+    "ratelimit/config.yaml": rateLimitServiceText(cfg),
   };
   for (const [name, file] of Object.entries(renderIstio(cfg))) out[`istio/${name}`] = istioText(file);
   return out;
@@ -458,12 +713,32 @@ export interface RenderOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Rendered manifests this render no longer makes (a filter disabled, a renamed file): removed, so
+ * `kubectl apply -f envoy/istio/` never applies a stale one. Only files that carry the render header.
+ */
+export function removeStale(outDir: string, files: Record<string, string>): string[] {
+  const removed: string[] = [];
+  const dir = join(outDir, "istio");
+  if (!existsSync(dir)) return removed;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!name.endsWith(".yaml") || `istio/${name}` in files) continue;
+    if (!readFileSync(path, "utf8").startsWith(HEADER)) continue;
+    rmSync(path);
+    removed.push(path);
+  }
+  return removed;
+}
+
 /** Loads gateway.yaml and writes every file; throws GatewayConfigError (nothing written) on a bad config. */
-export function render(opts: RenderOptions = {}): { cfg: GatewayConfig; written: string[] } {
+export function render(opts: RenderOptions = {}): { cfg: GatewayConfig; written: string[]; removed: string[] } {
   const config = resolve(opts.config ?? join(root, "gateway.yaml"));
   const outDir = resolve(opts.outDir ?? join(root, "envoy"));
   const cfg = loadGatewayConfig(config, { env: opts.env });
-  return { cfg, written: writeAtomically(outDir, renderFiles(cfg)) };
+  const files = renderFiles(cfg);
+  const written = writeAtomically(outDir, files);
+  return { cfg, written, removed: removeStale(outDir, files) };
 }
 
 function arg(name: string): string | undefined {
@@ -473,8 +748,9 @@ function arg(name: string): string | undefined {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   try {
-    const { written } = render({ config: arg("config"), outDir: arg("out") });
+    const { written, removed } = render({ config: arg("config"), outDir: arg("out") });
     for (const f of written) console.log(`wrote ${f}`);
+    for (const f of removed) console.log(`removed ${f} (no longer rendered)`);
   } catch (e) {
     if (e instanceof GatewayConfigError) {
       console.error(`render: ${e.file} is not valid; nothing was written.\n${e.message}`);

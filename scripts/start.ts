@@ -77,13 +77,23 @@ function wasmPath(file: string, wasmDir: string): string {
 
 export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise<LocalGateway> {
   const cfg = opts.config ?? loadEnvoyConfig(opts.envoyYaml ?? join(root, "envoy", "envoy.yaml"));
-  const env = { ...(opts.env ?? process.env) };
+  // Whether a key is set is decided on the environment as given: mocking an instance sets its
+  // variable for the VM, which must not make the next instance sharing that variable look real.
+  const given = opts.env ?? process.env;
+  const env = { ...given };
   const mockMode = opts.mock ?? "auto";
   const wasmDir = opts.wasmDir ?? join(root, "build");
 
   // Decide, per ai-proxy instance, whether the real provider or a mock answers.
   const aiProxy = cfg.filters.find((f) => basename(f.wasmFile) === "ai-proxy.wasm");
   const instances: InstanceJson[] = aiProxy ? (JSON.parse(aiProxy.configuration || "{}").instances ?? []) : [];
+  // ai-router's embeddings instance, when it has a cluster of its own (not a provider instance's):
+  // mocked like a provider when its key variable is unset (the OpenAI mock serves /v1/embeddings).
+  const aiRouter = cfg.filters.find((f) => basename(f.wasmFile) === "ai-router.wasm");
+  const emb = aiRouter ? JSON.parse(aiRouter.configuration || "{}").embeddings : undefined;
+  if (emb?.cluster && !instances.some((i) => (i.cluster ?? i.name) === emb.cluster)) {
+    instances.push({ name: emb.cluster, provider: "openai", cluster: emb.cluster, api_key_env: emb.api_key_env, api_key: emb.api_key });
+  }
   const clusters: Record<string, ClusterTarget> = {};
   for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs };
   const providers: ProviderStatus[] = [];
@@ -98,8 +108,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       let mock: boolean;
       let why: string;
       if (mockMode === "always") [mock, why] = [true, "--mock"];
-      else if (mockMode === "never") [mock, why] = [false, inst.api_key_env ? `${inst.api_key_env} ${env[inst.api_key_env] ? "set" : "NOT set"}` : "key inline or none"];
-      else if (inst.api_key_env) [mock, why] = env[inst.api_key_env] ? [false, `${inst.api_key_env} set`] : [true, `${inst.api_key_env} not set`];
+      else if (mockMode === "never") [mock, why] = [false, inst.api_key_env ? `${inst.api_key_env} ${given[inst.api_key_env] ? "set" : "NOT set"}` : "key inline or none"];
+      else if (inst.api_key_env) [mock, why] = given[inst.api_key_env] ? [false, `${inst.api_key_env} set`] : [true, `${inst.api_key_env} not set`];
       else [mock, why] = [false, inst.api_key ? "key inline" : "no key needed"];
       if (!mock) {
         providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why });
@@ -263,6 +273,7 @@ async function main(): Promise<void> {
   const rel = envoyYaml.startsWith(root) ? envoyYaml.slice(root.length + 1) : envoyYaml;
   const lines = [
     `Sluice local gateway, running ${rel} (filters: ${gw.config.filters.map((f) => f.name).join(" -> ")} -> router)`,
+    ...gw.config.notRun.map((n) => `  not run     ${n.name}: ${n.why}`),
     `  listening   ${gw.url}   (OpenAI API under /v1, Anthropic Messages at /v1/messages)`,
     `  admin       ${gw.adminUrl}/stats/prometheus   ${gw.adminUrl}/ready`,
     `  access log  ${gw.accessLogPath}`,
@@ -274,6 +285,9 @@ async function main(): Promise<void> {
     "",
     `  curl ${gw.url}/v1/chat/completions -H 'authorization: Bearer sk-sluice-demo' -H 'content-type: application/json' \\`,
     `       -d '{"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]}'`,
+    ...(gw.config.filters.some((f) => basename(f.wasmFile) === "ai-router.wasm")
+      ? ["  (with gateway.yaml's ai-router example, \"model\":\"auto\" lets the router pick the pool: the response header x-sluice-route names the rule)"]
+      : []),
     "",
     "  Ctrl-C stops (in-flight requests finish first).",
   );

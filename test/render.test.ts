@@ -40,9 +40,13 @@ function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): GatewayConfigErr
 describe("gateway.yaml: schema and checks, with line and field", () => {
   it("the shipped gateway.yaml is valid and renders every file", () => {
     const cfg = parseGatewayConfig(GATEWAY, { env: {} });
-    expect(cfg.providers.map((p) => p.name)).toEqual(["openai", "anthropic", "gemini", "deepseek", "mistral"]);
+    expect(cfg.providers.map((p) => p.name)).toEqual(["openai", "anthropic", "gemini", "deepseek", "mistral", "openai-mini", "gemini-flash", "openai-4o", "claude-sonnet"]);
+    expect(cfg.pools.map((p) => p.name)).toEqual(["cheap", "capable"]);
+    expect(cfg.aiRouter?.json.rules).toHaveLength(2);
+    expect(cfg.aiRatelimit?.json.rules).toHaveLength(1);
     expect(Object.keys(renderFiles(cfg)).sort()).toEqual([
-      "envoy.mock.yaml", "envoy.yaml", "istio/ai-proxy-envoyfilter.yaml", "istio/ai-proxy.yaml", "istio/key-auth.yaml", "istio/providers.yaml",
+      "envoy.mock.yaml", "envoy.yaml", "istio/ai-proxy.yaml", "istio/ai-ratelimit.yaml", "istio/ai-router.yaml", "istio/key-auth.yaml",
+      "istio/providers.yaml", "istio/sluice-envoyfilter.yaml", "ratelimit/config.yaml",
     ]);
   });
 
@@ -88,7 +92,7 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
     expect(e.message).toMatch(/^gateway\.yaml:\d+:\d+: /);
   });
 
-  it("checks what a schema cannot: duplicate names and keys, env: keys, both credentials, placeholders", () => {
+  it("checks what a schema cannot: duplicate names and keys, env: keys, both credentials, a router pool that does not exist", () => {
     const dupName = problemsOf(BASE + "  - name: openai\n    provider: anthropic\n    api_key_env: ANTHROPIC_API_KEY\n");
     expect(dupName.message).toBe("gateway.yaml:10:11: providers[1].name: duplicate provider instance name 'openai' (also providers[0])");
     const dupKey = problemsOf(BASE.replace("    keys: [key-a]", "    keys: [key-a]\n  - name: team-b\n    keys: [key-a]"));
@@ -98,8 +102,11 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
     expect(env.message).toBe("gateway.yaml:5:12: consumers[0].keys[0]: environment variable TEAM_A_KEY is not set (the key is read from it when rendering)");
     const both = problemsOf(BASE + "    api_key: sk-inline\n");
     expect(both.message).toBe("gateway.yaml:10:14: providers[0].api_key: give api_key or api_key_env, not both");
-    const router = problemsOf(BASE + "filters:\n  ai_router:\n    enabled: true\n");
-    expect(router.message).toBe("gateway.yaml:12:14: filters.ai_router.enabled: must be false (must stay false until the filter exists)");
+    const router = problemsOf(BASE + "filters:\n  ai_router:\n    rules: [{ name: a, pool: p }]\n");
+    expect(router.message).toBe("gateway.yaml:12:30: filters.ai_router.rules[0].pool: no pool named 'p' (gateway.yaml has no pools: add them under pools)");
+    // A section with enabled: false is checked by the schema but renders nothing.
+    const off = parseGatewayConfig(BASE + "filters:\n  ai_router:\n    enabled: false\n  ai_ratelimit:\n    enabled: false\n", { env: {} });
+    expect([off.aiRouter, off.aiRatelimit]).toEqual([null, null]);
   });
 
   it("hashes every consumer key: envoy.yaml never holds a plain key", () => {
@@ -147,14 +154,20 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     ].sort());
   });
 
-  it("the shipped protos predate allow_on_headers_stop_iteration: it is the one field validated from NEWER_FIELDS", () => {
+  it("the shipped protos predate allow_on_headers_stop_iteration: the one field of envoy.yaml validated from NEWER_FIELDS (ai-router, ai-ratelimit, ai-proxy)", () => {
     const text = readFileSync("envoy/envoy.yaml", "utf8");
     const r = validateEnvoyYaml(text);
-    expect(r.newerFieldsUsed).toEqual([expect.stringMatching(/^envoy\.extensions\.wasm\.v3\.PluginConfig\.allow_on_headers_stop_iteration \(Envoy >= 1\.35\.0\) @ .*http_filters\[1\]/)]);
+    expect(r.newerFieldsUsed).toEqual([1, 2, 3].map((i) => expect.stringMatching(new RegExp(`^envoy\\.extensions\\.wasm\\.v3\\.PluginConfig\\.allow_on_headers_stop_iteration \\(Envoy >= 1\\.35\\.0\\) @ .*http_filters\\[${i}\\]`))));
     // Against the shipped protos alone, that field (and nothing else) is unknown.
     const strict = validateEnvoyYaml(text, { newerFields: false });
-    expect(strict.errors).toEqual([expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")]);
-    expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual(["envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration"]);
+    expect(strict.errors).toEqual([1, 2, 3].map(() => expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")));
+    // The others serve distributed rate limiting (test/render-chain.test.ts).
+    expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual([
+      "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration",
+      "envoy.config.route.v3.RateLimit.hits_addend",
+      "envoy.config.route.v3.RateLimit.apply_on_stream_done",
+      "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits",
+    ]);
     // Shipped protos left out because they import protos the package does not ship: tracing and
     // metrics-service ones only, none that Sluice's config uses.
     expect(skippedProtos).toEqual([
@@ -198,18 +211,21 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     const c = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
     expect(c.filters.map((f) => [f.name, f.rootId, f.vmId, f.failOpen, f.allowOnHeadersStopIteration])).toEqual([
       ["key-auth", "key-auth", "key-auth", false, false],
+      ["ai-router", "ai-router", "ai-router", false, true],
+      ["ai-ratelimit", "ai-ratelimit", "ai-ratelimit", false, true],
       ["ai-proxy", "ai-proxy", "ai-proxy", false, true],
     ]);
-    expect(c.filters[1].hostEnvKeys).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"]);
-    expect(c.filters[1].wasmFile).toBe("/etc/sluice/build/ai-proxy.wasm");
+    expect(c.notRun).toEqual([]);
+    expect(c.filters[3].hostEnvKeys).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"]);
+    expect(c.filters[3].wasmFile).toBe("/etc/sluice/build/ai-proxy.wasm");
     expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 300_000, idleTimeoutMs: 120_000 });
     expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000 });
     expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
     expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000 });
-    expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "pool"]);
+    expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"]);
     const mock = parseEnvoyConfig(readFileSync("envoy/envoy.mock.yaml", "utf8"));
     expect(mock.clusters.anthropic.url).toBe("http://mock:18082");
-    expect(JSON.parse(mock.filters[1].configuration).instances[0].api_key).toBe("sluice-mock-key");
+    expect(JSON.parse(mock.filters[3].configuration).instances[0].api_key).toBe("sluice-mock-key");
   });
 });
 
@@ -246,26 +262,46 @@ describe("envoy/istio manifests", () => {
     expect(() => new WasmPlugin(bad).validate()).toThrow(/phase/);
   });
 
-  it("key-auth runs in AUTHN, ai-proxy in UNSPECIFIED_PHASE, with the same plugin configuration as envoy.yaml", () => {
+  it("key-auth runs in AUTHN; ai-router, ai-ratelimit, ai-proxy in UNSPECIFIED_PHASE by priority; the same plugin configuration as envoy.yaml", () => {
     const cfg = loadGatewayConfig("gateway.yaml", { env: {} });
     const byFile = Object.fromEntries(docs().filter((d) => d.doc.kind === "WasmPlugin").map((d) => [d.file, d.doc]));
     expect(byFile["key-auth.yaml"].spec.phase).toBe("AUTHN");
-    expect(byFile["ai-proxy.yaml"].spec.phase).toBe("UNSPECIFIED_PHASE");
+    // Within a phase, a higher priority runs first: ai-router, then ai-ratelimit, then ai-proxy.
+    expect(["ai-router.yaml", "ai-ratelimit.yaml", "ai-proxy.yaml"].map((f) => [byFile[f].spec.phase, byFile[f].spec.priority])).toEqual([
+      ["UNSPECIFIED_PHASE", 30], ["UNSPECIFIED_PHASE", 20], ["UNSPECIFIED_PHASE", 10],
+    ]);
+    expect(byFile["key-auth.yaml"].spec.priority).toBe(100);
     const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
     expect(byFile["key-auth.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[0].configuration));
+    expect(byFile["ai-router.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[1].configuration));
+    expect(byFile["ai-ratelimit.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[2].configuration));
     expect(byFile["ai-proxy.yaml"].spec.pluginConfig).toEqual(aiProxyJson(cfg, "env", istioCluster));
     expect(byFile["ai-proxy.yaml"].spec.pluginConfig.instances[0].cluster).toBe("outbound|443||api.openai.com");
     expect(byFile["ai-proxy.yaml"].spec.vmConfig.env).toContainEqual({ name: "OPENAI_API_KEY", valueFrom: "HOST" });
-    expect(readFileSync("envoy/istio/ai-proxy.yaml", "utf8")).toMatch(/WasmPlugin API cannot set allow_on_headers_stop_iteration/);
+    for (const f of ["ai-router.yaml", "ai-ratelimit.yaml", "ai-proxy.yaml"]) {
+      expect(readFileSync(`envoy/istio/${f}`, "utf8")).toMatch(/WasmPlugin API cannot set allow_on_headers_stop_iteration[^]*Apply sluice-envoyfilter\.yaml INSTEAD/);
+    }
   });
 
-  it("the EnvoyFilter carries ai-proxy with allow_on_headers_stop_iteration, valid against Envoy's protos", () => {
-    const ef = docs().find((d) => d.doc.kind === "EnvoyFilter")!.doc;
-    const [filterPatch, routePatch] = ef.spec.configPatches;
-    expect(filterPatch.patch.value.typed_config.config.allow_on_headers_stop_iteration).toBe(true);
-    const f = validateEnvoyConfig(filterPatch.patch.value, { type: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" });
-    expect(f.errors).toEqual([]);
-    expect(f.newerFieldsUsed).toHaveLength(1);
+  it("the EnvoyFilter carries ai-router, ai-ratelimit and ai-proxy in that order with allow_on_headers_stop_iteration, valid against Envoy's protos", () => {
+    const efs = docs().filter((d) => d.doc.kind === "EnvoyFilter");
+    expect(efs.map((d) => d.file)).toEqual(["sluice-envoyfilter.yaml"]);
+    const ef = efs[0].doc;
+    const patches = ef.spec.configPatches;
+    const filterPatches = patches.slice(0, -1);
+    const routePatch = patches.at(-1);
+    // Each is inserted just before the router, so patches in chain order give the chain order.
+    expect(filterPatches.map((p: any) => [p.applyTo, p.patch.operation, p.match.listener.filterChain.filter.subFilter.name, p.patch.value.typed_config.config.name])).toEqual([
+      ["HTTP_FILTER", "INSERT_BEFORE", "envoy.filters.http.router", "ai-router"],
+      ["HTTP_FILTER", "INSERT_BEFORE", "envoy.filters.http.router", "ai-ratelimit"],
+      ["HTTP_FILTER", "INSERT_BEFORE", "envoy.filters.http.router", "ai-proxy"],
+    ]);
+    for (const filterPatch of filterPatches) {
+      expect(filterPatch.patch.value.typed_config.config.allow_on_headers_stop_iteration).toBe(true);
+      const f = validateEnvoyConfig(filterPatch.patch.value, { type: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" });
+      expect(f.errors).toEqual([]);
+      expect(f.newerFieldsUsed).toHaveLength(1);
+    }
     // A MERGE patch is a fragment of a Route: its route action must be valid on its own.
     expect(Object.keys(routePatch.patch.value)).toEqual(["route"]);
     expect(validateEnvoyConfig(routePatch.patch.value.route, { type: "envoy.config.route.v3.RouteAction" }).errors).toEqual([]);
@@ -287,7 +323,20 @@ describe("envoy/docker-compose.yaml", () => {
 
   it("passes every provider key variable envoy.yaml lists through to Envoy", () => {
     const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
-    expect(compose.services.envoy.environment).toEqual(expect.arrayContaining(envoy.filters[1].hostEnvKeys));
+    expect(compose.services.envoy.environment).toEqual(expect.arrayContaining(envoy.filters.flatMap((f) => f.hostEnvKeys)));
+  });
+
+  it("runs the global rate limit service and Redis under the profile distributed, on envoy.mock.yaml's sluice-ratelimit address", () => {
+    const { ratelimit, redis } = compose.services;
+    expect([ratelimit.profiles, redis.profiles]).toEqual([["distributed"], ["distributed"]]);
+    expect(ratelimit.image).toMatch(/^envoyproxy\/ratelimit:[0-9a-f]{8}$/);
+    expect(ratelimit.volumes).toEqual(["./ratelimit:/data/ratelimit/config:ro"]);
+    // RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config/*.yaml is where envoyproxy/ratelimit reads its configuration.
+    expect(ratelimit.environment).toEqual(expect.arrayContaining(["RUNTIME_ROOT=/data", "RUNTIME_SUBDIRECTORY=ratelimit", "REDIS_URL=redis:6379", "REDIS_SOCKET_TYPE=tcp"]));
+    expect(ratelimit.expose).toEqual(["8081"]);
+    expect(redis.image).toMatch(/^redis:/);
+    expect(compose.services.envoy.depends_on).toEqual(["mock"]); // Envoy starts without it (failure_mode_deny false)
+    expect(readFileSync("envoy/ratelimit/config.yaml", "utf8")).toMatch(/^domain: sluice$/m);
   });
 
   it("serves the mock providers on the ports envoy.mock.yaml's clusters use", () => {
