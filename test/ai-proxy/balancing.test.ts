@@ -297,3 +297,26 @@ describe("health shared by all workers, and fallback", () => {
     expect(upstreamJson(s).model).toBe("m");
   });
 });
+
+describe("Envoy's global rate limit filter", () => {
+  it("a 429 with x-envoy-ratelimited is the gateway's refusal: no health penalty, no fallback, an OpenAI 429", async () => {
+    const h = await proxy({
+      instances: [{ name: "oa-1", provider: "openai", api_key: "k" }, { name: "oa-2", provider: "openai", api_key: "k" }],
+      pools: [{ name: "m", instances: ["oa-1", "oa-2"] }],
+      health: { failures: 1 },
+    });
+    const s = send(h, "/v1/chat/completions", CHAT);
+    const first = cluster(s);
+    s.callOnResponseHeaders({ ":status": "429", "x-envoy-ratelimited": "true", "content-type": "text/plain" }, false);
+    s.callOnResponseBody("rate limited", true);
+    s.completeHttpContext();
+    expect(header(s.downstream.headers, ":status")).toBe("429");
+    expect(JSON.parse(s.downstream.body.toString()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    expect(usageRecord(s)).toMatchObject({ total: "0" });
+    expect(h.getMetric(`sluice.ai_instance_failed;instance=${first};cause=429`)).toBeUndefined();
+    // Still in rotation.
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add(cluster(send(h, "/v1/chat/completions", CHAT))!);
+    expect(seen.has(first!)).toBe(true);
+  });
+});

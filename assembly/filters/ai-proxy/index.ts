@@ -140,6 +140,8 @@ class AiProxy extends Context {
   native: bool = false;
   /** Request headers seen in onRequestHeaders that targeting must remove (HAS_*). */
   present: i32 = 0;
+  /** Envoy's global rate limit filter answered 429 (x-envoy-ratelimited): not the provider. */
+  refused: bool = false;
   stream: bool = false;
   includeUsage: bool = false;
   replied: bool = false;
@@ -523,8 +525,12 @@ class AiProxy extends Context {
     if (this.kind == PASS || this.replied || this.provider === null) return FilterHeadersStatusValues.Continue;
     const status = getHeader(RESPONSE_HEADERS, ":status");
     this.status = status !== null ? <u32>U32.parseInt(status as string) : 0;
-    const cause = this.failureCause();
-    this.reportOutcome(cause, RESPONSE_HEADERS);
+    // Envoy's global rate limit filter (after this one in the chain) refused the request: the
+    // provider never saw it, so its health is untouched and no other instance is tried.
+    const refused = this.status == 429 && getHeader(RESPONSE_HEADERS, "x-envoy-ratelimited") !== null;
+    this.refused = refused;
+    const cause = refused ? "" : this.failureCause();
+    if (!refused) this.reportOutcome(cause, RESPONSE_HEADERS);
     if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
     if (cause.length && !endOfStream && this.mayFallBack(cause)) {
       // Nothing has reached the client yet: hold this answer and try another instance.
@@ -532,7 +538,9 @@ class AiProxy extends Context {
       this.lastCause = cause;
       return FilterHeadersStatusValues.StopIteration;
     }
-    if (this.status >= 200 && this.status < 300) {
+    if (refused) {
+      this.resp = RESP_ERROR;
+    } else if (this.status >= 200 && this.status < 300) {
       const ct = getHeader(RESPONSE_HEADERS, "content-type");
       const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
       if (this.stream && sse) this.startStream(false);
@@ -897,7 +905,7 @@ class AiProxy extends Context {
         return;
       }
       let e = provider.error(this.status, parsed);
-      if (parsed === null) e = this.transportError(body);
+      if (parsed === null || this.refused) e = this.transportError(body);
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
       else writeOpenAIError(e, out);
       this.recordNothing();
@@ -947,6 +955,7 @@ class AiProxy extends Context {
 
   /** Envoy's own plain-text answers (connect failure, timeout) as JSON errors. */
   transportError(body: ArrayBuffer): ClientError {
+    if (this.refused) return ClientError.of(429, "Rate limit exceeded.", "rate_limit_error", "rate_limit_exceeded");
     const text = String.UTF8.decode(body);
     if (this.status == 504) return ClientError.of(504, "The provider did not answer in time.", "api_error", "upstream_timeout");
     if (this.status == 502 || text.startsWith("upstream connect error") || text.startsWith("no healthy upstream")) {
