@@ -232,6 +232,8 @@ describe("health shared by all workers, and fallback", () => {
       } while (cluster(s) !== "oa-1");
       answer(s, 500, "application/json", [JSON.stringify({ error: { message: "x", type: "server_error" } })]);
     }
+    expect(h.getMetric("sluice.ai_instance_cooldowns;instance=oa-1")?.value).toBe(1n);
+    expect(h.getMetric("sluice.ai_instance_available;instance=oa-1")?.value).toBe(0n);
     // Now no worker sends to oa-1.
     for (let i = 0; i < 20; i++) {
       const s = h.newStream({ worker: i % 2 });
@@ -249,6 +251,7 @@ describe("health shared by all workers, and fallback", () => {
       await h.settle();
     }
     expect(openai.requests.some((r) => r.method === "GET" && r.path === "/v1/models")).toBe(true);
+    expect(h.getMetric("sluice.ai_instance_available;instance=oa-1")?.value).toBe(1n);
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) {
       const s = send(h, "/v1/chat/completions", CHAT);

@@ -57,6 +57,9 @@ export class HealthState {
 }
 
 const PREFIX = "sluice.ai-proxy.health.";
+
+/** Whether the last report() took the instance out (a cooldown, exhaustion or failed probes). */
+export let wentDown: bool = false;
 const MAX_CAS_TRIES = 32;
 
 export function readHealth(instance: string): HealthState {
@@ -82,7 +85,9 @@ export function report(cfg: HealthConfig, instance: string, outcome: i32, nowMs:
   for (let attempt = 0; attempt < MAX_CAS_TRIES; attempt++) {
     const cur = getSharedData(key);
     h = HealthState.decode(cur.value);
+    const before = h.available(nowMs);
     apply(cfg, h, outcome, nowMs, untilMs);
+    wentDown = before && !h.available(nowMs);
     // cas 0 would write unconditionally; a missing key has no cas, so the first write races only
     // with another first write, which Envoy resolves by the later one winning — acceptable for a
     // fresh instance.

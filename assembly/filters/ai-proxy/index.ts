@@ -27,7 +27,7 @@ import { replayAsStream } from "./replay";
 import { Metrics } from "./metrics";
 import { Pool, PickInput, pick, recordLatency, addInflight, CONSISTENT_HASH } from "./balancer";
 import {
-  HealthState, readHealth, report, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED,
+  HealthState, readHealth, report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED,
   OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED,
 } from "./health";
 
@@ -65,7 +65,7 @@ function nowMs(): i64 {
 
 class AiProxyRoot extends RootContext {
   settings: Settings | null = null;
-  metrics: Metrics = new Metrics();
+  metrics: Metrics = metricsOf;
 
   createContext(context_id: u32): Context {
     return new AiProxy(context_id, this);
@@ -106,9 +106,18 @@ class AiProxyRoot extends RootContext {
     const auth = provider.chatUpstream(inst, inst.model, false).headers;
     for (let h = 0; h + 1 < auth.length; h += 2) headers.push(makeHeaderPair(auth[h], auth[h + 1]));
     const r = this.httpCall(inst.cluster, headers, new ArrayBuffer(0), [], <u32>s.health.timeoutMs, new Probe(this.context_id, i, this), onProbeResponse);
-    if (r != WasmResultValues.Ok) report(s.health, inst.name, OUTCOME_PROBE_FAILED, nowMs(), 0);
+    if (r != WasmResultValues.Ok) healthReport(s, inst.name, OUTCOME_PROBE_FAILED, nowMs(), 0);
   }
 }
+
+/** Passive and active health reports, with the per-instance metrics (availability, cooldowns). */
+function healthReport(s: Settings, instance: string, outcome: i32, now: i64, until: i64): void {
+  const h = report(s.health, instance, outcome, now, until);
+  metricsOf.instanceHealth(instance, h.available(now), wentDown);
+}
+
+// The root's metrics, for code that runs outside a context method (health reports).
+let metricsOf: Metrics = new Metrics();
 
 /** Who an active health check was for (http_call callbacks carry one context object). */
 class Probe extends BaseContext {
@@ -126,7 +135,7 @@ function onProbeResponse(origin: BaseContext, headers: u32, _bodySize: usize, _t
   const s = p.root.settings as Settings;
   const status = headers > 0 ? getHeader(HTTP_CALL_RESPONSE_HEADERS, ":status") : null;
   const ok = status !== null && (status as string).startsWith("2");
-  report(s.health, s.instances[p.instance].name, ok ? OUTCOME_PROBE_OK : OUTCOME_PROBE_FAILED, nowMs(), 0);
+  healthReport(s, s.instances[p.instance].name, ok ? OUTCOME_PROBE_OK : OUTCOME_PROBE_FAILED, nowMs(), 0);
 }
 
 function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, _trailers: u32): void {
@@ -597,16 +606,16 @@ class AiProxy extends Context {
     const metrics = (this.root_context as AiProxyRoot).metrics;
     if (cause.length == 0) {
       const until = exhaustedUntil(headersMap, now);
-      if (until > now) report(s.health, inst.name, OUTCOME_EXHAUSTED, now, until);
-      else if (this.health.failures > 0 || this.health.backoff > 0) report(s.health, inst.name, OUTCOME_SUCCESS, now, 0);
+      if (until > now) healthReport(s, inst.name, OUTCOME_EXHAUSTED, now, until);
+      else if (this.health.failures > 0 || this.health.backoff > 0) healthReport(s, inst.name, OUTCOME_SUCCESS, now, 0);
       return;
     }
     if (cause == "429") {
       metrics.instanceFailed(inst.name, cause);
-      report(s.health, inst.name, OUTCOME_RATE_LIMITED, now, retryAfterUntil(headersMap, now));
+      healthReport(s, inst.name, OUTCOME_RATE_LIMITED, now, retryAfterUntil(headersMap, now));
     } else if (cause == "connect_failure" || cause == "timeout" || cause == "5xx") {
       metrics.instanceFailed(inst.name, cause);
-      report(s.health, inst.name, OUTCOME_FAILURE, now, 0);
+      healthReport(s, inst.name, OUTCOME_FAILURE, now, 0);
     }
   }
 
@@ -669,7 +678,7 @@ class AiProxy extends Context {
         setFilterState(keys.MODEL, this.upstreamModel);
         return true;
       }
-      report(s.health, inst.name, OUTCOME_FAILURE, nowMs(), 0);
+      healthReport(s, inst.name, OUTCOME_FAILURE, nowMs(), 0);
     }
     return false;
   }

@@ -2,7 +2,7 @@
 //   sluice.ai_requests;provider=openai;model=gpt-4o;consumer=team-a;request_type=ai_chat
 // Envoy shows them as wasmcustom.<name>; the stats_tags that envoy.yaml carries turn each pair into
 // a Prometheus label, so dashboards get real labels instead of names with values baked in.
-import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
+import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
 
 /** Label values may not contain the separators. */
 function clean(v: string): string {
@@ -52,6 +52,14 @@ export class Metrics {
 
   instanceFailed(instance: string, cause: string): void {
     this.count("sluice.ai_instance_failed;instance=" + clean(instance) + ";cause=" + clean(cause), 1);
+  }
+
+  /** Health as this report left it: a gauge of availability, and a count of times taken out. */
+  instanceHealth(instance: string, available: bool, wentDown: bool): void {
+    const name = "sluice.ai_instance_available;instance=" + clean(instance);
+    const id = this.id(METRIC_GAUGE, name);
+    if (id != NO_METRIC) recordMetric(id, available ? 1 : 0);
+    if (wentDown) this.count("sluice.ai_instance_cooldowns;instance=" + clean(instance), 1);
   }
 
   /** A request the gateway refused before any provider saw it. */
