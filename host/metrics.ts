@@ -9,11 +9,30 @@ export interface Metric {
   name: string;
   type: MetricKind;
   value: bigint;
+  /** Histograms: the most recent samples (at most KEPT_SAMPLES; older ones are dropped). */
   samples: bigint[];
+  /** Histograms: every sample ever recorded, as Envoy keeps them: count, sum, cumulative bucket counts. */
+  count: number;
+  sum: bigint;
+  buckets: number[];
 }
 
 // Envoy's default histogram buckets (Stats::HistogramSettingsImpl::defaultBuckets).
 const BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+/** A histogram keeps its recent samples for tests (getMetric), not all of them: a gateway records
+ * one or two per request and would otherwise grow without bound. */
+export const KEPT_SAMPLES = 1024;
+
+/** Envoy recordValue on a histogram: counted into its buckets; the sample kept among the recent. */
+export function recordSample(m: Metric, v: bigint): void {
+  m.count++;
+  m.sum += v;
+  const n = Number(v);
+  for (let i = 0; i < BUCKETS.length; i++) if (n <= BUCKETS[i]) m.buckets[i]++;
+  m.samples.push(v);
+  if (m.samples.length >= 2 * KEPT_SAMPLES) m.samples.splice(0, m.samples.length - KEPT_SAMPLES);
+}
 
 export class Metrics {
   private byName = new Map<string, Metric>();
@@ -22,7 +41,7 @@ export class Metrics {
     // Envoy keys stats by name within type; the same name as another type is a separate stat.
     const key = `${type}\u0000${name}`;
     let m = this.byName.get(key);
-    if (!m) this.byName.set(key, (m = { name, type, value: 0n, samples: [] }));
+    if (!m) this.byName.set(key, (m = { name, type, value: 0n, samples: [], count: 0, sum: 0n, buckets: BUCKETS.map(() => 0) }));
     return m;
   }
 
@@ -74,15 +93,10 @@ export class Metrics {
           continue;
         }
         const histTags = tags ? `${tags},` : "";
-        let sum = 0n;
-        for (const s of m.samples) sum += s;
-        for (const b of BUCKETS) {
-          const count = m.samples.filter((s) => Number(s) <= b).length;
-          out.push(`${family}_bucket{${histTags}le="${b}"} ${count}`);
-        }
-        out.push(`${family}_bucket{${histTags}le="+Inf"} ${m.samples.length}`);
-        out.push(`${family}_sum{${tags}} ${sum}`);
-        out.push(`${family}_count{${tags}} ${m.samples.length}`);
+        BUCKETS.forEach((b, i) => out.push(`${family}_bucket{${histTags}le="${b}"} ${m.buckets[i]}`));
+        out.push(`${family}_bucket{${histTags}le="+Inf"} ${m.count}`);
+        out.push(`${family}_sum{${tags}} ${m.sum}`);
+        out.push(`${family}_count{${tags}} ${m.count}`);
       }
     }
     return out.length ? out.join("\n") + "\n" : "";

@@ -9,7 +9,7 @@ import {
   type HeaderList,
 } from "./headers.js";
 import { MemView } from "./memory.js";
-import type { Metric } from "./metrics.js";
+import { recordSample, type Metric } from "./metrics.js";
 import type { Plugin } from "./plugin.js";
 import { getProperty } from "./properties.js";
 import { makeWasi } from "./wasi.js";
@@ -578,7 +578,7 @@ export class Vm {
         // Envoy recordMetric: a counter adds, a gauge is set, a histogram records a sample.
         if (metric.type === "counter") metric.value = BigInt.asUintN(64, metric.value + v);
         else if (metric.type === "gauge") metric.value = v;
-        else metric.samples.push(v);
+        else recordSample(metric, v);
         return R.Ok;
       },
       proxy_get_metric: (id: number, resultPtr: number) => {

@@ -1,14 +1,28 @@
 #!/usr/bin/env node
-// npm run bench [-- options]: Sluice's benchmarks (issue 8). Part 1: filter cost in-process
-// (scripts/bench/filters.ts, run with tsx because the host is TypeScript).
+// npm run bench [-- options]: Sluice's benchmarks (issue 8).
 //
-//   npm run bench                      rebuilds build/{ai-proxy,key-auth}.wasm if stale, runs every
-//                                      case: Markdown on stdout, JSON in bench-results/filters.json
+//   npm run bench                      everything, then the report: (1) filter cost in-process
+//                                      (scripts/bench/filters.ts), (2) memory over 100,000 requests
+//                                      (scripts/bench/memory.ts, twice: default V8 flags and the young
+//                                      generation pre-sized), (3) gateway-added latency: mock direct,
+//                                      Sluice's local gateway and Portkey's gateway side by side
+//                                      (scripts/bench/gateway.ts, about 6 minutes), then BENCHMARKS.md
+//                                      and docs/bench/added-latency.svg (scripts/bench/report.ts).
+//                                      JSON of every part in bench-results/ (not committed).
+//   npm run bench -- --filters [opts]  part 1 only (also: any filter option without a part flag)
+//   npm run bench -- --gateway [opts]  part 2 only: --rounds 5 --duration 2 --concurrency 1,16,64
+//                                      --modes plain,stream --paced-rounds 6 --paced-concurrency 1,16,64
+//   npm run bench -- --memory [opts]   part 3 only: --requests 100000 --every 5000 --warmup 10000
+//   npm run bench -- --report          rewrite BENCHMARKS.md's generated blocks and the chart from the
+//                                      JSON files in bench-results/ (no measuring)
+//   Parts run alone leave BENCHMARKS.md as it is (add --report to rewrite it).
+//
+// Filter options (part 1):
 //   npm run bench -- --only b,f        some cases (a b c d e f g)
 //   npm run bench -- --rounds 30 --warmup 2000 --round-ms 25
 //   npm run bench -- --ab build,/tmp/other-build   the same cases on several builds, rounds
 //                                      interleaved (A/B a change under the same load)
-//   npm run bench -- --no-build        use build/ as it is
+//   npm run bench -- --no-build        use build/ as it is (any part)
 //   npm run bench -- --profile [--case b] [--seconds 5]
 //       builds named (--debug) copies of the filters into bench-results/named/, runs one case under
 //       node --cpu-prof, writes bench-results/filters-<case>.cpuprofile (open it in Chrome DevTools
@@ -28,6 +42,15 @@ function take(name, def) {
   args.splice(i, 2);
   return v;
 }
+const PARTS = ["--filters", "--gateway", "--memory", "--report"];
+const chosen = PARTS.filter(has);
+for (const p of PARTS) while (args.includes(p)) args.splice(args.indexOf(p), 1);
+// No part named: everything when there are no other options, else (as before) the filter benchmark.
+const all = chosen.length === 0 && args.filter((a) => a !== "--no-build").length === 0;
+const doFilters = all || chosen.includes("--filters") || (chosen.length === 0 && !all);
+const doGateway = all || chosen.includes("--gateway");
+const doMemory = all || chosen.includes("--memory");
+const doReport = all || chosen.includes("--report");
 const profile = has("--profile");
 const noBuild = has("--no-build");
 const profCase = take("--case", "b");
@@ -42,9 +65,23 @@ function run(cmd, argv, opts = {}) {
 
 // Only the filters measured: a half-finished other filter must not stop the benchmark.
 if (!noBuild) run(process.execPath, ["scripts/build.mjs", "--if-needed", "ai-proxy", "key-auth"], { stdio: ["inherit", "ignore", "inherit"] });
+// The size table lists every module: bring the others up to date too, but a filter that does not
+// build right now only leaves its older .wasm in the table.
+if (!noBuild && doMemory) {
+  const r = spawnSync(process.execPath, ["scripts/build.mjs", "--if-needed"], { cwd: root, stdio: ["inherit", "ignore", "ignore"] });
+  if (r.status !== 0) console.error("bench: building every filter failed; the size table lists the .wasm files build/ has");
+}
 
 if (!profile) {
-  run(process.execPath, ["--import", "tsx", "scripts/bench/filters.ts", ...passThrough]);
+  const tsx = (file, argv, node = []) => run(process.execPath, [...node, "--import", "tsx", file, ...argv]);
+  // Filter cost last in a full run: the newest build and the quietest moment of the run.
+  if (doMemory) {
+    tsx("scripts/bench/memory.ts", chosen.includes("--memory") ? passThrough : [], ["--expose-gc"]);
+    tsx("scripts/bench/memory.ts", [...(chosen.includes("--memory") ? passThrough : []), "--json", "bench-results/memory-young16.json"], ["--expose-gc", "--min-semi-space-size=16", "--max-semi-space-size=16"]);
+  }
+  if (doGateway) tsx("scripts/bench/gateway.ts", chosen.includes("--gateway") ? passThrough : []);
+  if (doFilters) tsx("scripts/bench/filters.ts", all ? [] : passThrough);
+  if (doReport) tsx("scripts/bench/report.ts", []);
   process.exit(0);
 }
 
