@@ -20,7 +20,7 @@ export const MOCK_BASE_PORT = 18080;
 export const MOCK_KEY = "sluice-mock-key";
 const MOCK_ORDER = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"];
 
-/** The filter-state keys the access log prints (assembly/lib/keys.ts, route-keys.ts), in log order. */
+/** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
 export const LOG_KEYS = [
   "request_type", "consumer",
   // ai-router

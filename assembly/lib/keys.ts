@@ -16,6 +16,14 @@ export const CACHED_TOKENS = "sluice.cached_tokens";
 export const REASONING_TOKENS = "sluice.reasoning_tokens";
 export const USAGE_SOURCE = "sluice.usage_source";
 export const RATELIMIT_RULE = "sluice.ratelimit_rule";
+// Written by ai-router beside POOL and ROUTE_RULE.
+/** The model the matched rule asks for instead of the client's (absent: keep the client's). */
+export const ROUTE_MODEL = "sluice.route_model";
+/** The classifier's task type of the prompt: code, math, reasoning, summarize, extract, translate, chat. */
+export const TASK_TYPE = "sluice.task_type";
+/** The classifier's complexity score of the prompt, 0.00 to 1.00. */
+export const COMPLEXITY = "sluice.complexity";
+
 // Set by ai-ratelimit on admission: completion tokens a stream may still produce (remaining
 // budget + margin). ai-proxy ends a stream cleanly (finish_reason length) once it is exceeded.
 export const STREAM_BUDGET = "sluice.stream_budget";

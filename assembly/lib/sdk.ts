@@ -64,10 +64,9 @@ function clearRet(): void {
 // ---------------------------------------------------------------------------------------------
 // Logging
 
-export function log(level: LogLevelValues, message: string): void {
-  const buf = String.UTF8.encode(message);
-  imports.proxy_log(level as imports.LogLevel, changetype<usize>(buf), buf.byteLength);
-}
+// The SDK's log (patched to proxy_log at Envoy's levels).
+import { log } from "@gcoredev/proxy-wasm-sdk-as/assembly";
+export { log };
 export function logError(message: string): void { log(LogLevelValues.error, message); }
 export function logWarn(message: string): void { log(LogLevelValues.warn, message); }
 export function logInfo(message: string): void { log(LogLevelValues.info, message); }

@@ -24,7 +24,7 @@ import {
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import { POOL, ROUTE_RULE, CONSUMER } from "../../lib/keys";
-import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/route-keys";
+import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/keys";
 import { foldString, Regex, regexSteps } from "../../lib/regex";
 import { sha256, toHex } from "../../lib/sha256";
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext, setTickPeriodMs } from "../../lib/http-call";
