@@ -16,7 +16,6 @@ import {
 import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import * as keys from "../../lib/keys";
-import { ROUTE_MODEL } from "../../lib/route-keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
 import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
@@ -472,7 +471,7 @@ class AiProxy extends Context {
     this.inst = s.instances[i];
     this.provider = s.providers[i];
     // ai-router may rewrite the model (a rule's `model`); the client's stays in request_model.
-    const routed = getFilterState(ROUTE_MODEL);
+    const routed = getFilterState(keys.ROUTE_MODEL);
     this.upstreamModel = s.instances[i].upstreamModel(routed !== null && (routed as string).length ? routed as string : this.requestModel);
     this.tried.push(i);
     if (s.trackInflight) {
@@ -633,13 +632,10 @@ class AiProxy extends Context {
    * or gives up waiting (504). Clients get 502 and 504 with a JSON error.
    */
   mapTransportError(cause: string): void {
-    if (cause == "connect_failure") {
-      this.status = 502;
-      replaceHeader(RESPONSE_HEADERS, ":status", "502");
-    } else if (cause == "timeout") {
-      this.status = 504;
-      replaceHeader(RESPONSE_HEADERS, ":status", "504");
-    }
+    const status = transportStatus(cause);
+    if (status == 0) return;
+    this.status = status;
+    replaceHeader(RESPONSE_HEADERS, ":status", status.toString());
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -780,12 +776,9 @@ class AiProxy extends Context {
     const provider = this.provider as Provider;
     const body = this.lastErrorBody;
     const parsed = body.byteLength ? parseJson(body) : null;
-    this.status = this.lastStatus;
-    let e: ClientError;
-    if (this.lastCause == "connect_failure") e = ClientError.of(502, "The provider could not be reached.", "api_error", "upstream_unreachable");
-    else if (this.lastCause == "timeout") e = ClientError.of(504, "The provider did not answer in time.", "api_error", "upstream_timeout");
-    else if (parsed === null) e = this.transportError(body);
-    else e = provider.error(this.lastStatus, parsed);
+    const transport = transportStatus(this.lastCause);
+    this.status = transport > 0 ? transport : this.lastStatus;
+    const e = transport > 0 || parsed === null ? this.transportError(body) : provider.error(this.lastStatus, parsed);
     const out = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
@@ -1111,4 +1104,11 @@ function isAnthropicError(v: JsonValue): bool {
   if (v.getString("type") != "error") return false;
   const e = v.get("error");
   return e !== null && e.isObject() && e.getString("type") !== null && e.getString("message") !== null;
+}
+
+/** Envoy's router answered for an instance it could not reach (502) or that was too slow (504). */
+function transportStatus(cause: string): u32 {
+  if (cause == "connect_failure") return 502;
+  if (cause == "timeout") return 504;
+  return 0;
 }
