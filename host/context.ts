@@ -8,11 +8,6 @@ import type { HeaderList } from "./headers.js";
 import type { Vm } from "./vm.js";
 import type { Slot } from "./stream.js";
 
-/** A mutable body buffer (Envoy's Buffer::Instance as the wasm Context sees it). */
-export class Body {
-  constructor(public data: Buffer) {}
-}
-
 /** What get/set_buffer_bytes work on (Envoy's Context::getBuffer result). */
 export interface BufferRef {
   size(): number;
@@ -20,40 +15,51 @@ export interface BufferRef {
   copyFrom(start: number, length: number, data: Buffer): number;
 }
 
-const EMPTY = Buffer.alloc(0);
+// Classes, not object literals with closures: a buffer is looked up on every body call, and a
+// literal's methods cost a closure each (and a name definition each under tsx).
 
 /** A read-only buffer (VM/plugin configuration, http call response body). */
-function constBuffer(b: Buffer): BufferRef {
-  return {
-    size: () => b.length,
-    bytes: () => b,
-    // Envoy Buffer::copyFrom on a buffer that wraps no Buffer::Instance falls through to
-    // proxy_wasm::BufferBase::copyFrom: "Setting a string buffer not supported" -> BAD_ARGUMENT.
-    copyFrom: () => WasmResult.BadArgument,
-  };
+class ConstBuffer implements BufferRef {
+  constructor(private readonly b: Buffer) {}
+  size(): number {
+    return this.b.length;
+  }
+  bytes(): Buffer {
+    return this.b;
+  }
+  // Envoy Buffer::copyFrom on a buffer that wraps no Buffer::Instance falls through to
+  // proxy_wasm::BufferBase::copyFrom: "Setting a string buffer not supported" -> BAD_ARGUMENT.
+  copyFrom(): number {
+    return WasmResult.BadArgument;
+  }
 }
 
-/** A body buffer; a null body is what Envoy hands out outside the body callbacks: empty. */
-function bodyBuffer(body: Body | null): BufferRef {
-  if (!body) return constBuffer(EMPTY);
-  return {
-    size: () => body.data.length,
-    bytes: () => body.data,
-    // Envoy Buffer::copyFrom: start 0 drains `length` bytes and prepends the data (so length >= size
-    // replaces everything); start at or past the end appends; anything else is BAD_ARGUMENT.
-    copyFrom(start, length, data) {
-      const cur = body.data;
-      if (start === 0) {
-        body.data = Buffer.concat([data, cur.subarray(Math.min(length, cur.length))]);
-        return WasmResult.Ok;
-      }
-      if (start >= cur.length) {
-        body.data = Buffer.concat([cur, data]);
-        return WasmResult.Ok;
-      }
-      return WasmResult.BadArgument;
-    },
-  };
+const EMPTY = new ConstBuffer(Buffer.alloc(0));
+
+/** A mutable body buffer (Envoy's Buffer::Instance as the wasm Context sees it). */
+export class Body implements BufferRef {
+  constructor(public data: Buffer) {}
+  size(): number {
+    return this.data.length;
+  }
+  bytes(): Buffer {
+    return this.data;
+  }
+  // Envoy Buffer::copyFrom: start 0 drains `length` bytes and prepends the data (so length >= size
+  // replaces everything); start at or past the end appends; anything else is BAD_ARGUMENT.
+  copyFrom(start: number, length: number, data: Buffer): number {
+    const cur = this.data;
+    if (start === 0) {
+      // `data` is already the host's own copy: a full replacement keeps it as it is.
+      this.data = length >= cur.length ? data : Buffer.concat([data, cur.subarray(length)]);
+      return WasmResult.Ok;
+    }
+    if (start >= cur.length) {
+      this.data = Buffer.concat([cur, data]);
+      return WasmResult.Ok;
+    }
+    return WasmResult.BadArgument;
+  }
 }
 
 export interface HttpCallResponse {
@@ -157,22 +163,22 @@ export class Context {
   getBuffer(type: number): BufferRef | null {
     switch (type) {
       case 6: // VmConfiguration: always readable in Envoy (buffer_.set(wasm()->vm_configuration()))
-        return constBuffer(this.vm.plugin.vmConfiguration);
+        return new ConstBuffer(this.vm.plugin.vmConfiguration);
       case 7: // PluginConfiguration: only while temp_plugin_ is set
-        return this.tempPluginConfig ? constBuffer(this.tempPluginConfig) : null;
+        return this.tempPluginConfig ? new ConstBuffer(this.tempPluginConfig) : null;
       case 0:
-        return bodyBuffer(this.requestBody);
+        return this.requestBody ?? EMPTY;
       case 1:
-        return bodyBuffer(this.responseBody);
+        return this.responseBody ?? EMPTY;
       case 4: {
         const r = this.root.httpCallResponse;
-        return r ? constBuffer(r.body) : null;
+        return r ? new ConstBuffer(r.body) : null;
       }
       case 2: // network data, gRPC receive buffer, call data: empty in an HTTP filter
       case 3:
       case 5:
       case 8:
-        return constBuffer(EMPTY);
+        return EMPTY;
       default:
         return null;
     }
@@ -197,7 +203,7 @@ export class Context {
     this.failureLocalReplySent = true;
     this.slot.stream.localReply(this.slot, {
       statusCode: 503,
-      body: EMPTY,
+      body: Buffer.alloc(0),
       headers: [],
       grpcStatus: GRPC_UNAVAILABLE,
       details: "wasm_fail_stream",

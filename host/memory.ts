@@ -7,6 +7,8 @@ export class MemView {
   private buf: ArrayBuffer | null = null;
   u8!: Uint8Array;
   dv!: DataView;
+  // The same memory as a Buffer, so strings decode straight from it (no view object per call).
+  private nb!: Buffer;
 
   constructor(readonly memory: WebAssembly.Memory) {
     this.refresh();
@@ -18,6 +20,7 @@ export class MemView {
       this.buf = b;
       this.u8 = new Uint8Array(b);
       this.dv = new DataView(b);
+      this.nb = Buffer.from(b);
     }
   }
 
@@ -46,8 +49,9 @@ export class MemView {
   }
 
   string(ptr: number, len: number): string | null {
-    const v = this.view(ptr, len);
-    return v ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("utf8") : null;
+    if (!this.ok(ptr, len)) return null;
+    ptr >>>= 0;
+    return this.nb.toString("utf8", ptr, ptr + (len >>> 0));
   }
 
   setU32(ptr: number, value: number): boolean {
