@@ -20,11 +20,50 @@ export class JsonValue {
   kind: JsonKind = JsonKind.Null;
   b: bool = false;
   n: f64 = 0;
-  // String value, or the number exactly as written (so it round-trips unchanged).
-  s: string = "";
+  // A parsed string or number stays as its bytes in the source (between the quotes for a string,
+  // escapes as written; a number exactly as written): most values are only passed through, so
+  // they are copied as bytes and never decoded to UTF-16 and encoded back. `src` keeps the bytes
+  // alive; `s` decodes on first use.
+  src: ArrayBuffer | null = null;
+  raw: usize = 0;
+  rawLen: i32 = 0;
+  /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
+  rawComplex: bool = false;
+  private text: string | null = null;
   items: Array<JsonValue> | null = null; // array elements
   keys: Array<string> | null = null; // object keys, in document order
   vals: Array<JsonValue> | null = null; // object values, parallel to keys
+
+  /** String value, or the number exactly as written (so it round-trips unchanged). */
+  get s(): string {
+    let t = this.text;
+    if (t === null) {
+      t = this.src !== null ? decodeRaw(this.kind, this.raw, this.rawLen, this.rawComplex) : "";
+      this.text = t;
+    }
+    return t as string;
+  }
+
+  set s(v: string) {
+    this.text = v;
+    this.src = null;
+  }
+
+  /** Makes this a string value kept as bytes of owner (see src). */
+  setRaw(owner: ArrayBuffer, ptr: usize, len: i32, complex: bool): void {
+    this.kind = JsonKind.String;
+    this.src = owner;
+    this.raw = ptr;
+    this.rawLen = len;
+    this.rawComplex = complex;
+    this.text = null;
+  }
+
+  /** Length of the string in UTF-16 units (what `s.length` gives), without decoding it. */
+  get units(): i32 {
+    if (this.text !== null || this.src === null) return this.s.length;
+    return this.rawComplex ? rawUnits(this.raw, this.rawLen) : this.rawLen;
+  }
 
   isNull(): bool { return this.kind == JsonKind.Null; }
   isBool(): bool { return this.kind == JsonKind.Bool; }
@@ -136,8 +175,14 @@ class Parser {
   end: usize;
   start: usize;
   err: string = "";
+  // Set by scan(): the string just scanned has escapes / non-ASCII bytes / invalid UTF-8.
+  escaped: bool = false;
+  high: bool = false;
+  badUtf8: bool = false;
 
-  constructor(ptr: usize, len: usize) {
+  // owner: the buffer holding [ptr, ptr+len), kept by every string and number parsed from it so
+  // they can stay as bytes; null means the bytes may not outlive the call: decode at once.
+  constructor(ptr: usize, len: usize, public owner: ArrayBuffer | null) {
     this.p = ptr;
     this.start = ptr;
     this.end = ptr + len;
@@ -166,11 +211,7 @@ class Parser {
     const c = load<u8>(this.p);
     if (c == 0x7b) return this.object(depth);
     if (c == 0x5b) return this.array(depth);
-    if (c == 0x22) {
-      const s = this.string();
-      if (s === null) return null;
-      return JsonValue.str(s);
-    }
+    if (c == 0x22) return this.stringValue();
     if (c == 0x74) return this.literal("true", JsonKind.Bool, true);
     if (c == 0x66) return this.literal("false", JsonKind.Bool, false);
     if (c == 0x6e) return this.literal("null", JsonKind.Null, false);
@@ -196,6 +237,7 @@ class Parser {
     let p = this.p;
     const end = this.end;
     if (p < end && load<u8>(p) == 0x2d) p++;
+    const first = p;
     if (p >= end) { this.p = p; return this.fail("invalid number"); }
     let c = load<u8>(p);
     if (c == 0x30) {
@@ -206,13 +248,17 @@ class Parser {
       this.p = p;
       return this.fail("invalid number");
     }
+    // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
+    let integral = p - first <= 15;
     if (p < end && load<u8>(p) == 0x2e) {
+      integral = false;
       p++;
       const digits = p;
       while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
       if (p == digits) { this.p = p; return this.fail("invalid number"); }
     }
     if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
+      integral = false;
       p++;
       if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
       const digits = p;
@@ -222,147 +268,94 @@ class Parser {
     this.p = p;
     const v = new JsonValue();
     v.kind = JsonKind.Number;
-    v.s = String.UTF8.decodeUnsafe(begin, p - begin);
-    v.n = parseFloat(v.s);
+    const len = <i32>(p - begin);
+    v.n = integral ? wholeNumber(begin, len) : parseFloat(String.UTF8.decodeUnsafe(begin, len));
+    if (this.owner !== null) {
+      v.src = this.owner;
+      v.raw = begin;
+      v.rawLen = len;
+    } else {
+      v.s = String.UTF8.decodeUnsafe(begin, len);
+    }
     return v;
+  }
+
+  /**
+   * Scans the string at p (on its opening quote), validating escapes and UTF-8; leaves p after the
+   * closing quote and returns the first content byte, or 0 on error. Sets escaped/high/badUtf8.
+   */
+  scan(): usize {
+    const begin = this.p + 1;
+    const q = scanString(begin, this.end);
+    if (q == 0) {
+      this.p = scanErrorAt;
+      this.fail(scanError);
+      return 0;
+    }
+    this.p = q + 1;
+    this.escaped = (scanFlags & SCAN_ESCAPED) != 0;
+    this.high = (scanFlags & SCAN_HIGH) != 0;
+    this.badUtf8 = (scanFlags & SCAN_BAD_UTF8) != 0;
+    return begin;
   }
 
   // Returns the decoded string, or null on error. Positioned on the opening quote.
   string(): string | null {
-    let p = this.p + 1;
-    const end = this.end;
-    const begin = p;
-    let escaped = false;
-    while (true) {
-      if (p >= end) { this.p = p; this.fail("unterminated string"); return null; }
-      const c = load<u8>(p);
-      if (c == 0x22) break;
-      if (c < 0x20) { this.p = p; this.fail("control character in string"); return null; }
-      if (c == 0x5c) {
-        escaped = true;
-        p += 2;
-        continue;
+    const begin = this.scan();
+    if (begin == 0) return null;
+    const stop = this.p - 1;
+    if (!this.escaped && !this.badUtf8) {
+      if (!this.high) {
+        const k = internedKey(begin, <i32>(stop - begin));
+        if (k !== null) return k;
       }
-      p++;
+      return String.UTF8.decodeUnsafe(begin, stop - begin);
     }
-    if (p > end) { this.p = end; this.fail("unterminated string"); return null; }
-    this.p = p + 1;
-    if (!escaped) return String.UTF8.decodeUnsafe(begin, p - begin);
-    return this.unescape(begin, p);
+    return unescapeRange(begin, stop);
   }
 
-  // Decodes a string with escapes in one pass, UTF-8 and escapes straight into UTF-16 units in a
-  // scratch buffer, then one copy into the string: linear whatever the number of escapes (pasted
-  // code is full of \n; a quadratic join would let one request stall a worker).
-  unescape(begin: usize, stop: usize): string | null {
-    const need = <i32>(stop - begin) << 1; // UTF-16 units never outnumber UTF-8 bytes
-    if (scratch.byteLength < need) scratch = new ArrayBuffer(need < 1024 ? 1024 : need);
-    const base = changetype<usize>(scratch);
-    let out = base;
-    let p = begin;
-    while (p < stop) {
-      const c = <u32>load<u8>(p);
-      if (c == 0x5c) {
-        const e = load<u8>(p + 1);
-        p += 2;
-        let u: u32;
-        if (e == 0x22) u = 0x22;
-        else if (e == 0x5c) u = 0x5c;
-        else if (e == 0x2f) u = 0x2f;
-        else if (e == 0x62) u = 0x08;
-        else if (e == 0x66) u = 0x0c;
-        else if (e == 0x6e) u = 0x0a;
-        else if (e == 0x72) u = 0x0d;
-        else if (e == 0x74) u = 0x09;
-        else if (e == 0x75) {
-          const h = this.hex4(p, stop);
-          if (h < 0) { this.p = p; this.fail("invalid \\u escape"); return null; }
-          p += 4;
-          u = <u32>h; // lone surrogates are kept (JSON and JavaScript strings allow them)
-        } else {
-          this.p = p;
-          this.fail("invalid escape");
-          return null;
-        }
-        store<u16>(out, <u16>u);
-        out += 2;
-        continue;
-      }
-      if (c < 0x80) {
-        store<u16>(out, <u16>c);
-        out += 2;
-        p++;
-        continue;
-      }
-      // Multi-byte UTF-8; an invalid sequence becomes U+FFFD, as TextDecoder does.
-      let cp: u32 = 0xfffd;
-      let len: usize = 1;
-      if (c >= 0xc2 && c <= 0xdf && p + 1 < stop && (load<u8>(p + 1) & 0xc0) == 0x80) {
-        cp = ((c & 0x1f) << 6) | (<u32>load<u8>(p + 1) & 0x3f);
-        len = 2;
-      } else if (c >= 0xe0 && c <= 0xef && p + 2 < stop && (load<u8>(p + 1) & 0xc0) == 0x80 && (load<u8>(p + 2) & 0xc0) == 0x80) {
-        const v = ((c & 0x0f) << 12) | ((<u32>load<u8>(p + 1) & 0x3f) << 6) | (<u32>load<u8>(p + 2) & 0x3f);
-        if (v >= 0x800 && (v < 0xd800 || v > 0xdfff)) {
-          cp = v;
-          len = 3;
-        }
-      } else if (c >= 0xf0 && c <= 0xf4 && p + 3 < stop && (load<u8>(p + 1) & 0xc0) == 0x80 && (load<u8>(p + 2) & 0xc0) == 0x80 && (load<u8>(p + 3) & 0xc0) == 0x80) {
-        const v = ((c & 0x07) << 18) | ((<u32>load<u8>(p + 1) & 0x3f) << 12) | ((<u32>load<u8>(p + 2) & 0x3f) << 6) | (<u32>load<u8>(p + 3) & 0x3f);
-        if (v >= 0x10000 && v <= 0x10ffff) {
-          cp = v;
-          len = 4;
-        }
-      }
-      p += len;
-      if (cp >= 0x10000) {
-        const v = cp - 0x10000;
-        store<u16>(out, <u16>(0xd800 | (v >> 10)));
-        store<u16>(out + 2, <u16>(0xdc00 | (v & 0x3ff)));
-        out += 4;
-      } else {
-        store<u16>(out, <u16>cp);
-        out += 2;
-      }
-    }
-    return String.UTF16.decodeUnsafe(base, out - base);
-  }
-
-  hex4(p: usize, stop: usize): i32 {
-    if (p + 4 > stop) return -1;
-    let v: i32 = 0;
-    for (let i: usize = 0; i < 4; i++) {
-      const c = <i32>load<u8>(p + i);
-      let d: i32;
-      if (c >= 0x30 && c <= 0x39) d = c - 0x30;
-      else if (c >= 0x61 && c <= 0x66) d = c - 0x61 + 10;
-      else if (c >= 0x41 && c <= 0x46) d = c - 0x41 + 10;
-      else return -1;
-      v = (v << 4) | d;
+  stringValue(): JsonValue | null {
+    const begin = this.scan();
+    if (begin == 0) return null;
+    const v = new JsonValue();
+    v.kind = JsonKind.String;
+    const len = <i32>(this.p - 1 - begin);
+    if (this.owner !== null && !this.badUtf8) {
+      v.setRaw(this.owner as ArrayBuffer, begin, len, this.escaped || this.high);
+    } else {
+      // Invalid UTF-8 is decoded (each bad byte to U+FFFD, as TextDecoder does) so that what is
+      // written back is valid; String.UTF8.decodeUnsafe would drop the rest of the string.
+      v.s = this.escaped || this.badUtf8 ? unescapeRange(begin, begin + <usize>len) : String.UTF8.decodeUnsafe(begin, <usize>len);
     }
     return v;
   }
 
+  // Members are gathered on shared stacks and copied into arrays of the exact size when the
+  // container closes: two allocations per array instead of an empty one grown by doubling.
   array(depth: i32): JsonValue | null {
     this.p++; // [
     const v = new JsonValue();
     v.kind = JsonKind.Array;
-    const items = new Array<JsonValue>();
-    v.items = items;
+    const base = valStack.length;
     this.ws();
     if (this.p < this.end && load<u8>(this.p) == 0x5d) {
       this.p++;
+      v.items = new Array<JsonValue>();
       return v;
     }
     while (true) {
       const item = this.value(depth + 1);
       if (item === null) return null;
-      items.push(item);
+      valStack.push(item);
       this.ws();
       if (this.p >= this.end) return this.fail("unterminated array");
       const c = load<u8>(this.p);
       this.p++;
       if (c == 0x2c) continue;
-      if (c == 0x5d) return v;
+      if (c == 0x5d) {
+        v.items = popValues(base);
+        return v;
+      }
       this.p--;
       return this.fail("expected , or ]");
     }
@@ -372,13 +365,13 @@ class Parser {
     this.p++; // {
     const v = new JsonValue();
     v.kind = JsonKind.Object;
-    const keys = new Array<string>();
-    const vals = new Array<JsonValue>();
-    v.keys = keys;
-    v.vals = vals;
+    const base = valStack.length;
+    const keyBase = keyStack.length;
     this.ws();
     if (this.p < this.end && load<u8>(this.p) == 0x7d) {
       this.p++;
+      v.keys = new Array<string>();
+      v.vals = new Array<JsonValue>();
       return v;
     }
     while (true) {
@@ -394,33 +387,349 @@ class Parser {
       // A repeated key: the last one wins, as in JavaScript's JSON.parse, so a client sees the
       // same meaning through the gateway as without it.
       let replaced = false;
-      for (let i = 0, n = keys.length; i < n; i++) {
-        if (unchecked(keys[i]) == key) {
-          vals[i] = val;
+      for (let i = keyBase, n = keyStack.length; i < n; i++) {
+        if (unchecked(keyStack[i]) == key) {
+          unchecked((valStack[base + i - keyBase] = val));
           replaced = true;
           break;
         }
       }
       if (!replaced) {
-        keys.push(key);
-        vals.push(val);
+        keyStack.push(key);
+        valStack.push(val);
       }
       this.ws();
       if (this.p >= this.end) return this.fail("unterminated object");
       const c = load<u8>(this.p);
       this.p++;
       if (c == 0x2c) continue;
-      if (c == 0x7d) return v;
+      if (c == 0x7d) {
+        const n = keyStack.length - keyBase;
+        const keys = new Array<string>(n);
+        for (let i = 0; i < n; i++) unchecked((keys[i] = unchecked(keyStack[keyBase + i])));
+        keyStack.length = keyBase;
+        v.keys = keys;
+        v.vals = popValues(base);
+        return v;
+      }
       this.p--;
       return this.fail("expected , or }");
     }
   }
 }
 
-/** Parses UTF-8 JSON at [ptr, ptr+len). Null on error, with the reason in jsonError. */
-export function parseJsonAt(ptr: usize, len: usize): JsonValue | null {
-  const p = new Parser(ptr, len);
+// The parser's member stacks (one parse runs at a time in a VM; emptied when it ends).
+const valStack = new Array<JsonValue>();
+const keyStack = new Array<string>();
+
+function popValues(base: i32): Array<JsonValue> {
+  const n = valStack.length - base;
+  const out = new Array<JsonValue>(n);
+  for (let i = 0; i < n; i++) unchecked((out[i] = unchecked(valStack[base + i])));
+  valStack.length = base;
+  return out;
+}
+
+// Decodes a validated raw string with escapes in one pass, UTF-8 and escapes straight into UTF-16
+// units in a scratch buffer, then one copy into the string: linear whatever the number of escapes
+// (pasted code is full of \n; a quadratic join would let one request stall a worker).
+function unescapeRange(begin: usize, stop: usize): string {
+  const need = <i32>(stop - begin) << 1; // UTF-16 units never outnumber UTF-8 bytes
+  if (scratch.byteLength < need) scratch = new ArrayBuffer(need < 1024 ? 1024 : need);
+  const base = changetype<usize>(scratch);
+  let out = base;
+  let p = begin;
+  while (p < stop) {
+    const c = <u32>load<u8>(p);
+    if (c == 0x5c) {
+      const e = load<u8>(p + 1);
+      p += 2;
+      let u: u32;
+      if (e == 0x22) u = 0x22;
+      else if (e == 0x5c) u = 0x5c;
+      else if (e == 0x2f) u = 0x2f;
+      else if (e == 0x62) u = 0x08;
+      else if (e == 0x66) u = 0x0c;
+      else if (e == 0x6e) u = 0x0a;
+      else if (e == 0x72) u = 0x0d;
+      else if (e == 0x74) u = 0x09;
+      else {
+        // \u (scan() validated every escape): lone surrogates are kept, as JSON and JavaScript allow.
+        u = <u32>hex4(p, stop);
+        p += 4;
+      }
+      store<u16>(out, <u16>u);
+      out += 2;
+      continue;
+    }
+    if (c < 0x80) {
+      store<u16>(out, <u16>c);
+      out += 2;
+      p++;
+      continue;
+    }
+    // Multi-byte UTF-8; an invalid sequence becomes U+FFFD, as TextDecoder does.
+    let cp: u32 = 0xfffd;
+    const len = utf8Length(p, stop);
+    if (len == 2) {
+      cp = ((c & 0x1f) << 6) | (<u32>load<u8>(p + 1) & 0x3f);
+    } else if (len == 3) {
+      cp = ((c & 0x0f) << 12) | ((<u32>load<u8>(p + 1) & 0x3f) << 6) | (<u32>load<u8>(p + 2) & 0x3f);
+    } else if (len == 4) {
+      cp = ((c & 0x07) << 18) | ((<u32>load<u8>(p + 1) & 0x3f) << 12) | ((<u32>load<u8>(p + 2) & 0x3f) << 6) | (<u32>load<u8>(p + 3) & 0x3f);
+    }
+    p += len == 0 ? 1 : len;
+    if (cp >= 0x10000) {
+      const v = cp - 0x10000;
+      store<u16>(out, <u16>(0xd800 | (v >> 10)));
+      store<u16>(out + 2, <u16>(0xdc00 | (v & 0x3ff)));
+      out += 4;
+    } else {
+      store<u16>(out, <u16>cp);
+      out += 2;
+    }
+  }
+  return String.UTF16.decodeUnsafe(base, out - base);
+}
+
+function hex4(p: usize, stop: usize): i32 {
+  if (p + 4 > stop) return -1;
+  let v: i32 = 0;
+  for (let i: usize = 0; i < 4; i++) {
+    const c = <i32>load<u8>(p + i);
+    let d: i32;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if (c >= 0x61 && c <= 0x66) d = c - 0x61 + 10;
+    else if (c >= 0x41 && c <= 0x46) d = c - 0x41 + 10;
+    else return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
+
+// What scanString saw in the string it scanned last, or why it failed.
+const SCAN_ESCAPED: i32 = 1;
+const SCAN_HIGH: i32 = 2; // non-ASCII bytes
+const SCAN_BAD_UTF8: i32 = 4;
+let scanFlags: i32 = 0;
+let scanError: string = "";
+let scanErrorAt: usize = 0;
+
+/**
+ * Scans JSON string content from p (just after the opening quote) to the closing quote, validating
+ * every escape and UTF-8 sequence. Returns the position of the closing quote, or 0 on error.
+ */
+function scanString(p: usize, end: usize): usize {
+  let flags: i32 = 0;
+  while (true) {
+    if (p >= end) { scanErrorAt = p; scanError = "unterminated string"; return 0; }
+    const c = <u32>load<u8>(p);
+    if (c == 0x22) break;
+    if (c < 0x20) { scanErrorAt = p; scanError = "control character in string"; return 0; }
+    if (c == 0x5c) {
+      flags |= SCAN_ESCAPED;
+      if (p + 1 >= end) { scanErrorAt = end; scanError = "unterminated string"; return 0; }
+      const e = load<u8>(p + 1);
+      if (e == 0x75) {
+        if (hex4(p + 2, end) < 0) { scanErrorAt = p + 2; scanError = "invalid \\u escape"; return 0; }
+        p += 6;
+      } else if (e == 0x22 || e == 0x5c || e == 0x2f || e == 0x62 || e == 0x66 || e == 0x6e || e == 0x72 || e == 0x74) {
+        p += 2;
+      } else {
+        scanErrorAt = p + 2;
+        scanError = "invalid escape";
+        return 0;
+      }
+      continue;
+    }
+    if (c >= 0x80) {
+      flags |= SCAN_HIGH;
+      const n = utf8Length(p, end);
+      if (n == 0) { flags |= SCAN_BAD_UTF8; p++; } else p += n;
+      continue;
+    }
+    p++;
+  }
+  scanFlags = flags;
+  return p;
+}
+
+/** When the bytes at p spell the ASCII text s, the position after it; else 0. */
+export function matchAscii(p: usize, end: usize, s: string): usize {
+  const n = s.length;
+  if (p + <usize>n > end) return 0;
+  const sp = changetype<usize>(s);
+  for (let i = 0; i < n; i++) {
+    if (<u32>load<u8>(p + <usize>i) != <u32>load<u16>(sp + (<usize>i << 1))) return 0;
+  }
+  return p + <usize>n;
+}
+
+/**
+ * Reads the JSON string whose content starts at p (after its opening quote) into `into`, kept as
+ * bytes of `owner` (see JsonValue.src), for decoders with a fast path over a known event shape.
+ * Returns the position after the closing quote, or 0 when the string is not valid (the caller
+ * then parses the event the general way).
+ */
+export function rawStringAt(p: usize, end: usize, owner: ArrayBuffer, into: JsonValue): usize {
+  const q = scanString(p, end);
+  if (q == 0 || (scanFlags & SCAN_BAD_UTF8) != 0) return 0;
+  into.setRaw(owner, p, <i32>(q - p), scanFlags != 0);
+  return q + 1;
+}
+
+/** Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0 when it is not valid. */
+function utf8Length(p: usize, end: usize): usize {
+  const c = <u32>load<u8>(p);
+  if (c >= 0xc2 && c <= 0xdf) {
+    return p + 1 < end && (load<u8>(p + 1) & 0xc0) == 0x80 ? 2 : 0;
+  }
+  if (c >= 0xe0 && c <= 0xef) {
+    if (p + 2 >= end || (load<u8>(p + 1) & 0xc0) != 0x80 || (load<u8>(p + 2) & 0xc0) != 0x80) return 0;
+    const v = ((c & 0x0f) << 12) | ((<u32>load<u8>(p + 1) & 0x3f) << 6);
+    return v >= 0x800 && (v < 0xd800 || v > 0xdfff) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (p + 3 >= end || (load<u8>(p + 1) & 0xc0) != 0x80 || (load<u8>(p + 2) & 0xc0) != 0x80 || (load<u8>(p + 3) & 0xc0) != 0x80) return 0;
+    const v = ((c & 0x07) << 18) | ((<u32>load<u8>(p + 1) & 0x3f) << 12);
+    return v >= 0x10000 && v <= 0x10ffff ? 4 : 0;
+  }
+  return 0;
+}
+
+/** UTF-16 length of a validated raw JSON string (escapes and multi-byte UTF-8 counted as decoded). */
+function rawUnits(p: usize, len: i32): i32 {
+  const end = p + <usize>len;
+  let n: i32 = 0;
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if (c == 0x5c) {
+      p += load<u8>(p + 1) == 0x75 ? 6 : 2;
+    } else if (c < 0x80) {
+      p++;
+    } else if (c < 0xe0) {
+      p += 2;
+    } else if (c < 0xf0) {
+      p += 3;
+    } else {
+      p += 4;
+      n++; // a surrogate pair
+    }
+    n++;
+  }
+  return n;
+}
+
+function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string {
+  if (kind != JsonKind.String) return String.UTF8.decodeUnsafe(raw, <usize>len);
+  if (complex) return unescapeRange(raw, raw + <usize>len);
+  // Roles, types and reasons are a few known words: no allocation for them.
+  const k = internedKey(raw, len);
+  return k !== null ? k : String.UTF8.decodeUnsafe(raw, <usize>len);
+}
+
+/** An integer of at most 15 digits (and a sign): exact in f64. */
+function wholeNumber(p: usize, len: i32): f64 {
+  const end = p + <usize>len;
+  let neg = false;
+  if (load<u8>(p) == 0x2d) {
+    neg = true;
+    p++;
+  }
+  let v: i64 = 0;
+  while (p < end) {
+    v = v * 10 + <i64>(load<u8>(p) - 0x30);
+    p++;
+  }
+  return neg ? -<f64>v : <f64>v;
+}
+
+// Object keys and short values a gateway sees on every request and answer, kept as static
+// strings: a parsed key or value equal to one of them costs no allocation (and compares by
+// identity with the same literal).
+const KNOWN_KEYS: StaticArray<string> = [
+  "model", "messages", "role", "content", "type", "text", "name", "id", "index", "object",
+  "tool_calls", "tool_call_id", "function", "arguments", "description", "parameters", "properties",
+  "required", "tools", "tool_choice", "stream", "stream_options", "include_usage", "max_tokens",
+  "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "user", "system", "image_url",
+  "url", "detail", "delta", "choices", "finish_reason", "usage", "prompt_tokens", "completion_tokens",
+  "total_tokens", "created", "message", "logprobs", "refusal", "reasoning_content", "annotations",
+  "prompt_tokens_details", "cached_tokens", "completion_tokens_details", "reasoning_tokens",
+  "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens", "system_fingerprint",
+  "service_tier", "error", "code", "param", "n", "seed", "response_format", "json_schema", "schema",
+  "strict", "items", "enum", "additionalProperties", "input", "encoding_format", "dimensions",
+  "embedding", "data", "content_block", "tool_use", "tool_result", "tool_use_id", "stop_reason",
+  "stop_sequence", "stop_sequences", "input_tokens", "output_tokens", "cache_read_input_tokens",
+  "cache_creation_input_tokens", "cache_control", "thinking", "signature", "metadata", "user_id",
+  "source", "media_type", "is_error", "partial_json", "candidates", "parts", "usageMetadata",
+  "promptTokenCount", "candidatesTokenCount", "totalTokenCount", "finishReason", "modelVersion",
+  "responseId", "functionCall", "functionResponse", "args", "inlineData", "mimeType",
+  "generationConfig", "systemInstruction", "contents", "thoughtsTokenCount",
+  "cachedContentTokenCount", "parallel_tool_calls", "frequency_penalty", "presence_penalty",
+  "logit_bias", "top_logprobs", "prediction", "modalities", "audio", "store", "reasoning_effort",
+  // Values: roles, block and event types, reasons, schema types.
+  "assistant", "developer", "tool", "string", "integer", "number", "boolean", "array", "null",
+  "auto", "none", "any", "length", "chat.completion", "chat.completion.chunk", "end_turn",
+  "text_delta", "input_json_delta", "thinking_delta", "signature_delta", "content_block_delta",
+  "content_block_start", "content_block_stop", "message_start", "message_delta", "message_stop",
+  "ping", "STOP", "MAX_TOKENS", "enabled", "image", "base64", "list", "json_object",
+];
+
+const KEY_SLOTS: i32 = 512; // a power of two, over twice the keys: short probe chains
+const keySlots = new StaticArray<i32>(KEY_SLOTS); // index + 1 into KNOWN_KEYS, 0 = empty
+
+@inline function keyHash(len: i32, first: u32, last: u32, mid: u32): i32 {
+  return <i32>((<u32>len * 31 + first * 7 + last * 131 + mid * 17) & <u32>(KEY_SLOTS - 1));
+}
+
+function initKeySlots(): void {
+  for (let i = 0; i < KNOWN_KEYS.length; i++) {
+    const k = unchecked(KNOWN_KEYS[i]);
+    const n = k.length;
+    let h = keyHash(n, k.charCodeAt(0), k.charCodeAt(n - 1), k.charCodeAt(n >> 1));
+    while (unchecked(keySlots[h]) != 0) h = (h + 1) & (KEY_SLOTS - 1);
+    unchecked(keySlots[h] = i + 1);
+  }
+}
+initKeySlots();
+
+/** UTF-8 bytes as a string: a static one when they spell a known key or value, else decoded. */
+export function decodeKnown(p: usize, len: i32): string {
+  const k = internedKey(p, len);
+  return k !== null ? k : String.UTF8.decodeUnsafe(p, <usize>len);
+}
+
+/** The static string equal to the ASCII bytes [p, p+len), or null. */
+function internedKey(p: usize, len: i32): string | null {
+  if (len == 0 || len > 40) return null;
+  let h = keyHash(len, load<u8>(p), load<u8>(p + <usize>len - 1), load<u8>(p + <usize>(len >> 1)));
+  while (true) {
+    const slot = unchecked(keySlots[h]);
+    if (slot == 0) return null;
+    const k = unchecked(KNOWN_KEYS[slot - 1]);
+    if (k.length == len) {
+      const kp = changetype<usize>(k);
+      let i = 0;
+      while (i < len && <u32>load<u16>(kp + (<usize>i << 1)) == <u32>load<u8>(p + <usize>i)) i++;
+      if (i == len) return k;
+    }
+    h = (h + 1) & (KEY_SLOTS - 1);
+  }
+}
+/** True for a string value with at least one character. */
+export function nonEmpty(v: JsonValue | null): bool {
+  return v !== null && v.kind == JsonKind.String && (v.src !== null ? v.rawLen > 0 : v.s.length > 0);
+}
+
+/**
+ * Parses UTF-8 JSON at [ptr, ptr+len). Null on error, with the reason in jsonError. Strings are
+ * decoded at once (the bytes need not outlive the call); parseJson keeps them as bytes.
+ */
+export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null): JsonValue | null {
+  const p = new Parser(ptr, len, owner);
   const v = p.value(0);
+  valStack.length = 0; // after an error, members of unfinished containers are still there
+  keyStack.length = 0;
   if (v !== null) {
     p.ws();
     if (p.p != p.end) {
@@ -435,8 +744,9 @@ export function parseJsonAt(ptr: usize, len: usize): JsonValue | null {
   return null;
 }
 
+/** Parses a whole buffer; strings and numbers keep referring to it (see JsonValue.src). */
 export function parseJson(buf: ArrayBuffer): JsonValue | null {
-  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength);
+  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength, buf);
 }
 
 export function parseJsonString(s: string): JsonValue | null {
@@ -582,8 +892,48 @@ export class ByteBuilder {
     return this;
   }
 
+  /** A parsed string value, quoted: its source bytes when it has them (already valid JSON). */
+  strValue(v: JsonValue): ByteBuilder {
+    if (v.src === null) return this.str(v.s);
+    this.reserve(v.rawLen + 2);
+    const at = changetype<usize>(this.buf) + <usize>this.len;
+    store<u8>(at, 0x22);
+    memory.copy(at + 1, v.raw, <usize>v.rawLen);
+    store<u8>(at + 1 + <usize>v.rawLen, 0x22);
+    this.len += v.rawLen + 2;
+    return this;
+  }
+
+  /** The content of a parsed string value without quotes, escaped as JSON (to splice into one). */
+  strContent(v: JsonValue): ByteBuilder {
+    if (v.src !== null) return this.bytes(v.raw, v.rawLen);
+    const at = this.len;
+    this.str(v.s);
+    // Drop the quotes str() wrote around it.
+    const base = changetype<usize>(this.buf);
+    memory.copy(base + <usize>at, base + <usize>at + 1, <usize>(this.len - at - 2));
+    this.len -= 2;
+    return this;
+  }
+
+  /** A decimal integer, written in place (no string). */
   int(v: i64): ByteBuilder {
-    return this.raw(v.toString());
+    this.reserve(20);
+    let at = changetype<usize>(this.buf) + <usize>this.len;
+    let u: u64;
+    if (v < 0) {
+      store<u8>(at++, 0x2d);
+      this.len++;
+      u = <u64>(-v); // i64.MIN_VALUE wraps to itself, whose u64 is its magnitude
+    } else u = <u64>v;
+    let digits = 1;
+    for (let t = u; t >= 10; t /= 10) digits++;
+    for (let i = digits - 1; i >= 0; i--) {
+      store<u8>(at + <usize>i, <u8>(0x30 + u % 10));
+      u /= 10;
+    }
+    this.len += digits;
+    return this;
   }
 
   /** Writes a parsed JSON value back out (numbers exactly as they were written). */
@@ -591,8 +941,8 @@ export class ByteBuilder {
     switch (v.kind) {
       case JsonKind.Null: return this.raw("null");
       case JsonKind.Bool: return this.raw(v.b ? "true" : "false");
-      case JsonKind.Number: return this.raw(v.s);
-      case JsonKind.String: return this.str(v.s);
+      case JsonKind.Number: return v.src !== null ? this.bytes(v.raw, v.rawLen) : this.raw(v.s);
+      case JsonKind.String: return this.strValue(v);
       case JsonKind.Array: {
         this.byte(0x5b);
         const items = v.items as Array<JsonValue>;

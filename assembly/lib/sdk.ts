@@ -42,6 +42,29 @@ const RET_PTR: usize = memory.data(8);
 const RET_LEN: usize = memory.data(8);
 const RET_U32: usize = memory.data(8);
 
+// Host-call arguments (header names and values, property keys and values) are encoded into
+// this reused buffer rather than into a fresh ArrayBuffer each: filters make a dozen such calls
+// per request, and the host copies what it keeps before the call returns.
+let argBuf = new ArrayBuffer(1024);
+let argLen: usize = 0;
+
+/** Encodes s as UTF-8 after the arguments already staged; returns its offset (see argAt). */
+function stage(s: string): usize {
+  const need = argLen + (<usize>s.length) * 3;
+  if (need > <usize>argBuf.byteLength) {
+    const grown = new ArrayBuffer(need < 2048 ? 2048 : <i32>need * 2);
+    memory.copy(changetype<usize>(grown), changetype<usize>(argBuf), argLen);
+    argBuf = grown;
+  }
+  const at = argLen;
+  argLen += String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, changetype<usize>(argBuf) + at);
+  return at;
+}
+
+@inline function argAt(offset: usize): usize {
+  return changetype<usize>(argBuf) + offset;
+}
+
 /**
  * Takes ownership of memory the host allocated through our malloc (the SDK's malloc pins a fresh
  * ArrayBuffer; unpinning hands it to the GC once we drop it). Empty values come back as
@@ -82,28 +105,32 @@ export function logEnabled(level: LogLevelValues): bool {
 
 /** The first value of a header, or null when absent (Envoy returns only the first of repeats). */
 export function getHeader(map: i32, name: string): string | null {
-  const key = String.UTF8.encode(name);
+  argLen = 0;
+  const k = stage(name);
   clearRet();
-  const r = imports.proxy_get_header_map_value(map, changetype<usize>(key), key.byteLength, RET_PTR, RET_LEN);
+  const r = imports.proxy_get_header_map_value(map, argAt(k), argLen - k, RET_PTR, RET_LEN);
   if (r != WasmResultValues.Ok) return null;
   return String.UTF8.decode(takeReturned());
 }
 
 export function replaceHeader(map: i32, name: string, value: string): bool {
-  const k = String.UTF8.encode(name);
-  const v = String.UTF8.encode(value);
-  return imports.proxy_replace_header_map_value(map, changetype<usize>(k), k.byteLength, changetype<usize>(v), v.byteLength) == WasmResultValues.Ok;
+  argLen = 0;
+  const k = stage(name);
+  const v = stage(value);
+  return imports.proxy_replace_header_map_value(map, argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
 }
 
 export function addHeader(map: i32, name: string, value: string): bool {
-  const k = String.UTF8.encode(name);
-  const v = String.UTF8.encode(value);
-  return imports.proxy_add_header_map_value(map, changetype<usize>(k), k.byteLength, changetype<usize>(v), v.byteLength) == WasmResultValues.Ok;
+  argLen = 0;
+  const k = stage(name);
+  const v = stage(value);
+  return imports.proxy_add_header_map_value(map, argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
 }
 
 export function removeHeader(map: i32, name: string): bool {
-  const k = String.UTF8.encode(name);
-  return imports.proxy_remove_header_map_value(map, changetype<usize>(k), k.byteLength) == WasmResultValues.Ok;
+  argLen = 0;
+  const k = stage(name);
+  return imports.proxy_remove_header_map_value(map, argAt(k), argLen - k) == WasmResultValues.Ok;
 }
 
 /**
@@ -192,6 +219,11 @@ export function replaceBuffer(type: i32, currentLength: u32, data: ArrayBuffer):
   return imports.proxy_set_buffer_bytes(type, 0, currentLength, changetype<usize>(data), data.byteLength) == WasmResultValues.Ok;
 }
 
+/** replaceBuffer with bytes the caller owns (e.g. a builder's), without copying them first. */
+export function replaceBufferBytes(type: i32, currentLength: u32, ptr: usize, len: i32): bool {
+  return imports.proxy_set_buffer_bytes(type, 0, currentLength, ptr, len) == WasmResultValues.Ok;
+}
+
 /** Appends data after the current buffer contents (start = current size). */
 export function appendBuffer(type: i32, currentLength: u32, data: ArrayBuffer): bool {
   return imports.proxy_set_buffer_bytes(type, currentLength, 0, changetype<usize>(data), data.byteLength) == WasmResultValues.Ok;
@@ -277,16 +309,18 @@ export function getProperty(segments: Array<string>): ArrayBuffer | null {
  * filters read it and the access log prints it with %FILTER_STATE(wasm.<key>:PLAIN)%.
  */
 export function setFilterState(key: string, value: string): bool {
-  const k = String.UTF8.encode(key);
-  const v = String.UTF8.encode(value);
-  return imports.proxy_set_property(changetype<usize>(k), k.byteLength, changetype<usize>(v), v.byteLength) == WasmResultValues.Ok;
+  argLen = 0;
+  const k = stage(key);
+  const v = stage(value);
+  return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
 }
 
 /** Reads a value another filter stored with setFilterState, or null. */
 export function getFilterState(key: string): string | null {
-  const k = String.UTF8.encode(key);
+  argLen = 0;
+  const k = stage(key);
   clearRet();
-  const r = imports.proxy_get_property(changetype<usize>(k), k.byteLength, RET_PTR, RET_LEN);
+  const r = imports.proxy_get_property(argAt(k), argLen - k, RET_PTR, RET_LEN);
   if (r != WasmResultValues.Ok) return null;
   return String.UTF8.decode(takeReturned());
 }
@@ -310,11 +344,12 @@ export class SharedValue {
 
 /** Shared data of all worker VMs; value null when the key is not set yet. */
 export function getSharedData(key: string): SharedValue {
-  const k = String.UTF8.encode(key);
+  argLen = 0;
+  const k = stage(key);
   clearRet();
   store<u32>(RET_U32, 0);
   const out = new SharedValue();
-  const r = imports.proxy_get_shared_data(changetype<usize>(k), k.byteLength, RET_PTR, RET_LEN, RET_U32);
+  const r = imports.proxy_get_shared_data(argAt(k), argLen - k, RET_PTR, RET_LEN, RET_U32);
   if (r == WasmResultValues.Ok) {
     out.value = takeReturned();
     out.cas = load<u32>(RET_U32);
@@ -324,8 +359,9 @@ export function getSharedData(key: string): SharedValue {
 
 /** Compare-and-swap write: cas 0 writes unconditionally. Returns the host's WasmResult. */
 export function setSharedData(key: string, value: ArrayBuffer, cas: u32): u32 {
-  const k = String.UTF8.encode(key);
-  return imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, changetype<usize>(value), value.byteLength, cas);
+  argLen = 0;
+  const k = stage(key);
+  return imports.proxy_set_shared_data(argAt(k), argLen - k, changetype<usize>(value), value.byteLength, cas);
 }
 
 export const METRIC_COUNTER: i32 = 0;

@@ -1,30 +1,66 @@
+import { decodeKnown } from "./json";
+
 // Server-sent events framing (WHATWG HTML, "event stream interpretation"), incremental over bytes.
 //
 // Response bodies reach a filter in chunks cut anywhere: inside a line, inside "\r\n", inside a
 // multi-byte UTF-8 character. The parser keeps only the unfinished tail between chunks and decodes
 // an event's fields only once the event is complete, so a split can never corrupt text.
 
+/**
+ * One event. Its data stays as UTF-8 bytes (in the chunk it came in, or a copy when it spanned
+ * chunks or lines), since decoders parse JSON from bytes: decoding to a string first would cost an
+ * allocation and a transcoding each way. Valid until the parser is fed again.
+ */
 export class SseEvent {
   event: string = "";
-  data: string = "";
+  /** Keeps the bytes alive; [ptr, ptr + len) is the data. */
+  owner: ArrayBuffer = EMPTY;
+  ptr: usize = 0;
+  len: i32 = 0;
+
+  /** The data as a string (decoded on each call: for the rare event that needs it). */
+  get data(): string {
+    return String.UTF8.decodeUnsafe(this.ptr, <usize>this.len);
+  }
+
+  /** True when the data is exactly the ASCII text s (e.g. OpenAI's "[DONE]"). */
+  dataIs(s: string): bool {
+    if (this.len != s.length) return false;
+    for (let i = 0; i < this.len; i++) {
+      if (<u32>load<u8>(this.ptr + <usize>i) != <u32>s.charCodeAt(i)) return false;
+    }
+    return true;
+  }
 }
+
+const EMPTY = new ArrayBuffer(0);
 
 export class SseParser {
   // Bytes of the unfinished line carried over from the previous chunk.
   private tail: ArrayBuffer = new ArrayBuffer(0);
   private tailLen: i32 = 0;
-  // Fields of the event being assembled.
+  // Fields of the event being assembled: its data bytes (see SseEvent) and how many data lines.
   private eventName: string = "";
-  private dataParts: Array<string> = [];
+  private dataOwner: ArrayBuffer = EMPTY;
+  private dataPtr: usize = 0;
+  private dataLen: i32 = 0;
   private hasData: bool = false;
+  // The chunk being fed (the owner of data lines read straight from it).
+  private chunk: ArrayBuffer = EMPTY;
+  // Events handed out by feed/finish, reused from call to call (callers never keep them).
+  private events: Array<SseEvent> = [];
+  private spare: Array<SseEvent> = [];
   // A chunk that ended right after "\r": a following "\n" belongs to the same line break.
   private skipLf: bool = false;
   // Bytes seen in total (for limits and tests).
   seen: i64 = 0;
 
-  /** Feeds bytes; returns the events completed by them, in order. */
-  feed(ptr: usize, len: i32): Array<SseEvent> {
-    const out = new Array<SseEvent>();
+  /** Feeds a chunk; returns the events completed by it, in order (valid until the next call). */
+  feed(chunk: ArrayBuffer): Array<SseEvent> {
+    const out = this.reset();
+    const ptr = changetype<usize>(chunk);
+    const len = chunk.byteLength;
+    this.chunk = chunk;
     this.seen += len;
     let i: i32 = 0;
     if (this.skipLf && len > 0) {
@@ -50,6 +86,14 @@ export class SseParser {
       lineStart = i;
     }
     if (lineStart < len) this.keep(ptr + <usize>lineStart, len - lineStart);
+    this.chunk = EMPTY;
+    return out;
+  }
+
+  private reset(): Array<SseEvent> {
+    const out = this.events;
+    for (let i = 0; i < out.length; i++) this.spare.push(unchecked(out[i]));
+    out.length = 0;
     return out;
   }
 
@@ -60,7 +104,7 @@ export class SseParser {
 
   /** At end of stream: an event still open without its blank line is dispatched, as clients do. */
   finish(): Array<SseEvent> {
-    const out = new Array<SseEvent>();
+    const out = this.reset();
     if (this.tailLen > 0) this.line(0, 0, out, true);
     if (this.hasData) this.dispatch(out);
     return out;
@@ -107,22 +151,57 @@ export class SseParser {
     const valueLen = n - valueAt;
     if (nameLen == 4 && load<u32>(p) == 0x61746164) {
       // "data"
-      this.dataParts.push(String.UTF8.decodeUnsafe(p + <usize>valueAt, <usize>valueLen));
-      this.hasData = true;
+      this.addData(p + <usize>valueAt, valueLen, p != ptr);
     } else if (nameLen == 5 && load<u32>(p) == 0x6e657665 && load<u8>(p + 4) == 0x74) {
       // "event"
-      this.eventName = String.UTF8.decodeUnsafe(p + <usize>valueAt, <usize>valueLen);
+      this.eventName = decodeKnown(p + <usize>valueAt, valueLen);
     }
     // id and retry do not matter to a gateway translating the stream.
   }
 
+  /**
+   * One data line. A line read from the chunk is referenced where it is; one assembled in the
+   * carried-over tail (which the next line reuses), or a second line of the same event (joined
+   * with "\n"), is copied.
+   */
+  private addData(p: usize, n: i32, fromTail: bool): void {
+    if (!this.hasData) {
+      this.hasData = true;
+      if (!fromTail) {
+        this.dataOwner = this.chunk;
+        this.dataPtr = p;
+        this.dataLen = n;
+        return;
+      }
+      const copy = new ArrayBuffer(n);
+      memory.copy(changetype<usize>(copy), p, <usize>n);
+      this.setData(copy);
+      return;
+    }
+    const joined = new ArrayBuffer(this.dataLen + 1 + n);
+    const at = changetype<usize>(joined);
+    memory.copy(at, this.dataPtr, <usize>this.dataLen);
+    store<u8>(at + <usize>this.dataLen, 0x0a);
+    memory.copy(at + <usize>this.dataLen + 1, p, <usize>n);
+    this.setData(joined);
+  }
+
+  private setData(b: ArrayBuffer): void {
+    this.dataOwner = b;
+    this.dataPtr = changetype<usize>(b);
+    this.dataLen = b.byteLength;
+  }
+
   private dispatch(out: Array<SseEvent>): void {
-    const e = new SseEvent();
+    const e = this.spare.length ? this.spare.pop() : new SseEvent();
     e.event = this.eventName;
-    e.data = this.dataParts.length == 1 ? this.dataParts[0] : this.dataParts.join("\n");
+    e.owner = this.dataOwner;
+    e.ptr = this.dataPtr;
+    e.len = this.dataLen;
     out.push(e);
     this.eventName = "";
-    this.dataParts = [];
+    this.dataOwner = EMPTY;
+    this.dataLen = 0;
     this.hasData = false;
   }
 }

@@ -99,7 +99,7 @@
 // 413, rate_limit_error 429, api_error 500, overloaded_error 529, ...).
 //
 // Embeddings: Anthropic has none (embeddingsUpstream returns null: the filter answers 400).
-import { JsonValue, ByteBuilder, parseJsonString } from "../lib/json";
+import { JsonValue, ByteBuilder, parseJsonString, parseJsonAt, nonEmpty, matchAscii, rawStringAt } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
@@ -135,6 +135,19 @@ function invalid(param: string, why: string): ClientError {
 
 function at(path: string, i: i32): string {
   return path + "[" + i.toString() + "]";
+}
+
+// Paths for error messages, built only when there is an error to report.
+function msgPath(mi: i32): string {
+  return at("messages", mi);
+}
+
+function partPath(mi: i32, i: i32): string {
+  return at(msgPath(mi) + ".content", i);
+}
+
+function callPath(mi: i32, i: i32): string {
+  return at(msgPath(mi) + ".tool_calls", i);
 }
 
 function isPositiveInteger(v: JsonValue): bool {
@@ -212,20 +225,20 @@ function imageUrl(part: JsonValue): string | null {
 }
 
 /** Checks an image URL; null when it can be sent. */
-function checkImage(url: string | null, path: string): ClientError | null {
-  if (url === null) return invalid(path + ".image_url.url", "is required.");
+function checkImage(url: string | null, mi: i32, i: i32): ClientError | null {
+  if (url === null) return invalid(partPath(mi, i) + ".image_url.url", "is required.");
   const u = url as string;
   if (u.startsWith("data:")) {
     const comma = u.indexOf(",");
     const semi = u.indexOf(";");
     if (comma <= 12 || semi <= 5 || semi > comma || !u.substring(0, comma).endsWith(";base64")) {
-      return invalid(path + ".image_url.url", "must be a base64 data URL (data:<media type>;base64,<data>) or an http(s) URL.");
+      return invalid(partPath(mi, i) + ".image_url.url", "must be a base64 data URL (data:<media type>;base64,<data>) or an http(s) URL.");
     }
     return null;
   }
   const lower = u.substring(0, 8).toLowerCase();
   if (lower.startsWith("https://") || lower.startsWith("http://")) return null;
-  return invalid(path + ".image_url.url", "must be a base64 data URL or an http(s) URL.");
+  return invalid(partPath(mi, i) + ".image_url.url", "must be a base64 data URL or an http(s) URL.");
 }
 
 /** Writes an image block for a URL that passed checkImage. */
@@ -241,19 +254,19 @@ function writeImage(b: ByteBuilder, url: string): void {
 }
 
 /** Text of a system/developer content: a string or text parts. Null (with err) otherwise. */
-function systemText(content: JsonValue | null, path: string, parts: Array<string>): ClientError | null {
+function systemText(content: JsonValue | null, mi: i32, parts: Array<string>): ClientError | null {
   if (content === null || content.isNull()) return null;
   if (content.isString()) {
     if (content.s.length) parts.push(content.s);
     return null;
   }
-  if (!content.isArray()) return invalid(path + ".content", "must be a string or a list of text parts.");
+  if (!content.isArray()) return invalid(msgPath(mi) + ".content", "must be a string or a list of text parts.");
   const items = content.items as Array<JsonValue>;
   for (let i = 0; i < items.length; i++) {
     const p = items[i];
     const t = p.getString("text");
     if (p.getString("type") != "text" || t === null) {
-      return invalid(at(path + ".content", i), "system and developer messages can only carry text parts for provider anthropic.");
+      return invalid(partPath(mi, i), "system and developer messages can only carry text parts for provider anthropic.");
     }
     if ((t as string).length) parts.push(t as string);
   }
@@ -261,40 +274,39 @@ function systemText(content: JsonValue | null, path: string, parts: Array<string
 }
 
 /** User content: a string, or text and image_url parts. */
-function writeUser(content: JsonValue | null, path: string, t: Turns): ClientError | null {
-  if (content === null || content.isNull()) return invalid(path + ".content", "is required.");
+function writeUser(content: JsonValue | null, mi: i32, t: Turns): ClientError | null {
+  if (content === null || content.isNull()) return invalid(msgPath(mi) + ".content", "is required.");
   if (content.isString()) {
     if (content.s.length) writeText(t.block(USER), content.s);
     return null;
   }
-  if (!content.isArray()) return invalid(path + ".content", "must be a string or a list of content parts.");
+  if (!content.isArray()) return invalid(msgPath(mi) + ".content", "must be a string or a list of content parts.");
   const items = content.items as Array<JsonValue>;
   for (let i = 0; i < items.length; i++) {
     const p = items[i];
-    const pp = at(path + ".content", i);
     const type = p.getString("type");
     if (type == "text") {
       const text = p.getString("text");
-      if (text === null) return invalid(pp + ".text", "is required.");
+      if (text === null) return invalid(partPath(mi, i) + ".text", "is required.");
       if ((text as string).length) writeText(t.block(USER), text as string);
     } else if (type == "image_url") {
       const url = imageUrl(p);
-      const err = checkImage(url, pp);
+      const err = checkImage(url, mi, i);
       if (err !== null) return err;
       writeImage(t.block(USER), url as string);
     } else if (type == "input_audio" || type == "file") {
-      return unsupported(pp, "(" + (type as string) + " parts) is not supported by provider anthropic.");
+      return unsupported(partPath(mi, i), "(" + (type as string) + " parts) is not supported by provider anthropic.");
     } else {
-      return invalid(pp + ".type", "must be text or image_url.");
+      return invalid(partPath(mi, i) + ".type", "must be text or image_url.");
     }
   }
   return null;
 }
 
 /** Assistant content (text / refusal parts) and tool calls. */
-function writeAssistant(m: JsonValue, path: string, t: Turns): ClientError | null {
+function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   const fc = m.get("function_call");
-  if (fc !== null && !fc.isNull()) return unsupported(path + ".function_call", "is deprecated and not supported by provider anthropic; use tool_calls.");
+  if (fc !== null && !fc.isNull()) return unsupported(msgPath(mi) + ".function_call", "is deprecated and not supported by provider anthropic; use tool_calls.");
   const content = m.get("content");
   if (content === null || content.isNull()) {
     const refusal = m.getString("refusal");
@@ -307,37 +319,36 @@ function writeAssistant(m: JsonValue, path: string, t: Turns): ClientError | nul
       const p = items[i];
       const type = p.getString("type");
       const text = type == "text" ? p.getString("text") : type == "refusal" ? p.getString("refusal") : null;
-      if (text === null) return invalid(at(path + ".content", i), "assistant content parts must be text or refusal parts.");
+      if (text === null) return invalid(partPath(mi, i), "assistant content parts must be text or refusal parts.");
       if ((text as string).length) writeText(t.block(ASSISTANT), text as string);
     }
   } else {
-    return invalid(path + ".content", "must be a string, a list of text parts, or null.");
+    return invalid(msgPath(mi) + ".content", "must be a string, a list of text parts, or null.");
   }
   const calls = m.get("tool_calls");
   if (calls === null || calls.isNull()) return null;
-  if (!calls.isArray()) return invalid(path + ".tool_calls", "must be a list.");
+  if (!calls.isArray()) return invalid(msgPath(mi) + ".tool_calls", "must be a list.");
   const items = calls.items as Array<JsonValue>;
   for (let i = 0; i < items.length; i++) {
     const c = items[i];
-    const cp = at(path + ".tool_calls", i);
     const id = c.getString("id");
-    if (id === null) return invalid(cp + ".id", "is required.");
+    if (id === null) return invalid(callPath(mi, i) + ".id", "is required.");
     const type = c.getString("type");
-    if (type !== null && type != "function") return unsupported(cp + ".type", "'" + (type as string) + "' tool calls are not supported by provider anthropic.");
+    if (type !== null && type != "function") return unsupported(callPath(mi, i) + ".type", "'" + (type as string) + "' tool calls are not supported by provider anthropic.");
     const f = c.get("function");
     const name = f !== null ? f.getString("name") : null;
-    if (name === null) return invalid(cp + ".function.name", "is required.");
+    if (name === null) return invalid(callPath(mi, i) + ".function.name", "is required.");
     const args = (f as JsonValue).get("arguments");
     let input: JsonValue | null = null;
     if (args === null || args.isNull() || (args.isString() && args.s.length == 0)) {
       input = null;
     } else if (args.isString()) {
       input = parseJsonString(args.s);
-      if (input === null || !input.isObject()) return invalid(cp + ".function.arguments", "must be the JSON text of an object.");
+      if (input === null || !input.isObject()) return invalid(callPath(mi, i) + ".function.arguments", "must be the JSON text of an object.");
     } else if (args.isObject()) {
       input = args;
     } else {
-      return invalid(cp + ".function.arguments", "must be the JSON text of an object.");
+      return invalid(callPath(mi, i) + ".function.arguments", "must be the JSON text of an object.");
     }
     const b = t.block(ASSISTANT);
     b.raw('{"type":"tool_use","id":').str(id as string).raw(',"name":').str(name as string).raw(',"input":');
@@ -349,28 +360,27 @@ function writeAssistant(m: JsonValue, path: string, t: Turns): ClientError | nul
 }
 
 /** A tool message: a tool_result block in a user turn. */
-function writeToolResult(m: JsonValue, path: string, t: Turns): ClientError | null {
+function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   const id = m.getString("tool_call_id");
-  if (id === null) return invalid(path + ".tool_call_id", "is required.");
+  if (id === null) return invalid(msgPath(mi) + ".tool_call_id", "is required.");
   const content = m.get("content");
   // Check the parts before opening the block (so an error never leaves half a block to explain).
   if (content !== null && content.isArray()) {
     const items = content.items as Array<JsonValue>;
     for (let i = 0; i < items.length; i++) {
       const p = items[i];
-      const pp = at(path + ".content", i);
-      const type = p.getString("type");
+        const type = p.getString("type");
       if (type == "text") {
-        if (p.getString("text") === null) return invalid(pp + ".text", "is required.");
+        if (p.getString("text") === null) return invalid(partPath(mi, i) + ".text", "is required.");
       } else if (type == "image_url") {
-        const err = checkImage(imageUrl(p), pp);
+        const err = checkImage(imageUrl(p), mi, i);
         if (err !== null) return err;
       } else {
-        return invalid(pp + ".type", "tool results can carry text and image_url parts.");
+        return invalid(partPath(mi, i) + ".type", "tool results can carry text and image_url parts.");
       }
     }
   } else if (content !== null && !content.isString() && !content.isNull()) {
-    return invalid(path + ".content", "must be a string or a list of content parts.");
+    return invalid(msgPath(mi) + ".content", "must be a string or a list of content parts.");
   }
   const b = t.block(USER);
   b.raw('{"type":"tool_result","tool_use_id":').str(id as string);
@@ -404,16 +414,15 @@ function writeMessages(msgs: JsonValue, t: Turns, system: Array<string>): Client
   const items = msgs.items as Array<JsonValue>;
   for (let i = 0; i < items.length; i++) {
     const m = items[i];
-    const path = at("messages", i);
-    if (!m.isObject()) return invalid(path, "must be an object.");
+    if (!m.isObject()) return invalid(msgPath(i), "must be an object.");
     const role = m.getString("role");
     let err: ClientError | null = null;
-    if (role == "system" || role == "developer") err = systemText(m.get("content"), path, system);
-    else if (role == "user") err = writeUser(m.get("content"), path, t);
-    else if (role == "assistant") err = writeAssistant(m, path, t);
-    else if (role == "tool") err = writeToolResult(m, path, t);
-    else if (role == "function") err = unsupported(path + ".role", "'function' messages are deprecated and not supported by provider anthropic; use tool messages.");
-    else err = invalid(path + ".role", "must be system, developer, user, assistant or tool.");
+    if (role == "system" || role == "developer") err = systemText(m.get("content"), i, system);
+    else if (role == "user") err = writeUser(m.get("content"), i, t);
+    else if (role == "assistant") err = writeAssistant(m, i, t);
+    else if (role == "tool") err = writeToolResult(m, i, t);
+    else if (role == "function") err = unsupported(msgPath(i) + ".role", "'function' messages are deprecated and not supported by provider anthropic; use tool messages.");
+    else err = invalid(msgPath(i) + ".role", "must be system, developer, user, assistant or tool.");
     if (err !== null) return err;
   }
   t.close();
@@ -861,9 +870,17 @@ export class AnthropicStreamDecoder extends StreamDecoder {
   blockIds: Array<i32> = [];
   blockKinds: Array<i32> = [];
 
+  // The text of a delta read by the fast path, reused from event to event.
+  private fastText: JsonValue = new JsonValue();
+
   event(e: SseEvent, sink: StreamSink): void {
     if (this.done) return;
-    const v = parseJsonString(e.data);
+    if (this.textDelta(e)) {
+      this.ensureStarted(sink);
+      if (this.fastText.rawLen > 0) sink.textValue(0, this.fastText);
+      return;
+    }
+    const v = parseJsonAt(e.ptr, e.len, e.owner);
     if (v === null || !v.isObject()) return; // not JSON: nothing a client could use
     let type = v.getString("type");
     if (type === null) type = e.event;
@@ -885,6 +902,26 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       this.done = true;
     }
     // ping and event types added later: ignored.
+  }
+
+  /**
+   * Most of a stream is text deltas, which Anthropic serializes exactly so:
+   *   {"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}
+   * An event of that shape is read without building a JSON tree (its text stays as bytes in the
+   * chunk); anything else, even the same event spaced or ordered differently, is parsed in full.
+   */
+  textDelta(e: SseEvent): bool {
+    const end = e.ptr + <usize>e.len;
+    let p = matchAscii(e.ptr, end, '{"type":"content_block_delta","index":');
+    if (p == 0) return false;
+    const digits = p;
+    while (p < end && p - digits < 7 && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+    if (p == digits || (load<u8>(digits) == 0x30 && p - digits > 1)) return false;
+    p = matchAscii(p, end, ',"delta":{"type":"text_delta","text":"');
+    if (p == 0) return false;
+    p = rawStringAt(p, end, e.owner, this.fastText);
+    if (p == 0) return false;
+    return matchAscii(p, end, "}}") == end;
   }
 
   ensureStarted(sink: StreamSink): void {
@@ -974,15 +1011,15 @@ export class AnthropicStreamDecoder extends StreamDecoder {
     if (d === null || !d.isObject()) return;
     const type = d.getString("type");
     if (type == "text_delta") {
-      const t = d.getString("text");
-      if (t !== null && (t as string).length) sink.text(0, t as string);
+      const t = d.get("text");
+      if (nonEmpty(t)) sink.textValue(0, t as JsonValue);
     } else if (type == "input_json_delta") {
       const kind = this.kindOf(this.index(v));
-      const pj = d.getString("partial_json");
-      if (kind >= 0 && pj !== null && (pj as string).length) sink.toolArgs(0, kind, pj as string);
+      const pj = d.get("partial_json");
+      if (kind >= 0 && nonEmpty(pj)) sink.toolArgsValue(0, kind, pj as JsonValue);
     } else if (type == "thinking_delta") {
-      const t = d.getString("thinking");
-      if (t !== null && (t as string).length) sink.reasoning(0, t as string);
+      const t = d.get("thinking");
+      if (nonEmpty(t)) sink.reasoningValue(0, t as JsonValue);
     }
     // signature_delta, citations_delta: nothing an OpenAI client can use.
   }

@@ -100,7 +100,7 @@
 //   token, usage_source=estimate), and the body says prompt_tokens = total_tokens = 0. The provider
 //   interface gives embeddingsResponse no access to the request, so the input length is not at hand
 //   here. A usageMetadata in the answer (Vertex-style) is used when present.
-import { JsonValue, ByteBuilder, parseJsonString } from "../lib/json";
+import { JsonValue, ByteBuilder, parseJsonString, parseJsonAt } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
@@ -871,7 +871,7 @@ export class GeminiStreamDecoder extends StreamDecoder {
 
   event(e: SseEvent, sink: StreamSink): void {
     if (this.failed) return;
-    const v = parseJsonString(e.data);
+    const v = parseJsonAt(e.ptr, e.len, e.owner);
     if (v === null || !v.isObject()) return;
     const err = v.get("error");
     if (err !== null && err.isObject()) {

@@ -2,7 +2,7 @@
 // The request format is Sluice's own, so the request passes through with the model set, operator
 // options merged and, when streaming, stream_options.include_usage forced so usage arrives.
 // Azure OpenAI, DeepSeek, Mistral and OpenAI-compatible servers extend this class.
-import { JsonValue, ByteBuilder, parseJsonString } from "../lib/json";
+import { JsonValue, ByteBuilder, parseJsonAt, nonEmpty } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import {
   Provider, Instance, Upstream, ChatResult, Choice, ToolCall, Usage, ClientError, StreamDecoder, StreamSink,
@@ -313,12 +313,11 @@ export class OpenAIStreamDecoder extends StreamDecoder {
 
   event(e: SseEvent, sink: StreamSink): void {
     if (this.done) return; // nothing after [DONE] or an error event belongs to the answer
-    const data = e.data;
-    if (data == "[DONE]") {
+    if (e.dataIs("[DONE]")) {
       this.done = true;
       return;
     }
-    const v = parseJsonString(data);
+    const v = parseJsonAt(e.ptr, e.len, e.owner);
     if (v === null || !v.isObject()) return; // not JSON: nothing a client could use
     const err = v.get("error");
     if (err !== null && err.isObject()) {
@@ -357,11 +356,11 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     const delta = c.get("delta");
     if (delta !== null && delta.isObject()) {
       const reasoning = delta.get("reasoning_content");
-      if (reasoning !== null && reasoning.isString() && reasoning.s.length) sink.reasoning(index, reasoning.s);
+      if (nonEmpty(reasoning)) sink.reasoningValue(index, reasoning as JsonValue);
       const content = delta.get("content");
-      if (content !== null && content.isString() && content.s.length) sink.text(index, content.s);
+      if (nonEmpty(content)) sink.textValue(index, content as JsonValue);
       const refusal = delta.get("refusal");
-      if (refusal !== null && refusal.isString() && refusal.s.length) sink.refusal(index, refusal.s);
+      if (nonEmpty(refusal)) sink.refusalValue(index, refusal as JsonValue);
       const tools = delta.get("tool_calls");
       if (tools !== null && tools.isArray()) {
         const items = tools.items as Array<JsonValue>;
@@ -390,7 +389,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     }
     if (f !== null) {
       const args = f.get("arguments");
-      if (args !== null && args.isString() && args.s.length) sink.toolArgs(choice, tool, args.s);
+      if (nonEmpty(args)) sink.toolArgsValue(choice, tool, args as JsonValue);
     }
   }
 }

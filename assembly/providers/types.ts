@@ -82,12 +82,20 @@ export abstract class StreamSink {
   generatedChars: i64 = 0;
 
   abstract start(id: string, model: string, created: i64): void;
-  abstract text(choice: i32, text: string): void;
-  abstract reasoning(choice: i32, text: string): void;
-  abstract refusal(choice: i32, text: string): void;
+  // Text arrives as parsed JSON strings: a sink that writes JSON copies their bytes as they came
+  // (no decoding to UTF-16 and encoding back, the bulk of a streamed chunk's cost).
+  abstract textValue(choice: i32, text: JsonValue): void;
+  abstract reasoningValue(choice: i32, text: JsonValue): void;
+  abstract refusalValue(choice: i32, text: JsonValue): void;
   /** A new tool call at position `tool` of the choice; arguments follow through toolArgs. */
   abstract toolStart(choice: i32, tool: i32, id: string, name: string): void;
-  abstract toolArgs(choice: i32, tool: i32, json: string): void;
+  /** A piece of the tool call's arguments (JSON text, carried in a JSON string). */
+  abstract toolArgsValue(choice: i32, tool: i32, json: JsonValue): void;
+
+  text(choice: i32, text: string): void { this.textValue(choice, JsonValue.str(text)); }
+  reasoning(choice: i32, text: string): void { this.reasoningValue(choice, JsonValue.str(text)); }
+  refusal(choice: i32, text: string): void { this.refusalValue(choice, JsonValue.str(text)); }
+  toolArgs(choice: i32, tool: i32, json: string): void { this.toolArgsValue(choice, tool, JsonValue.str(json)); }
   abstract finish(choice: i32, reason: string, stopSequence: string | null): void;
   abstract usage(u: Usage): void;
   /** The provider failed mid-stream: tell the client in its format and end cleanly. */
@@ -102,11 +110,11 @@ export abstract class StreamSink {
  */
 export class CountingSink extends StreamSink {
   start(id: string, model: string, created: i64): void {}
-  text(choice: i32, text: string): void { this.generatedChars += text.length; }
-  reasoning(choice: i32, text: string): void { this.generatedChars += text.length; }
-  refusal(choice: i32, text: string): void { this.generatedChars += text.length; }
+  textValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }
+  reasoningValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }
+  refusalValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }
   toolStart(choice: i32, tool: i32, id: string, name: string): void { this.generatedChars += name.length; }
-  toolArgs(choice: i32, tool: i32, json: string): void { this.generatedChars += json.length; }
+  toolArgsValue(choice: i32, tool: i32, json: JsonValue): void { this.generatedChars += json.units; }
   finish(choice: i32, reason: string, stopSequence: string | null): void {}
   usage(u: Usage): void {}
   error(e: ClientError): void {}

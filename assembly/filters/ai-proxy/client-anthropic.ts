@@ -378,28 +378,28 @@ export class AnthropicStreamSink extends StreamSink {
     else if (kind == THINKING_BLOCK) this.out.raw(',"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n');
   }
 
-  private delta(kind: i32, field: string, deltaType: string, text: string): void {
+  private delta(kind: i32, field: string, deltaType: string, text: JsonValue): void {
     if (this.block != kind) this.openBlock(kind);
     this.event("content_block_delta").raw('{"type":"content_block_delta","index":').int(this.blockIndex);
-    this.out.raw(',"delta":{"type":"').raw(deltaType).raw('","').raw(field).raw('":').str(text).raw("}}\n\n");
+    this.out.raw(',"delta":{"type":"').raw(deltaType).raw('","').raw(field).raw('":').strValue(text).raw("}}\n\n");
   }
 
-  text(choice: i32, text: string): void {
+  textValue(choice: i32, text: JsonValue): void {
     if (this.ended) return;
     if (choice != 0) return;
-    this.generatedChars += text.length;
+    this.generatedChars += text.units;
     this.delta(TEXT_BLOCK, "text", "text_delta", text);
   }
 
-  reasoning(choice: i32, text: string): void {
+  reasoningValue(choice: i32, text: JsonValue): void {
     if (this.ended) return;
     if (choice != 0) return;
-    this.generatedChars += text.length;
+    this.generatedChars += text.units;
     this.delta(THINKING_BLOCK, "thinking", "thinking_delta", text);
   }
 
-  refusal(choice: i32, text: string): void {
-    this.text(choice, text);
+  refusalValue(choice: i32, text: JsonValue): void {
+    this.textValue(choice, text);
   }
 
   toolStart(choice: i32, tool: i32, id: string, name: string): void {
@@ -411,12 +411,12 @@ export class AnthropicStreamSink extends StreamSink {
     this.out.raw(',"content_block":{"type":"tool_use","id":').str(id).raw(',"name":').str(name).raw(',"input":{}}}\n\n');
   }
 
-  toolArgs(choice: i32, tool: i32, json: string): void {
+  toolArgsValue(choice: i32, tool: i32, json: JsonValue): void {
     if (this.ended) return;
     if (choice != 0 || this.block != TOOL_BLOCK || this.openTool != tool) return;
-    this.generatedChars += json.length;
+    this.generatedChars += json.units;
     this.event("content_block_delta").raw('{"type":"content_block_delta","index":').int(this.blockIndex);
-    this.out.raw(',"delta":{"type":"input_json_delta","partial_json":').str(json).raw("}}\n\n");
+    this.out.raw(',"delta":{"type":"input_json_delta","partial_json":').strValue(json).raw("}}\n\n");
   }
 
   finish(choice: i32, reason: string, stopSequence: string | null): void {

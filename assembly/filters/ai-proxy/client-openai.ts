@@ -1,6 +1,6 @@
 // The OpenAI client API: answers, stream chunks and errors written in OpenAI's format, whatever
 // provider produced them.
-import { ByteBuilder } from "../../lib/json";
+import { ByteBuilder, JsonValue } from "../../lib/json";
 import { ChatResult, Choice, ClientError, StreamSink, Usage } from "../../providers/types";
 
 export function writeOpenAIUsage(b: ByteBuilder, u: Usage): void {
@@ -122,17 +122,17 @@ export class OpenAIStreamSink extends StreamSink {
     b.raw("}]}\n\n");
   }
 
-  private delta(choice: i32, field: string, text: string): void {
+  private delta(choice: i32, field: string, text: JsonValue): void {
     if (this.ended) return;
-    this.generatedChars += text.length;
+    this.generatedChars += text.units;
     if (this.open(choice)) this.out.byte(0x2c);
-    this.out.str(field).byte(0x3a).str(text);
+    this.out.byte(0x22).raw(field).byte(0x22).byte(0x3a).strValue(text);
     this.close(null);
   }
 
-  text(choice: i32, text: string): void { this.delta(choice, "content", text); }
-  reasoning(choice: i32, text: string): void { this.delta(choice, "reasoning_content", text); }
-  refusal(choice: i32, text: string): void { this.delta(choice, "refusal", text); }
+  textValue(choice: i32, text: JsonValue): void { this.delta(choice, "content", text); }
+  reasoningValue(choice: i32, text: JsonValue): void { this.delta(choice, "reasoning_content", text); }
+  refusalValue(choice: i32, text: JsonValue): void { this.delta(choice, "refusal", text); }
 
   toolStart(choice: i32, tool: i32, id: string, name: string): void {
     if (this.ended) return;
@@ -143,11 +143,11 @@ export class OpenAIStreamSink extends StreamSink {
     this.close(null);
   }
 
-  toolArgs(choice: i32, tool: i32, json: string): void {
+  toolArgsValue(choice: i32, tool: i32, json: JsonValue): void {
     if (this.ended) return;
-    this.generatedChars += json.length;
+    this.generatedChars += json.units;
     if (this.open(choice)) this.out.byte(0x2c);
-    this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"function":{"arguments":').str(json).raw("}}]");
+    this.out.raw('"tool_calls":[{"index":').int(tool).raw(',"function":{"arguments":').strValue(json).raw("}}]");
     this.close(null);
   }
 

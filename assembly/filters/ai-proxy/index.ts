@@ -9,7 +9,7 @@ export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
-  getBuffer, replaceBuffer, appendBuffer, sendLocalResponse, setFilterState, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
+  getBuffer, replaceBufferBytes, appendBuffer, sendLocalResponse, setFilterState, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
   getSharedData, setSharedData, WasmResultValues,
 } from "../../lib/sdk";
@@ -139,6 +139,11 @@ function onProbeResponse(origin: BaseContext, headers: u32, _bodySize: usize, _t
 
 function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, _trailers: u32): void {
   (origin as AiProxy).fallbackAnswered(headers, <u32>bodySize);
+}
+
+/** Replaces a body with a builder's bytes, straight from its buffer (no copy into a new one). */
+function replaceBody(type: i32, currentLength: u32, b: ByteBuilder): void {
+  replaceBufferBytes(type, currentLength, changetype<usize>(b.buf), b.len);
 }
 
 class AiProxy extends Context {
@@ -363,7 +368,7 @@ class AiProxy extends Context {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
     this.promptEstimate = estimatePromptTokens(original.byteLength);
-    replaceBuffer(REQUEST_BODY, <u32>original.byteLength, out.toArrayBuffer());
+    replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
     this.target(inst, up.path, up.headers);
     setFilterState(keys.REQUEST_TYPE, this.stream ? "ai_stream" : "ai_chat");
     setFilterState(keys.REQUEST_MODEL, this.requestModel);
@@ -765,7 +770,7 @@ class AiProxy extends Context {
     removeHeader(RESPONSE_HEADERS, "content-length");
     removeHeader(RESPONSE_HEADERS, "retry-after");
     if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
-    replaceBuffer(RESPONSE_BODY, this.bufferedLen, out.toArrayBuffer());
+    replaceBody(RESPONSE_BODY, this.bufferedLen, out);
     setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
     this.record(usage, true);
     return true;
@@ -785,7 +790,7 @@ class AiProxy extends Context {
     replaceHeader(RESPONSE_HEADERS, ":status", e.status.toString());
     replaceHeader(RESPONSE_HEADERS, "content-type", "application/json");
     removeHeader(RESPONSE_HEADERS, "content-length");
-    replaceBuffer(RESPONSE_BODY, this.bufferedLen, out.toArrayBuffer());
+    replaceBody(RESPONSE_BODY, this.bufferedLen, out);
     setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
     this.recordNothing();
   }
@@ -810,7 +815,7 @@ class AiProxy extends Context {
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
-      const events = (this.parser as SseParser).feed(changetype<usize>(chunk), chunk.byteLength);
+      const events = (this.parser as SseParser).feed(chunk);
       for (let i = 0; i < events.length; i++) {
         if (this.cut) {
           // The client's stream is complete; the provider's is read on for its usage only.
@@ -823,7 +828,7 @@ class AiProxy extends Context {
       const unterminated = endOfStream && this.native && (this.parser as SseParser).pending;
       if (endOfStream) this.endStream();
       if (!this.native) {
-        replaceBuffer(RESPONSE_BODY, <u32>length, sink.out.toArrayBuffer());
+        replaceBody(RESPONSE_BODY, <u32>length, sink.out);
         sink.out.reset();
       } else if (endOfStream && !decoder.done) {
         // Native streams leave Envoy's buffer as it is (no copy); one cut short gets the client
@@ -911,7 +916,7 @@ class AiProxy extends Context {
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
       else writeOpenAIError(e, out);
       this.recordNothing();
-      replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
+      replaceBody(RESPONSE_BODY, length, out);
       return;
     }
     if (this.kind == EMBEDDINGS) {
@@ -921,7 +926,7 @@ class AiProxy extends Context {
         return;
       }
       this.record(usage, true);
-      replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
+      replaceBody(RESPONSE_BODY, length, out);
       return;
     }
     const result = new ChatResult();
@@ -939,7 +944,7 @@ class AiProxy extends Context {
       const sink = this.sink as StreamSink;
       replayAsStream(result, sink);
       this.record(result.usage, true);
-      replaceBuffer(RESPONSE_BODY, length, sink.out.toArrayBuffer());
+      replaceBody(RESPONSE_BODY, length, sink.out);
       return;
     }
     // A native Anthropic answer must at least say what it is before it passes through untouched.
@@ -952,7 +957,7 @@ class AiProxy extends Context {
     if (this.native || (this.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
     else writeOpenAIChat(result, out);
-    replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
+    replaceBody(RESPONSE_BODY, length, out);
   }
 
   /** Envoy's own plain-text answers (connect failure, timeout) as JSON errors. */
@@ -974,7 +979,7 @@ class AiProxy extends Context {
       sink.error(e);
       sink.end();
       this.recordNothing();
-      replaceBuffer(RESPONSE_BODY, length, sink.out.toArrayBuffer());
+      replaceBody(RESPONSE_BODY, length, sink.out);
       return;
     }
     replaceHeader(RESPONSE_HEADERS, ":status", "502");
@@ -982,7 +987,7 @@ class AiProxy extends Context {
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
     this.recordNothing();
-    replaceBuffer(RESPONSE_BODY, length, out.toArrayBuffer());
+    replaceBody(RESPONSE_BODY, length, out);
   }
 
   // ---------------------------------------------------------------------------------------------
