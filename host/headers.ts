@@ -33,8 +33,19 @@ function byteLen(x: string | Uint8Array): number {
 /** Writes x then a NUL at pos; returns the bytes of x written. */
 function putZ(out: Buffer, pos: number, x: string | Uint8Array): number {
   let n: number;
-  if (typeof x === "string") n = out.write(x, pos, "utf8");
-  else {
+  if (typeof x === "string") {
+    // Header names and values are nearly always ASCII: copied unit by unit (Buffer#write costs
+    // a native call per string, more than the copy for strings this short).
+    n = x.length;
+    for (let i = 0; i < n; i++) {
+      const c = x.charCodeAt(i);
+      if (c > 0x7f) {
+        n = out.write(x, pos, "utf8");
+        break;
+      }
+      out[pos + i] = c;
+    }
+  } else {
     out.set(x, pos);
     n = x.length;
   }

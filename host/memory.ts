@@ -15,6 +15,9 @@ export class MemView {
   }
 
   refresh(): void {
+    // memory.grow detaches the old ArrayBuffer, so a view still of non-zero length is current:
+    // a cheaper test than the memory.buffer getter, which every bounds check would pay.
+    if (this.buf !== null && this.u8.byteLength !== 0) return;
     const b = this.memory.buffer;
     if (b !== this.buf) {
       this.buf = b;

@@ -162,7 +162,13 @@ export class Vm {
     this.current = ctx;
     this.effectiveId = 0;
     try {
-      return fn(...args);
+      // Callbacks take one to three arguments: called directly, not spread (a copy per call).
+      switch (args.length) {
+        case 1: return fn(args[0]);
+        case 2: return fn(args[0], args[1]);
+        case 3: return fn(args[0], args[1], args[2]);
+        default: return fn(...args);
+      }
     } catch (e) {
       if (e instanceof HostViolation) throw e;
       this.fail(name, e);

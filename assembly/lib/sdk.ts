@@ -184,6 +184,19 @@ export class HeaderPairs {
     return true;
   }
 
+  /** True when pair i's key starts (atEnd: ends) with the ASCII text s; no string is made. */
+  keyHas(i: i32, s: string, atEnd: bool): bool {
+    const kl = <i32>unchecked(this.keyLen[i]);
+    const n = s.length;
+    if (n > kl) return false;
+    const p = changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]) + <usize>(atEnd ? kl - n : 0);
+    const sp = changetype<usize>(s);
+    for (let j = 0; j < n; j++) {
+      if (<u16>load<u8>(p + <usize>j) != load<u16>(sp + (<usize>j << 1))) return false;
+    }
+    return true;
+  }
+
   key(i: i32): string {
     return String.UTF8.decodeUnsafe(changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]), <usize>unchecked(this.keyLen[i]));
   }
@@ -313,6 +326,34 @@ export function setFilterState(key: string, value: string): bool {
   const k = stage(key);
   const v = stage(value);
   return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
+}
+
+/** setFilterState of an integer, written as decimal text (no string made for it). */
+export function setFilterStateInt(key: string, value: i64): bool {
+  argLen = 0;
+  const k = stage(key);
+  const v = argLen;
+  stage("-00000000000000000000"); // room for any i64
+  argLen = v + writeDecimal(argAt(v), value);
+  return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
+}
+
+/** Writes value in decimal at p; returns the bytes written. */
+function writeDecimal(p: usize, value: i64): usize {
+  let n: usize = 0;
+  let u = <u64>value;
+  if (value < 0) {
+    store<u8>(p, 0x2d);
+    n = 1;
+    u = <u64>(-value);
+  }
+  let digits: usize = 1;
+  for (let t = u; t >= 10; t /= 10) digits++;
+  for (let i = digits; i > 0; i--) {
+    store<u8>(p + n + i - 1, <u8>(0x30 + u % 10));
+    u /= 10;
+  }
+  return n + digits;
 }
 
 /** Reads a value another filter stored with setFilterState, or null. */

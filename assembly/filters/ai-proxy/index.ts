@@ -9,7 +9,7 @@ export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
-  getBuffer, replaceBufferBytes, appendBuffer, sendLocalResponse, setFilterState, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
+  getBuffer, replaceBufferBytes, appendBuffer, sendLocalResponse, setFilterState, setFilterStateInt, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
   getSharedData, setSharedData, WasmResultValues,
 } from "../../lib/sdk";
@@ -713,7 +713,7 @@ class AiProxy extends Context {
     const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     if (this.firstByteNs == 0) {
       this.firstByteNs = nowNanos();
-      setFilterState(keys.TTFT_MS, ((this.firstByteNs - this.startNs) / 1000000).toString());
+      setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
     let cause = "";
     if (this.status == 0) cause = "connect_failure";
@@ -771,7 +771,7 @@ class AiProxy extends Context {
     removeHeader(RESPONSE_HEADERS, "retry-after");
     if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
+    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
     this.record(usage, true);
     return true;
   }
@@ -791,7 +791,7 @@ class AiProxy extends Context {
     replaceHeader(RESPONSE_HEADERS, "content-type", "application/json");
     removeHeader(RESPONSE_HEADERS, "content-length");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterState(keys.ATTEMPTS, (this.attempts + 1).toString());
+    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
     this.recordNothing();
   }
 
@@ -809,7 +809,7 @@ class AiProxy extends Context {
     }
     if (this.firstByteNs == 0 && length > 0) {
       this.firstByteNs = nowNanos();
-      setFilterState(keys.TTFT_MS, ((this.firstByteNs - this.startNs) / 1000000).toString());
+      setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
     if (this.resp == RESP_SSE) {
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);
@@ -1089,8 +1089,8 @@ function exhaustedUntil(map: i32, now: i64, any: bool = false): i64 {
   const h = getHeaderPairs(map);
   let until: i64 = 0;
   for (let i = 0; i < h.count; i++) {
+    if (!h.keyHas(i, "-remaining", true) && !h.keyHas(i, "x-ratelimit-remaining-", false)) continue;
     const k = h.key(i);
-    if (!k.endsWith("-remaining") && !(k.startsWith("x-ratelimit-remaining-"))) continue;
     if (!any && h.value(i).trim() != "0") continue;
     // x-ratelimit-remaining-tokens -> x-ratelimit-reset-tokens; anthropic-ratelimit-tokens-remaining -> ...-reset
     const resetName = k.startsWith("x-ratelimit-remaining-") ? "x-ratelimit-reset-" + k.substring(22) : k.substring(0, k.length - 9) + "reset";

@@ -11,9 +11,28 @@ function clean(v: string): string {
   return v.replaceAll(";", "_").replaceAll("=", "_");
 }
 
+/** The ids of one (provider, model, consumer, request type)'s metrics, so a request builds no names. */
+class RequestIds {
+  provider: string = "";
+  model: string = "";
+  consumer: string = "";
+  requestType: string = "";
+  requests: u32 = NO_METRIC;
+  prompt: u32 = NO_METRIC;
+  completion: u32 = NO_METRIC;
+  ttft: u32 = NO_METRIC;
+  duration: u32 = NO_METRIC;
+}
+
+// Combinations remembered, most recent traffic first out: a miss only costs building the names.
+const RECENT: i32 = 32;
+
 export class Metrics {
   // One id per full name, defined on first use (Envoy allows defining metrics at any time).
   private ids: Map<string, u32> = new Map();
+  private recent: Array<RequestIds> = [];
+  private nextSlot: i32 = 0;
+  private picked: Map<string, u32> = new Map();
 
   private id(type: i32, name: string): u32 {
     if (this.ids.has(name)) return this.ids.get(name);
@@ -34,20 +53,55 @@ export class Metrics {
     if (id != NO_METRIC) recordMetric(id, value);
   }
 
-  /** One finished request through a provider. */
-  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64): void {
+  private requestIds(provider: string, model: string, consumer: string, requestType: string): RequestIds {
+    const recent = this.recent;
+    for (let i = 0; i < recent.length; i++) {
+      const r = unchecked(recent[i]);
+      if (r.model == model && r.consumer == consumer && r.provider == provider && r.requestType == requestType) return r;
+    }
+    const r = new RequestIds();
+    r.provider = provider;
+    r.model = model;
+    r.consumer = consumer;
+    r.requestType = requestType;
     const who = ";provider=" + clean(provider) + ";model=" + clean(model);
     const whoAndConsumer = who + ";consumer=" + clean(consumer);
-    this.count("sluice.ai_requests" + whoAndConsumer + ";request_type=" + clean(requestType), 1);
-    this.count("sluice.ai_prompt_tokens" + whoAndConsumer, prompt);
-    this.count("sluice.ai_completion_tokens" + whoAndConsumer, completion);
-    if (status >= 400) this.count("sluice.ai_errors" + whoAndConsumer + ";status=" + status.toString(), 1);
-    if (ttftMs >= 0) this.observe("sluice.ai_ttft_ms" + who, <u64>ttftMs);
-    if (durationMs >= 0) this.observe("sluice.ai_duration_ms" + who, <u64>durationMs);
+    r.requests = this.id(METRIC_COUNTER, "sluice.ai_requests" + whoAndConsumer + ";request_type=" + clean(requestType));
+    r.prompt = this.id(METRIC_COUNTER, "sluice.ai_prompt_tokens" + whoAndConsumer);
+    r.completion = this.id(METRIC_COUNTER, "sluice.ai_completion_tokens" + whoAndConsumer);
+    r.ttft = this.id(METRIC_HISTOGRAM, "sluice.ai_ttft_ms" + who);
+    r.duration = this.id(METRIC_HISTOGRAM, "sluice.ai_duration_ms" + who);
+    if (recent.length < RECENT) recent.push(r);
+    else {
+      recent[this.nextSlot] = r;
+      this.nextSlot = (this.nextSlot + 1) % RECENT;
+    }
+    return r;
+  }
+
+  /** One finished request through a provider. */
+  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64): void {
+    const r = this.requestIds(provider, model, consumer, requestType);
+    incrementMetric(r.requests, 1);
+    // Envoy refuses a counter increment of zero or less.
+    if (prompt > 0) incrementMetric(r.prompt, prompt);
+    if (completion > 0) incrementMetric(r.completion, completion);
+    if (status >= 400) {
+      this.count("sluice.ai_errors;provider=" + clean(provider) + ";model=" + clean(model) + ";consumer=" + clean(consumer) + ";status=" + status.toString(), 1);
+    }
+    if (ttftMs >= 0) recordMetric(r.ttft, <u64>ttftMs);
+    if (durationMs >= 0) recordMetric(r.duration, <u64>durationMs);
   }
 
   instancePicked(instance: string): void {
-    this.count("sluice.ai_instance_picked;instance=" + clean(instance), 1);
+    const picked = this.picked;
+    let id: u32;
+    if (picked.has(instance)) id = picked.get(instance);
+    else {
+      id = this.id(METRIC_COUNTER, "sluice.ai_instance_picked;instance=" + clean(instance));
+      picked.set(instance, id);
+    }
+    incrementMetric(id, 1);
   }
 
   instanceFailed(instance: string, cause: string): void {
