@@ -189,7 +189,7 @@ export class HeaderPairs {
     const kl = <i32>unchecked(this.keyLen[i]);
     const n = s.length;
     if (n > kl) return false;
-    const p = changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]) + <usize>(atEnd ? kl - n : 0);
+    const p = changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]) + <usize>(atEnd ? kl - n : <i32>0);
     const sp = changetype<usize>(s);
     for (let j = 0; j < n; j++) {
       if (<u16>load<u8>(p + <usize>j) != load<u16>(sp + (<usize>j << 1))) return false;

@@ -517,8 +517,14 @@ async function main(): Promise<void> {
   const memory: { at: string; rssMiB: Record<string, number>; sluice: any }[] = [];
   memory.push({ at: "after start", rssMiB: rssOf(), sluice: await sluiceStats() });
 
-  // A global warm-up: every setup, both modes, at the middle concurrency (JIT, connection pools).
-  for (const s of setups) for (const m of MODES) await cannon(s, openaiRequest2k("gpt-4o", m === "stream"), 16, 2);
+  // A global warm-up: every setup, both modes, at the middle concurrency (JIT, connection pools),
+  // then briefly at the highest, so each VM's linear memory (which never shrinks) has met the
+  // run's peak concurrency: "flat after warm-up" then means no growth per request.
+  const peak = Math.max(...CONCURRENCY);
+  for (const s of setups) for (const m of MODES) {
+    await cannon(s, openaiRequest2k("gpt-4o", m === "stream"), 16, 2);
+    if (peak > 16) await cannon(s, openaiRequest2k("gpt-4o", m === "stream"), peak, 1);
+  }
   memory.push({ at: "after warm-up", rssMiB: rssOf(), sluice: await sluiceStats() });
 
   const cells: CellSummary[] = [];
