@@ -15,6 +15,7 @@ export const enum JsonKind {
 }
 
 const MAX_DEPTH: i32 = 64;
+const INLINE: i32 = 4; // container members kept in fields (see JsonValue.count)
 
 export class JsonValue {
   kind: JsonKind = JsonKind.Null;
@@ -30,9 +31,21 @@ export class JsonValue {
   /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
   rawComplex: bool = false;
   private text: string | null = null;
-  items: Array<JsonValue> | null = null; // array elements
-  keys: Array<string> | null = null; // object keys, in document order
-  vals: Array<JsonValue> | null = null; // object values, parallel to keys
+  // Containers: most objects a gateway reads are small ({role, content}, {type, text}), so up to
+  // INLINE members or items live in fields, with no arrays at all (two allocations each saved);
+  // a bigger container, or one whose arrays a caller asks for, keeps them in the arrays instead.
+  private count: i32 = 0;
+  private k0: string | null = null;
+  private k1: string | null = null;
+  private k2: string | null = null;
+  private k3: string | null = null;
+  private e0: JsonValue | null = null;
+  private e1: JsonValue | null = null;
+  private e2: JsonValue | null = null;
+  private e3: JsonValue | null = null;
+  private arrKeys: Array<string> | null = null;
+  private arrVals: Array<JsonValue> | null = null; // object values, or array items
+  private spilled: bool = false;
 
   /** String value, or the number exactly as written (so it round-trips unchanged). */
   get s(): string {
@@ -74,19 +87,112 @@ export class JsonValue {
 
   /** Member of an object by key, or null (also when this is not an object). */
   get(key: string): JsonValue | null {
-    const keys = this.keys;
-    if (keys === null) return null;
-    for (let i = 0, n = keys.length; i < n; i++) {
-      if (unchecked(keys[i]) == key) return unchecked((this.vals as Array<JsonValue>)[i]);
+    if (this.kind != JsonKind.Object) return null;
+    if (this.spilled) {
+      const keys = this.arrKeys as Array<string>;
+      for (let i = 0, n = keys.length; i < n; i++) {
+        if (unchecked(keys[i]) == key) return unchecked((this.arrVals as Array<JsonValue>)[i]);
+      }
+      return null;
     }
+    const n = this.count;
+    if (n > 0 && this.k0 == key) return this.e0;
+    if (n > 1 && this.k1 == key) return this.e1;
+    if (n > 2 && this.k2 == key) return this.e2;
+    if (n > 3 && this.k3 == key) return this.e3;
     return null;
   }
 
   /** Number of array items or object members. */
   get length(): i32 {
-    if (this.items !== null) return (this.items as Array<JsonValue>).length;
-    if (this.keys !== null) return (this.keys as Array<string>).length;
-    return 0;
+    if (this.kind != JsonKind.Array && this.kind != JsonKind.Object) return 0;
+    return this.spilled ? (this.arrVals as Array<JsonValue>).length : this.count;
+  }
+
+  /** Item i of an array, or value of member i of an object (0 <= i < length). */
+  at(i: i32): JsonValue {
+    if (this.spilled) return unchecked((this.arrVals as Array<JsonValue>)[i]);
+    return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
+  }
+
+  /** Key of member i of an object (0 <= i < length). */
+  keyAt(i: i32): string {
+    if (this.spilled) return unchecked((this.arrKeys as Array<string>)[i]);
+    return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
+  }
+
+  /** Array items, or null when this is not an array. (Prefer length and at(i): no arrays made.) */
+  get items(): Array<JsonValue> | null {
+    if (this.kind != JsonKind.Array) return null;
+    this.spill();
+    return this.arrVals;
+  }
+
+  /** Object keys in document order, or null when this is not an object. (Prefer keyAt(i).) */
+  get keys(): Array<string> | null {
+    if (this.kind != JsonKind.Object) return null;
+    this.spill();
+    return this.arrKeys;
+  }
+
+  /** Object values, parallel to keys, or null when this is not an object. (Prefer at(i).) */
+  get vals(): Array<JsonValue> | null {
+    if (this.kind != JsonKind.Object) return null;
+    this.spill();
+    return this.arrVals;
+  }
+
+  /** Moves inline members into the arrays (once; the arrays are then the only copy). */
+  private spill(): void {
+    if (this.spilled) return;
+    const n = this.count;
+    const vals = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((vals[i] = this.at(i)));
+    if (this.kind == JsonKind.Object) {
+      const keys = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)));
+      this.arrKeys = keys;
+    }
+    this.arrVals = vals;
+    this.spilled = true;
+    this.count = 0;
+    this.k0 = this.k1 = this.k2 = this.k3 = null;
+    this.e0 = this.e1 = this.e2 = this.e3 = null;
+  }
+
+  /** Appends an item (key null) or member, inline while there is room. */
+  private add(key: string | null, val: JsonValue): void {
+    if (!this.spilled) {
+      const n = this.count;
+      if (n < INLINE) {
+        if (n == 0) { this.k0 = key; this.e0 = val; }
+        else if (n == 1) { this.k1 = key; this.e1 = val; }
+        else if (n == 2) { this.k2 = key; this.e2 = val; }
+        else { this.k3 = key; this.e3 = val; }
+        this.count = n + 1;
+        return;
+      }
+      this.spill();
+    }
+    if (key !== null) (this.arrKeys as Array<string>).push(key);
+    (this.arrVals as Array<JsonValue>).push(val);
+  }
+
+  /** Fills a container the parser read: n members from the stacks at base (keys null for an array). */
+  fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
+    if (n <= INLINE) {
+      for (let i = 0; i < n; i++) this.add(keys !== null ? unchecked(keys[keyBase + i]) : null, unchecked(vals[base + i]));
+      return;
+    }
+    const v = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((v[i] = unchecked(vals[base + i])));
+    this.arrVals = v;
+    if (keys !== null) {
+      const k = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((k[i] = unchecked(keys[keyBase + i])));
+      this.arrKeys = k;
+    }
+    this.spilled = true;
   }
 
   /** True when the number is a whole number that fits in i64 without loss. */
@@ -123,36 +229,39 @@ export class JsonValue {
   static array(): JsonValue {
     const v = new JsonValue();
     v.kind = JsonKind.Array;
-    v.items = new Array<JsonValue>();
     return v;
   }
 
   static object(): JsonValue {
     const v = new JsonValue();
     v.kind = JsonKind.Object;
-    v.keys = new Array<string>();
-    v.vals = new Array<JsonValue>();
     return v;
   }
 
   /** Sets an object member (replacing an existing one). Returns this, for chaining. */
   set(key: string, val: JsonValue): JsonValue {
-    const keys = this.keys as Array<string>;
-    const vals = this.vals as Array<JsonValue>;
-    for (let i = 0, n = keys.length; i < n; i++) {
-      if (unchecked(keys[i]) == key) {
-        vals[i] = val;
+    const n = this.length;
+    for (let i = 0; i < n; i++) {
+      if (this.keyAt(i) == key) {
+        this.replaceAt(i, val);
         return this;
       }
     }
-    keys.push(key);
-    vals.push(val);
+    this.add(key, val);
     return this;
+  }
+
+  private replaceAt(i: i32, val: JsonValue): void {
+    if (this.spilled) unchecked(((this.arrVals as Array<JsonValue>)[i] = val));
+    else if (i == 0) this.e0 = val;
+    else if (i == 1) this.e1 = val;
+    else if (i == 2) this.e2 = val;
+    else this.e3 = val;
   }
 
   /** Appends an array item. Returns this. */
   push(val: JsonValue): JsonValue {
-    (this.items as Array<JsonValue>).push(val);
+    this.add(null, val);
     return this;
   }
 
@@ -330,8 +439,8 @@ class Parser {
     return v;
   }
 
-  // Members are gathered on shared stacks and copied into arrays of the exact size when the
-  // container closes: two allocations per array instead of an empty one grown by doubling.
+  // Members are gathered on shared stacks and moved into the container when it closes (inline,
+  // or arrays of the exact size): no array grown by doubling.
   array(depth: i32): JsonValue | null {
     this.p++; // [
     const v = new JsonValue();
@@ -340,7 +449,6 @@ class Parser {
     this.ws();
     if (this.p < this.end && load<u8>(this.p) == 0x5d) {
       this.p++;
-      v.items = new Array<JsonValue>();
       return v;
     }
     while (true) {
@@ -353,7 +461,8 @@ class Parser {
       this.p++;
       if (c == 0x2c) continue;
       if (c == 0x5d) {
-        v.items = popValues(base);
+        v.fill(null, 0, valStack, base, valStack.length - base);
+        valStack.length = base;
         return v;
       }
       this.p--;
@@ -370,8 +479,6 @@ class Parser {
     this.ws();
     if (this.p < this.end && load<u8>(this.p) == 0x7d) {
       this.p++;
-      v.keys = new Array<string>();
-      v.vals = new Array<JsonValue>();
       return v;
     }
     while (true) {
@@ -404,12 +511,9 @@ class Parser {
       this.p++;
       if (c == 0x2c) continue;
       if (c == 0x7d) {
-        const n = keyStack.length - keyBase;
-        const keys = new Array<string>(n);
-        for (let i = 0; i < n; i++) unchecked((keys[i] = unchecked(keyStack[keyBase + i])));
+        v.fill(keyStack, keyBase, valStack, base, keyStack.length - keyBase);
         keyStack.length = keyBase;
-        v.keys = keys;
-        v.vals = popValues(base);
+        valStack.length = base;
         return v;
       }
       this.p--;
@@ -422,13 +526,6 @@ class Parser {
 const valStack = new Array<JsonValue>();
 const keyStack = new Array<string>();
 
-function popValues(base: i32): Array<JsonValue> {
-  const n = valStack.length - base;
-  const out = new Array<JsonValue>(n);
-  for (let i = 0; i < n; i++) unchecked((out[i] = unchecked(valStack[base + i])));
-  valStack.length = base;
-  return out;
-}
 
 // Decodes a validated raw string with escapes in one pass, UTF-8 and escapes straight into UTF-16
 // units in a scratch buffer, then one copy into the string: linear whatever the number of escapes
@@ -945,22 +1042,19 @@ export class ByteBuilder {
       case JsonKind.String: return this.strValue(v);
       case JsonKind.Array: {
         this.byte(0x5b);
-        const items = v.items as Array<JsonValue>;
-        for (let i = 0, n = items.length; i < n; i++) {
+        for (let i = 0, n = v.length; i < n; i++) {
           if (i > 0) this.byte(0x2c);
-          this.value(unchecked(items[i]));
+          this.value(v.at(i));
         }
         return this.byte(0x5d);
       }
       default: {
         this.byte(0x7b);
-        const keys = v.keys as Array<string>;
-        const vals = v.vals as Array<JsonValue>;
-        for (let i = 0, n = keys.length; i < n; i++) {
+        for (let i = 0, n = v.length; i < n; i++) {
           if (i > 0) this.byte(0x2c);
-          this.str(unchecked(keys[i]));
+          this.str(v.keyAt(i));
           this.byte(0x3a);
-          this.value(unchecked(vals[i]));
+          this.value(v.at(i));
         }
         return this.byte(0x7d);
       }
@@ -996,22 +1090,19 @@ function writeEscapedUnit(out: usize, c: u32): usize {
  * options changed, without building a new tree.
  */
 export function writeMerged(out: ByteBuilder, base: JsonValue, overrides: JsonValue): void {
-  const keys = base.keys as Array<string>;
-  const vals = base.vals as Array<JsonValue>;
   out.byte(0x7b);
   let n = 0;
-  for (let i = 0; i < keys.length; i++) {
-    const k = unchecked(keys[i]);
+  for (let i = 0, len = base.length; i < len; i++) {
+    const k = base.keyAt(i);
     const o = overrides.get(k);
     if (n++) out.byte(0x2c);
-    out.str(k).byte(0x3a).value(o !== null ? o : unchecked(vals[i]));
+    out.str(k).byte(0x3a).value(o !== null ? o : base.at(i));
   }
-  const ok = overrides.keys as Array<string>;
-  const ov = overrides.vals as Array<JsonValue>;
-  for (let i = 0; i < ok.length; i++) {
-    if (base.get(unchecked(ok[i])) !== null) continue;
+  for (let i = 0, len = overrides.length; i < len; i++) {
+    const k = overrides.keyAt(i);
+    if (base.get(k) !== null) continue;
     if (n++) out.byte(0x2c);
-    out.str(unchecked(ok[i])).byte(0x3a).value(unchecked(ov[i]));
+    out.str(k).byte(0x3a).value(overrides.at(i));
   }
   out.byte(0x7d);
 }

@@ -261,9 +261,8 @@ function systemText(content: JsonValue | null, mi: i32, parts: Array<string>): C
     return null;
   }
   if (!content.isArray()) return invalid(msgPath(mi) + ".content", "must be a string or a list of text parts.");
-  const items = content.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const p = items[i];
+  for (let i = 0; i < content.length; i++) {
+    const p = content.at(i);
     const t = p.getString("text");
     if (p.getString("type") != "text" || t === null) {
       return invalid(partPath(mi, i), "system and developer messages can only carry text parts for provider anthropic.");
@@ -281,9 +280,8 @@ function writeUser(content: JsonValue | null, mi: i32, t: Turns): ClientError | 
     return null;
   }
   if (!content.isArray()) return invalid(msgPath(mi) + ".content", "must be a string or a list of content parts.");
-  const items = content.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const p = items[i];
+  for (let i = 0; i < content.length; i++) {
+    const p = content.at(i);
     const type = p.getString("type");
     if (type == "text") {
       const text = p.getString("text");
@@ -314,9 +312,8 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   } else if (content.isString()) {
     if (content.s.length) writeText(t.block(ASSISTANT), content.s);
   } else if (content.isArray()) {
-    const items = content.items as Array<JsonValue>;
-    for (let i = 0; i < items.length; i++) {
-      const p = items[i];
+    for (let i = 0; i < content.length; i++) {
+      const p = content.at(i);
       const type = p.getString("type");
       const text = type == "text" ? p.getString("text") : type == "refusal" ? p.getString("refusal") : null;
       if (text === null) return invalid(partPath(mi, i), "assistant content parts must be text or refusal parts.");
@@ -328,9 +325,8 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   const calls = m.get("tool_calls");
   if (calls === null || calls.isNull()) return null;
   if (!calls.isArray()) return invalid(msgPath(mi) + ".tool_calls", "must be a list.");
-  const items = calls.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const c = items[i];
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls.at(i);
     const id = c.getString("id");
     if (id === null) return invalid(callPath(mi, i) + ".id", "is required.");
     const type = c.getString("type");
@@ -366,9 +362,8 @@ function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   const content = m.get("content");
   // Check the parts before opening the block (so an error never leaves half a block to explain).
   if (content !== null && content.isArray()) {
-    const items = content.items as Array<JsonValue>;
-    for (let i = 0; i < items.length; i++) {
-      const p = items[i];
+    for (let i = 0; i < content.length; i++) {
+      const p = content.at(i);
         const type = p.getString("type");
       if (type == "text") {
         if (p.getString("text") === null) return invalid(partPath(mi, i) + ".text", "is required.");
@@ -388,10 +383,9 @@ function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
     b.raw(',"content":').str(content.s);
   } else if (content !== null && content.isArray()) {
     b.raw(',"content":[');
-    const items = content.items as Array<JsonValue>;
     let n = 0;
-    for (let i = 0; i < items.length; i++) {
-      const p = items[i];
+    for (let i = 0; i < content.length; i++) {
+      const p = content.at(i);
       if (p.getString("type") == "text") {
         const text = p.getString("text") as string;
         if (text.length == 0) continue;
@@ -411,9 +405,8 @@ function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
 /** Writes the messages list; collects system text. */
 function writeMessages(msgs: JsonValue, t: Turns, system: Array<string>): ClientError | null {
   if (!msgs.isArray()) return invalid("messages", "must be a non-empty list.");
-  const items = msgs.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const m = items[i];
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs.at(i);
     if (!m.isObject()) return invalid(msgPath(i), "must be an object.");
     const role = m.getString("role");
     let err: ClientError | null = null;
@@ -448,13 +441,11 @@ class RequestFields {
 
 /** Sorts the request's members into `f`, rejecting what Anthropic cannot take. */
 function collect(req: JsonValue, f: RequestFields): ClientError | null {
-  const keys = req.keys;
-  const vals = req.vals;
-  if (keys === null || vals === null) return invalid("body", "must be a JSON object.");
+  if (!req.isObject()) return invalid("body", "must be a JSON object.");
   let safety: string | null = null;
-  for (let i = 0; i < keys.length; i++) {
-    const key = unchecked(keys[i]);
-    const v = unchecked(vals[i]);
+  for (let i = 0, n = req.length; i < n; i++) {
+    const key = req.keyAt(i);
+    const v = req.at(i);
     if (v.isNull()) continue;
     if (key == "model" || key == "stream") continue; // the filter's business
     if (key == "messages") f.messages = v;
@@ -474,9 +465,8 @@ function collect(req: JsonValue, f: RequestFields): ClientError | null {
       f.topK = v;
     } else if (key == "stop") {
       if (v.isArray()) {
-        const items = v.items as Array<JsonValue>;
-        for (let j = 0; j < items.length; j++) {
-          if (!items[j].isString()) return invalid(key, "must be a string or a list of strings.");
+        for (let j = 0; j < v.length; j++) {
+          if (!v.at(j).isString()) return invalid(key, "must be a string or a list of strings.");
         }
       } else if (!v.isString()) return invalid(key, "must be a string or a list of strings.");
       f.stop = v;
@@ -516,10 +506,9 @@ function collect(req: JsonValue, f: RequestFields): ClientError | null {
       return notSupported(key);
     } else if (key == "modalities") {
       if (v.isArray()) {
-        const items = v.items as Array<JsonValue>;
         let textOnly = true;
-        for (let j = 0; j < items.length; j++) {
-          if (!items[j].isString() || items[j].s != "text") textOnly = false;
+        for (let j = 0; j < v.length; j++) {
+          if (!v.at(j).isString() || v.at(j).s != "text") textOnly = false;
         }
         if (textOnly) continue;
       }
@@ -544,9 +533,8 @@ function optionSets(inst: Instance, key: string): bool {
 
 function writeTools(tools: JsonValue, b: ByteBuilder): ClientError | null {
   b.raw(',"tools":[');
-  const items = tools.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const t = items[i];
+  for (let i = 0; i < tools.length; i++) {
+    const t = tools.at(i);
     const tp = at("tools", i);
     if (!t.isObject()) return invalid(tp, "must be an object.");
     const type = t.getString("type");
@@ -568,9 +556,7 @@ function writeTools(tools: JsonValue, b: ByteBuilder): ClientError | null {
     } else if (params.get("type") === null) {
       // Anthropic requires input_schema.type; OpenAI lets it default to object.
       b.raw('{"type":"object"');
-      const pk = params.keys as Array<string>;
-      const pv = params.vals as Array<JsonValue>;
-      for (let j = 0; j < pk.length; j++) b.byte(0x2c).str(unchecked(pk[j])).byte(0x3a).value(unchecked(pv[j]));
+      for (let j = 0, n = params.length; j < n; j++) b.byte(0x2c).str(params.keyAt(j)).byte(0x3a).value(params.at(j));
       b.byte(0x7d);
     } else {
       b.value(params);
@@ -667,11 +653,7 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
   if (thinking !== null && !optionSets(inst, "thinking")) b.raw(',"thinking":').value(thinking);
   const options = inst.options;
   if (options !== null) {
-    const ok = options.keys;
-    const ov = options.vals;
-    if (ok !== null && ov !== null) {
-      for (let i = 0; i < ok.length; i++) b.byte(0x2c).str(unchecked(ok[i])).byte(0x3a).value(unchecked(ov[i]));
-    }
+    for (let i = 0, n = options.length; i < n; i++) b.byte(0x2c).str(options.keyAt(i)).byte(0x3a).value(options.at(i));
   }
   b.byte(0x7d);
   return null;
@@ -744,9 +726,8 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult): bool {
   let texts: Array<string> | null = null;
   let thinking: string | null = null;
   let thoughts: Array<string> | null = null;
-  const items = content.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const b = items[i];
+  for (let i = 0; i < content.length; i++) {
+    const b = content.at(i);
     const bt = b.getString("type");
     if (bt == "text") {
       const t = b.getString("text");

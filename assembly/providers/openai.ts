@@ -101,13 +101,11 @@ export function rejectFields(req: JsonValue, fields: Array<string>, provider: st
 export function hasContentPart(req: JsonValue, type: string): bool {
   const msgs = req.get("messages");
   if (msgs === null || !msgs.isArray()) return false;
-  const items = msgs.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const c = items[i].get("content");
+  for (let i = 0, n = msgs.length; i < n; i++) {
+    const c = msgs.at(i).get("content");
     if (c === null || !c.isArray()) continue;
-    const parts = c.items as Array<JsonValue>;
-    for (let j = 0; j < parts.length; j++) {
-      if (parts[j].getString("type") == type) return true;
+    for (let j = 0; j < c.length; j++) {
+      if (c.at(j).getString("type") == type) return true;
     }
   }
   return false;
@@ -115,30 +113,26 @@ export function hasContentPart(req: JsonValue, type: string): bool {
 
 /** Writes an OpenAI-dialect body: the client's members, the upstream model, options, usage. */
 export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder, chat: bool): void {
-  const keys = req.keys as Array<string>;
-  const vals = req.vals as Array<JsonValue>;
   const options = inst.options;
   out.byte(0x7b);
   let first = true;
   out.str("model").byte(0x3a).str(model);
   first = false;
-  for (let i = 0; i < keys.length; i++) {
-    const key = unchecked(keys[i]);
+  for (let i = 0, n = req.length; i < n; i++) {
+    const key = req.keyAt(i);
     if (key == "model") continue;
     if (options !== null && options.get(key) !== null) continue; // operator options win
     if (chat && key == "stream_options") continue; // rewritten below
     if (chat && inst.maxTokens >= 0 && (key == "max_tokens" || key == "max_completion_tokens")) continue;
     const name = p.renameField(key);
     if (name.length == 0) continue;
-    out.byte(0x2c).str(name).byte(0x3a).value(unchecked(vals[i]));
+    out.byte(0x2c).str(name).byte(0x3a).value(req.at(i));
   }
   if (options !== null) {
-    const ok = options.keys as Array<string>;
-    const ov = options.vals as Array<JsonValue>;
-    for (let i = 0; i < ok.length; i++) {
-      const name = p.renameField(unchecked(ok[i]));
+    for (let i = 0, n = options.length; i < n; i++) {
+      const name = p.renameField(options.keyAt(i));
       if (name.length == 0) continue;
-      out.byte(0x2c).str(name).byte(0x3a).value(unchecked(ov[i]));
+      out.byte(0x2c).str(name).byte(0x3a).value(options.at(i));
     }
   }
   if (chat && inst.maxTokens >= 0) {
@@ -149,11 +143,9 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
     out.raw(',"stream_options":{"include_usage":true');
     const so = req.get("stream_options");
     if (so !== null && so.isObject()) {
-      const sk = so.keys as Array<string>;
-      const sv = so.vals as Array<JsonValue>;
-      for (let i = 0; i < sk.length; i++) {
-        if (unchecked(sk[i]) == "include_usage") continue;
-        out.byte(0x2c).str(unchecked(sk[i])).byte(0x3a).value(unchecked(sv[i]));
+      for (let i = 0, n = so.length; i < n; i++) {
+        if (so.keyAt(i) == "include_usage") continue;
+        out.byte(0x2c).str(so.keyAt(i)).byte(0x3a).value(so.at(i));
       }
     }
     out.byte(0x7d);
@@ -197,9 +189,8 @@ function str(v: JsonValue | null): string | null {
 
 function readToolCalls(v: JsonValue | null, out: Array<ToolCall>): void {
   if (v === null || !v.isArray()) return;
-  const items = v.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const t = items[i];
+  for (let i = 0; i < v.length; i++) {
+    const t = v.at(i);
     const tc = new ToolCall();
     const id = str(t.get("id"));
     if (id !== null) tc.id = id;
@@ -232,9 +223,8 @@ export function readOpenAIChat(body: JsonValue, out: ChatResult): bool {
   if (model !== null) out.model = model;
   const created = body.get("created");
   if (created !== null && created.isNumber()) out.created = <i64>created.n;
-  const items = choices.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const c = items[i];
+  for (let i = 0; i < choices.length; i++) {
+    const c = choices.at(i);
     const ch = new Choice();
     ch.index = smallIndex(c.get("index"), i);
     const m = c.get("message");
@@ -340,8 +330,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
       }
     }
     if (choices !== null && choices.isArray()) {
-      const items = choices.items as Array<JsonValue>;
-      for (let i = 0; i < items.length; i++) this.choice(items[i], i, sink);
+      for (let i = 0; i < choices.length; i++) this.choice(choices.at(i), i, sink);
     }
     const usage = v.get("usage");
     if (usage !== null && usage.isObject()) {
@@ -363,8 +352,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
       if (nonEmpty(refusal)) sink.refusalValue(index, refusal as JsonValue);
       const tools = delta.get("tool_calls");
       if (tools !== null && tools.isArray()) {
-        const items = tools.items as Array<JsonValue>;
-        for (let t = 0; t < items.length; t++) this.tool(index, items[t], t, sink);
+        for (let t = 0; t < tools.length; t++) this.tool(index, tools.at(t), t, sink);
       }
     }
     const fr = c.get("finish_reason");

@@ -19,9 +19,8 @@ function blocksText(v: JsonValue): string | null {
   if (v.isString()) return v.s;
   if (!v.isArray()) return null;
   const parts = new Array<string>();
-  const items = v.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const t = items[i].getString("text");
+  for (let i = 0; i < v.length; i++) {
+    const t = v.at(i).getString("text");
     if (t !== null) parts.push(t);
   }
   return parts.join("\n");
@@ -74,9 +73,8 @@ function convertUser(msg: JsonValue, path: string, out: JsonValue, err: Converte
   }
   // Tool results become OpenAI "tool" messages, which must come before the user's other content.
   const parts = JsonValue.array();
-  const items = content.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const b = items[i];
+  for (let i = 0; i < content.length; i++) {
+    const b = content.at(i);
     const bp = path + ".content[" + i.toString() + "]";
     const type = b.getString("type");
     if (type == "text") {
@@ -121,9 +119,8 @@ function convertAssistant(msg: JsonValue, path: string, out: JsonValue, err: Con
   }
   const texts = new Array<string>();
   const calls = JsonValue.array();
-  const items = content.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const b = items[i];
+  for (let i = 0; i < content.length; i++) {
+    const b = content.at(i);
     const bp = path + ".content[" + i.toString() + "]";
     const type = b.getString("type");
     if (type == "text") {
@@ -205,9 +202,8 @@ export function anthropicToOpenAI(req: JsonValue): Converted {
   if (tools !== null) {
     if (!tools.isArray()) { r.error = bad("tools: must be a list"); return r; }
     const list = JsonValue.array();
-    const ts = tools.items as Array<JsonValue>;
-    for (let i = 0; i < ts.length; i++) {
-      const t = ts[i];
+    for (let i = 0; i < tools.length; i++) {
+      const t = tools.at(i);
       const name = t.getString("name");
       if (name === null) { r.error = bad("tools[" + i.toString() + "].name: required"); return r; }
       const type = t.getString("type");

@@ -355,9 +355,7 @@ class AiProxy extends Context {
     if (inst.maxTokens >= 0) overrides.set((this.provider as Provider).maxTokensField, JsonValue.int(inst.maxTokens));
     const options = inst.options;
     if (options !== null) {
-      const ok = options.keys as Array<string>;
-      const ov = options.vals as Array<JsonValue>;
-      for (let i = 0; i < ok.length; i++) overrides.set(ok[i], ov[i]);
+      for (let i = 0, n = options.length; i < n; i++) overrides.set(options.keyAt(i), options.at(i));
     }
     if (noStream) overrides.set("stream", JsonValue.boolean(false));
     return overrides;
