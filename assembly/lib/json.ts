@@ -279,6 +279,9 @@ let scratch = new ArrayBuffer(1024);
 /** Why the last parseJson returned null (empty when it succeeded). */
 export let jsonError: string = "";
 
+/** The last parse met a string with invalid UTF-8 (its value holds U+FFFD; its bytes do not). */
+export let jsonSawBadUtf8: bool = false;
+
 class Parser {
   p: usize;
   end: usize;
@@ -413,6 +416,7 @@ class Parser {
     const begin = this.scan();
     if (begin == 0) return null;
     const stop = this.p - 1;
+    if (this.badUtf8) jsonSawBadUtf8 = true;
     if (!this.escaped && !this.badUtf8) {
       if (!this.high) {
         const k = internedKey(begin, <i32>(stop - begin));
@@ -429,6 +433,7 @@ class Parser {
     const v = new JsonValue();
     v.kind = JsonKind.String;
     const len = <i32>(this.p - 1 - begin);
+    if (this.badUtf8) jsonSawBadUtf8 = true;
     if (this.owner !== null && !this.badUtf8) {
       v.setRaw(this.owner as ArrayBuffer, begin, len, this.escaped || this.high);
     } else {
@@ -824,6 +829,7 @@ export function nonEmpty(v: JsonValue | null): bool {
  */
 export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null): JsonValue | null {
   const p = new Parser(ptr, len, owner);
+  jsonSawBadUtf8 = false;
   const v = p.value(0);
   valStack.length = 0; // after an error, members of unfinished containers are still there
   keyStack.length = 0;

@@ -296,22 +296,43 @@ export function smallIndex(v: JsonValue | null, fallback: i32): i32 {
 }
 
 /** Decodes OpenAI chat.completion.chunk events. */
+export const EVENT_IGNORED: i32 = 0; // not JSON, not an object, or after the end
+export const EVENT_CHUNK: i32 = 1;
+export const EVENT_ERROR: i32 = 2;
+export const EVENT_DONE: i32 = 3;
+
 export class OpenAIStreamDecoder extends StreamDecoder {
   started: bool = false;
+  // What the last event was, for a caller that forwards the events themselves (ai-proxy's
+  // reframed streams): its kind, the parsed chunk, the error as the client should see it, and
+  // whether it carried usage (with no choices: only the usage the gateway asked for).
+  lastKind: i32 = EVENT_IGNORED;
+  lastChunk: JsonValue | null = null;
+  lastError: ClientError | null = null;
+  carriesUsage: bool = false;
+  gatewayOnly: bool = false;
   // Tool calls already announced, per choice: OpenAI sends id/name once, then argument pieces.
   announced: Array<Set<i32>> = [];
 
   event(e: SseEvent, sink: StreamSink): void {
+    this.lastKind = EVENT_IGNORED;
+    this.lastChunk = null;
+    this.carriesUsage = false;
+    this.gatewayOnly = false;
     if (this.done) return; // nothing after [DONE] or an error event belongs to the answer
     if (e.dataIs("[DONE]")) {
       this.done = true;
+      this.lastKind = EVENT_DONE;
       return;
     }
     const v = parseJsonAt(e.ptr, e.len, e.owner);
     if (v === null || !v.isObject()) return; // not JSON: nothing a client could use
     const err = v.get("error");
     if (err !== null && err.isObject()) {
-      sink.error(openAIStyleError(500, v, "upstream"));
+      const ce = openAIStyleError(500, v, "upstream");
+      this.lastKind = EVENT_ERROR;
+      this.lastError = ce;
+      sink.error(ce);
       this.done = true;
       this.needsDone = true; // OpenAI clients still expect data: [DONE] after an error event
       return;
@@ -333,6 +354,11 @@ export class OpenAIStreamDecoder extends StreamDecoder {
       for (let i = 0; i < choices.length; i++) this.choice(choices.at(i), i, sink);
     }
     const usage = v.get("usage");
+    this.lastKind = EVENT_CHUNK;
+    this.lastChunk = v;
+    this.carriesUsage = usage !== null && usage.isObject();
+    // stream_options.include_usage: a last chunk with no choices, only the usage.
+    this.gatewayOnly = this.carriesUsage && choices !== null && choices.isArray() && choices.length == 0;
     if (usage !== null && usage.isObject()) {
       readOpenAIUsage(usage, this.usage);
       sink.usage(this.usage);

@@ -13,12 +13,13 @@ import {
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
   getSharedData, setSharedData, WasmResultValues,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, jsonError, writeMerged } from "../../lib/json";
-import { SseParser } from "../../lib/sse";
+import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, writeMerged } from "../../lib/json";
+import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
 import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
+import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { Settings, readSettings } from "./config";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
@@ -151,6 +152,14 @@ class AiProxy extends Context {
   client: i32 = CLIENT_OPENAI;
   /** The provider speaks the client's format: answers and streams pass through unchanged. */
   native: bool = false;
+  /**
+   * An OpenAI client's stream from an OpenAI-format provider, without the usage chunk the client
+   * did not ask for: each provider event goes out with its data as it came (logprobs, fingerprints
+   * and fields added later pass through), and only the usage chunk the gateway asked for is left
+   * out. Native streams pass through whole; translated ones are written by a sink.
+   */
+  reframe: bool = false;
+  framed: ByteBuilder | null = null;
   /** Request headers seen in onRequestHeaders that targeting must remove (HAS_*). */
   present: i32 = 0;
   /** Envoy's global rate limit filter answered 429 (x-envoy-ratelimited): not the provider. */
@@ -625,7 +634,10 @@ class AiProxy extends Context {
     this.resp = replay ? RESP_REPLAY : RESP_SSE;
     this.parser = new SseParser();
     this.decoder = (this.provider as Provider).streamDecoder();
-    if (this.native && !replay) this.sink = new CountingSink();
+    const provider = this.provider as Provider;
+    this.reframe = !replay && !this.native && this.client == CLIENT_OPENAI && provider.speaksOpenAI && this.budget < 0;
+    if (this.reframe) this.framed = new ByteBuilder(1024);
+    if ((this.native || this.reframe) && !replay) this.sink = new CountingSink();
     else if (this.client == CLIENT_ANTHROPIC) this.sink = new AnthropicStreamSink();
     else this.sink = new OpenAIStreamSink(this.includeUsage);
   }
@@ -820,12 +832,18 @@ class AiProxy extends Context {
           decoder.event(events[i], this.quiet as CountingSink);
           continue;
         }
-        decoder.event(events[i], sink);
+        this.decode(events[i]);
         if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
       }
       const unterminated = endOfStream && this.native && (this.parser as SseParser).pending;
       if (endOfStream) this.endStream();
-      if (!this.native) {
+      if (this.reframe) {
+        const out = this.framed as ByteBuilder;
+        if (endOfStream && !decoder.done) out.buffer(this.cutShortEnding());
+        else if (endOfStream && decoder.needsDone) out.raw("data: [DONE]\n\n");
+        replaceBody(RESPONSE_BODY, <u32>length, out);
+        out.reset();
+      } else if (!this.native) {
         replaceBody(RESPONSE_BODY, <u32>length, sink.out);
         sink.out.reset();
       } else if (endOfStream && !decoder.done) {
@@ -876,6 +894,47 @@ class AiProxy extends Context {
     return b.toArrayBuffer();
   }
 
+  /** One provider event into the sink; a reframed stream also forwards it. */
+  decode(e: SseEvent): void {
+    (this.decoder as StreamDecoder).event(e, this.sink as StreamSink);
+    if (this.reframe) this.forward(e);
+  }
+
+  /**
+   * A reframed stream's event as the client gets it: the chunk's data as it came; rewritten
+   * (every member but usage) when it carried usage the client did not ask for or a string with
+   * invalid UTF-8; the usage-only chunk left out; an error as OpenAI's error shape; what the
+   * decoder could not read (not JSON) dropped, as a translated stream drops it.
+   */
+  forward(e: SseEvent): void {
+    const d = this.decoder as OpenAIStreamDecoder;
+    const out = this.framed as ByteBuilder;
+    if (d.lastKind == EVENT_DONE) {
+      out.raw("data: [DONE]\n\n");
+    } else if (d.lastKind == EVENT_ERROR) {
+      out.raw("data: ");
+      writeOpenAIError(d.lastError as ClientError, out);
+      out.raw("\n\n");
+    } else if (d.lastKind == EVENT_CHUNK && !d.gatewayOnly) {
+      out.raw("data: ");
+      if (d.carriesUsage || jsonSawBadUtf8) {
+        const v = d.lastChunk as JsonValue;
+        out.byte(0x7b);
+        let n = 0;
+        for (let i = 0, len = v.length; i < len; i++) {
+          const k = v.keyAt(i);
+          if (k == "usage") continue;
+          if (n++) out.byte(0x2c);
+          out.str(k).byte(0x3a).value(v.at(i));
+        }
+        out.byte(0x7d);
+      } else {
+        out.bytes(e.ptr, e.len);
+      }
+      out.raw("\n\n");
+    }
+  }
+
   endStream(): void {
     const sink = this.sink as StreamSink;
     const decoder = this.decoder as StreamDecoder;
@@ -888,7 +947,7 @@ class AiProxy extends Context {
       this.record(decoder.usage, decoder.done);
       return;
     }
-    for (let i = 0; i < rest.length; i++) decoder.event(rest[i], sink);
+    for (let i = 0; i < rest.length; i++) this.decode(rest[i]);
     if (!decoder.done && !this.native) {
       // The provider's stream stopped without its terminal event: say so rather than pretend.
       sink.error(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
