@@ -98,6 +98,16 @@ function newSink(): Sink {
   return { headers: null, body: EMPTY, ended: false, trailers: null };
 }
 
+/**
+ * A chunk as the filter chain holds it. Bytes are taken as they are, not copied (Envoy moves a
+ * chunk into the chain; the host never writes into a body, it replaces it), so a caller must not
+ * change a buffer after passing it.
+ */
+function asBuffer(body: string | Uint8Array): Buffer {
+  if (typeof body === "string") return Buffer.from(body);
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
 export class Stream {
   readonly slots: Slot[] = [];
   readonly filterState = new Map<string, Buffer>();
@@ -162,7 +172,7 @@ export class Stream {
 
   callOnRequestBody(body: string | Uint8Array, endOfStream = false): Action {
     if (!this.req.started) throw new Error("request body before request headers");
-    const data = Buffer.from(body as Uint8Array);
+    const data = asBuffer(body);
     this.info.bytesReceived += data.length;
     return this.step(this.req, () => this.runData(this.req, 0, data, endOfStream));
   }
@@ -190,7 +200,7 @@ export class Stream {
   callOnResponseBody(body: string | Uint8Array, endOfStream = false): Action {
     this.checkResponseAllowed();
     if (!this.resp.started) throw new Error("response body before response headers");
-    const data = Buffer.from(body as Uint8Array);
+    const data = asBuffer(body);
     return this.step(this.resp, () => this.runData(this.resp, 0, data, endOfStream));
   }
 

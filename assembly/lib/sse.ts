@@ -35,6 +35,29 @@ export class SseEvent {
 
 const EMPTY = new ArrayBuffer(0);
 
+const ONES: u64 = 0x0101010101010101;
+const HIGHS: u64 = 0x8080808080808080;
+
+/**
+ * Index of the first \n or \r in [ptr + i, ptr + len), or len. Eight bytes at a time (a byte of w
+ * is zero exactly where (w - ONES) & ~w & HIGHS has its high bit): event lines are long, breaks few.
+ */
+function lineBreak(ptr: usize, i: i32, len: i32): i32 {
+  while (i + 8 <= len) {
+    const w = load<u64>(ptr + <usize>i);
+    const lf = w ^ (ONES * 0x0a);
+    const cr = w ^ (ONES * 0x0d);
+    if ((((lf - ONES) & ~lf) | ((cr - ONES) & ~cr)) & HIGHS) break;
+    i += 8;
+  }
+  while (i < len) {
+    const c = load<u8>(ptr + <usize>i);
+    if (c == 0x0a || c == 0x0d) return i;
+    i++;
+  }
+  return len;
+}
+
 export class SseParser {
   // Bytes of the unfinished line carried over from the previous chunk.
   private tail: ArrayBuffer = new ArrayBuffer(0);
@@ -68,12 +91,10 @@ export class SseParser {
       this.skipLf = false;
     }
     let lineStart = i;
-    while (i < len) {
+    while (true) {
+      i = lineBreak(ptr, i, len);
+      if (i >= len) break;
       const c = load<u8>(ptr + <usize>i);
-      if (c != 0x0a && c != 0x0d) {
-        i++;
-        continue;
-      }
       this.line(ptr + <usize>lineStart, i - lineStart, out);
       if (c == 0x0d) {
         if (i + 1 < len) {

@@ -66,6 +66,10 @@ export function writeOpenAIError(e: ClientError, b: ByteBuilder): void {
  * Writes chat.completion.chunk events. Usage goes out once, at the end, in its own chunk with
  * empty choices, as OpenAI does, and only when the client asked for it (stream_options).
  */
+// Written around every streamed delta: encoded once.
+const DELTA_OPEN = String.UTF8.encode(',"delta":{');
+const CHUNK_CLOSE = String.UTF8.encode('},"logprobs":null,"finish_reason":null}]}\n\n');
+
 export class OpenAIStreamSink extends StreamSink {
   id: string = "";
   model: string = "";
@@ -107,7 +111,7 @@ export class OpenAIStreamSink extends StreamSink {
   /** Opens a chunk for the choice; returns true when it already wrote a member (the role). */
   private open(choice: i32): bool {
     const b = this.out;
-    b.buffer(this.chunkPrefix()).int(choice).raw(',"delta":{');
+    b.buffer(this.chunkPrefix()).int(choice).buffer(DELTA_OPEN);
     if (this.roleSent.includes(choice)) return false;
     this.roleSent.push(choice);
     b.raw('"role":"assistant"');
@@ -116,10 +120,11 @@ export class OpenAIStreamSink extends StreamSink {
 
   private close(finish: string | null): void {
     const b = this.out;
-    b.raw('},"logprobs":null,"finish_reason":');
-    if (finish !== null) b.str(finish as string);
-    else b.raw("null");
-    b.raw("}]}\n\n");
+    if (finish === null) {
+      b.buffer(CHUNK_CLOSE);
+      return;
+    }
+    b.raw('},"logprobs":null,"finish_reason":').str(finish as string).raw("}]}\n\n");
   }
 
   private delta(choice: i32, field: string, text: JsonValue): void {
