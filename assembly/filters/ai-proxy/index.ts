@@ -142,6 +142,10 @@ function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, 
   (origin as AiProxy).fallbackAnswered(headers, <u32>bodySize);
 }
 
+// Shared defaults, so a context allocates nothing it may never use (only read, never written).
+const NO_HEALTH = new HealthState();
+const NO_BODY = new ArrayBuffer(0);
+
 /** Replaces a body with a builder's bytes, straight from its buffer (no copy into a new one). */
 function replaceBody(type: i32, currentLength: u32, b: ByteBuilder): void {
   replaceBufferBytes(type, currentLength, changetype<usize>(b.buf), b.len);
@@ -179,13 +183,12 @@ class AiProxy extends Context {
   parser: SseParser | null = null;
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
-  usage: Usage = new Usage();
   usageWritten: bool = false;
   responseChars: i64 = 0;
   // Load balancing and fallback.
   pool: Pool | null = null;
   instIndex: i32 = -1;
-  health: HealthState = new HealthState();
+  health: HealthState = NO_HEALTH; // the chosen instance's, as read when it was chosen
   tried: Array<i32> = [];
   attempts: i32 = 0;
   clientReq: JsonValue | null = null; // the body as the client sent it
@@ -658,7 +661,7 @@ class AiProxy extends Context {
 
   lastCause: string = "";
   lastStatus: u32 = 0;
-  lastErrorBody: ArrayBuffer = new ArrayBuffer(0);
+  lastErrorBody: ArrayBuffer = NO_BODY;
 
   /** Sends the request to the next instance. False when there is none left (nothing pending). */
   fallBack(): bool {
