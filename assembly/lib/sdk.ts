@@ -48,14 +48,18 @@ const RET_U32: usize = memory.data(8);
 let argBuf = new ArrayBuffer(1024);
 let argLen: usize = 0;
 
+/** Makes room for n more bytes after the arguments already staged. */
+function room(n: usize): void {
+  const need = argLen + n;
+  if (need <= <usize>argBuf.byteLength) return;
+  const grown = new ArrayBuffer(need < 2048 ? 2048 : <i32>need * 2);
+  memory.copy(changetype<usize>(grown), changetype<usize>(argBuf), argLen);
+  argBuf = grown;
+}
+
 /** Encodes s as UTF-8 after the arguments already staged; returns its offset (see argAt). */
 function stage(s: string): usize {
-  const need = argLen + (<usize>s.length) * 3;
-  if (need > <usize>argBuf.byteLength) {
-    const grown = new ArrayBuffer(need < 2048 ? 2048 : <i32>need * 2);
-    memory.copy(changetype<usize>(grown), changetype<usize>(argBuf), argLen);
-    argBuf = grown;
-  }
+  room((<usize>s.length) * 3); // UTF-8 never takes more than 3 bytes a UTF-16 unit
   const at = argLen;
   argLen += String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, changetype<usize>(argBuf) + at);
   return at;
@@ -333,7 +337,7 @@ export function setFilterStateInt(key: string, value: i64): bool {
   argLen = 0;
   const k = stage(key);
   const v = argLen;
-  stage("-00000000000000000000"); // room for any i64
+  room(20); // any i64
   argLen = v + writeDecimal(argAt(v), value);
   return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
 }

@@ -1,10 +1,10 @@
-import { decodeKnown } from "./json";
-
 // Server-sent events framing (WHATWG HTML, "event stream interpretation"), incremental over bytes.
 //
 // Response bodies reach a filter in chunks cut anywhere: inside a line, inside "\r\n", inside a
-// multi-byte UTF-8 character. The parser keeps only the unfinished tail between chunks and decodes
-// an event's fields only once the event is complete, so a split can never corrupt text.
+// multi-byte UTF-8 character. The parser keeps only the unfinished tail between chunks (and the
+// chunk holding a data line until its event ends), and hands out an event only once it is
+// complete, so a split can never corrupt text.
+import { decodeKnown } from "./json";
 
 /**
  * One event. Its data stays as UTF-8 bytes (in the chunk it came in, or a copy when it spanned
