@@ -13,6 +13,11 @@ import { decodeKnown } from "./json";
  */
 export class SseEvent {
   event: string = "";
+  /**
+   * A comment line (": keep-alive"), handed out in order with the events so a caller that passes
+   * a stream on can pass keep-alives on too; its text (after the colon) is the data.
+   */
+  comment: bool = false;
   /** Keeps the bytes alive; [ptr, ptr + len) is the data. */
   owner: ArrayBuffer = EMPTY;
   ptr: usize = 0;
@@ -157,7 +162,10 @@ export class SseParser {
       else this.eventName = "";
       return;
     }
-    if (load<u8>(p) == 0x3a) return; // comment (e.g. ": ping" keep-alives)
+    if (load<u8>(p) == 0x3a) {
+      this.commentLine(p + 1, n - 1, p != ptr, out);
+      return;
+    }
     // field name up to ':'
     let colon: i32 = -1;
     for (let j: i32 = 0; j < n; j++) {
@@ -213,8 +221,27 @@ export class SseParser {
     this.dataLen = b.byteLength;
   }
 
+  private commentLine(p: usize, n: i32, fromTail: bool, out: Array<SseEvent>): void {
+    const e = this.spare.length ? this.spare.pop() : new SseEvent();
+    e.comment = true;
+    e.event = "";
+    if (fromTail) {
+      // The tail is reused by the next line: the comment keeps a copy.
+      const copy = new ArrayBuffer(n);
+      memory.copy(changetype<usize>(copy), p, <usize>n);
+      e.owner = copy;
+      e.ptr = changetype<usize>(copy);
+    } else {
+      e.owner = this.chunk;
+      e.ptr = p;
+    }
+    e.len = n;
+    out.push(e);
+  }
+
   private dispatch(out: Array<SseEvent>): void {
     const e = this.spare.length ? this.spare.pop() : new SseEvent();
+    e.comment = false;
     e.event = this.eventName;
     e.owner = this.dataOwner;
     e.ptr = this.dataPtr;

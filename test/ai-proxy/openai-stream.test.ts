@@ -47,8 +47,8 @@ describe("ai-proxy: an OpenAI stream reframed for a client that did not ask for 
     expect(usage(s)).toMatchObject({ prompt: "9", completion: "3", total: "12", source: "provider" });
   });
 
-  it("gives the same stream whatever the chunk boundaries", () => {
-    const body = Buffer.from(sse(CHUNKS));
+  it("gives the same stream whatever the chunk boundaries, keep-alive comments in place", () => {
+    const body = Buffer.from(": OPENROUTER PROCESSING\n\n" + sse(CHUNKS).replace("\n\n", "\n\n: keep-alive\n\n"));
     const whole = reply(send(h, { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hi" }] }), 200, "text/event-stream", [body]);
     for (const size of [1, 7, 64, 333]) {
       const parts: Buffer[] = [];
@@ -56,6 +56,8 @@ describe("ai-proxy: an OpenAI stream reframed for a client that did not ask for 
       const s = send(h, { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hi" }] });
       expect(reply(s, 200, "text/event-stream", parts)).toBe(whole);
     }
+    expect(whole.startsWith(": OPENROUTER PROCESSING\n\n")).toBe(true);
+    expect(whole.indexOf(": keep-alive\n\n")).toBe(whole.indexOf("\n\n", whole.indexOf("data: ")) + 2);
   });
 
   it("takes usage out of a final chunk that also has choices (Mistral), keeping the rest", () => {
@@ -88,7 +90,9 @@ describe("ai-proxy: an OpenAI stream reframed for a client that did not ask for 
     s.completeHttpContext();
     const out = s.downstream.body;
     expect(out.includes(Buffer.from([0xff]))).toBe(false);
-    const events = dataOf(out.toString());
+    // The comment passes on in place (a keep-alive); the event that is not JSON does not.
+    expect(out.toString()).toContain(`data: ${JSON.stringify(CHUNKS[1])}\n\n: a comment\n\ndata: {"id":"c"`);
+    const events = dataOf(out.toString().replace(/^:.*\n\n/gm, ""));
     expect(events[0]).toEqual(CHUNKS[1]);
     expect(events[1].choices[0].delta.content).toBe("a\ufffdb");
     expect(events[2].error).toMatchObject({ message: expect.stringContaining("overloaded"), type: expect.any(String) });

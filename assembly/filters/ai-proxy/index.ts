@@ -832,10 +832,10 @@ class AiProxy extends Context {
       for (let i = 0; i < events.length; i++) {
         if (this.cut) {
           // The client's stream is complete; the provider's is read on for its usage only.
-          decoder.event(events[i], this.quiet as CountingSink);
+          this.decode(events[i], this.quiet as CountingSink);
           continue;
         }
-        this.decode(events[i]);
+        this.decode(events[i], sink);
         if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
       }
       const unterminated = endOfStream && this.native && (this.parser as SseParser).pending;
@@ -897,10 +897,19 @@ class AiProxy extends Context {
     return b.toArrayBuffer();
   }
 
-  /** One provider event into the sink; a reframed stream also forwards it. */
-  decode(e: SseEvent): void {
-    (this.decoder as StreamDecoder).event(e, this.sink as StreamSink);
-    if (this.reframe) this.forward(e);
+  /**
+   * One provider event into the sink; a reframed stream also forwards it. Comments are not events:
+   * a reframed stream passes them on in place (providers send them as keep-alives while a model
+   * thinks, and a client's read timeout runs meanwhile); a translated one has no place for them.
+   */
+  decode(e: SseEvent, sink: StreamSink): void {
+    const pass = this.reframe && sink === this.sink;
+    if (e.comment) {
+      if (pass) (this.framed as ByteBuilder).byte(0x3a).bytes(e.ptr, e.len).raw("\n\n");
+      return;
+    }
+    (this.decoder as StreamDecoder).event(e, sink);
+    if (pass) this.forward(e);
   }
 
   /**
@@ -945,12 +954,12 @@ class AiProxy extends Context {
     if (this.cut) {
       // Only the usage matters now; the client's stream is already complete.
       const quiet = this.quiet as CountingSink;
-      for (let i = 0; i < rest.length; i++) decoder.event(rest[i], quiet);
+      for (let i = 0; i < rest.length; i++) this.decode(rest[i], quiet);
       this.responseChars = sink.generatedChars + quiet.generatedChars;
       this.record(decoder.usage, decoder.done);
       return;
     }
-    for (let i = 0; i < rest.length; i++) this.decode(rest[i]);
+    for (let i = 0; i < rest.length; i++) this.decode(rest[i], sink);
     if (!decoder.done && !this.native) {
       // The provider's stream stopped without its terminal event: say so rather than pretend.
       sink.error(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
