@@ -201,3 +201,28 @@ describe("Anthropic text deltas: the fast path and the full parser agree", () =>
     expect(dataOf(out.toString()).filter((d) => d !== "[DONE]").map((d) => d.choices?.[0]?.delta?.content ?? "").join("")).toBe("x\ufffdy");
   });
 });
+
+describe("keep-alive comments in translated streams", () => {
+  let h: Host;
+  beforeAll(async () => {
+    h = await makeHost();
+  });
+
+  it("pass on in place (their text when it is printable ASCII, else a bare colon)", () => {
+    const s = send(h, { model: "claude-x", stream: true, messages: [{ role: "user", content: "hi" }] });
+    s.callOnResponseHeaders({ ":status": "200", "content-type": "text/event-stream" }, false);
+    const hostile = Buffer.concat([Buffer.from(": bad "), Buffer.from([0xff, 0x00]), Buffer.from("\n\n")]);
+    for (const c of [Buffer.from(START + ": thinking\n\n"), Buffer.from(ev("content_block_delta", canonical('"A"'))), hostile, Buffer.from(STOP)]) {
+      s.callOnResponseBody(c, c.toString().includes("message_stop"));
+    }
+    s.completeHttpContext();
+    const out = s.downstream.body;
+    expect(out.includes(Buffer.from([0xff]))).toBe(false);
+    const text = out.toString();
+    const a = text.indexOf(": thinking\n\n"), b = text.indexOf('"content":"A"'), c = text.indexOf("\n\n:\n\n");
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(b).toBeGreaterThan(a);
+    expect(c).toBeGreaterThan(b);
+    expect(dataOf(text).at(-1)).toBe("[DONE]");
+  });
+});

@@ -50,15 +50,20 @@ export function usage(s: S) {
 }
 
 /** data: payloads of an SSE text, JSON-parsed except [DONE]. */
+/** The SSE events of a text, without comment-only blocks (keep-alives), which carry no event. */
+function eventBlocks(text: string): string[] {
+  return text.split(/\n\n/).filter((e) => e.split("\n").some((l) => l.trim() && !l.startsWith(":")));
+}
+
 export function dataOf(text: string): any[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
+  return eventBlocks(text).map((e) => {
     const d = e.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
     return d === "[DONE]" ? d : JSON.parse(d);
   });
 }
 
 export function eventsOf(text: string): { event: string; data: any }[] {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
+  return eventBlocks(text).map((e) => {
     const lines = e.split("\n");
     const event = lines.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "";
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");

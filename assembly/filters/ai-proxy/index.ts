@@ -146,6 +146,14 @@ function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, 
 const NO_HEALTH = new HealthState();
 const NO_BODY = new ArrayBuffer(0);
 
+function printableAscii(p: usize, n: i32): bool {
+  for (let i = 0; i < n; i++) {
+    const c = load<u8>(p + <usize>i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 /** Replaces a body with a builder's bytes, straight from its buffer (no copy into a new one). */
 function replaceBody(type: i32, currentLength: u32, b: ByteBuilder): void {
   replaceBufferBytes(type, currentLength, changetype<usize>(b.buf), b.len);
@@ -899,17 +907,23 @@ class AiProxy extends Context {
 
   /**
    * One provider event into the sink; a reframed stream also forwards it. Comments are not events:
-   * a reframed stream passes them on in place (providers send them as keep-alives while a model
-   * thinks, and a client's read timeout runs meanwhile); a translated one has no place for them.
+   * they pass on in place, in either client format (providers send them as keep-alives while a
+   * model thinks, and a client's read timeout runs meanwhile).
    */
   decode(e: SseEvent, sink: StreamSink): void {
-    const pass = this.reframe && sink === this.sink;
+    const live = sink === this.sink && !this.cut;
     if (e.comment) {
-      if (pass) (this.framed as ByteBuilder).byte(0x3a).bytes(e.ptr, e.len).raw("\n\n");
+      if (live) {
+        const out = this.reframe ? this.framed as ByteBuilder : sink.out;
+        // The text goes along when it is printable ASCII (it is only a marker); else a bare ":".
+        out.byte(0x3a);
+        if (printableAscii(e.ptr, e.len)) out.bytes(e.ptr, e.len);
+        out.raw("\n\n");
+      }
       return;
     }
     (this.decoder as StreamDecoder).event(e, sink);
-    if (pass) this.forward(e);
+    if (live && this.reframe) this.forward(e);
   }
 
   /**
