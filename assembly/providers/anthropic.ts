@@ -89,7 +89,7 @@
 // Stream: message_start (id, model, input usage), content_block_start (text / tool_use /
 // thinking), content_block_delta (text_delta, input_json_delta, thinking_delta; signature_delta
 // and citations ignored), message_delta (stop_reason -> finish, cumulative usage merged with
-// message_start's), message_stop (done), ping (ignored), error (mapped like an HTTP error of the
+// message_start's), message_stop (done), ping (a keep-alive comment), error (mapped like an HTTP error of the
 // same type and ends the stream). tool_use blocks are numbered 0, 1, 2... as OpenAI tool indices.
 // The decoder's usage is published from message_delta on, when output_tokens is known: a stream
 // cut before it is estimated by the filter rather than recorded with zero completion tokens.
@@ -881,8 +881,10 @@ export class AnthropicStreamDecoder extends StreamDecoder {
     } else if (type == "error") {
       sink.error(streamError(v));
       this.done = true;
+    } else if (type == "ping") {
+      sink.keepAlive();
     }
-    // ping and event types added later: ignored.
+    // Event types added later: ignored.
   }
 
   /**

@@ -102,6 +102,11 @@ export abstract class StreamSink {
   abstract error(e: ClientError): void;
   /** End of the stream (data: [DONE] / message_stop). Idempotent. */
   abstract end(): void;
+
+  /** The provider said it is still there (Anthropic's ping): an SSE comment keeps the client's connection alive. */
+  keepAlive(): void {
+    this.out.raw(": ping\n\n");
+  }
 }
 
 /**
@@ -119,6 +124,7 @@ export class CountingSink extends StreamSink {
   usage(u: Usage): void {}
   error(e: ClientError): void {}
   end(): void {}
+  keepAlive(): void {}
 }
 
 /** Decodes one provider's SSE events into sink calls. One per stream. */

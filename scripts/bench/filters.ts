@@ -305,7 +305,8 @@ function streamCase(id: string, title: string, filters: FilterName[], deltas: nu
       c.run(h, newTimes());
       keep = false;
       const text = Buffer.concat(out).toString();
-      const datas = text.split("\n\n").filter((e) => e.trim()).map(sseDataOf);
+      // Events only: the provider's ping passes on as a keep-alive comment, which carries none.
+      const datas = text.split("\n\n").filter((e) => e.trim() && !e.startsWith(":")).map(sseDataOf);
       if (datas[datas.length - 1] !== "[DONE]") fail(`${id}: stream does not end with [DONE]`);
       const chunks = datas.slice(0, -1).map((d) => JSON.parse(d));
       const content = chunks.filter((x) => x.choices?.[0]?.delta?.content);

@@ -225,4 +225,12 @@ describe("keep-alive comments in translated streams", () => {
     expect(c).toBeGreaterThan(b);
     expect(dataOf(text).at(-1)).toBe("[DONE]");
   });
+
+  it("Anthropic's ping event becomes a comment for an OpenAI client, in place", () => {
+    const r = streamThrough(h, [canonical('"A"'), '{"type": "ping"}', canonical('"B"')]);
+    // streamThrough names every event content_block_delta; the ping is recognised by its type.
+    expect(r.text.indexOf(": ping\n\n")).toBeGreaterThan(r.text.indexOf('"content":"A"'));
+    expect(r.text.indexOf(": ping\n\n")).toBeLessThan(r.text.indexOf('"content":"B"'));
+    expect(r.content).toBe("AB");
+  });
 });

@@ -47,14 +47,19 @@ export function answer(s: ReturnType<Host["newStream"]>, status: number, content
 }
 
 /** Splits SSE text into the data payloads of its events. */
+/** SSE blocks that are events: comment-only blocks (keep-alives) carry none, as clients read them. */
+function eventBlocks(text: string): string[] {
+  return text.split(/\r?\n\r?\n/).filter((e) => e.split(/\r?\n/).some((l) => l.trim() && !l.startsWith(":")));
+}
+
 export function sseData(text: string): string[] {
-  return text.split(/\r?\n\r?\n/).filter((e) => e.trim()).map((e) =>
+  return eventBlocks(text).map((e) =>
     e.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n"));
 }
 
 /** Splits SSE text into {event, data} pairs. */
 export function sseEvents(text: string): { event: string; data: string }[] {
-  return text.split(/\r?\n\r?\n/).filter((e) => e.trim()).map((e) => {
+  return eventBlocks(text).map((e) => {
     const lines = e.split(/\r?\n/);
     const event = lines.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "";
     const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
