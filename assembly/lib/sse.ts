@@ -23,11 +23,6 @@ export class SseEvent {
   ptr: usize = 0;
   len: i32 = 0;
 
-  /** The data as a string (decoded on each call: for the rare event that needs it). */
-  get data(): string {
-    return String.UTF8.decodeUnsafe(this.ptr, <usize>this.len);
-  }
-
   /** True when the data is exactly the ASCII text s (e.g. OpenAI's "[DONE]"). */
   dataIs(s: string): bool {
     if (this.len != s.length) return false;
