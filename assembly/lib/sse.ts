@@ -18,6 +18,8 @@ export class SseEvent {
    * a stream on can pass keep-alives on too; its text (after the colon) is the data.
    */
   comment: bool = false;
+  /** The data came in several data lines, joined with "\n" (written back, it needs them again). */
+  multiline: bool = false;
   /** Keeps the bytes alive; [ptr, ptr + len) is the data. */
   owner: ArrayBuffer = EMPTY;
   ptr: usize = 0;
@@ -68,6 +70,7 @@ export class SseParser {
   private dataPtr: usize = 0;
   private dataLen: i32 = 0;
   private hasData: bool = false;
+  private dataLines: i32 = 0;
   // The chunk being fed (the owner of data lines read straight from it).
   private chunk: ArrayBuffer = EMPTY;
   // Events handed out by feed/finish, reused from call to call (callers never keep them).
@@ -189,6 +192,7 @@ export class SseParser {
    * with "\n"), is copied.
    */
   private addData(p: usize, n: i32, fromTail: bool): void {
+    this.dataLines++;
     if (!this.hasData) {
       this.hasData = true;
       if (!fromTail) {
@@ -219,6 +223,7 @@ export class SseParser {
   private commentLine(p: usize, n: i32, fromTail: bool, out: Array<SseEvent>): void {
     const e = this.spare.length ? this.spare.pop() : new SseEvent();
     e.comment = true;
+    e.multiline = false;
     e.event = "";
     if (fromTail) {
       // The tail is reused by the next line: the comment keeps a copy.
@@ -237,6 +242,7 @@ export class SseParser {
   private dispatch(out: Array<SseEvent>): void {
     const e = this.spare.length ? this.spare.pop() : new SseEvent();
     e.comment = false;
+    e.multiline = this.dataLines > 1;
     e.event = this.eventName;
     e.owner = this.dataOwner;
     e.ptr = this.dataPtr;
@@ -245,6 +251,7 @@ export class SseParser {
     this.eventName = "";
     this.dataOwner = EMPTY;
     this.dataLen = 0;
+    this.dataLines = 0;
     this.hasData = false;
   }
 }

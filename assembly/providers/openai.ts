@@ -311,6 +311,8 @@ export class OpenAIStreamDecoder extends StreamDecoder {
   lastError: ClientError | null = null;
   carriesUsage: bool = false;
   gatewayOnly: bool = false;
+  /** The chunk has an "error" member that is not an error (null, a string): clients would read one. */
+  strayError: bool = false;
   // Tool calls already announced, per choice: OpenAI sends id/name once, then argument pieces.
   announced: Array<Set<i32>> = [];
 
@@ -319,6 +321,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     this.lastChunk = null;
     this.carriesUsage = false;
     this.gatewayOnly = false;
+    this.strayError = false;
     if (this.done) return; // nothing after [DONE] or an error event belongs to the answer
     if (e.dataIs("[DONE]")) {
       this.done = true;
@@ -356,6 +359,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     const usage = v.get("usage");
     this.lastKind = EVENT_CHUNK;
     this.lastChunk = v;
+    this.strayError = err !== null;
     this.carriesUsage = usage !== null && usage.isObject();
     // stream_options.include_usage: a last chunk with no choices, only the usage.
     this.gatewayOnly = this.carriesUsage && choices !== null && choices.isArray() && choices.length == 0;

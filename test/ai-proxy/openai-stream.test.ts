@@ -99,6 +99,23 @@ describe("ai-proxy: an OpenAI stream reframed for a client that did not ask for 
     expect(events.slice(3)).toEqual(["[DONE]"]); // nothing after the error but the end
   });
 
+  it("a chunk with an \"error\" member that is no error loses it; data in several lines goes out in one (both found by the fuzz test)", () => {
+    const s = send(h, { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hi" }] });
+    const text = reply(s, 200, "text/event-stream", [
+      `data: {"id":"c","object":"chat.completion.chunk","error":null,"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n`
+      + `data: {"id":"c","object":"chat.completion.chunk","error":"","choices":[]}\n\n`
+      + `data: {"id":"c",\ndata: "object":"chat.completion.chunk",\ndata: "choices":[{"index":0,"delta":{"content":"b"}}]}\n\n`
+      + "data: [DONE]\n\n",
+    ]);
+    for (const block of text.split("\n\n").filter(Boolean)) expect(block.split("\n"), block).toHaveLength(1);
+    expect(dataOf(text)).toEqual([
+      { id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "a" } }] },
+      { id: "c", object: "chat.completion.chunk", choices: [] },
+      { id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "b" } }] },
+      "[DONE]",
+    ]);
+  });
+
   it("a stream cut short ends with an error and [DONE]", () => {
     const s = send(h, { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hi" }] });
     const events = dataOf(reply(s, 200, "text/event-stream", [`data: ${JSON.stringify(CHUNKS[1])}\n\n`]));

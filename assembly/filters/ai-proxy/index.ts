@@ -927,10 +927,12 @@ class AiProxy extends Context {
   }
 
   /**
-   * A reframed stream's event as the client gets it: the chunk's data as it came; rewritten
-   * (every member but usage) when it carried usage the client did not ask for or a string with
-   * invalid UTF-8; the usage-only chunk left out; an error as OpenAI's error shape; what the
-   * decoder could not read (not JSON) dropped, as a translated stream drops it.
+   * A reframed stream's event as the client gets it: the chunk's data as it came; rewritten when
+   * it carried usage the client did not ask for, an "error" member that is no error (a client
+   * would take it for one), a string with invalid UTF-8, or came in several data lines (written
+   * compact, it fits one); every other member kept; the
+   * usage-only chunk left out; an error as OpenAI's error shape; what the decoder could not read
+   * (not JSON) dropped, as a translated stream drops it.
    */
   forward(e: SseEvent): void {
     const d = this.decoder as OpenAIStreamDecoder;
@@ -943,13 +945,13 @@ class AiProxy extends Context {
       out.raw("\n\n");
     } else if (d.lastKind == EVENT_CHUNK && !d.gatewayOnly) {
       out.raw("data: ");
-      if (d.carriesUsage || jsonSawBadUtf8) {
+      if (d.carriesUsage || d.strayError || jsonSawBadUtf8 || e.multiline) {
         const v = d.lastChunk as JsonValue;
         out.byte(0x7b);
         let n = 0;
         for (let i = 0, len = v.length; i < len; i++) {
           const k = v.keyAt(i);
-          if (k == "usage") continue;
+          if ((k == "usage" && d.carriesUsage) || k == "error") continue;
           if (n++) out.byte(0x2c);
           out.str(k).byte(0x3a).value(v.at(i));
         }
