@@ -273,7 +273,7 @@ export class JsonValue {
   }
 }
 
-// Reused by Parser.unescape (filters run one callback at a time per VM).
+// Reused by unescapeRange (filters run one callback at a time per VM).
 let scratch = new ArrayBuffer(1024);
 
 /** Why the last parseJson returned null (empty when it succeeded). */
