@@ -126,23 +126,6 @@ const instrument: Instrument = {
 function clockIntervalNs(): number {
   const noop = (x: number) => x + 1;
   let sink = 0;
-
-/** Per-round µs and calls per unit for every export / host function (whole iterations: for a
- * stream, the request and the non-delta events are spread over its chunks). */
-type Snapshot = Map<string, { us: number; calls: number }>;
-function snapshot(m: Map<string, Acc>, units: number): Snapshot {
-  const out: Snapshot = new Map();
-  for (const a of m.values()) if (a.calls) out.set(a.key, { us: Number(a.ns) / units / 1e3, calls: a.calls / units });
-  return out;
-}
-function breakdown(rounds: Snapshot[]): { name: string; usPerUnit: number; callsPerUnit: number }[] {
-  const names = new Set(rounds.flatMap((r) => [...r.keys()]));
-  return [...names].map((name) => ({
-    name,
-    usPerUnit: median(rounds.map((r) => r.get(name)?.us ?? 0)),
-    callsPerUnit: median(rounds.map((r) => r.get(name)?.calls ?? 0)),
-  })).sort((x, y) => y.usPerUnit - x.usPerUnit);
-}
   const samples: number[] = [];
   for (let r = 0; r < 21; r++) {
     let sum = 0n;
