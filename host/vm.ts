@@ -313,6 +313,21 @@ export class Vm {
       if (s) s.checkHeaderMutation(ctx, type, map);
     };
 
+    // add_header_map_value and replace_header_map_value: the same checks, then addCopy or setCopy.
+    const writeHeader = (op: (map: HeaderList, key: string, value: string) => void) =>
+      (type: number, kp: number, ks: number, vp: number, vs: number) => {
+        if (type >>> 0 > MapType.MAX) return R.BadArgument;
+        const ctx = this.ctx();
+        const key = m().string(kp, ks);
+        const value = m().string(vp, vs);
+        if (key === null || value === null) return R.InvalidMemoryAccess;
+        const map = ctx.getMap(type);
+        if (!map) return R.BadArgument;
+        mutate(ctx, type, map);
+        op(map, key, value);
+        return R.Ok;
+      };
+
     const fns: Record<string, Fn> = {
       proxy_log: (level: number, ptr: number, size: number) => {
         if (level >>> 0 > 5) return R.BadArgument;
@@ -454,30 +469,8 @@ export class Vm {
         if (v === undefined) return R.NotFound;
         return ok(this.copyOut(Buffer.from(v), ptrPtr, sizePtr));
       },
-      proxy_add_header_map_value: (type: number, kp: number, ks: number, vp: number, vs: number) => {
-        if (type >>> 0 > MapType.MAX) return R.BadArgument;
-        const ctx = this.ctx();
-        const key = m().string(kp, ks);
-        const value = m().string(vp, vs);
-        if (key === null || value === null) return R.InvalidMemoryAccess;
-        const map = ctx.getMap(type);
-        if (!map) return R.BadArgument;
-        mutate(ctx, type, map);
-        addValue(map, key, value);
-        return R.Ok;
-      },
-      proxy_replace_header_map_value: (type: number, kp: number, ks: number, vp: number, vs: number) => {
-        if (type >>> 0 > MapType.MAX) return R.BadArgument;
-        const ctx = this.ctx();
-        const key = m().string(kp, ks);
-        const value = m().string(vp, vs);
-        if (key === null || value === null) return R.InvalidMemoryAccess;
-        const map = ctx.getMap(type);
-        if (!map) return R.BadArgument;
-        mutate(ctx, type, map);
-        replaceValue(map, key, value);
-        return R.Ok;
-      },
+      proxy_add_header_map_value: writeHeader(addValue),
+      proxy_replace_header_map_value: writeHeader(replaceValue),
       proxy_remove_header_map_value: (type: number, kp: number, ks: number) => {
         if (type >>> 0 > MapType.MAX) return R.BadArgument;
         const ctx = this.ctx();
