@@ -5,6 +5,8 @@
 // operator configuration; both must fail with a message, never a trap. This reader never
 // throws: `parseJson` returns null and leaves the reason in `jsonError`.
 
+import { bytesAre, writeDecimal } from "./ascii";
+
 export const enum JsonKind {
   Null = 0,
   Bool = 1,
@@ -658,13 +660,8 @@ function scanString(p: usize, end: usize): usize {
 
 /** When the bytes at p spell the ASCII text s, the position after it; else 0. */
 export function matchAscii(p: usize, end: usize, s: string): usize {
-  const n = s.length;
-  if (p + <usize>n > end) return 0;
-  const sp = changetype<usize>(s);
-  for (let i = 0; i < n; i++) {
-    if (<u32>load<u8>(p + <usize>i) != <u32>load<u16>(sp + (<usize>i << 1))) return 0;
-  }
-  return p + <usize>n;
+  const n = <usize>s.length;
+  return p + n <= end && bytesAre(p, s) ? p + n : 0;
 }
 
 /**
@@ -809,12 +806,7 @@ function internedKey(p: usize, len: i32): string | null {
     const slot = unchecked(keySlots[h]);
     if (slot == 0) return null;
     const k = unchecked(KNOWN_KEYS[slot - 1]);
-    if (k.length == len) {
-      const kp = changetype<usize>(k);
-      let i = 0;
-      while (i < len && <u32>load<u16>(kp + (<usize>i << 1)) == <u32>load<u8>(p + <usize>i)) i++;
-      if (i == len) return k;
-    }
+    if (k.length == len && bytesAre(p, k)) return k;
     h = (h + 1) & (KEY_SLOTS - 1);
   }
 }
@@ -1022,20 +1014,7 @@ export class ByteBuilder {
   /** A decimal integer, written in place (no string). */
   int(v: i64): ByteBuilder {
     this.reserve(20);
-    let at = changetype<usize>(this.buf) + <usize>this.len;
-    let u: u64;
-    if (v < 0) {
-      store<u8>(at++, 0x2d);
-      this.len++;
-      u = <u64>(-v); // i64.MIN_VALUE wraps to itself, whose u64 is its magnitude
-    } else u = <u64>v;
-    let digits = 1;
-    for (let t = u; t >= 10; t /= 10) digits++;
-    for (let i = digits - 1; i >= 0; i--) {
-      store<u8>(at + <usize>i, <u8>(0x30 + u % 10));
-      u /= 10;
-    }
-    this.len += digits;
+    this.len += <i32>writeDecimal(changetype<usize>(this.buf) + <usize>this.len, v);
     return this;
   }
 

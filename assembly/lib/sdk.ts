@@ -6,6 +6,7 @@
 // the SDK's wrappers cannot tell "missing" from "empty" and log on every NotFound.
 import * as imports from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
 import { free } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
+import { bytesAre, writeDecimal } from "./ascii";
 
 export {
   RootContext,
@@ -178,14 +179,7 @@ export class HeaderPairs {
 
   /** True when pair i's key equals name (names are lower case in Envoy's maps). */
   keyIs(i: i32, name: string): bool {
-    const kl = unchecked(this.keyLen[i]);
-    if (<i32>kl != name.length) return false;
-    const p = changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]);
-    const s = changetype<usize>(name);
-    for (let j: u32 = 0; j < kl; j++) {
-      if (<u16>load<u8>(p + j) != load<u16>(s + (<usize>j << 1))) return false;
-    }
-    return true;
+    return <i32>unchecked(this.keyLen[i]) == name.length && bytesAre(changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]), name);
   }
 
   /** True when pair i's key starts (atEnd: ends) with the ASCII text s; no string is made. */
@@ -193,12 +187,7 @@ export class HeaderPairs {
     const kl = <i32>unchecked(this.keyLen[i]);
     const n = s.length;
     if (n > kl) return false;
-    const p = changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]) + <usize>(atEnd ? kl - n : <i32>0);
-    const sp = changetype<usize>(s);
-    for (let j = 0; j < n; j++) {
-      if (<u16>load<u8>(p + <usize>j) != load<u16>(sp + (<usize>j << 1))) return false;
-    }
-    return true;
+    return bytesAre(changetype<usize>(this.buf) + <usize>unchecked(this.keyAt[i]) + <usize>(atEnd ? kl - n : <i32>0), s);
   }
 
   key(i: i32): string {
@@ -340,24 +329,6 @@ export function setFilterStateInt(key: string, value: i64): bool {
   room(20); // any i64
   argLen = v + writeDecimal(argAt(v), value);
   return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
-}
-
-/** Writes value in decimal at p; returns the bytes written. */
-function writeDecimal(p: usize, value: i64): usize {
-  let n: usize = 0;
-  let u = <u64>value;
-  if (value < 0) {
-    store<u8>(p, 0x2d);
-    n = 1;
-    u = <u64>(-value);
-  }
-  let digits: usize = 1;
-  for (let t = u; t >= 10; t /= 10) digits++;
-  for (let i = digits; i > 0; i--) {
-    store<u8>(p + n + i - 1, <u8>(0x30 + u % 10));
-    u /= 10;
-  }
-  return n + digits;
 }
 
 /** Reads a value another filter stored with setFilterState, or null. */

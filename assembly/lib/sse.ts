@@ -5,6 +5,7 @@
 // chunk holding a data line until its event ends), and hands out an event only once it is
 // complete, so a split can never corrupt text.
 import { decodeKnown } from "./json";
+import { bytesAre } from "./ascii";
 
 /**
  * One event. Its data stays as UTF-8 bytes (in the chunk it came in, or a copy when it spanned
@@ -27,11 +28,7 @@ export class SseEvent {
 
   /** True when the data is exactly the ASCII text s (e.g. OpenAI's "[DONE]"). */
   dataIs(s: string): bool {
-    if (this.len != s.length) return false;
-    for (let i = 0; i < this.len; i++) {
-      if (<u32>load<u8>(this.ptr + <usize>i) != <u32>s.charCodeAt(i)) return false;
-    }
-    return true;
+    return this.len == s.length && bytesAre(this.ptr, s);
   }
 }
 

@@ -4,6 +4,7 @@
 // strict reader (lib/json.ts) does, and a repeated member counts as ai-proxy sees it (the last one
 // wins), so a client cannot show this filter one model and ai-proxy another. Never traps.
 import { parseJsonAt, JsonValue } from "../../lib/json";
+import { bytesAre } from "../../lib/ascii";
 
 export class RequestFacts {
   /** False when the body is not a JSON object (ai-proxy answers 400; defaults are used here). */
@@ -92,11 +93,7 @@ class Scanner {
 }
 
 function keyIs(ptr: usize, len: usize, name: string): bool {
-  if (len != <usize>name.length) return false;
-  for (let i: usize = 0; i < len; i++) {
-    if (<u32>load<u8>(ptr + i) != <u32>name.charCodeAt(<i32>i)) return false;
-  }
-  return true;
+  return len == <usize>name.length && bytesAre(ptr, name);
 }
 
 function count(v: JsonValue | null): i64 {
