@@ -91,6 +91,31 @@ export class ConfigReader {
     return v.items as Array<JsonValue>;
   }
 
+  /**
+   * An object whose members are all strings, as flat [name, value, ...]; empty when absent.
+   * `what` ends "must map ..." when it is not an object.
+   */
+  stringMap(obj: JsonValue, key: string, path: string, what: string): Array<string> {
+    const out = new Array<string>();
+    const v = obj.get(key);
+    if (v === null) return out;
+    if (!v.isObject()) {
+      this.fail(path + "." + key, "must map " + what);
+      return out;
+    }
+    for (let i = 0, n = v.length; i < n; i++) {
+      const name = v.keyAt(i);
+      const value = v.at(i);
+      if (!value.isString()) {
+        this.fail(path + "." + key + "." + name, "must be a string");
+        continue;
+      }
+      out.push(name);
+      out.push(value.s);
+    }
+    return out;
+  }
+
   /** Logs the error (if any) the way Envoy shows a rejected plugin configuration. */
   report(): bool {
     if (this.ok) return true;

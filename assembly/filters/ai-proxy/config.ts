@@ -72,18 +72,8 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   if (!r.ok) return;
   const p = provider as Provider;
   inst.model = r.str(v, "model", path, "");
-  const map = v.get("model_map");
-  if (map !== null) {
-    if (!map.isObject()) r.fail(path + ".model_map", "must map client model names to upstream model names");
-    else {
-      const keys = map.keys as Array<string>;
-      const vals = map.vals as Array<JsonValue>;
-      for (let i = 0; i < keys.length; i++) {
-        if (!vals[i].isString()) r.fail(path + ".model_map." + keys[i], "must be a string");
-        else inst.modelMap.set(keys[i], vals[i].s);
-      }
-    }
-  }
+  const map = r.stringMap(v, "model_map", path, "client model names to upstream model names");
+  for (let i = 0; i + 1 < map.length; i += 2) inst.modelMap.set(map[i], map[i + 1]);
   const models = r.array(v, "models", path, false);
   for (let i = 0; i < models.length; i++) {
     if (!models[i].isString()) r.fail(path + ".models[" + i.toString() + "]", "must be a string");
@@ -113,21 +103,10 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   inst.maxTokens = r.int(v, "max_tokens", path, -1, 1, 10000000);
   inst.apiVersion = r.str(v, "api_version", path, "");
   inst.deployment = r.str(v, "deployment", path, "");
-  const headers = v.get("headers");
-  if (headers !== null) {
-    if (!headers.isObject()) r.fail(path + ".headers", "must map header names to values");
-    else {
-      const keys = headers.keys as Array<string>;
-      const vals = headers.vals as Array<JsonValue>;
-      for (let i = 0; i < keys.length; i++) {
-        if (!vals[i].isString()) {
-          r.fail(path + ".headers." + keys[i], "must be a string");
-          continue;
-        }
-        inst.headers.push(keys[i].toLowerCase());
-        inst.headers.push(vals[i].s);
-      }
-    }
+  const headers = r.stringMap(v, "headers", path, "header names to values");
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    inst.headers.push(headers[i].toLowerCase());
+    inst.headers.push(headers[i + 1]);
   }
   inst.weight = <i32>r.int(v, "weight", path, 1, 0, 1000000);
   inst.priority = <i32>r.int(v, "priority", path, 0, 0, 1000);
