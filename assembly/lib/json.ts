@@ -419,14 +419,8 @@ class Parser {
     if (begin == 0) return null;
     const stop = this.p - 1;
     if (this.badUtf8) jsonSawBadUtf8 = true;
-    if (!this.escaped && !this.badUtf8) {
-      if (!this.high) {
-        const k = internedKey(begin, <i32>(stop - begin));
-        if (k !== null) return k;
-      }
-      return String.UTF8.decodeUnsafe(begin, stop - begin);
-    }
-    return unescapeRange(begin, stop);
+    if (this.escaped || this.badUtf8) return unescapeRange(begin, stop);
+    return decodeKnown(begin, <i32>(stop - begin));
   }
 
   stringValue(): JsonValue | null {
@@ -722,9 +716,7 @@ function rawUnits(p: usize, len: i32): i32 {
 function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string {
   if (kind != JsonKind.String) return String.UTF8.decodeUnsafe(raw, <usize>len);
   if (complex) return unescapeRange(raw, raw + <usize>len);
-  // Roles, types and reasons are a few known words: no allocation for them.
-  const k = internedKey(raw, len);
-  return k !== null ? k : String.UTF8.decodeUnsafe(raw, <usize>len);
+  return decodeKnown(raw, len); // roles, types and reasons are a few known words: no allocation
 }
 
 /** An integer of at most 15 digits (and a sign): exact in f64. */
