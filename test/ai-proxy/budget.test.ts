@@ -37,7 +37,22 @@ describe("mid-stream budget", () => {
     expect(Math.ceil(text.length / 4)).toBeLessThanOrEqual(budget + 15);
     expect(text.length).toBeLessThan(LONG.length / 3);
     expect(s.getFilterState("sluice.stream_cut")).toBe("budget");
-    // The provider's own count of what it generated is what gets charged.
+    // The provider is stopped at its next chunk after the cut (the stream is reset once the
+    // client's ending has gone out) and charged what it produced until then, not the 800 tokens
+    // it would have gone on to generate.
+    expect(s.reset).toBe("wasm_close_stream");
+    const rec = usageRecord(s);
+    expect(rec.source).toBe("estimate");
+    expect(Number(rec.completion)).toBeGreaterThanOrEqual(Math.ceil(text.length / 4));
+    expect(Number(rec.completion)).toBeLessThanOrEqual(Math.ceil(text.length / 4) + 2 * 125); // two 500-byte chunks in flight at most
+  });
+
+  it("charges the provider's own count when its stream ends in the chunk that was cut", async () => {
+    const h = await chain();
+    const s = send(h, "/v1/chat/completions", { model: "gpt-4o", max_tokens: 20, stream: true, messages: [{ role: "user", content: "go" }] });
+    const data = sseData(answer(s, 200, "text/event-stream", [LONG]));
+    expect(data.at(-1)).toBe("[DONE]");
+    expect(s.reset).toBeNull();
     expect(usageRecord(s)).toMatchObject({ completion: "800", source: "provider" });
   });
 
