@@ -25,6 +25,7 @@ import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError, writeOpenAIUsageCh
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { replayAsStream } from "./replay";
 import { estimatedUsage } from "./estimate";
+import { capOutput, CAPPED_CUT_FACTOR } from "./budget";
 import { Metrics } from "./metrics";
 import { Pool, PickInput, pick, recordLatency, addInflight, CONSISTENT_HASH } from "./balancer";
 import {
@@ -217,6 +218,8 @@ class AiProxy extends Context {
   noInstance: ClientError | null = null;
   // Mid-stream enforcement: completion tokens the stream may produce (-1: no limit).
   budget: i64 = -1;
+  /** The request asked the provider for no more than the budget (budget.ts capOutput). */
+  capped: bool = false;
   cut: bool = false;
   quiet: CountingSink | null = null; // after a cut: decodes the provider's rest for its usage
 
@@ -344,6 +347,7 @@ class AiProxy extends Context {
       req = c.req as JsonValue;
     }
     this.openaiReq = req;
+    if (this.kind == CHAT && this.budget >= 0) this.capped = capOutput(req, inst, this.budget);
     if (this.kind == CHAT) {
       const so = req.get("stream_options");
       if (so !== null && so.isObject()) {
@@ -858,7 +862,7 @@ class AiProxy extends Context {
           continue;
         }
         this.decode(events[i], sink);
-        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) {
+        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
           this.cut = true;
           this.quiet = new CountingSink();
         }
