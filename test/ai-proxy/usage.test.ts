@@ -111,6 +111,18 @@ describe("ai-proxy: the usage chunk an OpenAI client asked for", () => {
     expect(usageRecord(s)).toMatchObject({ prompt: "8", completion: "7", source: "provider" });
   });
 
+  it("is sent, estimated, when a stream request got one JSON answer without usage (replayed as a stream)", async () => {
+    const h = await proxyHost(CONFIG);
+    const s = send(h, "/v1/chat/completions", { model: "gpt-4o", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "Hi" }] });
+    const json = { id: "c1", object: "chat.completion", created: 1, model: "gpt-4o", choices: [{ index: 0, message: { role: "assistant", content: "Forty-two is the answer." }, finish_reason: "stop" }] };
+    const data = sseData(answer(s, 200, "application/json", [JSON.stringify(json)]));
+    expect(data.at(-1)).toBe("[DONE]");
+    const last = JSON.parse(data.at(-2)!);
+    const rec = usageRecord(s);
+    expect(rec).toMatchObject({ completion: "6", source: "estimate" });
+    expect(last.usage).toMatchObject({ prompt_tokens: Number(rec.prompt), completion_tokens: 6, total_tokens: Number(rec.total) });
+  });
+
   it("is sent, estimated, when a translated provider reports none", async () => {
     const h = await proxyHost(CONFIG);
     const s = send(h, "/v1/chat/completions", { model: "claude-x", max_tokens: 50, stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "Hi" }] });
