@@ -134,6 +134,16 @@ class Exchange {
   pump(): void {
     if (this.done) return;
     const s = this.s;
+    if (s.reset) {
+      // A filter reset the stream (proxy_close_stream) or replied after the response began: as
+      // Envoy does, what already passed the filters has been written, the upstream request is
+      // reset (the provider's connection closes) and so is the client's (HTTP/1.1: the
+      // connection closes before the chunked body's last chunk).
+      const down = s.downstream;
+      if (this.downHeaders && down.body.length > this.downSent) this.res.write(down.body.subarray(this.downSent));
+      this.abort();
+      return;
+    }
     const local = s.getSentLocalResponse();
     if (local && !this.localWritten && !this.responseStarted) {
       this.localWritten = true;

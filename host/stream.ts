@@ -268,13 +268,17 @@ export class Stream {
     this.enqueue(() => this.doContinue(slot, dir));
   }
 
+  /**
+   * proxy_close_stream: Envoy's Context::closeStream (source/extensions/common/wasm/context.cc)
+   * queues encoder/decoder_callbacks_->resetStream() as an after-VM-call action, which runs when
+   * the callback returns and before the filter manager goes on: the reset takes effect at once, and
+   * what the callback left in the buffer never goes further (the iteration sees `aborted`).
+   */
   resetStream(details: string): void {
-    this.enqueue(() => {
-      if (this.reset) return;
-      this.reset = details;
-      this.info.responseCodeDetails ??= details;
-      this.req.aborted = this.resp.aborted = true;
-    });
+    if (this.reset) return;
+    this.reset = details;
+    this.info.responseCodeDetails ??= details;
+    this.req.aborted = this.resp.aborted = true;
   }
 
   /** A filter adds trailers in its last body callback (Envoy addDecodedTrailers/addEncodedTrailers). */

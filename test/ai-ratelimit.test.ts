@@ -71,10 +71,29 @@ function send(h: Host, r: Req = {}) {
   return s;
 }
 
-/** The reservation the filter makes for a body: prompt estimate (bytes/4) + output limit. */
+// Members whose strings the prompt estimate counts, and members inside them that are not text
+// (assembly/lib/tokens.ts).
+const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input"];
+const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file"];
+
+/** Bytes of the strings the model reads, as the client wrote them (escapes included). */
+function textBytes(v: unknown): number {
+  if (typeof v === "string") return Buffer.byteLength(JSON.stringify(v)) - 2;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + textBytes(x), 0);
+  if (v && typeof v === "object") return Object.entries(v).reduce((n, [k, x]) => n + (NOT_TEXT.includes(k) ? 0 : textBytes(x)), 0);
+  return 0;
+}
+
+/** The prompt estimate: text bytes / 4, and for a chat 3 tokens a message and 3 a request. */
+function promptEstimate(body: Record<string, unknown>) {
+  const bytes = PROMPT_MEMBERS.reduce((n, k) => n + (k in body ? textBytes(body[k]) : 0), 0);
+  const messages = Array.isArray(body.messages) ? body.messages.length : 0;
+  return Math.ceil(bytes / 4) + (messages ? 3 * messages + 3 : 0);
+}
+
+/** The reservation the filter makes for a body: prompt estimate + output limit. */
 function estimate(body: unknown, maxTokens: number) {
-  const bytes = Buffer.byteLength(typeof body === "string" ? body : JSON.stringify(body));
-  const prompt = Math.ceil(bytes / 4);
+  const prompt = promptEstimate((typeof body === "string" ? JSON.parse(body) : body) as Record<string, unknown>);
   return { prompt, completion: maxTokens, total: prompt + maxTokens };
 }
 
@@ -538,6 +557,56 @@ describe("ai-ratelimit: admission with reservation", () => {
 });
 
 // -------------------------------------------------------------------------------------------------
+
+describe("ai-ratelimit: prompt estimate", () => {
+  const estimateOf = async (body: unknown) => {
+    const { h } = await chain({ rules: [{ name: "r", key: ["consumer"], limit: 1_000_000, window: "1m" }] }, { proxy: false });
+    return Number(send(h, { body }).getFilterState("sluice.ratelimit_prompt_estimate"));
+  };
+  const messages = [
+    { role: "system", content: "You are terse." },
+    { role: "user", content: [{ type: "text", text: "Summarise the plot of Hamlet in one line." }] },
+  ];
+
+  it("counts the text the model reads, not the JSON syntax: stream and stream_options do not change it", async () => {
+    const plain = await estimateOf({ model: "gpt-4o", messages });
+    const streamed = await estimateOf({ model: "gpt-4o", stream: true, messages });
+    const withUsage = await estimateOf({ model: "gpt-4o", stream: true, stream_options: { include_usage: true }, messages, temperature: 0.2 });
+    // Spaces and newlines between the members are syntax too.
+    const pretty = await estimateOf(JSON.stringify({ model: "gpt-4o", messages }, null, 8));
+    // 14 + 41 text bytes -> 14 tokens, 2 messages * 3, 3 for the request.
+    expect(plain).toBe(23);
+    expect([streamed, withUsage, pretty]).toEqual([plain, plain, plain]);
+  });
+
+  it("counts tool calls, tool results and tool definitions, in either client format", async () => {
+    const tools = [{ type: "function", function: { name: "get_weather", description: "Weather for a city", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const openai = {
+      model: "gpt-4o", tools,
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Paris\"}" } }] },
+        { role: "tool", tool_call_id: "call_1", content: "18C and sunny" },
+      ],
+    };
+    expect(await estimateOf(openai)).toBe(promptEstimate(openai));
+    const anthropic = {
+      model: "claude-x", max_tokens: 100, system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }],
+      tools: [{ name: "get_weather", description: "Weather for a city", input_schema: { type: "object", properties: { city: { type: "string" } } } }],
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: [{ type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } }] },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "18C and sunny" }] },
+      ],
+    };
+    expect(await estimateOf(anthropic)).toBe(promptEstimate(anthropic));
+    // A base64 image is not text: its bytes are not counted as prompt text.
+    const image = { model: "gpt-4o", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64," + "A".repeat(40_000) } }] }] };
+    expect(await estimateOf(image)).toBe(3 + 3);
+    // Embeddings: the input text, no chat wrapping.
+    expect(await estimateOf({ model: "text-embedding-3-small", input: ["first text", "second ✓"] })).toBe(5);
+  });
+});
 
 describe("ai-ratelimit: windows", () => {
   it("fixed: Retry-After counts down to the end of the window, then the request fits", async () => {

@@ -283,6 +283,18 @@ export function continueResponse(): bool {
   return imports.proxy_continue_stream(1) == WasmResultValues.Ok;
 }
 
+/**
+ * Resets the whole HTTP stream, upstream and downstream: Envoy's Context::closeStream
+ * (source/extensions/common/wasm/context.cc) calls encoder_callbacks_->resetStream() as an
+ * after-VM-call action, so the reset happens as soon as the current callback returns and the data
+ * of that callback never reaches the client. The router then resets the upstream request (the
+ * provider's connection closes, and it stops generating); the client's connection is reset too
+ * (HTTP/1.1: closed before the chunked body's last chunk; HTTP/2: RST_STREAM).
+ */
+export function closeResponse(): bool {
+  return imports.proxy_close_stream(1) == WasmResultValues.Ok;
+}
+
 const CLEAR_ROUTE_CACHE = "clear_route_cache";
 
 /**

@@ -1,7 +1,9 @@
 // Token estimates for when a provider reports no usage (a client that hung up mid-stream, a
-// server that never sends usage). Deliberately simple and cheap: about four characters of
-// English per token for GPT/Claude/Gemini tokenizers; never zero for non-empty text, so a cut
-// stream is never free.
+// server that never sends usage) and for admission before any provider has answered. Deliberately
+// simple and cheap: about four bytes of text per token for GPT/Claude/Gemini tokenizers (four
+// characters of English; a CJK character is three UTF-8 bytes and about one token); never zero
+// for non-empty text, so a cut stream is never free.
+import { JsonValue } from "./json";
 
 export function estimateTokens(chars: i64): i64 {
   if (chars <= 0) return 0;
@@ -9,11 +11,62 @@ export function estimateTokens(chars: i64): i64 {
   return t < 1 ? 1 : t;
 }
 
+// What the model reads of a request: the text in these top-level members (OpenAI's and Anthropic's
+// chat formats, and embeddings' input). Everything else (model, stream, stream_options,
+// max_tokens, temperature, ...) is settings, not prompt, and the JSON syntax around the text is not
+// read by the model at all: the same prompt gets the same estimate however it is dressed.
+// "messages" comes first (ai-ratelimit's body scan counts the messages by that index).
+export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input"];
+
+// Members inside those whose strings are structure or binary data, not text the model reads as
+// text: roles, part/block types, ids, cache hints, image and audio payloads (base64 or URLs),
+// thinking signatures.
+export const NOT_TEXT: Array<string> = [
+  "role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source",
+  "signature", "media_type", "detail", "input_audio", "file",
+];
+
+// Tokens a chat format adds around each message (role markers, separators) and once to prime the
+// answer: OpenAI documents 3 and 3 for its chat models; the other families are close. Anthropic's
+// top-level system prompt is not a message (its text counts, its wrapping is not added).
+export const TOKENS_PER_MESSAGE: i64 = 3;
+export const TOKENS_PER_REQUEST: i64 = 3;
+
+/** Prompt tokens from the counts a reader made: text bytes and chat messages (none: embeddings). */
+export function promptTokens(textBytes: i64, messages: i64): i64 {
+  const t = estimateTokens(textBytes);
+  return messages > 0 ? t + TOKENS_PER_MESSAGE * messages + TOKENS_PER_REQUEST : t;
+}
+
+/** Bytes of every string under v that the model reads (raw UTF-8 as the client wrote it). */
+function textBytes(v: JsonValue): i64 {
+  if (v.isString()) return v.src !== null ? <i64>v.rawLen : <i64>String.UTF8.byteLength(v.s);
+  let n: i64 = 0;
+  if (v.isArray()) {
+    for (let i = 0, len = v.length; i < len; i++) n += textBytes(v.at(i));
+  } else if (v.isObject()) {
+    for (let i = 0, len = v.length; i < len; i++) {
+      if (!NOT_TEXT.includes(v.keyAt(i))) n += textBytes(v.at(i));
+    }
+  }
+  return n;
+}
+
 /**
- * Prompt tokens from a JSON request body's size: the JSON punctuation and field names roughly
- * cancel the per-message overhead the tokenizers add, so bytes/4 tracks the real count within
- * tens of percent for chat requests.
+ * Prompt tokens of a parsed chat or embeddings request (either client format), from the text the
+ * model reads: system, message contents and text parts, tool calls and their arguments, tool
+ * results, tool definitions, embeddings input. ai-ratelimit's body scan (filters/ai-ratelimit/
+ * body.ts) counts the same bytes without building a tree.
  */
-export function estimatePromptTokens(bodyBytes: i64): i64 {
-  return estimateTokens(bodyBytes);
+export function estimatePromptTokens(req: JsonValue): i64 {
+  let bytes: i64 = 0;
+  let messages: i64 = 0;
+  for (let i = 0, len = req.length; i < len; i++) {
+    const k = req.keyAt(i);
+    if (!PROMPT_MEMBERS.includes(k)) continue;
+    const v = req.at(i);
+    bytes += textBytes(v);
+    if (k == "messages" && v.isArray()) messages += v.length;
+  }
+  return promptTokens(bytes, messages);
 }

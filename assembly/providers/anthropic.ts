@@ -702,8 +702,9 @@ class UsageParts {
     const read = this.cacheRead > 0 ? this.cacheRead : 0;
     const creation = this.cacheCreation > 0 ? this.cacheCreation : 0;
     u.prompt = input + read + creation;
-    u.completion = this.output >= 0 ? this.output : 0;
-    u.total = u.prompt + u.completion;
+    // Unknown until reported (a stream's message_delta): -1 keeps it estimated, never 0.
+    u.completion = this.output;
+    u.total = this.output >= 0 ? u.prompt + u.completion : -1;
     u.cached = read;
     u.reasoning = 0;
   }
@@ -925,8 +926,12 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       const md = m.getString("model");
       if (md !== null) model = md as string;
       this.parts.read(m.get("usage"));
+      // message_start's output_tokens is a placeholder (1 or so); the count comes with message_delta.
+      this.parts.output = -1;
     }
     sink.start(id, model, nowSeconds());
+    // The input tokens are known from here on: a stream cut or hung up on later keeps them.
+    this.publish(sink);
   }
 
   /** Block index of an event, or -1. */

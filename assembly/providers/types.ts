@@ -114,7 +114,15 @@ export abstract class StreamSink {
  * passes through byte for byte and is only decoded for usage and the generated-text count.
  */
 export class CountingSink extends StreamSink {
-  start(id: string, model: string, created: i64): void {}
+  // The stream's id, model and creation time, for a chunk the gateway adds (a usage chunk).
+  id: string = "";
+  model: string = "";
+  created: i64 = 0;
+  start(id: string, model: string, created: i64): void {
+    this.id = id;
+    this.model = model;
+    this.created = created;
+  }
   textValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }
   reasoningValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }
   refusalValue(choice: i32, text: JsonValue): void { this.generatedChars += text.units; }

@@ -574,7 +574,7 @@ interface Target {
   provider: Provider;
   path: Path;
   stream: boolean;
-  /** OpenAI clients only: stream_options.include_usage (an OpenAI-format provider then passes the stream through). */
+  /** OpenAI clients only: stream_options.include_usage (the client then always gets a usage chunk). */
   includeUsage?: boolean;
 }
 
@@ -591,8 +591,9 @@ function requestBodyFor(t: Target): object {
 
 /** True when the filter hands this stream to the client byte for byte (the provider speaks the client's format). */
 function isNativeStream(t: Target): boolean {
-  if (t.path === MESSAGES) return t.provider === "anthropic";
-  return !!t.includeUsage && t.provider !== "anthropic" && t.provider !== "gemini";
+  // OpenAI-format streams are reframed, whether or not the client asked for usage (the gateway
+  // adds the usage chunk when the provider sends none).
+  return t.path === MESSAGES && t.provider === "anthropic";
 }
 
 interface Answer {

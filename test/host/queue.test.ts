@@ -105,4 +105,24 @@ describe("root context, timers, close_stream, shutdown", () => {
     expect(host.getLogs("info")).toEqual(["0", "2"]);
     expect(s.callOnRequestBody("x", true)).toBe("Pause");
   });
+
+  it("proxy_close_stream in a body callback: that callback's data never reaches the client", async () => {
+    // Envoy Context::closeStream runs resetStream() as an after-VM-call action, before the filter
+    // manager passes the callback's data on (source/extensions/common/wasm/context.cc).
+    const w = new Wat();
+    const wasm = w.build(
+      `(func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+        (if (i32.eq (local.get 1) (i32.const 6)) (then (drop (call $close (i32.const 1))))) (i32.const 0))`,
+      { imports: `(import "env" "proxy_close_stream" (func $close (param i32) (result i32)))` },
+    );
+    const host = await Host.create({ filters: [{ name: "C", wasm }] });
+    const s = host.newStream();
+    s.callOnRequestHeaders({ ":path": "/" }, true);
+    s.callOnResponseHeaders({ ":status": "200" }, false);
+    expect(s.callOnResponseBody("hello", false)).toBe("Continue");
+    expect(s.callOnResponseBody("secret", false)).toBe("Pause");
+    expect(s.reset).toBe("wasm_close_stream");
+    expect(s.downstream.body.toString()).toBe("hello");
+    expect(s.downstream.ended).toBe(false);
+  });
 });

@@ -783,10 +783,11 @@ describe("gemini provider: embeddings", () => {
       model: "gemini-embedding-001",
       usage: { prompt_tokens: 0, total_tokens: 0 },
     });
-    // Gemini reports no usage for embeddings: the record is the gateway's estimate of the request.
+    // Gemini reports no usage for embeddings: the record is the gateway's estimate of the input
+    // text ("first text" and "second ✓": 20 bytes).
     const u = usage(s);
     expect(u.source).toBe("estimate");
-    expect(u.prompt).toBe(String(Math.ceil(Buffer.byteLength(JSON.stringify(req)) / 4)));
+    expect(u.prompt).toBe("5");
     expect(u.completion).toBe("0");
   });
 

@@ -4,6 +4,7 @@
 // https://docs.anthropic.com/en/docs/build-with-claude/streaming).
 import { JsonValue, ByteBuilder, parseJsonString } from "../../lib/json";
 import { ChatResult, ClientError, StreamSink, Usage } from "../../providers/types";
+import { estimatedUsage } from "./estimate";
 
 function bad(message: string): ClientError {
   return ClientError.of(400, message, "invalid_request_error", "");
@@ -338,6 +339,12 @@ export class AnthropicStreamSink extends StreamSink {
   stop: string = "end_turn";
   stopSequence: string | null = null;
   lastUsage: Usage = new Usage();
+  promptEstimate: i64;
+
+  constructor(promptEstimate: i64) {
+    super();
+    this.promptEstimate = promptEstimate;
+  }
 
   start(id: string, model: string, created: i64): void {
     this.id = id;
@@ -353,7 +360,17 @@ export class AnthropicStreamSink extends StreamSink {
     this.started = true;
     this.event("message_start").raw('{"type":"message_start","message":{"id":').str(messageId(this.id));
     this.out.raw(',"type":"message","role":"assistant","model":').str(this.model);
-    this.out.raw(',"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}\n\n');
+    // The input tokens as the provider reported them at its start (Anthropic's message_start),
+    // else the gateway's prompt estimate; the final message_delta carries the counts that are
+    // recorded, input_tokens included (clients take those over the start's).
+    const u = new Usage();
+    const known = this.lastUsage;
+    u.prompt = known.prompt >= 0 ? known.prompt : this.promptEstimate;
+    u.cached = known.cached;
+    u.completion = 0;
+    this.out.raw(',"content":[],"stop_reason":null,"stop_sequence":null,"usage":');
+    writeAnthropicUsage(this.out, u);
+    this.out.raw("}}\n\n");
     this.event("ping").raw('{"type":"ping"}\n\n');
   }
 
@@ -443,8 +460,9 @@ export class AnthropicStreamSink extends StreamSink {
     if (this.stopSequence !== null) this.out.str(this.stopSequence as string);
     else this.out.raw("null");
     this.out.raw('},"usage":');
-    this.lastUsage.settle();
-    writeAnthropicUsage(this.out, this.lastUsage);
+    let u = this.lastUsage;
+    if (u.prompt < 0 || u.completion < 0) u = estimatedUsage(u, this.promptEstimate, this.generatedChars);
+    writeAnthropicUsage(this.out, u);
     this.out.raw("}\n\n");
     this.event("message_stop").raw('{"type":"message_stop"}\n\n');
   }

@@ -2,6 +2,7 @@
 // provider produced them.
 import { ByteBuilder, JsonValue } from "../../lib/json";
 import { ChatResult, Choice, ClientError, StreamSink, Usage } from "../../providers/types";
+import { estimatedUsage } from "./estimate";
 
 export function writeOpenAIUsage(b: ByteBuilder, u: Usage): void {
   b.raw('{"prompt_tokens":').int(u.prompt < 0 ? 0 : u.prompt);
@@ -64,7 +65,10 @@ export function writeOpenAIError(e: ClientError, b: ByteBuilder): void {
 
 /**
  * Writes chat.completion.chunk events. Usage goes out once, at the end, in its own chunk with
- * empty choices, as OpenAI does, and only when the client asked for it (stream_options).
+ * empty choices, as OpenAI does, and only when the client asked for it (stream_options) — then
+ * always: ai-proxy hands the sink the usage it records before the end; a stream that ends without
+ * (a fallback's replay) gets the provider's usage, or an estimate from the prompt estimate and the
+ * text written, like the usage record's.
  */
 // Written around every streamed delta: encoded once.
 const DELTA_OPEN = String.UTF8.encode(',"delta":{');
@@ -76,13 +80,17 @@ export class OpenAIStreamSink extends StreamSink {
   created: i64 = 0;
   includeUsage: bool;
   ended: bool = false;
+  failed: bool = false;
   lastUsage: Usage | null = null;
   // Choices that have had their first delta (which carries the role).
   roleSent: Array<i32> = [];
 
-  constructor(includeUsage: bool) {
+  promptEstimate: i64;
+
+  constructor(includeUsage: bool, promptEstimate: i64) {
     super();
     this.includeUsage = includeUsage;
+    this.promptEstimate = promptEstimate;
   }
 
   // `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":`,
@@ -171,21 +179,28 @@ export class OpenAIStreamSink extends StreamSink {
     this.out.raw("data: ");
     writeOpenAIError(e, this.out);
     this.out.raw("\n\n");
+    this.failed = true;
     this.end();
   }
 
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    const u = this.lastUsage;
-    if (this.includeUsage && u !== null) {
-      u.settle();
-      const b = this.out;
-      b.raw('data: {"id":').str(this.id).raw(',"object":"chat.completion.chunk","created":').int(this.created);
-      b.raw(',"model":').str(this.model).raw(',"choices":[],"usage":');
-      writeOpenAIUsage(b, u);
-      b.raw("}\n\n");
+    // After an error event a client reads no further (the SDKs throw there): no usage chunk.
+    if (this.includeUsage && !this.failed) {
+      let u = this.lastUsage;
+      if (u === null || u.prompt < 0 || u.completion < 0) u = estimatedUsage(u, this.promptEstimate, this.generatedChars);
+      writeOpenAIUsageChunk(this.out, this.id, this.model, this.created, u);
     }
     this.out.raw("data: [DONE]\n\n");
   }
+}
+
+/** The usage chunk: `data: {...,"choices":[],"usage":{...}}`, as OpenAI sends it before [DONE]. */
+export function writeOpenAIUsageChunk(b: ByteBuilder, id: string, model: string, created: i64, u: Usage): void {
+  u.settle();
+  b.raw('data: {"id":').str(id).raw(',"object":"chat.completion.chunk","created":').int(created);
+  b.raw(',"model":').str(model).raw(',"choices":[],"usage":');
+  writeOpenAIUsage(b, u);
+  b.raw("}\n\n");
 }

@@ -11,7 +11,7 @@ import {
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, removeHeader, replaceHeader,
   getBuffer, replaceBufferBytes, appendBuffer, sendLocalResponse, setFilterState, setFilterStateInt, getFilterState, clearRouteCache, pluginConfiguration, nowNanos, getProperty,
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
-  getSharedData, setSharedData, WasmResultValues,
+  getSharedData, setSharedData, WasmResultValues, closeResponse,
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, writeMerged } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
@@ -21,9 +21,11 @@ import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
 import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { Settings, readSettings } from "./config";
-import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
+import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { replayAsStream } from "./replay";
+import { estimatedUsage } from "./estimate";
+import { capOutput, CAPPED_CUT_FACTOR } from "./budget";
 import { Metrics } from "./metrics";
 import { Pool, PickInput, pick, recordLatency, addInflight, CONSISTENT_HASH } from "./balancer";
 import {
@@ -145,6 +147,13 @@ function onFallbackResponse(origin: BaseContext, headers: u32, bodySize: usize, 
 // Shared defaults, so a context allocates nothing it may never use (only read, never written).
 const NO_HEALTH = new HealthState();
 const NO_BODY = new ArrayBuffer(0);
+const NO_USAGE = zeroUsage();
+
+function zeroUsage(): Usage {
+  const u = new Usage();
+  u.prompt = u.completion = u.total = 0;
+  return u;
+}
 
 function printableAscii(p: usize, n: i32): bool {
   for (let i = 0; i < n; i++) {
@@ -165,13 +174,16 @@ class AiProxy extends Context {
   /** The provider speaks the client's format: answers and streams pass through unchanged. */
   native: bool = false;
   /**
-   * An OpenAI client's stream from an OpenAI-format provider, without the usage chunk the client
-   * did not ask for: each provider event goes out with its data as it came (logprobs, fingerprints
-   * and fields added later pass through), and only the usage chunk the gateway asked for is left
-   * out. Native streams pass through whole; translated ones are written by a sink.
+   * An OpenAI client's stream from an OpenAI-format provider: each provider event goes out with
+   * its data as it came (logprobs, fingerprints and fields added later pass through). The usage
+   * chunk the gateway asked for is left out when the client did not ask for it, and added, with
+   * the recorded usage, when the client did and the provider sent none. Translated streams are
+   * written by a sink.
    */
   reframe: bool = false;
   framed: ByteBuilder | null = null;
+  /** A reframed stream passed on a usage chunk of the provider's (the client asked for usage). */
+  usageForwarded: bool = false;
   /** Request headers seen in onRequestHeaders that targeting must remove (HAS_*). */
   present: i32 = 0;
   /** Envoy's global rate limit filter answered 429 (x-envoy-ratelimited): not the provider. */
@@ -206,6 +218,8 @@ class AiProxy extends Context {
   noInstance: ClientError | null = null;
   // Mid-stream enforcement: completion tokens the stream may produce (-1: no limit).
   budget: i64 = -1;
+  /** The request asked the provider for no more than the budget (budget.ts capOutput). */
+  capped: bool = false;
   cut: bool = false;
   quiet: CountingSink | null = null; // after a cut: decodes the provider's rest for its usage
 
@@ -304,6 +318,8 @@ class AiProxy extends Context {
     this.stream = this.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
     this.clientReq = req;
+    // From the text the model reads, once: balancing and the usage record both use it.
+    this.promptEstimate = estimatePromptTokens(req);
     const i = this.choose();
     if (i < 0) return this.noInstance;
     this.useInstance(i);
@@ -331,15 +347,17 @@ class AiProxy extends Context {
       req = c.req as JsonValue;
     }
     this.openaiReq = req;
+    if (this.kind == CHAT && this.budget >= 0) this.capped = capOutput(req, inst, this.budget);
     if (this.kind == CHAT) {
       const so = req.get("stream_options");
       if (so !== null && so.isObject()) {
         const iu = so.get("include_usage");
         this.includeUsage = iu !== null && iu.isBool() && iu.b;
       }
-      // An OpenAI client of an OpenAI-format provider gets the answer as sent; a stream too, when
-      // the client asked for the usage chunk the gateway needs anyway.
-      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && (!this.stream || this.includeUsage) && this.budget < 0;
+      // An OpenAI client of an OpenAI-format provider gets the answer as sent. Its stream is
+      // reframed (startStream): chunk data as sent, but the gateway may have to add the usage
+      // chunk the client asked for, before [DONE], when the provider sends none.
+      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && !this.stream && this.budget < 0;
     } else {
       const input = req.get("input");
       if (input === null || (!input.isString() && !input.isArray())) {
@@ -385,7 +403,6 @@ class AiProxy extends Context {
   send(original: ArrayBuffer, out: ByteBuilder, up: Upstream): ClientError | null {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
-    this.promptEstimate = estimatePromptTokens(original.byteLength);
     replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
     this.target(inst, up.path, up.headers);
     setFilterState(keys.REQUEST_TYPE, this.stream ? "ai_stream" : "ai_chat");
@@ -446,7 +463,7 @@ class AiProxy extends Context {
       if (!ok && h.until > now && (soonest == 0 || h.until < soonest)) soonest = h.until;
     }
     input.stream = this.stream;
-    input.promptTokens = estimatePromptTokens(this.bodyLen);
+    input.promptTokens = this.promptEstimate;
     input.completionTokens = this.expectedCompletion();
     if (pool.algorithm == CONSISTENT_HASH) input.hashKey = this.hashKey(pool);
     let m = pick(pool, s.instances, input);
@@ -649,8 +666,8 @@ class AiProxy extends Context {
     this.reframe = !replay && !this.native && this.client == CLIENT_OPENAI && provider.speaksOpenAI && this.budget < 0;
     if (this.reframe) this.framed = new ByteBuilder(1024);
     if ((this.native || this.reframe) && !replay) this.sink = new CountingSink();
-    else if (this.client == CLIENT_ANTHROPIC) this.sink = new AnthropicStreamSink();
-    else this.sink = new OpenAIStreamSink(this.includeUsage);
+    else if (this.client == CLIENT_ANTHROPIC) this.sink = new AnthropicStreamSink(this.promptEstimate);
+    else this.sink = new OpenAIStreamSink(this.includeUsage, this.promptEstimate);
   }
 
   /**
@@ -837,6 +854,7 @@ class AiProxy extends Context {
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
       const events = (this.parser as SseParser).feed(chunk);
+      const wasCut = this.cut;
       for (let i = 0; i < events.length; i++) {
         if (this.cut) {
           // The client's stream is complete; the provider's is read on for its usage only.
@@ -844,7 +862,17 @@ class AiProxy extends Context {
           continue;
         }
         this.decode(events[i], sink);
-        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
+        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
+          this.cut = true;
+          this.quiet = new CountingSink();
+        }
+      }
+      if (this.cut && !wasCut) this.cutStream(sink, endOfStream);
+      else if (wasCut && !endOfStream) {
+        // The client's stream ended at the cut in an earlier callback, so its ending has reached
+        // the client: now the provider can be stopped (see closeAfterCut).
+        this.closeAfterCut(<u32>length);
+        return FilterDataStatusValues.Continue;
       }
       const unterminated = endOfStream && this.native && (this.parser as SseParser).pending;
       if (endOfStream) this.endStream();
@@ -876,15 +904,51 @@ class AiProxy extends Context {
 
   /**
    * The consumer's token budget ran out mid-stream (ai-ratelimit's sluice.stream_budget): end the
-   * client's stream the way a provider ends one at max_tokens. The rest of the provider's stream is
-   * read (its usage is still charged) but not forwarded.
+   * client's stream the way a provider ends one at max_tokens, with the usage (an OpenAI client's
+   * usage chunk when it asked for one; an Anthropic client's final message_delta). The events of
+   * this chunk after the cut were decoded (not forwarded): what the provider produced counts.
+   * When the provider's stream ends here too, that usage is the record; else it is the estimate
+   * so far, and the provider is stopped at the next chunk (closeAfterCut).
    */
-  cutStream(sink: StreamSink): void {
-    this.cut = true;
-    this.quiet = new CountingSink();
+  cutStream(sink: StreamSink, endOfStream: bool): void {
+    const decoder = this.decoder as StreamDecoder;
+    const quiet = this.quiet as CountingSink;
+    let u: Usage;
+    if (endOfStream || decoder.done) {
+      if (endOfStream) {
+        const rest = (this.parser as SseParser).finish();
+        for (let i = 0; i < rest.length; i++) this.decode(rest[i], quiet);
+      }
+      this.responseChars = sink.generatedChars + quiet.generatedChars;
+      u = this.record(decoder.usage, decoder.done);
+    } else {
+      u = estimatedUsage(decoder.usage, this.promptEstimate, sink.generatedChars + quiet.generatedChars);
+    }
+    sink.usage(u);
     sink.finish(0, "length", null);
     sink.end();
     setFilterState(keys.STREAM_CUT, "budget");
+  }
+
+  /**
+   * The provider is still generating after a cut. proxy-wasm cannot end the client's response
+   * early, nor reset only the upstream: proxy_close_stream resets the whole stream, and Envoy does
+   * it before the data of the current callback goes out (sdk.ts closeResponse). So the cut's
+   * ending goes out in its own callback, and the stream is reset in the next one, which the
+   * provider's next chunk brings: the client has its complete stream (finish_reason length, the
+   * usage, [DONE] / message_stop) before the reset, and the provider's connection closes, so it
+   * stops generating. The charge is what the provider produced until then: what was delivered and
+   * what was in flight (this chunk included), with the provider's own counts where it gave them.
+   */
+  closeAfterCut(length: u32): void {
+    const decoder = this.decoder as StreamDecoder;
+    // Nothing of the provider's rest goes to the client (it is decoded for the count only).
+    replaceBufferBytes(RESPONSE_BODY, length, 0, 0);
+    if (this.usageWritten) return; // already closing, or the provider finished at the cut
+    this.responseChars = (this.sink as StreamSink).generatedChars + (this.quiet as CountingSink).generatedChars;
+    this.record(decoder.usage, decoder.done);
+    if (decoder.done) return; // the provider ended its stream; only the end flag is to come
+    closeResponse(); // response_code_details: wasm_close_stream
   }
 
   cutShortEnding(): ArrayBuffer {
@@ -938,20 +1002,32 @@ class AiProxy extends Context {
     const d = this.decoder as OpenAIStreamDecoder;
     const out = this.framed as ByteBuilder;
     if (d.lastKind == EVENT_DONE) {
+      if (this.includeUsage && !this.usageForwarded) {
+        // The client asked for usage and the provider sent none: the recorded usage, estimated.
+        const sink = this.sink as CountingSink;
+        this.responseChars = sink.generatedChars;
+        writeOpenAIUsageChunk(out, sink.id, sink.model, sink.created, this.record(d.usage, true));
+      }
       out.raw("data: [DONE]\n\n");
     } else if (d.lastKind == EVENT_ERROR) {
       out.raw("data: ");
       writeOpenAIError(d.lastError as ClientError, out);
       out.raw("\n\n");
-    } else if (d.lastKind == EVENT_CHUNK && !d.gatewayOnly) {
+    } else if (d.lastKind == EVENT_CHUNK && this.includeUsage && d.carriesUsage && !d.strayError && !jsonSawBadUtf8 && !e.multiline) {
+      // The usage the client asked for, as the provider sent it.
+      this.usageForwarded = true;
+      out.raw("data: ").bytes(e.ptr, e.len).raw("\n\n");
+    } else if (d.lastKind == EVENT_CHUNK && (!d.gatewayOnly || this.includeUsage)) {
+      if (d.carriesUsage && this.includeUsage) this.usageForwarded = true;
+      const dropUsage = d.carriesUsage && !this.includeUsage;
       out.raw("data: ");
-      if (d.carriesUsage || d.strayError || jsonSawBadUtf8 || e.multiline) {
+      if (dropUsage || d.strayError || jsonSawBadUtf8 || e.multiline) {
         const v = d.lastChunk as JsonValue;
         out.byte(0x7b);
         let n = 0;
         for (let i = 0, len = v.length; i < len; i++) {
           const k = v.keyAt(i);
-          if ((k == "usage" && d.carriesUsage) || k == "error") continue;
+          if ((k == "usage" && dropUsage) || k == "error") continue;
           if (n++) out.byte(0x2c);
           out.str(k).byte(0x3a).value(v.at(i));
         }
@@ -976,13 +1052,15 @@ class AiProxy extends Context {
       return;
     }
     for (let i = 0; i < rest.length; i++) this.decode(rest[i], sink);
+    this.responseChars = sink.generatedChars;
+    // The client sees the usage that is recorded (a translated stream's usage chunk or final
+    // message_delta), estimated where the provider reported none.
+    sink.usage(this.record(decoder.usage, decoder.done));
     if (!decoder.done && !this.native) {
       // The provider's stream stopped without its terminal event: say so rather than pretend.
       sink.error(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
     }
     sink.end();
-    this.responseChars = sink.generatedChars;
-    this.record(decoder.usage, decoder.done);
   }
 
   /** A complete buffered body: translate the answer or the error and write the usage record. */
@@ -1027,8 +1105,9 @@ class AiProxy extends Context {
     }
     if (this.resp == RESP_REPLAY) {
       const sink = this.sink as StreamSink;
+      // The replayed stream shows the usage that is recorded (estimated if the answer had none).
+      result.usage = this.record(result.usage, true);
       replayAsStream(result, sink);
-      this.record(result.usage, true);
       replaceBody(RESPONSE_BODY, length, sink.out);
       return;
     }
@@ -1082,8 +1161,8 @@ class AiProxy extends Context {
    * Writes the record once: the provider's numbers when the answer completed with them, else an
    * estimate of whatever is missing.
    */
-  record(u: Usage, complete: bool): void {
-    if (this.usageWritten) return;
+  record(u: Usage, complete: bool): Usage {
+    if (this.usageWritten) return this.recorded;
     this.usageWritten = true;
     this.releaseInflight();
     if (complete && this.settings.trackLatency) {
@@ -1094,16 +1173,21 @@ class AiProxy extends Context {
     if (complete && u.prompt >= 0 && (u.completion >= 0 || this.kind == EMBEDDINGS)) {
       u.settle();
       this.publish(u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
-      return;
+      this.recorded = u;
+      return u;
     }
-    // Estimate only what the provider did not report (Anthropic reports the prompt at the start of
-    // a stream; a cut stream never brings the completion count). A request that reached a provider
-    // is never free.
-    let prompt = u.prompt >= 0 ? u.prompt : this.promptEstimate;
-    if (prompt <= 0) prompt = 1;
-    const completion = u.completion >= 0 ? u.completion : estimateTokens(this.responseChars);
-    this.publish(prompt, completion, prompt + completion, u.cached, u.reasoning, "estimate");
+    // Estimate only what the provider did not report (Anthropic and Gemini report the prompt at
+    // the start of a stream; a cut stream never brings the completion count). A completion count
+    // of a finished answer is taken as it is; one from a stream that stopped early is at least
+    // what the text seen makes.
+    const e = estimatedUsage(u, this.promptEstimate, complete && u.completion >= 0 ? 0 : this.responseChars);
+    this.publish(e.prompt, e.completion, e.total, e.cached, e.reasoning, "estimate");
+    this.recorded = e;
+    return e;
   }
+
+  /** The usage the record holds (what record() returned). */
+  recorded: Usage = NO_USAGE;
 
   /** The usage record to filter state, and the request's metrics. */
   publish(prompt: i64, completion: i64, total: i64, cached: i64, reasoning: i64, source: string): void {
@@ -1123,6 +1207,7 @@ class AiProxy extends Context {
     this.usageWritten = true;
     this.releaseInflight();
     this.publish(0, 0, 0, 0, 0, "provider");
+    this.recorded = NO_USAGE;
   }
 
   /**

@@ -1,10 +1,13 @@
-// What admission needs from a JSON request body: the model and the output-token limit. Only the
-// top-level members are looked at; nested values are skipped byte by byte without building a
-// tree, so a large prompt costs one pass and no allocation. Member names are decoded like the
+// What admission needs from a JSON request body: the model, the output-token limit and the prompt
+// estimate. Only the top-level members are decoded; nested values are walked byte by byte without
+// building a tree, so a large prompt costs one pass and no allocation. The prompt estimate counts
+// the bytes of the text the model reads (lib/tokens.ts: the same members, the same strings left
+// out, as ai-proxy counts them from its parsed request), never the JSON syntax around it. Member names are decoded like the
 // strict reader (lib/json.ts) does, and a repeated member counts as ai-proxy sees it (the last one
 // wins), so a client cannot show this filter one model and ai-proxy another. Never traps.
 import { parseJsonAt, JsonValue } from "../../lib/json";
 import { bytesAre } from "../../lib/ascii";
+import { PROMPT_MEMBERS, NOT_TEXT, promptTokens } from "../../lib/tokens";
 
 export class RequestFacts {
   /** False when the body is not a JSON object (ai-proxy answers 400; defaults are used here). */
@@ -13,7 +16,13 @@ export class RequestFacts {
   maxTokens: i64 = -1;
   maxCompletionTokens: i64 = -1;
   n: i64 = 1;
+  /** Estimated prompt tokens (lib/tokens.ts promptTokens over the text the model reads). */
+  promptTokens: i64 = 0;
 }
+
+// Deeper than this, a value is skipped without counting its text (the strict reader refuses
+// such a body anyway).
+const MAX_TEXT_DEPTH: i32 = 64;
 
 const MAX_TOKENS_CAP: f64 = 1000000000;
 
@@ -90,6 +99,70 @@ class Scanner {
     }
     return this.p > start;
   }
+
+  /**
+   * Moves past one value like value(), adding to `text` the raw bytes of every string in it that
+   * is not under a NOT_TEXT member. False when the input ends first.
+   */
+  textValue(depth: i32): bool {
+    if (this.p >= this.end) return false;
+    const c = load<u8>(this.p);
+    if (c == 0x22) {
+      const start = this.p;
+      if (!this.string()) return false;
+      this.text += <i64>(this.p - start - 2);
+      return true;
+    }
+    if (depth >= MAX_TEXT_DEPTH || (c != 0x7b && c != 0x5b)) return this.value();
+    const object = c == 0x7b;
+    this.p++;
+    this.ws();
+    if (this.p < this.end && load<u8>(this.p) == (object ? 0x7d : 0x5d)) {
+      this.p++;
+      return true;
+    }
+    while (true) {
+      this.ws();
+      let skip = false;
+      if (object) {
+        if (this.p >= this.end || load<u8>(this.p) != 0x22) return false;
+        const keyStart = this.p;
+        if (!this.string()) return false;
+        skip = notText(keyStart, this.p, this.escaped);
+        this.ws();
+        if (this.p >= this.end || load<u8>(this.p) != 0x3a) return false;
+        this.p++;
+        this.ws();
+      }
+      if (!(skip ? this.value() : this.textValue(depth + 1))) return false;
+      if (depth == 0) this.items++;
+      this.ws();
+      if (this.p >= this.end) return false;
+      const d = load<u8>(this.p);
+      this.p++;
+      if (d == 0x2c) continue;
+      return d == (object ? 0x7d : 0x5d);
+    }
+  }
+
+  /** Text bytes counted by textValue. */
+  text: i64 = 0;
+  /** Members or items of the outermost value textValue walked. */
+  items: i64 = 0;
+}
+
+/** The member name between keyStart and keyEnd (quotes included) is one of NOT_TEXT. */
+function notText(keyStart: usize, keyEnd: usize, escaped: bool): bool {
+  if (escaped) {
+    const k = parseJsonAt(keyStart, keyEnd - keyStart);
+    return k !== null && k.isString() && NOT_TEXT.includes(k.s);
+  }
+  const ptr = keyStart + 1;
+  const len = keyEnd - keyStart - 2;
+  for (let i = 0; i < NOT_TEXT.length; i++) {
+    if (keyIs(ptr, len, unchecked(NOT_TEXT[i]))) return true;
+  }
+  return false;
 }
 
 function keyIs(ptr: usize, len: usize, name: string): bool {
@@ -104,23 +177,40 @@ function count(v: JsonValue | null): i64 {
 
 export function scanRequest(buf: ArrayBuffer): RequestFacts {
   const f = new RequestFacts();
+  const text = new PromptText();
+  scanMembers(buf, f, text);
+  let bytes: i64 = 0;
+  for (let i = 0; i < text.bytes.length; i++) bytes += text.bytes[i];
+  f.promptTokens = promptTokens(bytes, text.messages);
+  return f;
+}
+
+/** Text bytes per PROMPT_MEMBERS entry (a repeated member: the last one counts, as ai-proxy reads it). */
+class PromptText {
+  bytes: StaticArray<i64> = new StaticArray<i64>(PROMPT_MEMBERS.length);
+  messages: i64 = 0;
+}
+
+/** Reads the top-level members: the facts into f, the prompt's text counts into text. */
+function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void {
   const base = changetype<usize>(buf);
   const sc = new Scanner(base, base + <usize>buf.byteLength);
   sc.ws();
-  if (sc.p >= sc.end || load<u8>(sc.p) != 0x7b) return f;
+  if (sc.p >= sc.end || load<u8>(sc.p) != 0x7b) return;
   sc.p++;
   sc.ws();
   if (sc.p < sc.end && load<u8>(sc.p) == 0x7d) {
     f.ok = true;
-    return f;
+    return;
   }
   while (true) {
     sc.ws();
-    if (sc.p >= sc.end || load<u8>(sc.p) != 0x22) return f;
+    if (sc.p >= sc.end || load<u8>(sc.p) != 0x22) return;
     const keyStart = sc.p;
-    if (!sc.string()) return f;
+    if (!sc.string()) return;
     const keyEnd = sc.p;
     let name = "";
+    let member = -1; // index in PROMPT_MEMBERS
     if (!sc.escaped) {
       const ptr = keyStart + 1;
       const len = keyEnd - keyStart - 2;
@@ -128,18 +218,30 @@ export function scanRequest(buf: ArrayBuffer): RequestFacts {
       else if (keyIs(ptr, len, "max_tokens")) name = "max_tokens";
       else if (keyIs(ptr, len, "max_completion_tokens")) name = "max_completion_tokens";
       else if (keyIs(ptr, len, "n")) name = "n";
+      else {
+        for (let i = 0; i < PROMPT_MEMBERS.length; i++) {
+          if (keyIs(ptr, len, unchecked(PROMPT_MEMBERS[i]))) member = i;
+        }
+      }
     } else {
       const k = parseJsonAt(keyStart, keyEnd - keyStart);
-      if (k === null || !k.isString()) return f;
+      if (k === null || !k.isString()) return;
       const s = k.s;
       if (s == "model" || s == "max_tokens" || s == "max_completion_tokens" || s == "n") name = s;
+      else member = PROMPT_MEMBERS.indexOf(s);
     }
     sc.ws();
-    if (sc.p >= sc.end || load<u8>(sc.p) != 0x3a) return f;
+    if (sc.p >= sc.end || load<u8>(sc.p) != 0x3a) return;
     sc.p++;
     sc.ws();
     const valStart = sc.p;
-    if (!sc.value()) return f;
+    if (member >= 0) {
+      sc.text = 0;
+      sc.items = 0;
+      if (!sc.textValue(0)) return;
+      text.bytes[member] = sc.text;
+      if (member == 0) text.messages = load<u8>(valStart) == 0x5b ? sc.items : 0; // "messages"
+    } else if (!sc.value()) return;
     if (name.length) {
       const v = parseJsonAt(valStart, sc.p - valStart);
       if (name == "model") f.model = v !== null && v.isString() ? v.s : null;
@@ -151,14 +253,14 @@ export function scanRequest(buf: ArrayBuffer): RequestFacts {
       }
     }
     sc.ws();
-    if (sc.p >= sc.end) return f;
+    if (sc.p >= sc.end) return;
     const c = load<u8>(sc.p);
     sc.p++;
     if (c == 0x2c) continue;
     if (c == 0x7d) {
       f.ok = true;
-      return f;
+      return;
     }
-    return f;
+    return;
   }
 }

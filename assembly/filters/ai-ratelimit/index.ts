@@ -2,7 +2,7 @@
 // chain (ARCHITECTURE.md), after key-auth and ai-router, before ai-proxy. Configuration: README,
 // "ai-ratelimit".
 //
-// On request it estimates the request's cost (prompt estimate from the body size + the output
+// On request it estimates the request's cost (prompt estimate from the text the model reads + the output
 // limit the client asked for) and reserves it on every counter of every matching rule; a request
 // that does not fit gets 429 and no counter keeps anything of it. When the stream ends it replaces
 // each reservation with the actual usage from ai-proxy's usage record, or releases it when the
@@ -19,7 +19,6 @@ import {
 import { ByteBuilder } from "../../lib/json";
 import { errorBody } from "../../lib/errors";
 import * as keys from "../../lib/keys";
-import { estimatePromptTokens } from "../../lib/tokens";
 import { sha256Hex } from "../../lib/sha256";
 import {
   Settings, Rule, Part, readSettings,
@@ -253,7 +252,7 @@ class AiRateLimit extends Context {
     f.consumer = getFilterState(keys.CONSUMER);
     f.pool = getFilterState(keys.POOL);
 
-    this.promptEstimate = estimatePromptTokens(<i64>body.byteLength);
+    this.promptEstimate = req.promptTokens;
     if (this.kind == EMBEDDINGS) this.completionEstimate = 0;
     else {
       let out = this.kind == CHAT && req.maxCompletionTokens >= 0 ? req.maxCompletionTokens : req.maxTokens;
