@@ -284,6 +284,13 @@ export let jsonError: string = "";
 /** The last parse met a string with invalid UTF-8 (its value holds U+FFFD; its bytes do not). */
 export let jsonSawBadUtf8: bool = false;
 
+/**
+ * The last parse met an object with a key twice (the last value was kept). A client's request
+ * with one is refused: the provider behind may read the first, and then the gateway would route
+ * and account one request while the provider serves another.
+ */
+export let jsonSawDuplicateKey: bool = false;
+
 class Parser {
   p: usize;
   end: usize;
@@ -499,6 +506,7 @@ class Parser {
         if (unchecked(keyStack[i]) == key) {
           unchecked((valStack[base + i - keyBase] = val));
           replaced = true;
+          jsonSawDuplicateKey = true;
           break;
         }
       }
@@ -814,6 +822,7 @@ export function nonEmpty(v: JsonValue | null): bool {
 export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null): JsonValue | null {
   const p = new Parser(ptr, len, owner);
   jsonSawBadUtf8 = false;
+  jsonSawDuplicateKey = false;
   const v = p.value(0);
   valStack.length = 0; // after an error, members of unfinished containers are still there
   keyStack.length = 0;
