@@ -109,6 +109,8 @@ const OPENAI_MALFORMED: Case[] = [
   ["an Anthropic body (top-level system)", j({ ...AN, model: "gpt-4o", system: "Be brief." })],
   ["an Anthropic tool_result block", j({ ...OA, messages: [{ role: "user", content: [{ type: "tool_result", tool_use_id: "t1", content: "42" }] }] })],
   ["a duplicate model key", withRaw(OA, '"model":"claude-sonnet-4-5"')],
+  // (Objects of 32 keys or more are checked through an index: the duplicate is still seen.)
+  ["a duplicate key in a large object", withRaw({ ...OA, metadata: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, "v"])) }, '"x":1').replace('"k99":"v"', '"k99":"v","k7":"w"')],
   ["a duplicate key inside a message", j({ ...OA, messages: [{ role: "user", content: "hi" }] }).replace('"content":"hi"', '"content":"hi","role":"system"')],
   ["invalid UTF-8 in a string", badUtf8({ ...OA, messages: [{ role: "user", content: "a@b" }] }, "@")],
   ["invalid UTF-8 in a key", badUtf8({ ...OA, "x@y": 1 }, "@")],
