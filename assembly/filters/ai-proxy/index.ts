@@ -270,8 +270,7 @@ class AiProxy extends Context {
     // anthropic-version, as Anthropic's SDKs always send it).
     let allow = "";
     if (route == "/v1/models") allow = "GET";
-    else if (route == "/v1/chat/completions" || route == "/v1/embeddings") allow = "POST";
-    else if (route == "/v1/messages") allow = "POST";
+    else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings") allow = "POST";
     if (route.startsWith("/v1/messages") || (anthropicVersion && route != "/v1/chat/completions" && route != "/v1/embeddings")) {
       this.client = CLIENT_ANTHROPIC;
     }
