@@ -65,6 +65,7 @@ export interface Instance {
   weight?: number;
   priority?: number;
   price?: { input?: number; output?: number };
+  redactUpstreamErrors?: boolean;
   http2: boolean;
   healthCheck: { type: "tcp" | "http" | "none"; path?: string; interval: string };
 }
@@ -86,6 +87,8 @@ export interface GatewayConfig {
     maxRequestBodyBytes?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
+    requestLimits?: Record<string, number>;
+    apiPrefixes?: string[];
     health?: Record<string, unknown>;
     fallback?: Record<string, unknown>;
   };
@@ -381,6 +384,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       weight: p.weight,
       priority: p.priority,
       price: p.price,
+      redactUpstreamErrors: p.redact_upstream_errors,
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
       healthCheck: {
         type: p.health_check?.type ?? "tcp",
@@ -441,6 +445,8 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
+      requestLimits: f.ai_proxy?.request_limits,
+      apiPrefixes: f.ai_proxy?.api_prefixes,
       health: h,
       fallback: f.ai_proxy?.fallback,
     },

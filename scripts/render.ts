@@ -95,6 +95,7 @@ function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string)
   if (i.weight !== undefined) out.weight = i.weight;
   if (i.priority !== undefined) out.priority = i.priority;
   if (i.price) out.price = i.price;
+  if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
   return out;
 }
 
@@ -107,6 +108,8 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.health !== undefined ? { health: a.health } : {}),
     ...(a.fallback !== undefined ? { fallback: a.fallback } : {}),
     ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
+    ...(a.requestLimits !== undefined ? { request_limits: a.requestLimits } : {}),
+    ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
   };

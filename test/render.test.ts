@@ -368,6 +368,8 @@ filters:
   ai_proxy:
     default_pool: chat
     instance_header: true
+    request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 }
+    api_prefixes: [/v1/, /openai/]
     health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
     fallback: { on: [connect_failure, "503"], max_retries: 1 }
 `;
@@ -381,8 +383,14 @@ filters:
       instance_header: true,
       health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
+      request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 },
+      api_prefixes: ["/v1/", "/openai/"],
     });
     expect((json.instances as any[])[1]).toMatchObject({ weight: 3, priority: 1, price: { input: 3, output: 15 } });
+    // redact_upstream_errors: rendered when given; else the filter's default (true for openai-compatible only).
+    expect((json.instances as any[])[1]).not.toHaveProperty("redact_upstream_errors");
+    const redacting = aiProxyJson(parseGatewayConfig(POOLS.replace("priority: 1\n", "priority: 1\n    redact_upstream_errors: true\n"), { env: {} }), "env");
+    expect((redacting.instances as any[])[1]).toMatchObject({ name: "claude", redact_upstream_errors: true });
     const { Host } = await import("../host/index.js");
     const host = await Host.create({
       filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: json, allowOnHeadersStopIteration: true, env: { OPENAI_API_KEY: "a", ANTHROPIC_API_KEY: "b" } }],

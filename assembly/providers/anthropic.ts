@@ -880,7 +880,7 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       this.done = true;
       this.publish(sink);
     } else if (type == "error") {
-      sink.error(streamError(v));
+      sink.error(this.providerError(streamError(v)));
       this.done = true;
     } else if (type == "ping") {
       sink.keepAlive();

@@ -877,7 +877,7 @@ export class GeminiStreamDecoder extends StreamDecoder {
     if (err !== null && err.isObject()) {
       // Gemini fails a stream with one {"error":{...}} event: the client's stream ends there.
       const code = err.get("code");
-      sink.error(geminiError(code !== null && code.isInteger() && code.n >= 400 && code.n < 600 ? <u32>code.n : 500, v));
+      sink.error(this.providerError(geminiError(code !== null && code.isInteger() && code.n >= 400 && code.n < 600 ? <u32>code.n : 500, v)));
       this.done = true;
       this.failed = true;
       return;

@@ -332,7 +332,7 @@ export class OpenAIStreamDecoder extends StreamDecoder {
     if (v === null || !v.isObject()) return; // not JSON: nothing a client could use
     const err = v.get("error");
     if (err !== null && err.isObject()) {
-      const ce = openAIStyleError(500, v, "upstream");
+      const ce = this.providerError(openAIStyleError(500, v, "upstream"));
       this.lastKind = EVENT_ERROR;
       this.lastError = ce;
       sink.error(ce);

@@ -72,6 +72,18 @@ export class ClientError {
 }
 
 /**
+ * What a client sees of a provider's error when the instance redacts them (redact_upstream_errors:
+ * self-hosted servers put internal hostnames and addresses in their messages): the status and its
+ * class, never the provider's message, type, code or param.
+ */
+export function redactedError(e: ClientError): ClientError {
+  const server = e.status >= 500 || e.status < 400;
+  const r = ClientError.of(e.status, "The provider returned " + (server ? "a server error (HTTP 5xx)" : "a client error (HTTP 4xx)") + ".",
+    e.status == 429 ? "rate_limit_error" : server ? "api_error" : "invalid_request_error", "");
+  return r;
+}
+
+/**
  * Receives a chat stream as neutral events and writes the client's wire format. One per stream;
  * a sink keeps only the little state its format needs (open blocks, indices), never the text.
  */
@@ -143,6 +155,13 @@ export abstract class StreamDecoder {
   done: bool = false;
   /** The stream ended on an error event and still owes an OpenAI client its data: [DONE]. */
   needsDone: bool = false;
+  /** The instance redacts its provider's error messages (redact_upstream_errors). */
+  redactErrors: bool = false;
+
+  /** A provider's error event as the client may see it. */
+  providerError(e: ClientError): ClientError {
+    return this.redactErrors ? redactedError(e) : e;
+  }
 
   abstract event(e: SseEvent, sink: StreamSink): void;
 }

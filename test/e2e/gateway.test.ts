@@ -26,7 +26,8 @@ providers:
   - name: openai
     provider: openai
     api_key_env: OPENAI_API_KEY
-    models: ["gpt-*"]
+    # gpt-4o named literally: metrics label it (other names gpt-* lets through count as "other")
+    models: ["gpt-4o", "gpt-*"]
   - name: claude
     provider: anthropic
     api_key_env: ANTHROPIC_API_KEY

@@ -311,7 +311,7 @@ describe("gemini provider: request translation", () => {
     no({ web_search_options: {} }, /'web_search_options'/);
     no({ some_future_field: 1 }, /'some_future_field'/);
     no({ temperature: "hot" }, /temperature: must be a number/);
-    no({ n: 1.5 }, /n: must be an integer/);
+    no({ n: 1.5 }, /'n' must be a positive integer/); // refused by ai-proxy before any provider
     no({ stop: [1] }, /stop: must be a string or a list of strings/);
     no({ response_format: { type: "xml" } }, /response_format/);
     no({ thinking: { type: "enabled" } }, /thinking/);

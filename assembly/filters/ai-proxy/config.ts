@@ -9,6 +9,23 @@ import { HealthConfig } from "./health";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 
+/**
+ * Bounds on what a chat request may ask for (request_limits): past them the client gets a 400 in
+ * its API shape and nothing reaches a provider. The defaults sit above what the providers' own
+ * APIs take (OpenAI caps n at 128), so a request a provider would serve is never refused here.
+ */
+export class RequestLimits {
+  /** Most messages in one request. */
+  maxMessages: i32 = 2048;
+  /** Most choices (OpenAI's n). */
+  maxN: i32 = 128;
+  /** Largest max_tokens / max_completion_tokens a client may ask for. */
+  maxTokens: i64 = 1000000;
+}
+
+/** The label a metric gets for a model that is not a configured name. */
+export const OTHER_MODEL = "other";
+
 export class Settings {
   instances: Array<Instance> = [];
   providers: Array<Provider> = []; // parallel to instances
@@ -25,6 +42,25 @@ export class Settings {
   trackInflight: bool = false;
   clusterHeader: string = "x-sluice-cluster";
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
+  limits: RequestLimits = new RequestLimits();
+  /**
+   * Path prefixes ai-proxy answers for (api_prefixes): a request under one that is not an API the
+   * gateway serves gets a 404 / 405 in the client's API shape; any other path passes untouched.
+   */
+  apiPrefixes: Array<string> = ["/v1/"];
+  /** Per instance (parallel to instances): the provider's error message is not shown to clients. */
+  redactErrors: Array<bool> = [];
+  /**
+   * Model names metrics may carry as a label: every name the configuration spells out (an
+   * instance's model, model_map values, literal entries of models, pool names). Any other model a
+   * client or provider names is counted as "other", so clients cannot grow the number of series.
+   */
+  modelLabels: Set<string> = new Set();
+
+  modelLabel(model: string): string {
+    return this.modelLabels.has(model) ? model : OTHER_MODEL;
+  }
+
   /** The /v1/models answer, prepared once. */
   modelsBody: ArrayBuffer = new ArrayBuffer(0);
 }
@@ -56,7 +92,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -122,6 +158,9 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
       else if (pout !== null) inst.priceOut = pout.n;
     }
   }
+  // Self-hosted OpenAI-compatible servers put internal hostnames and addresses in their error
+  // messages; the public APIs' messages are documented and meant for their clients.
+  s.redactErrors.push(r.bool(v, "redact_upstream_errors", path, inst.provider == "openai-compatible"));
   s.instances.push(inst);
   s.providers.push(p);
 }
@@ -228,7 +267,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "request_limits", "api_prefixes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -245,9 +284,46 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.instanceHeader = r.bool(cfg, "instance_header", "ai-proxy", false);
   s.clusterHeader = r.str(cfg, "cluster_header", "ai-proxy", "x-sluice-cluster").toLowerCase();
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
+  readLimits(r, cfg.get("request_limits"), s.limits);
+  const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
+  if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];
+  for (let i = 0; i < prefixes.length; i++) {
+    const at = "ai-proxy.api_prefixes[" + i.toString() + "]";
+    const v = prefixes[i];
+    if (!v.isString() || !v.s.startsWith("/") || !v.s.endsWith("/")) r.fail(at, "must be a path prefix that starts and ends with /, such as /v1/");
+    else s.apiPrefixes.push(v.s);
+  }
   if (!r.report()) return null;
   s.modelsBody = modelsList(s);
+  s.modelLabels = modelLabels(s);
   return s;
+}
+
+function readLimits(r: ConfigReader, v: JsonValue | null, l: RequestLimits): void {
+  if (v === null) return;
+  const at = "ai-proxy.request_limits";
+  if (!v.isObject()) {
+    r.fail(at, "must be an object");
+    return;
+  }
+  r.onlyKnown(v, at, ["max_messages", "max_n", "max_tokens"]);
+  l.maxMessages = <i32>r.int(v, "max_messages", at, l.maxMessages, 1, 1000000);
+  l.maxN = <i32>r.int(v, "max_n", at, l.maxN, 1, 10000);
+  l.maxTokens = r.int(v, "max_tokens", at, l.maxTokens, 1, 9007199254740991);
+}
+
+/** The model names the configuration spells out (wildcards are not names). */
+function modelLabels(s: Settings): Set<string> {
+  const set = new Set<string>();
+  for (let i = 0; i < s.instances.length; i++) {
+    const inst = s.instances[i];
+    if (inst.model.length) set.add(inst.model);
+    const mapped = inst.modelMap.values();
+    for (let j = 0; j < mapped.length; j++) set.add(mapped[j]);
+    for (let j = 0; j < inst.models.length; j++) if (!inst.models[j].endsWith("*")) set.add(inst.models[j]);
+  }
+  for (let i = 0; i < s.pools.length; i++) set.add(s.pools[i].name);
+  return set;
 }
 
 /** GET /v1/models: every model a client can ask for, from the instances' configuration. */

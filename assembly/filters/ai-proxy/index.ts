@@ -18,9 +18,10 @@ import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
-import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
+import { redactedError, ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { Settings, readSettings } from "./config";
+import { validateRequest, isJsonMediaType } from "./validate";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { AnthropicStreamSink, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { replayAsStream } from "./replay";
@@ -57,6 +58,19 @@ const HAS_X_API_KEY: i32 = 8;
 const HAS_API_KEY: i32 = 16;
 const HAS_GOOG_KEY: i32 = 32;
 
+/** request_type of a request to an AI path the gateway does not serve (404 / 405). */
+const REQUEST_UNSUPPORTED = "ai_unsupported";
+
+/** A client's header value inside an error message: printable ASCII, at most 64 characters. */
+function safeForMessage(v: string): string {
+  let out = "";
+  for (let i = 0; i < v.length && i < 64; i++) {
+    const c = v.charCodeAt(i);
+    out += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+  }
+  return out;
+}
+
 // Requests whose implicit pools (instances serving a model) are remembered per VM; model names
 // come from clients, so the cache is bounded.
 const MAX_IMPLICIT_POOLS: i32 = 256;
@@ -79,6 +93,13 @@ class AiProxyRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
+    // Every configured instance has its availability gauge from the start, not only after a
+    // failure: a dashboard (or an alert on 0) sees each instance as soon as the gateway runs.
+    const now = nowMs();
+    for (let i = 0; i < s.instances.length; i++) {
+      const name = s.instances[i].name;
+      metricsOf.instanceHealth(name, readHealth(name).available(now), false);
+    }
     if (s.health.active) setTickPeriod(<u32>(s.health.intervalMs < 1000 ? s.health.intervalMs : 1000));
     return true;
   }
@@ -240,9 +261,13 @@ class AiProxy extends Context {
     let method = "";
     let path = "";
     let contentLength: i64 = -1;
+    let contentType: string | null = null;
+    let anthropicVersion = false;
     for (let i = 0; i < h.count; i++) {
       if (h.keyIs(i, ":method")) method = h.value(i);
       else if (h.keyIs(i, ":path")) path = h.value(i);
+      else if (h.keyIs(i, "content-type")) contentType = h.value(i);
+      else if (h.keyIs(i, "anthropic-version")) anthropicVersion = true;
       else if (h.keyIs(i, "content-length")) {
         contentLength = I64.parseInt(h.value(i));
         this.present |= HAS_CONTENT_LENGTH;
@@ -254,20 +279,45 @@ class AiProxy extends Context {
     }
     const q = path.indexOf("?");
     const route = q >= 0 ? path.substring(0, q) : path;
-    if (method == "GET" && route == "/v1/models") {
-      setFilterState(keys.REQUEST_TYPE, "ai_chat");
+    // The paths ai-proxy serves, each with its one method; the client's API shape is the path's
+    // (Anthropic's for /v1/messages and below it, else Anthropic's when the request carries
+    // anthropic-version, as Anthropic's SDKs always send it).
+    let allow = "";
+    if (route == "/v1/models") allow = "GET";
+    else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings") allow = "POST";
+    if (route.startsWith("/v1/messages") || (anthropicVersion && route != "/v1/chat/completions" && route != "/v1/embeddings")) {
+      this.client = CLIENT_ANTHROPIC;
+    }
+    if (allow.length && method != allow) {
+      // A known API with the wrong method: 405 with the method it takes (RFC 9110, 15.5.6).
+      setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
+      this.allow = allow;
+      this.fail(ClientError.of(405, "Method " + method + " is not allowed on " + route + "; use " + allow + ".", "invalid_request_error", "method_not_allowed"));
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    if (route == "/v1/models") {
+      setFilterState(keys.REQUEST_TYPE, "ai_models");
       this.replied = true;
       sendLocalResponse(200, "sluice_models", this.settings.modelsBody, ["content-type", "application/json"]);
       return FilterHeadersStatusValues.StopIteration;
     }
-    if (method == "POST" && route == "/v1/chat/completions") this.kind = CHAT;
-    else if (method == "POST" && route == "/v1/messages") {
-      this.kind = CHAT;
-      this.client = CLIENT_ANTHROPIC;
-    } else if (method == "POST" && route == "/v1/embeddings") this.kind = EMBEDDINGS;
-    else {
+    if (route == "/v1/chat/completions" || route == "/v1/messages") this.kind = CHAT;
+    else if (route == "/v1/embeddings") this.kind = EMBEDDINGS;
+    else if (this.owns(route)) {
+      // Under the AI API's prefix but not an API the gateway serves (/v1/responses,
+      // /v1/messages/count_tokens, a typo): the client's SDK reads a JSON 404 it understands.
+      setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
+      this.fail(ClientError.of(404, "The gateway does not serve " + method + " " + route + ".", "invalid_request_error", "unknown_path"));
+      return FilterHeadersStatusValues.StopIteration;
+    } else {
       setFilterState(keys.REQUEST_TYPE, "traditional_http");
       return FilterHeadersStatusValues.Continue;
+    }
+    // The body is read as JSON; a body that says it is something else is refused rather than
+    // guessed at (no media type at all is read as JSON, as the providers' APIs do).
+    if (contentType !== null && !isJsonMediaType(contentType as string)) {
+      this.fail(ClientError.of(400, "The request body must be JSON (content-type: application/json), not '" + safeForMessage(contentType as string) + "'.", "invalid_request_error", "invalid_content_type"));
+      return FilterHeadersStatusValues.StopIteration;
     }
     if (endOfStream) {
       this.fail(ClientError.of(400, "The request needs a JSON body.", "invalid_request_error", ""));
@@ -296,6 +346,13 @@ class AiProxy extends Context {
     return FilterDataStatusValues.Continue;
   }
 
+  /** ai-proxy answers for this path (api_prefixes): it is under the AI API. */
+  owns(route: string): bool {
+    const prefixes = this.settings.apiPrefixes;
+    for (let i = 0; i < prefixes.length; i++) if (route.startsWith(prefixes[i])) return true;
+    return false;
+  }
+
   tooLarge(): void {
     this.fail(ClientError.of(413, "The request body is larger than " + this.settings.maxBodyBytes.toString() + " bytes.", "invalid_request_error", "request_too_large"));
   }
@@ -307,14 +364,14 @@ class AiProxy extends Context {
     this.bodyLen = body.byteLength;
     const parsed = parseJson(body);
     if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
-    if (!parsed.isObject()) return ClientError.of(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json");
     let req = parsed as JsonValue;
+    // What the gateway reads to route, translate and account (one pass over the parsed tree).
+    const invalid = validateRequest(req, this.kind == CHAT, this.client == CLIENT_ANTHROPIC, this.settings.limits);
+    if (invalid !== null) return invalid;
     // model and stream are named alike in OpenAI's and Anthropic's formats.
     const model = req.get("model");
-    if (model !== null && !model.isString()) return ClientError.of(400, "'model' must be a string.", "invalid_request_error", "invalid_type");
     this.requestModel = model !== null ? model.s : "";
     const stream = req.get("stream");
-    if (stream !== null && !stream.isBool() && !stream.isNull()) return ClientError.of(400, "'stream' must be true or false.", "invalid_request_error", "invalid_type");
     this.stream = this.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
     this.clientReq = req;
@@ -329,14 +386,8 @@ class AiProxy extends Context {
     const budget = getFilterState(keys.STREAM_BUDGET);
     if (budget !== null && this.stream) this.budget = I64.parseInt(budget as string);
 
-    if (this.kind == CHAT) {
-      const messages = req.get("messages");
-      if (messages === null || !messages.isArray() || messages.length == 0) {
-        return ClientError.of(400, "'messages' must be a non-empty list.", "invalid_request_error", "invalid_value");
-      }
-    }
     if (this.client == CLIENT_ANTHROPIC) {
-      if (provider.speaksAnthropic && this.budget < 0) {
+      if (provider.speaksAnthropic && this.budget < 0 && !this.redacts()) {
         // Same format both ways: the body passes through with only model, limit and options set,
         // so nothing Anthropic-specific (thinking signatures, cache_control, betas) is lost.
         this.native = true;
@@ -357,7 +408,7 @@ class AiProxy extends Context {
       // An OpenAI client of an OpenAI-format provider gets the answer as sent. Its stream is
       // reframed (startStream): chunk data as sent, but the gateway may have to add the usage
       // chunk the client asked for, before [DONE], when the provider sends none.
-      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && !this.stream && this.budget < 0;
+      this.native = this.client == CLIENT_OPENAI && provider.speaksOpenAI && !this.stream && this.budget < 0 && !this.redacts();
     } else {
       const input = req.get("input");
       if (input === null || (!input.isString() && !input.isArray())) {
@@ -405,7 +456,7 @@ class AiProxy extends Context {
     const provider = this.provider as Provider;
     replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
     this.target(inst, up.path, up.headers);
-    setFilterState(keys.REQUEST_TYPE, this.stream ? "ai_stream" : "ai_chat");
+    setFilterState(keys.REQUEST_TYPE, this.requestType());
     setFilterState(keys.REQUEST_MODEL, this.requestModel);
     setFilterState(keys.MODEL, this.upstreamModel);
     setFilterState(keys.PROVIDER, provider.name);
@@ -550,6 +601,15 @@ class AiProxy extends Context {
     clearRouteCache();
   }
 
+  /** ai_chat, ai_stream or ai_embeddings: the request_type of the usage record and metrics. */
+  requestType(): string {
+    if (this.kind == EMBEDDINGS) return "ai_embeddings";
+    return this.stream ? "ai_stream" : "ai_chat";
+  }
+
+  /** The methods a 405 names in its allow header. */
+  allow: string = "";
+
   /** Sends an error in the client's format, before anything reached a provider. */
   fail(e: ClientError): void {
     this.replied = true;
@@ -562,6 +622,10 @@ class AiProxy extends Context {
     if (this.retryAfterS > 0) {
       headers.push("retry-after");
       headers.push(this.retryAfterS.toString());
+    }
+    if (this.allow.length) {
+      headers.push("allow");
+      headers.push(this.allow);
     }
     sendLocalResponse(e.status, "sluice_ai_proxy_" + (e.code.length ? e.code : "error"), b.toArrayBuffer(), headers);
   }
@@ -662,6 +726,7 @@ class AiProxy extends Context {
     this.resp = replay ? RESP_REPLAY : RESP_SSE;
     this.parser = new SseParser();
     this.decoder = (this.provider as Provider).streamDecoder();
+    (this.decoder as StreamDecoder).redactErrors = this.redacts();
     const provider = this.provider as Provider;
     this.reframe = !replay && !this.native && this.client == CLIENT_OPENAI && provider.speaksOpenAI && this.budget < 0;
     if (this.reframe) this.framed = new ByteBuilder(1024);
@@ -821,7 +886,7 @@ class AiProxy extends Context {
     const parsed = body.byteLength ? parseJson(body) : null;
     const transport = transportStatus(this.lastCause);
     this.status = transport > 0 ? transport : this.lastStatus;
-    const e = transport > 0 || parsed === null ? this.transportError(body) : provider.error(this.lastStatus, parsed);
+    const e = transport > 0 || parsed === null ? this.transportError(body) : this.shownError(provider.error(this.lastStatus, parsed));
     const out = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
@@ -1070,11 +1135,11 @@ class AiProxy extends Context {
     const out = new ByteBuilder(body.byteLength + 256);
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
-      if (this.native && this.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
+      if (this.native && !this.redacts() && this.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
         this.recordNothing();
         return;
       }
-      let e = provider.error(this.status, parsed);
+      let e = this.shownError(provider.error(this.status, parsed));
       if (parsed === null || this.refused) e = this.transportError(body);
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
       else writeOpenAIError(e, out);
@@ -1122,6 +1187,16 @@ class AiProxy extends Context {
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
     else writeOpenAIChat(result, out);
     replaceBody(RESPONSE_BODY, length, out);
+  }
+
+  /** The instance's provider error messages stay from clients (redact_upstream_errors). */
+  redacts(): bool {
+    return this.instIndex >= 0 && this.settings.redactErrors[this.instIndex];
+  }
+
+  /** A provider's error as the client may see it: the provider's own, or its status class only. */
+  shownError(e: ClientError): ClientError {
+    return this.redacts() ? redactedError(e) : e;
   }
 
   /** Envoy's own plain-text answers (connect failure, timeout) as JSON errors. */
@@ -1195,9 +1270,11 @@ class AiProxy extends Context {
     const now = nowNanos();
     const ttft: i64 = this.firstByteNs > 0 ? <i64>((this.firstByteNs - this.startNs) / 1000000) : -1;
     const consumer = getFilterState(keys.CONSUMER);
+    // The model label is a configured name or "other": clients choose model names (wildcard
+    // instances pass them on), and series must not grow with them.
     (this.root_context as AiProxyRoot).metrics.request(
-      (this.provider as Provider).name, this.upstreamModel, consumer !== null ? consumer as string : "anonymous",
-      this.stream ? "ai_stream" : "ai_chat", this.status, prompt, completion, ttft, <i64>((now - this.startNs) / 1000000),
+      (this.provider as Provider).name, this.settings.modelLabel(this.upstreamModel), consumer !== null ? consumer as string : "anonymous",
+      this.requestType(), this.status, prompt, completion, ttft, <i64>((now - this.startNs) / 1000000),
     );
   }
 

@@ -2,6 +2,11 @@
 //   sluice.ai_requests;provider=openai;model=gpt-4o;consumer=team-a;request_type=ai_chat
 // Envoy shows them as wasmcustom.<name>; the stats_tags that envoy.yaml carries turn each pair into
 // a Prometheus label, so dashboards get real labels instead of names with values baked in.
+//
+// Every label value comes from the configuration or from a fixed set, never from a client or a
+// provider: models are configured names or "other" (Settings.modelLabel), consumers are key-auth's
+// configured names, statuses are three-digit HTTP codes. So the number of series, and this VM's
+// map of metric ids, are bounded by the configuration whatever traffic arrives.
 import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
 
 /** Label values may not contain the separators. */
@@ -9,6 +14,11 @@ function clean(v: string): string {
   if (v.length == 0) return "none";
   if (!v.includes(";") && !v.includes("=")) return v;
   return v.replaceAll(";", "_").replaceAll("=", "_");
+}
+
+/** An HTTP status as a label: a provider may send any number, a label takes 100-599 only. */
+function statusLabel(status: u32): string {
+  return status >= 100 && status <= 599 ? status.toString() : "other";
 }
 
 /** The ids of one (provider, model, consumer, request type)'s metrics, so a request builds no names. */
@@ -79,7 +89,7 @@ export class Metrics {
     return r;
   }
 
-  /** One finished request through a provider. */
+  /** One finished request through a provider. `model` is a configured name or "other". */
   request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64): void {
     const r = this.requestIds(provider, model, consumer, requestType);
     incrementMetric(r.requests, 1);
@@ -87,7 +97,7 @@ export class Metrics {
     if (prompt > 0) incrementMetric(r.prompt, prompt);
     if (completion > 0) incrementMetric(r.completion, completion);
     if (status >= 400) {
-      this.count("sluice.ai_errors;provider=" + clean(provider) + ";model=" + clean(model) + ";consumer=" + clean(consumer) + ";status=" + status.toString(), 1);
+      this.count("sluice.ai_errors;provider=" + clean(provider) + ";model=" + clean(model) + ";consumer=" + clean(consumer) + ";status=" + statusLabel(status), 1);
     }
     if (ttftMs >= 0) recordMetric(r.ttft, <u64>ttftMs);
     if (durationMs >= 0) recordMetric(r.duration, <u64>durationMs);
@@ -118,6 +128,6 @@ export class Metrics {
 
   /** A request the gateway refused before any provider saw it. */
   rejected(consumer: string, status: u32): void {
-    this.count("sluice.ai_errors;provider=none;model=none;consumer=" + clean(consumer) + ";status=" + status.toString(), 1);
+    this.count("sluice.ai_errors;provider=none;model=none;consumer=" + clean(consumer) + ";status=" + statusLabel(status), 1);
   }
 }
