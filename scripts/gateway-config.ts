@@ -665,7 +665,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
     };
   }
   const json: Record<string, unknown> = { rules };
-  for (const k of ["default_max_tokens", "rejected_status"]) if (r[k] !== undefined) json[k] = r[k];
+  for (const k of ["default_max_tokens", "rejected_status", "max_body_bytes"]) if (r[k] !== undefined) json[k] = r[k];
   return { json, distributed };
 }
 
