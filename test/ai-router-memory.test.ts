@@ -1,0 +1,76 @@
+// ai-router's linear memory under 256 KB prompts (issue 13: they left it at 256 pages). Wasm memory
+// never shrinks, so what one request needs at once is what every worker keeps. The prompt is read
+// where it lies in the body: keywords, regular expressions and the classifier's window are read
+// from the body's bytes (or the decoded text of a part that needs decoding), never from lowered,
+// joined or decoded copies of the whole prompt, and a decided request lets go of its body at once.
+import { describe, it, expect } from "vitest";
+import { Host } from "../host/index.js";
+
+const HEADERS = { ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw", "content-type": "application/json" };
+
+// Every kind of rule that reads the prompt, over the last user message and over the conversation.
+const CONFIG = {
+  default_pool: "general",
+  annotate: true,
+  rules: [
+    { name: "pii", pool: "private", when: { regex: ["\\b\\d{3}-\\d{2}-\\d{4}\\b", "(?i)\\b(passport|social security) number\\b"], in: "conversation" } },
+    { name: "incident", pool: "oncall", when: { keywords: ["sev1", "outage", "pager"], regex: "(?i)\\bprod(uction)?\\b" } },
+    { name: "legal", pool: "legal", when: { all: [{ keywords: ["indemnify", "liability"], in: "conversation" }, { task: ["extract", "summarize"] }] } },
+    { name: "hard-code", pool: "capable", when: { task: "code", complexity: { gt: 0.45 }, in: "conversation" } },
+    { name: "long", pool: "long", when: { tokens: { gt: 30000 } } },
+  ],
+};
+
+const KB = 1024;
+
+/** A 256 KB user message: an instruction, then a document, then `tail` at its very end. */
+function prompt(line: string, tail: string) {
+  let doc = "";
+  while (doc.length < 256 * KB) doc += line;
+  return "Summarize the following incident report for the leadership team:\n\n" + doc + tail;
+}
+
+function route(h: Host, body: object) {
+  const s = h.newStream();
+  s.callOnRequestHeaders(HEADERS, false);
+  s.callOnRequestBody(JSON.stringify(body), true);
+  const r = { rule: s.getFilterState("sluice.route_rule"), task: s.getFilterState("sluice.task_type") };
+  s.completeHttpContext();
+  return r;
+}
+
+const cases = [
+  // Plain ASCII: the body's bytes are the text.
+  ["ASCII", "The quarterly report shows revenue growth in every region, led by Europe. "],
+  // Escapes (\n, \") and non-ASCII characters: the text differs from the bytes.
+  ["escaped and non-ASCII", "Der \"Umsatz\" stieg in jeder Region – geführt von Europa.\n"],
+] as const;
+
+describe("ai-router: linear memory under 256 KB prompts", () => {
+  for (const [name, line] of cases) {
+    it(`${name}: rules over the whole prompt are still decided right, and memory stays at the body's size`, async () => {
+      const h = await Host.create({ filters: [{ name: "ai-router", wasm: "build/ai-router.wasm", configuration: CONFIG, allowOnHeadersStopIteration: true }] });
+      const start = h.memoryPages("ai-router");
+      const system = { role: "system", content: "You are careful." };
+      const results = [];
+      for (let i = 0; i < 4; i++) {
+        // Matches only at the end of the conversation, past 256 KB of text.
+        results.push(route(h, { model: "m", messages: [system, { role: "user", content: prompt(line, "\n\nCustomer SSN 123-45-6789.") }] }).rule);
+        // A keyword and a case-insensitive regex at the very end of the last user message.
+        results.push(route(h, { model: "m", messages: [system, { role: "user", content: prompt(line, "\n\nThis is a SEV1 in PRODUCTION") }] }).rule);
+        // A keyword in the system prompt, read over the conversation, with the classifier's task.
+        results.push(route(h, { model: "m", messages: [{ role: "system", content: "Flag any Liability." }, { role: "user", content: prompt(line, "") }] }));
+      }
+      for (let i = 0; i < 4; i++) {
+        expect(results[3 * i]).toBe("pii");
+        expect(results[3 * i + 1]).toBe("incident");
+        expect(results[3 * i + 2]).toEqual({ rule: "legal", task: "summarize" });
+      }
+      // The body (~256-400 KB, held by the host's allocation in the VM) and the filter's own ~0.5 MiB:
+      // 1 MiB. Before, each of these copied the prompt several times over: 128 pages (8 MiB).
+      expect(start).toBeLessThanOrEqual(8);
+      expect(h.memoryPages("ai-router")).toBeLessThanOrEqual(16);
+      h.close();
+    });
+  }
+});
