@@ -74,3 +74,48 @@ describe("ai-router: linear memory under 256 KB prompts", () => {
     });
   }
 });
+
+// The prompt's texts are read by one of three readers (text.ts): ASCII bytes in place, a decoded
+// string (parts that fit the per-request decode budget), or raw bytes decoded as they are read.
+// Whichever reads it, every rule must see the same text.
+describe("ai-router: a text reads the same whichever way it is read", () => {
+  it("decoded once or decoded as read (across windows): the same rule, task and complexity", async () => {
+    const fc = (await import("fast-check")).default;
+    const lastUserRules = [
+      { name: "kw", pool: "p", when: { keywords: ["größe", "sql", "c++", "a\nb", "ΣΑΣ", "😀x", "\"q\"", "Ünï"] } },
+      { name: "re-i", pool: "p", when: { regex: "(?i)\\bgrö(ß|ss)e\\b" } },
+      { name: "re-nl", pool: "p", when: { regex: "\\d{2}\\n\\d" } },
+      { name: "re-astral", pool: "p", when: { regex: "😀[^a]" } },
+      { name: "re-end", pool: "p", when: { regex: "(?i)σας$" } },
+      { name: "re-quote", pool: "p", when: { regex: "\"q\\\\" } },
+    ];
+    const hosts = await Promise.all(lastUserRules.map((rule) => Host.create({
+      filters: [{ name: "ai-router", wasm: "build/ai-router.wasm", allowOnHeadersStopIteration: true, configuration: { default_pool: "d", annotate: true, rules: [rule] } }],
+    })));
+    const alphabet = fc.constantFrom("a", "b", " ", "\n", "ü", "Ü", "g", "r", "ö", "ß", "e", "s", "q", "l", "S", "Q", "L", "c", "+", "\"", "\\", "😀", "x", "Σ", "σ", "ς", "1", "2", "Ï", "n", "\t", "é", "?", "\u0000",
+      // Pieces that the rules look for, so that some texts match.
+      "12\n3", " GRÖSSE ", "😀y", "\"q\\", " SQL ", "a\nb", "ΣΑΣ", " σας");
+    const text = fc.array(alphabet, { minLength: 800, maxLength: 2500 }).map((a) => a.join(""));
+    // A system prompt of ~32,000 units with escapes takes the decode budget: the user's text is then
+    // decoded as it is read; after a one-word system prompt it is decoded once.
+    const bigSystem = "é\n".repeat(16000);
+    const decision = (h: Host, system: string, user: string) => {
+      const s = h.newStream();
+      s.callOnRequestHeaders(HEADERS, false);
+      s.callOnRequestBody(JSON.stringify({ model: "m", messages: [{ role: "system", content: system }, { role: "user", content: user }] }), true);
+      const d = [s.getFilterState("sluice.route_rule"), s.getFilterState("sluice.task_type"), s.getFilterState("sluice.complexity")];
+      s.completeHttpContext();
+      return d;
+    };
+    let matched = 0;
+    fc.assert(fc.property(text, (user) => {
+      for (const h of hosts) {
+        const once = decision(h, "hi", user);
+        if (once[0] !== "default") matched++;
+        expect(decision(h, bigSystem, user)).toEqual(once);
+      }
+    }), { numRuns: 40 });
+    expect(matched).toBeGreaterThan(0); // the rules do match some of these texts
+    for (const h of hosts) h.close();
+  });
+});
