@@ -186,9 +186,12 @@ class KeyAuth extends Context {
           presented = key;
         }
         sources |= FROM_QUERY;
-        // Envoy's access log prints :path as the filters left it (%REQ(:PATH)%, read from the
-        // request header map when the log is written), and a rejection is logged too: the key
-        // leaves :path on every outcome, whatever hide_credentials says.
+        // Envoy's access log prints :path as the filters left it: a wasm filter edits the stream's
+        // own request header map in place (source/extensions/common/wasm/context.cc,
+        // Context::decodeHeaders keeps a pointer to it; replaceHeaderMapValue writes through it),
+        // and %REQ(:PATH)% reads that map when the log is written (StreamInfo::getRequestHeaders).
+        // A rejection is logged too: the key leaves :path on every outcome, whatever
+        // hide_credentials says.
         replaceHeader(REQUEST_HEADERS, ":path", fromQuery.path);
       }
     }
