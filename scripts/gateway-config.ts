@@ -413,6 +413,9 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   }
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
+  // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
+  const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
+  if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   const t = data.timeouts ?? {};

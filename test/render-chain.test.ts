@@ -147,6 +147,14 @@ describe("the full chain from gateway.yaml", () => {
     expect(envoy.static_resources.clusters.map((c: any) => c.name)).toEqual(["small", "big"]);
   });
 
+  it("ai-ratelimit's max_body_bytes follows ai-proxy's max_request_body_bytes unless set", () => {
+    const withProxy = (yaml: string) => aiRatelimitJson(parseGatewayConfig(yaml, { env: {} })).max_body_bytes;
+    const noCap = CHAIN.replace("    max_body_bytes: 2097152\n", "");
+    expect(withProxy(noCap)).toBeUndefined(); // the filter's default, the same as ai-proxy's
+    expect(withProxy(noCap + "  ai_proxy: { max_request_body_bytes: 20971520 }\n")).toBe(20971520);
+    expect(withProxy(CHAIN + "  ai_proxy: { max_request_body_bytes: 20971520 }\n")).toBe(2097152);
+  });
+
   it("is valid against Envoy's protos, strictly, in both renderings", () => {
     for (const mock of [false, true]) {
       const r = validateEnvoyConfig(renderEnvoy(cfg, { mock }));
