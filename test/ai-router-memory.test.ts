@@ -75,6 +75,29 @@ describe("ai-router: linear memory under 256 KB prompts", () => {
   }
 });
 
+describe("ai-router: concurrent streams with 256 KB prompts", () => {
+  it("16 streams decided but not finished hold no prompt: linear memory stays at one body's size", async () => {
+    const h = await Host.create({ filters: [{ name: "ai-router", wasm: "build/ai-router.wasm", configuration: CONFIG, allowOnHeadersStopIteration: true }] });
+    const body = JSON.stringify({ model: "m", messages: [{ role: "system", content: "You are careful." }, { role: "user", content: prompt(cases[1][1], "\n\nThis is a SEV1 in PRODUCTION") }] });
+    for (let round = 0; round < 3; round++) {
+      const streams = Array.from({ length: 16 }, () => {
+        const s = h.newStream();
+        s.callOnRequestHeaders(HEADERS, false);
+        return s;
+      });
+      // The bodies arrive interleaved; each stream is routed when its body ends, and lives on (its
+      // answer still to come) while the others are routed.
+      for (const s of streams) s.callOnRequestBody(body.slice(0, 100_000), false);
+      for (const s of streams) s.callOnRequestBody(body.slice(100_000), true);
+      for (const s of streams) expect(s.getFilterState("sluice.route_rule")).toBe("incident");
+      for (const s of streams) s.completeHttpContext();
+    }
+    // Before, each stream kept its decoded, lowered and joined copies until it ended: 512 pages.
+    expect(h.memoryPages("ai-router")).toBeLessThanOrEqual(16);
+    h.close();
+  });
+});
+
 // The prompt's texts are read by one of three readers (text.ts): ASCII bytes in place, a decoded
 // string (parts that fit the per-request decode budget), or raw bytes decoded as they are read.
 // Whichever reads it, every rule must see the same text.
