@@ -417,6 +417,9 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   }
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
+  // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
+  const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
+  if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   const t = data.timeouts ?? {};
@@ -671,7 +674,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
     };
   }
   const json: Record<string, unknown> = { rules };
-  for (const k of ["default_max_tokens", "rejected_status"]) if (r[k] !== undefined) json[k] = r[k];
+  for (const k of ["default_max_tokens", "rejected_status", "max_body_bytes"]) if (r[k] !== undefined) json[k] = r[k];
   return { json, distributed };
 }
 

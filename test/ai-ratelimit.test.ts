@@ -182,6 +182,8 @@ describe("ai-ratelimit: configuration", () => {
     ["bad when", rule({ when: { model: [] } }), /rules\[0\]\.when\.model: must be a string or a non-empty list/],
     ["when unknown part", rule({ when: { region: "eu" } }), /rules\[0\]\.when\.region: unknown key part 'region'/],
     ["rejected_status", { ...rule({}), rejected_status: 200 }, /ai-ratelimit\.rejected_status: must be a whole number from 400 to 599/],
+    ["max_body_bytes 0", { ...rule({}), max_body_bytes: 0 }, /ai-ratelimit\.max_body_bytes: must be a whole number from 1 to 1073741824/],
+    ["max_body_bytes not a number", { ...rule({}), max_body_bytes: "10MB" }, /ai-ratelimit\.max_body_bytes: /],
     ["not JSON", "{rules:", /configuration: is not valid JSON/] as unknown as [string, object, RegExp],
   ];
   for (const [name, configuration, message] of cases) {
@@ -860,6 +862,81 @@ function rng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+describe("ai-ratelimit: request body cap (max_body_bytes)", () => {
+  const CAP = 64 * 1024;
+  const RULES = { rules: [{ name: "c", key: ["consumer"], limit: 100_000_000, window: "1m" }], max_body_bytes: CAP };
+
+  function start(h: Host, path = "/v1/chat/completions", extra: Record<string, string> = {}) {
+    const s = h.newStream();
+    const a = s.callOnRequestHeaders({
+      ":method": "POST", ":path": path, ":authority": "gw", "content-type": "application/json", authorization: "Bearer sk-alice", ...extra,
+    }, false);
+    return { s, a };
+  }
+
+  it("answers 413 at the headers when content-length is over the cap, in OpenAI's and Anthropic's shape", async () => {
+    const { h, clock } = await chain(RULES, { proxy: false });
+    const { s, a } = start(h, "/v1/chat/completions", { "content-length": String(CAP + 1) });
+    expect(a).toBe("Pause");
+    const r = rejection(s)!;
+    expect(r.status).toBe(413);
+    expect(r.details).toBe("sluice_ai_ratelimit_request_too_large");
+    expect(header(r.headers, "content-type")).toBe("application/json");
+    expect(r.body).toEqual({ error: { message: `The request body is larger than ${CAP} bytes.`, type: "invalid_request_error", param: null, code: "request_too_large" } });
+    expect(s.upstream.headers).toBeNull();
+
+    const m = start(h, "/v1/messages", { "content-length": String(CAP * 10) }).s;
+    expect(rejection(m)!.status).toBe(413);
+    expect(rejection(m)!.body).toEqual({ type: "error", error: { type: "request_too_large", message: `The request body is larger than ${CAP} bytes.` } });
+    s.completeHttpContext();
+    m.completeHttpContext();
+    expect(used(h, "sluice.ai-ratelimit.c.alice", clock)).toBe(0); // nothing reserved, nothing charged
+  });
+
+  it("answers 413 as soon as the chunks pass the cap (no content-length); a body 10x over it leaves linear memory where it was", async () => {
+    const { h, clock } = await chain(RULES, { proxy: false });
+    // Warm up with one admitted request, so the pages counted are those of a working filter.
+    send(h, { body: CHAT("gpt-4o", 10) }).completeHttpContext();
+    const before = h.memoryPages("ai-ratelimit");
+    const { s } = start(h);
+    const chunk = Buffer.alloc(4096, 0x20);
+    let chunks = 0;
+    let refusedAt = -1;
+    for (; chunks < (10 * CAP) / chunk.length; chunks++) {
+      s.callOnRequestBody(chunk, false);
+      if (refusedAt < 0 && s.getSentLocalResponse()) refusedAt = chunks + 1;
+    }
+    s.callOnRequestBody(Buffer.alloc(0), true);
+    // Refused with the chunk that crossed the cap, not at the end of the body.
+    expect(refusedAt).toBe(CAP / chunk.length + 1);
+    expect(rejection(s)!.status).toBe(413);
+    expect(rejection(s)!.body.error.code).toBe("request_too_large");
+    expect(s.upstream.headers).toBeNull();
+    s.completeHttpContext();
+    expect(h.memoryPages("ai-ratelimit")).toBe(before);
+    expect(used(h, "sluice.ai-ratelimit.c.alice", clock)).toBe(0);
+    expectNoTraps(h);
+  });
+
+  it("admits a body of exactly max_body_bytes, and defaults to 10 MiB", async () => {
+    const { h } = await chain(RULES, { proxy: false });
+    const text = JSON.stringify(CHAT("gpt-4o", 10));
+    const body = text.slice(0, -1) + " ".repeat(CAP - Buffer.byteLength(text)) + "}";
+    expect(Buffer.byteLength(body)).toBe(CAP);
+    const { s } = start(h, "/v1/chat/completions", { "content-length": String(CAP) });
+    s.callOnRequestBody(body.slice(0, 1000), false);
+    s.callOnRequestBody(body.slice(1000), true);
+    expect(s.getSentLocalResponse()).toBeNull();
+    expect(s.upstream.headers).not.toBeNull();
+
+    const d = (await chain({ rules: RULES.rules }, { proxy: false })).h;
+    const ok = start(d, "/v1/chat/completions", { "content-length": String(10 * 1024 * 1024) }).s;
+    expect(ok.getSentLocalResponse()).toBeNull();
+    const big = start(d, "/v1/chat/completions", { "content-length": String(10 * 1024 * 1024 + 1) }).s;
+    expect(rejection(big)!.status).toBe(413);
+  });
+});
 
 describe("ai-ratelimit: concurrency", () => {
   it("4 workers, 2,000 interleaved requests, CAS conflicts injected: counters exact, windows never over the limit", async () => {

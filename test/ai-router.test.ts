@@ -392,6 +392,27 @@ describe("ai-router: bodies it cannot read", () => {
     expect(routed(s2).rule).toBe("default");
     expect(s2.upstream.body.toString()).toBe(big);
   });
+
+  it("past max_body_bytes it stops holding the body: a body 10x over the cap in many chunks flows on and leaves linear memory where it was", async () => {
+    const cap = 64 * 1024;
+    const r = await router({ default_pool: "d", max_body_bytes: cap, annotate: true, rules: [{ name: "kw", pool: "p", when: { keywords: ["urgent"] } }] });
+    send(r, user("warm up: urgent")).s.completeHttpContext();
+    const before = r.memoryPages("ai-router");
+    const s = r.newStream();
+    expect(s.callOnRequestHeaders(HEADERS, false)).toBe("Pause");
+    const chunk = Buffer.alloc(4096, 0x61);
+    const results: string[] = [];
+    for (let i = 0; i < (10 * cap) / chunk.length; i++) results.push(s.callOnRequestBody(chunk, false));
+    results.push(s.callOnRequestBody(Buffer.alloc(0), true));
+    // Held until the chunk that crossed the cap, then decided without the body and passed on.
+    expect(results.indexOf("Continue")).toBe(cap / chunk.length);
+    expect(results.slice(cap / chunk.length).every((x) => x === "Continue")).toBe(true);
+    expect(routed(s).rule).toBe("default");
+    expect(s.upstream.body.length).toBe(10 * cap);
+    s.completeHttpContext();
+    expect(r.memoryPages("ai-router")).toBe(before);
+    r.close();
+  });
 });
 
 describe("ai-router: hostile prompts", () => {

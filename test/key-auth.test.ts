@@ -123,6 +123,51 @@ describe("key-auth", () => {
     expect(header(s.upstream.headers, "x-api-key")).toEqual([]);
   });
 
+  it("treats repeated query keys like repeated headers: two that differ are refused, the same one twice is fine", () => {
+    const get = (path: string, headers: Record<string, string> = {}) => {
+      const s = h.newStream();
+      s.callOnRequestHeaders({ ":method": "GET", ":path": path, ":authority": "gw", ...headers }, true);
+      return s;
+    };
+    // Every spelling a query reader may take for the `key` parameter: '&' or ';' between
+    // parameters, a percent-encoded name.
+    for (const path of [
+      "/v1/models?key=sk-alice-1&key=sk-bob",
+      "/v1/models?key=sk-bob&key=sk-alice-1",
+      "/v1/models?key=sk-alice-1;key=sk-bob",
+      "/v1/models?key=sk-alice-1&%6Bey=sk-bob",
+      "/v1/models?k%65y=sk-bob&key=sk-alice-1",
+      "/v1/models?key=sk-alice-1&key=",
+    ]) {
+      const s = get(path);
+      expectDenied(s, /Conflicting API keys/, "invalid_request");
+      expect(header(s.getCurrentRequestHeaders(), ":path")).toEqual(["/v1/models"]);
+    }
+    expectDenied(get("/v1/models?key=sk-bob", { authorization: "Bearer sk-alice-1" }), /Conflicting API keys/, "invalid_request");
+
+    const same = get("/v1/models?key=sk-bob&a=1&key=sk%2Dbob");
+    expect(same.getFilterState("sluice.consumer")).toBe("bob");
+    expect(header(same.upstream.headers, ":path")).toEqual(["/v1/models?a=1"]);
+    const encoded = get("/v1/models?a=1;%6bey=sk-bob&b=2");
+    expect(encoded.getFilterState("sluice.consumer")).toBe("bob");
+    expect(header(encoded.upstream.headers, ":path")).toEqual(["/v1/models?a=1&b=2"]);
+    // Other parameters that merely contain the name are not keys.
+    const other = get("/v1/models?key=sk-bob&keys=1&xkey=2&a=key");
+    expect(header(other.upstream.headers, ":path")).toEqual(["/v1/models?keys=1&xkey=2&a=key"]);
+  });
+
+  it("takes the query key out of :path on every outcome, so the access log (which prints :path) never shows it", () => {
+    for (const [path, message, error] of [
+      ["/v1/chat/completions?key=sk-wrong-secret&x=1", /Invalid API key/, "invalid_token"],
+      ["/v1/chat/completions?x=1&key=", /Empty API key/, "invalid_token"],
+      ["/v1/chat/completions?x=1&key=sk-wrong-secret&key=sk-alice-1", /Conflicting API keys/, "invalid_request"],
+    ] as const) {
+      const { s } = request(h, { ":path": path });
+      expectDenied(s, message, error);
+      expect(header(s.getCurrentRequestHeaders(), ":path")).toEqual(["/v1/chat/completions?x=1"]);
+    }
+  });
+
   it("counts allowed and denied requests", () => {
     const before = h.getMetric("sluice.key_auth.denied")?.value ?? 0n;
     request(h, { authorization: "Bearer nope" });
@@ -136,6 +181,10 @@ describe("key-auth options", () => {
     const h = await host({ ...CONFIG, hide_credentials: false });
     const { s } = request(h, { authorization: "Bearer sk-alice-1" });
     expect(header(s.upstream.headers, "authorization")).toEqual(["Bearer sk-alice-1"]);
+    // A query key still leaves :path: Envoy logs :path, and a key must never be logged.
+    const q = request(h, { ":path": "/v1/chat/completions?key=sk-alice-1&a=1" }).s;
+    expect(q.getFilterState("sluice.consumer")).toBe("alice");
+    expect(header(q.upstream.headers, ":path")).toEqual(["/v1/chat/completions?a=1"]);
   });
 
   it("attributes keyless requests to the anonymous consumer, but still rejects wrong keys", async () => {

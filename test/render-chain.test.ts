@@ -49,6 +49,7 @@ filters:
         pool: capable
   ai_ratelimit:
     default_max_tokens: 512
+    max_body_bytes: 2097152
     rules:
       - name: consumer-minute
         key: [consumer]
@@ -140,10 +141,18 @@ describe("the full chain from gateway.yaml", () => {
         { name: "complex", pool: "capable" },
       ],
     });
-    expect(JSON.parse(wasm[2].configuration.value)).toEqual({ rules: [{ name: "consumer-minute", key: ["consumer"], limit: 1000, window: "1m" }], default_max_tokens: 512 });
+    expect(JSON.parse(wasm[2].configuration.value)).toEqual({ rules: [{ name: "consumer-minute", key: ["consumer"], limit: 1000, window: "1m" }], default_max_tokens: 512, max_body_bytes: 2097152 });
     // Only ai-proxy needs provider keys; the router none without semantic rules, the limiter never.
     expect(wasm.map((c: any) => c.vm_config.environment_variables?.host_env_keys ?? [])).toEqual([[], [], [], ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]]);
     expect(envoy.static_resources.clusters.map((c: any) => c.name)).toEqual(["small", "big"]);
+  });
+
+  it("ai-ratelimit's max_body_bytes follows ai-proxy's max_request_body_bytes unless set", () => {
+    const withProxy = (yaml: string) => aiRatelimitJson(parseGatewayConfig(yaml, { env: {} })).max_body_bytes;
+    const noCap = CHAIN.replace("    max_body_bytes: 2097152\n", "");
+    expect(withProxy(noCap)).toBeUndefined(); // the filter's default, the same as ai-proxy's
+    expect(withProxy(noCap + "  ai_proxy: { max_request_body_bytes: 20971520 }\n")).toBe(20971520);
+    expect(withProxy(CHAIN + "  ai_proxy: { max_request_body_bytes: 20971520 }\n")).toBe(2097152);
   });
 
   it("is valid against Envoy's protos, strictly, in both renderings", () => {

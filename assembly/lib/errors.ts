@@ -13,6 +13,13 @@ export function errorBody(message: string, type: string, code: string): ArrayBuf
   return b.toArrayBuffer();
 }
 
+/** The body {"type":"error","error":{"type":...,"message":...}} as Anthropic's Messages API sends it. */
+export function anthropicErrorBody(message: string, type: string): ArrayBuffer {
+  const b = new ByteBuilder(64 + message.length);
+  b.raw('{"type":"error","error":{"type":').str(type).raw(',"message":').str(message).raw("}}");
+  return b.toArrayBuffer();
+}
+
 /**
  * Sends the error as a local reply. `details` becomes Envoy's response code details
  * (%RESPONSE_CODE_DETAILS% in the access log): short, no spaces, e.g. "sluice_key_auth_denied".

@@ -615,7 +615,7 @@ function unescapeRange(begin: usize, stop: usize): string {
   return String.UTF16.decodeUnsafe(base, out - base);
 }
 
-function hex4(p: usize, stop: usize): i32 {
+export function hex4(p: usize, stop: usize): i32 {
   if (p + 4 > stop) return -1;
   let v: i32 = 0;
   for (let i: usize = 0; i < 4; i++) {
@@ -697,7 +697,7 @@ export function rawStringAt(p: usize, end: usize, owner: ArrayBuffer, into: Json
 }
 
 /** Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0 when it is not valid. */
-function utf8Length(p: usize, end: usize): usize {
+export function utf8Length(p: usize, end: usize): usize {
   const c = <u32>load<u8>(p);
   if (c >= 0xc2 && c <= 0xdf) {
     return p + 1 < end && (load<u8>(p + 1) & 0xc0) == 0x80 ? 2 : 0;

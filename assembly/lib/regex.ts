@@ -752,7 +752,7 @@ export class Regex {
 
   /** True when the pattern matches anywhere in text. */
   test(text: string): bool {
-    return this.run(text, i64.MAX_VALUE) == 1;
+    return this.run<StringUnits>(new StringUnits(text), text.length, i64.MAX_VALUE) == 1;
   }
 
   /**
@@ -760,13 +760,20 @@ export class Regex {
    * more than `budget` steps (regexSteps tells how many were spent).
    */
   testWithin(text: string, budget: i64): i32 {
-    return this.run(text, budget);
+    return this.run<StringUnits>(new StringUnits(text), text.length, budget);
   }
 
-  private run(text: string, budget: i64): i32 {
+  /**
+   * testWithin over a text of n UTF-16 code units read through src.unit(i), so that a text need
+   * not be one string in memory. The matcher reads positions in increasing order (a position, at
+   * most the one after it, then later ones), which lets a reader walk pieces of text in turn.
+   */
+  testUnitsWithin<S>(src: S, n: i32, budget: i64): i32 {
+    return this.run<S>(src, n, budget);
+  }
+
+  private run<S>(src: S, n: i32, budget: i64): i32 {
     const limit = regexSteps + budget < regexSteps ? i64.MAX_VALUE : regexSteps + budget;
-    const n = text.length;
-    const base = changetype<usize>(text);
     const fold = this.caseInsensitive;
     const prog = this.op;
     let clistLen = 0;
@@ -776,10 +783,10 @@ export class Regex {
     let cur: i32 = -1;
     let w = 0;
     if (n > 0) {
-      cur = <i32>load<u16>(base);
+      cur = src.unit(0);
       w = 1;
       if (cur >= 0xd800 && cur < 0xdc00 && n > 1) {
-        const lo = <i32>load<u16>(base + 2);
+        const lo = src.unit(1);
         if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
       }
       if (fold) cur = foldCase(cur);
@@ -795,10 +802,10 @@ export class Regex {
             pos += w;
             prev = cur;
             if (pos >= n) { cur = -1; w = 0; break; }
-            cur = <i32>load<u16>(base + (<usize>pos << 1));
+            cur = src.unit(pos);
             w = 1;
             if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
-              const lo = <i32>load<u16>(base + (<usize>(pos + 1) << 1));
+              const lo = src.unit(pos + 1);
               if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
             }
             if (fold) cur = foldCase(cur);
@@ -820,10 +827,10 @@ export class Regex {
       let next: i32 = -1;
       let nw = 0;
       if (npos < n) {
-        next = <i32>load<u16>(base + (<usize>npos << 1));
+        next = src.unit(npos);
         nw = 1;
         if (next >= 0xd800 && next < 0xdc00 && npos + 1 < n) {
-          const lo = <i32>load<u16>(base + (<usize>(npos + 1) << 1));
+          const lo = src.unit(npos + 1);
           if (lo >= 0xdc00 && lo < 0xe000) { next = 0x10000 + ((next - 0xd800) << 10) + (lo - 0xdc00); nw = 2; }
         }
         if (fold) next = foldCase(next);
@@ -911,6 +918,17 @@ export class Regex {
     }
     this.addSteps = steps;
     return len;
+  }
+}
+
+/** A string's code units, for Regex.run. */
+@final class StringUnits {
+  base: usize;
+  constructor(text: string) {
+    this.base = changetype<usize>(text);
+  }
+  @inline unit(i: i32): i32 {
+    return <i32>load<u16>(this.base + (<usize>i << 1));
   }
 }
 

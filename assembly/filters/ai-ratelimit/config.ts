@@ -22,6 +22,8 @@ export const STRATEGY_WEIGHTED: i32 = 3;
 
 const MAX_LIMIT: i64 = 1000000000000000; // 1e15: sums of costs stay exact in i64 and f64
 const MAX_WINDOW_SECONDS: i64 = 366 * 86400;
+// The same default as ai-router's max_body_bytes and ai-proxy's max_request_body_bytes.
+const DEFAULT_MAX_BODY: i64 = 10485760;
 
 export class Part {
   kind: i32 = PART_CONSUMER;
@@ -107,6 +109,8 @@ export class Settings {
   headerNames: Array<string> = [];
   defaultMaxTokens: i64 = 1024;
   rejectedStatus: u32 = 429;
+  /** Largest request body held for admission (max_body_bytes); a larger one gets 413 at once. */
+  maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   casRetries: u32 = 0;
 }
 
@@ -363,9 +367,10 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     return null;
   }
   const s = new Settings();
-  r.onlyKnown(cfg, "ai-ratelimit", ["rules", "default_max_tokens", "rejected_status"]);
+  r.onlyKnown(cfg, "ai-ratelimit", ["rules", "default_max_tokens", "rejected_status", "max_body_bytes"]);
   s.defaultMaxTokens = r.int(cfg, "default_max_tokens", "ai-ratelimit", 1024, 0, 1000000000);
   s.rejectedStatus = <u32>r.int(cfg, "rejected_status", "ai-ratelimit", 429, 400, 599);
+  s.maxBodyBytes = r.int(cfg, "max_body_bytes", "ai-ratelimit", DEFAULT_MAX_BODY, 1, 1073741824);
   const rules = r.array(cfg, "rules", "ai-ratelimit", true);
   if (r.ok && rules.length == 0) r.fail("ai-ratelimit.rules", "must list at least one rule");
   const seen = new Set<string>();

@@ -16,8 +16,7 @@ import {
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, getHeaderPairs, replaceHeader, getBuffer, sendLocalResponse,
   setFilterState, getFilterState, getProperty, pluginConfiguration, nowNanos, incrementMetric,
 } from "../../lib/sdk";
-import { ByteBuilder } from "../../lib/json";
-import { errorBody } from "../../lib/errors";
+import { errorBody, anthropicErrorBody } from "../../lib/errors";
 import * as keys from "../../lib/keys";
 import { sha256Hex } from "../../lib/sha256";
 import {
@@ -197,12 +196,14 @@ class AiRateLimit extends Context {
     const h = getHeaderPairs(REQUEST_HEADERS);
     let method = "";
     let path = "";
+    let contentLength: i64 = -1;
     const names = s.headerNames;
     const values = new Array<string | null>(names.length);
     for (let i = 0; i < names.length; i++) values[i] = null;
     for (let i = 0; i < h.count; i++) {
       if (h.keyIs(i, ":method")) method = h.value(i);
       else if (h.keyIs(i, ":path")) path = h.value(i);
+      else if (h.keyIs(i, "content-length")) contentLength = I64.parseInt(h.value(i));
       else {
         for (let j = 0; j < names.length; j++) {
           // Envoy returns the first value of a repeated header; so does this.
@@ -224,12 +225,22 @@ class AiRateLimit extends Context {
       this.admit(s, new ArrayBuffer(0));
       return this.rejected ? FilterHeadersStatusValues.StopIteration : FilterHeadersStatusValues.Continue;
     }
+    // A body announced larger than the cap is refused before any of it is held.
+    if (contentLength > s.maxBodyBytes) this.tooLarge(s);
     return FilterHeadersStatusValues.StopIteration;
   }
 
   onRequestBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     const s = this.settings;
-    if (s === null || this.kind == PASS || this.decided) return FilterDataStatusValues.Continue;
+    if (s === null || this.kind == PASS) return FilterDataStatusValues.Continue;
+    if (this.rejected) return FilterDataStatusValues.StopIterationNoBuffer;
+    if (this.decided) return FilterDataStatusValues.Continue;
+    // `length` is everything held so far (Envoy hands a buffering filter the whole buffer): past
+    // the cap the request is refused at once, and its body is never copied into this VM's memory.
+    if (<i64>length > s.maxBodyBytes) {
+      this.tooLarge(s);
+      return FilterDataStatusValues.StopIterationNoBuffer;
+    }
     this.bodyLength = length;
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     this.admit(s, getBuffer(REQUEST_BODY, 0, <u32>length));
@@ -238,7 +249,9 @@ class AiRateLimit extends Context {
 
   onRequestTrailers(_n: u32): FilterTrailersStatusValues {
     const s = this.settings;
-    if (s === null || this.kind == PASS || this.decided) return FilterTrailersStatusValues.Continue;
+    if (s === null || this.kind == PASS) return FilterTrailersStatusValues.Continue;
+    if (this.rejected) return FilterTrailersStatusValues.StopIteration;
+    if (this.decided) return FilterTrailersStatusValues.Continue;
     // The body ended with trailers: it is complete now.
     this.admit(s, getBuffer(REQUEST_BODY, 0, <u32>this.bodyLength));
     return this.rejected ? FilterTrailersStatusValues.StopIteration : FilterTrailersStatusValues.Continue;
@@ -334,6 +347,17 @@ class AiRateLimit extends Context {
     if (budget >= 0) setFilterState(keys.STREAM_BUDGET, budget.toString());
   }
 
+  /** 413 in the client's API shape; nothing was reserved, so nothing is settled. */
+  tooLarge(s: Settings): void {
+    this.decided = true;
+    this.rejected = true;
+    const message = "The request body is larger than " + s.maxBodyBytes.toString() + " bytes.";
+    const body = this.kind == MESSAGES
+      ? anthropicErrorBody(message, "request_too_large")
+      : errorBody(message, "invalid_request_error", "request_too_large");
+    sendLocalResponse(413, "sluice_ai_ratelimit_request_too_large", body, ["content-type", "application/json"]);
+  }
+
   reject(s: Settings, rule: Rule, o: Outcome, cost: i64): void {
     this.rejected = true;
     setFilterState(keys.RATELIMIT_RULE, rule.name);
@@ -360,12 +384,9 @@ class AiRateLimit extends Context {
     headers.push(goDuration(o.reset));
     headers.push("content-type");
     headers.push("application/json");
-    let body: ArrayBuffer;
-    if (this.kind == MESSAGES) {
-      const b = new ByteBuilder(96 + message.length);
-      b.raw('{"type":"error","error":{"type":"rate_limit_error","message":').str(message).raw("}}");
-      body = b.toArrayBuffer();
-    } else body = errorBody(message, "tokens", "rate_limit_exceeded");
+    const body = this.kind == MESSAGES
+      ? anthropicErrorBody(message, "rate_limit_error")
+      : errorBody(message, "tokens", "rate_limit_exceeded");
     sendLocalResponse(s.rejectedStatus, "sluice_ai_ratelimit_rejected", body, headers);
   }
 

@@ -17,6 +17,7 @@
 //    + 0.30 x reasoning cues (prove, derive, step by step, trade-offs, design, optimize, edge cases...)
 //    + a task prior (reasoning 0.15, code and math 0.10, others 0), clipped to [0, 1].
 import { foldString } from "../../lib/regex";
+import { Text } from "./text";
 
 export const TASK_CODE: i32 = 0;
 export const TASK_MATH: i32 = 1;
@@ -373,17 +374,18 @@ class Words {
 }
 
 /** Classifies a prompt. Deterministic: the same text always gives the same result. */
-export function classify(text: string): Classification {
+export function classify(text: Text): Classification {
   const lx = getLexicon();
   const out = new Classification();
   const total = text.length;
-  // The cue window: head and tail of long texts.
+  // The cue window: head and tail of long texts. Only these are decoded: the rest of a long text
+  // counts by its length alone.
   let window: string;
   let tailStart: i32 = 0; // offset of the tail part in window, or -1
   if (total <= HEAD_CHARS + TAIL_CHARS) {
-    window = foldString(text);
+    window = foldString(text.slice(0, total));
   } else {
-    window = foldString(text.substring(0, HEAD_CHARS) + "\n\n" + text.substring(total - TAIL_CHARS));
+    window = foldString(text.slice(0, HEAD_CHARS) + "\n\n" + text.slice(total - TAIL_CHARS, total));
     tailStart = HEAD_CHARS + 2;
   }
   const wn = window.length;

@@ -25,7 +25,7 @@ import {
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import { POOL, ROUTE_RULE, CONSUMER } from "../../lib/keys";
 import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/keys";
-import { foldString, Regex, regexSteps } from "../../lib/regex";
+import { Regex, regexSteps } from "../../lib/regex";
 import { sha256, toHex } from "../../lib/sha256";
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext, setTickPeriodMs } from "../../lib/http-call";
 import {
@@ -34,8 +34,9 @@ import {
   SCOPE_CONVERSATION,
 } from "./config";
 import { Prompt, readPrompt } from "./prompt";
+import { Text, TextUnits } from "./text";
 import { Classification, classify, initClassifier, TASK_NAMES } from "./classify";
-import { globMatch, containsKeyword } from "./match";
+import { globMatch, textContainsKeyword } from "./match";
 import { parseEmbeddings, normalize, dot } from "./vectors";
 
 // Condition results.
@@ -247,8 +248,6 @@ class Router extends Context {
   prompt: Prompt | null = null;
   clsLast: Classification | null = null;
   clsConv: Classification | null = null;
-  foldedLast: string | null = null;
-  foldedConv: string | null = null;
   // Embeddings.
   embAsked: bool = false; // fetched (or given up); semantic conditions no longer "need more"
   promptPending: bool = false;
@@ -391,6 +390,10 @@ class Router extends Context {
       setFilterState(TASK_TYPE, TASK_NAMES[c.task]);
       setFilterState(COMPLEXITY, formatScore(c.complexity));
     }
+    // Decided: nothing reads the body again. Letting go of it here (the parse tree holds the body's
+    // bytes) lets the collection at the end of this callback free it, instead of the stream keeping
+    // it until it ends, on top of the next request's body.
+    this.prompt = null;
   }
 
   onResponseHeaders(_n: u32, _eos: bool): FilterHeadersStatusValues {
@@ -467,15 +470,14 @@ class Router extends Context {
         return F;
       }
       case C_KEYWORDS: {
-        const text = this.folded(c.scope);
-        for (let i = 0; i < c.strs.length; i++) if (containsKeyword(text, c.strs[i])) return T;
-        return F;
+        const text = c.scope == SCOPE_CONVERSATION ? prompt.conversation : prompt.lastUser;
+        return textContainsKeyword(text, c.strs) ? T : F;
       }
       case C_REGEX: {
         const text = c.scope == SCOPE_CONVERSATION ? prompt.conversation : prompt.lastUser;
         let res = F;
         for (let i = 0; i < c.res.length; i++) {
-          const v = this.regex(c.res[i], text);
+          const v = this.regexText(c.res[i], text);
           if (v == T) return T;
           if (v == U) res = U;
         }
@@ -512,8 +514,18 @@ class Router extends Context {
   regex(re: Regex, text: string): i32 {
     if (this.regexLeft <= 0) return this.outOfBudget();
     const before = regexSteps;
-    const r = re.testWithin(text, this.regexLeft);
-    this.regexLeft -= regexSteps - before;
+    return this.regexResult(re.testWithin(text, this.regexLeft), before);
+  }
+
+  /** regex() over a prompt text, read where it lies (no decoded copy of a long prompt). */
+  regexText(re: Regex, text: Text): i32 {
+    if (this.regexLeft <= 0) return this.outOfBudget();
+    const before = regexSteps;
+    return this.regexResult(re.testUnitsWithin<TextUnits>(new TextUnits(text), text.length, this.regexLeft), before);
+  }
+
+  regexResult(r: i32, stepsBefore: i64): i32 {
+    this.regexLeft -= regexSteps - stepsBefore;
     if (r < 0) return this.outOfBudget();
     return r == 1 ? T : F;
   }
@@ -544,24 +556,6 @@ class Router extends Context {
     return c as Classification;
   }
 
-  folded(scope: i32): string {
-    const p = this.prompt as Prompt;
-    if (scope == SCOPE_CONVERSATION) {
-      let f = this.foldedConv;
-      if (f === null) {
-        f = foldString(p.conversation);
-        this.foldedConv = f;
-      }
-      return f as string;
-    }
-    let f = this.foldedLast;
-    if (f === null) {
-      f = foldString(p.lastUser);
-      this.foldedLast = f;
-    }
-    return f as string;
-  }
-
   semantic(c: Cond): i32 {
     if (!this.embAsked) return N;
     const root = this.root;
@@ -588,15 +582,15 @@ class Router extends Context {
     const e = s.embeddings as Embeddings;
     const root = this.root;
     const p = this.prompt;
-    const text = p === null ? "" : (p as Prompt).lastUser;
-    if (text.length == 0) return false; // nothing to embed: semantic conditions are unknown
+    const text: Text | null = p === null ? null : (p as Prompt).lastUser;
+    if (text === null || text.length == 0) return false; // nothing to embed: semantic conditions are unknown
     if (root.exState != EX_READY && !root.loadShared()) {
       if (root.exState == EX_FAILED && nowNanos() < root.exRetryAt) return false;
       if (root.exState != EX_LOADING && !root.fetchExamples()) return false;
       root.waiters.push(this);
       this.examplesPending = true;
     }
-    const input = text.length > e.maxInputChars ? text.substring(0, e.maxInputChars) : text;
+    const input = text.slice(0, e.maxInputChars);
     if (httpCall(root, e.cluster, embeddingHeaders(s), embeddingRequest(s, [input]), e.timeoutMs, this, onPromptResponse)) {
       this.promptPending = true;
     } else {

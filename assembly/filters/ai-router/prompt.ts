@@ -3,70 +3,38 @@
 // messages, tools / functions, response_format) and Anthropic Messages (top-level system, content
 // blocks, tool_use / tool_result, tools, output_format).
 import { JsonValue } from "../../lib/json";
+import { Text } from "./text";
+export { Text };
 import { estimateTokens } from "../../lib/tokens";
 
 export class Prompt {
   /** The body was read (false: no body, too large, or not a JSON object). */
   read: bool = false;
   model: string = "";
-  /** Text of the last user message that has text (tool results are not a user turn). */
-  lastUser: string = "";
-  /** Every text of the conversation in order: system, then each message's text and tool results. */
-  parts: Array<string> = [];
+  /** Text of the last user message that has text (its text parts joined by newlines; tool results are not a user turn). */
+  lastUser: Text = new Text("\n");
+  /** Every text of the conversation in order, separated by blank lines: system, then each message's text and tool results. */
+  conversation: Text = new Text("\n\n");
   /** Length of the messages list (Anthropic's top-level system is not a message). */
   messages: i32 = 0;
   textChars: i64 = 0;
   tools: bool = false;
   images: bool = false;
   jsonMode: bool = false;
-  private joined: string | null = null;
 
   /** Estimated prompt tokens: about four characters a token over every text (images not counted). */
   get tokens(): i64 {
     return estimateTokens(this.textChars);
   }
 
-  /** The whole conversation as one text, parts separated by blank lines (built on first use). */
-  get conversation(): string {
-    let j = this.joined;
-    if (j === null) {
-      j = joinLinear(this.parts, "\n\n");
-      this.joined = j;
-    }
-    return j as string;
+  /** Adds a string value to the conversation; returns its length in units (0 for anything else). */
+  addPart(v: JsonValue | null): i32 {
+    if (v === null || !v.isString()) return 0;
+    const n = v.units;
+    this.conversation.add(v, n);
+    this.textChars += n;
+    return n;
   }
-
-  addPart(s: string): void {
-    if (s.length == 0) return;
-    this.parts.push(s);
-    this.textChars += s.length;
-  }
-}
-
-/**
- * parts joined by sep in one allocation. (Array<string>#join concatenates one part at a time,
- * which is quadratic in the length of a long conversation.)
- */
-export function joinLinear(parts: Array<string>, sep: string): string {
-  const n = parts.length;
-  if (n == 0) return "";
-  if (n == 1) return parts[0];
-  let units = sep.length * (n - 1);
-  for (let i = 0; i < n; i++) units += parts[i].length;
-  const out = changetype<string>(__new(<usize>units << 1, idof<string>()));
-  let at = changetype<usize>(out);
-  const sepBytes = <usize>sep.length << 1;
-  for (let i = 0; i < n; i++) {
-    if (i > 0 && sepBytes) {
-      memory.copy(at, changetype<usize>(sep), sepBytes);
-      at += sepBytes;
-    }
-    const part = parts[i];
-    const bytes = <usize>part.length << 1;
-    memory.copy(at, changetype<usize>(part), bytes);
-    at += bytes;
-  }
-  return out;
 }
 
 /** Reads the prompt features of a parsed request body (an object). Never fails. */
@@ -79,15 +47,12 @@ export function readPrompt(req: JsonValue): Prompt {
   // Anthropic: top-level system, a string or text blocks.
   const system = req.get("system");
   if (system !== null) {
-    if (system.isString()) p.addPart(system.s);
+    if (system.isString()) p.addPart(system);
     else if (system.isArray()) {
       const items = system.items as Array<JsonValue>;
       for (let i = 0; i < items.length; i++) {
         const b = items[i];
-        if (b.isObject()) {
-          const t = b.getString("text");
-          if (t !== null) p.addPart(t);
-        }
+        if (b.isObject()) p.addPart(b.get("text"));
       }
     }
   }
@@ -108,10 +73,7 @@ export function readPrompt(req: JsonValue): Prompt {
         const cs = calls.items as Array<JsonValue>;
         for (let k = 0; k < cs.length; k++) {
           const f = cs[k].get("function");
-          if (f !== null && f.isObject()) {
-            const a = f.getString("arguments");
-            if (a !== null) p.addPart(a);
-          }
+          if (f !== null && f.isObject()) p.addPart(f.get("arguments"));
         }
       }
     }
@@ -133,27 +95,43 @@ export function readPrompt(req: JsonValue): Prompt {
     const t = outFmt.getString("type");
     if (t !== null && (t == "json_schema" || t == "json_object")) p.jsonMode = true;
   }
+  decodeShortParts(p.conversation);
   return p;
+}
+
+// Texts with escapes or non-ASCII characters are decoded as they are read (text.ts), by every rule
+// that reads them. Up to this many units per request are decoded once instead, so that a common
+// prompt is read at memory speed; memory per request stays bounded whatever the prompt's size.
+const DECODE_UNITS: i32 = 32768;
+
+function decodeShortParts(t: Text): void {
+  let left = DECODE_UNITS;
+  for (let i = 0; i < t.parts.length; i++) {
+    const v = t.parts[i];
+    const n = t.lengths[i];
+    if (v.src === null || !v.rawComplex || n > left) continue;
+    v.s = v.s; // the decoded string replaces the raw bytes (text.ts then reads it as UTF-16)
+    left -= n;
+  }
 }
 
 /**
  * Adds the texts of a message's content to the conversation; returns its own text (text parts
  * only, joined by newlines), which is what a user turn says.
  */
-function readContent(p: Prompt, content: JsonValue | null): string {
-  if (content === null) return "";
+function readContent(p: Prompt, content: JsonValue | null): Text {
+  const own = new Text("\n");
+  if (content === null) return own;
   if (content.isString()) {
-    p.addPart(content.s);
-    return content.s;
+    own.add(content, p.addPart(content));
+    return own;
   }
-  if (!content.isArray()) return "";
+  if (!content.isArray()) return own;
   const blocks = content.items as Array<JsonValue>;
-  const own = new Array<string>();
   for (let i = 0; i < blocks.length; i++) {
     const b = blocks[i];
     if (b.isString()) { // tolerated: a bare string in a part list
-      p.addPart(b.s);
-      own.push(b.s);
+      own.add(b, p.addPart(b));
       continue;
     }
     if (!b.isObject()) continue;
@@ -161,11 +139,8 @@ function readContent(p: Prompt, content: JsonValue | null): string {
     if (type === null) continue;
     const t = type as string;
     if (t == "text" || t == "input_text") {
-      const s = b.getString("text");
-      if (s !== null) {
-        p.addPart(s);
-        own.push(s);
-      }
+      const s = b.get("text");
+      if (s !== null && s.isString()) own.add(s, p.addPart(s));
     } else if (t == "image_url" || t == "image" || t == "input_image") {
       p.images = true;
     } else if (t == "tool_result") {
@@ -177,5 +152,5 @@ function readContent(p: Prompt, content: JsonValue | null): string {
       if (input !== null && input.isObject()) p.textChars += 16 * <i64>input.length;
     }
   }
-  return joinLinear(own, "\n");
+  return own;
 }

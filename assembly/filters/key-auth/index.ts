@@ -11,7 +11,7 @@ import { sendError } from "../../lib/errors";
 import { CONSUMER } from "../../lib/keys";
 import { sha256, toHex, parseHexDigest, digestsEqual } from "../../lib/sha256";
 import { JsonValue } from "../../lib/json";
-import { decodeQueryComponent, findQueryParam, removeQueryParam } from "./query";
+import { decodeQueryComponent, takeQueryParam, QueryCredentials } from "./query";
 
 const HASH_PREFIX = "sha256:";
 
@@ -174,13 +174,25 @@ class KeyAuth extends Context {
       presented = key;
       sources |= from;
     }
+    let fromQuery: QueryCredentials | null = null;
     if (s.query.length && path !== null) {
-      const raw = findQueryParam(path as string, s.query);
-      if (raw !== null) {
-        const key = decodeQueryComponent(raw as string);
-        if (presented !== null && presented != key) conflicting = true;
-        presented = key;
+      fromQuery = takeQueryParam(path as string, s.query);
+      if (fromQuery !== null) {
+        // Each occurrence is a key, as each repeated header is: two that differ conflict.
+        const raws = fromQuery.values;
+        for (let i = 0; i < raws.length; i++) {
+          const key = decodeQueryComponent(raws[i]);
+          if (presented !== null && presented != key) conflicting = true;
+          presented = key;
+        }
         sources |= FROM_QUERY;
+        // Envoy's access log prints :path as the filters left it: a wasm filter edits the stream's
+        // own request header map in place (source/extensions/common/wasm/context.cc,
+        // Context::decodeHeaders keeps a pointer to it; replaceHeaderMapValue writes through it),
+        // and %REQ(:PATH)% reads that map when the log is written (StreamInfo::getRequestHeaders).
+        // A rejection is logged too: the key leaves :path on every outcome, whatever
+        // hide_credentials says.
+        replaceHeader(REQUEST_HEADERS, ":path", fromQuery.path);
       }
     }
 
@@ -209,7 +221,6 @@ class KeyAuth extends Context {
       if (sources & FROM_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
       if (sources & FROM_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
       if (sources & FROM_HEADER) removeHeader(REQUEST_HEADERS, s.header);
-      if (sources & FROM_QUERY) replaceHeader(REQUEST_HEADERS, ":path", removeQueryParam(path as string, s.query));
     }
     incrementMetric(s.allowed, 1);
     return FilterHeadersStatusValues.Continue;

@@ -1,38 +1,71 @@
 // Query-string handling for keys passed as ?<param>=<key>.
+//
+// What counts as the credential parameter is what any reader of the query could take for it, so
+// that a client cannot slip a second key past this filter, or keep one in the logged :path, by
+// spelling the name differently:
+// - parameters are separated by '&' (Envoy's Http::Utility::QueryParamsMulti::parseParameters,
+//   source/common/http/utility.cc) and also by ';' (the W3C/HTML 4 recommendation, still honoured
+//   by some application servers);
+// - a name matches after percent-decoding and '+' -> space (application/x-www-form-urlencoded, as
+//   Envoy's parseAndDecodeQueryString and every form decoder read it): `%6Bey=` is `key=`.
+// Names compare case-sensitively, as Envoy's query parameter matchers do.
 
-/** The raw (still percent-encoded) value of the first `name` parameter in a :path, or null. */
-export function findQueryParam(path: string, name: string): string | null {
-  const q = path.indexOf("?");
-  if (q < 0) return null;
-  let i = q + 1;
-  const n = path.length;
-  while (i <= n) {
-    let amp = path.indexOf("&", i);
-    if (amp < 0) amp = n;
-    const eq = path.indexOf("=", i);
-    const keyEnd = eq >= 0 && eq < amp ? eq : amp;
-    if (keyEnd - i == name.length && path.substring(i, keyEnd) == name) {
-      return eq >= 0 && eq < amp ? path.substring(eq + 1, amp) : "";
-    }
-    i = amp + 1;
-  }
-  return null;
+/** The credential parameters found in a :path, and the :path without them. */
+export class QueryCredentials {
+  /** Raw (still percent-encoded) values, in order. */
+  values: Array<string> = [];
+  /** The :path with every credential parameter removed (the other parameters as they were). */
+  path: string = "";
 }
 
-/** The :path without any `name` parameter (so the key never reaches the upstream). */
-export function removeQueryParam(path: string, name: string): string {
+@inline function isSeparator(c: i32): bool {
+  return c == 0x26 || c == 0x3b; // & ;
+}
+
+/** Whether the raw parameter name path[start, end) decodes to `name`. */
+function nameIs(path: string, start: i32, end: i32, name: string): bool {
+  const raw = path.substring(start, end);
+  if (raw == name) return true;
+  if (raw.indexOf("%") < 0 && raw.indexOf("+") < 0) return false;
+  return decodeQueryComponent(raw) == name;
+}
+
+/** Every `name` parameter of the :path's query, and the :path without them; null when there is none. */
+export function takeQueryParam(path: string, name: string): QueryCredentials | null {
   const q = path.indexOf("?");
-  if (q < 0) return path;
-  const kept = new Array<string>();
-  const parts = path.substring(q + 1).split("&");
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    const eq = p.indexOf("=");
-    const key = eq >= 0 ? p.substring(0, eq) : p;
-    if (key != name) kept.push(p);
+  if (q < 0) return null;
+  const n = path.length;
+  let out: QueryCredentials | null = null;
+  // The kept query, rebuilt only once a parameter is removed.
+  let kept = "";
+  let keptAny = false;
+  let i = q + 1;
+  while (i <= n) {
+    let end = i;
+    while (end < n && !isSeparator(path.charCodeAt(end))) end++;
+    let eq = i;
+    while (eq < end && path.charCodeAt(eq) != 0x3d) eq++;
+    if (end > i && nameIs(path, i, eq, name)) {
+      if (out === null) {
+        out = new QueryCredentials();
+        // Everything before this parameter is kept, without its trailing separator.
+        if (i - 1 > q + 1) {
+          kept = path.substring(q + 1, i - 1);
+          keptAny = true;
+        }
+      }
+      out.values.push(eq < end ? path.substring(eq + 1, end) : "");
+    } else if (out !== null) {
+      // Keep the parameter, with the separator the client wrote before it.
+      if (keptAny) kept += path.charAt(i - 1);
+      kept += path.substring(i, end);
+      keptAny = true;
+    }
+    i = end + 1;
   }
-  const base = path.substring(0, q);
-  return kept.length ? base + "?" + kept.join("&") : base;
+  if (out === null) return null;
+  out.path = keptAny ? path.substring(0, q) + "?" + kept : path.substring(0, q);
+  return out;
 }
 
 function hexDigit(c: i32): i32 {
