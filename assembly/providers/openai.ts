@@ -122,7 +122,9 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
     const key = req.keyAt(i);
     if (key == "model") continue;
     if (options !== null && options.get(key) !== null) continue; // operator options win
-    if (chat && key == "stream_options") continue; // rewritten below
+    // The gateway decides whether the provider streams (a fallback never does: its answer is read
+    // whole), so the client's stream and stream_options are written below, not copied.
+    if (chat && (key == "stream" || key == "stream_options")) continue;
     if (chat && inst.maxTokens >= 0 && (key == "max_tokens" || key == "max_completion_tokens")) continue;
     const name = p.renameField(key);
     if (name.length == 0) continue;
@@ -138,6 +140,7 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
   if (chat && inst.maxTokens >= 0) {
     out.byte(0x2c).str(p.renameField("max_completion_tokens")).byte(0x3a).int(inst.maxTokens);
   }
+  if (chat && stream) out.raw(',"stream":true');
   if (chat && stream && p.wantsStreamOptions) {
     // Keep the client's other stream options; force usage on.
     out.raw(',"stream_options":{"include_usage":true');

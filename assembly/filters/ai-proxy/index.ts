@@ -731,11 +731,11 @@ class AiProxy extends Context {
   fallbackAnswered(headers: u32, bodySize: u32): void {
     const st = headers > 0 ? getHeader(HTTP_CALL_RESPONSE_HEADERS, ":status") : null;
     this.status = st !== null ? <u32>U32.parseInt(st as string) : 0;
-    const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     if (this.firstByteNs == 0) {
       this.firstByteNs = nowNanos();
       setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
+    const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     let cause = "";
     if (this.status == 0) cause = "connect_failure";
     else if (this.status < 200 || this.status >= 300) {
@@ -748,17 +748,89 @@ class AiProxy extends Context {
       else cause = this.status.toString();
     }
     this.reportOutcome(cause, HTTP_CALL_RESPONSE_HEADERS);
-    if (cause.length == 0 && this.deliver(body)) {
-      continueResponse();
-      return;
+    if (cause.length == 0) {
+      // The fallback asked for a whole answer; a provider that streams anyway is read as a stream
+      // when the client wants one, else its answer is one the gateway cannot read.
+      const ct = getHeader(HTTP_CALL_RESPONSE_HEADERS, "content-type");
+      const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
+      if (sse ? this.deliverStream(body) : this.deliver(body)) {
+        continueResponse();
+        return;
+      }
+      cause = "5xx"; // a 2xx the gateway could not read: giveUp answers 502 for it
     }
-    if (cause.length == 0) cause = "5xx"; // a 2xx the gateway could not read
+    this.noteFailure(cause);
     this.lastCause = cause;
     this.lastStatus = this.status;
     this.lastErrorBody = body;
     if (this.mayFallBack(cause) && this.fallBack()) return;
     this.giveUp();
     continueResponse();
+  }
+
+  /**
+   * The instances that failed before the one that answered, as "name:cause,..." in filter state
+   * (sluice.fallback_from, in the access log). Envoy's response_code_details keeps naming the first
+   * attempt's failure after a fallback: a filter cannot set it (proxy-wasm's set_property writes
+   * filter state only, Envoy's source/extensions/common/wasm/context.cc Context::setProperty), and
+   * the answer reaches the client through the original stream, whose details the router set.
+   */
+  failedFrom: string = "";
+
+  noteFailure(cause: string): void {
+    const entry = (this.inst as Instance).name + ":" + cause;
+    this.failedFrom = this.failedFrom.length ? this.failedFrom + "," + entry : entry;
+    setFilterState(keys.FALLBACK_FROM, this.failedFrom);
+  }
+
+  /** Status, content type and instance of a fallback's answer, replacing the held failure's. */
+  answerHeaders(status: string, contentType: string): void {
+    replaceHeader(RESPONSE_HEADERS, ":status", status);
+    replaceHeader(RESPONSE_HEADERS, "content-type", contentType);
+    if (contentType == "text/event-stream") replaceHeader(RESPONSE_HEADERS, "cache-control", "no-cache");
+    removeHeader(RESPONSE_HEADERS, "content-length");
+    // A failure keeps its Retry-After; an answer has none.
+    if (status.startsWith("2")) removeHeader(RESPONSE_HEADERS, "retry-after");
+    // The instance whose answer the client gets (the held one named the instance that failed).
+    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
+  }
+
+  /**
+   * A fallback instance streamed although the request said not to (a server that ignores
+   * `stream: false`): the whole stream is here, so it is decoded as a stream for a client that
+   * asked for one. A stream that says nothing (no terminal event, no text) counts as a failure.
+   */
+  deliverStream(body: ArrayBuffer): bool {
+    if (!this.stream || this.kind != CHAT) return false;
+    const native = this.native;
+    this.native = false;
+    this.startStream(true); // a translating sink: nothing passes through unread
+    this.resp = RESP_SSE;
+    const parser = this.parser as SseParser;
+    const decoder = this.decoder as StreamDecoder;
+    const sink = this.sink as StreamSink;
+    const events = parser.feed(body);
+    for (let i = 0; i < events.length; i++) {
+      if (this.cut) {
+        this.decode(events[i], this.quiet as CountingSink);
+        continue;
+      }
+      this.decode(events[i], sink);
+      if (this.budget >= 0 && estimateTokens(sink.generatedChars) > this.budget) this.cutStream(sink);
+    }
+    if (!decoder.done && sink.generatedChars == 0 && !parser.pending) {
+      this.native = native;
+      this.resp = RESP_FALLBACK;
+      this.sink = null;
+      this.decoder = null;
+      this.parser = null;
+      return false;
+    }
+    this.endStream();
+    this.answerHeaders("200", "text/event-stream");
+    replaceBody(RESPONSE_BODY, this.bufferedLen, sink.out);
+    return true;
   }
 
   /** Puts a fallback instance's answer in place of the held failure, in the client's format. */
@@ -786,34 +858,41 @@ class AiProxy extends Context {
       } else if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
       else writeOpenAIChat(result, out);
     }
-    replaceHeader(RESPONSE_HEADERS, ":status", "200");
-    replaceHeader(RESPONSE_HEADERS, "content-type", this.stream ? "text/event-stream" : "application/json");
-    removeHeader(RESPONSE_HEADERS, "content-length");
-    removeHeader(RESPONSE_HEADERS, "retry-after");
-    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    this.answerHeaders("200", this.stream ? "text/event-stream" : "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
     this.record(usage, true);
     return true;
   }
 
-  /** Every instance tried failed: the last failure, translated for the client. */
+  /**
+   * Every instance tried failed: the last failure, translated for the client, never with a 2xx
+   * status (a 2xx the gateway could not read is a 502).
+   */
   giveUp(): void {
     const provider = this.provider as Provider;
     const body = this.lastErrorBody;
-    const parsed = body.byteLength ? parseJson(body) : null;
+    const unreadable = this.lastStatus >= 200 && this.lastStatus < 300;
     const transport = transportStatus(this.lastCause);
     this.status = transport > 0 ? transport : this.lastStatus;
-    const e = transport > 0 || parsed === null ? this.transportError(body) : provider.error(this.lastStatus, parsed);
+    let e: ClientError;
+    if (unreadable) {
+      e = ClientError.of(502, "The provider sent an answer the gateway could not read.", "api_error", "bad_upstream_response");
+    } else {
+      const parsed = body.byteLength ? parseJson(body) : null;
+      e = transport > 0 || parsed === null ? this.transportError(body) : provider.error(this.lastStatus, parsed);
+      if (e.status < 400) e.status = 502;
+    }
+    this.status = e.status;
     const out = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
-    replaceHeader(RESPONSE_HEADERS, ":status", e.status.toString());
-    replaceHeader(RESPONSE_HEADERS, "content-type", "application/json");
-    removeHeader(RESPONSE_HEADERS, "content-length");
+    this.answerHeaders(e.status.toString(), "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
-    this.recordNothing();
+    if (unreadable) {
+      // The provider answered, so it produced something: estimated, never free.
+      this.responseChars = body.byteLength;
+      this.record(new Usage(), false);
+    } else this.recordNothing();
   }
 
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
@@ -824,6 +903,7 @@ class AiProxy extends Context {
       if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
       this.lastStatus = this.status;
       this.lastErrorBody = getBuffer(RESPONSE_BODY, 0, <u32>length);
+      this.noteFailure(this.lastCause);
       if (this.fallBack()) return FilterDataStatusValues.StopIterationAndBuffer; // until the callback
       this.giveUp();
       return FilterDataStatusValues.Continue;
