@@ -18,7 +18,9 @@ import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
-import { ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
+import {
+  ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage, isPlainModelName, invalidModel, MAX_MODEL_NAME,
+} from "../../providers/types";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { Settings, readSettings } from "./config";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
@@ -310,6 +312,10 @@ class AiProxy extends Context {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
     if (this.upstreamModel.length == 0) return ClientError.of(400, "'model' is required.", "invalid_request_error", "missing_model");
+    // Model names go into upstream paths, filter state and logs: checked before anything leaves.
+    const badModel = provider.modelError(inst, this.upstreamModel);
+    if (badModel !== null) return badModel;
+    if (this.requestModel.length && !isPlainModelName(this.requestModel)) return invalidModel("must be 1 to " + MAX_MODEL_NAME.toString() + " characters without control characters");
     const budget = getFilterState(keys.STREAM_BUDGET);
     if (budget !== null && this.stream) this.budget = I64.parseInt(budget as string);
 
@@ -709,6 +715,7 @@ class AiProxy extends Context {
   fallbackRequest(out: ByteBuilder): Upstream | null {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
+    if (provider.modelError(inst, this.upstreamModel) !== null) return null; // its URL could not carry the model
     if (this.kind == EMBEDDINGS) {
       const up = provider.embeddingsUpstream(inst, this.upstreamModel);
       if (up === null) return null;
