@@ -84,6 +84,7 @@ export interface GatewayConfig {
   aiProxy: {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
+    maxResponseBodyBytes?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     health?: Record<string, unknown>;
@@ -439,6 +440,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     aiProxy: {
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
+      maxResponseBodyBytes: f.ai_proxy?.max_response_body_bytes,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       health: h,

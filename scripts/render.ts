@@ -109,6 +109,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
+    ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),
   };
 }
 

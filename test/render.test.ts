@@ -368,6 +368,7 @@ filters:
   ai_proxy:
     default_pool: chat
     instance_header: true
+    max_response_body_bytes: 5242880
     health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
     fallback: { on: [connect_failure, "503"], max_retries: 1 }
 `;
@@ -379,6 +380,7 @@ filters:
       pools: [{ name: "chat", instances: ["openai", "claude"], algorithm: "lowest_cost" }],
       default_pool: "chat",
       instance_header: true,
+      max_response_body_bytes: 5242880,
       health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
     });

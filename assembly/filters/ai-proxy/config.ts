@@ -8,6 +8,8 @@ import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH }
 import { HealthConfig } from "./health";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
+/** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
+export const DEFAULT_MAX_RESPONSE_BODY: i64 = 10 * 1024 * 1024;
 
 export class Settings {
   instances: Array<Instance> = [];
@@ -25,6 +27,8 @@ export class Settings {
   trackInflight: bool = false;
   clusterHeader: string = "x-sluice-cluster";
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
+  /** Past this, a buffered answer is refused with a 502 at once (wasm memory never shrinks). */
+  maxResponseBodyBytes: i64 = DEFAULT_MAX_RESPONSE_BODY;
   /** The /v1/models answer, prepared once. */
   modelsBody: ArrayBuffer = new ArrayBuffer(0);
 }
@@ -228,7 +232,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -245,6 +249,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.instanceHeader = r.bool(cfg, "instance_header", "ai-proxy", false);
   s.clusterHeader = r.str(cfg, "cluster_header", "ai-proxy", "x-sluice-cluster").toLowerCase();
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
+  s.maxResponseBodyBytes = r.int(cfg, "max_response_body_bytes", "ai-proxy", DEFAULT_MAX_RESPONSE_BODY, 1, 1073741824);
   if (!r.report()) return null;
   s.modelsBody = modelsList(s);
   return s;

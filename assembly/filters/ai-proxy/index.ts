@@ -742,6 +742,13 @@ class AiProxy extends Context {
       this.firstByteNs = nowNanos();
       setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
+    if (<i64>bodySize > this.settings.maxResponseBodyBytes) {
+      // Not copied into this VM's memory: answered at once, the answer estimated (it was produced).
+      this.responseChars = <i64>bodySize;
+      this.answerTooLarge(true);
+      continueResponse();
+      return;
+    }
     const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     let cause = "";
     if (this.status == 0) cause = "connect_failure";
@@ -902,8 +909,71 @@ class AiProxy extends Context {
     } else this.recordNothing();
   }
 
+  /**
+   * A whole answer past max_response_body_bytes: a 502 in the client's shape at once, nothing more
+   * buffered. From a fallback's callback the held failure is replaced; from the body callback (the
+   * answer's headers held, the body in Envoy's buffer, never copied here) it is a local reply, which
+   * Envoy sends straight to the client, past the encoder filters, while the response is not yet
+   * encoded (source/common/http/filter_manager.cc, DownstreamFilterManager::sendLocalReply ->
+   * sendDirectLocalReply), and the upstream request is reset. A chat answer was produced: its
+   * usage is estimated from its size; an error generated nothing.
+   */
+  answerTooLarge(fromFallback: bool): void {
+    const e = ClientError.of(502, "The provider's answer is larger than " + this.settings.maxResponseBodyBytes.toString() + " bytes.", "api_error", "upstream_response_too_large");
+    const out = new ByteBuilder(160);
+    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+    else writeOpenAIError(e, out);
+    const answer = this.resp == RESP_JSON || this.resp == RESP_REPLAY || fromFallback;
+    this.status = 502;
+    this.tooBig = true;
+    if (fromFallback) {
+      this.answerHeaders("502", "application/json");
+      replaceBody(RESPONSE_BODY, this.bufferedLen, out);
+    } else {
+      const headers = ["content-type", "application/json"];
+      if (this.settings.instanceHeader) {
+        headers.push("x-sluice-instance");
+        headers.push((this.inst as Instance).name);
+      }
+      sendLocalResponse(502, "sluice_ai_proxy_upstream_response_too_large", out.toArrayBuffer(), headers);
+    }
+    if (!answer) {
+      this.recordNothing();
+      return;
+    }
+    // What the bytes seen would hold, but never more than the request let the model write.
+    const u = new Usage();
+    u.completion = estimateTokens(this.responseChars);
+    const limit = this.maxTokensAsked();
+    if (limit > 0 && u.completion > limit) u.completion = limit;
+    this.record(u, false);
+  }
+
+  /** The output limit the request carried (the instance's forced one first); 0 when none. */
+  maxTokensAsked(): i64 {
+    const inst = this.inst as Instance;
+    if (inst.maxTokens >= 0) return inst.maxTokens;
+    const req = this.clientReq;
+    if (req === null) return 0;
+    const names = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
+    for (let i = 0; i < names.length; i++) {
+      const v = (req as JsonValue).get(names[i]);
+      if (v !== null && v.isInteger() && v.n > 0) return <i64>v.n;
+    }
+    return 0;
+  }
+
+  tooBig: bool = false;
+
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     if (this.kind == PASS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
+    if (this.tooBig) return FilterDataStatusValues.StopIterationNoBuffer;
+    if (this.resp != RESP_SSE && <i64>length > this.settings.maxResponseBodyBytes) {
+      // Envoy's buffer holds the body so far (length is all of it): refuse before copying it here.
+      this.responseChars = <i64>length;
+      this.answerTooLarge(false);
+      return FilterDataStatusValues.StopIterationNoBuffer;
+    }
     if (this.resp == RESP_FALLBACK) {
       if (this.firstByteNs == 0 && length > 0) this.firstByteNs = nowNanos();
       this.bufferedLen = <u32>length;
