@@ -902,11 +902,9 @@ class AiProxy extends Context {
     else writeOpenAIError(e, out);
     this.answerHeaders(e.status.toString(), "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    if (unreadable) {
-      // The provider answered, so it produced something: estimated, never free.
-      this.responseChars = body.byteLength;
-      this.record(new Usage(), false);
-    } else this.recordNothing();
+    // An answer the gateway could not read was still produced: estimated, never free.
+    if (unreadable) this.chargeUnread(body.byteLength);
+    else this.recordNothing();
   }
 
   /**
@@ -937,13 +935,18 @@ class AiProxy extends Context {
       }
       sendLocalResponse(502, "sluice_ai_proxy_upstream_response_too_large", out.toArrayBuffer(), headers);
     }
-    if (!answer) {
-      this.recordNothing();
-      return;
-    }
-    // What the bytes seen would hold, but never more than the request let the model write.
+    if (answer) this.chargeUnread(this.responseChars);
+    else this.recordNothing();
+  }
+
+  /**
+   * The usage record for an answer the provider produced but the gateway did not read (too large,
+   * or not in a shape it understands): the prompt estimate, and what `bytes` of answer would hold,
+   * never more than the request let the model write (embeddings write nothing).
+   */
+  chargeUnread(bytes: i64): void {
     const u = new Usage();
-    u.completion = estimateTokens(this.responseChars);
+    u.completion = this.kind == EMBEDDINGS ? 0 : estimateTokens(bytes);
     const limit = this.maxTokensAsked();
     if (limit > 0 && u.completion > limit) u.completion = limit;
     this.record(u, false);
