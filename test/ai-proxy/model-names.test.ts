@@ -3,7 +3,7 @@
 // filter state and logs. A bad name is a 400 in the client's format and nothing goes upstream
 // (assembly/providers/types.ts, "Client-chosen model names").
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { Host } from "../../host/index.js";
+import { Host, HostLoadError } from "../../host/index.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
 import { WASM, send, header, proxyHost } from "./helpers.js";
 
@@ -141,5 +141,29 @@ describe("model names on fallback", () => {
     expect(azure.requests).toHaveLength(0);
     expect(header(s.downstream.headers, ":status")).toBe("500");
     expect(JSON.parse(s.downstream.body.toString()).error.message).toBe("boom");
+  });
+});
+
+describe("configured names that go into upstream URLs", () => {
+  async function loadError(instance: object): Promise<string> {
+    try {
+      const h = await proxyHost({ instances: [{ name: "i", api_key: "k", endpoint: "http://x.internal/base", ...instance }] });
+      h.close();
+    } catch (e) {
+      expect(e).toBeInstanceOf(HostLoadError);
+      return (e as HostLoadError).logs.join("\n");
+    }
+    throw new Error("configuration was accepted");
+  }
+
+  it("are refused at load with the field named, as a client's would be per request", async () => {
+    expect(await loadError({ provider: "azure-openai", deployment: "prod/../admin" })).toMatch(/instances\[0\]\.deployment: must be 1 to 64 letters/);
+    expect(await loadError({ provider: "azure-openai", api_version: "2024-10-21&x=1" })).toMatch(/instances\[0\]\.api_version: must be 1 to 64 letters/);
+    expect(await loadError({ provider: "azure-openai", model: "gpt 4o" })).toMatch(/instances\[0\]\.model: 'model' names the Azure deployment/);
+    expect(await loadError({ provider: "gemini", model_map: { fast: "gemini-2.5-flash?x" } })).toMatch(/instances\[0\]\.model_map\.fast: 'model' is not a valid Gemini model name/);
+    expect(await loadError({ provider: "openai", model: "gpt-4o\r\nx: 1" })).toMatch(/instances\[0\]\.model: 'model' must be 1 to 256 characters without control characters/);
+    // A configured deployment carries the path: the model may then be any printable name.
+    const h = await proxyHost({ instances: [{ name: "i", provider: "azure-openai", api_key: "k", endpoint: "http://x.internal/openai", deployment: "prod-4o", model: "gpt 4o (2024)" }] });
+    h.close();
   });
 });

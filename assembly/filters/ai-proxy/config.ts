@@ -2,7 +2,7 @@
 import { ConfigReader } from "../../lib/config";
 import { JsonValue, jsonString as jsonQuote } from "../../lib/json";
 import { getEnv } from "../../lib/env";
-import { Instance, Provider } from "../../providers/types";
+import { Instance, Provider, isPathSegment } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
@@ -107,6 +107,18 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   inst.maxTokens = r.int(v, "max_tokens", path, -1, 1, 10000000);
   inst.apiVersion = r.str(v, "api_version", path, "");
   inst.deployment = r.str(v, "deployment", path, "");
+  // Configured names go into upstream URLs as clients' do (providers/types.ts): checked here once,
+  // so a typo fails the configuration instead of every request.
+  if (inst.deployment.length && !isPathSegment(inst.deployment, 64)) r.fail(path + ".deployment", "must be 1 to 64 letters, digits, '.', '_' or '-'");
+  if (inst.apiVersion.length && !isPathSegment(inst.apiVersion, 64)) r.fail(path + ".api_version", "must be 1 to 64 letters, digits, '.', '_' or '-'");
+  if (inst.model.length) {
+    const e = p.modelError(inst, inst.model);
+    if (e !== null) r.fail(path + ".model", e.message);
+  }
+  for (let i = 0; i + 1 < map.length; i += 2) {
+    const e = p.modelError(inst, map[i + 1]);
+    if (e !== null) r.fail(path + ".model_map." + map[i], e.message);
+  }
   const headers = r.stringMap(v, "headers", path, "header names to values");
   for (let i = 0; i + 1 < headers.length; i += 2) {
     inst.headers.push(headers[i].toLowerCase());
