@@ -26,9 +26,9 @@ const BAD_EVERYWHERE = ["a\r\nx-injected: 1", "a\nb", "a\u0000b", "a\tb", "a\u00
 const BAD_IN_PATH = ["x/../../../admin/delete?all=1#", "x y", "x?alt=json", "x#frag", "x%2f..", "x:generateContent", "x/y", "é", "x\\y"];
 
 function rejected(s: ReturnType<Host["newStream"]>, client: "openai" | "anthropic") {
-  expect(s.localResponse?.statusCode).toBe(400);
+  expect(s.getSentLocalResponse()?.statusCode).toBe(400);
   expect(s.upstream.headers).toBeFalsy(); // nothing left for the provider
-  const body = JSON.parse(s.localResponse!.body.toString());
+  const body = JSON.parse(s.getSentLocalResponse()!.body.toString());
   if (client === "anthropic") {
     expect(body).toMatchObject({ type: "error", error: { type: "invalid_request_error" } });
     return body.error.message as string;
@@ -44,7 +44,7 @@ describe("model names that go upstream", () => {
       for (const prefix of ["az-", "gm-", "models/gm-", "tunedModels/gm-"]) {
         for (const bad of [...BAD_IN_PATH, ...BAD_EVERYWHERE]) {
           const s = send(h, path, { model: prefix + bad, max_tokens: 10, messages: [{ role: "user", content: "x" }] });
-          expect(s.localResponse?.statusCode, JSON.stringify(prefix + bad)).toBe(400);
+          expect(s.getSentLocalResponse()?.statusCode, JSON.stringify(prefix + bad)).toBe(400);
           rejected(s, client);
         }
       }
@@ -68,7 +68,7 @@ describe("model names that go upstream", () => {
     expect(header(chat("gm-2.5-flash").upstream.headers, ":path")).toBe("/v1beta/models/gm-2.5-flash:generateContent");
     expect(header(chat("tunedModels/gm-tuned-7").upstream.headers, ":path")).toBe("/v1beta/tunedModels/gm-tuned-7:generateContent");
     expect(header(chat("az-" + "d".repeat(61)).upstream.headers, ":path")).toContain("/deployments/az-ddd");
-    expect(chat("az-" + "d".repeat(62)).localResponse?.statusCode).toBe(400); // 65 characters
+    expect(chat("az-" + "d".repeat(62)).getSentLocalResponse()?.statusCode).toBe(400); // 65 characters
     // A space or non-ASCII letter is a JSON string in the body, nothing more.
     expect(header(chat("oa-my model é").upstream.headers, ":path")).toBe("/v1/chat/completions");
     expect(header(chat("oa-" + "y".repeat(253)).upstream.headers, ":path")).toBe("/v1/chat/completions");
@@ -78,7 +78,7 @@ describe("model names that go upstream", () => {
     for (const provider of ["azure-openai", "gemini"]) {
       const h = await proxyHost({ instances: [{ name: "i", provider, api_key: "k", endpoint: "http://x.internal/base" }] });
       for (const model of [".", "..", "models/..", "tunedModels/."]) {
-        expect(send(h, "/v1/chat/completions", { model, messages: [{ role: "user", content: "x" }] }).localResponse?.statusCode).toBe(400);
+        expect(send(h, "/v1/chat/completions", { model, messages: [{ role: "user", content: "x" }] }).getSentLocalResponse()?.statusCode).toBe(400);
       }
     }
   });
@@ -101,7 +101,7 @@ describe("model names that go upstream", () => {
     expect(header(s.upstream.headers, ":path")).toBe("/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21");
     // Control characters stay out of filter state and the log even then.
     const bad = send(h, "/v1/chat/completions", { model: "a\r\nb", messages: [{ role: "user", content: "x" }] });
-    expect(bad.localResponse?.statusCode).toBe(400);
+    expect(bad.getSentLocalResponse()?.statusCode).toBe(400);
   });
 });
 

@@ -26,7 +26,7 @@ function feed(s: ReturnType<Host["newStream"]>, body: string | Buffer, chunk: nu
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(body);
   let n = 0;
   for (let at = 0; at < buf.length; at += chunk) {
-    if (s.localResponse) break; // the filter answered: Envoy resets the upstream request
+    if (s.getSentLocalResponse()) break; // the filter answered: Envoy resets the upstream request
     s.callOnResponseBody(buf.subarray(at, at + chunk), at + chunk >= buf.length);
     n++;
   }
@@ -34,7 +34,7 @@ function feed(s: ReturnType<Host["newStream"]>, body: string | Buffer, chunk: nu
 }
 
 function tooLarge(s: ReturnType<Host["newStream"]>, client: "openai" | "anthropic" = "openai") {
-  expect(s.localResponse?.statusCode).toBe(502);
+  expect(s.getSentLocalResponse()?.statusCode).toBe(502);
   expect(s.info.responseCodeDetails).toBe("sluice_ai_proxy_upstream_response_too_large");
   expect(header(s.downstream.headers, ":status")).toBe("502");
   const body = JSON.parse(s.downstream.body.toString());
@@ -76,7 +76,7 @@ describe("max_response_body_bytes", () => {
     for (let i = 0; i < 200; i++) sse += `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "gpt-4o", choices: [{ index: 0, delta: { content: "word " }, finish_reason: null }] })}\n\n`;
     sse += `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "gpt-4o", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\ndata: [DONE]\n\n`;
     feed(s, sse, 500);
-    expect(s.localResponse).toBeFalsy();
+    expect(s.getSentLocalResponse()).toBeFalsy();
     expect(sseData(s.downstream.body.toString()).at(-1)).toBe("[DONE]");
   });
 
@@ -169,7 +169,7 @@ describe("ai-proxy's linear memory after a 30 MB answer", () => {
     const s = send(h, "/v1/chat/completions", CHAT);
     s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
     const mb = Buffer.alloc(1024 * 1024, 0x61);
-    for (let i = 0; i < 30 && !s.localResponse; i++) s.callOnResponseBody(mb, i === 29);
+    for (let i = 0; i < 30 && !s.getSentLocalResponse(); i++) s.callOnResponseBody(mb, i === 29);
     tooLarge(s);
     s.completeHttpContext();
     // Nothing of the answer was copied into the VM: a few pages at most, far from the 30 MB
