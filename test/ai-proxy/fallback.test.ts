@@ -1,5 +1,6 @@
 // Fallback through build/ai-proxy.wasm for every client format (OpenAI chat completions, Anthropic
-// messages) × fallback target format (OpenAI, Anthropic, Gemini, an OpenAI-compatible server),
+// messages) × fallback target format (OpenAI, Anthropic, Gemini, an OpenAI-compatible server, and
+// OpenAI's dialects Azure, DeepSeek and Mistral),
 // streamed and not. The first instance fails (connect failure or 500, driven on the stream); the
 // fallback goes over real HTTP (proxy_http_call) to mock providers speaking their own formats.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -28,6 +29,10 @@ const TARGETS: { kind: MockKind; instance: Record<string, unknown>; model: strin
   { kind: "anthropic", instance: { provider: "anthropic", endpoint: "http://anthropic-b.internal", model: "claude-sonnet-4-5" }, model: "claude-sonnet-4-5" },
   { kind: "gemini", instance: { provider: "gemini", endpoint: "http://gemini-b.internal/v1beta", model: "gemini-2.5-flash" }, model: "gemini-2.5-flash" },
   { kind: "openai-compatible", instance: { provider: "openai-compatible", endpoint: "http://vllm-b.internal/v1", model: "mock-model" }, model: "mock-model" },
+  // The rest of the OpenAI dialect family.
+  { kind: "azure-openai", instance: { provider: "azure-openai", endpoint: "http://res-b.openai.azure.com/openai", model: "gpt-4o" }, model: "gpt-4o" },
+  { kind: "deepseek", instance: { provider: "deepseek", endpoint: "http://deepseek-b.internal", model: "deepseek-chat" }, model: "deepseek-chat" },
+  { kind: "mistral", instance: { provider: "mistral", endpoint: "http://mistral-b.internal/v1", model: "mistral-large-latest" }, model: "mistral-large-latest" },
 ];
 
 const CLIENTS = [
