@@ -180,4 +180,20 @@ describe("ai-proxy's linear memory after a 30 MB answer", () => {
     feed(next, bigAnswer(2000), 1000);
     expect(header(next.downstream.headers, ":status")).toBe("200");
   });
+
+  it("an answer just under the cap, translated or passed through, takes at most 1,024 pages (64 MiB)", async () => {
+    // The whole answer is copied in, parsed, its text decoded and (translated) written out again,
+    // and the VM's memory grows by doubling: 10 MiB of answer stays within 64 MiB (32 MiB passed
+    // through untouched). Lower max_response_body_bytes to lower this.
+    for (const path of ["/v1/chat/completions", "/v1/messages"]) {
+      const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: WASM, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] }, allowOnHeadersStopIteration: true }] });
+      const s = send(h, path, { ...CHAT, max_tokens: 10 });
+      s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
+      s.callOnResponseBody(bigAnswer(10 * 1024 * 1024 - 1024), true);
+      s.completeHttpContext();
+      expect(header(s.downstream.headers, ":status")).toBe("200");
+      expect(h.memoryPages("ai-proxy")).toBeLessThanOrEqual(path === "/v1/messages" ? 1024 : 512);
+      h.close();
+    }
+  });
 });

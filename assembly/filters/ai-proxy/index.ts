@@ -1149,7 +1149,8 @@ class AiProxy extends Context {
   finishResponse(body: ArrayBuffer, length: u32): void {
     const provider = this.provider as Provider;
     const parsed = body.byteLength ? parseJson(body) : null;
-    const out = new ByteBuilder(body.byteLength + 256);
+    // Each output is allocated where it is written, sized for it: a VM's memory keeps its
+    // high-water mark, and an answer that passes through untouched needs none.
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
       if (this.native && this.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
@@ -1158,6 +1159,7 @@ class AiProxy extends Context {
       }
       let e = provider.error(this.status, parsed);
       if (parsed === null || this.refused) e = this.transportError(body);
+      const out = new ByteBuilder(128 + e.message.length);
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
       else writeOpenAIError(e, out);
       this.recordNothing();
@@ -1166,6 +1168,7 @@ class AiProxy extends Context {
     }
     if (this.kind == EMBEDDINGS) {
       const usage = new Usage();
+      const out = new ByteBuilder(body.byteLength + 256);
       if (parsed === null || !provider.embeddingsResponse(parsed as JsonValue, this.upstreamModel, out, usage)) {
         this.badAnswer(length);
         return;
@@ -1200,6 +1203,7 @@ class AiProxy extends Context {
     this.record(result.usage, true);
     // An answer already in the client's format passes through untouched.
     if (this.native || (this.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
+    const out = new ByteBuilder(body.byteLength + 256);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
     else writeOpenAIChat(result, out);
     replaceBody(RESPONSE_BODY, length, out);
@@ -1208,7 +1212,8 @@ class AiProxy extends Context {
   /** Envoy's own plain-text answers (connect failure, timeout) as JSON errors. */
   transportError(body: ArrayBuffer): ClientError {
     if (this.refused) return ClientError.of(429, "Rate limit exceeded.", "rate_limit_error", "rate_limit_exceeded");
-    const text = String.UTF8.decode(body);
+    // Only the start is compared: an error body can be large, and decoding it all would cost twice its size.
+    const text = String.UTF8.decode(body.byteLength > 64 ? body.slice(0, 64) : body);
     if (this.status == 504) return ClientError.of(504, "The provider did not answer in time.", "api_error", "upstream_timeout");
     if (this.status == 502 || text.startsWith("upstream connect error") || text.startsWith("no healthy upstream")) {
       return ClientError.of(502, "The provider could not be reached.", "api_error", "upstream_unreachable");
