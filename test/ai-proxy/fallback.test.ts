@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { Host } from "../../host/index.js";
 import { startMock, type MockServer, type MockKind } from "../../scripts/mocks/index.js";
-import { WASM, send, header, sseData, sseEvents, usageRecord } from "./helpers.js";
+import { WASM, send, header, sseData, sseEvents, usageRecord, upstreamJson, proxyHost } from "./helpers.js";
 
 type Stream = ReturnType<Host["newStream"]>;
 
@@ -198,5 +198,17 @@ describe("fallback: a target that streams although asked not to, or answers garb
         }
       }
     }
+  });
+});
+
+describe("the stream member of an OpenAI-dialect body is the gateway's", () => {
+  it("first attempt: the client's member as it means (null and false kept), true only when streaming", async () => {
+    const h = await proxyHost({ instances: [{ name: "oa", provider: "openai", api_key: "k" }] });
+    const body = (stream: unknown) => upstreamJson(send(h, "/v1/chat/completions", { model: "gpt-4o", stream, messages: [{ role: "user", content: "x" }] }));
+    expect(body(null)).toMatchObject({ stream: null });
+    expect(body(null).stream_options).toBeUndefined();
+    expect(body(false)).toMatchObject({ stream: false });
+    expect(body(true)).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+    expect("stream" in body(undefined)).toBe(false);
   });
 });

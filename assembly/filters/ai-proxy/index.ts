@@ -945,11 +945,13 @@ class AiProxy extends Context {
    * never more than the request let the model write (embeddings write nothing).
    */
   chargeUnread(bytes: i64): void {
-    const u = new Usage();
-    u.completion = this.kind == EMBEDDINGS ? 0 : estimateTokens(bytes);
+    // The answer is taken to hold `bytes` characters of text, or as many as the limit allows
+    // (estimateTokens counts four characters a token).
+    let chars = this.kind == EMBEDDINGS ? 0 : bytes;
     const limit = this.maxTokensAsked();
-    if (limit > 0 && u.completion > limit) u.completion = limit;
-    this.record(u, false);
+    if (limit > 0 && chars > limit * 4) chars = limit * 4;
+    this.responseChars = chars;
+    this.record(new Usage(), false);
   }
 
   /** The output limit the request carried (the instance's forced one first); 0 when none. */
