@@ -145,7 +145,10 @@ class Exchange {
       return;
     }
     const local = s.getSentLocalResponse();
-    if (local && !this.localWritten && !this.responseStarted) {
+    if (local && !this.localWritten) {
+      // A local reply ends the stream; Envoy then resets the upstream request, also when a filter
+      // sent the reply while it held the upstream's response (sendDirectLocalReply): the rest of
+      // that response is never read.
       this.localWritten = true;
       this.upstreamReq?.destroy();
     }

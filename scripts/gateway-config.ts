@@ -85,6 +85,7 @@ export interface GatewayConfig {
   aiProxy: {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
+    maxResponseBodyBytes?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
@@ -446,6 +447,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     aiProxy: {
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
+      maxResponseBodyBytes: f.ai_proxy?.max_response_body_bytes,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,

@@ -26,7 +26,7 @@ export const LOG_KEYS = [
   // ai-router
   "pool", "route_rule", "route_model", "task_type", "complexity",
   // ai-proxy
-  "provider", "instance", "attempts", "model", "request_model", "ttft_ms",
+  "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "stream_cut",
   // ai-ratelimit
   "ratelimit_rule",
@@ -112,6 +112,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
+    ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),
   };
 }
 

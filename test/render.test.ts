@@ -370,6 +370,7 @@ filters:
     instance_header: true
     request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 }
     api_prefixes: [/v1/, /openai/]
+    max_response_body_bytes: 5242880
     health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
     fallback: { on: [connect_failure, "503"], max_retries: 1 }
 `;
@@ -381,6 +382,7 @@ filters:
       pools: [{ name: "chat", instances: ["openai", "claude"], algorithm: "lowest_cost" }],
       default_pool: "chat",
       instance_header: true,
+      max_response_body_bytes: 5242880,
       health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
       request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 },

@@ -29,6 +29,9 @@ export const COMPLEXITY = "sluice.complexity";
 export const STREAM_BUDGET = "sluice.stream_budget";
 // Set by ai-proxy: how many instances a request tried (1 without fallback).
 export const ATTEMPTS = "sluice.attempts";
+// Set by ai-proxy after a fallback: the instances that failed first, "name:cause,..." (the instance
+// that answered is INSTANCE; Envoy's response_code_details still names the first failure).
+export const FALLBACK_FROM = "sluice.fallback_from";
 // Set by ai-proxy when it ended a stream early on the consumer's budget.
 export const STREAM_CUT = "sluice.stream_cut";
 // Set by ai-ratelimit on admission: the prompt-token estimate it reserved (the global rate limit

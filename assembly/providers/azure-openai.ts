@@ -1,7 +1,10 @@
 // Azure OpenAI (https://learn.microsoft.com/azure/ai-services/openai/reference): OpenAI's body on
 // a per-deployment URL, the api-version query parameter, and the `api-key` header.
 import { OpenAIProvider } from "./openai";
-import { Instance, Upstream } from "./types";
+import { ClientError, Instance, Upstream, isPathSegment, invalidModel } from "./types";
+
+/** Longest Azure deployment name. */
+const MAX_DEPLOYMENT = 64;
 
 export const AZURE_DEFAULT_API_VERSION = "2024-10-21";
 
@@ -10,6 +13,13 @@ export class AzureOpenAIProvider extends OpenAIProvider {
 
   // No default: every Azure resource has its own host (https://<resource>.openai.azure.com/openai).
   defaultEndpoint(): string { return ""; }
+
+  /** Without a configured deployment the model names it, in the path: one plain segment. */
+  modelError(inst: Instance, model: string): ClientError | null {
+    if (inst.deployment.length) return super.modelError(inst, model);
+    if (isPathSegment(model, MAX_DEPLOYMENT)) return null;
+    return invalidModel("names the Azure deployment: 1 to 64 letters, digits, '.', '_' or '-'");
+  }
 
   private upstream(inst: Instance, model: string, op: string): Upstream {
     const u = new Upstream();

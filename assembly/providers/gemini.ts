@@ -104,7 +104,7 @@ import { JsonValue, ByteBuilder, parseJsonString, parseJsonAt } from "../lib/jso
 import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
-  Provider, Instance, Upstream, ChatResult, Choice, ToolCall, Usage, ClientError, StreamDecoder, StreamSink,
+  Provider, Instance, Upstream, ChatResult, Choice, ToolCall, Usage, ClientError, StreamDecoder, StreamSink, isPathSegment, invalidModel,
 } from "./types";
 import { errorTypeForStatus, smallIndex } from "./openai";
 
@@ -156,18 +156,15 @@ function fieldOk(key: string, v: JsonValue): bool {
   return false;
 }
 
-/** Model names become part of the upstream path: letters, digits, . _ - and one inner '/'. */
+/**
+ * Model names become part of the upstream path: a model id, or models/<id> or tunedModels/<id>,
+ * each id one plain path segment (types.ts, isPathSegment).
+ */
 function validModel(m: string): bool {
-  const n = m.length;
-  if (n == 0 || n > 256 || m.includes("..")) return false;
-  let slashes = 0;
-  for (let i = 0; i < n; i++) {
-    const c = m.charCodeAt(i);
-    if (c == 0x2f) {
-      if (++slashes > 1 || i == 0 || i == n - 1) return false;
-    } else if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d)) return false;
-  }
-  return true;
+  let id = m;
+  if (m.startsWith("models/")) id = m.substring(7);
+  else if (m.startsWith("tunedModels/")) id = m.substring(12);
+  return isPathSegment(id, 128);
 }
 
 function modelResource(model: string): string {
@@ -943,6 +940,10 @@ export class GeminiProvider extends Provider {
 
   defaultEndpoint(): string { return "https://generativelanguage.googleapis.com/v1beta"; }
 
+  modelError(inst: Instance, model: string): ClientError | null {
+    return validModel(model) ? null : invalidModel("is not a valid Gemini model name: an id, models/<id> or tunedModels/<id>, the id 1 to 128 letters, digits, '.', '_' or '-'");
+  }
+
   upstream(inst: Instance, model: string, method: string): Upstream {
     const u = new Upstream();
     u.path = inst.basePath + "/" + modelResource(model) + method;
@@ -959,7 +960,8 @@ export class GeminiProvider extends Provider {
   }
 
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {
-    if (!validModel(model)) return bad("model", "'" + model + "' is not a valid Gemini model name");
+    const badModel = this.modelError(inst, model);
+    if (badModel !== null) return badModel;
     const keys = req.keys as Array<string>;
     for (let i = 0; i < keys.length; i++) {
       if (!fieldOk(keys[i], (req.vals as Array<JsonValue>)[i])) return unsupported("'" + keys[i] + "'");
@@ -1056,7 +1058,8 @@ export class GeminiProvider extends Provider {
   }
 
   embeddingsRequest(req: JsonValue, model: string, inst: Instance, out: ByteBuilder): ClientError | null {
-    if (!validModel(model)) return bad("model", "'" + model + "' is not a valid Gemini model name");
+    const badModel = this.modelError(inst, model);
+    if (badModel !== null) return badModel;
     const keys = req.keys as Array<string>;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];

@@ -118,11 +118,20 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
   let first = true;
   out.str("model").byte(0x3a).str(model);
   first = false;
+  let wroteStream = false;
   for (let i = 0, n = req.length; i < n; i++) {
     const key = req.keyAt(i);
     if (key == "model") continue;
     if (options !== null && options.get(key) !== null) continue; // operator options win
     if (chat && key == "stream_options") continue; // rewritten below
+    if (chat && key == "stream") {
+      // The gateway decides whether the provider streams (a fallback never does: its answer is
+      // read whole). The client's member stays where it is when it means the same (false, null).
+      if (stream) out.raw(',"stream":true');
+      else if (!req.at(i).isBool() || !req.at(i).b) out.byte(0x2c).str(key).byte(0x3a).value(req.at(i));
+      wroteStream = true;
+      continue;
+    }
     if (chat && inst.maxTokens >= 0 && (key == "max_tokens" || key == "max_completion_tokens")) continue;
     const name = p.renameField(key);
     if (name.length == 0) continue;
@@ -138,6 +147,7 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
   if (chat && inst.maxTokens >= 0) {
     out.byte(0x2c).str(p.renameField("max_completion_tokens")).byte(0x3a).int(inst.maxTokens);
   }
+  if (chat && stream && !wroteStream) out.raw(',"stream":true');
   if (chat && stream && p.wantsStreamOptions) {
     // Keep the client's other stream options; force usage on.
     out.raw(',"stream_options":{"include_usage":true');

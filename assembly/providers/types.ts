@@ -211,6 +211,53 @@ export class Instance {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Client-chosen model names on their way upstream: the one place that decides what may go.
+//
+// A model name travels in the JSON body (escaped there) for OpenAI, Anthropic, DeepSeek, Mistral
+// and OpenAI-compatible servers, but it also lands in filter state, the access log and metric
+// labels: there it must be 1..256 characters with no control character (CR/LF, NUL, ...).
+// Azure OpenAI puts it in the path as the deployment (/deployments/{name}/...) and Gemini as the
+// model resource (/models/{id}:generateContent): there it must be one path segment of
+// A-Z a-z 0-9 . _ - (never "." or ".."), the characters both document for their ids (Azure
+// deployment names: letters, digits, '.', '_', '-', at most 64; Gemini model and tuned-model ids:
+// lower-case letters, digits, '-' and '.'), so nothing needs percent-encoding and '/', '?', '#',
+// '%', spaces and controls never reach the URL. A name that breaks the rule is a 400 in the
+// client's format and nothing goes upstream.
+
+/** Longest model name accepted anywhere. */
+export const MAX_MODEL_NAME: i32 = 256;
+
+/** 1..256 characters, none of them a control character (U+0000-U+001F, U+007F-U+009F). */
+export function isPlainModelName(name: string): bool {
+  const n = name.length;
+  if (n == 0 || n > MAX_MODEL_NAME) return false;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
+  }
+  return true;
+}
+
+/** One URL path segment that needs no encoding: A-Z a-z 0-9 . _ -, 1..max characters, not "." or "..". */
+export function isPathSegment(name: string, max: i32): bool {
+  const n = name.length;
+  if (n == 0 || n > max || name == "." || name == "..") return false;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** The 400 for a model name the provider cannot take (the name itself is not echoed: it may be anything). */
+export function invalidModel(why: string): ClientError {
+  const e = ClientError.of(400, "'model' " + why + ".", "invalid_request_error", "invalid_model");
+  e.param = "model";
+  return e;
+}
+
 /** How a request leaves for the provider. */
 export class Upstream {
   path: string = "";
@@ -232,6 +279,14 @@ export abstract class Provider {
 
   /** Default base URL (scheme://authority/path) when the instance sets no endpoint. */
   abstract defaultEndpoint(): string;
+
+  /**
+   * Whether the upstream model name may go to this provider (see isPlainModelName): the 400 to
+   * send, or null. Providers that put it in the URL check more.
+   */
+  modelError(inst: Instance, model: string): ClientError | null {
+    return isPlainModelName(model) ? null : invalidModel("must be 1 to " + MAX_MODEL_NAME.toString() + " characters without control characters");
+  }
 
   /** Path and headers (with the credential) for a chat request. */
   abstract chatUpstream(inst: Instance, model: string, stream: bool): Upstream;

@@ -2,12 +2,14 @@
 import { ConfigReader } from "../../lib/config";
 import { JsonValue, jsonString as jsonQuote } from "../../lib/json";
 import { getEnv } from "../../lib/env";
-import { Instance, Provider } from "../../providers/types";
+import { Instance, Provider, isPathSegment } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
+/** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
+export const DEFAULT_MAX_RESPONSE_BODY: i64 = 10 * 1024 * 1024;
 
 /**
  * Bounds on what a chat request may ask for (request_limits): past them the client gets a 400 in
@@ -61,6 +63,8 @@ export class Settings {
     return this.modelLabels.has(model) ? model : OTHER_MODEL;
   }
 
+  /** Past this, a buffered answer is refused with a 502 at once (wasm memory never shrinks). */
+  maxResponseBodyBytes: i64 = DEFAULT_MAX_RESPONSE_BODY;
   /** The /v1/models answer, prepared once. */
   modelsBody: ArrayBuffer = new ArrayBuffer(0);
 }
@@ -139,6 +143,18 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   inst.maxTokens = r.int(v, "max_tokens", path, -1, 1, 10000000);
   inst.apiVersion = r.str(v, "api_version", path, "");
   inst.deployment = r.str(v, "deployment", path, "");
+  // Configured names go into upstream URLs as clients' do (providers/types.ts): checked here once,
+  // so a typo fails the configuration instead of every request.
+  if (inst.deployment.length && !isPathSegment(inst.deployment, 64)) r.fail(path + ".deployment", "must be 1 to 64 letters, digits, '.', '_' or '-'");
+  if (inst.apiVersion.length && !isPathSegment(inst.apiVersion, 64)) r.fail(path + ".api_version", "must be 1 to 64 letters, digits, '.', '_' or '-'");
+  if (inst.model.length) {
+    const e = p.modelError(inst, inst.model);
+    if (e !== null) r.fail(path + ".model", e.message);
+  }
+  for (let i = 0; i + 1 < map.length; i += 2) {
+    const e = p.modelError(inst, map[i + 1]);
+    if (e !== null) r.fail(path + ".model_map." + map[i], e.message);
+  }
   const headers = r.stringMap(v, "headers", path, "header names to values");
   for (let i = 0; i + 1 < headers.length; i += 2) {
     inst.headers.push(headers[i].toLowerCase());
@@ -267,7 +283,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "request_limits", "api_prefixes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "request_limits", "api_prefixes", "max_response_body_bytes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -293,6 +309,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     if (!v.isString() || !v.s.startsWith("/") || !v.s.endsWith("/")) r.fail(at, "must be a path prefix that starts and ends with /, such as /v1/");
     else s.apiPrefixes.push(v.s);
   }
+  s.maxResponseBodyBytes = r.int(cfg, "max_response_body_bytes", "ai-proxy", DEFAULT_MAX_RESPONSE_BODY, 1, 1073741824);
   if (!r.report()) return null;
   s.modelsBody = modelsList(s);
   s.modelLabels = modelLabels(s);

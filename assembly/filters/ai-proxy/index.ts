@@ -18,7 +18,9 @@ import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
-import { redactedError, ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
+import {
+  redactedError, ChatResult, ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage, isPlainModelName, invalidModel, MAX_MODEL_NAME,
+} from "../../providers/types";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { Settings, readSettings } from "./config";
 import { validateRequest, isJsonMediaType } from "./validate";
@@ -383,6 +385,10 @@ class AiProxy extends Context {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
     if (this.upstreamModel.length == 0) return ClientError.of(400, "'model' is required.", "invalid_request_error", "missing_model");
+    // Model names go into upstream paths, filter state and logs: checked before anything leaves.
+    const badModel = provider.modelError(inst, this.upstreamModel);
+    if (badModel !== null) return badModel;
+    if (this.requestModel.length && !isPlainModelName(this.requestModel)) return invalidModel("must be 1 to " + MAX_MODEL_NAME.toString() + " characters without control characters");
     const budget = getFilterState(keys.STREAM_BUDGET);
     if (budget !== null && this.stream) this.budget = I64.parseInt(budget as string);
 
@@ -791,6 +797,7 @@ class AiProxy extends Context {
   fallbackRequest(out: ByteBuilder): Upstream | null {
     const inst = this.inst as Instance;
     const provider = this.provider as Provider;
+    if (provider.modelError(inst, this.upstreamModel) !== null) return null; // its URL could not carry the model
     if (this.kind == EMBEDDINGS) {
       const up = provider.embeddingsUpstream(inst, this.upstreamModel);
       if (up === null) return null;
@@ -813,11 +820,18 @@ class AiProxy extends Context {
   fallbackAnswered(headers: u32, bodySize: u32): void {
     const st = headers > 0 ? getHeader(HTTP_CALL_RESPONSE_HEADERS, ":status") : null;
     this.status = st !== null ? <u32>U32.parseInt(st as string) : 0;
-    const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     if (this.firstByteNs == 0) {
       this.firstByteNs = nowNanos();
       setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
+    if (<i64>bodySize > this.settings.maxResponseBodyBytes) {
+      // Not copied into this VM's memory: answered at once, the answer estimated (it was produced).
+      this.responseChars = <i64>bodySize;
+      this.answerTooLarge(true);
+      continueResponse();
+      return;
+    }
+    const body = bodySize > 0 ? getBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize) : new ArrayBuffer(0);
     let cause = "";
     if (this.status == 0) cause = "connect_failure";
     else if (this.status < 200 || this.status >= 300) {
@@ -830,17 +844,94 @@ class AiProxy extends Context {
       else cause = this.status.toString();
     }
     this.reportOutcome(cause, HTTP_CALL_RESPONSE_HEADERS);
-    if (cause.length == 0 && this.deliver(body)) {
-      continueResponse();
-      return;
+    if (cause.length == 0) {
+      // The fallback asked for a whole answer; a provider that streams anyway is read as a stream
+      // when the client wants one, else its answer is one the gateway cannot read.
+      const ct = getHeader(HTTP_CALL_RESPONSE_HEADERS, "content-type");
+      const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
+      if (sse ? this.deliverStream(body) : this.deliver(body)) {
+        continueResponse();
+        return;
+      }
+      cause = "5xx"; // a 2xx the gateway could not read: giveUp answers 502 for it
     }
-    if (cause.length == 0) cause = "5xx"; // a 2xx the gateway could not read
+    this.noteFailure(cause);
     this.lastCause = cause;
     this.lastStatus = this.status;
     this.lastErrorBody = body;
     if (this.mayFallBack(cause) && this.fallBack()) return;
     this.giveUp();
     continueResponse();
+  }
+
+  /**
+   * The instances that failed before the one that answered, as "name:cause,..." in filter state
+   * (sluice.fallback_from, in the access log). Envoy's response_code_details keeps naming the first
+   * attempt's failure after a fallback: a filter cannot set it (proxy-wasm's set_property writes
+   * filter state only, Envoy's source/extensions/common/wasm/context.cc Context::setProperty), and
+   * the answer reaches the client through the original stream, whose details the router set.
+   */
+  failedFrom: string = "";
+
+  noteFailure(cause: string): void {
+    const entry = (this.inst as Instance).name + ":" + cause;
+    this.failedFrom = this.failedFrom.length ? this.failedFrom + "," + entry : entry;
+    setFilterState(keys.FALLBACK_FROM, this.failedFrom);
+  }
+
+  /** Status, content type and instance of a fallback's answer, replacing the held failure's. */
+  answerHeaders(status: string, contentType: string): void {
+    replaceHeader(RESPONSE_HEADERS, ":status", status);
+    replaceHeader(RESPONSE_HEADERS, "content-type", contentType);
+    if (contentType == "text/event-stream") replaceHeader(RESPONSE_HEADERS, "cache-control", "no-cache");
+    removeHeader(RESPONSE_HEADERS, "content-length");
+    // A failure keeps its Retry-After; an answer has none.
+    if (status.startsWith("2")) removeHeader(RESPONSE_HEADERS, "retry-after");
+    // The instance whose answer the client gets (the held one named the instance that failed).
+    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
+  }
+
+  /**
+   * A fallback instance streamed although the request said not to (a server that ignores
+   * `stream: false`): the whole stream is here, so it is decoded as a stream for a client that
+   * asked for one. A stream that says nothing (no terminal event, no text) counts as a failure.
+   */
+  deliverStream(body: ArrayBuffer): bool {
+    if (!this.stream || this.kind != CHAT) return false;
+    const native = this.native;
+    this.native = false;
+    this.startStream(true); // a translating sink: nothing passes through unread
+    this.resp = RESP_SSE;
+    const parser = this.parser as SseParser;
+    const decoder = this.decoder as StreamDecoder;
+    const sink = this.sink as StreamSink;
+    const events = parser.feed(body);
+    for (let i = 0; i < events.length; i++) {
+      if (this.cut) {
+        this.decode(events[i], this.quiet as CountingSink);
+        continue;
+      }
+      this.decode(events[i], sink);
+      if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
+        this.cut = true;
+        this.quiet = new CountingSink();
+      }
+    }
+    if (!decoder.done && sink.generatedChars == 0 && !parser.pending) {
+      this.native = native;
+      this.resp = RESP_FALLBACK;
+      this.sink = null;
+      this.decoder = null;
+      this.parser = null;
+      return false;
+    }
+    // The whole answer is here: a cut ends the client's stream with the provider's own usage.
+    if (this.cut) this.cutStream(sink, true);
+    else this.endStream();
+    this.answerHeaders("200", "text/event-stream");
+    replaceBody(RESPONSE_BODY, this.bufferedLen, sink.out);
+    return true;
   }
 
   /** Puts a fallback instance's answer in place of the held failure, in the client's format. */
@@ -868,44 +959,120 @@ class AiProxy extends Context {
       } else if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
       else writeOpenAIChat(result, out);
     }
-    replaceHeader(RESPONSE_HEADERS, ":status", "200");
-    replaceHeader(RESPONSE_HEADERS, "content-type", this.stream ? "text/event-stream" : "application/json");
-    removeHeader(RESPONSE_HEADERS, "content-length");
-    removeHeader(RESPONSE_HEADERS, "retry-after");
-    if (this.settings.instanceHeader) replaceHeader(RESPONSE_HEADERS, "x-sluice-instance", (this.inst as Instance).name);
+    this.answerHeaders("200", this.stream ? "text/event-stream" : "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
     this.record(usage, true);
     return true;
   }
 
-  /** Every instance tried failed: the last failure, translated for the client. */
+  /**
+   * Every instance tried failed: the last failure, translated for the client, never with a 2xx
+   * status (a 2xx the gateway could not read is a 502).
+   */
   giveUp(): void {
     const provider = this.provider as Provider;
     const body = this.lastErrorBody;
-    const parsed = body.byteLength ? parseJson(body) : null;
+    const unreadable = this.lastStatus >= 200 && this.lastStatus < 300;
     const transport = transportStatus(this.lastCause);
     this.status = transport > 0 ? transport : this.lastStatus;
-    const e = transport > 0 || parsed === null ? this.transportError(body) : this.shownError(provider.error(this.lastStatus, parsed));
+    let e: ClientError;
+    if (unreadable) {
+      e = ClientError.of(502, "The provider sent an answer the gateway could not read.", "api_error", "bad_upstream_response");
+    } else {
+      const parsed = body.byteLength ? parseJson(body) : null;
+      e = transport > 0 || parsed === null ? this.transportError(body) : this.shownError(provider.error(this.lastStatus, parsed));
+      if (e.status < 400) e.status = 502;
+    }
+    this.status = e.status;
     const out = new ByteBuilder(128 + e.message.length);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
     else writeOpenAIError(e, out);
-    replaceHeader(RESPONSE_HEADERS, ":status", e.status.toString());
-    replaceHeader(RESPONSE_HEADERS, "content-type", "application/json");
-    removeHeader(RESPONSE_HEADERS, "content-length");
+    this.answerHeaders(e.status.toString(), "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
-    setFilterStateInt(keys.ATTEMPTS, <i64>(this.attempts + 1));
-    this.recordNothing();
+    // An answer the gateway could not read was still produced: estimated, never free.
+    if (unreadable) this.chargeUnread(body.byteLength);
+    else this.recordNothing();
   }
+
+  /**
+   * A whole answer past max_response_body_bytes: a 502 in the client's shape at once, nothing more
+   * buffered. From a fallback's callback the held failure is replaced; from the body callback (the
+   * answer's headers held, the body in Envoy's buffer, never copied here) it is a local reply, which
+   * Envoy sends straight to the client, past the encoder filters, while the response is not yet
+   * encoded (source/common/http/filter_manager.cc, DownstreamFilterManager::sendLocalReply ->
+   * sendDirectLocalReply), and the upstream request is reset. A chat answer was produced: its
+   * usage is estimated from its size; an error generated nothing.
+   */
+  answerTooLarge(fromFallback: bool): void {
+    const e = ClientError.of(502, "The provider's answer is larger than " + this.settings.maxResponseBodyBytes.toString() + " bytes.", "api_error", "upstream_response_too_large");
+    const out = new ByteBuilder(160);
+    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+    else writeOpenAIError(e, out);
+    const answer = this.resp == RESP_JSON || this.resp == RESP_REPLAY || fromFallback;
+    this.status = 502;
+    this.tooBig = true;
+    if (fromFallback) {
+      this.answerHeaders("502", "application/json");
+      replaceBody(RESPONSE_BODY, this.bufferedLen, out);
+    } else {
+      const headers = ["content-type", "application/json"];
+      if (this.settings.instanceHeader) {
+        headers.push("x-sluice-instance");
+        headers.push((this.inst as Instance).name);
+      }
+      sendLocalResponse(502, "sluice_ai_proxy_upstream_response_too_large", out.toArrayBuffer(), headers);
+    }
+    if (answer) this.chargeUnread(this.responseChars);
+    else this.recordNothing();
+  }
+
+  /**
+   * The usage record for an answer the provider produced but the gateway did not read (too large,
+   * or not in a shape it understands): the prompt estimate, and what `bytes` of answer would hold,
+   * never more than the request let the model write (embeddings write nothing).
+   */
+  chargeUnread(bytes: i64): void {
+    // The answer is taken to hold `bytes` characters of text, or as many as the limit allows
+    // (estimateTokens counts four characters a token).
+    let chars = this.kind == EMBEDDINGS ? 0 : bytes;
+    const limit = this.maxTokensAsked();
+    if (limit > 0 && chars > limit * 4) chars = limit * 4;
+    this.responseChars = chars;
+    this.record(new Usage(), false);
+  }
+
+  /** The output limit the request carried (the instance's forced one first); 0 when none. */
+  maxTokensAsked(): i64 {
+    const inst = this.inst as Instance;
+    if (inst.maxTokens >= 0) return inst.maxTokens;
+    const req = this.clientReq;
+    if (req === null) return 0;
+    const names = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
+    for (let i = 0; i < names.length; i++) {
+      const v = (req as JsonValue).get(names[i]);
+      if (v !== null && v.isInteger() && v.n > 0) return <i64>v.n;
+    }
+    return 0;
+  }
+
+  tooBig: bool = false;
 
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     if (this.kind == PASS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
+    if (this.tooBig) return FilterDataStatusValues.StopIterationNoBuffer;
+    if (this.resp != RESP_SSE && <i64>length > this.settings.maxResponseBodyBytes) {
+      // Envoy's buffer holds the body so far (length is all of it): refuse before copying it here.
+      this.responseChars = <i64>length;
+      this.answerTooLarge(false);
+      return FilterDataStatusValues.StopIterationNoBuffer;
+    }
     if (this.resp == RESP_FALLBACK) {
       if (this.firstByteNs == 0 && length > 0) this.firstByteNs = nowNanos();
       this.bufferedLen = <u32>length;
       if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
       this.lastStatus = this.status;
       this.lastErrorBody = getBuffer(RESPONSE_BODY, 0, <u32>length);
+      this.noteFailure(this.lastCause);
       if (this.fallBack()) return FilterDataStatusValues.StopIterationAndBuffer; // until the callback
       this.giveUp();
       return FilterDataStatusValues.Continue;
@@ -1132,7 +1299,8 @@ class AiProxy extends Context {
   finishResponse(body: ArrayBuffer, length: u32): void {
     const provider = this.provider as Provider;
     const parsed = body.byteLength ? parseJson(body) : null;
-    const out = new ByteBuilder(body.byteLength + 256);
+    // Each output is allocated where it is written, sized for it: a VM's memory keeps its
+    // high-water mark, and an answer that passes through untouched needs none.
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
       if (this.native && !this.redacts() && this.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
@@ -1141,6 +1309,7 @@ class AiProxy extends Context {
       }
       let e = this.shownError(provider.error(this.status, parsed));
       if (parsed === null || this.refused) e = this.transportError(body);
+      const out = new ByteBuilder(128 + e.message.length);
       if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
       else writeOpenAIError(e, out);
       this.recordNothing();
@@ -1149,6 +1318,7 @@ class AiProxy extends Context {
     }
     if (this.kind == EMBEDDINGS) {
       const usage = new Usage();
+      const out = new ByteBuilder(body.byteLength + 256);
       if (parsed === null || !provider.embeddingsResponse(parsed as JsonValue, this.upstreamModel, out, usage)) {
         this.badAnswer(length);
         return;
@@ -1184,6 +1354,7 @@ class AiProxy extends Context {
     this.record(result.usage, true);
     // An answer already in the client's format passes through untouched.
     if (this.native || (this.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
+    const out = new ByteBuilder(body.byteLength + 256);
     if (this.client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
     else writeOpenAIChat(result, out);
     replaceBody(RESPONSE_BODY, length, out);
@@ -1202,7 +1373,8 @@ class AiProxy extends Context {
   /** Envoy's own plain-text answers (connect failure, timeout) as JSON errors. */
   transportError(body: ArrayBuffer): ClientError {
     if (this.refused) return ClientError.of(429, "Rate limit exceeded.", "rate_limit_error", "rate_limit_exceeded");
-    const text = String.UTF8.decode(body);
+    // Only the start is compared: an error body can be large, and decoding it all would cost twice its size.
+    const text = String.UTF8.decode(body.byteLength > 64 ? body.slice(0, 64) : body);
     if (this.status == 504) return ClientError.of(504, "The provider did not answer in time.", "api_error", "upstream_timeout");
     if (this.status == 502 || text.startsWith("upstream connect error") || text.startsWith("no healthy upstream")) {
       return ClientError.of(502, "The provider could not be reached.", "api_error", "upstream_unreachable");
