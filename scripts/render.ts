@@ -90,7 +90,7 @@ const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%"
 
 /**
  * The HCM's local_reply_config: Envoy's own answers that no filter can shape, in the client's API
- * shape (Anthropic under /v1/messages, OpenAI elsewhere). Envoy applies it to every local reply, the
+ * shape (Anthropic for an Anthropic client, OpenAI otherwise). Envoy applies it to every local reply, the
  * filters' included, so each mapper matches only what Envoy itself sends:
  * - 503 with response flag UC or UR: the provider's connection ended in the middle of an answer a
  *   filter still held (router onUpstreamReset; sendLocalReply answers directly, past the filters).
@@ -100,7 +100,17 @@ const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%"
  */
 export function localReplyConfig(): Record<string, unknown> {
   const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
-  const anthropicPath = { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } };
+  // An Anthropic client: the mappers see the request headers as the filters left them, and ai-proxy
+  // rewrites :path to the provider's; anthropic-version (required by Anthropic's API, sent by its
+  // SDKs) stays, as does the path when the provider speaks Anthropic too.
+  const anthropicPath = {
+    or_filter: {
+      filters: [
+        { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } },
+        { header_filter: { header: { name: "anthropic-version", present_match: true } } },
+      ],
+    },
+  };
   const cases = [
     {
       when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
