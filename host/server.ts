@@ -143,7 +143,7 @@ class Exchange {
     if (this.done) return;
     // Envoy: 408 if no upstream response header has been received, otherwise a stream reset.
     if (this.responseStarted) this.abort();
-    else this.routerReply(408, "stream timeout", "stream_idle_timeout");
+    else this.routerReply(408, "stream timeout", "stream_idle_timeout", "SI");
   }
 
   /** Runs a host step, then forwards whatever the filters released. */
@@ -182,7 +182,7 @@ class Exchange {
       this.upstreamReq.end();
       // Envoy's route timeout runs from the end of the downstream request to the end of the response.
       if (this.g.routeTimeoutMs && !this.timer) {
-        this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
+        this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout", "UT"), this.g.routeTimeoutMs);
       }
     }
     // Toward the client.
@@ -284,7 +284,7 @@ class Exchange {
     this.clusterTarget = cluster ?? null;
     if (!cluster) {
       // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
-      this.routerReply(404, "", "cluster_not_found");
+      this.routerReply(404, "", "cluster_not_found", "NC");
       return;
     }
     const target = new URL(cluster.url);
@@ -343,23 +343,21 @@ class Exchange {
         this.onUpstreamReset();
         return;
       }
-      this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}");
+      this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}", "UF");
     });
   }
 
-  /** The router's own answer, which (as in Envoy) passes through the filters' response callbacks. */
-  routerReply(status: number, body: string, details: string): void {
+  /** The router's own answer before any upstream response: a local reply with its response flag,
+   * which (as in Envoy, sendLocalReplyViaFilterChain) passes through the filters' response callbacks
+   * after local_reply_config's rewrite. */
+  routerReply(status: number, body: string, details: string, responseFlag: string): void {
     if (this.done || this.responseStarted) {
       if (!this.done && status === 504) this.abort();
       return;
     }
     this.responseStarted = true;
     this.closeUpstream();
-    this.s.info.responseCodeDetails = details;
-    this.guard(() => {
-      this.s.callOnResponseHeaders([[":status", String(status)], ["content-type", "text/plain"], ["content-length", String(Buffer.byteLength(body))]], body.length === 0);
-      if (body.length) this.s.callOnResponseBody(body, true);
-    });
+    this.guard(() => this.s.routerLocalReply(status, body, details, responseFlag));
   }
 
   private clearTimers(): void {

@@ -331,12 +331,12 @@ export class Stream {
   }
 
   /**
-   * The router's own answer once the response is under way, e.g. the upstream reset in the middle
-   * of the body (Envoy Router::Filter::onUpstreamReset -> onUpstreamAbort: the response flag, then
-   * sendLocalReply, which answers directly or resets; see doLocalReply).
+   * The router's own answer (Envoy Router::Filter::onUpstreamAbort and the like: the response flag,
+   * then sendLocalReply). Before a response it goes through the filters; once the response headers
+   * are in the filters it answers directly, or resets once they reached the client (doLocalReply).
    */
   routerLocalReply(statusCode: number, body: string, details: string, responseFlag: string): void {
-    if (!this.info.responseFlags.includes(responseFlag)) this.info.responseFlags.push(responseFlag);
+    if (responseFlag && !this.info.responseFlags.includes(responseFlag)) this.info.responseFlags.push(responseFlag);
     this.enqueue(() => this.doLocalReply({ statusCode, body: Buffer.from(body), headers: [], grpcStatus: null, details }));
   }
 

@@ -144,7 +144,6 @@ filters:
   const yaml = readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8");
   expect(validateEnvoyYaml(yaml).errors).toEqual([]);
   gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {}, mock: "never", accessLog: () => {} });
-  global.gc?.();
   rss0 = process.memoryUsage().rss;
   peakRss = rss0;
   sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
