@@ -192,8 +192,9 @@ class Exchange {
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
       const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
       // Draining, or answering before the request is complete: HTTP/1.1 closes the connection after
-      // this response (Envoy's ActiveStream::encodeHeaders: a request not complete at the response
-      // drains the connection rather than reading the rest of its body).
+      // this response (Envoy conn_manager_impl.cc ActiveStream::encodeHeaders: a response before the
+      // request's last byte, downstream_rq_response_before_rq_complete, drains an HTTP/1 connection
+      // rather than reading the rest of the body).
       if (this.closeConnection || !this.req.complete) out.push(["connection", "close"]);
       this.res.writeHead(status, out.flat());
       this.res.flushHeaders();
