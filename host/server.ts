@@ -337,6 +337,14 @@ class Exchange {
       r.on("aborted", () => this.onUpstreamReset());
     });
     upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("connect timeout")));
+    // Whether the connection was made (a kept-alive socket already is): Envoy's reset reason
+    // (Http::Utility::resetReasonToString) and response flag tell a connection never made (connection
+    // failure, UF) from one that ended before the response (connection termination, UC).
+    let connected = false;
+    upstreamReq.on("socket", (sock) => {
+      if (!sock.connecting) connected = true;
+      else sock.once("connect", () => (connected = true));
+    });
     upstreamReq.on("error", () => {
       if (this.upstreamClosed) return;
       if (this.upstreamRes) {
@@ -344,7 +352,8 @@ class Exchange {
         this.onUpstreamReset();
         return;
       }
-      this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}", "UF");
+      const [reason, flag] = connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
+      this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
     });
   }
 

@@ -89,6 +89,9 @@ async function startFake(): Promise<Fake> {
         res.writeHead(200, { "content-type": "application/json" });
         res.write('{"id":"x","object":"chat.completion","created":1,"model":"cut","choices":[{"index":0,"message":{"role":"assistant","content":"half an ans');
         setTimeout(() => res.socket?.destroy(), 50);
+      } else if (model === "hangup") {
+        // The connection ends before any answer.
+        res.socket?.destroy();
       } else {
         res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"message":"no such model","type":"invalid_request_error"}}');
       }
@@ -129,7 +132,7 @@ providers:
     provider: openai
     api_key: hostile-key
     endpoint: ${fake.url}/v1
-    models: [big-30mb, endless-json, fast-stream, cut-json]
+    models: [big-30mb, endless-json, fast-stream, cut-json, hangup]
   - name: good
     provider: openai
     api_key: good-key
@@ -265,6 +268,11 @@ describe("hostile traffic against the local gateway: bounded memory, a second cl
       status: 502,
       error: { type: "error", error: { type: "api_error", message: expect.stringContaining("closed the connection") } },
     });
+
+    // ... and one cut before any answer (Envoy's 503, flag UC, through ai-proxy).
+    const hangup = await post("/v1/chat/completions", { authorization: "Bearer sk-team-a" }, JSON.stringify({ model: "hangup", messages: [{ role: "user", content: "x" }] }));
+    expect(hangup.status).toBe(502);
+    expect(JSON.parse(hangup.body).error).toMatchObject({ type: "api_error" });
 
     serving = false;
     await second;
