@@ -361,8 +361,15 @@ class Exchange {
    * which (as in Envoy, sendLocalReplyViaFilterChain) passes through the filters' response callbacks
    * after local_reply_config's rewrite. */
   routerReply(status: number, body: string, details: string, responseFlag: string): void {
-    if (this.done || this.responseStarted) {
-      if (!this.done && status === 504) this.abort();
+    if (this.done) return;
+    if (this.responseStarted) {
+      // The route timeout after the upstream response began (router onResponseTimeout ->
+      // onUpstreamAbort): sendLocalReply answers directly while a filter holds the response
+      // headers, and resets the stream once they reached the client (doLocalReply).
+      if (status === 504 && this.upstreamRes && !this.upstreamClosed) {
+        this.closeUpstream();
+        this.guard(() => this.s.routerLocalReply(status, body, details, responseFlag));
+      }
       return;
     }
     this.responseStarted = true;

@@ -72,6 +72,16 @@ describe("the router's local reply once the response is under way", () => {
     }
   });
 
+  it("the route timeout while a filter holds the answer: a direct 504 in the client's shape", async () => {
+    const h = await gateway(1);
+    const s = h.newStream();
+    s.callOnRequestHeaders(request("/v1/chat/completions"), true);
+    s.callOnResponseHeaders({ ":status": "200" }, false);
+    s.routerLocalReply(504, "upstream request timeout", "upstream_response_timeout", "UT");
+    expect(s.downstream.headers).toContainEqual([":status", "504"]);
+    expect(JSON.parse(s.downstream.body.toString())).toEqual({ error: { message: "The provider did not answer in time.", type: "api_error", code: "upstream_timeout" } });
+  });
+
   it("resets the stream once the response headers reached the client", async () => {
     const h = await gateway(0);
     const s = h.newStream();
