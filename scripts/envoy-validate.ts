@@ -64,6 +64,7 @@ export const NEWER_FIELDS: NewerField[] = [
   },
   {
     // google.protobuf.UInt64Value request_body_buffer_limit = 20 (Route; VirtualHost has it as 25).
+    // Applied when the route is matched only from Envoy 1.37 (envoyproxy/envoy#42607); see render.ts.
     message: "envoy.config.route.v3.Route",
     field: "request_body_buffer_limit",
     id: 20,

@@ -74,7 +74,10 @@ export const BUFFER_HEADROOM = 1024 * 1024;
 
 /**
  * The route's request_body_buffer_limit: Envoy raises the stream's buffer limit (what a buffering
- * filter may hold, request and response alike: one FilterManager buffer_limit_) to it. It must fit
+ * filter may hold, request and response alike: one FilterManager buffer_limit_, setBufferLimit) to
+ * it. The field exists since Envoy 1.36, but only from 1.37 is it applied when the route is matched
+ * (changelogs/1.37.0.yaml, envoyproxy/envoy#42607); 1.36 applies it when the router filter is reached,
+ * after Sluice's filters have held the headers and buffered the body under the listener's 1 MiB. It must fit
  * the largest body ai-proxy buffers (max_request_body_bytes, max_response_body_bytes; 10 MiB each by
  * default), plus headroom: Envoy's wasm filter adds a chunk to the filter manager's buffer before the
  * filter sees it, so with equal limits Envoy's plain 413 / 500 would answer before ai-proxy's own.
@@ -501,7 +504,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                             {
                               name: "sluice",
                               match: { prefix: "/" },
-                              // What a buffering filter may hold (Envoy >= 1.36); see streamBufferLimit.
+                              // What a buffering filter may hold; see streamBufferLimit.
                               request_body_buffer_limit: streamBufferLimit(cfg),
                               // ai-proxy names the instance's cluster in this header and clears the route cache.
                               route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
@@ -749,7 +752,7 @@ const HEADER = "# Rendered from gateway.yaml by `npm run render` (scripts/render
 export function envoyYamlText(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): string {
   const note = opts.mock
     ? "# docker compose (envoy/docker-compose.yaml): every cluster points at the mock provider service and a dummy key.\n"
-    : "# Needs Envoy >= 1.36 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy: 1.35; the route's request_body_buffer_limit: 1.36) with the v8 Wasm runtime.\n";
+    : "# Needs Envoy >= 1.37 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy: 1.35; the route's request_body_buffer_limit applied when the route is matched: 1.37) with the v8 Wasm runtime.\n";
   return HEADER + note + stringify(renderEnvoy(cfg, opts), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
