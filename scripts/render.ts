@@ -667,7 +667,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "Needs Istio with Envoy >= 1.35. Inserts, in order, just before the router: " +
+      "Needs Istio with Envoy >= 1.37 (the route's request_body_buffer_limit is applied at route match from 1.37). Inserts, in order, just before the router: " +
         [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets. Give your VirtualService's http route that name:",
