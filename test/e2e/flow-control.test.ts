@@ -61,6 +61,40 @@ describe("flow control in the local gateway", () => {
     req.destroy();
   });
 
+  it("reads the upstream again once the client has read (below the low watermark): the whole body arrives", async () => {
+    const total = 24 * MiB;
+    const url = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(64 * 1024, "w");
+      let sent = 0;
+      const pour = () => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", pour);
+        }
+        res.end();
+      };
+      pour();
+    });
+    const g = await gatewayTo(url);
+    const u = new URL(g.url);
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, path: "/", headers: { "x-cluster": "up" } });
+      req.on("response", (res) => {
+        res.pause();
+        let n = 0;
+        setTimeout(() => {
+          res.on("data", (c: Buffer) => (n += c.length));
+          res.on("end", () => resolve(n));
+          res.resume();
+        }, 500);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(received).toBe(total);
+  });
+
   it("stops reading the client's request body while the upstream does not read it", async () => {
     let answer: http.ServerResponse | null = null;
     const url = await listen((req, res) => {
