@@ -9,6 +9,7 @@
 // admits every request the service cannot answer, which is what the local gateway does.
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
+import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
 import type { TagSpecifier } from "./metrics.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -44,15 +45,21 @@ export interface ClusterConfig {
   url: string;
   sni: string | null;
   connectTimeoutMs: number;
+  /** per_connection_buffer_limit_bytes (Envoy's default 1 MiB). */
+  bufferLimitBytes: number;
 }
 
 export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
 
 export interface LocalGatewayConfig {
-  listener: { address: string; port: number };
+  /** bufferLimitBytes: the listener's per_connection_buffer_limit_bytes (Envoy's default 1 MiB). */
+  listener: { address: string; port: number; bufferLimitBytes: number };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
-  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number };
+  /** requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
+  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number; requestBodyBufferLimitBytes: number | null };
+  /** The HCM's local_reply_config, null when absent. */
+  localReply: LocalReplyConfig | null;
   clusters: Record<string, ClusterConfig>;
   accessLog: { path: string; format: AccessLogFormat } | null;
   statsTags: TagSpecifier[];
@@ -71,6 +78,17 @@ export class EnvoyConfigError extends Error {
 export function durationMs(v: unknown, at: string): number {
   if (typeof v !== "string" || !/^[0-9]+(\.[0-9]{1,9})?s$/.test(v)) throw new EnvoyConfigError(`${at}: expected a duration such as "5s", got ${JSON.stringify(v)}`);
   return Math.round(Number(v.slice(0, -1)) * 1000);
+}
+
+/** Envoy's default per_connection_buffer_limit_bytes (listener and cluster): 1 MiB. */
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+
+/** A UInt32Value / UInt64Value byte count (proto3 JSON: a number, or a decimal string for 64 bits). */
+function bytes(v: unknown, at: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = typeof v === "string" && /^[0-9]+$/.test(v) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new EnvoyConfigError(`${at}: expected a byte count, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 function obj(v: unknown, at: string): Record<string, any> {
@@ -147,6 +165,7 @@ function cluster(c: Record<string, any>, at: string): ClusterConfig {
     url: `${c.transport_socket ? "https" : "http"}://${host}:${addr.port}`,
     sni,
     connectTimeoutMs: c.connect_timeout === undefined ? 5000 : durationMs(c.connect_timeout, `${at}.connect_timeout`),
+    bufferLimitBytes: bytes(c.per_connection_buffer_limit_bytes, `${at}.per_connection_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
   };
 }
 
@@ -194,7 +213,16 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     // Envoy's default route timeout is 15 s; 0s disables it.
     timeoutMs: ra.timeout === undefined ? 15_000 : durationMs(ra.timeout, "routes[0].route.timeout"),
     idleTimeoutMs: ra.idle_timeout === undefined ? 0 : durationMs(ra.idle_timeout, "routes[0].route.idle_timeout"),
+    requestBodyBufferLimitBytes: r.request_body_buffer_limit === undefined ? null : bytes(r.request_body_buffer_limit, "routes[0].request_body_buffer_limit", 0),
   };
+  if (r.per_request_buffer_limit_bytes !== undefined) throw new EnvoyConfigError("routes[0].per_request_buffer_limit_bytes: deprecated; the local gateway reads request_body_buffer_limit");
+  let localReply: LocalReplyConfig | null = null;
+  try {
+    localReply = hcm.local_reply_config === undefined ? null : parseLocalReplyConfig(hcm.local_reply_config);
+  } catch (e) {
+    if (e instanceof LocalReplyConfigError) throw new EnvoyConfigError(e.message);
+    throw e;
+  }
 
   const clusters: Record<string, ClusterConfig> = {};
   list(sr.clusters ?? [], "static_resources.clusters").forEach((c, i) => {
@@ -221,7 +249,18 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     return { tagName: t.tag_name, regex: t.regex };
   });
 
-  return { listener: socket(listener.address, "listeners[0].address"), admin, filters, route, clusters, accessLog, statsTags, notRun };
+  const listenerAt = socket(listener.address, "listeners[0].address");
+  return {
+    listener: { ...listenerAt, bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT) },
+    admin,
+    filters,
+    route,
+    localReply,
+    clusters,
+    accessLog,
+    statsTags,
+    notRun,
+  };
 }
 
 export function loadEnvoyConfig(path: string): LocalGatewayConfig {

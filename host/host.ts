@@ -7,7 +7,8 @@ import { startHttpCall } from "./http-call.js";
 import { Metrics, type Metric, type TagSpecifier } from "./metrics.js";
 import { Plugin, type FilterOptions } from "./plugin.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
-import { Stream, type StreamOptions } from "./stream.js";
+import type { LocalReplyConfig } from "./local-reply.js";
+import { DEFAULT_BUFFER_LIMIT, Stream, type StreamOptions } from "./stream.js";
 import type { Vm } from "./vm.js";
 
 export interface HostOptions {
@@ -19,6 +20,15 @@ export interface HostOptions {
   clock?: () => bigint;
   /** Profiling hook (scripts/bench): unset, nothing is wrapped and nothing costs. */
   instrument?: Instrument;
+  /**
+   * Each stream's buffer limit (Envoy: the listener's per_connection_buffer_limit_bytes, raised by
+   * the route's request_body_buffer_limit; default 1 MiB as in Envoy). A buffering filter holding
+   * more gets Envoy's own 413 (request) or 500 (response). Tests that buffer bigger bodies set what
+   * the rendered envoy.yaml sets.
+   */
+  bufferLimitBytes?: number;
+  /** The HCM's local_reply_config (host/local-reply.ts), applied to every local reply. */
+  localReplyConfig?: LocalReplyConfig;
 }
 
 type Fn = (...args: any[]) => any;
@@ -48,6 +58,8 @@ export class HostCore {
   readonly logLevel: number;
   readonly logs: LogEntry[] = [];
   readonly instrument: Instrument | undefined;
+  readonly bufferLimitBytes: number;
+  readonly localReplyConfig: LocalReplyConfig | null;
   private readonly clock: () => bigint;
   private inflight = new Set<Promise<void>>();
   private asyncError: unknown = null;
@@ -61,6 +73,8 @@ export class HostCore {
     this.logLevel = logLevelNumber(opts.logLevel ?? "info");
     this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
     this.instrument = opts.instrument;
+    this.bufferLimitBytes = opts.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+    this.localReplyConfig = opts.localReplyConfig ?? null;
   }
 
   now(): bigint {

@@ -3,21 +3,29 @@
 // cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
 // answers when an upstream cannot be reached (503) or is too slow (504), the route's idle timeout
 // (408 before the response starts, a reset after), and the access log. Bodies stream both ways:
-// nothing is buffered here beyond what the filters ask Envoy to buffer. close() drains: no new
-// connections, in-flight requests finish. startAdmin() serves /stats/prometheus and /ready.
+// nothing is buffered here beyond what the filters ask Envoy to buffer, and that is bounded by the
+// stream's buffer limit (Envoy's 413 / 500 past it, host/stream.ts). Envoy's flow control bounds
+// the rest: above a connection's high watermark the other side is no longer read, below the low
+// watermark (half) it is read again. A chunk is written once and never kept. An upstream reset in
+// the middle of a body the filters still hold gets the router's local reply, directly (rewritten by
+// local_reply_config). close() drains: no new connections, in-flight requests finish.
+// startAdmin() serves /stats/prometheus and /ready.
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
-import type { Stream } from "./stream.js";
+import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
 
 export interface ClusterTarget {
   /** Base URL of the cluster's endpoint: http(s)://host:port */
   url: string;
   /** Envoy cluster connect_timeout. */
   connectTimeoutMs?: number;
+  /** The cluster's per_connection_buffer_limit_bytes (default 1 MiB): the upstream connection's
+   * write high watermark; above it the client's request body is no longer read. */
+  bufferLimitBytes?: number;
 }
 
 export interface GatewayOptions {
@@ -32,6 +40,11 @@ export interface GatewayOptions {
   routeTimeoutMs?: number;
   /** route.idle_timeout: longest silence on the stream in either direction (0 or unset: none). */
   idleTimeoutMs?: number;
+  /** The listener's per_connection_buffer_limit_bytes (default 1 MiB): the client connection's write
+   * high watermark (above it the upstream response is no longer read) and each stream's buffer limit. */
+  listenerBufferLimitBytes?: number;
+  /** The route's request_body_buffer_limit: raises the stream's buffer limit above the listener's. */
+  routeRequestBodyBufferLimitBytes?: number;
   /** close(): how long in-flight requests may take before their connections are cut (default 30 s). */
   drainTimeoutMs?: number;
   /** Called once per finished stream, after the filters' on_log (Envoy's access log). */
@@ -53,9 +66,13 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 class Exchange {
   private readonly s: Stream;
   private upstreamReq: http.ClientRequest | null = null;
-  private upSent = 0;
+  /** The upstream response being read (paused above the client connection's high watermark). */
+  private upstreamRes: http.IncomingMessage | null = null;
+  /** This side ended the upstream request (a local reply, an abort): its errors are not resets. */
+  private upstreamClosed = false;
+  private upstreamPaused = false;
+  private downstreamPaused = false;
   private upEnded = false;
-  private downSent = 0;
   private downHeaders = false;
   private localWritten = false;
   private done = false;
@@ -72,7 +89,14 @@ class Exchange {
     private readonly res: http.ServerResponse,
     private readonly active: Set<Exchange>,
   ) {
-    this.s = g.host.newStream({ sourceAddress: `${req.socket.remoteAddress ?? "127.0.0.1"}:${req.socket.remotePort ?? 0}` });
+    // Envoy: the listener's limit is the stream's buffer limit; the route's request_body_buffer_limit
+    // can only raise it (data-plane-api route_components.proto, Route.request_body_buffer_limit).
+    const limit = Math.max(g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT, g.routeRequestBodyBufferLimitBytes ?? 0);
+    this.s = g.host.newStream({
+      sourceAddress: `${req.socket.remoteAddress ?? "127.0.0.1"}:${req.socket.remotePort ?? 0}`,
+      bufferLimitBytes: limit,
+      keepBodies: false,
+    });
   }
 
   start(): void {
@@ -103,6 +127,8 @@ class Exchange {
     this.res.on("close", () => {
       if (!this.res.writableFinished) this.abort();
     });
+    // The client read what was queued for it: below the low watermark the upstream is read again.
+    this.res.on("drain", () => this.flowControl());
   }
 
   /** Activity on the stream: restarts the route idle timer (HCM stream idle timeout semantics). */
@@ -117,7 +143,7 @@ class Exchange {
     if (this.done) return;
     // Envoy: 408 if no upstream response header has been received, otherwise a stream reset.
     if (this.responseStarted) this.abort();
-    else this.routerReply(408, "stream timeout", "stream_idle_timeout");
+    else this.routerReply(408, "stream timeout", "stream_idle_timeout", "SI");
   }
 
   /** Runs a host step, then forwards whatever the filters released. */
@@ -139,8 +165,7 @@ class Exchange {
       // Envoy does, what already passed the filters has been written, the upstream request is
       // reset (the provider's connection closes) and so is the client's (HTTP/1.1: the
       // connection closes before the chunked body's last chunk).
-      const down = s.downstream;
-      if (this.downHeaders && down.body.length > this.downSent) this.res.write(down.body.subarray(this.downSent));
+      if (this.downHeaders) for (const chunk of s.downstream.take()) this.res.write(chunk);
       this.abort();
       return;
     }
@@ -150,20 +175,18 @@ class Exchange {
       // sent the reply while it held the upstream's response (sendDirectLocalReply): the rest of
       // that response is never read.
       this.localWritten = true;
-      this.upstreamReq?.destroy();
+      this.closeUpstream();
     }
-    // Toward the upstream.
+    // Toward the upstream: each chunk once, as it passed the filters.
     if (s.upstream.headers && !this.upstreamReq && !local) this.openUpstream();
-    if (this.upstreamReq && s.upstream.body.length > this.upSent) {
-      this.upstreamReq.write(s.upstream.body.subarray(this.upSent));
-      this.upSent = s.upstream.body.length;
-    }
-    if (this.upstreamReq && s.upstream.ended && !this.upEnded) {
+    const up = s.upstream.take();
+    if (this.upstreamReq && !this.upstreamClosed) for (const chunk of up) this.upstreamReq.write(chunk);
+    if (this.upstreamReq && !this.upstreamClosed && s.upstream.ended && !this.upEnded) {
       this.upEnded = true;
       this.upstreamReq.end();
       // Envoy's route timeout runs from the end of the downstream request to the end of the response.
       if (this.g.routeTimeoutMs && !this.timer) {
-        this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
+        this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout", "UT"), this.g.routeTimeoutMs);
       }
     }
     // Toward the client.
@@ -172,15 +195,88 @@ class Exchange {
       this.downHeaders = true;
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
       const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
-      if (this.closeConnection) out.push(["connection", "close"]);
+      // Draining, or answering before the request is complete: HTTP/1.1 closes the connection after
+      // this response (Envoy conn_manager_impl.cc ActiveStream::encodeHeaders: a response before the
+      // request's last byte, downstream_rq_response_before_rq_complete, drains an HTTP/1 connection
+      // rather than reading the rest of the body).
+      if (this.closeConnection || !this.req.complete) out.push(["connection", "close"]);
       this.res.writeHead(status, out.flat());
       this.res.flushHeaders();
     }
-    if (this.downHeaders && down.body.length > this.downSent) {
-      this.res.write(down.body.subarray(this.downSent));
-      this.downSent = down.body.length;
+    if (this.downHeaders) for (const chunk of down.take()) this.res.write(chunk);
+    if (this.downHeaders && down.ended) {
+      this.finish();
+      return;
     }
-    if (this.downHeaders && down.ended) this.finish();
+    this.flowControl();
+  }
+
+  /**
+   * Envoy's watermark flow control. Toward the client: above the client connection's high watermark
+   * (the listener's per_connection_buffer_limit_bytes) the HCM read-disables the upstream
+   * (onAboveWriteBufferHighWatermark -> the router's UpstreamRequest readDisable), and re-enables it
+   * under the low watermark, half the limit (Buffer::WatermarkBuffer::setWatermarks). Toward the
+   * upstream likewise with the cluster's limit and the client's request. A filter's watermark stop
+   * past the stream's limit read-disables its direction too (onDecoderFilterAboveWriteBufferHighWatermark).
+   */
+  flowControl(): void {
+    if (this.done) return;
+    const s = this.s;
+    const r = this.upstreamRes;
+    if (r) {
+      const high = this.g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+      const queued = this.res.writableLength;
+      const held = s.aboveHighWatermark("response");
+      if (!this.upstreamPaused && (queued > high || held)) {
+        this.upstreamPaused = true;
+        r.pause();
+      } else if (this.upstreamPaused && !held && queued <= high / 2) {
+        this.upstreamPaused = false;
+        r.resume();
+      }
+    }
+    if (!this.req.complete) {
+      const high = this.clusterTarget?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+      const queued = this.upstreamReq && !this.upstreamClosed ? this.upstreamReq.writableLength : 0;
+      const held = s.aboveHighWatermark("request");
+      if (!this.downstreamPaused && (queued > high || held)) {
+        this.downstreamPaused = true;
+        this.req.pause();
+      } else if (this.downstreamPaused && !held && queued <= high / 2) {
+        this.downstreamPaused = false;
+        this.req.resume();
+      }
+    }
+  }
+
+  private clusterTarget: ClusterTarget | null = null;
+
+  /** Ends the upstream request from this side; what it reports afterwards is not a reset. */
+  private closeUpstream(): void {
+    this.upstreamClosed = true;
+    this.upstreamReq?.destroy();
+    if (this.upstreamPaused) this.upstreamRes?.resume(); // let the socket go
+  }
+
+  /**
+   * The upstream connection ended in the middle of its answer. Envoy: Router::Filter::onUpstreamReset
+   * -> onUpstreamAbort sets the response flag (UC, connection termination) and calls sendLocalReply
+   * with 503 and details upstream_reset_after_response_started{connection_termination}
+   * (source/common/router/router.cc); DownstreamFilterManager::sendLocalReply answers directly when
+   * the response headers went into the filters but none let them out (a filter holds a JSON answer
+   * while it buffers), and resets the stream once headers reached the client (filter_manager.cc).
+   */
+  private onUpstreamReset(): void {
+    if (this.done || this.upstreamClosed) return;
+    this.upstreamClosed = true;
+    this.guard(() =>
+      this.s.routerLocalReply(
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        "upstream_reset_after_response_started{connection_termination}",
+        "UC",
+      ),
+    );
   }
 
   openUpstream(): void {
@@ -190,9 +286,10 @@ class Exchange {
     const clusterName = get(this.g.clusterHeader);
     const cluster = clusterName ? this.g.clusters[clusterName] : undefined;
     this.cluster = cluster ? clusterName! : null;
+    this.clusterTarget = cluster ?? null;
     if (!cluster) {
       // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
-      this.routerReply(404, "", "cluster_not_found");
+      this.routerReply(404, "", "cluster_not_found", "NC");
       return;
     }
     const target = new URL(cluster.url);
@@ -215,9 +312,15 @@ class Exchange {
       timeout: cluster.connectTimeoutMs ?? 10_000,
     });
     this.upstreamReq = upstreamReq;
+    upstreamReq.on("drain", () => this.flowControl());
     upstreamReq.on("response", (r) => {
       upstreamReq.setTimeout(0);
+      if (this.upstreamClosed) {
+        r.resume();
+        return;
+      }
       this.responseStarted = true;
+      this.upstreamRes = r;
       const rh: [string, string][] = [[":status", String(r.statusCode ?? 502)]];
       for (let i = 0; i < r.rawHeaders.length; i += 2) {
         const k = r.rawHeaders[i].toLowerCase();
@@ -234,33 +337,48 @@ class Exchange {
         if (this.timer) clearTimeout(this.timer);
         if (!noBody) this.guard(() => this.s.callOnResponseBody(Buffer.alloc(0), true));
       });
-      r.on("error", () => this.abort());
-      r.on("aborted", () => this.abort());
+      r.on("error", () => this.onUpstreamReset());
+      r.on("aborted", () => this.onUpstreamReset());
     });
     upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("connect timeout")));
+    // Whether the connection was made (a kept-alive socket already is): Envoy's reset reason
+    // (Http::Utility::resetReasonToString) and response flag tell a connection never made (connection
+    // failure, UF) from one that ended before the response (connection termination, UC).
+    let connected = false;
+    upstreamReq.on("socket", (sock) => {
+      if (!sock.connecting) connected = true;
+      else sock.once("connect", () => (connected = true));
+    });
     upstreamReq.on("error", () => {
-      if (this.responseStarted) {
-        // Reset after the response began: Envoy resets the downstream stream.
-        this.abort();
+      if (this.upstreamClosed) return;
+      if (this.upstreamRes) {
+        // Reset after the response began.
+        this.onUpstreamReset();
         return;
       }
-      this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}");
+      const [reason, flag] = connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
+      this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
     });
   }
 
-  /** The router's own answer, which (as in Envoy) passes through the filters' response callbacks. */
-  routerReply(status: number, body: string, details: string): void {
-    if (this.done || this.responseStarted) {
-      if (!this.done && status === 504) this.abort();
+  /** The router's own answer before any upstream response: a local reply with its response flag,
+   * which (as in Envoy, sendLocalReplyViaFilterChain) passes through the filters' response callbacks
+   * after local_reply_config's rewrite. */
+  routerReply(status: number, body: string, details: string, responseFlag: string): void {
+    if (this.done) return;
+    if (this.responseStarted) {
+      // The route timeout after the upstream response began (router onResponseTimeout ->
+      // onUpstreamAbort): sendLocalReply answers directly while a filter holds the response
+      // headers, and resets the stream once they reached the client (doLocalReply).
+      if (status === 504 && this.upstreamRes && !this.upstreamClosed) {
+        this.closeUpstream();
+        this.guard(() => this.s.routerLocalReply(status, body, details, responseFlag));
+      }
       return;
     }
     this.responseStarted = true;
-    this.upstreamReq?.destroy();
-    this.s.info.responseCodeDetails = details;
-    this.guard(() => {
-      this.s.callOnResponseHeaders([[":status", String(status)], ["content-type", "text/plain"], ["content-length", String(Buffer.byteLength(body))]], body.length === 0);
-      if (body.length) this.s.callOnResponseBody(body, true);
-    });
+    this.closeUpstream();
+    this.guard(() => this.s.routerLocalReply(status, body, details, responseFlag));
   }
 
   private clearTimers(): void {
@@ -280,7 +398,7 @@ class Exchange {
     if (this.done) return;
     this.done = true;
     this.clearTimers();
-    this.upstreamReq?.destroy();
+    this.closeUpstream();
     this.res.destroy();
     this.complete();
   }
@@ -293,7 +411,7 @@ class Exchange {
     } else this.res.destroy();
     this.done = true;
     this.clearTimers();
-    this.upstreamReq?.destroy();
+    this.closeUpstream();
     this.complete();
   }
 

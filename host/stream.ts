@@ -9,8 +9,10 @@
 import { DataStatus, HeadersStatus, MapType, TrailersStatus } from "./abi.js";
 import { Body, type Context } from "./context.js";
 import { HostViolation } from "./errors.js";
+import { GrowBuffer } from "./grow-buffer.js";
 import { cloneHeaders, getFirst, toHeaderList, type HeaderList, type HeadersInput } from "./headers.js";
 import type { HostCore } from "./host.js";
+import { rewriteLocalReply } from "./local-reply.js";
 import type { Plugin } from "./plugin.js";
 import type { Vm } from "./vm.js";
 
@@ -41,12 +43,50 @@ export interface SentLocalResponse {
   grpcStatus: number | null;
 }
 
-/** What passed every filter in one direction (toward the router, or toward the client). */
-export interface Sink {
-  headers: [string, string][] | null;
-  body: Buffer;
-  ended: boolean;
-  trailers: [string, string][] | null;
+/**
+ * What passed every filter in one direction (toward the router, or toward the client). Tests read
+ * the whole body; the local gateway takes the chunks as they come (take()) and nothing is kept, so
+ * a chunk that has gone on is never copied again and the cost of a chunk does not grow with the
+ * length of the stream.
+ */
+export class Sink {
+  headers: [string, string][] | null = null;
+  ended = false;
+  trailers: [string, string][] | null = null;
+  private readonly kept = new GrowBuffer();
+  private queue: Buffer[] = [];
+  constructor(private readonly keep: boolean) {}
+
+  /** Everything that has passed so far (empty when the embedder takes the chunks). */
+  get body(): Buffer {
+    return this.kept.view();
+  }
+
+  /** Replaces what is kept (a test or bench drains the body as a client reads it). */
+  set body(b: Buffer) {
+    this.replaceBody(b);
+  }
+
+  push(chunk: Buffer): void {
+    if (!chunk.length) return;
+    if (this.keep) this.kept.append(chunk);
+    else this.queue.push(chunk);
+  }
+
+  /** The chunks that passed since the last take(), in order; the sink keeps none of them. */
+  take(): Buffer[] {
+    if (!this.queue.length) return this.queue;
+    const q = this.queue;
+    this.queue = [];
+    return q;
+  }
+
+  /** A direct local reply replaces what had not gone out yet. */
+  replaceBody(body: Buffer): void {
+    this.kept.clear();
+    this.queue = [];
+    this.push(body);
+  }
 }
 
 export interface StreamInfo {
@@ -59,6 +99,8 @@ export interface StreamInfo {
   mtls: boolean;
   responseCode: number | null;
   responseCodeDetails: string | null;
+  /** Envoy's response flags (%RESPONSE_FLAGS%), e.g. UC when the upstream connection was terminated. */
+  responseFlags: string[];
   bytesReceived: number;
   bytesSent: number;
 }
@@ -68,7 +110,18 @@ export interface StreamOptions {
   sourceAddress?: string;
   destinationAddress?: string;
   mtls?: boolean;
+  /**
+   * The stream's buffer limit (Envoy FilterManager buffer_limit_): the listener's
+   * per_connection_buffer_limit_bytes, raised by the route's request_body_buffer_limit. Default:
+   * the host's bufferLimitBytes (1 MiB, Envoy's default).
+   */
+  bufferLimitBytes?: number;
+  /** false: the embedder takes what passes with Sink.take() and the sinks keep nothing (server mode). */
+  keepBodies?: boolean;
 }
+
+/** Envoy's default per_connection_buffer_limit_bytes (1 MiB), and so the default stream limit. */
+export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -79,7 +132,13 @@ class Dir {
   /** Position (in this direction's order) where iteration stopped, -1 while flowing. */
   stopAt = -1;
   stopKind: "all" | "single" | "data" | "trailers" | null = null;
-  held: Buffer = EMPTY;
+  /** The stop is a watermark one (StopAllIterationAndWatermark / StopIterationAndWatermark): past the
+   * limit Envoy stops reading instead of answering 413 / 500 (decoder/encoder_filters_streaming_). */
+  stopStreaming = false;
+  /** What the filter manager holds at the stop (buffered_request_data_ / buffered_response_data_). */
+  readonly held = new GrowBuffer();
+  /** Held past the limit at a watermark stop: the embedder stops reading this direction's input. */
+  aboveHighWatermark = false;
   heldData = false;
   heldEnd = false;
   heldTrailers: HeaderList | null = null;
@@ -94,9 +153,6 @@ class Dir {
   ) {}
 }
 
-function newSink(): Sink {
-  return { headers: null, body: EMPTY, ended: false, trailers: null };
-}
 
 /**
  * A chunk as the filter chain holds it. Bytes are taken as they are, not copied (Envoy moves a
@@ -111,9 +167,10 @@ function asBuffer(body: string | Uint8Array): Buffer {
 export class Stream {
   readonly slots: Slot[] = [];
   readonly filterState = new Map<string, Buffer>();
-  readonly upstream: Sink = newSink();
-  readonly downstream: Sink = newSink();
+  readonly upstream: Sink;
+  readonly downstream: Sink;
   readonly info: StreamInfo;
+  readonly bufferLimit: number;
   routeCacheClears = 0;
   /** Why the stream was reset (e.g. "wasm_close_stream", or a local reply after the response began). */
   reset: string | null = null;
@@ -131,6 +188,10 @@ export class Stream {
     opts: StreamOptions,
     connectionId: number,
   ) {
+    const keep = opts.keepBodies ?? true;
+    this.upstream = new Sink(keep);
+    this.downstream = new Sink(keep);
+    this.bufferLimit = opts.bufferLimitBytes ?? host.bufferLimitBytes;
     for (const plugin of plugins) {
       const vm = plugin.vms[worker % plugin.vms.length];
       // Envoy's filter factory leaves a failed fail-open plugin out of the chain entirely.
@@ -152,6 +213,7 @@ export class Stream {
       mtls: opts.mtls ?? false,
       responseCode: null,
       responseCodeDetails: null,
+      responseFlags: [],
       bytesReceived: 0,
       bytesSent: 0,
     };
@@ -243,7 +305,7 @@ export class Stream {
 
   private currentBody(d: Dir): Buffer {
     // What is buffered at the stop point, else what has passed toward the sink.
-    if (d.stopAt >= 0) return Buffer.from(d.held);
+    if (d.stopAt >= 0) return Buffer.from(d.held.view());
     return Buffer.from(d.sink.body);
   }
 
@@ -266,6 +328,22 @@ export class Stream {
   /** proxy_continue_stream (continueDecoding / continueEncoding), after the callback returns. */
   continueFrom(slot: Slot, dir: DirName): void {
     this.enqueue(() => this.doContinue(slot, dir));
+  }
+
+  /**
+   * The router's own answer (Envoy Router::Filter::onUpstreamAbort and the like: the response flag,
+   * then sendLocalReply). Before a response it goes through the filters; once the response headers
+   * are in the filters it answers directly, or resets once they reached the client (doLocalReply).
+   */
+  routerLocalReply(statusCode: number, body: string, details: string, responseFlag: string): void {
+    if (responseFlag && !this.info.responseFlags.includes(responseFlag)) this.info.responseFlags.push(responseFlag);
+    this.enqueue(() => this.doLocalReply({ statusCode, body: Buffer.from(body), headers: [], grpcStatus: null, details }));
+  }
+
+  /** Held past the buffer limit at a watermark stop: Envoy read-disables that direction's input
+   * until the filter lets the data go (onDecoderFilterAboveWriteBufferHighWatermark). */
+  aboveHighWatermark(dir: DirName): boolean {
+    return (dir === "request" ? this.req : this.resp).aboveHighWatermark;
   }
 
   /**
@@ -355,9 +433,51 @@ export class Stream {
    * the filter the filter manager's buffer itself (modifyDecodingBuffer / modifyEncodingBuffer), so
    * a change made later — e.g. from an http_call callback — is what continues downstream. */
   private heldBy(d: Dir, s: Slot): Buffer {
-    if (!this.buffering(d, s)) return d.held;
+    if (!this.buffering(d, s)) return d.held.view();
     const body = d.name === "request" ? s.ctx.requestBody : s.ctx.responseBody;
-    return body ? body.data : d.held;
+    return body ? body.data : d.held.view();
+  }
+
+  /** Takes what the held buffer gave out back under its management when the filter replaced it. */
+  private adoptHeld(d: Dir, data: Buffer): void {
+    if (!d.held.holds(data)) d.held.reset(data);
+  }
+
+  /**
+   * Envoy's buffer limit on what the filter manager holds: buffered_request_data_ and
+   * buffered_response_data_ are WatermarkBuffers whose high watermark is the stream's buffer limit
+   * (filter_manager.cc ActiveStreamDecoderFilter::createBuffer: setWatermarks(buffer_limit_)).
+   * Past it, requestDataTooLarge answers 413 "Payload Too Large" (details request_payload_too_large)
+   * and responseDataTooLarge answers 500 "Internal Server Error" (response_payload_too_large) through
+   * sendLocalReply, which answers directly or resets once the response is under way. A watermark
+   * stop (decoder/encoder_filters_streaming_) only stops reading instead. True when answered.
+   */
+  private overLimit(d: Dir): boolean {
+    if (d.held.length <= this.bufferLimit) return false;
+    if (d.stopStreaming) {
+      d.aboveHighWatermark = true;
+      return false;
+    }
+    d.held.clear();
+    d.aborted = true;
+    const request = d.name === "request";
+    this.enqueue(() =>
+      this.doLocalReply({
+        statusCode: request ? 413 : 500,
+        body: Buffer.from(request ? "Payload Too Large" : "Internal Server Error"),
+        headers: [],
+        grpcStatus: null,
+        details: request ? "request_payload_too_large" : "response_payload_too_large",
+      }),
+    );
+    return true;
+  }
+
+  /** The filter manager let go of what it held (continue): under the low watermark again. */
+  private releaseHeld(d: Dir): void {
+    d.held.clear();
+    d.stopStreaming = false;
+    d.aboveHighWatermark = false;
   }
 
   private sinkHeaders(d: Dir): void {
@@ -373,6 +493,7 @@ export class Stream {
       if (st === HeadersStatus.Continue) continue;
       d.stopAt = p;
       d.stopKind = st === HeadersStatus.StopIteration ? "single" : "all";
+      d.stopStreaming = st === HeadersStatus.StopAllIterationAndWatermark;
       return;
     }
     this.sinkHeaders(d);
@@ -384,19 +505,25 @@ export class Stream {
     for (let p = from; p < d.order.length; p++) {
       if (p === d.stopAt && d.stopKind === "all") {
         // Headers stopped here with StopAll*: the filter manager buffers, the filter sees nothing.
-        d.held = d.held.length ? Buffer.concat([d.held, cur]) : cur;
+        d.held.append(cur);
         d.heldData = true;
         d.heldEnd ||= curEnd;
+        this.overLimit(d);
         return;
       }
       const s = d.order[p];
       const isStop = p === d.stopAt;
       let body: Body;
-      if (isStop && this.buffering(d, s)) {
+      const fedHeld = isStop && this.buffering(d, s);
+      if (fedHeld) {
         // StopIterationAndBuffer before: the filter sees everything buffered so far plus this chunk.
-        const held = this.heldBy(d, s);
-        body = new Body(held.length ? Buffer.concat([held, cur]) : cur);
-        d.held = EMPTY;
+        // Envoy's wasm filter adds the chunk to the filter manager's buffer first
+        // (Context::decodeData: addDecodedData, then onRequestBody), so the limit answers before
+        // the filter sees a body past it.
+        this.adoptHeld(d, this.heldBy(d, s));
+        d.held.append(cur);
+        if (this.overLimit(d)) return;
+        body = new Body(d.held.view());
       } else body = new Body(cur);
       d.addedTrailers = null;
       const st = this.callData(d, s, body, curEnd);
@@ -406,8 +533,9 @@ export class Stream {
       if (st === DataStatus.Continue) {
         if (isStop) {
           const kind = d.stopKind;
-          cur = d.held.length ? Buffer.concat([d.held, body.data]) : body.data;
-          d.held = EMPTY;
+          // A buffering filter saw the held bytes plus this chunk; otherwise they go first.
+          cur = fedHeld || !d.held.length ? body.data : Buffer.concat([d.held.view(), body.data]);
+          this.releaseHeld(d);
           d.heldData = false;
           curEnd ||= d.heldEnd && !added;
           d.heldEnd = false;
@@ -431,16 +559,22 @@ export class Stream {
         d.stopAt = p;
         d.stopKind = "data";
       }
-      if (st === DataStatus.StopIterationAndBuffer || st === DataStatus.StopIterationAndWatermark) {
-        d.held = d.held.length ? Buffer.concat([d.held, body.data]) : body.data;
+      const buffered = st === DataStatus.StopIterationAndBuffer || st === DataStatus.StopIterationAndWatermark;
+      if (buffered) {
+        if (fedHeld) this.adoptHeld(d, body.data);
+        else d.held.append(body.data);
+        d.stopStreaming = st === DataStatus.StopIterationAndWatermark;
+      } else if (fedHeld) {
+        // StopIterationNoBuffer: the chunk is not kept (the filter took responsibility for it).
+        d.held.clear();
       }
-      // StopIterationNoBuffer: the chunk is not kept (the filter took responsibility for it).
       d.heldData = true;
       d.heldEnd ||= curEnd;
       if (added) d.heldTrailers = added.list;
+      if (buffered) this.overLimit(d);
       return;
     }
-    if (cur.length) d.sink.body = d.sink.body.length ? Buffer.concat([d.sink.body, cur]) : Buffer.from(cur);
+    d.sink.push(cur);
     if (d.name === "response") this.info.bytesSent += cur.length;
     if (curEnd) d.sink.ended = true;
   }
@@ -459,9 +593,9 @@ export class Stream {
         if (isStop) {
           // Continue on trailers releases what the filter held: headers, data, then the trailers.
           const kind = d.stopKind;
-          const held = d.held;
+          const held = d.held.view();
           const heldData = d.heldData;
-          d.held = EMPTY;
+          this.releaseHeld(d);
           d.heldData = d.heldEnd = false;
           d.stopAt = -1;
           d.stopKind = null;
@@ -497,7 +631,7 @@ export class Stream {
     const heldData = d.heldData;
     const heldEnd = d.heldEnd;
     const trailers = d.heldTrailers;
-    d.held = EMPTY;
+    this.releaseHeld(d);
     d.heldData = d.heldEnd = false;
     d.heldTrailers = null;
     d.stopAt = -1;
@@ -518,19 +652,34 @@ export class Stream {
   private doLocalReply(lr: LocalReply): void {
     if (this.reset) return;
     this.req.aborted = true; // decoding stops: the filters after the sender never see the request
+    this.releaseHeld(this.req);
+    // The HCM's local_reply_config mappers, then its body format (Utility::sendLocalReply calls
+    // LocalReplyImpl::rewrite for every local reply, through the filters or direct).
+    const rw = rewriteLocalReply(this.host.localReplyConfig, {
+      requestHeaders: this.req.headers ?? [],
+      statusCode: lr.statusCode,
+      body: lr.body,
+      details: lr.details,
+      responseFlags: this.info.responseFlags,
+    });
+    const statusCode = rw.statusCode;
+    const body = rw.body;
     this.info.responseCodeDetails = lr.details;
-    this.info.responseCode = lr.statusCode;
-    // Utility::sendLocalReply: :status, the filter's headers, then content-length/-type for a body.
-    const headers: HeaderList = [[":status", String(lr.statusCode)], ...lr.headers.map(([k, v]) => [k, v] as [string, string])];
-    if (lr.body.length) {
-      headers.push(["content-length", String(lr.body.length)]);
-      if (getFirst(headers, "content-type") === undefined) headers.push(["content-type", "text/plain"]);
+    this.info.responseCode = statusCode;
+    // Utility::sendLocalReply: :status, the filter's headers, then content-length/-type for a body
+    // (the format's content type when the rewrite changed the body).
+    const headers: HeaderList = [[":status", String(statusCode)], ...lr.headers.map(([k, v]) => [k, v] as [string, string])];
+    if (body.length) {
+      headers.push(["content-length", String(body.length)]);
+      const ct = headers.findIndex(([k]) => k === "content-type");
+      if (ct < 0) headers.push(["content-type", rw.contentType]);
+      else if (rw.rewritten) headers[ct] = ["content-type", rw.contentType];
     }
     const sent: SentLocalResponse = {
-      statusCode: lr.statusCode,
+      statusCode,
       statusDetails: lr.details,
       headers: cloneHeaders(headers),
-      body: Buffer.from(lr.body),
+      body: Buffer.from(body),
       grpcStatus: lr.grpcStatus,
     };
     const d = this.resp;
@@ -542,23 +691,25 @@ export class Stream {
     }
     this.localResponse = sent;
     if (d.started) {
-      // The response is inside the encoder chain: sendDirectLocalReply bypasses the filters.
+      // The response headers went into the encoder chain but no filter let them out (e.g. a filter
+      // holds them while it buffers the body): sendDirectLocalReply bypasses the filters.
       d.aborted = true;
       d.headers = headers;
       d.headersSent = true;
+      this.releaseHeld(d);
       this.downstream.headers = cloneHeaders(headers);
-      this.downstream.body = Buffer.from(lr.body);
+      this.downstream.replaceBody(Buffer.from(body));
       this.downstream.trailers = null;
       this.downstream.ended = true;
-      this.info.bytesSent = lr.body.length;
+      this.info.bytesSent = body.length;
       return;
     }
     // Through the encoder chain, every filter that saw the request (the sender included).
     d.started = true;
     d.headers = headers;
-    d.headersEnd = lr.body.length === 0;
+    d.headersEnd = body.length === 0;
     this.runHeaders(d, 0);
-    if (d.aborted || !lr.body.length) return;
-    this.runData(d, 0, Buffer.from(lr.body), true);
+    if (d.aborted || !body.length) return;
+    this.runData(d, 0, Buffer.from(body), true);
   }
 }

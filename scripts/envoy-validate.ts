@@ -63,6 +63,16 @@ export const NEWER_FIELDS: NewerField[] = [
     source: "envoyproxy/data-plane-api 471e4526 (envoyproxy/envoy#40213, 2025-07-15): envoy/extensions/wasm/v3/wasm.proto",
   },
   {
+    // google.protobuf.UInt64Value request_body_buffer_limit = 20 (Route; VirtualHost has it as 25).
+    // Applied when the route is matched only from Envoy 1.37 (envoyproxy/envoy#42607); see render.ts.
+    message: "envoy.config.route.v3.Route",
+    field: "request_body_buffer_limit",
+    id: 20,
+    type: "google.protobuf.UInt64Value",
+    since: "1.36.0",
+    source: "envoyproxy/data-plane-api 92df27d6 (envoyproxy/envoy#40254, 2025-08-11): envoy/config/route/v3/route_components.proto",
+  },
+  {
     message: "envoy.config.route.v3.RateLimit",
     field: "hits_addend",
     id: 5,

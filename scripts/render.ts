@@ -65,6 +65,90 @@ export function statsTags(): { tag_name: string; regex: string }[] {
   return METRIC_TAGS.map((t) => ({ tag_name: t, regex: `(;${t}=([^;]*))` }));
 }
 
+/** Envoy's default per_connection_buffer_limit_bytes (listener and cluster), rendered explicitly. */
+export const CONNECTION_BUFFER_LIMIT = 1024 * 1024;
+/** ai-proxy's default max_request_body_bytes / max_response_body_bytes (assembly/filters/ai-proxy/config.ts). */
+export const AI_PROXY_MAX_BODY = 10 * 1024 * 1024;
+/** Room above the largest body a filter buffers, so the filter's own cap (an error in the client's shape) is met before Envoy's. */
+export const BUFFER_HEADROOM = 1024 * 1024;
+
+/**
+ * The route's request_body_buffer_limit: Envoy raises the stream's buffer limit (what a buffering
+ * filter may hold, request and response alike: one FilterManager buffer_limit_, setBufferLimit) to
+ * it. The field exists since Envoy 1.36, but only from 1.37 is it applied when the route is matched
+ * (changelogs/1.37.0.yaml, envoyproxy/envoy#42607); 1.36 applies it when the router filter is reached,
+ * after Sluice's filters have held the headers and buffered the body under the listener's 1 MiB. It must fit
+ * the largest body ai-proxy buffers (max_request_body_bytes, max_response_body_bytes; 10 MiB each by
+ * default), plus headroom: Envoy's wasm filter adds a chunk to the filter manager's buffer before the
+ * filter sees it, so with equal limits Envoy's plain 413 / 500 would answer before ai-proxy's own.
+ */
+export function streamBufferLimit(cfg: GatewayConfig): number {
+  const a = cfg.aiProxy as GatewayConfig["aiProxy"] & { maxResponseBodyBytes?: number };
+  return Math.max(a.maxRequestBodyBytes ?? AI_PROXY_MAX_BODY, a.maxResponseBodyBytes ?? AI_PROXY_MAX_BODY) + BUFFER_HEADROOM;
+}
+
+/** An error body in each client API's shape for Envoy's own local replies (local_reply_config). */
+const ANTHROPIC_ERROR = { type: "error", error: { type: "api_error", message: "%LOCAL_REPLY_BODY%" } };
+const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%", type: "api_error", code } });
+
+/**
+ * The HCM's local_reply_config: Envoy's own answers that no filter can shape, in the client's API
+ * shape (Anthropic for an Anthropic client, OpenAI otherwise). Envoy applies it to every local reply, the
+ * filters' included, so each mapper matches only what Envoy itself sends:
+ * - 503 with response flag UC or UR: the provider's connection ended in the middle of an answer a
+ *   filter still held (router onUpstreamReset; sendLocalReply answers directly, past the filters).
+ *   Before any answer the same reply goes through ai-proxy, which keeps its own wording (it reads
+ *   response.code_details) and may fall back. Rewritten to 502.
+ * - 500: a buffered answer past the stream's buffer limit (responseDataTooLarge). Rewritten to 502.
+ * - 504 with response flag UT: the route timeout (router onResponseTimeout), directly once a filter
+ *   holds the answer; before any answer ai-proxy sees it and keeps its own wording. Stays 504.
+ */
+export function localReplyConfig(): Record<string, unknown> {
+  const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
+  // An Anthropic client: the mappers see the request headers as the filters left them, and ai-proxy
+  // rewrites :path to the provider's; anthropic-version (required by Anthropic's API, sent by its
+  // SDKs) stays, as does the path when the provider speaks Anthropic too.
+  const anthropicPath = {
+    or_filter: {
+      filters: [
+        { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } },
+        { header_filter: { header: { name: "anthropic-version", present_match: true } } },
+      ],
+    },
+  };
+  const cases = [
+    {
+      when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
+      message: "The provider closed the connection before its answer was complete.",
+      code: "upstream_reset",
+      status: 502,
+    },
+    { when: [status(500, "response_too_large")], message: "The provider's answer is larger than the gateway's buffer limit.", code: "upstream_response_too_large", status: 502 },
+    {
+      when: [status(504, "upstream_timeout"), { response_flag_filter: { flags: ["UT"] } }],
+      message: "The provider did not answer in time.",
+      code: "upstream_timeout",
+      status: 504,
+    },
+  ];
+  const mappers: unknown[] = [];
+  for (const c of cases) {
+    mappers.push({
+      filter: { and_filter: { filters: [...c.when, anthropicPath] } },
+      status_code: c.status,
+      body: { inline_string: c.message },
+      body_format_override: { json_format: ANTHROPIC_ERROR },
+    });
+    mappers.push({
+      filter: c.when.length > 1 ? { and_filter: { filters: c.when } } : c.when[0],
+      status_code: c.status,
+      body: { inline_string: c.message },
+      body_format_override: { json_format: OPENAI_ERROR(c.code) },
+    });
+  }
+  return { mappers };
+}
+
 function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   const k = cfg.keyAuth;
   return {
@@ -293,6 +377,8 @@ function cluster(cfg: GatewayConfig, i: Instance, target: { host: string; port: 
     name: i.name,
     type: isIp(target.host) ? "STATIC" : target.tls ? "LOGICAL_DNS" : "STRICT_DNS",
     connect_timeout: cfg.timeouts.connect,
+    // The upstream connection's buffers (flow control toward the provider); Envoy's default, stated.
+    per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT,
   };
   if (!isIp(target.host)) c.dns_lookup_family = "V4_PREFERRED";
   c.load_assignment = {
@@ -389,6 +475,9 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
         {
           name: "sluice",
           address: { socket_address: { address: cfg.listener.address, port_value: cfg.listener.port } },
+          // The client connection's buffers: above this Envoy stops reading the provider until the
+          // client has read half of it (flow control). Envoy's default, stated.
+          per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT,
           filter_chains: [
             {
               filters: [
@@ -398,6 +487,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     stat_prefix: "sluice",
                     codec_type: "AUTO",
+                    local_reply_config: localReplyConfig(),
                     access_log: [
                       {
                         name: "envoy.access_loggers.file",
@@ -418,6 +508,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                             {
                               name: "sluice",
                               match: { prefix: "/" },
+                              // What a buffering filter may hold; see streamBufferLimit.
+                              request_body_buffer_limit: streamBufferLimit(cfg),
                               // ai-proxy names the instance's cluster in this header and clears the route cache.
                               route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
                               ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
@@ -579,7 +671,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "Needs Istio with Envoy >= 1.35. Inserts, in order, just before the router: " +
+      "Needs Istio with Envoy >= 1.37 (the route's request_body_buffer_limit is applied at route match from 1.37). Inserts, in order, just before the router: " +
         [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets. Give your VirtualService's http route that name:",
@@ -609,6 +701,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
               patch: {
                 operation: "MERGE",
                 value: {
+                  request_body_buffer_limit: streamBufferLimit(cfg),
                   route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
                   ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
                 },
@@ -663,7 +756,7 @@ const HEADER = "# Rendered from gateway.yaml by `npm run render` (scripts/render
 export function envoyYamlText(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): string {
   const note = opts.mock
     ? "# docker compose (envoy/docker-compose.yaml): every cluster points at the mock provider service and a dummy key.\n"
-    : "# Needs Envoy >= 1.35 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy) with the v8 Wasm runtime.\n";
+    : "# Needs Envoy >= 1.37 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy: 1.35; the route's request_body_buffer_limit applied when the route is matched: 1.37) with the v8 Wasm runtime.\n";
   return HEADER + note + stringify(renderEnvoy(cfg, opts), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 

@@ -95,7 +95,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     instances.push({ name: emb.cluster, provider: "openai", cluster: emb.cluster, api_key_env: emb.api_key_env, api_key: emb.api_key });
   }
   const clusters: Record<string, ClusterTarget> = {};
-  for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs };
+  for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs, bufferLimitBytes: c.bufferLimitBytes };
   const providers: ProviderStatus[] = [];
   const mocks: Record<string, MockServer> = {};
   const cleanup = async () => {
@@ -119,7 +119,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       const basePath = inst.provider === "openai-compatible" && inst.endpoint ? new URL(inst.endpoint).pathname.replace(/\/+$/, "") || "/" : undefined;
       const m = await startMock(inst.provider as MockKind, { port: 0, ...(basePath ? { basePath } : {}) });
       mocks[inst.name] = m;
-      clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs };
+      clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
       // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
       if (inst.api_key_env && !env[inst.api_key_env]) env[inst.api_key_env] = MOCK_KEY_VALUE;
       providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
@@ -137,6 +137,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         env: vmEnvironment(f, env),
       })),
       clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, v.url])),
+      // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
+      bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
+      localReplyConfig: cfg.localReply ?? undefined,
     });
 
     let writeLine = opts.accessLog;
@@ -182,6 +185,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       clusters,
       routeTimeoutMs: cfg.route.timeoutMs,
       idleTimeoutMs: cfg.route.idleTimeoutMs,
+      listenerBufferLimitBytes: cfg.listener.bufferLimitBytes,
+      routeRequestBodyBufferLimitBytes: cfg.route.requestBodyBufferLimitBytes ?? undefined,
       accessLog,
     });
     let closing = false;

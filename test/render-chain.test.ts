@@ -160,7 +160,7 @@ describe("the full chain from gateway.yaml", () => {
       const r = validateEnvoyConfig(renderEnvoy(cfg, { mock }));
       expect(r.errors).toEqual([]);
       expect(r.warnings).toEqual([]);
-      expect(r.newerFieldsUsed).toHaveLength(3); // allow_on_headers_stop_iteration, three times
+      expect(r.newerFieldsUsed).toHaveLength(4); // allow_on_headers_stop_iteration three times, request_body_buffer_limit
     }
   });
 
@@ -346,6 +346,7 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       const used = r.newerFieldsUsed.map((u) => u.replace(/ @ .*/, ""));
       expect(new Set(used)).toEqual(new Set([
         "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration (Envoy >= 1.35.0)",
+        "envoy.config.route.v3.Route.request_body_buffer_limit (Envoy >= 1.36.0)",
         "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits (Envoy >= 1.33.0)",
         "envoy.config.route.v3.RateLimit.hits_addend (Envoy >= 1.33.0)",
         "envoy.config.route.v3.RateLimit.apply_on_stream_done (Envoy >= 1.33.0)",
@@ -353,6 +354,7 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       const old = validateEnvoyYaml(text, { newerFields: false }).errors.map((e) => e.replace(/^.*: unknown/, "unknown"));
       expect(new Set(old)).toEqual(new Set([
         "unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig",
+        "unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route",
         "unknown field 'hits_addend' in envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
         "unknown field 'apply_on_stream_done' in envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
       ]));

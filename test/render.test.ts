@@ -154,16 +154,23 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     ].sort());
   });
 
-  it("the shipped protos predate allow_on_headers_stop_iteration: the one field of envoy.yaml validated from NEWER_FIELDS (ai-router, ai-ratelimit, ai-proxy)", () => {
+  it("the shipped protos predate allow_on_headers_stop_iteration and request_body_buffer_limit: the fields of envoy.yaml validated from NEWER_FIELDS", () => {
     const text = readFileSync("envoy/envoy.yaml", "utf8");
     const r = validateEnvoyYaml(text);
-    expect(r.newerFieldsUsed).toEqual([1, 2, 3].map((i) => expect.stringMatching(new RegExp(`^envoy\\.extensions\\.wasm\\.v3\\.PluginConfig\\.allow_on_headers_stop_iteration \\(Envoy >= 1\\.35\\.0\\) @ .*http_filters\\[${i}\\]`))));
-    // Against the shipped protos alone, that field (and nothing else) is unknown.
+    expect(r.newerFieldsUsed).toEqual([
+      expect.stringMatching(/^envoy\.config\.route\.v3\.Route\.request_body_buffer_limit \(Envoy >= 1\.36\.0\) @ .*routes\[0\]/),
+      ...[1, 2, 3].map((i) => expect.stringMatching(new RegExp(`^envoy\\.extensions\\.wasm\\.v3\\.PluginConfig\\.allow_on_headers_stop_iteration \\(Envoy >= 1\\.35\\.0\\) @ .*http_filters\\[${i}\\]`))),
+    ]);
+    // Against the shipped protos alone, those fields (and nothing else) are unknown.
     const strict = validateEnvoyYaml(text, { newerFields: false });
-    expect(strict.errors).toEqual([1, 2, 3].map(() => expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")));
+    expect(strict.errors).toEqual([
+      expect.stringContaining("unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route"),
+      ...[1, 2, 3].map(() => expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")),
+    ]);
     // The others serve distributed rate limiting (test/render-chain.test.ts).
     expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual([
       "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration",
+      "envoy.config.route.v3.Route.request_body_buffer_limit",
       "envoy.config.route.v3.RateLimit.hits_addend",
       "envoy.config.route.v3.RateLimit.apply_on_stream_done",
       "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits",
@@ -218,10 +225,11 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(c.notRun).toEqual([]);
     expect(c.filters[3].hostEnvKeys).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"]);
     expect(c.filters[3].wasmFile).toBe("/etc/sluice/build/ai-proxy.wasm");
-    expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 300_000, idleTimeoutMs: 120_000 });
-    expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000 });
+    expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 300_000, idleTimeoutMs: 120_000, requestBodyBufferLimitBytes: 11 * 1024 * 1024 });
+    expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000, bufferLimitBytes: 1024 * 1024 });
     expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
-    expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000 });
+    expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000, bufferLimitBytes: 1024 * 1024 });
+    expect(c.localReply?.mappers.map((m) => m.statusCode)).toEqual([502, 502, 502, 502, 504, 504]);
     expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"]);
     const mock = parseEnvoyConfig(readFileSync("envoy/envoy.mock.yaml", "utf8"));
     expect(mock.clusters.anthropic.url).toBe("http://mock:18082");
@@ -302,8 +310,10 @@ describe("envoy/istio manifests", () => {
       expect(f.errors).toEqual([]);
       expect(f.newerFieldsUsed).toHaveLength(1);
     }
-    // A MERGE patch is a fragment of a Route: its route action must be valid on its own.
-    expect(Object.keys(routePatch.patch.value)).toEqual(["route"]);
+    // A MERGE patch is a fragment of a Route: its route action must be valid on its own, and the
+    // buffer limit (Envoy >= 1.36) is the one the rendered envoy.yaml sets.
+    expect(Object.keys(routePatch.patch.value)).toEqual(["request_body_buffer_limit", "route"]);
+    expect(routePatch.patch.value.request_body_buffer_limit).toBe(11 * 1024 * 1024);
     expect(validateEnvoyConfig(routePatch.patch.value.route, { type: "envoy.config.route.v3.RouteAction" }).errors).toEqual([]);
   });
 });

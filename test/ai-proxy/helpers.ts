@@ -1,14 +1,24 @@
 // Shared drivers for ai-proxy tests: one stream through build/ai-proxy.wasm, from the client's
 // request to the provider's answer.
 import { Host } from "../../host/index.js";
+import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM } from "../../scripts/render.js";
+
+/** scripts/render.ts streamBufferLimit for the default ai-proxy caps. */
+export const RENDERED_STREAM_BUFFER_LIMIT = AI_PROXY_MAX_BODY + BUFFER_HEADROOM;
 
 export const WASM = "build/ai-proxy.wasm";
 
 export type Pairs = [string, string][];
 
+/**
+ * ai-proxy through the host, with the stream buffer limit the rendered envoy.yaml sets (the route's
+ * request_body_buffer_limit, 11 MiB by default; Envoy's own default would be 1 MiB), so bodies up
+ * to ai-proxy's own caps reach the filter as they do in Envoy.
+ */
 export async function proxyHost(configuration: object, extra: Partial<Parameters<typeof Host.create>[0]> = {}) {
   return Host.create({
     filters: [{ name: "ai-proxy", wasm: WASM, configuration, allowOnHeadersStopIteration: true }],
+    bufferLimitBytes: RENDERED_STREAM_BUFFER_LIMIT,
     ...extra,
   });
 }
