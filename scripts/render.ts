@@ -83,7 +83,7 @@ export const BUFFER_HEADROOM = 1024 * 1024;
  * filter sees it, so with equal limits Envoy's plain 413 / 500 would answer before ai-proxy's own.
  */
 export function streamBufferLimit(cfg: GatewayConfig): number {
-  const a = cfg.aiProxy as GatewayConfig["aiProxy"] & { maxResponseBodyBytes?: number };
+  const a = cfg.aiProxy;
   return Math.max(a.maxRequestBodyBytes ?? AI_PROXY_MAX_BODY, a.maxResponseBodyBytes ?? AI_PROXY_MAX_BODY) + BUFFER_HEADROOM;
 }
 

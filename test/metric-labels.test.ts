@@ -39,7 +39,7 @@ describe("metric labels are bounded by the configuration", () => {
     }
     for (let i = 0; i < 2000; i++) {
       const s = h.newStream();
-      const auth = i % 3 === 0 ? { authorization: `Bearer sk-guess-${i}` } : i % 3 === 1 ? { "x-goog-api-key": "sk-alice" } : {};
+      const auth: Record<string, string> = i % 3 === 0 ? { authorization: `Bearer sk-guess-${i}` } : i % 3 === 1 ? { "x-goog-api-key": "sk-alice" } : {};
       const path = i % 2 ? `/v1/chat/completions?key=sk-alice&n=${i}` : `/v1/chat/completions;rule=x${i}`;
       s.callOnRequestHeaders({ ":method": "POST", ":path": path, ":authority": "gw", "x-team": `red;rule=${i}`, ...auth }, false);
       s.callOnRequestBody(JSON.stringify({ model: `m-${i};rule="x"`, messages: [{ role: "user", content: `write code ${i}` }] }), true);
