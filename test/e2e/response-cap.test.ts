@@ -13,6 +13,7 @@ const ANSWER_BYTES = 30 * 1024 * 1024;
 let provider: http.Server;
 let host: Host;
 let gateway: Gateway;
+const RENDERED_LIMIT = 11 * 1024 * 1024; // scripts/render.ts streamBufferLimit() for the default caps
 const sent: { bytes: number; closedEarly: boolean }[] = [];
 
 /** An OpenAI-format provider: "huge" gets a 30 MB answer written in 64 KiB pieces, others a small one. */
@@ -55,7 +56,8 @@ beforeAll(async () => {
   host = await Host.create({
     filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k", endpoint: url + "/v1" }] } }],
   });
-  gateway = await startGateway({ host, clusterHeader: "x-sluice-cluster", clusters: { oa: { url } }, routeTimeoutMs: 60_000 });
+  // The route's buffer limit as rendered: above ai-proxy's cap, so the filter's own 502 comes first.
+  gateway = await startGateway({ host, clusterHeader: "x-sluice-cluster", clusters: { oa: { url } }, routeTimeoutMs: 60_000, routeRequestBodyBufferLimitBytes: RENDERED_LIMIT });
 });
 
 afterAll(async () => {
