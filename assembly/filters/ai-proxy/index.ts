@@ -906,18 +906,7 @@ class AiProxy extends Context {
     const parser = this.parser as SseParser;
     const decoder = this.decoder as StreamDecoder;
     const sink = this.sink as StreamSink;
-    const events = parser.feed(body);
-    for (let i = 0; i < events.length; i++) {
-      if (this.cut) {
-        this.decode(events[i], this.quiet as CountingSink);
-        continue;
-      }
-      this.decode(events[i], sink);
-      if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
-        this.cut = true;
-        this.quiet = new CountingSink();
-      }
-    }
+    this.decodeAll(parser.feed(body), sink);
     if (!decoder.done && sink.generatedChars == 0 && !parser.pending) {
       this.native = native;
       this.resp = RESP_FALLBACK;
@@ -1085,20 +1074,8 @@ class AiProxy extends Context {
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
-      const events = (this.parser as SseParser).feed(chunk);
       const wasCut = this.cut;
-      for (let i = 0; i < events.length; i++) {
-        if (this.cut) {
-          // The client's stream is complete; the provider's is read on for its usage only.
-          this.decode(events[i], this.quiet as CountingSink);
-          continue;
-        }
-        this.decode(events[i], sink);
-        if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
-          this.cut = true;
-          this.quiet = new CountingSink();
-        }
-      }
+      this.decodeAll((this.parser as SseParser).feed(chunk), sink);
       if (this.cut && !wasCut) this.cutStream(sink, endOfStream);
       else if (wasCut && !endOfStream) {
         // The client's stream ended at the cut in an earlier callback, so its ending has reached
@@ -1132,6 +1109,25 @@ class AiProxy extends Context {
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     this.finishResponse(getBuffer(RESPONSE_BODY, 0, <u32>length), <u32>length);
     return FilterDataStatusValues.Continue;
+  }
+
+  /**
+   * Provider events into the client's sink until the budget runs out (this.cut), then into the
+   * quiet sink: after a cut the client's stream is complete and the provider's rest is read for
+   * its usage only.
+   */
+  decodeAll(events: Array<SseEvent>, sink: StreamSink): void {
+    for (let i = 0; i < events.length; i++) {
+      if (this.cut) {
+        this.decode(events[i], this.quiet as CountingSink);
+        continue;
+      }
+      this.decode(events[i], sink);
+      if (this.budget >= 0 && estimateTokens(sink.generatedChars) > (this.capped ? CAPPED_CUT_FACTOR * this.budget : this.budget)) {
+        this.cut = true;
+        this.quiet = new CountingSink();
+      }
+    }
   }
 
   /**
