@@ -2,7 +2,15 @@
 // router do for Sluice's envoy.yaml — one listener, the wasm filter chain, a route that picks the
 // cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
 // answers when an upstream cannot be reached (503) or is too slow (504), the route's idle timeout
-// (408 before the response starts, a reset after), and the access log. Bodies stream both ways:
+// (408 before the response starts, a reset after), and the access log.
+// Four timers, each an Envoy setting of its own (see routeAction in scripts/render.ts):
+//   connect    cluster connect_timeout: only while the connection (TCP, and TLS for https) opens;
+//              a reused keep-alive connection has none. Past it: 503, connection failure.
+//   first byte route retry_policy.per_try_timeout: armed once the request is sent on an open
+//              connection, disarmed by the response headers (Envoy's UpstreamRequest::onPerTryTimeout
+//              ignores it once the response has started). Past it: 504 upstream_per_try_timeout.
+//   idle       route idle_timeout: restarted by every byte either way. Past it: 408, or a reset.
+//   total      route timeout: end of request to end of response, streams included (0: off). Bodies stream both ways:
 // nothing is buffered here beyond what the filters ask Envoy to buffer. close() drains: no new
 // connections, in-flight requests finish. startAdmin() serves /stats/prometheus and /ready.
 import http from "node:http";
@@ -32,6 +40,9 @@ export interface GatewayOptions {
   routeTimeoutMs?: number;
   /** route.idle_timeout: longest silence on the stream in either direction (0 or unset: none). */
   idleTimeoutMs?: number;
+  /** route.retry_policy.per_try_timeout: from the request sent on an open connection to the response
+   * headers (0 or unset: none). */
+  firstByteTimeoutMs?: number;
   /** close(): how long in-flight requests may take before their connections are cut (default 30 s). */
   drainTimeoutMs?: number;
   /** Called once per finished stream, after the filters' on_log (Envoy's access log). */
@@ -61,6 +72,10 @@ class Exchange {
   private done = false;
   private timer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private firstByteTimer: NodeJS.Timeout | null = null;
+  /** The upstream connection is open (TCP, and TLS for https): Envoy's pool is ready. */
+  private connected = false;
   private responseStarted = false;
   private cluster: string | null = null;
   /** The server is draining: this response tells the client to close the connection. */
@@ -117,7 +132,25 @@ class Exchange {
     if (this.done) return;
     // Envoy: 408 if no upstream response header has been received, otherwise a stream reset.
     if (this.responseStarted) this.abort();
+    else if (!this.s.upstream.headers && !this.s.getSentLocalResponse()) this.hcmReply(408, "stream timeout", "stream_idle_timeout");
     else this.routerReply(408, "stream timeout", "stream_idle_timeout");
+  }
+
+  /**
+   * The connection manager's own answer while the filters still hold the request (a client that
+   * stalls mid-body). Envoy would run it through the encoder filters; the host's Stream has no
+   * response phase before the request reaches the router, so it goes to the client as is.
+   */
+  private hcmReply(status: number, body: string, details: string): void {
+    this.responseStarted = true;
+    this.s.info.responseCodeDetails = details;
+    if (!this.res.headersSent) {
+      this.res.writeHead(status, { "content-type": "text/plain", "content-length": String(Buffer.byteLength(body)), connection: "close" });
+      this.res.end(body);
+    }
+    this.done = true;
+    this.clearTimers();
+    this.complete();
   }
 
   /** Runs a host step, then forwards whatever the filters released. */
@@ -152,6 +185,7 @@ class Exchange {
       if (this.g.routeTimeoutMs && !this.timer) {
         this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout"), this.g.routeTimeoutMs);
       }
+      this.armFirstByte();
     }
     // Toward the client.
     const down = s.downstream;
@@ -199,11 +233,22 @@ class Exchange {
       path: get(":path") ?? "/",
       headers,
       servername: target.protocol === "https:" ? String(headers.host).split(":")[0] : undefined,
-      timeout: cluster.connectTimeoutMs ?? 10_000,
     });
     this.upstreamReq = upstreamReq;
+    // The connect timeout covers opening the connection only (Envoy's pool connect timer is
+    // disabled on the Connected event, which a TLS socket raises after its handshake).
+    upstreamReq.on("socket", (sock) => {
+      if (!sock.connecting && (target.protocol !== "https:" || (sock as { encrypted?: boolean }).encrypted)) {
+        this.onConnected();
+        return;
+      }
+      const ms = cluster.connectTimeoutMs ?? 5000;
+      this.connectTimer = setTimeout(() => upstreamReq.destroy(new Error("connect timeout")), ms);
+      sock.once(target.protocol === "https:" ? "secureConnect" : "connect", () => this.onConnected());
+    });
     upstreamReq.on("response", (r) => {
-      upstreamReq.setTimeout(0);
+      if (this.firstByteTimer) clearTimeout(this.firstByteTimer);
+      this.firstByteTimer = null;
       this.responseStarted = true;
       const rh: [string, string][] = [[":status", String(r.statusCode ?? 502)]];
       for (let i = 0; i < r.rawHeaders.length; i += 2) {
@@ -224,7 +269,6 @@ class Exchange {
       r.on("error", () => this.abort());
       r.on("aborted", () => this.abort());
     });
-    upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("connect timeout")));
     upstreamReq.on("error", () => {
       if (this.responseStarted) {
         // Reset after the response began: Envoy resets the downstream stream.
@@ -233,6 +277,20 @@ class Exchange {
       }
       this.routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", "upstream_reset_before_response_started{connection_failure}");
     });
+  }
+
+  private onConnected(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.connected = true;
+    this.armFirstByte();
+  }
+
+  /** Envoy arms the per-try timer when the request is complete and the pool has a connection. */
+  private armFirstByte(): void {
+    const ms = this.g.firstByteTimeoutMs;
+    if (!ms || !this.connected || !this.upEnded || this.responseStarted || this.firstByteTimer || this.done) return;
+    this.firstByteTimer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_per_try_timeout"), ms);
   }
 
   /** The router's own answer, which (as in Envoy) passes through the filters' response callbacks. */
@@ -251,8 +309,8 @@ class Exchange {
   }
 
   private clearTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    for (const t of [this.timer, this.idleTimer, this.connectTimer, this.firstByteTimer]) if (t) clearTimeout(t);
+    this.timer = this.idleTimer = this.connectTimer = this.firstByteTimer = null;
   }
 
   finish(): void {

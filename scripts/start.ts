@@ -182,6 +182,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       clusters,
       routeTimeoutMs: cfg.route.timeoutMs,
       idleTimeoutMs: cfg.route.idleTimeoutMs,
+      firstByteTimeoutMs: cfg.route.firstByteTimeoutMs,
       accessLog,
     });
     let closing = false;
