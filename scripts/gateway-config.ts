@@ -42,10 +42,25 @@ export class GatewayConfigError extends Error {
     readonly file: string,
     readonly problems: Problem[],
   ) {
-    super(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.field ? p.field + ": " : ""}${p.message}`).join("\n"));
+    super(problems.map((p) => `${file}:${p.line ? `${p.line}:${p.column}:` : ""} ${p.field ? p.field + ": " : ""}${p.message}`).join("\n"));
     this.name = "GatewayConfigError";
   }
 }
+
+/** gateway.yaml could not be read at all (missing, a directory, no permission): one line, no stack. */
+export class GatewayConfigReadError extends GatewayConfigError {
+  constructor(file: string, message: string) {
+    super(file, [{ line: 0, column: 0, field: "", message }]);
+    this.name = "GatewayConfigReadError";
+  }
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: "no such file (give the configuration with --config <file>)",
+  EISDIR: "is a directory, not a file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+};
 
 export interface Instance {
   name: string;
@@ -289,7 +304,27 @@ export interface LoadOptions {
 }
 
 export function loadGatewayConfig(path: string, opts: LoadOptions = {}): GatewayConfig {
-  return parseGatewayConfig(readFileSync(path, "utf8"), { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env });
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    throw new GatewayConfigReadError(path, `cannot read: ${READ_ERRORS[code] ?? (e as Error).message}${code ? ` (${code})` : ""}`);
+  }
+  return parseGatewayConfig(text, { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env });
+}
+
+/**
+ * Where a field of gateway.yaml is, by its printed name ("filters.ai_router.rules[0].when.regex"):
+ * the nearest part of the path that exists. For messages that come from elsewhere (a filter that
+ * refused its configuration).
+ */
+export function locateField(text: string, field: string): { line: number; column: number } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const path: Path = [];
+  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) path.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+  return locate(doc, lc, path);
 }
 
 export function parseGatewayConfig(text: string, opts: LoadOptions = {}): GatewayConfig {
@@ -579,6 +614,22 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   if (c.path !== undefined) {
     const n = ["exact", "prefix", "regex"].filter((k) => c.path[k] !== undefined).length;
     if (n !== 1) fail([...path, "path"], "needs exactly one of exact, prefix, regex");
+  }
+  // Regular expressions: ai-router's engine takes a subset of RE2 (assembly/lib/regex.ts) and refuses
+  // the rest when Envoy loads it. What JavaScript cannot parse either (unbalanced parentheses, nothing
+  // to repeat, a reversed range) is refused here with its line; the rest is checked by the filter,
+  // and `npm start` maps its message back to the line (scripts/start.ts).
+  const regexes: [Path, unknown][] = [];
+  if (typeof c.regex === "string") regexes.push([[...path, "regex"], c.regex]);
+  else if (Array.isArray(c.regex)) c.regex.forEach((r: unknown, i: number) => regexes.push([[...path, "regex", i], r]));
+  for (const k of ["header", "path"]) if (typeof c[k]?.regex === "string") regexes.push([[...path, k, "regex"], c[k].regex]);
+  for (const [at, re] of regexes) {
+    if (typeof re !== "string") continue;
+    try {
+      new RegExp(re.replace(/^\(\?[ism]+\)/, ""));
+    } catch (e) {
+      fail(at, `invalid regular expression ${JSON.stringify(re)}: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /, "")}`);
+    }
   }
   for (const k of ["tokens", "messages", "complexity"]) {
     const v = c[k];

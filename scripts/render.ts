@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { stringify } from "yaml";
-import { GatewayConfigError, loadGatewayConfig, type DistributedRule, type GatewayConfig, type Instance } from "./gateway-config.js";
+import { GatewayConfigError, GatewayConfigReadError, loadGatewayConfig, type DistributedRule, type GatewayConfig, type Instance } from "./gateway-config.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -772,6 +772,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     for (const f of written) console.log(`wrote ${f}`);
     for (const f of removed) console.log(`removed ${f} (no longer rendered)`);
   } catch (e) {
+    if (e instanceof GatewayConfigReadError) {
+      console.error(`render: ${e.message}`);
+      process.exit(1);
+    }
     if (e instanceof GatewayConfigError) {
       console.error(`render: ${e.file} is not valid; nothing was written.\n${e.message}`);
       process.exit(1);
