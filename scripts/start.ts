@@ -117,7 +117,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       }
       // The mock answers at the provider's own paths; an openai-compatible server keeps its base path.
       const basePath = inst.provider === "openai-compatible" && inst.endpoint ? new URL(inst.endpoint).pathname.replace(/\/+$/, "") || "/" : undefined;
-      const m = await startMock(inst.provider as MockKind, { port: 0, ...(basePath ? { basePath } : {}) });
+      // The gateway reads nothing the mock records: keep only the last few requests (a long run of
+      // 256 KB prompts grew the process by every body otherwise; issue 13).
+      const m = await startMock(inst.provider as MockKind, { port: 0, maxRecorded: 16, ...(basePath ? { basePath } : {}) });
       mocks[inst.name] = m;
       clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs };
       // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
