@@ -174,6 +174,20 @@ describe("timeouts: connect, first_byte, idle, total (four Envoy settings)", () 
     );
   });
 
+  it("the envoy.yaml validator warns of timeouts Envoy accepts but that cut streams or never fire", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(BASE, { env: {} })) as any;
+    expect(validateEnvoyConfig(envoy).warnings).toEqual([]);
+    const route = routeOf(envoy);
+    delete route.timeout;
+    route.idle_timeout = "60s";
+    const w = validateEnvoyConfig(envoy).warnings;
+    expect(w).toHaveLength(3);
+    expect(w[0]).toMatch(/routes\[0\]\.route: no timeout: Envoy's default of 15s cuts every response at 15 s, streams included/);
+    expect(w[1]).toMatch(/per_try_timeout \(120s\) is not below timeout \(15s\): Envoy drops it/);
+    expect(w[2]).toMatch(/idle_timeout \(60s\) is not above retry_policy\.per_try_timeout \(120s\)/);
+    expect(validateEnvoyConfig({ cluster_header: "x", timeout: "300s" }, { type: "envoy.config.route.v3.RouteAction" }).warnings).toEqual([]);
+  });
+
   it("the local gateway refuses an envoy.yaml route that would retry (it does not), and drops a per-try timeout at or above the route timeout as Envoy does", () => {
     const text = renderFiles(parseGatewayConfig(BASE + "timeouts: { first_byte: 20s, total: 60s }\n", { env: {} }))["envoy.yaml"];
     expect(parseEnvoyConfig(text).route).toMatchObject({ timeoutMs: 60_000, firstByteTimeoutMs: 20_000 });
