@@ -236,7 +236,10 @@ class Exchange {
     });
     this.upstreamReq = upstreamReq;
     // The connect timeout covers opening the connection only (Envoy's pool connect timer is
-    // disabled on the Connected event, which a TLS socket raises after its handshake).
+    // disabled on the Connected event, which a TLS socket raises after its handshake). Past it the
+    // pool fails with PoolFailureReason::Timeout, which UpstreamRequest::onPoolFailure reports as a
+    // ConnectionFailure reset (runtime treat_upstream_connect_timeout_as_connect_failure): the
+    // router's 503 below, connect_failure for ai-proxy.
     upstreamReq.on("socket", (sock) => {
       if (!sock.connecting && (target.protocol !== "https:" || (sock as { encrypted?: boolean }).encrypted)) {
         this.onConnected();
