@@ -56,8 +56,10 @@ export interface LocalGatewayConfig {
   listener: { address: string; port: number; bufferLimitBytes: number };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
-  /** requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
-  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number; requestBodyBufferLimitBytes: number | null };
+  /** timeoutMs: route timeout (total); idleTimeoutMs: route idle_timeout; firstByteTimeoutMs:
+   * retry_policy.per_try_timeout (ignored by Envoy once the response has started). 0: off.
+   * requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
+  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number; firstByteTimeoutMs: number; requestBodyBufferLimitBytes: number | null };
   /** The HCM's local_reply_config, null when absent. */
   localReply: LocalReplyConfig | null;
   clusters: Record<string, ClusterConfig>;
@@ -169,6 +171,22 @@ function cluster(c: Record<string, any>, at: string): ClusterConfig {
   };
 }
 
+/**
+ * route.retry_policy: the local gateway reads per_try_timeout (Sluice's first-byte timeout) and runs no
+ * retries itself (ai-proxy falls back), so a policy that would retry is refused rather than ignored.
+ * Envoy drops a per-try timeout at or above the route timeout (FilterUtility::finalTimeout); the
+ * caller compares the two.
+ */
+function perTryTimeoutMs(rp: unknown): number {
+  if (rp === undefined) return 0;
+  const p = obj(rp, "routes[0].route.retry_policy");
+  for (const k of Object.keys(p)) {
+    if (k !== "per_try_timeout" && k !== "num_retries" && k !== "retry_on") throw new EnvoyConfigError(`routes[0].route.retry_policy.${k}: the local gateway does not run it`);
+  }
+  if (p.retry_on && p.num_retries !== 0) throw new EnvoyConfigError("routes[0].route.retry_policy: the local gateway does not retry (give num_retries: 0)");
+  return p.per_try_timeout === undefined ? 0 : durationMs(p.per_try_timeout, "routes[0].route.retry_policy.per_try_timeout");
+}
+
 export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const root = obj(parse(text), "(root)");
   const sr = obj(root.static_resources, "static_resources");
@@ -213,6 +231,7 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     // Envoy's default route timeout is 15 s; 0s disables it.
     timeoutMs: ra.timeout === undefined ? 15_000 : durationMs(ra.timeout, "routes[0].route.timeout"),
     idleTimeoutMs: ra.idle_timeout === undefined ? 0 : durationMs(ra.idle_timeout, "routes[0].route.idle_timeout"),
+    firstByteTimeoutMs: perTryTimeoutMs(ra.retry_policy),
     requestBodyBufferLimitBytes: r.request_body_buffer_limit === undefined ? null : bytes(r.request_body_buffer_limit, "routes[0].request_body_buffer_limit", 0),
   };
   if (r.per_request_buffer_limit_bytes !== undefined) throw new EnvoyConfigError("routes[0].per_request_buffer_limit_bytes: deprecated; the local gateway reads request_body_buffer_limit");
@@ -223,6 +242,9 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     if (e instanceof LocalReplyConfigError) throw new EnvoyConfigError(e.message);
     throw e;
   }
+
+  // FilterUtility::finalTimeout: a per-try timeout not below the (non-zero) route timeout is dropped.
+  if (route.timeoutMs > 0 && route.firstByteTimeoutMs >= route.timeoutMs) route.firstByteTimeoutMs = 0;
 
   const clusters: Record<string, ClusterConfig> = {};
   list(sr.clusters ?? [], "static_resources.clusters").forEach((c, i) => {

@@ -49,6 +49,9 @@ export interface LogEntry {
   message: string;
 }
 
+/** Log entries the host keeps (the latest; older ones are dropped in batches). */
+export const MAX_LOG_ENTRIES = 10_000;
+
 /** What plugins, VMs and streams need from the host. */
 export class HostCore {
   readonly sharedData = new SharedData();
@@ -81,10 +84,13 @@ export class HostCore {
     return this.clock();
   }
 
-  /** Envoy drops messages below its log level (proxy_log still returns Ok). */
+  /** Envoy drops messages below its log level (proxy_log still returns Ok). Envoy writes the rest
+   * out and keeps none; the host keeps the latest MAX_LOG_ENTRIES for tests and load errors, so a
+   * gateway that runs for days does not hold every line it ever logged. */
   log(filter: string, worker: number, level: number, message: string, _fromHost = false): void {
     if (level < this.logLevel) return;
     this.logs.push({ filter, worker, level: LOG_LEVELS[level], message });
+    if (this.logs.length >= 2 * MAX_LOG_ENTRIES) this.logs.splice(0, this.logs.length - MAX_LOG_ENTRIES);
   }
 
   timerPeriodChanged(): void {

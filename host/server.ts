@@ -2,7 +2,16 @@
 // router do for Sluice's envoy.yaml — one listener, the wasm filter chain, a route that picks the
 // cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
 // answers when an upstream cannot be reached (503) or is too slow (504), the route's idle timeout
-// (408 before the response starts, a reset after), and the access log. Bodies stream both ways:
+// (408 before the response starts, a reset after), and the access log.
+// Four timers, each an Envoy setting of its own (see routeAction in scripts/render.ts):
+//   connect    cluster connect_timeout: only while the connection (TCP, and TLS for https) opens;
+//              a reused keep-alive connection has none. Past it: 503, connection failure (UF).
+//   first byte route retry_policy.per_try_timeout: armed once the request is sent on an open
+//              connection, disarmed by the response headers (Envoy's UpstreamRequest::onPerTryTimeout
+//              ignores it once the response has started). Past it: 504 upstream_per_try_timeout (UT).
+//   idle       route idle_timeout: restarted by every byte either way. Past it: 408 (SI), or a reset.
+//   total      route timeout: end of request to end of response, streams included (0: off).
+// Bodies stream both ways:
 // nothing is buffered here beyond what the filters ask Envoy to buffer, and that is bounded by the
 // stream's buffer limit (Envoy's 413 / 500 past it, host/stream.ts). Envoy's flow control bounds
 // the rest: above a connection's high watermark the other side is no longer read, below the low
@@ -40,6 +49,9 @@ export interface GatewayOptions {
   routeTimeoutMs?: number;
   /** route.idle_timeout: longest silence on the stream in either direction (0 or unset: none). */
   idleTimeoutMs?: number;
+  /** route.retry_policy.per_try_timeout: from the request sent on an open connection to the response
+   * headers (0 or unset: none). */
+  firstByteTimeoutMs?: number;
   /** The listener's per_connection_buffer_limit_bytes (default 1 MiB): the client connection's write
    * high watermark (above it the upstream response is no longer read) and each stream's buffer limit. */
   listenerBufferLimitBytes?: number;
@@ -78,6 +90,10 @@ class Exchange {
   private done = false;
   private timer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private firstByteTimer: NodeJS.Timeout | null = null;
+  /** The upstream connection is open (TCP, and TLS for https): Envoy's pool is ready. */
+  private connected = false;
   private responseStarted = false;
   private cluster: string | null = null;
   /** The server is draining: this response tells the client to close the connection. */
@@ -188,6 +204,7 @@ class Exchange {
       if (this.g.routeTimeoutMs && !this.timer) {
         this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout", "UT"), this.g.routeTimeoutMs);
       }
+      this.armFirstByte();
     }
     // Toward the client.
     const down = s.downstream;
@@ -309,12 +326,23 @@ class Exchange {
       path: get(":path") ?? "/",
       headers,
       servername: target.protocol === "https:" ? String(headers.host).split(":")[0] : undefined,
-      timeout: cluster.connectTimeoutMs ?? 10_000,
     });
     this.upstreamReq = upstreamReq;
+    // The connect timeout covers opening the connection only (Envoy's pool connect timer is
+    // disabled on the Connected event, which a TLS socket raises after its handshake).
+    upstreamReq.on("socket", (sock) => {
+      if (!sock.connecting && (target.protocol !== "https:" || (sock as { encrypted?: boolean }).encrypted)) {
+        this.onConnected();
+        return;
+      }
+      const ms = cluster.connectTimeoutMs ?? 5000;
+      this.connectTimer = setTimeout(() => upstreamReq.destroy(new Error("connect timeout")), ms);
+      sock.once(target.protocol === "https:" ? "secureConnect" : "connect", () => this.onConnected());
+    });
     upstreamReq.on("drain", () => this.flowControl());
     upstreamReq.on("response", (r) => {
-      upstreamReq.setTimeout(0);
+      if (this.firstByteTimer) clearTimeout(this.firstByteTimer);
+      this.firstByteTimer = null;
       if (this.upstreamClosed) {
         r.resume();
         return;
@@ -340,15 +368,6 @@ class Exchange {
       r.on("error", () => this.onUpstreamReset());
       r.on("aborted", () => this.onUpstreamReset());
     });
-    upstreamReq.on("timeout", () => upstreamReq.destroy(new Error("connect timeout")));
-    // Whether the connection was made (a kept-alive socket already is): Envoy's reset reason
-    // (Http::Utility::resetReasonToString) and response flag tell a connection never made (connection
-    // failure, UF) from one that ended before the response (connection termination, UC).
-    let connected = false;
-    upstreamReq.on("socket", (sock) => {
-      if (!sock.connecting) connected = true;
-      else sock.once("connect", () => (connected = true));
-    });
     upstreamReq.on("error", () => {
       if (this.upstreamClosed) return;
       if (this.upstreamRes) {
@@ -356,9 +375,23 @@ class Exchange {
         this.onUpstreamReset();
         return;
       }
-      const [reason, flag] = connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
+      const [reason, flag] = this.connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
       this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
     });
+  }
+
+  private onConnected(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.connected = true;
+    this.armFirstByte();
+  }
+
+  /** Envoy arms the per-try timer when the request is complete and the pool has a connection. */
+  private armFirstByte(): void {
+    const ms = this.g.firstByteTimeoutMs;
+    if (!ms || !this.connected || !this.upEnded || this.responseStarted || this.firstByteTimer || this.done) return;
+    this.firstByteTimer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_per_try_timeout", "UT"), ms);
   }
 
   /** The router's own answer before any upstream response: a local reply with its response flag,
@@ -382,8 +415,8 @@ class Exchange {
   }
 
   private clearTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    for (const t of [this.timer, this.idleTimer, this.connectTimer, this.firstByteTimer]) if (t) clearTimeout(t);
+    this.timer = this.idleTimer = this.connectTimer = this.firstByteTimer = null;
   }
 
   finish(): void {

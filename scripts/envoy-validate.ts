@@ -431,8 +431,55 @@ function byJsonName(f: protobuf.Field): string {
 /** Validates a parsed Envoy config (default type: the bootstrap). */
 export function validateEnvoyConfig(config: unknown, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {
   const w = new Walker(loadEnvoyApi(opts.newerFields ?? true));
-  w.message(opts.type ?? "envoy.config.bootstrap.v3.Bootstrap", config, "");
-  return { errors: w.errors, warnings: w.warnings, newerFieldsUsed: w.newerFieldsUsed, types: w.types };
+  const type = opts.type ?? "envoy.config.bootstrap.v3.Bootstrap";
+  w.message(type, config, "");
+  const warnings = [...w.warnings];
+  if (type === "envoy.config.bootstrap.v3.Bootstrap" && w.errors.length === 0) warnings.push(...routeTimeoutWarnings(config));
+  else if (type === "envoy.config.route.v3.RouteAction" && w.errors.length === 0) warnings.push(...routeActionTimeoutWarnings(config as Record<string, any>, ""));
+  return { errors: w.errors, warnings, newerFieldsUsed: w.newerFieldsUsed, types: w.types };
+}
+
+const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+function seconds(d: unknown): number | null {
+  return typeof d === "string" && /^[0-9]+(\.[0-9]+)?s$/.test(d) ? Number(d.slice(0, -1)) : null;
+}
+
+/**
+ * Timeouts Envoy accepts but that do not do what an AI gateway needs (Envoy's router, read in
+ * source/common/router/router.cc FilterUtility::finalTimeout and upstream_request.cc): a route with
+ * no `timeout` gets 15 s, which cuts every response, streams included; a per-try timeout at or above
+ * the route timeout is dropped; an idle timeout at or below the per-try timeout fires first (408).
+ */
+export function routeTimeoutWarnings(config: unknown): string[] {
+  const out: string[] = [];
+  const listeners: any[] = (config as any)?.static_resources?.listeners ?? [];
+  listeners.forEach((l, li) =>
+    (l?.filter_chains ?? []).forEach((fc: any, ci: number) =>
+      (fc?.filters ?? []).forEach((f: any, fi: number) => {
+        const hcm = f?.typed_config;
+        if (hcm?.["@type"] !== HCM_TYPE) return;
+        (hcm.route_config?.virtual_hosts ?? []).forEach((vh: any, vi: number) =>
+          (vh?.routes ?? []).forEach((r: any, ri: number) => {
+            if (r?.route) out.push(...routeActionTimeoutWarnings(r.route, `static_resources.listeners[${li}].filter_chains[${ci}].filters[${fi}].typed_config.route_config.virtual_hosts[${vi}].routes[${ri}].route`));
+          }),
+        );
+      }),
+    ),
+  );
+  return out;
+}
+
+function routeActionTimeoutWarnings(ra: Record<string, any>, at: string): string[] {
+  const out: string[] = [];
+  const where = at ? `${at}: ` : "";
+  const total = ra.timeout === undefined ? 15 : seconds(ra.timeout);
+  const perTry = seconds(ra.retry_policy?.per_try_timeout) ?? 0;
+  const idle = seconds(ra.idle_timeout) ?? 0;
+  if (ra.timeout === undefined) out.push(`${where}no timeout: Envoy's default of 15s cuts every response at 15 s, streams included (write 0s to turn it off)`);
+  if (total && perTry && perTry >= total) out.push(`${where}retry_policy.per_try_timeout (${perTry}s) is not below timeout (${total}s): Envoy drops it`);
+  if (idle && perTry && idle <= perTry) out.push(`${where}idle_timeout (${idle}s) is not above retry_policy.per_try_timeout (${perTry}s): the idle timeout answers 408 first`);
+  return out;
 }
 
 export function validateEnvoyYaml(text: string, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {

@@ -42,10 +42,25 @@ export class GatewayConfigError extends Error {
     readonly file: string,
     readonly problems: Problem[],
   ) {
-    super(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.field ? p.field + ": " : ""}${p.message}`).join("\n"));
+    super(problems.map((p) => `${file}:${p.line ? `${p.line}:${p.column}:` : ""} ${p.field ? p.field + ": " : ""}${p.message}`).join("\n"));
     this.name = "GatewayConfigError";
   }
 }
+
+/** gateway.yaml could not be read at all (missing, a directory, no permission): one line, no stack. */
+export class GatewayConfigReadError extends GatewayConfigError {
+  constructor(file: string, message: string) {
+    super(file, [{ line: 0, column: 0, field: "", message }]);
+    this.name = "GatewayConfigReadError";
+  }
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: "no such file (give the configuration with --config <file>)",
+  EISDIR: "is a directory, not a file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+};
 
 export interface Instance {
   name: string;
@@ -74,8 +89,8 @@ export interface GatewayConfig {
   listener: { address: string; port: number };
   admin: { address: string; port: number };
   accessLog: { path: string };
-  /** Envoy durations ("300s"). */
-  timeouts: { request: string; idle: string; connect: string };
+  /** Envoy durations ("300s"; "0s" is off). See docs in schemas/gateway.schema.json `timeouts`. */
+  timeouts: Timeouts;
   /** Keys as the key-auth filter takes them; plain and env: keys are hashed to sha256:<hex>. */
   consumers: { name: string; keys: string[] }[];
   providers: Instance[];
@@ -98,6 +113,24 @@ export interface GatewayConfig {
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
 }
+
+/**
+ * The four upstream timeouts, each an Envoy setting of its own (read in Envoy's source, see render.ts):
+ * connect: cluster connect_timeout (TCP and TLS handshake only);
+ * firstByte: route retry_policy.per_try_timeout (from the request sent to the response headers;
+ *   UpstreamRequest::onPerTryTimeout ignores it once the response has started);
+ * idle: route idle_timeout (longest silence on the stream, either direction);
+ * total: route timeout (end of request to end of response, streams included; "0s" = off).
+ */
+export interface Timeouts {
+  connect: string;
+  firstByte: string;
+  idle: string;
+  total: string;
+}
+
+/** Defaults of gateway.yaml `timeouts` (gateway.yaml syntax). */
+export const TIMEOUT_DEFAULTS = { connect: "5s", first_byte: "120s", idle: "180s", total: "0s" } as const;
 
 export interface RouterConfig {
   /** The filter's JSON configuration without `embeddings` (render adds it for its target). */
@@ -275,7 +308,27 @@ export interface LoadOptions {
 }
 
 export function loadGatewayConfig(path: string, opts: LoadOptions = {}): GatewayConfig {
-  return parseGatewayConfig(readFileSync(path, "utf8"), { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env });
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    throw new GatewayConfigReadError(path, `cannot read: ${READ_ERRORS[code] ?? (e as Error).message}${code ? ` (${code})` : ""}`);
+  }
+  return parseGatewayConfig(text, { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env });
+}
+
+/**
+ * Where a field of gateway.yaml is, by its printed name ("filters.ai_router.rules[0].when.regex"):
+ * the nearest part of the path that exists. For messages that come from elsewhere (a filter that
+ * refused its configuration).
+ */
+export function locateField(text: string, field: string): { line: number; column: number } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const path: Path = [];
+  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) path.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+  return locate(doc, lc, path);
 }
 
 export function parseGatewayConfig(text: string, opts: LoadOptions = {}): GatewayConfig {
@@ -306,7 +359,10 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       const path = pointerToPath(e.instancePath, data);
       let value: any = data;
       for (const seg of path) value = value?.[seg];
-      if (e.keyword === "additionalProperties") fail(path, describe(e, value), (e.params as any).additionalProperty);
+      const extra = (e.params as any).additionalProperty;
+      if (e.keyword === "additionalProperties" && fieldName(path) === "timeouts" && extra === "request") {
+        fail(path, "'request' was split: the wait for the answer is first_byte; total (off by default) would cut every stream at that age", extra);
+      } else if (e.keyword === "additionalProperties") fail(path, describe(e, value), extra);
       else if (e.keyword === "required") fail([...path], describe(e, value));
       else fail(path, describe(e, value));
     }
@@ -416,6 +472,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   if (ka.enabled !== false && (data.consumers ?? []).length === 0 && ka.anonymous === undefined) {
     fail(["consumers"], "key-auth is enabled but no consumer is listed: every request would get 401 (add consumers, set filters.key_auth.anonymous, or filters.key_auth.enabled: false)");
   }
+  const timeouts = checkTimeouts(data.timeouts ?? {}, fail);
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
@@ -423,16 +480,11 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
-  const t = data.timeouts ?? {};
   return {
     listener: { address: data.listener.address ?? "0.0.0.0", port: data.listener.port },
     admin: { address: data.admin?.address ?? "127.0.0.1", port: data.admin?.port ?? 9901 },
     accessLog: { path: data.access_log?.path ?? "/dev/stdout" },
-    timeouts: {
-      request: envoyDuration(t.request ?? "300s"),
-      idle: envoyDuration(t.idle ?? "120s"),
-      connect: envoyDuration(t.connect ?? "5s"),
-    },
+    timeouts,
     consumers,
     providers,
     pools,
@@ -461,6 +513,28 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
 }
 
 type Fail = (path: Path, message: string, keyOf?: string) => void;
+
+function seconds(d: string): number {
+  return Number(envoyDuration(d).slice(0, -1));
+}
+
+/**
+ * timeouts: what the schema cannot say. In Envoy the route idle timeout also runs while the response
+ * headers are awaited, and a per-try timeout at or above the route timeout is dropped
+ * (FilterUtility::finalTimeout), so first_byte must be below idle and below total when they are on.
+ */
+function checkTimeouts(t: Record<string, string>, fail: Fail): Timeouts {
+  const v = { ...TIMEOUT_DEFAULTS, ...t };
+  const firstByte = seconds(v.first_byte);
+  if (seconds(v.connect) === 0) fail(["timeouts", "connect"], "must be above 0 (Envoy requires a connect timeout)");
+  if (firstByte > 0 && seconds(v.idle) > 0 && firstByte >= seconds(v.idle)) {
+    fail(["timeouts", t.first_byte !== undefined ? "first_byte" : "idle"], `first_byte (${v.first_byte}) must be below idle (${v.idle}): the idle timeout would cut the wait for the first byte first`);
+  }
+  if (firstByte > 0 && seconds(v.total) > 0 && firstByte >= seconds(v.total)) {
+    fail(["timeouts", "total"], `total (${v.total}) must be above first_byte (${v.first_byte}) or 0s (off)`);
+  }
+  return { connect: envoyDuration(v.connect), firstByte: envoyDuration(v.first_byte), idle: envoyDuration(v.idle), total: envoyDuration(v.total) };
+}
 
 const MAX_CONDITION_DEPTH = 32;
 const TEXT_CONDITIONS = ["keywords", "regex", "task", "complexity"];
@@ -551,6 +625,22 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   if (c.path !== undefined) {
     const n = ["exact", "prefix", "regex"].filter((k) => c.path[k] !== undefined).length;
     if (n !== 1) fail([...path, "path"], "needs exactly one of exact, prefix, regex");
+  }
+  // Regular expressions: ai-router's engine takes a subset of RE2 (assembly/lib/regex.ts) and refuses
+  // the rest when Envoy loads it. What JavaScript cannot parse either (unbalanced parentheses, nothing
+  // to repeat, a reversed range) is refused here with its line; the rest is checked by the filter,
+  // and `npm start` maps its message back to the line (scripts/start.ts).
+  const regexes: [Path, unknown][] = [];
+  if (typeof c.regex === "string") regexes.push([[...path, "regex"], c.regex]);
+  else if (Array.isArray(c.regex)) c.regex.forEach((r: unknown, i: number) => regexes.push([[...path, "regex", i], r]));
+  for (const k of ["header", "path"]) if (typeof c[k]?.regex === "string") regexes.push([[...path, k, "regex"], c[k].regex]);
+  for (const [at, re] of regexes) {
+    if (typeof re !== "string") continue;
+    try {
+      new RegExp(re.replace(/^\(\?[ism]+\)/, ""));
+    } catch (e) {
+      fail(at, `invalid regular expression ${JSON.stringify(re)}: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /, "")}`);
+    }
   }
   for (const k of ["tokens", "messages", "complexity"]) {
     const v = c[k];

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { stringify } from "yaml";
-import { GatewayConfigError, loadGatewayConfig, type DistributedRule, type GatewayConfig, type Instance } from "./gateway-config.js";
+import { GatewayConfigError, GatewayConfigReadError, loadGatewayConfig, type DistributedRule, type GatewayConfig, type Instance } from "./gateway-config.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -368,6 +368,26 @@ function wasmFilter(name: string, configuration: unknown, extra: { env?: string[
   };
 }
 
+/**
+ * The route's timeouts (gateway.yaml `timeouts`), each its own Envoy setting, as Envoy's router applies
+ * them (source/common/router/router.cc, upstream_request.cc):
+ * - timeout: from the end of the request to the end of the response, streams included, then 504 or a
+ *   reset (details upstream_response_timeout). Envoy's default is 15s, so "0s" (off) is written out.
+ * - retry_policy.per_try_timeout: armed once the request is sent on a connection
+ *   (UpstreamRequest::setupPerTryTimeout); UpstreamRequest::onPerTryTimeout ignores it once the
+ *   response has started downstream, so it bounds the wait for the first byte (response headers) and
+ *   never a stream: 504, details upstream_per_try_timeout. num_retries 0: ai-proxy does the fallback.
+ *   Under Istio only per_try_timeout is merged (the VirtualService keeps its own retries).
+ * - idle_timeout: the stream's longest silence in either direction (HCM stream idle timer, per route):
+ *   408 before the response starts, a reset after.
+ * The connect timeout is the cluster's connect_timeout (TCP and TLS handshake).
+ */
+function routeAction(cfg: GatewayConfig, opts: { istio?: boolean } = {}): Record<string, unknown> {
+  const t = cfg.timeouts;
+  const perTry = t.firstByte === "0s" ? null : opts.istio ? { per_try_timeout: t.firstByte } : { num_retries: 0, per_try_timeout: t.firstByte };
+  return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
+}
+
 function isIp(host: string): boolean {
   return /^[0-9.]+$/.test(host) || host.includes(":");
 }
@@ -511,7 +531,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                               // What a buffering filter may hold; see streamBufferLimit.
                               request_body_buffer_limit: streamBufferLimit(cfg),
                               // ai-proxy names the instance's cluster in this header and clears the route cache.
-                              route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
+                              route: routeAction(cfg),
                               ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
                             },
                           ],
@@ -702,7 +722,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
                 operation: "MERGE",
                 value: {
                   request_body_buffer_limit: streamBufferLimit(cfg),
-                  route: { cluster_header: cfg.aiProxy.clusterHeader, timeout: cfg.timeouts.request, idle_timeout: cfg.timeouts.idle },
+                  route: routeAction(cfg, { istio: true }),
                   ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
                 },
               },
@@ -849,6 +869,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     for (const f of written) console.log(`wrote ${f}`);
     for (const f of removed) console.log(`removed ${f} (no longer rendered)`);
   } catch (e) {
+    if (e instanceof GatewayConfigReadError) {
+      console.error(`render: ${e.message}`);
+      process.exit(1);
+    }
     if (e instanceof GatewayConfigError) {
       console.error(`render: ${e.file} is not valid; nothing was written.\n${e.message}`);
       process.exit(1);

@@ -6,7 +6,7 @@
 //   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
 //                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build]
 import { spawnSync } from "node:child_process";
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { compileAccessLog } from "../host/access-log.js";
@@ -16,7 +16,7 @@ import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js"
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "./mocks/index.js";
 import type { MockKind } from "./mocks/common.js";
-import { GatewayConfigError } from "./gateway-config.js";
+import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
 import { render, WASM_DIR } from "./render.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -117,7 +117,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       }
       // The mock answers at the provider's own paths; an openai-compatible server keeps its base path.
       const basePath = inst.provider === "openai-compatible" && inst.endpoint ? new URL(inst.endpoint).pathname.replace(/\/+$/, "") || "/" : undefined;
-      const m = await startMock(inst.provider as MockKind, { port: 0, ...(basePath ? { basePath } : {}) });
+      // The gateway reads nothing the mock records: keep only the last few requests (a long run of
+      // 256 KB prompts grew the process by every body otherwise; issue 13).
+      const m = await startMock(inst.provider as MockKind, { port: 0, maxRecorded: 16, ...(basePath ? { basePath } : {}) });
       mocks[inst.name] = m;
       clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
       // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
@@ -185,6 +187,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       clusters,
       routeTimeoutMs: cfg.route.timeoutMs,
       idleTimeoutMs: cfg.route.idleTimeoutMs,
+      firstByteTimeoutMs: cfg.route.firstByteTimeoutMs,
       listenerBufferLimitBytes: cfg.listener.bufferLimitBytes,
       routeRequestBodyBufferLimitBytes: cfg.route.requestBodyBufferLimitBytes ?? undefined,
       accessLog,
@@ -238,16 +241,64 @@ function option(name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1];
 }
 
+/**
+ * A filter that refused its configuration names the field in its own JSON ("ai-router.rules[0].when.regex:
+ * ..."); the same field in gateway.yaml, where render took it from (scripts/render.ts).
+ */
+export function gatewayField(filterField: string): string | null {
+  const m = /^(key-auth|ai-router|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  if (!m) return null;
+  const rest = m[2] ?? "";
+  const join = (base: string) => (rest ? `${base}.${rest}` : base);
+  switch (m[1]) {
+    case "ai-router":
+      return join("filters.ai_router");
+    case "ai-ratelimit":
+      return join("filters.ai_ratelimit");
+    case "key-auth":
+      return rest.startsWith("consumers") ? rest : join("filters.key_auth");
+    default:
+      if (/^instances\[/.test(rest)) return rest.replace(/^instances/, "providers");
+      if (/^pools\[/.test(rest)) return rest;
+      return join("filters.ai_proxy");
+  }
+}
+
+/** "gateway.yaml:10:18: filters.ai_router.rules[0].when.regex: ..." for each configuration refusal in a
+ * filter's load log, or null when none names a field. */
+export function configRefusals(logs: string[], configPath: string): string[] | null {
+  let text: string;
+  try {
+    text = readFileSync(configPath, "utf8");
+  } catch {
+    return null;
+  }
+  const out: string[] = [];
+  for (const l of logs) {
+    const m = /^(\S+): invalid configuration: ([^:\s]+): (.*)$/.exec(l);
+    const field = m ? gatewayField(m[2]) : null;
+    if (!m || !field) continue;
+    const at = locateField(text, field);
+    out.push(`${basename(configPath)}:${at.line}:${at.column}: ${field}: ${m[3]} (${m[1]} refused its configuration)`);
+  }
+  return out.length ? out : null;
+}
+
 async function main(): Promise<void> {
   if (!flag("no-build")) {
     const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
     if (build.status !== 0) process.exit(build.status ?? 1);
   }
   const envoyYaml = resolve(option("envoy") ?? join(root, "envoy", "envoy.yaml"));
+  const configPath = resolve(option("config") ?? join(root, "gateway.yaml"));
   if (!flag("no-render")) {
     try {
-      render({ config: option("config"), outDir: dirname(envoyYaml) });
+      render({ config: configPath, outDir: dirname(envoyYaml) });
     } catch (e) {
+      if (e instanceof GatewayConfigReadError) {
+        console.error(e.message);
+        process.exit(1);
+      }
       if (e instanceof GatewayConfigError) {
         console.error(`${e.file} is not valid; nothing was written.\n${e.message}`);
         process.exit(1);
@@ -272,7 +323,11 @@ async function main(): Promise<void> {
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { logs?: string[] };
     if (err.code === "EADDRINUSE") console.error(`cannot listen: ${err.message} (another gateway running? use --port / --admin-port)`);
-    else console.error(`cannot start: ${err.message}${err.logs?.length ? "\n  " + err.logs.join("\n  ") : ""}`);
+    else {
+      const refusals = !flag("no-render") && err.logs ? configRefusals(err.logs, configPath) : null;
+      if (refusals) console.error(`${refusals.join("\n")}\nnothing was started.`);
+      else console.error(`cannot start: ${err.message}${err.logs?.length ? "\n  " + err.logs.join("\n  ") : ""}`);
+    }
     process.exit(1);
   }
   const rel = envoyYaml.startsWith(root) ? envoyYaml.slice(root.length + 1) : envoyYaml;

@@ -134,6 +134,68 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
   });
 });
 
+describe("timeouts: connect, first_byte, idle, total (four Envoy settings)", () => {
+  const routeOf = (envoy: any) => envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route;
+
+  it("defaults: connect 5s, first byte 120s (per_try_timeout, no retries), idle 180s, and the route timeout written as 0s (off), since Envoy's default of 15s would cut streams", () => {
+    const cfg = parseGatewayConfig(BASE, { env: {} });
+    expect(cfg.timeouts).toEqual({ connect: "5s", firstByte: "120s", idle: "180s", total: "0s" });
+    const envoy = renderEnvoy(cfg) as any;
+    expect(routeOf(envoy)).toMatchObject({ timeout: "0s", idle_timeout: "180s", retry_policy: { num_retries: 0, per_try_timeout: "120s" } });
+    expect(envoy.static_resources.clusters[0].connect_timeout).toBe("5s");
+    expect(validateEnvoyConfig(envoy).errors).toEqual([]);
+    // The local gateway reads the same four values back.
+    expect(parseEnvoyConfig(renderFiles(cfg)["envoy.yaml"]).route).toMatchObject({ timeoutMs: 0, idleTimeoutMs: 180_000, firstByteTimeoutMs: 120_000 });
+  });
+
+  it("given values reach envoy.yaml and the Istio manifests (route MERGE keeps Istio's own retries; DestinationRule connectTimeout)", () => {
+    const cfg = parseGatewayConfig(BASE + "timeouts: { connect: 2s, first_byte: 500ms, idle: 1m, total: 10m }\n", { env: {} });
+    expect(routeOf(renderEnvoy(cfg))).toMatchObject({ timeout: "600s", idle_timeout: "60s", retry_policy: { per_try_timeout: "0.5s" } });
+    const files = renderFiles(cfg);
+    const ef = parseAllDocuments(files["istio/sluice-envoyfilter.yaml"]).map((d) => d.toJS()).find((d) => d?.kind === "EnvoyFilter");
+    const route = ef.spec.configPatches.at(-1).patch.value.route;
+    expect(route).toMatchObject({ timeout: "600s", idle_timeout: "60s", retry_policy: { per_try_timeout: "0.5s" } });
+    expect(route.retry_policy.num_retries).toBeUndefined();
+    const dr = parseAllDocuments(files["istio/providers.yaml"]).map((d) => d.toJS()).find((d) => d?.kind === "DestinationRule");
+    expect(dr.spec.trafficPolicy.connectionPool.tcp.connectTimeout).toBe("2s");
+    // first_byte 0s (off) renders no retry policy at all.
+    const off = parseGatewayConfig(BASE + "timeouts: { first_byte: 0s }\n", { env: {} });
+    expect(routeOf(renderEnvoy(off)).retry_policy).toBeUndefined();
+  });
+
+  it("refuses, with line and field, a first_byte the idle or total timeout would always beat, a zero connect, and the old `request` key", () => {
+    expect(problemsOf(BASE + "timeouts:\n  first_byte: 3m\n").message).toBe(
+      "gateway.yaml:11:15: timeouts.first_byte: first_byte (3m) must be below idle (180s): the idle timeout would cut the wait for the first byte first",
+    );
+    expect(problemsOf(BASE + "timeouts:\n  first_byte: 30s\n  total: 30s\n").message).toBe("gateway.yaml:12:10: timeouts.total: total (30s) must be above first_byte (30s) or 0s (off)");
+    expect(problemsOf(BASE + "timeouts:\n  connect: 0s\n").message).toBe("gateway.yaml:11:12: timeouts.connect: must be above 0 (Envoy requires a connect timeout)");
+    expect(problemsOf(BASE + "timeouts:\n  request: 300s\n").message).toBe(
+      "gateway.yaml:11:3: timeouts.request: 'request' was split: the wait for the answer is first_byte; total (off by default) would cut every stream at that age",
+    );
+  });
+
+  it("the envoy.yaml validator warns of timeouts Envoy accepts but that cut streams or never fire", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(BASE, { env: {} })) as any;
+    expect(validateEnvoyConfig(envoy).warnings).toEqual([]);
+    const route = routeOf(envoy);
+    delete route.timeout;
+    route.idle_timeout = "60s";
+    const w = validateEnvoyConfig(envoy).warnings;
+    expect(w).toHaveLength(3);
+    expect(w[0]).toMatch(/routes\[0\]\.route: no timeout: Envoy's default of 15s cuts every response at 15 s, streams included/);
+    expect(w[1]).toMatch(/per_try_timeout \(120s\) is not below timeout \(15s\): Envoy drops it/);
+    expect(w[2]).toMatch(/idle_timeout \(60s\) is not above retry_policy\.per_try_timeout \(120s\)/);
+    expect(validateEnvoyConfig({ cluster_header: "x", timeout: "300s" }, { type: "envoy.config.route.v3.RouteAction" }).warnings).toEqual([]);
+  });
+
+  it("the local gateway refuses an envoy.yaml route that would retry (it does not), and drops a per-try timeout at or above the route timeout as Envoy does", () => {
+    const text = renderFiles(parseGatewayConfig(BASE + "timeouts: { first_byte: 20s, total: 60s }\n", { env: {} }))["envoy.yaml"];
+    expect(parseEnvoyConfig(text).route).toMatchObject({ timeoutMs: 60_000, firstByteTimeoutMs: 20_000 });
+    expect(() => parseEnvoyConfig(text.replace(/num_retries: 0(\n *)/, "num_retries: 2$1retry_on: 5xx$1"))).toThrow(/does not retry/);
+    expect(parseEnvoyConfig(text.replace("timeout: 60s", "timeout: 10s")).route.firstByteTimeoutMs).toBe(0);
+  });
+});
+
 describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds)", () => {
   beforeAll(() => {
     loadEnvoyApi();
@@ -225,7 +287,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(c.notRun).toEqual([]);
     expect(c.filters[3].hostEnvKeys).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"]);
     expect(c.filters[3].wasmFile).toBe("/etc/sluice/build/ai-proxy.wasm");
-    expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 300_000, idleTimeoutMs: 120_000, requestBodyBufferLimitBytes: 11 * 1024 * 1024 });
+    expect(c.route).toEqual({ clusterHeader: "x-sluice-cluster", timeoutMs: 0, idleTimeoutMs: 180_000, firstByteTimeoutMs: 120_000, requestBodyBufferLimitBytes: 11 * 1024 * 1024 });
     expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000, bufferLimitBytes: 1024 * 1024 });
     expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
     expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000, bufferLimitBytes: 1024 * 1024 });

@@ -266,6 +266,25 @@ const TEMPLATE = `# Benchmarks
 <!-- /generated:memory -->
 `;
 
+/** The soak (scripts/bench/soak.ts): the gateway's memory round by round under a mixed hostile workload. */
+export function soakTable(r: any): string {
+  const mib = (n: number) => (n / 1048576).toFixed(0);
+  const s = r.summary;
+  const L: string[] = [];
+  L.push(`${s.requests.toLocaleString("en")} requests in ${s.rounds} rounds (${s.seconds} s), ${s.failures} not answered 200 (hang-ups excluded). After the first round → end: RSS ${s.rssAfterRound1MiB} → ${s.rssEndMiB} MiB (max ${s.rssMaxMiB}), V8 heap in use ${s.heapAfterRound1MiB} → ${s.heapEndMiB} MiB, pages ${Object.keys(s.pagesEnd).map((k) => `${k} ${s.pagesAfterRound1[k]} → ${s.pagesEnd[k]}`).join(", ")}.`);
+  L.push("");
+  const filters = Object.keys(s.pagesEnd);
+  L.push(`| round | s | requests | RSS MiB | heap MiB | ${filters.map((f) => `${f} pages`).join(" | ")} |`);
+  L.push(`|---:|---:|---:|---:|---:|${filters.map(() => "---:").join("|")}|`);
+  const samples: any[] = r.samples;
+  const step = Math.max(1, Math.ceil(samples.length / 12));
+  samples.forEach((x, i) => {
+    if (i % step !== 0 && i !== samples.length - 1) return;
+    L.push(`| ${x.round} | ${x.t.toFixed(0)} | ${x.requests.toLocaleString("en")} | ${mib(x.rss)} | ${mib(x.heapUsed)} | ${filters.map((f) => x.pages[f]).join(" | ")} |`);
+  });
+  return L.join("\n");
+}
+
 function replaceBlock(doc: string, name: string, body: string): string {
   const open = `<!-- generated:${name} -->`, close = `<!-- /generated:${name} -->`;
   const a = doc.indexOf(open), b = doc.indexOf(close);
@@ -287,6 +306,8 @@ export function writeReport(): { report: string; chart: string | null } {
     doc = replaceBlock(doc, "gateway", `![Added latency per setup and concurrency](${CHART_REL})\n\n${gatewayTables(gw)}`);
   }
   if (mem) doc = replaceBlock(doc, "memory", memoryTables(mem, memFixed, gw));
+  const soak = read("soak");
+  if (soak) doc = replaceBlock(doc, "soak", soakTable(soak));
   writeFileSync(REPORT, doc);
   return { report: REPORT, chart };
 }

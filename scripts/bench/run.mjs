@@ -13,6 +13,10 @@
 //   npm run bench -- --gateway [opts]  part 2 only: --rounds 5 --duration 2 --concurrency 1,16,64
 //                                      --modes plain,stream --paced-rounds 6 --paced-concurrency 1,16,64
 //   npm run bench -- --memory [opts]   part 3 only: --requests 100000 --every 5000 --warmup 10000
+//   npm run bench -- --soak [opts]     part 4 only: the soak (scripts/bench/soak.ts): a mixed hostile
+//                                      workload through the local gateway (plain, streamed, translated,
+//                                      256 KB prompts, bursts of 256, long streams, hang-ups) for
+//                                      --seconds 60, RSS, V8 heap and pages after every round
 //   npm run bench -- --report          rewrite BENCHMARKS.md's generated blocks and the chart from the
 //                                      JSON files in bench-results/ (no measuring)
 //   Parts run alone leave BENCHMARKS.md as it is (add --report to rewrite it).
@@ -42,7 +46,7 @@ function take(name, def) {
   args.splice(i, 2);
   return v;
 }
-const PARTS = ["--filters", "--gateway", "--memory", "--report"];
+const PARTS = ["--filters", "--gateway", "--memory", "--soak", "--report"];
 const chosen = PARTS.filter(has);
 for (const p of PARTS) while (args.includes(p)) args.splice(args.indexOf(p), 1);
 // No part named: everything when there are no other options, else (as before) the filter benchmark.
@@ -50,6 +54,7 @@ const all = chosen.length === 0 && args.filter((a) => a !== "--no-build").length
 const doFilters = all || chosen.includes("--filters") || (chosen.length === 0 && !all);
 const doGateway = all || chosen.includes("--gateway");
 const doMemory = all || chosen.includes("--memory");
+const doSoak = all || chosen.includes("--soak");
 const doReport = all || chosen.includes("--report");
 const profile = has("--profile");
 const noBuild = has("--no-build");
@@ -67,7 +72,7 @@ function run(cmd, argv, opts = {}) {
 if (!noBuild) run(process.execPath, ["scripts/build.mjs", "--if-needed", "ai-proxy", "key-auth"], { stdio: ["inherit", "ignore", "inherit"] });
 // The size table lists every module: bring the others up to date too, but a filter that does not
 // build right now only leaves its older .wasm in the table.
-if (!noBuild && doMemory) {
+if (!noBuild && (doMemory || doSoak)) {
   const r = spawnSync(process.execPath, ["scripts/build.mjs", "--if-needed"], { cwd: root, stdio: ["inherit", "ignore", "ignore"] });
   if (r.status !== 0) console.error("bench: building every filter failed; the size table lists the .wasm files build/ has");
 }
@@ -79,6 +84,7 @@ if (!profile) {
     tsx("scripts/bench/memory.ts", chosen.includes("--memory") ? passThrough : [], ["--expose-gc"]);
     tsx("scripts/bench/memory.ts", [...(chosen.includes("--memory") ? passThrough : []), "--json", "bench-results/memory-young16.json"], ["--expose-gc", "--min-semi-space-size=16", "--max-semi-space-size=16"]);
   }
+  if (doSoak) tsx("scripts/bench/soak.ts", chosen.includes("--soak") ? passThrough : []);
   if (doGateway) tsx("scripts/bench/gateway.ts", chosen.includes("--gateway") ? passThrough : []);
   if (doFilters) tsx("scripts/bench/filters.ts", all ? [] : passThrough);
   if (doReport) tsx("scripts/bench/report.ts", []);

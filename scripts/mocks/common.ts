@@ -119,6 +119,9 @@ export interface RecordedRequest {
 export interface MockOptions {
   port?: number;
   host?: string;
+  /** How many of the latest requests `requests` keeps (default 1000): a mock that serves for a long
+   * time (npm start's built-in providers) must not hold every request body it was ever sent. */
+  maxRecorded?: number;
   /** Accepted credentials. Unset: any non-empty credential is accepted (it is still recorded). */
   apiKey?: string | string[];
   /** When set, other model names get the provider's model-not-found error. */

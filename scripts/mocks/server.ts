@@ -271,6 +271,9 @@ export class ProviderHandler {
     }
     const requestNo = ++state.seq;
     const clock = opts.clock ?? Date.now;
+    // Only the latest maxRecorded are kept, trimmed in place (tests hold the same array).
+    const keep = state.opts.maxRecorded ?? 1000;
+    if (state.requests.length >= keep) state.requests.splice(0, state.requests.length - keep + 1);
     state.requests.push({
       provider: state.kind,
       method: req.method ?? "GET",

@@ -17,7 +17,7 @@ const LIMIT = 2000;
 const GATEWAY_YAML = `
 listener: { address: 127.0.0.1, port: 10000 }
 admin: { port: 9901 }
-timeouts: { request: 30s, idle: 5s, connect: 2s }
+timeouts: { first_byte: 4s, idle: 5s, connect: 2s }
 consumers:
   - name: team-a
     keys: [sk-team-a]

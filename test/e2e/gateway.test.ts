@@ -18,7 +18,7 @@ const GATEWAY_YAML = `
 listener: { address: 127.0.0.1, port: 10000 }
 admin: { port: 9901 }
 access_log: { path: /dev/stdout }
-timeouts: { request: 30s, idle: 2s, connect: 2s }
+timeouts: { first_byte: 1500ms, idle: 2s, connect: 2s }
 consumers:
   - name: team-a
     keys: [sk-team-a]
@@ -140,13 +140,13 @@ describe("npm start's gateway, run from the rendered envoy.yaml", () => {
     expect(lastLog()).toMatchObject({ request_type: "ai_stream", provider: "anthropic", instance: "claude", consumer: "team-a" });
   });
 
-  it("the route idle timeout answers 408 when the provider goes silent before answering", async () => {
+  it("the first-byte timeout answers 504 when the provider goes silent before answering", async () => {
     const err = await client()
       .chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }, { headers: { "x-mock-hang": "1" } })
       .catch((e) => e);
-    expect(err.status).toBe(408);
+    expect(err.status).toBe(504);
     await new Promise((res) => setTimeout(res, 50));
-    expect(lastLog()).toMatchObject({ status: 408, response_code_details: "stream_idle_timeout", consumer: "team-a" });
+    expect(lastLog()).toMatchObject({ status: 504, response_code_details: "upstream_per_try_timeout", consumer: "team-a" });
   });
 
   it("a rejected key is logged with status 401 and no usage (null, as Envoy's json_format prints unset values)", async () => {

@@ -123,7 +123,7 @@ beforeAll(async () => {
     `
 listener: { address: 127.0.0.1, port: 10000 }
 admin: { port: 9901 }
-timeouts: { request: 60s, idle: 60s, connect: 2s }
+timeouts: { first_byte: 50s, idle: 60s, connect: 2s }
 consumers:
   - name: team-a
     keys: [sk-team-a]
