@@ -3,7 +3,7 @@
 import { LOG_LEVELS, logLevelNumber, WasmResult, type LogLevelName } from "./abi.js";
 import type { Context } from "./context.js";
 import type { HeaderList } from "./headers.js";
-import { startHttpCall } from "./http-call.js";
+import { startHttpCall, type CallCluster } from "./http-call.js";
 import { Metrics, type Metric, type TagSpecifier } from "./metrics.js";
 import { Plugin, type FilterOptions } from "./plugin.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
@@ -13,8 +13,9 @@ import type { Vm } from "./vm.js";
 
 export interface HostOptions {
   filters: FilterOptions[];
-  /** proxy_http_call targets: cluster name -> base URL (http://host:port). */
-  clusters?: Record<string, string>;
+  /** proxy_http_call targets: cluster name -> base URL (http(s)://host:port), or the URL with the
+   * cluster's connect_timeout. */
+  clusters?: Record<string, string | CallCluster>;
   logLevel?: LogLevelName;
   /** Wall clock in ns (proxy_get_current_time_nanoseconds, request.time); default Date.now. */
   clock?: () => bigint;
@@ -57,7 +58,7 @@ export class HostCore {
   readonly sharedData = new SharedData();
   readonly sharedQueues = new SharedQueues();
   readonly metrics = new Metrics();
-  readonly clusters: Map<string, string>;
+  readonly clusters: Map<string, CallCluster>;
   readonly logLevel: number;
   readonly logs: LogEntry[] = [];
   readonly instrument: Instrument | undefined;
@@ -72,7 +73,7 @@ export class HostCore {
   afterAsync: () => void = () => {};
 
   constructor(opts: HostOptions) {
-    this.clusters = new Map(Object.entries(opts.clusters ?? {}));
+    this.clusters = new Map(Object.entries(opts.clusters ?? {}).map(([k, v]) => [k, typeof v === "string" ? { url: v } : v]));
     this.logLevel = logLevelNumber(opts.logLevel ?? "info");
     this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
     this.instrument = opts.instrument;

@@ -4,6 +4,8 @@
 // only a reset after the response started is a failure (on_http_call_response with 0/0/0 and
 // proxy_get_status = BrokenConnection "reset", Envoy Context::onHttpCallFailure).
 import http from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
 import type { HeaderList } from "./headers.js";
 
 export interface CallResult {
@@ -24,13 +26,23 @@ function localReply(status: number, body: string): CallResult {
   };
 }
 
+/** A proxy_http_call target: the cluster's endpoint and its connect_timeout. */
+export interface CallCluster {
+  url: string;
+  /** The cluster's connect_timeout (TCP and TLS handshake), which Envoy's async client honours too. */
+  connectTimeoutMs?: number;
+}
+
+const CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. reset reason: ";
+
 /** Starts the request; resolves with the response, or null for a reset after the response began. */
 export function startHttpCall(
-  baseUrl: string,
+  cluster: CallCluster,
   headers: HeaderList,
   body: Buffer,
   timeoutMs: number,
 ): { done: Promise<CallResult | null>; cancel: () => void } {
+  const baseUrl = cluster.url;
   const base = new URL(baseUrl);
   let method = "GET";
   let path = "/";
@@ -49,16 +61,24 @@ export function startHttpCall(
   if (body.length) out["content-length"] = String(body.length); // Envoy setContentLength
   let req: http.ClientRequest | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let connectTimer: NodeJS.Timeout | null = null;
   let settled = false;
   const done = new Promise<CallResult | null>((resolve) => {
     const finish = (r: CallResult | null) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
+      if (connectTimer) clearTimeout(connectTimer);
       resolve(r);
     };
-    req = http.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method, path, headers: out, agent: false },
+    // https clusters are Envoy clusters with a TLS transport socket: SNI is the request's authority.
+    const tls = base.protocol === "https:";
+    const request = tls ? https.request : http.request;
+    req = request(
+      {
+        protocol: base.protocol, hostname: base.hostname, port: base.port, method, path, headers: out, agent: false,
+        ...(tls ? { servername: authority.replace(/:\d+$/, "") } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -76,8 +96,23 @@ export function startHttpCall(
     req.on("error", (e: NodeJS.ErrnoException) => {
       if (settled) return;
       const reason = e.code === "ECONNREFUSED" ? "delayed connect error: Connection refused" : e.message;
-      finish(localReply(503, `upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: ${reason}`));
+      finish(localReply(503, `${CONNECT_FAILURE}remote connection failure, transport failure reason: ${reason}`));
     });
+    // connect_timeout runs until the connection is usable (after the TLS handshake on a TLS
+    // cluster); past it Envoy's pool fails the request with reset reason "connection timeout".
+    const connectMs = cluster.connectTimeoutMs ?? 0;
+    if (connectMs > 0) {
+      req.on("socket", (sock: Socket) => {
+        connectTimer = setTimeout(() => {
+          finish(localReply(503, `${CONNECT_FAILURE}connection timeout`));
+          req?.destroy();
+        }, connectMs);
+        sock.once(tls ? "secureConnect" : "connect", () => {
+          if (connectTimer) clearTimeout(connectTimer);
+          connectTimer = null;
+        });
+      });
+    }
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
         finish(localReply(504, "upstream request timeout"));
@@ -91,6 +126,7 @@ export function startHttpCall(
     cancel: () => {
       settled = true;
       if (timer) clearTimeout(timer);
+      if (connectTimer) clearTimeout(connectTimer);
       (req as http.ClientRequest | null)?.destroy();
     },
   };

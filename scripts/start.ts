@@ -138,7 +138,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
         env: vmEnvironment(f, env),
       })),
-      clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, v.url])),
+      clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, { url: v.url, connectTimeoutMs: v.connectTimeoutMs }])),
       // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
       localReplyConfig: cfg.localReply ?? undefined,

@@ -6,11 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { Host } from "../../host/index.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
-import { WASM, send, header, sseData, usageRecord, proxyHost } from "./helpers.js";
-
-// The stream buffer limit envoy.yaml renders for the default caps (scripts/render.ts streamBufferLimit):
-// above ai-proxy's own cap, so the filter answers before Envoy would.
-const RENDERED_LIMIT = 11 * 1024 * 1024;
+import { WASM, send, header, sseData, usageRecord, proxyHost, RENDERED_STREAM_BUFFER_LIMIT } from "./helpers.js";
 
 const CAP = 1000;
 const CONFIG = { instances: [{ name: "oa", provider: "openai", api_key: "k", models: ["gpt-*"] }], max_response_body_bytes: CAP, instance_header: true };
@@ -165,7 +161,7 @@ describe("max_response_body_bytes and fallback", () => {
 
 describe("ai-proxy's linear memory after a 30 MB answer", () => {
   it("stays bounded at the default cap (10 MiB), and the next request is served", async () => {
-    const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: WASM, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] }, allowOnHeadersStopIteration: true }], bufferLimitBytes: RENDERED_LIMIT });
+    const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: WASM, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] }, allowOnHeadersStopIteration: true }], bufferLimitBytes: RENDERED_STREAM_BUFFER_LIMIT });
     const warm = send(h, "/v1/chat/completions", CHAT);
     warm.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
     feed(warm, bigAnswer(2000), 1000);
@@ -190,7 +186,7 @@ describe("ai-proxy's linear memory after a 30 MB answer", () => {
     // and the VM's memory grows by doubling: 10 MiB of answer stays within 64 MiB (32 MiB passed
     // through untouched). Lower max_response_body_bytes to lower this.
     for (const path of ["/v1/chat/completions", "/v1/messages"]) {
-      const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: WASM, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] }, allowOnHeadersStopIteration: true }], bufferLimitBytes: RENDERED_LIMIT });
+      const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: WASM, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] }, allowOnHeadersStopIteration: true }], bufferLimitBytes: RENDERED_STREAM_BUFFER_LIMIT });
       const s = send(h, path, { ...CHAT, max_tokens: 10 });
       s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
       s.callOnResponseBody(bigAnswer(10 * 1024 * 1024 - 1024), true);

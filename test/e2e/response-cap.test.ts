@@ -8,12 +8,12 @@ import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
 import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
+import { RENDERED_STREAM_BUFFER_LIMIT } from "../ai-proxy/helpers.js";
 
 const ANSWER_BYTES = 30 * 1024 * 1024;
 let provider: http.Server;
 let host: Host;
 let gateway: Gateway;
-const RENDERED_LIMIT = 11 * 1024 * 1024; // scripts/render.ts streamBufferLimit() for the default caps
 const sent: { bytes: number; closedEarly: boolean }[] = [];
 
 /** An OpenAI-format provider: "huge" gets a 30 MB answer written in 64 KiB pieces, others a small one. */
@@ -57,7 +57,7 @@ beforeAll(async () => {
     filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k", endpoint: url + "/v1" }] } }],
   });
   // The route's buffer limit as rendered: above ai-proxy's cap, so the filter's own 502 comes first.
-  gateway = await startGateway({ host, clusterHeader: "x-sluice-cluster", clusters: { oa: { url } }, routeTimeoutMs: 60_000, routeRequestBodyBufferLimitBytes: RENDERED_LIMIT });
+  gateway = await startGateway({ host, clusterHeader: "x-sluice-cluster", clusters: { oa: { url } }, routeTimeoutMs: 60_000, routeRequestBodyBufferLimitBytes: RENDERED_STREAM_BUFFER_LIMIT });
 });
 
 afterAll(async () => {
