@@ -50,7 +50,7 @@ export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {
     start_time: "%START_TIME%",
     method: "%REQ(:METHOD)%",
-    path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    path: "%REQ(:PATH)%", // as the filters left it (key-auth removes a query key); never a client's x-envoy-original-path
     request_id: "%REQ(X-REQUEST-ID)%",
     status: "%RESPONSE_CODE%",
     response_code_details: "%RESPONSE_CODE_DETAILS%",
