@@ -17,6 +17,18 @@ export const enum JsonKind {
 }
 
 const MAX_DEPTH: i32 = 64;
+
+/**
+ * Values one parse may build when its caller gives no bound (see parseJsonAt): set once per VM by
+ * a filter that reads untrusted JSON (ai-proxy: max_json_values), so every parse in that VM,
+ * stream events and translators' included, is bounded. Unbounded until then (operator
+ * configuration is read before it is set).
+ */
+export let jsonDefaultMaxValues: i32 = i32.MAX_VALUE;
+
+export function setJsonDefaultMaxValues(n: i32): void {
+  jsonDefaultMaxValues = n;
+}
 const INLINE: i32 = 4; // container members kept in fields (see JsonValue.count)
 
 export class JsonValue {
@@ -291,6 +303,14 @@ export let jsonSawBadUtf8: bool = false;
  */
 export let jsonSawDuplicateKey: bool = false;
 
+/**
+ * The last parse stopped because the text holds more values than its bound allowed (the text may
+ * be valid JSON): a caller tells the client "too complex", not "not JSON". Each value costs linear
+ * memory that a wasm VM never gives back, so a body of millions of tiny values ({"x":[0,0,...]})
+ * must stop at the bound, not at the end of memory.
+ */
+export let jsonTooManyValues: bool = false;
+
 class Parser {
   p: usize;
   end: usize;
@@ -300,10 +320,15 @@ class Parser {
   escaped: bool = false;
   high: bool = false;
   badUtf8: bool = false;
+  // Values this parse may still build (counted as each one starts).
+  left: i32;
+  maxValues: i32;
 
   // owner: the buffer holding [ptr, ptr+len), kept by every string and number parsed from it so
   // they can stay as bytes; null means the bytes may not outlive the call: decode at once.
-  constructor(ptr: usize, len: usize, public owner: ArrayBuffer | null) {
+  constructor(ptr: usize, len: usize, public owner: ArrayBuffer | null, maxValues: i32) {
+    this.left = maxValues;
+    this.maxValues = maxValues;
     this.p = ptr;
     this.start = ptr;
     this.end = ptr + len;
@@ -327,6 +352,10 @@ class Parser {
 
   value(depth: i32): JsonValue | null {
     if (depth > MAX_DEPTH) return this.fail("nesting deeper than " + MAX_DEPTH.toString());
+    if (--this.left < 0) {
+      jsonTooManyValues = true;
+      return this.fail("more than " + this.maxValues.toString() + " values");
+    }
     this.ws();
     if (this.p >= this.end) return this.fail("unexpected end of input");
     const c = load<u8>(this.p);
@@ -835,11 +864,14 @@ export function nonEmpty(v: JsonValue | null): bool {
 /**
  * Parses UTF-8 JSON at [ptr, ptr+len). Null on error, with the reason in jsonError. Strings are
  * decoded at once (the bytes need not outlive the call); parseJson keeps them as bytes.
+ * maxValues: most values (scalars and containers, at any depth) the tree may hold; past it the
+ * parse fails and jsonTooManyValues is set. 0: jsonDefaultMaxValues.
  */
-export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null): JsonValue | null {
-  const p = new Parser(ptr, len, owner);
+export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null, maxValues: i32 = 0): JsonValue | null {
+  const p = new Parser(ptr, len, owner, maxValues > 0 ? maxValues : jsonDefaultMaxValues);
   jsonSawBadUtf8 = false;
   jsonSawDuplicateKey = false;
+  jsonTooManyValues = false;
   const v = p.value(0);
   valStack.length = 0; // after an error, members of unfinished containers are still there
   keyStack.length = 0;
@@ -858,8 +890,8 @@ export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = 
 }
 
 /** Parses a whole buffer; strings and numbers keep referring to it (see JsonValue.src). */
-export function parseJson(buf: ArrayBuffer): JsonValue | null {
-  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength, buf);
+export function parseJson(buf: ArrayBuffer, maxValues: i32 = 0): JsonValue | null {
+  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength, buf, maxValues);
 }
 
 export function parseJsonString(s: string): JsonValue | null {

@@ -13,7 +13,7 @@ import {
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
   getSharedData, setSharedData, WasmResultValues, closeResponse,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, writeMerged } from "../../lib/json";
+import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, jsonTooManyValues, setJsonDefaultMaxValues, writeMerged } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
@@ -93,6 +93,8 @@ class AiProxyRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
+    // Parses this VM makes without a bound of their own (stream events, tool arguments) get this one.
+    setJsonDefaultMaxValues(s.maxJsonValues);
     // Every configured instance has its availability gauge from the start, not only after a
     // failure: a dashboard (or an alert on 0) sees each instance as soon as the gateway runs.
     const now = nowMs();
@@ -362,7 +364,10 @@ class AiProxy extends Context {
 
   prepare(body: ArrayBuffer): ClientError | null {
     this.bodyLen = body.byteLength;
-    const parsed = parseJson(body);
+    const parsed = parseJson(body, this.settings.maxJsonValues);
+    if (parsed === null && jsonTooManyValues) {
+      return ClientError.of(400, "The request body has more than " + this.settings.maxJsonValues.toString() + " JSON values.", "invalid_request_error", "request_too_complex");
+    }
     if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
     let req = parsed as JsonValue;
     // What the gateway reads to route, translate and account (one pass over the parsed tree).
@@ -846,7 +851,7 @@ class AiProxy extends Context {
   /** Puts a fallback instance's answer in place of the held failure, in the client's format. */
   deliver(body: ArrayBuffer): bool {
     const provider = this.provider as Provider;
-    const parsed = parseJson(body);
+    const parsed = parseJson(body, this.settings.maxJsonValues);
     if (parsed === null) return false;
     const out = new ByteBuilder(body.byteLength + 256);
     let usage: Usage;
@@ -883,7 +888,7 @@ class AiProxy extends Context {
   giveUp(): void {
     const provider = this.provider as Provider;
     const body = this.lastErrorBody;
-    const parsed = body.byteLength ? parseJson(body) : null;
+    const parsed = body.byteLength ? parseJson(body, this.settings.maxJsonValues) : null;
     const transport = transportStatus(this.lastCause);
     this.status = transport > 0 ? transport : this.lastStatus;
     const e = transport > 0 || parsed === null ? this.transportError(body) : this.shownError(provider.error(this.lastStatus, parsed));
@@ -1131,7 +1136,7 @@ class AiProxy extends Context {
   /** A complete buffered body: translate the answer or the error and write the usage record. */
   finishResponse(body: ArrayBuffer, length: u32): void {
     const provider = this.provider as Provider;
-    const parsed = body.byteLength ? parseJson(body) : null;
+    const parsed = body.byteLength ? parseJson(body, this.settings.maxJsonValues) : null;
     const out = new ByteBuilder(body.byteLength + 256);
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
