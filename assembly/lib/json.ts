@@ -31,10 +31,17 @@ export function setJsonDefaultMaxValues(n: i32): void {
 }
 const INLINE: i32 = 4; // container members kept in fields (see JsonValue.count)
 
+// Flags of a JsonValue (its `f` byte).
+const F_TRUE: u8 = 1; // a Bool that is true
+const F_COMPLEX: u8 = 2; // rawComplex
+
+/**
+ * A parsed JSON value. A body of millions of tiny values ({"x":[0,0,...]}) is the hostile case, and
+ * wasm memory never shrinks, so a value is kept small: five words and two bytes, 48 bytes with
+ * the runtime's header (it was 112). Numbers are decoded from their bytes when read (most are
+ * only passed through), and only a non-empty container has members (JsonMembers).
+ */
 export class JsonValue {
-  kind: JsonKind = JsonKind.Null;
-  b: bool = false;
-  n: f64 = 0;
   // A parsed string or number stays as its bytes in the source (between the quotes for a string,
   // escapes as written; a number exactly as written): most values are only passed through, so
   // they are copied as bytes and never decoded to UTF-16 and encoded back. `src` keeps the bytes
@@ -42,24 +49,27 @@ export class JsonValue {
   src: ArrayBuffer | null = null;
   raw: usize = 0;
   rawLen: i32 = 0;
-  /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
-  rawComplex: bool = false;
   private text: string | null = null;
-  // Containers: most objects a gateway reads are small ({role, content}, {type, text}), so up to
-  // INLINE members or items live in fields, with no arrays at all (two allocations each saved);
-  // a bigger container, or one whose arrays a caller asks for, keeps them in the arrays instead.
-  private count: i32 = 0;
-  private k0: string | null = null;
-  private k1: string | null = null;
-  private k2: string | null = null;
-  private k3: string | null = null;
-  private e0: JsonValue | null = null;
-  private e1: JsonValue | null = null;
-  private e2: JsonValue | null = null;
-  private e3: JsonValue | null = null;
-  private arrKeys: Array<string> | null = null;
-  private arrVals: Array<JsonValue> | null = null; // object values, or array items
-  private spilled: bool = false;
+  private m: JsonMembers | null = null;
+  private k: u8 = 0;
+  private f: u8 = 0;
+
+  get kind(): JsonKind { return <JsonKind><i32>this.k; }
+  set kind(k: JsonKind) { this.k = <u8>k; }
+
+  get b(): bool { return (this.f & F_TRUE) != 0; }
+  set b(v: bool) { this.f = v ? this.f | F_TRUE : this.f & ~F_TRUE; }
+
+  /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
+  get rawComplex(): bool { return (this.f & F_COMPLEX) != 0; }
+
+  /** A number's value (0 for anything else), from its bytes or its text. */
+  get n(): f64 {
+    if (this.k != <u8>JsonKind.Number) return 0;
+    if (this.src !== null) return numberAt(this.raw, this.rawLen);
+    const t = this.text;
+    return t !== null ? parseFloat(t) : 0;
+  }
 
   /** String value, or the number exactly as written (so it round-trips unchanged). */
   get s(): string {
@@ -78,12 +88,20 @@ export class JsonValue {
 
   /** Makes this a string value kept as bytes of owner (see src). */
   setRaw(owner: ArrayBuffer, ptr: usize, len: i32, complex: bool): void {
-    this.kind = JsonKind.String;
+    this.k = <u8>JsonKind.String;
     this.src = owner;
     this.raw = ptr;
     this.rawLen = len;
-    this.rawComplex = complex;
+    this.f = complex ? F_COMPLEX : 0;
     this.text = null;
+  }
+
+  /** Makes this a number kept as bytes of owner (see src). */
+  setRawNumber(owner: ArrayBuffer, ptr: usize, len: i32): void {
+    this.k = <u8>JsonKind.Number;
+    this.src = owner;
+    this.raw = ptr;
+    this.rawLen = len;
   }
 
   /** Length of the string in UTF-16 units (what `s.length` gives), without decoding it. */
@@ -92,126 +110,70 @@ export class JsonValue {
     return this.rawComplex ? rawUnits(this.raw, this.rawLen) : this.rawLen;
   }
 
-  isNull(): bool { return this.kind == JsonKind.Null; }
-  isBool(): bool { return this.kind == JsonKind.Bool; }
-  isNumber(): bool { return this.kind == JsonKind.Number; }
-  isString(): bool { return this.kind == JsonKind.String; }
-  isArray(): bool { return this.kind == JsonKind.Array; }
-  isObject(): bool { return this.kind == JsonKind.Object; }
+  isNull(): bool { return this.k == <u8>JsonKind.Null; }
+  isBool(): bool { return this.k == <u8>JsonKind.Bool; }
+  isNumber(): bool { return this.k == <u8>JsonKind.Number; }
+  isString(): bool { return this.k == <u8>JsonKind.String; }
+  isArray(): bool { return this.k == <u8>JsonKind.Array; }
+  isObject(): bool { return this.k == <u8>JsonKind.Object; }
 
   /** Member of an object by key, or null (also when this is not an object). */
   get(key: string): JsonValue | null {
-    if (this.kind != JsonKind.Object) return null;
-    if (this.spilled) {
-      const keys = this.arrKeys as Array<string>;
-      for (let i = 0, n = keys.length; i < n; i++) {
-        if (unchecked(keys[i]) == key) return unchecked((this.arrVals as Array<JsonValue>)[i]);
-      }
-      return null;
-    }
-    const n = this.count;
-    if (n > 0 && this.k0 == key) return this.e0;
-    if (n > 1 && this.k1 == key) return this.e1;
-    if (n > 2 && this.k2 == key) return this.e2;
-    if (n > 3 && this.k3 == key) return this.e3;
-    return null;
+    const m = this.m;
+    if (m === null || this.k != <u8>JsonKind.Object) return null;
+    return m.get(key);
   }
 
   /** Number of array items or object members. */
   get length(): i32 {
-    if (this.kind != JsonKind.Array && this.kind != JsonKind.Object) return 0;
-    return this.spilled ? (this.arrVals as Array<JsonValue>).length : this.count;
+    const m = this.m;
+    return m === null ? 0 : m.length;
   }
 
   /** Item i of an array, or value of member i of an object (0 <= i < length). */
   at(i: i32): JsonValue {
-    if (this.spilled) return unchecked((this.arrVals as Array<JsonValue>)[i]);
-    return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
+    return (this.m as JsonMembers).at(i);
   }
 
   /** Key of member i of an object (0 <= i < length). */
   keyAt(i: i32): string {
-    if (this.spilled) return unchecked((this.arrKeys as Array<string>)[i]);
-    return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
+    return (this.m as JsonMembers).keyAt(i);
   }
 
   /** Array items, or null when this is not an array. (Prefer length and at(i): no arrays made.) */
   get items(): Array<JsonValue> | null {
-    if (this.kind != JsonKind.Array) return null;
-    this.spill();
-    return this.arrVals;
+    if (this.k != <u8>JsonKind.Array) return null;
+    return this.members().spill(false).arrVals;
   }
 
   /** Object keys in document order, or null when this is not an object. (Prefer keyAt(i).) */
   get keys(): Array<string> | null {
-    if (this.kind != JsonKind.Object) return null;
-    this.spill();
-    return this.arrKeys;
+    if (this.k != <u8>JsonKind.Object) return null;
+    return this.members().spill(true).arrKeys;
   }
 
   /** Object values, parallel to keys, or null when this is not an object. (Prefer at(i).) */
   get vals(): Array<JsonValue> | null {
-    if (this.kind != JsonKind.Object) return null;
-    this.spill();
-    return this.arrVals;
+    if (this.k != <u8>JsonKind.Object) return null;
+    return this.members().spill(true).arrVals;
   }
 
-  /** Moves inline members into the arrays (once; the arrays are then the only copy). */
-  private spill(): void {
-    if (this.spilled) return;
-    const n = this.count;
-    const vals = new Array<JsonValue>(n);
-    for (let i = 0; i < n; i++) unchecked((vals[i] = this.at(i)));
-    if (this.kind == JsonKind.Object) {
-      const keys = new Array<string>(n);
-      for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)));
-      this.arrKeys = keys;
-    }
-    this.arrVals = vals;
-    this.spilled = true;
-    this.count = 0;
-    this.k0 = this.k1 = this.k2 = this.k3 = null;
-    this.e0 = this.e1 = this.e2 = this.e3 = null;
-  }
-
-  /** Appends an item (key null) or member, inline while there is room. */
-  private add(key: string | null, val: JsonValue): void {
-    if (!this.spilled) {
-      const n = this.count;
-      if (n < INLINE) {
-        if (n == 0) { this.k0 = key; this.e0 = val; }
-        else if (n == 1) { this.k1 = key; this.e1 = val; }
-        else if (n == 2) { this.k2 = key; this.e2 = val; }
-        else { this.k3 = key; this.e3 = val; }
-        this.count = n + 1;
-        return;
-      }
-      this.spill();
-    }
-    if (key !== null) (this.arrKeys as Array<string>).push(key);
-    (this.arrVals as Array<JsonValue>).push(val);
+  private members(): JsonMembers {
+    let m = this.m;
+    if (m === null) this.m = m = new JsonMembers();
+    return m;
   }
 
   /** Fills a container the parser read: n members from the stacks at base (keys null for an array). */
   fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
-    if (n <= INLINE) {
-      for (let i = 0; i < n; i++) this.add(keys !== null ? unchecked(keys[keyBase + i]) : null, unchecked(vals[base + i]));
-      return;
-    }
-    const v = new Array<JsonValue>(n);
-    for (let i = 0; i < n; i++) unchecked((v[i] = unchecked(vals[base + i])));
-    this.arrVals = v;
-    if (keys !== null) {
-      const k = new Array<string>(n);
-      for (let i = 0; i < n; i++) unchecked((k[i] = unchecked(keys[keyBase + i])));
-      this.arrKeys = k;
-    }
-    this.spilled = true;
+    if (n > 0) this.members().fill(keys, keyBase, vals, base, n);
   }
 
   /** True when the number is a whole number that fits in i64 without loss. */
   isInteger(): bool {
-    return this.kind == JsonKind.Number && Math.floor(this.n) == this.n && Math.abs(this.n) <= 9007199254740991.0;
+    if (this.k != <u8>JsonKind.Number) return false;
+    const n = this.n;
+    return Math.floor(n) == n && Math.abs(n) <= 9007199254740991.0;
   }
 
   static str(s: string): JsonValue {
@@ -224,7 +186,6 @@ export class JsonValue {
   static int(n: i64): JsonValue {
     const v = new JsonValue();
     v.kind = JsonKind.Number;
-    v.n = <f64>n;
     v.s = n.toString();
     return v;
   }
@@ -254,28 +215,21 @@ export class JsonValue {
 
   /** Sets an object member (replacing an existing one). Returns this, for chaining. */
   set(key: string, val: JsonValue): JsonValue {
-    const n = this.length;
+    const m = this.members();
+    const n = m.length;
     for (let i = 0; i < n; i++) {
-      if (this.keyAt(i) == key) {
-        this.replaceAt(i, val);
+      if (m.keyAt(i) == key) {
+        m.replaceAt(i, val);
         return this;
       }
     }
-    this.add(key, val);
+    m.add(key, val);
     return this;
-  }
-
-  private replaceAt(i: i32, val: JsonValue): void {
-    if (this.spilled) unchecked(((this.arrVals as Array<JsonValue>)[i] = val));
-    else if (i == 0) this.e0 = val;
-    else if (i == 1) this.e1 = val;
-    else if (i == 2) this.e2 = val;
-    else this.e3 = val;
   }
 
   /** Appends an array item. Returns this. */
   push(val: JsonValue): JsonValue {
-    this.add(null, val);
+    this.members().add(null, val);
     return this;
   }
 
@@ -284,6 +238,119 @@ export class JsonValue {
     const v = this.get(key);
     if (v === null || v.kind != JsonKind.String) return null;
     return v.s;
+  }
+}
+
+/**
+ * The members of a non-empty container. Most objects a gateway reads are small ({role, content},
+ * {type, text}), so up to INLINE members or items live in fields, with no arrays at all (two
+ * allocations each saved); a bigger container, or one whose arrays a caller asks for, keeps them
+ * in the arrays instead (arrVals not null: the arrays are then the only copy).
+ */
+class JsonMembers {
+  count: i32 = 0;
+  k0: string | null = null;
+  k1: string | null = null;
+  k2: string | null = null;
+  k3: string | null = null;
+  e0: JsonValue | null = null;
+  e1: JsonValue | null = null;
+  e2: JsonValue | null = null;
+  e3: JsonValue | null = null;
+  arrKeys: Array<string> | null = null;
+  arrVals: Array<JsonValue> | null = null; // object values, or array items
+
+  get length(): i32 {
+    const vals = this.arrVals;
+    return vals !== null ? vals.length : this.count;
+  }
+
+  get(key: string): JsonValue | null {
+    const keys = this.arrKeys;
+    if (keys !== null) {
+      for (let i = 0, n = keys.length; i < n; i++) {
+        if (unchecked(keys[i]) == key) return unchecked((this.arrVals as Array<JsonValue>)[i]);
+      }
+      return null;
+    }
+    const n = this.count;
+    if (n > 0 && this.k0 == key) return this.e0;
+    if (n > 1 && this.k1 == key) return this.e1;
+    if (n > 2 && this.k2 == key) return this.e2;
+    if (n > 3 && this.k3 == key) return this.e3;
+    return null;
+  }
+
+  at(i: i32): JsonValue {
+    const vals = this.arrVals;
+    if (vals !== null) return unchecked(vals[i]);
+    return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
+  }
+
+  keyAt(i: i32): string {
+    const keys = this.arrKeys;
+    if (keys !== null) return unchecked(keys[i]);
+    return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
+  }
+
+  /** Moves inline members into the arrays (once; the arrays are then the only copy). */
+  spill(object: bool): JsonMembers {
+    if (this.arrVals !== null) return this;
+    const n = this.count;
+    const vals = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((vals[i] = this.at(i)));
+    if (object) {
+      const keys = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)));
+      this.arrKeys = keys;
+    }
+    this.arrVals = vals;
+    this.count = 0;
+    this.k0 = this.k1 = this.k2 = this.k3 = null;
+    this.e0 = this.e1 = this.e2 = this.e3 = null;
+    return this;
+  }
+
+  /** Appends an item (key null) or member, inline while there is room. */
+  add(key: string | null, val: JsonValue): void {
+    if (this.arrVals === null) {
+      const n = this.count;
+      if (n < INLINE) {
+        if (n == 0) { this.k0 = key; this.e0 = val; }
+        else if (n == 1) { this.k1 = key; this.e1 = val; }
+        else if (n == 2) { this.k2 = key; this.e2 = val; }
+        else { this.k3 = key; this.e3 = val; }
+        this.count = n + 1;
+        return;
+      }
+      this.spill(key !== null);
+    }
+    if (key !== null) (this.arrKeys as Array<string>).push(key);
+    (this.arrVals as Array<JsonValue>).push(val);
+  }
+
+  replaceAt(i: i32, val: JsonValue): void {
+    const vals = this.arrVals;
+    if (vals !== null) unchecked((vals[i] = val));
+    else if (i == 0) this.e0 = val;
+    else if (i == 1) this.e1 = val;
+    else if (i == 2) this.e2 = val;
+    else this.e3 = val;
+  }
+
+  fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
+    if (n <= INLINE) {
+      for (let i = 0; i < n; i++) this.add(keys !== null ? unchecked(keys[keyBase + i]) : null, unchecked(vals[base + i]));
+      return;
+    }
+    const v = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((v[i] = unchecked(vals[base + i])));
+    this.arrVals = v;
+    if (keys !== null) {
+      const k = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((k[i] = unchecked(keys[keyBase + i])));
+      this.arrKeys = k;
+    }
   }
 }
 
@@ -387,7 +454,6 @@ class Parser {
     let p = this.p;
     const end = this.end;
     if (p < end && load<u8>(p) == 0x2d) p++;
-    const first = p;
     if (p >= end) { this.p = p; return this.fail("invalid number"); }
     let c = load<u8>(p);
     if (c == 0x30) {
@@ -398,17 +464,13 @@ class Parser {
       this.p = p;
       return this.fail("invalid number");
     }
-    // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
-    let integral = p - first <= 15;
     if (p < end && load<u8>(p) == 0x2e) {
-      integral = false;
       p++;
       const digits = p;
       while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
       if (p == digits) { this.p = p; return this.fail("invalid number"); }
     }
     if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
-      integral = false;
       p++;
       if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
       const digits = p;
@@ -417,14 +479,12 @@ class Parser {
     }
     this.p = p;
     const v = new JsonValue();
-    v.kind = JsonKind.Number;
     const len = <i32>(p - begin);
-    v.n = integral ? wholeNumber(begin, len) : parseFloat(String.UTF8.decodeUnsafe(begin, len));
+    // The value is decoded when read (JsonValue.n): most numbers are only passed through.
     if (this.owner !== null) {
-      v.src = this.owner;
-      v.raw = begin;
-      v.rawLen = len;
+      v.setRawNumber(this.owner as ArrayBuffer, begin, len);
     } else {
+      v.kind = JsonKind.Number;
       v.s = String.UTF8.decodeUnsafe(begin, len);
     }
     return v;
@@ -771,6 +831,23 @@ function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string 
   if (kind != JsonKind.String) return String.UTF8.decodeUnsafe(raw, <usize>len);
   if (complex) return unescapeRange(raw, raw + <usize>len);
   return decodeKnown(raw, len); // roles, types and reasons are a few known words: no allocation
+}
+
+/** The value of the validated JSON number at [p, p+len). */
+function numberAt(p: usize, len: i32): f64 {
+  // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
+  const digits = load<u8>(p) == 0x2d ? len - 1 : len;
+  if (digits <= 15) {
+    const end = p + <usize>len;
+    let q = p + <usize>(len - digits);
+    while (q < end) {
+      const c = load<u8>(q);
+      if (c < 0x30 || c > 0x39) return parseFloat(String.UTF8.decodeUnsafe(p, <usize>len));
+      q++;
+    }
+    return wholeNumber(p, len);
+  }
+  return parseFloat(String.UTF8.decodeUnsafe(p, <usize>len));
 }
 
 /** An integer of at most 15 digits (and a sign): exact in f64. */
