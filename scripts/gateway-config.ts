@@ -85,6 +85,7 @@ export interface GatewayConfig {
   aiProxy: {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
+    maxJsonValues?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
@@ -443,6 +444,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     aiProxy: {
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
+      maxJsonValues: f.ai_proxy?.max_json_values,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,

@@ -112,6 +112,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
+    ...(a.maxJsonValues !== undefined ? { max_json_values: a.maxJsonValues } : {}),
   };
 }
 
