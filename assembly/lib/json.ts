@@ -37,9 +37,9 @@ const F_COMPLEX: u8 = 2; // rawComplex
 
 /**
  * A parsed JSON value. A body of millions of tiny values ({"x":[0,0,...]}) is the hostile case, and
- * wasm memory never shrinks, so a value is kept small: five words and two bytes, 48 bytes with
- * the runtime's header (it was 112). Numbers are decoded from their bytes when read (most are
- * only passed through), and only a non-empty container has members (JsonMembers).
+ * wasm memory never shrinks, so a scalar is kept small: four words and two bytes, 48 bytes with
+ * the runtime's header (it was 112 for every value). Numbers are decoded from their bytes when
+ * read (most are only passed through). Arrays and objects are JsonContainers (96 bytes), always.
  */
 export class JsonValue {
   // A parsed string or number stays as its bytes in the source (between the quotes for a string,
@@ -50,7 +50,6 @@ export class JsonValue {
   raw: usize = 0;
   rawLen: i32 = 0;
   private text: string | null = null;
-  private m: JsonMembers | null = null;
   private k: u8 = 0;
   private f: u8 = 0;
 
@@ -119,54 +118,47 @@ export class JsonValue {
 
   /** Member of an object by key, or null (also when this is not an object). */
   get(key: string): JsonValue | null {
-    const m = this.m;
-    if (m === null || this.k != <u8>JsonKind.Object) return null;
-    return m.get(key);
+    if (this.k != <u8>JsonKind.Object) return null;
+    return changetype<JsonContainer>(this).get(key);
   }
 
   /** Number of array items or object members. */
   get length(): i32 {
-    const m = this.m;
-    return m === null ? 0 : m.length;
+    if (this.k < <u8>JsonKind.Array) return 0;
+    return changetype<JsonContainer>(this).size;
   }
 
   /** Item i of an array, or value of member i of an object (0 <= i < length). */
   at(i: i32): JsonValue {
-    return (this.m as JsonMembers).at(i);
+    return changetype<JsonContainer>(this).item(i);
   }
 
   /** Key of member i of an object (0 <= i < length). */
   keyAt(i: i32): string {
-    return (this.m as JsonMembers).keyAt(i);
+    return changetype<JsonContainer>(this).key(i);
   }
 
   /** Array items, or null when this is not an array. (Prefer length and at(i): no arrays made.) */
   get items(): Array<JsonValue> | null {
     if (this.k != <u8>JsonKind.Array) return null;
-    return this.members().spill(false).arrVals;
+    return changetype<JsonContainer>(this).spill(false).arrVals;
   }
 
   /** Object keys in document order, or null when this is not an object. (Prefer keyAt(i).) */
   get keys(): Array<string> | null {
     if (this.k != <u8>JsonKind.Object) return null;
-    return this.members().spill(true).arrKeys;
+    return changetype<JsonContainer>(this).spill(true).arrKeys;
   }
 
   /** Object values, parallel to keys, or null when this is not an object. (Prefer at(i).) */
   get vals(): Array<JsonValue> | null {
     if (this.k != <u8>JsonKind.Object) return null;
-    return this.members().spill(true).arrVals;
+    return changetype<JsonContainer>(this).spill(true).arrVals;
   }
 
-  private members(): JsonMembers {
-    let m = this.m;
-    if (m === null) this.m = m = new JsonMembers();
-    return m;
-  }
-
-  /** Fills a container the parser read: n members from the stacks at base (keys null for an array). */
-  fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
-    if (n > 0) this.members().fill(keys, keyBase, vals, base, n);
+  private members(): JsonContainer {
+    assert(this.k >= <u8>JsonKind.Array, "not a JSON container");
+    return changetype<JsonContainer>(this);
   }
 
   /** True when the number is a whole number that fits in i64 without loss. */
@@ -202,13 +194,13 @@ export class JsonValue {
   }
 
   static array(): JsonValue {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Array;
     return v;
   }
 
   static object(): JsonValue {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Object;
     return v;
   }
@@ -216,9 +208,9 @@ export class JsonValue {
   /** Sets an object member (replacing an existing one). Returns this, for chaining. */
   set(key: string, val: JsonValue): JsonValue {
     const m = this.members();
-    const n = m.length;
+    const n = m.size;
     for (let i = 0; i < n; i++) {
-      if (m.keyAt(i) == key) {
+      if (m.key(i) == key) {
         m.replaceAt(i, val);
         return this;
       }
@@ -242,12 +234,12 @@ export class JsonValue {
 }
 
 /**
- * The members of a non-empty container. Most objects a gateway reads are small ({role, content},
+ * An array or object: its items or members. Most objects a gateway reads are small ({role, content},
  * {type, text}), so up to INLINE members or items live in fields, with no arrays at all (two
  * allocations each saved); a bigger container, or one whose arrays a caller asks for, keeps them
  * in the arrays instead (arrVals not null: the arrays are then the only copy).
  */
-class JsonMembers {
+class JsonContainer extends JsonValue {
   count: i32 = 0;
   k0: string | null = null;
   k1: string | null = null;
@@ -260,7 +252,7 @@ class JsonMembers {
   arrKeys: Array<string> | null = null;
   arrVals: Array<JsonValue> | null = null; // object values, or array items
 
-  get length(): i32 {
+  get size(): i32 {
     const vals = this.arrVals;
     return vals !== null ? vals.length : this.count;
   }
@@ -281,27 +273,27 @@ class JsonMembers {
     return null;
   }
 
-  at(i: i32): JsonValue {
+  item(i: i32): JsonValue {
     const vals = this.arrVals;
     if (vals !== null) return unchecked(vals[i]);
     return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
   }
 
-  keyAt(i: i32): string {
+  key(i: i32): string {
     const keys = this.arrKeys;
     if (keys !== null) return unchecked(keys[i]);
     return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
   }
 
   /** Moves inline members into the arrays (once; the arrays are then the only copy). */
-  spill(object: bool): JsonMembers {
+  spill(object: bool): JsonContainer {
     if (this.arrVals !== null) return this;
     const n = this.count;
     const vals = new Array<JsonValue>(n);
-    for (let i = 0; i < n; i++) unchecked((vals[i] = this.at(i)));
+    for (let i = 0; i < n; i++) unchecked((vals[i] = this.item(i)));
     if (object) {
       const keys = new Array<string>(n);
-      for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)));
+      for (let i = 0; i < n; i++) unchecked((keys[i] = this.key(i)));
       this.arrKeys = keys;
     }
     this.arrVals = vals;
@@ -540,7 +532,7 @@ class Parser {
   // or arrays of the exact size): no array grown by doubling.
   array(depth: i32): JsonValue | null {
     this.p++; // [
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Array;
     const base = valStack.length;
     this.ws();
@@ -569,7 +561,7 @@ class Parser {
 
   object(depth: i32): JsonValue | null {
     this.p++; // {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Object;
     const base = valStack.length;
     const keyBase = keyStack.length;
