@@ -74,7 +74,8 @@ export class JsonValue {
   get s(): string {
     let t = this.text;
     if (t === null) {
-      t = this.src !== null ? decodeRaw(this.kind, this.raw, this.rawLen, this.rawComplex) : "";
+      // (An array of numbers keeps its bytes too: it has no text.)
+      t = this.src !== null && this.k < <u8>JsonKind.Array ? decodeRaw(this.kind, this.raw, this.rawLen, this.rawComplex) : "";
       this.text = t;
     }
     return t as string;
@@ -105,7 +106,7 @@ export class JsonValue {
 
   /** Length of the string in UTF-16 units (what `s.length` gives), without decoding it. */
   get units(): i32 {
-    if (this.text !== null || this.src === null) return this.s.length;
+    if (this.text !== null || this.src === null || this.k >= <u8>JsonKind.Array) return this.s.length;
     return this.rawComplex ? rawUnits(this.raw, this.rawLen) : this.rawLen;
   }
 
@@ -136,6 +137,14 @@ export class JsonValue {
   /** Key of member i of an object (0 <= i < length). */
   keyAt(i: i32): string {
     return changetype<JsonContainer>(this).key(i);
+  }
+
+  /**
+   * An array of numbers only, still kept as its bytes (see JsonContainer.span): at(i) decodes item
+   * i (a new value each call); ByteBuilder.value copies the bytes.
+   */
+  isNumberSpan(): bool {
+    return this.k == <u8>JsonKind.Array && changetype<JsonContainer>(this).span;
   }
 
   /** Array items, or null when this is not an array. (Prefer length and at(i): no arrays made.) */
@@ -241,6 +250,43 @@ export class JsonValue {
  */
 class JsonContainer extends JsonValue {
   count: i32 = 0;
+  // An array whose items are all numbers (token ids, embedding vectors: the large arrays real
+  // requests and answers have) is kept as its bytes, [raw, raw+rawLen) of src between the
+  // brackets, and count items: no value per item. at(i) decodes item i from the bytes, onward
+  // from the last item read (cursorAt, which starts at cursorPos), so a loop over it is linear.
+  span: bool = false;
+  cursorAt: i32 = 0;
+  cursorPos: usize = 0;
+
+  setSpan(owner: ArrayBuffer, ptr: usize, len: i32, n: i32): void {
+    this.src = owner;
+    this.raw = ptr;
+    this.rawLen = len;
+    this.count = n;
+    this.span = true;
+    this.cursorAt = 0;
+    this.cursorPos = ptr;
+  }
+
+  spanItem(i: i32): JsonValue {
+    let at = this.cursorAt;
+    let p = this.cursorPos;
+    if (i < at) {
+      at = 0;
+      p = this.raw;
+    }
+    const end = this.raw + <usize>this.rawLen;
+    while (at < i) {
+      p = skipWs(scanNumber(p, end), end) + 1; // the comma
+      p = skipWs(p, end);
+      at++;
+    }
+    this.cursorAt = i;
+    this.cursorPos = p;
+    const v = new JsonValue();
+    v.setRawNumber(this.src as ArrayBuffer, p, <i32>(scanNumber(p, end) - p));
+    return v;
+  }
   k0: string | null = null;
   k1: string | null = null;
   k2: string | null = null;
@@ -276,6 +322,7 @@ class JsonContainer extends JsonValue {
   item(i: i32): JsonValue {
     const vals = this.arrVals;
     if (vals !== null) return unchecked(vals[i]);
+    if (this.span) return this.spanItem(i);
     return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
   }
 
@@ -291,6 +338,7 @@ class JsonContainer extends JsonValue {
     const n = this.count;
     const vals = new Array<JsonValue>(n);
     for (let i = 0; i < n; i++) unchecked((vals[i] = this.item(i)));
+    this.span = false;
     if (object) {
       const keys = new Array<string>(n);
       for (let i = 0; i < n; i++) unchecked((keys[i] = this.key(i)));
@@ -307,7 +355,7 @@ class JsonContainer extends JsonValue {
   add(key: string | null, val: JsonValue): void {
     if (this.arrVals === null) {
       const n = this.count;
-      if (n < INLINE) {
+      if (n < INLINE && !this.span) {
         if (n == 0) { this.k0 = key; this.e0 = val; }
         else if (n == 1) { this.k1 = key; this.e1 = val; }
         else if (n == 2) { this.k2 = key; this.e2 = val; }
@@ -322,6 +370,7 @@ class JsonContainer extends JsonValue {
   }
 
   replaceAt(i: i32, val: JsonValue): void {
+    if (this.span) this.spill(false);
     const vals = this.arrVals;
     if (vals !== null) unchecked((vals[i] = val));
     else if (i == 0) this.e0 = val;
@@ -443,31 +492,10 @@ class Parser {
 
   number(): JsonValue | null {
     const begin = this.p;
-    let p = this.p;
-    const end = this.end;
-    if (p < end && load<u8>(p) == 0x2d) p++;
-    if (p >= end) { this.p = p; return this.fail("invalid number"); }
-    let c = load<u8>(p);
-    if (c == 0x30) {
-      p++;
-    } else if (c >= 0x31 && c <= 0x39) {
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-    } else {
-      this.p = p;
+    const p = scanNumber(begin, this.end);
+    if (p == 0) {
+      this.p = numberErrorAt;
       return this.fail("invalid number");
-    }
-    if (p < end && load<u8>(p) == 0x2e) {
-      p++;
-      const digits = p;
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-      if (p == digits) { this.p = p; return this.fail("invalid number"); }
-    }
-    if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
-      p++;
-      if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
-      const digits = p;
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-      if (p == digits) { this.p = p; return this.fail("invalid number"); }
     }
     this.p = p;
     const v = new JsonValue();
@@ -540,6 +568,14 @@ class Parser {
       this.p++;
       return v;
     }
+    if (this.owner !== null && this.p < this.end) {
+      const c = load<u8>(this.p);
+      if (c == 0x2d || (c >= 0x30 && c <= 0x39)) {
+        const r = this.numbers(v);
+        if (r > 0) return v;
+        if (r < 0) return null;
+      }
+    }
     while (true) {
       const item = this.value(depth + 1);
       if (item === null) return null;
@@ -557,6 +593,43 @@ class Parser {
       this.p--;
       return this.fail("expected , or ]");
     }
+  }
+
+  /**
+   * An array of numbers only, from its first item: kept as its bytes (JsonContainer.span). 1 when
+   * it was one, 0 when an item is not a number (nothing consumed: the caller reads it the general
+   * way, which also words any error), -1 past the value bound. Each item counts as a value, so
+   * what a caller may later build from the span (items) is bounded as the tree is.
+   */
+  numbers(v: JsonContainer): i32 {
+    const start = this.p;
+    const end = this.end;
+    const left = this.left;
+    let p = start;
+    let n = 0;
+    while (true) {
+      const q = scanNumber(p, end);
+      if (q == 0) break;
+      if (--this.left < 0) {
+        jsonTooManyValues = true;
+        this.p = p;
+        this.fail("more than " + this.maxValues.toString() + " values");
+        return -1;
+      }
+      n++;
+      p = skipWs(q, end);
+      if (p >= end) break;
+      const c = load<u8>(p);
+      if (c == 0x5d) {
+        v.setSpan(this.owner as ArrayBuffer, start, <i32>(p - start), n);
+        this.p = p + 1;
+        return 1;
+      }
+      if (c != 0x2c) break;
+      p = skipWs(p + 1, end);
+    }
+    this.left = left;
+    return 0;
   }
 
   object(depth: i32): JsonValue | null {
@@ -823,6 +896,46 @@ function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string 
   if (kind != JsonKind.String) return String.UTF8.decodeUnsafe(raw, <usize>len);
   if (complex) return unescapeRange(raw, raw + <usize>len);
   return decodeKnown(raw, len); // roles, types and reasons are a few known words: no allocation
+}
+
+let numberErrorAt: usize = 0;
+
+/** The end of the JSON number at p, or 0 when it is not one (numberErrorAt: where it went wrong). */
+function scanNumber(p: usize, end: usize): usize {
+  if (p < end && load<u8>(p) == 0x2d) p++;
+  if (p >= end) { numberErrorAt = p; return 0; }
+  const c = load<u8>(p);
+  if (c == 0x30) {
+    p++;
+  } else if (c >= 0x31 && c <= 0x39) {
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+  } else {
+    numberErrorAt = p;
+    return 0;
+  }
+  if (p < end && load<u8>(p) == 0x2e) {
+    p++;
+    const digits = p;
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+    if (p == digits) { numberErrorAt = p; return 0; }
+  }
+  if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
+    p++;
+    if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
+    const digits = p;
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+    if (p == digits) { numberErrorAt = p; return 0; }
+  }
+  return p;
+}
+
+@inline function skipWs(p: usize, end: usize): usize {
+  while (p < end) {
+    const c = load<u8>(p);
+    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+    p++;
+  }
+  return p;
 }
 
 /** The value of the validated JSON number at [p, p+len). */
@@ -1145,6 +1258,7 @@ export class ByteBuilder {
       case JsonKind.Number: return v.src !== null ? this.bytes(v.raw, v.rawLen) : this.raw(v.s);
       case JsonKind.String: return this.strValue(v);
       case JsonKind.Array: {
+        if (v.isNumberSpan()) return this.byte(0x5b).bytes(v.raw, v.rawLen).byte(0x5d); // numbers as written
         this.byte(0x5b);
         for (let i = 0, n = v.length; i < n; i++) {
           if (i > 0) this.byte(0x2c);
