@@ -18,10 +18,11 @@ const CONFIG = {
 const CAP = 10 * 1024 * 1024; // max_request_body_bytes' default
 
 // The bound on ai-proxy's linear memory after the worst body at the cap: 500,000 values at up to
-// ~190 bytes each for the costliest shape (an object of 500,000 distinct keys: the value, the key
-// string, the duplicate-key index and the member stacks), about 95 MB, plus the 10 MiB body the
-// filter reads and the allocator's growth step (it doubles the heap when it runs out). 2,048 pages
-// is 128 MiB; before the bound, the zeros body alone took ai-proxy past 1 GiB.
+// ~190 bytes each for the costliest shapes (an object of distinct keys: a 48-byte value, the key
+// string, the duplicate-key index and the member stacks; or empty arrays / objects, 96 bytes each
+// plus the member stack), about 95 MB, plus the 10 MiB body the filter reads, within the
+// allocator's growth step (it doubles the heap when it runs out). These shapes end at 1,360 pages
+// here; 2,048 pages is 128 MiB. Before the bound, the zeros body alone took ai-proxy past 1 GiB.
 const BOMB_PAGES = 2048;
 
 /** A JSON text of about `bytes` bytes made of many tiny values of one shape. */
@@ -142,7 +143,9 @@ describe("ai-proxy: large real requests stay under the default bound", () => {
       usage: { prompt_tokens: 300000, total_tokens: 300000 },
     })]);
     expect(JSON.parse(reply).data).toHaveLength(300);
-    console.log(`300,000 token ids: ai-proxy at ${h.memoryPages("ai-proxy")} pages`);
+    // An array of numbers costs no value per item (it stays as its bytes): 60 pages here, where a
+    // value per token id took 960.
+    expect(h.memoryPages("ai-proxy")).toBeLessThanOrEqual(128);
     h.close();
   });
 
@@ -203,6 +206,57 @@ describe("ai-proxy: a provider answer of too many JSON values", () => {
     expect(s.downstream.headers?.find(([k]) => k === ":status")?.[1]).toBe("502");
     expect(JSON.parse(text)).toMatchObject({ type: "error", error: { type: "api_error" } });
     expect(h.memoryPages("ai-proxy")).toBeLessThanOrEqual(BOMB_PAGES);
+    h.close();
+  });
+});
+
+// Arrays of numbers only are kept as their bytes (no value per item): what goes out must be what
+// came in, and anything else in an array must still be read (or refused) as before.
+describe("ai-proxy: arrays of numbers", () => {
+  const GEMINI = { instances: [...CONFIG.instances, { name: "gem", provider: "gemini", api_key: "gm-key", models: ["gemini-*"] }] };
+
+  it("pass through with every number as written, and the others still read", async () => {
+    const h = await proxyHost(CONFIG);
+    const body = '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"a":[ 1 , -2.5e3,0 ,1E+2, 0.000001 ],"b":[1,"a",2],"c":[1,{"d":[2]}],"e":[[3],[4,5]],"f":[ ]}';
+    const s = send(h, "/v1/chat/completions", body);
+    expect(s.getSentLocalResponse()).toBeFalsy();
+    const up = s.upstream.body.toString();
+    expect(up).toContain("-2.5e3");
+    expect(up).toContain("1E+2");
+    expect(JSON.parse(up)).toMatchObject({ a: [1, -2500, 0, 100, 0.000001], b: [1, "a", 2], c: [1, { d: [2] }], e: [[3], [4, 5]], f: [] });
+    h.close();
+  });
+
+  for (const bad of ["[1,]", "[01]", "[1 2]", "[-]", "[1.]", "[1e]", "[1,2", "[1,-]"]) {
+    it(`${bad} is not JSON: 400 invalid_json`, async () => {
+      const h = await proxyHost(CONFIG);
+      const s = send(h, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"x":${bad}}`);
+      const { status, body } = errorOf(s, "openai");
+      expect(status).toBe(400);
+      expect(body.error.code).toBe("invalid_json");
+      h.close();
+    });
+  }
+
+  it("numbers in a tool schema reach Anthropic intact when translated", async () => {
+    const h = await proxyHost(CONFIG);
+    const parameters = { type: "object", properties: { n: { type: "integer", enum: [1, 2, 30000000000], minimum: -1.5 } } };
+    const s = send(h, "/v1/chat/completions", { model: "claude-x", max_tokens: 16, messages: [{ role: "user", content: "hi" }], tools: [{ type: "function", function: { name: "f", parameters } }] });
+    expect(s.getSentLocalResponse()).toBeFalsy();
+    expect(JSON.parse(s.upstream.body.toString()).tools[0].input_schema).toEqual(parameters);
+    h.close();
+  });
+
+  it("a Gemini embeddings answer's vectors reach an OpenAI client as sent; token ids to Gemini are refused", async () => {
+    const h = await proxyHost(GEMINI);
+    const s = send(h, "/v1/embeddings", { model: "gemini-embedding-001", input: ["a", "b"] });
+    expect(s.getSentLocalResponse()).toBeFalsy();
+    const text = answer(s, 200, "application/json", ['{"embeddings":[{"values":[0.1,-0.25,3e-5]},{"values":[ 1 ,2]}]}']);
+    expect(text).toContain("3e-5");
+    expect(JSON.parse(text).data.map((d: { embedding: number[] }) => d.embedding)).toEqual([[0.1, -0.25, 3e-5], [1, 2]]);
+    const ids = send(h, "/v1/embeddings", { model: "gemini-embedding-001", input: [[1, 2, 3]] });
+    expect(errorOf(ids, "openai").status).toBe(400);
+    expect(ids.upstream.body.length).toBe(0);
     h.close();
   });
 });
