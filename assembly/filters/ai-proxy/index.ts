@@ -93,7 +93,8 @@ class AiProxyRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
-    // Parses this VM makes without a bound of their own (stream events, tool arguments) get this one.
+    // Every parse in this VM without a bound of its own (provider answers, stream events, tool
+    // arguments) gets this one: an answer past it is unreadable (a 502, as any unreadable answer).
     setJsonDefaultMaxValues(s.maxJsonValues);
     // Every configured instance has its availability gauge from the start, not only after a
     // failure: a dashboard (or an alert on 0) sees each instance as soon as the gateway runs.
@@ -851,7 +852,7 @@ class AiProxy extends Context {
   /** Puts a fallback instance's answer in place of the held failure, in the client's format. */
   deliver(body: ArrayBuffer): bool {
     const provider = this.provider as Provider;
-    const parsed = parseJson(body, this.settings.maxJsonValues);
+    const parsed = parseJson(body);
     if (parsed === null) return false;
     const out = new ByteBuilder(body.byteLength + 256);
     let usage: Usage;
@@ -888,7 +889,7 @@ class AiProxy extends Context {
   giveUp(): void {
     const provider = this.provider as Provider;
     const body = this.lastErrorBody;
-    const parsed = body.byteLength ? parseJson(body, this.settings.maxJsonValues) : null;
+    const parsed = body.byteLength ? parseJson(body) : null;
     const transport = transportStatus(this.lastCause);
     this.status = transport > 0 ? transport : this.lastStatus;
     const e = transport > 0 || parsed === null ? this.transportError(body) : this.shownError(provider.error(this.lastStatus, parsed));
@@ -1136,7 +1137,7 @@ class AiProxy extends Context {
   /** A complete buffered body: translate the answer or the error and write the usage record. */
   finishResponse(body: ArrayBuffer, length: u32): void {
     const provider = this.provider as Provider;
-    const parsed = body.byteLength ? parseJson(body, this.settings.maxJsonValues) : null;
+    const parsed = body.byteLength ? parseJson(body) : null;
     const out = new ByteBuilder(body.byteLength + 256);
     if (this.resp == RESP_ERROR) {
       // A provider error already in the client's format passes through as the provider wrote it.
