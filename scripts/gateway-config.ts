@@ -85,10 +85,10 @@ export interface GatewayConfig {
   aiProxy: {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
-    maxJsonValues?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
+    maxJsonValues?: number;
     apiPrefixes?: string[];
     health?: Record<string, unknown>;
     fallback?: Record<string, unknown>;
@@ -444,10 +444,10 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     aiProxy: {
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
-      maxJsonValues: f.ai_proxy?.max_json_values,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,
+      maxJsonValues: f.ai_proxy?.max_json_values,
       apiPrefixes: f.ai_proxy?.api_prefixes,
       health: h,
       fallback: f.ai_proxy?.fallback,
