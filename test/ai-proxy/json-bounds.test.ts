@@ -210,6 +210,25 @@ describe("ai-proxy: a provider answer of too many JSON values", () => {
   });
 });
 
+describe("ai-proxy: a streamed event of too many JSON values", () => {
+  it("is dropped like any unreadable event; the stream goes on and memory stays bounded", async () => {
+    const h = await proxyHost(CONFIG);
+    const s = send(h, "/v1/chat/completions", { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hi" }] });
+    expect(s.getSentLocalResponse()).toBeFalsy();
+    const base = '"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o"';
+    const text = answer(s, 200, "text/event-stream", [
+      `data: {${base},"choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}\n\n`,
+      `data: {${base},"choices":[],"x":${SHAPES["empty arrays"](8 * 1024 * 1024)}}\n\n`,
+      `data: {${base},"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}\n\ndata: [DONE]\n\n`,
+    ]);
+    expect(text).toContain("hello");
+    expect(text).toContain('"finish_reason":"stop"');
+    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    expect(h.memoryPages("ai-proxy")).toBeLessThanOrEqual(BOMB_PAGES);
+    h.close();
+  });
+});
+
 // Arrays of numbers only are kept as their bytes (no value per item): what goes out must be what
 // came in, and anything else in an array must still be read (or refused) as before.
 describe("ai-proxy: arrays of numbers", () => {
