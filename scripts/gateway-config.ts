@@ -104,6 +104,7 @@ export interface GatewayConfig {
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
+    maxJsonValues?: number;
     apiPrefixes?: string[];
     health?: Record<string, unknown>;
     fallback?: Record<string, unknown>;
@@ -503,6 +504,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,
+      maxJsonValues: f.ai_proxy?.max_json_values,
       apiPrefixes: f.ai_proxy?.api_prefixes,
       health: h,
       fallback: f.ai_proxy?.fallback,

@@ -193,6 +193,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.fallback !== undefined ? { fallback: a.fallback } : {}),
     ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
     ...(a.requestLimits !== undefined ? { request_limits: a.requestLimits } : {}),
+    ...(a.maxJsonValues !== undefined ? { max_json_values: a.maxJsonValues } : {}),
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),

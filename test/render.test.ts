@@ -441,6 +441,7 @@ filters:
     default_pool: chat
     instance_header: true
     request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 }
+    max_json_values: 200000
     api_prefixes: [/v1/, /openai/]
     max_response_body_bytes: 5242880
     health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
@@ -458,6 +459,7 @@ filters:
       health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
       request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 },
+      max_json_values: 200000,
       api_prefixes: ["/v1/", "/openai/"],
     });
     expect((json.instances as any[])[1]).toMatchObject({ weight: 3, priority: 1, price: { input: 3, output: 15 } });

@@ -17,12 +17,31 @@ export const enum JsonKind {
 }
 
 const MAX_DEPTH: i32 = 64;
+
+/**
+ * Values one parse may build when its caller gives no bound (see parseJsonAt): set once per VM by
+ * a filter that reads untrusted JSON (ai-proxy: max_json_values), so every parse in that VM,
+ * stream events and translators' included, is bounded. Unbounded until then (operator
+ * configuration is read before it is set).
+ */
+export let jsonDefaultMaxValues: i32 = i32.MAX_VALUE;
+
+export function setJsonDefaultMaxValues(n: i32): void {
+  jsonDefaultMaxValues = n;
+}
 const INLINE: i32 = 4; // container members kept in fields (see JsonValue.count)
 
+// Flags of a JsonValue (its `f` byte).
+const F_TRUE: u8 = 1; // a Bool that is true
+const F_COMPLEX: u8 = 2; // rawComplex
+
+/**
+ * A parsed JSON value. A body of millions of tiny values ({"x":[0,0,...]}) is the hostile case, and
+ * wasm memory never shrinks, so a scalar is kept small: four words and two bytes, 48 bytes with
+ * the runtime's header (it was 112 for every value). Numbers are decoded from their bytes when
+ * read (most are only passed through). Arrays and objects are JsonContainers (96 bytes), always.
+ */
 export class JsonValue {
-  kind: JsonKind = JsonKind.Null;
-  b: bool = false;
-  n: f64 = 0;
   // A parsed string or number stays as its bytes in the source (between the quotes for a string,
   // escapes as written; a number exactly as written): most values are only passed through, so
   // they are copied as bytes and never decoded to UTF-16 and encoded back. `src` keeps the bytes
@@ -30,30 +49,33 @@ export class JsonValue {
   src: ArrayBuffer | null = null;
   raw: usize = 0;
   rawLen: i32 = 0;
-  /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
-  rawComplex: bool = false;
   private text: string | null = null;
-  // Containers: most objects a gateway reads are small ({role, content}, {type, text}), so up to
-  // INLINE members or items live in fields, with no arrays at all (two allocations each saved);
-  // a bigger container, or one whose arrays a caller asks for, keeps them in the arrays instead.
-  private count: i32 = 0;
-  private k0: string | null = null;
-  private k1: string | null = null;
-  private k2: string | null = null;
-  private k3: string | null = null;
-  private e0: JsonValue | null = null;
-  private e1: JsonValue | null = null;
-  private e2: JsonValue | null = null;
-  private e3: JsonValue | null = null;
-  private arrKeys: Array<string> | null = null;
-  private arrVals: Array<JsonValue> | null = null; // object values, or array items
-  private spilled: bool = false;
+  private k: u8 = 0;
+  private f: u8 = 0;
+
+  get kind(): JsonKind { return <JsonKind><i32>this.k; }
+  set kind(k: JsonKind) { this.k = <u8>k; }
+
+  get b(): bool { return (this.f & F_TRUE) != 0; }
+  set b(v: bool) { this.f = v ? this.f | F_TRUE : this.f & ~F_TRUE; }
+
+  /** The raw string has backslash escapes or non-ASCII bytes (its UTF-16 length differs). */
+  get rawComplex(): bool { return (this.f & F_COMPLEX) != 0; }
+
+  /** A number's value (0 for anything else), from its bytes or its text. */
+  get n(): f64 {
+    if (this.k != <u8>JsonKind.Number) return 0;
+    if (this.src !== null) return numberAt(this.raw, this.rawLen);
+    const t = this.text;
+    return t !== null ? parseFloat(t) : 0;
+  }
 
   /** String value, or the number exactly as written (so it round-trips unchanged). */
   get s(): string {
     let t = this.text;
     if (t === null) {
-      t = this.src !== null ? decodeRaw(this.kind, this.raw, this.rawLen, this.rawComplex) : "";
+      // (An array of numbers keeps its bytes too: it has no text.)
+      t = this.src !== null && this.k < <u8>JsonKind.Array ? decodeRaw(this.kind, this.raw, this.rawLen, this.rawComplex) : "";
       this.text = t;
     }
     return t as string;
@@ -66,140 +88,93 @@ export class JsonValue {
 
   /** Makes this a string value kept as bytes of owner (see src). */
   setRaw(owner: ArrayBuffer, ptr: usize, len: i32, complex: bool): void {
-    this.kind = JsonKind.String;
+    this.k = <u8>JsonKind.String;
     this.src = owner;
     this.raw = ptr;
     this.rawLen = len;
-    this.rawComplex = complex;
+    this.f = complex ? F_COMPLEX : 0;
     this.text = null;
+  }
+
+  /** Makes this a number kept as bytes of owner (see src). */
+  setRawNumber(owner: ArrayBuffer, ptr: usize, len: i32): void {
+    this.k = <u8>JsonKind.Number;
+    this.src = owner;
+    this.raw = ptr;
+    this.rawLen = len;
   }
 
   /** Length of the string in UTF-16 units (what `s.length` gives), without decoding it. */
   get units(): i32 {
-    if (this.text !== null || this.src === null) return this.s.length;
+    if (this.text !== null || this.src === null || this.k >= <u8>JsonKind.Array) return this.s.length;
     return this.rawComplex ? rawUnits(this.raw, this.rawLen) : this.rawLen;
   }
 
-  isNull(): bool { return this.kind == JsonKind.Null; }
-  isBool(): bool { return this.kind == JsonKind.Bool; }
-  isNumber(): bool { return this.kind == JsonKind.Number; }
-  isString(): bool { return this.kind == JsonKind.String; }
-  isArray(): bool { return this.kind == JsonKind.Array; }
-  isObject(): bool { return this.kind == JsonKind.Object; }
+  isNull(): bool { return this.k == <u8>JsonKind.Null; }
+  isBool(): bool { return this.k == <u8>JsonKind.Bool; }
+  isNumber(): bool { return this.k == <u8>JsonKind.Number; }
+  isString(): bool { return this.k == <u8>JsonKind.String; }
+  isArray(): bool { return this.k == <u8>JsonKind.Array; }
+  isObject(): bool { return this.k == <u8>JsonKind.Object; }
 
   /** Member of an object by key, or null (also when this is not an object). */
   get(key: string): JsonValue | null {
-    if (this.kind != JsonKind.Object) return null;
-    if (this.spilled) {
-      const keys = this.arrKeys as Array<string>;
-      for (let i = 0, n = keys.length; i < n; i++) {
-        if (unchecked(keys[i]) == key) return unchecked((this.arrVals as Array<JsonValue>)[i]);
-      }
-      return null;
-    }
-    const n = this.count;
-    if (n > 0 && this.k0 == key) return this.e0;
-    if (n > 1 && this.k1 == key) return this.e1;
-    if (n > 2 && this.k2 == key) return this.e2;
-    if (n > 3 && this.k3 == key) return this.e3;
-    return null;
+    if (this.k != <u8>JsonKind.Object) return null;
+    return changetype<JsonContainer>(this).get(key);
   }
 
   /** Number of array items or object members. */
   get length(): i32 {
-    if (this.kind != JsonKind.Array && this.kind != JsonKind.Object) return 0;
-    return this.spilled ? (this.arrVals as Array<JsonValue>).length : this.count;
+    if (this.k < <u8>JsonKind.Array) return 0;
+    return changetype<JsonContainer>(this).size;
   }
 
   /** Item i of an array, or value of member i of an object (0 <= i < length). */
   at(i: i32): JsonValue {
-    if (this.spilled) return unchecked((this.arrVals as Array<JsonValue>)[i]);
-    return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
+    return changetype<JsonContainer>(this).item(i);
   }
 
   /** Key of member i of an object (0 <= i < length). */
   keyAt(i: i32): string {
-    if (this.spilled) return unchecked((this.arrKeys as Array<string>)[i]);
-    return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
+    return changetype<JsonContainer>(this).key(i);
+  }
+
+  /**
+   * An array of numbers only, still kept as its bytes (see JsonContainer.span): at(i) decodes item
+   * i (a new value each call); ByteBuilder.value copies the bytes.
+   */
+  isNumberSpan(): bool {
+    return this.k == <u8>JsonKind.Array && changetype<JsonContainer>(this).span;
   }
 
   /** Array items, or null when this is not an array. (Prefer length and at(i): no arrays made.) */
   get items(): Array<JsonValue> | null {
-    if (this.kind != JsonKind.Array) return null;
-    this.spill();
-    return this.arrVals;
+    if (this.k != <u8>JsonKind.Array) return null;
+    return changetype<JsonContainer>(this).spill(false).arrVals;
   }
 
   /** Object keys in document order, or null when this is not an object. (Prefer keyAt(i).) */
   get keys(): Array<string> | null {
-    if (this.kind != JsonKind.Object) return null;
-    this.spill();
-    return this.arrKeys;
+    if (this.k != <u8>JsonKind.Object) return null;
+    return changetype<JsonContainer>(this).spill(true).arrKeys;
   }
 
   /** Object values, parallel to keys, or null when this is not an object. (Prefer at(i).) */
   get vals(): Array<JsonValue> | null {
-    if (this.kind != JsonKind.Object) return null;
-    this.spill();
-    return this.arrVals;
+    if (this.k != <u8>JsonKind.Object) return null;
+    return changetype<JsonContainer>(this).spill(true).arrVals;
   }
 
-  /** Moves inline members into the arrays (once; the arrays are then the only copy). */
-  private spill(): void {
-    if (this.spilled) return;
-    const n = this.count;
-    const vals = new Array<JsonValue>(n);
-    for (let i = 0; i < n; i++) unchecked((vals[i] = this.at(i)));
-    if (this.kind == JsonKind.Object) {
-      const keys = new Array<string>(n);
-      for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)));
-      this.arrKeys = keys;
-    }
-    this.arrVals = vals;
-    this.spilled = true;
-    this.count = 0;
-    this.k0 = this.k1 = this.k2 = this.k3 = null;
-    this.e0 = this.e1 = this.e2 = this.e3 = null;
-  }
-
-  /** Appends an item (key null) or member, inline while there is room. */
-  private add(key: string | null, val: JsonValue): void {
-    if (!this.spilled) {
-      const n = this.count;
-      if (n < INLINE) {
-        if (n == 0) { this.k0 = key; this.e0 = val; }
-        else if (n == 1) { this.k1 = key; this.e1 = val; }
-        else if (n == 2) { this.k2 = key; this.e2 = val; }
-        else { this.k3 = key; this.e3 = val; }
-        this.count = n + 1;
-        return;
-      }
-      this.spill();
-    }
-    if (key !== null) (this.arrKeys as Array<string>).push(key);
-    (this.arrVals as Array<JsonValue>).push(val);
-  }
-
-  /** Fills a container the parser read: n members from the stacks at base (keys null for an array). */
-  fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
-    if (n <= INLINE) {
-      for (let i = 0; i < n; i++) this.add(keys !== null ? unchecked(keys[keyBase + i]) : null, unchecked(vals[base + i]));
-      return;
-    }
-    const v = new Array<JsonValue>(n);
-    for (let i = 0; i < n; i++) unchecked((v[i] = unchecked(vals[base + i])));
-    this.arrVals = v;
-    if (keys !== null) {
-      const k = new Array<string>(n);
-      for (let i = 0; i < n; i++) unchecked((k[i] = unchecked(keys[keyBase + i])));
-      this.arrKeys = k;
-    }
-    this.spilled = true;
+  private members(): JsonContainer {
+    assert(this.k >= <u8>JsonKind.Array, "not a JSON container");
+    return changetype<JsonContainer>(this);
   }
 
   /** True when the number is a whole number that fits in i64 without loss. */
   isInteger(): bool {
-    return this.kind == JsonKind.Number && Math.floor(this.n) == this.n && Math.abs(this.n) <= 9007199254740991.0;
+    if (this.k != <u8>JsonKind.Number) return false;
+    const n = this.n;
+    return Math.floor(n) == n && Math.abs(n) <= 9007199254740991.0;
   }
 
   static str(s: string): JsonValue {
@@ -212,7 +187,6 @@ export class JsonValue {
   static int(n: i64): JsonValue {
     const v = new JsonValue();
     v.kind = JsonKind.Number;
-    v.n = <f64>n;
     v.s = n.toString();
     return v;
   }
@@ -229,41 +203,34 @@ export class JsonValue {
   }
 
   static array(): JsonValue {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Array;
     return v;
   }
 
   static object(): JsonValue {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Object;
     return v;
   }
 
   /** Sets an object member (replacing an existing one). Returns this, for chaining. */
   set(key: string, val: JsonValue): JsonValue {
-    const n = this.length;
+    const m = this.members();
+    const n = m.size;
     for (let i = 0; i < n; i++) {
-      if (this.keyAt(i) == key) {
-        this.replaceAt(i, val);
+      if (m.key(i) == key) {
+        m.replaceAt(i, val);
         return this;
       }
     }
-    this.add(key, val);
+    m.add(key, val);
     return this;
-  }
-
-  private replaceAt(i: i32, val: JsonValue): void {
-    if (this.spilled) unchecked(((this.arrVals as Array<JsonValue>)[i] = val));
-    else if (i == 0) this.e0 = val;
-    else if (i == 1) this.e1 = val;
-    else if (i == 2) this.e2 = val;
-    else this.e3 = val;
   }
 
   /** Appends an array item. Returns this. */
   push(val: JsonValue): JsonValue {
-    this.add(null, val);
+    this.members().add(null, val);
     return this;
   }
 
@@ -272,6 +239,159 @@ export class JsonValue {
     const v = this.get(key);
     if (v === null || v.kind != JsonKind.String) return null;
     return v.s;
+  }
+}
+
+/**
+ * An array or object: its items or members. Most objects a gateway reads are small ({role, content},
+ * {type, text}), so up to INLINE members or items live in fields, with no arrays at all (two
+ * allocations each saved); a bigger container, or one whose arrays a caller asks for, keeps them
+ * in the arrays instead (arrVals not null: the arrays are then the only copy).
+ */
+class JsonContainer extends JsonValue {
+  count: i32 = 0;
+  // An array whose items are all numbers (token ids, embedding vectors: the large arrays real
+  // requests and answers have) is kept as its bytes, [raw, raw+rawLen) of src between the
+  // brackets, and count items: no value per item. at(i) decodes item i from the bytes, onward
+  // from the last item read (cursorAt, which starts at cursorPos), so a loop over it is linear.
+  span: bool = false;
+  cursorAt: i32 = 0;
+  cursorPos: usize = 0;
+
+  setSpan(owner: ArrayBuffer, ptr: usize, len: i32, n: i32): void {
+    this.src = owner;
+    this.raw = ptr;
+    this.rawLen = len;
+    this.count = n;
+    this.span = true;
+    this.cursorAt = 0;
+    this.cursorPos = ptr;
+  }
+
+  spanItem(i: i32): JsonValue {
+    let at = this.cursorAt;
+    let p = this.cursorPos;
+    if (i < at) {
+      at = 0;
+      p = this.raw;
+    }
+    const end = this.raw + <usize>this.rawLen;
+    while (at < i) {
+      p = skipWs(scanNumber(p, end), end) + 1; // the comma
+      p = skipWs(p, end);
+      at++;
+    }
+    this.cursorAt = i;
+    this.cursorPos = p;
+    const v = new JsonValue();
+    v.setRawNumber(this.src as ArrayBuffer, p, <i32>(scanNumber(p, end) - p));
+    return v;
+  }
+  k0: string | null = null;
+  k1: string | null = null;
+  k2: string | null = null;
+  k3: string | null = null;
+  e0: JsonValue | null = null;
+  e1: JsonValue | null = null;
+  e2: JsonValue | null = null;
+  e3: JsonValue | null = null;
+  arrKeys: Array<string> | null = null;
+  arrVals: Array<JsonValue> | null = null; // object values, or array items
+
+  get size(): i32 {
+    const vals = this.arrVals;
+    return vals !== null ? vals.length : this.count;
+  }
+
+  get(key: string): JsonValue | null {
+    const keys = this.arrKeys;
+    if (keys !== null) {
+      for (let i = 0, n = keys.length; i < n; i++) {
+        if (unchecked(keys[i]) == key) return unchecked((this.arrVals as Array<JsonValue>)[i]);
+      }
+      return null;
+    }
+    const n = this.count;
+    if (n > 0 && this.k0 == key) return this.e0;
+    if (n > 1 && this.k1 == key) return this.e1;
+    if (n > 2 && this.k2 == key) return this.e2;
+    if (n > 3 && this.k3 == key) return this.e3;
+    return null;
+  }
+
+  item(i: i32): JsonValue {
+    const vals = this.arrVals;
+    if (vals !== null) return unchecked(vals[i]);
+    if (this.span) return this.spanItem(i);
+    return (i == 0 ? this.e0 : i == 1 ? this.e1 : i == 2 ? this.e2 : this.e3) as JsonValue;
+  }
+
+  key(i: i32): string {
+    const keys = this.arrKeys;
+    if (keys !== null) return unchecked(keys[i]);
+    return (i == 0 ? this.k0 : i == 1 ? this.k1 : i == 2 ? this.k2 : this.k3) as string;
+  }
+
+  /** Moves inline members into the arrays (once; the arrays are then the only copy). */
+  spill(object: bool): JsonContainer {
+    if (this.arrVals !== null) return this;
+    const n = this.count;
+    const vals = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((vals[i] = this.item(i)));
+    this.span = false;
+    if (object) {
+      const keys = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((keys[i] = this.key(i)));
+      this.arrKeys = keys;
+    }
+    this.arrVals = vals;
+    this.count = 0;
+    this.k0 = this.k1 = this.k2 = this.k3 = null;
+    this.e0 = this.e1 = this.e2 = this.e3 = null;
+    return this;
+  }
+
+  /** Appends an item (key null) or member, inline while there is room. */
+  add(key: string | null, val: JsonValue): void {
+    if (this.arrVals === null) {
+      const n = this.count;
+      if (n < INLINE && !this.span) {
+        if (n == 0) { this.k0 = key; this.e0 = val; }
+        else if (n == 1) { this.k1 = key; this.e1 = val; }
+        else if (n == 2) { this.k2 = key; this.e2 = val; }
+        else { this.k3 = key; this.e3 = val; }
+        this.count = n + 1;
+        return;
+      }
+      this.spill(key !== null);
+    }
+    if (key !== null) (this.arrKeys as Array<string>).push(key);
+    (this.arrVals as Array<JsonValue>).push(val);
+  }
+
+  replaceAt(i: i32, val: JsonValue): void {
+    if (this.span) this.spill(false);
+    const vals = this.arrVals;
+    if (vals !== null) unchecked((vals[i] = val));
+    else if (i == 0) this.e0 = val;
+    else if (i == 1) this.e1 = val;
+    else if (i == 2) this.e2 = val;
+    else this.e3 = val;
+  }
+
+  fill(keys: Array<string> | null, keyBase: i32, vals: Array<JsonValue>, base: i32, n: i32): void {
+    if (n <= INLINE) {
+      for (let i = 0; i < n; i++) this.add(keys !== null ? unchecked(keys[keyBase + i]) : null, unchecked(vals[base + i]));
+      return;
+    }
+    const v = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((v[i] = unchecked(vals[base + i])));
+    this.arrVals = v;
+    if (keys !== null) {
+      const k = new Array<string>(n);
+      for (let i = 0; i < n; i++) unchecked((k[i] = unchecked(keys[keyBase + i])));
+      this.arrKeys = k;
+    }
   }
 }
 
@@ -291,6 +411,14 @@ export let jsonSawBadUtf8: bool = false;
  */
 export let jsonSawDuplicateKey: bool = false;
 
+/**
+ * The last parse stopped because the text holds more values than its bound allowed (the text may
+ * be valid JSON): a caller tells the client "too complex", not "not JSON". Each value costs linear
+ * memory that a wasm VM never gives back, so a body of millions of tiny values ({"x":[0,0,...]})
+ * must stop at the bound, not at the end of memory.
+ */
+export let jsonTooManyValues: bool = false;
+
 class Parser {
   p: usize;
   end: usize;
@@ -300,10 +428,15 @@ class Parser {
   escaped: bool = false;
   high: bool = false;
   badUtf8: bool = false;
+  // Values this parse may still build (counted as each one starts).
+  left: i32;
+  maxValues: i32;
 
   // owner: the buffer holding [ptr, ptr+len), kept by every string and number parsed from it so
   // they can stay as bytes; null means the bytes may not outlive the call: decode at once.
-  constructor(ptr: usize, len: usize, public owner: ArrayBuffer | null) {
+  constructor(ptr: usize, len: usize, public owner: ArrayBuffer | null, maxValues: i32) {
+    this.left = maxValues;
+    this.maxValues = maxValues;
     this.p = ptr;
     this.start = ptr;
     this.end = ptr + len;
@@ -327,6 +460,10 @@ class Parser {
 
   value(depth: i32): JsonValue | null {
     if (depth > MAX_DEPTH) return this.fail("nesting deeper than " + MAX_DEPTH.toString());
+    if (--this.left < 0) {
+      jsonTooManyValues = true;
+      return this.fail("more than " + this.maxValues.toString() + " values");
+    }
     this.ws();
     if (this.p >= this.end) return this.fail("unexpected end of input");
     const c = load<u8>(this.p);
@@ -355,47 +492,19 @@ class Parser {
 
   number(): JsonValue | null {
     const begin = this.p;
-    let p = this.p;
-    const end = this.end;
-    if (p < end && load<u8>(p) == 0x2d) p++;
-    const first = p;
-    if (p >= end) { this.p = p; return this.fail("invalid number"); }
-    let c = load<u8>(p);
-    if (c == 0x30) {
-      p++;
-    } else if (c >= 0x31 && c <= 0x39) {
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-    } else {
-      this.p = p;
+    const p = scanNumber(begin, this.end);
+    if (p == 0) {
+      this.p = numberErrorAt;
       return this.fail("invalid number");
-    }
-    // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
-    let integral = p - first <= 15;
-    if (p < end && load<u8>(p) == 0x2e) {
-      integral = false;
-      p++;
-      const digits = p;
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-      if (p == digits) { this.p = p; return this.fail("invalid number"); }
-    }
-    if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
-      integral = false;
-      p++;
-      if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
-      const digits = p;
-      while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-      if (p == digits) { this.p = p; return this.fail("invalid number"); }
     }
     this.p = p;
     const v = new JsonValue();
-    v.kind = JsonKind.Number;
     const len = <i32>(p - begin);
-    v.n = integral ? wholeNumber(begin, len) : parseFloat(String.UTF8.decodeUnsafe(begin, len));
+    // The value is decoded when read (JsonValue.n): most numbers are only passed through.
     if (this.owner !== null) {
-      v.src = this.owner;
-      v.raw = begin;
-      v.rawLen = len;
+      v.setRawNumber(this.owner as ArrayBuffer, begin, len);
     } else {
+      v.kind = JsonKind.Number;
       v.s = String.UTF8.decodeUnsafe(begin, len);
     }
     return v;
@@ -451,13 +560,21 @@ class Parser {
   // or arrays of the exact size): no array grown by doubling.
   array(depth: i32): JsonValue | null {
     this.p++; // [
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Array;
     const base = valStack.length;
     this.ws();
     if (this.p < this.end && load<u8>(this.p) == 0x5d) {
       this.p++;
       return v;
+    }
+    if (this.owner !== null && this.p < this.end) {
+      const c = load<u8>(this.p);
+      if (c == 0x2d || (c >= 0x30 && c <= 0x39)) {
+        const r = this.numbers(v);
+        if (r > 0) return v;
+        if (r < 0) return null;
+      }
     }
     while (true) {
       const item = this.value(depth + 1);
@@ -478,9 +595,46 @@ class Parser {
     }
   }
 
+  /**
+   * An array of numbers only, from its first item: kept as its bytes (JsonContainer.span). 1 when
+   * it was one, 0 when an item is not a number (nothing consumed: the caller reads it the general
+   * way, which also words any error), -1 past the value bound. Each item counts as a value, so
+   * what a caller may later build from the span (items) is bounded as the tree is.
+   */
+  numbers(v: JsonContainer): i32 {
+    const start = this.p;
+    const end = this.end;
+    const left = this.left;
+    let p = start;
+    let n = 0;
+    while (true) {
+      const q = scanNumber(p, end);
+      if (q == 0) break;
+      if (--this.left < 0) {
+        jsonTooManyValues = true;
+        this.p = p;
+        this.fail("more than " + this.maxValues.toString() + " values");
+        return -1;
+      }
+      n++;
+      p = skipWs(q, end);
+      if (p >= end) break;
+      const c = load<u8>(p);
+      if (c == 0x5d) {
+        v.setSpan(this.owner as ArrayBuffer, start, <i32>(p - start), n);
+        this.p = p + 1;
+        return 1;
+      }
+      if (c != 0x2c) break;
+      p = skipWs(p + 1, end);
+    }
+    this.left = left;
+    return 0;
+  }
+
   object(depth: i32): JsonValue | null {
     this.p++; // {
-    const v = new JsonValue();
+    const v = new JsonContainer();
     v.kind = JsonKind.Object;
     const base = valStack.length;
     const keyBase = keyStack.length;
@@ -744,6 +898,63 @@ function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string 
   return decodeKnown(raw, len); // roles, types and reasons are a few known words: no allocation
 }
 
+let numberErrorAt: usize = 0;
+
+/** The end of the JSON number at p, or 0 when it is not one (numberErrorAt: where it went wrong). */
+function scanNumber(p: usize, end: usize): usize {
+  if (p < end && load<u8>(p) == 0x2d) p++;
+  if (p >= end) { numberErrorAt = p; return 0; }
+  const c = load<u8>(p);
+  if (c == 0x30) {
+    p++;
+  } else if (c >= 0x31 && c <= 0x39) {
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+  } else {
+    numberErrorAt = p;
+    return 0;
+  }
+  if (p < end && load<u8>(p) == 0x2e) {
+    p++;
+    const digits = p;
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+    if (p == digits) { numberErrorAt = p; return 0; }
+  }
+  if (p < end && (load<u8>(p) == 0x65 || load<u8>(p) == 0x45)) {
+    p++;
+    if (p < end && (load<u8>(p) == 0x2b || load<u8>(p) == 0x2d)) p++;
+    const digits = p;
+    while (p < end && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
+    if (p == digits) { numberErrorAt = p; return 0; }
+  }
+  return p;
+}
+
+@inline function skipWs(p: usize, end: usize): usize {
+  while (p < end) {
+    const c = load<u8>(p);
+    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+    p++;
+  }
+  return p;
+}
+
+/** The value of the validated JSON number at [p, p+len). */
+function numberAt(p: usize, len: i32): f64 {
+  // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
+  const digits = load<u8>(p) == 0x2d ? len - 1 : len;
+  if (digits <= 15) {
+    const end = p + <usize>len;
+    let q = p + <usize>(len - digits);
+    while (q < end) {
+      const c = load<u8>(q);
+      if (c < 0x30 || c > 0x39) return parseFloat(String.UTF8.decodeUnsafe(p, <usize>len));
+      q++;
+    }
+    return wholeNumber(p, len);
+  }
+  return parseFloat(String.UTF8.decodeUnsafe(p, <usize>len));
+}
+
 /** An integer of at most 15 digits (and a sign): exact in f64. */
 function wholeNumber(p: usize, len: i32): f64 {
   const end = p + <usize>len;
@@ -835,11 +1046,14 @@ export function nonEmpty(v: JsonValue | null): bool {
 /**
  * Parses UTF-8 JSON at [ptr, ptr+len). Null on error, with the reason in jsonError. Strings are
  * decoded at once (the bytes need not outlive the call); parseJson keeps them as bytes.
+ * maxValues: most values (scalars and containers, at any depth) the tree may hold; past it the
+ * parse fails and jsonTooManyValues is set. 0: jsonDefaultMaxValues.
  */
-export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null): JsonValue | null {
-  const p = new Parser(ptr, len, owner);
+export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = null, maxValues: i32 = 0): JsonValue | null {
+  const p = new Parser(ptr, len, owner, maxValues > 0 ? maxValues : jsonDefaultMaxValues);
   jsonSawBadUtf8 = false;
   jsonSawDuplicateKey = false;
+  jsonTooManyValues = false;
   const v = p.value(0);
   valStack.length = 0; // after an error, members of unfinished containers are still there
   keyStack.length = 0;
@@ -858,8 +1072,8 @@ export function parseJsonAt(ptr: usize, len: usize, owner: ArrayBuffer | null = 
 }
 
 /** Parses a whole buffer; strings and numbers keep referring to it (see JsonValue.src). */
-export function parseJson(buf: ArrayBuffer): JsonValue | null {
-  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength, buf);
+export function parseJson(buf: ArrayBuffer, maxValues: i32 = 0): JsonValue | null {
+  return parseJsonAt(changetype<usize>(buf), <usize>buf.byteLength, buf, maxValues);
 }
 
 export function parseJsonString(s: string): JsonValue | null {
@@ -1044,6 +1258,7 @@ export class ByteBuilder {
       case JsonKind.Number: return v.src !== null ? this.bytes(v.raw, v.rawLen) : this.raw(v.s);
       case JsonKind.String: return this.strValue(v);
       case JsonKind.Array: {
+        if (v.isNumberSpan()) return this.byte(0x5b).bytes(v.raw, v.rawLen).byte(0x5d); // numbers as written
         this.byte(0x5b);
         for (let i = 0, n = v.length; i < n; i++) {
           if (i > 0) this.byte(0x2c);

@@ -42,6 +42,7 @@ export function promptTokens(textBytes: i64, messages: i64): i64 {
 function textBytes(v: JsonValue): i64 {
   if (v.isString()) return v.src !== null ? <i64>v.rawLen : <i64>String.UTF8.byteLength(v.s);
   let n: i64 = 0;
+  if (v.isNumberSpan()) return 0; // numbers only (token ids): no text, and no value made per item
   if (v.isArray()) {
     for (let i = 0, len = v.length; i < len; i++) n += textBytes(v.at(i));
   } else if (v.isObject()) {

@@ -12,6 +12,15 @@ export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 export const DEFAULT_MAX_RESPONSE_BODY: i64 = 10 * 1024 * 1024;
 
 /**
+ * Most JSON values (max_json_values) one request body or buffered provider answer may hold. Each
+ * parsed value costs linear memory that a wasm VM never gives back, so this bounds what one body
+ * can make ai-proxy's VM grow to. Sized for the largest real requests: an embeddings request of
+ * token ids (OpenAI takes up to 300,000 tokens per request, one value each) with room to spare,
+ * and agent conversations of thousands of messages and many tool schemas (tens of thousands).
+ */
+export const DEFAULT_MAX_JSON_VALUES: i32 = 500000;
+
+/**
  * Bounds on what a chat request may ask for (request_limits): past them the client gets a 400 in
  * its API shape and nothing reaches a provider. The defaults sit above what the providers' own
  * APIs take (OpenAI caps n at 128), so a request a provider would serve is never refused here.
@@ -44,6 +53,7 @@ export class Settings {
   trackInflight: bool = false;
   clusterHeader: string = "x-sluice-cluster";
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
+  maxJsonValues: i32 = DEFAULT_MAX_JSON_VALUES;
   limits: RequestLimits = new RequestLimits();
   /**
    * Path prefixes ai-proxy answers for (api_prefixes): a request under one that is not an API the
@@ -283,7 +293,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "request_limits", "api_prefixes", "max_response_body_bytes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_json_values", "request_limits", "api_prefixes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -300,6 +310,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.instanceHeader = r.bool(cfg, "instance_header", "ai-proxy", false);
   s.clusterHeader = r.str(cfg, "cluster_header", "ai-proxy", "x-sluice-cluster").toLowerCase();
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
+  s.maxJsonValues = <i32>r.int(cfg, "max_json_values", "ai-proxy", DEFAULT_MAX_JSON_VALUES, 1000, 100000000);
   readLimits(r, cfg.get("request_limits"), s.limits);
   const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
   if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];

@@ -13,7 +13,7 @@ import {
   BaseContext, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, continueResponse, makeHeaderPair, HeaderPair, setTickPeriod,
   getSharedData, setSharedData, WasmResultValues, closeResponse,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, writeMerged } from "../../lib/json";
+import { JsonValue, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, jsonTooManyValues, setJsonDefaultMaxValues, writeMerged } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
@@ -95,6 +95,9 @@ class AiProxyRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
+    // Every parse in this VM without a bound of its own (provider answers, stream events, tool
+    // arguments) gets this one: an answer past it is unreadable (a 502, as any unreadable answer).
+    setJsonDefaultMaxValues(s.maxJsonValues);
     // Every configured instance has its availability gauge from the start, not only after a
     // failure: a dashboard (or an alert on 0) sees each instance as soon as the gateway runs.
     const now = nowMs();
@@ -364,7 +367,10 @@ class AiProxy extends Context {
 
   prepare(body: ArrayBuffer): ClientError | null {
     this.bodyLen = body.byteLength;
-    const parsed = parseJson(body);
+    const parsed = parseJson(body, this.settings.maxJsonValues);
+    if (parsed === null && jsonTooManyValues) {
+      return ClientError.of(400, "The request body has more than " + this.settings.maxJsonValues.toString() + " JSON values.", "invalid_request_error", "request_too_complex");
+    }
     if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
     let req = parsed as JsonValue;
     // What the gateway reads to route, translate and account (one pass over the parsed tree).
