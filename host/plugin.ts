@@ -2,12 +2,12 @@
 // (one per worker), started the way Envoy starts a plugin (cpp-host WasmBase::initialize,
 // ContextBase::onStart and onConfigure).
 import { readFileSync, statSync } from "node:fs";
-import { ENVOY_HOST_FUNCTIONS, ENVOY_WASI_FUNCTIONS, WASI_MODULES } from "../scripts/wasm-imports.mjs";
+import { ENVOY_WASI_FUNCTIONS, HOST_FUNCTIONS_BY_ABI, WASI_MODULES } from "../scripts/wasm-imports.mjs";
 import { HostLoadError } from "./errors.js";
 import type { HostCore } from "./host.js";
-import { signatureProblem } from "./signatures.js";
+import { exportSignatureProblem, signatureProblem, type AbiVersion } from "./signatures.js";
 import { Vm } from "./vm.js";
-import { readImports } from "./wasm-binary.js";
+import { readExports, readImports, type ExportSig } from "./wasm-binary.js";
 
 export interface FilterOptions {
   name: string;
@@ -33,29 +33,60 @@ function toBytes(v: unknown): Buffer {
 
 const moduleCache = new Map<string, { module: WebAssembly.Module; bytes: Uint8Array }>();
 
-/** Why Envoy would refuse the module before instantiating it, or null. Messages are cpp-host's. */
-function checkModule(module: WebAssembly.Module, bytes: Uint8Array): string | null {
-  const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-  if (!exports.has("proxy_abi_version_0_2_1")) {
-    if (exports.has("proxy_abi_version_0_2_0") || exports.has("proxy_abi_version_0_1_0")) {
-      return "Proxy-Wasm ABI versions other than 0.2.1 are not supported by this host";
-    }
-    return "Missing or unknown Proxy-Wasm ABI version";
-  }
-  // V8::link reports the first import it cannot resolve.
+const ABI_MARKERS: Record<string, AbiVersion> = {
+  proxy_abi_version_0_1_0: "0.1.0",
+  proxy_abi_version_0_2_0: "0.2.0",
+  proxy_abi_version_0_2_1: "0.2.1",
+};
+
+/**
+ * cpp-host BytecodeUtil::getAbiVersion: the first function export, in export-section order, whose
+ * name is one of the three markers decides; a module exporting two markers loads with the first.
+ * Other export kinds with a marker's name do not count. null: none (WasmBase::load refuses it).
+ */
+export function abiVersionOf(exports: ExportSig[]): AbiVersion | null {
+  for (const e of exports) if (e.kind === "function" && ABI_MARKERS[e.name]) return ABI_MARKERS[e.name];
+  return null;
+}
+
+// The order cpp-host's WasmBase::getFunctions looks exports up (start functions and the allocator
+// first, then the callbacks), so the first bad signature reported is the one Envoy logs first.
+const FIRST_LOOKED_UP = ["_initialize", "main", "__main_void", "_start", "malloc", "proxy_on_memory_allocate"];
+
+/** Why Envoy would refuse the module before running it, or its ABI version. Messages are cpp-host's. */
+function checkModule(module: WebAssembly.Module, bytes: Uint8Array): { problem: string } | { abi: AbiVersion } {
+  const exportSigs = readExports(bytes);
+  // WasmBase::load
+  const abi = abiVersionOf(exportSigs);
+  if (!abi) return { problem: "Missing or unknown Proxy-Wasm ABI version" };
+  // V8::link reports the first import it cannot resolve; registerCallbacks decides what each ABI gets.
+  const hostFunctions = HOST_FUNCTIONS_BY_ABI[abi];
   for (const imp of WebAssembly.Module.imports(module)) {
     const known =
       imp.kind === "function" &&
-      ((imp.module === "env" && ENVOY_HOST_FUNCTIONS.has(imp.name)) ||
+      ((imp.module === "env" && hostFunctions.has(imp.name)) ||
         (WASI_MODULES.has(imp.module) && ENVOY_WASI_FUNCTIONS.has(imp.name)));
-    if (!known) return `Failed to load Wasm module due to a missing import: ${imp.module}.${imp.name}`;
+    if (!known) return { problem: `Failed to load Wasm module due to a missing import: ${imp.module}.${imp.name}` };
   }
   for (const imp of readImports(bytes)) {
     const problem = imp.kind === "function" ? signatureProblem(imp) : null;
-    if (problem) return problem;
+    if (problem) return { problem };
   }
-  if (!exports.has("malloc") && !exports.has("proxy_on_memory_allocate")) return "Wasm module is missing malloc function.";
-  return null;
+  // WasmBase::getFunctions
+  const exported = new Set(exportSigs.map((e) => e.name));
+  const byName = new Map(exportSigs.map((e) => [e.name, e]));
+  for (const name of FIRST_LOOKED_UP) {
+    const e = byName.get(name);
+    const problem = e ? exportSignatureProblem(e, abi, exported) : null;
+    if (problem) return { problem };
+  }
+  if (!exported.has("malloc") && !exported.has("proxy_on_memory_allocate")) return { problem: "Wasm module is missing malloc function." };
+  for (const e of exportSigs) {
+    if (FIRST_LOOKED_UP.includes(e.name)) continue;
+    const problem = exportSignatureProblem(e, abi, exported);
+    if (problem) return { problem };
+  }
+  return { abi };
 }
 
 export class Plugin {
@@ -68,6 +99,8 @@ export class Plugin {
   readonly pluginConfiguration: Buffer;
   readonly env: ReadonlyArray<readonly [string, string]>;
   readonly vms: Vm[] = [];
+  /** The Proxy-Wasm ABI the module exports (cpp-host WasmBase::abiVersion). */
+  abiVersion!: AbiVersion;
 
   constructor(
     readonly host: HostCore,
@@ -85,8 +118,9 @@ export class Plugin {
     const workers = opts.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`filter ${opts.name}: workers must be a positive integer`);
     const { module, bytes } = this.compile(opts.wasm);
-    const problem = checkModule(module, bytes);
-    if (problem) throw this.loadError(problem);
+    const checked = checkModule(module, bytes);
+    if ("problem" in checked) throw this.loadError(checked.problem);
+    this.abiVersion = checked.abi;
     for (let w = 0; w < workers; w++) this.vms.push(this.startVm(module, w));
   }
 
