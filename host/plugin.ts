@@ -16,7 +16,16 @@ export interface FilterOptions {
   rootId?: string;
   vmId?: string;
   vmConfiguration?: unknown;
+  /** Envoy's deprecated PluginConfig.fail_open: the same as failurePolicy "FAIL_OPEN", and in the
+   * stream that saw the trap the filter is skipped too (cpp-host plugin_->fail_open_). Only one of
+   * failOpen and failurePolicy may be set, as in Envoy. */
   failOpen?: boolean;
+  /** Envoy >= 1.33 PluginConfig.failure_policy: what streams get after the VM failed (trapped).
+   * Default (UNSPECIFIED) FAIL_CLOSED. */
+  failurePolicy?: FailurePolicy;
+  /** FAIL_RELOAD only: ReloadConfig.backoff.base_interval in ms (Envoy default 1000). A reload is
+   * tried when a new stream arrives at least a jittered [base, 1.5 * base) after the last load. */
+  reloadBackoffMs?: number;
   workers?: number;
   allowOnHeadersStopIteration?: boolean;
   /** The VM's environment variables, visible through WASI environ_get (Envoy:
@@ -29,6 +38,31 @@ function toBytes(v: unknown): Buffer {
   if (typeof v === "string") return Buffer.from(v);
   if (v instanceof Uint8Array) return Buffer.from(v);
   return Buffer.from(JSON.stringify(v));
+}
+
+export type FailurePolicy = "UNSPECIFIED" | "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
+
+/**
+ * Envoy source/extensions/common/wasm/wasm.cc PluginConfig::PluginConfig: fail_open: true is
+ * FAIL_OPEN and may not be combined with failure_policy; UNSPECIFIED is FAIL_CLOSED.
+ */
+function resolveFailurePolicy(opts: FilterOptions): Exclude<FailurePolicy, "UNSPECIFIED"> {
+  const policy = opts.failurePolicy ?? "UNSPECIFIED";
+  if (!["UNSPECIFIED", "FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"].includes(policy)) {
+    throw new Error(`filter ${opts.name}: unknown failure policy`);
+  }
+  if (opts.failOpen) {
+    if (policy !== "UNSPECIFIED") throw new Error(`filter ${opts.name}: only one of fail_open or failure_policy can be set`);
+    return "FAIL_OPEN";
+  }
+  return policy === "UNSPECIFIED" ? "FAIL_CLOSED" : policy;
+}
+
+/** What FAIL_RELOAD did (Envoy's WasmEvent VmReloadBackoff / VmReloadSuccess / VmReloadFailure). */
+export interface ReloadEvents {
+  backoff: number;
+  success: number;
+  failure: number;
 }
 
 const moduleCache = new Map<string, { module: WebAssembly.Module; bytes: Uint8Array }>();
@@ -93,7 +127,14 @@ export class Plugin {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
+  /** cpp-host PluginBase::fail_open_: Envoy builds it from the deprecated fail_open only. */
   readonly failOpen: boolean;
+  readonly failurePolicy: Exclude<FailurePolicy, "UNSPECIFIED">;
+  readonly reloadBackoffMs: number;
+  readonly reloadEvents: ReloadEvents = { backoff: 0, success: 0, failure: 0 };
+  /** SinglePluginHandle::last_load per worker (host clock, ns). */
+  private readonly lastLoad: bigint[] = [];
+  private module!: WebAssembly.Module;
   readonly allowOnHeadersStopIteration: boolean;
   readonly vmConfiguration: Buffer;
   readonly pluginConfiguration: Buffer;
@@ -110,6 +151,11 @@ export class Plugin {
     this.rootId = opts.rootId ?? "";
     this.vmId = opts.vmId ?? "";
     this.failOpen = opts.failOpen ?? false;
+    this.failurePolicy = resolveFailurePolicy(opts);
+    this.reloadBackoffMs = opts.reloadBackoffMs ?? 1000;
+    if (!Number.isFinite(this.reloadBackoffMs) || this.reloadBackoffMs <= 0) {
+      throw new Error(`filter ${opts.name}: reloadBackoffMs must be a positive number of milliseconds`);
+    }
     this.allowOnHeadersStopIteration = opts.allowOnHeadersStopIteration ?? false;
     this.vmConfiguration = toBytes(opts.vmConfiguration);
     this.pluginConfiguration = toBytes(opts.configuration);
@@ -121,7 +167,55 @@ export class Plugin {
     const checked = checkModule(module, bytes);
     if ("problem" in checked) throw this.loadError(checked.problem);
     this.abiVersion = checked.abi;
-    for (let w = 0; w < workers; w++) this.vms.push(this.startVm(module, w));
+    this.module = module;
+    for (let w = 0; w < workers; w++) {
+      this.vms.push(this.startVm(module, w));
+      this.lastLoad.push(host.now());
+    }
+  }
+
+  /**
+   * The VM a new stream on this worker uses, or null when the filter is left out of the chain
+   * (Envoy PluginConfig::createContext: a failed VM under FAIL_OPEN adds no filter; under
+   * FAIL_CLOSED the filter is there and fails the stream with a 503; FAIL_RELOAD first tries a new
+   * VM in maybeReloadHandleIfNeeded).
+   */
+  vmForNewStream(worker: number): Vm | null {
+    const i = worker % this.vms.length;
+    if (this.vms[i].failed && this.failurePolicy === "FAIL_RELOAD") this.maybeReload(i);
+    const vm = this.vms[i];
+    if (vm.failed && this.failurePolicy === "FAIL_OPEN") return null;
+    return vm;
+  }
+
+  /**
+   * Envoy PluginConfig::maybeReloadHandleIfNeeded: only a VM that failed at run time (a trap) is
+   * reloaded; within the backoff (JitteredLowerBoundBackOffStrategy: a fresh draw in
+   * [base, 1.5 * base) each time) since the last load the failed VM stays (so the stream fails
+   * closed); otherwise the load time is updated and a new VM is started as on a new worker
+   * (getOrCreateThreadLocalPlugin: start functions, on_context_create, on_vm_start, on_configure).
+   * A new VM that fails to start leaves the failed one in place.
+   */
+  private maybeReload(i: number): void {
+    const intervalMs = this.reloadBackoffMs + Math.floor(Math.random() * (this.reloadBackoffMs / 2));
+    const now = this.host.now();
+    if (now - this.lastLoad[i] < BigInt(Math.floor(intervalMs * 1e6))) {
+      this.reloadEvents.backoff++;
+      return;
+    }
+    this.lastLoad[i] = now;
+    try {
+      this.vms[i] = this.startVm(this.module, i);
+      this.reloadEvents.success++;
+    } catch (e) {
+      if (!(e instanceof HostLoadError)) throw e;
+      this.reloadEvents.failure++;
+      // getOrCreateThreadLocalPlugin's words for a thread-local VM that does not start.
+      const message = e.message
+        .replace("Failed to start base Wasm", "Failed to start thread-local Wasm")
+        .replace("Failed to configure base Wasm plugin", "Failed to configure thread-local Wasm plugin");
+      this.host.log(this.name, i, 4, message, true);
+    }
   }
 
   private loadError(message: string): HostLoadError {
