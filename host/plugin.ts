@@ -140,6 +140,8 @@ export class Plugin {
   readonly pluginConfiguration: Buffer;
   readonly env: ReadonlyArray<readonly [string, string]>;
   readonly vms: Vm[] = [];
+  /** VMs FAIL_RELOAD replaced (kept for Host.close). */
+  readonly retired: Vm[] = [];
   /** The Proxy-Wasm ABI the module exports (cpp-host WasmBase::abiVersion). */
   abiVersion!: AbiVersion;
 
@@ -205,7 +207,10 @@ export class Plugin {
     }
     this.lastLoad[i] = now;
     try {
+      const failed = this.vms[i];
       this.vms[i] = this.startVm(this.module, i);
+      // Streams that began on the failed VM keep it; the host still cancels its calls on close.
+      this.retired.push(failed);
       this.reloadEvents.success++;
     } catch (e) {
       if (!(e instanceof HostLoadError)) throw e;

@@ -43,7 +43,8 @@ export const ENVOY_WASI_FUNCTIONS = new Set(
 
 export const WASI_MODULES = new Set(["wasi_snapshot_preview1", "wasi_unstable"]);
 
-/** Returns the reasons a module would not load in Envoy (empty when it would). */
+/** Returns the reasons a Sluice filter would not load in Envoy as the project builds them (ABI 0.2.1;
+ * the host itself loads every version, host/plugin.ts), empty when it would. */
 export function checkModule(bytes) {
   let mod;
   try {

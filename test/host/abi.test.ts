@@ -69,6 +69,14 @@ describe("ABI versions Envoy loads", () => {
     expect(e.message).toBe("Bad function signature for: proxy_on_done, want: i32 -> i32, but the module exports: i32 -> void");
   });
 
+  it("looks proxy_on_foreign_function up for 0.2.x only (0.1.0 never calls it, so its type does not matter)", async () => {
+    const foreign = (abi: string) =>
+      compileWat(`(module ${MEM} (func (export "proxy_abi_version_${abi}")) (func (export "proxy_on_foreign_function") (param i32)))`);
+    await Host.create({ filters: [{ name: "f", wasm: foreign("0_1_0") }] });
+    const e = await loadError(foreign("0_2_0"));
+    expect(e.message).toBe("Bad function signature for: proxy_on_foreign_function, want: i32 i32 i32 -> void, but the module exports: i32 -> void");
+  });
+
   it("refuses no marker and an unknown version with cpp-host's message", async () => {
     let e = await loadError(compileWat(`(module ${MEM})`));
     expect(e.message).toBe("Missing or unknown Proxy-Wasm ABI version");

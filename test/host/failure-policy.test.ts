@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
 import { parseEnvoyConfig } from "../../host/envoy-config.js";
+import { startLocalGateway } from "../../scripts/start.js";
 import { OUT_PTR, OUT_SIZE, Wat } from "./wat.js";
 
 /** Traps in proxy_on_request_headers when the request has an x-trap header; logs each VM start.
@@ -165,5 +166,17 @@ describe("failure_policy in envoy.yaml (local gateway)", () => {
       "only one of fail_open or failure_policy can be set",
     );
     expect(() => parseEnvoyConfig(yaml(["failure_policy: FAIL_LOUDLY"]))).toThrow("unknown failure policy");
+  });
+
+  it("the local gateway runs each filter with the policy envoy.yaml gives it", async () => {
+    const config = parseEnvoyConfig(yaml(["failure_policy: FAIL_RELOAD", "reload_config: { backoff: { base_interval: 2s } }"]));
+    const gw = await startLocalGateway({ config, port: 0, adminPort: 0, env: {}, mock: "always", accessLog: () => {} });
+    try {
+      const [first, ...rest] = gw.host.plugins;
+      expect(first).toMatchObject({ failurePolicy: "FAIL_RELOAD", reloadBackoffMs: 2000, failOpen: false });
+      for (const p of rest) expect(p.failurePolicy).toBe("FAIL_CLOSED");
+    } finally {
+      await gw.close();
+    }
   });
 });
