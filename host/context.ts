@@ -222,7 +222,9 @@ export class Context {
     const f = this.failed(HeadersStatus.Continue, HeadersStatus.StopAllIterationAndWatermark);
     if (f !== undefined) return f;
     if (!this.vm.has(fn)) return HeadersStatus.Continue;
-    return this.vm.callback(this, fn, [this.id, n, end ? 1 : 0], (raw) => {
+    // cpp-host on_request_headers_abi_01_ (context_id, headers) vs _abi_02_ (..., end_of_stream).
+    const args = this.vm.plugin.abiVersion === "0.1.0" ? [this.id, n] : [this.id, n, end ? 1 : 0];
+    return this.vm.callback(this, fn, args, (raw) => {
       const f2 = this.failed(HeadersStatus.Continue, HeadersStatus.StopAllIterationAndWatermark);
       if (f2 !== undefined) return f2;
       return this.convertHeaders(Number(raw) >>> 0);

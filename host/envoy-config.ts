@@ -7,6 +7,7 @@
 // One exception, listed in `notRun`: Envoy's global rate limit filter (Sluice's distributed mode) with
 // failure_mode_deny false. The local gateway has no rate limit service, and Envoy with that setting
 // admits every request the service cannot answer, which is what the local gateway does.
+import type { FailurePolicy } from "./plugin.js";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
@@ -33,6 +34,10 @@ export interface WasmFilterConfig {
   wasmFile: string;
   configuration: string;
   failOpen: boolean;
+  /** PluginConfig.failure_policy (Envoy >= 1.33), as its enum name; "UNSPECIFIED" when absent. */
+  failurePolicy: FailurePolicy;
+  /** PluginConfig.reload_config.backoff.base_interval in ms (Envoy default 1s). */
+  reloadBackoffMs: number;
   allowOnHeadersStopIteration: boolean;
   /** vm_config.environment_variables */
   hostEnvKeys: string[];
@@ -121,6 +126,21 @@ function socket(v: unknown, at: string): { address: string; port: number } {
   return { address: s.address, port: s.port_value };
 }
 
+// envoy/extensions/wasm/v3/wasm.proto enum FailurePolicy (proto3 JSON: the name or the number).
+const FAILURE_POLICIES: FailurePolicy[] = ["UNSPECIFIED", "FAIL_RELOAD", "FAIL_CLOSED", "FAIL_OPEN"];
+
+/** failure_policy and reload_config, checked as Envoy's PluginConfig constructor checks them. */
+function failurePolicy(c: Record<string, any>, at: string): { failurePolicy: FailurePolicy; reloadBackoffMs: number } {
+  const v = c.failure_policy ?? "UNSPECIFIED";
+  const policy = typeof v === "number" ? FAILURE_POLICIES[v] : FAILURE_POLICIES.find((p) => p === v);
+  if (!policy) throw new EnvoyConfigError(`${at}.failure_policy: unknown failure policy ${JSON.stringify(v)}`);
+  if (c.fail_open === true && policy !== "UNSPECIFIED") {
+    throw new EnvoyConfigError(`${at}: only one of fail_open or failure_policy can be set`);
+  }
+  const base = c.reload_config?.backoff?.base_interval;
+  return { failurePolicy: policy, reloadBackoffMs: base === undefined ? 1000 : durationMs(base, `${at}.reload_config.backoff.base_interval`) };
+}
+
 function wasmFilter(f: Record<string, any>, at: string): WasmFilterConfig {
   const w = typed(f.typed_config, WASM, `${at}.typed_config`);
   const c = obj(w.config, `${at}.typed_config.config`);
@@ -144,6 +164,7 @@ function wasmFilter(f: Record<string, any>, at: string): WasmFilterConfig {
     wasmFile: file,
     configuration,
     failOpen: c.fail_open === true,
+    ...failurePolicy(c, `${at}.typed_config.config`),
     allowOnHeadersStopIteration: c.allow_on_headers_stop_iteration === true,
     hostEnvKeys: (env.host_env_keys ?? []).map(String),
     keyValues: Object.fromEntries(Object.entries(env.key_values ?? {}).map(([k, v]) => [k, String(v)])),

@@ -251,6 +251,10 @@ export class Host extends HostCore {
   close(): void {
     this.stopTimers();
     for (const p of this.plugins) {
+      for (const vm of p.retired) {
+        for (const c of vm.httpCalls.values()) c.cancel();
+        vm.httpCalls.clear();
+      }
       for (const vm of p.vms) {
         for (const c of vm.httpCalls.values()) c.cancel();
         vm.httpCalls.clear();

@@ -2,7 +2,8 @@
 export { Host, type HostOptions, type LogEntry } from "./host.js";
 export { HostLoadError, HostViolation } from "./errors.js";
 export { Stream, type Action, type SentLocalResponse, type Sink, type StreamOptions } from "./stream.js";
-export type { FilterOptions } from "./plugin.js";
+export type { FailurePolicy, FilterOptions, ReloadEvents } from "./plugin.js";
+export type { AbiVersion } from "./signatures.js";
 export { serializePairs, deserializePairs, type HeaderList, type HeadersInput } from "./headers.js";
 export { WasmResult, MapType, BufferType, StreamType, HeadersStatus, DataStatus, MetricType } from "./abi.js";
 

@@ -50,6 +50,11 @@ export const ENV_SIGNATURES: Record<string, { params: string[]; results: string[
   proxy_continue_stream: sig(n(1)),
   proxy_close_stream: sig(n(1)),
   proxy_get_log_level: sig(n(1)),
+  // ABI 0.1.0 only
+  proxy_get_configuration: sig(n(2)),
+  proxy_continue_request: sig([]),
+  proxy_continue_response: sig([]),
+  proxy_clear_route_cache: sig([]),
   pthread_equal: sig(n(2)),
   emscripten_notify_memory_growth: sig(n(1), []),
 };
@@ -102,7 +107,63 @@ export const WASI_SIGNATURES: Record<string, { params: string[]; results: string
   random_get: sig(n(2)),
 };
 
+export type AbiVersion = "0.1.0" | "0.2.0" | "0.2.1";
+
+/**
+ * The module exports cpp-host looks up (WasmBase::getFunctions, types from include/proxy-wasm/wasm.h:
+ * WasmCallWord<n> is n i32 parameters -> i32, WasmCallVoid<n> n i32 parameters -> void). The headers
+ * callbacks differ by ABI: 0.1.0 has (context_id, headers), 0.2.x adds end_of_stream; 0.1.0 does not
+ * look up proxy_on_foreign_function at all. An export with another type fails the load (V8
+ * getModuleFunctionImpl "Bad function signature for: ...").
+ */
+export function exportSignatures(abi: AbiVersion): Record<string, { params: string[]; results: string[] }> {
+  const word = (k: number) => sig(n(k));
+  const voidFn = (k: number) => sig(n(k), []);
+  const headers = abi === "0.1.0" ? word(2) : word(3);
+  const table: Record<string, { params: string[]; results: string[] }> = {
+    _initialize: voidFn(0), _start: voidFn(0), main: word(2), __main_void: word(0), malloc: word(1),
+    proxy_on_memory_allocate: word(1),
+    proxy_validate_configuration: word(2), proxy_on_vm_start: word(2), proxy_on_configure: word(2),
+    proxy_on_tick: voidFn(1), proxy_on_context_create: voidFn(2), proxy_on_new_connection: word(1),
+    proxy_on_downstream_data: word(3), proxy_on_upstream_data: word(3),
+    proxy_on_downstream_connection_close: voidFn(2), proxy_on_upstream_connection_close: voidFn(2),
+    proxy_on_request_headers: headers, proxy_on_request_body: word(3), proxy_on_request_trailers: word(2),
+    proxy_on_request_metadata: word(2), proxy_on_response_headers: headers, proxy_on_response_body: word(3),
+    proxy_on_response_trailers: word(2), proxy_on_response_metadata: word(2),
+    proxy_on_http_call_response: voidFn(5), proxy_on_grpc_receive: voidFn(3), proxy_on_grpc_close: voidFn(3),
+    proxy_on_grpc_receive_initial_metadata: voidFn(3), proxy_on_grpc_receive_trailing_metadata: voidFn(3),
+    proxy_on_queue_ready: voidFn(2), proxy_on_done: word(1), proxy_on_log: voidFn(1), proxy_on_delete: voidFn(1),
+  };
+  if (abi !== "0.1.0") table.proxy_on_foreign_function = voidFn(3);
+  return table;
+}
+
 const show = (t: string[]) => (t.length ? t.join(" ") : "void");
+
+/**
+ * The V8 getModuleFunctionImpl message for an export cpp-host would call with another type, or null.
+ * cpp-host looks up _start only when there is no _initialize, main and __main_void only when there is
+ * one, and proxy_on_memory_allocate only when there is no malloc (WasmBase::getFunctions).
+ */
+export function exportSignatureProblem(
+  exp: { name: string; kind: string; params: string[]; results: string[] },
+  abi: AbiVersion,
+  exported: Set<string>,
+): string | null {
+  if (exp.kind !== "function") return null;
+  const want = exportSignatures(abi)[exp.name];
+  if (!want) return null;
+  const reactor = exported.has("_initialize");
+  if (exp.name === "_start" && reactor) return null;
+  if ((exp.name === "main" || exp.name === "__main_void") && !reactor) return null;
+  if (exp.name === "proxy_on_memory_allocate" && exported.has("malloc")) return null;
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (same(want.params, exp.params) && same(want.results, exp.results)) return null;
+  return (
+    `Bad function signature for: ${exp.name}, want: ${show(want.params)} -> ${show(want.results)}, ` +
+    `but the module exports: ${show(exp.params)} -> ${show(exp.results)}`
+  );
+}
 
 /** The V8::link type-mismatch message for an import, or null when it matches. */
 export function signatureProblem(imp: ImportSig): string | null {

@@ -193,9 +193,10 @@ export class Stream {
     this.downstream = new Sink(keep);
     this.bufferLimit = opts.bufferLimitBytes ?? host.bufferLimitBytes;
     for (const plugin of plugins) {
-      const vm = plugin.vms[worker % plugin.vms.length];
-      // Envoy's filter factory leaves a failed fail-open plugin out of the chain entirely.
-      if (vm.failed && plugin.failOpen) continue;
+      // The failure policy decides (Plugin.vmForNewStream): FAIL_OPEN leaves a failed plugin out of
+      // the chain, FAIL_RELOAD may start a new VM first.
+      const vm = plugin.vmForNewStream(worker);
+      if (!vm) continue;
       const ctx = vm.newContext(vm.root);
       const slot: Slot = { index: this.slots.length, stream: this, plugin, vm, ctx };
       ctx.slot = slot;

@@ -13,7 +13,7 @@ import { recordSample, type Metric } from "./metrics.js";
 import type { Plugin } from "./plugin.js";
 import { getProperty } from "./properties.js";
 import { makeWasi } from "./wasi.js";
-import { ENVOY_HOST_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+import { ALL_HOST_FUNCTIONS } from "../scripts/wasm-imports.mjs";
 
 type Fn = (...args: any[]) => any;
 
@@ -21,7 +21,8 @@ type Fn = (...args: any[]) => any;
 // other call traps with "restricted_callback".
 const START_ALLOWED_ENV = new Set(["proxy_log", "emscripten_notify_memory_growth"]);
 
-// The module's exports the host calls (cpp-host FOR_ALL_MODULE_FUNCTIONS, ABI 0.2.x).
+// The module's exports the host calls (cpp-host FOR_ALL_MODULE_FUNCTIONS plus the headers callbacks;
+// proxy_on_foreign_function is looked up for ABI 0.2.x only, WasmBase::getFunctions).
 const CALLBACKS = [
   "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick",
   "proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",
@@ -113,7 +114,10 @@ export class Vm {
     const malloc = (ex.malloc ?? ex.proxy_on_memory_allocate) as Fn | undefined;
     if (typeof malloc !== "function") return "Wasm module is missing malloc function.";
     this.malloc = malloc;
-    for (const name of CALLBACKS) if (typeof ex[name] === "function") this.fns.set(name, ex[name] as Fn);
+    for (const name of CALLBACKS) {
+      if (name === "proxy_on_foreign_function" && this.plugin.abiVersion === "0.1.0") continue;
+      if (typeof ex[name] === "function") this.fns.set(name, ex[name] as Fn);
+    }
     // WASI reactor (_initialize, then main/__main_void if present) or command (_start).
     const start: Array<[string, unknown[]]> = [];
     if (typeof ex._initialize === "function") {
@@ -328,6 +332,23 @@ export class Vm {
         return R.Ok;
       };
 
+    // Envoy Context::continueStream, for proxy_continue_stream and 0.1.0's continue_request/response.
+    const continueStream = (type: number) => {
+      const ctx = this.ctx();
+      const slot = ctx.slot;
+      if (type === StreamType.Downstream) return R.Ok;
+      if (type === StreamType.Upstream) return R.Unimplemented;
+      if (slot) {
+        const dir = type === StreamType.Request ? "request" : "response";
+        this.afterActions.push(() => slot.stream.continueFrom(slot, dir));
+      }
+      // Envoy Context::continueStream drops the request pointers at once (for either direction).
+      ctx.requestHeaders = null;
+      ctx.requestBody = null;
+      ctx.requestTrailers = null;
+      return R.Ok;
+    };
+
     const fns: Record<string, Fn> = {
       proxy_log: (level: number, ptr: number, size: number) => {
         if (level >>> 0 > 5) return R.BadArgument;
@@ -393,19 +414,22 @@ export class Vm {
       },
       proxy_continue_stream: (type: number) => {
         if (type >>> 0 > StreamType.MAX) return R.BadArgument;
-        const ctx = this.ctx();
-        const slot = ctx.slot;
-        if (type === StreamType.Downstream) return R.Ok;
-        if (type === StreamType.Upstream) return R.Unimplemented;
-        if (slot) {
-          const dir = type === StreamType.Request ? "request" : "response";
-          this.afterActions.push(() => slot.stream.continueFrom(slot, dir));
-        }
-        // Envoy Context::continueStream drops the request pointers at once (for either direction).
-        ctx.requestHeaders = null;
-        ctx.requestBody = null;
-        ctx.requestTrailers = null;
+        return continueStream(type >>> 0);
+      },
+      // ABI 0.1.0 (cpp-host exports.cc continue_request / continue_response / clear_route_cache /
+      // get_configuration).
+      proxy_continue_request: () => continueStream(StreamType.Request),
+      proxy_continue_response: () => continueStream(StreamType.Response),
+      proxy_clear_route_cache: () => {
+        const slot = this.ctx().slot;
+        if (slot) slot.stream.routeCacheClears++;
         return R.Ok;
+      },
+      // Envoy Context::getConfiguration: the plugin configuration while it is being configured
+      // (temp_plugin_ set), the VM configuration otherwise.
+      proxy_get_configuration: (ptrPtr: number, sizePtr: number) => {
+        const ctx = this.ctx();
+        return ok(this.copyOut(ctx.tempPluginConfig ?? this.plugin.vmConfiguration, ptrPtr, sizePtr));
       },
       proxy_close_stream: (type: number) => {
         if (type >>> 0 > StreamType.MAX) return R.BadArgument;
@@ -651,7 +675,7 @@ export class Vm {
       pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
       emscripten_notify_memory_growth: () => {},
     };
-    for (const name of ENVOY_HOST_FUNCTIONS) {
+    for (const name of ALL_HOST_FUNCTIONS) {
       if (!fns[name]) throw new Error(`host/vm.ts lacks ${name}, which scripts/wasm-imports.mjs allows`);
     }
     const out: Record<string, Fn> = {};

@@ -1,5 +1,5 @@
-// Reads the function signatures of a module's imports from its binary (type and import sections):
-// WebAssembly.Module.imports() does not report types in Node 20.
+// Reads the function signatures of a module's imports and exports from its binary (type, import,
+// function and export sections): WebAssembly.Module.imports()/exports() do not report types in Node 20.
 
 export interface ImportSig {
   module: string;
@@ -11,7 +11,25 @@ export interface ImportSig {
 
 const VALTYPES: Record<number, string> = { 0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "funcref", 0x6f: "externref" };
 
+export interface ExportSig {
+  name: string;
+  kind: "function" | "table" | "memory" | "global" | "tag";
+  params: string[];
+  results: string[];
+}
+
 export function readImports(bytes: Uint8Array): ImportSig[] {
+  return readSignatures(bytes).imports;
+}
+
+/** The exports in the order of the export section (cpp-host BytecodeUtil::getAbiVersion reads it so). */
+export function readExports(bytes: Uint8Array): ExportSig[] {
+  return readSignatures(bytes).exports;
+}
+
+const KINDS = ["function", "table", "memory", "global", "tag"] as const;
+
+function readSignatures(bytes: Uint8Array): { imports: ImportSig[]; exports: ExportSig[] } {
   let pos = 8; // magic + version
   const u32 = (): number => {
     let result = 0;
@@ -36,6 +54,9 @@ export function readImports(bytes: Uint8Array): ImportSig[] {
   };
   const types: Array<{ params: string[]; results: string[] }> = [];
   const imports: ImportSig[] = [];
+  const importedFuncs: Array<{ params: string[]; results: string[] }> = [];
+  const funcTypes: number[] = [];
+  const exports: ExportSig[] = [];
   while (pos < bytes.length) {
     const id = bytes[pos++];
     const size = u32();
@@ -56,6 +77,7 @@ export function readImports(bytes: Uint8Array): ImportSig[] {
         const kind = bytes[pos++];
         if (kind === 0) {
           const t = types[u32()] ?? { params: [], results: [] };
+          importedFuncs.push(t);
           imports.push({ module, name: field, kind: "function", ...t });
         } else if (kind === 1) {
           pos++; // reftype
@@ -73,9 +95,25 @@ export function readImports(bytes: Uint8Array): ImportSig[] {
           imports.push({ module, name: field, kind: "tag", params: [], results: [] });
         }
       }
-      return imports;
+    } else if (id === 3) {
+      const count = u32();
+      for (let i = 0; i < count; i++) funcTypes.push(u32());
+    } else if (id === 7) {
+      const count = u32();
+      for (let i = 0; i < count; i++) {
+        const field = name();
+        const kind = KINDS[bytes[pos++]] ?? "tag";
+        const index = u32();
+        let t = { params: [] as string[], results: [] as string[] };
+        if (kind === "function") {
+          // Function indices count the imported functions first.
+          t = index < importedFuncs.length ? importedFuncs[index] : types[funcTypes[index - importedFuncs.length]] ?? t;
+        }
+        exports.push({ name: field, kind, ...t });
+      }
+      return { imports, exports };
     }
     pos = end;
   }
-  return imports;
+  return { imports, exports };
 }

@@ -135,6 +135,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         rootId: f.rootId,
         vmId: f.vmId,
         failOpen: f.failOpen,
+        failurePolicy: f.failurePolicy,
+        reloadBackoffMs: f.reloadBackoffMs,
         allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
         env: vmEnvironment(f, env),
       })),
