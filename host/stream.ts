@@ -14,6 +14,7 @@ import { cloneHeaders, getFirst, toHeaderList, type HeaderList, type HeadersInpu
 import type { HostCore } from "./host.js";
 import { rewriteLocalReply } from "./local-reply.js";
 import type { Plugin } from "./plugin.js";
+import type { FilterMetadata, JsonObject, Locality } from "./proto.js";
 import type { Vm } from "./vm.js";
 
 export type Action = "Continue" | "Pause";
@@ -89,6 +90,54 @@ export class Sink {
   }
 }
 
+/** A TLS connection as Envoy's Ssl::ConnectionInfo describes it (connection.* / upstream.*). */
+export interface TlsInfo {
+  /** SSL_get_version: "TLSv1.2", "TLSv1.3". */
+  version: string;
+  /** The peer presented a certificate (connection.mtls). */
+  peerCertificatePresented?: boolean;
+  /** RFC 2253 subject, e.g. "CN=client,O=Example". */
+  subjectLocalCertificate?: string;
+  subjectPeerCertificate?: string;
+  uriSanLocalCertificate?: string[];
+  uriSanPeerCertificate?: string[];
+  dnsSanLocalCertificate?: string[];
+  dnsSanPeerCertificate?: string[];
+  /** Hex SHA-256 of the peer certificate (DER). */
+  sha256PeerCertificateDigest?: string;
+}
+
+/** The route the stream matched (StreamInfo::route(), set when the HCM resolves the route, before
+ * the first decoder filter): xds.route_name / route_metadata / virtual_host_*. */
+export interface RouteInfo {
+  name?: string;
+  /** The route's metadata.filter_metadata. */
+  metadata?: FilterMetadata;
+  virtualHost?: { name?: string; metadata?: FilterMetadata };
+}
+
+/** The upstream cluster (StreamInfo::upstreamClusterInfo()): xds.cluster_name / cluster_metadata. */
+export interface ClusterInfo {
+  name: string;
+  metadata?: FilterMetadata;
+  /** membership_total (upstream.num_endpoints); default 1. */
+  endpoints?: number;
+}
+
+/** The upstream host the router connected to (StreamInfo::upstreamInfo()). */
+export interface UpstreamHostInfo {
+  /** "ip:port" (IPv6 in brackets), as Envoy prints addresses. */
+  address: string;
+  localAddress?: string;
+  metadata?: FilterMetadata;
+  localityMetadata?: FilterMetadata;
+  locality?: Locality;
+  tls?: TlsInfo;
+  transportFailureReason?: string;
+  /** Connection-pool callback latency (upstream.cx_pool_ready_duration), ns. */
+  poolReadyNs?: bigint;
+}
+
 export interface StreamInfo {
   startTimeNs: bigint;
   completeNs: bigint | null;
@@ -96,20 +145,49 @@ export interface StreamInfo {
   sourceAddress: string;
   destinationAddress: string;
   connectionId: number;
-  mtls: boolean;
+  /** The downstream connection's TLS (null: plaintext). */
+  downstreamTls: TlsInfo | null;
+  /** SNI the client asked for ("" without TLS). */
+  requestedServerName: string;
+  connectionTerminationDetails: string | null;
+  downstreamTransportFailureReason: string;
   responseCode: number | null;
   responseCodeDetails: string | null;
   /** Envoy's response flags (%RESPONSE_FLAGS%), e.g. UC when the upstream connection was terminated. */
   responseFlags: string[];
   bytesReceived: number;
   bytesSent: number;
+  /** The stream's dynamic metadata (metadata property): set by Envoy filters such as jwt_authn. */
+  dynamicMetadata: FilterMetadata;
+  route: RouteInfo | null;
+  cluster: ClusterInfo | null;
+  upstream: UpstreamHostInfo | null;
+  /** Upstream attempts the router made (null before the router). */
+  attemptCount: number | null;
+  /** UpstreamTiming first_upstream_tx_byte_sent_ / last_upstream_rx_byte_received_ (host clock). */
+  firstUpstreamTxNs: bigint | null;
+  lastUpstreamRxNs: bigint | null;
 }
 
 export interface StreamOptions {
   worker?: number;
   sourceAddress?: string;
   destinationAddress?: string;
+  /** Shorthand for a TLS downstream whose client presented a certificate (connection.mtls). */
   mtls?: boolean;
+  /** The downstream connection's TLS (connection.tls_version, subject_*, *_san_*, ...). */
+  tls?: TlsInfo;
+  /** SNI (connection.requested_server_name). */
+  requestedServerName?: string;
+  /** request.protocol: "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3" (default HTTP/1.1). */
+  protocol?: string;
+  /** Dynamic metadata already on the stream (other Envoy filters set it, e.g. jwt_authn's
+   * payload_in_metadata); Stream.setDynamicMetadata adds more later. */
+  dynamicMetadata?: FilterMetadata;
+  /** The matched route (default: the host's route). null: no route matched. */
+  route?: RouteInfo | null;
+  /** The upstream cluster the route names (default: none until the router picks one). */
+  cluster?: ClusterInfo | null;
   /**
    * The stream's buffer limit (Envoy FilterManager buffer_limit_): the listener's
    * per_connection_buffer_limit_bytes, raised by the route's request_body_buffer_limit. Default:
@@ -210,13 +288,24 @@ export class Stream {
       sourceAddress: opts.sourceAddress ?? `127.0.0.1:${40000 + (connectionId % 20000)}`,
       destinationAddress: opts.destinationAddress ?? "127.0.0.1:10000",
       connectionId,
-      mtls: opts.mtls ?? false,
+      downstreamTls: opts.tls ?? (opts.mtls ? { version: "TLSv1.3", peerCertificatePresented: true } : null),
+      requestedServerName: opts.requestedServerName ?? "",
+      connectionTerminationDetails: null,
+      downstreamTransportFailureReason: "",
       responseCode: null,
       responseCodeDetails: null,
       responseFlags: [],
       bytesReceived: 0,
       bytesSent: 0,
+      dynamicMetadata: structuredClone(opts.dynamicMetadata ?? {}),
+      route: opts.route === undefined ? host.route : opts.route,
+      cluster: opts.cluster ?? null,
+      upstream: null,
+      attemptCount: null,
+      firstUpstreamTxNs: null,
+      lastUpstreamRxNs: null,
     };
+    if (opts.protocol !== undefined) this.info.protocol = opts.protocol;
   }
 
   // ---------------------------------------------------------------- test API
@@ -252,6 +341,7 @@ export class Stream {
       d.started = true;
       d.headers = toHeaderList(headers);
       d.headersEnd = endOfStream;
+      if (endOfStream) this.upstreamResponseEnded();
       const status = Number(getFirst(d.headers, ":status"));
       if (Number.isFinite(status)) this.info.responseCode = status;
       this.info.responseCodeDetails ??= "via_upstream";
@@ -263,13 +353,20 @@ export class Stream {
     this.checkResponseAllowed();
     if (!this.resp.started) throw new Error("response body before response headers");
     const data = asBuffer(body);
+    if (endOfStream) this.upstreamResponseEnded();
     return this.step(this.resp, () => this.runData(this.resp, 0, data, endOfStream));
   }
 
   callOnResponseTrailers(trailers: HeadersInput): Action {
     this.checkResponseAllowed();
     if (!this.resp.started) throw new Error("response trailers before response headers");
+    this.upstreamResponseEnded();
     return this.step(this.resp, () => this.runTrailers(this.resp, 0, toHeaderList(trailers)));
+  }
+
+  /** The upstream's last response byte arrived (UpstreamTiming last_upstream_rx_byte_received). */
+  private upstreamResponseEnded(): void {
+    this.info.lastUpstreamRxNs ??= this.host.now();
   }
 
   /** Stream end: on_log for every filter in chain order, then on_done and on_delete for each
@@ -299,6 +396,28 @@ export class Stream {
   getCurrentResponseBody(): Buffer {
     return this.currentBody(this.resp);
   }
+  /**
+   * Another Envoy filter sets dynamic metadata on the stream (StreamInfo::setDynamicMetadata merges
+   * the fields into the namespace's Struct), e.g. jwt_authn's payload_in_metadata before the wasm
+   * filters run. proxy-wasm 0.2.1 gives a module no way to set it.
+   */
+  setDynamicMetadata(namespace: string, fields: JsonObject): void {
+    this.info.dynamicMetadata[namespace] = { ...this.info.dynamicMetadata[namespace], ...structuredClone(fields) };
+  }
+
+  /** The router picked the upstream cluster (Router::Filter::decodeHeaders): xds.cluster_name,
+   * xds.cluster_metadata, upstream.num_endpoints. Metadata defaults to the host's for that name. */
+  setUpstreamCluster(cluster: ClusterInfo | string): void {
+    this.info.cluster = typeof cluster === "string" ? { name: cluster, ...this.host.clusterInfo[cluster] } : cluster;
+  }
+
+  /** The router's upstream request reached a host (upstreamInfo: upstream.*, xds.upstream_host_*);
+   * each call is one attempt (upstream.request_attempt_count). */
+  setUpstreamHost(upstream: UpstreamHostInfo): void {
+    this.info.upstream = upstream;
+    this.info.attemptCount = (this.info.attemptCount ?? 0) + 1;
+  }
+
   getFilterState(key: string): string | undefined {
     return this.filterState.get(`wasm.${key}`)?.toString("utf8");
   }
@@ -481,6 +600,8 @@ export class Stream {
   }
 
   private sinkHeaders(d: Dir): void {
+    // The request headers reach the router and go upstream: UpstreamTiming first_upstream_tx_byte_sent.
+    if (d.name === "request") this.info.firstUpstreamTxNs ??= this.host.now();
     d.headersSent = true;
     d.sink.headers = cloneHeaders(d.headers!);
     if (d.headersEnd) d.sink.ended = true;
