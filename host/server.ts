@@ -14,6 +14,7 @@ import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { TLSSocket } from "node:tls";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
 import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
@@ -59,6 +60,12 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** An address as Envoy prints it (Address::Instance::asString): "ip:port", IPv6 in brackets. */
+function envoyAddress(ip: string | undefined, port: number | undefined): string {
+  const a = ip ?? "127.0.0.1";
+  return `${a.includes(":") ? `[${a}]` : a}:${port ?? 0}`;
+}
+
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -93,7 +100,9 @@ class Exchange {
     // can only raise it (data-plane-api route_components.proto, Route.request_body_buffer_limit).
     const limit = Math.max(g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT, g.routeRequestBodyBufferLimitBytes ?? 0);
     this.s = g.host.newStream({
-      sourceAddress: `${req.socket.remoteAddress ?? "127.0.0.1"}:${req.socket.remotePort ?? 0}`,
+      sourceAddress: envoyAddress(req.socket.remoteAddress, req.socket.remotePort),
+      destinationAddress: envoyAddress(req.socket.localAddress, req.socket.localPort),
+      protocol: req.httpVersion === "2.0" ? "HTTP/2" : `HTTP/${req.httpVersion}`,
       bufferLimitBytes: limit,
       keepBodies: false,
     });
@@ -287,6 +296,8 @@ class Exchange {
     const cluster = clusterName ? this.g.clusters[clusterName] : undefined;
     this.cluster = cluster ? clusterName! : null;
     this.clusterTarget = cluster ?? null;
+    // The router resolved the route's cluster (StreamInfo::setUpstreamClusterInfo): xds.cluster_*.
+    if (cluster) this.s.setUpstreamCluster(clusterName!);
     if (!cluster) {
       // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
       this.routerReply(404, "", "cluster_not_found", "NC");
@@ -348,6 +359,17 @@ class Exchange {
     upstreamReq.on("socket", (sock) => {
       if (!sock.connecting) connected = true;
       else sock.once("connect", () => (connected = true));
+      // The connection pool handed the request a connection: upstream.address / local_address /
+      // tls_version (StreamInfo::upstreamInfo()).
+      const tlsSock = sock instanceof TLSSocket ? sock : null;
+      const describe = () =>
+        this.s.setUpstreamHost({
+          address: envoyAddress(sock.remoteAddress, sock.remotePort),
+          localAddress: envoyAddress(sock.localAddress, sock.localPort),
+          ...(tlsSock?.getProtocol() ? { tls: { version: tlsSock.getProtocol()! } } : {}),
+        });
+      if (!sock.connecting) describe();
+      else sock.once(tlsSock ? "secureConnect" : "connect", describe);
     });
     upstreamReq.on("error", () => {
       if (this.upstreamClosed) return;

@@ -140,6 +140,11 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
       localReplyConfig: cfg.localReply ?? undefined,
+      // What xds.* serves: envoy.yaml's route, virtual host, clusters' metadata, node and listener.
+      route: { name: cfg.route.name, metadata: cfg.route.metadata, virtualHost: cfg.route.virtualHost },
+      clusterInfo: Object.fromEntries(Object.values(cfg.clusters).map((c) => [c.name, { metadata: c.metadata }])),
+      node: cfg.node,
+      listener: cfg.listenerInfo,
     });
 
     let writeLine = opts.accessLog;
