@@ -50,6 +50,10 @@ export interface ClusterConfig {
   bufferLimitBytes: number;
   /** metadata.filter_metadata (xds.cluster_metadata). */
   metadata: FilterMetadata;
+  /** The endpoint's lb_endpoints[0].metadata (xds.upstream_host_metadata) and its locality
+   * (upstream.locality). */
+  hostMetadata: FilterMetadata;
+  hostLocality: Locality | null;
 }
 
 export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
@@ -168,15 +172,17 @@ function nodeOf(v: unknown): NodeInfo {
   if (n.id !== undefined) out.id = String(n.id);
   if (n.cluster !== undefined) out.cluster = String(n.cluster);
   if (n.metadata !== undefined) out.metadata = struct(n.metadata, "node.metadata");
-  if (n.locality !== undefined) {
-    const l = obj(n.locality, "node.locality");
-    const loc: Locality = {};
-    if (l.region !== undefined) loc.region = String(l.region);
-    if (l.zone !== undefined) loc.zone = String(l.zone);
-    if (l.sub_zone !== undefined) loc.subZone = String(l.sub_zone);
-    out.locality = loc;
-  }
+  if (n.locality !== undefined) out.locality = localityOf(n.locality, "node.locality");
   return out;
+}
+
+function localityOf(v: unknown, at: string): Locality {
+  const l = obj(v, at);
+  const loc: Locality = {};
+  if (l.region !== undefined) loc.region = String(l.region);
+  if (l.zone !== undefined) loc.zone = String(l.zone);
+  if (l.sub_zone !== undefined) loc.subZone = String(l.sub_zone);
+  return loc;
 }
 
 const TRAFFIC_DIRECTION: Record<string, number> = { UNSPECIFIED: 0, INBOUND: 1, OUTBOUND: 2 };
@@ -235,6 +241,8 @@ function cluster(c: Record<string, any>, at: string): ClusterConfig {
     connectTimeoutMs: c.connect_timeout === undefined ? 5000 : durationMs(c.connect_timeout, `${at}.connect_timeout`),
     bufferLimitBytes: bytes(c.per_connection_buffer_limit_bytes, `${at}.per_connection_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
     metadata: metadataOf(c.metadata, `${at}.metadata`),
+    hostMetadata: metadataOf(lb.metadata, `${at}...lb_endpoints[0].metadata`),
+    hostLocality: eps.locality === undefined ? null : localityOf(eps.locality, `${at}.load_assignment.endpoints[0].locality`),
   };
 }
 

@@ -122,6 +122,9 @@ export interface ClusterInfo {
   metadata?: FilterMetadata;
   /** membership_total (upstream.num_endpoints); default 1. */
   endpoints?: number;
+  /** The cluster's endpoint: its metadata and locality, for setUpstreamHost when not given there. */
+  hostMetadata?: FilterMetadata;
+  hostLocality?: Locality;
 }
 
 /** The upstream host the router connected to (StreamInfo::upstreamInfo()). */
@@ -414,7 +417,8 @@ export class Stream {
   /** The router's upstream request reached a host (upstreamInfo: upstream.*, xds.upstream_host_*);
    * each call is one attempt (upstream.request_attempt_count). */
   setUpstreamHost(upstream: UpstreamHostInfo): void {
-    this.info.upstream = upstream;
+    const c = this.info.cluster;
+    this.info.upstream = { metadata: c?.hostMetadata, locality: c?.hostLocality, ...upstream };
     this.info.attemptCount = (this.info.attemptCount ?? 0) + 1;
   }
 

@@ -1,6 +1,7 @@
 // The local gateway serves the properties Envoy would from the same envoy.yaml: the route's name and
 // metadata.filter_metadata (xds.route_name / route_metadata), the virtual host's, the cluster's
-// metadata once the router picked it (xds.cluster_*), the node and listener, and the connection's
+// metadata once the router picked it (xds.cluster_*), the endpoint's metadata and locality once
+// connected (xds.upstream_host_metadata, upstream.locality), the node and listener, and the connection's
 // real addresses (source.*, destination.*, upstream.*). build/test/properties.wasm reads them.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,7 +13,7 @@ import { stringify } from "yaml";
 import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
 import { parseEnvoyConfig } from "../../host/envoy-config.js";
 
-const PATHS = ["xds|route_name", "xds|route_metadata|filter_metadata|sluice|tier", "xds|virtual_host_name", "xds|cluster_name", "xds|cluster_metadata|filter_metadata|sluice|provider", "xds|node|id", "xds|listener_direction", "xds|filter_chain_name", "source|address", "destination|port", "upstream|address", "upstream|local_address", "request|protocol"];
+const PATHS = ["xds|route_name", "xds|route_metadata|filter_metadata|sluice|tier", "xds|virtual_host_name", "xds|cluster_name", "xds|cluster_metadata|filter_metadata|sluice|provider", "xds|node|id", "xds|listener_direction", "xds|filter_chain_name", "source|address", "destination|port", "upstream|address", "upstream|local_address", "upstream|locality|region", "xds|upstream_host_metadata|filter_metadata|lb|canary", "request|protocol"];
 
 function envoyYaml(upstreamPort: number): string {
   const doc = {
@@ -58,7 +59,7 @@ function envoyYaml(upstreamPort: number): string {
         name: "openai",
         connect_timeout: "1s",
         metadata: { filter_metadata: { sluice: { provider: "openai" } } },
-        load_assignment: { cluster_name: "openai", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: upstreamPort } } } }] }] },
+        load_assignment: { cluster_name: "openai", endpoints: [{ locality: { region: "local-1" }, lb_endpoints: [{ metadata: { filter_metadata: { lb: { canary: true } } }, endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: upstreamPort } } } }] }] },
       }],
     },
   };
@@ -128,5 +129,7 @@ static_resources:
     expect(str("response_headers", "xds|cluster_metadata|filter_metadata|sluice|provider")).toBe("openai");
     expect(str("response_headers", "upstream|address")).toBe(`127.0.0.1:${upstreamPort}`);
     expect(str("response_headers", "upstream|local_address")).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(str("response_headers", "upstream|locality|region")).toBe("local-1");
+    expect(read("response_headers", "xds|upstream_host_metadata|filter_metadata|lb|canary")).toEqual({ rc: 0, value: Buffer.from([1]) });
   });
 });
