@@ -48,12 +48,12 @@ export interface ClusterConfig {
   connectTimeoutMs: number;
   /** per_connection_buffer_limit_bytes (Envoy's default 1 MiB). */
   bufferLimitBytes: number;
-  /** metadata.filter_metadata (xds.cluster_metadata). */
-  metadata: FilterMetadata;
+  /** metadata.filter_metadata (xds.cluster_metadata); absent when the cluster has none. */
+  metadata?: FilterMetadata;
   /** The endpoint's lb_endpoints[0].metadata (xds.upstream_host_metadata) and its locality
-   * (upstream.locality). */
-  hostMetadata: FilterMetadata;
-  hostLocality: Locality | null;
+   * (upstream.locality); absent when not given. */
+  hostMetadata?: FilterMetadata;
+  hostLocality?: Locality;
 }
 
 export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
@@ -63,17 +63,11 @@ export interface LocalGatewayConfig {
   listener: { address: string; port: number; bufferLimitBytes: number };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
-  /** requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). name,
-   * metadata and virtualHost: what xds.route_name / route_metadata / virtual_host_* serve. */
-  route: {
-    clusterHeader: string;
-    timeoutMs: number;
-    idleTimeoutMs: number;
-    requestBodyBufferLimitBytes: number | null;
-    name: string;
-    metadata: FilterMetadata;
-    virtualHost: { name: string; metadata: FilterMetadata };
-  };
+  /** requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
+  route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number; requestBodyBufferLimitBytes: number | null };
+  /** The route's and its virtual host's name and metadata.filter_metadata (xds.route_name,
+   * route_metadata, virtual_host_name, virtual_host_metadata). */
+  routeInfo: { name: string; metadata: FilterMetadata; virtualHost: { name: string; metadata: FilterMetadata } };
   /** The bootstrap's node (xds.node). */
   node: NodeInfo;
   /** The listener's metadata and traffic_direction, the filter chain's name (xds.listener_*,
@@ -240,9 +234,9 @@ function cluster(c: Record<string, any>, at: string): ClusterConfig {
     sni,
     connectTimeoutMs: c.connect_timeout === undefined ? 5000 : durationMs(c.connect_timeout, `${at}.connect_timeout`),
     bufferLimitBytes: bytes(c.per_connection_buffer_limit_bytes, `${at}.per_connection_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
-    metadata: metadataOf(c.metadata, `${at}.metadata`),
-    hostMetadata: metadataOf(lb.metadata, `${at}...lb_endpoints[0].metadata`),
-    hostLocality: eps.locality === undefined ? null : localityOf(eps.locality, `${at}.load_assignment.endpoints[0].locality`),
+    ...(c.metadata === undefined ? {} : { metadata: metadataOf(c.metadata, `${at}.metadata`) }),
+    ...(lb.metadata === undefined ? {} : { hostMetadata: metadataOf(lb.metadata, `${at}...lb_endpoints[0].metadata`) }),
+    ...(eps.locality === undefined ? {} : { hostLocality: localityOf(eps.locality, `${at}.load_assignment.endpoints[0].locality`) }),
   };
 }
 
@@ -291,9 +285,6 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     timeoutMs: ra.timeout === undefined ? 15_000 : durationMs(ra.timeout, "routes[0].route.timeout"),
     idleTimeoutMs: ra.idle_timeout === undefined ? 0 : durationMs(ra.idle_timeout, "routes[0].route.idle_timeout"),
     requestBodyBufferLimitBytes: r.request_body_buffer_limit === undefined ? null : bytes(r.request_body_buffer_limit, "routes[0].request_body_buffer_limit", 0),
-    name: String(r.name ?? ""),
-    metadata: metadataOf(r.metadata, "routes[0].metadata"),
-    virtualHost: { name: String(vh.name ?? ""), metadata: metadataOf(vh.metadata, "virtual_hosts[0].metadata") },
   };
   if (r.per_request_buffer_limit_bytes !== undefined) throw new EnvoyConfigError("routes[0].per_request_buffer_limit_bytes: deprecated; the local gateway reads request_body_buffer_limit");
   let localReply: LocalReplyConfig | null = null;
@@ -342,6 +333,11 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     accessLog,
     statsTags,
     notRun,
+    routeInfo: {
+      name: String(r.name ?? ""),
+      metadata: metadataOf(r.metadata, "routes[0].metadata"),
+      virtualHost: { name: String(vh.name ?? ""), metadata: metadataOf(vh.metadata, "virtual_hosts[0].metadata") },
+    },
     node: nodeOf(root.node),
     listenerInfo: { metadata: metadataOf(listener.metadata, "listeners[0].metadata"), direction: TRAFFIC_DIRECTION[direction], filterChainName: String(chain.name ?? "") },
   };

@@ -1,8 +1,7 @@
 // Public API of the host (see API.md).
-export { Host, type HostOptions, type ListenerInfo, type LogEntry } from "./host.js";
+export { Host, type HostOptions, type LogEntry } from "./host.js";
 export { HostLoadError, HostViolation } from "./errors.js";
-export { Stream, type Action, type SentLocalResponse, type Sink, type StreamOptions, type StreamInfo, type TlsInfo, type RouteInfo, type ClusterInfo, type UpstreamHostInfo } from "./stream.js";
-export type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
+export { Stream, type Action, type SentLocalResponse, type Sink, type StreamOptions } from "./stream.js";
 export type { FilterOptions } from "./plugin.js";
 export { serializePairs, deserializePairs, type HeaderList, type HeadersInput } from "./headers.js";
 export { WasmResult, MapType, BufferType, StreamType, HeadersStatus, DataStatus, MetricType } from "./abi.js";
@@ -12,3 +11,8 @@ import { serializePairs, toHeaderList, type HeadersInput } from "./headers.js";
 export function serializeHeaders(headers: HeadersInput): Uint8Array {
   return serializePairs(toHeaderList(headers));
 }
+
+// The stream info the properties are read from, and what the tests and the local gateway seed it with.
+export type { ListenerInfo } from "./host.js";
+export type { StreamInfo, TlsInfo, RouteInfo, ClusterInfo, UpstreamHostInfo } from "./stream.js";
+export type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";

@@ -66,6 +66,22 @@ function envoyAddress(ip: string | undefined, port: number | undefined): string 
   return `${a.includes(":") ? `[${a}]` : a}:${port ?? 0}`;
 }
 
+/** The connection pool handed the request a connection (TLS: after the handshake): upstream.address,
+ * local_address and tls_version (StreamInfo::upstreamInfo()). */
+function recordUpstreamHost(req: http.ClientRequest, s: Stream): void {
+  req.on("socket", (sock) => {
+    const tlsSock = sock instanceof TLSSocket ? sock : null;
+    const record = () =>
+      s.setUpstreamHost({
+        address: envoyAddress(sock.remoteAddress, sock.remotePort),
+        localAddress: envoyAddress(sock.localAddress, sock.localPort),
+        ...(tlsSock?.getProtocol() ? { tls: { version: tlsSock.getProtocol()! } } : {}),
+      });
+    if (!sock.connecting) record();
+    else sock.once(tlsSock ? "secureConnect" : "connect", record);
+  });
+}
+
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -359,17 +375,6 @@ class Exchange {
     upstreamReq.on("socket", (sock) => {
       if (!sock.connecting) connected = true;
       else sock.once("connect", () => (connected = true));
-      // The connection pool handed the request a connection: upstream.address / local_address /
-      // tls_version (StreamInfo::upstreamInfo()).
-      const tlsSock = sock instanceof TLSSocket ? sock : null;
-      const describe = () =>
-        this.s.setUpstreamHost({
-          address: envoyAddress(sock.remoteAddress, sock.remotePort),
-          localAddress: envoyAddress(sock.localAddress, sock.localPort),
-          ...(tlsSock?.getProtocol() ? { tls: { version: tlsSock.getProtocol()! } } : {}),
-        });
-      if (!sock.connecting) describe();
-      else sock.once(tlsSock ? "secureConnect" : "connect", describe);
     });
     upstreamReq.on("error", () => {
       if (this.upstreamClosed) return;
@@ -381,6 +386,7 @@ class Exchange {
       const [reason, flag] = connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
       this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
     });
+    recordUpstreamHost(upstreamReq, this.s);
   }
 
   /** The router's own answer before any upstream response: a local reply with its response flag,

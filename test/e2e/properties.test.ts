@@ -92,7 +92,7 @@ static_resources:
           route_config: { virtual_hosts: [ { name: v, domains: ["*"], routes: [ { match: { prefix: / }, metadata: ${JSON.stringify(meta)}, route: { cluster_header: x-c } } ] } ] }
           http_filters: [ { name: r, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
 `;
-    expect(parseEnvoyConfig(text({ filter_metadata: { ns: { a: [1, "x", null] } } })).route.metadata).toEqual({ ns: { a: [1, "x", null] } });
+    expect(parseEnvoyConfig(text({ filter_metadata: { ns: { a: [1, "x", null] } } })).routeInfo.metadata).toEqual({ ns: { a: [1, "x", null] } });
     expect(() => parseEnvoyConfig(text({ typed_filter_metadata: { ns: {} } }))).toThrow(/typed_filter_metadata: the local gateway reads filter_metadata only/);
   });
 
