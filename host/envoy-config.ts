@@ -65,6 +65,13 @@ export interface LocalGatewayConfig {
   filters: WasmFilterConfig[];
   /** requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
   route: { clusterHeader: string; timeoutMs: number; idleTimeoutMs: number; requestBodyBufferLimitBytes: number | null };
+  /** The HCM's local_reply_config, null when absent. */
+  localReply: LocalReplyConfig | null;
+  clusters: Record<string, ClusterConfig>;
+  accessLog: { path: string; format: AccessLogFormat } | null;
+  statsTags: TagSpecifier[];
+  /** http filters Envoy runs that the local gateway does not, each with the reason. */
+  notRun: { name: string; why: string }[];
   /** The route's and its virtual host's name and metadata.filter_metadata (xds.route_name,
    * route_metadata, virtual_host_name, virtual_host_metadata). */
   routeInfo: { name: string; metadata: FilterMetadata; virtualHost: { name: string; metadata: FilterMetadata } };
@@ -73,13 +80,6 @@ export interface LocalGatewayConfig {
   /** The listener's metadata and traffic_direction, the filter chain's name (xds.listener_*,
    * xds.filter_chain_name). */
   listenerInfo: { metadata: FilterMetadata; direction: number; filterChainName: string };
-  /** The HCM's local_reply_config, null when absent. */
-  localReply: LocalReplyConfig | null;
-  clusters: Record<string, ClusterConfig>;
-  accessLog: { path: string; format: AccessLogFormat } | null;
-  statsTags: TagSpecifier[];
-  /** http filters Envoy runs that the local gateway does not, each with the reason. */
-  notRun: { name: string; why: string }[];
 }
 
 export class EnvoyConfigError extends Error {
