@@ -300,7 +300,7 @@ export class Stream {
       responseFlags: [],
       bytesReceived: 0,
       bytesSent: 0,
-      dynamicMetadata: structuredClone(opts.dynamicMetadata ?? {}),
+      dynamicMetadata: opts.dynamicMetadata ? structuredClone(opts.dynamicMetadata) : {},
       route: opts.route === undefined ? host.route : opts.route,
       cluster: opts.cluster ?? null,
       upstream: null,
