@@ -111,6 +111,9 @@ export interface TlsInfo {
  * the first decoder filter): xds.route_name / route_metadata / virtual_host_*. */
 export interface RouteInfo {
   name?: string;
+  /** route.cluster_header (lower case): the cluster is the one this request header names, resolved
+   * with the route (before the first filter) and again when the router asks after clear_route_cache. */
+  clusterHeader?: string;
   /** The route's metadata.filter_metadata. */
   metadata?: FilterMetadata;
   virtualHost?: { name?: string; metadata?: FilterMetadata };
@@ -309,6 +312,7 @@ export class Stream {
       lastUpstreamRxNs: null,
     };
     if (opts.protocol !== undefined) this.info.protocol = opts.protocol;
+    this.clusterGiven = opts.cluster !== undefined;
   }
 
   // ---------------------------------------------------------------- test API
@@ -320,6 +324,9 @@ export class Stream {
       d.started = true;
       d.headers = toHeaderList(headers);
       d.headersEnd = endOfStream;
+      // The HCM resolves the route, and with it the upstream cluster, before the first decoder filter
+      // (ActiveStream::refreshCachedRoute -> StreamInfo::setUpstreamClusterInfo).
+      this.resolveCluster();
       this.runHeaders(d, 0);
     });
   }
@@ -365,6 +372,21 @@ export class Stream {
     if (!this.resp.started) throw new Error("response trailers before response headers");
     this.upstreamResponseEnded();
     return this.step(this.resp, () => this.runTrailers(this.resp, 0, toHeaderList(trailers)));
+  }
+
+  private clearsAtResolution = 0;
+  /** The test named the cluster (StreamOptions.cluster): no route resolution replaces it. */
+  private clusterGiven = false;
+
+  /** A cluster_header route's cluster: the one the header names, if the host has it (else none, as
+   * Envoy's cluster manager finds no cluster for the name). */
+  private resolveCluster(): void {
+    this.clearsAtResolution = this.routeCacheClears;
+    const header = this.info.route?.clusterHeader;
+    if (!header || this.clusterGiven) return;
+    const name = getFirst(this.req.headers ?? [], header);
+    const known = name !== undefined && (Object.hasOwn(this.host.clusterInfo, name) || this.host.clusters.has(name));
+    this.info.cluster = known ? { name: name!, ...this.host.clusterInfo[name!] } : null;
   }
 
   /** The upstream's last response byte arrived (UpstreamTiming last_upstream_rx_byte_received). */
@@ -604,8 +626,12 @@ export class Stream {
   }
 
   private sinkHeaders(d: Dir): void {
-    // The request headers reach the router and go upstream: UpstreamTiming first_upstream_tx_byte_sent.
-    if (d.name === "request") this.info.firstUpstreamTxNs ??= this.host.now();
+    if (d.name === "request") {
+      // The router asks for the route: resolved again only if a filter cleared the route cache.
+      if (this.routeCacheClears !== this.clearsAtResolution) this.resolveCluster();
+      // The request headers go upstream: UpstreamTiming first_upstream_tx_byte_sent.
+      this.info.firstUpstreamTxNs ??= this.host.now();
+    }
     d.headersSent = true;
     d.sink.headers = cloneHeaders(d.headers!);
     if (d.headersEnd) d.sink.ended = true;

@@ -141,7 +141,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
       localReplyConfig: cfg.localReply ?? undefined,
       // What xds.* serves: envoy.yaml's route, virtual host, clusters' metadata, node and listener.
-      route: cfg.routeInfo,
+      route: { ...cfg.routeInfo, clusterHeader: cfg.route.clusterHeader },
       clusterInfo: Object.fromEntries(Object.values(cfg.clusters).map((c) => [c.name, { metadata: c.metadata, hostMetadata: c.hostMetadata, hostLocality: c.hostLocality }])),
       node: cfg.node,
       listener: cfg.listenerInfo,

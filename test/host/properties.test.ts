@@ -358,6 +358,17 @@ describe("xds.* (XDSWrapper)", () => {
     for (const k of ["route_name", "route_metadata", "cluster_name", "filter_chain_name", "listener_metadata", "listener_direction"]) expect(r[`xds|${k}`], k).toEqual(NOT_FOUND);
   });
 
+  it("a cluster_header route resolves the cluster the request names before the first filter; an unknown name is no cluster", async () => {
+    const t = await host(["xds|cluster_name", "xds|cluster_metadata|filter_metadata|sluice|provider"], { ...opts, route: { name: "ai", clusterHeader: "x-sluice-cluster" } });
+    t.stream().callOnRequestHeaders({ ":method": "GET", ":path": "/", ":authority": "gw", "x-sluice-cluster": "openai" }, true);
+    const r = t.read("request_headers");
+    expect(r["xds|cluster_name"]).toEqual(ok(s("openai")));
+    expect(r["xds|cluster_metadata|filter_metadata|sluice|provider"]).toEqual(ok(s("openai")));
+    t.h.logs.length = 0;
+    t.stream().callOnRequestHeaders({ ":method": "GET", ":path": "/", ":authority": "gw", "x-sluice-cluster": "nope" }, true);
+    expect(t.read("request_headers")["xds|cluster_name"]).toEqual(NOT_FOUND);
+  });
+
   it("a stream that matched no route has no route attributes", async () => {
     const t = await host(P, opts);
     t.stream({ route: null }).callOnRequestHeaders({ ":method": "GET", ":path": "/", ":authority": "gw" }, true);
