@@ -5,7 +5,9 @@
 // protos (shipped in @grpc/grpc-js-xds), so the check does not lean on the host's encoder
 // (protobufjs names google.protobuf.Value's fields in camelCase: stringValue, structValue, ...).
 import { describe, expect, it } from "vitest";
-import { Host, serializePairs, WasmResult, type HostOptions, type StreamOptions } from "../../host/index.js";
+import { Host, serializePairs, WasmResult, type FilterOptions, type HostOptions, type StreamOptions } from "../../host/index.js";
+import { tracer } from "./filters.js";
+import { Wat } from "./wat.js";
 import { loadEnvoyApi } from "../../scripts/envoy-validate.js";
 
 const WASM = "build/test/properties.wasm";
@@ -29,9 +31,9 @@ const ok = (h: string): Read => ({ rc: WasmResult.Ok, hex: h });
 const NOT_FOUND: Read = { rc: WasmResult.NotFound, hex: "" };
 const SERIALIZATION_FAILURE: Read = { rc: WasmResult.SerializationFailure, hex: "" };
 
-async function host(paths: string[], opts: Partial<HostOptions> = {}) {
+async function host(paths: string[], opts: Partial<HostOptions> = {}, before: FilterOptions[] = []) {
   let now = 1_000_000_000n;
-  const h = await Host.create({ filters: [{ name: "props", wasm: WASM, configuration: paths.join("\n") }], clock: () => now, ...opts });
+  const h = await Host.create({ filters: [...before, { name: "props", wasm: WASM, configuration: paths.join("\n") }], clock: () => now, ...opts });
   /** What the module read in `phase` (the last time it ran), per path. */
   const read = (phase: string): Record<string, Read> => {
     const out: Record<string, Read> = {};
@@ -367,6 +369,21 @@ describe("xds.* (XDSWrapper)", () => {
     t.h.logs.length = 0;
     t.stream().callOnRequestHeaders({ ":method": "GET", ":path": "/", ":authority": "gw", "x-sluice-cluster": "nope" }, true);
     expect(t.read("request_headers")["xds|cluster_name"]).toEqual(NOT_FOUND);
+  });
+
+  it("after a filter names the cluster and clears the route cache, the cluster changes only when the router resolves the route again", async () => {
+    const w = new Wat();
+    const setCluster = tracer("C", {
+      reqHeaders: `(drop (call $add_hdr (i32.const 0) ${w.s("x-sluice-cluster")} ${w.s("openai")}))
+        (drop (call $foreign ${w.s("clear_route_cache")} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))`,
+    }, w);
+    const t = await host(["xds|cluster_name"], { ...opts, route: { name: "ai", clusterHeader: "x-sluice-cluster" } }, [{ name: "C", wasm: setCluster }]);
+    const st = t.stream();
+    st.callOnRequestHeaders({ ":method": "GET", ":path": "/", ":authority": "gw" }, true);
+    // StreamInfo keeps the cluster of the first resolution (none) until the router asks again.
+    expect(t.read("request_headers")["xds|cluster_name"]).toEqual(NOT_FOUND);
+    st.callOnResponseHeaders({ ":status": "200" }, true);
+    expect(t.read("response_headers")["xds|cluster_name"]).toEqual(ok(s("openai")));
   });
 
   it("a stream that matched no route has no route attributes", async () => {
