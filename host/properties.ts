@@ -9,7 +9,8 @@
 //  - source/extensions/filters/common/expr/evaluator.cc StreamActivation::FindValue: the top-level
 //    names request, response, connection, upstream, source, destination, metadata, filter_state,
 //    upstream_filter_state (these need the stream's info: NotFound in a root context) and xds
-//    (also in a root context, where only xds.node answers).
+//    (also in a root context, where only xds.node answers). The old top-level wasm names
+//    (route_metadata, cluster_name, node, ...) went in Envoy 1.33 (envoyproxy/envoy#36619).
 //  - source/extensions/filters/common/expr/context.cc: every attribute under those names (the
 //    *LookupValues tables, the SSL extractors, PeerWrapper, XDSWrapper), including which are
 //    absent (NotFound) and which are empty.
