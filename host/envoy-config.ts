@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
 import type { TagSpecifier } from "./metrics.js";
+import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -52,6 +53,12 @@ export interface ClusterConfig {
   connectTimeoutMs: number;
   /** per_connection_buffer_limit_bytes (Envoy's default 1 MiB). */
   bufferLimitBytes: number;
+  /** metadata.filter_metadata (xds.cluster_metadata); absent when the cluster has none. */
+  metadata?: FilterMetadata;
+  /** The endpoint's lb_endpoints[0].metadata (xds.upstream_host_metadata) and its locality
+   * (upstream.locality); absent when not given. */
+  hostMetadata?: FilterMetadata;
+  hostLocality?: Locality;
 }
 
 export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
@@ -72,6 +79,14 @@ export interface LocalGatewayConfig {
   statsTags: TagSpecifier[];
   /** http filters Envoy runs that the local gateway does not, each with the reason. */
   notRun: { name: string; why: string }[];
+  /** The route's and its virtual host's name and metadata.filter_metadata (xds.route_name,
+   * route_metadata, virtual_host_name, virtual_host_metadata). */
+  routeInfo: { name: string; metadata: FilterMetadata; virtualHost: { name: string; metadata: FilterMetadata } };
+  /** The bootstrap's node (xds.node). */
+  node: NodeInfo;
+  /** The listener's metadata and traffic_direction, the filter chain's name (xds.listener_*,
+   * xds.filter_chain_name). */
+  listenerInfo: { metadata: FilterMetadata; direction: number; filterChainName: string };
 }
 
 export class EnvoyConfigError extends Error {
@@ -119,6 +134,59 @@ function typed(v: unknown, type: string, at: string): Record<string, any> {
   if (o["@type"] !== type) throw new EnvoyConfigError(`${at}: the local gateway does not run ${o["@type"] ?? "(no @type)"} (expected ${type})`);
   return o;
 }
+
+/** A google.protobuf.Struct in YAML: any mapping of JSON values. */
+function struct(v: unknown, at: string): JsonObject {
+  const o = obj(v, at);
+  const check = (x: unknown, path: string): Json => {
+    if (x === null || typeof x === "string" || typeof x === "boolean") return x;
+    if (typeof x === "number") return x;
+    if (Array.isArray(x)) return x.map((e, i) => check(e, `${path}[${i}]`));
+    if (typeof x === "object") return Object.fromEntries(Object.entries(x as object).map(([k, e]) => [k, check(e, `${path}.${k}`)]));
+    throw new EnvoyConfigError(`${path}: not a JSON value`);
+  };
+  return check(o, at) as JsonObject;
+}
+
+/**
+ * envoy.config.core.v3.Metadata: filter_metadata (namespace -> Struct). typed_filter_metadata holds
+ * Any messages the local gateway cannot decode: refused rather than served differently.
+ */
+function metadataOf(v: unknown, at: string): FilterMetadata {
+  if (v === undefined) return {};
+  const m = obj(v, at);
+  for (const k of Object.keys(m)) {
+    if (k !== "filter_metadata") throw new EnvoyConfigError(`${at}.${k}: the local gateway reads filter_metadata only`);
+  }
+  const out: FilterMetadata = {};
+  for (const [ns, fields] of Object.entries(obj(m.filter_metadata ?? {}, `${at}.filter_metadata`))) {
+    if (!ns) throw new EnvoyConfigError(`${at}.filter_metadata: a namespace must not be empty`);
+    out[ns] = struct(fields, `${at}.filter_metadata.${ns}`);
+  }
+  return out;
+}
+
+function nodeOf(v: unknown): NodeInfo {
+  if (v === undefined) return {};
+  const n = obj(v, "node");
+  const out: NodeInfo = {};
+  if (n.id !== undefined) out.id = String(n.id);
+  if (n.cluster !== undefined) out.cluster = String(n.cluster);
+  if (n.metadata !== undefined) out.metadata = struct(n.metadata, "node.metadata");
+  if (n.locality !== undefined) out.locality = localityOf(n.locality, "node.locality");
+  return out;
+}
+
+function localityOf(v: unknown, at: string): Locality {
+  const l = obj(v, at);
+  const loc: Locality = {};
+  if (l.region !== undefined) loc.region = String(l.region);
+  if (l.zone !== undefined) loc.zone = String(l.zone);
+  if (l.sub_zone !== undefined) loc.subZone = String(l.sub_zone);
+  return loc;
+}
+
+const TRAFFIC_DIRECTION: Record<string, number> = { UNSPECIFIED: 0, INBOUND: 1, OUTBOUND: 2 };
 
 function socket(v: unknown, at: string): { address: string; port: number } {
   const s = obj(obj(v, at).socket_address, `${at}.socket_address`);
@@ -189,6 +257,9 @@ function cluster(c: Record<string, any>, at: string): ClusterConfig {
     sni,
     connectTimeoutMs: c.connect_timeout === undefined ? 5000 : durationMs(c.connect_timeout, `${at}.connect_timeout`),
     bufferLimitBytes: bytes(c.per_connection_buffer_limit_bytes, `${at}.per_connection_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
+    ...(c.metadata === undefined ? {} : { metadata: metadataOf(c.metadata, `${at}.metadata`) }),
+    ...(lb.metadata === undefined ? {} : { hostMetadata: metadataOf(lb.metadata, `${at}...lb_endpoints[0].metadata`) }),
+    ...(eps.locality === undefined ? {} : { hostLocality: localityOf(eps.locality, `${at}.load_assignment.endpoints[0].locality`) }),
   };
 }
 
@@ -293,6 +364,8 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   });
 
   const listenerAt = socket(listener.address, "listeners[0].address");
+  const direction = listener.traffic_direction ?? "UNSPECIFIED";
+  if (!(direction in TRAFFIC_DIRECTION)) throw new EnvoyConfigError(`listeners[0].traffic_direction: expected UNSPECIFIED, INBOUND or OUTBOUND, got ${JSON.stringify(direction)}`);
   return {
     listener: { ...listenerAt, bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT) },
     admin,
@@ -303,6 +376,13 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     accessLog,
     statsTags,
     notRun,
+    routeInfo: {
+      name: String(r.name ?? ""),
+      metadata: metadataOf(r.metadata, "routes[0].metadata"),
+      virtualHost: { name: String(vh.name ?? ""), metadata: metadataOf(vh.metadata, "virtual_hosts[0].metadata") },
+    },
+    node: nodeOf(root.node),
+    listenerInfo: { metadata: metadataOf(listener.metadata, "listeners[0].metadata"), direction: TRAFFIC_DIRECTION[direction], filterChainName: String(chain.name ?? "") },
   };
 }
 

@@ -8,7 +8,8 @@ import { Metrics, type Metric, type TagSpecifier } from "./metrics.js";
 import { Plugin, type FilterOptions } from "./plugin.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
 import type { LocalReplyConfig } from "./local-reply.js";
-import { DEFAULT_BUFFER_LIMIT, Stream, type StreamOptions } from "./stream.js";
+import type { FilterMetadata, NodeInfo } from "./proto.js";
+import { DEFAULT_BUFFER_LIMIT, Stream, type ClusterInfo, type RouteInfo, type StreamOptions } from "./stream.js";
 import type { Vm } from "./vm.js";
 
 export interface HostOptions {
@@ -30,6 +31,25 @@ export interface HostOptions {
   bufferLimitBytes?: number;
   /** The HCM's local_reply_config (host/local-reply.ts), applied to every local reply. */
   localReplyConfig?: LocalReplyConfig;
+  /** The route every stream matches (envoy.yaml: the route's name and metadata.filter_metadata, its
+   * virtual host's): xds.route_name, xds.route_metadata, xds.virtual_host_*. Default: a route with
+   * no name and no metadata. A stream can override it (StreamOptions.route). */
+  route?: RouteInfo | null;
+  /** Per cluster name: its metadata.filter_metadata (xds.cluster_metadata) and endpoint count. */
+  clusterInfo?: Record<string, Omit<ClusterInfo, "name">>;
+  /** The bootstrap's node (xds.node): id, cluster, metadata, locality. */
+  node?: NodeInfo;
+  /** The listener (xds.listener_metadata, listener_direction, filter_chain_name). */
+  listener?: ListenerInfo;
+}
+
+/** What Envoy's ListenerInfo and filter chain give xds.*. */
+export interface ListenerInfo {
+  /** The listener's metadata.filter_metadata. */
+  metadata?: FilterMetadata;
+  /** envoy.config.core.v3.TrafficDirection: 0 UNSPECIFIED, 1 INBOUND, 2 OUTBOUND. */
+  direction?: number;
+  filterChainName?: string;
 }
 
 type Fn = (...args: any[]) => any;
@@ -64,6 +84,10 @@ export class HostCore {
   readonly instrument: Instrument | undefined;
   readonly bufferLimitBytes: number;
   readonly localReplyConfig: LocalReplyConfig | null;
+  readonly route: RouteInfo | null;
+  readonly clusterInfo: Record<string, Omit<ClusterInfo, "name">>;
+  readonly node: NodeInfo;
+  readonly listener: ListenerInfo;
   private readonly clock: () => bigint;
   private inflight = new Set<Promise<void>>();
   private asyncError: unknown = null;
@@ -79,6 +103,10 @@ export class HostCore {
     this.instrument = opts.instrument;
     this.bufferLimitBytes = opts.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
     this.localReplyConfig = opts.localReplyConfig ?? null;
+    this.route = opts.route === undefined ? {} : opts.route;
+    this.clusterInfo = opts.clusterInfo ?? {};
+    this.node = opts.node ?? {};
+    this.listener = opts.listener ?? {};
   }
 
   now(): bigint {

@@ -12,3 +12,8 @@ import { serializePairs, toHeaderList, type HeadersInput } from "./headers.js";
 export function serializeHeaders(headers: HeadersInput): Uint8Array {
   return serializePairs(toHeaderList(headers));
 }
+
+// The stream info the properties are read from, and what the tests and the local gateway seed it with.
+export type { ListenerInfo } from "./host.js";
+export type { StreamInfo, TlsInfo, RouteInfo, ClusterInfo, UpstreamHostInfo } from "./stream.js";
+export type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";

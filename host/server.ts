@@ -23,6 +23,7 @@ import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { TLSSocket } from "node:tls";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
 import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
@@ -71,6 +72,28 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** An address as Envoy prints it (Address::Instance::asString): "ip:port", IPv6 in brackets. */
+function envoyAddress(ip: string | undefined, port: number | undefined): string {
+  const a = ip ?? "127.0.0.1";
+  return `${a.includes(":") ? `[${a}]` : a}:${port ?? 0}`;
+}
+
+/** The connection pool handed the request a connection (TLS: after the handshake): upstream.address,
+ * local_address and tls_version (StreamInfo::upstreamInfo()). */
+function recordUpstreamHost(req: http.ClientRequest, s: Stream): void {
+  req.on("socket", (sock) => {
+    const tlsSock = sock instanceof TLSSocket ? sock : null;
+    const record = () =>
+      s.setUpstreamHost({
+        address: envoyAddress(sock.remoteAddress, sock.remotePort),
+        localAddress: envoyAddress(sock.localAddress, sock.localPort),
+        ...(tlsSock?.getProtocol() ? { tls: { version: tlsSock.getProtocol()! } } : {}),
+      });
+    if (!sock.connecting) record();
+    else sock.once(tlsSock ? "secureConnect" : "connect", record);
+  });
+}
+
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -109,7 +132,9 @@ class Exchange {
     // can only raise it (data-plane-api route_components.proto, Route.request_body_buffer_limit).
     const limit = Math.max(g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT, g.routeRequestBodyBufferLimitBytes ?? 0);
     this.s = g.host.newStream({
-      sourceAddress: `${req.socket.remoteAddress ?? "127.0.0.1"}:${req.socket.remotePort ?? 0}`,
+      sourceAddress: envoyAddress(req.socket.remoteAddress, req.socket.remotePort),
+      destinationAddress: envoyAddress(req.socket.localAddress, req.socket.localPort),
+      protocol: req.httpVersion === "2.0" ? "HTTP/2" : `HTTP/${req.httpVersion}`,
       bufferLimitBytes: limit,
       keepBodies: false,
     });
@@ -304,6 +329,8 @@ class Exchange {
     const cluster = clusterName ? this.g.clusters[clusterName] : undefined;
     this.cluster = cluster ? clusterName! : null;
     this.clusterTarget = cluster ?? null;
+    // The router resolved the route's cluster (StreamInfo::setUpstreamClusterInfo): xds.cluster_*.
+    if (cluster) this.s.setUpstreamCluster(clusterName!);
     if (!cluster) {
       // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
       this.routerReply(404, "", "cluster_not_found", "NC");
@@ -378,6 +405,7 @@ class Exchange {
       const [reason, flag] = this.connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
       this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
     });
+    recordUpstreamHost(upstreamReq, this.s);
   }
 
   private onConnected(): void {

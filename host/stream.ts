@@ -14,6 +14,7 @@ import { cloneHeaders, getFirst, toHeaderList, type HeaderList, type HeadersInpu
 import type { HostCore } from "./host.js";
 import { rewriteLocalReply } from "./local-reply.js";
 import type { Plugin } from "./plugin.js";
+import type { FilterMetadata, JsonObject, Locality } from "./proto.js";
 import type { Vm } from "./vm.js";
 
 export type Action = "Continue" | "Pause";
@@ -89,6 +90,60 @@ export class Sink {
   }
 }
 
+/** A TLS connection as Envoy's Ssl::ConnectionInfo describes it (connection.* / upstream.*). */
+export interface TlsInfo {
+  /** SSL_get_version: "TLSv1.2", "TLSv1.3". */
+  version: string;
+  /** The peer presented a certificate (connection.mtls). */
+  peerCertificatePresented?: boolean;
+  /** RFC 2253 subject, e.g. "CN=client,O=Example". */
+  subjectLocalCertificate?: string;
+  subjectPeerCertificate?: string;
+  uriSanLocalCertificate?: string[];
+  uriSanPeerCertificate?: string[];
+  dnsSanLocalCertificate?: string[];
+  dnsSanPeerCertificate?: string[];
+  /** Hex SHA-256 of the peer certificate (DER). */
+  sha256PeerCertificateDigest?: string;
+}
+
+/** The route the stream matched (StreamInfo::route(), set when the HCM resolves the route, before
+ * the first decoder filter): xds.route_name / route_metadata / virtual_host_*. */
+export interface RouteInfo {
+  name?: string;
+  /** route.cluster_header (lower case): the cluster is the one this request header names, resolved
+   * with the route (before the first filter) and again when the router asks after clear_route_cache. */
+  clusterHeader?: string;
+  /** The route's metadata.filter_metadata. */
+  metadata?: FilterMetadata;
+  virtualHost?: { name?: string; metadata?: FilterMetadata };
+}
+
+/** The upstream cluster (StreamInfo::upstreamClusterInfo()): xds.cluster_name / cluster_metadata. */
+export interface ClusterInfo {
+  name: string;
+  metadata?: FilterMetadata;
+  /** membership_total (upstream.num_endpoints); default 1. */
+  endpoints?: number;
+  /** The cluster's endpoint: its metadata and locality, for setUpstreamHost when not given there. */
+  hostMetadata?: FilterMetadata;
+  hostLocality?: Locality;
+}
+
+/** The upstream host the router connected to (StreamInfo::upstreamInfo()). */
+export interface UpstreamHostInfo {
+  /** "ip:port" (IPv6 in brackets), as Envoy prints addresses. */
+  address: string;
+  localAddress?: string;
+  metadata?: FilterMetadata;
+  localityMetadata?: FilterMetadata;
+  locality?: Locality;
+  tls?: TlsInfo;
+  transportFailureReason?: string;
+  /** Connection-pool callback latency (upstream.cx_pool_ready_duration), ns. */
+  poolReadyNs?: bigint;
+}
+
 export interface StreamInfo {
   startTimeNs: bigint;
   completeNs: bigint | null;
@@ -96,20 +151,49 @@ export interface StreamInfo {
   sourceAddress: string;
   destinationAddress: string;
   connectionId: number;
-  mtls: boolean;
+  /** The downstream connection's TLS (null: plaintext). */
+  downstreamTls: TlsInfo | null;
+  /** SNI the client asked for ("" without TLS). */
+  requestedServerName: string;
+  connectionTerminationDetails: string | null;
+  downstreamTransportFailureReason: string;
   responseCode: number | null;
   responseCodeDetails: string | null;
   /** Envoy's response flags (%RESPONSE_FLAGS%), e.g. UC when the upstream connection was terminated. */
   responseFlags: string[];
   bytesReceived: number;
   bytesSent: number;
+  /** The stream's dynamic metadata (metadata property): set by Envoy filters such as jwt_authn. */
+  dynamicMetadata: FilterMetadata;
+  route: RouteInfo | null;
+  cluster: ClusterInfo | null;
+  upstream: UpstreamHostInfo | null;
+  /** Upstream attempts the router made (null before the router). */
+  attemptCount: number | null;
+  /** UpstreamTiming first_upstream_tx_byte_sent_ / last_upstream_rx_byte_received_ (host clock). */
+  firstUpstreamTxNs: bigint | null;
+  lastUpstreamRxNs: bigint | null;
 }
 
 export interface StreamOptions {
   worker?: number;
   sourceAddress?: string;
   destinationAddress?: string;
+  /** Shorthand for a TLS downstream whose client presented a certificate (connection.mtls). */
   mtls?: boolean;
+  /** The downstream connection's TLS (connection.tls_version, subject_*, *_san_*, ...). */
+  tls?: TlsInfo;
+  /** SNI (connection.requested_server_name). */
+  requestedServerName?: string;
+  /** request.protocol: "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3" (default HTTP/1.1). */
+  protocol?: string;
+  /** Dynamic metadata already on the stream (other Envoy filters set it, e.g. jwt_authn's
+   * payload_in_metadata); Stream.setDynamicMetadata adds more later. */
+  dynamicMetadata?: FilterMetadata;
+  /** The matched route (default: the host's route). null: no route matched. */
+  route?: RouteInfo | null;
+  /** The upstream cluster the route names (default: none until the router picks one). */
+  cluster?: ClusterInfo | null;
   /**
    * The stream's buffer limit (Envoy FilterManager buffer_limit_): the listener's
    * per_connection_buffer_limit_bytes, raised by the route's request_body_buffer_limit. Default:
@@ -211,13 +295,25 @@ export class Stream {
       sourceAddress: opts.sourceAddress ?? `127.0.0.1:${40000 + (connectionId % 20000)}`,
       destinationAddress: opts.destinationAddress ?? "127.0.0.1:10000",
       connectionId,
-      mtls: opts.mtls ?? false,
+      downstreamTls: opts.tls ?? (opts.mtls ? { version: "TLSv1.3", peerCertificatePresented: true } : null),
+      requestedServerName: opts.requestedServerName ?? "",
+      connectionTerminationDetails: null,
+      downstreamTransportFailureReason: "",
       responseCode: null,
       responseCodeDetails: null,
       responseFlags: [],
       bytesReceived: 0,
       bytesSent: 0,
+      dynamicMetadata: opts.dynamicMetadata ? structuredClone(opts.dynamicMetadata) : {},
+      route: opts.route === undefined ? host.route : opts.route,
+      cluster: opts.cluster ?? null,
+      upstream: null,
+      attemptCount: null,
+      firstUpstreamTxNs: null,
+      lastUpstreamRxNs: null,
     };
+    if (opts.protocol !== undefined) this.info.protocol = opts.protocol;
+    this.clusterGiven = opts.cluster !== undefined;
   }
 
   // ---------------------------------------------------------------- test API
@@ -229,6 +325,9 @@ export class Stream {
       d.started = true;
       d.headers = toHeaderList(headers);
       d.headersEnd = endOfStream;
+      // The HCM resolves the route, and with it the upstream cluster, before the first decoder filter
+      // (ActiveStream::refreshCachedRoute -> StreamInfo::setUpstreamClusterInfo).
+      this.resolveCluster();
       this.runHeaders(d, 0);
     });
   }
@@ -253,6 +352,7 @@ export class Stream {
       d.started = true;
       d.headers = toHeaderList(headers);
       d.headersEnd = endOfStream;
+      if (endOfStream) this.upstreamResponseEnded();
       const status = Number(getFirst(d.headers, ":status"));
       if (Number.isFinite(status)) this.info.responseCode = status;
       this.info.responseCodeDetails ??= "via_upstream";
@@ -264,13 +364,35 @@ export class Stream {
     this.checkResponseAllowed();
     if (!this.resp.started) throw new Error("response body before response headers");
     const data = asBuffer(body);
+    if (endOfStream) this.upstreamResponseEnded();
     return this.step(this.resp, () => this.runData(this.resp, 0, data, endOfStream));
   }
 
   callOnResponseTrailers(trailers: HeadersInput): Action {
     this.checkResponseAllowed();
     if (!this.resp.started) throw new Error("response trailers before response headers");
+    this.upstreamResponseEnded();
     return this.step(this.resp, () => this.runTrailers(this.resp, 0, toHeaderList(trailers)));
+  }
+
+  private clearsAtResolution = 0;
+  /** The test named the cluster (StreamOptions.cluster): no route resolution replaces it. */
+  private clusterGiven = false;
+
+  /** A cluster_header route's cluster: the one the header names, if the host has it (else none, as
+   * Envoy's cluster manager finds no cluster for the name). */
+  private resolveCluster(): void {
+    this.clearsAtResolution = this.routeCacheClears;
+    const header = this.info.route?.clusterHeader;
+    if (!header || this.clusterGiven) return;
+    const name = getFirst(this.req.headers ?? [], header);
+    const known = name !== undefined && (Object.hasOwn(this.host.clusterInfo, name) || this.host.clusters.has(name));
+    this.info.cluster = known ? { name: name!, ...this.host.clusterInfo[name!] } : null;
+  }
+
+  /** The upstream's last response byte arrived (UpstreamTiming last_upstream_rx_byte_received). */
+  private upstreamResponseEnded(): void {
+    this.info.lastUpstreamRxNs ??= this.host.now();
   }
 
   /** Stream end: on_log for every filter in chain order, then on_done and on_delete for each
@@ -300,6 +422,29 @@ export class Stream {
   getCurrentResponseBody(): Buffer {
     return this.currentBody(this.resp);
   }
+  /**
+   * Another Envoy filter sets dynamic metadata on the stream (StreamInfo::setDynamicMetadata merges
+   * the fields into the namespace's Struct), e.g. jwt_authn's payload_in_metadata before the wasm
+   * filters run. proxy-wasm 0.2.1 gives a module no way to set it.
+   */
+  setDynamicMetadata(namespace: string, fields: JsonObject): void {
+    this.info.dynamicMetadata[namespace] = { ...this.info.dynamicMetadata[namespace], ...structuredClone(fields) };
+  }
+
+  /** The router picked the upstream cluster (Router::Filter::decodeHeaders): xds.cluster_name,
+   * xds.cluster_metadata, upstream.num_endpoints. Metadata defaults to the host's for that name. */
+  setUpstreamCluster(cluster: ClusterInfo | string): void {
+    this.info.cluster = typeof cluster === "string" ? { name: cluster, ...this.host.clusterInfo[cluster] } : cluster;
+  }
+
+  /** The router's upstream request reached a host (upstreamInfo: upstream.*, xds.upstream_host_*);
+   * each call is one attempt (upstream.request_attempt_count). */
+  setUpstreamHost(upstream: UpstreamHostInfo): void {
+    const c = this.info.cluster;
+    this.info.upstream = { metadata: c?.hostMetadata, locality: c?.hostLocality, ...upstream };
+    this.info.attemptCount = (this.info.attemptCount ?? 0) + 1;
+  }
+
   getFilterState(key: string): string | undefined {
     return this.filterState.get(`wasm.${key}`)?.toString("utf8");
   }
@@ -482,6 +627,12 @@ export class Stream {
   }
 
   private sinkHeaders(d: Dir): void {
+    if (d.name === "request") {
+      // The router asks for the route: resolved again only if a filter cleared the route cache.
+      if (this.routeCacheClears !== this.clearsAtResolution) this.resolveCluster();
+      // The request headers go upstream: UpstreamTiming first_upstream_tx_byte_sent.
+      this.info.firstUpstreamTxNs ??= this.host.now();
+    }
     d.headersSent = true;
     d.sink.headers = cloneHeaders(d.headers!);
     if (d.headersEnd) d.sink.ended = true;
