@@ -1,5 +1,5 @@
 // Hostile traffic against the local gateway (gateway.yaml -> render -> envoy.yaml -> npm start's
-// gateway) with a fake OpenAI-format provider that misbehaves on purpose: a request body 10x over
+// gateway, the whole chain: key-auth, ai-router, ai-ratelimit, ai-proxy) with a fake OpenAI-format provider that misbehaves on purpose: a request body 10x over
 // ai-proxy's cap, a 30 MB answer, a client that never reads a fast stream, an endless plain JSON
 // answer, and a connection cut in the middle of an answer. The bounds come from Envoy's buffer limits
 // and flow control, which the host enforces: every filter's linear memory and the process's RSS stay
@@ -138,9 +138,25 @@ providers:
     api_key: good-key
     endpoint: ${good.url}/v1
     models: [gpt-4o]
+pools:
+  - name: good-pool
+    instances: [good]
 filters:
   ai_proxy:
     max_request_body_bytes: ${CAP}
+  # The whole chain: a router rule that must read every body (it never matches), and a token limit
+  # that admits everything (its body cap follows ai-proxy's).
+  ai_router:
+    rules:
+      - name: never
+        pool: good-pool
+        when: { keywords: ["no-prompt-here-says-this"] }
+  ai_ratelimit:
+    rules:
+      - name: consumer-minute
+        key: [consumer]
+        limit: 100000000
+        window: 1m
 `,
   );
   render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
@@ -278,8 +294,10 @@ describe("hostile traffic against the local gateway: bounded memory, a second cl
     await second;
     expect(served.length).toBeGreaterThan(3);
 
-    // The bounds.
-    for (const [name, n] of Object.entries(pages())) expect(n, `${name}: pages`).toBeLessThanOrEqual(MAX_PAGES);
+    // The bounds, for every filter of the chain.
+    const memory = pages();
+    expect(Object.keys(memory).sort()).toEqual(["ai-proxy", "ai-ratelimit", "ai-router", "key-auth"]);
+    for (const [name, n] of Object.entries(memory)) expect(n, `${name}: pages`).toBeLessThanOrEqual(MAX_PAGES);
     expect(peakRss - rss0).toBeLessThan(MAX_RSS_GROWTH);
   }, 60_000);
 });
