@@ -601,7 +601,7 @@ function checkRouter(r: any, providers: Instance[], pools: Map<string, number>, 
     }
   }
   const json: Record<string, unknown> = {};
-  for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps"]) if (r[k] !== undefined) json[k] = r[k];
+  for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "max_json_values"]) if (r[k] !== undefined) json[k] = r[k];
   json.rules = rules;
   return { json, embeddings: semantic ? embeddings : null };
 }
