@@ -101,6 +101,7 @@ export interface GatewayConfig {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
     maxResponseBodyBytes?: number;
+    maxStreamEventBytes?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
@@ -501,6 +502,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
       maxResponseBodyBytes: f.ai_proxy?.max_response_body_bytes,
+      maxStreamEventBytes: f.ai_proxy?.max_stream_event_bytes,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,
