@@ -11,8 +11,8 @@ const CAP = 10 * 1024 * 1024; // ai-router's max_body_bytes default
 
 // 500,000 values of the costliest shapes (empty containers at 96 bytes, distinct keys with their
 // strings and duplicate-key index) are about 95 MB, plus the 10 MiB body, within the allocator's
-// growth step: as for ai-proxy, 2,048 pages (128 MiB). Before the bound, empty arrays at the cap
-// went past 4,000 pages.
+// growth step: as for ai-proxy, 2,048 pages (128 MiB); these shapes end at 1,408 pages at most.
+// Before the bound, empty arrays or objects at the cap took ai-router to 11,264 pages (704 MiB).
 const BOMB_PAGES = 2048;
 
 const SHAPES: Record<string, (bytes: number) => string> = {
