@@ -101,6 +101,7 @@ export interface GatewayConfig {
     clusterHeader: string;
     maxRequestBodyBytes?: number;
     maxResponseBodyBytes?: number;
+    maxStreamEventBytes?: number;
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
@@ -501,6 +502,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       clusterHeader: f.ai_proxy?.cluster_header ?? "x-sluice-cluster",
       maxRequestBodyBytes: f.ai_proxy?.max_request_body_bytes,
       maxResponseBodyBytes: f.ai_proxy?.max_response_body_bytes,
+      maxStreamEventBytes: f.ai_proxy?.max_stream_event_bytes,
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,
@@ -601,7 +603,7 @@ function checkRouter(r: any, providers: Instance[], pools: Map<string, number>, 
     }
   }
   const json: Record<string, unknown> = {};
-  for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps"]) if (r[k] !== undefined) json[k] = r[k];
+  for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "max_json_values"]) if (r[k] !== undefined) json[k] = r[k];
   json.rules = rules;
   return { json, embeddings: semantic ? embeddings : null };
 }

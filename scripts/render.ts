@@ -198,6 +198,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
     ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),
+    ...(a.maxStreamEventBytes !== undefined ? { max_stream_event_bytes: a.maxStreamEventBytes } : {}),
   };
 }
 

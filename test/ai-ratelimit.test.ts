@@ -608,6 +608,15 @@ describe("ai-ratelimit: prompt estimate", () => {
     // Embeddings: the input text, no chat wrapping.
     expect(await estimateOf({ model: "text-embedding-3-small", input: ["first text", "second ✓"] })).toBe(5);
   });
+
+  it("counts embeddings' token ids one token each, in one list or in lists of lists (they counted 0)", async () => {
+    const ids = Array.from({ length: 3000 }, (_, i) => (i * 7919) % 100000);
+    expect(await estimateOf({ model: "text-embedding-3-small", input: ids })).toBe(3000);
+    expect(await estimateOf({ model: "text-embedding-3-small", input: [ids.slice(0, 1000), ids.slice(1000, 1500), [42]] })).toBe(1501);
+    // Spaces between the ids are syntax; an empty list has no ids.
+    expect(await estimateOf(`{"model":"text-embedding-3-small","input":[ [ 1 , 2 ,3 ] , [] ,[4]] }`)).toBe(4);
+    expect(await estimateOf({ model: "text-embedding-3-small", input: [] })).toBe(0);
+  });
 });
 
 describe("ai-ratelimit: windows", () => {

@@ -444,6 +444,7 @@ filters:
     max_json_values: 200000
     api_prefixes: [/v1/, /openai/]
     max_response_body_bytes: 5242880
+    max_stream_event_bytes: 1048576
     health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: /v1/models } }
     fallback: { on: [connect_failure, "503"], max_retries: 1 }
 `;
@@ -456,6 +457,7 @@ filters:
       default_pool: "chat",
       instance_header: true,
       max_response_body_bytes: 5242880,
+      max_stream_event_bytes: 1048576,
       health: { failures: 2, cooldown_ms: 5000, active: { interval_ms: 5000, path: "/v1/models" } },
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
       request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 },
@@ -474,6 +476,16 @@ filters:
     });
     host.close();
     expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);
+  });
+
+  it("ai-router's max_json_values reaches its configuration, which the filter accepts; the schema bounds it", async () => {
+    const yaml = POOLS + "  ai_router:\n    max_json_values: 100000\n    rules: [{ name: a, pool: chat, when: { keywords: [x] } }]\n";
+    const cfg = parseGatewayConfig(yaml, { env: {} });
+    expect(cfg.aiRouter!.json.max_json_values).toBe(100000);
+    const { Host } = await import("../host/index.js");
+    const host = await Host.create({ filters: [{ name: "ai-router", wasm: "build/ai-router.wasm", configuration: cfg.aiRouter!.json, allowOnHeadersStopIteration: true }] });
+    host.close();
+    expect(problemsOf(yaml.replace("max_json_values: 100000", "max_json_values: 10")).message).toMatch(/filters\.ai_router\.max_json_values/);
   });
 
   it("a pool naming an unknown instance, or an unknown default pool, is refused with its line", () => {

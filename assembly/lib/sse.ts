@@ -4,6 +4,10 @@
 // multi-byte UTF-8 character. The parser keeps only the unfinished tail between chunks (and the
 // chunk holding a data line until its event ends), and hands out an event only once it is
 // complete, so a split can never corrupt text.
+//
+// What it keeps of an unfinished event is bounded (maxEvent): a provider that streams one event
+// that never ends (no blank line) would otherwise grow the VM's memory, which never shrinks,
+// without limit. Past the bound the parser stops (overflowed) and hands out nothing more.
 import { decodeKnown } from "./json";
 import { bytesAre } from "./ascii";
 
@@ -57,7 +61,21 @@ function lineBreak(ptr: usize, i: i32, len: i32): i32 {
   return len;
 }
 
+/** A carried-over line buffer larger than this is let go once its line is read. */
+const TAIL_KEEP: i32 = 64 * 1024;
+
 export class SseParser {
+  /**
+   * The most bytes of one unfinished event (its data lines so far and the line being read) kept
+   * at once; past it the parser overflows. Default: no bound (a body already bounded as a whole).
+   */
+  constructor(public maxEvent: i32 = i32.MAX_VALUE) {}
+
+  /** An event grew past maxEvent: the parser let go of it and reads nothing more. */
+  overflowed: bool = false;
+  /** Bytes of the event the parser let go of (what it had of it, and the line that crossed). */
+  overflowBytes: i64 = 0;
+
   // Bytes of the unfinished line carried over from the previous chunk.
   private tail: ArrayBuffer = new ArrayBuffer(0);
   private tailLen: i32 = 0;
@@ -83,8 +101,9 @@ export class SseParser {
     const out = this.reset();
     const ptr = changetype<usize>(chunk);
     const len = chunk.byteLength;
-    this.chunk = chunk;
     this.seen += len;
+    if (this.overflowed) return out;
+    this.chunk = chunk;
     let i: i32 = 0;
     if (this.skipLf && len > 0) {
       if (load<u8>(ptr) == 0x0a) i = 1;
@@ -96,6 +115,7 @@ export class SseParser {
       if (i >= len) break;
       const c = load<u8>(ptr + <usize>i);
       this.line(ptr + <usize>lineStart, i - lineStart, out);
+      if (this.overflowed) break;
       if (c == 0x0d) {
         if (i + 1 < len) {
           if (load<u8>(ptr + <usize>i + 1) == 0x0a) i++;
@@ -106,7 +126,10 @@ export class SseParser {
       i++;
       lineStart = i;
     }
-    if (lineStart < len) this.keep(ptr + <usize>lineStart, len - lineStart);
+    if (lineStart < len && !this.overflowed) this.keep(ptr + <usize>lineStart, len - lineStart);
+    // A large line buffer is not kept once its line is read (events never point into it: what
+    // they take from it is copied).
+    if (this.tailLen == 0 && this.tail.byteLength > TAIL_KEEP) this.tail = new ArrayBuffer(0);
     this.chunk = EMPTY;
     return out;
   }
@@ -126,6 +149,7 @@ export class SseParser {
   /** At end of stream: an event still open without its blank line is dispatched, as clients do. */
   finish(): Array<SseEvent> {
     const out = this.reset();
+    if (this.overflowed) return out;
     if (this.tailLen > 0) this.line(0, 0, out, true);
     if (this.hasData) this.dispatch(out);
     return out;
@@ -133,8 +157,14 @@ export class SseParser {
 
   private keep(ptr: usize, len: i32): void {
     const need = this.tailLen + len;
+    if (<i64>need + <i64>this.dataLen > <i64>this.maxEvent) {
+      this.overflow(<i64>need + <i64>this.dataLen);
+      return;
+    }
     if (need > this.tail.byteLength) {
-      const grown = new ArrayBuffer(need < 256 ? 256 : need * 2);
+      let size = need < 256 ? 256 : need * 2;
+      if (size > this.maxEvent && need <= this.maxEvent) size = this.maxEvent; // never past the bound
+      const grown = new ArrayBuffer(size);
       memory.copy(changetype<usize>(grown), changetype<usize>(this.tail), <usize>this.tailLen);
       this.tail = grown;
     }
@@ -148,6 +178,7 @@ export class SseParser {
     let n = len;
     if (this.tailLen > 0) {
       if (!tailOnly) this.keep(ptr, len);
+      if (this.overflowed) return;
       p = changetype<usize>(this.tail);
       n = this.tailLen;
       this.tailLen = 0;
@@ -189,6 +220,11 @@ export class SseParser {
    * with "\n"), is copied.
    */
   private addData(p: usize, n: i32, fromTail: bool): void {
+    const size: i64 = this.hasData ? <i64>this.dataLen + 1 + <i64>n : <i64>n;
+    if (size > <i64>this.maxEvent) {
+      this.overflow(size);
+      return;
+    }
     this.dataLines++;
     if (!this.hasData) {
       this.hasData = true;
@@ -209,6 +245,18 @@ export class SseParser {
     store<u8>(at + <usize>this.dataLen, 0x0a);
     memory.copy(at + <usize>this.dataLen + 1, p, <usize>n);
     this.setData(joined);
+  }
+
+  /** Lets go of the unfinished event (and line): nothing more is read. */
+  private overflow(bytes: i64): void {
+    this.overflowed = true;
+    this.overflowBytes = bytes;
+    this.tail = new ArrayBuffer(0);
+    this.tailLen = 0;
+    this.dataOwner = EMPTY;
+    this.dataLen = 0;
+    this.hasData = false;
+    this.eventName = "";
   }
 
   private setData(b: ArrayBuffer): void {

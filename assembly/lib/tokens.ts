@@ -32,10 +32,27 @@ export const NOT_TEXT: Array<string> = [
 export const TOKENS_PER_MESSAGE: i64 = 3;
 export const TOKENS_PER_REQUEST: i64 = 3;
 
-/** Prompt tokens from the counts a reader made: text bytes and chat messages (none: embeddings). */
-export function promptTokens(textBytes: i64, messages: i64): i64 {
-  const t = estimateTokens(textBytes);
+/**
+ * Prompt tokens from the counts a reader made: text bytes, chat messages (none: embeddings) and
+ * token ids (embeddings' input may be token ids instead of text: each one is exactly one token).
+ */
+export function promptTokens(textBytes: i64, messages: i64, tokenIds: i64 = 0): i64 {
+  const t = estimateTokens(textBytes) + tokenIds;
   return messages > 0 ? t + TOKENS_PER_MESSAGE * messages + TOKENS_PER_REQUEST : t;
+}
+
+/**
+ * Token ids in embeddings' input: an array of numbers is one input of token ids, an array of such
+ * arrays is several. Counted without decoding an item (a number-only array is kept as its bytes and
+ * its item count). Strings in input are text, counted by textBytes.
+ */
+function tokenIds(input: JsonValue, depth: i32 = 0): i64 {
+  if (input.isNumberSpan()) return <i64>input.length;
+  if (!input.isArray()) return input.isNumber() && depth > 0 ? 1 : 0;
+  if (depth > 1) return 0;
+  let n: i64 = 0;
+  for (let i = 0, len = input.length; i < len; i++) n += tokenIds(input.at(i), depth + 1);
+  return n;
 }
 
 /** Bytes of every string under v that the model reads (raw UTF-8 as the client wrote it). */
@@ -56,18 +73,20 @@ function textBytes(v: JsonValue): i64 {
 /**
  * Prompt tokens of a parsed chat or embeddings request (either client format), from the text the
  * model reads: system, message contents and text parts, tool calls and their arguments, tool
- * results, tool definitions, embeddings input. ai-ratelimit's body scan (filters/ai-ratelimit/
- * body.ts) counts the same bytes without building a tree.
+ * results, tool definitions, embeddings input (text, or token ids: one token each). ai-ratelimit's
+ * body scan (filters/ai-ratelimit/body.ts) counts the same without building a tree.
  */
 export function estimatePromptTokens(req: JsonValue): i64 {
   let bytes: i64 = 0;
   let messages: i64 = 0;
+  let ids: i64 = 0;
   for (let i = 0, len = req.length; i < len; i++) {
     const k = req.keyAt(i);
     if (!PROMPT_MEMBERS.includes(k)) continue;
     const v = req.at(i);
     bytes += textBytes(v);
     if (k == "messages" && v.isArray()) messages += v.length;
+    else if (k == "input") ids += tokenIds(v);
   }
-  return promptTokens(bytes, messages);
+  return promptTokens(bytes, messages, ids);
 }

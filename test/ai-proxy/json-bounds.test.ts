@@ -218,7 +218,8 @@ describe("ai-proxy: a streamed event of too many JSON values", () => {
     const base = '"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o"';
     const text = answer(s, 200, "text/event-stream", [
       `data: {${base},"choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}\n\n`,
-      `data: {${base},"choices":[],"x":${SHAPES["empty arrays"](8 * 1024 * 1024)}}\n\n`,
+      // 6 MiB: under max_stream_event_bytes (8 MiB), so the event is read and meets the value bound.
+      `data: {${base},"choices":[],"x":${SHAPES["empty arrays"](6 * 1024 * 1024)}}\n\n`,
       `data: {${base},"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}\n\ndata: [DONE]\n\n`,
     ]);
     expect(text).toContain("hello");

@@ -55,6 +55,26 @@ describe("ai-proxy: prompt estimate", () => {
   });
 });
 
+describe("ai-proxy: prompt estimate of token ids", () => {
+  it("embeddings input as token ids, or lists of token ids, counts one token per id (it was 0)", async () => {
+    const h = await proxyHost({ instances: [{ name: "oa", provider: "openai", api_key: "k", models: ["text-embedding-*"] }] });
+    const estimate = (input: unknown) => {
+      const s = send(h, "/v1/embeddings", { model: "text-embedding-3-small", input });
+      expect(s.getSentLocalResponse()).toBeFalsy();
+      s.completeHttpContext(); // no answer: the prompt is estimated
+      const u = usageRecord(s);
+      expect(u.source).toBe("estimate");
+      return Number(u.prompt);
+    };
+    const ids = Array.from({ length: 3000 }, (_, i) => (i * 7919) % 100000);
+    expect(estimate(ids)).toBe(3000);
+    expect(estimate([ids.slice(0, 1000), ids.slice(1000, 1500), [42]])).toBe(1501);
+    // Text stays text: 4 bytes a token.
+    expect(estimate(["first text", "second ✓"])).toBe(5);
+    h.close();
+  });
+});
+
 function estimateAnthropic(h: Host): number {
   const s = send(h, "/v1/messages", {
     model: "claude-x", max_tokens: 50, stream: true, system: "You are terse.",

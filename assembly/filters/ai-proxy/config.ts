@@ -12,6 +12,18 @@ export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 export const DEFAULT_MAX_RESPONSE_BODY: i64 = 10 * 1024 * 1024;
 
 /**
+ * The most bytes of one unfinished stream event ai-proxy holds (max_stream_event_bytes). Streams
+ * are never buffered whole, but an event is read only once it ends, so a provider that sends one
+ * event that never ends would grow the VM without limit. Most events are a few hundred bytes
+ * (OpenAI and Anthropic stream text and tool-call arguments in small deltas); the largest real
+ * ones carry a whole part at once: a Gemini chunk holds whole function-call arguments and, for
+ * image models, a whole generated image as base64 (a 1024x1024 PNG is 1-3 MB of base64). 8 MiB
+ * leaves room for those, and stays under max_response_body_bytes' default: one event never
+ * costs more than a whole buffered answer may.
+ */
+export const DEFAULT_MAX_STREAM_EVENT: i64 = 8 * 1024 * 1024;
+
+/**
  * Most JSON values (max_json_values) one request body or buffered provider answer may hold. Each
  * parsed value costs linear memory that a wasm VM never gives back, so this bounds what one body
  * can make ai-proxy's VM grow to. Sized for the largest real requests: an embeddings request of
@@ -75,6 +87,8 @@ export class Settings {
 
   /** Past this, a buffered answer is refused with a 502 at once (wasm memory never shrinks). */
   maxResponseBodyBytes: i64 = DEFAULT_MAX_RESPONSE_BODY;
+  /** Past this, an unfinished stream event ends the stream with a 502 error event. */
+  maxStreamEventBytes: i32 = <i32>DEFAULT_MAX_STREAM_EVENT;
   /** The /v1/models answer, prepared once. */
   modelsBody: ArrayBuffer = new ArrayBuffer(0);
 }
@@ -293,7 +307,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_json_values", "request_limits", "api_prefixes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -321,6 +335,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     else s.apiPrefixes.push(v.s);
   }
   s.maxResponseBodyBytes = r.int(cfg, "max_response_body_bytes", "ai-proxy", DEFAULT_MAX_RESPONSE_BODY, 1, 1073741824);
+  s.maxStreamEventBytes = <i32>r.int(cfg, "max_stream_event_bytes", "ai-proxy", DEFAULT_MAX_STREAM_EVENT, 65536, 1073741824);
   if (!r.report()) return null;
   s.modelsBody = modelsList(s);
   s.modelLabels = modelLabels(s);

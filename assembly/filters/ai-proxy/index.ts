@@ -736,7 +736,9 @@ class AiProxy extends Context {
 
   startStream(replay: bool): void {
     this.resp = replay ? RESP_REPLAY : RESP_SSE;
-    this.parser = new SseParser();
+    // A replayed stream is a whole body, bounded as one (max_response_body_bytes); a live one is
+    // bounded per unfinished event.
+    this.parser = new SseParser(replay ? i32.MAX_VALUE : this.settings.maxStreamEventBytes);
     this.decoder = (this.provider as Provider).streamDecoder();
     (this.decoder as StreamDecoder).redactErrors = this.redacts();
     const provider = this.provider as Provider;
@@ -1051,6 +1053,8 @@ class AiProxy extends Context {
   }
 
   tooBig: bool = false;
+  // The provider sent a stream event past max_stream_event_bytes: the client's stream has ended.
+  eventTooLarge: bool = false;
 
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     if (this.kind == PASS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
@@ -1077,11 +1081,21 @@ class AiProxy extends Context {
       setFilterStateInt(keys.TTFT_MS, <i64>((this.firstByteNs - this.startNs) / 1000000));
     }
     if (this.resp == RESP_SSE) {
+      if (this.eventTooLarge) {
+        // The client's stream ended in an earlier callback: now the provider is stopped.
+        replaceBufferBytes(RESPONSE_BODY, <u32>length, 0, 0);
+        if (!endOfStream) closeResponse(); // response_code_details: wasm_close_stream
+        return FilterDataStatusValues.Continue;
+      }
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);
       const sink = this.sink as StreamSink;
       const decoder = this.decoder as StreamDecoder;
       const wasCut = this.cut;
       this.decodeAll((this.parser as SseParser).feed(chunk), sink);
+      if ((this.parser as SseParser).overflowed && !this.cut) {
+        this.streamEventTooLarge(<u32>length);
+        return FilterDataStatusValues.Continue;
+      }
       if (this.cut && !wasCut) this.cutStream(sink, endOfStream);
       else if (wasCut && !endOfStream) {
         // The client's stream ended at the cut in an earlier callback, so its ending has reached
@@ -1185,8 +1199,49 @@ class AiProxy extends Context {
     closeResponse(); // response_code_details: wasm_close_stream
   }
 
+  /**
+   * The provider sent an event past max_stream_event_bytes (one that never ends, or a huge one):
+   * the parser let go of it. The client's stream ends here with the client format's error ending
+   * (502 upstream_event_too_large; a translated stream first gets its usage), the usage record is
+   * written (what was delivered, and the dropped event's bytes as text, within the request's
+   * output limit), and the provider is stopped at its next chunk: a reset now would drop this
+   * callback's data, the ending included (see closeAfterCut).
+   */
+  streamEventTooLarge(length: u32): void {
+    const sink = this.sink as StreamSink;
+    const decoder = this.decoder as StreamDecoder;
+    const parser = this.parser as SseParser;
+    this.eventTooLarge = true;
+    setFilterState(keys.STREAM_CUT, "event_too_large");
+    let chars = sink.generatedChars + parser.overflowBytes;
+    const limit = this.maxTokensAsked();
+    if (limit > 0 && chars > limit * 4) chars = limit * 4 > sink.generatedChars ? limit * 4 : sink.generatedChars;
+    this.responseChars = chars;
+    const u = this.record(decoder.usage, false);
+    const e = ClientError.of(502, "The provider sent a stream event larger than " + this.settings.maxStreamEventBytes.toString() + " bytes.", "api_error", "upstream_event_too_large");
+    if (this.reframe) {
+      const out = this.framed as ByteBuilder;
+      out.buffer(this.streamEnding(e));
+      replaceBody(RESPONSE_BODY, length, out);
+      out.reset();
+    } else if (!this.native) {
+      sink.usage(u);
+      sink.error(e);
+      sink.end();
+      replaceBody(RESPONSE_BODY, length, sink.out);
+      sink.out.reset();
+    } else {
+      // This chunk passes on as it came (its part of the event), then the error ending.
+      appendBuffer(RESPONSE_BODY, length, this.streamEnding(e));
+    }
+  }
+
   cutShortEnding(): ArrayBuffer {
-    const e = ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete");
+    return this.streamEnding(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
+  }
+
+  /** The client format's ending for a stream that ends in error e. */
+  streamEnding(e: ClientError): ArrayBuffer {
     const b = new ByteBuilder(160);
     // The provider may have stopped inside a line or an event: blank lines end it first (an
     // empty event dispatches nothing), so the error is read as its own event.

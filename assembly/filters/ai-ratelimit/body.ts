@@ -25,6 +25,7 @@ export class RequestFacts {
 const MAX_TEXT_DEPTH: i32 = 64;
 
 const MAX_TOKENS_CAP: f64 = 1000000000;
+const INPUT: i32 = PROMPT_MEMBERS.indexOf("input"); // embeddings input: text or token ids
 
 @inline function isWs(c: u32): bool {
   return c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09;
@@ -181,14 +182,52 @@ export function scanRequest(buf: ArrayBuffer): RequestFacts {
   scanMembers(buf, f, text);
   let bytes: i64 = 0;
   for (let i = 0; i < text.bytes.length; i++) bytes += text.bytes[i];
-  f.promptTokens = promptTokens(bytes, text.messages);
+  f.promptTokens = promptTokens(bytes, text.messages, text.tokenIds);
   return f;
+}
+
+/**
+ * Token ids in embeddings' input, [start, end) being the input's value: an array of numbers is one
+ * input of token ids, an array of such arrays is several (lib/tokens.ts counts the same). Counted
+ * by the commas, nothing decoded.
+ */
+function tokenIds(start: usize, end: usize): i64 {
+  const sc = new Scanner(start, end);
+  if (sc.p >= end || load<u8>(sc.p) != 0x5b) return 0;
+  sc.p++;
+  sc.ws();
+  if (sc.p >= end || load<u8>(sc.p) != 0x5b) return numbers(start, end);
+  let n: i64 = 0;
+  while (true) {
+    sc.ws();
+    const item = sc.p;
+    if (!sc.value()) return n;
+    n += numbers(item, sc.p);
+    sc.ws();
+    if (sc.p >= end || load<u8>(sc.p) != 0x2c) return n;
+    sc.p++;
+  }
+}
+
+/** Items of [start, end) when it is an array of numbers only (commas + 1), else 0. */
+function numbers(start: usize, end: usize): i64 {
+  if (end - start < 2 || load<u8>(start) != 0x5b || load<u8>(end - 1) != 0x5d) return 0;
+  let commas: i64 = 0;
+  let digits = false;
+  for (let p = start + 1; p < end - 1; p++) {
+    const c = load<u8>(p);
+    if (c == 0x2c) commas++;
+    else if ((c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x2b || c == 0x2e || c == 0x65 || c == 0x45) digits = true;
+    else if (!isWs(c)) return 0;
+  }
+  return digits ? commas + 1 : 0;
 }
 
 /** Text bytes per PROMPT_MEMBERS entry (a repeated member: the last one counts, as ai-proxy reads it). */
 class PromptText {
   bytes: StaticArray<i64> = new StaticArray<i64>(PROMPT_MEMBERS.length);
   messages: i64 = 0;
+  tokenIds: i64 = 0; // in "input" (embeddings)
 }
 
 /** Reads the top-level members: the facts into f, the prompt's text counts into text. */
@@ -241,6 +280,7 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       if (!sc.textValue(0)) return;
       text.bytes[member] = sc.text;
       if (member == 0) text.messages = load<u8>(valStart) == 0x5b ? sc.items : 0; // "messages"
+      else if (member == INPUT) text.tokenIds = tokenIds(valStart, sc.p);
     } else if (!sc.value()) return;
     if (name.length) {
       const v = parseJsonAt(valStart, sc.p - valStart);

@@ -89,6 +89,9 @@ export class Settings {
   routeHeader: bool = false;
   annotate: bool = false;
   maxBodyBytes: i64 = 10485760;
+  // Most JSON values one request body may build (max_json_values, ai-proxy's default): each costs
+  // linear memory a VM never gives back, so a body of a million empty arrays is left unread.
+  maxJsonValues: i32 = 500000;
   regexBudget: i64 = 10000000;
   regexBudgetExceeded: u32 = NO_METRIC;
   embeddings: Embeddings | null = null;
@@ -98,7 +101,7 @@ export class Settings {
   embeddingErrors: u32 = NO_METRIC;
 }
 
-const TOP_FIELDS = ["rules", "default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "embeddings"];
+const TOP_FIELDS = ["rules", "default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "max_json_values", "embeddings"];
 const RULE_FIELDS = ["name", "pool", "model", "when"];
 const COND_FIELDS = [
   "header", "path", "consumer", "model", "keywords", "regex", "in", "tokens", "messages", "tools", "images",
@@ -122,6 +125,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.annotate = r.bool(cfg, "annotate", P, false);
   s.maxBodyBytes = r.int(cfg, "max_body_bytes", P, 10485760, 1, 1073741824);
   s.regexBudget = r.int(cfg, "max_regex_steps", P, 10000000, 1000, 1000000000000);
+  s.maxJsonValues = <i32>r.int(cfg, "max_json_values", P, 500000, 1000, 100000000);
 
   const emb = cfg.get("embeddings");
   if (emb !== null && r.ok) s.embeddings = readEmbeddings(r, emb, P + ".embeddings");

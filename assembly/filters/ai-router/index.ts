@@ -318,7 +318,9 @@ class Router extends Context {
     }
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     const body = getBuffer(REQUEST_BODY, 0, <u32>length);
-    const parsed = parseJson(body);
+    // Past max_json_values the body is unreadable, like one past max_body_bytes: its conditions are
+    // unknown, and ai-proxy refuses the request itself (400 request_too_complex).
+    const parsed = parseJson(body, s.maxJsonValues);
     if (parsed !== null && parsed.isObject()) this.prompt = readPrompt(parsed as JsonValue);
     this.bodyKnown = true;
     return this.afterBody();
