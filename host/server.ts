@@ -13,10 +13,11 @@
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
 import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
+import { rewriteLocalReply } from "./local-reply.js";
 
 export interface ClusterTarget {
   /** Base URL of the cluster's endpoint: http(s)://host:port */
@@ -59,6 +60,17 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+// The HTTP/1 codec's request header limits, Envoy's defaults: max_request_headers_kb 60 (the sum of
+// header name and value lengths, ConnectionImpl::checkMaxHeadersSize in
+// source/common/http/http1/codec_impl.cc) and common_http_protocol_options.max_headers_count 100
+// (ServerConnectionImpl: http1.too_many_headers). Past either, the codec answers 431 itself.
+export const MAX_REQUEST_HEADERS_BYTES = 60 * 1024;
+export const MAX_REQUEST_HEADERS_COUNT = 100;
+// Node's own header parser stops at this many bytes of header block (it counts the request line and
+// the separators too, so anything it refuses is past Envoy's limit as well): the clientError handler
+// then answers with Envoy's 431.
+const NODE_MAX_HEADER_SIZE = 256 * 1024;
+
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -80,6 +92,12 @@ class Exchange {
   private idleTimer: NodeJS.Timeout | null = null;
   private responseStarted = false;
   private cluster: string | null = null;
+  /** When the request's last byte went to the router (the router's downstream_request_complete_time_). */
+  private requestCompleteAt = 0;
+  /** The request has no body: it is complete with its headers (Node marks it complete only later). */
+  private noRequestBody = false;
+  /** Body chunks taken while deciding the response's framing, written right after the headers. */
+  private readonly pendingEarly: Buffer[] = [];
   /** The server is draining: this response tells the client to close the connection. */
   closeConnection = false;
 
@@ -114,6 +132,7 @@ class Exchange {
     if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
     headers.push(["x-forwarded-proto", "http"]);
     const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
+    this.noRequestBody = noBody;
     this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
     this.touch();
     if (!noBody) {
@@ -184,6 +203,7 @@ class Exchange {
     if (this.upstreamReq && !this.upstreamClosed && s.upstream.ended && !this.upEnded) {
       this.upEnded = true;
       this.upstreamReq.end();
+      this.requestCompleteAt = performance.now();
       // Envoy's route timeout runs from the end of the downstream request to the end of the response.
       if (this.g.routeTimeoutMs && !this.timer) {
         this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout", "UT"), this.g.routeTimeoutMs);
@@ -194,15 +214,31 @@ class Exchange {
     if (down.headers && !this.downHeaders) {
       this.downHeaders = true;
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
-      const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
+      const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k) && k !== "server");
+      // The HCM's server_header_transformation (default OVERWRITE) with server_name "envoy": every
+      // response, proxied or local, says "server: envoy" (ActiveStream::encodeHeaders). A date the
+      // upstream sent is kept; Node adds one (the same IMF-fixdate) where it is missing, as the HCM does.
+      out.push(["server", "envoy"]);
       // Draining, or answering before the request is complete: HTTP/1.1 closes the connection after
       // this response (Envoy conn_manager_impl.cc ActiveStream::encodeHeaders: a response before the
       // request's last byte, downstream_rq_response_before_rq_complete, drains an HTTP/1 connection
       // rather than reading the rest of the body).
-      if (this.closeConnection || !this.req.complete) out.push(["connection", "close"]);
+      if (this.closeConnection || (!this.req.complete && !this.noRequestBody)) out.push(["connection", "close"]);
+      // Otherwise no connection header at all: Envoy's HTTP/1 codec keeps an HTTP/1.1 connection open
+      // without saying so, and never writes Keep-Alive. Node would add "Connection: keep-alive" and
+      // "Keep-Alive: timeout=N"; removing the header before writeHead stops both and keeps the socket.
+      else this.res.removeHeader("connection");
+      // A headers-only response: Envoy's HTTP/1 codec writes "content-length: 0" rather than an empty
+      // chunked body (ResponseEncoderImpl encodeHeaders with end_stream; not for 1xx/204/304 or HEAD).
+      if (down.ended && !out.some(([k]) => k === "content-length") && status >= 200 && status !== 204 && status !== 304 && this.req.method !== "HEAD") {
+        const early = down.take();
+        if (early.every((c) => c.length === 0)) out.push(["content-length", "0"]);
+        else for (const c of early) this.pendingEarly.push(c);
+      }
       this.res.writeHead(status, out.flat());
       this.res.flushHeaders();
     }
+    if (this.pendingEarly.length) for (const chunk of this.pendingEarly.splice(0)) this.res.write(chunk);
     if (this.downHeaders) for (const chunk of down.take()) this.res.write(chunk);
     if (this.downHeaders && down.ended) {
       this.finish();
@@ -288,8 +324,11 @@ class Exchange {
     this.cluster = cluster ? clusterName! : null;
     this.clusterTarget = cluster ?? null;
     if (!cluster) {
-      // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
-      this.routerReply(404, "", "cluster_not_found", "NC");
+      // Envoy: a cluster_header that is absent names the cluster "" (RouteEntryImplBase::
+      // pickClusterViaClusterHeader); an unknown cluster gets the route's cluster_not_found_response_code,
+      // default SERVICE_UNAVAILABLE: 503, empty body, details cluster_not_found, flag NC
+      // (Router::Filter::decodeHeaders in source/common/router/router.cc).
+      this.routerReply(503, "", "cluster_not_found", "NC");
       return;
     }
     const target = new URL(cluster.url);
@@ -312,6 +351,7 @@ class Exchange {
       timeout: cluster.connectTimeoutMs ?? 10_000,
     });
     this.upstreamReq = upstreamReq;
+    const openedAt = performance.now();
     upstreamReq.on("drain", () => this.flowControl());
     upstreamReq.on("response", (r) => {
       upstreamReq.setTimeout(0);
@@ -326,6 +366,11 @@ class Exchange {
         const k = r.rawHeaders[i].toLowerCase();
         if (!HOP_BY_HOP.has(k)) rh.push([k, r.rawHeaders[i + 1]]);
       }
+      // The router adds x-envoy-upstream-service-time (ms from the end of the downstream request to
+      // the upstream's response headers) before the response enters the filters (Router::Filter::
+      // onUpstreamHeaders; the router's suppress_envoy_headers is not set in Sluice's envoy.yaml).
+      const since = this.requestCompleteAt || openedAt;
+      rh.push(["x-envoy-upstream-service-time", String(Math.max(0, Math.round(performance.now() - since)))]);
       const noBody = r.headers["content-length"] === "0";
       this.touch();
       this.guard(() => this.s.callOnResponseHeaders(rh, noBody));
@@ -438,7 +483,12 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const active = new Set<Exchange>();
   let draining = false;
   let drained: (() => void) | null = null;
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: NODE_MAX_HEADER_SIZE }, (req, res) => {
+    const tooLarge = requestHeadersTooLarge(req.rawHeaders);
+    if (tooLarge) {
+      codecReply(g, res, tooLarge);
+      return;
+    }
     const x = new Exchange(g, req, res, active);
     // A request that arrives on a kept-alive connection while draining is served, then the
     // connection closes (Envoy drains with "connection: close").
@@ -455,6 +505,15 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     for (const x of [...active]) x.pump();
   };
   server.keepAliveTimeout = 65_000;
+  // Every header reaches the size and count checks (Node would drop those past 2000 silently).
+  server.maxHeadersCount = 0;
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === "HPE_HEADER_OVERFLOW" && socket.writable) {
+      socket.end(rawCodecReply(g, "http1.headers_too_large"));
+      return;
+    }
+    socket.destroy();
+  });
   await new Promise<void>((resolve) => server.listen(g.port ?? 0, g.address ?? "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   g.host.startTimers();
@@ -523,4 +582,47 @@ export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: 
         server.closeAllConnections();
       }),
   };
+}
+
+/** Envoy's HTTP/1 codec limits on a request's header block: the details of its 431, or null. */
+export function requestHeadersTooLarge(raw: string[]): string | null {
+  if (raw.length / 2 > MAX_REQUEST_HEADERS_COUNT) return "http1.too_many_headers";
+  let bytes = 0;
+  for (const part of raw) bytes += Buffer.byteLength(part, "latin1");
+  return bytes > MAX_REQUEST_HEADERS_BYTES ? "http1.headers_too_large" : null;
+}
+
+/**
+ * The codec's 431: ServerConnectionImpl::sendProtocolError calls sendLocalReply with 431 and the
+ * body "Request Header Fields Too Large" (CodeUtility::toString), so local_reply_config rewrites it
+ * as any local reply (there are no request headers to match yet). The HCM then closes the connection
+ * (a codec protocol error, flag DPE; the response goes out before the request completed, so it says
+ * connection: close). The wasm filters never see the request: its headers were never decoded.
+ */
+function codecLocalReply(g: GatewayOptions, details: string): { status: number; headers: [string, string][]; body: Buffer } {
+  const rw = rewriteLocalReply(g.host.localReplyConfig, {
+    requestHeaders: [],
+    statusCode: 431,
+    body: Buffer.from("Request Header Fields Too Large"),
+    details,
+    responseFlags: ["DPE"],
+  });
+  const headers: [string, string][] = [];
+  if (rw.body.length) headers.push(["content-length", String(rw.body.length)], ["content-type", rw.contentType]);
+  headers.push(["server", "envoy"], ["connection", "close"]);
+  return { status: rw.statusCode, headers, body: rw.body };
+}
+
+function codecReply(g: GatewayOptions, res: http.ServerResponse, details: string): void {
+  const r = codecLocalReply(g, details);
+  res.writeHead(r.status, r.headers.flat());
+  res.end(r.body);
+}
+
+/** The same reply written on the socket, for a header block Node's parser refused before a request existed. */
+function rawCodecReply(g: GatewayOptions, details: string): Buffer {
+  const r = codecLocalReply(g, details);
+  const head = [`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ""}`, ...r.headers.map(([k, v]) => `${k}: ${v}`), `date: ${new Date().toUTCString()}`];
+  if (!r.body.length) head.push("content-length: 0");
+  return Buffer.concat([Buffer.from(head.join("\r\n") + "\r\n\r\n", "latin1"), r.body]);
 }
