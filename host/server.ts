@@ -394,15 +394,15 @@ class Exchange {
       if (!sock.connecting) connected = true;
       else sock.once("connect", () => (connected = true));
     });
-    upstreamReq.on("error", () => {
+    upstreamReq.on("error", (e: NodeJS.ErrnoException) => {
       if (this.upstreamClosed) return;
       if (this.upstreamRes) {
         // Reset after the response began.
         this.onUpstreamReset();
         return;
       }
-      const [reason, flag] = connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
-      this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
+      const [reason, transport, flag] = connected ? ["connection termination", "", "UC"] : connectFailure(e);
+      this.routerReply(503, upstreamResetBody(reason, transport), upstreamResetDetails(reason, transport), flag);
     });
   }
 
@@ -582,6 +582,37 @@ export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: 
         server.closeAllConnections();
       }),
   };
+}
+
+// The socket errors a failed connect reports, as the kernel's strerror words them (Envoy's transport
+// failure reason is "delayed connect error: " and that text).
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "Connection refused",
+  ECONNRESET: "Connection reset by peer",
+  EHOSTUNREACH: "No route to host",
+  ENETUNREACH: "Network is unreachable",
+  ETIMEDOUT: "Connection timed out",
+};
+
+/** A connection that was never made, in Envoy's words: reset reason, transport failure reason, flag.
+ * The connect timeout is ConnectionTimeout ("connection timeout"), a refused or failed connect
+ * RemoteConnectionFailure ("remote connection failure"); both are UF (Router::Filter::
+ * streamResetReasonToResponseFlag, Http::Utility::resetReasonToString). */
+function connectFailure(e: NodeJS.ErrnoException): [string, string, string] {
+  if (/timeout/i.test(e.message) && !e.code) return ["connection timeout", "", "UF"];
+  const text = (e.code && CONNECT_ERRORS[e.code]) ?? e.message;
+  return ["remote connection failure", `delayed connect error: ${text}`, "UF"];
+}
+
+/** Router::Filter::onUpstreamReset's body (source/common/router/router.cc). */
+export function upstreamResetBody(reason: string, transport: string): string {
+  return `upstream connect error or disconnect/reset before headers. reset reason: ${reason}${transport ? `, transport failure reason: ${transport}` : ""}`;
+}
+
+/** ... and its response_code_details: the reason and transport reason joined by "|", spaces made "_"
+ * (StringUtil::replaceAllEmptySpace). */
+export function upstreamResetDetails(reason: string, transport: string): string {
+  return `upstream_reset_before_response_started{${reason}${transport ? `|${transport}` : ""}}`.replace(/\s/g, "_");
 }
 
 /** Envoy's HTTP/1 codec limits on a request's header block: the details of its 431, or null. */

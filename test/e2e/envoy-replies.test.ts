@@ -17,6 +17,8 @@ afterEach(async () => {
 });
 
 let seen: http.IncomingHttpHeaders[] = [];
+/** What the access log would print for each stream: %RESPONSE_CODE%, %RESPONSE_CODE_DETAILS%, %RESPONSE_FLAGS%. */
+let logged: { status: number; details: string | null; flags: string }[] = [];
 async function upstream(): Promise<string> {
   seen = [];
   // The mock takes header blocks as large as Envoy forwards (Node's default stops at 16 KiB).
@@ -32,7 +34,13 @@ async function upstream(): Promise<string> {
 
 async function gateway(clusters: Record<string, { url: string }>, localReplyConfig?: unknown): Promise<Gateway> {
   const host = await Host.create({ filters: [], localReplyConfig: localReplyConfig ? parseLocalReplyConfig(localReplyConfig) : undefined });
-  const g = await startGateway({ host, clusterHeader: "x-cluster", clusters });
+  logged = [];
+  const g = await startGateway({
+    host,
+    clusterHeader: "x-cluster",
+    clusters,
+    accessLog: (st, status) => logged.push({ status, details: st.info.responseCodeDetails, flags: st.info.responseFlags.join(",") }),
+  });
   closers.push(() => g.close());
   return g;
 }
@@ -149,6 +157,7 @@ describe("the router's own replies", () => {
     expect(r.names).not.toContain("connection");
     expect(r.closed).toBe(false);
     expect(r.headers.server).toBe("envoy");
+    expect(logged).toEqual([{ status: 503, details: "cluster_not_found", flags: "NC" }]);
     expect(r.names).not.toContain("x-envoy-upstream-service-time");
     expect(r.names).not.toContain("keep-alive");
   });
@@ -160,9 +169,11 @@ describe("the router's own replies", () => {
     await new Promise<void>((r) => dead.close(() => r()));
     const g = await gateway({ up: { url: `http://127.0.0.1:${port}` } });
     const [r] = await rawExchange(g.port, [get("/a", ["x-cluster: up"])]);
-    expect([r.status, r.body]).toEqual([503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"]);
+    // Envoy >= 1.27 names a refused connect a remote connection failure and gives the socket's error.
+    expect([r.status, r.body]).toEqual([503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused"]);
     expect(r.headers["content-type"]).toBe("text/plain");
     expect(r.headers["content-length"]).toBe(String(r.body.length));
+    expect(logged).toEqual([{ status: 503, details: "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}", flags: "UF" }]);
     expect(r.headers.server).toBe("envoy");
     expect(r.names).not.toContain("x-envoy-upstream-service-time");
   });
