@@ -508,8 +508,11 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   // Every header reaches the size and count checks (Node would drop those past 2000 silently).
   server.maxHeadersCount = 0;
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === "HPE_HEADER_OVERFLOW" && socket.writable) {
-      socket.end(rawCodecReply(g, "http1.headers_too_large"));
+    // Envoy's codec answers what it cannot parse with its own local reply and closes the connection:
+    // 431 for a header block past the limit, 400 "Bad Request" for the rest (sendProtocolError's
+    // default error_code_). A connection reset by the client gets nothing.
+    if (socket.writable && err.code !== "ECONNRESET") {
+      socket.end(err.code === "HPE_HEADER_OVERFLOW" ? rawCodecReply(g, 431, "http1.headers_too_large") : rawCodecReply(g, 400, "http1.codec_error"));
       return;
     }
     socket.destroy();
@@ -630,11 +633,11 @@ export function requestHeadersTooLarge(raw: string[]): string | null {
  * (a codec protocol error, flag DPE; the response goes out before the request completed, so it says
  * connection: close). The wasm filters never see the request: its headers were never decoded.
  */
-function codecLocalReply(g: GatewayOptions, details: string): { status: number; headers: [string, string][]; body: Buffer } {
+function codecLocalReply(g: GatewayOptions, status: number, details: string): { status: number; headers: [string, string][]; body: Buffer } {
   const rw = rewriteLocalReply(g.host.localReplyConfig, {
     requestHeaders: [],
-    statusCode: 431,
-    body: Buffer.from("Request Header Fields Too Large"),
+    statusCode: status,
+    body: Buffer.from(http.STATUS_CODES[status] ?? ""),
     details,
     responseFlags: ["DPE"],
   });
@@ -645,14 +648,14 @@ function codecLocalReply(g: GatewayOptions, details: string): { status: number; 
 }
 
 function codecReply(g: GatewayOptions, res: http.ServerResponse, details: string): void {
-  const r = codecLocalReply(g, details);
+  const r = codecLocalReply(g, 431, details);
   res.writeHead(r.status, r.headers.flat());
   res.end(r.body);
 }
 
 /** The same reply written on the socket, for a header block Node's parser refused before a request existed. */
-function rawCodecReply(g: GatewayOptions, details: string): Buffer {
-  const r = codecLocalReply(g, details);
+function rawCodecReply(g: GatewayOptions, status: number, details: string): Buffer {
+  const r = codecLocalReply(g, status, details);
   const head = [`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ""}`, ...r.headers.map(([k, v]) => `${k}: ${v}`), `date: ${new Date().toUTCString()}`];
   if (!r.body.length) head.push("content-length: 0");
   return Buffer.concat([Buffer.from(head.join("\r\n") + "\r\n\r\n", "latin1"), r.body]);

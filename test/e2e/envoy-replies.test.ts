@@ -218,6 +218,14 @@ describe("the HTTP/1 codec's request header limits (max_request_headers_kb 60, m
     expect([r.status, r.body]).toEqual([431, ENVOY_431]);
   });
 
+  it("a request Node's parser cannot read gets the codec's 400 Bad Request (not a silent close)", async () => {
+    const g = await gateway({ up: { url: await upstream() } });
+    const [r] = await rawExchange(g.port, ["GET / HTTP/1.1\r\nhost: a\r\nbad header\r\n\r\n"]);
+    expect([r.status, r.body]).toEqual([400, "Bad Request"]);
+    expect(r.headers.server).toBe("envoy");
+    expect(r.closed).toBe(true);
+  });
+
   it("local_reply_config rewrites the codec's 431 like any local reply (its flag DPE matches)", async () => {
     const g = await gateway(
       { up: { url: await upstream() } },
