@@ -130,7 +130,9 @@ class Exchange {
       if (!HOP_BY_HOP.has(k)) headers.push([k, req.rawHeaders[i + 1]]);
     }
     if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
-    headers.push(["x-forwarded-proto", "http"]);
+    // ConnectionManagerUtility::mutateRequestHeaders: x-forwarded-proto is set only when absent
+    // (use_remote_address is not set in Sluice's envoy.yaml).
+    if (!req.headers["x-forwarded-proto"]) headers.push(["x-forwarded-proto", "http"]);
     const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
     this.noRequestBody = noBody;
     this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
@@ -339,6 +341,10 @@ class Exchange {
       headers[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
     }
     headers.host = get(":authority") ?? target.host;
+    // The router tells the upstream how long it will wait (FilterUtility::finalTimeout in
+    // source/common/router/router.cc: x-envoy-expected-rq-timeout-ms, the route timeout, unless
+    // suppress_envoy_headers); the filters never see it, the router adds it after them.
+    if (this.g.routeTimeoutMs) headers["x-envoy-expected-rq-timeout-ms"] = String(this.g.routeTimeoutMs);
     const mod = target.protocol === "https:" ? https : http;
     const upstreamReq = mod.request({
       protocol: target.protocol,

@@ -32,13 +32,14 @@ async function upstream(): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-async function gateway(clusters: Record<string, { url: string }>, localReplyConfig?: unknown): Promise<Gateway> {
+async function gateway(clusters: Record<string, { url: string }>, localReplyConfig?: unknown, routeTimeoutMs?: number): Promise<Gateway> {
   const host = await Host.create({ filters: [], localReplyConfig: localReplyConfig ? parseLocalReplyConfig(localReplyConfig) : undefined });
   logged = [];
   const g = await startGateway({
     host,
     clusterHeader: "x-cluster",
     clusters,
+    routeTimeoutMs,
     accessLog: (st, status) => logged.push({ status, details: st.info.responseCodeDetails, flags: st.info.responseFlags.join(",") }),
   });
   closers.push(() => g.close());
@@ -135,6 +136,15 @@ describe("the local gateway's responses carry Envoy's headers, not Node's", () =
     await rawExchange(g.port, [get("/a", ["x-cluster: up"]), get("/b", ["x-cluster: up", "x-request-id: client-id-1"])]);
     expect(seen[0]["x-request-id"]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(seen[1]["x-request-id"]).toBe("client-id-1");
+  });
+
+  it("the upstream request: x-envoy-expected-rq-timeout-ms is the route timeout; x-forwarded-proto set once, the client's kept", async () => {
+    const g = await gateway({ up: { url: await upstream() } }, undefined, 300_000);
+    await rawExchange(g.port, [get("/a", ["x-cluster: up"]), get("/b", ["x-cluster: up", "x-forwarded-proto: https"])]);
+    expect(seen.map((h) => [h["x-envoy-expected-rq-timeout-ms"], h["x-forwarded-proto"]])).toEqual([
+      ["300000", "http"],
+      ["300000", "https"],
+    ]);
   });
 
   it("header names with underscores reach the upstream (headers_with_underscores_action: ALLOW, Envoy's default)", async () => {
