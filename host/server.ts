@@ -22,11 +22,12 @@
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
 import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
+import { rewriteLocalReply } from "./local-reply.js";
 
 export interface ClusterTarget {
   /** Base URL of the cluster's endpoint: http(s)://host:port */
@@ -94,6 +95,17 @@ function recordUpstreamHost(req: http.ClientRequest, s: Stream): void {
   });
 }
 
+// The HTTP/1 codec's request header limits, Envoy's defaults: max_request_headers_kb 60 (the sum of
+// header name and value lengths, ConnectionImpl::checkMaxHeadersSize in
+// source/common/http/http1/codec_impl.cc) and common_http_protocol_options.max_headers_count 100
+// (ServerConnectionImpl: http1.too_many_headers). Past either, the codec answers 431 itself.
+export const MAX_REQUEST_HEADERS_BYTES = 60 * 1024;
+export const MAX_REQUEST_HEADERS_COUNT = 100;
+// Node's own header parser stops at this many bytes of header block (it counts the request line and
+// the separators too, so anything it refuses is past Envoy's limit as well): the clientError handler
+// then answers with Envoy's 431.
+const NODE_MAX_HEADER_SIZE = 256 * 1024;
+
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
@@ -119,6 +131,12 @@ class Exchange {
   private connected = false;
   private responseStarted = false;
   private cluster: string | null = null;
+  /** When the request's last byte went to the router (the router's downstream_request_complete_time_). */
+  private requestCompleteAt = 0;
+  /** The request has no body: it is complete with its headers (Node marks it complete only later). */
+  private noRequestBody = false;
+  /** Body chunks taken while deciding the response's framing, written right after the headers. */
+  private readonly pendingEarly: Buffer[] = [];
   /** The server is draining: this response tells the client to close the connection. */
   closeConnection = false;
 
@@ -153,8 +171,11 @@ class Exchange {
       if (!HOP_BY_HOP.has(k)) headers.push([k, req.rawHeaders[i + 1]]);
     }
     if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
-    headers.push(["x-forwarded-proto", "http"]);
+    // ConnectionManagerUtility::mutateRequestHeaders: x-forwarded-proto is set only when absent
+    // (use_remote_address is not set in Sluice's envoy.yaml).
+    if (!req.headers["x-forwarded-proto"]) headers.push(["x-forwarded-proto", "http"]);
     const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
+    this.noRequestBody = noBody;
     this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
     this.touch();
     if (!noBody) {
@@ -225,6 +246,7 @@ class Exchange {
     if (this.upstreamReq && !this.upstreamClosed && s.upstream.ended && !this.upEnded) {
       this.upEnded = true;
       this.upstreamReq.end();
+      this.requestCompleteAt = performance.now();
       // Envoy's route timeout runs from the end of the downstream request to the end of the response.
       if (this.g.routeTimeoutMs && !this.timer) {
         this.timer = setTimeout(() => this.routerReply(504, "upstream request timeout", "upstream_response_timeout", "UT"), this.g.routeTimeoutMs);
@@ -236,15 +258,31 @@ class Exchange {
     if (down.headers && !this.downHeaders) {
       this.downHeaders = true;
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
-      const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k));
+      const out: [string, string][] = down.headers.filter(([k]) => !k.startsWith(":") && !HOP_BY_HOP.has(k) && k !== "server");
+      // The HCM's server_header_transformation (default OVERWRITE) with server_name "envoy": every
+      // response, proxied or local, says "server: envoy" (ActiveStream::encodeHeaders). A date the
+      // upstream sent is kept; Node adds one (the same IMF-fixdate) where it is missing, as the HCM does.
+      out.push(["server", "envoy"]);
       // Draining, or answering before the request is complete: HTTP/1.1 closes the connection after
       // this response (Envoy conn_manager_impl.cc ActiveStream::encodeHeaders: a response before the
       // request's last byte, downstream_rq_response_before_rq_complete, drains an HTTP/1 connection
       // rather than reading the rest of the body).
-      if (this.closeConnection || !this.req.complete) out.push(["connection", "close"]);
+      if (this.closeConnection || (!this.req.complete && !this.noRequestBody)) out.push(["connection", "close"]);
+      // Otherwise no connection header at all: Envoy's HTTP/1 codec keeps an HTTP/1.1 connection open
+      // without saying so, and never writes Keep-Alive. Node would add "Connection: keep-alive" and
+      // "Keep-Alive: timeout=N"; removing the header before writeHead stops both and keeps the socket.
+      else this.res.removeHeader("connection");
+      // A headers-only response: Envoy's HTTP/1 codec writes "content-length: 0" rather than an empty
+      // chunked body (ResponseEncoderImpl encodeHeaders with end_stream; not for 1xx/204/304 or HEAD).
+      if (down.ended && !out.some(([k]) => k === "content-length") && status >= 200 && status !== 204 && status !== 304 && this.req.method !== "HEAD") {
+        const early = down.take();
+        if (early.every((c) => c.length === 0)) out.push(["content-length", "0"]);
+        else for (const c of early) this.pendingEarly.push(c);
+      }
       this.res.writeHead(status, out.flat());
       this.res.flushHeaders();
     }
+    if (this.pendingEarly.length) for (const chunk of this.pendingEarly.splice(0)) this.res.write(chunk);
     if (this.downHeaders) for (const chunk of down.take()) this.res.write(chunk);
     if (this.downHeaders && down.ended) {
       this.finish();
@@ -332,8 +370,11 @@ class Exchange {
     // The router resolved the route's cluster (StreamInfo::setUpstreamClusterInfo): xds.cluster_*.
     if (cluster) this.s.setUpstreamCluster(clusterName!);
     if (!cluster) {
-      // Envoy: a cluster_header that is absent or names no cluster gives 404 (cluster_not_found).
-      this.routerReply(404, "", "cluster_not_found", "NC");
+      // Envoy: a cluster_header that is absent names the cluster "" (RouteEntryImplBase::
+      // pickClusterViaClusterHeader); an unknown cluster gets the route's cluster_not_found_response_code,
+      // default SERVICE_UNAVAILABLE: 503, empty body, details cluster_not_found, flag NC
+      // (Router::Filter::decodeHeaders in source/common/router/router.cc).
+      this.routerReply(503, "", "cluster_not_found", "NC");
       return;
     }
     const target = new URL(cluster.url);
@@ -344,6 +385,10 @@ class Exchange {
       headers[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
     }
     headers.host = get(":authority") ?? target.host;
+    // The router tells the upstream how long it will wait (FilterUtility::finalTimeout in
+    // source/common/router/router.cc: x-envoy-expected-rq-timeout-ms, the route timeout, unless
+    // suppress_envoy_headers); the filters never see it, the router adds it after them.
+    if (this.g.routeTimeoutMs) headers["x-envoy-expected-rq-timeout-ms"] = String(this.g.routeTimeoutMs);
     const mod = target.protocol === "https:" ? https : http;
     const upstreamReq = mod.request({
       protocol: target.protocol,
@@ -366,6 +411,7 @@ class Exchange {
       this.connectTimer = setTimeout(() => upstreamReq.destroy(new Error("connect timeout")), ms);
       sock.once(target.protocol === "https:" ? "secureConnect" : "connect", () => this.onConnected());
     });
+    const openedAt = performance.now();
     upstreamReq.on("drain", () => this.flowControl());
     upstreamReq.on("response", (r) => {
       if (this.firstByteTimer) clearTimeout(this.firstByteTimer);
@@ -381,6 +427,11 @@ class Exchange {
         const k = r.rawHeaders[i].toLowerCase();
         if (!HOP_BY_HOP.has(k)) rh.push([k, r.rawHeaders[i + 1]]);
       }
+      // The router adds x-envoy-upstream-service-time (ms from the end of the downstream request to
+      // the upstream's response headers) before the response enters the filters (Router::Filter::
+      // onUpstreamHeaders; the router's suppress_envoy_headers is not set in Sluice's envoy.yaml).
+      const since = this.requestCompleteAt || openedAt;
+      rh.push(["x-envoy-upstream-service-time", String(Math.max(0, Math.round(performance.now() - since)))]);
       const noBody = r.headers["content-length"] === "0";
       this.touch();
       this.guard(() => this.s.callOnResponseHeaders(rh, noBody));
@@ -395,15 +446,15 @@ class Exchange {
       r.on("error", () => this.onUpstreamReset());
       r.on("aborted", () => this.onUpstreamReset());
     });
-    upstreamReq.on("error", () => {
+    upstreamReq.on("error", (e: NodeJS.ErrnoException) => {
       if (this.upstreamClosed) return;
       if (this.upstreamRes) {
         // Reset after the response began.
         this.onUpstreamReset();
         return;
       }
-      const [reason, flag] = this.connected ? ["connection termination", "UC"] : ["connection failure", "UF"];
-      this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`, `upstream_reset_before_response_started{${reason.replace(" ", "_")}}`, flag);
+      const [reason, transport, flag] = this.connected ? ["connection termination", "", "UC"] : connectFailure(e);
+      this.routerReply(503, upstreamResetBody(reason, transport), upstreamResetDetails(reason, transport), flag);
     });
     recordUpstreamHost(upstreamReq, this.s);
   }
@@ -499,7 +550,12 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const active = new Set<Exchange>();
   let draining = false;
   let drained: (() => void) | null = null;
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: NODE_MAX_HEADER_SIZE }, (req, res) => {
+    const tooLarge = requestHeadersTooLarge(req.rawHeaders);
+    if (tooLarge) {
+      codecReply(g, res, tooLarge);
+      return;
+    }
     const x = new Exchange(g, req, res, active);
     // A request that arrives on a kept-alive connection while draining is served, then the
     // connection closes (Envoy drains with "connection: close").
@@ -516,6 +572,18 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     for (const x of [...active]) x.pump();
   };
   server.keepAliveTimeout = 65_000;
+  // Every header reaches the size and count checks (Node would drop those past 2000 silently).
+  server.maxHeadersCount = 0;
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    // Envoy's codec answers what it cannot parse with its own local reply and closes the connection:
+    // 431 for a header block past the limit, 400 "Bad Request" for the rest (sendProtocolError's
+    // default error_code_). A connection reset by the client gets nothing.
+    if (socket.writable && err.code !== "ECONNRESET") {
+      socket.end(err.code === "HPE_HEADER_OVERFLOW" ? rawCodecReply(g, 431, "http1.headers_too_large") : rawCodecReply(g, 400, "http1.codec_error"));
+      return;
+    }
+    socket.destroy();
+  });
   await new Promise<void>((resolve) => server.listen(g.port ?? 0, g.address ?? "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   g.host.startTimers();
@@ -584,4 +652,78 @@ export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: 
         server.closeAllConnections();
       }),
   };
+}
+
+// The socket errors a failed connect reports, as the kernel's strerror words them (Envoy's transport
+// failure reason is "delayed connect error: " and that text).
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "Connection refused",
+  ECONNRESET: "Connection reset by peer",
+  EHOSTUNREACH: "No route to host",
+  ENETUNREACH: "Network is unreachable",
+  ETIMEDOUT: "Connection timed out",
+};
+
+/** A connection that was never made, in Envoy's words: reset reason, transport failure reason, flag.
+ * The connect timeout is ConnectionTimeout ("connection timeout"), a refused or failed connect
+ * RemoteConnectionFailure ("remote connection failure"); both are UF (Router::Filter::
+ * streamResetReasonToResponseFlag, Http::Utility::resetReasonToString). */
+function connectFailure(e: NodeJS.ErrnoException): [string, string, string] {
+  if (/timeout/i.test(e.message) && !e.code) return ["connection timeout", "", "UF"];
+  const text = (e.code && CONNECT_ERRORS[e.code]) ?? e.message;
+  return ["remote connection failure", `delayed connect error: ${text}`, "UF"];
+}
+
+/** Router::Filter::onUpstreamReset's body (source/common/router/router.cc). */
+export function upstreamResetBody(reason: string, transport: string): string {
+  return `upstream connect error or disconnect/reset before headers. reset reason: ${reason}${transport ? `, transport failure reason: ${transport}` : ""}`;
+}
+
+/** ... and its response_code_details: the reason and transport reason joined by "|", spaces made "_"
+ * (StringUtil::replaceAllEmptySpace). */
+export function upstreamResetDetails(reason: string, transport: string): string {
+  return `upstream_reset_before_response_started{${reason}${transport ? `|${transport}` : ""}}`.replace(/\s/g, "_");
+}
+
+/** Envoy's HTTP/1 codec limits on a request's header block: the details of its 431, or null. */
+export function requestHeadersTooLarge(raw: string[]): string | null {
+  if (raw.length / 2 > MAX_REQUEST_HEADERS_COUNT) return "http1.too_many_headers";
+  let bytes = 0;
+  for (const part of raw) bytes += Buffer.byteLength(part, "latin1");
+  return bytes > MAX_REQUEST_HEADERS_BYTES ? "http1.headers_too_large" : null;
+}
+
+/**
+ * The codec's 431: ServerConnectionImpl::sendProtocolError calls sendLocalReply with 431 and the
+ * body "Request Header Fields Too Large" (CodeUtility::toString), so local_reply_config rewrites it
+ * as any local reply (there are no request headers to match yet). The HCM then closes the connection
+ * (a codec protocol error, flag DPE; the response goes out before the request completed, so it says
+ * connection: close). The wasm filters never see the request: its headers were never decoded.
+ */
+function codecLocalReply(g: GatewayOptions, status: number, details: string): { status: number; headers: [string, string][]; body: Buffer } {
+  const rw = rewriteLocalReply(g.host.localReplyConfig, {
+    requestHeaders: [],
+    statusCode: status,
+    body: Buffer.from(http.STATUS_CODES[status] ?? ""),
+    details,
+    responseFlags: ["DPE"],
+  });
+  const headers: [string, string][] = [];
+  if (rw.body.length) headers.push(["content-length", String(rw.body.length)], ["content-type", rw.contentType]);
+  headers.push(["server", "envoy"], ["connection", "close"]);
+  return { status: rw.statusCode, headers, body: rw.body };
+}
+
+function codecReply(g: GatewayOptions, res: http.ServerResponse, details: string): void {
+  const r = codecLocalReply(g, 431, details);
+  res.writeHead(r.status, r.headers.flat());
+  res.end(r.body);
+}
+
+/** The same reply written on the socket, for a header block Node's parser refused before a request existed. */
+function rawCodecReply(g: GatewayOptions, status: number, details: string): Buffer {
+  const r = codecLocalReply(g, status, details);
+  const head = [`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ""}`, ...r.headers.map(([k, v]) => `${k}: ${v}`), `date: ${new Date().toUTCString()}`];
+  if (!r.body.length) head.push("content-length: 0");
+  return Buffer.concat([Buffer.from(head.join("\r\n") + "\r\n\r\n", "latin1"), r.body]);
 }

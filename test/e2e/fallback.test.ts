@@ -75,7 +75,7 @@ async function expectLogged(from: number, target: Target, fail: (typeof FAILS)[n
     expect(l).toMatchObject({ status: 200, instance: `b-${target}`, attempts: "2", fallbackFrom: `${fail}:${fail === "refused" ? "connect_failure" : "5xx"}` });
     // response_code_details is Envoy's, about the request the router sent (the first attempt): a
     // filter cannot change it, which is why fallback_from and instance say what happened.
-    expect(l.details).toBe(fail === "refused" ? "upstream_reset_before_response_started{connection_failure}" : "via_upstream");
+    expect(l.details).toBe(fail === "refused" ? "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}" : "via_upstream");
   }
 }
 
