@@ -109,6 +109,18 @@ const NODE_MAX_HEADER_SIZE = 256 * 1024;
 // Hop-by-hop headers Envoy never forwards (RFC 9110 §7.6.1).
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
+// The x-envoy-* headers that steer Envoy's router (retries, timeouts, tracing), which the HCM
+// removes from every request that is not internal (ConnectionManagerUtility::cleanInternalHeaders in
+// source/common/http/conn_manager_utility.cc). Since Envoy 1.33 no address is internal unless
+// internal_address_config says so (DefaultInternalAddressConfig, conn_manager_config.h), and Sluice's
+// envoy.yaml sets none: a client can never ask for retries or other timeouts.
+const ENVOY_CONTROL_HEADERS = new Set([
+  "x-envoy-retriable-status-codes", "x-envoy-retriable-header-names", "x-envoy-retry-on", "x-envoy-retry-grpc-on",
+  "x-envoy-max-retries", "x-envoy-upstream-alt-stat-name", "x-envoy-upstream-rq-timeout-ms",
+  "x-envoy-upstream-rq-per-try-timeout-ms", "x-envoy-upstream-rq-timeout-alt-response", "x-envoy-expected-rq-timeout-ms",
+  "x-envoy-force-trace", "x-envoy-ip-tags", "x-envoy-original-url", "x-envoy-hedge-on-per-try-timeout",
+]);
+
 /** One request through the chain and, when the filters let it, to the upstream and back. */
 class Exchange {
   private readonly s: Stream;
@@ -168,7 +180,7 @@ class Exchange {
     ];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const k = req.rawHeaders[i].toLowerCase();
-      if (!HOP_BY_HOP.has(k)) headers.push([k, req.rawHeaders[i + 1]]);
+      if (!HOP_BY_HOP.has(k) && !ENVOY_CONTROL_HEADERS.has(k)) headers.push([k, req.rawHeaders[i + 1]]);
     }
     if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
     // ConnectionManagerUtility::mutateRequestHeaders: x-forwarded-proto is set only when absent

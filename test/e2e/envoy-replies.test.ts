@@ -147,6 +147,24 @@ describe("the local gateway's responses carry Envoy's headers, not Node's", () =
     ]);
   });
 
+  it("a client's x-envoy-* router controls (retries, timeouts, tracing) never reach the router or the upstream", async () => {
+    // ConnectionManagerUtility::cleanInternalHeaders; no request is internal (Envoy >= 1.33 with no
+    // internal_address_config), even one whose x-forwarded-for names a single private address.
+    const g = await gateway({ up: { url: await upstream() } }, undefined, 300_000);
+    const controls = [
+      "x-envoy-max-retries: 9", "x-envoy-retry-on: 5xx", "x-envoy-upstream-rq-timeout-ms: 1", "x-envoy-upstream-rq-per-try-timeout-ms: 1",
+      "x-envoy-expected-rq-timeout-ms: 1", "x-envoy-force-trace: true", "x-envoy-hedge-on-per-try-timeout: true", "x-envoy-original-url: http://x/",
+    ];
+    const [r] = await rawExchange(g.port, [get("/a", ["x-cluster: up", "x-forwarded-for: 10.0.0.7", "x-envoy-custom: kept", ...controls])]);
+    expect(r.status).toBe(200);
+    for (const c of controls) {
+      const name = c.split(":")[0];
+      if (name === "x-envoy-expected-rq-timeout-ms") expect(seen[0][name]).toBe("300000"); // the router's own
+      else expect(seen[0][name], name).toBeUndefined();
+    }
+    expect(seen[0]["x-envoy-custom"]).toBe("kept"); // only the router's controls are removed
+  });
+
   it("header names with underscores reach the upstream (headers_with_underscores_action: ALLOW, Envoy's default)", async () => {
     const g = await gateway({ up: { url: await upstream() } });
     const [r] = await rawExchange(g.port, [get("/a", ["x-cluster: up", "x_tenant_id: t1"])]);
