@@ -17,6 +17,9 @@
 //                                      workload through the local gateway (plain, streamed, translated,
 //                                      256 KB prompts, bursts of 256, long streams, hang-ups) for
 //                                      --seconds 60, RSS, V8 heap and pages after every round
+//   npm run bench -- --long-stream     part 5 only: CPU per streamed chunk through the local gateway
+//                                      for streams of 50, 2,000 and 8,000 chunks (scripts/bench/
+//                                      long-stream.ts; --host DIR measures another checkout's host/)
 //   npm run bench -- --report          rewrite BENCHMARKS.md's generated blocks and the chart from the
 //                                      JSON files in bench-results/ (no measuring)
 //   Parts run alone leave BENCHMARKS.md as it is (add --report to rewrite it).
@@ -46,7 +49,7 @@ function take(name, def) {
   args.splice(i, 2);
   return v;
 }
-const PARTS = ["--filters", "--gateway", "--memory", "--soak", "--report"];
+const PARTS = ["--filters", "--gateway", "--memory", "--soak", "--long-stream", "--report"];
 const chosen = PARTS.filter(has);
 for (const p of PARTS) while (args.includes(p)) args.splice(args.indexOf(p), 1);
 // No part named: everything when there are no other options, else (as before) the filter benchmark.
@@ -55,6 +58,7 @@ const doFilters = all || chosen.includes("--filters") || (chosen.length === 0 &&
 const doGateway = all || chosen.includes("--gateway");
 const doMemory = all || chosen.includes("--memory");
 const doSoak = all || chosen.includes("--soak");
+const doLongStream = all || chosen.includes("--long-stream");
 const doReport = all || chosen.includes("--report");
 const profile = has("--profile");
 const noBuild = has("--no-build");
@@ -85,6 +89,7 @@ if (!profile) {
     tsx("scripts/bench/memory.ts", [...(chosen.includes("--memory") ? passThrough : []), "--json", "bench-results/memory-young16.json"], ["--expose-gc", "--min-semi-space-size=16", "--max-semi-space-size=16"]);
   }
   if (doSoak) tsx("scripts/bench/soak.ts", chosen.includes("--soak") ? passThrough : []);
+  if (doLongStream) tsx("scripts/bench/long-stream.ts", chosen.includes("--long-stream") ? passThrough : []);
   if (doGateway) tsx("scripts/bench/gateway.ts", chosen.includes("--gateway") ? passThrough : []);
   if (doFilters) tsx("scripts/bench/filters.ts", all ? [] : passThrough);
   if (doReport) tsx("scripts/bench/report.ts", []);
