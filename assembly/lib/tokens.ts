@@ -26,6 +26,26 @@ export const NOT_TEXT: Array<string> = [
   "signature", "media_type", "detail", "input_audio", "file",
 ];
 
+/**
+ * NOT_TEXT.includes(k), by length first: textBytes asks it for every member of every message and
+ * part, and most keys ("content", "text", "name", "arguments") match no entry's length.
+ */
+export function isNotText(k: string): bool {
+  switch (k.length) {
+    case 2: return k == "id";
+    case 4: return k == "role" || k == "type" || k == "file";
+    case 6: return k == "source" || k == "detail";
+    case 9: return k == "image_url" || k == "signature";
+    case 10: return k == "media_type";
+    case 11: return k == "tool_use_id" || k == "input_audio";
+    case 12: return k == "tool_call_id";
+    case 13: return k == "cache_control";
+  }
+  return false;
+}
+// The two must name the same members (checked once per VM; a mismatch fails every test at load).
+for (let i = 0; i < NOT_TEXT.length; i++) assert(isNotText(NOT_TEXT[i]), "tokens.ts: isNotText misses " + NOT_TEXT[i]);
+
 // Tokens a chat format adds around each message (role markers, separators) and once to prime the
 // answer: OpenAI documents 3 and 3 for its chat models; the other families are close. Anthropic's
 // top-level system prompt is not a message (its text counts, its wrapping is not added).
@@ -64,7 +84,7 @@ function textBytes(v: JsonValue): i64 {
     for (let i = 0, len = v.length; i < len; i++) n += textBytes(v.at(i));
   } else if (v.isObject()) {
     for (let i = 0, len = v.length; i < len; i++) {
-      if (!NOT_TEXT.includes(v.keyAt(i))) n += textBytes(v.at(i));
+      if (!isNotText(v.keyAt(i))) n += textBytes(v.at(i));
     }
   }
   return n;

@@ -33,8 +33,21 @@ function bad(message: string, code: string, param: string): ClientError {
 // OpenAI's chat roles (developer: o-series system prompts; function: the legacy tool role).
 const OPENAI_ROLES: Array<string> = ["system", "developer", "user", "assistant", "tool", "function"];
 
+
+function messageAt(i: i32): string {
+  return "messages[" + i.toString() + "]";
+}
+
+// Roles and block types arrive as the reader's static strings (json.ts decodeKnown), so these
+// comparisons are mostly pointer checks; a list lookup would compare against every entry.
+function isOpenAIRole(r: string): bool {
+  return r == "user" || r == "assistant" || r == "system" || r == "tool" || r == "developer" || r == "function";
+}
+
 // Content block types that only Anthropic's Messages API has: such a body was meant for /v1/messages.
-const ANTHROPIC_BLOCKS: Array<string> = ["image", "tool_use", "tool_result", "document", "thinking", "redacted_thinking"];
+function isAnthropicBlock(t: string): bool {
+  return t == "tool_use" || t == "tool_result" || t == "image" || t == "document" || t == "thinking" || t == "redacted_thinking";
+}
 
 /** A token count the client may ask for: an integer from 1 to the limit. */
 function tokenCount(v: JsonValue | null, name: string, max: i64, required: bool): ClientError | null {
@@ -49,19 +62,24 @@ function tokenCount(v: JsonValue | null, name: string, max: i64, required: bool)
 }
 
 /** A message's content: a string, or a list of typed parts (blocks); absent/null where allowed. */
-function contentError(c: JsonValue | null, at: string, anthropic: bool): ClientError | null {
+function contentError(c: JsonValue | null, index: i32, anthropic: bool): ClientError | null {
+  if (c !== null && c.isString()) return null;
+  const at = messageAt(index);
   if (c === null || c.isNull()) {
     // OpenAI: an assistant message with tool_calls has no content. Anthropic: content is required.
     return anthropic ? bad("'" + at + ".content' is required.", "missing_required_parameter", at + ".content") : null;
   }
-  if (c.isString()) return null;
   if (!c.isArray()) return bad("'" + at + ".content' must be a string or a list of content parts.", "invalid_type", at + ".content");
   for (let i = 0, n = c.length; i < n; i++) {
     const part = c.at(i);
-    const pat = at + ".content[" + i.toString() + "]";
     const type = part.isObject() ? part.getString("type") : null;
-    if (type === null) return bad("'" + pat + "' must be an object with a string 'type'.", "invalid_type", pat);
-    if (!anthropic && ANTHROPIC_BLOCKS.includes(type as string)) {
+    // (The path in a message is only built for an error: a valid request allocates nothing here.)
+    if (type === null) {
+      const pat = at + ".content[" + i.toString() + "]";
+      return bad("'" + pat + "' must be an object with a string 'type'.", "invalid_type", pat);
+    }
+    if (!anthropic && isAnthropicBlock(type as string)) {
+      const pat = at + ".content[" + i.toString() + "]";
       return bad("'" + pat + "' is an Anthropic '" + (type as string) + "' block; Anthropic Messages requests go to /v1/messages.", "invalid_value", pat + ".type");
     }
   }
@@ -92,15 +110,14 @@ export function validateRequest(req: JsonValue, chat: bool, anthropic: bool, lim
   }
   for (let i = 0; i < count; i++) {
     const m = messages.at(i);
-    const at = "messages[" + i.toString() + "]";
-    if (!m.isObject()) return bad("'" + at + "' must be an object.", "invalid_type", at);
+    if (!m.isObject()) return bad("'" + messageAt(i) + "' must be an object.", "invalid_type", messageAt(i));
     const role = m.getString("role");
-    const known = role !== null && (anthropic ? role == "user" || role == "assistant" : OPENAI_ROLES.includes(role as string));
+    const known = role !== null && (anthropic ? role == "user" || role == "assistant" : isOpenAIRole(role as string));
     if (!known) {
       const allowed = anthropic ? "'user' or 'assistant' (the system prompt is the top-level 'system')" : "one of " + OPENAI_ROLES.join(", ");
-      return bad("'" + at + ".role' must be " + allowed + ".", "invalid_value", at + ".role");
+      return bad("'" + messageAt(i) + ".role' must be " + allowed + ".", "invalid_value", messageAt(i) + ".role");
     }
-    const ce = contentError(m.get("content"), at, anthropic);
+    const ce = contentError(m.get("content"), i, anthropic);
     if (ce !== null) return ce;
   }
 
