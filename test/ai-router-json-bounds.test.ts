@@ -6,6 +6,7 @@
 // conditions still decide, and the request goes on: ai-proxy refuses it with its own 400.
 import { describe, it, expect } from "vitest";
 import { Host } from "../host/index.js";
+import { BOMB_SHAPES } from "./json-bombs.js";
 
 const CAP = 10 * 1024 * 1024; // ai-router's max_body_bytes default
 
@@ -15,21 +16,7 @@ const CAP = 10 * 1024 * 1024; // ai-router's max_body_bytes default
 // Before the bound, empty arrays or objects at the cap took ai-router to 11,264 pages (704 MiB).
 const BOMB_PAGES = 2048;
 
-const SHAPES: Record<string, (bytes: number) => string> = {
-  zeros: (bytes) => "[" + "0,".repeat(bytes / 2) + "0]",
-  "empty arrays": (bytes) => "[" + "[],".repeat(bytes / 3) + "[]]",
-  "empty objects": (bytes) => "[" + "{},".repeat(bytes / 3) + "{}]",
-  "empty strings": (bytes) => "[" + '"",'.repeat(bytes / 3) + '""]',
-  "distinct keys": (bytes) => {
-    const parts: string[] = [];
-    for (let i = 0, n = 0; n < bytes; i++) {
-      const m = `"a${i}":0`;
-      parts.push(m);
-      n += m.length + 1;
-    }
-    return "{" + parts.join(",") + "}";
-  },
-};
+const SHAPES = BOMB_SHAPES;
 
 const CONFIG = {
   default_pool: "d",

@@ -7,6 +7,7 @@
 import { describe, it, expect } from "vitest";
 import { HostLoadError } from "../../host/index.js";
 import { proxyHost, send, answer } from "./helpers.js";
+import { BOMB_SHAPES } from "../json-bombs.js";
 
 const CONFIG = {
   instances: [
@@ -25,21 +26,8 @@ const CAP = 10 * 1024 * 1024; // max_request_body_bytes' default
 // here; 2,048 pages is 128 MiB. Before the bound, the zeros body alone took ai-proxy past 1 GiB.
 const BOMB_PAGES = 2048;
 
-/** A JSON text of about `bytes` bytes made of many tiny values of one shape. */
 const SHAPES: Record<string, (bytes: number) => string> = {
-  zeros: (bytes) => "[" + "0,".repeat(bytes / 2) + "0]",
-  "empty arrays": (bytes) => "[" + "[],".repeat(bytes / 3) + "[]]",
-  "empty objects": (bytes) => "[" + "{},".repeat(bytes / 3) + "{}]",
-  "empty strings": (bytes) => "[" + '"",'.repeat(bytes / 3) + '""]',
-  "distinct keys": (bytes) => {
-    const parts: string[] = [];
-    for (let i = 0, n = 0; n < bytes; i++) {
-      const m = `"a${i}":0`;
-      parts.push(m);
-      n += m.length + 1;
-    }
-    return "{" + parts.join(",") + "}";
-  },
+  ...BOMB_SHAPES,
   // 64 levels (the depth bound) over and over: wide and deep.
   "nested arrays": (bytes) => "[" + ("[".repeat(60) + "]".repeat(60) + ",").repeat(bytes / 121) + "0]",
 };
