@@ -108,6 +108,11 @@ const OPENAI_MALFORMED: Case[] = [
   ["10,000 messages", j({ ...OA, messages: many(10000) })],
   ["an Anthropic body (top-level system)", j({ ...AN, model: "gpt-4o", system: "Be brief." })],
   ["an Anthropic tool_result block", j({ ...OA, messages: [{ role: "user", content: [{ type: "tool_result", tool_use_id: "t1", content: "42" }] }] })],
+  // Every Anthropic-only block type, and roles one letter off a known one (same length).
+  ...["image", "tool_use", "document", "thinking", "redacted_thinking"].map((type): Case =>
+    [`an Anthropic ${type} block`, j({ ...OA, messages: [{ role: "user", content: [{ type: "text", text: "a" }, { type }] }] })]),
+  ...["User", "toll", "systen", "functioN", "developed", "assistanT"].map((role): Case =>
+    [`role ${role}`, j({ ...OA, messages: [{ role, content: "hi" }] })]),
   ["a duplicate model key", withRaw(OA, '"model":"claude-sonnet-4-5"')],
   // (Objects of 32 keys or more are checked through an index: the duplicate is still seen.)
   ["a duplicate key in a large object", withRaw({ ...OA, metadata: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, "v"])) }, '"x":1').replace('"k99":"v"', '"k99":"v","k7":"w"')],
@@ -196,6 +201,7 @@ const OPENAI_UNUSUAL: Case[] = [
     { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "w", arguments: "{}" } }] },
     { role: "tool", tool_call_id: "c1", content: "sunny" },
   ] })],
+  ["every chat role", j({ ...OA, messages: ["system", "developer", "user", "assistant", "tool", "function"].map((role) => ({ role, content: "x" })) })],
   ["developer and legacy function roles", j({ ...OA, messages: [{ role: "developer", content: "d" }, { role: "function", name: "f", content: "x" }, { role: "user", content: "hi" }] })],
   ["text and image parts", j({ ...OA, messages: [{ role: "user", content: [{ type: "text", text: "what is it" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] }] })],
   ["a content part type the gateway does not know", j({ ...OA, messages: [{ role: "user", content: [{ type: "input_video", video: "x" }] }] })],

@@ -75,6 +75,26 @@ describe("ai-proxy: prompt estimate of token ids", () => {
   });
 });
 
+describe("ai-proxy: prompt estimate, members that are not text", () => {
+  it("counts no string under a NOT_TEXT member, and counts members of the same length that are text", async () => {
+    const h = await proxyHost(CONFIG);
+    const estimate = (part: object) => {
+      const s = send(h, "/v1/chat/completions", { model: "gpt-4o", messages: [{ role: "user", content: [{ type: "text", text: "Hello", ...part }] }] });
+      s.completeHttpContext();
+      return Number(usageRecord(s).prompt);
+    };
+    const plain = estimate({});
+    const x = "x".repeat(400); // 100 tokens if counted
+    for (const k of ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file"]) {
+      expect(estimate({ [k]: x }), k).toBe(plain);
+    }
+    for (const k of ["ix", "name", "Type", "sourc3", "image_uri", "media_typo", "input_audi0", "tool_call_ix", "cache_contro1", "description"]) {
+      expect(estimate({ [k]: x }), k).toBe(plain + 100);
+    }
+    h.close();
+  });
+});
+
 function estimateAnthropic(h: Host): number {
   const s = send(h, "/v1/messages", {
     model: "claude-x", max_tokens: 50, stream: true, system: "You are terse.",

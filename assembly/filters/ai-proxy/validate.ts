@@ -64,22 +64,27 @@ function tokenCount(v: JsonValue | null, name: string, max: i64, required: bool)
 /** A message's content: a string, or a list of typed parts (blocks); absent/null where allowed. */
 function contentError(c: JsonValue | null, index: i32, anthropic: bool): ClientError | null {
   if (c !== null && c.isString()) return null;
-  const at = messageAt(index);
+  // (Paths are only built for an error: a valid request allocates nothing here, also for the
+  // null content of an assistant turn with tool calls and for lists of parts.)
   if (c === null || c.isNull()) {
     // OpenAI: an assistant message with tool_calls has no content. Anthropic: content is required.
-    return anthropic ? bad("'" + at + ".content' is required.", "missing_required_parameter", at + ".content") : null;
+    if (!anthropic) return null;
+    const at = messageAt(index);
+    return bad("'" + at + ".content' is required.", "missing_required_parameter", at + ".content");
   }
-  if (!c.isArray()) return bad("'" + at + ".content' must be a string or a list of content parts.", "invalid_type", at + ".content");
+  if (!c.isArray()) {
+    const at = messageAt(index);
+    return bad("'" + at + ".content' must be a string or a list of content parts.", "invalid_type", at + ".content");
+  }
   for (let i = 0, n = c.length; i < n; i++) {
     const part = c.at(i);
     const type = part.isObject() ? part.getString("type") : null;
-    // (The path in a message is only built for an error: a valid request allocates nothing here.)
     if (type === null) {
-      const pat = at + ".content[" + i.toString() + "]";
+      const pat = messageAt(index) + ".content[" + i.toString() + "]";
       return bad("'" + pat + "' must be an object with a string 'type'.", "invalid_type", pat);
     }
     if (!anthropic && isAnthropicBlock(type as string)) {
-      const pat = at + ".content[" + i.toString() + "]";
+      const pat = messageAt(index) + ".content[" + i.toString() + "]";
       return bad("'" + pat + "' is an Anthropic '" + (type as string) + "' block; Anthropic Messages requests go to /v1/messages.", "invalid_value", pat + ".type");
     }
   }
