@@ -12,7 +12,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Host, HostLoadError, serializeHeaders } from "../../host/index.js";
-import { compileWat } from "./wat.js";
+import { compileWat, LOG_FUNCS } from "./wat.js";
 
 const REQ = { ":method": "GET", ":path": "/", ":authority": "gw" };
 
@@ -66,15 +66,7 @@ function conventionModule(c: Convention, strs = new Strings()): Uint8Array {
     ${c.allocators.includes("malloc") ? alloc("malloc", "$mallocs") : ""}
     ${c.allocators.includes("proxy_on_memory_allocate") ? alloc("proxy_on_memory_allocate", "$allocs") : ""}
     (func (export "proxy_abi_version_0_2_1"))
-    (func $log (param $p i32) (param $l i32) (drop (call $proxy_log (i32.const 2) (local.get $p) (local.get $l))))
-    (func $logn (param $n i32) (local $p i32)
-      (local.set $p (i32.const 640))
-      (loop $l
-        (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-        (i32.store8 (local.get $p) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
-        (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
-        (br_if $l (local.get $n)))
-      (call $log (local.get $p) (i32.sub (i32.const 640) (local.get $p))))
+    ${LOG_FUNCS}
     (func $startup_wasi
       ;; what Go's and Rust's runtimes call while they initialise (cpp-host allows these at start)
       (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 600)))
@@ -235,14 +227,7 @@ describe("root-context id conventions", () => {
         (local.set $p (global.get $heap)) (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
       (func (export "proxy_abi_version_0_2_1"))
       (func (export "_start"))
-      (func $logn (param $n i32) (local $p i32)
-        (local.set $p (i32.const 640))
-        (loop $l
-          (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-          (i32.store8 (local.get $p) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
-          (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
-          (br_if $l (local.get $n)))
-        (drop (call $proxy_log (i32.const 2) (local.get $p) (i32.sub (i32.const 640) (local.get $p)))))
+      ${LOG_FUNCS}
       (func (export "proxy_on_request_headers") (param $id i32) (param i32 i32) (result i32)
         (global.set $stream (local.get $id))
         (drop (call $http_call ${strs.s("up")} ${hdrs} (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 520)))

@@ -28,6 +28,19 @@ const IMPORTS = `
   (import "env" "proxy_call_foreign_function" (func $foreign (param i32 i32 i32 i32 i32 i32) (result i32)))
 `;
 
+/** $log (ptr, len) and $logn (a number in decimal, written below offset 640): any module that
+ * imports proxy_log as $proxy_log can include them. */
+export const LOG_FUNCS = `
+  (func $log (param $p i32) (param $l i32) (drop (call $proxy_log (i32.const 2) (local.get $p) (local.get $l))))
+  (func $logn (param $n i32) (local $p i32)
+    (local.set $p (i32.const 640))
+    (loop $l
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i32.store8 (local.get $p) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+      (br_if $l (local.get $n)))
+    (call $log (local.get $p) (i32.sub (i32.const 640) (local.get $p))))`;
+
 const HELPERS = `
   (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const 65536))
@@ -38,16 +51,8 @@ const HELPERS = `
     (global.set $heap (i32.add (global.get $heap) (local.get $n)))
     (local.get $p))
   (func (export "proxy_abi_version_0_2_1"))
-  (func $log (param $p i32) (param $l i32) (drop (call $proxy_log (i32.const 2) (local.get $p) (local.get $l))))
   (func $logout (call $log (i32.load (i32.const 512)) (i32.load (i32.const 516))))
-  (func $logn (param $n i32) (local $p i32)
-    (local.set $p (i32.const 640))
-    (loop $l
-      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-      (i32.store8 (local.get $p) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
-      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
-      (br_if $l (local.get $n)))
-    (call $log (local.get $p) (i32.sub (i32.const 640) (local.get $p))))
+${LOG_FUNCS}
 `;
 
 export class Wat {
