@@ -20,20 +20,14 @@ import { execSync } from "node:child_process";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Host, type Stream } from "../../host/index.js";
 import type { Instrument } from "../../host/host.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest32k, sseDataOf } from "./fixtures.js";
+import { ROOT, opt } from "./cli.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const argv = process.argv.slice(2);
-function opt(name: string, def: string): string {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
-}
 const ONLY = opt("--only", "").split(",").filter(Boolean);
 const ROUNDS = Number(opt("--rounds", "30"));
 const WARMUP = Number(opt("--warmup", "2000"));

@@ -35,17 +35,12 @@ import { execSync } from "node:child_process";
 import autocannon from "autocannon";
 import { openaiRequest2k } from "./fixtures.js";
 import { gatewayTables } from "./report.js";
+import { ROOT, opt } from "./cli.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
 const require = createRequire(import.meta.url);
 
 // ------------------------------------------------------------------------------------------ args
-const argv = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
-};
 const ROUNDS = Number(opt("--rounds", "5"));
 const DURATION_S = Number(opt("--duration", "2"));
 const WARMUP_S = Number(opt("--warmup", "1"));

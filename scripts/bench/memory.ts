@@ -18,18 +18,12 @@ import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "n
 import v8 from "node:v8";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { execSync } from "node:child_process";
 import { Host, type Stream } from "../../host/index.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k } from "./fixtures.js";
+import { ROOT, argv, opt } from "./cli.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
-const argv = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
-};
 const REQUESTS = Number(opt("--requests", "100000"));
 const EVERY = Number(opt("--every", "5000"));
 const WARMUP = Number(opt("--warmup", "10000"));

@@ -17,15 +17,9 @@ import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ROOT, opt } from "./cli.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
-const argv = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
-};
 const SECONDS = Number(opt("--seconds", "60"));
 const JSON_OUT = opt("--json", "bench-results/soak.json");
 const KEY = "sk-sluice-demo";
