@@ -622,14 +622,19 @@ class AiProxy extends Context {
   /** The methods a 405 names in its allow header. */
   allow: string = "";
 
+  /** e as the client's API writes errors (Anthropic's shape or OpenAI's). */
+  writeError(e: ClientError, out: ByteBuilder): void {
+    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+    else writeOpenAIError(e, out);
+  }
+
   /** Sends an error in the client's format, before anything reached a provider. */
   fail(e: ClientError): void {
     this.replied = true;
     const consumer = getFilterState(keys.CONSUMER);
     (this.root_context as AiProxyRoot).metrics.rejected(consumer !== null ? consumer as string : "anonymous", e.status);
     const b = new ByteBuilder(128 + e.message.length);
-    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, b);
-    else writeOpenAIError(e, b);
+    this.writeError(e, b);
     const headers = ["content-type", "application/json"];
     if (this.retryAfterS > 0) {
       headers.push("retry-after");
@@ -666,7 +671,7 @@ class AiProxy extends Context {
       this.resp = RESP_ERROR;
     } else if (this.status >= 200 && this.status < 300) {
       const ct = getHeader(RESPONSE_HEADERS, "content-type");
-      const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
+      const sse = isEventStream(ct);
       if (this.stream && sse) this.startStream(false);
       else if (this.stream) this.startStream(true);
       else this.resp = RESP_JSON;
@@ -856,7 +861,7 @@ class AiProxy extends Context {
       // The fallback asked for a whole answer; a provider that streams anyway is read as a stream
       // when the client wants one, else its answer is one the gateway cannot read.
       const ct = getHeader(HTTP_CALL_RESPONSE_HEADERS, "content-type");
-      const sse = ct !== null && (ct as string).toLowerCase().includes("text/event-stream");
+      const sse = isEventStream(ct);
       if (sse ? this.deliverStream(body) : this.deliver(body)) {
         continueResponse();
         return;
@@ -982,8 +987,7 @@ class AiProxy extends Context {
     }
     this.status = e.status;
     const out = new ByteBuilder(128 + e.message.length);
-    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
-    else writeOpenAIError(e, out);
+    this.writeError(e, out);
     this.answerHeaders(e.status.toString(), "application/json");
     replaceBody(RESPONSE_BODY, this.bufferedLen, out);
     // An answer the gateway could not read was still produced: estimated, never free.
@@ -1003,8 +1007,7 @@ class AiProxy extends Context {
   answerTooLarge(fromFallback: bool): void {
     const e = ClientError.of(502, "The provider's answer is larger than " + this.settings.maxResponseBodyBytes.toString() + " bytes.", "api_error", "upstream_response_too_large");
     const out = new ByteBuilder(160);
-    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
-    else writeOpenAIError(e, out);
+    this.writeError(e, out);
     const answer = this.resp == RESP_JSON || this.resp == RESP_REPLAY || fromFallback;
     this.status = 502;
     this.tooBig = true;
@@ -1031,11 +1034,19 @@ class AiProxy extends Context {
   chargeUnread(bytes: i64): void {
     // The answer is taken to hold `bytes` characters of text, or as many as the limit allows
     // (estimateTokens counts four characters a token).
-    let chars = this.kind == EMBEDDINGS ? 0 : bytes;
+    this.responseChars = this.kind == EMBEDDINGS ? 0 : this.withinOutputLimit(bytes, 0);
+    this.record(new Usage(), false);
+  }
+
+  /**
+   * Characters of answer to charge for `chars` the gateway did not read, at most what the request's
+   * output limit lets the model write (estimateTokens counts four characters a token), and never
+   * less than `floor`, the characters the client already got.
+   */
+  withinOutputLimit(chars: i64, floor: i64): i64 {
     const limit = this.maxTokensAsked();
     if (limit > 0 && chars > limit * 4) chars = limit * 4;
-    this.responseChars = chars;
-    this.record(new Usage(), false);
+    return chars > floor ? chars : floor;
   }
 
   /** The output limit the request carried (the instance's forced one first); 0 when none. */
@@ -1213,10 +1224,7 @@ class AiProxy extends Context {
     const parser = this.parser as SseParser;
     this.eventTooLarge = true;
     setFilterState(keys.STREAM_CUT, "event_too_large");
-    let chars = sink.generatedChars + parser.overflowBytes;
-    const limit = this.maxTokensAsked();
-    if (limit > 0 && chars > limit * 4) chars = limit * 4 > sink.generatedChars ? limit * 4 : sink.generatedChars;
-    this.responseChars = chars;
+    this.responseChars = this.withinOutputLimit(sink.generatedChars + parser.overflowBytes, sink.generatedChars);
     const u = this.record(decoder.usage, false);
     const e = ClientError.of(502, "The provider sent a stream event larger than " + this.settings.maxStreamEventBytes.toString() + " bytes.", "api_error", "upstream_event_too_large");
     if (this.reframe) {
@@ -1367,8 +1375,7 @@ class AiProxy extends Context {
       let e = this.shownError(provider.error(this.status, parsed));
       if (parsed === null || this.refused) e = this.transportError(body);
       const out = new ByteBuilder(128 + e.message.length);
-      if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
-      else writeOpenAIError(e, out);
+      this.writeError(e, out);
       this.recordNothing();
       replaceBody(RESPONSE_BODY, length, out);
       return;
@@ -1452,8 +1459,7 @@ class AiProxy extends Context {
     }
     replaceHeader(RESPONSE_HEADERS, ":status", "502");
     const out = new ByteBuilder(128);
-    if (this.client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
-    else writeOpenAIError(e, out);
+    this.writeError(e, out);
     this.recordNothing();
     replaceBody(RESPONSE_BODY, length, out);
   }
@@ -1585,6 +1591,11 @@ function isAnthropicError(v: JsonValue): bool {
   if (v.getString("type") != "error") return false;
   const e = v.get("error");
   return e !== null && e.isObject() && e.getString("type") !== null && e.getString("message") !== null;
+}
+
+/** A content-type that says the body is an SSE stream. */
+function isEventStream(contentType: string | null): bool {
+  return contentType !== null && (contentType as string).toLowerCase().includes("text/event-stream");
 }
 
 /** Envoy's router answered for an instance it could not reach (502) or that was too slow (504). */
