@@ -3,20 +3,36 @@
 import { ByteBuilder } from "./json";
 import { sendLocalResponse } from "./sdk";
 
-/** The body {"error":{"message":...,"type":...,"param":null,"code":...}} as OpenAI sends it. */
-export function errorBody(message: string, type: string, code: string): ArrayBuffer {
-  const b = new ByteBuilder(64 + message.length);
-  b.raw('{"error":{"message":').str(message).raw(',"type":').str(type).raw(',"param":null,"code":');
+/**
+ * {"error":{"message":...,"type":...,"param":...,"code":...}} as OpenAI writes an error (an empty
+ * param or code is null). The one writer of the shape: ai-proxy's client-openai.ts uses it too.
+ */
+export function writeOpenAIErrorJson(b: ByteBuilder, message: string, type: string, param: string, code: string): void {
+  b.raw('{"error":{"message":').str(message).raw(',"type":').str(type).raw(',"param":');
+  if (param.length) b.str(param);
+  else b.raw("null");
+  b.raw(',"code":');
   if (code.length) b.str(code);
   else b.raw("null");
   b.raw("}}");
+}
+
+/** {"type":"error","error":{"type":...,"message":...}} as Anthropic's Messages API writes an error. */
+export function writeAnthropicErrorJson(b: ByteBuilder, type: string, message: string): void {
+  b.raw('{"type":"error","error":{"type":').str(type).raw(',"message":').str(message).raw("}}");
+}
+
+/** The OpenAI-shaped error body, param null. */
+export function errorBody(message: string, type: string, code: string): ArrayBuffer {
+  const b = new ByteBuilder(64 + message.length);
+  writeOpenAIErrorJson(b, message, type, "", code);
   return b.toArrayBuffer();
 }
 
-/** The body {"type":"error","error":{"type":...,"message":...}} as Anthropic's Messages API sends it. */
+/** The Anthropic-shaped error body. */
 export function anthropicErrorBody(message: string, type: string): ArrayBuffer {
   const b = new ByteBuilder(64 + message.length);
-  b.raw('{"type":"error","error":{"type":').str(type).raw(',"message":').str(message).raw("}}");
+  writeAnthropicErrorJson(b, type, message);
   return b.toArrayBuffer();
 }
 

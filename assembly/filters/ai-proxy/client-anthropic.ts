@@ -5,6 +5,7 @@
 import { JsonValue, ByteBuilder, parseJsonString } from "../../lib/json";
 import { ChatResult, ClientError, StreamSink, Usage } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
+import { writeAnthropicErrorJson } from "../../lib/errors";
 
 function bad(message: string): ClientError {
   return ClientError.of(400, message, "invalid_request_error", "");
@@ -315,7 +316,7 @@ function anthropicErrorType(e: ClientError): string {
 }
 
 export function writeAnthropicError(e: ClientError, b: ByteBuilder): void {
-  b.raw('{"type":"error","error":{"type":').str(anthropicErrorType(e)).raw(',"message":').str(e.message).raw("}}");
+  writeAnthropicErrorJson(b, anthropicErrorType(e), e.message);
 }
 
 const NO_BLOCK: i32 = 0;

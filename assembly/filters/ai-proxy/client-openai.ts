@@ -3,6 +3,7 @@
 import { ByteBuilder, JsonValue } from "../../lib/json";
 import { ChatResult, Choice, ClientError, StreamSink, Usage } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
+import { writeOpenAIErrorJson } from "../../lib/errors";
 
 export function writeOpenAIUsage(b: ByteBuilder, u: Usage): void {
   b.raw('{"prompt_tokens":').int(u.prompt < 0 ? 0 : u.prompt);
@@ -54,13 +55,7 @@ export function writeOpenAIChat(r: ChatResult, b: ByteBuilder): void {
 }
 
 export function writeOpenAIError(e: ClientError, b: ByteBuilder): void {
-  b.raw('{"error":{"message":').str(e.message).raw(',"type":').str(e.type).raw(',"param":');
-  if (e.param.length) b.str(e.param);
-  else b.raw("null");
-  b.raw(',"code":');
-  if (e.code.length) b.str(e.code);
-  else b.raw("null");
-  b.raw("}}");
+  writeOpenAIErrorJson(b, e.message, e.type, e.param, e.code);
 }
 
 /**
