@@ -1,0 +1,38 @@
+// The access log's JSON format and the stats tags that turn Sluice's `;key=value` metric names into labels.
+/** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
+export const LOG_KEYS = [
+  "request_type", "consumer",
+  // ai-router
+  "pool", "route_rule", "route_model", "task_type", "complexity",
+  // ai-proxy
+  "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
+  "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "stream_cut",
+  // ai-ratelimit
+  "ratelimit_rule",
+] as const;
+
+/**
+ * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
+ * consumer, request_type, status, instance, cause), ai-router and ai-ratelimit (rule); pool is kept
+ * for dashboards that group by it.
+ */
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"] as const;
+
+export function accessLogFormat(): Record<string, string> {
+  const f: Record<string, string> = {
+    start_time: "%START_TIME%",
+    method: "%REQ(:METHOD)%",
+    path: "%REQ(:PATH)%", // as the filters left it (key-auth removes a query key); never a client's x-envoy-original-path
+    request_id: "%REQ(X-REQUEST-ID)%",
+    status: "%RESPONSE_CODE%",
+    response_code_details: "%RESPONSE_CODE_DETAILS%",
+    duration: "%DURATION%",
+  };
+  for (const k of LOG_KEYS) f[k] = `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
+  return f;
+}
+
+export function statsTags(): { tag_name: string; regex: string }[] {
+  // First capture group: removed from the name; second: the tag value (envoy.config.metrics.v3.TagSpecifier).
+  return METRIC_TAGS.map((t) => ({ tag_name: t, regex: `(;${t}=([^;]*))` }));
+}

@@ -1,0 +1,155 @@
+// envoy.yaml: the listener, its filter chain (the Sluice wasm filters, then the router), the route and the clusters.
+import type { GatewayConfig } from "../gateway-config.js";
+import { accessLogFormat, statsTags } from "./access-log.js";
+import { cluster, mockTarget, realTarget } from "./clusters.js";
+import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
+import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { localReplyConfig } from "./local-reply.js";
+import { RATELIMIT_CLUSTER, RATELIMIT_PORT, RATELIMIT_SERVICE, rateLimitCluster, rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
+
+/**
+ * The route's request_body_buffer_limit: Envoy raises the stream's buffer limit (what a buffering
+ * filter may hold, request and response alike: one FilterManager buffer_limit_, setBufferLimit) to
+ * it. The field exists since Envoy 1.36, but only from 1.37 is it applied when the route is matched
+ * (changelogs/1.37.0.yaml, envoyproxy/envoy#42607); 1.36 applies it when the router filter is reached,
+ * after Sluice's filters have held the headers and buffered the body under the listener's 1 MiB. It must fit
+ * the largest body ai-proxy buffers (max_request_body_bytes, max_response_body_bytes; 10 MiB each by
+ * default), plus headroom: Envoy's wasm filter adds a chunk to the filter manager's buffer before the
+ * filter sees it, so with equal limits Envoy's plain 413 / 500 would answer before ai-proxy's own.
+ */
+export function streamBufferLimit(cfg: GatewayConfig): number {
+  const a = cfg.aiProxy;
+  return Math.max(a.maxRequestBodyBytes ?? AI_PROXY_MAX_BODY, a.maxResponseBodyBytes ?? AI_PROXY_MAX_BODY) + BUFFER_HEADROOM;
+}
+
+export function wasmFilter(name: string, configuration: unknown, extra: { env?: string[]; allowOnHeadersStopIteration?: boolean } = {}) {
+  const vmConfig: Record<string, unknown> = {
+    vm_id: name,
+    runtime: "envoy.wasm.runtime.v8",
+    code: { local: { filename: `${WASM_DIR}/${name}.wasm` } },
+  };
+  if (extra.env?.length) vmConfig.environment_variables = { host_env_keys: extra.env };
+  const config: Record<string, unknown> = {
+    name,
+    root_id: name,
+    vm_config: vmConfig,
+    configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(configuration) },
+    fail_open: false,
+  };
+  // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-router, ai-ratelimit and ai-proxy hold the headers
+  // while they read the body (without it Envoy withholds the body from a filter that stopped on headers).
+  if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
+  return {
+    name: `sluice.${name.replace(/-/g, "_")}`,
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config },
+  };
+}
+
+/**
+ * The route's timeouts (gateway.yaml `timeouts`), each its own Envoy setting, as Envoy's router applies
+ * them (source/common/router/router.cc, upstream_request.cc):
+ * - timeout: from the end of the request to the end of the response, streams included, then 504 or a
+ *   reset (details upstream_response_timeout). Envoy's default is 15s, so "0s" (off) is written out.
+ * - retry_policy.per_try_timeout: armed once the request is sent on a connection
+ *   (UpstreamRequest::setupPerTryTimeout); UpstreamRequest::onPerTryTimeout ignores it once the
+ *   response has started downstream, so it bounds the wait for the first byte (response headers) and
+ *   never a stream: 504, details upstream_per_try_timeout. num_retries 0: ai-proxy does the fallback.
+ *   Under Istio only per_try_timeout is merged (the VirtualService keeps its own retries).
+ * - idle_timeout: the stream's longest silence in either direction (HCM stream idle timer, per route):
+ *   408 before the response starts, a reset after.
+ * The connect timeout is the cluster's connect_timeout (TCP and TLS handshake).
+ */
+export function routeAction(cfg: GatewayConfig, opts: { istio?: boolean } = {}): Record<string, unknown> {
+  const t = cfg.timeouts;
+  const perTry = t.firstByte === "0s" ? null : opts.istio ? { per_try_timeout: t.firstByte } : { num_retries: 0, per_try_timeout: t.firstByte };
+  return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
+}
+export interface EnvoyRenderOptions {
+  /** Point every cluster at the docker-compose mock service and use a dummy inline key. */
+  mock?: boolean;
+}
+
+export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
+  const mock = !!opts.mock;
+  const credential = mock ? "mock" : "env";
+  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router.
+  const httpFilters: unknown[] = [];
+  if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg)));
+  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
+  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  const distributed = cfg.aiRatelimit?.distributed ?? null;
+  // After ai-proxy: its request-time check runs once filter state is complete (consumer, pool, model,
+  // prompt estimate), and only for requests that really go upstream.
+  if (distributed) httpFilters.push(rateLimitFilter(RATELIMIT_CLUSTER, distributed));
+  httpFilters.push({ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
+
+  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock ? mockTarget(i) : realTarget(i)));
+  const emb = cfg.aiRouter?.embeddings;
+  if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
+  if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
+
+  const admin = mock ? { address: "0.0.0.0", port: cfg.admin.port } : cfg.admin;
+  return {
+    admin: { address: { socket_address: { address: admin.address, port_value: admin.port } } },
+    stats_config: { stats_tags: statsTags() },
+    static_resources: {
+      listeners: [
+        {
+          name: "sluice",
+          address: { socket_address: { address: cfg.listener.address, port_value: cfg.listener.port } },
+          // The client connection's buffers: above this Envoy stops reading the provider until the
+          // client has read half of it (flow control). Envoy's default, stated.
+          per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT,
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: "envoy.filters.network.http_connection_manager",
+                  typed_config: {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    stat_prefix: "sluice",
+                    codec_type: "AUTO",
+                    local_reply_config: localReplyConfig(),
+                    access_log: [
+                      {
+                        name: "envoy.access_loggers.file",
+                        typed_config: {
+                          "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                          path: cfg.accessLog.path,
+                          log_format: { json_format: accessLogFormat() },
+                        },
+                      },
+                    ],
+                    route_config: {
+                      name: "sluice",
+                      virtual_hosts: [
+                        {
+                          name: "sluice",
+                          domains: ["*"],
+                          routes: [
+                            {
+                              name: "sluice",
+                              match: { prefix: "/" },
+                              // What a buffering filter may hold; see streamBufferLimit.
+                              request_body_buffer_limit: streamBufferLimit(cfg),
+                              // ai-proxy names the instance's cluster in this header and clears the route cache.
+                              route: routeAction(cfg),
+                              ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
+                            },
+                          ],
+                        },
+                      ],
+                    },
+                    http_filters: httpFilters,
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters,
+    },
+  };
+}

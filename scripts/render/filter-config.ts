@@ -1,0 +1,96 @@
+// Each Sluice filter's JSON configuration, from gateway.yaml.
+import { MOCK_KEY } from "./constants.js";
+import type { GatewayConfig, Instance } from "../gateway-config.js";
+
+export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
+  const k = cfg.keyAuth;
+  return {
+    consumers: cfg.consumers,
+    ...(k.header !== undefined ? { header: k.header } : {}),
+    ...(k.query !== undefined ? { query: k.query } : {}),
+    ...(k.hideCredentials !== undefined ? { hide_credentials: k.hideCredentials } : {}),
+    ...(k.anonymous !== undefined ? { anonymous: k.anonymous } : {}),
+    ...(k.realm !== undefined ? { realm: k.realm } : {}),
+  };
+}
+
+export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: i.name, provider: i.provider };
+  if (credential === "mock" && (i.apiKeyEnv || i.apiKey)) out.api_key = MOCK_KEY;
+  else if (i.apiKeyEnv) out.api_key_env = i.apiKeyEnv;
+  else if (i.apiKey) out.api_key = i.apiKey; // written inline only because the user wrote it inline
+  out.endpoint = i.endpoint;
+  if (cluster) out.cluster = cluster;
+  if (i.models) out.models = i.models;
+  if (i.model) out.model = i.model;
+  if (i.modelMap) out.model_map = i.modelMap;
+  if (i.options) out.options = i.options;
+  if (i.maxTokens !== undefined) out.max_tokens = i.maxTokens;
+  if (i.apiVersion) out.api_version = i.apiVersion;
+  if (i.deployment) out.deployment = i.deployment;
+  if (i.headers) out.headers = i.headers;
+  if (i.weight !== undefined) out.weight = i.weight;
+  if (i.priority !== undefined) out.priority = i.priority;
+  if (i.price) out.price = i.price;
+  if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
+  return out;
+}
+
+export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const a = cfg.aiProxy;
+  return {
+    instances: cfg.providers.map((i) => instanceJson(i, credential, clusterOf?.(i))),
+    ...(cfg.pools.length ? { pools: cfg.pools } : {}),
+    ...(a.defaultPool !== undefined ? { default_pool: a.defaultPool } : {}),
+    ...(a.health !== undefined ? { health: a.health } : {}),
+    ...(a.fallback !== undefined ? { fallback: a.fallback } : {}),
+    ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
+    ...(a.requestLimits !== undefined ? { request_limits: a.requestLimits } : {}),
+    ...(a.maxJsonValues !== undefined ? { max_json_values: a.maxJsonValues } : {}),
+    ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
+    cluster_header: a.clusterHeader,
+    ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
+    ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),
+    ...(a.maxStreamEventBytes !== undefined ? { max_stream_event_bytes: a.maxStreamEventBytes } : {}),
+  };
+}
+
+/** The host_env_keys ai-proxy's VM needs: every api_key_env, once. */
+export function envKeys(cfg: GatewayConfig): string[] {
+  return [...new Set(cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k))];
+}
+
+/** The host_env_keys ai-router's VM needs: its embeddings key variable, if any. */
+export function routerEnvKeys(cfg: GatewayConfig): string[] {
+  const k = cfg.aiRouter?.embeddings?.apiKeyEnv;
+  return k ? [k] : [];
+}
+
+/**
+ * ai-router's JSON configuration. Its embeddings (only when a rule is semantic) go to the cluster of
+ * their providers[] entry or to the sluice-embeddings cluster; `clusterOf` names it for Istio.
+ */
+export function aiRouterJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const r = cfg.aiRouter!;
+  const out: Record<string, unknown> = { ...r.json };
+  const e = r.embeddings;
+  if (e) {
+    const emb: Record<string, unknown> = {
+      cluster: clusterOf?.(e.target) ?? e.target.name,
+      model: e.model,
+      path: e.path,
+      authority: e.target.url.host,
+    };
+    if (credential === "mock" && (e.apiKeyEnv || e.apiKey)) emb.api_key = MOCK_KEY;
+    else if (e.apiKeyEnv) emb.api_key_env = e.apiKeyEnv;
+    else if (e.apiKey) emb.api_key = e.apiKey;
+    Object.assign(emb, e.options);
+    out.embeddings = emb;
+  }
+  return out;
+}
+
+/** ai-ratelimit's JSON configuration. */
+export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
+  return { ...cfg.aiRatelimit!.json };
+}

@@ -1,0 +1,63 @@
+// The HCM's local_reply_config: Envoy's own errors in the client's API shape.
+
+/** An error body in each client API's shape for Envoy's own local replies (local_reply_config). */
+const ANTHROPIC_ERROR = { type: "error", error: { type: "api_error", message: "%LOCAL_REPLY_BODY%" } };
+const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%", type: "api_error", code } });
+
+/**
+ * The HCM's local_reply_config: Envoy's own answers that no filter can shape, in the client's API
+ * shape (Anthropic for an Anthropic client, OpenAI otherwise). Envoy applies it to every local reply, the
+ * filters' included, so each mapper matches only what Envoy itself sends:
+ * - 503 with response flag UC or UR: the provider's connection ended in the middle of an answer a
+ *   filter still held (router onUpstreamReset; sendLocalReply answers directly, past the filters).
+ *   Before any answer the same reply goes through ai-proxy, which keeps its own wording (it reads
+ *   response.code_details) and may fall back. Rewritten to 502.
+ * - 500: a buffered answer past the stream's buffer limit (responseDataTooLarge). Rewritten to 502.
+ * - 504 with response flag UT: the route timeout (router onResponseTimeout), directly once a filter
+ *   holds the answer; before any answer ai-proxy sees it and keeps its own wording. Stays 504.
+ */
+export function localReplyConfig(): Record<string, unknown> {
+  const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
+  // An Anthropic client: the mappers see the request headers as the filters left them, and ai-proxy
+  // rewrites :path to the provider's; anthropic-version (required by Anthropic's API, sent by its
+  // SDKs) stays, as does the path when the provider speaks Anthropic too.
+  const anthropicPath = {
+    or_filter: {
+      filters: [
+        { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } },
+        { header_filter: { header: { name: "anthropic-version", present_match: true } } },
+      ],
+    },
+  };
+  const cases = [
+    {
+      when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
+      message: "The provider closed the connection before its answer was complete.",
+      code: "upstream_reset",
+      status: 502,
+    },
+    { when: [status(500, "response_too_large")], message: "The provider's answer is larger than the gateway's buffer limit.", code: "upstream_response_too_large", status: 502 },
+    {
+      when: [status(504, "upstream_timeout"), { response_flag_filter: { flags: ["UT"] } }],
+      message: "The provider did not answer in time.",
+      code: "upstream_timeout",
+      status: 504,
+    },
+  ];
+  const mappers: unknown[] = [];
+  for (const c of cases) {
+    mappers.push({
+      filter: { and_filter: { filters: [...c.when, anthropicPath] } },
+      status_code: c.status,
+      body: { inline_string: c.message },
+      body_format_override: { json_format: ANTHROPIC_ERROR },
+    });
+    mappers.push({
+      filter: c.when.length > 1 ? { and_filter: { filters: c.when } } : c.when[0],
+      status_code: c.status,
+      body: { inline_string: c.message },
+      body_format_override: { json_format: OPENAI_ERROR(c.code) },
+    });
+  }
+  return { mappers };
+}
