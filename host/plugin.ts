@@ -2,7 +2,7 @@
 // (one per worker), started the way Envoy starts a plugin (cpp-host WasmBase::initialize,
 // ContextBase::onStart and onConfigure).
 import { readFileSync, statSync } from "node:fs";
-import { ENVOY_WASI_FUNCTIONS, HOST_FUNCTIONS_BY_ABI, WASI_MODULES } from "../scripts/wasm-imports.mjs";
+import { ENVOY_WASI_FUNCTIONS, HOST_FUNCTIONS_BY_ABI, WASI_MODULES } from "./envoy-abi.mjs";
 import { HostLoadError } from "./errors.js";
 import type { HostCore } from "./host.js";
 import { exportSignatureProblem, signatureProblem, type AbiVersion } from "./signatures.js";

@@ -13,7 +13,7 @@ import { recordSample, type Metric } from "./metrics.js";
 import type { Plugin } from "./plugin.js";
 import { getProperty } from "./properties.js";
 import { makeWasi } from "./wasi.js";
-import { ALL_HOST_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+import { ALL_HOST_FUNCTIONS } from "./envoy-abi.mjs";
 
 type Fn = (...args: any[]) => any;
 
@@ -676,7 +676,7 @@ export class Vm {
       emscripten_notify_memory_growth: () => {},
     };
     for (const name of ALL_HOST_FUNCTIONS) {
-      if (!fns[name]) throw new Error(`host/vm.ts lacks ${name}, which scripts/wasm-imports.mjs allows`);
+      if (!fns[name]) throw new Error(`host/vm.ts lacks ${name}, which host/envoy-abi.mjs allows`);
     }
     const out: Record<string, Fn> = {};
     for (const [name, fn] of Object.entries(fns)) {

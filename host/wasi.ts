@@ -2,7 +2,7 @@
 // registered under both wasi_snapshot_preview1 and wasi_unstable. There is no file system:
 // fd_write to fd 1/2 goes to the filter's log (info/error), most other calls return an errno.
 import { randomFillSync } from "node:crypto";
-import { ENVOY_WASI_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+import { ENVOY_WASI_FUNCTIONS } from "./envoy-abi.mjs";
 import { RANDOM_GET_MAX_BYTES } from "./abi.js";
 import { WasmTrap } from "./errors.js";
 import type { MemView } from "./memory.js";
@@ -198,7 +198,7 @@ export function makeWasi(h: WasiHost): Record<string, (...args: any[]) => any> {
     },
   };
   for (const name of ENVOY_WASI_FUNCTIONS) {
-    if (!fns[name]) throw new Error(`host/wasi.ts lacks ${name}, which scripts/wasm-imports.mjs allows`);
+    if (!fns[name]) throw new Error(`host/wasi.ts lacks ${name}, which host/envoy-abi.mjs allows`);
   }
   // Every WASI function may run during _initialize/_start except proc_exit's siblings that cpp-host
   // leaves out of its start-time allow-list; wrap them so a restricted call traps like cpp-host.

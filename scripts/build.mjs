@@ -9,7 +9,7 @@
 import { readdirSync, statSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkModule } from "./wasm-imports.mjs";
+import { checkModule } from "../host/envoy-abi.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);

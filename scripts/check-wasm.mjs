@@ -1,12 +1,12 @@
 // `npm run check-wasm [-- file.wasm ...]`: would Envoy load these modules? The same check the build
-// runs on every module it writes (scripts/wasm-imports.mjs checkModule): the ABI marker and an
+// runs on every module it writes (host/envoy-abi.mjs checkModule): the ABI marker and an
 // allocator exported, nothing imported but Envoy's proxy-wasm host functions and its WASI functions.
 // Without arguments it checks every build/*.wasm. Exits 1 when a module fails.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { checkModule } from "./wasm-imports.mjs";
+import { checkModule } from "../host/envoy-abi.mjs";
 
 const usage = `usage: npm run check-wasm [-- <file.wasm> ...]
   Checks that each module would load in Envoy (default: every build/*.wasm).

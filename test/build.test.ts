@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, mkdtempSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
-import { checkModule, ENVOY_HOST_FUNCTIONS, ENVOY_WASI_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+import { checkModule, ENVOY_HOST_FUNCTIONS, ENVOY_WASI_FUNCTIONS } from "../host/envoy-abi.mjs";
 
 const filters = readdirSync("assembly/filters").filter((d) => statSync(join("assembly/filters", d)).isDirectory());
 

@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { Host } from "../host/index.js";
-import { ENVOY_HOST_FUNCTIONS } from "../scripts/wasm-imports.mjs";
+import { ENVOY_HOST_FUNCTIONS } from "../host/envoy-abi.mjs";
 
 const WASM = "build/test/conformance.wasm";
 // Must match VM_CONFIG / PLUGIN_CONFIG / PLUGIN_NAME / ROOT_ID / CLUSTER in the filter.
@@ -315,7 +315,7 @@ describe("host conformance (proxy-wasm 0.2.1 as Envoy implements it)", () => {
 
 describe("conformance.wasm", () => {
   it("imports exactly Envoy's host functions, with Envoy's signatures", () => {
-    // The table above covers exactly what scripts/wasm-imports.mjs says Envoy offers (less the
+    // The table above covers exactly what host/envoy-abi.mjs says Envoy offers (less the
     // two emscripten helpers, which are no proxy-wasm ABI).
     const offered = [...ENVOY_HOST_FUNCTIONS].filter((n) => n !== "pthread_equal" && n !== "emscripten_notify_memory_growth");
     expect(Object.keys(ENVOY_SIGNATURES).sort()).toEqual(offered.sort());
