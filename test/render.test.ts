@@ -291,7 +291,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(c.clusters.openai).toEqual({ name: "openai", url: "https://api.openai.com:443", sni: "api.openai.com", connectTimeoutMs: 5000, bufferLimitBytes: 1024 * 1024 });
     expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
     expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000, bufferLimitBytes: 1024 * 1024 });
-    expect(c.localReply?.mappers.map((m) => m.statusCode)).toEqual([502, 502, 502, 502, 504, 504]);
+    expect(c.localReply?.mappers.map((m) => m.statusCode)).toEqual([502, 502, 502, 502, 504, 504, 429, 429]);
     expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"]);
     const mock = parseEnvoyConfig(readFileSync("envoy/envoy.mock.yaml", "utf8"));
     expect(mock.clusters.anthropic.url).toBe("http://mock:18082");

@@ -1,8 +1,8 @@
 // The HCM's local_reply_config: Envoy's own errors in the client's API shape.
 
 /** An error body in each client API's shape for Envoy's own local replies (local_reply_config). */
-const ANTHROPIC_ERROR = { type: "error", error: { type: "api_error", message: "%LOCAL_REPLY_BODY%" } };
-const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%", type: "api_error", code } });
+const ANTHROPIC_ERROR = (type: string) => ({ type: "error", error: { type, message: "%LOCAL_REPLY_BODY%" } });
+const OPENAI_ERROR = (type: string, code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%", type, code } });
 
 /**
  * The HCM's local_reply_config: Envoy's own answers that no filter can shape, in the client's API
@@ -15,6 +15,13 @@ const OPENAI_ERROR = (code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%"
  * - 500: a buffered answer past the stream's buffer limit (responseDataTooLarge). Rewritten to 502.
  * - 504 with response flag UT: the route timeout (router onResponseTimeout), directly once a filter
  *   holds the answer; before any answer ai-proxy sees it and keeps its own wording. Stays 504.
+ * - 429 with response flag RL: Envoy's global rate limit filter refused the request (distributed token
+ *   limits; ratelimit.cc sets CoreResponseFlag::RateLimited and sends an empty 429). Its body is made
+ *   the same error ai-ratelimit's own 429 carries, so an SDK reads both alike. ai-ratelimit's 429 has
+ *   no response flag and keeps its own body and x-ratelimit-* headers.
+ * Envoy's own 413 (a body past the route's request_body_buffer_limit) is not mapped: that limit is
+ * rendered above ai-proxy's max_request_body_bytes, so ai-proxy's 413 in the client's shape comes
+ * first, and a filter's 413 must not be rewritten (a mapper cannot tell the two apart by status).
  */
 export function localReplyConfig(): Record<string, unknown> {
   const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
@@ -29,7 +36,7 @@ export function localReplyConfig(): Record<string, unknown> {
       ],
     },
   };
-  const cases = [
+  const cases: { when: unknown[]; message: string; code: string; status: number; openaiType?: string; anthropicType?: string }[] = [
     {
       when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
       message: "The provider closed the connection before its answer was complete.",
@@ -43,6 +50,14 @@ export function localReplyConfig(): Record<string, unknown> {
       code: "upstream_timeout",
       status: 504,
     },
+    {
+      when: [status(429, "rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
+      message: "Token limit exceeded: the gateway's shared rate limit refused the request.",
+      code: "rate_limit_exceeded",
+      status: 429,
+      openaiType: "tokens",
+      anthropicType: "rate_limit_error",
+    },
   ];
   const mappers: unknown[] = [];
   for (const c of cases) {
@@ -50,13 +65,13 @@ export function localReplyConfig(): Record<string, unknown> {
       filter: { and_filter: { filters: [...c.when, anthropicPath] } },
       status_code: c.status,
       body: { inline_string: c.message },
-      body_format_override: { json_format: ANTHROPIC_ERROR },
+      body_format_override: { json_format: ANTHROPIC_ERROR(c.anthropicType ?? "api_error") },
     });
     mappers.push({
       filter: c.when.length > 1 ? { and_filter: { filters: c.when } } : c.when[0],
       status_code: c.status,
       body: { inline_string: c.message },
-      body_format_override: { json_format: OPENAI_ERROR(c.code) },
+      body_format_override: { json_format: OPENAI_ERROR(c.openaiType ?? "api_error", c.code) },
     });
   }
   return { mappers };

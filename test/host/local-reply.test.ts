@@ -120,6 +120,20 @@ describe("local_reply_config (LocalReplyImpl::rewrite)", () => {
     }
   });
 
+  it("gives the global rate limit filter's empty 429 (flag RL) the body of ai-ratelimit's own 429, in each client's shape", () => {
+    const refused = { ...base, statusCode: 429, body: Buffer.alloc(0), details: "request_rate_limited", responseFlags: ["RL"] };
+    const openai = rewriteLocalReply(cfg, refused);
+    expect(openai.statusCode).toBe(429);
+    expect(JSON.parse(openai.body.toString())).toEqual({
+      error: { message: "Token limit exceeded: the gateway's shared rate limit refused the request.", type: "tokens", code: "rate_limit_exceeded" },
+    });
+    const anthropic = rewriteLocalReply(cfg, { ...refused, requestHeaders: [[":path", "/v1/messages"]] });
+    expect(JSON.parse(anthropic.body.toString())).toEqual({ type: "error", error: { type: "rate_limit_error", message: "Token limit exceeded: the gateway's shared rate limit refused the request." } });
+    // ai-ratelimit's own 429 (no flag) keeps its body.
+    const own = rewriteLocalReply(cfg, { ...refused, responseFlags: [], body: Buffer.from('{"error":{"code":"rate_limit_exceeded"}}') });
+    expect([own.rewritten, own.body.toString()]).toEqual([false, '{"error":{"code":"rate_limit_exceeded"}}']);
+  });
+
   it("formats with %RESPONSE_CODE% (a number alone), %RESPONSE_CODE_DETAILS% and %RESPONSE_FLAGS%, and refuses what it does not run", () => {
     const c = parseLocalReplyConfig({ body_format: { json_format: { code: "%RESPONSE_CODE%", why: "%RESPONSE_CODE_DETAILS% (%RESPONSE_FLAGS%)", text: "%LOCAL_REPLY_BODY%" } } });
     const r = rewriteLocalReply(c, { ...base, statusCode: 504, body: Buffer.from("upstream request timeout"), details: "upstream_response_timeout", responseFlags: ["UT"] });
