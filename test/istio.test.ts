@@ -199,6 +199,14 @@ describe("Istio scoping: only the gateway originates TLS to the providers", () =
     }
   });
 
+  it("gateway.yaml's commented istio example parses once uncommented and gives the defaults", () => {
+    const text = readFileSync("gateway.yaml", "utf8").replace(/^# istio:\n#   namespace: (.*)\n#   selector: (.*?)\s+#.*\n/m, "istio:\n  namespace: $1\n  selector: $2\n");
+    expect(text).toMatch(/^istio:\n  namespace: istio-system\n  selector: \{ istio: ingressgateway \}\n/m);
+    const cfg = parseGatewayConfig(text, { env: {} });
+    expect(cfg.istio).toEqual(loadGatewayConfig("gateway.yaml", { env: {} }).istio);
+    expect(cfg.istio).toEqual({ namespace: "istio-system", podLabels: { istio: "ingressgateway" }, targetRefs: null });
+  });
+
   it("refuses, with line and field, selector with target_refs, a namespace that is not a DNS label, and a target other than a Gateway", () => {
     expect(refused(BASE + "istio:\n  selector: { app: x }\n  target_refs: [{ name: gw }]\n")).toBe(
       "gateway.yaml:20:16: istio.target_refs: set selector or target_refs, not both (Istio takes one of them)",
