@@ -10,9 +10,10 @@ import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 /**
  * The Istio releases the manifests are written and checked for (test/istio-crds.test.ts, against each
  * one's CRD schemas in test/fixtures/istio-crds/). Istio 1.30 builds its proxy from Envoy's
- * release/v1.38 branch, 1.31 from release/v1.39 (istio/proxy WORKSPACE ENVOY_SHA on each release
- * branch). Sluice needs the filter-manager fix of Envoy 1.37.6 (envoyproxy/envoy#46842, backported to
- * v1.38 as #46993 on 2026-08-26), so only the patch releases of these built after that date qualify.
+ * release/v1.38 branch, 1.31 from release/v1.39 (istio/proxy ENVOY_VERSION.txt on each release
+ * branch: 1.38.4-dev and 1.39.1-dev on 2026-08-20). Sluice needs the filter-manager fix of Envoy
+ * 1.37.6 (envoyproxy/envoy#46842, backported to v1.38 and v1.39 on 2026-08-26): Envoy 1.38.4 and
+ * 1.39.1 on those branches, so only the Istio patch releases built on them qualify.
  */
 export const ISTIO_VERSIONS = ["1.30", "1.31"] as const;
 
@@ -169,7 +170,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "Needs Istio with Envoy >= 1.37 (the route's request_body_buffer_limit is applied at route match from 1.37). Inserts, in order, just before the router: " +
+      "For Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1): docs/deploy-istio.md. Inserts, in order, just before the router: " +
         [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
@@ -209,8 +210,8 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
               },
             },
             // Envoy's own local replies (413, 500, 503, 504) in the client's API shape, as in envoy.yaml.
-            // Istio merges an Any-typed filter config into the existing one when the @type matches
-            // (MergeAnyWithAny); the gateway's HCM has no local_reply_config of its own.
+            // Istio merges the typed_config into the HCM's own (envoyfilter/listener_patch.go
+            // patchNetworkFilter, util.MergeAnyWithAny); Istio writes no local_reply_config itself.
             {
               applyTo: "NETWORK_FILTER",
               match: { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm } } } },
