@@ -10,7 +10,8 @@ import Ajv from "ajv";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
 import { CONNECTION_BUFFER_LIMIT, ISTIO_ENVOYFILTER, ISTIO_VERSIONS, localReplyConfig, renderIstio, renderFiles } from "../scripts/render.js";
 import { ISTIO_KINDS } from "../scripts/istio-crd-schemas.js";
-import { validateEnvoyConfig } from "../scripts/envoy-validate.js";
+import { loadEnvoyApi, validateEnvoyConfig } from "../scripts/envoy-validate.js";
+import type protobuf from "protobufjs";
 
 const FIXTURES = "test/fixtures/istio-crds";
 const BASE = `
@@ -213,6 +214,80 @@ describe("Istio scoping: only the gateway originates TLS to the providers", () =
     );
     expect(refused(BASE + "istio:\n  namespace: Istio_System\n")).toMatch(/^gateway\.yaml:19:14: istio\.namespace: /);
     expect(refused(BASE + "istio:\n  target_refs: [{ kind: GatewayClass, name: istio }]\n")).toMatch(/^gateway\.yaml:19:\d+: istio\.target_refs\[0\]\.kind: /);
+  });
+});
+
+/**
+ * Istio's EnvoyFilter MERGE on Envoy's JSON form, as pkg/proto/merge/merge.go does it on protos: lists
+ * are appended, messages merged field by field, a Duration replaced whole (Istio's ReplaceMergeFn),
+ * and a proto3 scalar that is zero is not "set", so it changes nothing (protoreflect Range skips it).
+ * A wrapper (UInt32Value...) is written as a bare scalar in JSON: a zero one only fills an absent field.
+ * A model of Istio's code, written from its source; what it shows holds as far as the model is faithful.
+ */
+function istioMerge(type: protobuf.Type, dst: Record<string, any>, src: Record<string, any>): Record<string, any> {
+  const out = { ...dst };
+  for (const [key, value] of Object.entries(src)) {
+    const field = type.fields[key];
+    if (!field) throw new Error(`${type.fullName} has no field ${key}`);
+    const sub = field.resolve().resolvedType;
+    const zero = value === 0 || value === "" || value === false;
+    // Setting one member of a oneof clears the others (cluster_header replaces the route's cluster).
+    for (const other of field.partOf?.oneof ?? []) if (other !== key) delete out[other];
+    if (field.repeated) out[key] = [...(dst[key] ?? []), ...value];
+    else if (sub && "fields" in sub && sub.fullName === ".google.protobuf.Duration") out[key] = value;
+    else if (sub && "fields" in sub && /^\.google\.protobuf\.\w+Value$/.test(sub.fullName)) out[key] = zero && key in dst ? dst[key] : value;
+    else if (sub && "fields" in sub) out[key] = istioMerge(sub as protobuf.Type, dst[key] ?? {}, value);
+    else if (!zero) out[key] = value;
+  }
+  return out;
+}
+
+/** Envoy's retry conditions that can fire: retriable-headers needs a listed header to match. */
+function firingRetryConditions(policy: Record<string, any> | undefined): string[] {
+  if (!policy || policy.num_retries === 0) return [];
+  return String(policy.retry_on ?? "")
+    .split(",")
+    .filter((c) => c && !(c === "retriable-headers" && !(policy.retriable_headers ?? []).length) && !(c === "retriable-status-codes" && !(policy.retriable_status_codes ?? []).length));
+}
+
+describe("Istio's merge of the route patch (pkg/proto/merge semantics)", () => {
+  const RouteAction = () => loadEnvoyApi().lookupType("envoy.config.route.v3.RouteAction");
+  // What Istio renders for a VirtualService route without `retries` (route/retry/retry.go, DefaultPolicy).
+  const istioDefault = {
+    cluster: "outbound|443||api.openai.com",
+    timeout: "0s",
+    retry_policy: {
+      retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+      num_retries: 2,
+      host_selection_retry_max_attempts: 5,
+      retry_host_predicate: [{ name: "envoy.retry_host_predicates.previous_hosts" }],
+    },
+  };
+  const patch = () => (renderIstio(cfgOf(""))[ISTIO_ENVOYFILTER].docs[0] as any).spec.configPatches.find((p: any) => p.applyTo === "HTTP_ROUTE").patch.value.route;
+
+  it("num_retries: 0 alone cannot lower Istio's 2 retries (the gap the patch works around)", () => {
+    const merged = istioMerge(RouteAction(), istioDefault, { retry_policy: { num_retries: 0 } });
+    expect(merged.retry_policy.num_retries).toBe(2);
+    expect(firingRetryConditions(merged.retry_policy)).toEqual(["connect-failure", "refused-stream", "unavailable", "cancelled"]);
+  });
+
+  it("merged into Istio's default retry policy, the patch leaves no retry condition that can fire", () => {
+    const merged = istioMerge(RouteAction(), istioDefault, patch());
+    expect(merged.retry_policy).toMatchObject({ retry_on: "retriable-headers", num_retries: 2, per_try_timeout: "120s" });
+    expect(firingRetryConditions(merged.retry_policy)).toEqual([]);
+    expect(merged).toMatchObject({ cluster_header: "x-sluice-cluster", timeout: "0s", idle_timeout: "180s" });
+    expect(validateEnvoyConfig(merged, { type: "envoy.config.route.v3.RouteAction" }).errors).toEqual([]);
+  });
+
+  it("with the VirtualService's `retries: {attempts: 0}` (no policy from Istio), the patch's num_retries 0 is the route's", () => {
+    const merged = istioMerge(RouteAction(), { cluster: "outbound|443||api.openai.com", timeout: "0s" }, patch());
+    expect(merged.retry_policy).toEqual({ retry_on: "retriable-headers", num_retries: 0, per_try_timeout: "120s" });
+  });
+
+  it("no total timeout is imposed: Istio's none stays none, and only timeouts.total replaces it", () => {
+    expect(istioMerge(RouteAction(), istioDefault, patch()).timeout).toBe("0s");
+    const total = (renderIstio(cfgOf("timeouts: { total: 10m }\n"))[ISTIO_ENVOYFILTER].docs[0] as any).spec.configPatches.find((p: any) => p.applyTo === "HTTP_ROUTE").patch.value.route;
+    expect(istioMerge(RouteAction(), istioDefault, total).timeout).toBe("600s");
   });
 });
 
