@@ -6,13 +6,14 @@ import { describe, it, expect } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import Ajv from "ajv";
+import AjvImport from "ajv";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
 import { CONNECTION_BUFFER_LIMIT, ISTIO_ENVOYFILTER, ISTIO_VERSIONS, localReplyConfig, renderIstio, renderFiles } from "../scripts/render.js";
 import { ISTIO_KINDS } from "../scripts/istio-crd-schemas.js";
 import { loadEnvoyApi, validateEnvoyConfig } from "../scripts/envoy-validate.js";
 import type protobuf from "protobufjs";
 
+const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const FIXTURES = "test/fixtures/istio-crds";
 const BASE = `
 listener: { port: 10000 }
@@ -312,7 +313,7 @@ describe("Istio: the AI route, the connection manager and the listener as in env
     expect(off.retry_policy).toEqual({ retry_on: "retriable-headers", num_retries: 0 });
   });
 
-  it("the gateway's HTTP connection manager gets envoy.yaml's local_reply_config; its listeners envoy.yaml's buffer limit", () => {
+  it("the gateway's HTTP connection manager gets envoy.yaml's local_reply_config; its listeners and provider clusters envoy.yaml's buffer limits", () => {
     const patches = patchesOf(cfgOf(""));
     const hcm = patches.find((p) => p.applyTo === "NETWORK_FILTER");
     expect(hcm.match).toEqual({ context: "GATEWAY", listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } });
@@ -326,5 +327,15 @@ describe("Istio: the AI route, the connection manager and the listener as in env
     expect(listener).toEqual({ applyTo: "LISTENER", match: { context: "GATEWAY" }, patch: { operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } } });
     expect(envoy).toContain(`per_connection_buffer_limit_bytes: ${CONNECTION_BUFFER_LIMIT}`);
     expect(validateEnvoyConfig(listener.patch.value, { type: "envoy.config.listener.v3.Listener" }).errors).toEqual([]);
+    // And each provider cluster (one per host and port, as Istio builds them) that of envoy.yaml's clusters.
+    const clusters = patches.filter((p) => p.applyTo === "CLUSTER");
+    expect(clusters.map((p) => p.match)).toEqual([
+      { context: "GATEWAY", cluster: { service: "api.openai.com", portNumber: 443 } },
+      { context: "GATEWAY", cluster: { service: "api.anthropic.com", portNumber: 443 } },
+    ]);
+    for (const c of clusters) {
+      expect(c.patch).toEqual({ operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } });
+      expect(validateEnvoyConfig(c.patch.value, { type: "envoy.config.cluster.v3.Cluster" }).errors).toEqual([]);
+    }
   });
 });

@@ -177,7 +177,8 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",
       "  http: [{ name: sluice, retries: { attempts: 0 }, route: [{ destination: { host: api.openai.com } }] }]   # any destination; replaced",
       "It also gives the gateway's HTTP connection manager envoy.yaml's local_reply_config (Envoy's own errors in the client's API",
-      `shape) and its listeners envoy.yaml's per_connection_buffer_limit_bytes (${CONNECTION_BUFFER_LIMIT}; Istio's EDGE connection profile would set 32 KiB).`,
+      `shape), and its listeners and provider clusters envoy.yaml's per_connection_buffer_limit_bytes (${CONNECTION_BUFFER_LIMIT}; Istio's EDGE`,
+      "connection profile would set 32 KiB).",
       `The key variables (${allEnv.join(", ") || "none"}) must be in the gateway pods' environment.`,
       ...(distributed
         ? [
@@ -234,6 +235,13 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
               match: { context: "GATEWAY" },
               patch: { operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } },
             },
+            // The provider connections' buffer, as envoy.yaml's clusters: stated, as a ProxyConfig
+            // connectionSettings (istio/api mesh/v1alpha1/proxy.proto) may lower it for every cluster.
+            ...providerHosts(cfg).map((t) => ({
+              applyTo: "CLUSTER",
+              match: { context: "GATEWAY", cluster: { service: t.host, portNumber: t.port } },
+              patch: { operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } },
+            })),
           ],
         },
       },
@@ -252,6 +260,19 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   return files;
 }
 
+/** The distinct provider hosts and ports (with the dedicated embeddings endpoint): one Istio service each. */
+function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: boolean }[] {
+  const external = [...cfg.providers];
+  if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
+  const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
+  for (const i of external) {
+    const t = realTarget(i);
+    const host = t.host.toLowerCase();
+    if (!byKey.has(`${host}:${t.port}`)) byKey.set(`${host}:${t.port}`, { host, port: t.port, tls: t.tls });
+  }
+  return [...byKey.values()];
+}
+
 /**
  * A ServiceEntry and a DestinationRule per distinct provider host and port (several instances may share
  * api.openai.com; two DestinationRules for one host would conflict). Scoped to the gateway:
@@ -264,15 +285,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
  * which instance gets a request, and it falls back to another.
  */
 function providerDocs(cfg: GatewayConfig): unknown[] {
-  const external = [...cfg.providers];
-  if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
-  const seen = new Set<string>();
   const docs: unknown[] = [];
-  for (const i of external) {
-    const t = realTarget(i);
-    const host = t.host.toLowerCase();
-    if (seen.has(`${host}:${t.port}`)) continue;
-    seen.add(`${host}:${t.port}`);
+  for (const t of providerHosts(cfg)) {
+    const host = t.host;
     const name = t.port === (t.tls ? 443 : 80) ? `sluice-${host}` : `sluice-${host}-${t.port}`;
     const metadata = { name, namespace: cfg.istio.namespace };
     docs.push({
