@@ -45,7 +45,8 @@ function envoyFilterTarget(cfg: GatewayConfig) {
  *   special-cases it). It is armed with or without retries (Envoy UpstreamRequest::setupPerTryTimeout)
  *   and only bounds the wait for the response headers.
  * - timeout: only when timeouts.total is set. Left out, the VirtualService's own `timeout` holds, and
- *   Istio's default is none (0s): a stream is never cut by its age, only by idle_timeout.
+ *   Istio's default is none (0s; pilot/pkg/networking/core/route/route.go, setTimeout): a stream is
+ *   never cut by its age, only by idle_timeout.
  */
 export function istioRouteAction(cfg: GatewayConfig): Record<string, unknown> {
   const t = cfg.timeouts;
