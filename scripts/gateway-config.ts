@@ -114,6 +114,17 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** Where the Istio manifests attach (gateway.yaml `istio`); scripts/render/istio.ts. */
+  istio: IstioScope;
+}
+
+/** The gateway the Istio manifests apply to: its namespace, and its pods' labels or its Gateway API Gateway. */
+export interface IstioScope {
+  namespace: string;
+  /** The gateway pods' labels: WasmPlugin selector, EnvoyFilter and DestinationRule workloadSelector. */
+  podLabels: Record<string, string>;
+  /** A Gateway API Gateway: the WasmPlugins and the EnvoyFilter name it instead of a selector. */
+  targetRefs: { group: string; kind: string; name: string }[] | null;
 }
 
 /**
@@ -475,6 +486,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     fail(["consumers"], "key-auth is enabled but no consumer is listed: every request would get 401 (add consumers, set filters.key_auth.anonymous, or filters.key_auth.enabled: false)");
   }
   const timeouts = checkTimeouts(data.timeouts ?? {}, fail);
+  const istio = checkIstio(data.istio ?? {}, fail);
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
@@ -513,6 +525,23 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    istio,
+  };
+}
+
+/** The label Istio puts on the pods it deploys for a Gateway API Gateway (istio-discovery's kube-gateway.yaml template). */
+export const GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name";
+
+/** istio: a selector or a Gateway, not both (Istio refuses a WasmPlugin or EnvoyFilter with both). */
+function checkIstio(v: any, fail: Fail): IstioScope {
+  if (v.selector !== undefined && v.target_refs !== undefined) fail(["istio", "target_refs"], "set selector or target_refs, not both (Istio takes one of them)");
+  const targetRefs = v.target_refs
+    ? v.target_refs.map((r: any) => ({ group: r.group ?? "gateway.networking.k8s.io", kind: r.kind ?? "Gateway", name: r.name }))
+    : null;
+  return {
+    namespace: v.namespace ?? "istio-system",
+    podLabels: targetRefs ? { [GATEWAY_NAME_LABEL]: targetRefs[0].name } : (v.selector ?? { istio: "ingressgateway" }),
+    targetRefs,
   };
 }
 

@@ -210,7 +210,7 @@ describe("the full chain from gateway.yaml", () => {
       ["ai-proxy.yaml", "UNSPECIFIED_PHASE", 10],
     ]);
     const ef = files[ISTIO_ENVOYFILTER].docs[0] as any;
-    expect(ef.spec.configPatches.map((p: any) => p.patch.value.typed_config?.config.name ?? p.applyTo)).toEqual(["ai-router", "ai-ratelimit", "ai-proxy", "HTTP_ROUTE"]);
+    expect(ef.spec.configPatches.map((p: any) => p.patch.value.typed_config?.config?.name ?? p.applyTo)).toEqual(["ai-router", "ai-ratelimit", "ai-proxy", "HTTP_ROUTE", "NETWORK_FILTER", "LISTENER", ...Array(new Set(cfg.providers.map((p) => p.url.host)).size).fill("CLUSTER")]);
   });
 
   it("a disabled filter leaves the chain, and its stale Istio manifest leaves envoy/istio", () => {
@@ -412,7 +412,7 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
   it("Istio: the EnvoyFilter adds the global filter after ai-proxy (the service's mesh cluster) and the route's descriptors", () => {
     const ef = renderIstio(cfg)[ISTIO_ENVOYFILTER].docs[0] as any;
     const patches = ef.spec.configPatches;
-    expect(patches.map((p: any) => p.patch.value.name ?? p.applyTo)).toEqual(["sluice.ai_router", "sluice.ai_ratelimit", "sluice.ai_proxy", "envoy.filters.http.ratelimit", "HTTP_ROUTE"]);
+    expect(patches.map((p: any) => p.patch.value.name ?? p.applyTo)).toEqual(["sluice.ai_router", "sluice.ai_ratelimit", "sluice.ai_proxy", "envoy.filters.http.ratelimit", "HTTP_ROUTE", "envoy.filters.network.http_connection_manager", "LISTENER", "CLUSTER", "CLUSTER"]);
     expect(patches[3].patch.value.typed_config.rate_limit_service.grpc_service.envoy_grpc.cluster_name).toBe("outbound|8081||ratelimit.internal");
     for (const p of patches.slice(0, 4)) expect(validateEnvoyConfig(p.patch.value, { type: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" }).errors).toEqual([]);
     const routePatch = patches[4].patch.value;

@@ -54,14 +54,14 @@ export function wasmFilter(name: string, configuration: unknown, extra: { env?: 
  *   (UpstreamRequest::setupPerTryTimeout); UpstreamRequest::onPerTryTimeout ignores it once the
  *   response has started downstream, so it bounds the wait for the first byte (response headers) and
  *   never a stream: 504, details upstream_per_try_timeout. num_retries 0: ai-proxy does the fallback.
- *   Under Istio only per_try_timeout is merged (the VirtualService keeps its own retries).
+ *   Istio's route is merged, not written: see istioRouteAction (istio.ts).
  * - idle_timeout: the stream's longest silence in either direction (HCM stream idle timer, per route):
  *   408 before the response starts, a reset after.
  * The connect timeout is the cluster's connect_timeout (TCP and TLS handshake).
  */
-export function routeAction(cfg: GatewayConfig, opts: { istio?: boolean } = {}): Record<string, unknown> {
+export function routeAction(cfg: GatewayConfig): Record<string, unknown> {
   const t = cfg.timeouts;
-  const perTry = t.firstByte === "0s" ? null : opts.istio ? { per_try_timeout: t.firstByte } : { num_retries: 0, per_try_timeout: t.firstByte };
+  const perTry = t.firstByte === "0s" ? null : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
 export interface EnvoyRenderOptions {

@@ -1,13 +1,62 @@
 // Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, and the providers as mesh-external services.
 import type { GatewayConfig, Instance } from "../gateway-config.js";
 import { realTarget } from "./clusters.js";
-import { WASM_DIR } from "./constants.js";
-import { streamBufferLimit, routeAction, wasmFilter } from "./envoy.js";
+import { CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
+import { streamBufferLimit, wasmFilter } from "./envoy.js";
 import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
-const ISTIO_NAMESPACE = "istio-system";
-const ISTIO_SELECTOR = { istio: "ingressgateway" };
+/**
+ * The Istio releases the manifests are written and checked for (test/istio-crds.test.ts, against each
+ * one's CRD schemas in test/fixtures/istio-crds/). Istio 1.30 builds its proxy from Envoy's
+ * release/v1.38 branch, 1.31 from release/v1.39 (istio/proxy ENVOY_VERSION.txt on each release
+ * branch: 1.38.4-dev and 1.39.1-dev on 2026-08-20). Sluice needs the filter-manager fix of Envoy
+ * 1.37.6 (envoyproxy/envoy#46842, backported to v1.38 and v1.39 on 2026-08-26): Envoy 1.38.4 and
+ * 1.39.1 on those branches, so only the Istio patch releases built on them qualify.
+ */
+export const ISTIO_VERSIONS = ["1.30", "1.31"] as const;
+
+/** The gateway's pods as a WasmPlugin names them: a Gateway API Gateway, or their labels. */
+function pluginTarget(cfg: GatewayConfig) {
+  const s = cfg.istio;
+  return s.targetRefs ? { targetRefs: s.targetRefs } : { selector: { matchLabels: s.podLabels } };
+}
+
+/** The same for an EnvoyFilter (targetRefs since Istio 1.22, istio/api#3160). */
+function envoyFilterTarget(cfg: GatewayConfig) {
+  const s = cfg.istio;
+  return s.targetRefs ? { targetRefs: s.targetRefs } : { workloadSelector: { labels: s.podLabels } };
+}
+
+/**
+ * The route action the EnvoyFilter MERGEs into the VirtualService's route named `sluice`. Istio merges
+ * with protobuf merge semantics (pkg/proto/merge/merge.go, mergeMessage): a field the patch leaves out
+ * keeps Istio's value, and a zero scalar is "not set", so `num_retries: 0` inside the wrapper cannot
+ * lower the 2 retries Istio gives every route (pilot/pkg/networking/core/route/retry/retry.go,
+ * defaultRetryOn "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes").
+ * A retry under ai-proxy would repeat a request ai-proxy has already counted, behind its fallback, so:
+ * - retry_on is replaced (a non-empty string does replace) by "retriable-headers" alone: with no
+ *   retriable_headers listed it never matches a response, and it is not a reset or timeout condition
+ *   (Envoy source/common/router/retry_state_impl.cc, wouldRetryFromHeaders / wouldRetryFromReset).
+ * - num_retries 0 takes effect when the VirtualService says `retries: { attempts: 0 }`, as
+ *   docs/deploy-istio.md asks: Istio then renders no retry policy and this one is the route's own.
+ * - per_try_timeout is timeouts.first_byte, as in envoy.yaml (a Duration is replaced whole: Istio
+ *   special-cases it). It is armed with or without retries (Envoy UpstreamRequest::setupPerTryTimeout)
+ *   and only bounds the wait for the response headers.
+ * - timeout: only when timeouts.total is set. Left out, the VirtualService's own `timeout` holds, and
+ *   Istio's default is none (0s; pilot/pkg/networking/core/route/route.go, setTimeout): a stream is
+ *   never cut by its age, only by idle_timeout.
+ */
+export function istioRouteAction(cfg: GatewayConfig): Record<string, unknown> {
+  const t = cfg.timeouts;
+  return {
+    cluster_header: cfg.aiProxy.clusterHeader,
+    ...(t.total === "0s" ? {} : { timeout: t.total }),
+    idle_timeout: t.idle,
+    retry_policy: { retry_on: "retriable-headers", num_retries: 0, ...(t.firstByte === "0s" ? {} : { per_try_timeout: t.firstByte }) },
+  };
+}
 
 /** Istio's outbound cluster for a ServiceEntry host: outbound|<port>||<host>. */
 export function istioCluster(i: Instance): string {
@@ -16,13 +65,13 @@ export function istioCluster(i: Instance): string {
 }
 
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
-function istioWasmPlugin(name: string, priority: number, env: string[], pluginConfig: unknown) {
+function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown) {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
-    metadata: { name: `sluice-${name}`, namespace: ISTIO_NAMESPACE },
+    metadata: { name: `sluice-${name}`, namespace: cfg.istio.namespace },
     spec: {
-      selector: { matchLabels: ISTIO_SELECTOR },
+      ...pluginTarget(cfg),
       url: `file://${WASM_DIR}/${name}.wasm`,
       pluginName: name,
       phase: "UNSPECIFIED_PHASE",
@@ -56,9 +105,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         {
           apiVersion: "extensions.istio.io/v1alpha1",
           kind: "WasmPlugin",
-          metadata: { name: "sluice-key-auth", namespace: ISTIO_NAMESPACE },
+          metadata: { name: "sluice-key-auth", namespace: cfg.istio.namespace },
           spec: {
-            selector: { matchLabels: ISTIO_SELECTOR },
+            ...pluginTarget(cfg),
             url: wasmUrl("key-auth"),
             pluginName: "key-auth",
             phase: "AUTHN",
@@ -86,7 +135,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     const json = aiRouterJson(cfg, "env", istioCluster);
     files["ai-router.yaml"] = {
       comment: ["ai-router as an Istio WasmPlugin: decides each chat request's pool.", order, ...warning("ai-router")].join("\n"),
-      docs: [istioWasmPlugin("ai-router", 30, routerEnv, json)],
+      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json)],
     };
     chain.push(wasmFilter("ai-router", json, { env: routerEnv, allowOnHeadersStopIteration: true }));
   }
@@ -98,7 +147,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         order,
         ...warning("ai-ratelimit"),
       ].join("\n"),
-      docs: [istioWasmPlugin("ai-ratelimit", 20, [], json)],
+      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json)],
     };
     chain.push(wasmFilter("ai-ratelimit", json, { allowOnHeadersStopIteration: true }));
   }
@@ -111,24 +160,26 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       ...warning("ai-proxy"),
       "Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
     ].join("\n"),
-    docs: [istioWasmPlugin("ai-proxy", 10, env, aiProxyIstio)],
+    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio)],
   };
   chain.push(wasmFilter("ai-proxy", aiProxyIstio, { env, allowOnHeadersStopIteration: true }));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
-  const filterMatch = {
-    context: "GATEWAY",
-    listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
-  };
+  const hcm = "envoy.filters.network.http_connection_manager";
+  const filterMatch = { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm, subFilter: { name: "envoy.filters.http.router" } } } } };
   const allEnv = [...new Set([...env, ...routerEnv])];
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "Needs Istio with Envoy >= 1.37 (the route's request_body_buffer_limit is applied at route match from 1.37). Inserts, in order, just before the router: " +
+      "For Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1): docs/deploy-istio.md. Inserts, in order, just before the router: " +
         [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
-      "and makes the route named `sluice` pick its cluster from the header ai-proxy sets. Give your VirtualService's http route that name:",
-      "  http: [{ name: sluice, route: [{ destination: { host: api.openai.com } }] }]   # any destination; replaced",
+      "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
+      "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",
+      "  http: [{ name: sluice, retries: { attempts: 0 }, route: [{ destination: { host: api.openai.com } }] }]   # any destination; replaced",
+      "It also gives the gateway's HTTP connection manager envoy.yaml's local_reply_config (Envoy's own errors in the client's API",
+      `shape), and its listeners and provider clusters envoy.yaml's per_connection_buffer_limit_bytes (${CONNECTION_BUFFER_LIMIT}; Istio's EDGE`,
+      "connection profile would set 32 KiB).",
       `The key variables (${allEnv.join(", ") || "none"}) must be in the gateway pods' environment.`,
       ...(distributed
         ? [
@@ -142,9 +193,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       {
         apiVersion: "networking.istio.io/v1alpha3",
         kind: "EnvoyFilter",
-        metadata: { name: "sluice", namespace: ISTIO_NAMESPACE },
+        metadata: { name: "sluice", namespace: cfg.istio.namespace },
         spec: {
-          workloadSelector: { labels: ISTIO_SELECTOR },
+          ...envoyFilterTarget(cfg),
           configPatches: [
             // Patches apply in order: each INSERT_BEFORE the router lands after the previous one.
             ...chain.map((value) => ({ applyTo: "HTTP_FILTER", match: filterMatch, patch: { operation: "INSERT_BEFORE", value } })),
@@ -155,50 +206,117 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
                 operation: "MERGE",
                 value: {
                   request_body_buffer_limit: streamBufferLimit(cfg),
-                  route: routeAction(cfg, { istio: true }),
+                  route: istioRouteAction(cfg),
                   ...(distributed ? { typed_per_filter_config: rateLimitPerRoute(distributed.rules) } : {}),
                 },
               },
             },
+            // Envoy's own local replies (413, 500, 503, 504) in the client's API shape, as in envoy.yaml.
+            // Istio merges the typed_config into the HCM's own (envoyfilter/listener_patch.go
+            // patchNetworkFilter, util.MergeAnyWithAny); Istio writes no local_reply_config itself.
+            {
+              applyTo: "NETWORK_FILTER",
+              match: { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm } } } },
+              patch: {
+                operation: "MERGE",
+                value: {
+                  name: hcm,
+                  typed_config: {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    local_reply_config: localReplyConfig(),
+                  },
+                },
+              },
+            },
+            // The client connection's buffer, as in envoy.yaml. Istio leaves it to Envoy's default (1 MiB)
+            // unless ProxyConfig connectionSettings sets it (its EDGE profile, Istio 1.31: 32 KiB;
+            // pilot/pkg/networking/core/gateway.go). Patches apply after the listener is built, so this holds.
+            {
+              applyTo: "LISTENER",
+              match: { context: "GATEWAY" },
+              patch: { operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } },
+            },
+            // The provider connections' buffer, as envoy.yaml's clusters: stated, as a ProxyConfig
+            // connectionSettings (istio/api mesh/v1alpha1/proxy.proto) may lower it for every cluster.
+            ...providerHosts(cfg).map((t) => ({
+              applyTo: "CLUSTER",
+              match: { context: "GATEWAY", cluster: { service: t.host, portNumber: t.port } },
+              patch: { operation: "MERGE", value: { per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT } },
+            })),
           ],
         },
       },
     ],
   };
-  const docs: unknown[] = [];
+  files["providers.yaml"] = {
+    comment: [
+      "The provider endpoints as mesh-external services, one ServiceEntry and DestinationRule per host and port. The plugins'",
+      "configurations name their clusters (outbound|<port>||<host>).",
+      `Scoped to the gateway: in its namespace (${cfg.istio.namespace}), exported to that namespace only, and the DestinationRules'`,
+      "TLS origination applies to the gateway's pods only (workloadSelector), so a sidecar elsewhere in the mesh that speaks TLS to",
+      "the same host is not wrapped in a second TLS layer. No outlierDetection: ai-proxy owns provider health (docs/deploy-istio.md).",
+    ].join("\n"),
+    docs: providerDocs(cfg),
+  };
+  return files;
+}
+
+/** The distinct provider hosts and ports (with the dedicated embeddings endpoint): one Istio service each. */
+function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: boolean }[] {
   const external = [...cfg.providers];
   if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
+  const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);
+    const host = t.host.toLowerCase();
+    if (!byKey.has(`${host}:${t.port}`)) byKey.set(`${host}:${t.port}`, { host, port: t.port, tls: t.tls });
+  }
+  return [...byKey.values()];
+}
+
+/**
+ * A ServiceEntry and a DestinationRule per distinct provider host and port (several instances may share
+ * api.openai.com; two DestinationRules for one host would conflict). Scoped to the gateway:
+ * - in the gateway's namespace, `exportTo: ["."]`: no other namespace's sidecars see them;
+ * - the DestinationRule's `workloadSelector` (istio/api#2207, Istio 1.14) limits its TLS origination to
+ *   the gateway's pods. Istio applies a selector only within the rule's own namespace and refuses one
+ *   exported beyond it (pkg/config/validation/validation.go, validateExportTo), hence both.
+ * No outlierDetection: each host is one DNS endpoint, and Envoy's panic threshold sends traffic to a
+ * lone ejected host anyway, so ejection changes nothing; ai-proxy's passive and active health decide
+ * which instance gets a request, and it falls back to another.
+ */
+function providerDocs(cfg: GatewayConfig): unknown[] {
+  const docs: unknown[] = [];
+  for (const t of providerHosts(cfg)) {
+    const host = t.host;
+    const name = t.port === (t.tls ? 443 : 80) ? `sluice-${host}` : `sluice-${host}-${t.port}`;
+    const metadata = { name, namespace: cfg.istio.namespace };
     docs.push({
-      apiVersion: "networking.istio.io/v1beta1",
+      apiVersion: "networking.istio.io/v1",
       kind: "ServiceEntry",
-      metadata: { name: `sluice-${i.name}`, namespace: ISTIO_NAMESPACE },
+      metadata,
       spec: {
-        hosts: [t.host],
+        hosts: [host],
+        exportTo: ["."],
         location: "MESH_EXTERNAL",
         resolution: "DNS",
         ports: [{ number: t.port, name: t.tls ? "https" : "http", protocol: t.tls ? "HTTPS" : "HTTP" }],
       },
     });
     docs.push({
-      apiVersion: "networking.istio.io/v1beta1",
+      apiVersion: "networking.istio.io/v1",
       kind: "DestinationRule",
-      metadata: { name: `sluice-${i.name}`, namespace: ISTIO_NAMESPACE },
+      metadata,
       spec: {
-        host: t.host,
+        host,
+        exportTo: ["."],
+        workloadSelector: { matchLabels: cfg.istio.podLabels },
         trafficPolicy: {
-          ...(t.tls ? { tls: { mode: "SIMPLE", sni: t.host } } : {}),
+          ...(t.tls ? { tls: { mode: "SIMPLE", sni: host } } : {}),
           connectionPool: { tcp: { connectTimeout: cfg.timeouts.connect } },
-          outlierDetection: { consecutive5xxErrors: 5, consecutiveGatewayErrors: 3, interval: "10s", baseEjectionTime: "30s", maxEjectionPercent: 100 },
         },
       },
     });
   }
-  files["providers.yaml"] = {
-    comment: "The provider endpoints as mesh-external services. The plugins' configurations name their clusters (outbound|<port>||<host>).",
-    docs,
-  };
-  return files;
+  return docs;
 }
-
