@@ -1,5 +1,5 @@
 // Every error a Sluice filter returns to a client: an OpenAI-style JSON body with the right status
-// (ARCHITECTURE.md, "Errors"), sent as an Envoy local reply.
+// (docs/architecture.md, "Errors"), sent as an Envoy local reply.
 import { ByteBuilder } from "./json";
 import { sendLocalResponse } from "./sdk";
 

@@ -1,4 +1,4 @@
-// Filter-state keys shared by all Sluice filters (ARCHITECTURE.md, "How filters talk").
+// Filter-state keys shared by all Sluice filters (docs/architecture.md, "How filters talk").
 // Stored by Envoy as wasm.<key>; the access log reads %FILTER_STATE(wasm.<key>:PLAIN)%.
 export const CONSUMER = "sluice.consumer";
 export const POOL = "sluice.pool";

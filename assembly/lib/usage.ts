@@ -1,4 +1,4 @@
-// The one usage record of a request (ARCHITECTURE.md): written to filter state once, read by
+// The one usage record of a request (docs/architecture.md): written to filter state once, read by
 // ai-ratelimit and the access log.
 import { setFilterState, setFilterStateInt } from "./sdk";
 import {

@@ -1,6 +1,6 @@
 // ai-ratelimit: token limits per consumer, route, model, pool, instance or header. Filter 3 of the
-// chain (ARCHITECTURE.md), after key-auth and ai-router, before ai-proxy. Configuration: README,
-// "ai-ratelimit".
+// chain (docs/architecture.md), after key-auth and ai-router, before ai-proxy. Configuration:
+// docs/filters/ai-ratelimit.md.
 //
 // On request it estimates the request's cost (prompt estimate from the text the model reads + the output
 // limit the client asked for) and reserves it on every counter of every matching rule; a request

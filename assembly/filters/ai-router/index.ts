@@ -1,7 +1,14 @@
-// ai-router: context-aware routing. Filter 2 of the chain (ARCHITECTURE.md): decides the pool
+// ai-router: context-aware routing. Filter 2 of the chain (docs/architecture.md): decides the pool
 // (model group) of a chat request from its headers, consumer, body and the built-in classifier,
 // optionally by semantic similarity; ai-proxy then picks an instance in that pool.
-// Configuration: README.md, "ai-router".
+// Configuration: docs/filters/ai-router.md.
+//
+// Why this file is over 500 lines: the Router context's phases and its three-valued condition
+// evaluator (eval and the matchers below it) read the same per-request state (headers, path,
+// consumer, the parsed prompt, its classification and embedding), and a rule is re-evaluated from
+// where it stopped when the body or an embedding arrives. The pure parts live elsewhere: the
+// configuration (config.ts), the prompt reader (prompt.ts), the classifier (classify.ts, lexicon.ts,
+// words.ts, structure.ts), matching (match.ts) and vectors (vectors.ts).
 //
 // Requests: POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic); anything else
 // passes untouched. Rules are tried in order, the first that matches wins, else the default pool.

@@ -1,5 +1,5 @@
 // key-auth: identifies the consumer from an API key, rejects with 401, strips the credential.
-// Filter 1 of the chain (ARCHITECTURE.md). Configuration: see README.md, "key-auth".
+// Filter 1 of the chain (docs/architecture.md). Configuration: docs/filters/key-auth.md.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues,
