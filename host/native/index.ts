@@ -1,0 +1,33 @@
+// Envoy's native http filters the local gateway runs, by the @type of their typed_config.
+import { CORS_TYPE, CorsFilter, parseCorsPolicy, type CorsPolicy } from "./cors.js";
+import { EXT_AUTHZ_TYPE, ExtAuthzFilter } from "./ext-authz.js";
+import { fail, type NativeFilter } from "./filter.js";
+import { JWT_AUTHN_TYPE, JwtAuthnFilter } from "./jwt-authn.js";
+import { LOCAL_RATELIMIT_TYPE, LocalRateLimitFilter } from "./local-ratelimit.js";
+import { RBAC_TYPE, RbacFilter } from "./rbac.js";
+
+export { NativeConfigError, type NativeFilter } from "./filter.js";
+export { parseCorsPolicy, type CorsPolicy };
+
+export const NATIVE_TYPES = [JWT_AUTHN_TYPE, RBAC_TYPE, CORS_TYPE, LOCAL_RATELIMIT_TYPE, EXT_AUTHZ_TYPE];
+
+/**
+ * One http filter from its typed_config. `corsPolicies`: the CORS filter's policies from the route's,
+ * then the virtual host's, typed_per_filter_config under the filter's name.
+ */
+export function nativeFilter(name: string, typedConfig: any, at: string, corsPolicies: CorsPolicy[] = []): NativeFilter {
+  switch (typedConfig?.["@type"]) {
+    case JWT_AUTHN_TYPE:
+      return new JwtAuthnFilter(name, typedConfig, at);
+    case RBAC_TYPE:
+      return new RbacFilter(name, typedConfig, at);
+    case CORS_TYPE:
+      return new CorsFilter(name, typedConfig, corsPolicies, at);
+    case LOCAL_RATELIMIT_TYPE:
+      return new LocalRateLimitFilter(name, typedConfig, at);
+    case EXT_AUTHZ_TYPE:
+      return new ExtAuthzFilter(name, typedConfig, at);
+    default:
+      return fail(at, `not a native filter the local gateway runs: ${String(typedConfig?.["@type"])}`);
+  }
+}

@@ -1,0 +1,130 @@
+// envoy.filters.http.local_ratelimit (envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)
+// in the local gateway: one token bucket for the listener, shared by every request, as Envoy's
+// FilterConfig holds one LocalRateLimiterImpl for all workers.
+// - The bucket (source/extensions/filters/common/local_ratelimit/local_ratelimit_impl.cc): it starts
+//   full (max_tokens); every fill_interval (at least 50 ms) adds tokens_per_fill (default 1), capped
+//   at max_tokens; a request takes one token, none left: limited. The host adds the fills a timer
+//   would have made when a request arrives (the same counts, no timer).
+// - Filter::decodeHeaders (source/extensions/filters/http/local_ratelimit/local_ratelimit.cc):
+//   filter_enabled unset or off: nothing is counted. Limited but filter_enforced unset or off: the
+//   request goes on with request_headers_to_add_when_not_enforced. Enforced: a local reply with
+//   `status` (default 429 Too Many Requests; a code below 400 is 429, toErrorCode), body
+//   "local_rate_limited", response_code_details local_rate_limited, response flag RL, and
+//   response_headers_to_add.
+// - Filter::encodeHeaders: with enable_x_ratelimit_headers DRAFT_VERSION_03, every response of a
+//   counted request says x-ratelimit-limit (max_tokens), x-ratelimit-remaining (tokens left now) and
+//   x-ratelimit-reset (whole seconds to the next fill, remainingFillInterval).
+// Descriptors, rate_limits, per-connection buckets and per-route configs are refused.
+import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
+import type { HostCore } from "../host.js";
+import { applyHeaderValues, draw, fractionalPercent, headerValueOptions, httpStatus } from "./match.js";
+
+export const LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+export class LocalRateLimitFilter implements NativeFilter {
+  readonly status: number;
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
+  readonly enabled: number;
+  readonly enforced: number;
+  readonly xRateLimitHeaders: boolean;
+  readonly responseHeaders: ReturnType<typeof headerValueOptions>;
+  readonly requestHeadersWhenNotEnforced: ReturnType<typeof headerValueOptions>;
+  private tokens: number;
+  /** When the last fill happened (host clock, ns); null before the first request. */
+  private lastFillNs: bigint | null = null;
+
+  constructor(
+    readonly name: string,
+    typedConfig: unknown,
+    at = "typed_config",
+  ) {
+    const c = obj(typedConfig, at);
+    checkType(c, LOCAL_RATELIMIT_TYPE, at);
+    only(c, at, [
+      "@type", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add",
+      "request_headers_to_add_when_not_enforced", "enable_x_ratelimit_headers", "always_consume_default_token_bucket", "local_rate_limit_per_downstream_connection",
+    ]);
+    if (typeof c.stat_prefix !== "string" || !c.stat_prefix) fail(`${at}.stat_prefix`, "required");
+    if (c.local_rate_limit_per_downstream_connection === true) fail(`${at}.local_rate_limit_per_downstream_connection`, "the local gateway runs one bucket for the listener (true is refused)");
+    // toErrorCode: a status below 400 is replaced by 429.
+    const st = c.status === undefined ? 429 : httpStatus(c.status, `${at}.status`);
+    this.status = st < 400 ? 429 : st;
+    let maxTokens = 0;
+    let tokensPerFill = 1;
+    let fill = 0;
+    if (c.token_bucket !== undefined) {
+      const tb = obj(c.token_bucket, `${at}.token_bucket`);
+      only(tb, `${at}.token_bucket`, ["max_tokens", "tokens_per_fill", "fill_interval"]);
+      maxTokens = uint(tb.max_tokens, `${at}.token_bucket.max_tokens`);
+      if (maxTokens < 1) fail(`${at}.token_bucket.max_tokens`, "must be at least 1");
+      if (tb.tokens_per_fill !== undefined) tokensPerFill = uint(tb.tokens_per_fill, `${at}.token_bucket.tokens_per_fill`);
+      fill = duration(tb.fill_interval, `${at}.token_bucket.fill_interval`);
+      if (fill < 50) fail(`${at}.token_bucket.fill_interval`, "local rate limit token bucket fill timer must be >= 50ms");
+    }
+    this.maxTokens = maxTokens;
+    this.tokensPerFill = tokensPerFill;
+    this.fillIntervalMs = fill;
+    this.tokens = maxTokens;
+    this.enabled = c.filter_enabled === undefined ? 0 : fractionalPercent(c.filter_enabled, `${at}.filter_enabled`, true);
+    this.enforced = c.filter_enforced === undefined ? 0 : fractionalPercent(c.filter_enforced, `${at}.filter_enforced`, true);
+    const xr = c.enable_x_ratelimit_headers ?? "OFF";
+    if (xr !== "OFF" && xr !== "DRAFT_VERSION_03") fail(`${at}.enable_x_ratelimit_headers`, "expected OFF or DRAFT_VERSION_03");
+    this.xRateLimitHeaders = xr === "DRAFT_VERSION_03";
+    this.responseHeaders = headerValueOptions(c.response_headers_to_add, `${at}.response_headers_to_add`);
+    this.requestHeadersWhenNotEnforced = headerValueOptions(c.request_headers_to_add_when_not_enforced, `${at}.request_headers_to_add_when_not_enforced`);
+  }
+
+  /** The fills a timer would have made since the last one. */
+  private refill(host: HostCore): void {
+    const now = host.now();
+    if (this.lastFillNs === null) {
+      this.lastFillNs = now;
+      return;
+    }
+    const interval = BigInt(this.fillIntervalMs) * 1_000_000n;
+    const fills = (now - this.lastFillNs) / interval;
+    if (fills <= 0n) return;
+    this.lastFillNs += fills * interval;
+    this.tokens = Math.min(this.maxTokens, this.tokens + Number(fills) * this.tokensPerFill);
+  }
+
+  private remainingSeconds(host: HostCore): number {
+    const elapsedS = Number((host.now() - (this.lastFillNs ?? host.now())) / 1_000_000_000n);
+    return Math.trunc(this.fillIntervalMs / 1000 - elapsedS);
+  }
+
+  newStreamFilter(cb: NativeCallbacks): NativeStreamFilter {
+    let counted = false;
+    return {
+      decodeHeaders: (headers) => {
+        // No token bucket: no limit at all (a global config enabled only for routes).
+        if (!draw(this.enabled) || this.maxTokens === 0) return "continue";
+        counted = true;
+        this.refill(cb.host);
+        if (this.tokens > 0) {
+          this.tokens--;
+          return "continue";
+        }
+        if (!draw(this.enforced)) {
+          applyHeaderValues(headers, this.requestHeadersWhenNotEnforced);
+          return "continue";
+        }
+        cb.sendLocalReply({
+          status: this.status,
+          body: "local_rate_limited",
+          headers: this.responseHeaders.map((h) => [h.name, h.value] as [string, string]),
+          details: "local_rate_limited",
+          responseFlag: "RL",
+        });
+        return "stop";
+      },
+      encodeHeaders: (headers) => {
+        if (!counted || !this.xRateLimitHeaders) return;
+        this.refill(cb.host);
+        headers.push(["x-ratelimit-limit", String(this.maxTokens)], ["x-ratelimit-remaining", String(this.tokens)], ["x-ratelimit-reset", String(this.remainingSeconds(cb.host))]);
+      },
+    };
+  }
+}
