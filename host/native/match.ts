@@ -148,9 +148,15 @@ export function removeHeader(headers: HeaderList, name: string): void {
   for (let i = headers.length - 1; i >= 0; i--) if (headers[i][0] === name) headers.splice(i, 1);
 }
 
+/** HeaderMap::setCopy: the first entry keeps its place with the new value, the others go. */
 export function setHeader(headers: HeaderList, name: string, value: string): void {
-  removeHeader(headers, name);
-  headers.push([name, value]);
+  const i = headers.findIndex(([k]) => k === name);
+  if (i < 0) {
+    headers.push([name, value]);
+    return;
+  }
+  headers[i] = [name, value];
+  for (let j = headers.length - 1; j > i; j--) if (headers[j][0] === name) headers.splice(j, 1);
 }
 
 /** Every value of a header, in order (names are lower case in the host's lists). */

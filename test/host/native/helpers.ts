@@ -1,0 +1,41 @@
+// Shared by the native filter tests: a host whose chain is Envoy's native filters (from typed_config
+// written as in envoy.yaml) and, optionally, the property reader (build/test/properties.wasm) after
+// them, and one request through it.
+import { parse } from "yaml";
+import { Host, type HostOptions } from "../../../host/index.js";
+import { nativeFilter, type CorsPolicy } from "../../../host/native/index.js";
+
+export const PROPS_WASM = "build/test/properties.wasm";
+
+/** The filters from a YAML list of http_filters entries ({name, typed_config}). */
+export function natives(yaml: string, cors: CorsPolicy[] = []) {
+  return (parse(yaml) as { name: string; typed_config: unknown }[]).map((f, i) => nativeFilter(f.name, f.typed_config, `http_filters[${i}].typed_config`, cors));
+}
+
+export async function nativeHost(yaml: string, opts: Partial<HostOptions> & { props?: string[]; cors?: CorsPolicy[] } = {}) {
+  let nowNs = BigInt(opts.clock ? 0 : Date.UTC(2026, 11, 4, 12, 0, 0)) * 1_000_000n;
+  const h = await Host.create({
+    filters: opts.props ? [{ name: "props", wasm: PROPS_WASM, configuration: opts.props.join("\n") }] : [],
+    clock: opts.clock ?? (() => nowNs),
+    nativeFilters: natives(yaml, opts.cors),
+    ...opts,
+  });
+  const send = async (headers: [string, string][], streamOpts: Parameters<Host["newStream"]>[0] = {}) => {
+    const s = h.newStream(streamOpts);
+    s.callOnRequestHeaders([[":scheme", "http"], [":authority", "gw.example"], ...headers], true);
+    await h.settle();
+    return { s, local: s.getSentLocalResponse(), upstream: s.upstream.headers, response: s.downstream };
+  };
+  /** What the property reader read in a phase: path -> value as UTF-8. */
+  const read = (phase: string): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const line of h.getLogs("info")) {
+      const [ph, path, rc, value] = line.split("\t");
+      if (ph === phase) out[path] = rc === "0" ? Buffer.from(value, "hex").toString("utf8") : `rc=${rc}`;
+    }
+    return out;
+  };
+  return { h, send, read, nowSeconds: () => Number(nowNs / 1_000_000_000n), advanceMs: (ms: number) => (nowNs += BigInt(ms) * 1_000_000n) };
+}
+
+export const header = (list: [string, string][] | null | undefined, name: string) => list?.find(([k]) => k === name)?.[1];
