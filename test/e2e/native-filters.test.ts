@@ -12,6 +12,8 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
+import { readFileSync } from "node:fs";
 
 const PAYLOAD_SUB = "metadata|filter_metadata|envoy.filters.http.jwt_authn|jwt_payload|sub";
 const PAYLOAD_GROUPS = "metadata|filter_metadata|envoy.filters.http.jwt_authn|jwt_payload|groups";
@@ -135,6 +137,7 @@ describe("local gateway: Envoy's native filters before the wasm filters", () => 
   let gw: LocalGateway;
   let upstream: http.Server;
   let sign: (claims: Record<string, unknown>) => Promise<string>;
+  let yamlPath = "";
   const upstreamSaw: http.IncomingHttpHeaders[] = [];
   const now = () => Math.floor(Date.now() / 1000);
 
@@ -152,7 +155,8 @@ describe("local gateway: Envoy's native filters before the wasm filters", () => 
       );
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-    gw = await startLocalGateway({ envoyYaml: envoyYaml((upstream.address() as AddressInfo).port, jwks), port: 0, env: {}, accessLog: () => {} });
+    yamlPath = envoyYaml((upstream.address() as AddressInfo).port, jwks);
+    gw = await startLocalGateway({ envoyYaml: yamlPath, port: 0, env: {}, accessLog: () => {} });
   });
   afterAll(async () => {
     await gw?.close();
@@ -170,6 +174,14 @@ describe("local gateway: Envoy's native filters before the wasm filters", () => 
     expect(e).toBeInstanceOf(OpenAI.APIError);
     return e!;
   };
+
+  it("the envoy.yaml the gateway runs is valid for Envoy (its protos)", () => {
+    const r = validateEnvoyYaml(readFileSync(yamlPath, "utf8"));
+    expect(r.errors).toEqual([]);
+    for (const t of ["jwt_authn.v3.JwtAuthentication", "rbac.v3.RBAC", "cors.v3.Cors", "cors.v3.CorsPolicy", "local_ratelimit.v3.LocalRateLimit"]) {
+      expect([...r.types].some((x) => x.endsWith(`envoy.extensions.filters.http.${t}`))).toBe(true);
+    }
+  });
 
   // The order matters: the rate limit's bucket (2 tokens) counts only what jwt_authn and rbac let through.
   it("a JWT signed by a key of the local JWKS passes; its claims are in the metadata property the wasm filter reads", async () => {

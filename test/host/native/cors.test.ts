@@ -3,27 +3,27 @@
 import { describe, expect, it } from "vitest";
 import { parseLocalReplyConfig } from "../../../host/local-reply.js";
 import { parseCorsPolicy } from "../../../host/native/index.js";
-import { header, nativeHost } from "./helpers.js";
+import { checkEnvoyAccepts, header, nativeHost } from "./helpers.js";
 
 const FILTER = `
 - name: envoy.filters.http.cors
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors
 `;
-const policy = (extra: Record<string, unknown> = {}) =>
-  parseCorsPolicy(
-    {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
-      allow_origin_string_match: [{ exact: "https://app.example" }, { suffix: ".corp.example" }],
-      allow_methods: "GET, POST",
-      allow_headers: "authorization, content-type",
-      expose_headers: "x-sluice-route",
-      max_age: "600",
-      allow_credentials: true,
-      ...extra,
-    },
-    "route.typed_per_filter_config.envoy.filters.http.cors",
-  );
+const policy = (extra: Record<string, unknown> = {}) => {
+  const p = {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    allow_origin_string_match: [{ exact: "https://app.example" }, { suffix: ".corp.example" }],
+    allow_methods: "GET, POST",
+    allow_headers: "authorization, content-type",
+    expose_headers: "x-sluice-route",
+    max_age: "600",
+    allow_credentials: true,
+    ...extra,
+  };
+  checkEnvoyAccepts(p);
+  return parseCorsPolicy(p, "route.typed_per_filter_config.envoy.filters.http.cors");
+};
 
 const PREFLIGHT: [string, string][] = [[":method", "OPTIONS"], [":path", "/v1/chat/completions"], ["origin", "https://app.example"], ["access-control-request-method", "POST"]];
 

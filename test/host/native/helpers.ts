@@ -4,12 +4,23 @@
 import { parse } from "yaml";
 import { Host, type HostOptions } from "../../../host/index.js";
 import { nativeFilter, type CorsPolicy } from "../../../host/native/index.js";
+import { validateEnvoyConfig } from "../../../scripts/envoy-validate.js";
+
+/** Every typed_config the tests use is one Envoy accepts (checked against Envoy's own protos). */
+export function checkEnvoyAccepts(typedConfig: Record<string, unknown>): void {
+  const { "@type": type, ...rest } = typedConfig;
+  const r = validateEnvoyConfig(rest, { type: String(type).replace("type.googleapis.com/", "") });
+  if (r.errors.length) throw new Error(`not a valid ${String(type)}: ${r.errors.join("; ")}`);
+}
 
 export const PROPS_WASM = "build/test/properties.wasm";
 
 /** The filters from a YAML list of http_filters entries ({name, typed_config}). */
 export function natives(yaml: string, cors: CorsPolicy[] = []) {
-  return (parse(yaml) as { name: string; typed_config: unknown }[]).map((f, i) => nativeFilter(f.name, f.typed_config, `http_filters[${i}].typed_config`, cors));
+  return (parse(yaml) as { name: string; typed_config: Record<string, unknown> }[]).map((f, i) => {
+    checkEnvoyAccepts(f.typed_config);
+    return nativeFilter(f.name, f.typed_config, `http_filters[${i}].typed_config`, cors);
+  });
 }
 
 export async function nativeHost(yaml: string, opts: Partial<HostOptions> & { props?: string[]; cors?: CorsPolicy[] } = {}) {
