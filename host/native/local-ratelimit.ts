@@ -1,10 +1,10 @@
 // envoy.filters.http.local_ratelimit (envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)
 // in the local gateway: one token bucket for the listener, shared by every request, as Envoy's
 // FilterConfig holds one LocalRateLimiterImpl for all workers.
-// - The bucket (source/extensions/filters/common/local_ratelimit/local_ratelimit_impl.cc): it starts
-//   full (max_tokens); every fill_interval (at least 50 ms) adds tokens_per_fill (default 1), capped
-//   at max_tokens; a request takes one token, none left: limited. The host adds the fills a timer
-//   would have made when a request arrives (the same counts, no timer).
+// - The bucket (source/extensions/filters/common/local_ratelimit/local_ratelimit_impl.cc
+//   RateLimitTokenBucket over source/common/common/token_bucket_impl.cc AtomicTokenBucketImpl): it
+//   starts full (max_tokens) and fills continuously at tokens_per_fill per fill_interval (at least
+//   50 ms), never above max_tokens; a request takes one whole token, less than one left: limited.
 // - Filter::decodeHeaders (source/extensions/filters/http/local_ratelimit/local_ratelimit.cc):
 //   filter_enabled unset or off: nothing is counted. Limited but filter_enforced unset or off: the
 //   request goes on with request_headers_to_add_when_not_enforced. Enforced: a local reply with
@@ -12,8 +12,9 @@
 //   "local_rate_limited", response_code_details local_rate_limited, response flag RL, and
 //   response_headers_to_add.
 // - Filter::encodeHeaders: with enable_x_ratelimit_headers DRAFT_VERSION_03, every response of a
-//   counted request says x-ratelimit-limit (max_tokens), x-ratelimit-remaining (tokens left now) and
-//   x-ratelimit-reset (whole seconds to the next fill, remainingFillInterval).
+//   counted request says x-ratelimit-limit (max_tokens), x-ratelimit-remaining (whole tokens left)
+//   and x-ratelimit-reset (RateLimitTokenBucket::resetSeconds: 0 while a token is left, else the
+//   whole seconds one token takes to fill, AtomicTokenBucketImpl::nextTokenAvailable).
 // Descriptors, rate_limits, per-connection buckets and per-route configs are refused.
 import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
 import type { HostCore } from "../host.js";
@@ -31,8 +32,10 @@ export class LocalRateLimitFilter implements NativeFilter {
   readonly xRateLimitHeaders: boolean;
   readonly responseHeaders: ReturnType<typeof headerValueOptions>;
   readonly requestHeadersWhenNotEnforced: ReturnType<typeof headerValueOptions>;
+  /** Tokens per second (AtomicTokenBucketImpl fill_rate_). */
+  private readonly rate: number;
   private tokens: number;
-  /** When the last fill happened (host clock, ns); null before the first request. */
+  /** When the bucket was last filled (host clock, ns); null before the first request (full then). */
   private lastFillNs: bigint | null = null;
 
   constructor(
@@ -67,6 +70,8 @@ export class LocalRateLimitFilter implements NativeFilter {
     this.tokensPerFill = tokensPerFill;
     this.fillIntervalMs = fill;
     this.tokens = maxTokens;
+    // The minimal fill rate is one token a year (token_bucket_impl.cc kMinFillRate).
+    this.rate = fill ? Math.max(tokensPerFill / (fill / 1000), 1 / (365 * 24 * 60 * 60)) : 0;
     this.enabled = c.filter_enabled === undefined ? 0 : fractionalPercent(c.filter_enabled, `${at}.filter_enabled`, true);
     this.enforced = c.filter_enforced === undefined ? 0 : fractionalPercent(c.filter_enforced, `${at}.filter_enforced`, true);
     const xr = c.enable_x_ratelimit_headers ?? "OFF";
@@ -76,23 +81,19 @@ export class LocalRateLimitFilter implements NativeFilter {
     this.requestHeadersWhenNotEnforced = headerValueOptions(c.request_headers_to_add_when_not_enforced, `${at}.request_headers_to_add_when_not_enforced`);
   }
 
-  /** The fills a timer would have made since the last one. */
-  private refill(host: HostCore): void {
+  /** AtomicTokenBucketImpl::consume: fill for the time since the last fill, then take one whole token. */
+  private consume(host: HostCore): boolean {
     const now = host.now();
-    if (this.lastFillNs === null) {
-      this.lastFillNs = now;
-      return;
-    }
-    const interval = BigInt(this.fillIntervalMs) * 1_000_000n;
-    const fills = (now - this.lastFillNs) / interval;
-    if (fills <= 0n) return;
-    this.lastFillNs += fills * interval;
-    this.tokens = Math.min(this.maxTokens, this.tokens + Number(fills) * this.tokensPerFill);
+    if (this.lastFillNs !== null) this.tokens = Math.min(this.maxTokens, this.tokens + (Number(now - this.lastFillNs) / 1e9) * this.rate);
+    this.lastFillNs = now;
+    if (Math.floor(this.tokens) === 0) return false;
+    this.tokens -= 1;
+    return true;
   }
 
-  private remainingSeconds(host: HostCore): number {
-    const elapsedS = Number((host.now() - (this.lastFillNs ?? host.now())) / 1_000_000_000n);
-    return Math.trunc(this.fillIntervalMs / 1000 - elapsedS);
+  /** resetSeconds: ceil(1 / fill_rate in ms) divided into whole seconds, 0 while a token is left. */
+  private resetSeconds(): number {
+    return this.tokens >= 1 ? 0 : Math.floor(Math.ceil((1 / this.rate) * 1000) / 1000);
   }
 
   newStreamFilter(cb: NativeCallbacks): NativeStreamFilter {
@@ -102,11 +103,7 @@ export class LocalRateLimitFilter implements NativeFilter {
         // No token bucket: no limit at all (a global config enabled only for routes).
         if (!draw(this.enabled) || this.maxTokens === 0) return "continue";
         counted = true;
-        this.refill(cb.host);
-        if (this.tokens > 0) {
-          this.tokens--;
-          return "continue";
-        }
+        if (this.consume(cb.host)) return "continue";
         if (!draw(this.enforced)) {
           applyHeaderValues(headers, this.requestHeadersWhenNotEnforced);
           return "continue";
@@ -122,8 +119,7 @@ export class LocalRateLimitFilter implements NativeFilter {
       },
       encodeHeaders: (headers) => {
         if (!counted || !this.xRateLimitHeaders) return;
-        this.refill(cb.host);
-        headers.push(["x-ratelimit-limit", String(this.maxTokens)], ["x-ratelimit-remaining", String(this.tokens)], ["x-ratelimit-reset", String(this.remainingSeconds(cb.host))]);
+        headers.push(["x-ratelimit-limit", String(this.maxTokens)], ["x-ratelimit-remaining", String(Math.floor(this.tokens))], ["x-ratelimit-reset", String(this.resetSeconds())]);
       },
     };
   }

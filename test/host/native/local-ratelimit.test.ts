@@ -18,12 +18,12 @@ const ENFORCED = "    filter_enforced: { default_value: { numerator: 100, denomi
 const GET: [string, string][] = [[":method", "GET"], [":path", "/v1/models"]];
 
 describe("local_ratelimit", () => {
-  it("takes a token per request, answers 429 local_rate_limited (flag RL) when none is left, and refills every fill_interval", async () => {
+  it("takes a token per request, answers 429 local_rate_limited (flag RL) when none is left, and refills tokens_per_fill per fill_interval", async () => {
     const t = await nativeHost(limit(ENFORCED));
     const first = await t.send(GET);
     expect(first.local).toBeNull();
     first.s.callOnResponseHeaders([[":status", "200"]], true);
-    expect([header(first.response.headers, "x-ratelimit-limit"), header(first.response.headers, "x-ratelimit-remaining"), header(first.response.headers, "x-ratelimit-reset")]).toEqual(["2", "1", "10"]);
+    expect([header(first.response.headers, "x-ratelimit-limit"), header(first.response.headers, "x-ratelimit-remaining"), header(first.response.headers, "x-ratelimit-reset")]).toEqual(["2", "1", "0"]);
     expect((await t.send(GET)).local).toBeNull();
     const limited = await t.send(GET);
     expect(limited.local?.statusCode).toBe(429);
@@ -31,7 +31,10 @@ describe("local_ratelimit", () => {
     expect(limited.local?.statusDetails).toBe("local_rate_limited");
     expect(limited.s.info.responseFlags).toContain("RL");
     expect(header(limited.response.headers, "x-ratelimit-remaining")).toBe("0");
-    t.advanceMs(10_000);
+    expect(header(limited.response.headers, "x-ratelimit-reset")).toBe("10"); // one token takes 10 s
+    t.advanceMs(5_000); // half a token
+    expect((await t.send(GET)).local?.statusCode).toBe(429);
+    t.advanceMs(5_000);
     expect((await t.send(GET)).local).toBeNull();
     expect((await t.send(GET)).local?.statusCode).toBe(429);
   });
