@@ -145,6 +145,41 @@ describe("jwt_authn", () => {
     }
   });
 
+  it("holds the request body while it verifies, then lets headers and body go on in order", async () => {
+    const t = await nativeHost(config(jwks));
+    const s = t.h.newStream();
+    s.callOnRequestHeaders([[":scheme", "http"], [":authority", "gw.example"], [":method", "POST"], [":path", "/v1/chat/completions"], ["authorization", `Bearer ${await sign(good)}`]], false);
+    s.callOnRequestBody('{"model":', false);
+    expect(s.upstream.headers).toBeNull(); // still verifying
+    s.callOnRequestBody('"gpt-4o"}', true);
+    await t.h.settle();
+    expect(s.upstream.headers).not.toBeNull();
+    expect(s.upstream.body.toString()).toBe('{"model":"gpt-4o"}');
+    expect(s.upstream.ended).toBe(true);
+  });
+
+  it("a stream that ends while its JWKS is being fetched is left alone when the fetch returns", async () => {
+    let release: () => void = () => {};
+    const srv = http.createServer((_req, res) => {
+      release = () => res.writeHead(200).end(jwks);
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const yaml = config(jwks).replace(/local_jwks:\n\s+inline_string: '[^']*'/, `remote_jwks:\n          http_uri: { uri: "http://idp.example/jwks", cluster: idp_jwks, timeout: 5s }`);
+      const t = await nativeHost(yaml, { clusters: { idp_jwks: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` } });
+      const s = t.h.newStream();
+      s.callOnRequestHeaders([[":scheme", "http"], [":authority", "gw.example"], [":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]], true);
+      await new Promise((r) => setTimeout(r, 50));
+      s.completeHttpContext(); // the client went away
+      release();
+      await t.h.settle();
+      expect(s.getSentLocalResponse()).toBeNull();
+      expect(s.upstream.headers).toBeNull();
+    } finally {
+      srv.close();
+    }
+  });
+
   it("refuses config fields it does not implement, by name", async () => {
     await expect(nativeHost(config(jwks).replace("payload_in_metadata: jwt_payload", "payload_in_metadata: jwt_payload\n        from_cookies: [session]"))).rejects.toThrow(
       /providers\.idp\.from_cookies: the local gateway does not implement this field/,
