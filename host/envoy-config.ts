@@ -337,8 +337,11 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const corsPolicies: CorsPolicy[] = [];
   const perFilter = (tpfc: unknown, at: string, extra: (name: string, c: any) => boolean) => {
     for (const [name, c] of Object.entries(obj(tpfc ?? {}, at))) {
-      if (corsNames.has(name) && (c as any)?.["@type"] === CORS_POLICY_TYPE) corsPolicies.push(native(() => parseCorsPolicy(c, `${at}.${name}`)));
-      else if (!extra(name, c)) throw new EnvoyConfigError(`${at}.${name}: the local gateway does not run it`);
+      if ((c as any)?.["@type"] === CORS_POLICY_TYPE) {
+        // Envoy loads a CorsPolicy by its type; only a cors filter of that name reads it.
+        const p = native(() => parseCorsPolicy(c, `${at}.${name}`));
+        if (corsNames.has(name)) corsPolicies.push(p);
+      } else if (!extra(name, c)) throw new EnvoyConfigError(`${at}.${name}: the local gateway does not run it`);
     }
   };
   // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.

@@ -18,8 +18,8 @@ import { readFileSync } from "node:fs";
 const PAYLOAD_SUB = "metadata|filter_metadata|envoy.filters.http.jwt_authn|jwt_payload|sub";
 const PAYLOAD_GROUPS = "metadata|filter_metadata|envoy.filters.http.jwt_authn|jwt_payload|groups";
 
-function envoyYaml(upstreamPort: number, jwks: string): string {
-  const http_filters = [
+function envoyYaml(upstreamPort: number, jwks: string, filters?: unknown[], clusters: { name: string; port: number }[] = []): string {
+  const http_filters = filters ?? [
     { name: "envoy.filters.http.cors", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" } },
     {
       name: "envoy.filters.http.jwt_authn",
@@ -121,11 +121,11 @@ function envoyYaml(upstreamPort: number, jwks: string): string {
           }],
         }],
       }],
-      clusters: [{
-        name: "upstream",
+      clusters: [{ name: "upstream", port: upstreamPort }, ...clusters].map((c) => ({
+        name: c.name,
         connect_timeout: "1s",
-        load_assignment: { cluster_name: "upstream", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: upstreamPort } } } }] }] },
-      }],
+        load_assignment: { cluster_name: c.name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: c.port } } } }] }] },
+      })),
     },
   };
   const path = join(mkdtempSync(join(tmpdir(), "sluice-native-")), "envoy.yaml");
@@ -236,5 +236,72 @@ describe("local gateway: Envoy's native filters before the wasm filters", () => 
     expect(e).toBeInstanceOf(OpenAI.RateLimitError);
     expect(e.error).toEqual({ message: "local_rate_limited", type: "sluice_error", param: null, code: "local_rate_limited" });
     expect(e.headers?.get("x-ratelimit-remaining")).toBe("0");
+  });
+});
+
+describe("local gateway: ext_authz against an HTTP authorization service", () => {
+  let gw: LocalGateway;
+  let upstream: http.Server;
+  let authz: http.Server;
+
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => res.end(`upstream saw x-consumer=${req.headers["x-consumer"]}`));
+    authz = http.createServer((req, res) => {
+      if (req.headers.authorization === "Bearer good") res.writeHead(200, { "x-consumer": "team-a", "x-team": "a" }).end();
+      else res.writeHead(403, { "content-type": "application/json" }).end('{"error":{"message":"not allowed","type":"permission_error"}}');
+    });
+    for (const s of [upstream, authz]) await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const port = (s: http.Server) => (s.address() as AddressInfo).port;
+    const filters = [
+      {
+        name: "envoy.filters.http.ext_authz",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+          transport_api_version: "V3",
+          http_service: {
+            server_uri: { uri: "http://authz.internal", cluster: "authz", timeout: "1s" },
+            authorization_response: {
+              allowed_upstream_headers: { patterns: [{ exact: "x-consumer" }] },
+              dynamic_metadata_from_headers: { patterns: [{ exact: "x-team" }] },
+            },
+          },
+        },
+      },
+      {
+        name: "props",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+          config: {
+            name: "props",
+            configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "metadata|filter_metadata|envoy.filters.http.ext_authz|x-team" },
+            vm_config: { runtime: "envoy.wasm.runtime.v8", code: { local: { filename: resolve("build/test/properties.wasm") } } },
+          },
+        },
+      },
+      { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+    ];
+    const path = envoyYaml(port(upstream), "", filters, [{ name: "authz", port: port(authz) }]);
+    expect(validateEnvoyYaml(readFileSync(path, "utf8")).errors).toEqual([]);
+    gw = await startLocalGateway({ envoyYaml: path, port: 0, env: {}, accessLog: () => {} });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    for (const s of [upstream, authz]) await new Promise((r) => s.close(r));
+  });
+
+  it("an allowed check sets the upstream header and the metadata the wasm filter reads; a denied one returns the service's answer", async () => {
+    const ok = await fetch(`${gw.url}/v1/x`, { headers: { authorization: "Bearer good", "x-sluice-cluster": "upstream", "x-consumer": "forged" } });
+    expect(await ok.text()).toBe("upstream saw x-consumer=team-a");
+    const l = gw.host.getLogs("info").map((x) => x.split("\t")).filter(([ph]) => ph === "request_headers").at(-1)!;
+    expect(Buffer.from(l[3], "hex").toString()).toBe("a");
+    // Outside /v1 no local_reply_config mapper matches: the service's own status, body and headers.
+    const denied = await fetch(`${gw.url}/admin`, { headers: { authorization: "Bearer bad", "x-sluice-cluster": "upstream" } });
+    expect(denied.status).toBe(403);
+    expect(denied.headers.get("content-type")).toBe("application/json");
+    expect(await denied.json()).toEqual({ error: { message: "not allowed", type: "permission_error" } });
+    // Under /v1 the denial is a local reply like any other: the mapper rewrites it.
+    const mapped = await fetch(`${gw.url}/v1/x`, { headers: { authorization: "Bearer bad", "x-sluice-cluster": "upstream" } });
+    expect(mapped.status).toBe(403);
+    expect(await mapped.json()).toEqual({ error: { message: '{"error":{"message":"not allowed","type":"permission_error"}}', type: "sluice_error", param: null, code: "ext_authz_denied" } });
   });
 });

@@ -30,6 +30,12 @@ describe("envoy-config: native filters", () => {
     expect((c.natives[0] as unknown as { originAllowed(o: string): boolean }).originAllowed("https://a.example")).toBe(true);
   });
 
+  it("accepts a route's CorsPolicy without a cors filter (Envoy loads it by type; nothing reads it) but checks it", () => {
+    expect(parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.cors: ${POLICY} },`)).natives.map((n) => n.name)).toEqual(["envoy.filters.http.rbac"]);
+    const bad = POLICY.replace("allow_origin_string_match", "shadow_enabled: { default_value: { numerator: 1 } }, allow_origin_string_match");
+    expect(() => parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.cors: ${bad} },`))).toThrow(/envoy\.filters\.http\.cors\.shadow_enabled: the local gateway does not implement this field/);
+  });
+
   it("refuses a native filter after a wasm filter, a per-route config it does not run, and an http filter it does not know", () => {
     expect(() => parseEnvoyConfig(yaml([WASM, RBAC, ROUTER]))).toThrow(/http_filters\[1\]: the local gateway runs Envoy's native filters before the wasm filters/);
     expect(() =>
