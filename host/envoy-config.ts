@@ -13,8 +13,8 @@ import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
 import type { TagSpecifier } from "./metrics.js";
 import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
-import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, type CorsPolicy, type NativeFilter } from "./native/index.js";
-import { CORS_POLICY_TYPE, CORS_TYPE } from "./native/cors.js";
+import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, PER_ROUTE_TYPES, type NativeFilter } from "./native/index.js";
+import { CORS_POLICY_TYPE } from "./native/cors.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -332,22 +332,23 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const vh = obj(one(rc.virtual_hosts, "route_config.virtual_hosts"), "route_config.virtual_hosts[0]");
   const r = obj(one(vh.routes, "virtual_hosts[0].routes"), "virtual_hosts[0].routes[0]");
   if (r.match?.prefix !== "/") throw new EnvoyConfigError("routes[0].match: the local gateway runs one route matching prefix /");
-  // The CORS filter's policies: the route's, then the virtual host's (CorsFilter::initializeCorsPolicies).
-  const corsNames = new Set(nativeRaw.filter((n) => (n.typedConfig as any)?.["@type"] === CORS_TYPE).map((n) => n.name));
-  const corsPolicies: CorsPolicy[] = [];
+  // The native filters' per-route configs, under the filter's name: the route's, then the virtual
+  // host's (Envoy's resolveMostSpecificPerFilterConfig / getAllPerFilterConfig).
+  const perRoute = new Map<string, { config: unknown; at: string }[]>();
   const perFilter = (tpfc: unknown, at: string, extra: (name: string, c: any) => boolean) => {
     for (const [name, c] of Object.entries(obj(tpfc ?? {}, at))) {
-      if ((c as any)?.["@type"] === CORS_POLICY_TYPE) {
-        // Envoy loads a CorsPolicy by its type; only a cors filter of that name reads it.
-        const p = native(() => parseCorsPolicy(c, `${at}.${name}`));
-        if (corsNames.has(name)) corsPolicies.push(p);
-      } else if (!extra(name, c)) throw new EnvoyConfigError(`${at}.${name}: the local gateway does not run it`);
+      const type = (c as any)?.["@type"];
+      const f = nativeRaw.find((n) => n.name === name);
+      if (f && PER_ROUTE_TYPES[(f.typedConfig as any)?.["@type"]] === type) perRoute.set(name, [...(perRoute.get(name) ?? []), { config: c, at: `${at}.${name}` }]);
+      // Envoy loads a CorsPolicy by its type; only a cors filter of that name reads it.
+      else if (type === CORS_POLICY_TYPE && !f) native(() => parseCorsPolicy(c, `${at}.${name}`));
+      else if (!extra(name, c)) throw new EnvoyConfigError(`${at}.${name}: the local gateway does not run it`);
     }
   };
   // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.
   perFilter(r.typed_per_filter_config, "routes[0].typed_per_filter_config", (name, c) => c?.["@type"] === RATELIMIT_PER_ROUTE && notRun.some((n) => n.name === name));
   perFilter(vh.typed_per_filter_config, "virtual_hosts[0].typed_per_filter_config", () => false);
-  const natives = nativeRaw.map((n) => native(() => nativeFilter(n.name, n.typedConfig, n.at, corsPolicies)));
+  const natives = nativeRaw.map((n) => native(() => nativeFilter(n.name, n.typedConfig, n.at, perRoute.get(n.name))));
   const ra = obj(r.route, "routes[0].route");
   if (typeof ra.cluster_header !== "string") throw new EnvoyConfigError("routes[0].route: the local gateway routes by cluster_header only");
   const route = {

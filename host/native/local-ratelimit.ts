@@ -15,14 +15,18 @@
 //   counted request says x-ratelimit-limit (max_tokens), x-ratelimit-remaining (whole tokens left)
 //   and x-ratelimit-reset (RateLimitTokenBucket::resetSeconds: 0 while a token is left, else the
 //   whole seconds one token takes to fill, AtomicTokenBucketImpl::nextTokenAvailable).
-// Descriptors, rate_limits, per-connection buckets and per-route configs are refused.
+// - A LocalRateLimit in the route's (else the virtual host's) typed_per_filter_config under the filter's
+//   name replaces the filter's own config, bucket included (resolveMostSpecificPerFilterConfig; a
+//   per-route config must have a token_bucket, FilterConfig's constructor).
+// Descriptors, rate_limits and per-connection buckets are refused.
 import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
 import type { HostCore } from "../host.js";
 import { applyHeaderValues, draw, fractionalPercent, headerValueOptions, httpStatus } from "./match.js";
 
 export const LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
-export class LocalRateLimitFilter implements NativeFilter {
+/** One LocalRateLimit (the filter's, or a route's) with its bucket. */
+export class LocalRateLimitConfig {
   readonly status: number;
   readonly maxTokens: number;
   readonly tokensPerFill: number;
@@ -38,13 +42,10 @@ export class LocalRateLimitFilter implements NativeFilter {
   /** When the bucket was last filled (host clock, ns); null before the first request (full then). */
   private lastFillNs: bigint | null = null;
 
-  constructor(
-    readonly name: string,
-    typedConfig: unknown,
-    at = "typed_config",
-  ) {
+  constructor(typedConfig: unknown, at: string, perRoute: boolean) {
     const c = obj(typedConfig, at);
     checkType(c, LOCAL_RATELIMIT_TYPE, at);
+    if (perRoute && c.token_bucket === undefined) fail(at, "local rate limit token bucket must be set for per filter configs");
     only(c, at, [
       "@type", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add",
       "request_headers_to_add_when_not_enforced", "enable_x_ratelimit_headers", "always_consume_default_token_bucket", "local_rate_limit_per_downstream_connection",
@@ -96,7 +97,7 @@ export class LocalRateLimitFilter implements NativeFilter {
     return this.tokens >= 1 ? 0 : Math.floor(Math.ceil((1 / this.rate) * 1000) / 1000);
   }
 
-  newStreamFilter(cb: NativeCallbacks): NativeStreamFilter {
+  streamFilter(cb: NativeCallbacks): NativeStreamFilter {
     let counted = false;
     return {
       decodeHeaders: (headers) => {
@@ -122,5 +123,25 @@ export class LocalRateLimitFilter implements NativeFilter {
         headers.push(["x-ratelimit-limit", String(this.maxTokens)], ["x-ratelimit-remaining", String(Math.floor(this.tokens))], ["x-ratelimit-reset", String(this.resetSeconds())]);
       },
     };
+  }
+}
+
+export class LocalRateLimitFilter implements NativeFilter {
+  /** The config requests use: the route's when it has one, else the filter's. */
+  readonly used: LocalRateLimitConfig;
+
+  /** @param perRoute the LocalRateLimit of the route's (else the virtual host's) typed_per_filter_config */
+  constructor(
+    readonly name: string,
+    typedConfig: unknown,
+    at = "typed_config",
+    perRoute?: { config: unknown; at: string },
+  ) {
+    const own = new LocalRateLimitConfig(typedConfig, at, false);
+    this.used = perRoute ? new LocalRateLimitConfig(perRoute.config, perRoute.at, true) : own;
+  }
+
+  newStreamFilter(cb: NativeCallbacks): NativeStreamFilter {
+    return this.used.streamFilter(cb);
   }
 }

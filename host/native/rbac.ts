@@ -13,7 +13,10 @@
 //   query), and_rules, or_rules, not_rule; principals any, authenticated (the peer certificate's
 //   URI SANs, then DNS SANs, then subject; no certificate: no match), header, metadata (the stream's
 //   dynamic metadata, e.g. jwt_authn's payload), and_ids, or_ids, not_id.
-// shadow_rules, LOG, per-route RBACPerRoute and the CEL / IP / filter-state matchers are refused.
+// - An RBACPerRoute in the route's (else the virtual host's) typed_per_filter_config under the filter's
+//   name replaces the filter's rules (RoleBasedAccessControlFilterConfig::engine; its rbac unset:
+//   no rules, every request allowed).
+// shadow_rules, LOG and the CEL / IP / filter-state matchers are refused.
 import type { HeaderList } from "../headers.js";
 import type { FilterMetadata, Json } from "../proto.js";
 import type { StreamInfo } from "../stream.js";
@@ -22,6 +25,7 @@ import { headerMatcher, stringMatcher } from "./match.js";
 import { getFirst } from "../headers.js";
 
 export const RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+export const RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 
 type Check = (headers: HeaderList, info: StreamInfo) => boolean;
 
@@ -176,14 +180,24 @@ export class RbacFilter implements NativeFilter {
   readonly action: "ALLOW" | "DENY" | null;
   readonly policies: Policy[];
 
+  /** @param perRoute the RBACPerRoute of the route's (else the virtual host's) typed_per_filter_config */
   constructor(
     readonly name: string,
     typedConfig: unknown,
     at = "typed_config",
+    perRoute?: { config: unknown; at: string },
   ) {
-    const c = obj(typedConfig, at);
+    let c = obj(typedConfig, at);
     checkType(c, RBAC_TYPE, at);
     only(c, at, ["@type", "rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+    if (perRoute) {
+      const pr = obj(perRoute.config, perRoute.at);
+      checkType(pr, RBAC_PER_ROUTE_TYPE, perRoute.at);
+      only(pr, perRoute.at, ["@type", "rbac"]);
+      at = `${perRoute.at}.rbac`;
+      c = pr.rbac === undefined ? {} : obj(pr.rbac, at);
+      only(c, at, ["rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+    }
     if (c.rules === undefined) {
       this.action = null;
       this.policies = [];

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { parseLocalReplyConfig } from "../../../host/local-reply.js";
 import { parseCorsPolicy } from "../../../host/native/index.js";
-import { checkEnvoyAccepts, header, nativeHost } from "./helpers.js";
+import { header, nativeHost } from "./helpers.js";
 
 const FILTER = `
 - name: envoy.filters.http.cors
@@ -21,8 +21,7 @@ const policy = (extra: Record<string, unknown> = {}) => {
     allow_credentials: true,
     ...extra,
   };
-  checkEnvoyAccepts(p);
-  return parseCorsPolicy(p, "route.typed_per_filter_config.envoy.filters.http.cors");
+  return { config: p, at: "routes[0].typed_per_filter_config.envoy.filters.http.cors" };
 };
 
 const PREFLIGHT: [string, string][] = [[":method", "OPTIONS"], [":path", "/v1/chat/completions"], ["origin", "https://app.example"], ["access-control-request-method", "POST"]];
@@ -30,7 +29,7 @@ const PREFLIGHT: [string, string][] = [[":method", "OPTIONS"], [":path", "/v1/ch
 describe("cors", () => {
   it("answers a preflight from an allowed origin itself: 200, Envoy's headers, details cors_response, untouched by local_reply_config", async () => {
     const localReplyConfig = parseLocalReplyConfig({ body_format: { json_format: { error: "%LOCAL_REPLY_BODY%" } } });
-    const t = await nativeHost(FILTER, { cors: [policy()], localReplyConfig });
+    const t = await nativeHost(FILTER, { perRoute: [policy()], localReplyConfig });
     const r = await t.send(PREFLIGHT);
     expect(r.upstream).toBeNull();
     expect(r.local?.statusCode).toBe(200);
@@ -48,19 +47,19 @@ describe("cors", () => {
   });
 
   it("forwards a preflight from an origin not allowed (forward_not_matching_preflights default) and adds nothing to its response", async () => {
-    const t = await nativeHost(FILTER, { cors: [policy()] });
+    const t = await nativeHost(FILTER, { perRoute: [policy()] });
     const r = await t.send([[":method", "OPTIONS"], [":path", "/v1/x"], ["origin", "https://evil.example"], ["access-control-request-method", "POST"]]);
     expect(r.local).toBeNull();
     expect(r.upstream).not.toBeNull();
     r.s.callOnResponseHeaders([[":status", "204"]], true);
     expect(header(r.response.headers, "access-control-allow-origin")).toBeUndefined();
-    const answered = await (await nativeHost(FILTER, { cors: [policy({ forward_not_matching_preflights: false })] })).send([[":method", "OPTIONS"], [":path", "/"], ["origin", "https://evil.example"], ["access-control-request-method", "POST"]]);
+    const answered = await (await nativeHost(FILTER, { perRoute: [policy({ forward_not_matching_preflights: false })] })).send([[":method", "OPTIONS"], [":path", "/"], ["origin", "https://evil.example"], ["access-control-request-method", "POST"]]);
     expect(answered.local?.statusCode).toBe(200);
     expect(header(answered.response.headers, "access-control-allow-origin")).toBeUndefined();
   });
 
   it("adds allow-origin, credentials and expose-headers to a simple request's response from an allowed origin", async () => {
-    const t = await nativeHost(FILTER, { cors: [policy()] });
+    const t = await nativeHost(FILTER, { perRoute: [policy()] });
     const r = await t.send([[":method", "POST"], [":path", "/v1/x"], ["origin", "https://a.corp.example"]]);
     r.s.callOnResponseHeaders([[":status", "200"]], true);
     expect(header(r.response.headers, "access-control-allow-origin")).toBe("https://a.corp.example");
@@ -69,6 +68,7 @@ describe("cors", () => {
   });
 
   it("refuses policy fields it does not run", () => {
-    expect(() => policy({ shadow_enabled: { default_value: { numerator: 100 } } })).toThrow(/shadow_enabled: the local gateway does not implement this field/);
+    const p = policy({ shadow_enabled: { default_value: { numerator: 100 } } });
+    expect(() => parseCorsPolicy(p.config, p.at)).toThrow(/shadow_enabled: the local gateway does not implement this field/);
   });
 });

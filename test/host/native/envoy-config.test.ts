@@ -30,6 +30,15 @@ describe("envoy-config: native filters", () => {
     expect((c.natives[0] as unknown as { originAllowed(o: string): boolean }).originAllowed("https://a.example")).toBe(true);
   });
 
+  it("a route's RBACPerRoute replaces the filter's rules; the virtual host's counts only without the route's", () => {
+    const rbacOf = (c: ReturnType<typeof parseEnvoyConfig>) => c.natives[0] as unknown as { action: string | null; policies: { name: string }[] };
+    const DENY_ALL = `{ "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute, rbac: { rules: { action: DENY, policies: { all: { permissions: [ { any: true } ], principals: [ { any: true } ] } } } } }`;
+    const NONE = `{ "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }`;
+    expect(rbacOf(parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.rbac: ${DENY_ALL} },`))).policies.map((p) => p.name)).toEqual(["all"]);
+    expect(rbacOf(parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.rbac: ${NONE} },`, `typed_per_filter_config: { envoy.filters.http.rbac: ${DENY_ALL} },`))).action).toBeNull();
+    expect(rbacOf(parseEnvoyConfig(yaml([RBAC, ROUTER], "", `typed_per_filter_config: { envoy.filters.http.rbac: ${DENY_ALL} },`))).action).toBe("DENY");
+  });
+
   it("accepts a route's CorsPolicy without a cors filter (Envoy loads it by type; nothing reads it) but checks it", () => {
     expect(parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.cors: ${POLICY} },`)).natives.map((n) => n.name)).toEqual(["envoy.filters.http.rbac"]);
     const bad = POLICY.replace("allow_origin_string_match", "shadow_enabled: { default_value: { numerator: 1 } }, allow_origin_string_match");
@@ -38,9 +47,14 @@ describe("envoy-config: native filters", () => {
 
   it("refuses a native filter after a wasm filter, a per-route config it does not run, and an http filter it does not know", () => {
     expect(() => parseEnvoyConfig(yaml([WASM, RBAC, ROUTER]))).toThrow(/http_filters\[1\]: the local gateway runs Envoy's native filters before the wasm filters/);
+    const JWT = `{ name: envoy.filters.http.jwt_authn, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication } }`;
     expect(() =>
-      parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.rbac: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute } },`)),
-    ).toThrow(/routes\[0\]\.typed_per_filter_config\.envoy\.filters\.http\.rbac: the local gateway does not run it/);
+      parseEnvoyConfig(yaml([JWT, ROUTER], `typed_per_filter_config: { envoy.filters.http.jwt_authn: { "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig, disabled: true } },`)),
+    ).toThrow(/routes\[0\]\.typed_per_filter_config\.envoy\.filters\.http\.jwt_authn: the local gateway does not run it/);
+    const LRL = `{ name: lrl, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l } }`;
+    expect(() => parseEnvoyConfig(yaml([LRL, ROUTER], `typed_per_filter_config: { lrl: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: r } },`))).toThrow(
+      /routes\[0\]\.typed_per_filter_config\.lrl: local rate limit token bucket must be set for per filter configs/,
+    );
     expect(() => parseEnvoyConfig(yaml([`{ name: o, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2 } }`, ROUTER]))).toThrow(
       /http_filters\[0\]: the local gateway does not run type.googleapis.com\/envoy.extensions.filters.http.oauth2.v3.OAuth2/,
     );

@@ -3,7 +3,7 @@
 // them, and one request through it.
 import { parse } from "yaml";
 import { Host, type HostOptions } from "../../../host/index.js";
-import { nativeFilter, type CorsPolicy } from "../../../host/native/index.js";
+import { nativeFilter } from "../../../host/native/index.js";
 import { validateEnvoyConfig } from "../../../scripts/envoy-validate.js";
 
 /** Every typed_config the tests use is one Envoy accepts (checked against Envoy's own protos). */
@@ -15,20 +15,24 @@ export function checkEnvoyAccepts(typedConfig: Record<string, unknown>): void {
 
 export const PROPS_WASM = "build/test/properties.wasm";
 
-/** The filters from a YAML list of http_filters entries ({name, typed_config}). */
-export function natives(yaml: string, cors: CorsPolicy[] = []) {
+type PerRoute = { config: Record<string, unknown>; at: string }[];
+
+/** The filters from a YAML list of http_filters entries ({name, typed_config}); `perRoute`: the
+ * route's (then the virtual host's) typed_per_filter_config entries for them. */
+export function natives(yaml: string, perRoute: PerRoute = []) {
   return (parse(yaml) as { name: string; typed_config: Record<string, unknown> }[]).map((f, i) => {
     checkEnvoyAccepts(f.typed_config);
-    return nativeFilter(f.name, f.typed_config, `http_filters[${i}].typed_config`, cors);
+    for (const p of perRoute) checkEnvoyAccepts(p.config);
+    return nativeFilter(f.name, f.typed_config, `http_filters[${i}].typed_config`, perRoute);
   });
 }
 
-export async function nativeHost(yaml: string, opts: Partial<HostOptions> & { props?: string[]; cors?: CorsPolicy[] } = {}) {
+export async function nativeHost(yaml: string, opts: Partial<HostOptions> & { props?: string[]; perRoute?: PerRoute } = {}) {
   let nowNs = BigInt(opts.clock ? 0 : Date.UTC(2026, 11, 4, 12, 0, 0)) * 1_000_000n;
   const h = await Host.create({
     filters: opts.props ? [{ name: "props", wasm: PROPS_WASM, configuration: opts.props.join("\n") }] : [],
     clock: opts.clock ?? (() => nowNs),
-    nativeFilters: natives(yaml, opts.cors),
+    nativeFilters: natives(yaml, opts.perRoute),
     ...opts,
   });
   const send = async (headers: [string, string][], streamOpts: Parameters<Host["newStream"]>[0] = {}) => {

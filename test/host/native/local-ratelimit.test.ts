@@ -2,6 +2,7 @@
 // flag, the x-ratelimit-* headers, and filter_enabled / filter_enforced.
 import { describe, expect, it } from "vitest";
 import { parseLocalReplyConfig } from "../../../host/local-reply.js";
+import { parse } from "yaml";
 import { header, nativeHost } from "./helpers.js";
 
 const limit = (extra = "") => `
@@ -57,6 +58,21 @@ describe("local_ratelimit", () => {
     const r = await t.send(GET);
     expect(r.local?.statusCode).toBe(429);
     expect(JSON.parse(r.local!.body.toString())).toEqual({ error: { message: "local_rate_limited", type: "rate_limit_error", code: 429 } });
+  });
+
+  it("a LocalRateLimit in the route's typed_per_filter_config replaces the filter's, bucket and all (the filter itself only has a stat_prefix)", async () => {
+    const filter = `
+- name: envoy.filters.http.local_ratelimit
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+    stat_prefix: http_local_rate_limiter
+`;
+    const route = parse(limit(ENFORCED).replace("max_tokens: 2", "max_tokens: 1"))[0].typed_config;
+    const t = await nativeHost(filter, { perRoute: [{ config: route, at: "routes[0].typed_per_filter_config.envoy.filters.http.local_ratelimit" }] });
+    expect((await t.send(GET)).local).toBeNull();
+    expect((await t.send(GET)).local?.statusCode).toBe(429);
+    const off = await nativeHost(filter);
+    for (let i = 0; i < 3; i++) expect((await off.send(GET)).local).toBeNull();
   });
 
   it("refuses descriptors and a fill interval under 50 ms", async () => {
