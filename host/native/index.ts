@@ -2,7 +2,7 @@
 import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, parseCorsPolicy, type CorsPolicy } from "./cors.js";
 import { EXT_AUTHZ_TYPE, ExtAuthzFilter } from "./ext-authz.js";
 import { fail, type NativeFilter } from "./filter.js";
-import { JWT_AUTHN_TYPE, JwtAuthnFilter } from "./jwt-authn.js";
+import { JWT_AUTHN_PER_ROUTE_TYPE, JWT_AUTHN_TYPE, JwtAuthnFilter } from "./jwt-authn.js";
 import { LOCAL_RATELIMIT_TYPE, LocalRateLimitFilter } from "./local-ratelimit.js";
 import { RBAC_PER_ROUTE_TYPE, RBAC_TYPE, RbacFilter } from "./rbac.js";
 
@@ -15,6 +15,7 @@ export const NATIVE_TYPES = [JWT_AUTHN_TYPE, RBAC_TYPE, CORS_TYPE, LOCAL_RATELIM
  * per-route @type). */
 export const PER_ROUTE_TYPES: Record<string, string> = {
   [CORS_TYPE]: CORS_POLICY_TYPE,
+  [JWT_AUTHN_TYPE]: JWT_AUTHN_PER_ROUTE_TYPE,
   [RBAC_TYPE]: RBAC_PER_ROUTE_TYPE,
   [LOCAL_RATELIMIT_TYPE]: LOCAL_RATELIMIT_TYPE,
 };
@@ -27,7 +28,7 @@ export const PER_ROUTE_TYPES: Record<string, string> = {
 export function nativeFilter(name: string, typedConfig: any, at: string, perRoute: { config: unknown; at: string }[] = []): NativeFilter {
   switch (typedConfig?.["@type"]) {
     case JWT_AUTHN_TYPE:
-      return new JwtAuthnFilter(name, typedConfig, at);
+      return new JwtAuthnFilter(name, typedConfig, at, perRoute[0]);
     case RBAC_TYPE:
       return new RbacFilter(name, typedConfig, at, perRoute[0]);
     case CORS_TYPE:

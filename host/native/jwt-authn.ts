@@ -24,7 +24,12 @@
 //   namespace envoy.filters.http.jwt_authn. Every token found must verify.
 // - Requirements (verifier.cc): provider_name, provider_and_audiences, requires_any (OK at the first
 //   success, else the last failure), requires_all (the first failure), allow_missing,
-//   allow_missing_or_failed, and {} (allow all).
+//   allow_missing_or_failed, and {} (allow all); a rule's requirement_name names one of
+//   requirement_map (filter_config.cc FilterConfigImpl: an unknown name is a config error).
+// - A PerRouteConfig in the route's (else the virtual host's) typed_per_filter_config replaces the
+//   rules (FilterConfigImpl::findPerRouteVerifier): disabled, or requirement_name from
+//   requirement_map; an unknown name answers 403 "Failed JWT authentication: Wrong requirement_name:
+//   <name>. It should be one of [<sorted names>]".
 import { compactVerify, createLocalJWKSet, errors, type JSONWebKeySet } from "jose";
 import { getFirst, type HeaderList } from "../headers.js";
 import { startHttpCall } from "../http-call.js";
@@ -35,6 +40,7 @@ import { removeHeader } from "./match.js";
 
 export const JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
 export const JWT_AUTHN_METADATA = "envoy.filters.http.jwt_authn";
+export const JWT_AUTHN_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
 
 const S = {
   Ok: "OK",
@@ -324,9 +330,9 @@ interface Rule {
   requirement: Requirement;
 }
 
-function parseRule(v: unknown, at: string, providers: Map<string, Provider>): Rule {
+function parseRule(v: unknown, at: string, providers: Map<string, Provider>, named: Map<string, Requirement>): Rule {
   const r = obj(v, at);
-  only(r, at, ["match", "requires"]);
+  only(r, at, ["match", "requires", "requirement_name"]);
   const m = obj(r.match, `${at}.match`);
   only(m, `${at}.match`, ["prefix", "path"]);
   let match: Rule["match"];
@@ -335,7 +341,17 @@ function parseRule(v: unknown, at: string, providers: Map<string, Provider>): Ru
   if (typeof m.prefix === "string") match = (p) => bare(p).startsWith(m.prefix);
   else if (typeof m.path === "string") match = (p) => bare(p) === m.path;
   else fail(`${at}.match`, "the local gateway matches rules by prefix or path");
+  if (r.requirement_name !== undefined) {
+    const req = named.get(String(r.requirement_name));
+    if (!req) fail(`${at}.requirement_name`, wrongName(String(r.requirement_name), named));
+    return { match, requirement: req };
+  }
+  // No requirement at all: the rule matches and nothing is verified (a null verifier).
   return { match, requirement: r.requires === undefined ? { kind: "allow_all" } : parseRequirement(r.requires, `${at}.requires`, providers) };
+}
+
+function wrongName(name: string, named: Map<string, Requirement>): string {
+  return `Wrong requirement_name: ${name}. It should be one of [${[...named.keys()].sort().join(",")}]`;
 }
 
 interface Location {
@@ -421,20 +437,36 @@ function claimString(payload: JsonObject, claim: string): string {
 
 export class JwtAuthnFilter implements NativeFilter {
   readonly providers = new Map<string, Provider>();
+  readonly named = new Map<string, Requirement>();
   readonly rules: Rule[];
   readonly bypassCorsPreflight: boolean;
   readonly stripFailureResponse: boolean;
+  /** The route's PerRouteConfig: what replaces the rules (null: the rules decide). */
+  readonly perRoute: { requirement: Requirement | null } | { error: string } | null = null;
 
+  /** @param perRoute the PerRouteConfig of the route's (else the virtual host's) typed_per_filter_config */
   constructor(
     readonly name: string,
     typedConfig: unknown,
     at = "typed_config",
+    perRoute?: { config: unknown; at: string },
   ) {
     const c = obj(typedConfig, at);
     checkType(c, JWT_AUTHN_TYPE, at);
-    only(c, at, ["@type", "providers", "rules", "bypass_cors_preflight", "strip_failure_response"]);
+    only(c, at, ["@type", "providers", "rules", "requirement_map", "bypass_cors_preflight", "strip_failure_response"]);
     for (const [n, p] of Object.entries(obj(c.providers ?? {}, `${at}.providers`))) this.providers.set(n, parseProvider(n, p, `${at}.providers.${n}`));
-    this.rules = list(c.rules, `${at}.rules`).map((r, i) => parseRule(r, `${at}.rules[${i}]`, this.providers));
+    for (const [n, r] of Object.entries(obj(c.requirement_map ?? {}, `${at}.requirement_map`))) this.named.set(n, parseRequirement(r, `${at}.requirement_map.${n}`, this.providers));
+    this.rules = list(c.rules, `${at}.rules`).map((r, i) => parseRule(r, `${at}.rules[${i}]`, this.providers, this.named));
+    if (perRoute) {
+      const pr = obj(perRoute.config, perRoute.at);
+      checkType(pr, JWT_AUTHN_PER_ROUTE_TYPE, perRoute.at);
+      only(pr, perRoute.at, ["@type", "disabled", "requirement_name"]);
+      if (pr.disabled === true) this.perRoute = { requirement: null };
+      else {
+        const req = this.named.get(String(pr.requirement_name ?? ""));
+        this.perRoute = req ? { requirement: req } : { error: wrongName(String(pr.requirement_name ?? ""), this.named) };
+      }
+    }
     this.bypassCorsPreflight = c.bypass_cors_preflight === true;
     this.stripFailureResponse = c.strip_failure_response === true;
   }
@@ -477,11 +509,21 @@ class JwtAuthnStream implements NativeStreamFilter {
     const method = getFirst(headers, ":method");
     if (this.f.bypassCorsPreflight && method === "OPTIONS" && getFirst(headers, "origin") && getFirst(headers, "access-control-request-method")) return "continue";
     const path = getFirst(headers, ":path") ?? "";
-    const rule = this.f.rules.find((r) => r.match(path));
-    if (!rule) return "continue";
+    let requirement: Requirement | null;
+    const pr = this.f.perRoute;
+    if (pr && "error" in pr) {
+      // filter.cc decodeHeaders: the per-route lookup failed.
+      this.done = true;
+      const details = `jwt_authn_access_denied{${pr.error.replace(/\s/g, "_")}}`;
+      this.cb.sendLocalReply({ status: 403, body: this.f.stripFailureResponse ? "" : `Failed JWT authentication: ${pr.error}`, details });
+      return "stop";
+    }
+    if (pr) requirement = pr.requirement;
+    else requirement = this.f.rules.find((r) => r.match(path))?.requirement ?? null;
+    if (!requirement) return "continue";
     // buildOriginalUri: scheme://host + path (the path cut at 256 characters).
     const uri = `${getFirst(headers, ":scheme") ?? "http"}://${getFirst(headers, ":authority") ?? ""}${path.slice(0, 256)}`;
-    this.cb.async(this.verify(rule.requirement, headers), (status) => this.complete(status, uri));
+    this.cb.async(this.verify(requirement, headers), (status) => this.complete(status, uri));
     return "stop";
   }
 

@@ -180,6 +180,23 @@ describe("jwt_authn", () => {
     }
   });
 
+  it("requirement_map: rules name a requirement; a route's PerRouteConfig replaces the rules (disabled, a name, or Envoy's 403 for a wrong name)", async () => {
+    const yaml = config(jwks, "", "      - match: { prefix: /v1 }\n        requirement_name: idp_required").replace("    rules:", "    requirement_map:\n      idp_required: { provider_name: idp }\n      anyone: { allow_missing_or_failed: {} }\n    rules:");
+    const byRule = await nativeHost(yaml);
+    expect((await byRule.send([[":method", "GET"], [":path", "/v1/x"]])).local?.body.toString()).toBe("Jwt is missing");
+    const PR = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
+    const at = "routes[0].typed_per_filter_config.envoy.filters.http.jwt_authn";
+    const disabled = await nativeHost(yaml, { perRoute: [{ config: { "@type": PR, disabled: true }, at }] });
+    expect((await disabled.send([[":method", "GET"], [":path", "/v1/x"]])).local).toBeNull();
+    const named = await nativeHost(yaml, { perRoute: [{ config: { "@type": PR, requirement_name: "idp_required" }, at }] });
+    expect((await named.send([[":method", "GET"], [":path", "/other"]])).local?.body.toString()).toBe("Jwt is missing"); // the rules no longer decide
+    const wrong = await (await nativeHost(yaml, { perRoute: [{ config: { "@type": PR, requirement_name: "nope" }, at }] })).send([[":method", "GET"], [":path", "/v1/x"]]);
+    expect(wrong.local?.statusCode).toBe(403);
+    expect(wrong.local?.body.toString()).toBe("Failed JWT authentication: Wrong requirement_name: nope. It should be one of [anyone,idp_required]");
+    expect(wrong.local?.statusDetails).toBe("jwt_authn_access_denied{Wrong_requirement_name:_nope._It_should_be_one_of_[anyone,idp_required]}");
+    await expect(nativeHost(yaml.replace("requirement_name: idp_required", "requirement_name: rr"))).rejects.toThrow(/Wrong requirement_name: rr\. It should be one of \[anyone,idp_required\]/);
+  });
+
   it("refuses config fields it does not implement, by name", async () => {
     await expect(nativeHost(config(jwks).replace("payload_in_metadata: jwt_payload", "payload_in_metadata: jwt_payload\n        from_cookies: [session]"))).rejects.toThrow(
       /providers\.idp\.from_cookies: the local gateway does not implement this field/,
