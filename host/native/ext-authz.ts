@@ -16,7 +16,9 @@
 // - No answer (connection failure, timeout) or a 5xx: an error. failure_mode_allow: the request goes
 //   on (with `x-envoy-auth-failure-mode-allowed: true` when failure_mode_allow_header_add). Else a
 //   local reply with status_on_error (default 403 Forbidden), no body, details ext_authz_error, flag UAEX.
-// The gRPC service, with_request_body, per-route ExtAuthzPerRoute and the rest are refused.
+// - An ExtAuthzPerRoute with disabled: true in the route's (else the virtual host's)
+//   typed_per_filter_config turns the check off for the route (Filter::decodeHeaders skipCheckForRoute).
+// The gRPC service, with_request_body, check_settings and the rest are refused.
 import { getFirst, type HeaderList } from "../headers.js";
 import { startHttpCall } from "../http-call.js";
 import { checkType, duration, fail, list, obj, only, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
@@ -24,6 +26,7 @@ import { httpStatus, removeHeader, setHeader, stringMatcher, type StringMatch } 
 
 export const EXT_AUTHZ_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
 export const EXT_AUTHZ_METADATA = "envoy.filters.http.ext_authz";
+export const EXT_AUTHZ_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
 
 /** envoy.type.matcher.v3.ListStringMatcher {patterns} matched on lower-case header names. */
 function listMatcher(v: unknown, at: string): StringMatch[] {
@@ -50,11 +53,15 @@ export class ExtAuthzFilter implements NativeFilter {
   readonly failureModeAllow: boolean;
   readonly failureModeAllowHeaderAdd: boolean;
   readonly statusOnError: number;
+  /** The route's ExtAuthzPerRoute says disabled: true. */
+  readonly disabled: boolean = false;
 
+  /** @param perRoute the ExtAuthzPerRoute of the route's (else the virtual host's) typed_per_filter_config */
   constructor(
     readonly name: string,
     typedConfig: unknown,
     at = "typed_config",
+    perRoute?: { config: unknown; at: string },
   ) {
     const c = obj(typedConfig, at);
     checkType(c, EXT_AUTHZ_TYPE, at);
@@ -94,6 +101,12 @@ export class ExtAuthzFilter implements NativeFilter {
     this.failureModeAllow = c.failure_mode_allow === true;
     this.failureModeAllowHeaderAdd = c.failure_mode_allow_header_add === true;
     this.statusOnError = c.status_on_error === undefined ? 403 : httpStatus(c.status_on_error, `${at}.status_on_error`);
+    if (perRoute) {
+      const pr = obj(perRoute.config, perRoute.at);
+      checkType(pr, EXT_AUTHZ_PER_ROUTE_TYPE, perRoute.at);
+      only(pr, perRoute.at, ["@type", "disabled"]);
+      this.disabled = pr.disabled === true;
+    }
   }
 
   /** The check request's headers (RawHttpClientImpl::check). */
@@ -121,6 +134,7 @@ export class ExtAuthzFilter implements NativeFilter {
     let onSuccess: HeaderList = [];
     return {
       decodeHeaders: (headers) => {
+        if (this.disabled) return "continue";
         const cluster = cb.host.clusters.get(this.cluster);
         const call = cluster ? startHttpCall(cluster, this.checkHeaders(headers), Buffer.alloc(0), this.timeoutMs) : null;
         cancel = call?.cancel ?? null;

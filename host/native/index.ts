@@ -1,6 +1,6 @@
 // Envoy's native http filters the local gateway runs, by the @type of their typed_config.
 import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, parseCorsPolicy, type CorsPolicy } from "./cors.js";
-import { EXT_AUTHZ_TYPE, ExtAuthzFilter } from "./ext-authz.js";
+import { EXT_AUTHZ_PER_ROUTE_TYPE, EXT_AUTHZ_TYPE, ExtAuthzFilter } from "./ext-authz.js";
 import { fail, type NativeFilter } from "./filter.js";
 import { JWT_AUTHN_PER_ROUTE_TYPE, JWT_AUTHN_TYPE, JwtAuthnFilter } from "./jwt-authn.js";
 import { LOCAL_RATELIMIT_TYPE, LocalRateLimitFilter } from "./local-ratelimit.js";
@@ -18,6 +18,7 @@ export const PER_ROUTE_TYPES: Record<string, string> = {
   [JWT_AUTHN_TYPE]: JWT_AUTHN_PER_ROUTE_TYPE,
   [RBAC_TYPE]: RBAC_PER_ROUTE_TYPE,
   [LOCAL_RATELIMIT_TYPE]: LOCAL_RATELIMIT_TYPE,
+  [EXT_AUTHZ_TYPE]: EXT_AUTHZ_PER_ROUTE_TYPE,
 };
 
 /**
@@ -36,7 +37,7 @@ export function nativeFilter(name: string, typedConfig: any, at: string, perRout
     case LOCAL_RATELIMIT_TYPE:
       return new LocalRateLimitFilter(name, typedConfig, at, perRoute[0]);
     case EXT_AUTHZ_TYPE:
-      return new ExtAuthzFilter(name, typedConfig, at);
+      return new ExtAuthzFilter(name, typedConfig, at, perRoute[0]);
     default:
       return fail(at, `not a native filter the local gateway runs: ${String(typedConfig?.["@type"])}`);
   }

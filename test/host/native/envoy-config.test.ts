@@ -49,8 +49,8 @@ describe("envoy-config: native filters", () => {
     expect(() => parseEnvoyConfig(yaml([WASM, RBAC, ROUTER]))).toThrow(/http_filters\[1\]: the local gateway runs Envoy's native filters before the wasm filters/);
     const AUTHZ = `{ name: authz, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, http_service: { server_uri: { uri: "http://a", cluster: a, timeout: 1s } } } }`;
     expect(() =>
-      parseEnvoyConfig(yaml([AUTHZ, ROUTER], `typed_per_filter_config: { authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true } },`)),
-    ).toThrow(/routes\[0\]\.typed_per_filter_config\.authz: the local gateway does not run it/);
+      parseEnvoyConfig(yaml([AUTHZ, ROUTER], `typed_per_filter_config: { authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: { context_extensions: { a: b } } } },`)),
+    ).toThrow(/routes\[0\]\.typed_per_filter_config\.authz\.check_settings: the local gateway does not implement this field/);
     const LRL = `{ name: lrl, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l } }`;
     expect(() => parseEnvoyConfig(yaml([LRL, ROUTER], `typed_per_filter_config: { lrl: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: r } },`))).toThrow(
       /routes\[0\]\.typed_per_filter_config\.lrl: local rate limit token bucket must be set for per filter configs/,

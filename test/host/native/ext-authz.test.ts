@@ -89,6 +89,17 @@ describe("ext_authz (HTTP service)", () => {
     expect((await custom.send([[":method", "GET"], [":path", "/"]])).local?.statusCode).toBe(503);
   });
 
+  it("a route's ExtAuthzPerRoute disabled: true skips the check", async () => {
+    const t = await nativeHost(config(), {
+      clusters: { authz: authzUrl },
+      perRoute: [{ config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", disabled: true }, at: "routes[0].typed_per_filter_config.envoy.filters.http.ext_authz" }],
+    });
+    seen.length = 0;
+    const r = await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", "Bearer nobody"]]);
+    expect(r.local).toBeNull();
+    expect(seen).toHaveLength(0);
+  });
+
   it("refuses the gRPC service and with_request_body, by name", async () => {
     await expect(nativeHost(config("    with_request_body: { max_request_bytes: 1024 }"))).rejects.toThrow(/typed_config\.with_request_body: the local gateway does not implement this field/);
   });
