@@ -350,6 +350,10 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   perFilter(vh.typed_per_filter_config, "virtual_hosts[0].typed_per_filter_config", () => false);
   const natives = nativeRaw.map((n) => native(() => nativeFilter(n.name, n.typedConfig, n.at, perRoute.get(n.name))));
   const ra = obj(r.route, "routes[0].route");
+  // The deprecated route-level CORS (VirtualHost.cors / RouteAction.cors), which Envoy's cors filter
+  // reads when no CorsPolicy is in typed_per_filter_config: not run here, so refused.
+  if (vh.cors !== undefined) throw new EnvoyConfigError("virtual_hosts[0].cors: the local gateway reads CORS policies from typed_per_filter_config (CorsPolicy) only");
+  if (ra.cors !== undefined) throw new EnvoyConfigError("routes[0].route.cors: the local gateway reads CORS policies from typed_per_filter_config (CorsPolicy) only");
   if (typeof ra.cluster_header !== "string") throw new EnvoyConfigError("routes[0].route: the local gateway routes by cluster_header only");
   const route = {
     clusterHeader: ra.cluster_header.toLowerCase(),

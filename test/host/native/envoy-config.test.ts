@@ -51,6 +51,7 @@ describe("envoy-config: native filters", () => {
     expect(() =>
       parseEnvoyConfig(yaml([AUTHZ, ROUTER], `typed_per_filter_config: { authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: { context_extensions: { a: b } } } },`)),
     ).toThrow(/routes\[0\]\.typed_per_filter_config\.authz\.check_settings: the local gateway does not implement this field/);
+    expect(() => parseEnvoyConfig(yaml([CORS, ROUTER], "", `cors: { allow_origin_string_match: [ { exact: "https://a.example" } ] },`))).toThrow(/virtual_hosts\[0\]\.cors: the local gateway reads CORS policies from typed_per_filter_config/);
     const LRL = `{ name: lrl, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l } }`;
     expect(() => parseEnvoyConfig(yaml([LRL, ROUTER], `typed_per_filter_config: { lrl: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: r } },`))).toThrow(
       /routes\[0\]\.typed_per_filter_config\.lrl: local rate limit token bucket must be set for per filter configs/,
