@@ -13,6 +13,8 @@ import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
 import type { TagSpecifier } from "./metrics.js";
 import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
+import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, PER_ROUTE_TYPES, type NativeFilter } from "./native/index.js";
+import { CORS_POLICY_TYPE } from "./native/cors.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -68,6 +70,9 @@ export interface LocalGatewayConfig {
   listener: { address: string; port: number; bufferLimitBytes: number };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
+  /** Envoy's native http filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz), in order; they
+   * come before the wasm filters (host/native/). */
+  natives: NativeFilter[];
   /** timeoutMs: route timeout (total); idleTimeoutMs: route idle_timeout; firstByteTimeoutMs:
    * retry_policy.per_try_timeout (ignored by Envoy once the response has started). 0: off.
    * requestBodyBufferLimitBytes: the route's request_body_buffer_limit (null when unset). */
@@ -279,6 +284,16 @@ function perTryTimeoutMs(rp: unknown): number {
   return p.per_try_timeout === undefined ? 0 : durationMs(p.per_try_timeout, "routes[0].route.retry_policy.per_try_timeout");
 }
 
+/** A native filter's typed_config refusal, as every other refusal of envoy.yaml. */
+function native<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof NativeConfigError) throw new EnvoyConfigError(e.message);
+    throw e;
+  }
+}
+
 export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const root = obj(parse(text), "(root)");
   const sr = obj(root.static_resources, "static_resources");
@@ -288,6 +303,7 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const hcm = typed(hcmFilter.typed_config, HCM, "filter_chains[0].filters[0].typed_config");
 
   const filters: WasmFilterConfig[] = [];
+  const nativeRaw: { name: string; typedConfig: unknown; at: string }[] = [];
   const notRun: LocalGatewayConfig["notRun"] = [];
   const httpFilters = list(hcm.http_filters, "http_filters");
   httpFilters.forEach((f, i) => {
@@ -302,6 +318,12 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
       notRun.push({ name: String(f.name), why: "global rate limit (Envoy and a rate limit service only; with failure_mode_deny false Envoy admits what the service cannot answer, as the local gateway does)" });
       return;
     }
+    if (NATIVE_TYPES.includes(type)) {
+      if (filters.length) throw new EnvoyConfigError(`${at}: the local gateway runs Envoy's native filters before the wasm filters (${String(f.name)} comes after ${filters[0].filterName})`);
+      nativeRaw.push({ name: String(f.name), typedConfig: f.typed_config, at: `${at}.typed_config` });
+      return;
+    }
+    if (type !== WASM) throw new EnvoyConfigError(`${at}: the local gateway does not run ${type ?? "(no @type)"} (it runs wasm, jwt_authn, rbac, cors, local_ratelimit, ext_authz, and the router)`);
     filters.push(wasmFilter(f, at));
   });
   if (httpFilters.at(-1)?.typed_config?.["@type"] !== ROUTER) throw new EnvoyConfigError("http_filters: the last filter must be envoy.filters.http.router");
@@ -310,13 +332,28 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const vh = obj(one(rc.virtual_hosts, "route_config.virtual_hosts"), "route_config.virtual_hosts[0]");
   const r = obj(one(vh.routes, "virtual_hosts[0].routes"), "virtual_hosts[0].routes[0]");
   if (r.match?.prefix !== "/") throw new EnvoyConfigError("routes[0].match: the local gateway runs one route matching prefix /");
-  for (const [name, c] of Object.entries(r.typed_per_filter_config ?? {})) {
-    // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.
-    if ((c as any)?.["@type"] !== RATELIMIT_PER_ROUTE || !notRun.some((n) => n.name === name)) {
-      throw new EnvoyConfigError(`routes[0].typed_per_filter_config.${name}: the local gateway does not run it`);
+  // The native filters' per-route configs, under the filter's name: the route's, then the virtual
+  // host's (Envoy's resolveMostSpecificPerFilterConfig / getAllPerFilterConfig).
+  const perRoute = new Map<string, { config: unknown; at: string }[]>();
+  const perFilter = (tpfc: unknown, at: string, extra: (name: string, c: any) => boolean) => {
+    for (const [name, c] of Object.entries(obj(tpfc ?? {}, at))) {
+      const type = (c as any)?.["@type"];
+      const f = nativeRaw.find((n) => n.name === name);
+      if (f && PER_ROUTE_TYPES[(f.typedConfig as any)?.["@type"]] === type) perRoute.set(name, [...(perRoute.get(name) ?? []), { config: c, at: `${at}.${name}` }]);
+      // Envoy loads a CorsPolicy by its type; only a cors filter of that name reads it.
+      else if (type === CORS_POLICY_TYPE && !f) native(() => parseCorsPolicy(c, `${at}.${name}`));
+      else if (!extra(name, c)) throw new EnvoyConfigError(`${at}.${name}: the local gateway does not run it`);
     }
-  }
+  };
+  // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.
+  perFilter(r.typed_per_filter_config, "routes[0].typed_per_filter_config", (name, c) => c?.["@type"] === RATELIMIT_PER_ROUTE && notRun.some((n) => n.name === name));
+  perFilter(vh.typed_per_filter_config, "virtual_hosts[0].typed_per_filter_config", () => false);
+  const natives = nativeRaw.map((n) => native(() => nativeFilter(n.name, n.typedConfig, n.at, perRoute.get(n.name))));
   const ra = obj(r.route, "routes[0].route");
+  // The deprecated route-level CORS (VirtualHost.cors / RouteAction.cors), which Envoy's cors filter
+  // reads when no CorsPolicy is in typed_per_filter_config: not run here, so refused.
+  if (vh.cors !== undefined) throw new EnvoyConfigError("virtual_hosts[0].cors: the local gateway reads CORS policies from typed_per_filter_config (CorsPolicy) only");
+  if (ra.cors !== undefined) throw new EnvoyConfigError("routes[0].route.cors: the local gateway reads CORS policies from typed_per_filter_config (CorsPolicy) only");
   if (typeof ra.cluster_header !== "string") throw new EnvoyConfigError("routes[0].route: the local gateway routes by cluster_header only");
   const route = {
     clusterHeader: ra.cluster_header.toLowerCase(),
@@ -370,6 +407,7 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
     listener: { ...listenerAt, bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT) },
     admin,
     filters,
+    natives,
     route,
     localReply,
     clusters,

@@ -11,6 +11,7 @@ import type { LocalReplyConfig } from "./local-reply.js";
 import type { FilterMetadata, NodeInfo } from "./proto.js";
 import { DEFAULT_BUFFER_LIMIT, Stream, type ClusterInfo, type RouteInfo, type StreamOptions } from "./stream.js";
 import type { Vm } from "./vm.js";
+import type { NativeFilter } from "./native/filter.js";
 
 export interface HostOptions {
   filters: FilterOptions[];
@@ -39,6 +40,8 @@ export interface HostOptions {
   clusterInfo?: Record<string, Omit<ClusterInfo, "name">>;
   /** The bootstrap's node (xds.node): id, cluster, metadata, locality. */
   node?: NodeInfo;
+  /** Envoy's native http filters (host/native/), run in this order before the wasm filters. */
+  nativeFilters?: NativeFilter[];
   /** The listener (xds.listener_metadata, listener_direction, filter_chain_name). */
   listener?: ListenerInfo;
 }
@@ -88,6 +91,7 @@ export class HostCore {
   readonly clusterInfo: Record<string, Omit<ClusterInfo, "name">>;
   readonly node: NodeInfo;
   readonly listener: ListenerInfo;
+  readonly natives: NativeFilter[];
   private readonly clock: () => bigint;
   private inflight = new Set<Promise<void>>();
   private asyncError: unknown = null;
@@ -107,6 +111,23 @@ export class HostCore {
     this.clusterInfo = opts.clusterInfo ?? {};
     this.node = opts.node ?? {};
     this.listener = opts.listener ?? {};
+    this.natives = opts.nativeFilters ?? [];
+  }
+
+  /** A native filter's work off the stream: `then` runs on a later turn once `work` settles, counted
+   * by settle(), and the embedder is told (afterAsync) so it forwards what the filters released. */
+  runAsync<T>(work: Promise<T>, then: (v: T) => void): void {
+    const p: Promise<void> = work.then(
+      (v) => {
+        this.inflight.delete(p);
+        this.schedule(() => then(v));
+      },
+      (e) => {
+        this.inflight.delete(p);
+        this.asyncError ??= e;
+      },
+    );
+    this.inflight.add(p);
   }
 
   now(): bigint {

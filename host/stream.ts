@@ -16,16 +16,35 @@ import { rewriteLocalReply } from "./local-reply.js";
 import type { Plugin } from "./plugin.js";
 import type { FilterMetadata, JsonObject, Locality } from "./proto.js";
 import type { Vm } from "./vm.js";
+import { NativeContext } from "./native/filter.js";
 
 export type Action = "Continue" | "Pause";
 type DirName = "request" | "response";
 
+/** What the filter manager calls on each filter of the chain: a wasm filter's Context, or a native
+ * filter's NativeContext (host/native/filter.ts). */
+export interface StreamFilterContext {
+  decodeHeaders(headers: HeaderList, end: boolean): number;
+  decodeData(body: Body, end: boolean): number;
+  decodeTrailers(trailers: HeaderList): number;
+  encodeHeaders(headers: HeaderList, end: boolean): number;
+  encodeData(body: Body, end: boolean): number;
+  encodeTrailers(trailers: HeaderList): number;
+  bufferingRequestBody: boolean;
+  bufferingResponseBody: boolean;
+  requestBody: Body | null;
+  responseBody: Body | null;
+  log(requestHeaders: HeaderList | null, responseHeaders: HeaderList | null, responseTrailers: HeaderList | null): void;
+  destroy(): void;
+}
+
 export interface Slot {
   index: number;
   stream: Stream;
-  plugin: Plugin;
-  vm: Vm;
-  ctx: Context;
+  /** The wasm plugin and VM (absent for a native filter). */
+  plugin?: Plugin;
+  vm?: Vm;
+  ctx: StreamFilterContext;
 }
 
 export interface LocalReply {
@@ -276,6 +295,12 @@ export class Stream {
     this.upstream = new Sink(keep);
     this.downstream = new Sink(keep);
     this.bufferLimit = opts.bufferLimitBytes ?? host.bufferLimitBytes;
+    // Envoy's native filters come first (envoy-config.ts refuses one after a wasm filter).
+    for (const native of host.natives) {
+      const slot = { index: this.slots.length, stream: this } as unknown as Slot;
+      slot.ctx = new NativeContext(native, host, slot);
+      this.slots.push(slot);
+    }
     for (const plugin of plugins) {
       // The failure policy decides (Plugin.vmForNewStream): FAIL_OPEN leaves a failed plugin out of
       // the chain, FAIL_RELOAD may start a new VM first.
@@ -469,6 +494,19 @@ export class Stream {
   /** Envoy Context::sendLocalResponse / failStream (deferred until the current step returns). */
   localReply(_slot: Slot, lr: LocalReply): void {
     this.enqueue(() => this.doLocalReply(lr));
+  }
+
+  /**
+   * A decoder filter answers with headers of its own (Envoy ActiveStreamDecoderFilter::encodeHeaders,
+   * e.g. the CORS filter's preflight answer with details cors_response): the response goes through
+   * the encoder filters like a local reply, but it is not one, so local_reply_config does not apply.
+   */
+  directReply(headers: HeaderList, details: string): void {
+    this.enqueue(() => {
+      const status = Number(getFirst(headers, ":status") ?? 200);
+      const rest = headers.filter(([k]) => k !== ":status");
+      this.doLocalReply({ statusCode: status, body: EMPTY, headers: rest, grpcStatus: null, details }, true);
+    });
   }
 
   /** proxy_continue_stream (continueDecoding / continueEncoding), after the callback returns. */
@@ -801,13 +839,15 @@ export class Stream {
     if (trailers) this.runTrailers(d, kind === "all" ? p : p + 1, trailers);
   }
 
-  private doLocalReply(lr: LocalReply): void {
+  private doLocalReply(lr: LocalReply, notRewritten = false): void {
     if (this.reset) return;
     this.req.aborted = true; // decoding stops: the filters after the sender never see the request
     this.releaseHeld(this.req);
     // The HCM's local_reply_config mappers, then its body format (Utility::sendLocalReply calls
     // LocalReplyImpl::rewrite for every local reply, through the filters or direct).
-    const rw = rewriteLocalReply(this.host.localReplyConfig, {
+    const rw = notRewritten
+      ? { statusCode: lr.statusCode, body: lr.body, contentType: "text/plain", rewritten: false }
+      : rewriteLocalReply(this.host.localReplyConfig, {
       requestHeaders: this.req.headers ?? [],
       statusCode: lr.statusCode,
       body: lr.body,

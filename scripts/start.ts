@@ -149,6 +149,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       clusterInfo: Object.fromEntries(Object.values(cfg.clusters).map((c) => [c.name, { metadata: c.metadata, hostMetadata: c.hostMetadata, hostLocality: c.hostLocality }])),
       node: cfg.node,
       listener: cfg.listenerInfo,
+      // Envoy's native filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz) before the wasm ones.
+      nativeFilters: cfg.natives,
     });
 
     let writeLine = opts.accessLog;
@@ -339,7 +341,7 @@ async function main(): Promise<void> {
   }
   const rel = envoyYaml.startsWith(root) ? envoyYaml.slice(root.length + 1) : envoyYaml;
   const lines = [
-    `Sluice local gateway, running ${rel} (filters: ${gw.config.filters.map((f) => f.name).join(" -> ")} -> router)`,
+    `Sluice local gateway, running ${rel} (filters: ${[...gw.config.natives.map((n) => n.name), ...gw.config.filters.map((f) => f.name)].join(" -> ")} -> router)`,
     ...gw.config.notRun.map((n) => `  not run     ${n.name}: ${n.why}`),
     `  listening   ${gw.url}   (OpenAI API under /v1, Anthropic Messages at /v1/messages)`,
     `  admin       ${gw.adminUrl}/stats/prometheus   ${gw.adminUrl}/ready`,

@@ -719,7 +719,7 @@ describe("ai-ratelimit: streams", () => {
     // Envoy's order at stream end: on_log of every filter in chain order, then on_done per filter.
     // When ai-ratelimit's on_log runs, ai-proxy (after it in the chain) has not written the
     // hang-up estimate yet: there is no usage record to charge.
-    const rl = s.slots.find((x) => x.plugin.name === "ai-ratelimit")!;
+    const rl = s.slots.find((x) => x.plugin?.name === "ai-ratelimit")!;
     const log = rl.ctx.log.bind(rl.ctx);
     let recordAtOwnLog: string | undefined = "unset";
     rl.ctx.log = (...a: Parameters<typeof log>) => {
@@ -746,7 +746,7 @@ describe("ai-ratelimit: streams", () => {
     s.callOnResponseBody(sseChunk("Partial answer"), false);
     // A usage-record writer that only publishes in its on_done (as ai-proxy did before it wrote
     // at on_log): too late for this filter, whose on_done runs first.
-    const proxy = s.slots.find((x) => x.plugin.name === "ai-proxy")!;
+    const proxy = s.slots.find((x) => x.plugin?.name === "ai-proxy")!;
     proxy.ctx.log = () => {};
     s.completeHttpContext();
     expect(s.getFilterState("sluice.usage_source")).toBe("estimate"); // written, but after us

@@ -1,0 +1,235 @@
+// envoy.filters.http.rbac (envoy.extensions.filters.http.rbac.v3.RBAC) in the local gateway, with
+// Envoy's semantics:
+// - RoleBasedAccessControlFilter::decodeHeaders (source/extensions/filters/http/rbac/rbac_filter.cc):
+//   no rules: allowed; denied: a local reply 403 "RBAC: access denied" whose response_code_details
+//   are rbac_access_denied_matched_policy[<policy>] (Filters::Common::RBAC::responseDetail,
+//   filters/common/rbac/utility.cc: the DENY policy that matched, or "none" when no ALLOW policy
+//   did; whitespace made _).
+// - RoleBasedAccessControlEngineImpl::handleAction (filters/common/rbac/engine_impl.cc): ALLOW
+//   allows when a policy matches, DENY allows when none does. A policy matches when one of its
+//   permissions and one of its principals match (PolicyMatcher); policies are tried in the order
+//   written (Envoy's map order is its own; only the name in the details can differ).
+// - Matchers (filters/common/rbac/matchers.cc): permissions any, header, url_path (the path without
+//   query), and_rules, or_rules, not_rule; principals any, authenticated (the peer certificate's
+//   URI SANs, then DNS SANs, then subject; no certificate: no match), header, metadata (the stream's
+//   dynamic metadata, e.g. jwt_authn's payload), and_ids, or_ids, not_id.
+// - An RBACPerRoute in the route's (else the virtual host's) typed_per_filter_config under the filter's
+//   name replaces the filter's rules (RoleBasedAccessControlFilterConfig::engine; its rbac unset:
+//   no rules, every request allowed).
+// shadow_rules, LOG and the CEL / IP / filter-state matchers are refused.
+import type { HeaderList } from "../headers.js";
+import type { FilterMetadata, Json } from "../proto.js";
+import type { StreamInfo } from "../stream.js";
+import { checkType, fail, list, obj, only, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
+import { headerMatcher, stringMatcher } from "./match.js";
+import { getFirst } from "../headers.js";
+
+export const RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+export const RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
+
+type Check = (headers: HeaderList, info: StreamInfo) => boolean;
+
+function permission(v: unknown, at: string): Check {
+  const p = obj(v, at);
+  const keys = Object.keys(p);
+  if (keys.length !== 1) fail(at, "give exactly one permission rule");
+  const k = keys[0];
+  switch (k) {
+    case "any":
+      if (p.any !== true) fail(`${at}.any`, "must be true");
+      return () => true;
+    case "header":
+      return headerMatcher(p.header, `${at}.header`);
+    case "url_path": {
+      const pm = obj(p.url_path, `${at}.url_path`);
+      only(pm, `${at}.url_path`, ["path"]);
+      const sm = stringMatcher(pm.path, `${at}.url_path.path`);
+      return (h) => sm((getFirst(h, ":path") ?? "").split(/[?#]/)[0]);
+    }
+    case "and_rules":
+    case "or_rules": {
+      const s = obj(p[k], `${at}.${k}`);
+      only(s, `${at}.${k}`, ["rules"]);
+      const rules = list(s.rules, `${at}.${k}.rules`).map((r, i) => permission(r, `${at}.${k}.rules[${i}]`));
+      return k === "and_rules" ? (h, i) => rules.every((r) => r(h, i)) : (h, i) => rules.some((r) => r(h, i));
+    }
+    case "not_rule": {
+      const inner = permission(p.not_rule, `${at}.not_rule`);
+      return (h, i) => !inner(h, i);
+    }
+    default:
+      return fail(`${at}.${k}`, "the local gateway does not run this permission (it runs any, header, url_path, and_rules, or_rules, not_rule)");
+  }
+}
+
+function principal(v: unknown, at: string): Check {
+  const p = obj(v, at);
+  const keys = Object.keys(p);
+  if (keys.length !== 1) fail(at, "give exactly one principal");
+  const k = keys[0];
+  switch (k) {
+    case "any":
+      if (p.any !== true) fail(`${at}.any`, "must be true");
+      return () => true;
+    case "header":
+      return headerMatcher(p.header, `${at}.header`);
+    case "authenticated": {
+      const a = obj(p.authenticated, `${at}.authenticated`);
+      only(a, `${at}.authenticated`, ["principal_name"]);
+      const sm = a.principal_name === undefined ? null : stringMatcher(a.principal_name, `${at}.authenticated.principal_name`);
+      return (_h, info) => {
+        const tls = info.downstreamTls;
+        if (!tls?.peerCertificatePresented && !tls?.subjectPeerCertificate) return false;
+        if (!sm) return true;
+        // AuthenticatedMatcher::matches: URI SANs, then DNS SANs, then the subject.
+        const uris = tls.uriSanPeerCertificate ?? [];
+        if (uris.length) return uris.some(sm);
+        const dns = tls.dnsSanPeerCertificate ?? [];
+        if (dns.length) return dns.some(sm);
+        return sm(tls.subjectPeerCertificate ?? "");
+      };
+    }
+    case "metadata":
+      return metadataMatcher(p.metadata, `${at}.metadata`);
+    case "and_ids":
+    case "or_ids": {
+      const s = obj(p[k], `${at}.${k}`);
+      only(s, `${at}.${k}`, ["ids"]);
+      const ids = list(s.ids, `${at}.${k}.ids`).map((r, i) => principal(r, `${at}.${k}.ids[${i}]`));
+      return k === "and_ids" ? (h, i) => ids.every((r) => r(h, i)) : (h, i) => ids.some((r) => r(h, i));
+    }
+    case "not_id": {
+      const inner = principal(p.not_id, `${at}.not_id`);
+      return (h, i) => !inner(h, i);
+    }
+    default:
+      return fail(`${at}.${k}`, "the local gateway does not run this principal (it runs any, authenticated, header, metadata, and_ids, or_ids, not_id)");
+  }
+}
+
+type ValueMatch = (v: Json | undefined) => boolean;
+
+/** envoy.type.matcher.v3.ValueMatcher (source/common/common/matchers.cc ValueMatcher::create). */
+function valueMatcher(v: unknown, at: string): ValueMatch {
+  const m = obj(v, at);
+  const keys = Object.keys(m);
+  if (keys.length !== 1) fail(at, "give exactly one value match");
+  const k = keys[0];
+  switch (k) {
+    case "null_match":
+      return (x) => x === null;
+    case "string_match": {
+      const sm = stringMatcher(m.string_match, `${at}.string_match`);
+      return (x) => typeof x === "string" && sm(x);
+    }
+    case "bool_match":
+      return (x) => typeof x === "boolean" && x === (m.bool_match === true);
+    case "present_match":
+      // PresentMatcher: a value is there (present_match false never matches).
+      return (x) => m.present_match === true && x !== undefined;
+    case "double_match": {
+      const d = obj(m.double_match, `${at}.double_match`);
+      only(d, `${at}.double_match`, ["exact", "range"]);
+      if (d.exact !== undefined) return (x) => typeof x === "number" && x === Number(d.exact);
+      const r = obj(d.range, `${at}.double_match.range`);
+      return (x) => typeof x === "number" && x >= Number(r.start ?? -Infinity) && x < Number(r.end ?? Infinity);
+    }
+    case "list_match": {
+      const l = obj(m.list_match, `${at}.list_match`);
+      only(l, `${at}.list_match`, ["one_of"]);
+      const inner = valueMatcher(l.one_of, `${at}.list_match.one_of`);
+      return (x) => Array.isArray(x) && x.some((e) => inner(e));
+    }
+    case "or_match": {
+      const o = obj(m.or_match, `${at}.or_match`);
+      only(o, `${at}.or_match`, ["value_matchers"]);
+      const ms = list(o.value_matchers, `${at}.or_match.value_matchers`).map((x, i) => valueMatcher(x, `${at}.or_match.value_matchers[${i}]`));
+      return (x) => ms.some((f) => f(x));
+    }
+    default:
+      return fail(`${at}.${k}`, "unknown value match");
+  }
+}
+
+/** envoy.type.matcher.v3.MetadataMatcher against the stream's dynamic metadata. */
+function metadataMatcher(v: unknown, at: string): Check {
+  const m = obj(v, at);
+  only(m, at, ["filter", "path", "value", "invert"]);
+  if (typeof m.filter !== "string" || !m.filter) fail(`${at}.filter`, "required");
+  const path = list(m.path, `${at}.path`).map((s, i) => {
+    only(obj(s, `${at}.path[${i}]`), `${at}.path[${i}]`, ["key"]);
+    return String(s.key);
+  });
+  if (!path.length) fail(`${at}.path`, "required");
+  const vm = valueMatcher(m.value, `${at}.value`);
+  const invert = m.invert === true;
+  return (_h, info) => {
+    let x: Json | undefined = (info.dynamicMetadata as FilterMetadata)[m.filter];
+    for (const key of path) x = x !== null && typeof x === "object" && !Array.isArray(x) ? x[key] : undefined;
+    return vm(x) !== invert;
+  };
+}
+
+interface Policy {
+  name: string;
+  matches: Check;
+}
+
+export class RbacFilter implements NativeFilter {
+  /** null: no rules (every request allowed). */
+  readonly action: "ALLOW" | "DENY" | null;
+  readonly policies: Policy[];
+
+  /** @param perRoute the RBACPerRoute of the route's (else the virtual host's) typed_per_filter_config */
+  constructor(
+    readonly name: string,
+    typedConfig: unknown,
+    at = "typed_config",
+    perRoute?: { config: unknown; at: string },
+  ) {
+    let c = obj(typedConfig, at);
+    checkType(c, RBAC_TYPE, at);
+    only(c, at, ["@type", "rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+    if (perRoute) {
+      const pr = obj(perRoute.config, perRoute.at);
+      checkType(pr, RBAC_PER_ROUTE_TYPE, perRoute.at);
+      only(pr, perRoute.at, ["@type", "rbac"]);
+      at = `${perRoute.at}.rbac`;
+      c = pr.rbac === undefined ? {} : obj(pr.rbac, at);
+      only(c, at, ["rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+    }
+    if (c.rules === undefined) {
+      this.action = null;
+      this.policies = [];
+      return;
+    }
+    const r = obj(c.rules, `${at}.rules`);
+    only(r, `${at}.rules`, ["action", "policies"]);
+    const action = r.action ?? "ALLOW";
+    if (action !== "ALLOW" && action !== "DENY") fail(`${at}.rules.action`, `the local gateway runs ALLOW and DENY, not ${JSON.stringify(action)}`);
+    this.action = action;
+    this.policies = Object.entries(obj(r.policies ?? {}, `${at}.rules.policies`)).map(([name, pv]) => {
+      const pat = `${at}.rules.policies.${name}`;
+      const p = obj(pv, pat);
+      only(p, pat, ["permissions", "principals"]);
+      const perms = list(p.permissions, `${pat}.permissions`).map((x, i) => permission(x, `${pat}.permissions[${i}]`));
+      const princ = list(p.principals, `${pat}.principals`).map((x, i) => principal(x, `${pat}.principals[${i}]`));
+      if (!perms.length || !princ.length) fail(pat, "needs at least one permission and one principal");
+      return { name, matches: (h, i) => perms.some((f) => f(h, i)) && princ.some((f) => f(h, i)) };
+    });
+  }
+
+  newStreamFilter(cb: NativeCallbacks): NativeStreamFilter {
+    return {
+      decodeHeaders: (headers) => {
+        if (this.action === null) return "continue";
+        const matched = this.policies.find((p) => p.matches(headers, cb.stream.info));
+        const allowed = this.action === "ALLOW" ? matched !== undefined : matched === undefined;
+        if (allowed) return "continue";
+        const policy = this.action === "DENY" ? matched!.name : "none";
+        cb.sendLocalReply({ status: 403, body: "RBAC: access denied", details: `rbac_access_denied_matched_policy[${policy.replace(/\s/g, "_")}]` });
+        return "stop";
+      },
+    };
+  }
+}
