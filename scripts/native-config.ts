@@ -287,12 +287,9 @@ function checkRequestRateLimit(r: any, jwtOn: boolean, fail: Fail): NativeConfig
   const listener = r.listener ? checkBucket(r.listener, ["request_rate_limit", "listener"], fail) : null;
   const consumer = r.consumer ? { ...checkBucket(r.consumer, ["request_rate_limit", "consumer"], fail), key: r.consumer.key ?? "consumer" } : null;
   if (consumer?.key.startsWith("claim:") && !jwtOn) fail(["request_rate_limit", "consumer", "key"], "claims come from auth.jwt, which is not configured");
-  if (listener && consumer) {
-    // local_rate_limit.proto, LocalRateLimit.descriptors: a descriptor's fill_interval must be a
-    // multiple of the filter's token bucket fill_interval.
-    const ratio = seconds(consumer.per) / seconds(listener.per);
-    if (Math.abs(ratio - Math.round(ratio)) > 1e-9 || ratio < 1) fail(["request_rate_limit", "consumer", "per"], `must be a multiple of listener.per (${r.listener.per}): Envoy refills descriptor buckets on the listener's ticks`);
-  }
+  // No relation between the two intervals is needed: each bucket refills at its own rate, timer-free
+  // (source/extensions/filters/common/local_ratelimit/local_ratelimit_impl.cc, LocalRateLimiterImpl;
+  // the proto's note that a descriptor's fill_interval be a multiple of the filter's is older than that).
   return { listener, consumer, maxConsumers: r.max_consumers ?? 10000, headers: r.headers ?? true };
 }
 

@@ -406,7 +406,7 @@ describe("a bad native section is refused with its line and field", () => {
     );
     expect(refusal(withLine('"https://*.example.org"', '"https://example.org/app"'))).toMatch(/cors\.allow_origins\[1\]: "https:\/\/example\.org\/app" is not valid: an origin/);
     expect(refusal(withLine("    - name: tenant-header\n      headers: { X-Tenant: acme }\n", "    - name: empty\n"))).toMatch(/rbac\.policies\[2\]: needs at least one of consumers, claims/);
-    expect(refusal(withLine("  consumer: { requests: 10, per: 2s }", "  consumer: { requests: 10, per: 1500ms }"))).toMatch(/request_rate_limit\.consumer\.per: must be a multiple of listener\.per \(1s\)/);
+    expect(refusal(withLine("  consumer: { requests: 10, per: 2s }", "  consumer: { requests: 10, per: 20ms }"))).toMatch(/request_rate_limit\.consumer\.per: must be at least 50ms/);
     expect(refusal(withLine("  listener: { requests: 100, per: 1s, burst: 200 }", "  listener: { requests: 100, per: 10ms, burst: 50 }"))).toMatch(
       /request_rate_limit\.listener\.per: must be at least 50ms[\s\S]*request_rate_limit\.listener\.burst: must be at least requests \(100\)/,
     );
