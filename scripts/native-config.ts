@@ -9,6 +9,8 @@ type Fail = (path: Path, message: string, keyOf?: string) => void;
 /** Envoy's dynamic metadata namespace of jwt_authn, and the key its verified payload is written under. */
 export const JWT_METADATA_NAMESPACE = "envoy.filters.http.jwt_authn";
 export const JWT_PAYLOAD_KEY = "jwt_payload";
+/** ... and the key of a failed verification's {code, message} (failed_status_in_metadata). */
+export const JWT_FAILURE_KEY = "jwt_failure";
 
 export interface JwtProvider {
   name: string;

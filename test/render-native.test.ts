@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../scripts/gateway-config.js";
 import { renderEnvoy, renderFiles } from "../scripts/render.js";
 import { validateEnvoyConfig } from "../scripts/envoy-validate.js";
+import { parseLocalReplyConfig, rewriteLocalReply } from "../host/local-reply.js";
 
 const ENV = { OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a" };
 
@@ -96,6 +97,11 @@ function hcmOf(envoy: Record<string, unknown>): any {
   return (envoy as any).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
 }
 const filter = (envoy: Record<string, unknown>, name: string) => hcmOf(envoy).http_filters.find((f: any) => f.name === name)?.typed_config;
+/** The local reply mappers of a gateway without native filters. */
+function renderEnvoyDefaultMappers(): unknown[] {
+  const plain = parseGatewayConfig("listener: { port: 10000 }\nproviders: [{ name: small, provider: openai, api_key_env: OPENAI_API_KEY }]\nfilters: { key_auth: { enabled: false } }\n", { env: ENV });
+  return hcmOf(renderEnvoy(plain)).local_reply_config.mappers;
+}
 const clusterOf = (envoy: Record<string, unknown>, name: string) => (envoy as any).static_resources.clusters.find((c: any) => c.name === name);
 
 function refusal(yaml: string): string {
@@ -215,6 +221,7 @@ filters: { key_auth: { enabled: false } }
       },
       forward: false,
       payload_in_metadata: "jwt_payload",
+      failed_status_in_metadata: "jwt_failure",
       claim_to_headers: [
         { header_name: "x-user", claim_name: "sub" },
         { header_name: "x-team", claim_name: "realm_access.team" },
@@ -227,6 +234,7 @@ filters: { key_auth: { enabled: false } }
       forward: true,
       from_headers: [{ name: "x-ci-token" }],
       payload_in_metadata: "jwt_payload",
+      failed_status_in_metadata: "jwt_failure",
       clock_skew_seconds: 60,
     });
     expect(j.providers.partner.local_jwks).toEqual({ filename: "/etc/sluice/partner-jwks.json" });
@@ -356,6 +364,56 @@ filters: { key_auth: { enabled: false } }
     const listenerOnly = filter(renderEnvoy(parseGatewayConfig(withLine("  consumer: { requests: 10, per: 2s }\n", ""), { env: ENV })), "envoy.filters.http.local_ratelimit");
     expect(listenerOnly.descriptors).toBeUndefined();
     expect(listenerOnly.rate_limits).toBeUndefined();
+  });
+
+  it("their denials answer in the client's API shape: local reply mappers keyed on what each filter leaves (jwt_authn's failure metadata, rbac's denied result, RL, UAEX), ahead of Sluice's own", () => {
+    const mappers: any[] = hcmOf(envoy).local_reply_config.mappers;
+    const openai = (m: any) => m.body_format_override.json_format.error;
+    const anthropic = (m: any) => m.body_format_override.json_format.error;
+    // Two mappers per denial (Anthropic client first, then OpenAI), before the router's three pairs.
+    expect(mappers).toHaveLength(2 * 5 + 6);
+    const jwt = mappers[1];
+    expect(jwt.filter).toEqual({
+      metadata_filter: { matcher: { filter: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_failure" }], value: { present_match: true } }, match_if_key_not_found: false },
+    });
+    // Envoy's own text ("Jwt is expired") is the message; the status (401) stays.
+    expect(jwt.body).toBeUndefined();
+    expect(jwt.status_code).toBeUndefined();
+    expect(openai(jwt)).toEqual({ message: "%LOCAL_REPLY_BODY%", type: "invalid_request_error", code: "invalid_token" });
+    expect(mappers[0].filter.and_filter.filters[0]).toEqual(jwt.filter);
+    expect(anthropic(mappers[0])).toEqual({ type: "authentication_error", message: "%LOCAL_REPLY_BODY%" });
+    const rbac = mappers[7];
+    expect(rbac.filter).toEqual({
+      metadata_filter: {
+        matcher: { filter: "envoy.filters.http.rbac", path: [{ key: "sluice_enforced_engine_result" }], value: { string_match: { exact: "denied" } } },
+        match_if_key_not_found: false,
+      },
+    });
+    expect(anthropic(mappers[6]).type).toBe("permission_error");
+    // Sluice's own mappers follow, unchanged.
+    expect(mappers.slice(10)).toEqual(renderEnvoyDefaultMappers());
+
+    // The flag-keyed ones, through the local gateway's implementation of local_reply_config: the
+    // local rate limit's 429 becomes JSON, ai-ratelimit's own (already shaped, no RL flag) is left alone.
+    const flagged = parseLocalReplyConfig({ mappers: mappers.filter((m) => JSON.stringify(m.filter).includes("response_flag_filter") && !JSON.stringify(m.filter).includes("metadata_filter")) });
+    const input = (statusCode: number, body: string, flags: string[], path = "/v1/chat/completions") => ({
+      requestHeaders: [[":path", path]] as any,
+      statusCode,
+      body: Buffer.from(body),
+      details: "",
+      responseFlags: flags,
+    });
+    const limited = rewriteLocalReply(flagged, input(429, "local_rate_limited", ["RL"]));
+    expect(limited.statusCode).toBe(429);
+    expect(JSON.parse(limited.body.toString())).toEqual({ error: { message: "Too many requests: the gateway's request rate limit was reached.", type: "requests", code: "rate_limit_exceeded" } });
+    const anthropicLimited = rewriteLocalReply(flagged, input(429, "local_rate_limited", ["RL"], "/v1/messages"));
+    expect(JSON.parse(anthropicLimited.body.toString())).toEqual({ type: "error", error: { type: "rate_limit_error", message: "Too many requests: the gateway's request rate limit was reached." } });
+    const own = '{"error":{"message":"token limit","type":"tokens","code":"rate_limit_exceeded"}}';
+    expect(rewriteLocalReply(flagged, input(429, own, [])).rewritten).toBe(false);
+    const denied = rewriteLocalReply(flagged, input(403, "", ["UAEX"]));
+    expect([denied.statusCode, JSON.parse(denied.body.toString()).error.code]).toEqual([403, "access_denied"]);
+    const unauthenticated = rewriteLocalReply(flagged, input(401, "", ["UAEX"], "/v1/messages"));
+    expect([unauthenticated.statusCode, JSON.parse(unauthenticated.body.toString()).error.type]).toEqual([401, "authentication_error"]);
   });
 
   it("the default gateway.yaml renders none of them (its envoy/ files stay as they were)", () => {

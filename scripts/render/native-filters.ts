@@ -9,7 +9,7 @@
 // read filter state sluice.consumer, which key-auth (or identity, from a JWT claim) writes; JWT
 // claims (dynamic metadata) and headers are there too by then.
 import type { GatewayConfig } from "../gateway-config.js";
-import { JWT_METADATA_NAMESPACE, JWT_PAYLOAD_KEY, type Bucket, type JwtProvider, type RbacPolicy } from "../native-config.js";
+import { JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE, JWT_PAYLOAD_KEY, type Bucket, type JwtProvider, type RbacPolicy } from "../native-config.js";
 import { isIp } from "./clusters.js";
 import { CA_BUNDLE } from "./constants.js";
 
@@ -18,6 +18,8 @@ export const JWT_FILTER = "envoy.filters.http.jwt_authn";
 export const EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz";
 export const RBAC_FILTER = "envoy.filters.http.rbac";
 export const LOCAL_RATELIMIT_FILTER = "envoy.filters.http.local_ratelimit";
+/** rbac's rules_stat_prefix: its stats and its dynamic metadata (<prefix>enforced_engine_result) carry it. */
+export const RBAC_STAT_PREFIX = "sluice_";
 /** Cluster of the authorization service; of a provider's JWKS: sluice-jwks-<provider>. */
 export const EXT_AUTHZ_CLUSTER = "sluice-ext-authz";
 export const jwksCluster = (provider: string) => `sluice-jwks-${provider}`;
@@ -78,6 +80,9 @@ function jwtProvider(p: JwtProvider) {
   // The verified payload as dynamic metadata envoy.filters.http.jwt_authn / jwt_payload: the filters
   // read claims through the `metadata` property, rbac through a metadata principal.
   out.payload_in_metadata = JWT_PAYLOAD_KEY;
+  // A failed verification's {code, message}: the local reply mapper that answers in the client's
+  // shape matches on it (native-replies.ts).
+  out.failed_status_in_metadata = JWT_FAILURE_KEY;
   if (p.claimToHeaders.length) out.claim_to_headers = p.claimToHeaders.map((c) => ({ header_name: c.header, claim_name: c.claim }));
   out.clock_skew_seconds = p.clockSkewSeconds;
   return out;
@@ -205,7 +210,7 @@ export function rbacFilter(cfg: GatewayConfig) {
       "@type": TYPE("rbac", "RBAC"),
       rules: { action: r.action, policies: Object.fromEntries(r.policies.map((p) => [p.name, rbacPolicy(p)])) },
       // rbac.<prefix>allowed / denied, and per policy with track_per_rule_stats.
-      rules_stat_prefix: "sluice_",
+      rules_stat_prefix: RBAC_STAT_PREFIX,
       track_per_rule_stats: true,
     },
   };
