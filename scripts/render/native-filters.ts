@@ -2,12 +2,12 @@
 // request_rate_limit (scripts/native-config.ts checks them). Each function renders one filter's
 // typed_config as Envoy's v3 API spells it (data-plane-api, envoy/extensions/filters/http/<name>/v3/).
 //
-// The chain (renderEnvoy): cors, the removal of client-sent identity headers, jwt_authn, ext_authz (nativeAuthFilters), then Sluice's key-auth
-// and identity filters, then rbac and local_ratelimit (nativeAccessFilters), then ai-router,
-// ai-ratelimit, ai-proxy. cors is first so a browser's preflight is answered before any credential
-// is asked for. rbac and local_ratelimit come after the consumer is known: their rules "by consumer"
-// read filter state sluice.consumer, which key-auth (or identity, from a JWT claim) writes; JWT
-// claims (dynamic metadata) and headers are there too by then.
+// The chain (renderEnvoy): cors, the removal of client-sent identity headers, jwt_authn, ext_authz
+// (nativeAuthFilters), then Sluice's key-auth and identity filters, then rbac and local_ratelimit
+// (nativeAccessFilters), then ai-router, ai-ratelimit, ai-proxy. cors is first so a browser's
+// preflight is answered before any credential is asked for. rbac and local_ratelimit come after the
+// consumer is known: their rules "by consumer" read filter state sluice.consumer, which key-auth (or
+// identity, from a JWT claim) writes; JWT claims (dynamic metadata) and headers are there too by then.
 import type { GatewayConfig } from "../gateway-config.js";
 import { JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE, JWT_PAYLOAD_KEY, type Bucket, type JwtProvider, type RbacPolicy } from "../native-config.js";
 import { isIp } from "./clusters.js";
