@@ -25,6 +25,8 @@ export interface NewerField {
   repeated?: boolean;
   /** The shipped protos declare this field with an older type, which this declaration replaces. */
   replaces?: string;
+  /** The oneof of the message the field belongs to. */
+  oneof?: string;
   since: string;
   source: string;
 }
@@ -49,6 +51,15 @@ export const NEWER_MESSAGES: NewerMessage[] = [
     ],
     since: "1.33.0",
     source: "envoyproxy/data-plane-api 0a16ab61 (envoyproxy/envoy#37567, 2024-12-18): envoy/config/route/v3/route_components.proto",
+  },
+  {
+    // message SourcedMetadata { type.matcher.v3.MetadataMatcher metadata_matcher = 1 [required];
+    //                           MetadataSource metadata_source = 2; }  (DYNAMIC = 0, ROUTE = 1)
+    // metadata_source is left out here: Sluice relies on its default, DYNAMIC (jwt_authn's payload).
+    name: "envoy.config.rbac.v3.SourcedMetadata",
+    fields: [{ name: "metadata_matcher", id: 1, type: "envoy.type.matcher.v3.MetadataMatcher" }],
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api b4db898e (envoyproxy/envoy#36957, 2024-11-09): envoy/config/rbac/v3/rbac.proto",
   },
 ];
 
@@ -100,6 +111,35 @@ export const NEWER_FIELDS: NewerField[] = [
     replaces: "envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
     since: "1.33.0",
     source: "envoyproxy/data-plane-api 05496bbc (envoyproxy/envoy#37684, 2024-12-19): envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
+  },
+  {
+    // Principal.identifier oneof; replaces the deprecated Principal.metadata (rbac's claim rules).
+    message: "envoy.config.rbac.v3.Principal",
+    field: "sourced_metadata",
+    id: 13,
+    type: "envoy.config.rbac.v3.SourcedMetadata",
+    oneof: "identifier",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api b4db898e (envoyproxy/envoy#36957, 2024-11-09): envoy/config/rbac/v3/rbac.proto",
+  },
+  {
+    // The filter's own rate limit actions (request_rate_limit.consumer's descriptor).
+    message: "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    field: "rate_limits",
+    id: 17,
+    type: "envoy.config.route.v3.RateLimit",
+    repeated: true,
+    since: "1.32.0",
+    source: "envoyproxy/data-plane-api d75ce20c (envoyproxy/envoy#36099, 2024-10-05): envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
+  },
+  {
+    // Buckets kept for a wildcard descriptor (an entry without value: one bucket per value).
+    message: "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    field: "max_dynamic_descriptors",
+    id: 18,
+    type: "google.protobuf.UInt32Value",
+    since: "1.34.0",
+    source: "envoyproxy/data-plane-api 12ba0dae (envoyproxy/envoy#36623, 2025-02-10): envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
   },
 ];
 
@@ -215,6 +255,7 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
       }
       const f = new protobuf.Field(nf.field, nf.id, /^[a-z0-9]+$/.test(nf.type) ? nf.type : `.${nf.type}`, nf.repeated ? "repeated" : undefined);
       t.add(f);
+      if (nf.oneof) t.oneofs[nf.oneof].add(f); // so two members of it are refused
       f.resolve();
     }
   }

@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import AjvImport, { type ErrorObject } from "ajv";
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
+import { checkNative, type NativeConfig } from "./native-config.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -114,6 +115,8 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** Envoy's own filters (auth, cors, rbac, request_rate_limit): scripts/native-config.ts. */
+  native: NativeConfig;
   /** Where the Istio manifests attach (gateway.yaml `istio`); scripts/render/istio.ts. */
   istio: IstioScope;
 }
@@ -492,6 +495,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
+  const native = checkNative(data, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   return {
@@ -525,6 +529,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    native,
     istio,
   };
 }

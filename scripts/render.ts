@@ -15,6 +15,8 @@ export * from "./render/files.js";
 export * from "./render/filter-config.js";
 export * from "./render/istio.js";
 export * from "./render/local-reply.js";
+export * from "./render/native-filters.js";
+export * from "./render/native-replies.js";
 export * from "./render/ratelimit.js";
 
 

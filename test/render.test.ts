@@ -224,13 +224,17 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
       expect.stringContaining("unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route"),
       ...[1, 2, 3].map(() => expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")),
     ]);
-    // The others serve distributed rate limiting (test/render-chain.test.ts).
+    // The others serve distributed rate limiting (test/render-chain.test.ts) and Envoy's own
+    // filters (test/render-native.test.ts).
     expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual([
       "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration",
       "envoy.config.route.v3.Route.request_body_buffer_limit",
       "envoy.config.route.v3.RateLimit.hits_addend",
       "envoy.config.route.v3.RateLimit.apply_on_stream_done",
       "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits",
+      "envoy.config.rbac.v3.Principal.sourced_metadata",
+      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.rate_limits",
+      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.max_dynamic_descriptors",
     ]);
     // Shipped protos left out because they import protos the package does not ship: tracing and
     // metrics-service ones only, none that Sluice's config uses.

@@ -5,6 +5,8 @@ import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
 import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { localReplyConfig } from "./local-reply.js";
+import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
+import { nativeReplyMappers } from "./native-replies.js";
 import { RATELIMIT_CLUSTER, RATELIMIT_PORT, RATELIMIT_SERVICE, rateLimitCluster, rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
 /**
@@ -72,9 +74,12 @@ export interface EnvoyRenderOptions {
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
   const credential = mock ? "mock" : "env";
-  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router.
-  const httpFilters: unknown[] = [];
+  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router;
+  // Envoy's own filters around the identity (docs/native-filters.md): cors, jwt_authn, ext_authz before
+  // it, rbac and local_ratelimit once the consumer is known.
+  const httpFilters: unknown[] = [...nativeAuthFilters(cfg)];
   if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg)));
+  httpFilters.push(...nativeAccessFilters(cfg));
   if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
   httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
@@ -88,6 +93,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   const emb = cfg.aiRouter?.embeddings;
   if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
+  clusters.push(...(nativeClusters(cfg) as typeof clusters));
+  const vhostFilterConfig = nativeVirtualHostConfig(cfg);
 
   const admin = mock ? { address: "0.0.0.0", port: cfg.admin.port } : cfg.admin;
   return {
@@ -110,7 +117,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     stat_prefix: "sluice",
                     codec_type: "AUTO",
-                    local_reply_config: localReplyConfig(),
+                    local_reply_config: localReplyConfig(nativeReplyMappers(cfg)),
                     access_log: [
                       {
                         name: "envoy.access_loggers.file",
@@ -127,6 +134,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                         {
                           name: "sluice",
                           domains: ["*"],
+                          ...(vhostFilterConfig ? { typed_per_filter_config: vhostFilterConfig } : {}),
                           routes: [
                             {
                               name: "sluice",

@@ -4,6 +4,18 @@
 const ANTHROPIC_ERROR = (type: string) => ({ type: "error", error: { type, message: "%LOCAL_REPLY_BODY%" } });
 const OPENAI_ERROR = (type: string, code: string) => ({ error: { message: "%LOCAL_REPLY_BODY%", type, code } });
 
+// An Anthropic client: the mappers see the request headers as the filters left them, and ai-proxy
+// rewrites :path to the provider's; anthropic-version (required by Anthropic's API, sent by its
+// SDKs) stays, as does the path when the provider speaks Anthropic too.
+export const ANTHROPIC_CLIENT = {
+  or_filter: {
+    filters: [
+      { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } },
+      { header_filter: { header: { name: "anthropic-version", present_match: true } } },
+    ],
+  },
+};
+
 /**
  * The HCM's local_reply_config: Envoy's own answers that no filter can shape, in the client's API
  * shape (Anthropic for an Anthropic client, OpenAI otherwise). Envoy applies it to every local reply, the
@@ -22,20 +34,10 @@ const OPENAI_ERROR = (type: string, code: string) => ({ error: { message: "%LOCA
  * Envoy's own 413 (a body past the route's request_body_buffer_limit) is not mapped: that limit is
  * rendered above ai-proxy's max_request_body_bytes, so ai-proxy's 413 in the client's shape comes
  * first, and a filter's 413 must not be rewritten (a mapper cannot tell the two apart by status).
+ * `extraMappers` come first: those of Envoy's own filters in the chain (native-replies.ts).
  */
-export function localReplyConfig(): Record<string, unknown> {
+export function localReplyConfig(extraMappers: unknown[] = []): Record<string, unknown> {
   const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
-  // An Anthropic client: the mappers see the request headers as the filters left them, and ai-proxy
-  // rewrites :path to the provider's; anthropic-version (required by Anthropic's API, sent by its
-  // SDKs) stays, as does the path when the provider speaks Anthropic too.
-  const anthropicPath = {
-    or_filter: {
-      filters: [
-        { header_filter: { header: { name: ":path", string_match: { prefix: "/v1/messages" } } } },
-        { header_filter: { header: { name: "anthropic-version", present_match: true } } },
-      ],
-    },
-  };
   const cases: { when: unknown[]; message: string; code: string; status: number; openaiType?: string; anthropicType?: string }[] = [
     {
       when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
@@ -62,7 +64,7 @@ export function localReplyConfig(): Record<string, unknown> {
   const mappers: unknown[] = [];
   for (const c of cases) {
     mappers.push({
-      filter: { and_filter: { filters: [...c.when, anthropicPath] } },
+      filter: { and_filter: { filters: [...c.when, ANTHROPIC_CLIENT] } },
       status_code: c.status,
       body: { inline_string: c.message },
       body_format_override: { json_format: ANTHROPIC_ERROR(c.anthropicType ?? "api_error") },
@@ -74,5 +76,6 @@ export function localReplyConfig(): Record<string, unknown> {
       body_format_override: { json_format: OPENAI_ERROR(c.openaiType ?? "api_error", c.code) },
     });
   }
-  return { mappers };
+  // Mappers of the native filters' denials (native-replies.ts) match on their own metadata and flags.
+  return { mappers: [...extraMappers, ...mappers] };
 }

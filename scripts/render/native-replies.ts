@@ -1,0 +1,87 @@
+// Local reply mappers for the denials of Envoy's own filters (native-filters.ts): Envoy answers them in
+// plain text ("Jwt is expired", "RBAC: access denied", "local_rate_limited"); these mappers give the
+// client the same status in its own API's error shape, so an OpenAI or Anthropic SDK can parse it.
+// Each matches only what its filter leaves behind, never a Sluice filter's reply (already shaped):
+// - jwt_authn: the failure status it writes to dynamic metadata (failed_status_in_metadata), which
+//   authenticator.cc AuthenticatorImpl::doneWithStatus writes when it knows the provider: the one a
+//   token named, or the only one configured. A request with no token at all under a rule that accepts
+//   several providers leaves none, and keeps Envoy's plain 401.
+// - rbac: <rules_stat_prefix>enforced_engine_result "denied" in its dynamic metadata
+//   (source/extensions/filters/common/rbac/utility.h DynamicMetadataKeys).
+// - local_ratelimit: 429 with response flag RL (local_ratelimit filter.cc Filter::decodeHeaders).
+// - ext_authz: response flag UAEX (a denial, or the service failing with failure_mode_allow false).
+import type { GatewayConfig } from "../gateway-config.js";
+import { JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE } from "../native-config.js";
+import { ANTHROPIC_CLIENT } from "./local-reply.js";
+import { RBAC_FILTER, RBAC_STAT_PREFIX } from "./native-filters.js";
+
+interface Denial {
+  when: unknown[];
+  /** A fixed message; otherwise the filter's own text (%LOCAL_REPLY_BODY%). */
+  message?: string;
+  openai: { type: string; code: string };
+  anthropic: string;
+}
+
+/** A dynamic metadata entry; absent means no match (MetadataFilter matches an absent key by default). */
+function metadata(filter: string, key: string, value: unknown) {
+  return { metadata_filter: { matcher: { filter, path: [{ key }], value }, match_if_key_not_found: false } };
+}
+
+function status(code: number, key: string) {
+  return { status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } };
+}
+
+const all = (filters: unknown[]) => (filters.length === 1 ? filters[0] : { and_filter: { filters } });
+
+export function nativeReplyMappers(cfg: GatewayConfig): unknown[] {
+  const n = cfg.native;
+  const denials: Denial[] = [];
+  if (n.jwt) {
+    denials.push({
+      when: [metadata(JWT_METADATA_NAMESPACE, JWT_FAILURE_KEY, { present_match: true })],
+      openai: { type: "invalid_request_error", code: "invalid_token" },
+      anthropic: "authentication_error",
+    });
+  }
+  if (n.extAuthz) {
+    const flag = { response_flag_filter: { flags: ["UAEX"] } };
+    denials.push({ when: [status(401, "ext_authz_unauthenticated"), flag], message: "The authorization service did not accept the request's credentials.", openai: { type: "invalid_request_error", code: "invalid_credentials" }, anthropic: "authentication_error" });
+    denials.push({ when: [flag], message: "The authorization service denied the request.", openai: { type: "invalid_request_error", code: "access_denied" }, anthropic: "permission_error" });
+  }
+  if (n.rbac) {
+    denials.push({
+      when: [metadata(RBAC_FILTER, `${RBAC_STAT_PREFIX}enforced_engine_result`, { string_match: { exact: "denied" } })],
+      message: "Access denied by the gateway's access rules.",
+      openai: { type: "invalid_request_error", code: "access_denied" },
+      anthropic: "permission_error",
+    });
+  }
+  if (n.requestRateLimit) {
+    // Envoy's global rate limit filter (distributed token limits) leaves the same status and flag, and
+    // a mapper cannot tell the two apart (their details differ, which no AccessLogFilter reads): with
+    // both in the chain the message names both.
+    const both = !!cfg.aiRatelimit?.distributed;
+    denials.push({
+      when: [status(429, "request_rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
+      message: both ? "Too many requests: the gateway's request or token rate limit was reached." : "Too many requests: the gateway's request rate limit was reached.",
+      openai: { type: "requests", code: "rate_limit_exceeded" },
+      anthropic: "rate_limit_error",
+    });
+  }
+  const out: unknown[] = [];
+  for (const d of denials) {
+    const body = d.message ? { body: { inline_string: d.message } } : {};
+    out.push({
+      filter: { and_filter: { filters: [...d.when, ANTHROPIC_CLIENT] } },
+      ...body,
+      body_format_override: { json_format: { type: "error", error: { type: d.anthropic, message: "%LOCAL_REPLY_BODY%" } } },
+    });
+    out.push({
+      filter: all(d.when),
+      ...body,
+      body_format_override: { json_format: { error: { message: "%LOCAL_REPLY_BODY%", type: d.openai.type, code: d.openai.code } } },
+    });
+  }
+  return out;
+}
