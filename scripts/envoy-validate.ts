@@ -9,12 +9,18 @@
 // The shipped protos can be older than the Envoy a config targets. Fields added (or retyped) later
 // are declared in NEWER_FIELDS, and messages added later in NEWER_MESSAGES, each with the Envoy
 // version and the API commit that made the change; only then are they accepted, and every use of a
-// newer field is reported in `newerFieldsUsed`, never silently skipped.
+// newer field is reported in `newerFieldsUsed`, never silently skipped. Enums added later are in
+// NEWER_ENUMS, and fields deprecated later in NEWER_DEPRECATIONS (reported as warnings).
+//
+// A config is validated for a target Envoy version (default ENVOY_VERSION_FLOOR, the renderer's): a
+// newer field whose version is above the target is an error, as is any field no declaration knows
+// (e.g. one added to Envoy after the target's release).
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import protobuf from "protobufjs";
 import { parse } from "yaml";
+import { ENVOY_VERSION_FLOOR } from "./render/constants.js";
 
 export interface NewerField {
   message: string;
@@ -39,8 +45,56 @@ export interface NewerMessage {
   source: string;
 }
 
+export interface NewerEnum {
+  /** Fully qualified; its parent (message or package) must exist in the shipped protos. */
+  name: string;
+  values: Record<string, number>;
+  since: string;
+  source: string;
+}
+
+export interface NewerDeprecation {
+  message: string;
+  field: string;
+  /** What to write instead. */
+  instead: string;
+  since: string;
+  source: string;
+}
+
+/** Enums Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
+export const NEWER_ENUMS: NewerEnum[] = [
+  {
+    // enum FailurePolicy { UNSPECIFIED = 0; FAIL_RELOAD = 1; FAIL_CLOSED = 2; FAIL_OPEN = 3; }
+    name: "envoy.extensions.wasm.v3.FailurePolicy",
+    values: { UNSPECIFIED: 0, FAIL_RELOAD: 1, FAIL_CLOSED: 2, FAIL_OPEN: 3 },
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
+];
+
+/** Fields the shipped protos have that Envoy deprecated later (Envoy logs their use; so does the validator). */
+export const NEWER_DEPRECATIONS: NewerDeprecation[] = [
+  {
+    // bool fail_open = 5 [deprecated = true, (envoy.annotations.deprecated_at_minor_version) = "3.0"];
+    message: "envoy.extensions.wasm.v3.PluginConfig",
+    field: "fail_open",
+    instead: "failure_policy",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
+];
+
 /** Messages Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
 export const NEWER_MESSAGES: NewerMessage[] = [
+  {
+    // message ReloadConfig { config.core.v3.BackoffStrategy backoff = 1; } (only base_interval is read:
+    // source/extensions/common/wasm/wasm.cc PluginConfig::PluginConfig)
+    name: "envoy.extensions.wasm.v3.ReloadConfig",
+    fields: [{ name: "backoff", id: 1, type: "envoy.config.core.v3.BackoffStrategy" }],
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
   {
     // message HitsAddend { google.protobuf.UInt64Value number = 1 [(validate.rules).uint64 = {lte: 1000000000}];
     //                      string format = 2 [(validate.rules).string = {prefix: "%" suffix: "%" ignore_empty: true}]; }
@@ -65,6 +119,24 @@ export const NEWER_MESSAGES: NewerMessage[] = [
 
 /** Fields Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
 export const NEWER_FIELDS: NewerField[] = [
+  {
+    // FailurePolicy failure_policy = 7; replaces the deprecated fail_open (both set: Envoy refuses the config).
+    message: "envoy.extensions.wasm.v3.PluginConfig",
+    field: "failure_policy",
+    id: 7,
+    type: "envoy.extensions.wasm.v3.FailurePolicy",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
+  {
+    // ReloadConfig reload_config = 8; applied only with failure_policy FAIL_RELOAD.
+    message: "envoy.extensions.wasm.v3.PluginConfig",
+    field: "reload_config",
+    id: 8,
+    type: "envoy.extensions.wasm.v3.ReloadConfig",
+    since: "1.33.0",
+    source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
   {
     message: "envoy.extensions.wasm.v3.PluginConfig",
     field: "allow_on_headers_stop_iteration",
@@ -237,6 +309,11 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
   root.loadSync(files.filter((f) => isComplete(f)), { keepCase: true, alternateCommentMode: false });
   root.resolveAll();
   if (newerFields) {
+    for (const ne of NEWER_ENUMS) {
+      if (root.lookup(ne.name)) continue; // the shipped protos have it after all
+      const dot = ne.name.lastIndexOf(".");
+      (root.lookup(ne.name.slice(0, dot)) as protobuf.Namespace).add(new protobuf.Enum(ne.name.slice(dot + 1), ne.values));
+    }
     for (const nm of NEWER_MESSAGES) {
       if (root.lookup(nm.name)) continue; // the shipped protos have it after all
       const dot = nm.name.lastIndexOf(".");
@@ -258,6 +335,10 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
       if (nf.oneof) t.oneofs[nf.oneof].add(f); // so two members of it are refused
       f.resolve();
     }
+    for (const nd of NEWER_DEPRECATIONS) {
+      const f = root.lookupType(nd.message).fields[nd.field];
+      f.options = { ...(f.options ?? {}), deprecated: true };
+    }
   }
   roots.set(newerFields, root);
   return root;
@@ -277,12 +358,25 @@ function kind(v: unknown): string {
   return typeof v === "object" ? "a mapping" : `${typeof v} ${JSON.stringify(v)}`;
 }
 
+/** "1.37.6" -> a number that orders versions (minor and patch below 1000). */
+function versionRank(v: string): number {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?$/.exec(v);
+  if (!m) throw new Error(`bad Envoy version ${JSON.stringify(v)} (expected e.g. 1.37.6)`);
+  return Number(m[1]) * 1e6 + Number(m[2]) * 1e3 + Number(m[3] ?? 0);
+}
+
 class Walker {
   readonly errors: string[] = [];
   readonly warnings: string[] = [];
   readonly newerFieldsUsed: string[] = [];
   readonly types = new Set<string>();
-  constructor(private readonly root: protobuf.Root) {}
+  private readonly target: number;
+  constructor(
+    private readonly root: protobuf.Root,
+    private readonly envoyVersion: string,
+  ) {
+    this.target = versionRank(envoyVersion);
+  }
 
   private err(path: string, msg: string): void {
     this.errors.push(`${path || "(root)"}: ${msg}`);
@@ -424,8 +518,17 @@ class Walker {
         continue;
       }
       const nf = NEWER_FIELDS.find((n) => n.message === type.fullName.slice(1) && n.field === field.name);
-      if (nf) this.newerFieldsUsed.push(`${nf.message}.${nf.field} (Envoy >= ${nf.since}) @ ${at}`);
-      if (field.options?.deprecated) this.warnings.push(`${at}: ${type.fullName.slice(1)}.${field.name} is deprecated`);
+      if (nf) {
+        this.newerFieldsUsed.push(`${nf.message}.${nf.field} (Envoy >= ${nf.since}) @ ${at}`);
+        if (versionRank(nf.since) > this.target) {
+          this.err(at, `${nf.message}.${nf.field} needs Envoy >= ${nf.since}; the target is Envoy ${this.envoyVersion}`);
+          continue;
+        }
+      }
+      if (field.options?.deprecated) {
+        const nd = NEWER_DEPRECATIONS.find((d) => d.message === type.fullName.slice(1) && d.field === field.name);
+        this.warnings.push(`${at}: ${type.fullName.slice(1)}.${field.name} is deprecated${nd ? ` (since Envoy ${nd.since}; use ${nd.instead})` : ""}`);
+      }
       if (field.partOf) {
         const other = seenOneof.get(field.partOf.name);
         if (other) this.err(at, `'${key}' and '${other}' are both set but belong to the same oneof '${field.partOf.name}'`);
@@ -449,6 +552,10 @@ class Walker {
       }
       this.value(field, v, at);
     }
+    // Envoy's PluginConfig constructor (source/extensions/common/wasm/wasm.cc) refuses both set.
+    if (type.fullName === ".envoy.extensions.wasm.v3.PluginConfig" && obj.fail_open === true && ![undefined, "UNSPECIFIED", 0].includes(obj.failure_policy as any)) {
+      this.err(path, "fail_open and failure_policy are both set: Envoy refuses the plugin (only one of fail_open or failure_policy can be set)");
+    }
     // protoc-gen-validate: required messages and required oneofs.
     for (const f of type.fieldsArray) {
       if (f.partOf) continue; // rules on a oneof member apply only when it is the one set
@@ -469,9 +576,18 @@ function byJsonName(f: protobuf.Field): string {
   return f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+export interface ValidateOptions {
+  /** The message type of `config` (default the bootstrap). */
+  type?: string;
+  /** Accept NEWER_FIELDS / NEWER_MESSAGES / NEWER_ENUMS (default true). */
+  newerFields?: boolean;
+  /** The Envoy the config is for (default ENVOY_VERSION_FLOOR): newer fields above it are errors. */
+  envoyVersion?: string;
+}
+
 /** Validates a parsed Envoy config (default type: the bootstrap). */
-export function validateEnvoyConfig(config: unknown, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {
-  const w = new Walker(loadEnvoyApi(opts.newerFields ?? true));
+export function validateEnvoyConfig(config: unknown, opts: ValidateOptions = {}): ValidationResult {
+  const w = new Walker(loadEnvoyApi(opts.newerFields ?? true), opts.envoyVersion ?? ENVOY_VERSION_FLOOR);
   const type = opts.type ?? "envoy.config.bootstrap.v3.Bootstrap";
   w.message(type, config, "");
   const warnings = [...w.warnings];
@@ -523,6 +639,6 @@ function routeActionTimeoutWarnings(ra: Record<string, any>, at: string): string
   return out;
 }
 
-export function validateEnvoyYaml(text: string, opts: { type?: string; newerFields?: boolean } = {}): ValidationResult {
+export function validateEnvoyYaml(text: string, opts: ValidateOptions = {}): ValidationResult {
   return validateEnvoyConfig(parse(text), opts);
 }

@@ -30,6 +30,33 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
 export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini"]);
 
+/**
+ * What Envoy does with a filter after its VM failed (a trap: an abort, an out-of-bounds access):
+ * gateway.yaml `filters.<name>.failure_policy`, rendered as PluginConfig.failure_policy (Envoy >= 1.33)
+ * and Istio's WasmPlugin failStrategy. closed: every later stream on that worker gets 503 until Envoy
+ * restarts; reload: 503 for at most about a second and a half, then a new VM; open: the filter is
+ * skipped. docs/deploy-envoy.md.
+ */
+export type FailurePolicyName = "closed" | "open" | "reload";
+/** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
+export type FilterName = "key-auth" | "ai-router" | "ai-ratelimit" | "ai-proxy";
+/** key-auth fails closed (an auth filter that fails open lets every request in); the others reload. */
+export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyName>> = {
+  "key-auth": "closed",
+  "ai-router": "reload",
+  "ai-ratelimit": "reload",
+  "ai-proxy": "reload",
+};
+/**
+ * Filters that may not fail open, and why: with the filter skipped, Envoy would still forward the request.
+ * key-auth: nobody is authenticated, every request passes. ai-proxy: the route takes its cluster from a
+ * header ai-proxy sets, so a client's own x-sluice-cluster would pick the provider, untranslated and unmetered.
+ */
+const NEVER_OPEN: Partial<Record<FilterName, string>> = {
+  "key-auth": "an authentication filter that fails open lets every request through unauthenticated",
+  "ai-proxy": "with ai-proxy skipped the route would take its cluster from the client's own cluster header, and nothing would be translated or counted",
+};
+
 export interface Problem {
   line: number;
   column: number;
@@ -115,6 +142,8 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** Each filter's failure policy (gateway.yaml filters.<name>.failure_policy, defaults FAILURE_POLICY_DEFAULTS). */
+  failurePolicy: Record<FilterName, FailurePolicyName>;
   /** Envoy's own filters (auth, cors, rbac, request_rate_limit): scripts/native-config.ts. */
   native: NativeConfig;
   /** Where the Istio manifests attach (gateway.yaml `istio`); scripts/render/istio.ts. */
@@ -496,6 +525,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   const native = checkNative(data, fail);
+  const failurePolicy = checkFailurePolicies(f, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   return {
@@ -529,6 +559,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    failurePolicy,
     native,
     istio,
   };
@@ -572,6 +603,20 @@ function checkTimeouts(t: Record<string, string>, fail: Fail): Timeouts {
     fail(["timeouts", "total"], `total (${v.total}) must be above first_byte (${v.first_byte}) or 0s (off)`);
   }
   return { connect: envoyDuration(v.connect), firstByte: envoyDuration(v.first_byte), idle: envoyDuration(v.idle), total: envoyDuration(v.total) };
+}
+
+/** filters.<key>.failure_policy for each filter; open is refused where skipping the filter is unsafe (NEVER_OPEN). */
+function checkFailurePolicies(f: Record<string, any>, fail: Fail): Record<FilterName, FailurePolicyName> {
+  const out = { ...FAILURE_POLICY_DEFAULTS };
+  for (const name of Object.keys(FAILURE_POLICY_DEFAULTS) as FilterName[]) {
+    const key = name.replace(/-/g, "_");
+    const v: FailurePolicyName | undefined = f[key]?.failure_policy;
+    if (v === undefined) continue;
+    const why = NEVER_OPEN[name];
+    if (v === "open" && why) fail(["filters", key, "failure_policy"], `'open' is refused for ${name}: ${why} (use closed or reload)`);
+    out[name] = v;
+  }
+  return out;
 }
 
 const MAX_CONDITION_DEPTH = 32;

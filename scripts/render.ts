@@ -1,11 +1,13 @@
 // `npm run render`: gateway.yaml -> envoy/envoy.yaml, envoy/envoy.mock.yaml and envoy/istio/*.yaml.
 //   tsx scripts/render.ts [--config gateway.yaml] [--out envoy]
-// Nothing is written unless every file renders: each goes to a temporary file first and is renamed
-// into place only when all are ready. The pieces live in scripts/render/, one job per file.
+// Nothing is written unless every file renders and envoy.yaml and envoy.mock.yaml validate against
+// Envoy's API for the target version (scripts/envoy-validate.ts): each goes to a temporary file first
+// and is renamed into place only when all are ready. The pieces live in scripts/render/, one job per file.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
-import { render } from "./render/files.js";
+import { ENVOY_VERSION_FLOOR } from "./render/constants.js";
+import { EnvoyValidationError, render } from "./render/files.js";
 
 export * from "./render/access-log.js";
 export * from "./render/clusters.js";
@@ -27,7 +29,8 @@ function arg(name: string): string | undefined {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   try {
-    const { written, removed } = render({ config: arg("config"), outDir: arg("out") });
+    const { written, removed, warnings } = render({ config: arg("config"), outDir: arg("out") });
+    for (const w of warnings) console.warn(`render: warning: ${w}`);
     for (const f of written) console.log(`wrote ${f}`);
     for (const f of removed) console.log(`removed ${f} (no longer rendered)`);
   } catch (e) {
@@ -37,6 +40,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     }
     if (e instanceof GatewayConfigError) {
       console.error(`render: ${e.file} is not valid; nothing was written.\n${e.message}`);
+      process.exit(1);
+    }
+    if (e instanceof EnvoyValidationError) {
+      console.error(`render: the rendered Envoy configuration does not validate against Envoy ${ENVOY_VERSION_FLOOR}'s API; nothing was written.\n${e.message}`);
       process.exit(1);
     }
     throw e;

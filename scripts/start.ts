@@ -17,7 +17,7 @@ import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "./mocks/index.js";
 import type { MockKind } from "./mocks/common.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
-import { render, WASM_DIR } from "./render.js";
+import { EnvoyValidationError, render, WASM_DIR } from "./render.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -310,6 +310,10 @@ async function main(): Promise<void> {
       }
       if (e instanceof GatewayConfigError) {
         console.error(`${e.file} is not valid; nothing was written.\n${e.message}`);
+        process.exit(1);
+      }
+      if (e instanceof EnvoyValidationError) {
+        console.error(`the rendered Envoy configuration does not validate against Envoy's API; nothing was written.\n${e.message}`);
         process.exit(1);
       }
       throw e;

@@ -127,12 +127,13 @@ describe("the full chain from gateway.yaml", () => {
     const filters = hcm(envoy).http_filters;
     expect(filters.map((f: any) => f.name)).toEqual(["sluice.key_auth", "sluice.ai_router", "sluice.ai_ratelimit", "sluice.ai_proxy", "envoy.filters.http.router"]);
     const wasm = filters.slice(0, 4).map((f: any) => f.typed_config.config);
-    expect(wasm.map((c: any) => [c.name, c.root_id, c.vm_config.vm_id, c.vm_config.code.local.filename, c.fail_open, c.allow_on_headers_stop_iteration])).toEqual([
-      ["key-auth", "key-auth", "key-auth", "/etc/sluice/build/key-auth.wasm", false, undefined],
-      ["ai-router", "ai-router", "ai-router", "/etc/sluice/build/ai-router.wasm", false, true],
-      ["ai-ratelimit", "ai-ratelimit", "ai-ratelimit", "/etc/sluice/build/ai-ratelimit.wasm", false, true],
-      ["ai-proxy", "ai-proxy", "ai-proxy", "/etc/sluice/build/ai-proxy.wasm", false, true],
+    expect(wasm.map((c: any) => [c.name, c.root_id, c.vm_config.vm_id, c.vm_config.code.local.filename, c.failure_policy, c.allow_on_headers_stop_iteration])).toEqual([
+      ["key-auth", "key-auth", "key-auth", "/etc/sluice/build/key-auth.wasm", "FAIL_CLOSED", undefined],
+      ["ai-router", "ai-router", "ai-router", "/etc/sluice/build/ai-router.wasm", "FAIL_RELOAD", true],
+      ["ai-ratelimit", "ai-ratelimit", "ai-ratelimit", "/etc/sluice/build/ai-ratelimit.wasm", "FAIL_RELOAD", true],
+      ["ai-proxy", "ai-proxy", "ai-proxy", "/etc/sluice/build/ai-proxy.wasm", "FAIL_RELOAD", true],
     ]);
+    expect(wasm.some((c: any) => "fail_open" in c)).toBe(false);
     // The YAML sections are the filters' JSON configurations.
     expect(JSON.parse(wasm[1].configuration.value)).toEqual({
       route_header: true,
@@ -160,7 +161,8 @@ describe("the full chain from gateway.yaml", () => {
       const r = validateEnvoyConfig(renderEnvoy(cfg, { mock }));
       expect(r.errors).toEqual([]);
       expect(r.warnings).toEqual([]);
-      expect(r.newerFieldsUsed).toHaveLength(4); // allow_on_headers_stop_iteration three times, request_body_buffer_limit
+      // failure_policy four times, reload_config and allow_on_headers_stop_iteration three times, request_body_buffer_limit
+      expect(r.newerFieldsUsed).toHaveLength(11);
     }
   });
 
@@ -345,6 +347,8 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       expect(r.types).toContain("envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor");
       const used = r.newerFieldsUsed.map((u) => u.replace(/ @ .*/, ""));
       expect(new Set(used)).toEqual(new Set([
+        "envoy.extensions.wasm.v3.PluginConfig.failure_policy (Envoy >= 1.33.0)",
+        "envoy.extensions.wasm.v3.PluginConfig.reload_config (Envoy >= 1.33.0)",
         "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration (Envoy >= 1.35.0)",
         "envoy.config.route.v3.Route.request_body_buffer_limit (Envoy >= 1.36.0)",
         "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits (Envoy >= 1.33.0)",
@@ -353,6 +357,8 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       ]));
       const old = validateEnvoyYaml(text, { newerFields: false }).errors.map((e) => e.replace(/^.*: unknown/, "unknown"));
       expect(new Set(old)).toEqual(new Set([
+        "unknown field 'failure_policy' in envoy.extensions.wasm.v3.PluginConfig",
+        "unknown field 'reload_config' in envoy.extensions.wasm.v3.PluginConfig",
         "unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig",
         "unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route",
         "unknown field 'hits_addend' in envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",

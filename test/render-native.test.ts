@@ -146,7 +146,7 @@ describe("Envoy's own filters from gateway.yaml", () => {
     // Against the shipped protos alone, exactly those newer fields are unknown.
     const strict = validateEnvoyConfig(envoy, { newerFields: false });
     const unknown = new Set(strict.errors.flatMap((e) => /unknown field '([a-z_]+)'/.exec(e)?.[1] ?? []));
-    expect([...unknown].sort()).toEqual(["allow_on_headers_stop_iteration", "max_dynamic_descriptors", "rate_limits", "request_body_buffer_limit", "sourced_metadata"]);
+    expect([...unknown].sort()).toEqual(["allow_on_headers_stop_iteration", "failure_policy", "max_dynamic_descriptors", "rate_limits", "reload_config", "request_body_buffer_limit", "sourced_metadata"]);
     // ... and the principal that held only sourced_metadata then has no identifier at all.
     expect(strict.errors.filter((e) => !e.includes("unknown field"))).toEqual([expect.stringMatching(/policies\.admins\.principals\[0\]: one of .* is required in envoy\.config\.rbac\.v3\.Principal$/)]);
   });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster } from "../scripts/render.js";
+import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, ENVOY_VERSION_FLOOR } from "../scripts/render.js";
 import { NEWER_FIELDS, skippedProtos, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
 import { parseEnvoyConfig } from "../host/envoy-config.js";
 
@@ -211,22 +211,29 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     ].sort());
   });
 
-  it("the shipped protos predate allow_on_headers_stop_iteration and request_body_buffer_limit: the fields of envoy.yaml validated from NEWER_FIELDS", () => {
+  it("the shipped protos predate failure_policy, reload_config, allow_on_headers_stop_iteration and request_body_buffer_limit: the fields of envoy.yaml validated from NEWER_FIELDS", () => {
     const text = readFileSync("envoy/envoy.yaml", "utf8");
     const r = validateEnvoyYaml(text);
+    const field = (f: string, since: string, at: string) => expect.stringMatching(new RegExp(`^${f.replace(/\./g, "\\.")} \\(Envoy >= ${since.replace(/\./g, "\\.")}\\) @ .*${at.replace(/[[\]]/g, "\\$&")}`));
+    const plugin = (f: string, since: string, i: number) => field(`envoy.extensions.wasm.v3.PluginConfig.${f}`, since, `http_filters[${i}].typed_config.config.${f}`);
     expect(r.newerFieldsUsed).toEqual([
-      expect.stringMatching(/^envoy\.config\.route\.v3\.Route\.request_body_buffer_limit \(Envoy >= 1\.36\.0\) @ .*routes\[0\]/),
-      ...[1, 2, 3].map((i) => expect.stringMatching(new RegExp(`^envoy\\.extensions\\.wasm\\.v3\\.PluginConfig\\.allow_on_headers_stop_iteration \\(Envoy >= 1\\.35\\.0\\) @ .*http_filters\\[${i}\\]`))),
+      field("envoy.config.route.v3.Route.request_body_buffer_limit", "1.36.0", "routes[0]"),
+      plugin("failure_policy", "1.33.0", 0),
+      ...[1, 2, 3].flatMap((i) => [plugin("failure_policy", "1.33.0", i), plugin("reload_config", "1.33.0", i), plugin("allow_on_headers_stop_iteration", "1.35.0", i)]),
     ]);
     // Against the shipped protos alone, those fields (and nothing else) are unknown.
     const strict = validateEnvoyYaml(text, { newerFields: false });
+    const unknown = (f: string) => expect.stringContaining(`unknown field '${f}' in envoy.extensions.wasm.v3.PluginConfig`);
     expect(strict.errors).toEqual([
       expect.stringContaining("unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route"),
-      ...[1, 2, 3].map(() => expect.stringContaining("unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig")),
+      unknown("failure_policy"),
+      ...[1, 2, 3].flatMap(() => [unknown("failure_policy"), unknown("reload_config"), unknown("allow_on_headers_stop_iteration")]),
     ]);
     // The others serve distributed rate limiting (test/render-chain.test.ts) and Envoy's own
     // filters (test/render-native.test.ts).
     expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual([
+      "envoy.extensions.wasm.v3.PluginConfig.failure_policy",
+      "envoy.extensions.wasm.v3.PluginConfig.reload_config",
       "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration",
       "envoy.config.route.v3.Route.request_body_buffer_limit",
       "envoy.config.route.v3.RateLimit.hits_addend",
@@ -342,7 +349,8 @@ describe("envoy/istio manifests", () => {
       expect(filterPatch.patch.value.typed_config.config.allow_on_headers_stop_iteration).toBe(true);
       const f = validateEnvoyConfig(filterPatch.patch.value, { type: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter" });
       expect(f.errors).toEqual([]);
-      expect(f.newerFieldsUsed).toHaveLength(1);
+      // failure_policy FAIL_RELOAD, reload_config, allow_on_headers_stop_iteration
+      expect(f.newerFieldsUsed).toHaveLength(3);
     }
     // A MERGE patch is a fragment of a Route: its route action must be valid on its own, and the
     // buffer limit (Envoy >= 1.36) is the one the rendered envoy.yaml sets.
@@ -355,11 +363,11 @@ describe("envoy/istio manifests", () => {
 describe("envoy/docker-compose.yaml", () => {
   const compose = parse(readFileSync("envoy/docker-compose.yaml", "utf8"));
 
-  it("runs the official Envoy image, pinned to 1.35 or later, with the wasm and both configs mounted", () => {
+  it("runs the official Envoy image, pinned to the version floor (ENVOY_VERSION_FLOOR) or later, with the wasm and both configs mounted", () => {
     const envoy = compose.services.envoy;
     const [, minor, patch] = /^envoyproxy\/envoy:v1\.(\d+)\.(\d+)$/.exec(envoy.image) ?? [];
-    expect(Number(minor)).toBeGreaterThanOrEqual(35);
-    expect(Number(patch)).toBeGreaterThanOrEqual(0);
+    const [, floorMinor, floorPatch] = ENVOY_VERSION_FLOOR.split(".").map(Number);
+    expect(Number(minor) * 1000 + Number(patch)).toBeGreaterThanOrEqual(floorMinor * 1000 + floorPatch);
     expect(envoy.volumes).toEqual(expect.arrayContaining(["../build:/etc/sluice/build:ro", "./envoy.yaml:/etc/sluice/envoy.yaml:ro", "./envoy.mock.yaml:/etc/sluice/envoy.mock.yaml:ro"]));
     expect(envoy.command.join(" ")).toMatch(/^envoy -c \/etc\/sluice\/\$\{SLUICE_ENVOY_CONFIG:-envoy\.mock\.yaml\}/);
     expect(envoy.ports).toEqual(["10000:10000", "127.0.0.1:9901:9901"]);

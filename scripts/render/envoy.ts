@@ -1,5 +1,5 @@
 // envoy.yaml: the listener, its filter chain (the Sluice wasm filters, then the router), the route and the clusters.
-import type { GatewayConfig } from "../gateway-config.js";
+import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
@@ -24,7 +24,21 @@ export function streamBufferLimit(cfg: GatewayConfig): number {
   return Math.max(a.maxRequestBodyBytes ?? AI_PROXY_MAX_BODY, a.maxResponseBodyBytes ?? AI_PROXY_MAX_BODY) + BUFFER_HEADROOM;
 }
 
-export function wasmFilter(name: string, configuration: unknown, extra: { env?: string[]; allowOnHeadersStopIteration?: boolean } = {}) {
+/** gateway.yaml's failure_policy -> PluginConfig.failure_policy (envoy/extensions/wasm/v3/wasm.proto enum FailurePolicy). */
+export const ENVOY_FAILURE_POLICY: Record<FailurePolicyName, string> = { closed: "FAIL_CLOSED", open: "FAIL_OPEN", reload: "FAIL_RELOAD" };
+/**
+ * FAIL_RELOAD's backoff, Envoy's default written out: after a trap the worker's streams get 503 until
+ * a jittered [base, 1.5 * base) has passed since the VM was loaded, then the next stream starts a new
+ * VM (source/extensions/common/wasm/wasm.cc PluginConfig::PluginConfig reads only base_interval, a
+ * JitteredLowerBoundBackOffStrategy; maybeReloadHandleIfNeeded). Istio's WasmPlugin cannot set it.
+ */
+export const RELOAD_BACKOFF = "1s";
+
+export function wasmFilter(
+  name: string,
+  configuration: unknown,
+  extra: { failurePolicy: FailurePolicyName; env?: string[]; allowOnHeadersStopIteration?: boolean },
+) {
   const vmConfig: Record<string, unknown> = {
     vm_id: name,
     runtime: "envoy.wasm.runtime.v8",
@@ -36,10 +50,14 @@ export function wasmFilter(name: string, configuration: unknown, extra: { env?: 
     root_id: name,
     vm_config: vmConfig,
     configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(configuration) },
-    fail_open: false,
+    // Envoy >= 1.33 (the deprecated fail_open is never written: Envoy refuses the two together).
+    // Written even for FAIL_CLOSED: what UNSPECIFIED means has changed between Envoy builds.
+    failure_policy: ENVOY_FAILURE_POLICY[extra.failurePolicy],
   };
+  if (extra.failurePolicy === "reload") config.reload_config = { backoff: { base_interval: RELOAD_BACKOFF } };
   // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-router, ai-ratelimit and ai-proxy hold the headers
   // while they read the body (without it Envoy withholds the body from a filter that stopped on headers).
+  // Envoy >= 1.37.6 for the body to arrive whole (see ENVOY_VERSION_FLOOR).
   if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
   return {
     name: `sluice.${name.replace(/-/g, "_")}`,
@@ -74,15 +92,16 @@ export interface EnvoyRenderOptions {
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
   const credential = mock ? "mock" : "env";
-  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router;
+  // docs/architecture.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router;
   // Envoy's own filters around the identity (docs/native-filters.md): cors, jwt_authn, ext_authz before
   // it, rbac and local_ratelimit once the consumer is known.
   const httpFilters: unknown[] = [...nativeAuthFilters(cfg)];
-  if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg)));
+  const fp = cfg.failurePolicy;
+  if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg), { failurePolicy: fp["key-auth"] }));
   httpFilters.push(...nativeAccessFilters(cfg));
-  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
-  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
-  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
+  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
   // After ai-proxy: its request-time check runs once filter state is complete (consumer, pool, model,
   // prompt estimate), and only for requests that really go upstream.

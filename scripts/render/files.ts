@@ -3,7 +3,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { validateEnvoyYaml } from "../envoy-validate.js";
 import { loadGatewayConfig, type GatewayConfig } from "../gateway-config.js";
+import { ENVOY_VERSION_FLOOR, ENVOY_VERSION_WHY } from "./constants.js";
 import { renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
 import { renderIstio } from "./istio.js";
 import { rateLimitServiceConfig } from "./ratelimit.js";
@@ -15,7 +17,7 @@ const HEADER = "# Rendered from gateway.yaml by `npm run render` (scripts/render
 export function envoyYamlText(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): string {
   const note = opts.mock
     ? "# docker compose (envoy/docker-compose.yaml): every cluster points at the mock provider service and a dummy key.\n"
-    : "# Needs Envoy >= 1.37 (allow_on_headers_stop_iteration for ai-router, ai-ratelimit, ai-proxy: 1.35; the route's request_body_buffer_limit applied when the route is matched: 1.37) with the v8 Wasm runtime.\n";
+    : `# Needs Envoy >= ${ENVOY_VERSION_FLOOR} with the v8 Wasm runtime: ${ENVOY_VERSION_WHY} (docs/deploy-envoy.md).\n`;
   return HEADER + note + stringify(renderEnvoy(cfg, opts), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
@@ -67,6 +69,8 @@ export interface RenderOptions {
   config?: string;
   outDir?: string;
   env?: NodeJS.ProcessEnv;
+  /** Tests: stand in for renderFiles (e.g. to render a field the target Envoy lacks). */
+  renderFiles?: (cfg: GatewayConfig) => Record<string, string>;
 }
 
 /**
@@ -87,12 +91,41 @@ export function removeStale(outDir: string, files: Record<string, string>): stri
   return removed;
 }
 
-/** Loads gateway.yaml and writes every file; throws GatewayConfigError (nothing written) on a bad config. */
-export function render(opts: RenderOptions = {}): { cfg: GatewayConfig; written: string[]; removed: string[] } {
+/** A rendered envoy.yaml that Envoy's API (scripts/envoy-validate.ts) refuses: a renderer bug, never written. */
+export class EnvoyValidationError extends Error {
+  constructor(readonly problems: { file: string; errors: string[] }[]) {
+    super(problems.flatMap((p) => p.errors.map((e) => `${p.file}: ${e}`)).join("\n"));
+    this.name = "EnvoyValidationError";
+  }
+}
+
+/**
+ * envoy.yaml and envoy.mock.yaml against Envoy's API for ENVOY_VERSION_FLOOR; errors throw
+ * EnvoyValidationError, warnings (deprecated fields, timeouts that cut streams) are returned.
+ */
+export function validateRendered(files: Record<string, string>): string[] {
+  const problems: { file: string; errors: string[] }[] = [];
+  const warnings: string[] = [];
+  for (const file of ["envoy.yaml", "envoy.mock.yaml"]) {
+    const r = validateEnvoyYaml(files[file], { envoyVersion: ENVOY_VERSION_FLOOR });
+    if (r.errors.length) problems.push({ file, errors: r.errors });
+    warnings.push(...r.warnings.map((w) => `${file}: ${w}`));
+  }
+  if (problems.length) throw new EnvoyValidationError(problems);
+  return warnings;
+}
+
+/**
+ * Loads gateway.yaml, validates the rendered envoy.yaml and envoy.mock.yaml, and writes every file;
+ * throws GatewayConfigError on a bad config and EnvoyValidationError when Envoy's API refuses a rendered
+ * file (nothing written either way).
+ */
+export function render(opts: RenderOptions = {}): { cfg: GatewayConfig; written: string[]; removed: string[]; warnings: string[] } {
   const config = resolve(opts.config ?? join(root, "gateway.yaml"));
   const outDir = resolve(opts.outDir ?? join(root, "envoy"));
   const cfg = loadGatewayConfig(config, { env: opts.env });
-  const files = renderFiles(cfg);
+  const files = (opts.renderFiles ?? renderFiles)(cfg);
+  const warnings = validateRendered(files);
   const written = writeAtomically(outDir, files);
-  return { cfg, written, removed: removeStale(outDir, files) };
+  return { cfg, written, removed: removeStale(outDir, files), warnings };
 }

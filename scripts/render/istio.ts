@@ -1,7 +1,7 @@
 // Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, and the providers as mesh-external services.
-import type { GatewayConfig, Instance } from "../gateway-config.js";
+import type { FailurePolicyName, GatewayConfig, Instance } from "../gateway-config.js";
 import { realTarget } from "./clusters.js";
-import { CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
+import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
 import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { localReplyConfig } from "./local-reply.js";
@@ -64,8 +64,15 @@ export function istioCluster(i: Instance): string {
   return `outbound|${t.port}||${t.host}`;
 }
 
+/**
+ * WasmPlugin failStrategy (istio/api extensions/v1alpha1/wasm.proto enum FailStrategy). FAIL_RELOAD
+ * needs Istio >= 1.27 (istio/api#3471, 5e743e9a); it maps to Envoy's failure_policy FAIL_RELOAD with
+ * Envoy's default backoff (1s).
+ */
+export const ISTIO_FAIL_STRATEGY: Record<FailurePolicyName, string> = { closed: "FAIL_CLOSE", open: "FAIL_OPEN", reload: "FAIL_RELOAD" };
+
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
-function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown) {
+function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown, failurePolicy: FailurePolicyName) {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
@@ -76,7 +83,7 @@ function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env
       pluginName: name,
       phase: "UNSPECIFIED_PHASE",
       priority,
-      failStrategy: "FAIL_CLOSE",
+      failStrategy: ISTIO_FAIL_STRATEGY[failurePolicy],
       type: "HTTP",
       ...(env.length ? { vmConfig: { env: env.map((n) => ({ name: n, valueFrom: "HOST" })) } } : {}),
       pluginConfig,
@@ -112,7 +119,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
             pluginName: "key-auth",
             phase: "AUTHN",
             priority: 100,
-            failStrategy: "FAIL_CLOSE",
+            failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy["key-auth"]],
             type: "HTTP",
             pluginConfig: keyAuthJson(cfg),
           },
@@ -135,9 +142,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     const json = aiRouterJson(cfg, "env", istioCluster);
     files["ai-router.yaml"] = {
       comment: ["ai-router as an Istio WasmPlugin: decides each chat request's pool.", order, ...warning("ai-router")].join("\n"),
-      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json)],
+      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json, cfg.failurePolicy["ai-router"])],
     };
-    chain.push(wasmFilter("ai-router", json, { env: routerEnv, allowOnHeadersStopIteration: true }));
+    chain.push(wasmFilter("ai-router", json, { failurePolicy: cfg.failurePolicy["ai-router"], env: routerEnv, allowOnHeadersStopIteration: true }));
   }
   if (cfg.aiRatelimit) {
     const json = aiRatelimitJson(cfg);
@@ -147,9 +154,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         order,
         ...warning("ai-ratelimit"),
       ].join("\n"),
-      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json)],
+      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json, cfg.failurePolicy["ai-ratelimit"])],
     };
-    chain.push(wasmFilter("ai-ratelimit", json, { allowOnHeadersStopIteration: true }));
+    chain.push(wasmFilter("ai-ratelimit", json, { failurePolicy: cfg.failurePolicy["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   }
   const aiProxyIstio = aiProxyJson(cfg, "env", istioCluster);
   const env = envKeys(cfg);
@@ -160,9 +167,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       ...warning("ai-proxy"),
       "Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
     ].join("\n"),
-    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio)],
+    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio, cfg.failurePolicy["ai-proxy"])],
   };
-  chain.push(wasmFilter("ai-proxy", aiProxyIstio, { env, allowOnHeadersStopIteration: true }));
+  chain.push(wasmFilter("ai-proxy", aiProxyIstio, { failurePolicy: cfg.failurePolicy["ai-proxy"], env, allowOnHeadersStopIteration: true }));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
   const hcm = "envoy.filters.network.http_connection_manager";
@@ -171,7 +178,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
-      "For Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1): docs/deploy-istio.md. Inserts, in order, just before the router: " +
+      `Needs Istio with Envoy >= ${ENVOY_VERSION_FLOOR}: Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1), which also have failStrategy FAIL_RELOAD (Istio >= 1.27); docs/deploy-istio.md. Inserts, in order, just before the router: ` +
         [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",

@@ -10,6 +10,8 @@ import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
 import { parseEnvoyConfig } from "../../host/envoy-config.js";
 import { startLocalGateway } from "../../scripts/start.js";
+import { parseGatewayConfig } from "../../scripts/gateway-config.js";
+import { envoyYamlText, WASM_DIR } from "../../scripts/render.js";
 import { OUT_PTR, OUT_SIZE, Wat } from "./wat.js";
 
 /** Traps in proxy_on_request_headers when the request has an x-trap header; logs each VM start.
@@ -148,9 +150,9 @@ describe("failure_policy after a trap", () => {
 });
 
 describe("failure_policy in envoy.yaml (local gateway)", () => {
-  // The repository's envoy.yaml with the first plugin's fail_open line replaced.
+  // The repository's envoy.yaml with the first plugin's (key-auth's) failure_policy line replaced.
   const base = readFileSync("envoy/envoy.yaml", "utf8");
-  const line = base.match(/^( *)fail_open: false$/m)!;
+  const line = base.match(/^( *)failure_policy: FAIL_CLOSED$/m)!;
   const yaml = (lines: string[]) => base.replace(line[0], lines.map((l) => line[1] + l).join("\n"));
 
   it("reads failure_policy, reload_config and the deprecated fail_open", () => {
@@ -160,8 +162,15 @@ describe("failure_policy in envoy.yaml (local gateway)", () => {
     expect(f).toMatchObject({ failurePolicy: "FAIL_OPEN", reloadBackoffMs: 1000 });
     f = parseEnvoyConfig(yaml(["fail_open: true"])).filters[0];
     expect(f).toMatchObject({ failurePolicy: "UNSPECIFIED", failOpen: true });
-    f = parseEnvoyConfig(base).filters[0];
+    f = parseEnvoyConfig(yaml([])).filters[0];
     expect(f).toMatchObject({ failurePolicy: "UNSPECIFIED", failOpen: false });
+    // As rendered: key-auth fails closed, the others reload after Envoy's default 1 s backoff.
+    expect(parseEnvoyConfig(base).filters.map((p) => [p.name, p.failurePolicy, p.reloadBackoffMs, p.failOpen])).toEqual([
+      ["key-auth", "FAIL_CLOSED", 1000, false],
+      ["ai-router", "FAIL_RELOAD", 1000, false],
+      ["ai-ratelimit", "FAIL_RELOAD", 1000, false],
+      ["ai-proxy", "FAIL_RELOAD", 1000, false],
+    ]);
     expect(() => parseEnvoyConfig(yaml(["fail_open: true", "failure_policy: FAIL_CLOSED"]))).toThrow(
       "only one of fail_open or failure_policy can be set",
     );
@@ -174,9 +183,111 @@ describe("failure_policy in envoy.yaml (local gateway)", () => {
     try {
       const [first, ...rest] = gw.host.plugins;
       expect(first).toMatchObject({ failurePolicy: "FAIL_RELOAD", reloadBackoffMs: 2000, failOpen: false });
-      for (const p of rest) expect(p.failurePolicy).toBe("FAIL_CLOSED");
+      for (const p of rest) expect(p).toMatchObject({ failurePolicy: "FAIL_RELOAD", reloadBackoffMs: 1000 });
     } finally {
       await gw.close();
     }
+  });
+});
+
+// Issue 15 item 1: the policies `npm run render` writes, run by the host as Envoy runs them. A trap is
+// injected into the real compiled filter (the host's instrument hook makes its proxy_on_request_headers
+// throw as a trapping module does), so what recovers is the filter itself, restarted from build/.
+describe("a rendered envoy.yaml: a trapped filter under the rendered failure policy", () => {
+  const GATEWAY = `
+listener: { port: 10000 }
+consumers: [{ name: team-a, keys: [key-a] }]
+providers:
+  - { name: openai, provider: openai, api_key_env: OPENAI_API_KEY }
+filters:
+  ai_ratelimit:
+    rules: [{ name: per-consumer, key: [consumer], limit: 1000000, window: 1m }]
+`;
+  const REQUEST = { ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw", authorization: "Bearer key-a", "content-type": "application/json" };
+  const BODY = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] });
+  const ms = (n: number) => BigInt(n) * 1_000_000n;
+
+  /** The chain of envoy.mock.yaml rendered from GATEWAY; `trap.armed` names the filter whose next request-headers callback traps. */
+  async function renderedHost() {
+    const config = parseEnvoyConfig(envoyYamlText(parseGatewayConfig(GATEWAY, { env: {} }), { mock: true }));
+    const clock = { now: 0n };
+    const trap: { armed: string | null } = { armed: null };
+    const host = await Host.create({
+      clock: () => clock.now,
+      localReplyConfig: config.localReply ?? undefined,
+      filters: config.filters.map((f) => ({
+        name: f.name,
+        wasm: f.wasmFile.replace(WASM_DIR, "build"),
+        configuration: f.configuration,
+        rootId: f.rootId,
+        vmId: f.vmId,
+        failOpen: f.failOpen,
+        failurePolicy: f.failurePolicy,
+        reloadBackoffMs: f.reloadBackoffMs,
+        allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
+        env: { OPENAI_API_KEY: "sk-test" },
+      })),
+      instrument: {
+        export: (filter, name, fn) =>
+          name !== "proxy_on_request_headers"
+            ? fn
+            : (...args: unknown[]) => {
+                if (trap.armed === filter) {
+                  trap.armed = null;
+                  throw new WebAssembly.RuntimeError("unreachable");
+                }
+                return fn(...args);
+              },
+      },
+    });
+    /** One request through the chain: its local reply, or null when it reached the upstream. */
+    const request = () => {
+      const s = host.newStream();
+      s.callOnRequestHeaders(REQUEST, false);
+      if (!s.getSentLocalResponse()) s.callOnRequestBody(BODY, true);
+      const reply = s.getSentLocalResponse();
+      if (!reply) expect(s.upstream.headers).not.toBeNull();
+      return reply;
+    };
+    return { host, clock, trap, request, plugin: (name: string) => host.plugins.find((p) => p.name === name)! };
+  }
+
+  it("renders key-auth FAIL_CLOSED and the others FAIL_RELOAD with a 1 s backoff", async () => {
+    const { host } = await renderedHost();
+    expect(host.plugins.map((p) => [p.name, p.failurePolicy, p.reloadBackoffMs])).toEqual([
+      ["key-auth", "FAIL_CLOSED", 1000],
+      ["ai-ratelimit", "FAIL_RELOAD", 1000],
+      ["ai-proxy", "FAIL_RELOAD", 1000],
+    ]);
+    host.close();
+  });
+
+  it("ai-ratelimit (FAIL_RELOAD): 503 while the backoff runs, then a new VM serves requests again", async () => {
+    const { host, clock, trap, request, plugin } = await renderedHost();
+    expect(request()).toBeNull();
+    trap.armed = "ai-ratelimit";
+    clock.now = ms(100);
+    expect(request()).toMatchObject({ statusCode: 503, statusDetails: "wasm_fail_stream" });
+    clock.now = ms(900); // within [1 s, 1.5 s) of the VM's load: the failed VM stays
+    expect(request()?.statusCode).toBe(503);
+    clock.now = ms(1600);
+    expect(request()).toBeNull();
+    expect(request()).toBeNull();
+    expect(plugin("ai-ratelimit").reloadEvents).toEqual({ backoff: 1, success: 1, failure: 0 });
+    expect(plugin("ai-ratelimit").retired).toHaveLength(1);
+    host.close();
+  });
+
+  it("key-auth (FAIL_CLOSED): 503 for every later request on that worker, however long one waits", async () => {
+    const { host, clock, trap, request, plugin } = await renderedHost();
+    expect(request()).toBeNull();
+    trap.armed = "key-auth";
+    expect(request()).toMatchObject({ statusCode: 503, statusDetails: "wasm_fail_stream" });
+    for (const t of [1600, 60_000, 3_600_000]) {
+      clock.now = ms(t);
+      expect(request()?.statusCode).toBe(503);
+    }
+    expect(plugin("key-auth").reloadEvents).toEqual({ backoff: 0, success: 0, failure: 0 });
+    host.close();
   });
 });
