@@ -2,7 +2,8 @@
 // (configuration/observability/access_log/usage) and SubstitutionFormatString define them:
 //   %START_TIME% (default 2016-04-15T20:17:00.310Z, UTC; or a strftime-style format with %s, %f,
 //   %3f/%6f/%9f), %REQ(X?Y):Z%, %RESP(X?Y):Z%, %RESPONSE_CODE%, %RESPONSE_CODE_DETAILS%, %DURATION%,
-//   %PROTOCOL%, %BYTES_RECEIVED%, %BYTES_SENT%, %UPSTREAM_CLUSTER%, %FILTER_STATE(KEY:PLAIN):Z%.
+//   %PROTOCOL%, %BYTES_RECEIVED%, %BYTES_SENT%, %UPSTREAM_CLUSTER%, %RESPONSE_FLAGS%, %UPSTREAM_HOST%,
+//   %UPSTREAM_TRANSPORT_FAILURE_REASON%, %FILTER_STATE(KEY:PLAIN):Z% (source/common/formatter/stream_info_formatter.cc).
 // A value that is not there prints "-" in text formats and null in json_format (where numbers
 // stay numbers when the operator is the whole value). An operator outside this list is refused when
 // the format is compiled, as Envoy refuses the configuration.
@@ -21,6 +22,12 @@ export interface LogContext {
   bytesReceived: number;
   bytesSent: number;
   upstreamCluster: string | null;
+  /** Envoy's short response flags (UF, UT, UC, ...), in the order they were set. */
+  responseFlags: string[];
+  /** The upstream host's address ("ip:port") the router picked, connected or not; null when none. */
+  upstreamHost: string | null;
+  /** Why the upstream connection failed ("delayed connect error: ..."); "" or null when it did not. */
+  upstreamTransportFailureReason: string | null;
   filterState(key: string): string | undefined;
 }
 
@@ -111,6 +118,17 @@ function compileOperator(name: string, arg: string | undefined, max: number | un
     case "UPSTREAM_CLUSTER":
       noArg();
       return { op: (c) => truncate(c.upstreamCluster, max), numeric: false };
+    case "RESPONSE_FLAGS":
+      // ResponseFlagUtils::toShortString: the flags joined by ",", "-" when there are none (also in JSON).
+      noArg();
+      return { op: (c) => (c.responseFlags.length ? c.responseFlags.join(",") : "-"), numeric: false };
+    case "UPSTREAM_HOST":
+      // StreamInfoAddressFormatterProvider::withPort on upstreamInfo()->upstreamHost(): null without a host.
+      noArg();
+      return { op: (c) => c.upstreamHost, numeric: false };
+    case "UPSTREAM_TRANSPORT_FAILURE_REASON":
+      noArg();
+      return { op: (c) => c.upstreamTransportFailureReason || null, numeric: false };
     case "FILTER_STATE": {
       const [key, serialization = "", extra] = needArg().split(":");
       if (extra !== undefined || serialization !== "PLAIN") {

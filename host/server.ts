@@ -466,6 +466,10 @@ class Exchange {
         return;
       }
       const [reason, transport, flag] = this.connected ? ["connection termination", "", "UC"] : connectFailure(e);
+      // UpstreamRequest::onPoolFailure still records the host it tried and the transport failure
+      // reason (%UPSTREAM_HOST%, %UPSTREAM_TRANSPORT_FAILURE_REASON%).
+      const tried = e as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (!this.connected && tried.address) this.s.setUpstreamHost({ address: envoyAddress(tried.address, tried.port), transportFailureReason: transport });
       this.routerReply(503, upstreamResetBody(reason, transport), upstreamResetDetails(reason, transport), flag);
     });
     recordUpstreamHost(upstreamReq, this.s);

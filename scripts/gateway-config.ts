@@ -110,7 +110,6 @@ export interface Instance {
   price?: { input?: number; output?: number };
   redactUpstreamErrors?: boolean;
   http2: boolean;
-  healthCheck: { type: "tcp" | "http" | "none"; path?: string; interval: string };
 }
 
 export interface GatewayConfig {
@@ -142,6 +141,8 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** Settings accepted but without effect, one printable line each (file:line:column: field: why). */
+  warnings: string[];
   /** Each filter's failure policy (gateway.yaml filters.<name>.failure_policy, defaults FAILURE_POLICY_DEFAULTS). */
   failurePolicy: Record<FilterName, FailurePolicyName>;
   /** Envoy's own filters (auth, cors, rbac, request_rate_limit): scripts/native-config.ts. */
@@ -392,6 +393,11 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   }
   const data = doc.toJS() ?? {};
   const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const warn = (path: Path, message: string) => {
+    const at = locate(doc, lc, path);
+    warnings.push(`${file}:${at.line}:${at.column}: ${fieldName(path)}: ${message}`);
+  };
   const fail = (path: Path, message: string, keyOf?: string) => {
     const at = locate(doc, lc, path, keyOf);
     problems.push({ ...at, field: fieldName(keyOf === undefined ? path : [...path, keyOf]), message });
@@ -488,12 +494,12 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       price: p.price,
       redactUpstreamErrors: p.redact_upstream_errors,
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
-      healthCheck: {
-        type: p.health_check?.type ?? "tcp",
-        path: p.health_check?.path,
-        interval: envoyDuration(p.health_check?.interval ?? "10s"),
-      },
     });
+    // Accepted so older files still load, but it renders nothing: Envoy's check of a one-endpoint
+    // cluster cannot take traffic away from it (clusters.ts). ai-proxy's health does.
+    if (p.health_check !== undefined) {
+      warn(at("health_check"), "ignored: Envoy health checks cannot route traffic away from a provider's one-endpoint cluster; remove it. ai-proxy's health does (filters.ai_proxy.health; active probes with health.active), see docs/health.md");
+    }
   });
 
   const pools: GatewayConfig["pools"] = data.pools ?? [];
@@ -559,6 +565,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    warnings,
     failurePolicy,
     native,
     istio,
@@ -675,7 +682,6 @@ function checkRouter(r: any, providers: Instance[], pools: Map<string, number>, 
           endpoint: url.href.replace(/\/+$/, ""),
           url,
           http2: https,
-          healthCheck: { type: "tcp", interval: "10s" },
         };
         embeddings = { target, dedicated: true, model: e.model, path: e.path ?? `${url.pathname.replace(/\/+$/, "")}/embeddings`, apiKeyEnv: target.apiKeyEnv, apiKey: target.apiKey, options: embeddingOptions(e) };
       }

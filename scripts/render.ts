@@ -29,7 +29,8 @@ function arg(name: string): string | undefined {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   try {
-    const { written, removed, warnings } = render({ config: arg("config"), outDir: arg("out") });
+    const { cfg, written, removed, warnings } = render({ config: arg("config"), outDir: arg("out") });
+    for (const w of cfg.warnings) console.warn(`render: warning: ${w}`);
     for (const w of warnings) console.warn(`render: warning: ${w}`);
     for (const f of written) console.log(`wrote ${f}`);
     for (const f of removed) console.log(`removed ${f} (no longer rendered)`);

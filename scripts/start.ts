@@ -182,6 +182,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
                 bytesReceived: s.info.bytesReceived,
                 bytesSent: s.info.bytesSent,
                 upstreamCluster: extra.cluster,
+                responseFlags: s.info.responseFlags,
+                upstreamHost: s.info.upstream?.address ?? null,
+                upstreamTransportFailureReason: s.info.upstream?.transportFailureReason ?? null,
                 filterState: (key) => s.filterState.get(key)?.toString("utf8"),
               }),
             );
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
   const configPath = resolve(option("config") ?? join(root, "gateway.yaml"));
   if (!flag("no-render")) {
     try {
-      render({ config: configPath, outDir: dirname(envoyYaml) });
+      for (const w of render({ config: configPath, outDir: dirname(envoyYaml) }).cfg.warnings) console.warn(`warning: ${w}`);
     } catch (e) {
       if (e instanceof GatewayConfigReadError) {
         console.error(e.message);

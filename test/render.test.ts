@@ -6,8 +6,9 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
+import { compileAccessLog } from "../host/access-log.js";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, ENVOY_VERSION_FLOOR } from "../scripts/render.js";
+import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, accessLogFormat, ENVOY_VERSION_FLOOR } from "../scripts/render.js";
 import { NEWER_FIELDS, skippedProtos, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
 import { parseEnvoyConfig } from "../host/envoy-config.js";
 
@@ -127,6 +128,40 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
     expect(existsSync(fresh)).toBe(false);
     const all = [...readdirSync(join(dir, "envoy")), ...readdirSync(join(dir, "envoy", "istio"))];
     expect(all.filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+});
+
+describe("provider clusters: no Envoy health checks (ai-proxy's health routes traffic)", () => {
+  it("renders no health_checks or outlier_detection on a one-endpoint cluster", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(BASE, { env: {} })) as any;
+    const c = envoy.static_resources.clusters.find((x: any) => x.name === "openai");
+    expect(c.load_assignment.endpoints[0].lb_endpoints).toHaveLength(1);
+    expect(c).not.toHaveProperty("health_checks");
+    expect(c).not.toHaveProperty("outlier_detection");
+  });
+
+  it("an old health_check still loads, renders nothing and is named in a warning that says what to use", () => {
+    const cfg = parseGatewayConfig(BASE + "    health_check: { type: http, path: /v1/models, interval: 5s }\n", { env: {} });
+    expect(cfg.warnings).toEqual([expect.stringMatching(/^gateway\.yaml:10:\d+: providers\[0\]\.health_check: ignored: .*filters\.ai_proxy\.health.*docs\/health\.md$/)]);
+    expect(renderFiles(cfg)["envoy.yaml"]).not.toMatch(/health_check|outlier/);
+    expect(parseGatewayConfig(BASE, { env: {} }).warnings).toEqual([]);
+  });
+});
+
+describe("access log for operators", () => {
+  it("adds response flags, upstream host, transport failure reason, the provider's request id and byte counts, each one whole operator (typed)", () => {
+    const f = accessLogFormat();
+    expect(f).toMatchObject({
+      response_flags: "%RESPONSE_FLAGS%",
+      upstream_host: "%UPSTREAM_HOST%",
+      upstream_transport_failure_reason: "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+      provider_request_id: "%RESP(X-REQUEST-ID?REQUEST-ID)%",
+      request_id: "%REQ(X-REQUEST-ID)%",
+      bytes_received: "%BYTES_RECEIVED%",
+      bytes_sent: "%BYTES_SENT%",
+    });
+    // The local gateway compiles every operator the rendered format uses.
+    expect(() => compileAccessLog({ json: f })).not.toThrow();
   });
 });
 
@@ -277,7 +312,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.timeout = 300))[0]).toMatch(/route\.timeout: expected a duration such as "1\.5s", got number 300$/);
     expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.cluster = "openai"))[0]).toMatch(/'cluster' and 'cluster_header' are both set but belong to the same oneof 'cluster_specifier'/);
     expect(errorsAfter((c) => (hcm(c).http_filters[1].typed_config.config.vm_config.runtime = 8))[0]).toMatch(/vm_config\.runtime: expected a string, got number 8$/);
-    expect(errorsAfter((c) => delete c.static_resources.clusters[0].health_checks[0].unhealthy_threshold)[0]).toMatch(
+    expect(errorsAfter((c) => (c.static_resources.clusters[0].health_checks = [{ timeout: "3s", interval: "10s", healthy_threshold: 1, tcp_health_check: {} }]))[0]).toMatch(
       /health_checks\[0\]: missing required field 'unhealthy_threshold' in envoy\.config\.core\.v3\.HealthCheck$/,
     );
   });

@@ -27,6 +27,15 @@ export function accessLogFormat(): Record<string, string> {
     status: "%RESPONSE_CODE%",
     response_code_details: "%RESPONSE_CODE_DETAILS%",
     duration: "%DURATION%",
+    // Envoy's own reasons for a failure (UF refused/failed connect, UT timeout, UC/UR reset, ...; "-" for none).
+    response_flags: "%RESPONSE_FLAGS%",
+    upstream_host: "%UPSTREAM_HOST%", // the provider address Envoy connected to (or tried)
+    upstream_transport_failure_reason: "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    // The provider's id for the request, to quote to the provider: OpenAI's (and Azure OpenAI's)
+    // x-request-id, Anthropic's request-id (Envoy takes one alternative: %RESP(X?Y)%).
+    provider_request_id: "%RESP(X-REQUEST-ID?REQUEST-ID)%",
+    bytes_received: "%BYTES_RECEIVED%",
+    bytes_sent: "%BYTES_SENT%",
   };
   for (const k of LOG_KEYS) f[k] = `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
   return f;

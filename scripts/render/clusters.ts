@@ -43,26 +43,11 @@ export function cluster(cfg: GatewayConfig, i: Instance, target: { host: string;
       ...(http2 ? { auto_config: { http_protocol_options: {}, http2_protocol_options: {} } } : { explicit_http_config: { http_protocol_options: {} } }),
     },
   };
-  const hc = i.healthCheck;
-  if (hc.type !== "none") {
-    c.health_checks = [
-      {
-        timeout: "3s",
-        interval: hc.interval,
-        no_traffic_interval: "60s",
-        unhealthy_threshold: 3,
-        healthy_threshold: 1,
-        ...(hc.type === "http" ? { http_health_check: { path: hc.path, host: target.host } } : { tcp_health_check: {} }),
-      },
-    ];
-  }
-  c.outlier_detection = {
-    consecutive_5xx: 5,
-    consecutive_gateway_failure: 3,
-    interval: "10s",
-    base_ejection_time: "30s",
-    max_ejection_percent: 100,
-  };
+  // No health_checks and no outlier_detection: each cluster has one endpoint, and with a lone host
+  // Envoy's panic threshold (healthy_panic_threshold, 50% by default) routes to it whether it is
+  // healthy, unhealthy or ejected (LoadBalancerBase::isHostSetInPanic / recalculateLoadInTotalPanic,
+  // source/extensions/load_balancing_policies/common/load_balancer_impl.cc). A TCP check of a
+  // provider's edge would only cost TLS handshakes. ai-proxy's health routes traffic (docs/health.md).
   return c;
 }
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import { parseLocalReplyConfig } from "../../host/local-reply.js";
+import type { Stream } from "../../host/stream.js";
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -19,6 +20,7 @@ afterEach(async () => {
 let seen: http.IncomingHttpHeaders[] = [];
 /** What the access log would print for each stream: %RESPONSE_CODE%, %RESPONSE_CODE_DETAILS%, %RESPONSE_FLAGS%. */
 let logged: { status: number; details: string | null; flags: string }[] = [];
+let loggedUpstream: Stream["info"]["upstream"] = null;
 async function upstream(): Promise<string> {
   seen = [];
   // The mock takes header blocks as large as Envoy forwards (Node's default stops at 16 KiB).
@@ -35,12 +37,16 @@ async function upstream(): Promise<string> {
 async function gateway(clusters: Record<string, { url: string }>, localReplyConfig?: unknown, routeTimeoutMs?: number): Promise<Gateway> {
   const host = await Host.create({ filters: [], localReplyConfig: localReplyConfig ? parseLocalReplyConfig(localReplyConfig) : undefined });
   logged = [];
+  loggedUpstream = null;
   const g = await startGateway({
     host,
     clusterHeader: "x-cluster",
     clusters,
     routeTimeoutMs,
-    accessLog: (st, status) => logged.push({ status, details: st.info.responseCodeDetails, flags: st.info.responseFlags.join(",") }),
+    accessLog: (st, status) => {
+      logged.push({ status, details: st.info.responseCodeDetails, flags: st.info.responseFlags.join(",") });
+      loggedUpstream = st.info.upstream;
+    },
   });
   closers.push(() => g.close());
   return g;
@@ -202,6 +208,9 @@ describe("the router's own replies", () => {
     expect(r.headers["content-type"]).toBe("text/plain");
     expect(r.headers["content-length"]).toBe(String(r.body.length));
     expect(logged).toEqual([{ status: 503, details: "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}", flags: "UF" }]);
+    // UpstreamRequest::onPoolFailure records the host it tried and why (%UPSTREAM_HOST%,
+    // %UPSTREAM_TRANSPORT_FAILURE_REASON% in the access log).
+    expect(loggedUpstream).toMatchObject({ address: `127.0.0.1:${port}`, transportFailureReason: "delayed connect error: Connection refused" });
     expect(r.headers.server).toBe("envoy");
     expect(r.names).not.toContain("x-envoy-upstream-service-time");
   });

@@ -107,6 +107,15 @@ describe("npm start's gateway, run from the rendered envoy.yaml", () => {
     expect(typeof line.duration).toBe("number");
     expect(line.start_time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(line.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    // For an operator: the provider's own id (OpenAI's x-request-id), no Envoy flags, the host it
+    // reached, numbers as JSON numbers; never a key.
+    expect(line.provider_request_id).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(line.provider_request_id).not.toBe(line.request_id);
+    expect(line).toMatchObject({ response_flags: "-", upstream_transport_failure_reason: null });
+    expect(line.upstream_host).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(typeof line.bytes_received).toBe("number");
+    expect(line.bytes_sent).toBeGreaterThan(0);
+    expect(JSON.stringify(line)).not.toMatch(/sk-team-a|sk-real/);
 
     const prom = await prometheus();
     const who = { provider: "openai", model: "gpt-4o", consumer: "team-a" };
@@ -138,6 +147,7 @@ describe("npm start's gateway, run from the rendered envoy.yaml", () => {
     expect(total - first).toBeGreaterThanOrEqual(500);
     await new Promise((res) => setTimeout(res, 50));
     expect(lastLog()).toMatchObject({ request_type: "ai_stream", provider: "anthropic", instance: "claude", consumer: "team-a" });
+    expect(lastLog().provider_request_id).toMatch(/^req_011C/); // Anthropic's request-id
   });
 
   it("the first-byte timeout answers 504 when the provider goes silent before answering", async () => {
@@ -219,6 +229,9 @@ describe("pieces of the local gateway, as Envoy defines them", () => {
       bytesReceived: 0,
       bytesSent: 5,
       upstreamCluster: null,
+      responseFlags: [],
+      upstreamHost: null,
+      upstreamTransportFailureReason: null,
       filterState: (k) => (k === "wasm.sluice.consumer" ? "team-a" : undefined),
     };
     const json = compileAccessLog({
@@ -227,6 +240,12 @@ describe("pieces of the local gateway, as Envoy defines them", () => {
     expect(JSON.parse(json(ctx))).toEqual({ t: "2023-11-14T22:13:20.123Z", s: "1700000000.123", code: 200, d: 12, c: "team-a", m: null, ua: "curl", mixed: "200 -" });
     const text = compileAccessLog({ text: "[%START_TIME%] %REQ(:METHOD)% %FILTER_STATE(wasm.sluice.model:PLAIN)% %RESPONSE_CODE%\n" });
     expect(text(ctx)).toBe("[2023-11-14T22:13:20.123Z] GET - 200\n");
+    // Envoy's operators for an operator's questions: flags "-" when none (JSON too), no host is null.
+    const ops = compileAccessLog({ json: { f: "%RESPONSE_FLAGS%", h: "%UPSTREAM_HOST%", r: "%UPSTREAM_TRANSPORT_FAILURE_REASON%", b: "%BYTES_SENT%" } });
+    expect(JSON.parse(ops(ctx))).toEqual({ f: "-", h: null, r: null, b: 5 });
+    expect(JSON.parse(ops({ ...ctx, responseFlags: ["UF", "URX"], upstreamHost: "127.0.0.1:9", upstreamTransportFailureReason: "delayed connect error: Connection refused" }))).toEqual({
+      f: "UF,URX", h: "127.0.0.1:9", r: "delayed connect error: Connection refused", b: 5,
+    });
     expect(() => compileAccessLog({ text: "%NOT_AN_OPERATOR%" })).toThrow(/not supported/);
     expect(() => compileAccessLog({ text: "%FILTER_STATE(wasm.x)%" })).toThrow(/PLAIN/);
   });

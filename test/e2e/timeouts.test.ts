@@ -101,7 +101,8 @@ describe("timeouts: connect, first byte, idle and total are four settings", () =
     expect(err.status).toBe(504);
     expect(err.error).toMatchObject({ code: "upstream_timeout" });
     await settle();
-    expect(main.log.at(-1)).toMatchObject({ status: 504, response_code_details: "upstream_per_try_timeout", instance: "openai" });
+    expect(main.log.at(-1)).toMatchObject({ status: 504, response_code_details: "upstream_per_try_timeout", instance: "openai", response_flags: "UT", upstream_transport_failure_reason: null });
+    expect(main.log.at(-1)!.upstream_host).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   it("a connection that never finishes opening (TLS never answered): 502 'could not be reached' after the connect timeout", async () => {
