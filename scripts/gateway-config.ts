@@ -114,6 +114,8 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** istio.image: where the OCI images of `npm run oci` live; null = WasmPlugins load file:// paths. */
+  istioImage: { registry: string; repository: string } | null;
 }
 
 /**
@@ -513,6 +515,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
   };
 }
 

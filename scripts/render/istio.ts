@@ -1,5 +1,9 @@
 // Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, and the providers as mesh-external services.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { GatewayConfig, Instance } from "../gateway-config.js";
+import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { WASM_DIR } from "./constants.js";
 import { streamBufferLimit, routeAction, wasmFilter } from "./envoy.js";
@@ -15,15 +19,29 @@ export function istioCluster(i: Instance): string {
   return `outbound|${t.port}||${t.host}`;
 }
 
+/**
+ * A WasmPlugin's url. With gateway.yaml `istio.image`, the OCI image `npm run oci` builds from build/<name>.wasm,
+ * by digest (Istio then checks the pulled manifest against it): the digest is computed here from the same .wasm
+ * with the same code (scripts/oci-image.ts), so render needs build/ but not a built layout, and the two agree.
+ * Without it, a file:// path: the committed example gateway.yaml has no `istio.image`, so the committed
+ * envoy/istio files do not change whenever assembly/ (and so build/) does, and stay checkable against a fresh render.
+ */
+function wasmUrl(cfg: GatewayConfig, name: string): string {
+  if (!cfg.istioImage) return `file://${WASM_DIR}/${name}.wasm`;
+  const wasm = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "build", `${name}.wasm`));
+  const { registry, repository } = cfg.istioImage;
+  return `oci://${registry}/${repository}/${name}@${wasmImage(name, wasm).manifest.digest}`;
+}
+
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
-function istioWasmPlugin(name: string, priority: number, env: string[], pluginConfig: unknown) {
+function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown) {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
     metadata: { name: `sluice-${name}`, namespace: ISTIO_NAMESPACE },
     spec: {
       selector: { matchLabels: ISTIO_SELECTOR },
-      url: `file://${WASM_DIR}/${name}.wasm`,
+      url: wasmUrl(cfg, name),
       pluginName: name,
       phase: "UNSPECIFIED_PHASE",
       priority,
@@ -45,7 +63,6 @@ export function istioRateLimitCluster(d: { address: string; port: number }): str
 
 export function renderIstio(cfg: GatewayConfig): Record<string, { comment: string; docs: unknown[] }> {
   const files: Record<string, { comment: string; docs: unknown[] }> = {};
-  const wasmUrl = (name: string) => `file://${WASM_DIR}/${name}.wasm`;
   if (cfg.keyAuth.enabled) {
     files["key-auth.yaml"] = {
       comment: [
@@ -59,7 +76,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
           metadata: { name: "sluice-key-auth", namespace: ISTIO_NAMESPACE },
           spec: {
             selector: { matchLabels: ISTIO_SELECTOR },
-            url: wasmUrl("key-auth"),
+            url: wasmUrl(cfg, "key-auth"),
             pluginName: "key-auth",
             phase: "AUTHN",
             priority: 100,
@@ -86,7 +103,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     const json = aiRouterJson(cfg, "env", istioCluster);
     files["ai-router.yaml"] = {
       comment: ["ai-router as an Istio WasmPlugin: decides each chat request's pool.", order, ...warning("ai-router")].join("\n"),
-      docs: [istioWasmPlugin("ai-router", 30, routerEnv, json)],
+      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json)],
     };
     chain.push(wasmFilter("ai-router", json, { env: routerEnv, allowOnHeadersStopIteration: true }));
   }
@@ -98,7 +115,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         order,
         ...warning("ai-ratelimit"),
       ].join("\n"),
-      docs: [istioWasmPlugin("ai-ratelimit", 20, [], json)],
+      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json)],
     };
     chain.push(wasmFilter("ai-ratelimit", json, { allowOnHeadersStopIteration: true }));
   }
@@ -111,7 +128,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       ...warning("ai-proxy"),
       "Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
     ].join("\n"),
-    docs: [istioWasmPlugin("ai-proxy", 10, env, aiProxyIstio)],
+    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio)],
   };
   chain.push(wasmFilter("ai-proxy", aiProxyIstio, { env, allowOnHeadersStopIteration: true }));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
