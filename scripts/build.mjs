@@ -9,21 +9,38 @@
 import { readdirSync, statSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { checkModule } from "./wasm-imports.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const ifNeeded = args.includes("--if-needed");
-function option(name) {
-  const i = args.indexOf(name);
-  if (i < 0) return null;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
+const USAGE = `usage: npm run build -- [options] [filter ...]
+Compiles assembly/filters/<name>/ to build/<name>.wasm and test/filters/<name>/ to build/test/<name>.wasm,
+then refuses any module Envoy would not load (ABI marker, malloc, imports Envoy provides).
+
+  filter ...          build only these (default: every filter and test module)
+  --if-needed         rebuild only modules older than their sources
+  --src <dir>         build <dir>/<name>/index.ts instead of the two folders above
+  --out <dir>         with --src: where the .wasm files go (default: build)
+  -h, --help          this text`;
+let cli;
+try {
+  cli = parseArgs({
+    options: { "if-needed": { type: "boolean" }, src: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: true,
+  });
+} catch (e) {
+  console.error(`build: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
 }
-const srcOverride = option("--src");
-const outOverride = option("--out");
-const only = args.filter((a) => !a.startsWith("--"));
+if (cli.values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const ifNeeded = cli.values["if-needed"] === true;
+const srcOverride = cli.values.src ?? null;
+const outOverride = cli.values.out ?? null;
+const only = cli.positionals;
 
 function newestMtime(dir) {
   let newest = 0;

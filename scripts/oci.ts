@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { commandLine } from "./command-line.js";
 import { layoutFiles, wasmImage } from "./oci-image.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -18,28 +18,11 @@ Run \`npm run build\` first. Prints each filter's manifest digest, the one the r
   -h, --help          this text`;
 
 function main(): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        build: { type: "string", default: "build" },
-        out: { type: "string", default: join("build", "oci") },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`oci: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const buildDir = resolve(ROOT, parsed.values.build!);
-  const outDir = resolve(ROOT, parsed.values.out!);
-  const names = parsed.positionals.length
-    ? parsed.positionals
+  const cli = commandLine("oci", USAGE, { build: { type: "string" }, out: { type: "string" } }, { positionals: true });
+  const buildDir = resolve(ROOT, (cli.values.build as string | undefined) ?? "build");
+  const outDir = resolve(ROOT, (cli.values.out as string | undefined) ?? join("build", "oci"));
+  const names = cli.positionals.length
+    ? cli.positionals
     : readdirSync(buildDir).filter((f) => f.endsWith(".wasm")).map((f) => f.slice(0, -".wasm".length)).sort();
   if (!names.length) {
     console.error(`oci: no .wasm in ${buildDir}; run npm run build first`);

@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
+import { commandLine } from "./command-line.js";
 import { render } from "./render/files.js";
 
 export * from "./render/access-log.js";
@@ -18,14 +19,18 @@ export * from "./render/local-reply.js";
 export * from "./render/ratelimit.js";
 
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-}
+const USAGE = `usage: npm run render -- [options]
+Renders gateway.yaml into envoy/envoy.yaml, envoy/envoy.mock.yaml, envoy/ratelimit/ and envoy/istio/.
+Nothing is written unless every file renders.
+
+  --config <file>     the gateway configuration (default: gateway.yaml)
+  --out <dir>         where the rendered files go (default: envoy)
+  -h, --help          this text`;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const cli = commandLine("render", USAGE, { config: { type: "string" }, out: { type: "string" } });
   try {
-    const { written, removed } = render({ config: arg("config"), outDir: arg("out") });
+    const { written, removed } = render({ config: cli.values.config as string | undefined, outDir: cli.values.out as string | undefined });
     for (const f of written) console.log(`wrote ${f}`);
     for (const f of removed) console.log(`removed ${f} (no longer rendered)`);
   } catch (e) {
