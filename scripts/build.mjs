@@ -80,6 +80,16 @@ const sharedInputs = Math.max(
 );
 
 const asc = (await import("assemblyscript/asc")).default;
+// With `converge` (asconfig.json), asc optimizes until a round no longer shrinks the module and says
+// "Last converge was suboptimal." when that last round grew it (asc.js, the converge loop in main):
+// a note about the optimizer, not about the module, printed on every build. Not passed on, so a build's
+// output is only what needs reading.
+const withoutConvergeNote = (stream) => ({
+  write(chunk, ...rest) {
+    if (/^Last converge was suboptimal\.\s*$/.test(String(chunk))) return true;
+    return stream.write(chunk, ...rest);
+  },
+});
 let failed = false;
 for (const t of targets()) {
   if (ifNeeded && existsSync(t.out)) {
@@ -90,7 +100,7 @@ for (const t of targets()) {
   const started = Date.now();
   const { error, stderr } = await asc.main(
     [relative(root, t.entry), "--config", "asconfig.json", "--target", "release", "-o", relative(root, t.out)],
-    { stdout: process.stdout, stderr: process.stderr },
+    { stdout: withoutConvergeNote(process.stdout), stderr: withoutConvergeNote(process.stderr) },
   );
   if (error) {
     console.error(`build: ${t.name}: ${error.message}`);
