@@ -1,16 +1,35 @@
-// `npm run oci`: each filter as a Wasm OCI image layout (solo-io/wasm spec/spec.md, the variant Istio's
-// pkg/wasm/imagefetcher.go extractOCIArtifactImage reads), and the rendered WasmPlugins pinning its digest.
+// `npm run oci`: each filter as a Wasm OCI image layout (solo-io/wasm spec/spec-compat.md, the variant Istio's
+// pkg/wasm/imagefetcher.go extractOCIStandardImage reads), and the rendered WasmPlugins pinning its digest.
 import { describe, it, expect, beforeAll } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { parseAllDocuments, parseDocument } from "yaml";
 import { parseGatewayConfig } from "../scripts/gateway-config.js";
 import { renderFiles } from "../scripts/render.js";
 
 const FILTERS = ["ai-proxy", "ai-ratelimit", "ai-router", "key-auth"];
+
+/** The entries of a ustar archive: name and data, checking each header's checksum. */
+function untar(tar: Buffer): { name: string; data: Buffer }[] {
+  const out: { name: string; data: Buffer }[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const h = tar.subarray(at, at + 512);
+    if (h.every((b) => b === 0)) break;
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
+    expect(parseInt(h.toString("ascii", 148, 156), 8)).toBe(sum);
+    const name = h.toString("utf8", 0, 100).replace(/\0.*$/s, "");
+    const size = parseInt(h.toString("ascii", 124, 136), 8);
+    expect(h.toString("ascii", 156, 157)).toBe("0"); // a regular file
+    out.push({ name, data: tar.subarray(at + 512, at + 512 + size) });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
 const TSX = join("node_modules", ".bin", "tsx");
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
@@ -51,23 +70,27 @@ describe("npm run oci: one OCI image layout per filter, as Istio's Wasm image sp
 
     expect(manifest.schemaVersion).toBe(2);
     expect(manifest.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
-    expect(manifest.config.mediaType).toBe("application/vnd.module.wasm.config.v1+json");
+    expect(manifest.config.mediaType).toBe("application/vnd.oci.image.config.v1+json");
     expect(manifest.layers).toHaveLength(1);
     const layer = manifest.layers[0];
-    expect(layer.mediaType).toBe("application/vnd.module.wasm.content.layer.v1+wasm");
-    // Not the compat variant (tar.gz + plugin.wasm), so not annotated as one.
-    expect(manifest.annotations?.["module.wasm.image/variant"]).toBeUndefined();
+    expect(layer.mediaType).toBe("application/vnd.oci.image.layer.v1.tar+gzip");
+    expect(manifest.annotations["module.wasm.image/variant"]).toBe("compat");
 
-    const wasm = readFileSync(join("build", `${name}.wasm`));
+    // The layer, gunzipped, is a tar whose one entry plugin.wasm is the module byte for byte (read here
+    // as Istio reads it: entries by name until plugin.wasm).
     const layerBytes = blob(layer.digest);
-    expect(layerBytes.equals(wasm)).toBe(true);
-    expect(layer.digest).toBe(sha256(wasm));
-    expect(layer.size).toBe(wasm.length);
+    expect(layer.digest).toBe(sha256(layerBytes));
+    expect(layer.size).toBe(layerBytes.length);
+    const tar = gunzipSync(layerBytes);
+    const entries = untar(tar);
+    expect(entries.map((e) => e.name)).toEqual(["plugin.wasm"]);
+    const wasm = readFileSync(join("build", `${name}.wasm`));
+    expect(entries[0].data.equals(wasm)).toBe(true);
 
     const configBytes = blob(manifest.config.digest);
     expect(manifest.config.digest).toBe(sha256(configBytes));
     expect(manifest.config.size).toBe(configBytes.length);
-    expect(JSON.parse(configBytes.toString("utf8"))).toEqual({ type: "envoy_proxy", config: { root_ids: [name] } });
+    expect(JSON.parse(configBytes.toString("utf8")).rootfs).toEqual({ type: "layers", diff_ids: [sha256(tar)] });
 
     // Every blob is named by its own sha256 and nothing else is in the layout.
     const names = readdirSync(join(dir, "blobs", "sha256")).sort();
