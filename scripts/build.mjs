@@ -9,21 +9,38 @@
 import { readdirSync, statSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { checkModule } from "../host/envoy-abi.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const ifNeeded = args.includes("--if-needed");
-function option(name) {
-  const i = args.indexOf(name);
-  if (i < 0) return null;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
+const USAGE = `usage: npm run build -- [options] [filter ...]
+Compiles assembly/filters/<name>/ to build/<name>.wasm and test/filters/<name>/ to build/test/<name>.wasm,
+then refuses any module Envoy would not load (ABI marker, malloc, imports Envoy provides).
+
+  filter ...          build only these (default: every filter and test module)
+  --if-needed         rebuild only modules older than their sources
+  --src <dir>         build <dir>/<name>/index.ts instead of the two folders above
+  --out <dir>         with --src: where the .wasm files go (default: build)
+  -h, --help          this text`;
+let cli;
+try {
+  cli = parseArgs({
+    options: { "if-needed": { type: "boolean" }, src: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: true,
+  });
+} catch (e) {
+  console.error(`build: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
 }
-const srcOverride = option("--src");
-const outOverride = option("--out");
-const only = args.filter((a) => !a.startsWith("--"));
+if (cli.values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const ifNeeded = cli.values["if-needed"] === true;
+const srcOverride = cli.values.src ?? null;
+const outOverride = cli.values.out ?? null;
+const only = cli.positionals;
 
 function newestMtime(dir) {
   let newest = 0;
@@ -63,6 +80,16 @@ const sharedInputs = Math.max(
 );
 
 const asc = (await import("assemblyscript/asc")).default;
+// With `converge` (asconfig.json), asc optimizes until a round no longer shrinks the module and says
+// "Last converge was suboptimal." when that last round grew it (asc.js, the converge loop in main):
+// a note about the optimizer, not about the module, printed on every build. Not passed on, so a build's
+// output is only what needs reading.
+const withoutConvergeNote = (stream) => ({
+  write(chunk, ...rest) {
+    if (/^Last converge was suboptimal\.\s*$/.test(String(chunk))) return true;
+    return stream.write(chunk, ...rest);
+  },
+});
 let failed = false;
 for (const t of targets()) {
   if (ifNeeded && existsSync(t.out)) {
@@ -73,7 +100,7 @@ for (const t of targets()) {
   const started = Date.now();
   const { error, stderr } = await asc.main(
     [relative(root, t.entry), "--config", "asconfig.json", "--target", "release", "-o", relative(root, t.out)],
-    { stdout: process.stdout, stderr: process.stderr },
+    { stdout: withoutConvergeNote(process.stdout), stderr: withoutConvergeNote(process.stderr) },
   );
   if (error) {
     console.error(`build: ${t.name}: ${error.message}`);

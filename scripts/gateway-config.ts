@@ -149,6 +149,8 @@ export interface GatewayConfig {
   native: NativeConfig;
   /** Where the Istio manifests attach (gateway.yaml `istio`); scripts/render/istio.ts. */
   istio: IstioScope;
+  /** istio.image: where the OCI images of `npm run oci` live; null = WasmPlugins load file:// paths. */
+  istioImage: { registry: string; repository: string } | null;
 }
 
 /** The gateway the Istio manifests apply to: its namespace, and its pods' labels or its Gateway API Gateway. */
@@ -569,6 +571,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     failurePolicy,
     native,
     istio,
+    istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
   };
 }
 

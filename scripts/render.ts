@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
+import { commandLine } from "./command-line.js";
 import { ENVOY_VERSION_FLOOR } from "./render/constants.js";
 import { EnvoyValidationError, render } from "./render/files.js";
 
@@ -22,14 +23,18 @@ export * from "./render/native-replies.js";
 export * from "./render/ratelimit.js";
 
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-}
+const USAGE = `usage: npm run render -- [options]
+Renders gateway.yaml into envoy/envoy.yaml, envoy/envoy.mock.yaml, envoy/ratelimit/ and envoy/istio/.
+Nothing is written unless every file renders.
+
+  --config <file>     the gateway configuration (default: gateway.yaml)
+  --out <dir>         where the rendered files go (default: envoy)
+  -h, --help          this text`;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const cli = commandLine("render", USAGE, { config: { type: "string" }, out: { type: "string" } });
   try {
-    const { cfg, written, removed, warnings } = render({ config: arg("config"), outDir: arg("out") });
+    const { cfg, written, removed, warnings } = render({ config: cli.values.config as string | undefined, outDir: cli.values.out as string | undefined });
     for (const w of cfg.warnings) console.warn(`render: warning: ${w}`);
     for (const w of warnings) console.warn(`render: warning: ${w}`);
     for (const f of written) console.log(`wrote ${f}`);

@@ -16,6 +16,7 @@ import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js"
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "./mocks/index.js";
 import type { MockKind } from "./mocks/common.js";
+import { commandLine, type CommandLine } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
 import { EnvoyValidationError, render, WASM_DIR } from "./render.js";
 
@@ -245,12 +246,36 @@ export { parseEnvoyConfig };
 
 // ------------------------------------------------------------------------------------------ CLI
 
+const USAGE = `usage: npm start -- [options]
+Builds the filters if needed, renders gateway.yaml and runs the local gateway (the proxy-wasm host
+standing in for Envoy) from the rendered envoy.yaml.
+
+  --port <n>          the listener's port (default: gateway.yaml listener.port, 10000)
+  --admin-port <n>    the admin port: /stats/prometheus, /ready (default: gateway.yaml admin.port, 9901)
+  --config <file>     the gateway configuration to render (default: gateway.yaml)
+  --envoy <file>      the envoy.yaml to render to and run (default: envoy/envoy.yaml)
+  --no-render         run --envoy as it is, without rendering
+  --no-build          use build/ as it is, without rebuilding filters older than their sources
+  --mock              serve every provider with the built-in mock, keys set or not
+  --no-mock           never mock: every provider is the real one, its key variable set or not
+                      (default: mock exactly the providers whose key variable is unset)
+  -h, --help          this text`;
+
+let cli: CommandLine | undefined;
 function flag(name: string): boolean {
-  return process.argv.includes(`--${name}`);
+  return cli?.values[name] === true;
 }
 function option(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
+  return cli?.values[name] as string | undefined;
+}
+function portOption(name: string): number | undefined {
+  const v = option(name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) {
+    console.error(`start: --${name} ${v} is not a port number (0-65535)\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return Number(v);
 }
 
 /**
@@ -297,6 +322,18 @@ export function configRefusals(logs: string[], configPath: string): string[] | n
 }
 
 async function main(): Promise<void> {
+  cli = commandLine("start", USAGE, {
+    port: { type: "string" },
+    "admin-port": { type: "string" },
+    config: { type: "string" },
+    envoy: { type: "string" },
+    "no-render": { type: "boolean" },
+    "no-build": { type: "boolean" },
+    mock: { type: "boolean" },
+    "no-mock": { type: "boolean" },
+  });
+  const port = portOption("port");
+  const adminPort = portOption("admin-port");
   if (!flag("no-build")) {
     const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
     if (build.status !== 0) process.exit(build.status ?? 1);
@@ -326,14 +363,12 @@ async function main(): Promise<void> {
     console.error(`${envoyYaml} does not exist (run npm run render)`);
     process.exit(1);
   }
-  const port = option("port");
-  const adminPort = option("admin-port");
   let gw: LocalGateway;
   try {
     gw = await startLocalGateway({
       envoyYaml,
-      port: port === undefined ? undefined : Number(port),
-      adminPort: adminPort === undefined ? undefined : Number(adminPort),
+      port,
+      adminPort,
       mock: flag("mock") ? "always" : flag("no-mock") ? "never" : "auto",
     });
   } catch (e) {

@@ -51,3 +51,13 @@ describe("the build refuses a module Envoy would not load", () => {
     expect(problems.join("\n")).toMatch(/malloc/);
   });
 });
+
+describe("a build prints only what needs reading", () => {
+  it("key-auth: one line per module, no optimizer note (asc's 'Last converge was suboptimal.')", () => {
+    const out = mkdtempSync(join(tmpdir(), "sluice-build-"));
+    const r = spawnSync(process.execPath, ["scripts/build.mjs", "--src", "assembly/filters", "--out", out, "key-auth"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^build: \S+key-auth\.wasm [\d.]+ KiB \(\d+ ms\)\n$/);
+  }, 120_000);
+});

@@ -23,20 +23,21 @@ import { dirname, join } from "node:path";
 import { Host, type Stream } from "../../host/index.js";
 import type { Instrument } from "../../host/host.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest32k, sseDataOf } from "./fixtures.js";
-import { ROOT, opt } from "./cli.js";
+import { ROOT, checkArgs, opt } from "./cli.js";
 
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const ONLY = opt("--only", "").split(",").filter(Boolean);
-const ROUNDS = Number(opt("--rounds", "30"));
-const WARMUP = Number(opt("--warmup", "2000"));
-const ROUND_MS = Number(opt("--round-ms", "25"));
-const WASM_DIR = opt("--wasm-dir", "build");
-const JSON_OUT = opt("--json", "bench-results/filters.json");
-const PROFILE_RUN = Number(opt("--profile-run", "0")); // seconds; 0 = normal benchmark
-const AB = opt("--ab", "").split(",").filter(Boolean); // A/B: several wasm dirs, rounds interleaved
-const PROFILE_WINDOW = opt("--profile-window", "bench-results/profile-window.json");
+const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g; default: all)").split(",").filter(Boolean);
+const ROUNDS = Number(opt("--rounds", "30", "measured rounds per case"));
+const WARMUP = Number(opt("--warmup", "2000", "iterations before measuring"));
+const ROUND_MS = Number(opt("--round-ms", "25", "length of a round in ms"));
+const WASM_DIR = opt("--wasm-dir", "build", "where the .wasm files are");
+const JSON_OUT = opt("--json", "bench-results/filters.json", "where the results go");
+const PROFILE_RUN = Number(opt("--profile-run", "0", "seconds of one case under the profiler (0: the normal benchmark; set by run.mjs --profile)")); // seconds; 0 = normal benchmark
+const AB = opt("--ab", "", "several build directories, comma-separated: the same cases on each, rounds interleaved").split(",").filter(Boolean); // A/B: several wasm dirs, rounds interleaved
+const PROFILE_WINDOW = opt("--profile-window", "bench-results/profile-window.json", "where --profile-run writes the measured window");
+checkArgs(import.meta.url, "Filter cost in-process: the compiled filters through the host, case by case.");
 
 // ----------------------------------------------------------------------------------- the filters
 const aiProxy = (dir: string) => ({

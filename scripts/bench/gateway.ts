@@ -35,27 +35,28 @@ import { execSync } from "node:child_process";
 import autocannon from "autocannon";
 import { openaiRequest2k } from "./fixtures.js";
 import { gatewayTables } from "./report.js";
-import { ROOT, opt } from "./cli.js";
+import { ROOT, checkArgs, opt } from "./cli.js";
 
 process.chdir(ROOT);
 const require = createRequire(import.meta.url);
 
 // ------------------------------------------------------------------------------------------ args
-const ROUNDS = Number(opt("--rounds", "5"));
-const DURATION_S = Number(opt("--duration", "2"));
-const WARMUP_S = Number(opt("--warmup", "1"));
-const CONCURRENCY = opt("--concurrency", "1,16,64").split(",").map(Number);
-const MODES = opt("--modes", "plain,stream").split(",") as Mode[];
-const PACED_ROUNDS = Number(opt("--paced-rounds", "6"));
-const PACED_CONCURRENCY = opt("--paced-concurrency", "1,16,64").split(",").map(Number);
-const SETUPS = opt("--setups", "direct,sluice,portkey").split(",") as SetupName[];
-const JSON_OUT = opt("--json", "bench-results/gateway.json");
-const ENVOY = opt("--envoy", "envoy/envoy.yaml");
-const SLUICE_KEY = opt("--sluice-key", "sk-sluice-demo");
+const ROUNDS = Number(opt("--rounds", "5", "rounds per concurrency and mode"));
+const DURATION_S = Number(opt("--duration", "2", "seconds per round"));
+const WARMUP_S = Number(opt("--warmup", "1", "seconds of warm-up per setup"));
+const CONCURRENCY = opt("--concurrency", "1,16,64", "concurrent connections, comma-separated").split(",").map(Number);
+const MODES = opt("--modes", "plain,stream", "plain and/or stream").split(",") as Mode[];
+const PACED_ROUNDS = Number(opt("--paced-rounds", "6", "rounds of the paced (slow provider) streams"));
+const PACED_CONCURRENCY = opt("--paced-concurrency", "1,16,64", "concurrency of the paced streams, comma-separated").split(",").map(Number);
+const SETUPS = opt("--setups", "direct,sluice,portkey", "direct, sluice and/or portkey").split(",") as SetupName[];
+const JSON_OUT = opt("--json", "bench-results/gateway.json", "where the results go");
+const ENVOY = opt("--envoy", "envoy/envoy.yaml", "the envoy.yaml the local gateway runs");
+const SLUICE_KEY = opt("--sluice-key", "sk-sluice-demo", "the consumer key sent to Sluice");
 const UPSTREAM_KEY = "sk-bench-upstream-0123456789";
 const PACED = { chunks: 64, gapMs: 20 };
 // Longest the whole run may take before the watchdog ends it (children included).
-const WATCHDOG_S = Number(opt("--watchdog", String(300 + CONCURRENCY.length * MODES.length * (SETUPS.length * (WARMUP_S + ROUNDS * DURATION_S) + 10) + PACED_ROUNDS * SETUPS.length * 12)));
+const WATCHDOG_S = Number(opt("--watchdog", String(300 + CONCURRENCY.length * MODES.length * (SETUPS.length * (WARMUP_S + ROUNDS * DURATION_S) + 10) + PACED_ROUNDS * SETUPS.length * 12), "seconds before the whole run is stopped"));
+checkArgs(import.meta.url, "Gateway-added latency: the mock direct, Sluice's local gateway and Portkey's gateway side by side.");
 
 type Mode = "plain" | "stream";
 type SetupName = "direct" | "sluice" | "portkey";

@@ -21,18 +21,19 @@ import { dirname, join } from "node:path";
 import { execSync } from "node:child_process";
 import { Host, type Stream } from "../../host/index.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k } from "./fixtures.js";
-import { ROOT, argv, opt } from "./cli.js";
+import { ROOT, checkArgs, flag, opt } from "./cli.js";
 
 process.chdir(ROOT);
-const REQUESTS = Number(opt("--requests", "100000"));
-const EVERY = Number(opt("--every", "5000"));
-const WARMUP = Number(opt("--warmup", "10000"));
-const WASM_DIR = opt("--wasm-dir", "build");
-const JSON_OUT = opt("--json", "bench-results/memory.json");
+const REQUESTS = Number(opt("--requests", "100000", "requests through the filters"));
+const EVERY = Number(opt("--every", "5000", "requests between samples"));
+const WARMUP = Number(opt("--warmup", "10000", "requests before the first sample"));
+const WASM_DIR = opt("--wasm-dir", "build", "where the .wasm files are");
+const JSON_OUT = opt("--json", "bench-results/memory.json", "where the results go");
 const gc = (globalThis as { gc?: () => void }).gc;
 // A full GC before every sample (default): the V8 heap figure is then what is still referenced,
 // not where the collector happened to be; --no-gc-each samples as the process runs.
-const GC_EACH = !argv.includes("--no-gc-each");
+const GC_EACH = !flag("--no-gc-each", "sample as the process runs, without a full GC before each sample");
+checkArgs(import.meta.url, "Memory over many requests through key-auth and ai-proxy (run with node --expose-gc).");
 
 const FILTERS = ["key-auth", "ai-proxy"];
 const host = await Host.create({

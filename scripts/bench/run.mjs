@@ -38,9 +38,55 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const args = process.argv.slice(2);
+
+// Every flag of every part, declared for node's util.parseArgs so a typo is refused with the usage
+// text (the part's own script checks that its flags are its own: scripts/bench/cli.ts checkArgs).
+const USAGE = `usage: npm run bench -- [part] [options]
+With no part and no option: every part, then BENCHMARKS.md and docs/bench/added-latency.svg.
+Results as JSON in bench-results/. A part run alone leaves BENCHMARKS.md as it is (add --report).
+
+parts:
+  --filters           filter cost in-process (also: any filter option without a part flag)
+  --gateway           gateway-added latency: mock direct, Sluice's local gateway, Portkey's gateway
+  --memory            memory over 100,000 requests (default V8 flags, then the young generation pre-sized)
+  --soak              a mixed hostile workload through the local gateway, memory after every round
+  --long-stream       CPU per streamed chunk for streams of 50, 2,000 and 8,000 chunks
+  --report            rewrite BENCHMARKS.md's generated blocks and the chart from bench-results/
+
+any part:
+  --no-build          use build/ as it is
+  --json <file>       where the part's results go
+
+--filters:  --only <a,b,..> (cases a-g)  --rounds <n> (30)  --warmup <n> (2000)  --round-ms <ms> (25)
+            --ab <dir,dir,..> (the same cases on several builds, rounds interleaved)  --wasm-dir <dir> (build)
+            --profile [--case <c> (b)] [--seconds <s> (5)]: one case under node --cpu-prof on a named
+            build, writes bench-results/filters-<case>.cpuprofile and prints the hottest functions
+--gateway:  --rounds <n> (5)  --duration <s> (2)  --warmup <s> (1)  --concurrency <n,n,..> (1,16,64)
+            --modes plain,stream  --paced-rounds <n> (6)  --paced-concurrency <n,..> (1,16,64)
+            --setups direct,sluice,portkey  --envoy <file>  --sluice-key <key>  --watchdog <s>
+--memory:   --requests <n> (100000)  --every <n> (5000)  --warmup <n> (10000)  --wasm-dir <dir>  --no-gc-each
+--soak:     --seconds <s> (60)
+--long-stream: --host <dir> (another checkout's host/, for an A/B)
+  -h, --help          this text`;
+const FLAGS = {
+  ...Object.fromEntries(["filters", "gateway", "memory", "soak", "long-stream", "report", "no-build", "profile", "no-gc-each", "help"].map((f) => [f, { type: "boolean" }])),
+  ...Object.fromEntries(
+    ["json", "only", "rounds", "warmup", "round-ms", "ab", "wasm-dir", "case", "seconds", "duration", "concurrency", "modes", "paced-rounds", "paced-concurrency", "setups", "envoy", "sluice-key", "watchdog", "requests", "every", "host"].map((f) => [f, { type: "string" }]),
+  ),
+};
+try {
+  if (parseArgs({ args, options: { ...FLAGS, help: { type: "boolean", short: "h" } }, strict: true }).values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+} catch (e) {
+  console.error(`bench: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
+}
 const has = (f) => args.includes(f);
 function take(name, def) {
   const i = args.indexOf(name);
@@ -62,8 +108,9 @@ const doLongStream = all || chosen.includes("--long-stream");
 const doReport = all || chosen.includes("--report");
 const profile = has("--profile");
 const noBuild = has("--no-build");
+// --case and --seconds are --profile's; without it, --seconds is the soak's and passes through.
 const profCase = take("--case", "b");
-const profSeconds = take("--seconds", "5");
+const profSeconds = profile ? take("--seconds", "5") : "5";
 const passThrough = args.filter((a) => a !== "--profile" && a !== "--no-build");
 
 function run(cmd, argv, opts = {}) {

@@ -17,11 +17,12 @@ import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { dirname, join } from "node:path";
-import { ROOT, opt } from "./cli.js";
+import { ROOT, checkArgs, opt } from "./cli.js";
 
 process.chdir(ROOT);
-const SECONDS = Number(opt("--seconds", "60"));
-const JSON_OUT = opt("--json", "bench-results/soak.json");
+const SECONDS = Number(opt("--seconds", "60", "how long the soak runs"));
+const JSON_OUT = opt("--json", "bench-results/soak.json", "where the results go");
+checkArgs(import.meta.url, "The soak: a mixed hostile workload through the local gateway, memory after every round.");
 const KEY = "sk-sluice-demo";
 
 interface Sample { t: number; round: number; requests: number; rss: number; heapUsed: number; external: number; arrayBuffers: number; pages: Record<string, number>; held: { logEntries: number; mockRequests: number } }

@@ -1,5 +1,9 @@
 // Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, and the providers as mesh-external services.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FailurePolicyName, GatewayConfig, Instance } from "../gateway-config.js";
+import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
@@ -71,6 +75,20 @@ export function istioCluster(i: Instance): string {
  */
 export const ISTIO_FAIL_STRATEGY: Record<FailurePolicyName, string> = { closed: "FAIL_CLOSE", open: "FAIL_OPEN", reload: "FAIL_RELOAD" };
 
+/**
+ * A WasmPlugin's url. With gateway.yaml `istio.image`, the OCI image `npm run oci` builds from build/<name>.wasm,
+ * by digest (Istio then checks the pulled manifest against it): the digest is computed here from the same .wasm
+ * with the same code (scripts/oci-image.ts), so render needs build/ but not a built layout, and the two agree.
+ * Without it, a file:// path: the committed example gateway.yaml has no `istio.image`, so the committed
+ * envoy/istio files do not change whenever assembly/ (and so build/) does, and stay checkable against a fresh render.
+ */
+function wasmUrl(cfg: GatewayConfig, name: string): string {
+  if (!cfg.istioImage) return `file://${WASM_DIR}/${name}.wasm`;
+  const wasm = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "build", `${name}.wasm`));
+  const { registry, repository } = cfg.istioImage;
+  return `oci://${registry}/${repository}/${name}@${wasmImage(name, wasm).manifest.digest}`;
+}
+
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
 function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown, failurePolicy: FailurePolicyName) {
   return {
@@ -79,7 +97,7 @@ function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env
     metadata: { name: `sluice-${name}`, namespace: cfg.istio.namespace },
     spec: {
       ...pluginTarget(cfg),
-      url: `file://${WASM_DIR}/${name}.wasm`,
+      url: wasmUrl(cfg, name),
       pluginName: name,
       phase: "UNSPECIFIED_PHASE",
       priority,
@@ -101,7 +119,6 @@ export function istioRateLimitCluster(d: { address: string; port: number }): str
 
 export function renderIstio(cfg: GatewayConfig): Record<string, { comment: string; docs: unknown[] }> {
   const files: Record<string, { comment: string; docs: unknown[] }> = {};
-  const wasmUrl = (name: string) => `file://${WASM_DIR}/${name}.wasm`;
   if (cfg.keyAuth.enabled) {
     files["key-auth.yaml"] = {
       comment: [
@@ -115,7 +132,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
           metadata: { name: "sluice-key-auth", namespace: cfg.istio.namespace },
           spec: {
             ...pluginTarget(cfg),
-            url: wasmUrl("key-auth"),
+            url: wasmUrl(cfg, "key-auth"),
             pluginName: "key-auth",
             phase: "AUTHN",
             priority: 100,
