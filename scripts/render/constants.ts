@@ -16,3 +16,5 @@ export const CONNECTION_BUFFER_LIMIT = 1024 * 1024;
 export const AI_PROXY_MAX_BODY = 10 * 1024 * 1024;
 /** Room above the largest body a filter buffers, so the filter's own cap (an error in the client's shape) is met before Envoy's. */
 export const BUFFER_HEADROOM = 1024 * 1024;
+/** envoy.filters.http.wasm's configuration type. */
+export const WASM_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";

@@ -1,9 +1,11 @@
 // envoy.yaml: the listener, its filter chain (the Sluice wasm filters, then the router), the route and the clusters.
+import { createHash } from "node:crypto";
 import type { GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
-import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
+import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { RATELIMIT_CLUSTER, RATELIMIT_PORT, RATELIMIT_SERVICE, rateLimitCluster, rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -41,7 +43,7 @@ export function wasmFilter(name: string, configuration: unknown, extra: { env?: 
   if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
   return {
     name: `sluice.${name.replace(/-/g, "_")}`,
-    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config },
+    typed_config: { "@type": WASM_TYPE_URL, config },
   };
 }
 
@@ -64,6 +66,30 @@ export function routeAction(cfg: GatewayConfig, opts: { istio?: boolean } = {}):
   const perTry = t.firstByte === "0s" ? null : opts.istio ? { per_try_timeout: t.firstByte } : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
+/** The Sluice wasm filters in ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy. */
+export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): { file: string; name: string; typed_config: unknown }[] {
+  const mock = !!opts.mock;
+  const credential = mock ? "mock" : "env";
+  const out: { file: string; name: string; typed_config: unknown }[] = [];
+  const add = (file: string, f: { name: string; typed_config: unknown }) => out.push({ file, ...f });
+  if (cfg.keyAuth.enabled) add("key-auth", wasmFilter("key-auth", keyAuthJson(cfg)));
+  if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
+  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  return out;
+}
+
+/** Each wasm filter's ECDS file (a DiscoveryResponse), by path relative to envoy/. */
+export function renderEcds(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const f of sluiceWasmFilters(cfg, opts)) {
+    // The version names the content, so Envoy's version_text stat tells which render is running.
+    const version = createHash("sha256").update(JSON.stringify(f.typed_config)).digest("hex").slice(0, 16);
+    out[ecdsRelPath(f.file, !!opts.mock)] = ecdsResponse(f, version);
+  }
+  return out;
+}
+
 export interface EnvoyRenderOptions {
   /** Point every cluster at the docker-compose mock service and use a dummy inline key. */
   mock?: boolean;
@@ -71,13 +97,10 @@ export interface EnvoyRenderOptions {
 
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
-  const credential = mock ? "mock" : "env";
-  // ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router.
-  const httpFilters: unknown[] = [];
-  if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg)));
-  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
-  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { allowOnHeadersStopIteration: true }));
-  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  // Every Sluice wasm filter's configuration comes from its ECDS file (scripts/render/ecds.ts): consumers
+  // and keys (key-auth), routes (ai-router), limits (ai-ratelimit), pools and providers (ai-proxy) all
+  // change while Envoy runs. The filter's place in the chain stays in envoy.yaml.
+  const httpFilters: unknown[] = sluiceWasmFilters(cfg, opts).map((f) => discoveredFilter(f, mock));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
   // After ai-proxy: its request-time check runs once filter state is complete (consumer, pool, model,
   // prompt estimate), and only for requests that really go upstream.

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
-import { parseEnvoyConfig } from "../../host/envoy-config.js";
+import { parseEnvoyConfig as parseEnvoyText } from "../../host/envoy-config.js";
 import { startLocalGateway } from "../../scripts/start.js";
 import { OUT_PTR, OUT_SIZE, Wat } from "./wat.js";
 
@@ -148,9 +148,12 @@ describe("failure_policy after a trap", () => {
 });
 
 describe("failure_policy in envoy.yaml (local gateway)", () => {
-  // The repository's envoy.yaml with the first plugin's fail_open line replaced.
-  const base = readFileSync("envoy/envoy.yaml", "utf8");
+  // The repository's envoy.yaml with the first plugin's fail_open line (in its ECDS file) replaced.
+  const envoyYaml = readFileSync("envoy/envoy.yaml", "utf8");
+  const base = readFileSync("envoy/ecds/key-auth.yaml", "utf8");
   const line = base.match(/^( *)fail_open: false$/m)!;
+  const withKeyAuth = (keyAuth: string) => (path: string) => (path.endsWith("/ecds/key-auth.yaml") ? keyAuth : readFileSync(path.replace(/^\/etc\/sluice\//, "envoy/"), "utf8"));
+  const parseEnvoyConfig = (keyAuth: string) => parseEnvoyText(envoyYaml, withKeyAuth(keyAuth));
   const yaml = (lines: string[]) => base.replace(line[0], lines.map((l) => line[1] + l).join("\n"));
 
   it("reads failure_policy, reload_config and the deprecated fail_open", () => {
