@@ -149,7 +149,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
     }
 
-    const hostFor = (filters: LocalGatewayConfig["filters"]) => Host.create({
+    const hostFor = (filters: LocalGatewayConfig["filters"], storesOf?: Host) => Host.create({
+      storesOf,
       filters: filters.map((f) => ({
         name: f.name,
         wasm: wasmPath(f.wasmFile, wasmDir),
@@ -223,9 +224,12 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       accessLog,
     });
     let closing = false;
+    let current = host;
     const admin = cfg.admin || opts.adminPort !== undefined
       ? await startAdmin({
-          host,
+          get host() {
+            return current;
+          },
           port: opts.adminPort ?? cfg.admin?.port ?? 9901,
           address: cfg.admin?.address ?? "127.0.0.1",
           statsTags: cfg.statsTags,
@@ -234,7 +238,6 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       : null;
     let closed: Promise<void> | null = null;
     let running = cfg;
-    let current = host;
     const reload = async (): Promise<ReloadResult> => {
       const none = Promise.resolve();
       if (opts.config) return { applied: [], refused: [], restartNeeded: [], error: "started from a parsed configuration: nothing to re-read", retired: none };
@@ -254,7 +257,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         const changed = filters.filter((f, i) => !isDeepStrictEqual(f, running.filters[i]));
         if (changed.length === 0) return { applied: [], refused, restartNeeded: restart, retired: none };
         try {
-          const fresh = await hostFor(filters);
+          const fresh = await hostFor(filters, current);
           const retired = gateway.setHost(fresh);
           current = fresh;
           running = { ...running, filters };

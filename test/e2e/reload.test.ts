@@ -136,6 +136,7 @@ describe("configuration without restarts (ECDS in the local gateway)", () => {
     expect(inFlight.status).toBe(200);
     await provider.streamHeld();
 
+    const oldHost = gw.host;
     const reloaded = nextEvent();
     edit(gatewayYaml(port, { keys: ["key-new"], limit: 1 }));
     const e = await reloaded;
@@ -154,6 +155,11 @@ describe("configuration without restarts (ECDS in the local gateway)", () => {
     expect(text).toContain("data: [DONE]");
     await e.result.retired;
     expect(oldClosed).toBe(true);
+
+    // As in Envoy, shared data (ai-ratelimit's counters) and stats outlive the configuration.
+    expect(gw.host).not.toBe(oldHost);
+    expect(gw.host.sharedData).toBe(oldHost.sharedData);
+    expect(gw.host.metrics).toBe(oldHost.metrics);
 
     // New requests: the new key works, the old one is gone, the lower limit refuses.
     expect((await chat("key-old")).status).toBe(401);
