@@ -4,7 +4,9 @@
 // A provider instance whose key variable is unset is served by the built-in mock provider
 // (scripts/mocks), so a new user gets answers at once; with OPENAI_API_KEY etc. set, the real one.
 //   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
-//                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build]
+//                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build] [--no-watch]
+// It then watches gateway.yaml and applies edits to new requests without a restart (scripts/reload.ts,
+// docs/reload.md); --no-watch (or --no-render) turns that off.
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
