@@ -9,6 +9,8 @@
 // admits every request the service cannot answer, which is what the local gateway does.
 import type { FailurePolicy } from "./plugin.js";
 import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { discoveredFilter, type EcdsReader } from "./ecds.js";
 import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
 import type { TagSpecifier } from "./metrics.js";
@@ -294,7 +296,7 @@ function native<T>(fn: () => T): T {
   }
 }
 
-export function parseEnvoyConfig(text: string): LocalGatewayConfig {
+export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): LocalGatewayConfig {
   const root = obj(parse(text), "(root)");
   const sr = obj(root.static_resources, "static_resources");
   const listener = obj(one(sr.listeners, "static_resources.listeners"), "static_resources.listeners[0]");
@@ -306,9 +308,18 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   const nativeRaw: { name: string; typedConfig: unknown; at: string }[] = [];
   const notRun: LocalGatewayConfig["notRun"] = [];
   const httpFilters = list(hcm.http_filters, "http_filters");
-  httpFilters.forEach((f, i) => {
+  httpFilters.forEach((entry, i) => {
+    let f = entry;
     const at = `http_filters[${i}]`;
-    const type = obj(f, at).typed_config?.["@type"];
+    if (obj(f, at).config_discovery !== undefined) {
+      // ECDS (host/ecds.ts): the filter's configuration lives in its own file.
+      try {
+        f = discoveredFilter(f, at, readEcds);
+      } catch (e) {
+        throw new EnvoyConfigError((e as Error).message);
+      }
+    }
+    const type = f.typed_config?.["@type"];
     if (type === ROUTER) {
       if (i !== httpFilters.length - 1) throw new EnvoyConfigError(`${at}: the router must be the last http filter`);
       return;
@@ -424,8 +435,20 @@ export function parseEnvoyConfig(text: string): LocalGatewayConfig {
   };
 }
 
+function noEcds(path: string): string {
+  throw new EnvoyConfigError(`${path}: an ECDS file, but no reader was given (loadEnvoyConfig maps ${MOUNT}/ to envoy.yaml's directory)`);
+}
+
+/** Where docker-compose mounts envoy/ (scripts/render/constants.ts); the local gateway maps it back. */
+const MOUNT = "/etc/sluice";
+
+/** Reads ECDS files named under /etc/sluice/ from the directory envoy.yaml is in, as docker-compose mounts them. */
+export function ecdsReaderFor(envoyDir: string): EcdsReader {
+  return (path) => readFileSync(path.startsWith(`${MOUNT}/`) ? join(envoyDir, path.slice(MOUNT.length + 1)) : path, "utf8");
+}
+
 export function loadEnvoyConfig(path: string): LocalGatewayConfig {
-  return parseEnvoyConfig(readFileSync(path, "utf8"));
+  return parseEnvoyConfig(readFileSync(path, "utf8"), ecdsReaderFor(dirname(path)));
 }
 
 /**

@@ -15,6 +15,12 @@ import type { NativeFilter } from "./native/filter.js";
 
 export interface HostOptions {
   filters: FilterOptions[];
+  /**
+   * A host whose shared data and stats this one keeps (a filter configuration reload): in Envoy shared
+   * data is process-wide, keyed by vm_id (proxy-wasm-cpp-host src/shared_data.cc), and stats live in
+   * the server's store, so neither starts over when ECDS delivers a new configuration.
+   */
+  storesOf?: HostCore;
   /** proxy_http_call targets: cluster name -> base URL (http(s)://host:port), or the URL with the
    * cluster's connect_timeout. */
   clusters?: Record<string, string | CallCluster>;
@@ -78,9 +84,9 @@ export const MAX_LOG_ENTRIES = 10_000;
 
 /** What plugins, VMs and streams need from the host. */
 export class HostCore {
-  readonly sharedData = new SharedData();
+  readonly sharedData: SharedData;
   readonly sharedQueues = new SharedQueues();
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   readonly clusters: Map<string, CallCluster>;
   readonly logLevel: number;
   readonly logs: LogEntry[] = [];
@@ -101,6 +107,8 @@ export class HostCore {
   afterAsync: () => void = () => {};
 
   constructor(opts: HostOptions) {
+    this.sharedData = opts.storesOf?.sharedData ?? new SharedData();
+    this.metrics = opts.storesOf?.metrics ?? new Metrics();
     this.clusters = new Map(Object.entries(opts.clusters ?? {}).map(([k, v]) => [k, typeof v === "string" ? { url: v } : v]));
     this.logLevel = logLevelNumber(opts.logLevel ?? "info");
     this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);

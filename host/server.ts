@@ -71,6 +71,11 @@ export interface Gateway {
   server: http.Server;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
+  /**
+   * New streams run on `next` (a filter configuration update, host/reload.ts); streams already started
+   * keep the host they started on, which is closed once the last of them ends (resolves then).
+   */
+  setHost(next: Host): Promise<void>;
 }
 
 /** An address as Envoy prints it (Address::Instance::asString): "ip:port", IPv6 in brackets. */
@@ -124,6 +129,8 @@ const ENVOY_CONTROL_HEADERS = new Set([
 /** One request through the chain and, when the filters let it, to the upstream and back. */
 class Exchange {
   private readonly s: Stream;
+  /** The host (filter configuration) this stream started on; a reload does not change it. */
+  readonly host: Host;
   private upstreamReq: http.ClientRequest | null = null;
   /** The upstream response being read (paused above the client connection's high watermark). */
   private upstreamRes: http.IncomingMessage | null = null;
@@ -161,7 +168,8 @@ class Exchange {
     // Envoy: the listener's limit is the stream's buffer limit; the route's request_body_buffer_limit
     // can only raise it (data-plane-api route_components.proto, Route.request_body_buffer_limit).
     const limit = Math.max(g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT, g.routeRequestBodyBufferLimitBytes ?? 0);
-    this.s = g.host.newStream({
+    this.host = g.host;
+    this.s = this.host.newStream({
       sourceAddress: envoyAddress(req.socket.remoteAddress, req.socket.remotePort),
       destinationAddress: envoyAddress(req.socket.localAddress, req.socket.localPort),
       protocol: req.httpVersion === "2.0" ? "HTTP/2" : `HTTP/${req.httpVersion}`,
@@ -532,7 +540,7 @@ class Exchange {
   }
 
   fail(e: unknown): void {
-    this.g.host.log("gateway", 0, 4, `request failed in the host: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    this.host.log("gateway", 0, 4, `request failed in the host: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     if (!this.res.headersSent) {
       this.res.writeHead(500, { "content-type": "application/json" });
       this.res.end(JSON.stringify({ error: { message: "Internal gateway error.", type: "api_error", param: null, code: "internal_error" } }));
@@ -549,12 +557,12 @@ class Exchange {
     try {
       this.s.completeHttpContext();
     } catch (e) {
-      this.g.host.log("gateway", 0, 4, `on_log/on_done failed: ${String(e)}`);
+      this.host.log("gateway", 0, 4, `on_log/on_done failed: ${String(e)}`);
     }
     try {
       this.g.accessLog?.(this.s, this.res.headersSent ? this.res.statusCode : 0, { cluster: this.cluster });
     } catch (e) {
-      this.g.host.log("gateway", 0, 4, `access log failed: ${String(e)}`);
+      this.host.log("gateway", 0, 4, `access log failed: ${String(e)}`);
     }
   }
 
@@ -577,6 +585,7 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     // connection closes (Envoy drains with "connection: close").
     x.closeConnection = draining;
     x.onComplete = () => {
+      if (x.host !== g.host) retiredStreamDone(x.host);
       if (!draining) return;
       setImmediate(() => server.closeIdleConnections());
       if (active.size === 0) drained?.();
@@ -584,8 +593,18 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     active.add(x);
     x.start();
   });
-  g.host.afterAsync = () => {
+  const pumpAll = () => {
     for (const x of [...active]) x.pump();
+  };
+  g.host.afterAsync = pumpAll;
+  // Hosts replaced by setHost, each closed when no active stream uses it.
+  const retired = new Map<Host, () => void>();
+  const retiredStreamDone = (h: Host) => {
+    const done = retired.get(h);
+    if (!done || [...active].some((x) => x.host === h)) return;
+    retired.delete(h);
+    h.close();
+    done();
   };
   server.keepAliveTimeout = 65_000;
   // Every header reaches the size and count checks (Node would drop those past 2000 silently).
@@ -609,6 +628,17 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}`,
     port,
     server,
+    setHost(next: Host) {
+      const old = g.host;
+      if (next === old) return Promise.resolve();
+      next.afterAsync = pumpAll;
+      g.host = next;
+      next.startTimers();
+      // The old host keeps its timers and VMs for the streams still on it.
+      const gone = new Promise<void>((resolve) => retired.set(old, resolve));
+      retiredStreamDone(old);
+      return gone;
+    },
     close() {
       closing ??= (async () => {
         draining = true;
@@ -625,6 +655,7 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
         server.closeAllConnections();
         await closed;
         g.host.stopTimers();
+        for (const h of [...retired.keys()]) retiredStreamDone(h);
       })();
       return closing;
     },

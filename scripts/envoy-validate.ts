@@ -642,3 +642,18 @@ function routeActionTimeoutWarnings(ra: Record<string, any>, at: string): string
 export function validateEnvoyYaml(text: string, opts: ValidateOptions = {}): ValidationResult {
   return validateEnvoyConfig(parse(text), opts);
 }
+
+/**
+ * An ECDS file (scripts/render/ecds.ts) as Envoy's path_config_source reads it: a DiscoveryResponse
+ * (FilesystemSubscriptionImpl::refreshInternal), whose single resource is a TypedExtensionConfig named as
+ * the http filter that asks for it (FilterConfigSubscription::onConfigUpdate, config_discovery_impl.cc).
+ */
+export function validateEcdsYaml(text: string, filterName: string, opts: { newerFields?: boolean } = {}): ValidationResult {
+  const doc = parse(text);
+  const r = validateEnvoyConfig(doc, { type: "envoy.service.discovery.v3.DiscoveryResponse", newerFields: opts.newerFields });
+  const resources = (doc as { resources?: { "@type"?: string; name?: string }[] } | null)?.resources ?? [];
+  if (resources.length !== 1) r.errors.push(`resources: Envoy expects exactly one TypedExtensionConfig, found ${resources.length}`);
+  else if (resources[0]["@type"] !== "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig") r.errors.push(`resources[0]: @type ${resources[0]["@type"]} is not a TypedExtensionConfig`);
+  else if (resources[0].name !== filterName) r.errors.push(`resources[0].name: ${resources[0].name} is not the http filter's name ${filterName}`);
+  return r;
+}

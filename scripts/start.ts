@@ -4,7 +4,9 @@
 // A provider instance whose key variable is unset is served by the built-in mock provider
 // (scripts/mocks), so a new user gets answers at once; with OPENAI_API_KEY etc. set, the real one.
 //   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
-//                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build]
+//                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build] [--no-watch]
+// It then watches gateway.yaml and applies edits to new requests without a restart (scripts/reload.ts,
+// docs/reload.md); --no-watch (or --no-render) turns that off.
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -12,6 +14,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { compileAccessLog } from "../host/access-log.js";
 import { loadEnvoyConfig, parseEnvoyConfig, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
 import { Host } from "../host/index.js";
+import { HostLoadError } from "../host/errors.js";
+import { restartNeeded } from "../host/reload.js";
+import { isDeepStrictEqual } from "node:util";
+import { describe as describeWatch, watchGatewayYaml } from "./reload.js";
 import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js";
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "./mocks/index.js";
@@ -60,6 +66,24 @@ export interface LocalGateway {
   mocks: Record<string, MockServer>;
   accessLogPath: string;
   close(): Promise<void>;
+  /**
+   * Re-reads envoy.yaml and the ECDS files it names and applies the wasm filters' new configurations
+   * as Envoy's ECDS does (scripts/reload.ts); envoy.yaml's static parts are reported, not applied.
+   */
+  reload(): Promise<ReloadResult>;
+}
+
+export interface ReloadResult {
+  /** Filters now serving new streams with a new configuration. */
+  applied: string[];
+  /** Filters whose new configuration was refused (the running one kept), with why. */
+  refused: { filter: string; why: string }[];
+  /** envoy.yaml changes only a restart applies (Envoy would need LDS/CDS). */
+  restartNeeded: string[];
+  /** envoy.yaml or an ECDS file did not load: nothing changed. */
+  error?: string;
+  /** Resolves once the streams that started before the reload have ended and the old filters are closed. */
+  retired: Promise<void>;
 }
 
 interface InstanceJson {
@@ -128,8 +152,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
     }
 
-    const host = await Host.create({
-      filters: cfg.filters.map((f) => ({
+    const hostFor = (filters: LocalGatewayConfig["filters"], storesOf?: Host) => Host.create({
+      storesOf,
+      filters: filters.map((f) => ({
         name: f.name,
         wasm: wasmPath(f.wasmFile, wasmDir),
         configuration: f.configuration,
@@ -153,6 +178,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       // Envoy's native filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz) before the wasm ones.
       nativeFilters: cfg.natives,
     });
+    const host = await hostFor(cfg.filters);
 
     let writeLine = opts.accessLog;
     const accessLogPath = opts.accessLog ? "(callback)" : cfg.accessLog?.path ?? "(none)";
@@ -206,9 +232,12 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       accessLog,
     });
     let closing = false;
+    let current = host;
     const admin = cfg.admin || opts.adminPort !== undefined
       ? await startAdmin({
-          host,
+          get host() {
+            return current;
+          },
           port: opts.adminPort ?? cfg.admin?.port ?? 9901,
           address: cfg.admin?.address ?? "127.0.0.1",
           statsTags: cfg.statsTags,
@@ -216,11 +245,52 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         })
       : null;
     let closed: Promise<void> | null = null;
+    let running = cfg;
+    const reload = async (): Promise<ReloadResult> => {
+      const none = Promise.resolve();
+      if (opts.config) return { applied: [], refused: [], restartNeeded: [], error: "started from a parsed configuration: nothing to re-read", retired: none };
+      let next: LocalGatewayConfig;
+      try {
+        next = loadEnvoyConfig(opts.envoyYaml ?? join(root, "envoy", "envoy.yaml"));
+      } catch (e) {
+        return { applied: [], refused: [], restartNeeded: [], error: (e as Error).message, retired: none };
+      }
+      const restart = restartNeeded(running, next);
+      // Each filter in the running chain takes its new configuration, as each ECDS subscription does on
+      // its own; filters added or removed need the listener (a restart).
+      const byName = new Map(next.filters.map((f) => [f.filterName, f]));
+      let filters = running.filters.map((f) => byName.get(f.filterName) ?? f);
+      const refused: ReloadResult["refused"] = [];
+      for (;;) {
+        const changed = filters.filter((f, i) => !isDeepStrictEqual(f, running.filters[i]));
+        if (changed.length === 0) return { applied: [], refused, restartNeeded: restart, retired: none };
+        try {
+          const fresh = await hostFor(filters, current);
+          const retired = gateway.setHost(fresh);
+          current = fresh;
+          running = { ...running, filters };
+          return { applied: changed.map((f) => f.name), refused, restartNeeded: restart, retired };
+        } catch (e) {
+          // Envoy: the update is rejected ("Unable to create Wasm HTTP filter": proxy-wasm's canary
+          // configure failed) and the last good configuration keeps serving.
+          if (!(e instanceof HostLoadError)) throw e;
+          const i = filters.findIndex((f) => f.name === e.filter);
+          if (i < 0 || filters[i] === running.filters[i]) throw e;
+          refused.push({ filter: e.filter, why: [e.message, ...e.logs].join(": ") });
+          filters = filters.map((f, j) => (j === i ? running.filters[i] : f));
+        }
+      }
+    };
     return {
       url: gateway.url,
       adminUrl: admin?.url ?? "",
-      host,
-      config: cfg,
+      get host() {
+        return current;
+      },
+      get config() {
+        return running;
+      },
+      reload,
       providers,
       mocks,
       accessLogPath,
@@ -229,7 +299,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
           closing = true;
           await gateway.close();
           await admin?.close();
-          host.close();
+          current.close();
           await cleanup();
           if (logFile) await new Promise<void>((r) => logFile!.end(() => r()));
         })();
@@ -402,6 +472,11 @@ async function main(): Promise<void> {
     "",
     "  Ctrl-C stops (in-flight requests finish first).",
   );
+  // Edits to gateway.yaml are re-rendered and applied to new streams without a restart (docs/reload.md).
+  const watcher = flag("no-render") || flag("no-watch")
+    ? null
+    : watchGatewayYaml({ config: configPath, outDir: dirname(envoyYaml), gateway: gw, onEvent: (e) => console.error(describeWatch(e, basename(configPath)).join("\n")) });
+  if (watcher) lines.push(`  Watching ${basename(configPath)}: edits apply to new requests without a restart (--no-watch to turn off).`);
   console.error(lines.join("\n"));
   let stopping = false;
   const stop = (sig: string) => {
@@ -410,6 +485,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    watcher?.close();
     console.error(`${sig}: draining (in-flight requests finish; ${sig} again to exit at once)`);
     gw.close().then(
       () => process.exit(0),

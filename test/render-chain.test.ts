@@ -7,14 +7,15 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../scripts/gateway-config.js";
 import {
-  LOG_KEYS, METRIC_TAGS, RATELIMIT_CLUSTER, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, render, renderEnvoy, renderFiles,
+  LOG_KEYS, METRIC_TAGS, RATELIMIT_CLUSTER, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, render, renderEcds, renderEnvoy, renderFiles,
   renderIstio, rateLimitServiceConfig, ISTIO_ENVOYFILTER,
 } from "../scripts/render.js";
-import { loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
-import { EnvoyConfigError, parseEnvoyConfig } from "../host/envoy-config.js";
+import { loadEnvoyApi, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
+import { EnvoyConfigError, loadEnvoyConfig, parseEnvoyConfig } from "../host/envoy-config.js";
+import { ecdsReaderOf, parseRendered, withEcdsInline } from "./fixtures/ecds.js";
 import { Host } from "../host/index.js";
 
 const CHAIN = `
@@ -99,8 +100,8 @@ function at(text: string, snippet: string, offset = 0): string {
 const hcm = (c: any) => c.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
 
 /** The chain's filters in a host, from the rendered envoy.yaml: every filter must accept its configuration. */
-async function hostFromRendered(envoyYaml: string, env: Record<string, string>, clusters: Record<string, string> = {}) {
-  const cfg = parseEnvoyConfig(envoyYaml);
+async function hostFromRendered(files: Record<string, string>, file: string, env: Record<string, string>, clusters: Record<string, string> = {}) {
+  const cfg = parseRendered(files, file);
   return Host.create({
     filters: cfg.filters.map((f) => ({
       name: f.name,
@@ -121,7 +122,7 @@ beforeAll(() => {
 
 describe("the full chain from gateway.yaml", () => {
   const cfg = parseGatewayConfig(CHAIN, { env: {} });
-  const envoy = renderEnvoy(cfg) as any;
+  const envoy = withEcdsInline(renderEnvoy(cfg), renderEcds(cfg));
 
   it("http_filters in ARCHITECTURE.md's order, each a wasm filter with its vm_id, JSON configuration and the stop-iteration knob", () => {
     const filters = hcm(envoy).http_filters;
@@ -161,15 +162,24 @@ describe("the full chain from gateway.yaml", () => {
       const r = validateEnvoyConfig(renderEnvoy(cfg, { mock }));
       expect(r.errors).toEqual([]);
       expect(r.warnings).toEqual([]);
-      // failure_policy four times, reload_config and allow_on_headers_stop_iteration three times, request_body_buffer_limit
-      expect(r.newerFieldsUsed).toHaveLength(11);
+      expect(r.newerFieldsUsed).toHaveLength(1); // request_body_buffer_limit
+      // The filters' configurations, in their ECDS files: failure_policy four times, reload_config and
+      // allow_on_headers_stop_iteration three times.
+      const used: string[] = [];
+      for (const [rel, doc] of Object.entries(renderEcds(cfg, { mock }))) {
+        const e = validateEcdsYaml(stringify(doc), `sluice.${rel.replace(/^.*\//, "").replace(".yaml", "").replace(/-/g, "_")}`);
+        expect(e.errors, rel).toEqual([]);
+        expect(e.warnings, rel).toEqual([]);
+        used.push(...e.newerFieldsUsed);
+      }
+      expect(used).toHaveLength(10);
     }
   });
 
   it("every filter accepts the configuration rendered for it (proxy_on_configure in the host)", async () => {
     const files = renderFiles(cfg);
     for (const [file, env] of [["envoy.yaml", ENV], ["envoy.mock.yaml", {}]] as const) {
-      const h = await hostFromRendered(files[file], env);
+      const h = await hostFromRendered(files, file, env);
       expect(h.logs.filter((l) => l.level === "error" || l.level === "critical"), file).toEqual([]);
       h.close();
     }
@@ -225,7 +235,7 @@ describe("the full chain from gateway.yaml", () => {
     const { removed } = render({ config: join(dir, "gateway.yaml"), outDir: dir, env: {} });
     expect(removed).toEqual([join(dir, "istio", "ai-router.yaml")]);
     expect(existsSync(join(dir, "istio", "mine.yaml"))).toBe(true);
-    const c = parseEnvoyConfig(readFileSync(join(dir, "envoy.yaml"), "utf8"));
+    const c = loadEnvoyConfig(join(dir, "envoy.yaml"));
     expect(c.filters.map((f) => f.name)).toEqual(["key-auth", "ai-ratelimit", "ai-proxy"]);
   });
 });
@@ -246,7 +256,7 @@ describe("ai-router's embeddings (semantic rules)", () => {
     expect(aiRouterJson(cfg, "env").embeddings).toEqual({
       cluster: "small", model: "text-embedding-3-small", path: "/v1/embeddings", authority: "api.openai.com", api_key_env: "OPENAI_API_KEY", timeout_ms: 300,
     });
-    const envoy = renderEnvoy(cfg) as any;
+    const envoy = withEcdsInline(renderEnvoy(cfg), renderEcds(cfg));
     expect(envoy.static_resources.clusters.map((c: any) => c.name)).toEqual(["small", "big"]);
     expect(hcm(envoy).http_filters[1].typed_config.config.vm_config.environment_variables.host_env_keys).toEqual(["OPENAI_API_KEY"]);
     expect(aiRouterJson(cfg, "mock").embeddings).toMatchObject({ cluster: "small", api_key: "sluice-mock-key" });
@@ -254,7 +264,7 @@ describe("ai-router's embeddings (semantic rules)", () => {
 
   it("an endpoint of its own: the cluster sluice-embeddings (TLS, SNI), mocked like a provider, a ServiceEntry for Istio", async () => {
     const cfg = parseGatewayConfig(semantic("{ endpoint: 'https://emb.example.com/v1', api_key_env: EMB_KEY, model: e5 }"), { env: {} });
-    const envoy = renderEnvoy(cfg) as any;
+    const envoy = withEcdsInline(renderEnvoy(cfg), renderEcds(cfg));
     const cluster = envoy.static_resources.clusters.find((c: any) => c.name === "sluice-embeddings");
     expect(cluster.transport_socket.typed_config.sni).toBe("emb.example.com");
     expect(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "emb.example.com", port_value: 443 });
@@ -269,7 +279,7 @@ describe("ai-router's embeddings (semantic rules)", () => {
     expect((istio["ai-router.yaml"].docs[0] as any).spec.pluginConfig.embeddings.cluster).toBe("outbound|443||emb.example.com");
     expect((istio["providers.yaml"].docs as any[]).filter((d) => d.kind === "ServiceEntry").map((d) => d.spec.hosts[0])).toContain("emb.example.com");
     // The router accepts it (the examples are fetched later, from the embeddings cluster).
-    const h = await hostFromRendered(renderFiles(cfg)["envoy.yaml"], ENV, { "sluice-embeddings": "http://127.0.0.1:9" });
+    const h = await hostFromRendered(renderFiles(cfg), "envoy.yaml", ENV, { "sluice-embeddings": "http://127.0.0.1:9" });
     h.close();
   });
 
@@ -346,10 +356,8 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       expect(r.types).toContain("envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute");
       expect(r.types).toContain("envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor");
       const used = r.newerFieldsUsed.map((u) => u.replace(/ @ .*/, ""));
+      // allow_on_headers_stop_iteration is in the wasm filters' ECDS files, not envoy.yaml.
       expect(new Set(used)).toEqual(new Set([
-        "envoy.extensions.wasm.v3.PluginConfig.failure_policy (Envoy >= 1.33.0)",
-        "envoy.extensions.wasm.v3.PluginConfig.reload_config (Envoy >= 1.33.0)",
-        "envoy.extensions.wasm.v3.PluginConfig.allow_on_headers_stop_iteration (Envoy >= 1.35.0)",
         "envoy.config.route.v3.Route.request_body_buffer_limit (Envoy >= 1.36.0)",
         "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.rate_limits (Envoy >= 1.33.0)",
         "envoy.config.route.v3.RateLimit.hits_addend (Envoy >= 1.33.0)",
@@ -357,9 +365,6 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
       ]));
       const old = validateEnvoyYaml(text, { newerFields: false }).errors.map((e) => e.replace(/^.*: unknown/, "unknown"));
       expect(new Set(old)).toEqual(new Set([
-        "unknown field 'failure_policy' in envoy.extensions.wasm.v3.PluginConfig",
-        "unknown field 'reload_config' in envoy.extensions.wasm.v3.PluginConfig",
-        "unknown field 'allow_on_headers_stop_iteration' in envoy.extensions.wasm.v3.PluginConfig",
         "unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route",
         "unknown field 'hits_addend' in envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
         "unknown field 'apply_on_stream_done' in envoy.extensions.filters.http.ratelimit.v3.RateLimitConfig",
@@ -403,15 +408,15 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
   });
 
   it("the local gateway runs the wasm chain and says it does not run the global filter (failure_mode_deny false: Envoy admits when the service cannot answer)", async () => {
-    const c = parseEnvoyConfig(renderFiles(cfg)["envoy.yaml"]);
+    const files = renderFiles(cfg);
+    const c = parseRendered(files);
     expect(c.filters.map((f) => f.name)).toEqual(["key-auth", "ai-router", "ai-ratelimit", "ai-proxy"]);
     expect(c.notRun).toEqual([{ name: "envoy.filters.http.ratelimit", why: expect.stringMatching(/failure_mode_deny false/) }]);
     const deny = structuredClone(envoy);
     hcm(deny).http_filters[4].typed_config.failure_mode_deny = true;
-    const { stringify } = await import("yaml");
-    expect(() => parseEnvoyConfig(stringify(deny))).toThrow(EnvoyConfigError);
-    expect(() => parseEnvoyConfig(stringify(deny))).toThrow(/http_filters\[4\]: the local gateway has no rate limit service/);
-    const h = await hostFromRendered(renderFiles(cfg)["envoy.yaml"], ENV);
+    expect(() => parseEnvoyConfig(stringify(deny), ecdsReaderOf(files))).toThrow(EnvoyConfigError);
+    expect(() => parseEnvoyConfig(stringify(deny), ecdsReaderOf(files))).toThrow(/http_filters\[4\]: the local gateway has no rate limit service/);
+    const h = await hostFromRendered(files, "envoy.yaml", ENV);
     h.close();
   });
 

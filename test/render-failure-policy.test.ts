@@ -5,10 +5,14 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse, parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin";
 import { GatewayConfigError, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { ENVOY_VERSION_FLOOR, EnvoyValidationError, render, renderEnvoy, renderFiles, renderIstio } from "../scripts/render.js";
+import { ENVOY_VERSION_FLOOR, EnvoyValidationError, render, renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles, renderIstio } from "../scripts/render.js";
+import { renderedInline, withEcdsInline } from "./fixtures/ecds.js";
+
+/** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
+const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
 import { NEWER_DEPRECATIONS, NEWER_ENUMS, NEWER_FIELDS, NEWER_MESSAGES, loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
 
 const BASE = `
@@ -114,11 +118,17 @@ describe("failure policy per filter", () => {
 });
 
 describe("the validator: Envoy's API for the version floor", () => {
-  const envoyYaml = () => readFileSync("envoy/envoy.yaml", "utf8");
+  const envoyFile = () => readFileSync("envoy/envoy.yaml", "utf8");
+  /** The committed envoy.yaml with its ECDS files (envoy/ecds/) inlined: what Envoy runs. */
+  const envoyYaml = () => {
+    const ecds: Record<string, string> = {};
+    for (const f of readdirSync("envoy/ecds")) ecds[`ecds/${f}`] = readFileSync(`envoy/ecds/${f}`, "utf8");
+    return stringify(withEcdsInline(parse(envoyFile()), ecds), { lineWidth: 0 });
+  };
 
   it("the rendered files state the floor, 1.37.6, and validate for it without a deprecation warning", () => {
     expect(ENVOY_VERSION_FLOOR).toBe("1.37.6");
-    expect(envoyYaml().split("\n")[1]).toMatch(/^# Needs Envoy >= 1\.37\.6 with the v8 Wasm runtime: 1\.37\.6 stops the filter manager dropping/);
+    expect(envoyFile().split("\n")[1]).toMatch(/^# Needs Envoy >= 1\.37\.6 with the v8 Wasm runtime: 1\.37\.6 stops the filter manager dropping/);
     expect(readFileSync("envoy/istio/sluice-envoyfilter.yaml", "utf8")).toContain("Needs Istio with Envoy >= 1.37.6");
     expect(parse(readFileSync("envoy/docker-compose.yaml", "utf8")).services.envoy.image).toBe(`envoyproxy/envoy:v${ENVOY_VERSION_FLOOR}`);
     for (const file of ["envoy.yaml", "envoy.mock.yaml"]) {

@@ -5,7 +5,11 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../scripts/gateway-config.js";
-import { renderEnvoy, renderFiles } from "../scripts/render.js";
+import { renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles } from "../scripts/render.js";
+import { renderedInline } from "./fixtures/ecds.js";
+
+/** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
+const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
 import { validateEnvoyConfig } from "../scripts/envoy-validate.js";
 import { parseLocalReplyConfig, rewriteLocalReply } from "../host/local-reply.js";
 

@@ -5,12 +5,13 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse, parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { compileAccessLog } from "../host/access-log.js";
 import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
 import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, accessLogFormat, ENVOY_VERSION_FLOOR } from "../scripts/render.js";
-import { NEWER_FIELDS, skippedProtos, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
-import { parseEnvoyConfig } from "../host/envoy-config.js";
+import { NEWER_FIELDS, skippedProtos, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
+import { loadEnvoyConfig, parseEnvoyConfig as parseEnvoyText } from "../host/envoy-config.js";
+import { ecdsReaderOf, parseRendered } from "./fixtures/ecds.js";
 
 const GATEWAY = readFileSync("gateway.yaml", "utf8");
 const BASE = `
@@ -41,7 +42,9 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
     expect(cfg.pools.map((p) => p.name)).toEqual(["cheap", "capable"]);
     expect(cfg.aiRouter?.json.rules).toHaveLength(2);
     expect(cfg.aiRatelimit?.json.rules).toHaveLength(1);
+    const ecds = ["ai-proxy", "ai-ratelimit", "ai-router", "key-auth"];
     expect(Object.keys(renderFiles(cfg)).sort()).toEqual([
+      ...ecds.map((f) => `ecds-mock/${f}.yaml`), ...ecds.map((f) => `ecds/${f}.yaml`),
       "envoy.mock.yaml", "envoy.yaml", "istio/ai-proxy.yaml", "istio/ai-ratelimit.yaml", "istio/ai-router.yaml", "istio/key-auth.yaml",
       "istio/providers.yaml", "istio/sluice-envoyfilter.yaml", "ratelimit/config.yaml",
     ]);
@@ -176,7 +179,7 @@ describe("timeouts: connect, first_byte, idle, total (four Envoy settings)", () 
     expect(envoy.static_resources.clusters[0].connect_timeout).toBe("5s");
     expect(validateEnvoyConfig(envoy).errors).toEqual([]);
     // The local gateway reads the same four values back.
-    expect(parseEnvoyConfig(renderFiles(cfg)["envoy.yaml"]).route).toMatchObject({ timeoutMs: 0, idleTimeoutMs: 180_000, firstByteTimeoutMs: 120_000 });
+    expect(parseRendered(renderFiles(cfg)).route).toMatchObject({ timeoutMs: 0, idleTimeoutMs: 180_000, firstByteTimeoutMs: 120_000 });
   });
 
   it("given values reach envoy.yaml and the Istio manifests (route MERGE: no retries, the total timeout once set; DestinationRule connectTimeout)", () => {
@@ -219,7 +222,9 @@ describe("timeouts: connect, first_byte, idle, total (four Envoy settings)", () 
   });
 
   it("the local gateway refuses an envoy.yaml route that would retry (it does not), and drops a per-try timeout at or above the route timeout as Envoy does", () => {
-    const text = renderFiles(parseGatewayConfig(BASE + "timeouts: { first_byte: 20s, total: 60s }\n", { env: {} }))["envoy.yaml"];
+    const files = renderFiles(parseGatewayConfig(BASE + "timeouts: { first_byte: 20s, total: 60s }\n", { env: {} }));
+    const text = files["envoy.yaml"];
+    const parseEnvoyConfig = (t: string) => parseEnvoyText(t, ecdsReaderOf(files));
     expect(parseEnvoyConfig(text).route).toMatchObject({ timeoutMs: 60_000, firstByteTimeoutMs: 20_000 });
     expect(() => parseEnvoyConfig(text.replace(/num_retries: 0(\n *)/, "num_retries: 2$1retry_on: 5xx$1"))).toThrow(/does not retry/);
     expect(parseEnvoyConfig(text.replace("timeout: 60s", "timeout: 10s")).route.firstByteTimeoutMs).toBe(0);
@@ -238,11 +243,9 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect([...r.types].sort()).toEqual([
       "envoy.extensions.access_loggers.file.v3.FileAccessLog",
       "envoy.extensions.filters.http.router.v3.Router",
-      "envoy.extensions.filters.http.wasm.v3.Wasm",
       "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
       ...(file === "envoy.yaml" ? ["envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"] : []),
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-      "google.protobuf.StringValue",
     ].sort());
   });
 
@@ -252,20 +255,24 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     const field = (f: string, since: string, at: string) => expect.stringMatching(new RegExp(`^${f.replace(/\./g, "\\.")} \\(Envoy >= ${since.replace(/\./g, "\\.")}\\) @ .*${at.replace(/[[\]]/g, "\\$&")}`));
     const plugin = (f: string, since: string, i: number) => field(`envoy.extensions.wasm.v3.PluginConfig.${f}`, since, `http_filters[${i}].typed_config.config.${f}`);
     expect(r.newerFieldsUsed).toEqual([
-      field("envoy.config.route.v3.Route.request_body_buffer_limit", "1.36.0", "routes[0]"),
-      plugin("failure_policy", "1.33.0", 0),
-      ...[1, 2, 3].flatMap((i) => [plugin("failure_policy", "1.33.0", i), plugin("reload_config", "1.33.0", i), plugin("allow_on_headers_stop_iteration", "1.35.0", i)]),
+      expect.stringMatching(/^envoy\.config\.route\.v3\.Route\.request_body_buffer_limit \(Envoy >= 1\.36\.0\) @ .*routes\[0\]/),
     ]);
     // Against the shipped protos alone, those fields (and nothing else) are unknown.
     const strict = validateEnvoyYaml(text, { newerFields: false });
-    const unknown = (f: string) => expect.stringContaining(`unknown field '${f}' in envoy.extensions.wasm.v3.PluginConfig`);
-    expect(strict.errors).toEqual([
-      expect.stringContaining("unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route"),
-      unknown("failure_policy"),
-      ...[1, 2, 3].flatMap(() => [unknown("failure_policy"), unknown("reload_config"), unknown("allow_on_headers_stop_iteration")]),
-    ]);
-    // The others serve distributed rate limiting (test/render-chain.test.ts) and Envoy's own
-    // filters (test/render-native.test.ts).
+    expect(strict.errors).toEqual([expect.stringContaining("unknown field 'request_body_buffer_limit' in envoy.config.route.v3.Route")]);
+    // failure_policy, reload_config and allow_on_headers_stop_iteration are in the ECDS files of the three filters that hold headers.
+    for (const f of ["ai-router", "ai-ratelimit", "ai-proxy"]) {
+      const ecds = readFileSync(`envoy/ecds/${f}.yaml`, "utf8");
+      const name = `sluice.${f.replace(/-/g, "_")}`;
+      const fields = [["failure_policy", "1.33.0"], ["reload_config", "1.33.0"], ["allow_on_headers_stop_iteration", "1.35.0"]];
+      expect(validateEcdsYaml(ecds, name).newerFieldsUsed).toEqual(
+        fields.map(([f, v]) => `envoy.extensions.wasm.v3.PluginConfig.${f} (Envoy >= ${v}) @ resources[0].typed_config.config.${f}`),
+      );
+      expect(validateEcdsYaml(ecds, name, { newerFields: false }).errors).toEqual(
+        fields.map(([f]) => `resources[0].typed_config.config.${f}: unknown field '${f}' in envoy.extensions.wasm.v3.PluginConfig`),
+      );
+    }
+    // The others serve distributed rate limiting (test/render-chain.test.ts).
     expect(NEWER_FIELDS.map((f) => `${f.message}.${f.field}`)).toEqual([
       "envoy.extensions.wasm.v3.PluginConfig.failure_policy",
       "envoy.extensions.wasm.v3.PluginConfig.reload_config",
@@ -306,19 +313,26 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(errorsAfter((c) => (c.static_resources.clusters[0].type = "LOGICAL_DNSS"))[0]).toMatch(
       /^static_resources\.clusters\[0\]\.type: 'LOGICAL_DNSS' is not a value of enum envoy\.config\.cluster\.v3\.Cluster\.DiscoveryType/,
     );
-    expect(errorsAfter((c) => (hcm(c).http_filters[0].typed_config["@type"] = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm"))).toEqual([
-      'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config["@type"]: unknown @type type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm (no such message in Envoy\'s API)',
-    ]);
+    expect(errorsAfter((c) => (hcm(c).http_filters[0].config_discovery.type_urls[0] = 7))[0]).toMatch(/type_urls\[0\]: expected a string, got number 7$/);
     expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.timeout = 300))[0]).toMatch(/route\.timeout: expected a duration such as "1\.5s", got number 300$/);
     expect(errorsAfter((c) => (hcm(c).route_config.virtual_hosts[0].routes[0].route.cluster = "openai"))[0]).toMatch(/'cluster' and 'cluster_header' are both set but belong to the same oneof 'cluster_specifier'/);
-    expect(errorsAfter((c) => (hcm(c).http_filters[1].typed_config.config.vm_config.runtime = 8))[0]).toMatch(/vm_config\.runtime: expected a string, got number 8$/);
+    // An ECDS file is checked the same way (a DiscoveryResponse holding the filter's TypedExtensionConfig).
+    const ecdsErrors = (mutate: (c: any) => void) => {
+      const c = parse(readFileSync("envoy/ecds/ai-router.yaml", "utf8"));
+      mutate(c);
+      return validateEcdsYaml(stringify(c), "sluice.ai_router").errors;
+    };
+    expect(ecdsErrors((c) => (c.resources[0].typed_config["@type"] = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm"))).toEqual([
+      'resources[0].typed_config["@type"]: unknown @type type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasmm (no such message in Envoy\'s API)',
+    ]);
+    expect(ecdsErrors((c) => (c.resources[0].typed_config.config.vm_config.runtime = 8))[0]).toMatch(/vm_config\.runtime: expected a string, got number 8$/);
     expect(errorsAfter((c) => (c.static_resources.clusters[0].health_checks = [{ timeout: "3s", interval: "10s", healthy_threshold: 1, tcp_health_check: {} }]))[0]).toMatch(
       /health_checks\[0\]: missing required field 'unhealthy_threshold' in envoy\.config\.core\.v3\.HealthCheck$/,
     );
   });
 
   it("the local gateway's loader reads the same file: filters in order, route, clusters, log, admin, tags", () => {
-    const c = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    const c = loadEnvoyConfig("envoy/envoy.yaml");
     expect(c.filters.map((f) => [f.name, f.rootId, f.vmId, f.failOpen, f.allowOnHeadersStopIteration])).toEqual([
       ["key-auth", "key-auth", "key-auth", false, false],
       ["ai-router", "ai-router", "ai-router", false, true],
@@ -334,7 +348,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000, bufferLimitBytes: 1024 * 1024 });
     expect(c.localReply?.mappers.map((m) => m.statusCode)).toEqual([502, 502, 502, 502, 504, 504, 429, 429]);
     expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"]);
-    const mock = parseEnvoyConfig(readFileSync("envoy/envoy.mock.yaml", "utf8"));
+    const mock = loadEnvoyConfig("envoy/envoy.mock.yaml");
     expect(mock.clusters.anthropic.url).toBe("http://mock:18082");
     expect(JSON.parse(mock.filters[3].configuration).instances[0].api_key).toBe("sluice-mock-key");
   });
@@ -355,7 +369,7 @@ describe("envoy/istio manifests", () => {
       ["UNSPECIFIED_PHASE", 30], ["UNSPECIFIED_PHASE", 20], ["UNSPECIFIED_PHASE", 10],
     ]);
     expect(byFile["key-auth.yaml"].spec.priority).toBe(100);
-    const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    const envoy = loadEnvoyConfig("envoy/envoy.yaml");
     expect(byFile["key-auth.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[0].configuration));
     expect(byFile["ai-router.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[1].configuration));
     expect(byFile["ai-ratelimit.yaml"].spec.pluginConfig).toEqual(JSON.parse(envoy.filters[2].configuration));
@@ -408,8 +422,12 @@ describe("envoy/docker-compose.yaml", () => {
     expect(envoy.ports).toEqual(["10000:10000", "127.0.0.1:9901:9901"]);
   });
 
+  it("mounts the ECDS directories (not single files: a bind-mounted file keeps the old inode after a rename)", () => {
+    expect(compose.services.envoy.volumes).toEqual(expect.arrayContaining(["./ecds:/etc/sluice/ecds:ro", "./ecds-mock:/etc/sluice/ecds-mock:ro"]));
+  });
+
   it("passes every provider key variable envoy.yaml lists through to Envoy", () => {
-    const envoy = parseEnvoyConfig(readFileSync("envoy/envoy.yaml", "utf8"));
+    const envoy = loadEnvoyConfig("envoy/envoy.yaml");
     expect(compose.services.envoy.environment).toEqual(expect.arrayContaining(envoy.filters.flatMap((f) => f.hostEnvKeys)));
   });
 

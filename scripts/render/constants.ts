@@ -27,3 +27,5 @@ export const BUFFER_HEADROOM = 1024 * 1024;
  */
 export const ENVOY_VERSION_FLOOR = "1.37.6";
 export const ENVOY_VERSION_WHY = "1.37.6 stops the filter manager dropping request and response body data behind a filter that holds the headers with allow_on_headers_stop_iteration";
+/** envoy.filters.http.wasm's configuration type. */
+export const WASM_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";

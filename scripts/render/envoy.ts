@@ -1,9 +1,11 @@
 // envoy.yaml: the listener, its filter chain (the Sluice wasm filters, then the router), the route and the clusters.
+import { createHash } from "node:crypto";
 import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
-import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR } from "./constants.js";
+import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
 import { nativeReplyMappers } from "./native-replies.js";
@@ -61,7 +63,7 @@ export function wasmFilter(
   if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
   return {
     name: `sluice.${name.replace(/-/g, "_")}`,
-    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config },
+    typed_config: { "@type": WASM_TYPE_URL, config },
   };
 }
 
@@ -84,6 +86,31 @@ export function routeAction(cfg: GatewayConfig): Record<string, unknown> {
   const perTry = t.firstByte === "0s" ? null : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
+/** The Sluice wasm filters in ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy. */
+export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): { file: string; name: string; typed_config: unknown }[] {
+  const mock = !!opts.mock;
+  const credential = mock ? "mock" : "env";
+  const out: { file: string; name: string; typed_config: unknown }[] = [];
+  const add = (file: string, f: { name: string; typed_config: unknown }) => out.push({ file, ...f });
+  const fp = cfg.failurePolicy;
+  if (cfg.keyAuth.enabled) add("key-auth", wasmFilter("key-auth", keyAuthJson(cfg), { failurePolicy: fp["key-auth"] }));
+  if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
+  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  return out;
+}
+
+/** Each wasm filter's ECDS file (a DiscoveryResponse), by path relative to envoy/. */
+export function renderEcds(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const f of sluiceWasmFilters(cfg, opts)) {
+    // The version names the content, so Envoy's version_text stat tells which render is running.
+    const version = createHash("sha256").update(JSON.stringify(f.typed_config)).digest("hex").slice(0, 16);
+    out[ecdsRelPath(f.file, !!opts.mock)] = ecdsResponse(f, version);
+  }
+  return out;
+}
+
 export interface EnvoyRenderOptions {
   /** Point every cluster at the docker-compose mock service and use a dummy inline key. */
   mock?: boolean;
@@ -91,17 +118,19 @@ export interface EnvoyRenderOptions {
 
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
-  const credential = mock ? "mock" : "env";
-  // docs/architecture.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy, (the global rate limit), router;
-  // Envoy's own filters around the identity (docs/native-filters.md): cors, jwt_authn, ext_authz before
-  // it, rbac and local_ratelimit once the consumer is known.
-  const httpFilters: unknown[] = [...nativeAuthFilters(cfg)];
-  const fp = cfg.failurePolicy;
-  if (cfg.keyAuth.enabled) httpFilters.push(wasmFilter("key-auth", keyAuthJson(cfg), { failurePolicy: fp["key-auth"] }));
-  httpFilters.push(...nativeAccessFilters(cfg));
-  if (cfg.aiRouter) httpFilters.push(wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
-  if (cfg.aiRatelimit) httpFilters.push(wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
-  httpFilters.push(wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  // Every Sluice wasm filter's configuration comes from its ECDS file (scripts/render/envoy.ts renderEcds):
+  // consumers and keys (key-auth), routes (ai-router), limits (ai-ratelimit), pools and providers
+  // (ai-proxy) all change while Envoy runs. The filter's place in the chain stays in envoy.yaml:
+  // docs/architecture.md's order, with Envoy's own filters around the identity (docs/native-filters.md):
+  // cors, jwt_authn, ext_authz before it, rbac and local_ratelimit once the consumer is known.
+  const sluice = sluiceWasmFilters(cfg, opts);
+  const identity = sluice.filter((f) => f.file === "key-auth");
+  const httpFilters: unknown[] = [
+    ...nativeAuthFilters(cfg),
+    ...identity.map((f) => discoveredFilter(f, mock)),
+    ...nativeAccessFilters(cfg),
+    ...sluice.filter((f) => !identity.includes(f)).map((f) => discoveredFilter(f, mock)),
+  ];
   const distributed = cfg.aiRatelimit?.distributed ?? null;
   // After ai-proxy: its request-time check runs once filter state is complete (consumer, pool, model,
   // prompt estimate), and only for requests that really go upstream.

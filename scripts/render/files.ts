@@ -6,7 +6,7 @@ import { stringify } from "yaml";
 import { validateEnvoyYaml } from "../envoy-validate.js";
 import { loadGatewayConfig, type GatewayConfig } from "../gateway-config.js";
 import { ENVOY_VERSION_FLOOR, ENVOY_VERSION_WHY } from "./constants.js";
-import { renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
+import { renderEcds, renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
 import { renderIstio } from "./istio.js";
 import { rateLimitServiceConfig } from "./ratelimit.js";
 
@@ -35,6 +35,12 @@ function rateLimitServiceText(cfg: GatewayConfig): string {
   return HEADER + note + stringify(rateLimitServiceConfig(cfg), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
+function ecdsText(rel: string, doc: unknown): string {
+  const note = `# ${rel}: one wasm filter's configuration, delivered by ECDS (path_config_source in ${rel.startsWith("ecds-mock/") ? "envoy.mock.yaml" : "envoy.yaml"}).\n` +
+    "# Envoy re-reads it when a file is renamed into its directory; see docs/reload.md.\n";
+  return HEADER + note + stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
 /** Every rendered file, by path relative to the output directory. */
 export function renderFiles(cfg: GatewayConfig): Record<string, string> {
   const out: Record<string, string> = {
@@ -42,6 +48,9 @@ export function renderFiles(cfg: GatewayConfig): Record<string, string> {
     "envoy.mock.yaml": envoyYamlText(cfg, { mock: true }),
     "ratelimit/config.yaml": rateLimitServiceText(cfg),
   };
+  for (const mock of [false, true]) {
+    for (const [rel, doc] of Object.entries(renderEcds(cfg, { mock }))) out[rel] = ecdsText(rel, doc);
+  }
   for (const [name, file] of Object.entries(renderIstio(cfg))) out[`istio/${name}`] = istioText(file);
   return out;
 }

@@ -8,10 +8,11 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
-import { parseEnvoyConfig } from "../../host/envoy-config.js";
+import { parseEnvoyConfig as parseEnvoyText } from "../../host/envoy-config.js";
 import { startLocalGateway } from "../../scripts/start.js";
 import { parseGatewayConfig } from "../../scripts/gateway-config.js";
-import { envoyYamlText, WASM_DIR } from "../../scripts/render.js";
+import { renderFiles, WASM_DIR } from "../../scripts/render.js";
+import { parseRendered } from "../fixtures/ecds.js";
 import { OUT_PTR, OUT_SIZE, Wat } from "./wat.js";
 
 /** Traps in proxy_on_request_headers when the request has an x-trap header; logs each VM start.
@@ -150,9 +151,12 @@ describe("failure_policy after a trap", () => {
 });
 
 describe("failure_policy in envoy.yaml (local gateway)", () => {
-  // The repository's envoy.yaml with the first plugin's (key-auth's) failure_policy line replaced.
-  const base = readFileSync("envoy/envoy.yaml", "utf8");
+  // The repository's envoy.yaml with the first plugin's failure_policy line (in its ECDS file) replaced.
+  const envoyYaml = readFileSync("envoy/envoy.yaml", "utf8");
+  const base = readFileSync("envoy/ecds/key-auth.yaml", "utf8");
   const line = base.match(/^( *)failure_policy: FAIL_CLOSED$/m)!;
+  const withKeyAuth = (keyAuth: string) => (path: string) => (path.endsWith("/ecds/key-auth.yaml") ? keyAuth : readFileSync(path.replace(/^\/etc\/sluice\//, "envoy/"), "utf8"));
+  const parseEnvoyConfig = (keyAuth: string) => parseEnvoyText(envoyYaml, withKeyAuth(keyAuth));
   const yaml = (lines: string[]) => base.replace(line[0], lines.map((l) => line[1] + l).join("\n"));
 
   it("reads failure_policy, reload_config and the deprecated fail_open", () => {
@@ -209,7 +213,7 @@ filters:
 
   /** The chain of envoy.mock.yaml rendered from GATEWAY; `trap.armed` names the filter whose next request-headers callback traps. */
   async function renderedHost() {
-    const config = parseEnvoyConfig(envoyYamlText(parseGatewayConfig(GATEWAY, { env: {} }), { mock: true }));
+    const config = parseRendered(renderFiles(parseGatewayConfig(GATEWAY, { env: {} })), "envoy.mock.yaml");
     const clock = { now: 0n };
     const trap: { armed: string | null } = { armed: null };
     const host = await Host.create({

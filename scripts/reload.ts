@@ -1,0 +1,51 @@
+// npm start's watch on gateway.yaml: each change is re-rendered (all files or none) and the running
+// local gateway takes the wasm filters' new configurations, as Envoy takes the re-rendered ECDS files
+// (docs/reload.md). What only a restart applies is said, never silently dropped.
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
+import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
+import { render } from "./render/files.js";
+import type { LocalGateway, ReloadResult } from "./start.js";
+
+export type WatchEvent =
+  | { kind: "refused"; message: string }
+  | { kind: "reloaded"; result: ReloadResult };
+
+/** The log lines an operator sees for one watch event. */
+export function describe(e: WatchEvent, configName: string): string[] {
+  if (e.kind === "refused") return [`${configName} changed but is not valid; nothing was re-rendered, the running configuration is kept:`, e.message];
+  const r = e.result;
+  if (r.error) return [`${configName} re-rendered, but the gateway kept its running configuration: ${r.error}`];
+  const lines: string[] = [];
+  if (r.applied.length) lines.push(`${configName} re-rendered: new streams use the new configuration of ${r.applied.join(", ")} (streams in flight finish on the old one)`);
+  for (const x of r.refused) lines.push(`${configName}: ${x.filter} refused its new configuration, the running one is kept: ${x.why}`);
+  if (r.restartNeeded.length) lines.push(`${configName}: these changes need a restart (Envoy would need LDS/CDS for them): ${r.restartNeeded.join("; ")}`);
+  if (lines.length === 0) lines.push(`${configName} re-rendered: no filter configuration changed`);
+  return lines;
+}
+
+/**
+ * Watches gateway.yaml's directory (an editor or `mv` replaces the file, which a watch on the file
+ * itself would lose) and runs one re-render and reload at a time, in order.
+ */
+export function watchGatewayYaml(opts: { config: string; outDir: string; gateway: LocalGateway; onEvent: (e: WatchEvent) => void }): FSWatcher {
+  const name = basename(opts.config);
+  let queue: Promise<void> = Promise.resolve();
+  const once = async () => {
+    try {
+      render({ config: opts.config, outDir: opts.outDir });
+    } catch (e) {
+      if (e instanceof GatewayConfigError || e instanceof GatewayConfigReadError) {
+        opts.onEvent({ kind: "refused", message: e.message });
+        return;
+      }
+      throw e;
+    }
+    opts.onEvent({ kind: "reloaded", result: await opts.gateway.reload() });
+  };
+  const w = watch(dirname(opts.config), (_event, file) => {
+    if (file !== name) return;
+    queue = queue.then(once).catch((e) => opts.onEvent({ kind: "refused", message: String(e instanceof Error ? e.message : e) }));
+  });
+  return w;
+}
