@@ -8,15 +8,16 @@
 // authority and cluster. Without the knob Envoy would withhold the body from this filter.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import * as keys from "../../lib/keys";
-import { REQUEST_HEADERS, getHeader, getFilterState, nowNanos, RESPONSE_HEADERS, getHeaderPairs, replaceHeader, getProperty, RESPONSE_BODY, removeHeader, sendLocalResponse, setFilterState, setFilterStateInt, FilterDataStatusValues, getBuffer, replaceBufferBytes, appendBuffer, closeResponse, FilterHeadersStatusValues, REQUEST_BODY, clearRouteCache, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, BaseContext, continueResponse, makeHeaderPair, HeaderPair, WasmResultValues, Context, getSharedData, setSharedData, pluginConfiguration, setTickPeriod, registerRootContext } from "../../lib/sdk";
+import { nowNanos, getFilterState, RESPONSE_HEADERS, getHeader, getHeaderPairs, replaceHeader, getProperty, RESPONSE_BODY, removeHeader, sendLocalResponse, setFilterState, setFilterStateInt, FilterDataStatusValues, getBuffer, replaceBufferBytes, appendBuffer, closeResponse, FilterHeadersStatusValues, REQUEST_HEADERS, REQUEST_BODY, clearRouteCache, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, BaseContext, continueResponse, makeHeaderPair, HeaderPair, WasmResultValues, Context, getSharedData, setSharedData, pluginConfiguration, setTickPeriod, registerRootContext } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson, jsonSawBadUtf8, jsonError, jsonTooManyValues, writeMerged, setJsonDefaultMaxValues } from "../../lib/json";
-import { ClientError, Instance, Provider, StreamDecoder, StreamSink, Usage, ChatResult, redactedError, CountingSink, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
-import { Pool, PickInput, pick, addInflight, CONSISTENT_HASH, recordLatency } from "./balancer";
-import { HealthState, readHealth, report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED, OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED } from "./health";
-import { Exchange, nowMs, PASS, EMBEDDINGS, NO_USAGE, proxyMetrics, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody, RESP_SSE, CHAT, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY, RESP_FALLBACK, ProxyRoot, RESP_NONE } from "./state";
 import { writeUsageRecord } from "../../lib/usage";
+import { Instance, Provider, StreamDecoder, StreamSink, Usage, ChatResult, ClientError, redactedError, CountingSink, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
+import { recordLatency } from "./balancer";
+import { releaseInflight, choose, useInstance } from "./selection";
+import { Exchange, PASS, EMBEDDINGS, NO_USAGE, proxyMetrics, nowMs, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody, RESP_SSE, CHAT, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY, RESP_FALLBACK, ProxyRoot, RESP_NONE } from "./state";
 import { Settings, readSettings } from "./config";
+import { report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED, readHealth, OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED } from "./health";
 import { replayAsStream } from "./replay";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, writeClientAnswer, clientStreamSink, clientStreamEnding, clientOf, toOpenAIRequest, speaksClient } from "./client";
 import { SseParser, SseEvent } from "../../lib/sse";
@@ -25,121 +26,6 @@ import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../..
 import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { CAPPED_CUT_FACTOR, capOutput } from "./budget";
 import { validateRequest, isJsonMediaType } from "./validate";
-
-// ---- selection
-const MAX_IMPLICIT_POOLS: i32 = 256;
-
-/**
- * The pool for this request: the one ai-router chose, else the pool named like the requested
- * model, else the instances that serve the model, else the default pool.
- */
-function resolvePool(x: Exchange): Pool | null {
-  const s = x.settings;
-  const chosen = getFilterState(keys.POOL);
-  if (chosen !== null) {
-    for (let p = 0; p < s.pools.length; p++) if (s.pools[p].name == chosen) return s.pools[p];
-    x.noInstance = ClientError.of(500, "The router chose pool '" + (chosen as string) + "', which ai-proxy does not configure.", "api_error", "pool_not_found");
-    return null;
-  }
-  for (let p = 0; p < s.pools.length; p++) if (s.pools[p].name == x.requestModel) return s.pools[p];
-  const root = x.proxyRoot;
-  if (root.implicitPools.has(x.requestModel)) return root.implicitPools.get(x.requestModel);
-  const pool = new Pool();
-  pool.name = x.requestModel;
-  for (let i = 0; i < s.instances.length; i++) if (s.instances[i].serves(x.requestModel)) pool.members.push(i);
-  if (pool.members.length) {
-    if (root.implicitPools.size < MAX_IMPLICIT_POOLS) root.implicitPools.set(x.requestModel, pool);
-    return pool;
-  }
-  if (s.defaultPool >= 0) return s.pools[s.defaultPool];
-  x.noInstance = ClientError.of(404, "No provider instance serves model '" + x.requestModel + "'.", "invalid_request_error", "model_not_found");
-  return null;
-}
-
-/** Picks an available instance of the pool not tried yet; -1 (and noInstance) when none. */
-function choose(x: Exchange): i32 {
-  const s = x.settings;
-  let pool = x.pool;
-  if (pool === null) {
-    pool = resolvePool(x);
-    if (pool === null) return -1;
-    x.pool = pool;
-  }
-  const input = new PickInput();
-  const now = nowMs();
-  let soonest: i64 = 0;
-  const states = new Array<HealthState>(pool.members.length);
-  for (let m = 0; m < pool.members.length; m++) {
-    const i = pool.members[m];
-    const h = readHealth(s.instances[i].name);
-    states[m] = h;
-    const ok = !x.tried.includes(i) && h.available(now) && s.instances[i].weight > 0;
-    input.available.push(ok);
-    if (!ok && h.until > now && (soonest == 0 || h.until < soonest)) soonest = h.until;
-  }
-  input.stream = x.stream;
-  input.promptTokens = x.promptEstimate;
-  input.completionTokens = expectedCompletion(x);
-  if (pool.algorithm == CONSISTENT_HASH) input.hashKey = hashKey(x, pool);
-  let m = pick(pool, s.instances, input);
-  if (m < 0) {
-    // Panic mode, as Envoy's load balancer does when no host is healthy: rather than refuse,
-    // try an instance not tried yet even though it is cooling down; it may have recovered.
-    for (let k = 0; k < pool.members.length; k++) input.available[k] = !x.tried.includes(pool.members[k]) && s.instances[pool.members[k]].weight > 0;
-    m = pick(pool, s.instances, input);
-  }
-  if (m < 0) {
-    const e = ClientError.of(503, "No healthy provider instance is available for '" + (x.requestModel.length ? x.requestModel : pool.name) + "'.", "api_error", "no_healthy_instance");
-    x.noInstance = e;
-    x.retryAfterS = soonest > now ? (soonest - now + 999) / 1000 : 0;
-    return -1;
-  }
-  x.health = states[m];
-  return pool.members[m];
-}
-
-function expectedCompletion(x: Exchange): i64 {
-  const req = x.clientReq;
-  if (req === null) return 512;
-  const mt = (req as JsonValue).get("max_completion_tokens");
-  if (mt !== null && mt.isInteger()) return <i64>mt.n;
-  const m2 = (req as JsonValue).get("max_tokens");
-  if (m2 !== null && m2.isInteger()) return <i64>m2.n;
-  return 512;
-}
-
-function hashKey(x: Exchange, pool: Pool): string {
-  if (pool.hashOn.startsWith("header:")) {
-    const v = getHeader(REQUEST_HEADERS, pool.hashOn.substring(7));
-    return v !== null ? v as string : "";
-  }
-  const c = getFilterState(keys.CONSUMER);
-  return c !== null ? c as string : "";
-}
-
-/** Makes instance i the one serving the request. */
-function useInstance(x: Exchange, i: i32): void {
-  const s = x.settings;
-  x.instIndex = i;
-  x.inst = s.instances[i];
-  x.provider = s.providers[i];
-  // ai-router may rewrite the model (a rule's `model`); the client's stays in request_model.
-  const routed = getFilterState(keys.ROUTE_MODEL);
-  x.upstreamModel = s.instances[i].upstreamModel(routed !== null && (routed as string).length ? routed as string : x.requestModel);
-  x.tried.push(i);
-  if (s.trackInflight) {
-    if (x.inflightName.length) addInflight(x.inflightName, -1);
-    x.inflightName = s.instances[i].name;
-    addInflight(x.inflightName, 1);
-  }
-}
-
-function releaseInflight(x: Exchange): void {
-  if (x.inflightName.length) {
-    addInflight(x.inflightName, -1);
-    x.inflightName = "";
-  }
-}
 
 // ---- record
 /**
