@@ -8,127 +8,23 @@
 // authority and cluster. Without the knob Envoy would withhold the body from this filter.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import * as keys from "../../lib/keys";
-import { nowNanos, getFilterState, RESPONSE_HEADERS, getHeader, getHeaderPairs, replaceHeader, getProperty, RESPONSE_BODY, removeHeader, sendLocalResponse, setFilterState, setFilterStateInt, FilterDataStatusValues, getBuffer, replaceBufferBytes, appendBuffer, closeResponse, FilterHeadersStatusValues, REQUEST_HEADERS, REQUEST_BODY, clearRouteCache, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, BaseContext, continueResponse, makeHeaderPair, HeaderPair, WasmResultValues, Context, getSharedData, setSharedData, pluginConfiguration, setTickPeriod, registerRootContext } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, jsonSawBadUtf8, jsonError, jsonTooManyValues, writeMerged, setJsonDefaultMaxValues } from "../../lib/json";
-import { writeUsageRecord } from "../../lib/usage";
-import { Instance, Provider, StreamDecoder, StreamSink, Usage, ChatResult, ClientError, redactedError, CountingSink, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
-import { estimatedUsage } from "./estimate";
-import { recordLatency } from "./balancer";
-import { releaseInflight, choose, useInstance } from "./selection";
-import { Exchange, PASS, EMBEDDINGS, NO_USAGE, proxyMetrics, nowMs, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody, RESP_SSE, CHAT, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY, RESP_FALLBACK, ProxyRoot, RESP_NONE } from "./state";
+import { RESPONSE_HEADERS, getHeader, getHeaderPairs, replaceHeader, getProperty, RESPONSE_BODY, removeHeader, sendLocalResponse, setFilterState, setFilterStateInt, FilterDataStatusValues, getBuffer, replaceBufferBytes, appendBuffer, closeResponse, FilterHeadersStatusValues, REQUEST_HEADERS, REQUEST_BODY, getFilterState, clearRouteCache, nowNanos, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, BaseContext, continueResponse, makeHeaderPair, HeaderPair, WasmResultValues, Context, getSharedData, setSharedData, pluginConfiguration, setTickPeriod, registerRootContext } from "../../lib/sdk";
+import { Instance, ChatResult, ClientError, Provider, StreamSink, Usage, redactedError, CountingSink, StreamDecoder, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
 import { Settings, readSettings } from "./config";
 import { report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED, readHealth, OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED } from "./health";
+import { Exchange, nowMs, proxyMetrics, EMBEDDINGS, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody, RESP_SSE, CHAT, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY, RESP_FALLBACK, ProxyRoot, PASS, RESP_NONE } from "./state";
+import { JsonValue, ByteBuilder, parseJson, jsonSawBadUtf8, jsonError, jsonTooManyValues, writeMerged, setJsonDefaultMaxValues } from "../../lib/json";
 import { replayAsStream } from "./replay";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, writeClientAnswer, clientStreamSink, clientStreamEnding, clientOf, toOpenAIRequest, speaksClient } from "./client";
+import { record, recordNothing, chargeUnread, withinOutputLimit, finishRecord } from "./record";
 import { SseParser, SseEvent } from "../../lib/sse";
 import { estimateTokens, estimatePromptTokens } from "../../lib/tokens";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
+import { estimatedUsage } from "./estimate";
 import { CAPPED_CUT_FACTOR, capOutput } from "./budget";
 import { validateRequest, isJsonMediaType } from "./validate";
-
-// ---- record
-/**
- * Writes the record once: the provider's numbers when the answer completed with them, else an
- * estimate of whatever is missing.
- */
-function record(x: Exchange, u: Usage, complete: bool): Usage {
-  if (x.usageWritten) return x.recorded;
-  x.usageWritten = true;
-  releaseInflight(x);
-  if (complete && x.settings.trackLatency) {
-    const ttft: f64 = x.firstByteNs > 0 ? <f64>(x.firstByteNs - x.startNs) / 1e6 : -1;
-    recordLatency((x.inst as Instance).name, ttft, <f64>(nowNanos() - x.startNs) / 1e6);
-  }
-  // Embeddings have no completion; a chat answer without a completion count is estimated.
-  if (complete && u.prompt >= 0 && (u.completion >= 0 || x.kind == EMBEDDINGS)) {
-    u.settle();
-    publish(x, u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
-    x.recorded = u;
-    return u;
-  }
-  // Estimate only what the provider did not report (Anthropic and Gemini report the prompt at
-  // the start of a stream; a cut stream never brings the completion count). A completion count
-  // of a finished answer is taken as it is; one from a stream that stopped early is at least
-  // what the text seen makes.
-  const e = estimatedUsage(u, x.promptEstimate, complete && u.completion >= 0 ? 0 : x.responseChars);
-  publish(x, e.prompt, e.completion, e.total, e.cached, e.reasoning, "estimate");
-  x.recorded = e;
-  return e;
-}
-
-/** The usage record to filter state, and the request's metrics. */
-function publish(x: Exchange, prompt: i64, completion: i64, total: i64, cached: i64, reasoning: i64, source: string): void {
-  writeUsageRecord(prompt, completion, total, cached, reasoning, source);
-  const now = nowNanos();
-  const ttft: i64 = x.firstByteNs > 0 ? <i64>((x.firstByteNs - x.startNs) / 1000000) : -1;
-  const consumer = getFilterState(keys.CONSUMER);
-  // The model label is a configured name or "other": clients choose model names (wildcard
-  // instances pass them on), and series must not grow with them.
-  proxyMetrics.request(
-    (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
-    x.requestType(), x.status, prompt, completion, ttft, <i64>((now - x.startNs) / 1000000),
-  );
-}
-
-/** The provider refused or failed: it generated nothing, so nothing is charged. */
-function recordNothing(x: Exchange): void {
-  if (x.usageWritten) return;
-  x.usageWritten = true;
-  releaseInflight(x);
-  publish(x, 0, 0, 0, 0, 0, "provider");
-  x.recorded = NO_USAGE;
-}
-
-function finishRecord(x: Exchange): void {
-  releaseInflight(x);
-  // The client hung up (or the upstream reset) before the answer finished: charge what was seen.
-  if (x.kind != PASS && !x.replied && x.provider !== null && !x.usageWritten) {
-    if (x.sink !== null) {
-      x.responseChars = (x.sink as StreamSink).generatedChars;
-      record(x, (x.decoder as StreamDecoder).usage, false);
-      return;
-    }
-    record(x, new Usage(), false);
-  }
-}
-
-/**
- * The usage record for an answer the provider produced but the gateway did not read (too large,
- * or not in a shape it understands): the prompt estimate, and what `bytes` of answer would hold,
- * never more than the request let the model write (embeddings write nothing).
- */
-function chargeUnread(x: Exchange, bytes: i64): void {
-  // The answer is taken to hold `bytes` characters of text, or as many as the limit allows
-  // (estimateTokens counts four characters a token).
-  x.responseChars = x.kind == EMBEDDINGS ? 0 : withinOutputLimit(x, bytes, 0);
-  record(x, new Usage(), false);
-}
-
-/**
- * Characters of answer to charge for `chars` the gateway did not read, at most what the request's
- * output limit lets the model write (estimateTokens counts four characters a token), and never
- * less than `floor`, the characters the client already got.
- */
-function withinOutputLimit(x: Exchange, chars: i64, floor: i64): i64 {
-  const limit = maxTokensAsked(x);
-  if (limit > 0 && chars > limit * 4) chars = limit * 4;
-  return chars > floor ? chars : floor;
-}
-
-/** The output limit the request carried (the instance's forced one first); 0 when none. */
-function maxTokensAsked(x: Exchange): i64 {
-  const inst = x.inst as Instance;
-  if (inst.maxTokens >= 0) return inst.maxTokens;
-  const req = x.clientReq;
-  if (req === null) return 0;
-  const names = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
-  for (let i = 0; i < names.length; i++) {
-    const v = (req as JsonValue).get(names[i]);
-    if (v !== null && v.isInteger() && v.n > 0) return <i64>v.n;
-  }
-  return 0;
-}
+import { choose, useInstance } from "./selection";
 
 // ---- outcome
 /** Passive and active health reports, with the per-instance metrics (availability, cooldowns). */
