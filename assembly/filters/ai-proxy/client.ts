@@ -1,0 +1,73 @@
+// The client-API seam: which API a client speaks, and the few things that differ by it (its error
+// shape, its whole answer, its stream writer, its stream's error ending, its request read into
+// OpenAI's format, which providers speak it natively). A new client API (OpenAI Responses, Gemini's
+// own, count_tokens) adds a CLIENT_* value, its client-<name>.ts, and a case in each function here;
+// the stream, fallback and answer code call only these.
+import { ByteBuilder, JsonValue } from "../../lib/json";
+import { ChatResult, ClientError, Provider, StreamSink } from "../../providers/types";
+import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
+import { AnthropicStreamSink, Converted, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
+
+export const CLIENT_OPENAI: i32 = 0;
+export const CLIENT_ANTHROPIC: i32 = 1;
+
+/**
+ * The client's API shape from its path: Anthropic's for /v1/messages and below it, else Anthropic's
+ * when the request carries anthropic-version (Anthropic's SDKs always send it), else OpenAI's.
+ */
+export function clientOf(route: string, anthropicVersion: bool): i32 {
+  if (route.startsWith("/v1/messages") || (anthropicVersion && route != "/v1/chat/completions" && route != "/v1/embeddings")) {
+    return CLIENT_ANTHROPIC;
+  }
+  return CLIENT_OPENAI;
+}
+
+/** The provider speaks the client's API: its answers can pass through as they are. */
+export function speaksClient(provider: Provider, client: i32): bool {
+  if (client == CLIENT_ANTHROPIC) return provider.speaksAnthropic;
+  return provider.speaksOpenAI;
+}
+
+/** A client's chat request in OpenAI's format (the providers' common input); req itself for OpenAI clients. */
+export function toOpenAIRequest(client: i32, req: JsonValue): Converted {
+  if (client == CLIENT_ANTHROPIC) return anthropicToOpenAI(req);
+  const c = new Converted();
+  c.req = req;
+  return c;
+}
+
+/** e as the client's API writes errors (Anthropic's shape or OpenAI's). */
+export function writeClientError(client: i32, e: ClientError, out: ByteBuilder): void {
+  if (client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+  else writeOpenAIError(e, out);
+}
+
+/** A whole chat answer in the client's API. */
+export function writeClientAnswer(client: i32, result: ChatResult, out: ByteBuilder): void {
+  if (client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
+  else writeOpenAIChat(result, out);
+}
+
+/** The writer of a translated stream in the client's API. */
+export function clientStreamSink(client: i32, includeUsage: bool, promptEstimate: i64): StreamSink {
+  if (client == CLIENT_ANTHROPIC) return new AnthropicStreamSink(promptEstimate);
+  return new OpenAIStreamSink(includeUsage, promptEstimate);
+}
+
+/** The client API's ending for a stream that ends in error e. */
+export function clientStreamEnding(client: i32, e: ClientError): ArrayBuffer {
+  const b = new ByteBuilder(160);
+  // The provider may have stopped inside a line or an event: blank lines end it first (an
+  // empty event dispatches nothing), so the error is read as its own event.
+  b.raw("\n\n");
+  if (client == CLIENT_ANTHROPIC) {
+    b.raw("event: error\ndata: ");
+    writeAnthropicError(e, b);
+    b.raw("\n\n");
+  } else {
+    b.raw("data: ");
+    writeOpenAIError(e, b);
+    b.raw("\n\ndata: [DONE]\n\n");
+  }
+  return b.toArrayBuffer();
+}

@@ -1,0 +1,114 @@
+// The usage record, written once per request whatever happened (the provider's numbers, else an
+// estimate of what is missing), with the request's metrics and the instance's latency; and the
+// charge for an answer that was produced but not read (too large, unreadable, a hang-up).
+import { nowNanos, getFilterState } from "../../lib/sdk";
+import { JsonValue } from "../../lib/json";
+import * as keys from "../../lib/keys";
+import { writeUsageRecord } from "../../lib/usage";
+import { Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
+import { estimatedUsage } from "./estimate";
+import { recordLatency } from "./balancer";
+import { releaseInflight } from "./selection";
+import { Exchange, PASS, EMBEDDINGS, NO_USAGE, proxyMetrics } from "./state";
+
+/**
+ * Writes the record once: the provider's numbers when the answer completed with them, else an
+ * estimate of whatever is missing.
+ */
+export function record(x: Exchange, u: Usage, complete: bool): Usage {
+  if (x.usageWritten) return x.recorded;
+  x.usageWritten = true;
+  releaseInflight(x);
+  if (complete && x.settings.trackLatency) {
+    const ttft: f64 = x.firstByteNs > 0 ? <f64>(x.firstByteNs - x.startNs) / 1e6 : -1;
+    recordLatency((x.inst as Instance).name, ttft, <f64>(nowNanos() - x.startNs) / 1e6);
+  }
+  // Embeddings have no completion; a chat answer without a completion count is estimated.
+  if (complete && u.prompt >= 0 && (u.completion >= 0 || x.kind == EMBEDDINGS)) {
+    u.settle();
+    publish(x, u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
+    x.recorded = u;
+    return u;
+  }
+  // Estimate only what the provider did not report (Anthropic and Gemini report the prompt at
+  // the start of a stream; a cut stream never brings the completion count). A completion count
+  // of a finished answer is taken as it is; one from a stream that stopped early is at least
+  // what the text seen makes.
+  const e = estimatedUsage(u, x.promptEstimate, complete && u.completion >= 0 ? 0 : x.responseChars);
+  publish(x, e.prompt, e.completion, e.total, e.cached, e.reasoning, "estimate");
+  x.recorded = e;
+  return e;
+}
+
+/** The usage record to filter state, and the request's metrics. */
+export function publish(x: Exchange, prompt: i64, completion: i64, total: i64, cached: i64, reasoning: i64, source: string): void {
+  writeUsageRecord(prompt, completion, total, cached, reasoning, source);
+  const now = nowNanos();
+  const ttft: i64 = x.firstByteNs > 0 ? <i64>((x.firstByteNs - x.startNs) / 1000000) : -1;
+  const consumer = getFilterState(keys.CONSUMER);
+  // The model label is a configured name or "other": clients choose model names (wildcard
+  // instances pass them on), and series must not grow with them.
+  proxyMetrics.request(
+    (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
+    x.requestType(), x.status, prompt, completion, ttft, <i64>((now - x.startNs) / 1000000),
+  );
+}
+
+/** The provider refused or failed: it generated nothing, so nothing is charged. */
+export function recordNothing(x: Exchange): void {
+  if (x.usageWritten) return;
+  x.usageWritten = true;
+  releaseInflight(x);
+  publish(x, 0, 0, 0, 0, 0, "provider");
+  x.recorded = NO_USAGE;
+}
+
+export function finishRecord(x: Exchange): void {
+  releaseInflight(x);
+  // The client hung up (or the upstream reset) before the answer finished: charge what was seen.
+  if (x.kind != PASS && !x.replied && x.provider !== null && !x.usageWritten) {
+    if (x.sink !== null) {
+      x.responseChars = (x.sink as StreamSink).generatedChars;
+      record(x, (x.decoder as StreamDecoder).usage, false);
+      return;
+    }
+    record(x, new Usage(), false);
+  }
+}
+
+/**
+ * The usage record for an answer the provider produced but the gateway did not read (too large,
+ * or not in a shape it understands): the prompt estimate, and what `bytes` of answer would hold,
+ * never more than the request let the model write (embeddings write nothing).
+ */
+export function chargeUnread(x: Exchange, bytes: i64): void {
+  // The answer is taken to hold `bytes` characters of text, or as many as the limit allows
+  // (estimateTokens counts four characters a token).
+  x.responseChars = x.kind == EMBEDDINGS ? 0 : withinOutputLimit(x, bytes, 0);
+  record(x, new Usage(), false);
+}
+
+/**
+ * Characters of answer to charge for `chars` the gateway did not read, at most what the request's
+ * output limit lets the model write (estimateTokens counts four characters a token), and never
+ * less than `floor`, the characters the client already got.
+ */
+export function withinOutputLimit(x: Exchange, chars: i64, floor: i64): i64 {
+  const limit = maxTokensAsked(x);
+  if (limit > 0 && chars > limit * 4) chars = limit * 4;
+  return chars > floor ? chars : floor;
+}
+
+/** The output limit the request carried (the instance's forced one first); 0 when none. */
+export function maxTokensAsked(x: Exchange): i64 {
+  const inst = x.inst as Instance;
+  if (inst.maxTokens >= 0) return inst.maxTokens;
+  const req = x.clientReq;
+  if (req === null) return 0;
+  const names = ["max_completion_tokens", "max_tokens", "max_output_tokens"];
+  for (let i = 0; i < names.length; i++) {
+    const v = (req as JsonValue).get(names[i]);
+    if (v !== null && v.isInteger() && v.n > 0) return <i64>v.n;
+  }
+  return 0;
+}

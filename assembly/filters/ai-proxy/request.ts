@@ -1,0 +1,270 @@
+// The request phase: what the client asked for (path, method, client API), the body read once,
+// validated and translated for the chosen instance, and the held headers pointed at it. Errors
+// before anything reaches a provider go out here too (fail), in the client's API shape.
+import {
+  FilterHeadersStatusValues, REQUEST_HEADERS, REQUEST_BODY, getHeaderPairs, removeHeader, replaceHeader,
+  sendLocalResponse, setFilterState, getFilterState, clearRouteCache, nowNanos,
+} from "../../lib/sdk";
+import { JsonValue, ByteBuilder, parseJson, jsonError, jsonTooManyValues, writeMerged } from "../../lib/json";
+import * as keys from "../../lib/keys";
+import { estimatePromptTokens } from "../../lib/tokens";
+import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
+import { validateRequest, isJsonMediaType } from "./validate";
+import { capOutput } from "./budget";
+import { CLIENT_OPENAI, CLIENT_ANTHROPIC, clientOf, toOpenAIRequest } from "./client";
+import { choose, useInstance } from "./selection";
+import {
+  Exchange, CHAT, EMBEDDINGS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
+  proxyMetrics, replaceBody,
+} from "./state";
+
+/** request_type of a request to an AI path the gateway does not serve (404 / 405). */
+const REQUEST_UNSUPPORTED = "ai_unsupported";
+
+/** A client's header value inside an error message: printable ASCII, at most 64 characters. */
+function safeForMessage(v: string): string {
+  let out = "";
+  for (let i = 0; i < v.length && i < 64; i++) {
+    const c = v.charCodeAt(i);
+    out += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+  }
+  return out;
+}
+
+/** The request headers: the API asked for, its client API, and what targeting must remove. */
+export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeadersStatusValues {
+  x.startNs = nowNanos();
+  const h = getHeaderPairs(REQUEST_HEADERS);
+  let method = "";
+  let path = "";
+  let contentLength: i64 = -1;
+  let contentType: string | null = null;
+  let anthropicVersion = false;
+  for (let i = 0; i < h.count; i++) {
+    if (h.keyIs(i, ":method")) method = h.value(i);
+    else if (h.keyIs(i, ":path")) path = h.value(i);
+    else if (h.keyIs(i, "content-type")) contentType = h.value(i);
+    else if (h.keyIs(i, "anthropic-version")) anthropicVersion = true;
+    else if (h.keyIs(i, "content-length")) {
+      contentLength = I64.parseInt(h.value(i));
+      x.present |= HAS_CONTENT_LENGTH;
+    } else if (h.keyIs(i, "accept-encoding")) x.present |= HAS_ACCEPT_ENCODING;
+    else if (h.keyIs(i, "authorization")) x.present |= HAS_AUTHORIZATION;
+    else if (h.keyIs(i, "x-api-key")) x.present |= HAS_X_API_KEY;
+    else if (h.keyIs(i, "api-key")) x.present |= HAS_API_KEY;
+    else if (h.keyIs(i, "x-goog-api-key")) x.present |= HAS_GOOG_KEY;
+  }
+  const q = path.indexOf("?");
+  const route = q >= 0 ? path.substring(0, q) : path;
+  // The paths ai-proxy serves, each with its one method; the client's API shape is the path's
+  // (client.ts clientOf).
+  let allow = "";
+  if (route == "/v1/models") allow = "GET";
+  else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings") allow = "POST";
+  x.client = clientOf(route, anthropicVersion);
+  if (allow.length && method != allow) {
+    // A known API with the wrong method: 405 with the method it takes (RFC 9110, 15.5.6).
+    setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
+    x.allow = allow;
+    fail(x, ClientError.of(405, "Method " + method + " is not allowed on " + route + "; use " + allow + ".", "invalid_request_error", "method_not_allowed"));
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  if (route == "/v1/models") {
+    setFilterState(keys.REQUEST_TYPE, "ai_models");
+    x.replied = true;
+    sendLocalResponse(200, "sluice_models", x.settings.modelsBody, ["content-type", "application/json"]);
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
+  else if (route == "/v1/embeddings") x.kind = EMBEDDINGS;
+  else if (owns(x, route)) {
+    // Under the AI API's prefix but not an API the gateway serves (/v1/responses,
+    // /v1/messages/count_tokens, a typo): the client's SDK reads a JSON 404 it understands.
+    setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
+    fail(x, ClientError.of(404, "The gateway does not serve " + method + " " + route + ".", "invalid_request_error", "unknown_path"));
+    return FilterHeadersStatusValues.StopIteration;
+  } else {
+    setFilterState(keys.REQUEST_TYPE, "traditional_http");
+    return FilterHeadersStatusValues.Continue;
+  }
+  // The body is read as JSON; a body that says it is something else is refused rather than
+  // guessed at (no media type at all is read as JSON, as the providers' APIs do).
+  if (contentType !== null && !isJsonMediaType(contentType as string)) {
+    fail(x, ClientError.of(400, "The request body must be JSON (content-type: application/json), not '" + safeForMessage(contentType as string) + "'.", "invalid_request_error", "invalid_content_type"));
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  if (endOfStream) {
+    fail(x, ClientError.of(400, "The request needs a JSON body.", "invalid_request_error", ""));
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  if (contentLength > x.settings.maxBodyBytes) {
+    tooLarge(x);
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  return FilterHeadersStatusValues.StopIteration;
+}
+
+/** ai-proxy answers for this path (api_prefixes): it is under the AI API. */
+export function owns(x: Exchange, route: string): bool {
+  const prefixes = x.settings.apiPrefixes;
+  for (let i = 0; i < prefixes.length; i++) if (route.startsWith(prefixes[i])) return true;
+  return false;
+}
+
+export function tooLarge(x: Exchange): void {
+  fail(x, ClientError.of(413, "The request body is larger than " + x.settings.maxBodyBytes.toString() + " bytes.", "invalid_request_error", "request_too_large"));
+}
+
+/** Parses, translates and targets the request. Returns the error to send, or null. */
+export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
+  x.bodyLen = body.byteLength;
+  const parsed = parseJson(body, x.settings.maxJsonValues);
+  if (parsed === null && jsonTooManyValues) {
+    return ClientError.of(400, "The request body has more than " + x.settings.maxJsonValues.toString() + " JSON values.", "invalid_request_error", "request_too_complex");
+  }
+  if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
+  let req = parsed as JsonValue;
+  // What the gateway reads to route, translate and account (one pass over the parsed tree).
+  const invalid = validateRequest(req, x.kind == CHAT, x.client == CLIENT_ANTHROPIC, x.settings.limits);
+  if (invalid !== null) return invalid;
+  // model and stream are named alike in OpenAI's and Anthropic's formats.
+  const model = req.get("model");
+  x.requestModel = model !== null ? model.s : "";
+  const stream = req.get("stream");
+  x.stream = x.kind == CHAT && stream !== null && stream.isBool() && stream.b;
+
+  x.clientReq = req;
+  // From the text the model reads, once: balancing and the usage record both use it.
+  x.promptEstimate = estimatePromptTokens(req);
+  const i = choose(x);
+  if (i < 0) return x.noInstance;
+  useInstance(x, i);
+  const inst = x.inst as Instance;
+  const provider = x.provider as Provider;
+  if (x.upstreamModel.length == 0) return ClientError.of(400, "'model' is required.", "invalid_request_error", "missing_model");
+  // Model names go into upstream paths, filter state and logs: checked before anything leaves.
+  const badModel = provider.modelError(inst, x.upstreamModel);
+  if (badModel !== null) return badModel;
+  if (x.requestModel.length && !isPlainModelName(x.requestModel)) return invalidModel("must be 1 to " + MAX_MODEL_NAME.toString() + " characters without control characters");
+  const budget = getFilterState(keys.STREAM_BUDGET);
+  if (budget !== null && x.stream) x.budget = I64.parseInt(budget as string);
+
+  if (x.client == CLIENT_ANTHROPIC) {
+    if (provider.speaksAnthropic && x.budget < 0 && !x.redacts()) {
+      // Same format both ways: the body passes through with only model, limit and options set,
+      // so nothing Anthropic-specific (thinking signatures, cache_control, betas) is lost.
+      x.native = true;
+      return send(x, body, nativeBody(x, req, inst, body.byteLength), provider.chatUpstream(inst, x.upstreamModel, x.stream));
+    }
+    const c = toOpenAIRequest(x.client, req);
+    if (c.error !== null) return c.error;
+    req = c.req as JsonValue;
+  }
+  x.openaiReq = req;
+  if (x.kind == CHAT && x.budget >= 0) x.capped = capOutput(req, inst, x.budget);
+  if (x.kind == CHAT) {
+    const so = req.get("stream_options");
+    if (so !== null && so.isObject()) {
+      const iu = so.get("include_usage");
+      x.includeUsage = iu !== null && iu.isBool() && iu.b;
+    }
+    // An OpenAI client of an OpenAI-format provider gets the answer as sent. Its stream is
+    // reframed (startStream): chunk data as sent, but the gateway may have to add the usage
+    // chunk the client asked for, before [DONE], when the provider sends none.
+    x.native = x.client == CLIENT_OPENAI && provider.speaksOpenAI && !x.stream && x.budget < 0 && !x.redacts();
+  } else {
+    const input = req.get("input");
+    if (input === null || (!input.isString() && !input.isArray())) {
+      return ClientError.of(400, "'input' must be a string or a list.", "invalid_request_error", "invalid_value");
+    }
+  }
+
+  const out = new ByteBuilder(body.byteLength + 256);
+  let err: ClientError | null;
+  let up: Upstream | null;
+  if (x.kind == CHAT) {
+    err = provider.chatRequest(req, x.upstreamModel, x.stream, inst, out);
+    up = provider.chatUpstream(inst, x.upstreamModel, x.stream);
+  } else {
+    up = provider.embeddingsUpstream(inst, x.upstreamModel);
+    if (up === null) return ClientError.of(400, "Embeddings are not supported by provider " + provider.name + ".", "invalid_request_error", "unsupported_endpoint");
+    err = provider.embeddingsRequest(req, x.upstreamModel, inst, out);
+  }
+  if (err !== null) return err;
+  return send(x, body, out, up as Upstream);
+}
+
+/** The client's body with the upstream model, the instance's limit and options set. */
+export function nativeBody(x: Exchange, req: JsonValue, inst: Instance, sizeHint: i32): ByteBuilder {
+  const out = new ByteBuilder(sizeHint + 256);
+  writeMerged(out, req, overrides(x, inst, false));
+  return out;
+}
+
+/** Members a native pass-through body gets from the instance (and stream off for a fallback). */
+export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValue {
+  const overrides = JsonValue.object().set("model", JsonValue.str(x.upstreamModel));
+  if (inst.maxTokens >= 0) overrides.set((x.provider as Provider).maxTokensField, JsonValue.int(inst.maxTokens));
+  const options = inst.options;
+  if (options !== null) {
+    for (let i = 0, n = options.length; i < n; i++) overrides.set(options.keyAt(i), options.at(i));
+  }
+  if (noStream) overrides.set("stream", JsonValue.boolean(false));
+  return overrides;
+}
+
+/** Replaces the body, points the held headers at the instance and records who serves it. */
+export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder, up: Upstream): ClientError | null {
+  const inst = x.inst as Instance;
+  const provider = x.provider as Provider;
+  replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
+  target(x, inst, up.path, up.headers);
+  setFilterState(keys.REQUEST_TYPE, x.requestType());
+  setFilterState(keys.REQUEST_MODEL, x.requestModel);
+  setFilterState(keys.MODEL, x.upstreamModel);
+  setFilterState(keys.PROVIDER, provider.name);
+  setFilterState(keys.INSTANCE, inst.name);
+  proxyMetrics.instancePicked(inst.name);
+  return null;
+}
+
+/** Points the held request headers at the instance. */
+export function target(x: Exchange, inst: Instance, path: string, headers: Array<string>): void {
+  replaceHeader(REQUEST_HEADERS, ":path", path);
+  replaceHeader(REQUEST_HEADERS, ":authority", inst.authority);
+  replaceHeader(REQUEST_HEADERS, x.settings.clusterHeader, inst.cluster);
+  replaceHeader(REQUEST_HEADERS, "content-type", "application/json");
+  // The body changed length; Envoy re-frames it. Compressed answers could not be translated.
+  // (Only headers seen in onRequestHeaders are removed: each removal is a host call.)
+  const p = x.present;
+  if (p & HAS_CONTENT_LENGTH) removeHeader(REQUEST_HEADERS, "content-length");
+  if (p & HAS_ACCEPT_ENCODING) removeHeader(REQUEST_HEADERS, "accept-encoding");
+  // The client's own credentials never reach a provider.
+  if (p & HAS_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
+  if (p & HAS_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
+  if (p & HAS_API_KEY) removeHeader(REQUEST_HEADERS, "api-key");
+  if (p & HAS_GOOG_KEY) removeHeader(REQUEST_HEADERS, "x-goog-api-key");
+  for (let i = 0; i + 1 < headers.length; i += 2) replaceHeader(REQUEST_HEADERS, headers[i], headers[i + 1]);
+  for (let i = 0; i + 1 < inst.headers.length; i += 2) replaceHeader(REQUEST_HEADERS, inst.headers[i], inst.headers[i + 1]);
+  // Envoy chose the route before this filter set the cluster header.
+  clearRouteCache();
+}
+
+/** Sends an error in the client's format, before anything reached a provider. */
+export function fail(x: Exchange, e: ClientError): void {
+  x.replied = true;
+  const consumer = getFilterState(keys.CONSUMER);
+  proxyMetrics.rejected(consumer !== null ? consumer as string : "anonymous", e.status);
+  const b = new ByteBuilder(128 + e.message.length);
+  x.writeError(e, b);
+  const headers = ["content-type", "application/json"];
+  if (x.retryAfterS > 0) {
+    headers.push("retry-after");
+    headers.push(x.retryAfterS.toString());
+  }
+  if (x.allow.length) {
+    headers.push("allow");
+    headers.push(x.allow);
+  }
+  sendLocalResponse(e.status, "sluice_ai_proxy_" + (e.code.length ? e.code : "error"), b.toArrayBuffer(), headers);
+}
