@@ -12,19 +12,11 @@ import { CONNECTION_BUFFER_LIMIT, ISTIO_ENVOYFILTER, ISTIO_VERSIONS, localReplyC
 import { ISTIO_KINDS } from "../scripts/istio-crd-schemas.js";
 import { loadEnvoyApi, validateEnvoyConfig } from "../scripts/envoy-validate.js";
 import type protobuf from "protobufjs";
+import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const FIXTURES = "test/fixtures/istio-crds";
-const BASE = `
-listener: { port: 10000 }
-consumers:
-  - name: team-a
-    keys: [key-a]
-providers:
-  - name: openai
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-  - name: openai-mini
+const BASE = `${MINIMAL_GATEWAY}  - name: openai-mini
     provider: openai
     api_key_env: OPENAI_API_KEY
     model: gpt-4o-mini

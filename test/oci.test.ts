@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseAllDocuments, parseDocument } from "yaml";
 import { parseGatewayConfig } from "../scripts/gateway-config.js";
 import { renderFiles } from "../scripts/render.js";
+import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
 const FILTERS = ["ai-proxy", "ai-ratelimit", "ai-router", "key-auth"];
 
@@ -119,16 +120,7 @@ describe("npm run oci: one OCI image layout per filter, as Istio's Wasm image sp
   });
 });
 
-const BASE = `
-listener: { port: 10000 }
-consumers:
-  - name: team-a
-    keys: [key-a]
-providers:
-  - name: openai
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-`;
+const BASE = MINIMAL_GATEWAY;
 
 function wasmPluginUrls(files: Record<string, string>): Record<string, string> {
   const urls: Record<string, string> = {};

@@ -14,17 +14,9 @@ import { renderedInline, withEcdsInline } from "./fixtures/ecds.js";
 /** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
 const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
 import { NEWER_DEPRECATIONS, NEWER_ENUMS, NEWER_FIELDS, NEWER_MESSAGES, loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
+import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
-const BASE = `
-listener: { port: 10000 }
-consumers:
-  - name: team-a
-    keys: [key-a]
-providers:
-  - name: openai
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-pools:
+const BASE = `${MINIMAL_GATEWAY}pools:
   - name: p
     instances: [openai]
 filters:

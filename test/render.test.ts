@@ -12,18 +12,10 @@ import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, accessLogF
 import { NEWER_FIELDS, skippedProtos, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../scripts/envoy-validate.js";
 import { loadEnvoyConfig, parseEnvoyConfig as parseEnvoyText } from "../host/envoy-config.js";
 import { ecdsReaderOf, parseRendered } from "./fixtures/ecds.js";
+import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
 const GATEWAY = readFileSync("gateway.yaml", "utf8");
-const BASE = `
-listener: { port: 10000 }
-consumers:
-  - name: team-a
-    keys: [key-a]
-providers:
-  - name: openai
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-`;
+const BASE = MINIMAL_GATEWAY;
 
 function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): GatewayConfigError {
   try {
