@@ -648,9 +648,9 @@ export function validateEnvoyYaml(text: string, opts: ValidateOptions = {}): Val
  * (FilesystemSubscriptionImpl::refreshInternal), whose single resource is a TypedExtensionConfig named as
  * the http filter that asks for it (FilterConfigSubscription::onConfigUpdate, config_discovery_impl.cc).
  */
-export function validateEcdsYaml(text: string, filterName: string, opts: { newerFields?: boolean } = {}): ValidationResult {
+export function validateEcdsYaml(text: string, filterName: string, opts: { newerFields?: boolean; envoyVersion?: string } = {}): ValidationResult {
   const doc = parse(text);
-  const r = validateEnvoyConfig(doc, { type: "envoy.service.discovery.v3.DiscoveryResponse", newerFields: opts.newerFields });
+  const r = validateEnvoyConfig(doc, { type: "envoy.service.discovery.v3.DiscoveryResponse", newerFields: opts.newerFields, envoyVersion: opts.envoyVersion });
   const resources = (doc as { resources?: { "@type"?: string; name?: string }[] } | null)?.resources ?? [];
   if (resources.length !== 1) r.errors.push(`resources: Envoy expects exactly one TypedExtensionConfig, found ${resources.length}`);
   else if (resources[0]["@type"] !== "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig") r.errors.push(`resources[0]: @type ${resources[0]["@type"]} is not a TypedExtensionConfig`);

@@ -219,6 +219,16 @@ describe("npm run render validates before it writes", () => {
     const fresh = join(dir, "fresh");
     expect(() => render({ config, outDir: fresh, env: {}, renderFiles: broken })).toThrow(EnvoyValidationError);
     expect(existsSync(fresh)).toBe(false);
+    // An ECDS file (the filter's configuration Envoy watches) is checked the same way.
+    const brokenEcds = (cfg: Parameters<typeof renderFiles>[0]) => {
+      const files = renderFiles(cfg);
+      files["ecds/ai-proxy.yaml"] = files["ecds/ai-proxy.yaml"].replace(/^( *)failure_policy: FAIL_RELOAD$/m, "$&\n$1fail_open: true");
+      return files;
+    };
+    expect(() => render({ config, outDir: out, env: {}, renderFiles: brokenEcds })).toThrow(
+      /^ecds\/ai-proxy\.yaml: resources\[0\]\.typed_config\.config: fail_open and failure_policy are both set/,
+    );
+    for (const [f, text] of Object.entries(before)) expect(readFileSync(join(out, f), "utf8"), f).toBe(text);
   });
 
   it("the shipped gateway.yaml renders with no validator warning", () => {

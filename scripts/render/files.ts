@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { validateEnvoyYaml } from "../envoy-validate.js";
+import { validateEcdsYaml, validateEnvoyYaml } from "../envoy-validate.js";
 import { loadGatewayConfig, type GatewayConfig } from "../gateway-config.js";
 import { ENVOY_VERSION_FLOOR, ENVOY_VERSION_WHY } from "./constants.js";
 import { renderEcds, renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
@@ -109,7 +109,7 @@ export class EnvoyValidationError extends Error {
 }
 
 /**
- * envoy.yaml and envoy.mock.yaml against Envoy's API for ENVOY_VERSION_FLOOR; errors throw
+ * envoy.yaml, envoy.mock.yaml and the ECDS files against Envoy's API for ENVOY_VERSION_FLOOR; errors throw
  * EnvoyValidationError, warnings (deprecated fields, timeouts that cut streams) are returned.
  */
 export function validateRendered(files: Record<string, string>): string[] {
@@ -117,6 +117,13 @@ export function validateRendered(files: Record<string, string>): string[] {
   const warnings: string[] = [];
   for (const file of ["envoy.yaml", "envoy.mock.yaml"]) {
     const r = validateEnvoyYaml(files[file], { envoyVersion: ENVOY_VERSION_FLOOR });
+    if (r.errors.length) problems.push({ file, errors: r.errors });
+    warnings.push(...r.warnings.map((w) => `${file}: ${w}`));
+  }
+  // Each wasm filter's ECDS file: a DiscoveryResponse holding the filter envoy.yaml names (sluice.<filter>).
+  for (const file of Object.keys(files).filter((f) => /^ecds(-mock)?\/[a-z-]+\.yaml$/.test(f))) {
+    const filter = `sluice.${file.replace(/^.*\//, "").replace(".yaml", "").replace(/-/g, "_")}`;
+    const r = validateEcdsYaml(files[file], filter, { envoyVersion: ENVOY_VERSION_FLOOR });
     if (r.errors.length) problems.push({ file, errors: r.errors });
     warnings.push(...r.warnings.map((w) => `${file}: ${w}`));
   }
