@@ -29,83 +29,93 @@ export const RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters
 
 type Check = (headers: HeaderList, info: StreamInfo) => boolean;
 
-function permission(v: unknown, at: string): Check {
-  const p = obj(v, at);
-  const keys = Object.keys(p);
-  if (keys.length !== 1) fail(at, "give exactly one permission rule");
-  const k = keys[0];
-  switch (k) {
-    case "any":
-      if (p.any !== true) fail(`${at}.any`, "must be true");
-      return () => true;
-    case "header":
-      return headerMatcher(p.header, `${at}.header`);
-    case "url_path": {
-      const pm = obj(p.url_path, `${at}.url_path`);
-      only(pm, `${at}.url_path`, ["path"]);
-      const sm = stringMatcher(pm.path, `${at}.url_path.path`);
-      return (h) => sm((getFirst(h, ":path") ?? "").split(/[?#]/)[0]);
-    }
-    case "and_rules":
-    case "or_rules": {
-      const s = obj(p[k], `${at}.${k}`);
-      only(s, `${at}.${k}`, ["rules"]);
-      const rules = list(s.rules, `${at}.${k}.rules`).map((r, i) => permission(r, `${at}.${k}.rules[${i}]`));
-      return k === "and_rules" ? (h, i) => rules.every((r) => r(h, i)) : (h, i) => rules.some((r) => r(h, i));
-    }
-    case "not_rule": {
-      const inner = permission(p.not_rule, `${at}.not_rule`);
-      return (h, i) => !inner(h, i);
-    }
-    default:
-      return fail(`${at}.${k}`, "the local gateway does not run this permission (it runs any, header, url_path, and_rules, or_rules, not_rule)");
-  }
+/**
+ * Envoy's two rule trees (matchers.cc Matcher::create): a one-key object that is `any`, `header`, a
+ * set (every / some member), a negation, or one of the tree's own leaves. Permissions and principals
+ * differ only in the names of the set and negation keys and in their leaves.
+ */
+interface RuleTree {
+  /** "permission" / "principal", for the refusal; `what` names one entry for "give exactly one". */
+  name: string;
+  what: string;
+  and: string;
+  or: string;
+  /** The set's member list: rules / ids. */
+  members: string;
+  not: string;
+  /** The tree's own leaves; null for a key it does not have. */
+  leaf(k: string, v: Record<string, unknown>, at: string): Check | null;
+  /** What the local gateway runs, for the refusal. */
+  runs: string;
 }
 
-function principal(v: unknown, at: string): Check {
+function rule(tree: RuleTree, v: unknown, at: string): Check {
   const p = obj(v, at);
   const keys = Object.keys(p);
-  if (keys.length !== 1) fail(at, "give exactly one principal");
+  if (keys.length !== 1) fail(at, `give exactly one ${tree.what}`);
   const k = keys[0];
-  switch (k) {
-    case "any":
-      if (p.any !== true) fail(`${at}.any`, "must be true");
-      return () => true;
-    case "header":
-      return headerMatcher(p.header, `${at}.header`);
-    case "authenticated": {
-      const a = obj(p.authenticated, `${at}.authenticated`);
-      only(a, `${at}.authenticated`, ["principal_name"]);
-      const sm = a.principal_name === undefined ? null : stringMatcher(a.principal_name, `${at}.authenticated.principal_name`);
-      return (_h, info) => {
-        const tls = info.downstreamTls;
-        if (!tls?.peerCertificatePresented && !tls?.subjectPeerCertificate) return false;
-        if (!sm) return true;
-        // AuthenticatedMatcher::matches: URI SANs, then DNS SANs, then the subject.
-        const uris = tls.uriSanPeerCertificate ?? [];
-        if (uris.length) return uris.some(sm);
-        const dns = tls.dnsSanPeerCertificate ?? [];
-        if (dns.length) return dns.some(sm);
-        return sm(tls.subjectPeerCertificate ?? "");
-      };
-    }
-    case "metadata":
-      return metadataMatcher(p.metadata, `${at}.metadata`);
-    case "and_ids":
-    case "or_ids": {
-      const s = obj(p[k], `${at}.${k}`);
-      only(s, `${at}.${k}`, ["ids"]);
-      const ids = list(s.ids, `${at}.${k}.ids`).map((r, i) => principal(r, `${at}.${k}.ids[${i}]`));
-      return k === "and_ids" ? (h, i) => ids.every((r) => r(h, i)) : (h, i) => ids.some((r) => r(h, i));
-    }
-    case "not_id": {
-      const inner = principal(p.not_id, `${at}.not_id`);
-      return (h, i) => !inner(h, i);
-    }
-    default:
-      return fail(`${at}.${k}`, "the local gateway does not run this principal (it runs any, authenticated, header, metadata, and_ids, or_ids, not_id)");
+  if (k === "any") {
+    if (p.any !== true) fail(`${at}.any`, "must be true");
+    return () => true;
   }
+  if (k === "header") return headerMatcher(p.header, `${at}.header`);
+  if (k === tree.and || k === tree.or) {
+    const s = obj(p[k], `${at}.${k}`);
+    only(s, `${at}.${k}`, [tree.members]);
+    const members = list(s[tree.members], `${at}.${k}.${tree.members}`).map((r, i) => rule(tree, r, `${at}.${k}.${tree.members}[${i}]`));
+    return k === tree.and ? (h, i) => members.every((r) => r(h, i)) : (h, i) => members.some((r) => r(h, i));
+  }
+  if (k === tree.not) {
+    const inner = rule(tree, p[k], `${at}.${k}`);
+    return (h, i) => !inner(h, i);
+  }
+  return tree.leaf(k, p, at) ?? fail(`${at}.${k}`, `the local gateway does not run this ${tree.name} (it runs ${tree.runs})`);
 }
+
+const PERMISSIONS: RuleTree = {
+  name: "permission",
+  what: "permission rule",
+  and: "and_rules",
+  or: "or_rules",
+  members: "rules",
+  not: "not_rule",
+  runs: "any, header, url_path, and_rules, or_rules, not_rule",
+  leaf(k, p, at) {
+    if (k !== "url_path") return null;
+    const pm = obj(p.url_path, `${at}.url_path`);
+    only(pm, `${at}.url_path`, ["path"]);
+    const sm = stringMatcher(pm.path, `${at}.url_path.path`);
+    return (h) => sm((getFirst(h, ":path") ?? "").split(/[?#]/)[0]);
+  },
+};
+
+const PRINCIPALS: RuleTree = {
+  name: "principal",
+  what: "principal",
+  and: "and_ids",
+  or: "or_ids",
+  members: "ids",
+  not: "not_id",
+  runs: "any, authenticated, header, metadata, and_ids, or_ids, not_id",
+  leaf(k, p, at) {
+    if (k === "metadata") return metadataMatcher(p.metadata, `${at}.metadata`);
+    if (k !== "authenticated") return null;
+    const a = obj(p.authenticated, `${at}.authenticated`);
+    only(a, `${at}.authenticated`, ["principal_name"]);
+    const sm = a.principal_name === undefined ? null : stringMatcher(a.principal_name, `${at}.authenticated.principal_name`);
+    return (_h, info) => {
+      const tls = info.downstreamTls;
+      if (!tls?.peerCertificatePresented && !tls?.subjectPeerCertificate) return false;
+      if (!sm) return true;
+      // AuthenticatedMatcher::matches: URI SANs, then DNS SANs, then the subject.
+      const uris = tls.uriSanPeerCertificate ?? [];
+      if (uris.length) return uris.some(sm);
+      const dns = tls.dnsSanPeerCertificate ?? [];
+      if (dns.length) return dns.some(sm);
+      return sm(tls.subjectPeerCertificate ?? "");
+    };
+  },
+};
 
 type ValueMatch = (v: Json | undefined) => boolean;
 
@@ -212,8 +222,8 @@ export class RbacFilter implements NativeFilter {
       const pat = `${at}.rules.policies.${name}`;
       const p = obj(pv, pat);
       only(p, pat, ["permissions", "principals"]);
-      const perms = list(p.permissions, `${pat}.permissions`).map((x, i) => permission(x, `${pat}.permissions[${i}]`));
-      const princ = list(p.principals, `${pat}.principals`).map((x, i) => principal(x, `${pat}.principals[${i}]`));
+      const perms = list(p.permissions, `${pat}.permissions`).map((x, i) => rule(PERMISSIONS, x, `${pat}.permissions[${i}]`));
+      const princ = list(p.principals, `${pat}.principals`).map((x, i) => rule(PRINCIPALS, x, `${pat}.principals[${i}]`));
       if (!perms.length || !princ.length) fail(pat, "needs at least one permission and one principal");
       return { name, matches: (h, i) => perms.some((f) => f(h, i)) && princ.some((f) => f(h, i)) };
     });
