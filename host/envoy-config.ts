@@ -7,7 +7,7 @@
 // One exception, listed in `notRun`: Envoy's global rate limit filter (Sluice's distributed mode) with
 // failure_mode_deny false. The local gateway has no rate limit service, and Envoy with that setting
 // admits every request the service cannot answer, which is what the local gateway does.
-import type { FailurePolicy } from "./plugin.js";
+import type { FailurePolicy, FilterOptions } from "./plugin.js";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { discoveredFilter, type EcdsReader } from "./ecds.js";
@@ -449,6 +449,25 @@ export function ecdsReaderFor(envoyDir: string): EcdsReader {
 
 export function loadEnvoyConfig(path: string): LocalGatewayConfig {
   return parseEnvoyConfig(readFileSync(path, "utf8"), ecdsReaderFor(dirname(path)));
+}
+
+/**
+ * The plugin a wasm filter of envoy.yaml loads as, for Host.create: the module at `wasm` (envoy.yaml
+ * names its path inside Envoy's container) and the VM's environment already resolved.
+ */
+export function pluginOptions(f: WasmFilterConfig, wasm: string | Uint8Array, env: Record<string, string>): FilterOptions {
+  return {
+    name: f.name,
+    wasm,
+    configuration: f.configuration,
+    rootId: f.rootId,
+    vmId: f.vmId,
+    failOpen: f.failOpen,
+    failurePolicy: f.failurePolicy,
+    reloadBackoffMs: f.reloadBackoffMs,
+    allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
+    env,
+  };
 }
 
 /**

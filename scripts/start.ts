@@ -12,7 +12,7 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { compileAccessLog } from "../host/access-log.js";
-import { loadEnvoyConfig, parseEnvoyConfig, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
+import { loadEnvoyConfig, parseEnvoyConfig, pluginOptions, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
 import { Host } from "../host/index.js";
 import { HostLoadError } from "../host/errors.js";
 import { restartNeeded } from "../host/reload.js";
@@ -154,18 +154,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
 
     const hostFor = (filters: LocalGatewayConfig["filters"], storesOf?: Host) => Host.create({
       storesOf,
-      filters: filters.map((f) => ({
-        name: f.name,
-        wasm: wasmPath(f.wasmFile, wasmDir),
-        configuration: f.configuration,
-        rootId: f.rootId,
-        vmId: f.vmId,
-        failOpen: f.failOpen,
-        failurePolicy: f.failurePolicy,
-        reloadBackoffMs: f.reloadBackoffMs,
-        allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
-        env: vmEnvironment(f, env),
-      })),
+      filters: filters.map((f) => pluginOptions(f, wasmPath(f.wasmFile, wasmDir), vmEnvironment(f, env))),
       clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, { url: v.url, connectTimeoutMs: v.connectTimeoutMs }])),
       // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),

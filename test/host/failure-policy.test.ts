@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
-import { parseEnvoyConfig as parseEnvoyText } from "../../host/envoy-config.js";
+import { parseEnvoyConfig as parseEnvoyText, pluginOptions } from "../../host/envoy-config.js";
 import { startLocalGateway } from "../../scripts/start.js";
 import { parseGatewayConfig } from "../../scripts/gateway-config.js";
 import { renderFiles, WASM_DIR } from "../../scripts/render.js";
@@ -219,18 +219,7 @@ filters:
     const host = await Host.create({
       clock: () => clock.now,
       localReplyConfig: config.localReply ?? undefined,
-      filters: config.filters.map((f) => ({
-        name: f.name,
-        wasm: f.wasmFile.replace(WASM_DIR, "build"),
-        configuration: f.configuration,
-        rootId: f.rootId,
-        vmId: f.vmId,
-        failOpen: f.failOpen,
-        failurePolicy: f.failurePolicy,
-        reloadBackoffMs: f.reloadBackoffMs,
-        allowOnHeadersStopIteration: f.allowOnHeadersStopIteration,
-        env: { OPENAI_API_KEY: "sk-test" },
-      })),
+      filters: config.filters.map((f) => pluginOptions(f, f.wasmFile.replace(WASM_DIR, "build"), { OPENAI_API_KEY: "sk-test" })),
       instrument: {
         export: (filter, name, fn) =>
           name !== "proxy_on_request_headers"
