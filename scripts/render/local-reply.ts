@@ -36,46 +36,63 @@ export const ANTHROPIC_CLIENT = {
  * first, and a filter's 413 must not be rewritten (a mapper cannot tell the two apart by status).
  * `extraMappers` come first: those of Envoy's own filters in the chain (native-replies.ts).
  */
+/** A status_code_filter for one status, with its runtime key (sluice.local_reply.<key>). */
+export function statusIs(code: number, key: string) {
+  return { status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } };
+}
+
+/** One local reply Envoy sends (all of `when` hold), rewritten into each client's error shape. */
+export interface ShapedReply {
+  when: unknown[];
+  /** A fixed message; otherwise the reply's own text (%LOCAL_REPLY_BODY%). */
+  message?: string;
+  /** A new status; otherwise the reply's own. */
+  status?: number;
+  openai: { type: string; code: string };
+  anthropic: string;
+}
+
+/** Its two mappers: an Anthropic client's (ANTHROPIC_CLIENT) first, then everyone else's in OpenAI's shape. */
+export function shapedMappers(r: ShapedReply): unknown[] {
+  const rewrite = { ...(r.status !== undefined ? { status_code: r.status } : {}), ...(r.message !== undefined ? { body: { inline_string: r.message } } : {}) };
+  return [
+    { filter: { and_filter: { filters: [...r.when, ANTHROPIC_CLIENT] } }, ...rewrite, body_format_override: { json_format: ANTHROPIC_ERROR(r.anthropic) } },
+    { filter: r.when.length > 1 ? { and_filter: { filters: r.when } } : r.when[0], ...rewrite, body_format_override: { json_format: OPENAI_ERROR(r.openai.type, r.openai.code) } },
+  ];
+}
+
 export function localReplyConfig(extraMappers: unknown[] = []): Record<string, unknown> {
-  const status = (code: number, key: string) => ({ status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } });
-  const cases: { when: unknown[]; message: string; code: string; status: number; openaiType?: string; anthropicType?: string }[] = [
+  const replies: ShapedReply[] = [
     {
-      when: [status(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
+      when: [statusIs(503, "upstream_reset"), { response_flag_filter: { flags: ["UC", "UR"] } }],
       message: "The provider closed the connection before its answer was complete.",
-      code: "upstream_reset",
       status: 502,
+      openai: { type: "api_error", code: "upstream_reset" },
+      anthropic: "api_error",
     },
-    { when: [status(500, "response_too_large")], message: "The provider's answer is larger than the gateway's buffer limit.", code: "upstream_response_too_large", status: 502 },
     {
-      when: [status(504, "upstream_timeout"), { response_flag_filter: { flags: ["UT"] } }],
+      when: [statusIs(500, "response_too_large")],
+      message: "The provider's answer is larger than the gateway's buffer limit.",
+      status: 502,
+      openai: { type: "api_error", code: "upstream_response_too_large" },
+      anthropic: "api_error",
+    },
+    {
+      when: [statusIs(504, "upstream_timeout"), { response_flag_filter: { flags: ["UT"] } }],
       message: "The provider did not answer in time.",
-      code: "upstream_timeout",
       status: 504,
+      openai: { type: "api_error", code: "upstream_timeout" },
+      anthropic: "api_error",
     },
     {
-      when: [status(429, "rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
+      when: [statusIs(429, "rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
       message: "Token limit exceeded: the gateway's shared rate limit refused the request.",
-      code: "rate_limit_exceeded",
       status: 429,
-      openaiType: "tokens",
-      anthropicType: "rate_limit_error",
+      openai: { type: "tokens", code: "rate_limit_exceeded" },
+      anthropic: "rate_limit_error",
     },
   ];
-  const mappers: unknown[] = [];
-  for (const c of cases) {
-    mappers.push({
-      filter: { and_filter: { filters: [...c.when, ANTHROPIC_CLIENT] } },
-      status_code: c.status,
-      body: { inline_string: c.message },
-      body_format_override: { json_format: ANTHROPIC_ERROR(c.anthropicType ?? "api_error") },
-    });
-    mappers.push({
-      filter: c.when.length > 1 ? { and_filter: { filters: c.when } } : c.when[0],
-      status_code: c.status,
-      body: { inline_string: c.message },
-      body_format_override: { json_format: OPENAI_ERROR(c.openaiType ?? "api_error", c.code) },
-    });
-  }
+  const mappers = replies.flatMap(shapedMappers);
   // Mappers of the native filters' denials (native-replies.ts) match on their own metadata and flags.
   return { mappers: [...extraMappers, ...mappers] };
 }

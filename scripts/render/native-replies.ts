@@ -12,31 +12,17 @@
 // - ext_authz: response flag UAEX (a denial, or the service failing with failure_mode_allow false).
 import type { GatewayConfig } from "../gateway-config.js";
 import { JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE } from "../native-config.js";
-import { ANTHROPIC_CLIENT } from "./local-reply.js";
+import { shapedMappers, statusIs, type ShapedReply } from "./local-reply.js";
 import { RBAC_FILTER, RBAC_STAT_PREFIX } from "./native-filters.js";
-
-interface Denial {
-  when: unknown[];
-  /** A fixed message; otherwise the filter's own text (%LOCAL_REPLY_BODY%). */
-  message?: string;
-  openai: { type: string; code: string };
-  anthropic: string;
-}
 
 /** A dynamic metadata entry; absent means no match (MetadataFilter matches an absent key by default). */
 function metadata(filter: string, key: string, value: unknown) {
   return { metadata_filter: { matcher: { filter, path: [{ key }], value }, match_if_key_not_found: false } };
 }
 
-function status(code: number, key: string) {
-  return { status_code_filter: { comparison: { op: "EQ", value: { default_value: code, runtime_key: `sluice.local_reply.${key}` } } } };
-}
-
-const all = (filters: unknown[]) => (filters.length === 1 ? filters[0] : { and_filter: { filters } });
-
 export function nativeReplyMappers(cfg: GatewayConfig): unknown[] {
   const n = cfg.native;
-  const denials: Denial[] = [];
+  const denials: ShapedReply[] = [];
   if (n.jwt) {
     denials.push({
       when: [metadata(JWT_METADATA_NAMESPACE, JWT_FAILURE_KEY, { present_match: true })],
@@ -46,7 +32,7 @@ export function nativeReplyMappers(cfg: GatewayConfig): unknown[] {
   }
   if (n.extAuthz) {
     const flag = { response_flag_filter: { flags: ["UAEX"] } };
-    denials.push({ when: [status(401, "ext_authz_unauthenticated"), flag], message: "The authorization service did not accept the request's credentials.", openai: { type: "invalid_request_error", code: "invalid_credentials" }, anthropic: "authentication_error" });
+    denials.push({ when: [statusIs(401, "ext_authz_unauthenticated"), flag], message: "The authorization service did not accept the request's credentials.", openai: { type: "invalid_request_error", code: "invalid_credentials" }, anthropic: "authentication_error" });
     denials.push({ when: [flag], message: "The authorization service denied the request.", openai: { type: "invalid_request_error", code: "access_denied" }, anthropic: "permission_error" });
   }
   if (n.rbac) {
@@ -63,25 +49,11 @@ export function nativeReplyMappers(cfg: GatewayConfig): unknown[] {
     // both in the chain the message names both.
     const both = !!cfg.aiRatelimit?.distributed;
     denials.push({
-      when: [status(429, "request_rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
+      when: [statusIs(429, "request_rate_limited"), { response_flag_filter: { flags: ["RL"] } }],
       message: both ? "Too many requests: the gateway's request or token rate limit was reached." : "Too many requests: the gateway's request rate limit was reached.",
       openai: { type: "requests", code: "rate_limit_exceeded" },
       anthropic: "rate_limit_error",
     });
   }
-  const out: unknown[] = [];
-  for (const d of denials) {
-    const body = d.message ? { body: { inline_string: d.message } } : {};
-    out.push({
-      filter: { and_filter: { filters: [...d.when, ANTHROPIC_CLIENT] } },
-      ...body,
-      body_format_override: { json_format: { type: "error", error: { type: d.anthropic, message: "%LOCAL_REPLY_BODY%" } } },
-    });
-    out.push({
-      filter: all(d.when),
-      ...body,
-      body_format_override: { json_format: { error: { message: "%LOCAL_REPLY_BODY%", type: d.openai.type, code: d.openai.code } } },
-    });
-  }
-  return out;
+  return denials.flatMap(shapedMappers);
 }
