@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { FailurePolicyName, GatewayConfig, Instance } from "../gateway-config.js";
+import type { FailurePolicyName, FilterName, GatewayConfig, Instance } from "../gateway-config.js";
 import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
@@ -90,7 +90,7 @@ function wasmUrl(cfg: GatewayConfig, name: string): string {
 }
 
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
-function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env: string[], pluginConfig: unknown, failurePolicy: FailurePolicyName) {
+function istioWasmPlugin(cfg: GatewayConfig, name: FilterName, priority: number, env: string[], pluginConfig: unknown) {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
@@ -101,7 +101,7 @@ function istioWasmPlugin(cfg: GatewayConfig, name: string, priority: number, env
       pluginName: name,
       phase: "UNSPECIFIED_PHASE",
       priority,
-      failStrategy: ISTIO_FAIL_STRATEGY[failurePolicy],
+      failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy[name]],
       type: "HTTP",
       ...(env.length ? { vmConfig: { env: env.map((n) => ({ name: n, valueFrom: "HOST" })) } } : {}),
       pluginConfig,
@@ -159,7 +159,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     const json = aiRouterJson(cfg, "env", istioCluster);
     files["ai-router.yaml"] = {
       comment: ["ai-router as an Istio WasmPlugin: decides each chat request's pool.", order, ...warning("ai-router")].join("\n"),
-      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json, cfg.failurePolicy["ai-router"])],
+      docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json)],
     };
     chain.push(wasmFilter("ai-router", json, { failurePolicy: cfg.failurePolicy["ai-router"], env: routerEnv, allowOnHeadersStopIteration: true }));
   }
@@ -171,7 +171,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         order,
         ...warning("ai-ratelimit"),
       ].join("\n"),
-      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json, cfg.failurePolicy["ai-ratelimit"])],
+      docs: [istioWasmPlugin(cfg, "ai-ratelimit", 20, [], json)],
     };
     chain.push(wasmFilter("ai-ratelimit", json, { failurePolicy: cfg.failurePolicy["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   }
@@ -184,7 +184,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       ...warning("ai-proxy"),
       "Provider clusters come from providers.yaml (ServiceEntry + DestinationRule).",
     ].join("\n"),
-    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio, cfg.failurePolicy["ai-proxy"])],
+    docs: [istioWasmPlugin(cfg, "ai-proxy", 10, env, aiProxyIstio)],
   };
   chain.push(wasmFilter("ai-proxy", aiProxyIstio, { failurePolicy: cfg.failurePolicy["ai-proxy"], env, allowOnHeadersStopIteration: true }));
   const distributed = cfg.aiRatelimit?.distributed ?? null;
