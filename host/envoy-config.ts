@@ -439,7 +439,7 @@ function noEcds(path: string): string {
   throw new EnvoyConfigError(`${path}: an ECDS file, but no reader was given (loadEnvoyConfig maps ${MOUNT}/ to envoy.yaml's directory)`);
 }
 
-/** Where docker-compose mounts envoy/ (scripts/render/constants.ts); the local gateway maps it back. */
+/** Where docker-compose mounts envoy/ (cli/render/constants.ts); the local gateway maps it back. */
 const MOUNT = "/etc/sluice";
 
 /** Reads ECDS files named under /etc/sluice/ from the directory envoy.yaml is in, as docker-compose mounts them. */

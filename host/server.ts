@@ -3,7 +3,7 @@
 // cluster from a header (route.cluster_header), clusters with endpoints, and the router's own
 // answers when an upstream cannot be reached (503) or is too slow (504), the route's idle timeout
 // (408 before the response starts, a reset after), and the access log.
-// Four timers, each an Envoy setting of its own (see routeAction in scripts/render.ts):
+// Four timers, each an Envoy setting of its own (see routeAction in cli/render.ts):
 //   connect    cluster connect_timeout: only while the connection (TCP, and TLS for https) opens;
 //              a reused keep-alive connection has none. Past it: 503, connection failure (UF).
 //   first byte route retry_policy.per_try_timeout: armed once the request is sent on an open

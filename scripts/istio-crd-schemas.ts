@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 
-/** The kinds and API versions envoy/istio/ holds (scripts/render/istio.ts). */
+/** The kinds and API versions envoy/istio/ holds (cli/render/istio.ts). */
 export const ISTIO_KINDS: Record<string, string> = {
   WasmPlugin: "extensions.istio.io/v1alpha1",
   EnvoyFilter: "networking.istio.io/v1alpha3",

@@ -5,11 +5,11 @@ import { spawnSync } from "node:child_process";
 
 const TSX = ["--import", "tsx"];
 const COMMANDS: { name: string; argv: string[]; flags: string[] }[] = [
-  { name: "render", argv: [...TSX, "scripts/render.ts"], flags: ["--config", "--out"] },
-  { name: "start", argv: [...TSX, "scripts/start.ts"], flags: ["--port", "--admin-port", "--config", "--envoy", "--no-render", "--no-build", "--mock", "--no-mock"] },
+  { name: "render", argv: [...TSX, "cli/render.ts"], flags: ["--config", "--out"] },
+  { name: "start", argv: [...TSX, "cli/start.ts"], flags: ["--port", "--admin-port", "--config", "--envoy", "--no-render", "--no-build", "--mock", "--no-mock"] },
   { name: "mocks", argv: [...TSX, "scripts/mocks/cli.ts"], flags: ["--port", "--host", "--ports", "--api-key"] },
   { name: "build", argv: ["scripts/build.mjs"], flags: ["--if-needed", "--src", "--out"] },
-  { name: "oci", argv: [...TSX, "scripts/oci.ts"], flags: ["--build", "--out"] },
+  { name: "oci", argv: [...TSX, "cli/oci.ts"], flags: ["--build", "--out"] },
   { name: "bench", argv: ["scripts/bench/run.mjs"], flags: ["--filters", "--gateway", "--memory", "--soak", "--long-stream", "--report", "--no-build", "--profile", "--only", "--rounds", "--seconds", "--ab"] },
   { name: "bench filters", argv: [...TSX, "scripts/bench/filters.ts"], flags: ["--only", "--rounds", "--warmup", "--round-ms", "--wasm-dir", "--json", "--ab"] },
   { name: "bench gateway", argv: [...TSX, "scripts/bench/gateway.ts"], flags: ["--rounds", "--duration", "--concurrency", "--modes", "--setups", "--watchdog"] },
@@ -37,7 +37,7 @@ describe("--help and unknown flags on every command", () => {
   });
 
   it("start refuses a --port that is not a port number", () => {
-    const r = run([...TSX, "scripts/start.ts", "--no-build", "--no-render", "--port", "http"]);
+    const r = run([...TSX, "cli/start.ts", "--no-build", "--no-render", "--port", "http"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--port http is not a port number");
   });

@@ -5,8 +5,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GatewayConfigError, GatewayConfigReadError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { configRefusals, gatewayField } from "../scripts/start.js";
+import { GatewayConfigError, GatewayConfigReadError, loadGatewayConfig, parseGatewayConfig } from "../cli/gateway-config.js";
+import { configRefusals, gatewayField } from "../cli/start.js";
 
 const routerYaml = (regex: string) => `listener: { address: 127.0.0.1, port: 10000 }
 consumers: [{ name: a, keys: [sk-a] }]
@@ -33,10 +33,10 @@ describe("config errors: file, line, field, one line each", () => {
     expect(() => loadGatewayConfig(missing)).toThrow(`${missing}: cannot read: no such file (give the configuration with --config <file>) (ENOENT)`);
     expect(() => loadGatewayConfig(dir)).toThrow(`${dir}: cannot read: is a directory, not a file (EISDIR)`);
 
-    const render = run("scripts/render.ts", ["--config", missing, "--out", join(dir, "out")]);
+    const render = run("cli/render.ts", ["--config", missing, "--out", join(dir, "out")]);
     expect(render.status).toBe(1);
     expect(render.stderr.trim()).toBe(`render: ${missing}: cannot read: no such file (give the configuration with --config <file>) (ENOENT)`);
-    const start = run("scripts/start.ts", ["--no-build", "--config", missing, "--envoy", join(dir, "envoy", "envoy.yaml")]);
+    const start = run("cli/start.ts", ["--no-build", "--config", missing, "--envoy", join(dir, "envoy", "envoy.yaml")]);
     expect(start.status).toBe(1);
     expect(start.stderr.trim()).toBe(`${missing}: cannot read: no such file (give the configuration with --config <file>) (ENOENT)`);
   });
@@ -60,7 +60,7 @@ describe("config errors: file, line, field, one line each", () => {
   it("what only the filter refuses (a repetition over ai-router's limit) comes back from npm start with the gateway.yaml line and field", () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-cfg-"));
     writeFileSync(join(dir, "gateway.yaml"), routerYaml("a{1001}"));
-    const start = run("scripts/start.ts", ["--no-build", "--config", join(dir, "gateway.yaml"), "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"]);
+    const start = run("cli/start.ts", ["--no-build", "--config", join(dir, "gateway.yaml"), "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"]);
     expect(start.status).toBe(1);
     expect(start.stderr.trim().split("\n")).toEqual([
       "gateway.yaml:10:24: filters.ai_router.rules[0].when.regex: invalid regular expression: repetition count over 1000 at offset 7 (ai-router refused its configuration)",

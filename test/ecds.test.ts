@@ -2,9 +2,9 @@
 import { describe, it, expect, beforeAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { parse, stringify } from "yaml";
-import { loadGatewayConfig } from "../scripts/gateway-config.js";
-import { renderEcds, renderEnvoy, renderFiles } from "../scripts/render.js";
-import { loadEnvoyApi, validateEcdsYaml, validateEnvoyYaml } from "../scripts/envoy-validate.js";
+import { loadGatewayConfig } from "../cli/gateway-config.js";
+import { renderEcds, renderEnvoy, renderFiles } from "../cli/render.js";
+import { loadEnvoyApi, validateEcdsYaml, validateEnvoyYaml } from "../cli/envoy-validate.js";
 import { EnvoyConfigError, loadEnvoyConfig, parseEnvoyConfig } from "../host/envoy-config.js";
 import { ecdsReaderOf } from "./fixtures/ecds.js";
 

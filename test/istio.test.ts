@@ -7,10 +7,10 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import AjvImport from "ajv";
-import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { CONNECTION_BUFFER_LIMIT, ISTIO_ENVOYFILTER, ISTIO_VERSIONS, localReplyConfig, renderIstio, renderFiles } from "../scripts/render.js";
+import { GatewayConfigError, loadGatewayConfig, parseGatewayConfig } from "../cli/gateway-config.js";
+import { CONNECTION_BUFFER_LIMIT, ISTIO_ENVOYFILTER, ISTIO_VERSIONS, localReplyConfig, renderIstio, renderFiles } from "../cli/render.js";
 import { ISTIO_KINDS } from "../scripts/istio-crd-schemas.js";
-import { loadEnvoyApi, validateEnvoyConfig } from "../scripts/envoy-validate.js";
+import { loadEnvoyApi, validateEnvoyConfig } from "../cli/envoy-validate.js";
 import type protobuf from "protobufjs";
 import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { parseAllDocuments, parseDocument } from "yaml";
-import { parseGatewayConfig } from "../scripts/gateway-config.js";
-import { renderFiles } from "../scripts/render.js";
+import { parseGatewayConfig } from "../cli/gateway-config.js";
+import { renderFiles } from "../cli/render.js";
 import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
 const FILTERS = ["ai-proxy", "ai-ratelimit", "ai-router", "key-auth"];
@@ -38,7 +38,7 @@ let out: string;
 let stdout: string;
 beforeAll(() => {
   out = mkdtempSync(join(tmpdir(), "sluice-oci-"));
-  stdout = execFileSync(TSX, ["scripts/oci.ts", "--out", out], { encoding: "utf8" });
+  stdout = execFileSync(TSX, ["cli/oci.ts", "--out", out], { encoding: "utf8" });
   return () => rmSync(out, { recursive: true, force: true });
 });
 
@@ -102,7 +102,7 @@ describe("npm run oci: one OCI image layout per filter, as Istio's Wasm image sp
   it("is deterministic: a second build gives the same bytes", () => {
     const again = mkdtempSync(join(tmpdir(), "sluice-oci-"));
     try {
-      expect(execFileSync(TSX, ["scripts/oci.ts", "--out", again, "key-auth"], { encoding: "utf8" })).toContain(layout("key-auth").index.manifests[0].digest);
+      expect(execFileSync(TSX, ["cli/oci.ts", "--out", again, "key-auth"], { encoding: "utf8" })).toContain(layout("key-auth").index.manifests[0].digest);
       for (const f of ["index.json", "oci-layout"]) expect(readFileSync(join(again, "key-auth", f)).equals(readFileSync(join(out, "key-auth", f)))).toBe(true);
     } finally {
       rmSync(again, { recursive: true, force: true });
@@ -110,11 +110,11 @@ describe("npm run oci: one OCI image layout per filter, as Istio's Wasm image sp
   });
 
   it("refuses an unknown flag with the usage text, and documents every flag under --help", () => {
-    const bad = spawnSync(TSX, ["scripts/oci.ts", "--registry", "x"], { encoding: "utf8" });
+    const bad = spawnSync(TSX, ["cli/oci.ts", "--registry", "x"], { encoding: "utf8" });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--registry");
     expect(bad.stderr).toContain("usage:");
-    const help = spawnSync(TSX, ["scripts/oci.ts", "--help"], { encoding: "utf8" });
+    const help = spawnSync(TSX, ["cli/oci.ts", "--help"], { encoding: "utf8" });
     expect(help.status).toBe(0);
     for (const flag of ["--build", "--out", "--help"]) expect(help.stdout).toContain(flag);
   });

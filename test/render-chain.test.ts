@@ -8,12 +8,12 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../scripts/gateway-config.js";
+import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../cli/gateway-config.js";
 import {
   LOG_KEYS, METRIC_TAGS, RATELIMIT_CLUSTER, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, render, renderEcds, renderEnvoy, renderFiles,
   renderIstio, rateLimitServiceConfig, ISTIO_ENVOYFILTER,
-} from "../scripts/render.js";
-import { loadEnvoyApi, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
+} from "../cli/render.js";
+import { loadEnvoyApi, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml } from "../cli/envoy-validate.js";
 import { EnvoyConfigError, loadEnvoyConfig, parseEnvoyConfig } from "../host/envoy-config.js";
 import { ecdsReaderOf, parseRendered, withEcdsInline } from "./fixtures/ecds.js";
 import { Host } from "../host/index.js";

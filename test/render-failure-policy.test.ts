@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import AjvImport from "ajv";
-import { GatewayConfigError, parseGatewayConfig } from "../scripts/gateway-config.js";
-import { ENVOY_VERSION_FLOOR, EnvoyValidationError, render, renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles, renderIstio } from "../scripts/render.js";
+import { GatewayConfigError, parseGatewayConfig } from "../cli/gateway-config.js";
+import { ENVOY_VERSION_FLOOR, EnvoyValidationError, render, renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles, renderIstio } from "../cli/render.js";
 import { renderedInline, withEcdsInline } from "./fixtures/ecds.js";
 
 /** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
 const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
-import { NEWER_DEPRECATIONS, NEWER_ENUMS, NEWER_FIELDS, NEWER_MESSAGES, loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../scripts/envoy-validate.js";
+import { NEWER_DEPRECATIONS, NEWER_ENUMS, NEWER_FIELDS, NEWER_MESSAGES, loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../cli/envoy-validate.js";
 import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
 
 const BASE = `${MINIMAL_GATEWAY}pools:

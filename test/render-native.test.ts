@@ -4,13 +4,13 @@
 // when wrong.
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
-import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../scripts/gateway-config.js";
-import { renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles } from "../scripts/render.js";
+import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../cli/gateway-config.js";
+import { renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles } from "../cli/render.js";
 import { renderedInline } from "./fixtures/ecds.js";
 
 /** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
 const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
-import { validateEnvoyConfig } from "../scripts/envoy-validate.js";
+import { validateEnvoyConfig } from "../cli/envoy-validate.js";
 import { parseLocalReplyConfig, rewriteLocalReply } from "../host/local-reply.js";
 
 const ENV = { OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a" };

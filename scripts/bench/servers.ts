@@ -4,7 +4,7 @@
 //       the OpenAI mock provider (scripts/mocks), zero delay, deterministic; the parent switches it
 //       between "fast" (default chunking, no delay) and "paced" (64 chunks, 20 ms apart) over IPC.
 //   node --import tsx scripts/bench/servers.ts sluice --upstream URL --key KEY [--envoy envoy/envoy.yaml]
-//       the local gateway (host/server.ts through scripts/start.ts) from the rendered envoy.yaml,
+//       the local gateway (host/server.ts through cli/start.ts) from the rendered envoy.yaml,
 //       chain key-auth + ai-proxy, every provider cluster pointed at the mock.
 //
 // Started with fork() by the parent: each sends { ready: url } over IPC once it listens; it answers { stats: true } with its RSS and (Sluice) each VM's
@@ -13,7 +13,7 @@
 import { basename } from "node:path";
 import { startMock } from "../mocks/index.js";
 import { loadEnvoyConfig } from "../../host/envoy-config.js";
-import { startLocalGateway } from "../start.js";
+import { startLocalGateway } from "../../cli/start.js";
 
 const argv = process.argv.slice(2);
 const mode = argv[0];

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { render } from "../render.js";
-import { startLocalGateway } from "../start.js";
+import { render } from "../../cli/render.js";
+import { startLocalGateway } from "../../cli/start.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sluice-soak-"));
 // The shipped gateway.yaml, with its token limit raised out of the way: the soak measures memory, and

@@ -16,7 +16,7 @@ Serves every mock provider (each in its provider's wire format) for Envoy or tes
   -h, --help          this text`;
 
 async function main(): Promise<void> {
-  // parseArgs here, not scripts/command-line.ts: docker compose mounts only scripts/mocks/.
+  // parseArgs here, not cli/command-line.ts: docker compose mounts only scripts/mocks/.
   let cli;
   try {
     cli = parseArgs({

@@ -1,9 +1,9 @@
 // Shared drivers for ai-proxy tests: one stream through build/ai-proxy.wasm, from the client's
 // request to the provider's answer.
 import { Host } from "../../host/index.js";
-import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM } from "../../scripts/render.js";
+import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM } from "../../cli/render.js";
 
-/** scripts/render.ts streamBufferLimit for the default ai-proxy caps. */
+/** cli/render.ts streamBufferLimit for the default ai-proxy caps. */
 export const RENDERED_STREAM_BUFFER_LIMIT = AI_PROXY_MAX_BODY + BUFFER_HEADROOM;
 
 export const WASM = "build/ai-proxy.wasm";

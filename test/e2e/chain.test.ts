@@ -9,9 +9,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { render } from "../../scripts/render.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 
 const LIMIT = 2000;
 const GATEWAY_YAML = `

@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { render } from "../../scripts/render.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { Host, HostLoadError } from "../../host/index.js";
 import { extractTags } from "../../host/metrics.js";
 import { compileAccessLog, type LogContext } from "../../host/access-log.js";
@@ -251,12 +251,12 @@ describe("pieces of the local gateway, as Envoy defines them", () => {
   });
 });
 
-describe("npm start (scripts/start.ts) as a process", () => {
+describe("npm start (cli/start.ts) as a process", () => {
   it("prints where it listens and which providers are live, and on SIGTERM finishes in-flight streams before exiting", async () => {
     const { spawn } = await import("node:child_process");
     const env = { ...process.env };
     for (const k of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) delete env[k];
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--no-build", "--no-render", "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "cli/start.ts", "--no-build", "--no-render", "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));

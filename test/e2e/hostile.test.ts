@@ -12,15 +12,15 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { render } from "../../scripts/render.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
 
 const MiB = 1024 * 1024;
 const CAP = 1 * MiB; // ai-proxy's max_request_body_bytes here
 
-// Bounds. The stream buffer limit is 11 MiB (ai-proxy's 10 MiB answer cap + 1 MiB, scripts/render.ts);
+// Bounds. The stream buffer limit is 11 MiB (ai-proxy's 10 MiB answer cap + 1 MiB, cli/render.ts);
 // the client connection's high watermark 1 MiB.
 /** Pages of linear memory any filter may reach (64 KiB each: 8 MiB; ai-proxy sits at 16 here, the issue saw 2,020). */
 const MAX_PAGES = 128;

@@ -5,8 +5,8 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { render } from "../../scripts/render.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 
 const GATEWAY_YAML = `
 listener: { address: 127.0.0.1, port: 10000 }

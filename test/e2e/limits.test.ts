@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { render } from "../../scripts/render.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 
 const KiB = 1024;
 const GATEWAY_YAML = `

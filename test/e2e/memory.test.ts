@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { render } from "../../scripts/render.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { HostCore, MAX_LOG_ENTRIES } from "../../host/host.js";
 
 let gw: LocalGateway;

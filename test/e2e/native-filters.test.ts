@@ -11,8 +11,8 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
 import { readFileSync } from "node:fs";
 
 const PAYLOAD_SUB = "metadata|filter_metadata|envoy.filters.http.jwt_authn|jwt_payload|sub";

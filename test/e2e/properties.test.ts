@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { parseEnvoyConfig } from "../../host/envoy-config.js";
 
 const PATHS = ["xds|route_name", "xds|route_metadata|filter_metadata|sluice|tier", "xds|virtual_host_name", "xds|cluster_name", "xds|cluster_metadata|filter_metadata|sluice|provider", "xds|node|id", "xds|listener_direction", "xds|filter_chain_name", "source|address", "destination|port", "upstream|address", "upstream|local_address", "upstream|locality|region", "xds|upstream_host_metadata|filter_metadata|lb|canary", "request|protocol"];

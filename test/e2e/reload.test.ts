@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FSWatcher } from "node:fs";
-import { render } from "../../scripts/render.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
-import { describe as describeWatch, watchGatewayYaml, type WatchEvent } from "../../scripts/reload.js";
+import { render } from "../../cli/render.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import { describe as describeWatch, watchGatewayYaml, type WatchEvent } from "../../cli/reload.js";
 
 /** A provider speaking OpenAI's chat completions: a stream holds after its first chunk until released. */
 function slowProvider() {

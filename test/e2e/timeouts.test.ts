@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { parse } from "yaml";
-import { render } from "../../scripts/render.js";
-import { validateEnvoyYaml } from "../../scripts/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../scripts/start.js";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 
 // connect 100ms; first byte 1s; idle 1.5s; total off (the default).
 const gatewayYaml = (silentPort: number, timeouts: string) => `

@@ -9,9 +9,9 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
 import { parseEnvoyConfig as parseEnvoyText, pluginOptions } from "../../host/envoy-config.js";
-import { startLocalGateway } from "../../scripts/start.js";
-import { parseGatewayConfig } from "../../scripts/gateway-config.js";
-import { renderFiles, WASM_DIR } from "../../scripts/render.js";
+import { startLocalGateway } from "../../cli/start.js";
+import { parseGatewayConfig } from "../../cli/gateway-config.js";
+import { renderFiles, WASM_DIR } from "../../cli/render.js";
 import { parseRendered } from "../fixtures/ecds.js";
 import { OUT_PTR, OUT_SIZE, Wat } from "./wat.js";
 

@@ -2,11 +2,11 @@
 // does them: DownstreamFilterManager::sendLocalReply answers directly (past the filters) while a
 // filter holds the response headers, resets once they reached the client; LocalReplyImpl::rewrite
 // (first matching mapper, then its body format) applies to every local reply. The config is the one
-// scripts/render.ts writes into envoy.yaml.
+// cli/render.ts writes into envoy.yaml.
 import { describe, expect, it } from "vitest";
 import { Host } from "../../host/index.js";
 import { parseLocalReplyConfig, rewriteLocalReply } from "../../host/local-reply.js";
-import { localReplyConfig } from "../../scripts/render.js";
+import { localReplyConfig } from "../../cli/render.js";
 import { Wat } from "./filters.js";
 
 const RESET_BODY = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";

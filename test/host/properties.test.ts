@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Host, serializePairs, WasmResult, type FilterOptions, type HostOptions, type StreamOptions } from "../../host/index.js";
 import { tracer } from "./filters.js";
 import { Wat } from "./wat.js";
-import { loadEnvoyApi } from "../../scripts/envoy-validate.js";
+import { loadEnvoyApi } from "../../cli/envoy-validate.js";
 
 const WASM = "build/test/properties.wasm";
 const REQ = { ":method": "POST", ":path": "/v1/chat?model=a&x=1#frag", ":authority": "gw.example", ":scheme": "https", "user-agent": "ua/1", referer: "https://r.example/", "x-request-id": "rid-1", "content-length": "5", "x-dup": "a" };

@@ -4,7 +4,7 @@
 import { parse } from "yaml";
 import { Host, type HostOptions } from "../../../host/index.js";
 import { nativeFilter } from "../../../host/native/index.js";
-import { validateEnvoyConfig } from "../../../scripts/envoy-validate.js";
+import { validateEnvoyConfig } from "../../../cli/envoy-validate.js";
 
 /** Every typed_config the tests use is one Envoy accepts (checked against Envoy's own protos). */
 export function checkEnvoyAccepts(typedConfig: Record<string, unknown>): void {

@@ -118,7 +118,7 @@ export interface EnvoyRenderOptions {
 
 export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
   const mock = !!opts.mock;
-  // Every Sluice wasm filter's configuration comes from its ECDS file (scripts/render/envoy.ts renderEcds):
+  // Every Sluice wasm filter's configuration comes from its ECDS file (cli/render/envoy.ts renderEcds):
   // consumers and keys (key-auth), routes (ai-router), limits (ai-ratelimit), pools and providers
   // (ai-proxy) all change while Envoy runs. The filter's place in the chain stays in envoy.yaml:
   // docs/architecture.md's order, with Envoy's own filters around the identity (docs/native-filters.md):

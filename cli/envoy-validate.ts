@@ -644,7 +644,7 @@ export function validateEnvoyYaml(text: string, opts: ValidateOptions = {}): Val
 }
 
 /**
- * An ECDS file (scripts/render/ecds.ts) as Envoy's path_config_source reads it: a DiscoveryResponse
+ * An ECDS file (cli/render/ecds.ts) as Envoy's path_config_source reads it: a DiscoveryResponse
  * (FilesystemSubscriptionImpl::refreshInternal), whose single resource is a TypedExtensionConfig named as
  * the http filter that asks for it (FilterConfigSubscription::onConfigUpdate, config_discovery_impl.cc).
  */

@@ -78,7 +78,7 @@ export const ISTIO_FAIL_STRATEGY: Record<FailurePolicyName, string> = { closed: 
 /**
  * A WasmPlugin's url. With gateway.yaml `istio.image`, the OCI image `npm run oci` builds from build/<name>.wasm,
  * by digest (Istio then checks the pulled manifest against it): the digest is computed here from the same .wasm
- * with the same code (scripts/oci-image.ts), so render needs build/ but not a built layout, and the two agree.
+ * with the same code (cli/oci-image.ts), so render needs build/ but not a built layout, and the two agree.
  * Without it, a file:// path: the committed example gateway.yaml has no `istio.image`, so the committed
  * envoy/istio files do not change whenever assembly/ (and so build/) does, and stay checkable against a fresh render.
  */

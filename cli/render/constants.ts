@@ -23,7 +23,7 @@ export const BUFFER_HEADROOM = 1024 * 1024;
  * later frame (envoyproxy/envoy changelogs/1.37.6.yaml, bug_fixes, area http; runtime guard
  * envoy.reloadable_features.filter_manager_forward_added_data_on_continue). ai-router, ai-ratelimit
  * and ai-proxy all do exactly that. The fields it needs: failure_policy 1.33, allow_on_headers_stop_iteration
- * 1.35, the route's request_body_buffer_limit applied at route match 1.37 (scripts/envoy-validate.ts).
+ * 1.35, the route's request_body_buffer_limit applied at route match 1.37 (cli/envoy-validate.ts).
  */
 export const ENVOY_VERSION_FLOOR = "1.37.6";
 export const ENVOY_VERSION_WHY = "1.37.6 stops the filter manager dropping request and response body data behind a filter that holds the headers with allow_on_headers_stop_iteration";

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import AjvImport, { type ErrorObject } from "ajv";
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
 import { checkNative, type NativeConfig } from "./native-config.js";
+import { envoyDuration } from "./duration.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -145,9 +146,9 @@ export interface GatewayConfig {
   warnings: string[];
   /** Each filter's failure policy (gateway.yaml filters.<name>.failure_policy, defaults FAILURE_POLICY_DEFAULTS). */
   failurePolicy: Record<FilterName, FailurePolicyName>;
-  /** Envoy's own filters (auth, cors, rbac, request_rate_limit): scripts/native-config.ts. */
+  /** Envoy's own filters (auth, cors, rbac, request_rate_limit): cli/native-config.ts. */
   native: NativeConfig;
-  /** Where the Istio manifests attach (gateway.yaml `istio`); scripts/render/istio.ts. */
+  /** Where the Istio manifests attach (gateway.yaml `istio`); cli/render/istio.ts. */
   istio: IstioScope;
   /** istio.image: where the OCI images of `npm run oci` live; null = WasmPlugins load file:// paths. */
   istioImage: { registry: string; repository: string } | null;
@@ -333,15 +334,6 @@ function schemaValidator() {
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, "utf8")));
   }
   return validator;
-}
-
-/** "500ms" | "5s" | "2m" -> Envoy's protobuf JSON duration ("0.5s", "5s", "120s"). */
-export function envoyDuration(d: string): string {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$/.exec(d);
-  if (!m) throw new Error(`bad duration ${d}`);
-  const n = Number(m[1]);
-  const seconds = m[2] === "ms" ? n / 1000 : m[2] === "m" ? n * 60 : n;
-  return `${Number(seconds.toFixed(9))}s`;
 }
 
 export function sha256Key(key: string): string {
@@ -721,7 +713,7 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   // Regular expressions: ai-router's engine takes a subset of RE2 (assembly/lib/regex.ts) and refuses
   // the rest when Envoy loads it. What JavaScript cannot parse either (unbalanced parentheses, nothing
   // to repeat, a reversed range) is refused here with its line; the rest is checked by the filter,
-  // and `npm start` maps its message back to the line (scripts/start.ts).
+  // and `npm start` maps its message back to the line (cli/start.ts).
   const regexes: [Path, unknown][] = [];
   if (typeof c.regex === "string") regexes.push([[...path, "regex"], c.regex]);
   else if (Array.isArray(c.regex)) c.regex.forEach((r: unknown, i: number) => regexes.push([[...path, "regex", i], r]));

@@ -1,8 +1,8 @@
 // `npm run render`: gateway.yaml -> envoy/envoy.yaml, envoy/envoy.mock.yaml and envoy/istio/*.yaml.
-//   tsx scripts/render.ts [--config gateway.yaml] [--out envoy]
+//   tsx cli/render.ts [--config gateway.yaml] [--out envoy]
 // Nothing is written unless every file renders and envoy.yaml and envoy.mock.yaml validate against
-// Envoy's API for the target version (scripts/envoy-validate.ts): each goes to a temporary file first
-// and is renamed into place only when all are ready. The pieces live in scripts/render/, one job per file.
+// Envoy's API for the target version (cli/envoy-validate.ts): each goes to a temporary file first
+// and is renamed into place only when all are ready. The pieces live in cli/render/, one job per file.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";

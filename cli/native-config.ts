@@ -1,7 +1,7 @@
 // gateway.yaml's sections for Envoy's own filters (auth.jwt, auth.ext_authz, cors, rbac,
-// request_rate_limit): what the schema cannot check, normalised for scripts/render/native-filters.ts.
+// request_rate_limit): what the schema cannot check, normalised for cli/render/native-filters.ts.
 // The schema has already refused unknown fields and wrong types; every problem here names its field.
-import { envoyDuration } from "./gateway-config.js";
+import { envoyDuration } from "./duration.js";
 
 type Path = (string | number)[];
 type Fail = (path: Path, message: string, keyOf?: string) => void;

@@ -3,9 +3,9 @@
 // filters, configuration, route, clusters, access log and admin port Envoy would use.
 // A provider instance whose key variable is unset is served by the built-in mock provider
 // (scripts/mocks), so a new user gets answers at once; with OPENAI_API_KEY etc. set, the real one.
-//   tsx scripts/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
+//   tsx cli/start.ts [--config gateway.yaml] [--no-render] [--envoy envoy/envoy.yaml]
 //                        [--port N] [--admin-port N] [--mock | --no-mock] [--no-build] [--no-watch]
-// It then watches gateway.yaml and applies edits to new requests without a restart (scripts/reload.ts,
+// It then watches gateway.yaml and applies edits to new requests without a restart (cli/reload.ts,
 // docs/reload.md); --no-watch (or --no-render) turns that off.
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
@@ -17,11 +17,11 @@ import { Host } from "../host/index.js";
 import { HostLoadError } from "../host/errors.js";
 import { restartNeeded } from "../host/reload.js";
 import { isDeepStrictEqual } from "node:util";
-import { describe as describeWatch, watchGatewayYaml } from "./reload.js";
+import { describe as describeWatch, watchGatewayYaml, type ReloadResult } from "./reload.js";
 import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js";
 import type { Stream } from "../host/stream.js";
-import { startMock, type MockServer } from "./mocks/index.js";
-import type { MockKind } from "./mocks/common.js";
+import { startMock, type MockServer } from "../scripts/mocks/index.js";
+import type { MockKind } from "../scripts/mocks/common.js";
 import { commandLine, type CommandLine } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
 import { EnvoyValidationError, render, WASM_DIR } from "./render.js";
@@ -68,22 +68,9 @@ export interface LocalGateway {
   close(): Promise<void>;
   /**
    * Re-reads envoy.yaml and the ECDS files it names and applies the wasm filters' new configurations
-   * as Envoy's ECDS does (scripts/reload.ts); envoy.yaml's static parts are reported, not applied.
+   * as Envoy's ECDS does (cli/reload.ts); envoy.yaml's static parts are reported, not applied.
    */
   reload(): Promise<ReloadResult>;
-}
-
-export interface ReloadResult {
-  /** Filters now serving new streams with a new configuration. */
-  applied: string[];
-  /** Filters whose new configuration was refused (the running one kept), with why. */
-  refused: { filter: string; why: string }[];
-  /** envoy.yaml changes only a restart applies (Envoy would need LDS/CDS). */
-  restartNeeded: string[];
-  /** envoy.yaml or an ECDS file did not load: nothing changed. */
-  error?: string;
-  /** Resolves once the streams that started before the reload have ended and the old filters are closed. */
-  retired: Promise<void>;
 }
 
 interface InstanceJson {
@@ -339,7 +326,7 @@ function portOption(name: string): number | undefined {
 
 /**
  * A filter that refused its configuration names the field in its own JSON ("ai-router.rules[0].when.regex:
- * ..."); the same field in gateway.yaml, where render took it from (scripts/render.ts).
+ * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
   const m = /^(key-auth|ai-router|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);

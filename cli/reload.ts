@@ -5,7 +5,20 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
 import { render } from "./render/files.js";
-import type { LocalGateway, ReloadResult } from "./start.js";
+
+/** What one reload of the running local gateway did (LocalGateway.reload in cli/start.ts). */
+export interface ReloadResult {
+  /** Filters now serving new streams with a new configuration. */
+  applied: string[];
+  /** Filters whose new configuration was refused (the running one kept), with why. */
+  refused: { filter: string; why: string }[];
+  /** envoy.yaml changes only a restart applies (Envoy would need LDS/CDS). */
+  restartNeeded: string[];
+  /** envoy.yaml or an ECDS file did not load: nothing changed. */
+  error?: string;
+  /** Resolves once the streams that started before the reload have ended and the old filters are closed. */
+  retired: Promise<void>;
+}
 
 export type WatchEvent =
   | { kind: "refused"; message: string }
@@ -28,7 +41,7 @@ export function describe(e: WatchEvent, configName: string): string[] {
  * Watches gateway.yaml's directory (an editor or `mv` replaces the file, which a watch on the file
  * itself would lose) and runs one re-render and reload at a time, in order.
  */
-export function watchGatewayYaml(opts: { config: string; outDir: string; gateway: LocalGateway; onEvent: (e: WatchEvent) => void }): FSWatcher {
+export function watchGatewayYaml(opts: { config: string; outDir: string; gateway: { reload(): Promise<ReloadResult> }; onEvent: (e: WatchEvent) => void }): FSWatcher {
   const name = basename(opts.config);
   let queue: Promise<void> = Promise.resolve();
   const once = async () => {

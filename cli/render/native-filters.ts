@@ -1,5 +1,5 @@
 // Envoy's own HTTP filters in Sluice's chain, from gateway.yaml's auth, cors, rbac and
-// request_rate_limit (scripts/native-config.ts checks them). Each function renders one filter's
+// request_rate_limit (cli/native-config.ts checks them). Each function renders one filter's
 // typed_config as Envoy's v3 API spells it (data-plane-api, envoy/extensions/filters/http/<name>/v3/).
 //
 // The chain (renderEnvoy): cors, the removal of client-sent identity headers, jwt_authn, ext_authz

@@ -12,7 +12,7 @@ import { rateLimitServiceConfig } from "./ratelimit.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
-const HEADER = "# Rendered from gateway.yaml by `npm run render` (scripts/render.ts). Edit gateway.yaml, not this file.\n";
+const HEADER = "# Rendered from gateway.yaml by `npm run render` (cli/render.ts). Edit gateway.yaml, not this file.\n";
 
 export function envoyYamlText(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): string {
   const note = opts.mock
@@ -100,7 +100,7 @@ export function removeStale(outDir: string, files: Record<string, string>): stri
   return removed;
 }
 
-/** A rendered envoy.yaml that Envoy's API (scripts/envoy-validate.ts) refuses: a renderer bug, never written. */
+/** A rendered envoy.yaml that Envoy's API (cli/envoy-validate.ts) refuses: a renderer bug, never written. */
 export class EnvoyValidationError extends Error {
   constructor(readonly problems: { file: string; errors: string[] }[]) {
     super(problems.flatMap((p) => p.errors.map((e) => `${p.file}: ${e}`)).join("\n"));
