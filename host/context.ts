@@ -4,62 +4,28 @@
 // exactly these pointers: e.g. request_headers_ is dropped as soon as the filter returns Continue
 // from its headers callback, so a later add_header_map_value(RequestHeaders) is BAD_ARGUMENT.
 import { DataStatus, GRPC_UNAVAILABLE, HeadersStatus, MapType, TrailersStatus, WasmResult } from "./abi.js";
+import { Body, ConstBuffer, EMPTY_BUFFER, type BufferRef } from "./buffers.js";
+import type { FilterSlot } from "./filter-callbacks.js";
 import type { HeaderList } from "./headers.js";
-import type { Vm } from "./vm.js";
-import type { Slot } from "./stream.js";
 
-/** What get/set_buffer_bytes work on (Envoy's Context::getBuffer result). */
-export interface BufferRef {
-  size(): number;
-  bytes(): Buffer;
-  copyFrom(start: number, length: number, data: Buffer): number;
-}
+// Body and BufferRef were declared here first; the stream and the native filters import them from
+// host/buffers.ts.
+export { Body, type BufferRef };
 
-// Classes, not object literals with closures: a buffer is looked up on every body call, and a
-// literal's methods cost a closure each (and a name definition each under tsx).
-
-/** A read-only buffer (VM/plugin configuration, http call response body). */
-class ConstBuffer implements BufferRef {
-  constructor(private readonly b: Buffer) {}
-  size(): number {
-    return this.b.length;
-  }
-  bytes(): Buffer {
-    return this.b;
-  }
-  // Envoy Buffer::copyFrom on a buffer that wraps no Buffer::Instance falls through to
-  // proxy_wasm::BufferBase::copyFrom: "Setting a string buffer not supported" -> BAD_ARGUMENT.
-  copyFrom(): number {
-    return WasmResult.BadArgument;
-  }
-}
-
-const EMPTY = new ConstBuffer(Buffer.alloc(0));
-
-/** A mutable body buffer (Envoy's Buffer::Instance as the wasm Context sees it). */
-export class Body implements BufferRef {
-  constructor(public data: Buffer) {}
-  size(): number {
-    return this.data.length;
-  }
-  bytes(): Buffer {
-    return this.data;
-  }
-  // Envoy Buffer::copyFrom: start 0 drains `length` bytes and prepends the data (so length >= size
-  // replaces everything); start at or past the end appends; anything else is BAD_ARGUMENT.
-  copyFrom(start: number, length: number, data: Buffer): number {
-    const cur = this.data;
-    if (start === 0) {
-      // `data` is already the host's own copy: a full replacement keeps it as it is.
-      this.data = length >= cur.length ? data : Buffer.concat([data, cur.subarray(length)]);
-      return WasmResult.Ok;
-    }
-    if (start >= cur.length) {
-      this.data = Buffer.concat([cur, data]);
-      return WasmResult.Ok;
-    }
-    return WasmResult.BadArgument;
-  }
+/** What a context needs of the VM it lives in (host/vm.ts): the calls into the module, the failure
+ * state, and the plugin's settings that decide how a callback's result is read. */
+export interface ContextVm {
+  readonly failed: boolean;
+  readonly stopIteration: boolean;
+  readonly contexts: Map<number, Context>;
+  readonly plugin: {
+    readonly vmConfiguration: Buffer;
+    readonly failOpen: boolean;
+    readonly abiVersion: string;
+    readonly allowOnHeadersStopIteration: boolean;
+  };
+  has(fn: string): boolean;
+  callback<T = unknown>(ctx: Context, name: string, args: unknown[], convert?: (raw: unknown) => T): T;
 }
 
 export interface HttpCallResponse {
@@ -71,7 +37,7 @@ export interface HttpCallResponse {
 export class Context {
   readonly root: Context;
   /** The stream slot (filter in a stream) for stream contexts; null for root and VM contexts. */
-  slot: Slot | null = null;
+  slot: FilterSlot | null = null;
   /** in_vm_context_created_: proxy_on_context_create has been called (or skipped on a failed VM). */
   created = false;
   streamFailed = false;
@@ -102,7 +68,7 @@ export class Context {
   tickPeriodMs = 0;
 
   constructor(
-    readonly vm: Vm,
+    readonly vm: ContextVm,
     readonly id: number,
     root: Context | null,
   ) {
@@ -167,9 +133,9 @@ export class Context {
       case 7: // PluginConfiguration: only while temp_plugin_ is set
         return this.tempPluginConfig ? new ConstBuffer(this.tempPluginConfig) : null;
       case 0:
-        return this.requestBody ?? EMPTY;
+        return this.requestBody ?? EMPTY_BUFFER;
       case 1:
-        return this.responseBody ?? EMPTY;
+        return this.responseBody ?? EMPTY_BUFFER;
       case 4: {
         const r = this.root.httpCallResponse;
         return r ? new ConstBuffer(r.body) : null;
@@ -178,7 +144,7 @@ export class Context {
       case 3:
       case 5:
       case 8:
-        return EMPTY;
+        return EMPTY_BUFFER;
       default:
         return null;
     }

@@ -14,6 +14,5 @@ export function serializeHeaders(headers: HeadersInput): Uint8Array {
 }
 
 // The stream info the properties are read from, and what the tests and the local gateway seed it with.
-export type { ListenerInfo } from "./host.js";
-export type { StreamInfo, TlsInfo, RouteInfo, ClusterInfo, UpstreamHostInfo } from "./stream.js";
+export type { ListenerInfo, StreamInfo, TlsInfo, RouteInfo, ClusterInfo, UpstreamHostInfo } from "./stream-info.js";
 export type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";

@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { ENVOY_WASI_FUNCTIONS, HOST_FUNCTIONS_BY_ABI, WASI_MODULES } from "./envoy-abi.mjs";
 import { HostLoadError } from "./errors.js";
-import type { HostCore } from "./host.js";
+import type { HostCore } from "./host-core.js";
 import { exportSignatureProblem, signatureProblem, type AbiVersion } from "./signatures.js";
 import { Vm } from "./vm.js";
 import { readExports, readImports, type ExportSig } from "./wasm-binary.js";

@@ -18,8 +18,8 @@
 import { WasmResult } from "./abi.js";
 import type { Context } from "./context.js";
 import { serializePairs, type HeaderList } from "./headers.js";
-import { encodeLocality, encodeMetadata, encodeNode, type FilterMetadata, type Json, type JsonObject, type Locality } from "./proto.js";
-import type { StreamInfo, TlsInfo } from "./stream.js";
+import { encodeLocality, encodeMetadata, encodeNode, type FilterMetadata, type Json, type JsonObject, type Locality, type NodeInfo } from "./proto.js";
+import type { ListenerInfo, StreamInfo, TlsInfo } from "./stream-info.js";
 
 /** A CEL value as Envoy's getProperty sees it. */
 type Val =
@@ -96,8 +96,16 @@ function locality(l: Locality): Val {
 /** A message field the host leaves at its default: empty bytes, no fields modelled. */
 const emptyMessage: Val = { t: "message", bytes: () => Buffer.alloc(0), field: () => undefined };
 
-function node(ctx: Context): Val {
-  const n = ctx.vm.plugin.host.node;
+/** The plugin's names and its host's node and listener (host/vm.ts passes its plugin). */
+export interface PropertyPlugin {
+  readonly name: string;
+  readonly rootId: string;
+  readonly vmId: string;
+  readonly host: { readonly node: NodeInfo; readonly listener: ListenerInfo };
+}
+
+function node(plugin: PropertyPlugin): Val {
+  const n = plugin.host.node;
   const fields: Record<string, () => Val> = {
     id: () => str(n.id ?? ""),
     cluster: () => str(n.cluster ?? ""),
@@ -318,11 +326,11 @@ function peer(info: StreamInfo, local: boolean): Val {
   });
 }
 
-function xds(ctx: Context, info: StreamInfo | null): Val {
-  const host = ctx.vm.plugin.host;
+function xds(plugin: PropertyPlugin, info: StreamInfo | null): Val {
+  const host = plugin.host;
   const l = host.listener;
   return wrapper({
-    node: () => node(ctx),
+    node: () => node(plugin),
     cluster_name: () => opt(info?.cluster, (c) => str(c.name)),
     cluster_metadata: () => opt(info?.cluster, (c) => metadata(c.metadata)),
     route_name: () => opt(info?.route, (r) => str(r.name ?? "")),
@@ -342,10 +350,10 @@ function filterState(state: Map<string, Buffer>): Val {
   return wrapper({}, (k) => opt(state.get(k), (v) => ({ t: "bytes", v })));
 }
 
-function findValue(ctx: Context, name: string): Val | undefined {
+function findValue(ctx: Context, plugin: PropertyPlugin, name: string): Val | undefined {
   const stream = ctx.slot?.stream ?? null;
   const info = stream?.info ?? null;
-  if (name === "xds") return xds(ctx, info);
+  if (name === "xds") return xds(plugin, info);
   if (stream && info) {
     // Envoy's activation headers: the live map while the filter holds it, else the access-log copy.
     const reqHeaders = ctx.requestHeaders ?? (ctx.accessLogPhase ? ctx.accessLogRequestHeaders : null);
@@ -372,7 +380,6 @@ function findValue(ctx: Context, name: string): Val | undefined {
         return undefined; // the host keeps no upstream filter state
     }
   }
-  const plugin = ctx.vm.plugin;
   switch (name) {
     case "plugin_name":
       return str(plugin.name);
@@ -433,12 +440,12 @@ function serialize(v: Val): Buffer | null {
   }
 }
 
-export function getProperty(ctx: Context, path: Buffer): Result {
+export function getProperty(ctx: Context, path: Buffer, plugin: PropertyPlugin): Result {
   const parts = path.toString("utf8").split("\u0000");
   // A trailing NUL ends the last segment rather than starting an empty one (Envoy's loop).
   if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
   if (parts.length === 0 || parts[0] === "") return { result: WasmResult.NotFound };
-  let v = findValue(ctx, parts[0]);
+  let v = findValue(ctx, plugin, parts[0]);
   for (let i = 1; v !== undefined && i < parts.length; i++) {
     const part = parts[i];
     if (v.t === "map") v = v.get(part);

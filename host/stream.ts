@@ -7,52 +7,33 @@
 // through the encoder chain. Module-deferred actions (continue, local reply) queue here and run when
 // the current step returns, like cpp-host's DeferAfterCallActions.
 import { DataStatus, HeadersStatus, MapType, TrailersStatus } from "./abi.js";
-import { Body, type Context } from "./context.js";
+import { Body } from "./buffers.js";
 import { HostViolation } from "./errors.js";
 import { GrowBuffer } from "./grow-buffer.js";
 import { cloneHeaders, getFirst, toHeaderList, type HeaderList, type HeadersInput } from "./headers.js";
-import type { HostCore } from "./host.js";
+import type { HostCore } from "./host-core.js";
 import { rewriteLocalReply } from "./local-reply.js";
 import type { Plugin } from "./plugin.js";
-import type { FilterMetadata, JsonObject, Locality } from "./proto.js";
+import type { FilterMetadata, JsonObject } from "./proto.js";
+import { DEFAULT_BUFFER_LIMIT, type ClusterInfo, type RouteInfo, type StreamInfo, type TlsInfo, type UpstreamHostInfo } from "./stream-info.js";
+import type { Direction, FilterCallbacks, FilterSlot, LocalReply, StreamFilterContext } from "./filter-callbacks.js";
 import type { Vm } from "./vm.js";
 import { NativeContext } from "./native/filter.js";
 
 export type Action = "Continue" | "Pause";
-type DirName = "request" | "response";
+type DirName = Direction;
 
-/** What the filter manager calls on each filter of the chain: a wasm filter's Context, or a native
- * filter's NativeContext (host/native/filter.ts). */
-export interface StreamFilterContext {
-  decodeHeaders(headers: HeaderList, end: boolean): number;
-  decodeData(body: Body, end: boolean): number;
-  decodeTrailers(trailers: HeaderList): number;
-  encodeHeaders(headers: HeaderList, end: boolean): number;
-  encodeData(body: Body, end: boolean): number;
-  encodeTrailers(trailers: HeaderList): number;
-  bufferingRequestBody: boolean;
-  bufferingResponseBody: boolean;
-  requestBody: Body | null;
-  responseBody: Body | null;
-  log(requestHeaders: HeaderList | null, responseHeaders: HeaderList | null, responseTrailers: HeaderList | null): void;
-  destroy(): void;
-}
+// What the stream's users and tests have always found here.
+export type { StreamInfo, TlsInfo, RouteInfo, ClusterInfo, UpstreamHostInfo } from "./stream-info.js";
+export type { LocalReply, StreamFilterContext } from "./filter-callbacks.js";
+export { DEFAULT_BUFFER_LIMIT };
 
-export interface Slot {
-  index: number;
+/** A filter's slot as the stream keeps it: with the wasm plugin and VM (absent for a native filter). */
+export interface Slot extends FilterSlot {
   stream: Stream;
-  /** The wasm plugin and VM (absent for a native filter). */
   plugin?: Plugin;
   vm?: Vm;
   ctx: StreamFilterContext;
-}
-
-export interface LocalReply {
-  statusCode: number;
-  body: Buffer;
-  headers: HeaderList;
-  grpcStatus: number | null;
-  details: string;
 }
 
 export interface SentLocalResponse {
@@ -109,91 +90,6 @@ export class Sink {
   }
 }
 
-/** A TLS connection as Envoy's Ssl::ConnectionInfo describes it (connection.* / upstream.*). */
-export interface TlsInfo {
-  /** SSL_get_version: "TLSv1.2", "TLSv1.3". */
-  version: string;
-  /** The peer presented a certificate (connection.mtls). */
-  peerCertificatePresented?: boolean;
-  /** RFC 2253 subject, e.g. "CN=client,O=Example". */
-  subjectLocalCertificate?: string;
-  subjectPeerCertificate?: string;
-  uriSanLocalCertificate?: string[];
-  uriSanPeerCertificate?: string[];
-  dnsSanLocalCertificate?: string[];
-  dnsSanPeerCertificate?: string[];
-  /** Hex SHA-256 of the peer certificate (DER). */
-  sha256PeerCertificateDigest?: string;
-}
-
-/** The route the stream matched (StreamInfo::route(), set when the HCM resolves the route, before
- * the first decoder filter): xds.route_name / route_metadata / virtual_host_*. */
-export interface RouteInfo {
-  name?: string;
-  /** route.cluster_header (lower case): the cluster is the one this request header names, resolved
-   * with the route (before the first filter) and again when the router asks after clear_route_cache. */
-  clusterHeader?: string;
-  /** The route's metadata.filter_metadata. */
-  metadata?: FilterMetadata;
-  virtualHost?: { name?: string; metadata?: FilterMetadata };
-}
-
-/** The upstream cluster (StreamInfo::upstreamClusterInfo()): xds.cluster_name / cluster_metadata. */
-export interface ClusterInfo {
-  name: string;
-  metadata?: FilterMetadata;
-  /** membership_total (upstream.num_endpoints); default 1. */
-  endpoints?: number;
-  /** The cluster's endpoint: its metadata and locality, for setUpstreamHost when not given there. */
-  hostMetadata?: FilterMetadata;
-  hostLocality?: Locality;
-}
-
-/** The upstream host the router connected to (StreamInfo::upstreamInfo()). */
-export interface UpstreamHostInfo {
-  /** "ip:port" (IPv6 in brackets), as Envoy prints addresses. */
-  address: string;
-  localAddress?: string;
-  metadata?: FilterMetadata;
-  localityMetadata?: FilterMetadata;
-  locality?: Locality;
-  tls?: TlsInfo;
-  transportFailureReason?: string;
-  /** Connection-pool callback latency (upstream.cx_pool_ready_duration), ns. */
-  poolReadyNs?: bigint;
-}
-
-export interface StreamInfo {
-  startTimeNs: bigint;
-  completeNs: bigint | null;
-  protocol: string;
-  sourceAddress: string;
-  destinationAddress: string;
-  connectionId: number;
-  /** The downstream connection's TLS (null: plaintext). */
-  downstreamTls: TlsInfo | null;
-  /** SNI the client asked for ("" without TLS). */
-  requestedServerName: string;
-  connectionTerminationDetails: string | null;
-  downstreamTransportFailureReason: string;
-  responseCode: number | null;
-  responseCodeDetails: string | null;
-  /** Envoy's response flags (%RESPONSE_FLAGS%), e.g. UC when the upstream connection was terminated. */
-  responseFlags: string[];
-  bytesReceived: number;
-  bytesSent: number;
-  /** The stream's dynamic metadata (metadata property): set by Envoy filters such as jwt_authn. */
-  dynamicMetadata: FilterMetadata;
-  route: RouteInfo | null;
-  cluster: ClusterInfo | null;
-  upstream: UpstreamHostInfo | null;
-  /** Upstream attempts the router made (null before the router). */
-  attemptCount: number | null;
-  /** UpstreamTiming first_upstream_tx_byte_sent_ / last_upstream_rx_byte_received_ (host clock). */
-  firstUpstreamTxNs: bigint | null;
-  lastUpstreamRxNs: bigint | null;
-}
-
 export interface StreamOptions {
   worker?: number;
   sourceAddress?: string;
@@ -222,9 +118,6 @@ export interface StreamOptions {
   /** false: the embedder takes what passes with Sink.take() and the sinks keep nothing (server mode). */
   keepBodies?: boolean;
 }
-
-/** Envoy's default per_connection_buffer_limit_bytes (1 MiB), and so the default stream limit. */
-export const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -267,7 +160,7 @@ function asBuffer(body: string | Uint8Array): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
-export class Stream {
+export class Stream implements FilterCallbacks {
   readonly slots: Slot[] = [];
   readonly filterState = new Map<string, Buffer>();
   readonly upstream: Sink;
@@ -492,7 +385,7 @@ export class Stream {
   // ---------------------------------------------------------------- called by contexts and VMs
 
   /** Envoy Context::sendLocalResponse / failStream (deferred until the current step returns). */
-  localReply(_slot: Slot, lr: LocalReply): void {
+  localReply(_slot: FilterSlot, lr: LocalReply): void {
     this.enqueue(() => this.doLocalReply(lr));
   }
 
@@ -510,8 +403,8 @@ export class Stream {
   }
 
   /** proxy_continue_stream (continueDecoding / continueEncoding), after the callback returns. */
-  continueFrom(slot: Slot, dir: DirName): void {
-    this.enqueue(() => this.doContinue(slot, dir));
+  continueFrom(slot: FilterSlot, dir: DirName): void {
+    this.enqueue(() => this.doContinue(slot as Slot, dir));
   }
 
   /**
@@ -544,25 +437,25 @@ export class Stream {
   }
 
   /** A filter adds trailers in its last body callback (Envoy addDecodedTrailers/addEncodedTrailers). */
-  addTrailers(dir: DirName, slot: Slot): HeaderList {
+  addTrailers(dir: DirName, slot: FilterSlot): HeaderList {
     const d = dir === "request" ? this.req : this.resp;
     const list: HeaderList = [];
-    d.addedTrailers = { pos: d.order.indexOf(slot), list };
+    d.addedTrailers = { pos: d.order.indexOf(slot as Slot), list };
     d.trailers = list;
     return list;
   }
 
   /** Changing headers that already left: Envoy ignores it silently; the host fails the test. */
-  checkHeaderMutation(ctx: Context, type: number, map: HeaderList): void {
+  checkHeaderMutation(filter: string, type: number, map: HeaderList): void {
     if (type === MapType.RequestHeaders && map === this.req.headers && this.req.headersSent) {
       throw new HostViolation(
-        `filter ${ctx.vm.plugin.name} changed request headers after they went upstream; Envoy would ignore ` +
+        `filter ${filter} changed request headers after they went upstream; Envoy would ignore ` +
           `the change (stop on headers and change them before continuing)`,
       );
     }
     if (type === MapType.ResponseHeaders && map === this.resp.headers && this.resp.headersSent) {
       throw new HostViolation(
-        `filter ${ctx.vm.plugin.name} changed response headers after they went downstream; Envoy would ignore the change`,
+        `filter ${filter} changed response headers after they went downstream; Envoy would ignore the change`,
       );
     }
   }

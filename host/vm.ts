@@ -10,12 +10,26 @@ import {
 } from "./headers.js";
 import { MemView } from "./memory.js";
 import { recordSample, type Metric } from "./metrics.js";
-import type { Plugin } from "./plugin.js";
+import type { HostCore } from "./host-core.js";
 import { getProperty } from "./properties.js";
 import { makeWasi } from "./wasi.js";
+import type { AbiVersion } from "./signatures.js";
 import { ALL_HOST_FUNCTIONS } from "./envoy-abi.mjs";
 
 type Fn = (...args: any[]) => any;
+
+/** What a VM needs of the plugin it runs (host/plugin.ts): its names, configuration and host. */
+export interface VmPlugin {
+  readonly name: string;
+  readonly rootId: string;
+  readonly vmId: string;
+  readonly vmConfiguration: Buffer;
+  readonly env: ReadonlyArray<readonly [string, string]>;
+  readonly abiVersion: AbiVersion;
+  readonly failOpen: boolean;
+  readonly allowOnHeadersStopIteration: boolean;
+  readonly host: HostCore;
+}
 
 // Host functions cpp-host lets a module call while _initialize/_start run (WasmBase::startVm); any
 // other call traps with "restricted_callback".
@@ -55,7 +69,7 @@ export class Vm {
   readonly httpCalls = new Map<number, { cancel: () => void }>();
 
   constructor(
-    readonly plugin: Plugin,
+    readonly plugin: VmPlugin,
     readonly worker: number,
   ) {
     this.vmContext = new Context(this, 0, null);
@@ -314,7 +328,7 @@ export class Vm {
 
     const mutate = (ctx: Context, type: number, map: HeaderList) => {
       const s = ctx.slot?.stream;
-      if (s) s.checkHeaderMutation(ctx, type, map);
+      if (s) s.checkHeaderMutation(this.plugin.name, type, map);
     };
 
     // add_header_map_value and replace_header_map_value: the same checks, then addCopy or setCopy.
@@ -373,7 +387,7 @@ export class Vm {
       proxy_get_property: (pathPtr: number, pathSize: number, ptrPtr: number, sizePtr: number) => {
         const path = m().copy(pathPtr, pathSize);
         if (!path) return R.InvalidMemoryAccess;
-        const r = getProperty(this.ctx(), path);
+        const r = getProperty(this.ctx(), path, this.plugin);
         if (r.result !== R.Ok) return r.result;
         return ok(this.copyOut(r.value!, ptrPtr, sizePtr));
       },
@@ -578,8 +592,16 @@ export class Vm {
         const trailers = deserializePairs(trls);
         // NB (cpp-host): write the token first to verify the memory before starting the call.
         if (!m().setU32(tokenPtr, 0)) return R.InvalidMemoryAccess;
-        const r = host.httpCall(this, root, cluster, headers, body, trailers, timeout | 0);
-        m().setU32(tokenPtr, r.token);
+        void trailers; // Envoy's httpCall takes trailers; the host's client sends none (nor do the SDKs)
+        // The token is taken only once the call started (Envoy Context::httpCall); the response
+        // comes on a later turn, so `token` is set by then.
+        let token = 0;
+        const r = host.httpCall(cluster, headers, body, timeout | 0, (res) => this.deliverHttpCallResponse(token, res));
+        if (r.cancel) {
+          token = this.nextHttpCallId += 4;
+          this.httpCalls.set(token, { cancel: r.cancel });
+        }
+        m().setU32(tokenPtr, token);
         return r.result;
       },
 

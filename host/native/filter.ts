@@ -7,11 +7,11 @@
 // a response flag), answer with headers of its own (decoder_callbacks_->encodeHeaders, no rewrite),
 // set dynamic metadata, and touch the response headers on the way out.
 import { DataStatus, HeadersStatus, TrailersStatus } from "../abi.js";
-import type { Body } from "../context.js";
+import type { Body } from "../buffers.js";
+import type { FilterCallbacks, FilterSlot, StreamFilterContext } from "../filter-callbacks.js";
 import type { HeaderList } from "../headers.js";
-import type { HostCore } from "../host.js";
+import type { CallCluster } from "../http-call.js";
 import type { JsonObject } from "../proto.js";
-import type { Slot, Stream, StreamFilterContext } from "../stream.js";
 
 export interface NativeFilter {
   /** http_filters[].name (also the key of its typed_per_filter_config). */
@@ -38,9 +38,16 @@ export interface LocalReplyArgs {
   responseFlag?: string;
 }
 
+/** What a native filter uses of the host (host/host-core.ts HostCore). */
+export interface NativeHost {
+  readonly clusters: Map<string, CallCluster>;
+  now(): bigint;
+  runAsync<T>(work: Promise<T>, then: (v: T) => void): void;
+}
+
 export interface NativeCallbacks {
-  readonly host: HostCore;
-  readonly stream: Stream;
+  readonly host: NativeHost;
+  readonly stream: FilterCallbacks;
   /** decoder_callbacks_->sendLocalReply: the HCM's local_reply_config applies, as to every local reply. */
   sendLocalReply(r: LocalReplyArgs): void;
   /** decoder_callbacks_->encodeHeaders(headers, end_stream, details): a headers-only answer that goes
@@ -63,7 +70,7 @@ export class NativeContext implements StreamFilterContext {
   private readonly f: NativeStreamFilter;
   private destroyed = false;
 
-  constructor(filter: NativeFilter, host: HostCore, slot: Slot) {
+  constructor(filter: NativeFilter, host: NativeHost, slot: FilterSlot) {
     const stream = slot.stream;
     this.f = filter.newStreamFilter({
       host,

@@ -33,9 +33,8 @@
 import { compactVerify, createLocalJWKSet, errors, type JSONWebKeySet } from "jose";
 import { getFirst, type HeaderList } from "../headers.js";
 import { startHttpCall } from "../http-call.js";
-import type { HostCore } from "../host.js";
 import type { JsonObject } from "../proto.js";
-import { checkType, duration, fail, list, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
+import { checkType, duration, fail, list, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeHost, type NativeStreamFilter } from "./filter.js";
 import { removeHeader } from "./match.js";
 
 export const JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
@@ -476,7 +475,7 @@ export class JwtAuthnFilter implements NativeFilter {
   }
 
   /** The provider's keys: inline, or the cached remote JWKS (fetched through its cluster when stale). */
-  keys(p: Provider, host: HostCore): Promise<KeySet | Status> {
+  keys(p: Provider, host: NativeHost): Promise<KeySet | Status> {
     if (p.local) return Promise.resolve(p.local);
     const r = p.remote!;
     if (p.cached && p.cached.until > host.now()) return Promise.resolve(p.cached.keys);

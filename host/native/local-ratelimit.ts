@@ -19,8 +19,7 @@
 //   name replaces the filter's own config, bucket included (resolveMostSpecificPerFilterConfig; a
 //   per-route config must have a token_bucket, FilterConfig's constructor).
 // Descriptors, rate_limits and per-connection buckets are refused.
-import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
-import type { HostCore } from "../host.js";
+import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeHost, type NativeStreamFilter } from "./filter.js";
 import { applyHeaderValues, draw, fractionalPercent, headerValueOptions, httpStatus } from "./match.js";
 
 export const LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
@@ -83,7 +82,7 @@ export class LocalRateLimitConfig {
   }
 
   /** AtomicTokenBucketImpl::consume: fill for the time since the last fill, then take one whole token. */
-  private consume(host: HostCore): boolean {
+  private consume(host: NativeHost): boolean {
     const now = host.now();
     if (this.lastFillNs !== null) this.tokens = Math.min(this.maxTokens, this.tokens + (Number(now - this.lastFillNs) / 1e9) * this.rate);
     this.lastFillNs = now;
