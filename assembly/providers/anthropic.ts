@@ -1061,6 +1061,13 @@ export class AnthropicProvider extends Provider {
     return u;
   }
 
+  countTokensUpstream(inst: Instance, model: string): Upstream | null {
+    // Same credential and version headers as a message; the path is the message path's child.
+    const u = this.chatUpstream(inst, model, false);
+    u.path += "/count_tokens";
+    return u;
+  }
+
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {
     return writeAnthropicRequest(req, model, stream, inst, out);
   }

@@ -316,6 +316,14 @@ export abstract class Provider {
     return false;
   }
 
+  /**
+   * Path and headers for Anthropic's token counting (POST /v1/messages/count_tokens), for a
+   * provider that has it; null: the gateway answers with its own estimate.
+   */
+  countTokensUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
+
   /** The path an active health check GETs: a cheap listing that needs the credential. */
   probePath(inst: Instance): string {
     return inst.basePath + "/models";

@@ -267,7 +267,6 @@ describe("ai-proxy: requests to AI paths it does not serve get JSON in the clien
       ["POST", "/v1/responses", {}, "openai"],
       ["GET", "/v1/files", {}, "openai"],
       ["POST", "/v1/completions", {}, "openai"],
-      ["POST", "/v1/messages/count_tokens", {}, "anthropic"],
       ["POST", "/v1/messages/batches", {}, "anthropic"],
       ["POST", "/v1/complete", { "anthropic-version": "2023-06-01" }, "anthropic"],
       ["POST", `${CHAT}/`, {}, "openai"],

@@ -169,3 +169,37 @@ describe("the gateway's own answers", () => {
     expect(list.data.map((m) => m.id)).toEqual(expect.arrayContaining(Object.values(MODEL)));
   });
 });
+
+describe("token counts and model lists with the official clients", () => {
+  it.each(KINDS)("Anthropic client: messages.countTokens for a %s model (the provider's own count, else the gateway's estimate)", async (kind) => {
+    const { data, response } = await anthropic()
+      .messages.countTokens({ model: MODEL[kind], system: "Be brief.", messages: [{ role: "user", content: "How many tokens are in this sentence?" }] })
+      .withResponse();
+    expect(data.input_tokens).toBeGreaterThan(5);
+    if (kind === "anthropic") {
+      expect(response.headers.get("x-sluice-token-count")).toBeNull();
+      expect(mocks.anthropic.requests.at(-1)!.path).toBe("/v1/messages/count_tokens");
+    } else {
+      expect(response.headers.get("x-sluice-token-count")).toBe("estimate");
+    }
+  });
+
+  it("Anthropic client: models.list and models.retrieve", async () => {
+    const ids: string[] = [];
+    for await (const m of anthropic().models.list()) ids.push(m.id);
+    expect(ids).toEqual(expect.arrayContaining(Object.values(MODEL)));
+    const one = await anthropic().models.retrieve("claude-sonnet-4-5");
+    expect(one.id).toBe("claude-sonnet-4-5");
+    expect(one.type).toBe("model");
+    const missing = await anthropic().models.retrieve("claude-0").catch((e) => e);
+    expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
+  });
+
+  it("OpenAI client: models.retrieve, and NotFoundError for a model the gateway does not serve", async () => {
+    const one = await openai().models.retrieve("gemini-2.5-flash");
+    expect(one).toMatchObject({ id: "gemini-2.5-flash", object: "model", owned_by: "gemini" });
+    const missing = await openai().models.retrieve("gpt-0").catch((e) => e);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(missing.error.code).toBe("model_not_found");
+  });
+});

@@ -1,11 +1,12 @@
 // ai-proxy configuration: provider instances and how requests reach them. See README, "ai-proxy".
 import { ConfigReader } from "../../lib/config";
-import { JsonValue, jsonString as jsonQuote } from "../../lib/json";
+import { JsonValue } from "../../lib/json";
 import { getEnv } from "../../lib/env";
 import { Instance, Provider, isPathSegment } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
+import { ModelList } from "./models";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 /** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
@@ -90,7 +91,7 @@ export class Settings {
   /** Past this, an unfinished stream event ends the stream with a 502 error event. */
   maxStreamEventBytes: i32 = <i32>DEFAULT_MAX_STREAM_EVENT;
   /** The /v1/models answer, prepared once. */
-  modelsBody: ArrayBuffer = new ArrayBuffer(0);
+  models: ModelList = new ModelList();
 }
 
 /** Splits "https://host:port/base/path" into scheme, authority and path (no trailing slash). */
@@ -337,7 +338,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxResponseBodyBytes = r.int(cfg, "max_response_body_bytes", "ai-proxy", DEFAULT_MAX_RESPONSE_BODY, 1, 1073741824);
   s.maxStreamEventBytes = <i32>r.int(cfg, "max_stream_event_bytes", "ai-proxy", DEFAULT_MAX_STREAM_EVENT, 65536, 1073741824);
   if (!r.report()) return null;
-  s.modelsBody = modelsList(s);
+  s.models = modelsList(s);
   s.modelLabels = modelLabels(s);
   return s;
 }
@@ -370,25 +371,15 @@ function modelLabels(s: Settings): Set<string> {
 }
 
 /** GET /v1/models: every model a client can ask for, from the instances' configuration. */
-function modelsList(s: Settings): ArrayBuffer {
-  const names = new Array<string>();
-  const owners = new Array<string>();
+function modelsList(s: Settings): ModelList {
+  const list = new ModelList();
   for (let i = 0; i < s.instances.length; i++) {
     const inst = s.instances[i];
-    const add = (inst.models.slice(0) as Array<string>).concat(inst.modelMap.keys());
-    if (inst.model.length) add.push(inst.model);
-    for (let j = 0; j < add.length; j++) {
-      const m = add[j];
-      if (m.endsWith("*") || names.includes(m)) continue;
-      names.push(m);
-      owners.push(inst.provider);
-    }
+    for (let j = 0; j < inst.models.length; j++) list.add(inst.models[j], inst.provider);
+    const mapped = inst.modelMap.keys();
+    for (let j = 0; j < mapped.length; j++) list.add(mapped[j], inst.provider);
+    if (inst.model.length) list.add(inst.model, inst.provider);
   }
-  let out = '{"object":"list","data":[';
-  for (let i = 0; i < names.length; i++) {
-    if (i) out += ",";
-    out += '{"id":' + jsonQuote(names[i]) + ',"object":"model","created":0,"owned_by":' + jsonQuote(owners[i]) + "}";
-  }
-  out += "]}";
-  return String.UTF8.encode(out);
+  list.seal();
+  return list;
 }

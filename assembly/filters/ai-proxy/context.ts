@@ -15,8 +15,9 @@ import { mayFallBack, heldFailureEnded } from "./fallback";
 import { answerTooLarge, finishResponse } from "./answer";
 import { startStream, streamBody } from "./stream";
 import { record, recordNothing, finishRecord } from "./record";
+import { countTokensAnswered } from "./count-tokens";
 import {
-  Exchange, ProxyRoot, PASS, RESP_NONE, RESP_JSON, RESP_SSE, RESP_ERROR, RESP_REPLAY, RESP_FALLBACK,
+  Exchange, ProxyRoot, PASS, COUNT_TOKENS, RESP_NONE, RESP_JSON, RESP_SSE, RESP_ERROR, RESP_REPLAY, RESP_FALLBACK,
 } from "./state";
 
 export class AiProxy extends Exchange {
@@ -37,15 +38,15 @@ export class AiProxy extends Exchange {
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     const body = getBuffer(REQUEST_BODY, 0, <u32>length);
     const err = prepare(this, body);
-    if (err !== null) {
-      fail(this, err);
-      return FilterDataStatusValues.StopIterationNoBuffer;
-    }
+    if (err !== null) fail(this, err);
+    // (A token count the gateway estimates is answered in prepare, too.)
+    if (this.replied) return FilterDataStatusValues.StopIterationNoBuffer;
     return FilterDataStatusValues.Continue;
   }
 
   onResponseHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
     if (this.kind == PASS || this.replied || this.provider === null) return FilterHeadersStatusValues.Continue;
+    if (this.kind == COUNT_TOKENS) return countTokensAnswered(this);
     const status = getHeader(RESPONSE_HEADERS, ":status");
     this.status = status !== null ? <u32>U32.parseInt(status as string) : 0;
     // Envoy's global rate limit filter (after this one in the chain) refused the request: the
@@ -90,7 +91,7 @@ export class AiProxy extends Exchange {
   }
 
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
-    if (this.kind == PASS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
+    if (this.kind == PASS || this.kind == COUNT_TOKENS || this.replied || this.resp == RESP_NONE) return FilterDataStatusValues.Continue;
     if (this.tooBig) return FilterDataStatusValues.StopIterationNoBuffer;
     if (this.resp != RESP_SSE && <i64>length > this.settings.maxResponseBodyBytes) {
       // Envoy's buffer holds the body so far (length is all of it): refuse before copying it here.

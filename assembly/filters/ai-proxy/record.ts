@@ -9,7 +9,7 @@ import { Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../prov
 import { estimatedUsage } from "./estimate";
 import { recordLatency } from "./balancer";
 import { releaseInflight } from "./selection";
-import { Exchange, PASS, EMBEDDINGS, NO_USAGE, proxyMetrics } from "./state";
+import { Exchange, PASS, EMBEDDINGS, COUNT_TOKENS, NO_USAGE, proxyMetrics } from "./state";
 
 /**
  * Writes the record once: the provider's numbers when the answer completed with them, else an
@@ -65,6 +65,11 @@ export function recordNothing(x: Exchange): void {
 
 export function finishRecord(x: Exchange): void {
   releaseInflight(x);
+  // A token count generates nothing, whether or not its answer came.
+  if (x.kind == COUNT_TOKENS) {
+    if (!x.replied && x.provider !== null) recordNothing(x);
+    return;
+  }
   // The client hung up (or the upstream reset) before the answer finished: charge what was seen.
   if (x.kind != PASS && !x.replied && x.provider !== null && !x.usageWritten) {
     if (x.sink !== null) {

@@ -13,10 +13,18 @@ import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, clientOf, toOpenAIRequest } from "./client";
 import { choose, useInstance } from "./selection";
+import { answerEstimate, countTokensUpstream } from "./count-tokens";
+import { modelIdFromPath } from "./models";
 import {
-  Exchange, CHAT, EMBEDDINGS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
+  Exchange, CHAT, EMBEDDINGS, COUNT_TOKENS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
   proxyMetrics, replaceBody,
 } from "./state";
+
+/** GET /v1/models/{id} (models.ts). */
+const MODELS_PREFIX = "/v1/models/";
+
+/** Anthropic's token counting (count-tokens.ts). */
+const COUNT_TOKENS_PATH = "/v1/messages/count_tokens";
 
 /** request_type of a request to an AI path the gateway does not serve (404 / 405). */
 const REQUEST_UNSUPPORTED = "ai_unsupported";
@@ -59,8 +67,8 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   // The paths ai-proxy serves, each with its one method; the client's API shape is the path's
   // (client.ts clientOf).
   let allow = "";
-  if (route == "/v1/models") allow = "GET";
-  else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings") allow = "POST";
+  if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) allow = "GET";
+  else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings" || route == COUNT_TOKENS_PATH) allow = "POST";
   x.client = clientOf(route, anthropicVersion);
   if (allow.length && method != allow) {
     // A known API with the wrong method: 405 with the method it takes (RFC 9110, 15.5.6).
@@ -69,17 +77,33 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     fail(x, ClientError.of(405, "Method " + method + " is not allowed on " + route + "; use " + allow + ".", "invalid_request_error", "method_not_allowed"));
     return FilterHeadersStatusValues.StopIteration;
   }
-  if (route == "/v1/models") {
+  if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) {
     setFilterState(keys.REQUEST_TYPE, "ai_models");
+    const models = x.settings.models;
+    const anthropic = x.client == CLIENT_ANTHROPIC;
+    if (route == "/v1/models") {
+      x.replied = true;
+      sendLocalResponse(200, "sluice_models", anthropic ? models.anthropic : models.openai, ["content-type", "application/json"]);
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    const id = modelIdFromPath(route.substring(MODELS_PREFIX.length));
+    const one = id !== null ? models.one(id as string, anthropic) : null;
+    if (one === null) {
+      const e = ClientError.of(404, "The model '" + safeForMessage(id !== null ? id as string : route.substring(MODELS_PREFIX.length)) + "' is not served by this gateway.", "invalid_request_error", "model_not_found");
+      e.param = "model";
+      fail(x, e);
+      return FilterHeadersStatusValues.StopIteration;
+    }
     x.replied = true;
-    sendLocalResponse(200, "sluice_models", x.settings.modelsBody, ["content-type", "application/json"]);
+    sendLocalResponse(200, "sluice_models", one as ArrayBuffer, ["content-type", "application/json"]);
     return FilterHeadersStatusValues.StopIteration;
   }
   if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
   else if (route == "/v1/embeddings") x.kind = EMBEDDINGS;
+  else if (route == COUNT_TOKENS_PATH) x.kind = COUNT_TOKENS;
   else if (owns(x, route)) {
-    // Under the AI API's prefix but not an API the gateway serves (/v1/responses,
-    // /v1/messages/count_tokens, a typo): the client's SDK reads a JSON 404 it understands.
+    // Under the AI API's prefix but not an API the gateway serves (/v1/responses, a typo): the
+    // client's SDK reads a JSON 404 it understands.
     setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
     fail(x, ClientError.of(404, "The gateway does not serve " + method + " " + route + ".", "invalid_request_error", "unknown_path"));
     return FilterHeadersStatusValues.StopIteration;
@@ -125,7 +149,7 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
   let req = parsed as JsonValue;
   // What the gateway reads to route, translate and account (one pass over the parsed tree).
-  const invalid = validateRequest(req, x.kind == CHAT, x.client == CLIENT_ANTHROPIC, x.settings.limits);
+  const invalid = validateRequest(req, x.kind != EMBEDDINGS, x.client == CLIENT_ANTHROPIC, x.settings.limits, x.kind == COUNT_TOKENS);
   if (invalid !== null) return invalid;
   // model and stream are named alike in OpenAI's and Anthropic's formats.
   const model = req.get("model");
@@ -146,6 +170,17 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   const badModel = provider.modelError(inst, x.upstreamModel);
   if (badModel !== null) return badModel;
   if (x.requestModel.length && !isPlainModelName(x.requestModel)) return invalidModel("must be 1 to " + MAX_MODEL_NAME.toString() + " characters without control characters");
+  if (x.kind == COUNT_TOKENS) {
+    const up = countTokensUpstream(x);
+    if (up === null) {
+      answerEstimate(x);
+      return null;
+    }
+    x.native = true;
+    const out = new ByteBuilder(body.byteLength + 64);
+    writeMerged(out, req, JsonValue.object().set("model", JsonValue.str(x.upstreamModel)));
+    return send(x, body, out, up);
+  }
   const budget = getFilterState(keys.STREAM_BUDGET);
   if (budget !== null && x.stream) x.budget = I64.parseInt(budget as string);
 

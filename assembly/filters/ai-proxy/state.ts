@@ -16,6 +16,7 @@ import { CLIENT_OPENAI, writeClientError } from "./client";
 export const PASS: i32 = 0; // not an AI API: untouched
 export const CHAT: i32 = 1;
 export const EMBEDDINGS: i32 = 2;
+export const COUNT_TOKENS: i32 = 3; // POST /v1/messages/count_tokens (count-tokens.ts)
 
 // How the response body is handled.
 export const RESP_NONE: i32 = 0;
@@ -157,9 +158,10 @@ export class Exchange extends Context {
     return (this.root_context as ProxyRoot).settings as Settings;
   }
 
-  /** ai_chat, ai_stream or ai_embeddings: the request_type of the usage record and metrics. */
+  /** ai_chat, ai_stream, ai_embeddings or ai_count_tokens: the request_type of the usage record and metrics. */
   requestType(): string {
     if (this.kind == EMBEDDINGS) return "ai_embeddings";
+    if (this.kind == COUNT_TOKENS) return "ai_count_tokens";
     return this.stream ? "ai_stream" : "ai_chat";
   }
 

@@ -94,8 +94,9 @@ function contentError(c: JsonValue | null, index: i32, anthropic: bool): ClientE
 /**
  * The first problem with a client's request, in the client's API (anthropic: /v1/messages), or
  * null. `chat`: a chat request (else embeddings, whose input is checked where it is read).
+ * `counting`: a token count (/v1/messages/count_tokens), which takes no max_tokens.
  */
-export function validateRequest(req: JsonValue, chat: bool, anthropic: bool, limits: RequestLimits): ClientError | null {
+export function validateRequest(req: JsonValue, chat: bool, anthropic: bool, limits: RequestLimits, counting: bool = false): ClientError | null {
   if (jsonSawBadUtf8) return bad("The request body is not valid UTF-8.", "invalid_encoding", "");
   if (jsonSawDuplicateKey) return bad("The request body names a member twice in one object; send each member once.", "duplicate_key", "");
   if (!req.isObject()) return bad("The request body must be a JSON object.", "invalid_json", "");
@@ -127,7 +128,7 @@ export function validateRequest(req: JsonValue, chat: bool, anthropic: bool, lim
   }
 
   if (anthropic) {
-    const te = tokenCount(req.get("max_tokens"), "max_tokens", limits.maxTokens, true);
+    const te: ClientError | null = counting ? null : tokenCount(req.get("max_tokens"), "max_tokens", limits.maxTokens, true);
     if (te !== null) return te;
     const system = req.get("system");
     if (system !== null && !system.isNull() && !system.isString() && !system.isArray()) {
