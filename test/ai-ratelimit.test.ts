@@ -73,8 +73,8 @@ function send(h: Host, r: Req = {}) {
 
 // Members whose strings the prompt estimate counts, and members inside them that are not text
 // (assembly/lib/tokens.ts).
-const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input"];
-const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file"];
+const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input", "systemInstruction", "contents"];
+const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature"];
 
 /** Bytes of the strings the model reads, as the client wrote them (escapes included). */
 function textBytes(v: unknown): number {
@@ -87,7 +87,8 @@ function textBytes(v: unknown): number {
 /** The prompt estimate: text bytes / 4, and for a chat 3 tokens a message and 3 a request. */
 function promptEstimate(body: Record<string, unknown>) {
   const bytes = PROMPT_MEMBERS.reduce((n, k) => n + (k in body ? textBytes(body[k]) : 0), 0);
-  const messages = Array.isArray(body.messages) ? body.messages.length : 0;
+  const turns = body.messages ?? body.contents;
+  const messages = Array.isArray(turns) ? turns.length : 0;
   return Math.ceil(bytes / 4) + (messages ? 3 * messages + 3 : 0);
 }
 
@@ -495,6 +496,26 @@ describe("ai-ratelimit: admission with reservation", () => {
     const r = rejection(s)!;
     expect(r.status).toBe(503);
     expect(r.body).toEqual({ type: "error", error: { type: "rate_limit_error", message: expect.stringMatching(/Request too large for rule 'small' on tokens per 10s/) } });
+  });
+
+  it("limits Gemini's own API like any chat: the model from the path, maxOutputTokens reserved, Gemini's error shape", async () => {
+    const { h, clock } = await chain({ rules: [{ name: "per-model", limit: 400, window: "1m", key: ["model"] }] });
+    const body = {
+      systemInstruction: { parts: [{ text: "Be brief." }] },
+      contents: [{ role: "user", parts: [{ text: "Hello there", thoughtSignature: "c2lnbmF0dXJl" }, { inlineData: { mimeType: "image/png", data: "aGVsbG8=" } }] }],
+      generationConfig: { maxOutputTokens: 150, candidateCount: 2 },
+    };
+    const s = send(h, { path: "/v1beta/models/gpt-4o:streamGenerateContent?alt=sse", body });
+    expect(s.getSentLocalResponse()).toBeNull();
+    expect(used(h, "sluice.ai-ratelimit.per-model.gpt-4o", clock)).toBe(estimate(body, 300).total);
+    s.completeHttpContext();
+    const big = send(h, { path: "/v1beta/models/gpt-4o:generateContent", body: { ...body, generationConfig: { maxOutputTokens: 1000 } } });
+    const r = rejection(big)!;
+    expect(r.status).toBe(429);
+    expect(r.body).toEqual({ error: { code: 429, message: expect.stringMatching(/Request too large for rule 'per-model'/), status: "RESOURCE_EXHAUSTED" } });
+    // countTokens generates nothing: not limited.
+    const count = send(h, { path: "/v1beta/models/gpt-4o:countTokens", body: { contents: body.contents } });
+    expect(count.getSentLocalResponse()?.statusCode).toBe(200);
   });
 
   it("leaves other paths alone and never holds them", async () => {

@@ -22,6 +22,34 @@ export function writeAnthropicErrorJson(b: ByteBuilder, type: string, message: s
   b.raw('{"type":"error","error":{"type":').str(type).raw(',"message":').str(message).raw("}}");
 }
 
+/** Gemini's status name for an HTTP status (google.rpc.Code as Gemini maps it). */
+export function geminiStatus(status: u32): string {
+  if (status == 400 || status == 413 || status == 405) return "INVALID_ARGUMENT";
+  if (status == 401) return "UNAUTHENTICATED";
+  if (status == 403) return "PERMISSION_DENIED";
+  if (status == 404) return "NOT_FOUND";
+  if (status == 409) return "ABORTED";
+  if (status == 429) return "RESOURCE_EXHAUSTED";
+  if (status == 499) return "CANCELLED";
+  if (status == 501) return "UNIMPLEMENTED";
+  if (status == 502 || status == 503 || status == 529) return "UNAVAILABLE";
+  if (status == 504) return "DEADLINE_EXCEEDED";
+  if (status >= 500) return "INTERNAL";
+  return "FAILED_PRECONDITION";
+}
+
+/** {"error":{"code":<status>,"message":...,"status":"INVALID_ARGUMENT"|...}} as Gemini's API writes an error. */
+export function writeGeminiErrorJson(b: ByteBuilder, status: u32, message: string): void {
+  b.raw('{"error":{"code":').int(<i64>status).raw(',"message":').str(message).raw(',"status":').str(geminiStatus(status)).raw("}}");
+}
+
+/** The Gemini-shaped error body. */
+export function geminiErrorBody(status: u32, message: string): ArrayBuffer {
+  const b = new ByteBuilder(80 + message.length);
+  writeGeminiErrorJson(b, status, message);
+  return b.toArrayBuffer();
+}
+
 /** The OpenAI-shaped error body, param null. */
 export function errorBody(message: string, type: string, code: string): ArrayBuffer {
   const b = new ByteBuilder(64 + message.length);

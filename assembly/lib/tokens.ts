@@ -12,18 +12,19 @@ export function estimateTokens(chars: i64): i64 {
 }
 
 // What the model reads of a request: the text in these top-level members (OpenAI's and Anthropic's
-// chat formats, and embeddings' input). Everything else (model, stream, stream_options,
+// chat formats, embeddings' input, and Gemini's contents and systemInstruction). Everything else (model, stream, stream_options,
 // max_tokens, temperature, ...) is settings, not prompt, and the JSON syntax around the text is not
 // read by the model at all: the same prompt gets the same estimate however it is dressed.
-// "messages" comes first (ai-ratelimit's body scan counts the messages by that index).
-export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input"];
+// "messages" comes first and "contents" last (ai-ratelimit's body scan counts the messages, or
+// Gemini's turns, by those indices).
+export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "systemInstruction", "contents"];
 
 // Members inside those whose strings are structure or binary data, not text the model reads as
 // text: roles, part/block types, ids, cache hints, image and audio payloads (base64 or URLs),
-// thinking signatures.
+// thinking signatures (Gemini's inlineData, fileData and thoughtSignature among them).
 export const NOT_TEXT: Array<string> = [
   "role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source",
-  "signature", "media_type", "detail", "input_audio", "file",
+  "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature",
 ];
 
 /**
@@ -35,11 +36,13 @@ export function isNotText(k: string): bool {
     case 2: return k == "id";
     case 4: return k == "role" || k == "type" || k == "file";
     case 6: return k == "source" || k == "detail";
+    case 8: return k == "fileData";
     case 9: return k == "image_url" || k == "signature";
-    case 10: return k == "media_type";
+    case 10: return k == "media_type" || k == "inlineData";
     case 11: return k == "tool_use_id" || k == "input_audio";
     case 12: return k == "tool_call_id";
     case 13: return k == "cache_control";
+    case 16: return k == "thoughtSignature";
   }
   return false;
 }

@@ -937,6 +937,7 @@ export class GeminiStreamDecoder extends StreamDecoder {
 
 export class GeminiProvider extends Provider {
   get name(): string { return "gemini"; }
+  get speaksGemini(): bool { return true; }
 
   defaultEndpoint(): string { return "https://generativelanguage.googleapis.com/v1beta"; }
 
@@ -957,6 +958,10 @@ export class GeminiProvider extends Provider {
 
   embeddingsUpstream(inst: Instance, model: string): Upstream | null {
     return this.upstream(inst, model, ":batchEmbedContents");
+  }
+
+  countTokensUpstream(inst: Instance, model: string): Upstream | null {
+    return this.upstream(inst, model, ":countTokens");
   }
 
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {

@@ -274,6 +274,9 @@ export abstract class Provider {
   /** True when the wire format is Anthropic's Messages API (Anthropic clients pass through). */
   get speaksAnthropic(): bool { return false; }
 
+  /** True when the wire format is Gemini's own generateContent API (Gemini clients pass through). */
+  get speaksGemini(): bool { return false; }
+
   /** The body member that limits output tokens in this provider's own format. */
   get maxTokensField(): string { return "max_completion_tokens"; }
 

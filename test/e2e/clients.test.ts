@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI, ApiError, type Content } from "@google/genai";
 import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
@@ -57,6 +58,7 @@ afterAll(async () => {
 
 const openai = () => new OpenAI({ apiKey: "sluice-client-key", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
 const anthropic = () => new Anthropic({ apiKey: "sluice-client-key", baseURL: gateway.url, maxRetries: 0 });
+const google = () => new GoogleGenAI({ apiKey: "sluice-client-key", httpOptions: { baseUrl: gateway.url } });
 
 describe.each(KINDS)("official clients through the gateway to %s", (kind) => {
   it("OpenAI client: chat", async () => {
@@ -201,5 +203,73 @@ describe("token counts and model lists with the official clients", () => {
     const missing = await openai().models.retrieve("gpt-0").catch((e) => e);
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
     expect(missing.error.code).toBe("model_not_found");
+  });
+});
+
+const WEATHER_DECL = { name: "get_weather", description: "Current weather for a city", parametersJsonSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } };
+
+describe.each(KINDS)("Google's @google/genai client through the gateway to %s", (kind) => {
+  it("generateContent, with Gemini's usage", async () => {
+    const r = await google().models.generateContent({ model: MODEL[kind], contents: "Hello there", config: { systemInstruction: "Be brief.", temperature: 0.1 } });
+    expect(r.text).toContain("Hello there");
+    expect(r.candidates![0].finishReason).toBe("STOP");
+    expect(r.usageMetadata!.totalTokenCount).toBeGreaterThan(0);
+    const seen = mocks[kind].requests.at(-1)!;
+    expect(JSON.stringify(seen.headers)).toContain(`provider-key-${kind}`);
+    expect(JSON.stringify(seen.headers)).not.toContain("sluice-client-key");
+  });
+
+  it("generateContentStream", async () => {
+    const stream = await google().models.generateContentStream({ model: MODEL[kind], contents: "Stream me a reply" });
+    let text = "";
+    let total = 0;
+    for await (const chunk of stream) {
+      text += chunk.text ?? "";
+      if (chunk.usageMetadata?.totalTokenCount) total = chunk.usageMetadata.totalTokenCount;
+    }
+    expect(text).toContain("Stream me a reply");
+    expect(total).toBeGreaterThan(0);
+  });
+
+  it("a function-call round trip", async () => {
+    const ai = google();
+    const contents: Content[] = [{ role: "user", parts: [{ text: "Use the get_weather tool for city=Oslo" }] }];
+    const config = { tools: [{ functionDeclarations: [WEATHER_DECL] }] };
+    const first = await ai.models.generateContent({ model: MODEL[kind], contents, config });
+    const call = first.functionCalls![0];
+    expect(call.name).toBe("get_weather");
+    expect(call.args).toMatchObject({ city: expect.any(String) });
+    contents.push(first.candidates![0].content!);
+    contents.push({ role: "user", parts: [{ functionResponse: { name: "get_weather", id: call.id, response: { result: "18 degrees" } } }] });
+    const final = await ai.models.generateContent({ model: MODEL[kind], contents, config });
+    expect(final.text).toContain("18 degrees");
+  });
+
+  it("countTokens: the provider's own count for Gemini, the gateway's estimate elsewhere", async () => {
+    const r = await google().models.countTokens({ model: MODEL[kind], contents: "How many tokens are in this sentence?" });
+    expect(r.totalTokens).toBeGreaterThan(3);
+  });
+});
+
+describe("Google's @google/genai client: models and errors", () => {
+  it("models.list and models.get", async () => {
+    const names: string[] = [];
+    for await (const m of await google().models.list()) names.push(m.name!);
+    expect(names).toEqual(expect.arrayContaining(Object.values(MODEL).map((m) => `models/${m}`)));
+    const one = await google().models.get({ model: "gemini-2.5-flash" });
+    expect(one.name).toBe("models/gemini-2.5-flash");
+  });
+
+  it("a wrong key is an ApiError with status 401", async () => {
+    const ai = new GoogleGenAI({ apiKey: "wrong", httpOptions: { baseUrl: gateway.url } });
+    const err = await ai.models.generateContent({ model: "gpt-4o", contents: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(401);
+  });
+
+  it("an unknown model is an ApiError with status 404", async () => {
+    const err = await google().models.generateContent({ model: "no-such-model", contents: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(404);
   });
 });

@@ -6,7 +6,7 @@ import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamSink, Usage, redactedError } from "../../providers/types";
 import { replayAsStream } from "./replay";
-import { CLIENT_OPENAI, CLIENT_ANTHROPIC, writeClientAnswer } from "./client";
+import { CLIENT_OPENAI, isClientAnswer, isClientError, writeClientAnswer } from "./client";
 import { record, recordNothing, chargeUnread } from "./record";
 import { Exchange, EMBEDDINGS, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody } from "./state";
 
@@ -18,7 +18,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
   // high-water mark, and an answer that passes through untouched needs none.
   if (x.resp == RESP_ERROR) {
     // A provider error already in the client's format passes through as the provider wrote it.
-    if (x.native && !x.redacts() && x.client == CLIENT_ANTHROPIC && parsed !== null && isAnthropicError(parsed as JsonValue)) {
+    if (x.native && !x.redacts() && parsed !== null && isClientError(x.client, parsed as JsonValue)) {
       recordNothing(x);
       return;
     }
@@ -60,8 +60,8 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     replaceBody(RESPONSE_BODY, length, sink.out);
     return;
   }
-  // A native Anthropic answer must at least say what it is before it passes through untouched.
-  if (x.native && x.client == CLIENT_ANTHROPIC && (parsed as JsonValue).getString("type") != "message") {
+  // A native answer must at least say what it is before it passes through untouched.
+  if (x.native && !isClientAnswer(x.client, parsed as JsonValue)) {
     badAnswer(x, length);
     return;
   }
@@ -150,11 +150,4 @@ export function badAnswer(x: Exchange, length: u32): void {
   x.writeError(e, out);
   recordNothing(x);
   replaceBody(RESPONSE_BODY, length, out);
-}
-
-/** {"type":"error","error":{"type":...,"message":...}} — Anthropic's error shape. */
-function isAnthropicError(v: JsonValue): bool {
-  if (v.getString("type") != "error") return false;
-  const e = v.get("error");
-  return e !== null && e.isObject() && e.getString("type") !== null && e.getString("message") !== null;
 }

@@ -14,6 +14,11 @@ function bad(message: string): ClientError {
 export class Converted {
   req: JsonValue | null = null;
   error: ClientError | null = null;
+  /**
+   * What only the client's own provider takes (Gemini's safetySettings, its built-in tools, ...):
+   * left out of req, and the error to send if the request has to be translated after all.
+   */
+  untranslatable: ClientError | null = null;
 }
 
 /** Text of an Anthropic content value: a string, or text blocks joined. */
@@ -313,6 +318,13 @@ function anthropicErrorType(e: ClientError): string {
   if (e.status == 429) return "rate_limit_error";
   if (e.status >= 500) return "api_error";
   return "invalid_request_error";
+}
+
+/** {"type":"error","error":{"type":...,"message":...}} — Anthropic's error shape. */
+export function isAnthropicError(v: JsonValue): bool {
+  if (v.getString("type") != "error") return false;
+  const e = v.get("error");
+  return e !== null && e.isObject() && e.getString("type") !== null && e.getString("message") !== null;
 }
 
 export function writeAnthropicError(e: ClientError, b: ByteBuilder): void {

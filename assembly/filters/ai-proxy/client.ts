@@ -6,10 +6,13 @@
 import { ByteBuilder, JsonValue } from "../../lib/json";
 import { ChatResult, ClientError, Provider, StreamSink } from "../../providers/types";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
-import { AnthropicStreamSink, Converted, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
+import { AnthropicStreamSink, Converted, anthropicToOpenAI, isAnthropicError, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
+import { GeminiStreamSink, geminiToOpenAI, isGeminiAnswer, isGeminiError, writeGeminiError, writeGeminiResponse } from "./client-gemini";
 
 export const CLIENT_OPENAI: i32 = 0;
 export const CLIENT_ANTHROPIC: i32 = 1;
+/** Gemini's own API (/v1beta/models/{model}:generateContent ...): request.ts tells it by its path. */
+export const CLIENT_GEMINI: i32 = 2;
 
 /**
  * The client's API shape from its path: Anthropic's for /v1/messages and below it, else Anthropic's
@@ -25,12 +28,17 @@ export function clientOf(route: string, anthropicVersion: bool): i32 {
 /** The provider speaks the client's API: its answers can pass through as they are. */
 export function speaksClient(provider: Provider, client: i32): bool {
   if (client == CLIENT_ANTHROPIC) return provider.speaksAnthropic;
+  if (client == CLIENT_GEMINI) return provider.speaksGemini;
   return provider.speaksOpenAI;
 }
 
-/** A client's chat request in OpenAI's format (the providers' common input); req itself for OpenAI clients. */
-export function toOpenAIRequest(client: i32, req: JsonValue): Converted {
+/**
+ * A client's chat request in OpenAI's format (the providers' common input); req itself for OpenAI
+ * clients. A Gemini request names its model and stream in the path, not the body.
+ */
+export function toOpenAIRequest(client: i32, req: JsonValue, model: string = "", stream: bool = false): Converted {
   if (client == CLIENT_ANTHROPIC) return anthropicToOpenAI(req);
+  if (client == CLIENT_GEMINI) return geminiToOpenAI(req, model, stream);
   const c = new Converted();
   c.req = req;
   return c;
@@ -39,18 +47,40 @@ export function toOpenAIRequest(client: i32, req: JsonValue): Converted {
 /** e as the client's API writes errors (Anthropic's shape or OpenAI's). */
 export function writeClientError(client: i32, e: ClientError, out: ByteBuilder): void {
   if (client == CLIENT_ANTHROPIC) writeAnthropicError(e, out);
+  else if (client == CLIENT_GEMINI) writeGeminiError(e, out);
   else writeOpenAIError(e, out);
+}
+
+/** A provider's error body already in the client's own shape (it passes on as the provider wrote it). */
+export function isClientError(client: i32, v: JsonValue): bool {
+  if (client == CLIENT_ANTHROPIC) return isAnthropicError(v);
+  if (client == CLIENT_GEMINI) return isGeminiError(v);
+  return false;
+}
+
+/** A native answer says it is one of the client's API before it passes on untouched. */
+export function isClientAnswer(client: i32, v: JsonValue): bool {
+  if (client == CLIENT_ANTHROPIC) return v.getString("type") == "message";
+  if (client == CLIENT_GEMINI) return isGeminiAnswer(v);
+  return true;
 }
 
 /** A whole chat answer in the client's API. */
 export function writeClientAnswer(client: i32, result: ChatResult, out: ByteBuilder): void {
   if (client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
+  else if (client == CLIENT_GEMINI) writeGeminiResponse(result, out);
   else writeOpenAIChat(result, out);
 }
 
+/** The media type of a stream in the client's API (`array`: Gemini's JSON-array stream, without alt=sse). */
+export function streamContentType(client: i32, array: bool): string {
+  return client == CLIENT_GEMINI && array ? "application/json" : "text/event-stream";
+}
+
 /** The writer of a translated stream in the client's API. */
-export function clientStreamSink(client: i32, includeUsage: bool, promptEstimate: i64): StreamSink {
+export function clientStreamSink(client: i32, includeUsage: bool, promptEstimate: i64, array: bool = false): StreamSink {
   if (client == CLIENT_ANTHROPIC) return new AnthropicStreamSink(promptEstimate);
+  if (client == CLIENT_GEMINI) return new GeminiStreamSink(promptEstimate, array);
   return new OpenAIStreamSink(includeUsage, promptEstimate);
 }
 
@@ -64,6 +94,11 @@ export function clientStreamEnding(client: i32, e: ClientError): ArrayBuffer {
     b.raw("event: error\ndata: ");
     writeAnthropicError(e, b);
     b.raw("\n\n");
+  } else if (client == CLIENT_GEMINI) {
+    // Only SSE streams pass through natively (a JSON-array stream is always written by the sink).
+    b.raw("data: ");
+    writeGeminiError(e, b);
+    b.raw("\r\n\r\n");
   } else {
     b.raw("data: ");
     writeOpenAIError(e, b);

@@ -72,7 +72,7 @@ export class Settings {
    * Path prefixes ai-proxy answers for (api_prefixes): a request under one that is not an API the
    * gateway serves gets a 404 / 405 in the client's API shape; any other path passes untouched.
    */
-  apiPrefixes: Array<string> = ["/v1/"];
+  apiPrefixes: Array<string> = ["/v1/", "/v1beta/"];
   /** Per instance (parallel to instances): the provider's error message is not shown to clients. */
   redactErrors: Array<bool> = [];
   /**

@@ -75,7 +75,7 @@ export class AiProxy extends Exchange {
       mapTransportError(this, cause);
     }
     removeHeader(RESPONSE_HEADERS, "content-length");
-    replaceHeader(RESPONSE_HEADERS, "content-type", this.resp == RESP_SSE || this.resp == RESP_REPLAY ? "text/event-stream" : "application/json");
+    replaceHeader(RESPONSE_HEADERS, "content-type", this.resp == RESP_SSE || this.resp == RESP_REPLAY ? this.streamType() : "application/json");
     if (this.resp == RESP_SSE || this.resp == RESP_REPLAY) replaceHeader(RESPONSE_HEADERS, "cache-control", "no-cache");
     if (endOfStream) {
       // Headers only: nothing to translate (proxy-wasm cannot add a body to a headers-only answer).

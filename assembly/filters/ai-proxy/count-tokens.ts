@@ -1,6 +1,7 @@
-// POST /v1/messages/count_tokens, Anthropic's token counting (Claude Code asks it before a turn).
-// An Anthropic instance answers it itself: the body goes on as the client sent it, with only the
-// upstream model set, and the answer comes back as it is. No other provider has such an endpoint,
+// POST /v1/messages/count_tokens, Anthropic's token counting (Claude Code asks it before a turn),
+// and Gemini's :countTokens. An instance of the client's own provider answers it itself: the body
+// goes on as the client sent it (Anthropic's with only the upstream model set), and the answer
+// comes back as it is. No other provider has such an endpoint,
 // so for them the gateway answers with its own estimate of the prompt (the one balancing and the
 // usage record use), marked as an estimate: x-sluice-token-count: estimate. A count generates
 // nothing, so nothing is charged: the usage record holds zeros.
@@ -11,21 +12,24 @@ import { failureCause, reportOutcome } from "./outcome";
 import { recordNothing } from "./record";
 import { releaseInflight } from "./selection";
 import { Exchange } from "./state";
+import { CLIENT_GEMINI, speaksClient } from "./client";
 
 /** The instance's own count endpoint, or null when the gateway estimates (or hides the provider's errors). */
 export function countTokensUpstream(x: Exchange): Upstream | null {
-  if (x.redacts()) return null;
+  // Only an instance of the client's own API can count the client's body.
+  if (x.redacts() || !speaksClient(x.provider as Provider, x.client)) return null;
   return (x.provider as Provider).countTokensUpstream(x.inst as Instance, x.upstreamModel);
 }
 
-/** Answers {"input_tokens": N} from the gateway's estimate. */
+/** Answers {"input_tokens": N} (Gemini's countTokens: {"totalTokens": N}) from the gateway's estimate. */
 export function answerEstimate(x: Exchange): void {
   x.replied = true;
   x.usageWritten = true;
   releaseInflight(x);
   setFilterState(keys.REQUEST_TYPE, x.requestType());
   setFilterState(keys.REQUEST_MODEL, x.requestModel);
-  const body = '{"input_tokens":' + x.promptEstimate.toString() + "}";
+  const n = x.promptEstimate.toString();
+  const body = x.client == CLIENT_GEMINI ? '{"totalTokens":' + n + "}" : '{"input_tokens":' + n + "}";
   sendLocalResponse(200, "sluice_token_count_estimate", String.UTF8.encode(body), [
     "content-type", "application/json",
     "x-sluice-token-count", "estimate",

@@ -11,7 +11,7 @@ import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
-import { CLIENT_ANTHROPIC, speaksClient, toOpenAIRequest, writeClientAnswer } from "./client";
+import { CLIENT_ANTHROPIC, CLIENT_GEMINI, speaksClient, toOpenAIRequest, writeClientAnswer } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides } from "./request";
 import { healthReport, reportOutcome, isEventStream, transportStatus } from "./outcome";
@@ -93,6 +93,13 @@ export function fallbackRequest(x: Exchange, out: ByteBuilder): Upstream | null 
     writeMerged(out, x.clientReq as JsonValue, overrides(x, inst, true));
     return provider.chatUpstream(inst, x.upstreamModel, false);
   }
+  if (x.client == CLIENT_GEMINI && provider.speaksGemini && inst.options === null && inst.maxTokens < 0) {
+    // The model is in the path: Gemini's body goes as the client sent it.
+    out.value(x.clientReq as JsonValue);
+    return provider.chatUpstream(inst, x.upstreamModel, false);
+  }
+  // What only the client's own provider takes cannot go to this one.
+  if (x.untranslatable !== null) return null;
   if (x.openaiReq === null) {
     const c = toOpenAIRequest(x.client, x.clientReq as JsonValue);
     if (c.error !== null) return null;
@@ -182,7 +189,7 @@ export function deliverStream(x: Exchange, body: ArrayBuffer): bool {
   // The whole answer is here: a cut ends the client's stream with the provider's own usage.
   if (x.cut) cutStream(x, sink, true);
   else endStream(x);
-  answerHeaders(x, "200", "text/event-stream");
+  answerHeaders(x, "200", x.streamType());
   replaceBody(RESPONSE_BODY, x.bufferedLen, sink.out);
   return true;
 }
@@ -211,7 +218,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
       out.buffer(body);
     } else writeClientAnswer(x.client, result, out);
   }
-  answerHeaders(x, "200", x.stream ? "text/event-stream" : "application/json");
+  answerHeaders(x, "200", x.stream ? x.streamType() : "application/json");
   replaceBody(RESPONSE_BODY, x.bufferedLen, out);
   record(x, usage, true);
   return true;

@@ -11,14 +11,18 @@ import { estimatePromptTokens } from "../../lib/tokens";
 import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
-import { CLIENT_OPENAI, CLIENT_ANTHROPIC, clientOf, toOpenAIRequest } from "./client";
+import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, clientOf, toOpenAIRequest } from "./client";
+import { countedRequest } from "./client-gemini";
+import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
-import { modelIdFromPath } from "./models";
 import {
   Exchange, CHAT, EMBEDDINGS, COUNT_TOKENS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
   proxyMetrics, replaceBody,
 } from "./state";
+
+/** Gemini's own API (client-gemini.ts): its unknown paths get Gemini's 404. */
+const GEMINI_PREFIX = "/v1beta/";
 
 /** GET /v1/models/{id} (models.ts). */
 const MODELS_PREFIX = "/v1/models/";
@@ -65,11 +69,13 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   const q = path.indexOf("?");
   const route = q >= 0 ? path.substring(0, q) : path;
   // The paths ai-proxy serves, each with its one method; the client's API shape is the path's
-  // (client.ts clientOf).
+  // (client.ts clientOf; Gemini's API by its own paths, lib/path.ts geminiRoute).
+  const gemini = geminiRoute(route);
   let allow = "";
-  if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) allow = "GET";
+  if (gemini !== null) allow = gemini.method.length ? "POST" : "GET";
+  else if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) allow = "GET";
   else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings" || route == COUNT_TOKENS_PATH) allow = "POST";
-  x.client = clientOf(route, anthropicVersion);
+  x.client = gemini !== null || route.startsWith(GEMINI_PREFIX) ? CLIENT_GEMINI : clientOf(route, anthropicVersion);
   if (allow.length && method != allow) {
     // A known API with the wrong method: 405 with the method it takes (RFC 9110, 15.5.6).
     setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
@@ -77,28 +83,29 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     fail(x, ClientError.of(405, "Method " + method + " is not allowed on " + route + "; use " + allow + ".", "invalid_request_error", "method_not_allowed"));
     return FilterHeadersStatusValues.StopIteration;
   }
-  if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) {
-    setFilterState(keys.REQUEST_TYPE, "ai_models");
-    const models = x.settings.models;
-    const anthropic = x.client == CLIENT_ANTHROPIC;
-    if (route == "/v1/models") {
-      x.replied = true;
-      sendLocalResponse(200, "sluice_models", anthropic ? models.anthropic : models.openai, ["content-type", "application/json"]);
-      return FilterHeadersStatusValues.StopIteration;
-    }
-    const id = modelIdFromPath(route.substring(MODELS_PREFIX.length));
-    const one = id !== null ? models.one(id as string, anthropic) : null;
-    if (one === null) {
-      const e = ClientError.of(404, "The model '" + safeForMessage(id !== null ? id as string : route.substring(MODELS_PREFIX.length)) + "' is not served by this gateway.", "invalid_request_error", "model_not_found");
-      e.param = "model";
-      fail(x, e);
-      return FilterHeadersStatusValues.StopIteration;
-    }
-    x.replied = true;
-    sendLocalResponse(200, "sluice_models", one as ArrayBuffer, ["content-type", "application/json"]);
-    return FilterHeadersStatusValues.StopIteration;
+  if (gemini !== null && gemini.method.length == 0) return answerModels(x, gemini.model.length ? gemini.model : null);
+  if (gemini === null && (route == "/v1/models" || route.startsWith(MODELS_PREFIX))) {
+    return answerModels(x, route == "/v1/models" ? null : route.substring(MODELS_PREFIX.length));
   }
-  if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
+  if (gemini !== null) {
+    const m = gemini.method;
+    if (m == "generateContent" || m == "streamGenerateContent") x.kind = CHAT;
+    else if (m == "countTokens") x.kind = COUNT_TOKENS;
+    else {
+      setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
+      fail(x, ClientError.of(404, "The gateway does not serve Gemini's '" + safeForMessage(m) + "' method.", "invalid_request_error", "unknown_path"));
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    const model = decodePathSegment(gemini.model);
+    if (model === null || (model as string).length == 0) {
+      fail(x, invalidModel("is not a valid model in the path"));
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    // @google/genai names the model as its resource (models/<id>) in the body's sense; the path has the id.
+    x.pathModel = model as string;
+    x.stream = m == "streamGenerateContent";
+    x.geminiArray = x.stream && !asksForSse(q >= 0 ? path.substring(q + 1) : "");
+  } else if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
   else if (route == "/v1/embeddings") x.kind = EMBEDDINGS;
   else if (route == COUNT_TOKENS_PATH) x.kind = COUNT_TOKENS;
   else if (owns(x, route)) {
@@ -128,6 +135,27 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   return FilterHeadersStatusValues.StopIteration;
 }
 
+/** GET of the model list (`id` null) or of one model, in the client's shape (models.ts). */
+function answerModels(x: Exchange, id: string | null): FilterHeadersStatusValues {
+  setFilterState(keys.REQUEST_TYPE, "ai_models");
+  const models = x.settings.models;
+  let body: ArrayBuffer | null;
+  if (id === null) body = models.list(x.client);
+  else {
+    const decoded = decodePathSegment(id as string);
+    body = decoded !== null ? models.one(decoded as string, x.client) : null;
+    if (body === null) {
+      const e = ClientError.of(404, "The model '" + safeForMessage(decoded !== null ? decoded as string : id as string) + "' is not served by this gateway.", "invalid_request_error", "model_not_found");
+      e.param = "model";
+      fail(x, e);
+      return FilterHeadersStatusValues.StopIteration;
+    }
+  }
+  x.replied = true;
+  sendLocalResponse(200, "sluice_models", body as ArrayBuffer, ["content-type", "application/json"]);
+  return FilterHeadersStatusValues.StopIteration;
+}
+
 /** ai-proxy answers for this path (api_prefixes): it is under the AI API. */
 export function owns(x: Exchange, route: string): bool {
   const prefixes = x.settings.apiPrefixes;
@@ -148,6 +176,16 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   }
   if (parsed === null) return ClientError.of(400, "The request body is not valid JSON: " + jsonError + ".", "invalid_request_error", "invalid_json");
   let req = parsed as JsonValue;
+  const clientReq = req;
+  if (x.client == CLIENT_GEMINI) {
+    // The model and the stream switch come from the path; the body is read into OpenAI's format
+    // first, so the checks, the estimate and the routing below read it as any other request.
+    const c = toOpenAIRequest(CLIENT_GEMINI, x.kind == COUNT_TOKENS ? countedRequest(req) : req, x.pathModel, x.stream);
+    if (c.error !== null) return c.error;
+    req = c.req as JsonValue;
+    x.untranslatable = c.untranslatable;
+    x.openaiReq = req;
+  }
   // What the gateway reads to route, translate and account (one pass over the parsed tree).
   const invalid = validateRequest(req, x.kind != EMBEDDINGS, x.client == CLIENT_ANTHROPIC, x.settings.limits, x.kind == COUNT_TOKENS);
   if (invalid !== null) return invalid;
@@ -157,7 +195,7 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   const stream = req.get("stream");
   x.stream = x.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
-  x.clientReq = req;
+  x.clientReq = clientReq;
   // From the text the model reads, once: balancing and the usage record both use it.
   x.promptEstimate = estimatePromptTokens(req);
   const i = choose(x);
@@ -177,6 +215,8 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
       return null;
     }
     x.native = true;
+    // Gemini's count names its model in the path: the body goes on as it came.
+    if (x.client == CLIENT_GEMINI) return send(x, body, null, up);
     const out = new ByteBuilder(body.byteLength + 64);
     writeMerged(out, req, JsonValue.object().set("model", JsonValue.str(x.upstreamModel)));
     return send(x, body, out, up);
@@ -194,7 +234,14 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
     const c = toOpenAIRequest(x.client, req);
     if (c.error !== null) return c.error;
     req = c.req as JsonValue;
+  } else if (x.client == CLIENT_GEMINI && provider.speaksGemini && x.budget < 0 && !x.redacts() && !x.geminiArray && inst.options === null && inst.maxTokens < 0) {
+    // Gemini's own API both ways: the body passes on as it came (the model is in the path), so
+    // nothing only Gemini knows (safetySettings, cachedContent, thought signatures) is lost. A
+    // JSON-array stream, instance options or a limit are written by the gateway instead.
+    x.native = true;
+    return send(x, body, null, provider.chatUpstream(inst, x.upstreamModel, x.stream));
   }
+  if (x.untranslatable !== null) return x.untranslatable;
   x.openaiReq = req;
   if (x.kind == CHAT && x.budget >= 0) x.capped = capOutput(req, inst, x.budget);
   if (x.kind == CHAT) {
@@ -248,11 +295,14 @@ export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValu
   return overrides;
 }
 
-/** Replaces the body, points the held headers at the instance and records who serves it. */
-export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder, up: Upstream): ClientError | null {
+/**
+ * Replaces the body (out null: it goes on as the client sent it), points the held headers at the
+ * instance and records who serves it.
+ */
+export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder | null, up: Upstream): ClientError | null {
   const inst = x.inst as Instance;
   const provider = x.provider as Provider;
-  replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
+  if (out !== null) replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
   target(x, inst, up.path, up.headers);
   setFilterState(keys.REQUEST_TYPE, x.requestType());
   setFilterState(keys.REQUEST_MODEL, x.requestModel);

@@ -10,7 +10,7 @@ import { Settings } from "./config";
 import { Metrics } from "./metrics";
 import { Pool } from "./balancer";
 import { HealthState } from "./health";
-import { CLIENT_OPENAI, writeClientError } from "./client";
+import { CLIENT_OPENAI, streamContentType, writeClientError } from "./client";
 
 // What the client asked for.
 export const PASS: i32 = 0; // not an AI API: untouched
@@ -89,6 +89,12 @@ export class Exchange extends Context {
   /** Envoy's global rate limit filter answered 429 (x-envoy-ratelimited): not the provider. */
   refused: bool = false;
   stream: bool = false;
+  /** Gemini clients name the model in the path (lib/path.ts geminiRoute), percent-decoded. */
+  pathModel: string = "";
+  /** What of the client's request only its own provider takes (client-anthropic.ts Converted). */
+  untranslatable: ClientError | null = null;
+  /** A Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
+  geminiArray: bool = false;
   includeUsage: bool = false;
   replied: bool = false;
   startNs: u64 = 0;
@@ -168,6 +174,11 @@ export class Exchange extends Context {
   /** The instance's provider error messages stay from clients (redact_upstream_errors). */
   redacts(): bool {
     return this.instIndex >= 0 && this.settings.redactErrors[this.instIndex];
+  }
+
+  /** The media type of this request's stream in the client's API. */
+  streamType(): string {
+    return streamContentType(this.client, this.geminiArray);
   }
 
   /** e as the client's API writes errors. */

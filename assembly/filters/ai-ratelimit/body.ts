@@ -26,6 +26,7 @@ const MAX_TEXT_DEPTH: i32 = 64;
 
 const MAX_TOKENS_CAP: f64 = 1000000000;
 const INPUT: i32 = PROMPT_MEMBERS.indexOf("input"); // embeddings input: text or token ids
+const CONTENTS: i32 = PROMPT_MEMBERS.indexOf("contents"); // Gemini's turns, counted as messages
 
 @inline function isWs(c: u32): bool {
   return c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09;
@@ -254,6 +255,7 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       const ptr = keyStart + 1;
       const len = keyEnd - keyStart - 2;
       if (keyIs(ptr, len, "model")) name = "model";
+      else if (keyIs(ptr, len, "generationConfig")) name = "generationConfig";
       else if (keyIs(ptr, len, "max_tokens")) name = "max_tokens";
       else if (keyIs(ptr, len, "max_completion_tokens")) name = "max_completion_tokens";
       else if (keyIs(ptr, len, "n")) name = "n";
@@ -266,7 +268,7 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       const k = parseJsonAt(keyStart, keyEnd - keyStart);
       if (k === null || !k.isString()) return;
       const s = k.s;
-      if (s == "model" || s == "max_tokens" || s == "max_completion_tokens" || s == "n") name = s;
+      if (s == "model" || s == "max_tokens" || s == "max_completion_tokens" || s == "n" || s == "generationConfig") name = s;
       else member = PROMPT_MEMBERS.indexOf(s);
     }
     sc.ws();
@@ -279,7 +281,7 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       sc.items = 0;
       if (!sc.textValue(0)) return;
       text.bytes[member] = sc.text;
-      if (member == 0) text.messages = load<u8>(valStart) == 0x5b ? sc.items : 0; // "messages"
+      if (member == 0 || member == CONTENTS) text.messages = load<u8>(valStart) == 0x5b ? sc.items : 0; // "messages", "contents"
       else if (member == INPUT) text.tokenIds = tokenIds(valStart, sc.p);
     } else if (!sc.value()) return;
     if (name.length) {
@@ -287,7 +289,18 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       if (name == "model") f.model = v !== null && v.isString() ? v.s : null;
       else if (name == "max_tokens") f.maxTokens = count(v);
       else if (name == "max_completion_tokens") f.maxCompletionTokens = count(v);
-      else {
+      else if (name == "generationConfig") {
+        // Gemini's limits sit one level down: maxOutputTokens and candidateCount.
+        if (v !== null && v.isObject()) {
+          const mo = v.get("maxOutputTokens");
+          if (mo !== null) f.maxTokens = count(mo);
+          const cc = v.get("candidateCount");
+          if (cc !== null) {
+            const n = count(cc);
+            f.n = n < 1 ? 1 : n > 128 ? 128 : n;
+          }
+        }
+      } else {
         const n = count(v);
         f.n = n < 1 ? 1 : n > 128 ? 128 : n;
       }

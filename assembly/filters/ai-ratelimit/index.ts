@@ -16,7 +16,8 @@ import {
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, getHeaderPairs, replaceHeader, getBuffer, sendLocalResponse,
   setFilterState, getFilterState, getProperty, pluginConfiguration, nowNanos, incrementMetric,
 } from "../../lib/sdk";
-import { errorBody, anthropicErrorBody } from "../../lib/errors";
+import { errorBody, anthropicErrorBody, geminiErrorBody } from "../../lib/errors";
+import { decodePathSegment, geminiRoute } from "../../lib/path";
 import * as keys from "../../lib/keys";
 import { sha256Hex } from "../../lib/sha256";
 import {
@@ -31,6 +32,7 @@ const PASS: i32 = 0;
 const CHAT: i32 = 1;
 const MESSAGES: i32 = 2; // Anthropic's Messages API: errors in Anthropic's format
 const EMBEDDINGS: i32 = 3;
+const GEMINI: i32 = 4; // Gemini's generateContent / streamGenerateContent: model in the path, errors in Gemini's format
 
 const MAX_COMPLETION_ESTIMATE: i64 = 1000000000;
 
@@ -166,6 +168,8 @@ function reachedProvider(): bool {
 
 class AiRateLimit extends Context {
   kind: i32 = PASS;
+  /** The model a Gemini request names in its path (its body has none). */
+  pathModel: string | null = null;
   decided: bool = false;
   rejected: bool = false;
   settled: bool = false;
@@ -217,7 +221,14 @@ class AiRateLimit extends Context {
     if (route == "/v1/chat/completions") this.kind = CHAT;
     else if (route == "/v1/messages") this.kind = MESSAGES;
     else if (route == "/v1/embeddings") this.kind = EMBEDDINGS;
-    else return FilterHeadersStatusValues.Continue;
+    else {
+      // Gemini's own API names the model in the path (ai-proxy reads it the same way).
+      const g = geminiRoute(route);
+      if (g === null || (g.method != "generateContent" && g.method != "streamGenerateContent")) return FilterHeadersStatusValues.Continue;
+      this.kind = GEMINI;
+      const model = decodePathSegment(g.model);
+      this.pathModel = model !== null ? model as string : g.model;
+    }
     this.facts.path = route;
     this.facts.headers = values;
     if (endOfStream) {
@@ -261,7 +272,7 @@ class AiRateLimit extends Context {
     this.decided = true;
     const req = scanRequest(body);
     const f = this.facts;
-    f.model = req.model;
+    f.model = this.pathModel !== null ? this.pathModel : req.model;
     f.consumer = getFilterState(keys.CONSUMER);
     f.pool = getFilterState(keys.POOL);
 
@@ -354,6 +365,7 @@ class AiRateLimit extends Context {
     const message = "The request body is larger than " + s.maxBodyBytes.toString() + " bytes.";
     const body = this.kind == MESSAGES
       ? anthropicErrorBody(message, "request_too_large")
+      : this.kind == GEMINI ? geminiErrorBody(413, message)
       : errorBody(message, "invalid_request_error", "request_too_large");
     sendLocalResponse(413, "sluice_ai_ratelimit_request_too_large", body, ["content-type", "application/json"]);
   }
@@ -386,6 +398,7 @@ class AiRateLimit extends Context {
     headers.push("application/json");
     const body = this.kind == MESSAGES
       ? anthropicErrorBody(message, "rate_limit_error")
+      : this.kind == GEMINI ? geminiErrorBody(s.rejectedStatus, message)
       : errorBody(message, "tokens", "rate_limit_exceeded");
     sendLocalResponse(s.rejectedStatus, "sluice_ai_ratelimit_rejected", body, headers);
   }

@@ -11,7 +11,7 @@ import { sendError } from "../../lib/errors";
 import { CONSUMER } from "../../lib/keys";
 import { sha256, toHex, parseHexDigest, digestsEqual } from "../../lib/sha256";
 import { JsonValue } from "../../lib/json";
-import { decodeQueryComponent, takeQueryParam, QueryCredentials } from "./query";
+import { decodeQueryComponent, takeQueryParam } from "./query";
 
 const HASH_PREFIX = "sha256:";
 
@@ -135,6 +135,18 @@ const FROM_AUTHORIZATION: i32 = 1;
 const FROM_X_API_KEY: i32 = 2;
 const FROM_HEADER: i32 = 4;
 const FROM_QUERY: i32 = 8;
+const FROM_GOOG_KEY: i32 = 16;
+
+/** Gemini's API takes its key as ?key= too (Gemini API reference, "API keys"). */
+const GEMINI_QUERY = "key";
+
+/** A path of Gemini's own API (ai-proxy's client-gemini.ts): under /v1beta/, or a model's :method. */
+function isGeminiPath(path: string): bool {
+  if (path.startsWith("/v1beta/")) return true;
+  const q = path.indexOf("?");
+  const route = q >= 0 ? path.substring(0, q) : path;
+  return route.startsWith("/v1/models/") && route.indexOf(":") > 0;
+}
 
 class KeyAuth extends Context {
   constructor(id: u32, root: KeyAuthRoot) {
@@ -163,10 +175,13 @@ class KeyAuth extends Context {
       } else if (h.keyIs(i, "x-api-key")) {
         key = h.value(i).trim();
         from = FROM_X_API_KEY;
+      } else if (h.keyIs(i, "x-goog-api-key")) {
+        key = h.value(i).trim();
+        from = FROM_GOOG_KEY;
       } else if (s.header.length && h.keyIs(i, s.header)) {
         key = h.value(i).trim();
         from = FROM_HEADER;
-      } else if (s.query.length && h.keyIs(i, ":path")) {
+      } else if (h.keyIs(i, ":path")) {
         path = h.value(i);
       }
       if (key === null) continue;
@@ -174,26 +189,30 @@ class KeyAuth extends Context {
       presented = key;
       sources |= from;
     }
-    let fromQuery: QueryCredentials | null = null;
-    if (s.query.length && path !== null) {
-      fromQuery = takeQueryParam(path as string, s.query);
-      if (fromQuery !== null) {
-        // Each occurrence is a key, as each repeated header is: two that differ conflict.
-        const raws = fromQuery.values;
-        for (let i = 0; i < raws.length; i++) {
-          const key = decodeQueryComponent(raws[i]);
-          if (presented !== null && presented != key) conflicting = true;
-          presented = key;
-        }
-        sources |= FROM_QUERY;
-        // Envoy's access log prints :path as the filters left it: a wasm filter edits the stream's
-        // own request header map in place (source/extensions/common/wasm/context.cc,
-        // Context::decodeHeaders keeps a pointer to it; replaceHeaderMapValue writes through it),
-        // and %REQ(:PATH)% reads that map when the log is written (StreamInfo::getRequestHeaders).
-        // A rejection is logged too: the key leaves :path on every outcome, whatever
-        // hide_credentials says.
-        replaceHeader(REQUEST_HEADERS, ":path", fromQuery.path);
+    // The configured query parameter, and Gemini's own (`key`) on Gemini's paths, where its
+    // clients and examples put the key.
+    const queries = new Array<string>();
+    if (s.query.length) queries.push(s.query);
+    if (path !== null && s.query != GEMINI_QUERY && isGeminiPath(path as string)) queries.push(GEMINI_QUERY);
+    for (let qi = 0; qi < queries.length; qi++) {
+      const fromQuery = takeQueryParam(path as string, queries[qi]);
+      if (fromQuery === null) continue;
+      // Each occurrence is a key, as each repeated header is: two that differ conflict.
+      const raws = fromQuery.values;
+      for (let i = 0; i < raws.length; i++) {
+        const key = decodeQueryComponent(raws[i]);
+        if (presented !== null && presented != key) conflicting = true;
+        presented = key;
       }
+      sources |= FROM_QUERY;
+      // Envoy's access log prints :path as the filters left it: a wasm filter edits the stream's
+      // own request header map in place (source/extensions/common/wasm/context.cc,
+      // Context::decodeHeaders keeps a pointer to it; replaceHeaderMapValue writes through it),
+      // and %REQ(:PATH)% reads that map when the log is written (StreamInfo::getRequestHeaders).
+      // A rejection is logged too: the key leaves :path on every outcome, whatever
+      // hide_credentials says.
+      path = fromQuery.path;
+      replaceHeader(REQUEST_HEADERS, ":path", fromQuery.path);
     }
 
     if (conflicting) return this.deny(s, "Conflicting API keys in one request; send exactly one.", "invalid_request");
@@ -203,7 +222,7 @@ class KeyAuth extends Context {
         incrementMetric(s.allowed, 1);
         return FilterHeadersStatusValues.Continue;
       }
-      return this.deny(s, "Missing API key. Send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header.", "");
+      return this.deny(s, "Missing API key. Send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header (Gemini clients: 'x-goog-api-key').", "");
     }
     const key = presented as string;
     if (key.length == 0) return this.deny(s, "Empty API key.", "invalid_token");
@@ -220,6 +239,7 @@ class KeyAuth extends Context {
     if (s.hideCredentials) {
       if (sources & FROM_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
       if (sources & FROM_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
+      if (sources & FROM_GOOG_KEY) removeHeader(REQUEST_HEADERS, "x-goog-api-key");
       if (sources & FROM_HEADER) removeHeader(REQUEST_HEADERS, s.header);
     }
     incrementMetric(s.allowed, 1);
