@@ -70,8 +70,8 @@ export type AccessLogFormat = { json: Record<string, unknown> } | { text: string
 
 export interface LocalGatewayConfig {
   /** bufferLimitBytes: the listener's per_connection_buffer_limit_bytes (Envoy's default 1 MiB);
-   * tls: the filter chain's DownstreamTlsContext (null: plaintext), host/listener-tls.ts. */
-  listener: { address: string; port: number; bufferLimitBytes: number; tls: ListenerTls | null };
+   * tls: the filter chain's DownstreamTlsContext (absent: plaintext), host/listener-tls.ts. */
+  listener: { address: string; port: number; bufferLimitBytes: number; tls?: ListenerTls };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
   /** Envoy's native http filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz), in order; they
@@ -420,7 +420,7 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
     listener: {
       ...listenerAt,
       bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT),
-      tls: listenerTls(listener, chain),
+      ...tlsOf(listenerTls(listener, chain)),
     },
     admin,
     filters,
@@ -458,6 +458,8 @@ function listenerTls(listener: Record<string, any>, chain: Record<string, any>):
     throw e;
   }
 }
+
+const tlsOf = (tls: ListenerTls | null) => (tls ? { tls } : {});
 
 function noEcds(path: string): string {
   throw new EnvoyConfigError(`${path}: an ECDS file, but no reader was given (loadEnvoyConfig maps ${MOUNT}/ to envoy.yaml's directory)`);

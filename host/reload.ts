@@ -14,7 +14,7 @@ export function restartNeeded(running: LocalGatewayConfig, next: LocalGatewayCon
   const same = (a: unknown, b: unknown) => isDeepStrictEqual(a, b);
   const chain = (c: LocalGatewayConfig) => c.filters.map((f) => f.filterName);
   if (!same(chain(running), chain(next))) out.push(`http_filters: ${chain(running).join(", ")} -> ${chain(next).join(", ")} (the listener's filter chain)`);
-  if (!same(running.listener, next.listener)) out.push("listener (address, port, buffer limit, TLS)");
+  if (!same(running.listener, next.listener)) out.push("listener (address, port, buffer limit)");
   if (!same(running.admin, next.admin)) out.push("admin");
   const clusters = (c: LocalGatewayConfig) => Object.keys(c.clusters).sort();
   if (!same(clusters(running), clusters(next))) out.push(`clusters: ${clusters(running).join(", ")} -> ${clusters(next).join(", ")}`);

@@ -199,7 +199,9 @@ class Exchange {
     });
   }
 
-  /** :scheme and x-forwarded-proto: the downstream connection's (Envoy's HCM sets both from it). */
+  /** :scheme and x-forwarded-proto: the downstream connection's. Envoy's HCM sets an absent
+   * x-forwarded-proto from the connection's encryption and an HTTP/1 request's :scheme from it
+   * (ConnectionManagerUtility::mutateRequestHeaders; Envoy's docs, http_conn_man/headers.rst ":scheme"). */
   private get scheme(): string {
     return this.req.socket instanceof TLSSocket ? "https" : "http";
   }
@@ -655,14 +657,18 @@ function httpsServer(t: ListenerTlsOptions, handler: http.RequestListener): http
   const matchers = t.sanMatchers.map((m) => ({ type: m.type, match: sanMatch(m) }));
   // First, before the HTTP server's own listener starts reading the connection.
   server.prependListener("secureConnection", (sock: TLSSocket) => {
-    const peer = sock.getPeerX509Certificate();
-    let ok = !t.ca || !peer || sock.authorized;
-    if (ok && matchers.length) ok = !!peer && sansAllowed(matchers, certificateNames(peer.raw).sans);
-    if (!ok) {
-      sock.destroy();
-      return;
+    try {
+      const peer = sock.getPeerX509Certificate();
+      let ok = !t.ca || !peer || sock.authorized;
+      if (ok && matchers.length) ok = !!peer && sansAllowed(matchers, certificateNames(peer.raw).sans);
+      if (ok) {
+        connectionTls.set(sock, { tls: tlsInfo(sock, local), requestedServerName: typeof sock.servername === "string" ? sock.servername : "" });
+        return;
+      }
+    } catch {
+      // A certificate whose DER host/x509.ts cannot read: refused, as a certificate that fails a check.
     }
-    connectionTls.set(sock, { tls: tlsInfo(sock, local), requestedServerName: typeof sock.servername === "string" ? sock.servername : "" });
+    sock.destroy();
   });
   return server;
 }

@@ -18,6 +18,8 @@ import { listenerTransportSocket } from "../../cli/render/listener-tls.js";
 import { validateEnvoyConfig } from "../../cli/envoy-validate.js";
 import { parseEnvoyConfig } from "../../host/envoy-config.js";
 import { certificateNames, dnsNameMatch } from "../../host/x509.js";
+import { sanMatch, sansAllowed } from "../../host/listener-tls.js";
+import { restartNeeded } from "../../host/reload.js";
 import { X509Certificate } from "node:crypto";
 import { MINIMAL_GATEWAY } from "../fixtures/gateway-yaml.js";
 
@@ -38,7 +40,7 @@ const gatewayYaml = (tls: string) => MINIMAL_GATEWAY.replace("listener: { port: 
 
 describe("gateway.yaml listener.tls: render", () => {
   it("renders the filter chain's DownstreamTlsContext, which Envoy's API accepts", () => {
-    const cfg = parseGatewayConfig(gatewayYaml(TLS_YAML), "gateway.yaml");
+    const cfg = parseGatewayConfig(gatewayYaml(TLS_YAML));
     const envoy = renderEnvoy(cfg) as any;
     const chain = envoy.static_resources.listeners[0].filter_chains[0];
     expect(chain.transport_socket).toEqual({
@@ -69,14 +71,14 @@ describe("gateway.yaml listener.tls: render", () => {
   });
 
   it("without listener.tls the listener stays plaintext", () => {
-    const envoy = renderEnvoy(parseGatewayConfig(gatewayYaml(""), "gateway.yaml")) as any;
+    const envoy = renderEnvoy(parseGatewayConfig(gatewayYaml(""))) as any;
     expect(envoy.static_resources.listeners[0].filter_chains[0].transport_socket).toBeUndefined();
   });
 
   it("refuses client checks without a client CA, and relative paths", () => {
     const bad = (tls: string) => {
       try {
-        parseGatewayConfig(gatewayYaml(tls), "gateway.yaml");
+        parseGatewayConfig(gatewayYaml(tls));
       } catch (e) {
         expect(e).toBeInstanceOf(GatewayConfigError);
         return (e as Error).message;
@@ -105,6 +107,13 @@ describe("host/x509.ts: what Envoy reads from a certificate", () => {
     expect(certificateNames(new X509Certificate(pem("server.pem")).raw).sans).toEqual([{ type: "dns", value: "localhost" }, { type: "ip", value: "127.0.0.1" }]);
   });
 
+  it("escapes as RFC 2253 printing does: leading # and spaces, trailing spaces, + ; \" < >, non-ASCII bytes as \\XX", () => {
+    // Again what `openssl x509 -subject -nameopt RFC2253` prints for this certificate.
+    const n = certificateNames(new X509Certificate(pem("client-escapes.pem")).raw);
+    expect(n.subject).toBe('CN=\\#hash=eq,OU=\\ lead\\+trail\\ ,O=Caf\\C3\\A9\\; \\"Bar\\" \\<x\\>,DC=example,DC=org');
+    expect(n.sans).toEqual([{ type: "ip", value: "2001:db8::1" }, { type: "ip", value: "10.0.0.1" }]);
+  });
+
   it("matches DNS names as Envoy's Utility::dnsNameMatch: the certificate's SAN is the pattern", () => {
     expect(dnsNameMatch("a.example.com", "*.example.com")).toBe(true);
     expect(dnsNameMatch("A.Example.com", "a.example.COM")).toBe(true);
@@ -123,7 +132,7 @@ const PATHS = [
 
 /** envoy.yaml with the rendered transport socket and the property reader as the filter. */
 function envoyYaml(upstreamPort: number, tls: string): string {
-  const cfg = parseGatewayConfig(gatewayYaml(tls), "gateway.yaml");
+  const cfg = parseGatewayConfig(gatewayYaml(tls));
   const doc = {
     static_resources: {
       listeners: [{
@@ -306,6 +315,29 @@ describe("local gateway: listener TLS it cannot serve is refused, never served a
     const otherName = base();
     otherName.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names = [{ san_type: "OTHER_NAME", matcher: { exact: "x" } }];
     expect(withSocket(otherName)).toThrow(/OTHER_NAME/);
+  });
+
+  it("SAN matchers match only SANs of their type; an exact DNS matcher takes the certificate's wildcard", () => {
+    const matchers = (l: any[]) => l.map((m, i) => ({ type: m.type, match: sanMatch({ ...m, at: `m[${i}]` }) }));
+    const dns = matchers([{ type: "dns", matcher: { exact: "api.example.com" } }]);
+    expect(sansAllowed(dns, [{ type: "dns", value: "*.example.com" }])).toBe(true);
+    expect(sansAllowed(dns, [{ type: "uri", value: "api.example.com" }])).toBe(false);
+    expect(sansAllowed(dns, [])).toBe(false);
+    const ip = matchers([{ type: "ip", matcher: { exact: "2001:db8::1" } }]);
+    expect(sansAllowed(ip, certificateNames(new X509Certificate(pem("client-escapes.pem")).raw).sans)).toBe(true);
+  });
+
+  it("the same listener TLS read twice needs no restart; another one does", () => {
+    const text = (require: boolean) => {
+      const ts = base();
+      ts.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names = [{ san_type: "URI", matcher: { prefix: "spiffe://" } }];
+      ts.typed_config.require_client_certificate = require;
+      return withSocket(ts)();
+    };
+    expect(restartNeeded(text(true), text(true))).toEqual([]);
+    const changed = base();
+    changed.typed_config.common_tls_context.tls_params.tls_minimum_protocol_version = "TLSv1_3";
+    expect(restartNeeded(text(true), withSocket(changed)())).toEqual(["listener (address, port, buffer limit)"]);
   });
 
   it("a certificate file that cannot be read stops npm start", async () => {
