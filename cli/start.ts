@@ -90,8 +90,8 @@ function wasmPath(file: string, wasmDir: string): string {
 
 /**
  * The listener's certificate, key and client CA read from where envoy.yaml names them: a path under
- * /etc/sluice/ (the docker-compose mount of envoy/) from envoy.yaml's directory, any other path as
- * it is. A file that cannot be read stops the start: the gateway never falls back to plain HTTP.
+ * /etc/sluice/ from envoy.yaml's directory (docker compose mounts envoy/tls at /etc/sluice/tls), any
+ * other path as it is. A file that cannot be read stops the start: the gateway never falls back to plain HTTP.
  */
 function readListenerTls(t: ListenerTls, envoyDir: string): ListenerTlsOptions {
   const read = (d: DataSource, what: string) => {

@@ -16,7 +16,7 @@ import { renderEcds, renderEnvoy } from "../../cli/render.js";
 import { ecdsReaderOf } from "../fixtures/ecds.js";
 import { listenerTransportSocket } from "../../cli/render/listener-tls.js";
 import { validateEnvoyConfig } from "../../cli/envoy-validate.js";
-import { parseEnvoyConfig } from "../../host/envoy-config.js";
+import { mountedPath, parseEnvoyConfig } from "../../host/envoy-config.js";
 import { certificateNames, dnsNameMatch } from "../../host/x509.js";
 import { sanMatch, sansAllowed } from "../../host/listener-tls.js";
 import { restartNeeded } from "../../host/reload.js";
@@ -107,7 +107,7 @@ describe("host/x509.ts: what Envoy reads from a certificate", () => {
     expect(certificateNames(new X509Certificate(pem("server.pem")).raw).sans).toEqual([{ type: "dns", value: "localhost" }, { type: "ip", value: "127.0.0.1" }]);
   });
 
-  it("escapes as RFC 2253 printing does: leading # and spaces, trailing spaces, + ; \" < >, non-ASCII bytes as \\XX", () => {
+  it("escapes as RFC 2253 printing does: specials, a leading # or space, a trailing space, non-ASCII bytes in hex", () => {
     // Again what `openssl x509 -subject -nameopt RFC2253` prints for this certificate.
     const n = certificateNames(new X509Certificate(pem("client-escapes.pem")).raw);
     expect(n.subject).toBe('CN=\\#hash=eq,OU=\\ lead\\+trail\\ ,O=Caf\\C3\\A9\\; \\"Bar\\" \\<x\\>,DC=example,DC=org');
@@ -338,6 +338,13 @@ describe("local gateway: listener TLS it cannot serve is refused, never served a
     const changed = base();
     changed.typed_config.common_tls_context.tls_params.tls_minimum_protocol_version = "TLSv1_3";
     expect(restartNeeded(text(true), withSocket(changed)())).toEqual(["listener (address, port, buffer limit)"]);
+  });
+
+  it("docker compose mounts envoy/tls at /etc/sluice/tls, where npm start reads it too", () => {
+    const compose = parse(readFileSync("envoy/docker-compose.yaml", "utf8"));
+    expect(compose.services.envoy.volumes).toContain("./tls:/etc/sluice/tls:ro");
+    expect(mountedPath("/etc/sluice/tls/server.key", resolve("envoy"))).toBe(resolve("envoy/tls/server.key"));
+    expect(mountedPath("/certs/server.key", resolve("envoy"))).toBe("/certs/server.key");
   });
 
   it("a certificate file that cannot be read stops npm start", async () => {
