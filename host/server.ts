@@ -611,9 +611,7 @@ function downstreamTls(sock: TLSSocket): { tls?: TlsInfo; requestedServerName?: 
  * (SSL_get_version), whether the peer presented a certificate, both certificates' RFC 2253 subjects
  * and SANs (host/x509.ts), the peer certificate's SHA-256.
  */
-function tlsInfo(sock: TLSSocket, local: ReturnType<typeof certificateNames>): TlsInfo {
-  const peer = sock.getPeerX509Certificate();
-  const p = peer ? certificateNames(peer.raw) : null;
+function tlsInfo(sock: TLSSocket, local: ReturnType<typeof certificateNames>, p: ReturnType<typeof certificateNames> | null): TlsInfo {
   const of = (n: ReturnType<typeof certificateNames> | null, type: string) => (n ? n.sans.filter((s) => s.type === type).map((s) => s.value) : []);
   return {
     version: sock.getProtocol() ?? "",
@@ -658,11 +656,12 @@ function httpsServer(t: ListenerTlsOptions, handler: http.RequestListener): http
   // First, before the HTTP server's own listener starts reading the connection.
   server.prependListener("secureConnection", (sock: TLSSocket) => {
     try {
-      const peer = sock.getPeerX509Certificate();
+      const der = sock.getPeerX509Certificate()?.raw;
+      const peer = der ? certificateNames(der) : null;
       let ok = !t.ca || !peer || sock.authorized;
-      if (ok && matchers.length) ok = !!peer && sansAllowed(matchers, certificateNames(peer.raw).sans);
+      if (ok && matchers.length) ok = !!peer && sansAllowed(matchers, peer.sans);
       if (ok) {
-        connectionTls.set(sock, { tls: tlsInfo(sock, local), requestedServerName: typeof sock.servername === "string" ? sock.servername : "" });
+        connectionTls.set(sock, { tls: tlsInfo(sock, local, peer), requestedServerName: typeof sock.servername === "string" ? sock.servername : "" });
         return;
       }
     } catch {
