@@ -448,6 +448,7 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
  */
 function listenerTls(listener: Record<string, any>, chain: Record<string, any>): ListenerTls | null {
   if (listener.transport_socket !== undefined) throw new EnvoyConfigError("listeners[0].transport_socket: Envoy reads the transport socket from the filter chain (filter_chains[0].transport_socket)");
+  if (listener.default_filter_chain !== undefined) throw new EnvoyConfigError("listeners[0].default_filter_chain: the local gateway runs filter_chains[0] only");
   if (listener.listener_filters !== undefined) throw new EnvoyConfigError("listeners[0].listener_filters: the local gateway runs none (a TLS inspector or proxy protocol filter would change what the connection is)");
   if (chain.filter_chain_match !== undefined) throw new EnvoyConfigError("filter_chains[0].filter_chain_match: the local gateway runs one filter chain for every connection");
   if (chain.transport_socket === undefined) return null;

@@ -292,6 +292,21 @@ describe("local gateway: listener TLS it cannot serve is refused, never served a
   };
   const base = () => listenerTransportSocket({ certificate: "/c.pem", privateKey: "/k.pem", clientCa: "/ca.pem", requireClientCertificate: true, allowedSans: [], minVersion: "1.2" }) as any;
 
+  it("refuses a second way to a filter chain (default_filter_chain, filter_chain_match, listener filters)", () => {
+    const listenerWith = (extra: Record<string, unknown>, chainExtra: Record<string, unknown> = {}) => () => {
+      const doc = parse(stringify({ static_resources: { listeners: [{ address: { socket_address: { address: "127.0.0.1", port_value: 1 } }, ...extra, filter_chains: [{ ...chainExtra, filters: [{ name: "hcm", typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        route_config: { virtual_hosts: [{ name: "v", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster_header: "x-c" } }] }] },
+        http_filters: [{ name: "r", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+      } }] }] }] } }));
+      return parseEnvoyConfig(stringify(doc));
+    };
+    expect(listenerWith({ default_filter_chain: { transport_socket: base() } })).toThrow(/default_filter_chain: the local gateway runs filter_chains\[0\] only/);
+    expect(listenerWith({ listener_filters: [{ name: "envoy.filters.listener.tls_inspector" }] })).toThrow(/listener_filters/);
+    expect(listenerWith({}, { filter_chain_match: { server_names: ["a.example.com"] } })).toThrow(/filter_chain_match/);
+    expect(listenerWith({})().listener.tls).toBeUndefined();
+  });
+
   it("accepts the rendered socket and names every unimplemented setting", () => {
     expect(withSocket(base())().listener.tls).toMatchObject({ requireClientCertificate: true, trustedCa: { filename: "/ca.pem" } });
     const crl = base();
