@@ -113,8 +113,18 @@ export interface Instance {
   http2: boolean;
 }
 
+/** gateway.yaml listener.tls (paths as Envoy sees them; cli/render/listener-tls.ts renders it). */
+export interface ListenerTlsConfig {
+  certificate: string;
+  privateKey: string;
+  clientCa: string | null;
+  requireClientCertificate: boolean;
+  allowedSans: { type: "uri" | "dns" | "email" | "ip_address"; match: "exact" | "prefix" | "suffix"; value: string }[];
+  minVersion: "1.2" | "1.3";
+}
+
 export interface GatewayConfig {
-  listener: { address: string; port: number };
+  listener: { address: string; port: number; tls: ListenerTlsConfig | null };
   admin: { address: string; port: number };
   accessLog: { path: string };
   /** Envoy durations ("300s"; "0s" is off). See docs in schemas/gateway.schema.json `timeouts`. */
@@ -519,6 +529,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   }
   const timeouts = checkTimeouts(data.timeouts ?? {}, fail);
   const istio = checkIstio(data.istio ?? {}, fail);
+  const listenerTls = data.listener.tls === undefined ? null : checkListenerTls(data.listener.tls, fail);
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
@@ -529,7 +540,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   return {
-    listener: { address: data.listener.address ?? "0.0.0.0", port: data.listener.port },
+    listener: { address: data.listener.address ?? "0.0.0.0", port: data.listener.port, tls: listenerTls },
     admin: { address: data.admin?.address ?? "127.0.0.1", port: data.admin?.port ?? 9901 },
     accessLog: { path: data.access_log?.path ?? "/dev/stdout" },
     timeouts,
@@ -584,6 +595,31 @@ function checkIstio(v: any, fail: Fail): IstioScope {
 }
 
 type Fail = (path: Path, message: string, keyOf?: string) => void;
+
+/**
+ * listener.tls: what the schema cannot say. Client certificates are checked against client_ca, so
+ * requiring or matching them without it would refuse every client. The files are not read here: the
+ * render may run where they are not (they are read where Envoy runs); npm start reads them and stops
+ * with the path when one cannot be read.
+ */
+function checkListenerTls(t: any, fail: Fail): ListenerTlsConfig {
+  const at = ["listener", "tls"];
+  if (t.require_client_certificate === true && t.client_ca === undefined) fail([...at, "require_client_certificate"], "needs client_ca (the CA the client certificates must chain to)");
+  if (t.allowed_sans !== undefined && t.client_ca === undefined) fail([...at, "allowed_sans"], "needs client_ca (a SAN is only trusted in a certificate that chains to it)");
+  const allowedSans = (t.allowed_sans ?? []).map((m: any, i: number) => {
+    const kinds = (["exact", "prefix", "suffix"] as const).filter((k) => m[k] !== undefined);
+    if (kinds.length !== 1) fail([...at, "allowed_sans", i], "give exactly one of exact, prefix, suffix");
+    return { type: m.type, match: kinds[0] ?? "exact", value: String(m[kinds[0]] ?? "") };
+  });
+  return {
+    certificate: t.certificate,
+    privateKey: t.private_key,
+    clientCa: t.client_ca ?? null,
+    requireClientCertificate: t.require_client_certificate === true,
+    allowedSans,
+    minVersion: t.min_version ?? "1.2",
+  };
+}
 
 function seconds(d: string): number {
   return Number(envoyDuration(d).slice(0, -1));

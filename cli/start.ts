@@ -12,13 +12,14 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { compileAccessLog } from "../host/access-log.js";
-import { loadEnvoyConfig, parseEnvoyConfig, pluginOptions, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
+import { EnvoyConfigError, loadEnvoyConfig, mountedPath, parseEnvoyConfig, pluginOptions, vmEnvironment, type LocalGatewayConfig } from "../host/envoy-config.js";
+import type { DataSource, ListenerTls } from "../host/listener-tls.js";
 import { Host } from "../host/index.js";
 import { HostLoadError } from "../host/errors.js";
 import { restartNeeded } from "../host/reload.js";
 import { isDeepStrictEqual } from "node:util";
 import { describe as describeWatch, watchGatewayYaml, type ReloadResult } from "./reload.js";
-import { startAdmin, startGateway, type ClusterTarget } from "../host/server.js";
+import { startAdmin, startGateway, type ClusterTarget, type ListenerTlsOptions } from "../host/server.js";
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "../scripts/mocks/index.js";
 import type { MockKind } from "../scripts/mocks/common.js";
@@ -87,8 +88,36 @@ function wasmPath(file: string, wasmDir: string): string {
   return file;
 }
 
+/**
+ * The listener's certificate, key and client CA read from where envoy.yaml names them: a path under
+ * /etc/sluice/ from envoy.yaml's directory (docker compose mounts envoy/tls at /etc/sluice/tls), any
+ * other path as it is. A file that cannot be read stops the start: the gateway never falls back to plain HTTP.
+ */
+function readListenerTls(t: ListenerTls, envoyDir: string): ListenerTlsOptions {
+  const read = (d: DataSource, what: string) => {
+    if ("inline" in d) return d.inline;
+    const p = mountedPath(d.filename, envoyDir);
+    try {
+      return readFileSync(p, "utf8");
+    } catch (e) {
+      throw new EnvoyConfigError(`listener TLS ${what} ${d.filename}${p === d.filename ? "" : ` (read as ${p})`}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  return {
+    cert: read(t.certificateChain, "certificate chain"),
+    key: read(t.privateKey, "private key"),
+    ...(t.trustedCa ? { ca: read(t.trustedCa, "client CA") } : {}),
+    requireClientCertificate: t.requireClientCertificate,
+    sanMatchers: t.sanMatchers,
+    minVersion: t.minVersion,
+    maxVersion: t.maxVersion,
+    alpn: t.alpn,
+  };
+}
+
 export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise<LocalGateway> {
   const cfg = opts.config ?? loadEnvoyConfig(opts.envoyYaml ?? join(root, "envoy", "envoy.yaml"));
+  const tls = cfg.listener.tls ? readListenerTls(cfg.listener.tls, dirname(opts.envoyYaml ?? join(root, "envoy", "envoy.yaml"))) : undefined;
   // Whether a key is set is decided on the environment as given: mocking an instance sets its
   // variable for the VM, which must not make the next instance sharing that variable look real.
   const given = opts.env ?? process.env;
@@ -196,6 +225,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
 
     const gateway = await startGateway({
       host,
+      ...(tls ? { tls } : {}),
       port: opts.port ?? cfg.listener.port,
       address: opts.address ?? cfg.listener.address,
       clusterHeader: cfg.route.clusterHeader,

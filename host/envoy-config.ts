@@ -17,6 +17,7 @@ import type { TagSpecifier } from "./metrics.js";
 import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
 import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, PER_ROUTE_TYPES, type NativeFilter } from "./native/index.js";
 import { CORS_POLICY_TYPE } from "./native/cors.js";
+import { parseListenerTls, type ListenerTls } from "./listener-tls.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -68,8 +69,9 @@ export interface ClusterConfig {
 export type AccessLogFormat = { json: Record<string, unknown> } | { text: string };
 
 export interface LocalGatewayConfig {
-  /** bufferLimitBytes: the listener's per_connection_buffer_limit_bytes (Envoy's default 1 MiB). */
-  listener: { address: string; port: number; bufferLimitBytes: number };
+  /** bufferLimitBytes: the listener's per_connection_buffer_limit_bytes (Envoy's default 1 MiB);
+   * tls: the filter chain's DownstreamTlsContext (absent: plaintext), host/listener-tls.ts. */
+  listener: { address: string; port: number; bufferLimitBytes: number; tls?: ListenerTls };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
   /** Envoy's native http filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz), in order; they
@@ -415,7 +417,11 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
   const direction = listener.traffic_direction ?? "UNSPECIFIED";
   if (!(direction in TRAFFIC_DIRECTION)) throw new EnvoyConfigError(`listeners[0].traffic_direction: expected UNSPECIFIED, INBOUND or OUTBOUND, got ${JSON.stringify(direction)}`);
   return {
-    listener: { ...listenerAt, bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT) },
+    listener: {
+      ...listenerAt,
+      bufferLimitBytes: bytes(listener.per_connection_buffer_limit_bytes, "listeners[0].per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT),
+      ...tlsOf(listenerTls(listener, chain)),
+    },
     admin,
     filters,
     natives,
@@ -435,6 +441,27 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
   };
 }
 
+/**
+ * The filter chain's transport socket: none (plaintext) or envoy.transport_sockets.tls with a
+ * DownstreamTlsContext. Anything else, or a TLS setting the local gateway does not implement, is
+ * refused: it never serves plain HTTP where Envoy would have required TLS.
+ */
+function listenerTls(listener: Record<string, any>, chain: Record<string, any>): ListenerTls | null {
+  if (listener.transport_socket !== undefined) throw new EnvoyConfigError("listeners[0].transport_socket: Envoy reads the transport socket from the filter chain (filter_chains[0].transport_socket)");
+  if (listener.default_filter_chain !== undefined) throw new EnvoyConfigError("listeners[0].default_filter_chain: the local gateway runs filter_chains[0] only");
+  if (listener.listener_filters !== undefined) throw new EnvoyConfigError("listeners[0].listener_filters: the local gateway runs none (a TLS inspector or proxy protocol filter would change what the connection is)");
+  if (chain.filter_chain_match !== undefined) throw new EnvoyConfigError("filter_chains[0].filter_chain_match: the local gateway runs one filter chain for every connection");
+  if (chain.transport_socket === undefined) return null;
+  try {
+    return parseListenerTls(chain.transport_socket, "filter_chains[0].transport_socket");
+  } catch (e) {
+    if (e instanceof NativeConfigError) throw new EnvoyConfigError(e.message);
+    throw e;
+  }
+}
+
+const tlsOf = (tls: ListenerTls | null) => (tls ? { tls } : {});
+
 function noEcds(path: string): string {
   throw new EnvoyConfigError(`${path}: an ECDS file, but no reader was given (loadEnvoyConfig maps ${MOUNT}/ to envoy.yaml's directory)`);
 }
@@ -445,6 +472,12 @@ const MOUNT = "/etc/sluice";
 /** Reads ECDS files named under /etc/sluice/ from the directory envoy.yaml is in, as docker-compose mounts them. */
 export function ecdsReaderFor(envoyDir: string): EcdsReader {
   return (path) => readFileSync(path.startsWith(`${MOUNT}/`) ? join(envoyDir, path.slice(MOUNT.length + 1)) : path, "utf8");
+}
+
+/** Reads a file envoy.yaml names (a TLS certificate or key) from the local gateway's side of the
+ * docker-compose mount: /etc/sluice/... from envoy.yaml's directory, any other path as it is. */
+export function mountedPath(path: string, envoyDir: string): string {
+  return path.startsWith(`${MOUNT}/`) ? join(envoyDir, path.slice(MOUNT.length + 1)) : path;
 }
 
 export function loadEnvoyConfig(path: string): LocalGatewayConfig {

@@ -24,9 +24,12 @@ import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo, Socket } from "node:net";
 import { TLSSocket } from "node:tls";
+import { X509Certificate } from "node:crypto";
 import type { Host } from "./host.js";
 import type { TagSpecifier } from "./metrics.js";
-import { DEFAULT_BUFFER_LIMIT, type Stream } from "./stream.js";
+import { DEFAULT_BUFFER_LIMIT, type Stream, type TlsInfo } from "./stream.js";
+import { sanMatch, sansAllowed, type SanMatcher } from "./listener-tls.js";
+import { certificateNames } from "./x509.js";
 import { rewriteLocalReply } from "./local-reply.js";
 
 export interface ClusterTarget {
@@ -39,8 +42,25 @@ export interface ClusterTarget {
   bufferLimitBytes?: number;
 }
 
+/** The listener's TLS (envoy.yaml's DownstreamTlsContext, host/listener-tls.ts) with its PEM read. */
+export interface ListenerTlsOptions {
+  cert: string;
+  key: string;
+  /** Trusted CAs for client certificates (absent: none is asked for). */
+  ca?: string;
+  /** Refuse a client that presents no certificate (require_client_certificate, or SAN matchers). */
+  requireClientCertificate: boolean;
+  sanMatchers: SanMatcher[];
+  minVersion: "TLSv1.2" | "TLSv1.3";
+  maxVersion: "TLSv1.2" | "TLSv1.3";
+  /** ALPN offered (the local gateway speaks http/1.1 only). */
+  alpn: string[];
+}
+
 export interface GatewayOptions {
   host: Host;
+  /** Serve HTTPS with these settings (absent: plaintext). */
+  tls?: ListenerTlsOptions;
   port?: number;
   address?: string;
   /** route.cluster_header: the request header naming the cluster. */
@@ -68,7 +88,7 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   port: number;
-  server: http.Server;
+  server: http.Server | https.Server;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
   /**
@@ -173,9 +193,17 @@ class Exchange {
       sourceAddress: envoyAddress(req.socket.remoteAddress, req.socket.remotePort),
       destinationAddress: envoyAddress(req.socket.localAddress, req.socket.localPort),
       protocol: req.httpVersion === "2.0" ? "HTTP/2" : `HTTP/${req.httpVersion}`,
+      ...(req.socket instanceof TLSSocket ? downstreamTls(req.socket) : {}),
       bufferLimitBytes: limit,
       keepBodies: false,
     });
+  }
+
+  /** :scheme and x-forwarded-proto: the downstream connection's. Envoy's HCM sets an absent
+   * x-forwarded-proto from the connection's encryption and an HTTP/1 request's :scheme from it
+   * (ConnectionManagerUtility::mutateRequestHeaders; Envoy's docs, http_conn_man/headers.rst ":scheme"). */
+  private get scheme(): string {
+    return this.req.socket instanceof TLSSocket ? "https" : "http";
   }
 
   start(): void {
@@ -184,7 +212,7 @@ class Exchange {
       [":method", req.method ?? "GET"],
       [":path", req.url ?? "/"],
       [":authority", req.headers.host ?? "localhost"],
-      [":scheme", "http"],
+      [":scheme", this.scheme],
     ];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const k = req.rawHeaders[i].toLowerCase();
@@ -193,7 +221,8 @@ class Exchange {
     if (!req.headers["x-request-id"]) headers.push(["x-request-id", randomUUID()]);
     // ConnectionManagerUtility::mutateRequestHeaders: x-forwarded-proto is set only when absent
     // (use_remote_address is not set in Sluice's envoy.yaml).
-    if (!req.headers["x-forwarded-proto"]) headers.push(["x-forwarded-proto", "http"]);
+    // The scheme is the connection's (https on a TLS listener).
+    if (!req.headers["x-forwarded-proto"]) headers.push(["x-forwarded-proto", this.scheme]);
     const noBody = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined);
     this.noRequestBody = noBody;
     this.guard(() => this.s.callOnRequestHeaders(headers, noBody));
@@ -570,11 +599,84 @@ class Exchange {
   onComplete: () => void = () => {};
 }
 
+/** What a TLS connection's streams read as connection.* (set once the handshake is accepted). */
+const connectionTls = new WeakMap<TLSSocket, { tls: TlsInfo; requestedServerName: string }>();
+
+function downstreamTls(sock: TLSSocket): { tls?: TlsInfo; requestedServerName?: string } {
+  return connectionTls.get(sock) ?? {};
+}
+
+/**
+ * Envoy's Ssl::ConnectionInfo of an accepted connection (connection.* properties): version
+ * (SSL_get_version), whether the peer presented a certificate, both certificates' RFC 2253 subjects
+ * and SANs (host/x509.ts), the peer certificate's SHA-256.
+ */
+function tlsInfo(sock: TLSSocket, local: ReturnType<typeof certificateNames>, p: ReturnType<typeof certificateNames> | null): TlsInfo {
+  const of = (n: ReturnType<typeof certificateNames> | null, type: string) => (n ? n.sans.filter((s) => s.type === type).map((s) => s.value) : []);
+  return {
+    version: sock.getProtocol() ?? "",
+    peerCertificatePresented: p !== null,
+    subjectLocalCertificate: local.subject,
+    uriSanLocalCertificate: of(local, "uri"),
+    dnsSanLocalCertificate: of(local, "dns"),
+    ...(p
+      ? { subjectPeerCertificate: p.subject, uriSanPeerCertificate: of(p, "uri"), dnsSanPeerCertificate: of(p, "dns"), sha256PeerCertificateDigest: p.sha256 }
+      : {}),
+  };
+}
+
+/**
+ * An HTTPS server for the listener's TLS. node:tls checks the chain against `ca` and, with
+ * rejectUnauthorized, refuses a client without a valid certificate in the handshake; a client that
+ * offers a certificate where none is required must still present a valid one (Envoy verifies every
+ * certificate it asked for), and the SAN matchers run once the handshake is done, before any byte
+ * of the request is read: a connection that fails either is closed without an HTTP answer. (Envoy
+ * fails the handshake itself with a TLS alert; node:tls has no server-side hook for that.)
+ */
+function httpsServer(t: ListenerTlsOptions, handler: http.RequestListener): https.Server {
+  let server: https.Server;
+  let local: ReturnType<typeof certificateNames>;
+  try {
+    local = certificateNames(new X509Certificate(t.cert).raw);
+    server = https.createServer({
+      maxHeaderSize: NODE_MAX_HEADER_SIZE,
+      cert: t.cert,
+      key: t.key,
+      ...(t.ca ? { ca: t.ca, requestCert: true, rejectUnauthorized: t.requireClientCertificate } : {}),
+      // Envoy's trust store has X509_V_FLAG_PARTIAL_CHAIN (an intermediate given as trusted_ca is an anchor).
+      allowPartialTrustChain: true,
+      minVersion: t.minVersion,
+      maxVersion: t.maxVersion,
+      ...(t.alpn.length ? { ALPNProtocols: t.alpn.filter((p) => p === "http/1.1") } : {}),
+    }, handler);
+  } catch (e) {
+    throw new Error(`listener TLS: the certificate, key or client CA is not usable: ${(e as Error).message}`);
+  }
+  const matchers = t.sanMatchers.map((m) => ({ type: m.type, match: sanMatch(m) }));
+  // First, before the HTTP server's own listener starts reading the connection.
+  server.prependListener("secureConnection", (sock: TLSSocket) => {
+    try {
+      const der = sock.getPeerX509Certificate()?.raw;
+      const peer = der ? certificateNames(der) : null;
+      let ok = !t.ca || !peer || sock.authorized;
+      if (ok && matchers.length) ok = !!peer && sansAllowed(matchers, peer.sans);
+      if (ok) {
+        connectionTls.set(sock, { tls: tlsInfo(sock, local, peer), requestedServerName: typeof sock.servername === "string" ? sock.servername : "" });
+        return;
+      }
+    } catch {
+      // A certificate whose DER host/x509.ts cannot read: refused, as a certificate that fails a check.
+    }
+    sock.destroy();
+  });
+  return server;
+}
+
 export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const active = new Set<Exchange>();
   let draining = false;
   let drained: (() => void) | null = null;
-  const server = http.createServer({ maxHeaderSize: NODE_MAX_HEADER_SIZE }, (req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const tooLarge = requestHeadersTooLarge(req.rawHeaders);
     if (tooLarge) {
       codecReply(g, res, tooLarge);
@@ -592,7 +694,8 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
     };
     active.add(x);
     x.start();
-  });
+  };
+  const server = g.tls ? httpsServer(g.tls, handler) : http.createServer({ maxHeaderSize: NODE_MAX_HEADER_SIZE }, handler);
   const pumpAll = () => {
     for (const x of [...active]) x.pump();
   };
@@ -625,7 +728,7 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const shown = g.address === undefined || g.address === "0.0.0.0" || g.address === "::" ? "127.0.0.1" : g.address;
   let closing: Promise<void> | null = null;
   return {
-    url: `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}`,
+    url: `${g.tls ? "https" : "http"}://${shown.includes(":") ? `[${shown}]` : shown}:${port}`,
     port,
     server,
     setHost(next: Host) {

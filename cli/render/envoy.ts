@@ -9,6 +9,7 @@ import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
 import { nativeReplyMappers } from "./native-replies.js";
+import { listenerTransportSocket } from "./listener-tls.js";
 import { RATELIMIT_CLUSTER, RATELIMIT_PORT, RATELIMIT_SERVICE, rateLimitCluster, rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
 /**
@@ -158,6 +159,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
           per_connection_buffer_limit_bytes: CONNECTION_BUFFER_LIMIT,
           filter_chains: [
             {
+              // HTTPS, and client certificates, when gateway.yaml has listener.tls (listener-tls.ts).
+              ...(cfg.listener.tls ? { transport_socket: listenerTransportSocket(cfg.listener.tls) } : {}),
               filters: [
                 {
                   name: "envoy.filters.network.http_connection_manager",
