@@ -32,7 +32,7 @@ function request(h: Host, opts: StreamOptions = {}, headers: Record<string, stri
   return { s, action };
 }
 
-const jwt = (payload: object): StreamOptions => ({ dynamicMetadata: { [JWT]: { jwt_payload: payload } } });
+const jwt = (payload: Record<string, unknown>): StreamOptions => ({ dynamicMetadata: { [JWT]: { jwt_payload: payload as never } } });
 
 function header(pairs: [string, string][] | null | undefined, name: string) {
   return (pairs ?? []).filter(([k]) => k === name).map(([, v]) => v);
