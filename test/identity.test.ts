@@ -156,6 +156,26 @@ describe("identity", () => {
     expectConsumer(request(h, jwt({ sub: "a", groups: Array.from({ length: 16 }, (_, i) => `g${i}`) })), "a", "jwt", Array.from({ length: 16 }, (_, i) => `g${i}`).join(","));
   });
 
+  it("groups from a header: bounded by max_groups names of 64 characters, not by the identity's 1024 bytes", async () => {
+    const hdr = await host({ sources: [{ header: "x-user" }], groups: { header: "x-groups" } });
+    const names = Array.from({ length: 16 }, (_, i) => `${String(i).padStart(2, "0")}${"g".repeat(62)}`);
+    expectConsumer(request(hdr, {}, { "x-user": "u", "x-groups": names.join(", ") }), "u", "header", names.join(","));
+    const long = request(hdr, {}, { "x-user": "u", "x-groups": "a,".repeat(1000) });
+    expect(expectDenied(long, /The value of 'x-groups' is too long/).message).not.toBeNull();
+    // The same bound on a claim, before it is decoded.
+    expect(expectDenied(request(h, jwt({ sub: "a", groups: "a ".repeat(1000) })), /groups value is longer than 1284 bytes/, true).message).not.toBeNull();
+  });
+
+  it("realm: any printable ASCII but quotes and backslashes, in www-authenticate", async () => {
+    const realm = await host({ sources: [{ jwt_claim: ["sub"] }], realm: "AI gateway (prod)!" });
+    const r = request(realm);
+    expect(header(r.s.getSentLocalResponse()!.headers, "www-authenticate")).toEqual(['Bearer realm="AI gateway (prod)!"']);
+    for (const bad of ['a"b', "a\\b", "é", ""]) {
+      const err = await host({ sources: [{ jwt_claim: ["sub"] }], realm: bad }).catch((e) => e);
+      expect((err as HostLoadError).logs.join("\n")).toMatch(/identity\.realm: must be 1 to 256 printable ASCII/);
+    }
+  });
+
   it("no identity: 401 in OpenAI's shape for /v1/chat/completions", () => {
     const { body } = expectDenied(request(h), /No identity/);
     expect(body.error.type).toBe("invalid_request_error");

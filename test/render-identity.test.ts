@@ -3,6 +3,7 @@
 // access log prints identity_source. The rendered filter is then run through the host.
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
+import AjvImport from "ajv";
 import { GatewayConfigError, parseGatewayConfig } from "../cli/gateway-config.js";
 import { renderEcds, renderEnvoy as renderEnvoyYaml } from "../cli/render.js";
 import { renderIstio } from "../cli/render/istio.js";
@@ -116,6 +117,11 @@ describe("gateway.yaml identity", () => {
     expect(plugin.spec.failStrategy).toBe("FAIL_CLOSE");
     expect(plugin.spec.pluginName).toBe("identity");
     expect(plugin.spec.pluginConfig.sources[0]).toEqual({ jwt_claim: ["org", "team"] });
+    // Against Istio 1.30's CRD schema (test/fixtures/istio-crds), as the other WasmPlugins are.
+    const Ajv = AjvImport as unknown as typeof AjvImport.default;
+    const crd = JSON.parse(readFileSync("test/fixtures/istio-crds/1.30.3.json", "utf8")).schemas["extensions.istio.io/v1alpha1/WasmPlugin"];
+    const valid = new Ajv({ strict: false, allErrors: true }).compile(crd);
+    expect(valid(plugin), JSON.stringify(valid.errors)).toBe(true);
   });
 
   it("the rendered configuration loads in the filter and identifies by the claim jwt_authn verified", async () => {

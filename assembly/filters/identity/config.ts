@@ -131,6 +131,16 @@ function readSource(r: ConfigReader, v: JsonValue, path: string, jwtNs: string, 
   return r.ok ? s : null;
 }
 
+/** A quoted-string of www-authenticate without escapes: printable ASCII but '"' and '\\'. */
+function validRealm(realm: string): bool {
+  if (realm.length == 0 || realm.length > 256) return false;
+  for (let i = 0; i < realm.length; i++) {
+    const c = realm.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c == 0x22 || c == 0x5c) return false;
+  }
+  return true;
+}
+
 export function readSettings(buf: ArrayBuffer): Settings | null {
   const r = new ConfigReader("identity");
   const cfg = r.parse(buf);
@@ -148,7 +158,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxConsumerLength = <i32>r.int(cfg, "max_consumer_length", "identity", 128, 1, MAX_CONSUMER_LENGTH);
   s.maxGroups = <i32>r.int(cfg, "max_groups", "identity", 16, 1, MAX_GROUPS);
   s.realm = r.str(cfg, "realm", "identity", "sluice");
-  if (r.ok && (s.realm.includes("\"") || s.realm.includes("\\") || !validConsumer(s.realm, 256))) r.fail("identity.realm", "must be printable ASCII without quotes or backslashes");
+  if (r.ok && !validRealm(s.realm)) r.fail("identity.realm", "must be 1 to 256 printable ASCII characters without quotes or backslashes");
   s.anonymous = r.str(cfg, "anonymous", "identity", "");
   if (r.ok && s.anonymous.length && !validConsumer(s.anonymous, s.maxConsumerLength)) r.fail("identity.anonymous", "'" + s.anonymous + "' is not a valid consumer name");
   s.keyAuthAnonymous = r.str(cfg, "key_auth_anonymous", "identity", "");

@@ -14,7 +14,7 @@ import {
 import { errorBody, anthropicErrorBody } from "../../lib/errors";
 import { CONSUMER, GROUPS, IDENTITY_SOURCE } from "../../lib/keys";
 import { Settings, Source, readSettings, FROM_HEADER, FROM_JWT, SOURCE_NAMES } from "./config";
-import { validConsumer, readGroups, splitGroups, Groups } from "./values";
+import { validConsumer, readGroups, splitGroups, maxGroupsBytes, Groups } from "./values";
 
 /** Longest identity read (before `map`): anything longer is refused without being decoded. */
 const MAX_RAW_BYTES: i32 = 1024;
@@ -40,8 +40,8 @@ class Found {
   error: string = "";
 }
 
-/** The header's one value; a repeated header is refused (a forged copy beside the proxy's own). */
-function headerValue(h: HeaderPairs, name: string, out: Found): void {
+/** The header's one value (up to `limit` bytes); a repeated header is refused (a forged copy beside the proxy's own). */
+function headerValue(h: HeaderPairs, name: string, limit: i32, out: Found): void {
   for (let i = 0; i < h.count; i++) {
     if (!h.keyIs(i, name)) continue;
     if (out.value !== null) {
@@ -49,8 +49,8 @@ function headerValue(h: HeaderPairs, name: string, out: Found): void {
       out.error = "The '" + name + "' header is repeated.";
       return;
     }
-    if (h.valueLength(i) > MAX_RAW_BYTES) {
-      out.error = "The identity in '" + name + "' is too long.";
+    if (h.valueLength(i) > limit) {
+      out.error = "The value of '" + name + "' is too long.";
       return;
     }
     out.value = h.value(i);
@@ -60,7 +60,7 @@ function headerValue(h: HeaderPairs, name: string, out: Found): void {
 function read(src: Source, h: HeaderPairs): Found {
   const out = new Found();
   if (src.kind == FROM_HEADER) {
-    headerValue(h, src.header, out);
+    headerValue(h, src.header, MAX_RAW_BYTES, out);
   } else {
     const v = getProperty(src.property);
     if (v === null) return out;
@@ -120,7 +120,7 @@ class Identity extends Context {
         const gs = new Groups();
         if (g.kind == FROM_HEADER) {
           const gf = new Found();
-          headerValue(h, g.header, gf);
+          headerValue(h, g.header, maxGroupsBytes(s.maxGroups), gf);
           if (gf.error.length) return this.deny(s, h, gf.error, false);
           if (gf.value !== null) splitGroups(gf.value as string, s.maxGroups, gs);
         } else {

@@ -38,6 +38,11 @@ export function validGroup(s: string): bool {
   return true;
 }
 
+/** The longest groups value read: `max` names of 64 characters, each with room for its framing. */
+export function maxGroupsBytes(max: i32): i32 {
+  return max * 80 + 4;
+}
+
 /** The groups of a request, or why they were refused. */
 export class Groups {
   names: Array<string> = [];
@@ -61,6 +66,10 @@ function addGroup(out: Groups, g: string, max: i32): void {
 /** Groups from a text: names separated by spaces and/or commas ("a b", "a,b", "a, b"). */
 export function splitGroups(text: string, max: i32, out: Groups): void {
   const n = text.length;
+  if (n > maxGroupsBytes(max)) {
+    out.error = "the groups value is longer than " + maxGroupsBytes(max).toString() + " bytes";
+    return;
+  }
   let start = 0;
   for (let i = 0; i <= n && out.error.length == 0; i++) {
     const c = i < n ? text.charCodeAt(i) : 0x20;
@@ -82,6 +91,12 @@ export function splitGroups(text: string, max: i32, out: Groups): void {
 export function readGroups(buf: ArrayBuffer, max: i32, out: Groups): void {
   const base = changetype<usize>(buf);
   const size = <usize>buf.byteLength;
+  // Room for max names of 64 characters and their separators (or pairs framing): more is refused
+  // before it is decoded.
+  if (size > <usize>maxGroupsBytes(max)) {
+    out.error = "the groups value is longer than " + maxGroupsBytes(max).toString() + " bytes";
+    return;
+  }
   let nul = false;
   for (let i: usize = 0; i < size; i++) {
     if (load<u8>(base + i) == 0) {
