@@ -532,7 +532,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   const native = checkNative(data, fail);
-  const identity = checkIdentity(data.identity, native, fail, warn);
+  const identity = checkIdentity(data.identity, native, { enabled: ka.enabled !== false, anonymous: ka.anonymous !== undefined }, fail, warn);
   if (identity?.groups === undefined) checkGroupsUsed(f, fail);
   const failurePolicy = checkFailurePolicies(f, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));

@@ -61,9 +61,20 @@ function checkSource(src: any, at: Path, native: NativeConfig, fail: Fail, group
 }
 
 /** gateway.yaml `identity` -> the filter's JSON; null when there is no identity section. */
-export function checkIdentity(v: any, native: NativeConfig, fail: Fail, warn: (path: Path, message: string) => void): IdentityJson | null {
+export function checkIdentity(
+  v: any,
+  native: NativeConfig,
+  keyAuth: { enabled: boolean; anonymous: boolean },
+  fail: Fail,
+  warn: (path: Path, message: string) => void,
+): IdentityJson | null {
   if (v === undefined) return null;
   const at: Path = ["identity"];
+  if (keyAuth.enabled && !keyAuth.anonymous) {
+    // key-auth runs first and answers 401 to a request without an API key: identity would only ever
+    // see keyed requests, whose consumer it keeps.
+    warn(at, "key-auth answers 401 to every request without an API key before identity runs: set filters.key_auth.anonymous to let identity decide for those, or filters.key_auth.enabled: false");
+  }
   const json: IdentityJson = {};
   const warned = new Set<string>();
   const strip = (s: Record<string, unknown> | null, path: Path) => {

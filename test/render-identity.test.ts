@@ -164,6 +164,12 @@ describe("gateway.yaml identity", () => {
     expect(refusal(BASE + distributed + IDENTITY)).toMatch(/rule 'teams' cannot be distributed: a consumer in several groups has a counter in each/);
   });
 
+  it("identity behind a key-auth that answers 401 to every keyless request is a warning", () => {
+    const c = parseGatewayConfig(BASE.replace("  key_auth: { anonymous: no-key }\n", "  key_auth: {}\n") + IDENTITY, { env: ENV });
+    expect(c.warnings.join("\n")).toMatch(/identity: key-auth answers 401 to every request without an API key before identity runs/);
+    expect(cfg.warnings.join("\n")).not.toMatch(/key-auth answers 401/);
+  });
+
   it("a jwt_claim without auth.jwt is a warning (Istio's RequestAuthentication may verify the token), not an error", () => {
     const c = parseGatewayConfig("listener: { port: 10000 }\nproviders: [{ name: small, provider: openai, api_key_env: OPENAI_API_KEY }]\nfilters: { key_auth: { enabled: false } }\nidentity: { sources: [{ jwt_claim: sub }], jwt_payload_key: https://issuer.example.com }\n", { env: ENV });
     expect(c.warnings.join("\n")).toMatch(/identity\.sources\[0\]: auth\.jwt is not configured here/);
