@@ -68,6 +68,8 @@ class Facts {
   headers: Array<string | null> = [];
   /** The consumer's groups (identity's sluice.groups, comma-separated). */
   groups: Array<string> = [];
+  /** keysFor's answer, reused: each caller is done with it before the next call. */
+  keys: Array<string> = [];
 }
 
 // Key values go into shared-data keys: escape the separators so that ("a.b", "c") and
@@ -117,7 +119,8 @@ function holds(c: Condition, f: Facts): bool {
  * (those its group condition matches) when it is keyed by group, else one.
  */
 function keysFor(rule: Rule, f: Facts): Array<string> {
-  const out = new Array<string>();
+  const out = f.keys;
+  out.length = 0;
   for (let i = 0; i < rule.when.length; i++) if (!holds(rule.when[i], f)) return out;
   if (!rule.groupKey) {
     const k = keyFor(rule, f, null);
