@@ -207,6 +207,28 @@ describe("identity", () => {
     expect(r.s.getSentLocalResponse()?.statusDetails).toBe("sluice_identity_denied");
   });
 
+  it("linear memory stays bounded under hostile values (a 60 KB claim, a list of 3000 groups) and stops growing", async () => {
+    // A JWT travels in a request header, which Envoy caps at 60 KiB by default (max_request_headers_kb),
+    // so no claim is larger. Envoy copies a property into the VM's memory whole; a value past the
+    // filter's bounds is refused before it is decoded. What stays is garbage until the SDK patch
+    // collects (after 64 finished streams, or when memory grew): the same high-water mark key-auth
+    // reaches with 60 KB headers (64 pages, 4 MiB).
+    const m = await host();
+    const pages: number[] = [];
+    const manyGroups = Array.from({ length: 3000 }, (_, i) => `g${i}`);
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 20; i++) {
+        const payload = i % 2 ? { sub: "x".repeat(60000) } : { sub: "ok", groups: manyGroups };
+        const r = request(m, jwt(payload));
+        expect(r.s.getSentLocalResponse()?.statusCode).toBe(401);
+        r.s.completeHttpContext();
+      }
+      pages.push(m.memoryPages("identity"));
+    }
+    expect(Math.max(...pages)).toBeLessThanOrEqual(64);
+    expect(Math.max(...pages.slice(10))).toBe(Math.max(...pages.slice(0, 10)));
+  });
+
   it("refuses a configuration it cannot apply, naming the field", async () => {
     const bad: [object, RegExp][] = [
       [{}, /identity.sources: is required/],
