@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import AjvImport, { type ErrorObject } from "ajv";
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
 import { checkNative, type NativeConfig } from "./native-config.js";
+import { checkIdentity, type IdentityJson } from "./identity-config.js";
 import { envoyDuration } from "./duration.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
@@ -40,10 +41,14 @@ export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "a
  */
 export type FailurePolicyName = "closed" | "open" | "reload";
 /** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
-export type FilterName = "key-auth" | "ai-router" | "ai-ratelimit" | "ai-proxy";
-/** key-auth fails closed (an auth filter that fails open lets every request in); the others reload. */
+export type FilterName = "key-auth" | "identity" | "ai-router" | "ai-ratelimit" | "ai-proxy";
+/**
+ * key-auth and identity fail closed (an auth filter that fails open lets every request in); the others
+ * reload. identity's policy has no setting (gateway.yaml `identity` is not under `filters`).
+ */
 export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyName>> = {
   "key-auth": "closed",
+  identity: "closed",
   "ai-router": "reload",
   "ai-ratelimit": "reload",
   "ai-proxy": "reload",
@@ -158,6 +163,8 @@ export interface GatewayConfig {
   failurePolicy: Record<FilterName, FailurePolicyName>;
   /** Envoy's own filters (auth, cors, rbac, request_rate_limit): cli/native-config.ts. */
   native: NativeConfig;
+  /** The identity filter's JSON (gateway.yaml `identity`, cli/identity-config.ts); null: not rendered. */
+  identity: IdentityJson | null;
   /** Where the Istio manifests attach (gateway.yaml `istio`); cli/render/istio.ts. */
   istio: IstioScope;
   /** istio.image: where the OCI images of `npm run oci` live; null = WasmPlugins load file:// paths. */
@@ -536,6 +543,8 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   const native = checkNative(data, fail);
+  const identity = checkIdentity(data.identity, native, { enabled: ka.enabled !== false, anonymous: ka.anonymous !== undefined }, fail, warn);
+  if (identity?.groups === undefined) checkGroupsUsed(f, fail);
   const failurePolicy = checkFailurePolicies(f, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
@@ -573,9 +582,23 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     warnings,
     failurePolicy,
     native,
+    identity,
     istio,
     istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
   };
+}
+
+/** A rule that keys on or asks for `group` never applies without identity.groups: refused, not ignored. */
+function checkGroupsUsed(f: Record<string, any>, fail: Fail): void {
+  const why = "no consumer has groups: identity.groups is not configured (docs/identity.md)";
+  const inCondition = (c: any): boolean =>
+    c !== null && typeof c === "object" && (c.group !== undefined || [...(c.any ?? []), ...(c.all ?? []), ...(c.not ? [c.not] : [])].some(inCondition));
+  ((f.ai_router?.enabled === false ? [] : f.ai_router?.rules) ?? []).forEach((rule: any, i: number) => {
+    if (inCondition(rule.when)) fail(["filters", "ai_router", "rules", i, "when"], `a group condition never matches: ${why}`);
+  });
+  ((f.ai_ratelimit?.enabled === false ? [] : f.ai_ratelimit?.rules) ?? []).forEach((rule: any, i: number) => {
+    if ((rule.key ?? []).includes("group") || rule.when?.group !== undefined) fail(["filters", "ai_ratelimit", "rules", i], `keyed by or conditioned on group, the rule never applies: ${why}`);
+  });
 }
 
 /** The label Istio puts on the pods it deploys for a Gateway API Gateway (istio-discovery's kube-gateway.yaml template). */
@@ -771,7 +794,7 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   return semantic;
 }
 
-const KEY_PARTS = "consumer, model, pool, instance, path or header:<name>";
+const KEY_PARTS = "consumer, group, model, pool, instance, path or header:<name>";
 const UNITS: Record<number, RateLimitUnit> = { 1: "second", 60: "minute", 3600: "hour", 86400: "day" };
 const MAX_WINDOW_SECONDS = 366 * 86400;
 /** envoyproxy/ratelimit's requests_per_unit is a uint32. */
@@ -785,7 +808,7 @@ export function windowSeconds(w: string | number): number {
 }
 
 function partOk(part: string): boolean {
-  return /^(consumer|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
+  return /^(consumer|group|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
 }
 
 /** Key parts as the filter normalises them (header names lower-cased). */
@@ -861,10 +884,12 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       if (rule.limit > MAX_SERVICE_LIMIT) no(rp("limit"), `the rate limit service's requests_per_unit is at most ${MAX_SERVICE_LIMIT}`);
       (rule.key ?? []).forEach((part: string, j: number) => {
         if (part === "instance") no(rp("key", j), "instance rules only meter (they never reject locally)");
+        if (part === "group") no(rp("key", j), "a consumer in several groups has a counter in each, and a rate limit descriptor holds one value per entry");
         if (part === "path") no(rp("key", j), "ai-proxy rewrites :path before Envoy's rate limit filter runs, so the client's path is not there to read");
       });
       for (const part of Object.keys(rule.when ?? {})) {
         if (part === "instance") no(rp("when"), "instance rules only meter (they never reject locally)");
+        if (part === "group") no(rp("when"), "the rate limit service matches one descriptor value, not any of the consumer's groups");
         if (part === "path") no(rp("when"), "ai-proxy rewrites :path before Envoy's rate limit filter runs, so the client's path is not there to read");
       }
       if (!ok) continue;

@@ -359,7 +359,7 @@ function portOption(name: string): number | undefined {
  * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
-  const m = /^(key-auth|ai-router|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  const m = /^(key-auth|identity|ai-router|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
   if (!m) return null;
   const rest = m[2] ?? "";
   const join = (base: string) => (rest ? `${base}.${rest}` : base);
@@ -370,6 +370,8 @@ export function gatewayField(filterField: string): string | null {
       return join("filters.ai_ratelimit");
     case "key-auth":
       return rest.startsWith("consumers") ? rest : join("filters.key_auth");
+    case "identity":
+      return join("identity");
     default:
       if (/^instances\[/.test(rest)) return rest.replace(/^instances/, "providers");
       if (/^pools\[/.test(rest)) return rest;

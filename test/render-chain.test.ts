@@ -478,7 +478,7 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     const text = CHAIN.replace("complexity: { lt: 0.3 }", "complexity: { lt: 1.5 }, mood: happy");
     expect(problemsOf(text).message.split("\n")).toEqual([
       `gateway.yaml:${at(text, "1.5")}: filters.ai_router.rules[0].when.complexity.lt: must be <= 1 (got 1.5)`,
-      `gateway.yaml:${at(text, "mood")}: filters.ai_router.rules[0].when.mood: unknown field 'mood' (allowed: header, path, consumer, model, keywords, regex, in, tokens, messages, tools, images, json_mode, task, complexity, semantic, any, all, not)`,
+      `gateway.yaml:${at(text, "mood")}: filters.ai_router.rules[0].when.mood: unknown field 'mood' (allowed: header, path, consumer, group, model, keywords, regex, in, tokens, messages, tools, images, json_mode, task, complexity, semantic, any, all, not)`,
     ]);
   });
 
@@ -503,9 +503,9 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     const long = CHAIN.replace("window: 1m", "window: 400d");
     expect(problemsOf(long).message).toBe(`gateway.yaml:${at(long, "400d")}: filters.ai_ratelimit.rules[0].window: must be at most 366 days`);
     const part = CHAIN.replace("key: [consumer]", "key: [consumer, tenant]");
-    expect(problemsOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, model, pool, instance, path or header:<name>`);
+    expect(problemsOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, model, pool, instance, path or header:<name>`);
     const when = CHAIN.replace("key: [consumer]", "key: [consumer]\n        when: { tenant: [a] }");
-    expect(problemsOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, model, pool, instance, path or header:<name>)`);
+    expect(problemsOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, model, pool, instance, path or header:<name>)`);
     const weights = CHAIN.replace("window: 1m", "window: 1m\n        weights: { completion: 4 }");
     expect(problemsOf(weights).message).toBe(`gateway.yaml:${at(weights, "{ completion")}: filters.ai_ratelimit.rules[0].weights: applies only to strategy weighted`);
     const dup = CHAIN.replace("        window: 1m\n", "        window: 1m\n      - name: consumer-minute\n        limit: 5\n        window: 1s\n");

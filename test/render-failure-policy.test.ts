@@ -78,7 +78,8 @@ describe("failure policy per filter", () => {
       .replace("    rules: [{ name: all, pool: p }]\n", "    failure_policy: open\n    rules: [{ name: all, pool: p }]\n")
       .replace("    rules: [{ name: per-consumer", "    failure_policy: closed\n    rules: [{ name: per-consumer");
     const cfg = parseGatewayConfig(text, { env: {} });
-    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", "ai-router": "open", "ai-ratelimit": "closed", "ai-proxy": "closed" });
+    // identity (not in this gateway.yaml) has no setting: it is authentication, always closed.
+    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", identity: "closed", "ai-router": "open", "ai-ratelimit": "closed", "ai-proxy": "closed" });
     expect(policies(renderEnvoy(cfg))).toEqual([
       ["key-auth", "FAIL_RELOAD", RELOAD],
       ["ai-router", "FAIL_OPEN", undefined],

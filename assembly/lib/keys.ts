@@ -37,3 +37,7 @@ export const STREAM_CUT = "sluice.stream_cut";
 // Set by ai-ratelimit on admission: the prompt-token estimate it reserved (the global rate limit
 // service's hits_addend at request time).
 export const RATELIMIT_PROMPT_ESTIMATE = "sluice.ratelimit_prompt_estimate";
+// Set by identity (assembly/filters/identity): the consumer's groups, comma-separated (bounded by
+// its max_groups), and where the consumer came from: jwt, mtls, metadata, header, key-auth or anonymous.
+export const GROUPS = "sluice.groups";
+export const IDENTITY_SOURCE = "sluice.identity_source";

@@ -2,6 +2,8 @@
 /** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
 export const LOG_KEYS = [
   "request_type", "consumer",
+  // identity: jwt, mtls, metadata, header, key-auth or anonymous; the consumer's groups
+  "identity_source", "groups",
   // ai-router
   "pool", "route_rule", "route_model", "task_type", "complexity",
   // ai-proxy

@@ -4,7 +4,7 @@ import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
-import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -87,7 +87,7 @@ export function routeAction(cfg: GatewayConfig): Record<string, unknown> {
   const perTry = t.firstByte === "0s" ? null : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
-/** The Sluice wasm filters in ARCHITECTURE.md's order: key-auth, ai-router, ai-ratelimit, ai-proxy. */
+/** The Sluice wasm filters in ARCHITECTURE.md's order: key-auth, identity, ai-router, ai-ratelimit, ai-proxy. */
 export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): { file: string; name: string; typed_config: unknown }[] {
   const mock = !!opts.mock;
   const credential = mock ? "mock" : "env";
@@ -95,6 +95,8 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   const add = (file: string, f: { name: string; typed_config: unknown }) => out.push({ file, ...f });
   const fp = cfg.failurePolicy;
   if (cfg.keyAuth.enabled) add("key-auth", wasmFilter("key-auth", keyAuthJson(cfg), { failurePolicy: fp["key-auth"] }));
+  // Authentication, like key-auth: FAIL_CLOSED (fp.identity has no setting).
+  if (cfg.identity) add("identity", wasmFilter("identity", identityJson(cfg), { failurePolicy: fp.identity }));
   if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
@@ -125,7 +127,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   // docs/architecture.md's order, with Envoy's own filters around the identity (docs/native-filters.md):
   // cors, jwt_authn, ext_authz before it, rbac and local_ratelimit once the consumer is known.
   const sluice = sluiceWasmFilters(cfg, opts);
-  const identity = sluice.filter((f) => f.file === "key-auth");
+  const identity = sluice.filter((f) => f.file === "key-auth" || f.file === "identity");
   const httpFilters: unknown[] = [
     ...nativeAuthFilters(cfg),
     ...identity.map((f) => discoveredFilter(f, mock)),

@@ -14,6 +14,15 @@ export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   };
 }
 
+/**
+ * The identity filter's JSON: gateway.yaml `identity` as checked (cli/identity-config.ts), plus key-auth's
+ * anonymous consumer, which identity treats as no identity yet (a keyless request key-auth let through).
+ */
+export function identityJson(cfg: GatewayConfig): Record<string, unknown> {
+  const anon = cfg.keyAuth.enabled ? cfg.keyAuth.anonymous : undefined;
+  return { ...cfg.identity, ...(anon !== undefined ? { key_auth_anonymous: anon } : {}) };
+}
+
 export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string): Record<string, unknown> {
   const out: Record<string, unknown> = { name: i.name, provider: i.provider };
   if (credential === "mock" && (i.apiKeyEnv || i.apiKey)) out.api_key = MOCK_KEY;

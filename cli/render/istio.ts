@@ -7,7 +7,7 @@ import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
-import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -139,6 +139,33 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
             failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy["key-auth"]],
             type: "HTTP",
             pluginConfig: keyAuthJson(cfg),
+          },
+        },
+      ],
+    };
+  }
+  if (cfg.identity) {
+    files["identity.yaml"] = {
+      comment: [
+        "identity as an Istio WasmPlugin: phase AUTHZ puts it after Istio's authentication filters (RequestAuthentication's",
+        "jwt_authn, whose payload it reads: set identity.jwt_payload_key to the token's issuer, Istio's payload_in_metadata)",
+        "and before Istio's authorization filters, so an AuthorizationPolicy sees the consumer.",
+        `url: the .wasm must be mounted at ${WASM_DIR} in the gateway pods (or push it as an OCI image and use oci://).`,
+      ].join("\n"),
+      docs: [
+        {
+          apiVersion: "extensions.istio.io/v1alpha1",
+          kind: "WasmPlugin",
+          metadata: { name: "sluice-identity", namespace: cfg.istio.namespace },
+          spec: {
+            ...pluginTarget(cfg),
+            url: wasmUrl(cfg, "identity"),
+            pluginName: "identity",
+            phase: "AUTHZ",
+            priority: 100,
+            failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy.identity],
+            type: "HTTP",
+            pluginConfig: identityJson(cfg),
           },
         },
       ],

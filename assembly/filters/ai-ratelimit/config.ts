@@ -12,8 +12,11 @@ export const PART_POOL: i32 = 2; // filter state sluice.pool (ai-router)
 export const PART_INSTANCE: i32 = 3; // filter state sluice.instance (ai-proxy; known only at on_log)
 export const PART_PATH: i32 = 4; // :path without the query string
 export const PART_HEADER: i32 = 5; // a request header
+// filter state sluice.groups (identity): a consumer in several groups has one counter in each; as a
+// condition, any of its groups matching is a match.
+export const PART_GROUP: i32 = 6;
 
-export const PART_NAMES = "consumer, model, pool, instance, path or header:<name>";
+export const PART_NAMES = "consumer, group, model, pool, instance, path or header:<name>";
 
 export const STRATEGY_TOTAL: i32 = 0;
 export const STRATEGY_PROMPT: i32 = 1;
@@ -65,6 +68,10 @@ export class Rule {
   /** Mid-stream enforcement: margin added to the stream budget; -1 when disabled. */
   streamMargin: i64 = -1;
   maxKeys: i64 = 10000;
+  /** Has the key part group: one counter per group of the consumer. */
+  groupKey: bool = false;
+  /** Its `when` condition on group, if any: only the groups it matches get a counter. */
+  groupWhen: Condition | null = null;
   /** Keyed by (or conditioned on) the instance: charged at on_log, never checked at admission. */
   meter: bool = false;
   /** Shared-data key prefix: sluice.ai-ratelimit.<name>. */
@@ -107,6 +114,8 @@ export class Settings {
   meters: Array<Rule> = [];
   /** Request headers any rule reads, lower case. */
   headerNames: Array<string> = [];
+  /** Some rule is keyed by, or conditioned on, group (sluice.groups is read then). */
+  usesGroups: bool = false;
   defaultMaxTokens: i64 = 1024;
   rejectedStatus: u32 = 429;
   /** Largest request body held for admission (max_body_bytes); a larger one gets 413 at once. */
@@ -140,6 +149,10 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
   const p = new Part();
   p.name = text;
   if (text == "consumer") p.kind = PART_CONSUMER;
+  else if (text == "group") {
+    p.kind = PART_GROUP;
+    s.usesGroups = true;
+  }
   else if (text == "model") p.kind = PART_MODEL;
   else if (text == "pool") p.kind = PART_POOL;
   else if (text == "instance") p.kind = PART_INSTANCE;
@@ -263,6 +276,7 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     }
     used.add(part.name);
     if (part.kind == PART_INSTANCE) rule.meter = true;
+    if (part.kind == PART_GROUP) rule.groupKey = true;
     rule.parts.push(part);
   }
 
@@ -291,6 +305,7 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
           }
         } else r.fail(wp, "must be a string or a non-empty list of strings (exact values, or prefixes ending in *)");
         if (part.kind == PART_INSTANCE) rule.meter = true;
+        if (part.kind == PART_GROUP) rule.groupWhen = c;
         rule.when.push(c);
       }
     }

@@ -22,7 +22,7 @@ import * as keys from "../../lib/keys";
 import { sha256Hex } from "../../lib/sha256";
 import {
   Settings, Rule, Part, readSettings,
-  PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER,
+  Condition, PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER, PART_GROUP,
 } from "./config";
 import { scanRequest } from "./body";
 import { Outcome, reserve, peek, settle, charge } from "./counters";
@@ -68,6 +68,10 @@ class Facts {
   instance: string | null = null;
   path: string = "";
   headers: Array<string | null> = [];
+  /** The consumer's groups (identity's sluice.groups, comma-separated). */
+  groups: Array<string> = [];
+  /** keysFor's answer, reused: each caller is done with it before the next call. */
+  keys: Array<string> = [];
 }
 
 // Key values go into shared-data keys: escape the separators so that ("a.b", "c") and
@@ -106,16 +110,41 @@ function partValue(p: Part, f: Facts): string | null {
   return v;
 }
 
-/** The rule's counter key for this request, or null when the rule does not apply to it. */
-function keyFor(rule: Rule, f: Facts): string | null {
-  for (let i = 0; i < rule.when.length; i++) {
-    const c = rule.when[i];
-    if (!c.matches(partValue(c.part, f))) return null;
+function holds(c: Condition, f: Facts): bool {
+  if (c.part.kind != PART_GROUP) return c.matches(partValue(c.part, f));
+  for (let i = 0; i < f.groups.length; i++) if (c.matches(f.groups[i])) return true;
+  return false;
+}
+
+/**
+ * The rule's counter keys for this request: none when the rule does not apply to it, one per group
+ * (those its group condition matches) when it is keyed by group, else one.
+ */
+function keysFor(rule: Rule, f: Facts): Array<string> {
+  const out = f.keys;
+  out.length = 0;
+  for (let i = 0; i < rule.when.length; i++) if (!holds(rule.when[i], f)) return out;
+  if (!rule.groupKey) {
+    const k = keyFor(rule, f, null);
+    if (k !== null) out.push(k);
+    return out;
   }
+  const when = rule.groupWhen;
+  for (let i = 0; i < f.groups.length; i++) {
+    const g = f.groups[i];
+    if (when !== null && !when.matches(g)) continue;
+    const k = keyFor(rule, f, g);
+    if (k !== null) out.push(k);
+  }
+  return out;
+}
+
+/** The rule's counter key with `group` as its group part. */
+function keyFor(rule: Rule, f: Facts, group: string | null): string | null {
   if (rule.parts.length == 0) return rule.prefix + "*";
   let k = rule.prefix;
   for (let i = 0; i < rule.parts.length; i++) {
-    const v = partValue(rule.parts[i], f);
+    const v = rule.parts[i].kind == PART_GROUP ? group : partValue(rule.parts[i], f);
     // Like an Envoy rate limit descriptor: a key part the request lacks means the rule does not apply.
     if (v === null) return null;
     if (i > 0) k += ".";
@@ -274,6 +303,10 @@ class AiRateLimit extends Context {
     const f = this.facts;
     f.model = this.pathModel !== null ? this.pathModel : req.model;
     f.consumer = getFilterState(keys.CONSUMER);
+    if (s.usesGroups) {
+      const g = getFilterState(keys.GROUPS);
+      if (g !== null && (g as string).length) f.groups = (g as string).split(",");
+    }
     f.pool = getFilterState(keys.POOL);
 
     this.promptEstimate = req.promptTokens;
@@ -293,25 +326,27 @@ class AiRateLimit extends Context {
     let failedRule: Rule | null = null;
     let failedCost: i64 = 0;
     let next = rules.length;
-    for (let i = 0; i < rules.length; i++) {
+    for (let i = 0; i < rules.length && failed === null; i++) {
       const rule = rules[i];
-      const key = keyFor(rule, f);
-      if (key === null) continue;
+      const ks = keysFor(rule, f);
+      if (ks.length == 0) continue;
       const cost = rule.cost(prompt, completion, 0, prompt + completion);
-      const o = reserve(s, rule, key as string, cost, now);
-      if (!o.ok) {
-        failed = o;
-        failedRule = rule;
-        failedCost = cost;
-        next = i + 1;
-        break;
-      }
-      this.reservations.push(new Reservation(rule, o.key, o.bucket, cost, o.used));
-      const remaining = rule.limit - <i64>Math.ceil(o.used);
-      if (this.tight === null || remaining < this.tightRemaining) {
-        this.tight = rule;
-        this.tightRemaining = remaining < 0 ? 0 : remaining;
-        this.tightResetAt = now + o.reset;
+      for (let j = 0; j < ks.length; j++) {
+        const o = reserve(s, rule, ks[j], cost, now);
+        if (!o.ok) {
+          failed = o;
+          failedRule = rule;
+          failedCost = cost;
+          next = i + 1;
+          break;
+        }
+        this.reservations.push(new Reservation(rule, o.key, o.bucket, cost, o.used));
+        const remaining = rule.limit - <i64>Math.ceil(o.used);
+        if (this.tight === null || remaining < this.tightRemaining) {
+          this.tight = rule;
+          this.tightRemaining = remaining < 0 ? 0 : remaining;
+          this.tightResetAt = now + o.reset;
+        }
       }
     }
 
@@ -328,14 +363,15 @@ class AiRateLimit extends Context {
       let rule = failedRule as Rule;
       let cost = failedCost;
       for (let i = next; i < rules.length && o.wait >= 0; i++) {
-        const key = keyFor(rules[i], f);
-        if (key === null) continue;
+        const ks = keysFor(rules[i], f);
         const c = rules[i].cost(prompt, completion, 0, prompt + completion);
-        const p = peek(rules[i], key as string, c, now);
-        if (!p.ok && (p.wait < 0 || p.wait > o.wait)) {
-          o = p;
-          rule = rules[i];
-          cost = c;
+        for (let j = 0; j < ks.length; j++) {
+          const p = peek(rules[i], ks[j], c, now);
+          if (!p.ok && (p.wait < 0 || p.wait > o.wait)) {
+            o = p;
+            rule = rules[i];
+            cost = c;
+          }
         }
       }
       this.reject(s, rule, o, cost);
@@ -457,13 +493,14 @@ class AiRateLimit extends Context {
     this.facts.instance = getFilterState(keys.INSTANCE);
     for (let i = 0; i < s.meters.length; i++) {
       const rule = s.meters[i];
-      const key = keyFor(rule, this.facts);
-      if (key === null) continue;
+      const ks = keysFor(rule, this.facts);
       const actual = u !== null
         ? rule.cost(u.prompt, u.completion, u.cached, u.total)
         : rule.cost(this.promptEstimate, this.completionEstimate, 0, this.promptEstimate + this.completionEstimate);
-      charge(s, rule, key as string, actual, now);
-      if (actual > 0) incrementMetric(rule.chargedMetric, actual);
+      for (let j = 0; j < ks.length; j++) {
+        charge(s, rule, ks[j], actual, now);
+        if (actual > 0) incrementMetric(rule.chargedMetric, actual);
+      }
     }
   }
 }

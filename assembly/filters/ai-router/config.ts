@@ -15,6 +15,8 @@ export const C_NOT: i32 = 2;
 export const C_HEADER: i32 = 3;
 export const C_PATH: i32 = 4;
 export const C_CONSUMER: i32 = 5;
+/** The consumer is in one of the groups (filter state sluice.groups, set by identity). */
+export const C_GROUP: i32 = 6;
 // Kinds from here on need the body.
 export const C_MODEL: i32 = 10;
 export const C_KEYWORDS: i32 = 11;
@@ -97,6 +99,7 @@ export class Settings {
   embeddings: Embeddings | null = null;
   examples: Array<string> = []; // every semantic example text, in rule order
   usesConsumer: bool = false;
+  usesGroups: bool = false;
   defaultMetric: u32 = NO_METRIC;
   embeddingErrors: u32 = NO_METRIC;
 }
@@ -104,7 +107,7 @@ export class Settings {
 const TOP_FIELDS = ["rules", "default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "max_json_values", "embeddings"];
 const RULE_FIELDS = ["name", "pool", "model", "when"];
 const COND_FIELDS = [
-  "header", "path", "consumer", "model", "keywords", "regex", "in", "tokens", "messages", "tools", "images",
+  "header", "path", "consumer", "group", "model", "keywords", "regex", "in", "tokens", "messages", "tools", "images",
   "json_mode", "task", "complexity", "semantic", "any", "all", "not",
 ];
 const EMB_FIELDS = ["cluster", "model", "path", "authority", "api_key", "api_key_env", "dimensions", "timeout_ms", "examples_timeout_ms", "max_input_chars", "retry_ms"];
@@ -294,6 +297,12 @@ function readOne(r: ConfigReader, s: Settings, key: string, v: JsonValue, path: 
     const c = new Cond(C_CONSUMER);
     c.strs = stringList(r, v, path, "a consumer name or a list of them");
     s.usesConsumer = true;
+    return c;
+  }
+  if (key == "group") {
+    const c = new Cond(C_GROUP);
+    c.strs = stringList(r, v, path, "a group name or a list of them");
+    s.usesGroups = true;
     return c;
   }
   if (key == "model") {

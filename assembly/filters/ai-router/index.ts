@@ -30,13 +30,13 @@ import {
   nowNanos, getSharedData, setSharedData, logWarn,
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
-import { POOL, ROUTE_RULE, CONSUMER } from "../../lib/keys";
+import { POOL, ROUTE_RULE, CONSUMER, GROUPS } from "../../lib/keys";
 import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/keys";
 import { Regex, regexSteps } from "../../lib/regex";
 import { sha256, toHex } from "../../lib/sha256";
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext, setTickPeriodMs } from "../../lib/http-call";
 import {
-  Settings, Embeddings, Cond, readSettings, C_ALL, C_ANY, C_NOT, C_HEADER, C_PATH, C_CONSUMER, C_MODEL, C_KEYWORDS,
+  Settings, Embeddings, Cond, readSettings, C_ALL, C_ANY, C_NOT, C_HEADER, C_PATH, C_CONSUMER, C_GROUP, C_MODEL, C_KEYWORDS,
   C_REGEX, C_TOKENS, C_MESSAGES, C_TOOLS, C_IMAGES, C_JSON, C_TASK, C_COMPLEXITY, M_EXACT, M_PREFIX, M_REGEX, M_PRESENT,
   SCOPE_CONVERSATION,
 } from "./config";
@@ -252,6 +252,8 @@ class Router extends Context {
   headers: HeaderPairs | null = null;
   path: string = "";
   consumer: string | null = null;
+  /** The consumer's groups (identity's sluice.groups, comma-separated), one per item. */
+  groups: Array<string> = [];
   prompt: Prompt | null = null;
   clsLast: Classification | null = null;
   clsConv: Classification | null = null;
@@ -297,6 +299,10 @@ class Router extends Context {
     this.path = path;
     this.regexLeft = s.regexBudget;
     if (s.usesConsumer) this.consumer = getFilterState(CONSUMER);
+    if (s.usesGroups) {
+      const g = getFilterState(GROUPS);
+      if (g !== null && (g as string).length) this.groups = (g as string).split(",");
+    }
     if (endOfStream || contentLength > s.maxBodyBytes) {
       // No body, or one too large to read: body conditions are unknown.
       this.bodyKnown = true;
@@ -467,6 +473,11 @@ class Router extends Context {
     if (kind == C_CONSUMER) {
       const who = this.consumer;
       return who !== null && c.strs.includes(who as string) ? T : F;
+    }
+    if (kind == C_GROUP) {
+      // Any of the consumer's groups named by the condition.
+      for (let i = 0; i < this.groups.length; i++) if (c.strs.includes(this.groups[i])) return T;
+      return F;
     }
     // Everything else reads the body.
     if (!this.bodyKnown) return N;
