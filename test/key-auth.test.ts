@@ -253,3 +253,35 @@ describe("key-auth memory", () => {
     expect(after).toBe(before);
   });
 });
+
+describe("key-auth: Gemini's clients", () => {
+  const PLAIN = { consumers: [{ name: "alice", keys: ["sk-alice-1"] }] };
+
+  it("takes the key from x-goog-api-key, and from ?key= on Gemini's paths only", async () => {
+    const h = await host(PLAIN);
+    const a = request(h, { "x-goog-api-key": "sk-alice-1" }).s;
+    expect(a.getSentLocalResponse()).toBeNull();
+    expect(a.getFilterState("sluice.consumer")).toBe("alice");
+    expect(header(a.upstream.headers, "x-goog-api-key")).toEqual([]);
+    const b = request(h, { ":path": "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=sk-alice-1" }).s;
+    expect(b.getSentLocalResponse()).toBeNull();
+    expect(b.getFilterState("sluice.consumer")).toBe("alice");
+    expect(header(b.upstream.headers, ":path")).toEqual(["/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"]);
+    const c = request(h, { ":path": "/v1/models/gemini-2.5-flash:generateContent?key=sk-alice-1" }).s;
+    expect(c.getFilterState("sluice.consumer")).toBe("alice");
+    // Elsewhere a `key` parameter is the application's own, not a credential.
+    const d = request(h, { ":path": "/v1/chat/completions?key=sk-alice-1" }).s;
+    expect(d.getSentLocalResponse()?.statusCode).toBe(401);
+    h.close();
+  });
+
+  it("answers a Gemini client in Gemini's error shape", async () => {
+    const h = await host(PLAIN);
+    const s = request(h, { ":path": "/v1beta/models/gemini-2.5-flash:generateContent?key=wrong" }).s;
+    const r = s.getSentLocalResponse()!;
+    expect(r.statusCode).toBe(401);
+    expect(JSON.parse(r.body.toString())).toEqual({ error: { code: 401, message: "Invalid API key.", status: "UNAUTHENTICATED" } });
+    expect(header(r.headers, "www-authenticate")[0]).toMatch(/^Bearer realm="sluice", error="invalid_token"$/);
+    h.close();
+  });
+});

@@ -2,12 +2,13 @@
 // Filter 1 of the chain (docs/architecture.md). Configuration: docs/filters/key-auth.md.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
+  sendLocalResponse,
   RootContext, Context, registerRootContext, FilterHeadersStatusValues,
   REQUEST_HEADERS, getHeaderPairs, removeHeader, replaceHeader, setFilterState, pluginConfiguration,
   defineMetric, incrementMetric, METRIC_COUNTER, logInfo,
 } from "../../lib/sdk";
 import { ConfigReader } from "../../lib/config";
-import { sendError } from "../../lib/errors";
+import { geminiErrorBody, sendError } from "../../lib/errors";
 import { CONSUMER } from "../../lib/keys";
 import { sha256, toHex, parseHexDigest, digestsEqual } from "../../lib/sha256";
 import { JsonValue } from "../../lib/json";
@@ -149,6 +150,8 @@ function isGeminiPath(path: string): bool {
 }
 
 class KeyAuth extends Context {
+  /** The request is to Gemini's own API: its key may be in ?key=, its errors are Gemini's. */
+  gemini: bool = false;
   constructor(id: u32, root: KeyAuthRoot) {
     super(id, root);
   }
@@ -193,7 +196,8 @@ class KeyAuth extends Context {
     // clients and examples put the key.
     const queries = new Array<string>();
     if (s.query.length) queries.push(s.query);
-    if (path !== null && s.query != GEMINI_QUERY && isGeminiPath(path as string)) queries.push(GEMINI_QUERY);
+    this.gemini = path !== null && isGeminiPath(path as string);
+    if (this.gemini && s.query != GEMINI_QUERY) queries.push(GEMINI_QUERY);
     for (let qi = 0; qi < queries.length; qi++) {
       const fromQuery = takeQueryParam(path as string, queries[qi]);
       if (fromQuery === null) continue;
@@ -251,6 +255,12 @@ class KeyAuth extends Context {
     // RFC 6750 §3: a request without credentials gets no error code; a bad token gets invalid_token.
     let challenge = "Bearer realm=\"" + s.realm + "\"";
     if (error.length) challenge += ", error=\"" + error + "\"";
+    if (this.gemini) {
+      // Gemini's clients read Gemini's error shape (the rendered local-reply mappers give
+      // Anthropic's clients theirs by path; Gemini's shape is answered here).
+      sendLocalResponse(401, "sluice_key_auth_denied", geminiErrorBody(401, message), ["www-authenticate", challenge, "content-type", "application/json"]);
+      return FilterHeadersStatusValues.StopIteration;
+    }
     sendError(401, message, "invalid_request_error", "invalid_api_key", "sluice_key_auth_denied", ["www-authenticate", challenge]);
     return FilterHeadersStatusValues.StopIteration;
   }
