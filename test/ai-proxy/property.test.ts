@@ -35,14 +35,25 @@ const CONFIG = {
 
 const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"] as const;
 
-type Client = "openai" | "openai+usage" | "anthropic";
-const CLIENTS: Client[] = ["openai", "openai+usage", "anthropic"];
+type Client = "openai" | "openai+usage" | "anthropic" | "gemini" | "gemini-array";
+const CLIENTS: Client[] = ["openai", "openai+usage", "anthropic", "gemini", "gemini-array"];
 
 const TOOL = { name: "get_weather", description: "Weather for a city", schema: { type: "object", properties: { city: { type: "string" }, unit: { type: "string" } }, required: ["city"] } };
 const PROMPT = "Say hello in three languages, then check the weather in São Paulo.";
 
 function requestFor(rec: RecordedStream, client: Client): { path: string; body: object } {
   const tools = rec.name === "tool";
+  if (client === "gemini" || client === "gemini-array") {
+    // Gemini's own API: the model and the stream in the path; SSE with alt=sse, else a JSON array.
+    return {
+      path: `/v1beta/models/${rec.model}:streamGenerateContent${client === "gemini" ? "?alt=sse" : ""}`,
+      body: {
+        systemInstruction: { parts: [{ text: "You are terse." }] },
+        contents: [{ role: "user", parts: [{ text: PROMPT }] }],
+        ...(tools ? { tools: [{ functionDeclarations: [{ name: TOOL.name, description: TOOL.description, parametersJsonSchema: TOOL.schema }] }] } : {}),
+      },
+    };
+  }
   if (client === "anthropic") {
     return {
       path: "/v1/messages",
@@ -242,6 +253,30 @@ function checkAnthropicStream(text: string, rec: RecordedStream) {
   expect(tools.map((t) => ({ name: t.name, arguments: JSON.parse(t.json) })), "tool calls").toEqual(toolExpectation(rec));
 }
 
+/** Gemini's stream: GenerateContentResponses (SSE events, or the elements of one JSON array). */
+function checkGeminiStream(text: string, rec: RecordedStream, client: Client) {
+  const events: any[] = client === "gemini-array" ? JSON.parse(text) : sseData(text).map((d) => JSON.parse(d));
+  expect(events.length).toBeGreaterThan(0);
+  let textOut = "";
+  let thinking = "";
+  const tools: { name: string; arguments: unknown }[] = [];
+  for (const e of events) {
+    expect(e.error, "no error element").toBeUndefined();
+    for (const part of e.candidates?.[0]?.content?.parts ?? []) {
+      if (typeof part.text === "string") {
+        if (part.thought) thinking += part.text;
+        else textOut += part.text;
+      } else if (part.functionCall) tools.push({ name: part.functionCall.name, arguments: part.functionCall.args });
+    }
+  }
+  const last = events.at(-1);
+  expect(last.candidates[0].finishReason, "the last element ends the turn").toBe("STOP");
+  expect(last.usageMetadata.totalTokenCount, "usage on the last element").toBeGreaterThan(0);
+  expect(textOut, "text").toBe(rec.expected.text);
+  expect(thinking, "thinking").toBe(rec.expected.reasoning);
+  expect(tools, "tool calls").toEqual(toolExpectation(rec));
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const RECORDED = recordedStreams();
@@ -286,12 +321,13 @@ describe("ai-proxy: translated streams do not depend on chunk boundaries (proper
           const whole = run(h, rec, client, [rec.bytes]);
           expect(whole.local, `request rejected: ${whole.body.toString()}`).toBe(false);
           expect(header(whole.headers, ":status")).toBe("200");
-          expect(header(whole.headers, "content-type")).toBe("text/event-stream");
+          expect(header(whole.headers, "content-type")).toBe(client === "gemini-array" ? "application/json" : "text/event-stream");
           expect(whole.state.usage_source).toBe("provider");
           expect(Number(whole.state.total_tokens)).toBeGreaterThan(0);
           const text = whole.body.toString("utf8");
           expect(Buffer.from(text, "utf8").equals(whole.body), "the output is valid UTF-8").toBe(true);
           if (client === "anthropic") checkAnthropicStream(text, rec);
+          else if (client === "gemini" || client === "gemini-array") checkGeminiStream(text, rec, client);
           else checkOpenAIStream(text, rec, client, whole.state);
           noTrap(h);
         });

@@ -524,6 +524,13 @@ export class GeminiStreamSink extends StreamSink {
     this.lastUsage = u;
   }
 
+  /** A JSON array takes whitespace between its elements where an SSE stream takes a comment. */
+  keepAlive(): void {
+    if (this.ended) return;
+    if (this.array) this.out.raw("\r\n");
+    else this.out.raw(": ping\r\n\r\n");
+  }
+
   error(e: ClientError): void {
     if (this.ended) return;
     this.ended = true;
