@@ -85,6 +85,32 @@ describe("ai-router: requests it routes and requests it leaves alone", () => {
     expect(routed(s)).toEqual({ pool: "general", rule: "default", model: undefined });
   });
 
+  it("routes Gemini's generateContent and streamGenerateContent by the path's model and the contents' parts", async () => {
+    const g = await router({
+      default_pool: "general",
+      rules: [
+        { name: "gemini-model", pool: "fast", when: { model: "gemini-2.5-*", keywords: ["weather"] } },
+        { name: "images", pool: "vision", when: { images: true } },
+        { name: "json", pool: "json", when: { json_mode: true } },
+        { name: "tools", pool: "tools", when: { tools: true } },
+        { name: "last-user", pool: "support", when: { keywords: ["refund"] } },
+      ],
+    });
+    const gem = (path: string, body: object) => routed(send(g, body, { ":path": path }).s).rule;
+    const turn = (text: string) => ({ role: "user", parts: [{ text }] });
+    expect(gem("/v1beta/models/gemini-2.5-flash:generateContent", { contents: [turn("what is the weather")] })).toBe("gemini-model");
+    expect(gem("/v1beta/models/gpt-4o:generateContent", { contents: [turn("what is the weather")] })).toBe("default");
+    expect(gem("/v1beta/models/x:streamGenerateContent?alt=sse", { contents: [{ role: "user", parts: [{ inlineData: { mimeType: "image/png", data: "aGk=" } }] }] })).toBe("images");
+    expect(gem("/v1beta/models/x:generateContent", { contents: [turn("hi")], generationConfig: { responseMimeType: "application/json" } })).toBe("json");
+    expect(gem("/v1beta/models/x:generateContent", { contents: [turn("hi")], tools: [{ functionDeclarations: [{ name: "f" }] }] })).toBe("tools");
+    // The last user turn is what the user says: a model turn or an earlier thought is not.
+    expect(gem("/v1beta/models/x:generateContent", { contents: [turn("I want a refund"), { role: "model", parts: [{ text: "ok" }] }] })).toBe("last-user");
+    expect(gem("/v1beta/models/x:generateContent", { contents: [{ role: "user", parts: [{ text: "refund", thought: true }, { text: "hello" }] }] })).toBe("default");
+    // Other Gemini methods are not chats to route.
+    expect(send(g, { contents: [turn("weather")] }, { ":path": "/v1beta/models/gemini-2.5-flash:countTokens" }).s.getFilterState("sluice.pool")).toBeUndefined();
+    g.close();
+  });
+
   it("passes other paths and methods untouched, without filter state", () => {
     for (const [method, path] of [["GET", "/v1/models"], ["POST", "/v1/embeddings"], ["GET", "/v1/chat/completions"], ["POST", "/healthz"]]) {
       const s = h.newStream();

@@ -41,6 +41,7 @@ import {
   SCOPE_CONVERSATION,
 } from "./config";
 import { Prompt, readPrompt } from "./prompt";
+import { decodePathSegment, geminiRoute } from "../../lib/path";
 import { Text, TextUnits } from "./text";
 import { Classification, classify, initClassifier, TASK_NAMES } from "./classify";
 import { globMatch, textContainsKeyword } from "./match";
@@ -252,6 +253,8 @@ class Router extends Context {
   headers: HeaderPairs | null = null;
   path: string = "";
   consumer: string | null = null;
+  /** The model a Gemini request names in its path (its body has none). */
+  pathModel: string | null = null;
   /** The consumer's groups (identity's sluice.groups, comma-separated), one per item. */
   groups: Array<string> = [];
   prompt: Prompt | null = null;
@@ -294,7 +297,14 @@ class Router extends Context {
     }
     const q = path.indexOf("?");
     if (q >= 0) path = path.substring(0, q);
-    if (method != "POST" || (path != "/v1/chat/completions" && path != "/v1/messages")) return FilterHeadersStatusValues.Continue;
+    if (method != "POST") return FilterHeadersStatusValues.Continue;
+    if (path != "/v1/chat/completions" && path != "/v1/messages") {
+      // Gemini's own API: the model is in the path (ai-proxy reads it the same way).
+      const g = geminiRoute(path);
+      if (g === null || (g.method != "generateContent" && g.method != "streamGenerateContent")) return FilterHeadersStatusValues.Continue;
+      const model = decodePathSegment(g.model);
+      this.pathModel = model !== null ? model as string : g.model;
+    }
     this.headers = h;
     this.path = path;
     this.regexLeft = s.regexBudget;
@@ -334,7 +344,11 @@ class Router extends Context {
     // Past max_json_values the body is unreadable, like one past max_body_bytes: its conditions are
     // unknown, and ai-proxy refuses the request itself (400 request_too_complex).
     const parsed = parseJson(body, s.maxJsonValues);
-    if (parsed !== null && parsed.isObject()) this.prompt = readPrompt(parsed as JsonValue);
+    if (parsed !== null && parsed.isObject()) {
+      const prompt = readPrompt(parsed as JsonValue);
+      if (this.pathModel !== null) prompt.model = this.pathModel as string;
+      this.prompt = prompt;
+    }
     this.bodyKnown = true;
     return this.afterBody();
   }

@@ -1,7 +1,9 @@
 // What the rules look at in a chat request body, read once from the parsed JSON. Both client
 // formats: OpenAI Chat Completions (messages with string or part-list content, system/developer
 // messages, tools / functions, response_format) and Anthropic Messages (top-level system, content
-// blocks, tool_use / tool_result, tools, output_format).
+// blocks, tool_use / tool_result, tools, output_format) and Gemini's generateContent (systemInstruction,
+// contents with parts, functionDeclarations, generationConfig.responseMimeType; the model is in the
+// path, which index.ts sets).
 import { JsonValue } from "../../lib/json";
 import { Text } from "./text";
 export { Text };
@@ -95,8 +97,54 @@ export function readPrompt(req: JsonValue): Prompt {
     const t = outFmt.getString("type");
     if (t !== null && (t == "json_schema" || t == "json_object")) p.jsonMode = true;
   }
+  readGemini(p, req);
   decodeShortParts(p.conversation);
   return p;
+}
+
+/** Gemini's systemInstruction and contents: the same features from its parts. */
+function readGemini(p: Prompt, req: JsonValue): void {
+  const sys = req.get("systemInstruction");
+  if (sys !== null && sys.isObject()) readGeminiParts(p, sys.get("parts"));
+  const contents = req.get("contents");
+  if (contents !== null && contents.isArray()) {
+    const items = contents.items as Array<JsonValue>;
+    p.messages = items.length;
+    for (let i = 0; i < items.length; i++) {
+      const c = items[i];
+      if (!c.isObject()) continue;
+      const own = readGeminiParts(p, c.get("parts"));
+      const role = c.getString("role");
+      if ((role === null || role == "user") && own.length) p.lastUser = own;
+    }
+  }
+  const tools = req.get("tools");
+  if (tools !== null && tools.isArray() && tools.length > 0 && req.get("messages") === null) p.tools = true;
+  const gc = req.get("generationConfig");
+  if (gc !== null && gc.isObject() && gc.getString("responseMimeType") == "application/json") p.jsonMode = true;
+}
+
+/** A Gemini turn's parts: text (not earlier thoughts) is what it says; calls and results are context. */
+function readGeminiParts(p: Prompt, parts: JsonValue | null): Text {
+  const own = new Text("\n");
+  if (parts === null || !parts.isArray()) return own;
+  const items = parts.items as Array<JsonValue>;
+  for (let i = 0; i < items.length; i++) {
+    const part = items[i];
+    if (!part.isObject()) continue;
+    const text = part.get("text");
+    const thought = part.get("thought");
+    if (text !== null && text.isString()) {
+      if (thought === null || !thought.isBool() || !thought.b) own.add(text, p.addPart(text));
+    } else if (part.get("inlineData") !== null || part.get("fileData") !== null) p.images = true;
+    else {
+      const call = part.get("functionCall");
+      const resp = part.get("functionResponse");
+      const v = call !== null ? call.get("args") : resp !== null ? resp.get("response") : null;
+      if (v !== null && v.isObject()) p.textChars += 16 * <i64>v.length;
+    }
+  }
+  return own;
 }
 
 // Texts with escapes or non-ASCII characters are decoded as they are read (text.ts), by every rule
