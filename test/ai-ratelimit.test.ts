@@ -73,8 +73,8 @@ function send(h: Host, r: Req = {}) {
 
 // Members whose strings the prompt estimate counts, and members inside them that are not text
 // (assembly/lib/tokens.ts).
-const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input", "systemInstruction", "contents"];
-const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature"];
+const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input", "systemInstruction", "content", "requests", "contents"];
+const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature", "model", "taskType"];
 
 /** Bytes of the strings the model reads, as the client wrote them (escapes included). */
 function textBytes(v: unknown): number {

@@ -12,12 +12,13 @@ export function estimateTokens(chars: i64): i64 {
 }
 
 // What the model reads of a request: the text in these top-level members (OpenAI's and Anthropic's
-// chat formats, embeddings' input, and Gemini's contents and systemInstruction). Everything else (model, stream, stream_options,
+// chat formats, embeddings' input, and Gemini's contents and systemInstruction, and its embedding
+// requests' content and requests). Everything else (model, stream, stream_options,
 // max_tokens, temperature, ...) is settings, not prompt, and the JSON syntax around the text is not
 // read by the model at all: the same prompt gets the same estimate however it is dressed.
 // "messages" comes first and "contents" last (ai-ratelimit's body scan counts the messages, or
 // Gemini's turns, by those indices).
-export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "systemInstruction", "contents"];
+export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "systemInstruction", "content", "requests", "contents"];
 
 // Members inside those whose strings are structure or binary data, not text the model reads as
 // text: roles, part/block types, ids, cache hints, image and audio payloads (base64 or URLs),
@@ -25,6 +26,7 @@ export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "fu
 export const NOT_TEXT: Array<string> = [
   "role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source",
   "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature",
+  "model", "taskType",
 ];
 
 /**
@@ -35,8 +37,9 @@ export function isNotText(k: string): bool {
   switch (k.length) {
     case 2: return k == "id";
     case 4: return k == "role" || k == "type" || k == "file";
+    case 5: return k == "model";
     case 6: return k == "source" || k == "detail";
-    case 8: return k == "fileData";
+    case 8: return k == "fileData" || k == "taskType";
     case 9: return k == "image_url" || k == "signature";
     case 10: return k == "media_type" || k == "inlineData";
     case 11: return k == "tool_use_id" || k == "input_audio";

@@ -964,6 +964,37 @@ export class GeminiProvider extends Provider {
     return this.upstream(inst, model, ":countTokens");
   }
 
+  nativeUpstream(inst: Instance, model: string, method: string): Upstream | null {
+    return this.upstream(inst, model, ":" + method);
+  }
+
+  embeddingVectors(body: JsonValue, usage: Usage): Array<JsonValue> | null {
+    // batchEmbedContents' {"embeddings":[{"values"}]}, or embedContent's {"embedding":{"values"}}.
+    const one = body.isObject() ? body.get("embedding") : null;
+    const embs = body.isObject() ? body.get("embeddings") : null;
+    const out = new Array<JsonValue>();
+    if (one !== null && one.isObject()) {
+      const v = one.get("values");
+      if (v === null || !v.isArray()) return null;
+      out.push(v);
+    } else if (embs !== null && embs.isArray()) {
+      for (let i = 0; i < embs.length; i++) {
+        const e = embs.at(i);
+        const v = e.isObject() ? e.get("values") : null;
+        if (v === null || !v.isArray()) return null;
+        out.push(v);
+      }
+    } else return null;
+    const um = body.get("usageMetadata");
+    const prompt = um !== null ? count0(um, "promptTokenCount") : 0;
+    if (prompt > 0) {
+      usage.prompt = prompt;
+      usage.completion = 0;
+      usage.total = prompt;
+    }
+    return out;
+  }
+
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {
     const badModel = this.modelError(inst, model);
     if (badModel !== null) return badModel;

@@ -327,6 +327,42 @@ export abstract class Provider {
     return null;
   }
 
+  /**
+   * The vectors of an embeddings answer in input order, read from the provider's parsed answer
+   * (each a JSON array of numbers, kept as it came), with its usage; null when it is not one.
+   * OpenAI's shape ({"data":[{"index","embedding"}],"usage"}) by default. A client API other than
+   * OpenAI's writes its own shape from these (ai-proxy's client-gemini.ts).
+   */
+  embeddingVectors(body: JsonValue, usage: Usage): Array<JsonValue> | null {
+    const data = body.isObject() ? body.get("data") : null;
+    if (data === null || !data.isArray()) return null;
+    const out = new Array<JsonValue>(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const d = data.at(i);
+      const v = d.isObject() ? d.get("embedding") : null;
+      const idx = d.isObject() ? d.get("index") : null;
+      const at = idx !== null && idx.isInteger() && idx.n >= 0 && idx.n < <f64>data.length ? <i32>idx.n : i;
+      if (v === null || !v.isArray()) return null;
+      out[at] = v;
+    }
+    for (let i = 0; i < out.length; i++) if (changetype<usize>(out[i]) == 0) return null;
+    const u = body.get("usage");
+    if (u !== null && u.isObject()) {
+      const pt = u.get("prompt_tokens");
+      if (pt !== null && pt.isInteger() && pt.n >= 0) {
+        usage.prompt = <i64>pt.n;
+        usage.completion = 0;
+        usage.total = <i64>pt.n;
+      }
+    }
+    return out;
+  }
+
+  /** Path and headers of one of the provider's own methods (Gemini's embedContent, ...), or null. */
+  nativeUpstream(inst: Instance, model: string, method: string): Upstream | null {
+    return null;
+  }
+
   /** The path an active health check GETs: a cheap listing that needs the credential. */
   probePath(inst: Instance): string {
     return inst.basePath + "/models";

@@ -242,3 +242,65 @@ describe("Gemini clients: countTokens, models, errors", () => {
     }
   });
 });
+
+describe("Gemini clients: embedContent and batchEmbedContents", () => {
+  const OPENAI_EMB = { object: "list", data: [{ object: "embedding", index: 1, embedding: [0.3, 0.4] }, { object: "embedding", index: 0, embedding: [0.1, 0.2] }], model: "text-embedding-3-small", usage: { prompt_tokens: 6, total_tokens: 6 } };
+  let g: Host;
+  beforeAll(async () => {
+    g = await proxyHost({ instances: [
+      { name: "oa", provider: "openai", api_key: "sk-oa", models: ["text-embedding-3-small"] },
+      { name: "ge", provider: "gemini", api_key: "goog-provider", models: ["gemini-embedding-001"] },
+    ] });
+  });
+  afterAll(() => g.close());
+  const postTo = (path: string, body: unknown) => {
+    const s = g.newStream();
+    s.callOnRequestHeaders({ ":method": "POST", ":path": path, ":authority": "gw", "content-type": "application/json" }, false);
+    s.callOnRequestBody(JSON.stringify(body), true);
+    return s;
+  };
+
+  it("batchEmbedContents to OpenAI: one input per request, vectors back in order, usage from the provider", () => {
+    const s = postTo("/v1beta/models/text-embedding-3-small:batchEmbedContents", {
+      requests: [
+        { model: "models/text-embedding-3-small", content: { parts: [{ text: "first" }] }, taskType: "RETRIEVAL_DOCUMENT", outputDimensionality: 2 },
+        { model: "models/text-embedding-3-small", content: { parts: [{ text: "second" }] } },
+      ],
+    });
+    expect(header(s.upstream.headers, ":path")).toBe("/v1/embeddings");
+    expect(upstreamJson(s)).toMatchObject({ model: "text-embedding-3-small", input: ["first", "second"], dimensions: 2 });
+    const out = JSON.parse(answer(s, 200, "application/json", [JSON.stringify(OPENAI_EMB)]));
+    expect(out).toEqual({ embeddings: [{ values: [0.1, 0.2] }, { values: [0.3, 0.4] }] });
+    expect(usageRecord(s)).toMatchObject({ prompt: "6", completion: "0", source: "provider" });
+    expect(s.getFilterState("sluice.request_type")).toBe("ai_embeddings");
+  });
+
+  it("embedContent to OpenAI: one embedding", () => {
+    const s = postTo("/v1beta/models/text-embedding-3-small:embedContent", { content: { parts: [{ text: "hello" }, { text: "world" }] } });
+    expect(upstreamJson(s)).toMatchObject({ input: "hello world" });
+    const out = JSON.parse(answer(s, 200, "application/json", [JSON.stringify({ ...OPENAI_EMB, data: [OPENAI_EMB.data[1]] })]));
+    expect(out).toEqual({ embedding: { values: [0.1, 0.2] } });
+  });
+
+  it("embedContent to Gemini itself passes through on its own path; usage is estimated (Gemini reports none)", () => {
+    const body = { content: { parts: [{ text: "hello" }] }, taskType: "RETRIEVAL_QUERY" };
+    const s = postTo("/v1beta/models/gemini-embedding-001:embedContent", body);
+    expect(header(s.upstream.headers, ":path")).toBe("/v1beta/models/gemini-embedding-001:embedContent");
+    expect(upstreamJson(s)).toEqual(body);
+    const answerBody = { embedding: { values: [0.5, 0.6] } };
+    expect(JSON.parse(answer(s, 200, "application/json", [JSON.stringify(answerBody)]))).toEqual(answerBody);
+    expect(usageRecord(s)).toMatchObject({ completion: "0", source: "estimate" });
+  });
+
+  it("a batch naming another model, or content without text for another provider, is Gemini's 400", () => {
+    for (const [path, body] of [
+      ["/v1beta/models/text-embedding-3-small:batchEmbedContents", { requests: [{ model: "models/other", content: { parts: [{ text: "x" }] } }] }],
+      ["/v1beta/models/text-embedding-3-small:embedContent", { content: { parts: [{ inlineData: { mimeType: "image/png", data: "aGk=" } }] } }],
+      ["/v1beta/models/text-embedding-3-small:embedContent", {}],
+    ] as const) {
+      const r = postTo(path, body).getSentLocalResponse()!;
+      expect(r?.statusCode, JSON.stringify(body)).toBe(400);
+      expect(JSON.parse(r.body.toString()).error.status).toBe("INVALID_ARGUMENT");
+    }
+  });
+});

@@ -252,6 +252,22 @@ describe.each(KINDS)("Google's @google/genai client through the gateway to %s", 
 });
 
 describe("Google's @google/genai client: models and errors", () => {
+  it.each(["openai", "gemini"] as const)("embedContent through the gateway to %s", async (kind) => {
+    const model = kind === "openai" ? "text-embedding-3-small" : "gemini-embedding-001";
+    const h = await Host.create({
+      filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances: [{ name: kind, provider: kind, api_key: `provider-key-${kind}`, endpoint: mocks[kind].url + BASE[kind], models: [model] }] }, allowOnHeadersStopIteration: true }],
+    });
+    const g = await startGateway({ host: h, clusterHeader: "x-sluice-cluster", clusters: { [kind]: { url: mocks[kind].url } } });
+    try {
+      const ai = new GoogleGenAI({ apiKey: "x", httpOptions: { baseUrl: g.url } });
+      const r = await ai.models.embedContent({ model, contents: ["first text", "second text"] });
+      expect(r.embeddings).toHaveLength(2);
+      expect(r.embeddings![0].values!.length).toBeGreaterThan(0);
+    } finally {
+      await g.close();
+    }
+  });
+
   it("models.list and models.get", async () => {
     const names: string[] = [];
     for await (const m of await google().models.list()) names.push(m.name!);

@@ -6,7 +6,7 @@ import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamSink, Usage, redactedError } from "../../providers/types";
 import { replayAsStream } from "./replay";
-import { CLIENT_OPENAI, isClientAnswer, isClientError, writeClientAnswer } from "./client";
+import { CLIENT_OPENAI, isClientAnswer, isClientError, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { record, recordNothing, chargeUnread } from "./record";
 import { Exchange, EMBEDDINGS, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody } from "./state";
 
@@ -33,12 +33,13 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
   if (x.kind == EMBEDDINGS) {
     const usage = new Usage();
     const out = new ByteBuilder(body.byteLength + 256);
-    if (parsed === null || !provider.embeddingsResponse(parsed as JsonValue, x.upstreamModel, out, usage)) {
+    if (parsed === null || !writeClientEmbeddings(x.client, provider, parsed as JsonValue, x.upstreamModel, x.geminiMethod == "batchEmbedContents", out, usage)) {
       badAnswer(x, length);
       return;
     }
     record(x, usage, true);
-    replaceBody(RESPONSE_BODY, length, out);
+    // A native answer (Gemini's own, to a Gemini client) was read for its usage and goes on as it came.
+    if (!x.native) replaceBody(RESPONSE_BODY, length, out);
     return;
   }
   const result = new ChatResult();

@@ -4,10 +4,10 @@
 // own, count_tokens) adds a CLIENT_* value, its client-<name>.ts, and a case in each function here;
 // the stream, fallback and answer code call only these.
 import { ByteBuilder, JsonValue } from "../../lib/json";
-import { ChatResult, ClientError, Provider, StreamSink } from "../../providers/types";
+import { ChatResult, ClientError, Provider, StreamSink, Usage } from "../../providers/types";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
 import { AnthropicStreamSink, Converted, anthropicToOpenAI, isAnthropicError, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
-import { GeminiStreamSink, geminiToOpenAI, isGeminiAnswer, isGeminiError, writeGeminiError, writeGeminiResponse } from "./client-gemini";
+import { GeminiStreamSink, geminiToOpenAI, isGeminiAnswer, isGeminiError, writeGeminiEmbeddings, writeGeminiError, writeGeminiResponse } from "./client-gemini";
 
 export const CLIENT_OPENAI: i32 = 0;
 export const CLIENT_ANTHROPIC: i32 = 1;
@@ -70,6 +70,20 @@ export function writeClientAnswer(client: i32, result: ChatResult, out: ByteBuil
   if (client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
   else if (client == CLIENT_GEMINI) writeGeminiResponse(result, out);
   else writeOpenAIChat(result, out);
+}
+
+/**
+ * An embeddings answer in the client's API, with its usage; false when the provider's answer is
+ * not one. `batch`: Gemini's batchEmbedContents (else embedContent's single embedding).
+ */
+export function writeClientEmbeddings(client: i32, provider: Provider, parsed: JsonValue, model: string, batch: bool, out: ByteBuilder, usage: Usage): bool {
+  if (client == CLIENT_GEMINI) {
+    const vectors = provider.embeddingVectors(parsed, usage);
+    if (vectors === null) return false;
+    writeGeminiEmbeddings(vectors, batch, out);
+    return true;
+  }
+  return provider.embeddingsResponse(parsed, model, out, usage);
 }
 
 /** The media type of a stream in the client's API (`array`: Gemini's JSON-array stream, without alt=sse). */

@@ -11,7 +11,7 @@ import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
-import { CLIENT_ANTHROPIC, CLIENT_GEMINI, speaksClient, toOpenAIRequest, writeClientAnswer } from "./client";
+import { CLIENT_ANTHROPIC, CLIENT_GEMINI, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides } from "./request";
 import { healthReport, reportOutcome, isEventStream, transportStatus } from "./outcome";
@@ -203,7 +203,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
   let usage: Usage;
   if (x.kind == EMBEDDINGS) {
     usage = new Usage();
-    if (!provider.embeddingsResponse(parsed as JsonValue, x.upstreamModel, out, usage)) return false;
+    if (!writeClientEmbeddings(x.client, provider, parsed as JsonValue, x.upstreamModel, x.geminiMethod == "batchEmbedContents", out, usage)) return false;
   } else {
     const result = new ChatResult();
     if (!provider.chatResponse(parsed as JsonValue, result)) return false;

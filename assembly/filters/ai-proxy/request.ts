@@ -12,7 +12,7 @@ import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidMod
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, clientOf, toOpenAIRequest } from "./client";
-import { countedRequest } from "./client-gemini";
+import { countedRequest, geminiEmbedToOpenAI } from "./client-gemini";
 import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
@@ -91,6 +91,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     const m = gemini.method;
     if (m == "generateContent" || m == "streamGenerateContent") x.kind = CHAT;
     else if (m == "countTokens") x.kind = COUNT_TOKENS;
+    else if (m == "embedContent" || m == "batchEmbedContents") x.kind = EMBEDDINGS;
     else {
       setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
       fail(x, ClientError.of(404, "The gateway does not serve Gemini's '" + safeForMessage(m) + "' method.", "invalid_request_error", "unknown_path"));
@@ -103,6 +104,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     }
     // @google/genai names the model as its resource (models/<id>) in the body's sense; the path has the id.
     x.pathModel = model as string;
+    x.geminiMethod = m;
     x.stream = m == "streamGenerateContent";
     x.geminiArray = x.stream && !asksForSse(q >= 0 ? path.substring(q + 1) : "");
   } else if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
@@ -180,7 +182,9 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   if (x.client == CLIENT_GEMINI) {
     // The model and the stream switch come from the path; the body is read into OpenAI's format
     // first, so the checks, the estimate and the routing below read it as any other request.
-    const c = toOpenAIRequest(CLIENT_GEMINI, x.kind == COUNT_TOKENS ? countedRequest(req) : req, x.pathModel, x.stream);
+    const c = x.kind == EMBEDDINGS
+      ? geminiEmbedToOpenAI(req, x.pathModel, x.geminiMethod == "batchEmbedContents")
+      : toOpenAIRequest(CLIENT_GEMINI, x.kind == COUNT_TOKENS ? countedRequest(req) : req, x.pathModel, x.stream);
     if (c.error !== null) return c.error;
     req = c.req as JsonValue;
     x.untranslatable = c.untranslatable;
@@ -239,7 +243,8 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
     // nothing only Gemini knows (safetySettings, cachedContent, thought signatures) is lost. A
     // JSON-array stream, instance options or a limit are written by the gateway instead.
     x.native = true;
-    return send(x, body, null, provider.chatUpstream(inst, x.upstreamModel, x.stream));
+    const up = x.kind == EMBEDDINGS ? provider.nativeUpstream(inst, x.upstreamModel, x.geminiMethod) : provider.chatUpstream(inst, x.upstreamModel, x.stream);
+    return send(x, body, null, up as Upstream);
   }
   if (x.untranslatable !== null) return x.untranslatable;
   x.openaiReq = req;

@@ -93,6 +93,8 @@ export class Exchange extends Context {
   pathModel: string = "";
   /** What of the client's request only its own provider takes (client-anthropic.ts Converted). */
   untranslatable: ClientError | null = null;
+  /** The Gemini method of the path (generateContent, embedContent, ...); "" for other clients. */
+  geminiMethod: string = "";
   /** A Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
   geminiArray: bool = false;
   includeUsage: bool = false;

@@ -253,8 +253,10 @@ class AiRateLimit extends Context {
     else {
       // Gemini's own API names the model in the path (ai-proxy reads it the same way).
       const g = geminiRoute(route);
-      if (g === null || (g.method != "generateContent" && g.method != "streamGenerateContent")) return FilterHeadersStatusValues.Continue;
-      this.kind = GEMINI;
+      if (g === null) return FilterHeadersStatusValues.Continue;
+      if (g.method == "generateContent" || g.method == "streamGenerateContent") this.kind = GEMINI;
+      else if (g.method == "embedContent" || g.method == "batchEmbedContents") this.kind = EMBEDDINGS;
+      else return FilterHeadersStatusValues.Continue;
       const model = decodePathSegment(g.model);
       this.pathModel = model !== null ? model as string : g.model;
     }
