@@ -18,29 +18,178 @@
 // - A LocalRateLimit in the route's (else the virtual host's) typed_per_filter_config under the filter's
 //   name replaces the filter's own config, bucket included (resolveMostSpecificPerFilterConfig; a
 //   per-route config must have a token_bucket, FilterConfig's constructor).
-// Descriptors, rate_limits and per-connection buckets are refused.
-import { checkType, duration, fail, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
+// - descriptors with the filter's own rate_limits (Envoy >= 1.32): each rate_limits entry yields one
+//   request descriptor from its actions; a configured descriptor whose entries equal it (a value left
+//   out is a wildcard, Envoy >= 1.34: one bucket per distinct value, at most max_dynamic_descriptors)
+//   has its own bucket (LocalRateLimiterImpl::requestAllowed, below).
+// Per-connection buckets, route-level rate_limits and other actions are refused.
+import { checkType, duration, fail, list, obj, only, uint, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
 import type { HostCore } from "../host.js";
-import { applyHeaderValues, draw, fractionalPercent, headerValueOptions, httpStatus } from "./match.js";
+import { getFirst, type HeaderList } from "../headers.js";
+import type { FilterMetadata } from "../proto.js";
+import type { StreamInfo } from "../stream.js";
+import { applyHeaderValues, draw, fractionalPercent, headerValueOptions, httpStatus, metadataValue } from "./match.js";
 
 export const LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
-/** One LocalRateLimit (the filter's, or a route's) with its bucket. */
-export class LocalRateLimitConfig {
-  readonly status: number;
+/**
+ * A token bucket (filters/common/local_ratelimit/local_ratelimit_impl.cc RateLimitTokenBucket over
+ * source/common/common/token_bucket_impl.cc AtomicTokenBucketImpl): starts full, fills continuously
+ * at tokens_per_fill per fill_interval up to max_tokens; a request takes one whole token.
+ */
+class TokenBucket {
   readonly maxTokens: number;
-  readonly tokensPerFill: number;
-  readonly fillIntervalMs: number;
-  readonly enabled: number;
-  readonly enforced: number;
-  readonly xRateLimitHeaders: boolean;
-  readonly responseHeaders: ReturnType<typeof headerValueOptions>;
-  readonly requestHeadersWhenNotEnforced: ReturnType<typeof headerValueOptions>;
   /** Tokens per second (AtomicTokenBucketImpl fill_rate_). */
   private readonly rate: number;
   private tokens: number;
   /** When the bucket was last filled (host clock, ns); null before the first request (full then). */
   private lastFillNs: bigint | null = null;
+
+  constructor(v: unknown, at: string) {
+    const tb = obj(v, at);
+    only(tb, at, ["max_tokens", "tokens_per_fill", "fill_interval"]);
+    this.maxTokens = uint(tb.max_tokens, `${at}.max_tokens`);
+    if (this.maxTokens < 1) fail(`${at}.max_tokens`, "must be at least 1");
+    const perFill = tb.tokens_per_fill === undefined ? 1 : uint(tb.tokens_per_fill, `${at}.tokens_per_fill`);
+    const fill = duration(tb.fill_interval, `${at}.fill_interval`);
+    if (fill < 50) fail(`${at}.fill_interval`, "local rate limit token bucket fill timer must be >= 50ms");
+    this.tokens = this.maxTokens;
+    // The minimal fill rate is one token a year (token_bucket_impl.cc kMinFillRate).
+    this.rate = Math.max(perFill / (fill / 1000), 1 / (365 * 24 * 60 * 60));
+  }
+
+  /** Tokens per second: matched descriptors are tried slowest-filling first. */
+  get fillRate(): number {
+    return this.rate;
+  }
+
+  /** AtomicTokenBucketImpl::consume: fill for the time since the last fill, then take one whole token. */
+  consume(host: HostCore): boolean {
+    const now = host.now();
+    if (this.lastFillNs !== null) this.tokens = Math.min(this.maxTokens, this.tokens + (Number(now - this.lastFillNs) / 1e9) * this.rate);
+    this.lastFillNs = now;
+    if (Math.floor(this.tokens) === 0) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  remaining(): number {
+    return Math.floor(this.tokens);
+  }
+
+  /** resetSeconds: ceil(1 / fill_rate in ms) divided into whole seconds, 0 while a token is left. */
+  resetSeconds(): number {
+    return this.tokens >= 1 ? 0 : Math.floor(Math.ceil((1 / this.rate) * 1000) / 1000);
+  }
+}
+
+/** A descriptor entry a rate_limits action yields: (key, value), or null when the action yields none. */
+type Action = (headers: HeaderList, info: StreamInfo, filterState: Map<string, Buffer>) => [string, string] | null | "skip";
+
+/** The one CEL expression the renderer writes for Sluice's consumer: filter_state['<key>']. */
+const FILTER_STATE_CEL = /^\s*filter_state\s*\[\s*(?:'([^'\\]+)'|"([^"\\]+)")\s*\]\s*$/;
+
+/**
+ * One rate_limits action (envoy.config.route.v3.RateLimit.Action), as
+ * source/common/router/router_ratelimit.cc populates a descriptor: request_headers (the header's
+ * first value; absent: no descriptor, unless skip_if_absent), metadata (a string value at the path
+ * of DYNAMIC metadata, else default_value, else no descriptor unless skip_if_absent), generic_key,
+ * and the expression extension (source/extensions/rate_limit_descriptors/expr/config.cc
+ * ExpressionDescriptor: a result that is an error, such as a missing filter state key, gives no
+ * descriptor unless skip_if_error) for exactly the form filter_state['<key>'] (the object's string
+ * serialization, as CEL prints bytes); any other CEL text is refused.
+ */
+function rateLimitAction(v: unknown, at: string): Action {
+  const a = obj(v, at);
+  const keys = Object.keys(a);
+  if (keys.length !== 1) fail(at, "give exactly one action");
+  const k = keys[0];
+  const x = obj(a[k], `${at}.${k}`);
+  const xat = `${at}.${k}`;
+  switch (k) {
+    case "request_headers": {
+      only(x, xat, ["header_name", "descriptor_key", "skip_if_absent"]);
+      if (typeof x.header_name !== "string" || !x.header_name || typeof x.descriptor_key !== "string" || !x.descriptor_key) fail(xat, "needs header_name and descriptor_key");
+      const name = x.header_name.toLowerCase();
+      return (h) => {
+        const value = getFirst(h, name);
+        return value === undefined ? (x.skip_if_absent === true ? "skip" : null) : [x.descriptor_key, value];
+      };
+    }
+    case "metadata": {
+      only(x, xat, ["descriptor_key", "metadata_key", "default_value", "source", "skip_if_absent"]);
+      if (typeof x.descriptor_key !== "string" || !x.descriptor_key) fail(`${xat}.descriptor_key`, "required");
+      if ((x.source ?? "DYNAMIC") !== "DYNAMIC") fail(`${xat}.source`, "the local gateway reads DYNAMIC metadata only");
+      const mk = obj(x.metadata_key, `${xat}.metadata_key`);
+      only(mk, `${xat}.metadata_key`, ["key", "path"]);
+      if (typeof mk.key !== "string" || !mk.key) fail(`${xat}.metadata_key.key`, "required");
+      const path = list(mk.path, `${xat}.metadata_key.path`).map((seg, i) => {
+        only(obj(seg, `${xat}.metadata_key.path[${i}]`), `${xat}.metadata_key.path[${i}]`, ["key"]);
+        return String(seg.key);
+      });
+      const dflt = typeof x.default_value === "string" ? x.default_value : "";
+      return (_h, info) => {
+        const value = metadataValue(info.dynamicMetadata as FilterMetadata, mk.key, path);
+        // metadataValue(...).string_value(): a value that is not a string counts as absent.
+        const str = typeof value === "string" ? value : "";
+        if (str) return [x.descriptor_key, str];
+        if (dflt) return [x.descriptor_key, dflt];
+        return x.skip_if_absent === true ? "skip" : null;
+      };
+    }
+    case "generic_key": {
+      only(x, xat, ["descriptor_value", "descriptor_key"]);
+      if (typeof x.descriptor_value !== "string") fail(`${xat}.descriptor_value`, "required");
+      const key = typeof x.descriptor_key === "string" && x.descriptor_key ? x.descriptor_key : "generic_key";
+      return () => [key, x.descriptor_value];
+    }
+    case "extension": {
+      only(x, xat, ["name", "typed_config"]);
+      const tc = obj(x.typed_config, `${xat}.typed_config`);
+      if (tc["@type"] !== "type.googleapis.com/envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor") fail(`${xat}.typed_config`, `the local gateway runs the expr descriptor only, not ${String(tc["@type"])}`);
+      only(tc, `${xat}.typed_config`, ["@type", "descriptor_key", "skip_if_error", "text"]);
+      const m = typeof tc.text === "string" ? FILTER_STATE_CEL.exec(tc.text) : null;
+      if (!m) fail(`${xat}.typed_config.text`, "the local gateway evaluates only the CEL expression filter_state['<key>']");
+      if (typeof tc.descriptor_key !== "string" || !tc.descriptor_key) fail(`${xat}.typed_config.descriptor_key`, "required");
+      const key = m[1] ?? m[2];
+      return (_h, _i, state) => {
+        const value = state.get(key);
+        if (value === undefined) return tc.skip_if_error === true ? "skip" : null;
+        return [tc.descriptor_key, value.toString("utf8")];
+      };
+    }
+    default:
+      return fail(xat, "the local gateway runs the request_headers, metadata, generic_key and expr extension actions");
+  }
+}
+
+/** A configured descriptor: its entries (value "" is a wildcard, Envoy >= 1.34) and its bucket. */
+interface Descriptor {
+  entries: { key: string; value: string }[];
+  wildcard: boolean;
+  bucket: TokenBucket | null;
+  /** Wildcard descriptors: one bucket per distinct request value set, least recently used first. */
+  dynamic: Map<string, TokenBucket>;
+  bucketConfig: unknown;
+  at: string;
+}
+
+/** One LocalRateLimit (the filter's, or a route's) with its buckets. */
+export class LocalRateLimitConfig {
+  readonly status: number;
+  readonly enabled: number;
+  readonly enforced: number;
+  readonly xRateLimitHeaders: boolean;
+  readonly responseHeaders: ReturnType<typeof headerValueOptions>;
+  readonly requestHeadersWhenNotEnforced: ReturnType<typeof headerValueOptions>;
+  /** The filter's token_bucket; null when not configured (only descriptors limit). */
+  private readonly defaultBucket: TokenBucket | null;
+  private readonly descriptors: Descriptor[];
+  /** rate_limits: each yields one request descriptor, from all of its actions. */
+  private readonly rateLimits: Action[][];
+  private readonly alwaysConsumeDefault: boolean;
+  /** max_dynamic_descriptors (default 20): the wildcard buckets kept, per wildcard descriptor. */
+  private readonly maxDynamic: number;
 
   constructor(typedConfig: unknown, at: string, perRoute: boolean) {
     const c = obj(typedConfig, at);
@@ -49,30 +198,43 @@ export class LocalRateLimitConfig {
     only(c, at, [
       "@type", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add",
       "request_headers_to_add_when_not_enforced", "enable_x_ratelimit_headers", "always_consume_default_token_bucket", "local_rate_limit_per_downstream_connection",
+      "descriptors", "rate_limits", "max_dynamic_descriptors",
     ]);
     if (typeof c.stat_prefix !== "string" || !c.stat_prefix) fail(`${at}.stat_prefix`, "required");
     if (c.local_rate_limit_per_downstream_connection === true) fail(`${at}.local_rate_limit_per_downstream_connection`, "the local gateway runs one bucket for the listener (true is refused)");
     // toErrorCode: a status below 400 is replaced by 429.
     const st = c.status === undefined ? 429 : httpStatus(c.status, `${at}.status`);
     this.status = st < 400 ? 429 : st;
-    let maxTokens = 0;
-    let tokensPerFill = 1;
-    let fill = 0;
-    if (c.token_bucket !== undefined) {
-      const tb = obj(c.token_bucket, `${at}.token_bucket`);
-      only(tb, `${at}.token_bucket`, ["max_tokens", "tokens_per_fill", "fill_interval"]);
-      maxTokens = uint(tb.max_tokens, `${at}.token_bucket.max_tokens`);
-      if (maxTokens < 1) fail(`${at}.token_bucket.max_tokens`, "must be at least 1");
-      if (tb.tokens_per_fill !== undefined) tokensPerFill = uint(tb.tokens_per_fill, `${at}.token_bucket.tokens_per_fill`);
-      fill = duration(tb.fill_interval, `${at}.token_bucket.fill_interval`);
-      if (fill < 50) fail(`${at}.token_bucket.fill_interval`, "local rate limit token bucket fill timer must be >= 50ms");
-    }
-    this.maxTokens = maxTokens;
-    this.tokensPerFill = tokensPerFill;
-    this.fillIntervalMs = fill;
-    this.tokens = maxTokens;
-    // The minimal fill rate is one token a year (token_bucket_impl.cc kMinFillRate).
-    this.rate = fill ? Math.max(tokensPerFill / (fill / 1000), 1 / (365 * 24 * 60 * 60)) : 0;
+    this.defaultBucket = c.token_bucket === undefined ? null : new TokenBucket(c.token_bucket, `${at}.token_bucket`);
+    this.alwaysConsumeDefault = c.always_consume_default_token_bucket !== false;
+    this.maxDynamic = c.max_dynamic_descriptors === undefined ? 20 : uint(c.max_dynamic_descriptors, `${at}.max_dynamic_descriptors`);
+    const seen = new Set<string>();
+    this.descriptors = list(c.descriptors, `${at}.descriptors`).map((d, i) => {
+      const dat = `${at}.descriptors[${i}]`;
+      only(obj(d, dat), dat, ["entries", "token_bucket"]);
+      const entries = list(d.entries, `${dat}.entries`).map((e, j) => {
+        const eat = `${dat}.entries[${j}]`;
+        only(obj(e, eat), eat, ["key", "value"]);
+        if (typeof e.key !== "string" || !e.key) fail(`${eat}.key`, "required");
+        return { key: e.key, value: typeof e.value === "string" ? e.value : "" };
+      });
+      if (!entries.length) fail(`${dat}.entries`, "required");
+      const id = JSON.stringify(entries);
+      // LocalRateLimiterImpl's constructor: "duplicate descriptor in the local rate descriptor".
+      if (seen.has(id)) fail(dat, "duplicate descriptor in the local rate descriptor");
+      seen.add(id);
+      const wildcard = entries.some((e) => e.value === "");
+      return { entries, wildcard, bucket: wildcard ? null : new TokenBucket(d.token_bucket, `${dat}.token_bucket`), dynamic: new Map(), bucketConfig: d.token_bucket, at: `${dat}.token_bucket` };
+    });
+    // The wildcard's bucket settings are checked now, not at the first request.
+    for (const d of this.descriptors) if (d.wildcard) new TokenBucket(d.bucketConfig, d.at);
+    this.rateLimits = list(c.rate_limits, `${at}.rate_limits`).map((r, i) => {
+      const rat = `${at}.rate_limits[${i}]`;
+      only(obj(r, rat), rat, ["actions"]);
+      const actions = list(r.actions, `${rat}.actions`).map((a, j) => rateLimitAction(a, `${rat}.actions[${j}]`));
+      if (!actions.length) fail(`${rat}.actions`, "required");
+      return actions;
+    });
     this.enabled = c.filter_enabled === undefined ? 0 : fractionalPercent(c.filter_enabled, `${at}.filter_enabled`, true);
     this.enforced = c.filter_enforced === undefined ? 0 : fractionalPercent(c.filter_enforced, `${at}.filter_enforced`, true);
     const xr = c.enable_x_ratelimit_headers ?? "OFF";
@@ -82,29 +244,88 @@ export class LocalRateLimitConfig {
     this.requestHeadersWhenNotEnforced = headerValueOptions(c.request_headers_to_add_when_not_enforced, `${at}.request_headers_to_add_when_not_enforced`);
   }
 
-  /** AtomicTokenBucketImpl::consume: fill for the time since the last fill, then take one whole token. */
-  private consume(host: HostCore): boolean {
-    const now = host.now();
-    if (this.lastFillNs !== null) this.tokens = Math.min(this.maxTokens, this.tokens + (Number(now - this.lastFillNs) / 1e9) * this.rate);
-    this.lastFillNs = now;
-    if (Math.floor(this.tokens) === 0) return false;
-    this.tokens -= 1;
-    return true;
+  /** The request's descriptors (Filter::populateDescriptors from the filter's own rate_limits). */
+  private requestDescriptors(cb: NativeCallbacks, headers: HeaderList): [string, string][][] {
+    const out: [string, string][][] = [];
+    for (const actions of this.rateLimits) {
+      const entries: [string, string][] = [];
+      let ok = true;
+      for (const a of actions) {
+        const e = a(headers, cb.stream.info, cb.stream.filterState);
+        if (e === "skip") continue;
+        if (e === null) {
+          ok = false;
+          break;
+        }
+        entries.push(e);
+      }
+      if (ok && entries.length) out.push(entries);
+    }
+    return out;
   }
 
-  /** resetSeconds: ceil(1 / fill_rate in ms) divided into whole seconds, 0 while a token is left. */
-  private resetSeconds(): number {
-    return this.tokens >= 1 ? 0 : Math.floor(Math.ceil((1 / this.rate) * 1000) / 1000);
+  /** The bucket of a configured descriptor for a request descriptor, or null when it does not match. */
+  private bucketFor(d: Descriptor, req: [string, string][]): TokenBucket | null {
+    if (d.entries.length !== req.length) return null;
+    for (let i = 0; i < req.length; i++) {
+      if (d.entries[i].key !== req[i][0]) return null;
+      if (d.entries[i].value !== "" && d.entries[i].value !== req[i][1]) return null;
+    }
+    if (!d.wildcard) return d.bucket;
+    // DynamicDescriptorMap: one bucket per distinct value set, least recently used dropped past
+    // max_dynamic_descriptors (a dropped value starts with a full bucket when it comes back).
+    const id = JSON.stringify(req);
+    let b = d.dynamic.get(id);
+    if (b) d.dynamic.delete(id);
+    else {
+      b = new TokenBucket(d.bucketConfig, d.at);
+      if (d.dynamic.size >= this.maxDynamic) {
+        const oldest = d.dynamic.keys().next();
+        if (!oldest.done) d.dynamic.delete(oldest.value);
+      }
+    }
+    d.dynamic.set(id, b);
+    return b;
+  }
+
+  /**
+   * LocalRateLimiterImpl::requestAllowed: the buckets of the matching descriptors, slowest-filling
+   * first, each charged in turn (the first empty one limits the request, later ones are not charged);
+   * then the default bucket, when nothing matched or always_consume_default_token_bucket (default
+   * true). Returns whether the request is allowed and the bucket the x-ratelimit headers describe
+   * (the first matched descriptor's, else the default one).
+   */
+  private requestAllowed(host: HostCore, cb: NativeCallbacks, headers: HeaderList): { allowed: boolean; bucket: TokenBucket | null } {
+    const matched: TokenBucket[] = [];
+    if (this.descriptors.length) {
+      for (const req of this.requestDescriptors(cb, headers)) {
+        for (const d of this.descriptors) {
+          const b = this.bucketFor(d, req);
+          if (b) {
+            matched.push(b);
+            break;
+          }
+        }
+      }
+    }
+    matched.sort((a, b) => a.fillRate - b.fillRate);
+    for (const b of matched) if (!b.consume(host)) return { allowed: false, bucket: b };
+    if (matched.length === 0 || this.alwaysConsumeDefault) {
+      if (this.defaultBucket === null) return { allowed: true, bucket: matched[0] ?? null };
+      return { allowed: this.defaultBucket.consume(host), bucket: matched[0] ?? this.defaultBucket };
+    }
+    return { allowed: true, bucket: matched[0] };
   }
 
   streamFilter(cb: NativeCallbacks): NativeStreamFilter {
-    let counted = false;
+    let counted: TokenBucket | null = null;
     return {
       decodeHeaders: (headers) => {
-        // No token bucket: no limit at all (a global config enabled only for routes).
-        if (!draw(this.enabled) || this.maxTokens === 0) return "continue";
-        counted = true;
-        if (this.consume(cb.host)) return "continue";
+        // No token bucket and no descriptors: no limit at all (a global config enabled only for routes).
+        if (!draw(this.enabled) || (this.defaultBucket === null && this.descriptors.length === 0)) return "continue";
+        const r = this.requestAllowed(cb.host, cb, headers);
+        counted = r.bucket;
+        if (r.allowed) return "continue";
         if (!draw(this.enforced)) {
           applyHeaderValues(headers, this.requestHeadersWhenNotEnforced);
           return "continue";
@@ -120,7 +341,7 @@ export class LocalRateLimitConfig {
       },
       encodeHeaders: (headers) => {
         if (!counted || !this.xRateLimitHeaders) return;
-        headers.push(["x-ratelimit-limit", String(this.maxTokens)], ["x-ratelimit-remaining", String(Math.floor(this.tokens))], ["x-ratelimit-reset", String(this.resetSeconds())]);
+        headers.push(["x-ratelimit-limit", String(counted.maxTokens)], ["x-ratelimit-remaining", String(counted.remaining())], ["x-ratelimit-reset", String(counted.resetSeconds())]);
       },
     };
   }

@@ -75,8 +75,10 @@ describe("local_ratelimit", () => {
     for (let i = 0; i < 3; i++) expect((await off.send(GET)).local).toBeNull();
   });
 
-  it("refuses descriptors and a fill interval under 50 ms", async () => {
-    await expect(nativeHost(limit("    descriptors: []"))).rejects.toThrow(/typed_config\.descriptors: the local gateway does not implement this field/);
+  it("refuses a rate limit action or CEL text it does not run, and a fill interval under 50 ms", async () => {
+    await expect(nativeHost(limit("    rate_limits: [ { actions: [ { remote_address: {} } ] } ]"))).rejects.toThrow(/rate_limits\[0\]\.actions\[0\]\.remote_address: the local gateway runs the request_headers, metadata, generic_key and expr extension actions/);
+    const cel = `    rate_limits: [ { actions: [ { extension: { name: e, typed_config: { "@type": type.googleapis.com/envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor, descriptor_key: k, text: "request.path" } } } ] } ]`;
+    await expect(nativeHost(limit(cel))).rejects.toThrow(/typed_config\.text: the local gateway evaluates only the CEL expression filter_state\['<key>'\]/);
     await expect(nativeHost(limit().replace("fill_interval: 10s", "fill_interval: 0.01s"))).rejects.toThrow(/fill timer must be >= 50ms/);
   });
 });
