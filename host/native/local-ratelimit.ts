@@ -45,14 +45,14 @@ class TokenBucket {
   /** When the bucket was last filled (host clock, ns); null before the first request (full then). */
   private lastFillNs: bigint | null = null;
 
-  constructor(v: unknown, at: string) {
+  constructor(v: unknown, at: string, what = "local rate limit token bucket") {
     const tb = obj(v, at);
     only(tb, at, ["max_tokens", "tokens_per_fill", "fill_interval"]);
     this.maxTokens = uint(tb.max_tokens, `${at}.max_tokens`);
     if (this.maxTokens < 1) fail(`${at}.max_tokens`, "must be at least 1");
     const perFill = tb.tokens_per_fill === undefined ? 1 : uint(tb.tokens_per_fill, `${at}.tokens_per_fill`);
     const fill = duration(tb.fill_interval, `${at}.fill_interval`);
-    if (fill < 50) fail(`${at}.fill_interval`, "local rate limit token bucket fill timer must be >= 50ms");
+    if (fill < 50) fail(`${at}.fill_interval`, `${what} fill timer must be >= 50ms`);
     this.tokens = this.maxTokens;
     // The minimal fill rate is one token a year (token_bucket_impl.cc kMinFillRate).
     this.rate = Math.max(perFill / (fill / 1000), 1 / (365 * 24 * 60 * 60));
@@ -82,6 +82,8 @@ class TokenBucket {
     return this.tokens >= 1 ? 0 : Math.floor(Math.ceil((1 / this.rate) * 1000) / 1000);
   }
 }
+
+const DESCRIPTOR_BUCKET = "local rate limit descriptor token bucket";
 
 /** A descriptor entry a rate_limits action yields: (key, value), or null when the action yields none. */
 type Action = (headers: HeaderList, info: StreamInfo, filterState: Map<string, Buffer>) => [string, string] | null | "skip";
@@ -224,10 +226,10 @@ export class LocalRateLimitConfig {
       if (seen.has(id)) fail(dat, "duplicate descriptor in the local rate descriptor");
       seen.add(id);
       const wildcard = entries.some((e) => e.value === "");
-      return { entries, wildcard, bucket: wildcard ? null : new TokenBucket(d.token_bucket, `${dat}.token_bucket`), dynamic: new Map(), bucketConfig: d.token_bucket, at: `${dat}.token_bucket` };
+      // Checked now for a wildcard too (its buckets are made per value later).
+      const bucket = new TokenBucket(d.token_bucket, `${dat}.token_bucket`, DESCRIPTOR_BUCKET);
+      return { entries, wildcard, bucket: wildcard ? null : bucket, dynamic: new Map(), bucketConfig: d.token_bucket, at: `${dat}.token_bucket` };
     });
-    // The wildcard's bucket settings are checked now, not at the first request.
-    for (const d of this.descriptors) if (d.wildcard) new TokenBucket(d.bucketConfig, d.at);
     this.rateLimits = list(c.rate_limits, `${at}.rate_limits`).map((r, i) => {
       const rat = `${at}.rate_limits[${i}]`;
       only(obj(r, rat), rat, ["actions"]);
@@ -264,32 +266,33 @@ export class LocalRateLimitConfig {
     return out;
   }
 
-  /** The bucket of a configured descriptor for a request descriptor, or null when it does not match. */
-  private bucketFor(d: Descriptor, req: [string, string][]): TokenBucket | null {
-    if (d.entries.length !== req.length) return null;
-    for (let i = 0; i < req.length; i++) {
-      if (d.entries[i].key !== req[i][0]) return null;
-      if (d.entries[i].value !== "" && d.entries[i].value !== req[i][1]) return null;
-    }
-    if (!d.wildcard) return d.bucket;
-    // DynamicDescriptorMap: one bucket per distinct value set, least recently used dropped past
-    // max_dynamic_descriptors (a dropped value starts with a full bucket when it comes back).
+  /**
+   * The bucket for a request descriptor (requestAllowed): a configured descriptor with the same
+   * entries, else the first wildcard one whose keys match and whose non-empty values equal the
+   * request's (DynamicDescriptorMap::getBucket, matchDescriptorEntries); null when none does.
+   */
+  private bucketFor(req: [string, string][]): TokenBucket | null {
+    const fits = (d: Descriptor) =>
+      d.entries.length === req.length && d.entries.every((e, i) => e.key === req[i][0] && (e.value === "" || e.value === req[i][1]));
+    const exact = this.descriptors.find((d) => !d.wildcard && fits(d));
+    if (exact) return exact.bucket;
+    const d = this.descriptors.find((x) => x.wildcard && fits(x));
+    if (!d) return null;
+    // DynamicDescriptor::addOrGetDescriptor: one bucket per distinct request descriptor, most
+    // recently used first; past max_dynamic_descriptors the least recently used is dropped (it
+    // starts full again when it comes back).
     const id = JSON.stringify(req);
     let b = d.dynamic.get(id);
     if (b) d.dynamic.delete(id);
-    else {
-      b = new TokenBucket(d.bucketConfig, d.at);
-      if (d.dynamic.size >= this.maxDynamic) {
-        const oldest = d.dynamic.keys().next();
-        if (!oldest.done) d.dynamic.delete(oldest.value);
-      }
-    }
+    else b = new TokenBucket(d.bucketConfig, d.at, DESCRIPTOR_BUCKET);
     d.dynamic.set(id, b);
+    if (d.dynamic.size > this.maxDynamic) d.dynamic.delete(d.dynamic.keys().next().value!);
     return b;
   }
 
   /**
-   * LocalRateLimiterImpl::requestAllowed: the buckets of the matching descriptors, slowest-filling
+   * LocalRateLimiterImpl::requestAllowed (filters/common/local_ratelimit/local_ratelimit_impl.cc,
+   * Envoy >= 1.34): the buckets of the matching descriptors, slowest-filling
    * first, each charged in turn (the first empty one limits the request, later ones are not charged);
    * then the default bucket, when nothing matched or always_consume_default_token_bucket (default
    * true). Returns whether the request is allowed and the bucket the x-ratelimit headers describe
@@ -299,13 +302,8 @@ export class LocalRateLimitConfig {
     const matched: TokenBucket[] = [];
     if (this.descriptors.length) {
       for (const req of this.requestDescriptors(cb, headers)) {
-        for (const d of this.descriptors) {
-          const b = this.bucketFor(d, req);
-          if (b) {
-            matched.push(b);
-            break;
-          }
-        }
+        const b = this.bucketFor(req);
+        if (b) matched.push(b);
       }
     }
     matched.sort((a, b) => a.fillRate - b.fillRate);
