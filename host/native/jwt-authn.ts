@@ -462,6 +462,13 @@ function claimString(payload: JsonObject, claim: string): string {
   return "";
 }
 
+/** A cache entry of the async fetcher: it does not expire. */
+const NEVER = 2n ** 63n;
+
+/** JwksAsyncFetcher: after a good fetch the next one comes 5 s before the cache would expire
+ * (RefetchBeforeExpiredSec), when cache_duration is longer than that. */
+const goodRefetchMs = (cacheMs: number) => (cacheMs > 5000 ? cacheMs - 5000 : cacheMs);
+
 export class JwtAuthnFilter implements NativeFilter {
   readonly providers = new Map<string, Provider>();
   readonly named = new Map<string, Requirement>();
@@ -506,11 +513,11 @@ export class JwtAuthnFilter implements NativeFilter {
   keys(p: Provider, host: HostCore): Promise<KeySet | Status> {
     if (p.local) return Promise.resolve(p.local);
     const r = p.remote!;
-    // With async_fetch the keys a fetch brought stay until the next fetch replaces them
-    // (jwks_cache.cc JwksDataImpl: the async fetcher's keys never expire on the request path); keys
-    // not there yet (the first fetch failed) are fetched for the request as without async_fetch
-    // (authenticator.cc startVerify).
-    if (p.cached && (r.asyncRefetchMs !== null || p.cached.until > host.now())) return Promise.resolve(p.cached.keys);
+    // Keys the async fetcher brought never expire on the request path (jwks_cache.cc JwksDataImpl::
+    // setJwksToAllThreads: expire_ = time_point::max()); the next async fetch replaces them. Keys not
+    // there yet, or stale, are fetched for the request (authenticator.cc startVerify) and kept
+    // cache_duration (JwksDataImpl::setRemoteJwks).
+    if (p.cached && p.cached.until > host.now()) return Promise.resolve(p.cached.keys);
     return this.fetch(p, host);
   }
 
@@ -520,18 +527,19 @@ export class JwtAuthnFilter implements NativeFilter {
   /**
    * remote_jwks.async_fetch (source/extensions/filters/http/jwt_authn/jwks_async_fetcher.cc
    * JwksAsyncFetcher): each such provider's JWKS is fetched when the configuration loads, again
-   * cache_duration after a good fetch, and failed_refetch_duration after a failed one. The promise
+   * cache_duration - 5 s after a good fetch, and failed_refetch_duration after a failed one. The promise
    * settles when every first fetch has ended, well or not: with fast_listener false Envoy opens the
    * listener only then, and the local gateway awaits it before it listens.
    */
   startAsyncFetch(host: HostCore): Promise<void> {
     const refetch = (p: Provider): Promise<void> =>
       this.fetch(p, host).then((keys) => {
+        if (typeof keys !== "string") p.cached = { keys, until: NEVER };
         if (this.stopped) return;
         const t = setTimeout(() => {
           this.timers.delete(t);
           void refetch(p);
-        }, typeof keys === "string" ? p.remote!.asyncRefetchMs! : p.remote!.cacheMs);
+        }, typeof keys === "string" ? p.remote!.asyncRefetchMs! : goodRefetchMs(p.remote!.cacheMs));
         t.unref();
         this.timers.add(t);
       });

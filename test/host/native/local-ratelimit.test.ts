@@ -133,7 +133,7 @@ ${extra}
   it("descriptors from dynamic metadata (a jwt_authn claim) and from filter state (the CEL form filter_state['key'])", async () => {
     const claim = `{ metadata: { descriptor_key: consumer, metadata_key: { key: envoy.filters.http.jwt_authn, path: [ { key: jwt_payload }, { key: sub } ] }, source: DYNAMIC } }`;
     const byClaim = await nativeHost(perKey(claim));
-    const md = (sub: unknown) => ({ dynamicMetadata: { "envoy.filters.http.jwt_authn": { jwt_payload: { sub } } } });
+    const md = (sub: string | number) => ({ dynamicMetadata: { "envoy.filters.http.jwt_authn": { jwt_payload: { sub } } } });
     await byClaim.send(GET, md("alice"));
     await byClaim.send(GET, md("alice"));
     expect((await byClaim.send(GET, md("alice"))).local?.statusCode).toBe(429);
