@@ -30,6 +30,7 @@
 //   rules (FilterConfigImpl::findPerRouteVerifier): disabled, or requirement_name from
 //   requirement_map; an unknown name answers 403 "Failed JWT authentication: Wrong requirement_name:
 //   <name>. It should be one of [<sorted names>]".
+import { readFileSync } from "node:fs";
 import { compactVerify, createLocalJWKSet, errors, type JSONWebKeySet } from "jose";
 import { getFirst, type HeaderList } from "../headers.js";
 import { startHttpCall } from "../http-call.js";
@@ -222,9 +223,19 @@ function parseProvider(name: string, v: unknown, at: string): Provider {
   let remote: Provider["remote"] = null;
   if (p.local_jwks !== undefined) {
     const lj = obj(p.local_jwks, `${at}.local_jwks`);
-    only(lj, `${at}.local_jwks`, ["inline_string"]);
-    if (typeof lj.inline_string !== "string") fail(`${at}.local_jwks`, "the local gateway reads inline_string");
-    local = keySetOf(lj.inline_string);
+    only(lj, `${at}.local_jwks`, ["inline_string", "filename"]);
+    if ((typeof lj.inline_string === "string") === (typeof lj.filename === "string")) fail(`${at}.local_jwks`, "the local gateway reads inline_string or filename (one of them)");
+    let text: string;
+    if (typeof lj.filename === "string") {
+      // Config::DataSource::read: the file is read when the configuration loads; one that cannot
+      // be read rejects the configuration.
+      try {
+        text = readFileSync(lj.filename, "utf8");
+      } catch (e) {
+        fail(`${at}.local_jwks.filename`, `cannot read ${lj.filename}: ${(e as Error).message}`);
+      }
+    } else text = lj.inline_string;
+    local = keySetOf(text);
   } else {
     const rj = obj(p.remote_jwks, `${at}.remote_jwks`);
     only(rj, `${at}.remote_jwks`, ["http_uri", "cache_duration", "async_fetch"]);
@@ -511,7 +522,9 @@ export class JwtAuthnFilter implements NativeFilter {
 
   /** The provider's keys: inline, or the cached remote JWKS (fetched through its cluster when stale). */
   keys(p: Provider, host: HostCore): Promise<KeySet | Status> {
-    if (p.local) return Promise.resolve(p.local);
+    // An invalid local JWKS leaves the provider without keys (jwks_cache.cc JwksDataImpl: "Invalid
+    // inline jwks", a warning), and authenticator.cc startVerify answers JwksNoValidKeys.
+    if (p.local) return Promise.resolve(typeof p.local === "string" ? S.JwksNoValidKeys : p.local);
     const r = p.remote!;
     // Keys the async fetcher brought never expire on the request path (jwks_cache.cc JwksDataImpl::
     // setJwksToAllThreads: expire_ = time_point::max()); the next async fetch replaces them. Keys not
@@ -561,10 +574,13 @@ export class JwtAuthnFilter implements NativeFilter {
     const call = startHttpCall(cluster, [[":method", "GET"], [":path", r.path], [":authority", r.authority]], Buffer.alloc(0), r.timeoutMs);
     p.fetching = call.done.then((res) => {
       p.fetching = null;
-      // JwksFetcherImpl::onSuccess: a 200 with a body, else a fetch failure (not cached).
+      // JwksFetcherImpl::onSuccess (source/extensions/filters/http/common/jwks_fetcher.cc): a 200
+      // with a body, else a fetch failure (not cached).
       if (!res || getFirst(res.headers, ":status") !== "200" || !res.body.length) return S.JwksFetchFail;
+      // A body that is not a valid JWKS is a failed fetch too (onJwksError(InvalidJwks)).
       const keys = keySetOf(res.body.toString("utf8"));
-      if (typeof keys !== "string") p.cached = { keys, until: host.now() + BigInt(r.cacheMs) * 1_000_000n };
+      if (typeof keys === "string") return S.JwksFetchFail;
+      p.cached = { keys, until: host.now() + BigInt(r.cacheMs) * 1_000_000n };
       return keys;
     });
     return p.fetching;

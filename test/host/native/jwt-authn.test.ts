@@ -1,6 +1,9 @@
 // envoy.filters.http.jwt_authn in the host's chain: signatures checked by jose against a JWKS made in
 // the test; the replies, details and metadata as Envoy's filter.cc / authenticator.cc give them.
 import http from "node:http";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -253,6 +256,26 @@ describe("jwt_authn", () => {
       expect((await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${token}`]])).local).toBeNull();
       expect(fetches).toBe(2);
       f.stopAsyncFetch();
+    } finally {
+      srv.close();
+    }
+  });
+
+  it("local_jwks.filename is read when the configuration loads; an invalid local JWKS leaves no keys (JwksNoValidKeys), an invalid remote one is a failed fetch", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-jwks-"));
+    writeFileSync(join(dir, "jwks.json"), jwks);
+    const fromFile = config(jwks).replace(/inline_string: '[^']*'/, `filename: ${join(dir, "jwks.json")}`);
+    const t = await nativeHost(fromFile);
+    expect((await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local).toBeNull();
+    await expect(nativeHost(config(jwks).replace(/inline_string: '[^']*'/, `filename: ${join(dir, "missing.json")}`))).rejects.toThrow(/local_jwks\.filename: cannot read/);
+    const bad = await nativeHost(config("{not json"));
+    expect((await bad.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local?.body.toString()).toBe("Jwks doesn't have any valid public key");
+    const srv = http.createServer((_req, res) => res.writeHead(200).end('{"keys": "nope"}'));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const yaml = config(jwks).replace(/local_jwks:\n\s+inline_string: '[^']*'/, `remote_jwks:\n          http_uri: { uri: "http://idp.example/jwks", cluster: idp_jwks, timeout: 1s }`);
+      const r = await nativeHost(yaml, { clusters: { idp_jwks: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` } });
+      expect((await r.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local?.body.toString()).toBe("Jwks remote fetch is failed");
     } finally {
       srv.close();
     }
