@@ -457,7 +457,8 @@ function extract(providers: Provider[], headers: HeaderList): Location[] {
   return out;
 }
 
-/** addJWTClaimToHeader: a claim (a.b for nested) that is a string, number or boolean. */
+/** addJWTClaimToHeader (authenticator.cc): a claim (a.b for nested) that is a string, number, boolean,
+ * list or object; null or absent: no header. */
 function claimString(payload: JsonObject, claim: string): string {
   let v: unknown = payload;
   for (const part of claim.split(".")) {
@@ -470,6 +471,9 @@ function claimString(payload: JsonObject, claim: string): string {
     // convertClaimDoubleToString: whole non-negative numbers as integers, others as std::to_string.
     return Number.isInteger(v) && v >= 0 ? String(v) : v.toFixed(6);
   }
+  // A list or an object: its compact JSON (ProtobufUtil::MessageToJsonString), base64-encoded
+  // (Envoy::Base64::encode, standard alphabet with padding). Object keys keep the token's order.
+  if (v !== null && typeof v === "object") return Buffer.from(JSON.stringify(v)).toString("base64");
   return "";
 }
 

@@ -280,4 +280,10 @@ describe("jwt_authn", () => {
       srv.close();
     }
   });
+
+  it("claim_to_headers: a list or object claim is its JSON, base64-encoded (addJWTClaimToHeader)", async () => {
+    const t = await nativeHost(config(jwks).replace("claim_name: sub", "claim_name: groups"));
+    const r = await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]]);
+    expect(header(r.upstream, "x-jwt-sub")).toBe(Buffer.from('["eng"]').toString("base64"));
+  });
 });
