@@ -16,6 +16,7 @@ import { EnvoyConfigError, loadEnvoyConfig, mountedPath, parseEnvoyConfig, plugi
 import type { DataSource, ListenerTls } from "../host/listener-tls.js";
 import { Host } from "../host/index.js";
 import { HostLoadError } from "../host/errors.js";
+import { JwtAuthnFilter } from "../host/native/jwt-authn.js";
 import { restartNeeded } from "../host/reload.js";
 import { isDeepStrictEqual } from "node:util";
 import { describe as describeWatch, watchGatewayYaml, type ReloadResult } from "./reload.js";
@@ -139,7 +140,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs, bufferLimitBytes: c.bufferLimitBytes };
   const providers: ProviderStatus[] = [];
   const mocks: Record<string, MockServer> = {};
+  let stopJwks = () => {};
   const cleanup = async () => {
+    stopJwks();
     for (const m of Object.values(mocks)) await m.close();
   };
   try {
@@ -184,6 +187,11 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       nativeFilters: cfg.natives,
     });
     const host = await hostFor(cfg.filters);
+    // jwt_authn's remote JWKS with async_fetch: fetched now through their clusters, and the listener
+    // opens once every first fetch has ended (fast_listener false).
+    const jwtFilters = cfg.natives.filter((n): n is JwtAuthnFilter => n instanceof JwtAuthnFilter);
+    stopJwks = () => jwtFilters.forEach((j) => j.stopAsyncFetch());
+    await Promise.all(jwtFilters.map((j) => j.startAsyncFetch(host)));
 
     let writeLine = opts.accessLog;
     const accessLogPath = opts.accessLog ? "(callback)" : cfg.accessLog?.path ?? "(none)";

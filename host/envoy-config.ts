@@ -74,8 +74,8 @@ export interface LocalGatewayConfig {
   listener: { address: string; port: number; bufferLimitBytes: number; tls?: ListenerTls };
   admin: { address: string; port: number } | null;
   filters: WasmFilterConfig[];
-  /** Envoy's native http filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz), in order; they
-   * come before the wasm filters (host/native/). */
+  /** Envoy's native http filters (jwt_authn, rbac, cors, local_ratelimit, ext_authz, header_mutation),
+   * in order, each with its place among the wasm filters (wasmBefore; host/native/). */
   natives: NativeFilter[];
   /** timeoutMs: route timeout (total); idleTimeoutMs: route idle_timeout; firstByteTimeoutMs:
    * retry_policy.per_try_timeout (ignored by Envoy once the response has started). 0: off.
@@ -307,7 +307,7 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
   const hcm = typed(hcmFilter.typed_config, HCM, "filter_chains[0].filters[0].typed_config");
 
   const filters: WasmFilterConfig[] = [];
-  const nativeRaw: { name: string; typedConfig: unknown; at: string }[] = [];
+  const nativeRaw: { name: string; typedConfig: unknown; at: string; wasmBefore: number }[] = [];
   const notRun: LocalGatewayConfig["notRun"] = [];
   const httpFilters = list(hcm.http_filters, "http_filters");
   httpFilters.forEach((entry, i) => {
@@ -332,11 +332,11 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
       return;
     }
     if (NATIVE_TYPES.includes(type)) {
-      if (filters.length) throw new EnvoyConfigError(`${at}: the local gateway runs Envoy's native filters before the wasm filters (${String(f.name)} comes after ${filters[0].filterName})`);
-      nativeRaw.push({ name: String(f.name), typedConfig: f.typed_config, at: `${at}.typed_config` });
+      // In the chain where envoy.yaml lists it, among the wasm filters (Stream places it by wasmBefore).
+      nativeRaw.push({ name: String(f.name), typedConfig: f.typed_config, at: `${at}.typed_config`, wasmBefore: filters.length });
       return;
     }
-    if (type !== WASM) throw new EnvoyConfigError(`${at}: the local gateway does not run ${type ?? "(no @type)"} (it runs wasm, jwt_authn, rbac, cors, local_ratelimit, ext_authz, and the router)`);
+    if (type !== WASM) throw new EnvoyConfigError(`${at}: the local gateway does not run ${type ?? "(no @type)"} (it runs wasm, jwt_authn, rbac, cors, local_ratelimit, ext_authz, header_mutation, and the router)`);
     filters.push(wasmFilter(f, at));
   });
   if (httpFilters.at(-1)?.typed_config?.["@type"] !== ROUTER) throw new EnvoyConfigError("http_filters: the last filter must be envoy.filters.http.router");
@@ -361,7 +361,11 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
   // The global rate limit's per-route descriptors belong to a filter the local gateway does not run.
   perFilter(r.typed_per_filter_config, "routes[0].typed_per_filter_config", (name, c) => c?.["@type"] === RATELIMIT_PER_ROUTE && notRun.some((n) => n.name === name));
   perFilter(vh.typed_per_filter_config, "virtual_hosts[0].typed_per_filter_config", () => false);
-  const natives = nativeRaw.map((n) => native(() => nativeFilter(n.name, n.typedConfig, n.at, perRoute.get(n.name))));
+  const natives = nativeRaw.map((n) => {
+    const f = native(() => nativeFilter(n.name, n.typedConfig, n.at, perRoute.get(n.name)));
+    f.wasmBefore = n.wasmBefore;
+    return f;
+  });
   const ra = obj(r.route, "routes[0].route");
   // The deprecated route-level CORS (VirtualHost.cors / RouteAction.cors), which Envoy's cors filter
   // reads when no CorsPolicy is in typed_per_filter_config: not run here, so refused.

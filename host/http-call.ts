@@ -3,6 +3,13 @@
 // request timeout" on timeout, 503 "upstream connect error ..." when the connection fails), and
 // only a reset after the response started is a failure (on_http_call_response with 0/0/0 and
 // proxy_get_status = BrokenConnection "reset", Envoy Context::onHttpCallFailure).
+// The response body is bounded as the AsyncClient bounds it (source/common/http/async_client_impl.cc
+// AsyncRequestSharedImpl::onData): past http.async_response_buffer_limit (kBufferLimitForResponse,
+// 32 MiB, async_client_impl.h) the data is dropped, the stream reset, and the caller gets a failure
+// (FailureReason::ExceedResponseBufferLimit, AsyncRequestSharedImpl::onReset) instead of a response:
+// for proxy_http_call the same 0/0/0 as a reset, for jwt_authn's JWKS fetch "Jwks remote fetch is
+// failed" (JwksFetcherImpl::onFailure), for ext_authz an error (failure_mode_allow, else
+// status_on_error). One bound for all three: in Envoy each goes through the cluster's AsyncClient.
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
@@ -33,6 +40,10 @@ export interface CallCluster {
   connectTimeoutMs?: number;
 }
 
+/** AsyncClientImpl's response buffer limit (kBufferLimitForResponse); Envoy's runtime key
+ * http.async_response_buffer_limit can change it, the host has no runtime layer. */
+export const ASYNC_RESPONSE_BUFFER_LIMIT = 32 * 1024 * 1024;
+
 const CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. reset reason: ";
 
 /** Starts the request; resolves with the response, or null for a reset after the response began. */
@@ -41,6 +52,7 @@ export function startHttpCall(
   headers: HeaderList,
   body: Buffer,
   timeoutMs: number,
+  responseBufferLimit = ASYNC_RESPONSE_BUFFER_LIMIT,
 ): { done: Promise<CallResult | null>; cancel: () => void } {
   const baseUrl = cluster.url;
   const base = new URL(baseUrl);
@@ -81,7 +93,19 @@ export function startHttpCall(
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
+        let held = 0;
+        res.on("data", (c: Buffer) => {
+          if (settled) return;
+          // onData: a chunk that would take the body past the limit is dropped and the stream reset.
+          if (held + c.length > responseBufferLimit) {
+            chunks.length = 0;
+            finish(null);
+            req?.destroy();
+            return;
+          }
+          held += c.length;
+          chunks.push(c);
+        });
         res.on("end", () => {
           const h: HeaderList = [[":status", String(res.statusCode ?? 0)]];
           for (let i = 0; i < res.rawHeaders.length; i += 2) h.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);

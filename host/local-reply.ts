@@ -1,6 +1,7 @@
 // The HTTP connection manager's local_reply_config (envoy.extensions.filters.network.
 // http_connection_manager.v3.LocalReplyConfig), the subset Sluice renders: mappers whose filter is a
-// status_code_filter, header_filter, response_flag_filter, or and_filter / or_filter of those; a
+// status_code_filter, header_filter, response_flag_filter, metadata_filter (on the stream's dynamic
+// metadata: jwt_authn's failure status, rbac's result), or and_filter / or_filter of those; a
 // mapper may set status_code, body (inline_string) and body_format_override; the config may set
 // body_format. Formats: json_format or text_format_source.inline_string, with the command operators
 // %LOCAL_REPLY_BODY%, %RESPONSE_CODE%, %RESPONSE_CODE_DETAILS% and %RESPONSE_FLAGS%.
@@ -11,6 +12,9 @@
 // else the config's body_format, else the plain "%LOCAL_REPLY_BODY%" text formats the body. The
 // filters see the request headers (a header_filter on ":path" tells the client's API apart).
 import type { HeaderList } from "./headers.js";
+import type { FilterMetadata } from "./proto.js";
+import { NativeConfigError } from "./native/filter.js";
+import { metadataValue, valueMatcher, type ValueMatch } from "./native/match.js";
 
 export type StringMatch = { exact: string } | { prefix: string } | { suffix: string } | { contains: string };
 
@@ -18,6 +22,7 @@ export type ReplyFilter =
   | { kind: "status"; op: "EQ" | "GE" | "LE" | "NE"; value: number }
   | { kind: "header"; name: string; match: StringMatch | null; invert: boolean }
   | { kind: "flags"; flags: string[] }
+  | { kind: "metadata"; namespace: string; path: string[]; value: ValueMatch | null; ifNotFound: boolean }
   | { kind: "and" | "or"; filters: ReplyFilter[] };
 
 export type BodyFormat = { json: Record<string, unknown> } | { text: string; contentType: string };
@@ -92,6 +97,27 @@ function parseFilter(v: any, at: string): ReplyFilter {
     }
     case "response_flag_filter":
       return { kind: "flags", flags: (f?.flags ?? []).map(String) };
+    case "metadata_filter": {
+      // access_log_impl.cc MetadataFilter: the matcher's namespace and path in the dynamic metadata; a
+      // value there matches when the matcher's value matcher does (none: no match); no value there
+      // matches when match_if_key_not_found (default true).
+      for (const key of Object.keys(f ?? {})) if (key !== "matcher" && key !== "match_if_key_not_found") fail(at, `metadata_filter: the local gateway does not run ${key}`);
+      const m = f?.matcher;
+      if (m === null || typeof m !== "object") fail(at, "metadata_filter: give a matcher");
+      for (const key of Object.keys(m)) if (!["filter", "path", "value"].includes(key)) fail(at, `metadata_filter.matcher: the local gateway does not run ${key}`);
+      if (typeof m.filter !== "string" || !m.filter) fail(at, "metadata_filter.matcher needs a filter (the metadata namespace)");
+      if (!Array.isArray(m.path) || !m.path.length || m.path.some((p: any) => typeof p?.key !== "string" || Object.keys(p).length !== 1)) fail(at, "metadata_filter.matcher.path: give a list of {key}");
+      let value: ValueMatch | null = null;
+      try {
+        if (m.value !== undefined) value = valueMatcher(m.value, `${at}.metadata_filter.matcher.value`);
+      } catch (e) {
+        if (e instanceof NativeConfigError) fail(at, e.message);
+        throw e;
+      }
+      const nf = f.match_if_key_not_found;
+      if (nf !== undefined && typeof nf !== "boolean") fail(at, "metadata_filter.match_if_key_not_found: expected true or false");
+      return { kind: "metadata", namespace: m.filter, path: m.path.map((p: any) => p.key), value, ifNotFound: nf ?? true };
+    }
     case "and_filter":
     case "or_filter": {
       const list = f?.filters;
@@ -127,6 +153,8 @@ export interface LocalReplyInput {
   body: Buffer;
   details: string;
   responseFlags: string[];
+  /** The stream's dynamic metadata (metadata_filter); absent: none. */
+  dynamicMetadata?: FilterMetadata;
 }
 
 export interface LocalReplyOutput {
@@ -158,6 +186,10 @@ function matches(f: ReplyFilter, code: number, input: LocalReplyInput): boolean 
     case "flags":
       // ResponseFlagFilter: any of the listed flags (or, with none listed, any flag at all).
       return f.flags.length === 0 ? input.responseFlags.length > 0 : f.flags.some((x) => input.responseFlags.includes(x));
+    case "metadata": {
+      const v = metadataValue(input.dynamicMetadata ?? {}, f.namespace, f.path);
+      return v === undefined ? f.ifNotFound : f.value !== null && f.value(v);
+    }
     case "and":
       return f.filters.every((x) => matches(x, code, input));
     case "or":

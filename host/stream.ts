@@ -188,13 +188,19 @@ export class Stream implements FilterCallbacks {
     this.upstream = new Sink(keep);
     this.downstream = new Sink(keep);
     this.bufferLimit = opts.bufferLimitBytes ?? host.bufferLimitBytes;
-    // Envoy's native filters come first (envoy-config.ts refuses one after a wasm filter).
-    for (const native of host.natives) {
-      const slot = { index: this.slots.length, stream: this } as unknown as Slot;
-      slot.ctx = new NativeContext(native, host, slot);
-      this.slots.push(slot);
-    }
-    for (const plugin of plugins) {
+    // Envoy's native filters sit where envoy.yaml lists them among the wasm filters (wasmBefore: how
+    // many wasm filters precede one).
+    const natives = (before: number, last: boolean) => {
+      for (const native of host.natives) {
+        const at = native.wasmBefore ?? 0;
+        if (at !== before && !(last && at > before)) continue;
+        const slot = { index: this.slots.length, stream: this } as unknown as Slot;
+        slot.ctx = new NativeContext(native, host, slot);
+        this.slots.push(slot);
+      }
+    };
+    for (const [i, plugin] of plugins.entries()) {
+      natives(i, false);
       // The failure policy decides (Plugin.vmForNewStream): FAIL_OPEN leaves a failed plugin out of
       // the chain, FAIL_RELOAD may start a new VM first.
       const vm = plugin.vmForNewStream(worker);
@@ -204,6 +210,7 @@ export class Stream implements FilterCallbacks {
       ctx.slot = slot;
       this.slots.push(slot);
     }
+    natives(plugins.length, true);
     this.req = new Dir("request", this.slots, this.upstream);
     this.resp = new Dir("response", [...this.slots].reverse(), this.downstream);
     this.info = {
@@ -746,6 +753,7 @@ export class Stream implements FilterCallbacks {
       body: lr.body,
       details: lr.details,
       responseFlags: this.info.responseFlags,
+      dynamicMetadata: this.info.dynamicMetadata,
     });
     const statusCode = rw.statusCode;
     const body = rw.body;

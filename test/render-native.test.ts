@@ -376,24 +376,39 @@ filters: { key_auth: { enabled: false } }
     const anthropic = (m: any) => m.body_format_override.json_format.error;
     // Two mappers per denial (Anthropic client first, then OpenAI), before Envoy's own four pairs.
     expect(mappers).toHaveLength(2 * 5 + 8);
-    const jwt = mappers[1];
+    // jwt_authn's pair comes last of the five: its failure status can stay in the metadata of a request
+    // it let through (native-replies.ts), so it also asks for no verified payload and a 401 / 403.
+    const jwt = mappers[9];
     expect(jwt.filter).toEqual({
-      metadata_filter: { matcher: { filter: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_failure" }], value: { present_match: true } }, match_if_key_not_found: false },
+      and_filter: {
+        filters: [
+          { metadata_filter: { matcher: { filter: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_failure" }], value: { present_match: true } }, match_if_key_not_found: false } },
+          { metadata_filter: { matcher: { filter: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_payload" }], value: { null_match: {} } }, match_if_key_not_found: true } },
+          {
+            or_filter: {
+              filters: [
+                { status_code_filter: { comparison: { op: "EQ", value: { default_value: 401, runtime_key: "sluice.local_reply.jwt_denied" } } } },
+                { status_code_filter: { comparison: { op: "EQ", value: { default_value: 403, runtime_key: "sluice.local_reply.jwt_audience_denied" } } } },
+              ],
+            },
+          },
+        ],
+      },
     });
     // Envoy's own text ("Jwt is expired") is the message; the status (401) stays.
     expect(jwt.body).toBeUndefined();
     expect(jwt.status_code).toBeUndefined();
     expect(openai(jwt)).toEqual({ message: "%LOCAL_REPLY_BODY%", type: "invalid_request_error", code: "invalid_token" });
-    expect(mappers[0].filter.and_filter.filters[0]).toEqual(jwt.filter);
-    expect(anthropic(mappers[0])).toEqual({ type: "authentication_error", message: "%LOCAL_REPLY_BODY%" });
-    const rbac = mappers[7];
+    expect(mappers[8].filter.and_filter.filters.slice(0, 3)).toEqual(jwt.filter.and_filter.filters);
+    expect(anthropic(mappers[8])).toEqual({ type: "authentication_error", message: "%LOCAL_REPLY_BODY%" });
+    const rbac = mappers[5];
     expect(rbac.filter).toEqual({
       metadata_filter: {
         matcher: { filter: "envoy.filters.http.rbac", path: [{ key: "sluice_enforced_engine_result" }], value: { string_match: { exact: "denied" } } },
         match_if_key_not_found: false,
       },
     });
-    expect(anthropic(mappers[6]).type).toBe("permission_error");
+    expect(anthropic(mappers[4]).type).toBe("permission_error");
     // Sluice's own mappers follow, unchanged.
     expect(mappers.slice(10)).toEqual(renderEnvoyDefaultMappers());
 

@@ -16,6 +16,8 @@ import type { JsonObject } from "../proto.js";
 export interface NativeFilter {
   /** http_filters[].name (also the key of its typed_per_filter_config). */
   readonly name: string;
+  /** How many wasm filters come before it in envoy.yaml's http_filters (absent: 0, first). */
+  wasmBefore?: number;
   newStreamFilter(cb: NativeCallbacks): NativeStreamFilter;
 }
 

@@ -30,6 +30,7 @@
 //   rules (FilterConfigImpl::findPerRouteVerifier): disabled, or requirement_name from
 //   requirement_map; an unknown name answers 403 "Failed JWT authentication: Wrong requirement_name:
 //   <name>. It should be one of [<sorted names>]".
+import { readFileSync } from "node:fs";
 import { compactVerify, createLocalJWKSet, errors, type JSONWebKeySet } from "jose";
 import { getFirst, type HeaderList } from "../headers.js";
 import { startHttpCall } from "../http-call.js";
@@ -73,6 +74,19 @@ const S = {
   JwksFetchFail: "Jwks remote fetch is failed",
 } as const;
 type Status = (typeof S)[keyof typeof S];
+
+/** The Status enum's numbers (source/common/jwt/status.h, enum class Status, in declaration order),
+ * which failed_status_in_metadata writes as `code` (authenticator.cc doneWithStatus: enumToInt). */
+const CODE: Record<Status, number> = {
+  [S.Ok]: 0, [S.JwtMissed]: 1, [S.JwtNotYetValid]: 2, [S.JwtExpired]: 3, [S.JwtBadFormat]: 4,
+  [S.JwtHeaderParseErrorBadBase64]: 5, [S.JwtHeaderParseErrorBadJson]: 6, [S.JwtHeaderBadAlg]: 7,
+  [S.JwtHeaderNotImplementedAlg]: 8, [S.JwtHeaderBadKid]: 9, [S.JwtPayloadParseErrorBadBase64]: 10,
+  [S.JwtPayloadParseErrorBadJson]: 11, [S.JwtPayloadParseErrorIssNotString]: 12, [S.JwtPayloadParseErrorSubNotString]: 13,
+  [S.JwtPayloadParseErrorIatNotInteger]: 14, [S.JwtPayloadParseErrorNbfNotInteger]: 16, [S.JwtPayloadParseErrorExpNotInteger]: 18,
+  [S.JwtPayloadParseErrorJtiNotString]: 20, [S.JwtPayloadParseErrorAudNotString]: 21, [S.JwtSignatureParseErrorBadBase64]: 22,
+  [S.JwtUnknownIssuer]: 24, [S.JwtAudienceNotAllowed]: 25, [S.JwtVerificationFail]: 26, [S.JwksParseError]: 28,
+  [S.JwksNoKeys]: 29, [S.JwksBadKeys]: 30, [S.JwksNoValidKeys]: 31, [S.JwksKidAlgMismatch]: 32, [S.JwksFetchFail]: 40,
+};
 
 // jwt.cc isImplemented.
 const ALGS = new Set(["ES256", "ES384", "ES512", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]);
@@ -186,10 +200,12 @@ interface Provider {
   padForwardPayloadHeader: boolean;
   payloadInMetadata: string;
   headerInMetadata: string;
+  failedStatusInMetadata: string;
   claimToHeaders: { header: string; claim: string }[];
   clockSkewSeconds: number;
   local: KeySet | Status | null;
-  remote: { cluster: string; path: string; authority: string; timeoutMs: number; cacheMs: number } | null;
+  /** asyncRefetchMs: remote_jwks.async_fetch's failed_refetch_duration (null: no async_fetch). */
+  remote: { cluster: string; path: string; authority: string; timeoutMs: number; cacheMs: number; asyncRefetchMs: number | null } | null;
   /** The remote JWKS and when it expires (host clock, ns). */
   cached: { keys: KeySet | Status; until: bigint } | null;
   fetching: Promise<KeySet | Status> | null;
@@ -199,19 +215,39 @@ function parseProvider(name: string, v: unknown, at: string): Provider {
   const p = obj(v, at);
   only(p, at, [
     "issuer", "audiences", "local_jwks", "remote_jwks", "forward", "from_headers", "from_params", "forward_payload_header",
-    "pad_forward_payload_header", "payload_in_metadata", "header_in_metadata", "claim_to_headers", "clock_skew_seconds",
+    "pad_forward_payload_header", "payload_in_metadata", "header_in_metadata", "failed_status_in_metadata", "claim_to_headers", "clock_skew_seconds",
   ]);
   if ((p.local_jwks === undefined) === (p.remote_jwks === undefined)) fail(at, "give exactly one of local_jwks or remote_jwks");
   let local: Provider["local"] = null;
   let remote: Provider["remote"] = null;
   if (p.local_jwks !== undefined) {
     const lj = obj(p.local_jwks, `${at}.local_jwks`);
-    only(lj, `${at}.local_jwks`, ["inline_string"]);
-    if (typeof lj.inline_string !== "string") fail(`${at}.local_jwks`, "the local gateway reads inline_string");
-    local = keySetOf(lj.inline_string);
+    only(lj, `${at}.local_jwks`, ["inline_string", "filename"]);
+    if ((typeof lj.inline_string === "string") === (typeof lj.filename === "string")) fail(`${at}.local_jwks`, "the local gateway reads inline_string or filename (one of them)");
+    let text: string;
+    if (typeof lj.filename === "string") {
+      // Config::DataSource::read: the file is read when the configuration loads; one that cannot
+      // be read rejects the configuration.
+      try {
+        text = readFileSync(lj.filename, "utf8");
+      } catch (e) {
+        fail(`${at}.local_jwks.filename`, `cannot read ${lj.filename}: ${(e as Error).message}`);
+      }
+    } else text = lj.inline_string;
+    local = keySetOf(text);
   } else {
     const rj = obj(p.remote_jwks, `${at}.remote_jwks`);
-    only(rj, `${at}.remote_jwks`, ["http_uri", "cache_duration"]);
+    only(rj, `${at}.remote_jwks`, ["http_uri", "cache_duration", "async_fetch"]);
+    let asyncRefetchMs: number | null = null;
+    if (rj.async_fetch !== undefined) {
+      const af = obj(rj.async_fetch, `${at}.remote_jwks.async_fetch`);
+      only(af, `${at}.remote_jwks.async_fetch`, ["fast_listener", "failed_refetch_duration"]);
+      // fast_listener true opens the listener before the first fetch ends; the local gateway waits
+      // for it (the default, false), so true is refused rather than run differently.
+      if (af.fast_listener === true) fail(`${at}.remote_jwks.async_fetch.fast_listener`, "the local gateway waits for the first fetch (true is refused)");
+      // JwksAsyncFetcher: a failed fetch is retried after failed_refetch_duration, default 1 s.
+      asyncRefetchMs = af.failed_refetch_duration === undefined ? 1000 : duration(af.failed_refetch_duration, `${at}.remote_jwks.async_fetch.failed_refetch_duration`);
+    }
     const hu = obj(rj.http_uri, `${at}.remote_jwks.http_uri`);
     only(hu, `${at}.remote_jwks.http_uri`, ["uri", "cluster", "timeout"]);
     let url: URL;
@@ -228,6 +264,7 @@ function parseProvider(name: string, v: unknown, at: string): Provider {
       timeoutMs: duration(hu.timeout, `${at}.remote_jwks.http_uri.timeout`),
       // JwksCache: cache_duration, default 600 s (DefaultCacheExpirationSec).
       cacheMs: rj.cache_duration === undefined ? 600_000 : duration(rj.cache_duration, `${at}.remote_jwks.cache_duration`),
+      asyncRefetchMs,
     };
   }
   return {
@@ -246,6 +283,7 @@ function parseProvider(name: string, v: unknown, at: string): Provider {
     padForwardPayloadHeader: p.pad_forward_payload_header === true,
     payloadInMetadata: String(p.payload_in_metadata ?? ""),
     headerInMetadata: String(p.header_in_metadata ?? ""),
+    failedStatusInMetadata: String(p.failed_status_in_metadata ?? ""),
     claimToHeaders: list(p.claim_to_headers, `${at}.claim_to_headers`).map((c, i) => {
       const cat = `${at}.claim_to_headers[${i}]`;
       only(obj(c, cat), cat, ["header_name", "claim_name"]);
@@ -418,7 +456,8 @@ function extract(providers: Provider[], headers: HeaderList): Location[] {
   return out;
 }
 
-/** addJWTClaimToHeader: a claim (a.b for nested) that is a string, number or boolean. */
+/** addJWTClaimToHeader (authenticator.cc): a claim (a.b for nested) that is a string, number, boolean,
+ * list or object; null or absent: no header. */
 function claimString(payload: JsonObject, claim: string): string {
   let v: unknown = payload;
   for (const part of claim.split(".")) {
@@ -431,8 +470,18 @@ function claimString(payload: JsonObject, claim: string): string {
     // convertClaimDoubleToString: whole non-negative numbers as integers, others as std::to_string.
     return Number.isInteger(v) && v >= 0 ? String(v) : v.toFixed(6);
   }
+  // A list or an object: its compact JSON (ProtobufUtil::MessageToJsonString), base64-encoded
+  // (Envoy::Base64::encode, standard alphabet with padding). Object keys keep the token's order.
+  if (v !== null && typeof v === "object") return Buffer.from(JSON.stringify(v)).toString("base64");
   return "";
 }
+
+/** A cache entry of the async fetcher: it does not expire. */
+const NEVER = 2n ** 63n;
+
+/** JwksAsyncFetcher: after a good fetch the next one comes 5 s before the cache would expire
+ * (RefetchBeforeExpiredSec), when cache_duration is longer than that. */
+const goodRefetchMs = (cacheMs: number) => (cacheMs > 5000 ? cacheMs - 5000 : cacheMs);
 
 export class JwtAuthnFilter implements NativeFilter {
   readonly providers = new Map<string, Provider>();
@@ -476,19 +525,65 @@ export class JwtAuthnFilter implements NativeFilter {
 
   /** The provider's keys: inline, or the cached remote JWKS (fetched through its cluster when stale). */
   keys(p: Provider, host: NativeHost): Promise<KeySet | Status> {
-    if (p.local) return Promise.resolve(p.local);
+    // An invalid local JWKS leaves the provider without keys (jwks_cache.cc JwksDataImpl: "Invalid
+    // inline jwks", a warning), and authenticator.cc startVerify answers JwksNoValidKeys.
+    if (p.local) return Promise.resolve(typeof p.local === "string" ? S.JwksNoValidKeys : p.local);
     const r = p.remote!;
+    // Keys the async fetcher brought never expire on the request path (jwks_cache.cc JwksDataImpl::
+    // setJwksToAllThreads: expire_ = time_point::max()); the next async fetch replaces them. Keys not
+    // there yet, or stale, are fetched for the request (authenticator.cc startVerify) and kept
+    // cache_duration (JwksDataImpl::setRemoteJwks).
     if (p.cached && p.cached.until > host.now()) return Promise.resolve(p.cached.keys);
+    return this.fetch(p, host);
+  }
+
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  /**
+   * remote_jwks.async_fetch (source/extensions/filters/http/jwt_authn/jwks_async_fetcher.cc
+   * JwksAsyncFetcher): each such provider's JWKS is fetched when the configuration loads, again
+   * cache_duration - 5 s after a good fetch, and failed_refetch_duration after a failed one. The promise
+   * settles when every first fetch has ended, well or not: with fast_listener false Envoy opens the
+   * listener only then, and the local gateway awaits it before it listens.
+   */
+  startAsyncFetch(host: NativeHost): Promise<void> {
+    const refetch = (p: Provider): Promise<void> =>
+      this.fetch(p, host).then((keys) => {
+        if (typeof keys !== "string") p.cached = { keys, until: NEVER };
+        if (this.stopped) return;
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          void refetch(p);
+        }, typeof keys === "string" ? p.remote!.asyncRefetchMs! : goodRefetchMs(p.remote!.cacheMs));
+        t.unref();
+        this.timers.add(t);
+      });
+    return Promise.all([...this.providers.values()].filter((p) => p.remote && p.remote.asyncRefetchMs !== null).map(refetch)).then(() => {});
+  }
+
+  /** Stops the async fetches' timers (the gateway closes). */
+  stopAsyncFetch(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private fetch(p: Provider, host: NativeHost): Promise<KeySet | Status> {
+    const r = p.remote!;
     if (p.fetching) return p.fetching;
     const cluster = host.clusters.get(r.cluster);
     if (!cluster) return Promise.resolve(S.JwksFetchFail);
     const call = startHttpCall(cluster, [[":method", "GET"], [":path", r.path], [":authority", r.authority]], Buffer.alloc(0), r.timeoutMs);
     p.fetching = call.done.then((res) => {
       p.fetching = null;
-      // JwksFetcherImpl::onSuccess: a 200 with a body, else a fetch failure (not cached).
+      // JwksFetcherImpl::onSuccess (source/extensions/filters/http/common/jwks_fetcher.cc): a 200
+      // with a body, else a fetch failure (not cached).
       if (!res || getFirst(res.headers, ":status") !== "200" || !res.body.length) return S.JwksFetchFail;
+      // A body that is not a valid JWKS is a failed fetch too (onJwksError(InvalidJwks)).
       const keys = keySetOf(res.body.toString("utf8"));
-      if (typeof keys !== "string") p.cached = { keys, until: host.now() + BigInt(r.cacheMs) * 1_000_000n };
+      if (typeof keys === "string") return S.JwksFetchFail;
+      p.cached = { keys, until: host.now() + BigInt(r.cacheMs) * 1_000_000n };
       return keys;
     });
     return p.fetching;
@@ -533,6 +628,11 @@ class JwtAuthnStream implements NativeStreamFilter {
   private complete(status: Status, uri: string): void {
     if (this.done) return;
     this.done = true;
+    // verifier.cc BaseVerifierImpl::completeWithStatus: the extracted data (payloads and headers of
+    // the JWTs that verified, failed_status_in_metadata of those that did not) becomes the dynamic
+    // metadata of envoy.filters.http.jwt_authn whatever the outcome (Filter::setExtractedData), before
+    // the filter answers, so a local_reply_config metadata_filter sees the failure.
+    if (Object.keys(this.payload).length) this.cb.setDynamicMetadata(JWT_AUTHN_METADATA, this.payload);
     if (status !== S.Ok) {
       const details = `jwt_authn_access_denied{${status.replace(/\s/g, "_")}}`;
       const code = status === S.JwtAudienceNotAllowed ? 403 : 401;
@@ -544,8 +644,6 @@ class JwtAuthnStream implements NativeStreamFilter {
       this.cb.sendLocalReply({ status: code, body: status, headers: [["www-authenticate", auth]], details });
       return;
     }
-    // ContextImpl::setPayload: the payloads of every JWT that verified, under their names.
-    if (Object.keys(this.payload).length) this.cb.setDynamicMetadata(JWT_AUTHN_METADATA, this.payload);
     this.cb.continueDecoding();
   }
 
@@ -584,22 +682,43 @@ class JwtAuthnStream implements NativeStreamFilter {
     }
     const tokens = extract(providers, headers);
     const finish = (s: Status) => (allowFailed ? S.Ok : allowMissing && s === S.JwtMissed ? S.Ok : s);
-    if (tokens.length === 0) return finish(S.JwtMissed);
+    // The provider whose data the authenticator holds (jwks_data_): the fixed one, set before the
+    // token is parsed, or the one the token's issuer names.
+    let known: Provider | null = null;
+    const done = (s: Status): Status => {
+      if (s !== S.Ok) this.failedStatus(s, known);
+      return s;
+    };
+    if (tokens.length === 0) return finish(done(S.JwtMissed));
     // Envoy takes the tokens from the back of the list.
     for (let i = tokens.length - 1; i >= 0; i--) {
-      const s = await this.verifyOne(tokens[i], provider, audiences, headers);
+      const s = await this.verifyOne(tokens[i], provider, audiences, headers, (p) => (known = p));
+      done(s);
       if ((s !== S.Ok && !allowFailed && !allowMissing) || i === 0) return finish(s);
     }
     return S.Ok;
   }
 
-  private async verifyOne(loc: Location, fixed: Provider | null, audiences: string[] | null, headers: HeaderList): Promise<Status> {
+  /**
+   * authenticator.cc AuthenticatorImpl::doneWithStatus: a failure is written as {code, message} under
+   * the failed_status_in_metadata key of the provider the authenticator knows (the fixed one, or the
+   * token issuer's), else of the only provider configured (JwksCache::getSingleProvider); none: not
+   * written.
+   */
+  private failedStatus(s: Status, known: Provider | null): void {
+    const p = known ?? (this.f.providers.size === 1 ? [...this.f.providers.values()][0] : null);
+    if (p?.failedStatusInMetadata) this.payload[p.failedStatusInMetadata] = { code: CODE[s], message: s };
+  }
+
+  private async verifyOne(loc: Location, fixed: Provider | null, audiences: string[] | null, headers: HeaderList, found: (p: Provider) => void): Promise<Status> {
+    if (fixed) found(fixed);
     const jwt = parseJwt(loc.token);
     if (typeof jwt === "string") return jwt;
     if (!loc.issuers.has("") && !loc.issuers.has(jwt.iss)) return S.JwtUnknownIssuer;
     // Without a fixed provider: the first provider with the JWT's issuer, else one with none.
     const p = fixed ?? [...this.f.providers.values()].find((x) => x.issuer === jwt.iss) ?? [...this.f.providers.values()].find((x) => x.issuer === "");
     if (!p) return S.JwtUnknownIssuer;
+    found(p);
     const skew = p.clockSkewSeconds > 0 ? p.clockSkewSeconds : 60;
     const now = Number(this.cb.host.now() / 1_000_000_000n);
     if (now + skew < jwt.nbf) return S.JwtNotYetValid;

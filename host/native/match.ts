@@ -5,7 +5,8 @@
 // envoy.type.v3.FractionalPercent / RuntimeFractionalPercent (no runtime layer here: the default
 // value decides, as in Envoy without an override), and envoy.type.v3.HttpStatus.
 import type { HeaderList } from "../headers.js";
-import { fail, obj, only, uint } from "./filter.js";
+import type { FilterMetadata, Json } from "../proto.js";
+import { fail, list, obj, only, uint } from "./filter.js";
 
 export type StringMatch = (value: string) => boolean;
 
@@ -164,4 +165,55 @@ export function getAll(headers: HeaderList, name: string): string[] {
   const out: string[] = [];
   for (const [k, v] of headers) if (k === name) out.push(v);
   return out;
+}
+
+export type ValueMatch = (v: Json | undefined) => boolean;
+
+/** envoy.type.matcher.v3.ValueMatcher (source/common/common/matchers.cc ValueMatcher::create). */
+export function valueMatcher(v: unknown, at: string): ValueMatch {
+  const m = obj(v, at);
+  const keys = Object.keys(m);
+  if (keys.length !== 1) fail(at, "give exactly one value match");
+  const k = keys[0];
+  switch (k) {
+    case "null_match":
+      return (x) => x === null;
+    case "string_match": {
+      const sm = stringMatcher(m.string_match, `${at}.string_match`);
+      return (x) => typeof x === "string" && sm(x);
+    }
+    case "bool_match":
+      return (x) => typeof x === "boolean" && x === (m.bool_match === true);
+    case "present_match":
+      // PresentMatcher: a value is there (present_match false never matches).
+      return (x) => m.present_match === true && x !== undefined;
+    case "double_match": {
+      const d = obj(m.double_match, `${at}.double_match`);
+      only(d, `${at}.double_match`, ["exact", "range"]);
+      if (d.exact !== undefined) return (x) => typeof x === "number" && x === Number(d.exact);
+      const r = obj(d.range, `${at}.double_match.range`);
+      return (x) => typeof x === "number" && x >= Number(r.start ?? -Infinity) && x < Number(r.end ?? Infinity);
+    }
+    case "list_match": {
+      const l = obj(m.list_match, `${at}.list_match`);
+      only(l, `${at}.list_match`, ["one_of"]);
+      const inner = valueMatcher(l.one_of, `${at}.list_match.one_of`);
+      return (x) => Array.isArray(x) && x.some((e) => inner(e));
+    }
+    case "or_match": {
+      const o = obj(m.or_match, `${at}.or_match`);
+      only(o, `${at}.or_match`, ["value_matchers"]);
+      const ms = list(o.value_matchers, `${at}.or_match.value_matchers`).map((x, i) => valueMatcher(x, `${at}.or_match.value_matchers[${i}]`));
+      return (x) => ms.some((f) => f(x));
+    }
+    default:
+      return fail(`${at}.${k}`, "unknown value match");
+  }
+}
+
+/** Config::Metadata::metadataValue: the value at `path` under a namespace of the metadata, or undefined. */
+export function metadataValue(md: FilterMetadata, namespace: string, path: string[]): Json | undefined {
+  let x: Json | undefined = md[namespace];
+  for (const key of path) x = x !== null && typeof x === "object" && !Array.isArray(x) ? x[key] : undefined;
+  return x;
 }

@@ -19,15 +19,18 @@
 // shadow_rules, LOG and the CEL / IP / filter-state matchers are refused.
 import type { HeaderList } from "../headers.js";
 import type { FilterMetadata, Json } from "../proto.js";
-import type { StreamInfo } from "../stream.js";
+import type { StreamInfo } from "../stream-info.js";
 import { checkType, fail, list, obj, only, type NativeCallbacks, type NativeFilter, type NativeStreamFilter } from "./filter.js";
-import { headerMatcher, stringMatcher } from "./match.js";
+import { headerMatcher, metadataValue, stringMatcher, valueMatcher } from "./match.js";
 import { getFirst } from "../headers.js";
 
 export const RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
+/** The namespace of the filter's dynamic metadata, whatever the filter's name in http_filters. */
+const RBAC_METADATA = "envoy.filters.http.rbac";
 export const RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 
-type Check = (headers: HeaderList, info: StreamInfo) => boolean;
+/** What a rule reads: the request headers, the stream's info (dynamic metadata, TLS) and filter state. */
+type Check = (headers: HeaderList, info: StreamInfo, filterState: Map<string, Buffer>) => boolean;
 
 /**
  * Envoy's two rule trees (matchers.cc Matcher::create): a one-key object that is `any`, `header`, a
@@ -63,11 +66,11 @@ function rule(tree: RuleTree, v: unknown, at: string): Check {
     const s = obj(p[k], `${at}.${k}`);
     only(s, `${at}.${k}`, [tree.members]);
     const members = list(s[tree.members], `${at}.${k}.${tree.members}`).map((r, i) => rule(tree, r, `${at}.${k}.${tree.members}[${i}]`));
-    return k === tree.and ? (h, i) => members.every((r) => r(h, i)) : (h, i) => members.some((r) => r(h, i));
+    return k === tree.and ? (h, i, s) => members.every((r) => r(h, i, s)) : (h, i, s) => members.some((r) => r(h, i, s));
   }
   if (k === tree.not) {
     const inner = rule(tree, p[k], `${at}.${k}`);
-    return (h, i) => !inner(h, i);
+    return (h, i, s) => !inner(h, i, s);
   }
   return tree.leaf(k, p, at) ?? fail(`${at}.${k}`, `the local gateway does not run this ${tree.name} (it runs ${tree.runs})`);
 }
@@ -96,9 +99,18 @@ const PRINCIPALS: RuleTree = {
   or: "or_ids",
   members: "ids",
   not: "not_id",
-  runs: "any, authenticated, header, metadata, and_ids, or_ids, not_id",
+  runs: "any, authenticated, header, metadata, sourced_metadata, filter_state, and_ids, or_ids, not_id",
   leaf(k, p, at) {
     if (k === "metadata") return metadataMatcher(p.metadata, `${at}.metadata`);
+    if (k === "sourced_metadata") {
+      // matchers.cc MetadataMatcher with a source (Envoy >= 1.33): DYNAMIC (the default) reads the
+      // stream's dynamic metadata; ROUTE (the route's metadata) is refused.
+      const sm = obj(p.sourced_metadata, `${at}.sourced_metadata`);
+      only(sm, `${at}.sourced_metadata`, ["metadata_matcher", "metadata_source"]);
+      if ((sm.metadata_source ?? "DYNAMIC") !== "DYNAMIC") fail(`${at}.sourced_metadata.metadata_source`, "the local gateway reads DYNAMIC metadata only");
+      return metadataMatcher(sm.metadata_matcher, `${at}.sourced_metadata.metadata_matcher`);
+    }
+    if (k === "filter_state") return filterStateMatcher(p.filter_state, `${at}.filter_state`);
     if (k !== "authenticated") return null;
     const a = obj(p.authenticated, `${at}.authenticated`);
     only(a, `${at}.authenticated`, ["principal_name"]);
@@ -117,48 +129,21 @@ const PRINCIPALS: RuleTree = {
   },
 };
 
-type ValueMatch = (v: Json | undefined) => boolean;
-
-/** envoy.type.matcher.v3.ValueMatcher (source/common/common/matchers.cc ValueMatcher::create). */
-function valueMatcher(v: unknown, at: string): ValueMatch {
+/**
+ * envoy.type.matcher.v3.FilterStateMatcher (source/common/common/matchers.cc FilterStateMatcher::match):
+ * the object under `key`, serialized as a string (a proxy-wasm property set as wasm.<name> serializes
+ * to its bytes), against the string matcher; no object: no match.
+ */
+function filterStateMatcher(v: unknown, at: string): Check {
   const m = obj(v, at);
-  const keys = Object.keys(m);
-  if (keys.length !== 1) fail(at, "give exactly one value match");
-  const k = keys[0];
-  switch (k) {
-    case "null_match":
-      return (x) => x === null;
-    case "string_match": {
-      const sm = stringMatcher(m.string_match, `${at}.string_match`);
-      return (x) => typeof x === "string" && sm(x);
-    }
-    case "bool_match":
-      return (x) => typeof x === "boolean" && x === (m.bool_match === true);
-    case "present_match":
-      // PresentMatcher: a value is there (present_match false never matches).
-      return (x) => m.present_match === true && x !== undefined;
-    case "double_match": {
-      const d = obj(m.double_match, `${at}.double_match`);
-      only(d, `${at}.double_match`, ["exact", "range"]);
-      if (d.exact !== undefined) return (x) => typeof x === "number" && x === Number(d.exact);
-      const r = obj(d.range, `${at}.double_match.range`);
-      return (x) => typeof x === "number" && x >= Number(r.start ?? -Infinity) && x < Number(r.end ?? Infinity);
-    }
-    case "list_match": {
-      const l = obj(m.list_match, `${at}.list_match`);
-      only(l, `${at}.list_match`, ["one_of"]);
-      const inner = valueMatcher(l.one_of, `${at}.list_match.one_of`);
-      return (x) => Array.isArray(x) && x.some((e) => inner(e));
-    }
-    case "or_match": {
-      const o = obj(m.or_match, `${at}.or_match`);
-      only(o, `${at}.or_match`, ["value_matchers"]);
-      const ms = list(o.value_matchers, `${at}.or_match.value_matchers`).map((x, i) => valueMatcher(x, `${at}.or_match.value_matchers[${i}]`));
-      return (x) => ms.some((f) => f(x));
-    }
-    default:
-      return fail(`${at}.${k}`, "unknown value match");
-  }
+  only(m, at, ["key", "string_match"]);
+  if (typeof m.key !== "string" || !m.key) fail(`${at}.key`, "required");
+  if (m.string_match === undefined) fail(at, "the local gateway runs string_match (address_match is refused)");
+  const sm = stringMatcher(m.string_match, `${at}.string_match`);
+  return (_h, _i, state) => {
+    const value = state.get(m.key);
+    return value !== undefined && sm(value.toString("utf8"));
+  };
 }
 
 /** envoy.type.matcher.v3.MetadataMatcher against the stream's dynamic metadata. */
@@ -173,11 +158,7 @@ function metadataMatcher(v: unknown, at: string): Check {
   if (!path.length) fail(`${at}.path`, "required");
   const vm = valueMatcher(m.value, `${at}.value`);
   const invert = m.invert === true;
-  return (_h, info) => {
-    let x: Json | undefined = (info.dynamicMetadata as FilterMetadata)[m.filter];
-    for (const key of path) x = x !== null && typeof x === "object" && !Array.isArray(x) ? x[key] : undefined;
-    return vm(x) !== invert;
-  };
+  return (_h, info) => vm(metadataValue(info.dynamicMetadata as FilterMetadata, m.filter, path)) !== invert;
 }
 
 interface Policy {
@@ -189,6 +170,8 @@ export class RbacFilter implements NativeFilter {
   /** null: no rules (every request allowed). */
   readonly action: "ALLOW" | "DENY" | null;
   readonly policies: Policy[];
+  /** rules_stat_prefix: it also prefixes the keys of the dynamic metadata the filter writes. */
+  readonly rulesStatPrefix: string;
 
   /** @param perRoute the RBACPerRoute of the route's (else the virtual host's) typed_per_filter_config */
   constructor(
@@ -199,14 +182,16 @@ export class RbacFilter implements NativeFilter {
   ) {
     let c = obj(typedConfig, at);
     checkType(c, RBAC_TYPE, at);
-    only(c, at, ["@type", "rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+    // track_per_rule_stats only adds stats, which the local gateway does not keep for these filters.
+    only(c, at, ["@type", "rules", "shadow_rules_stat_prefix", "rules_stat_prefix", "track_per_rule_stats"]);
+    this.rulesStatPrefix = typeof c.rules_stat_prefix === "string" ? c.rules_stat_prefix : "";
     if (perRoute) {
       const pr = obj(perRoute.config, perRoute.at);
       checkType(pr, RBAC_PER_ROUTE_TYPE, perRoute.at);
       only(pr, perRoute.at, ["@type", "rbac"]);
       at = `${perRoute.at}.rbac`;
       c = pr.rbac === undefined ? {} : obj(pr.rbac, at);
-      only(c, at, ["rules", "shadow_rules_stat_prefix", "rules_stat_prefix"]);
+      only(c, at, ["rules", "shadow_rules_stat_prefix", "rules_stat_prefix", "track_per_rule_stats"]);
     }
     if (c.rules === undefined) {
       this.action = null;
@@ -225,7 +210,7 @@ export class RbacFilter implements NativeFilter {
       const perms = list(p.permissions, `${pat}.permissions`).map((x, i) => rule(PERMISSIONS, x, `${pat}.permissions[${i}]`));
       const princ = list(p.principals, `${pat}.principals`).map((x, i) => rule(PRINCIPALS, x, `${pat}.principals[${i}]`));
       if (!perms.length || !princ.length) fail(pat, "needs at least one permission and one principal");
-      return { name, matches: (h, i) => perms.some((f) => f(h, i)) && princ.some((f) => f(h, i)) };
+      return { name, matches: (h, i, st) => perms.some((f) => f(h, i, st)) && princ.some((f) => f(h, i, st)) };
     });
   }
 
@@ -233,8 +218,16 @@ export class RbacFilter implements NativeFilter {
     return {
       decodeHeaders: (headers) => {
         if (this.action === null) return "continue";
-        const matched = this.policies.find((p) => p.matches(headers, cb.stream.info));
+        const matched = this.policies.find((p) => p.matches(headers, cb.stream.info, cb.stream.filterState));
         const allowed = this.action === "ALLOW" ? matched !== undefined : matched === undefined;
+        // rbac_filter.cc RoleBasedAccessControlFilter::decodeHeaders: the enforced engine's result as
+        // dynamic metadata of envoy.filters.http.rbac, its keys prefixed with rules_stat_prefix:
+        // <prefix>enforced_engine_result ("allowed" / "denied") and <prefix>enforced_effective_policy_id
+        // (the policy that matched, when one did). A local_reply_config mapper can match on it.
+        const md: Record<string, string> = {};
+        if (matched) md[`${this.rulesStatPrefix}enforced_effective_policy_id`] = matched.name;
+        md[`${this.rulesStatPrefix}enforced_engine_result`] = allowed ? "allowed" : "denied";
+        cb.setDynamicMetadata(RBAC_METADATA, md);
         if (allowed) return "continue";
         const policy = this.action === "DENY" ? matched!.name : "none";
         cb.sendLocalReply({ status: 403, body: "RBAC: access denied", details: `rbac_access_denied_matched_policy[${policy.replace(/\s/g, "_")}]` });

@@ -45,8 +45,12 @@ describe("envoy-config: native filters", () => {
     expect(() => parseEnvoyConfig(yaml([RBAC, ROUTER], `typed_per_filter_config: { envoy.filters.http.cors: ${bad} },`))).toThrow(/envoy\.filters\.http\.cors\.shadow_enabled: the local gateway does not implement this field/);
   });
 
-  it("refuses a native filter after a wasm filter, a per-route config it does not run, and an http filter it does not know", () => {
-    expect(() => parseEnvoyConfig(yaml([WASM, RBAC, ROUTER]))).toThrow(/http_filters\[1\]: the local gateway runs Envoy's native filters before the wasm filters/);
+  it("places a native filter after a wasm filter where envoy.yaml lists it (wasmBefore)", () => {
+    const c = parseEnvoyConfig(yaml([CORS, WASM, RBAC, ROUTER]));
+    expect(c.natives.map((n) => [n.name, n.wasmBefore])).toEqual([["envoy.filters.http.cors", 0], ["envoy.filters.http.rbac", 1]]);
+  });
+
+  it("refuses a per-route config it does not run, and an http filter it does not know", () => {
     const AUTHZ = `{ name: authz, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, http_service: { server_uri: { uri: "http://a", cluster: a, timeout: 1s } } } }`;
     expect(() =>
       parseEnvoyConfig(yaml([AUTHZ, ROUTER], `typed_per_filter_config: { authz: { "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, check_settings: { context_extensions: { a: b } } } },`)),
@@ -59,8 +63,10 @@ describe("envoy-config: native filters", () => {
     expect(() => parseEnvoyConfig(yaml([`{ name: o, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2 } }`, ROUTER]))).toThrow(
       /http_filters\[0\]: the local gateway does not run type.googleapis.com\/envoy.extensions.filters.http.oauth2.v3.OAuth2/,
     );
-    expect(() => parseEnvoyConfig(yaml([`{ name: l, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l, descriptors: [] } }`, ROUTER]))).toThrow(
-      /envoy.yaml: http_filters\[0\]\.typed_config\.descriptors: the local gateway does not implement this field/,
+    expect(() => parseEnvoyConfig(yaml([`{ name: l, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l, local_rate_limit_per_downstream_connection: true } }`, ROUTER]))).toThrow(
+      /envoy.yaml: http_filters\[0\]\.typed_config\.local_rate_limit_per_downstream_connection: the local gateway runs one bucket for the listener/,
     );
+    const HM = `{ name: h, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation, mutations: { request_mutations: [ { append: { header: { key: a, value: b } } } ] } } }`;
+    expect(() => parseEnvoyConfig(yaml([HM, ROUTER]))).toThrow(/http_filters\[0\]\.typed_config\.mutations\.request_mutations\[0\]\.append: the local gateway does not implement this field/);
   });
 });

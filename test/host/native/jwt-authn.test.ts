@@ -1,10 +1,15 @@
 // envoy.filters.http.jwt_authn in the host's chain: signatures checked by jose against a JWKS made in
 // the test; the replies, details and metadata as Envoy's filter.cc / authenticator.cc give them.
 import http from "node:http";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { header, nativeHost } from "./helpers.js";
+import { parseLocalReplyConfig } from "../../../host/local-reply.js";
+import { JwtAuthnFilter } from "../../../host/native/jwt-authn.js";
 
 let jwks = "";
 let otherJwks = "";
@@ -202,5 +207,83 @@ describe("jwt_authn", () => {
       /providers\.idp\.from_cookies: the local gateway does not implement this field/,
     );
     await expect(nativeHost(config(jwks, "", "      - match: { prefix: /v1 }\n        requires: { provider_name: nobody }"))).rejects.toThrow(/Required provider \['nobody'\] is not configured/);
+  });
+
+  it("failed_status_in_metadata: a failure's {code, message} is dynamic metadata before the 401, so a local_reply_config metadata_filter rewrites it", async () => {
+    const localReplyConfig = parseLocalReplyConfig({
+      mappers: [
+        {
+          filter: { metadata_filter: { matcher: { filter: "envoy.filters.http.jwt_authn", path: [{ key: "jwt_failure" }], value: { present_match: true } }, match_if_key_not_found: false } },
+          body_format_override: { json_format: { error: { message: "%LOCAL_REPLY_BODY%", code: "invalid_token" } } },
+        },
+      ],
+    });
+    const t = await nativeHost(config(jwks, "        failed_status_in_metadata: jwt_failure"), { localReplyConfig });
+    const expired = await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign({ ...good, exp: NOW - 3600 })}`]]);
+    // source/common/jwt/status.h: JwtExpired is 3, JwtMissed 1 (authenticator.cc doneWithStatus, enumToInt).
+    expect(expired.s.info.dynamicMetadata["envoy.filters.http.jwt_authn"]).toEqual({ jwt_failure: { code: 3, message: "Jwt is expired" } });
+    expect(expired.local?.statusCode).toBe(401);
+    expect(JSON.parse(expired.local!.body.toString())).toEqual({ error: { message: "Jwt is expired", code: "invalid_token" } });
+    const missing = await t.send([[":method", "GET"], [":path", "/v1/x"]]);
+    expect(missing.s.info.dynamicMetadata["envoy.filters.http.jwt_authn"]).toEqual({ jwt_failure: { code: 1, message: "Jwt is missing" } });
+    // Without the key the mapper's metadata_filter does not match (match_if_key_not_found false).
+    const plain = await nativeHost(config(jwks), { localReplyConfig });
+    expect((await plain.send([[":method", "GET"], [":path", "/v1/x"]])).local?.body.toString()).toBe("Jwt is missing");
+  });
+
+  it("remote_jwks.async_fetch: fetched before any request, refetched after failed_refetch_duration when the fetch failed", async () => {
+    let fetches = 0;
+    let up = false;
+    const srv = http.createServer((_req, res) => {
+      fetches++;
+      if (up) res.writeHead(200, { "content-type": "application/json" }).end(jwks);
+      else res.writeHead(503).end();
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const yaml = config(jwks).replace(
+        /local_jwks:\n\s+inline_string: '[^']*'/,
+        `remote_jwks:\n          http_uri: { uri: "http://idp.example/jwks", cluster: idp_jwks, timeout: 1s }\n          async_fetch: { failed_refetch_duration: 0.1s }`,
+      );
+      const t = await nativeHost(yaml, { clusters: { idp_jwks: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` } });
+      const f = t.h.natives[0] as JwtAuthnFilter;
+      await f.startAsyncFetch(t.h);
+      expect(fetches).toBe(1); // the first fetch, failed
+      up = true;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(fetches).toBe(2); // retried after 0.1 s, then kept for cache_duration
+      const token = await sign(good);
+      expect((await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${token}`]])).local).toBeNull();
+      expect(fetches).toBe(2);
+      f.stopAsyncFetch();
+    } finally {
+      srv.close();
+    }
+  });
+
+  it("local_jwks.filename is read when the configuration loads; an invalid local JWKS leaves no keys (JwksNoValidKeys), an invalid remote one is a failed fetch", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-jwks-"));
+    writeFileSync(join(dir, "jwks.json"), jwks);
+    const fromFile = config(jwks).replace(/inline_string: '[^']*'/, `filename: ${join(dir, "jwks.json")}`);
+    const t = await nativeHost(fromFile);
+    expect((await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local).toBeNull();
+    await expect(nativeHost(config(jwks).replace(/inline_string: '[^']*'/, `filename: ${join(dir, "missing.json")}`))).rejects.toThrow(/local_jwks\.filename: cannot read/);
+    const bad = await nativeHost(config("{not json"));
+    expect((await bad.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local?.body.toString()).toBe("Jwks doesn't have any valid public key");
+    const srv = http.createServer((_req, res) => res.writeHead(200).end('{"keys": "nope"}'));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const yaml = config(jwks).replace(/local_jwks:\n\s+inline_string: '[^']*'/, `remote_jwks:\n          http_uri: { uri: "http://idp.example/jwks", cluster: idp_jwks, timeout: 1s }`);
+      const r = await nativeHost(yaml, { clusters: { idp_jwks: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` } });
+      expect((await r.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]])).local?.body.toString()).toBe("Jwks remote fetch is failed");
+    } finally {
+      srv.close();
+    }
+  });
+
+  it("claim_to_headers: a list or object claim is its JSON, base64-encoded (addJWTClaimToHeader)", async () => {
+    const t = await nativeHost(config(jwks).replace("claim_name: sub", "claim_name: groups"));
+    const r = await t.send([[":method", "GET"], [":path", "/v1/x"], ["authorization", `Bearer ${await sign(good)}`]]);
+    expect(header(r.upstream, "x-jwt-sub")).toBe(Buffer.from('["eng"]').toString("base64"));
   });
 });

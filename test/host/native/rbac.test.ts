@@ -78,4 +78,39 @@ describe("rbac", () => {
     ).rejects.toThrow(/principals\[0\]\.remote_ip: the local gateway does not run this principal/);
     await expect(nativeHost(rbac("    rules: { action: LOG }"))).rejects.toThrow(/rules\.action: the local gateway runs ALLOW and DENY/);
   });
+
+  it("principals by filter state (the consumer key-auth sets) and sourced_metadata; the enforced result is dynamic metadata under rules_stat_prefix", async () => {
+    const t = await nativeHost(
+      rbac(`    rules_stat_prefix: sluice_
+    track_per_rule_stats: true
+    rules:
+      action: DENY
+      policies:
+        blocked:
+          permissions: [{ any: true }]
+          principals:
+            - or_ids:
+                ids:
+                  - filter_state: { key: wasm.sluice.consumer, string_match: { exact: team-c } }
+                  - sourced_metadata:
+                      metadata_matcher:
+                        filter: envoy.filters.http.jwt_authn
+                        path: [{ key: jwt_payload }, { key: groups }]
+                        value: { list_match: { one_of: { string_match: { exact: suspended } } } }`),
+    );
+    const send = async (consumer: string | null, groups: string[] = []) => {
+      const s = t.h.newStream({ dynamicMetadata: { "envoy.filters.http.jwt_authn": { jwt_payload: { groups } } } });
+      if (consumer) s.filterState.set("wasm.sluice.consumer", Buffer.from(consumer));
+      s.callOnRequestHeaders([[":scheme", "http"], [":authority", "gw.example"], [":method", "GET"], [":path", "/v1/models"]], true);
+      await t.h.settle();
+      return s;
+    };
+    const c = await send("team-c");
+    expect(c.getSentLocalResponse()?.statusDetails).toBe("rbac_access_denied_matched_policy[blocked]");
+    expect(c.info.dynamicMetadata["envoy.filters.http.rbac"]).toEqual({ sluice_enforced_engine_result: "denied", sluice_enforced_effective_policy_id: "blocked" });
+    expect((await send("team-a", ["suspended"])).getSentLocalResponse()?.statusCode).toBe(403);
+    const a = await send("team-a", ["eng"]);
+    expect(a.getSentLocalResponse()).toBeNull();
+    expect(a.info.dynamicMetadata["envoy.filters.http.rbac"]).toEqual({ sluice_enforced_engine_result: "allowed" });
+  });
 });
