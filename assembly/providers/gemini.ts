@@ -1001,7 +1001,7 @@ export class GeminiProvider extends Provider {
     return null;
   }
 
-  chatResponse(body: JsonValue, out: ChatResult): bool {
+  chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool {
     const cands = body.get("candidates");
     if (!body.isObject() || (cands !== null && !cands.isArray())) return false;
     if (cands === null && !has(body, "promptFeedback") && !has(body, "usageMetadata")) return false;

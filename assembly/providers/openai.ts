@@ -76,7 +76,7 @@ export class OpenAIProvider extends Provider {
     return true;
   }
 
-  chatResponse(body: JsonValue, out: ChatResult): bool {
+  chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool {
     return readOpenAIChat(body, out);
   }
 
