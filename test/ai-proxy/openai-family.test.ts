@@ -376,6 +376,27 @@ describe("ai-proxy: Anthropic clients (POST /v1/messages) on an OpenAI provider"
     expect(md.usage).toMatchObject({ input_tokens: 9, output_tokens: 2 });
   });
 
+  it("thinking becomes reasoning_effort for OpenAI and Azure models that reason (budget < 4096 low, < 16384 medium, else high)", () => {
+    const base = { max_tokens: 20000, messages: [{ role: "user", content: "x" }] };
+    const effort = (model: string, thinking: object) => {
+      const body = upstreamJson(send(h, "/v1/messages", { ...base, model, thinking }));
+      expect(body.thinking, "Anthropic's switch itself never reaches an OpenAI-dialect provider").toBeUndefined();
+      return body.reasoning_effort;
+    };
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 1024 })).toBe("low");
+    expect(effort("gpt-5-mini", { type: "enabled", budget_tokens: 4095 })).toBe("low");
+    expect(effort("gpt-5.1", { type: "enabled", budget_tokens: 4096 })).toBe("medium");
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 16383 })).toBe("medium");
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 16384 })).toBe("high");
+    // Models without reasoning_effort (it is a 400 there) and the provider's default switches send nothing.
+    expect(effort("gpt-4o", { type: "enabled", budget_tokens: 8000 })).toBeUndefined();
+    expect(effort("gpt-5", { type: "adaptive" })).toBeUndefined();
+    expect(effort("gpt-5", { type: "disabled" })).toBeUndefined();
+    // DeepSeek, Mistral and OpenAI-compatible servers keep dropping it.
+    expect(effort("deepseek-reasoner", { type: "enabled", budget_tokens: 20000 })).toBeUndefined();
+    expect(effort("llama-3", { type: "enabled", budget_tokens: 20000 })).toBeUndefined();
+  });
+
   it("reports errors in Anthropic's format", () => {
     const s = send(h, "/v1/messages", { model: "gpt-4o", messages: [{ role: "user", content: "x" }] });
     const r = s.getSentLocalResponse()!;
