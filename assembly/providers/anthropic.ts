@@ -31,10 +31,29 @@
 //                               auto/none are dropped and required/function are a 400.
 //   parallel_tool_calls      false -> tool_choice.disable_parallel_tool_use (with tool_choice auto
 //                               when none was given); true is the default and is dropped.
-//   response_format          {type:text} dropped; json_object / json_schema: 400 (Anthropic has no
-//                               JSON mode; ask for JSON in the prompt, or force a tool).
-//   thinking                 -> thinking (Anthropic's own switch, sent by Anthropic clients)
-//   reasoning_effort         400: use `thinking` (a budget has no faithful effort mapping).
+//   response_format          {type:text} dropped. json_schema -> output_config.format
+//                               {type:json_schema, schema} (structured outputs) when the model has
+//                               them (hasStructuredOutputs: Claude 4.5 and later) or the instance
+//                               says structured_output: native; the operator's other output_config
+//                               members are kept. Otherwise, and for json_object always, a forced
+//                               tool: tools [{name: json_schema.name (when a valid tool name, else
+//                               "json_response"), description, input_schema: the schema ({type:
+//                               object} for json_object)}], tool_choice {type:tool, name,
+//                               disable_parallel_tool_use:true}; its input comes back as the content
+//                               (JSON text) with finish_reason stop (ANSWER_JSON_TOOL). The forced
+//                               tool with the client's tools, with thinking / reasoning_effort
+//                               (Anthropic refuses a forced tool_choice while thinking), with options
+//                               setting tools / tool_choice, or for a non-object schema: 400. Other
+//                               types, a json_schema without an object: 400.
+//   thinking                 -> thinking (Anthropic's own switch, sent by Anthropic clients); it wins
+//                               over reasoning_effort.
+//   reasoning_effort         none, minimal -> no thinking; low, medium, high -> thinking {type:
+//                               enabled, budget_tokens: 1024, 8192, 24576} (the budgets Gemini's
+//                               mapping uses). max_tokens: without a client or instance limit, the
+//                               budget + 4096; a limit above the budget stays; a limit at or below
+//                               it stays and the budget becomes half of it (at least 1024: Anthropic's
+//                               minimum, and budget < max_tokens); a limit <= 1024: 400. Other values:
+//                               400.
 //   seed                     dropped: OpenAI itself only promises best-effort determinism.
 //   store, metadata,         dropped: bookkeeping, caching and scheduling hints that do not change
 //   service_tier,               the answer (OpenAI's metadata tags stored completions; it is not
@@ -78,17 +97,20 @@
 //   Data URL parameters other than base64 (e.g. ";name=x.png") are dropped from media_type.
 //
 // Response (Anthropic -> neutral): text blocks -> content (joined); tool_use -> tool calls (input
-// serialised as the arguments JSON); thinking -> reasoning (redacted_thinking and server tool
-// blocks are left out); stop_reason end_turn, stop_sequence, pause_turn -> stop (the stop
-// sequence is kept for Anthropic clients), max_tokens and model_context_window_exceeded ->
-// length, tool_use -> tool_calls, refusal -> content_filter. Usage: prompt = input_tokens +
+// serialised as the arguments JSON), or content when it is the forced JSON tool (answerMode);
+// thinking -> reasoning_content (redacted_thinking and server tool blocks are left out);
+// stop_reason end_turn, stop_sequence, pause_turn -> stop (the stop sequence is kept for
+// Anthropic clients), max_tokens and model_context_window_exceeded -> length, tool_use ->
+// tool_calls (stop for the forced JSON tool), refusal -> content_filter. Usage: prompt = input_tokens +
 // cache_read_input_tokens + cache_creation_input_tokens (OpenAI counts cached tokens inside
 // prompt_tokens), cached = cache_read_input_tokens, completion = output_tokens (thinking
 // included: Anthropic does not report reasoning tokens apart). `created` is the gateway's clock.
 //
 // Stream: message_start (id, model, input usage), content_block_start (text / tool_use /
 // thinking), content_block_delta (text_delta, input_json_delta, thinking_delta; signature_delta
-// and citations ignored), message_delta (stop_reason -> finish, cumulative usage merged with
+// and citations ignored; text and input_json deltas in Anthropic's own serialization are read
+// without a parse; the forced JSON tool's input_json_delta pieces are content deltas),
+// message_delta (stop_reason -> finish, cumulative usage merged with
 // message_start's), message_stop (done), ping (a keep-alive comment), error (mapped like an HTTP error of the
 // same type and ends the stream). tool_use blocks are numbered 0, 1, 2... as OpenAI tool indices.
 // The decoder's usage is published from message_delta on, when output_tokens is known: a stream

@@ -48,12 +48,17 @@
 //   stop (string or list of strings) -> stopSequences.
 //   response_format text -> nothing; json_object -> responseMimeType "application/json"; json_schema ->
 //       that + responseSchema (converted as above: one schema dialect for tools and answers, accepted
-//       by every Gemini model, where responseJsonSchema is newer); other types -> 400.
+//       by every Gemini model, where responseJsonSchema is newer), except that keywords constraining
+//       values that the subset cannot hold (ANSWER_REFUSED: not, if/then/else, uniqueItems,
+//       multipleOf, exclusiveMinimum/Maximum, patternProperties, prefixItems, contains, dependent*,
+//       propertyNames, unevaluated*, and a schema-valued additionalProperties) are a 400 there: the
+//       client takes the answer as conforming. Other types -> 400.
 //   thinking (Anthropic clients) enabled {budget_tokens} -> thinkingConfig {thinkingBudget,
 //       includeThoughts: true}; adaptive -> {thinkingBudget: -1 (dynamic), includeThoughts: true};
 //       disabled -> nothing (the model's default: 2.5 Pro cannot turn thinking off).
 //   reasoning_effort none|minimal|low|medium|high -> thinkingConfig.thinkingBudget 0|0|1024|8192|24576
-//       (thoughts not returned). `thinking` wins when both are given.
+//       before Gemini 3; from Gemini 3 on (and unversioned names) thinkingLevel
+//       minimal|minimal|low|medium|high (thoughts not returned). `thinking` wins when both are given.
 //   stream -> the streaming path; stream_options -> dropped (Gemini always sends usageMetadata).
 //   user, metadata, store, service_tier, prompt_cache_key, safety_identifier, prediction, verbosity
 //       -> dropped (bookkeeping or hints that do not change the answer's meaning).

@@ -1,6 +1,8 @@
 // OpenAI Chat Completions and Embeddings (https://platform.openai.com/docs/api-reference/chat).
 // The request format is Sluice's own, so the request passes through with the model set, operator
 // options merged and, when streaming, stream_options.include_usage forced so usage arrives.
+// Anthropic clients' `thinking` becomes reasoning_effort for OpenAI and Azure reasoning models
+// (thinkingEffort) and is dropped everywhere else.
 // Azure OpenAI, DeepSeek, Mistral and OpenAI-compatible servers extend this class.
 import { JsonValue, ByteBuilder, parseJsonAt, nonEmpty } from "../lib/json";
 import { SseEvent } from "../lib/sse";
