@@ -4,6 +4,7 @@
 // and reasoning_effort, in whole answers and streams.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
 import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
@@ -96,5 +97,20 @@ describe.each(Object.keys(MODELS) as Model[])("openai SDK through the gateway to
     } else {
       expect(sent.generationConfig.thinkingConfig).toEqual(model === "gemini-3-flash-preview" ? { thinkingLevel: "low" } : { thinkingBudget: 1024 });
     }
+  });
+});
+
+describe("@anthropic-ai/sdk through the gateway to Gemini", () => {
+  it("structured outputs (output_config.format) come back as a text block of JSON following the schema", async () => {
+    const client = new Anthropic({ apiKey: "client-key", baseURL: gateway.url, maxRetries: 0 });
+    const params = {
+      model: "gemini-2.5-flash", max_tokens: 256, messages: [{ role: "user" as const, content: "Weather: city=Brest" }],
+      output_config: { format: { type: "json_schema", schema: WEATHER.json_schema.schema } },
+    };
+    const r = await client.messages.create(params as Anthropic.MessageCreateParamsNonStreaming);
+    const block = r.content[0];
+    expect(block.type).toBe("text");
+    expect(JSON.parse((block as Anthropic.TextBlock).text)).toEqual({ city: "Brest", temp: 1 });
+    expect(lastRequest("gemini-2.5-flash").generationConfig.responseMimeType).toBe("application/json");
   });
 });
