@@ -465,6 +465,21 @@ describe("anthropic", () => {
     expect(stopped).toMatchObject({ stop_reason: "stop_sequence", stop_sequence: "STOP", content: [{ text: "Echo: go " }] });
   });
 
+  it("structured outputs: output_config.format answers JSON text on Claude 4.5+, 400 on older ids; forced tool_choice with thinking is a 400", async () => {
+    const schema = { type: "object", properties: { city: { type: "string" }, temp: { type: "number" } }, required: ["city", "temp"], additionalProperties: false };
+    const json = await (await post(url(), { ...base, output_config: { format: { type: "json_schema", schema } }, messages: [{ role: "user", content: "city=Paris" }] }, ANT)).json();
+    expect(json.stop_reason).toBe("end_turn");
+    expect(JSON.parse(json.content[0].text)).toEqual({ city: "Paris", temp: 1 });
+    const old = await post(url(), { ...base, model: "claude-3-5-haiku-20241022", output_config: { format: { type: "json_schema", schema } }, messages: [{ role: "user", content: "x" }] }, ANT);
+    expect(old.status).toBe(400);
+    const beta = await post(url(), { ...base, output_format: { type: "json_schema", schema }, messages: [{ role: "user", content: "x" }] }, ANT);
+    expect(beta.status).toBe(400);
+    const tools = [{ name: "lookup", input_schema: { type: "object", properties: {} } }];
+    const thinkingForced = await post(url(), { ...base, max_tokens: 5000, thinking: { type: "enabled", budget_tokens: 1024 }, tools, tool_choice: { type: "tool", name: "lookup" }, messages: [{ role: "user", content: "x" }] }, ANT);
+    expect(thinkingForced.status).toBe(400);
+    expect((await thinkingForced.json()).error.message).toMatch(/tool_choice forces tool use/);
+  });
+
   it("answers 429 rate_limit_error with retry-after and anthropic-ratelimit-*, 529 overloaded_error, and an error event mid-stream", async () => {
     const limited = await post(url(), { ...base, messages: [{ role: "user", content: "x" }] }, { ...ANT, "x-mock-rate-limit": "12" });
     expect(limited.status).toBe(429);
@@ -578,6 +593,17 @@ describe("gemini", () => {
     const thought = await (await post(url(), req("ponder", { generationConfig: { thinkingConfig: { includeThoughts: true, thinkingBudget: 512 } } }), GEM)).json();
     expect(thought.candidates[0].content.parts[0]).toEqual({ text: "Thinking about: ponder", thought: true });
     expect(thought.candidates[0].content.parts[1]).toEqual({ text: "Echo: ponder" });
+  });
+
+  it("JSON mode answers JSON text following responseSchema; thinkingLevel only on Gemini 3, never with thinkingBudget", async () => {
+    const responseSchema = { type: "OBJECT", properties: { city: { type: "STRING" }, temp: { type: "NUMBER" } }, required: ["city", "temp"] };
+    const out = await (await post(url(), req("city=Lyon", { generationConfig: { responseMimeType: "application/json", responseSchema } }), GEM)).json();
+    expect(JSON.parse(out.candidates[0].content.parts[0].text)).toEqual({ city: "Lyon", temp: 1 });
+    expect((await post(url(), req("x", { generationConfig: { responseSchema } }), GEM)).status).toBe(400);
+    const level = (model: string, thinkingConfig: object) => post(url(model), req("x", { generationConfig: { thinkingConfig } }), GEM);
+    expect((await level("gemini-3-flash-preview", { thinkingLevel: "low" })).status).toBe(200);
+    expect((await level("gemini-2.5-flash", { thinkingLevel: "low" })).status).toBe(400);
+    expect((await level("gemini-3-flash-preview", { thinkingLevel: "low", thinkingBudget: 1024 })).status).toBe(400);
   });
 
   it("rejects unknown fields, empty contents, bad roles and orphan function responses", async () => {

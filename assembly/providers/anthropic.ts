@@ -31,10 +31,29 @@
 //                               auto/none are dropped and required/function are a 400.
 //   parallel_tool_calls      false -> tool_choice.disable_parallel_tool_use (with tool_choice auto
 //                               when none was given); true is the default and is dropped.
-//   response_format          {type:text} dropped; json_object / json_schema: 400 (Anthropic has no
-//                               JSON mode; ask for JSON in the prompt, or force a tool).
-//   thinking                 -> thinking (Anthropic's own switch, sent by Anthropic clients)
-//   reasoning_effort         400: use `thinking` (a budget has no faithful effort mapping).
+//   response_format          {type:text} dropped. json_schema -> output_config.format
+//                               {type:json_schema, schema} (structured outputs) when the model has
+//                               them (hasStructuredOutputs: Claude 4.5 and later) or the instance
+//                               says structured_output: native; the operator's other output_config
+//                               members are kept. Otherwise, and for json_object always, a forced
+//                               tool: tools [{name: json_schema.name (when a valid tool name, else
+//                               "json_response"), description, input_schema: the schema ({type:
+//                               object} for json_object)}], tool_choice {type:tool, name,
+//                               disable_parallel_tool_use:true}; its input comes back as the content
+//                               (JSON text) with finish_reason stop (ANSWER_JSON_TOOL). The forced
+//                               tool with the client's tools, with thinking / reasoning_effort
+//                               (Anthropic refuses a forced tool_choice while thinking), with options
+//                               setting tools / tool_choice, or for a non-object schema: 400. Other
+//                               types, a json_schema without an object: 400.
+//   thinking                 -> thinking (Anthropic's own switch, sent by Anthropic clients); it wins
+//                               over reasoning_effort.
+//   reasoning_effort         none, minimal -> no thinking; low, medium, high -> thinking {type:
+//                               enabled, budget_tokens: 1024, 8192, 24576} (the budgets Gemini's
+//                               mapping uses). max_tokens: without a client or instance limit, the
+//                               budget + 4096; a limit above the budget stays; a limit at or below
+//                               it stays and the budget becomes half of it (at least 1024: Anthropic's
+//                               minimum, and budget < max_tokens); a limit <= 1024: 400. Other values:
+//                               400.
 //   seed                     dropped: OpenAI itself only promises best-effort determinism.
 //   store, metadata,         dropped: bookkeeping, caching and scheduling hints that do not change
 //   service_tier,               the answer (OpenAI's metadata tags stored completions; it is not
@@ -78,17 +97,20 @@
 //   Data URL parameters other than base64 (e.g. ";name=x.png") are dropped from media_type.
 //
 // Response (Anthropic -> neutral): text blocks -> content (joined); tool_use -> tool calls (input
-// serialised as the arguments JSON); thinking -> reasoning (redacted_thinking and server tool
-// blocks are left out); stop_reason end_turn, stop_sequence, pause_turn -> stop (the stop
-// sequence is kept for Anthropic clients), max_tokens and model_context_window_exceeded ->
-// length, tool_use -> tool_calls, refusal -> content_filter. Usage: prompt = input_tokens +
+// serialised as the arguments JSON), or content when it is the forced JSON tool (answerMode);
+// thinking -> reasoning_content (redacted_thinking and server tool blocks are left out);
+// stop_reason end_turn, stop_sequence, pause_turn -> stop (the stop sequence is kept for
+// Anthropic clients), max_tokens and model_context_window_exceeded -> length, tool_use ->
+// tool_calls (stop for the forced JSON tool), refusal -> content_filter. Usage: prompt = input_tokens +
 // cache_read_input_tokens + cache_creation_input_tokens (OpenAI counts cached tokens inside
 // prompt_tokens), cached = cache_read_input_tokens, completion = output_tokens (thinking
 // included: Anthropic does not report reasoning tokens apart). `created` is the gateway's clock.
 //
 // Stream: message_start (id, model, input usage), content_block_start (text / tool_use /
 // thinking), content_block_delta (text_delta, input_json_delta, thinking_delta; signature_delta
-// and citations ignored), message_delta (stop_reason -> finish, cumulative usage merged with
+// and citations ignored; text and input_json deltas in Anthropic's own serialization are read
+// without a parse; the forced JSON tool's input_json_delta pieces are content deltas),
+// message_delta (stop_reason -> finish, cumulative usage merged with
 // message_start's), message_stop (done), ping (a keep-alive comment), error (mapped like an HTTP error of the
 // same type and ends the stream). tool_use blocks are numbered 0, 1, 2... as OpenAI tool indices.
 // The decoder's usage is published from message_delta on, when output_tokens is known: a stream
@@ -104,6 +126,7 @@ import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
   Provider, Instance, Upstream, ChatResult, Choice, ToolCall, Usage, ClientError, StreamDecoder, StreamSink,
+  ANSWER_PLAIN, ANSWER_JSON_TOOL, STRUCTURED_NATIVE, STRUCTURED_TOOL,
 } from "./types";
 import { errorTypeForStatus } from "./openai";
 
@@ -437,6 +460,121 @@ class RequestFields {
   toolChoice: JsonValue | null = null;
   parallel: bool = true;
   thinking: JsonValue | null = null;
+  /** response_format: JSON_NONE, JSON_OBJECT or JSON_SCHEMA (schema and name from json_schema). */
+  json: i32 = JSON_NONE;
+  schema: JsonValue | null = null;
+  schemaName: string | null = null;
+  schemaDescription: string | null = null;
+  /** reasoning_effort as an index into EFFORTS, or -1. */
+  effort: i32 = -1;
+}
+
+const JSON_NONE: i32 = 0;
+const JSON_OBJECT: i32 = 1;
+const JSON_SCHEMA: i32 = 2;
+
+/** reasoning_effort values and the thinking budget each one asks for (0: no thinking). */
+const EFFORTS: Array<string> = ["none", "minimal", "low", "medium", "high"];
+const EFFORT_BUDGETS: Array<i64> = [0, 0, 1024, 8192, 24576];
+/** Anthropic's smallest thinking budget (thinking.budget_tokens >= 1024, and < max_tokens). */
+export const MIN_THINKING_BUDGET: i64 = 1024;
+/** The forced tool's name when the client's json_schema.name is not a valid Anthropic tool name. */
+export const JSON_TOOL_NAME = "json_response";
+
+/** An Anthropic tool name: 1 to 64 of A-Z a-z 0-9 _ -. */
+function isToolName(name: string): bool {
+  if (name.length == 0 || name.length > 64) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d)) return false;
+  }
+  return true;
+}
+
+/** Chat's response_format into `f`: text is nothing; json_object and json_schema ask for JSON. */
+function readResponseFormat(v: JsonValue, f: RequestFields): ClientError | null {
+  if (!v.isObject()) return invalid("response_format", "must be an object.");
+  const type = v.getString("type");
+  if (type == "text") return null;
+  if (type == "json_object") {
+    f.json = JSON_OBJECT;
+    return null;
+  }
+  if (type != "json_schema") return invalid("response_format.type", "must be text, json_object or json_schema.");
+  const js = v.get("json_schema");
+  if (js === null || !js.isObject()) return invalid("response_format.json_schema", "is required (an object with name and schema).");
+  const schema = js.get("schema");
+  // OpenAI makes the schema optional: without one, any JSON object will do.
+  if (schema === null || schema.isNull()) {
+    f.json = JSON_OBJECT;
+    return null;
+  }
+  if (!schema.isObject()) return invalid("response_format.json_schema.schema", "must be a JSON Schema object.");
+  f.json = JSON_SCHEMA;
+  f.schema = schema;
+  f.schemaName = js.getString("name");
+  f.schemaDescription = js.getString("description");
+  return null;
+}
+
+/**
+ * Whether a Claude model has structured outputs (output_config.format). Anthropic's structured
+ * outputs page (platform.claude.com/docs/en/build-with-claude/structured-outputs, read 2026-12)
+ * lists them as generally available on the Claude API, without a beta header, for Claude Opus 4.5
+ * and 4.6, Sonnet 4.5 and 4.6, Haiku 4.5 and the generations after; the beta (header
+ * structured-outputs-2025-11-13, member output_format) moved to output_config.format. Model ids
+ * name the family first from Claude 4 on ("claude-sonnet-4-5-20250929", "claude-opus-4-1",
+ * "claude-haiku-4-5@20251001" on Vertex, "anthropic.claude-..." on Bedrock): 4.5 and later say
+ * yes; Claude 3.x ids ("claude-3-5-sonnet-...": version first), 4.0 and 4.1, and names that are not
+ * Claude ids (aliases) say no: they get the forced tool, which every Claude model takes.
+ */
+export function hasStructuredOutputs(model: string): bool {
+  let p = model.indexOf("claude-");
+  if (p < 0) return false;
+  p += 7;
+  const n = model.length;
+  const c0 = p < n ? model.charCodeAt(p) : 0;
+  if (c0 >= 0x30 && c0 <= 0x39) return false; // claude-3-..., claude-2...: version first, before 4
+  const dash = model.indexOf("-", p);
+  if (dash < 0) return false;
+  p = dash + 1;
+  let major = 0;
+  let digits = 0;
+  while (p < n && digits < 3 && model.charCodeAt(p) >= 0x30 && model.charCodeAt(p) <= 0x39) {
+    major = major * 10 + (model.charCodeAt(p) - 0x30);
+    p++;
+    digits++;
+  }
+  if (digits == 0) return false;
+  if (major != 4) return major > 4;
+  // A minor version is one or two digits after a dash; eight digits are a date (claude-sonnet-4-20250514).
+  if (p >= n || model.charCodeAt(p) != 0x2d) return false;
+  p++;
+  let minor = 0;
+  digits = 0;
+  while (p < n && digits < 3 && model.charCodeAt(p) >= 0x30 && model.charCodeAt(p) <= 0x39) {
+    minor = minor * 10 + (model.charCodeAt(p) - 0x30);
+    p++;
+    digits++;
+  }
+  return digits >= 1 && digits <= 2 && minor >= 5;
+}
+
+/** The instance's structured_output setting decides, else the model (hasStructuredOutputs). */
+function nativeJson(model: string, inst: Instance): bool {
+  if (inst.structuredOutput == STRUCTURED_NATIVE) return true;
+  if (inst.structuredOutput == STRUCTURED_TOOL) return false;
+  return hasStructuredOutputs(model);
+}
+
+/**
+ * True when the request's JSON answer comes through a forced tool: json_object always (a JSON
+ * Schema for "any object" is not something constrained decoding can follow), json_schema when the
+ * model has no structured outputs.
+ */
+function usesJsonTool(f: RequestFields, model: string, inst: Instance): bool {
+  if (f.json == JSON_OBJECT) return true;
+  return f.json == JSON_SCHEMA && !nativeJson(model, inst);
 }
 
 /** Sorts the request's members into `f`, rejecting what Anthropic cannot take. */
@@ -484,14 +622,14 @@ function collect(req: JsonValue, f: RequestFields): ClientError | null {
       if (!v.isBool()) return invalid(key, "must be true or false.");
       f.parallel = v.b;
     } else if (key == "response_format") {
-      const type = v.getString("type");
-      if (type == "text") continue;
-      return unsupported(key, "'" + (type !== null ? type as string : "") + "' is not supported by provider anthropic (it has no JSON mode): ask for JSON in the prompt or force a tool call.");
+      const err = readResponseFormat(v, f);
+      if (err !== null) return err;
     } else if (key == "thinking") {
       if (!v.isObject()) return invalid(key, "must be an object.");
       f.thinking = v;
     } else if (key == "reasoning_effort") {
-      return unsupported(key, "is not supported by provider anthropic; use 'thinking' ({\"type\":\"enabled\",\"budget_tokens\":N}).");
+      f.effort = v.isString() ? EFFORTS.indexOf(v.s) : -1;
+      if (f.effort < 0) return invalid(key, "must be none, minimal, low, medium or high.");
     } else if (key == "logprobs") {
       if (v.isBool() && !v.b) continue;
       return notSupported(key);
@@ -599,6 +737,109 @@ function writeToolChoice(f: RequestFields, hasTools: bool, b: ByteBuilder): Clie
   return null;
 }
 
+/** An integer member the operator's options set (e.g. max_tokens), or -1. */
+function optionInt(inst: Instance, key: string): i64 {
+  const o = inst.options;
+  const v = o !== null ? o.get(key) : null;
+  return v !== null && v.isInteger() && v.n >= 0 ? <i64>v.n : -1;
+}
+
+/**
+ * The output limit and the thinking budget of a request (reasoning_effort -> thinking). Anthropic
+ * counts thinking inside max_tokens and wants 1024 <= budget_tokens < max_tokens. Without a
+ * client or instance limit, max_tokens is raised to the budget plus the default 4096 for the
+ * answer. With one (a client's max_completion_tokens is a bound on what it pays for, reasoning
+ * included, as in OpenAI's API), the limit stays: a budget that does not fit under it becomes half
+ * the limit (at least 1024), and a limit of 1024 or less cannot hold any thinking: 400.
+ */
+class Limits {
+  max: i64 = DEFAULT_MAX_TOKENS;
+  budget: i64 = 0;
+}
+
+function limits(f: RequestFields, inst: Instance, l: Limits): ClientError | null {
+  let given = true;
+  let field = "max_completion_tokens";
+  const mct = f.maxCompletionTokens;
+  const mt = f.maxTokens;
+  const om = optionInt(inst, "max_tokens");
+  if (om >= 0) l.max = om;
+  else if (inst.maxTokens >= 0) l.max = inst.maxTokens;
+  else if (mct !== null) l.max = <i64>mct.n;
+  else if (mt !== null) {
+    l.max = <i64>mt.n;
+    field = "max_tokens";
+  } else given = false;
+  if (f.thinking !== null || f.effort < 0 || optionSets(inst, "thinking")) return null;
+  const budget = EFFORT_BUDGETS[f.effort];
+  if (budget == 0) return null;
+  if (!given) {
+    l.max = budget + DEFAULT_MAX_TOKENS;
+    l.budget = budget;
+  } else if (l.max > budget) {
+    l.budget = budget;
+  } else if (l.max > MIN_THINKING_BUDGET) {
+    l.budget = l.max / 2 > MIN_THINKING_BUDGET ? l.max / 2 : MIN_THINKING_BUDGET;
+  } else {
+    const own = om >= 0 || inst.maxTokens >= 0;
+    return invalid(own ? "reasoning_effort" : field, own
+      ? "cannot be served by this anthropic instance: it limits answers to " + l.max.toString() + " tokens, and thinking needs more than 1024."
+      : "must be more than 1024 with reasoning_effort for provider anthropic (its thinking budget is at least 1024 tokens, counted inside the limit).");
+  }
+  return null;
+}
+
+/** The forced tool that carries a JSON answer (json_object / json_schema without structured outputs). */
+function writeJsonTool(f: RequestFields, b: ByteBuilder): ClientError | null {
+  const schema = f.schema;
+  if (schema !== null) {
+    const t = schema.get("type");
+    if (t !== null && !(t.isString() && t.s == "object")) {
+      return unsupported("response_format.json_schema.schema", "must describe an object for this anthropic model: the JSON comes back as a tool's input, which is an object.");
+    }
+  }
+  const given = f.schemaName;
+  const name = given !== null && isToolName(given as string) ? given as string : JSON_TOOL_NAME;
+  const d = f.schemaDescription;
+  b.raw(',"tools":[{"name":').str(name).raw(',"description":');
+  b.str(d !== null && (d as string).length ? d as string : "Give the whole answer as this tool's input: it goes to the user as a JSON object.");
+  b.raw(',"input_schema":');
+  if (schema === null) b.raw('{"type":"object"}');
+  else if ((schema as JsonValue).get("type") === null) {
+    b.raw('{"type":"object"');
+    for (let j = 0, n = schema.length; j < n; j++) b.byte(0x2c).str(schema.keyAt(j)).byte(0x3a).value(schema.at(j));
+    b.byte(0x7d);
+  } else b.value(schema as JsonValue);
+  // One call, of this tool: its input is the answer.
+  b.raw('}],"tool_choice":{"type":"tool","name":').str(name).raw(',"disable_parallel_tool_use":true}');
+  return null;
+}
+
+/** output_config with the client's schema as format, and the operator's other output_config members. */
+function writeOutputConfig(f: RequestFields, inst: Instance, b: ByteBuilder): void {
+  b.raw(',"output_config":{"format":{"type":"json_schema","schema":').value(f.schema as JsonValue).byte(0x7d);
+  const o = inst.options;
+  const oc = o !== null ? o.get("output_config") : null;
+  if (oc !== null && oc.isObject()) {
+    for (let i = 0, n = oc.length; i < n; i++) {
+      if (oc.keyAt(i) != "format") b.byte(0x2c).str(oc.keyAt(i)).byte(0x3a).value(oc.at(i));
+    }
+  }
+  b.byte(0x7d);
+}
+
+/** A 400 for a JSON answer through a forced tool that the rest of the request rules out. */
+function jsonToolConflict(f: RequestFields, hasTools: bool, l: Limits, inst: Instance): ClientError | null {
+  const why = "for this anthropic model (it has no structured outputs, so the JSON answer comes through a forced tool)";
+  if (hasTools) return unsupported("response_format", "cannot be combined with 'tools' " + why + ".");
+  const thinking = f.thinking;
+  const thinks = l.budget > 0 || optionSets(inst, "thinking") || (thinking !== null && thinking.getString("type") != "disabled");
+  // Anthropic refuses a forced tool_choice while extended thinking is on.
+  if (thinks) return unsupported("response_format", "cannot be combined with thinking or reasoning_effort " + why + ".");
+  if (optionSets(inst, "tools") || optionSets(inst, "tool_choice")) return unsupported("response_format", "cannot be served " + why + ": the instance's options set tools.");
+  return null;
+}
+
 /** Writes the Anthropic Messages body for an OpenAI chat request. */
 export function writeAnthropicRequest(req: JsonValue, model: string, stream: bool, inst: Instance, b: ByteBuilder): ClientError | null {
   const f = new RequestFields();
@@ -606,17 +847,19 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
   if (err !== null) return err;
   const msgs = f.messages;
   if (msgs === null) return invalid("messages", "must be a non-empty list.");
+  const l = new Limits();
+  err = limits(f, inst, l);
+  if (err !== null) return err;
+  const tools = f.tools;
+  const hasTools = tools !== null && tools.length > 0;
+  const jsonTool = usesJsonTool(f, model, inst);
+  if (jsonTool) {
+    err = jsonToolConflict(f, hasTools, l, inst);
+    if (err !== null) return err;
+  }
 
   b.raw('{"model":').str(model);
-  if (!optionSets(inst, "max_tokens")) {
-    let max = DEFAULT_MAX_TOKENS;
-    const mct = f.maxCompletionTokens;
-    const mt = f.maxTokens;
-    if (inst.maxTokens >= 0) max = inst.maxTokens;
-    else if (mct !== null) max = <i64>mct.n;
-    else if (mt !== null) max = <i64>mt.n;
-    b.raw(',"max_tokens":').int(max);
-  }
+  if (!optionSets(inst, "max_tokens")) b.raw(',"max_tokens":').int(l.max);
   b.raw(',"messages":[');
   const system = new Array<string>();
   err = writeMessages(msgs as JsonValue, new Turns(b), system);
@@ -639,33 +882,53 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
   }
   const user = f.user;
   if (user !== null && !optionSets(inst, "metadata")) b.raw(',"metadata":{"user_id":').str(user).byte(0x7d);
-  const tools = f.tools;
-  const hasTools = tools !== null && tools.length > 0;
-  if (hasTools && !optionSets(inst, "tools")) {
-    err = writeTools(tools as JsonValue, b);
+  if (jsonTool) {
+    err = writeJsonTool(f, b);
     if (err !== null) return err;
+  } else {
+    if (hasTools && !optionSets(inst, "tools")) {
+      err = writeTools(tools as JsonValue, b);
+      if (err !== null) return err;
+    }
+    if (!optionSets(inst, "tool_choice")) {
+      err = writeToolChoice(f, hasTools, b);
+      if (err !== null) return err;
+    }
   }
-  if (!optionSets(inst, "tool_choice")) {
-    err = writeToolChoice(f, hasTools, b);
-    if (err !== null) return err;
-  }
+  const native = f.json == JSON_SCHEMA && !jsonTool;
+  if (native) writeOutputConfig(f, inst, b);
   const thinking = f.thinking;
-  if (thinking !== null && !optionSets(inst, "thinking")) b.raw(',"thinking":').value(thinking);
+  if (!optionSets(inst, "thinking")) {
+    if (thinking !== null) b.raw(',"thinking":').value(thinking);
+    else if (l.budget > 0) b.raw(',"thinking":{"type":"enabled","budget_tokens":').int(l.budget).byte(0x7d);
+  }
   const options = inst.options;
   if (options !== null) {
-    for (let i = 0, n = options.length; i < n; i++) b.byte(0x2c).str(options.keyAt(i)).byte(0x3a).value(options.at(i));
+    for (let i = 0, n = options.length; i < n; i++) {
+      if (native && options.keyAt(i) == "output_config") continue; // merged above
+      b.byte(0x2c).str(options.keyAt(i)).byte(0x3a).value(options.at(i));
+    }
   }
   b.byte(0x7d);
   return null;
 }
 
+/** ANSWER_JSON_TOOL when the request went out with the forced JSON tool (see writeAnthropicRequest). */
+export function anthropicAnswerMode(req: JsonValue, model: string, inst: Instance): i32 {
+  const rf = req.get("response_format");
+  if (rf === null || !rf.isObject()) return ANSWER_PLAIN;
+  const f = new RequestFields();
+  if (readResponseFormat(rf, f) !== null) return ANSWER_PLAIN;
+  return usesJsonTool(f, model, inst) ? ANSWER_JSON_TOOL : ANSWER_PLAIN;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Response
 
-/** Anthropic stop_reason -> OpenAI finish_reason. */
-export function finishReason(stop: string): string {
+/** Anthropic stop_reason -> OpenAI finish_reason (tool_use is a stop when the tool carried a JSON answer). */
+export function finishReason(stop: string, mode: i32): string {
   if (stop == "max_tokens" || stop == "model_context_window_exceeded") return "length";
-  if (stop == "tool_use") return "tool_calls";
+  if (stop == "tool_use") return mode == ANSWER_JSON_TOOL ? "stop" : "tool_calls";
   if (stop == "refusal") return "content_filter";
   return "stop"; // end_turn, stop_sequence, pause_turn, and anything new
 }
@@ -710,8 +973,12 @@ class UsageParts {
   }
 }
 
-/** Parses a Messages API answer into the neutral result. False if it is not one. */
-export function readAnthropicMessage(body: JsonValue, out: ChatResult): bool {
+/**
+ * Parses a Messages API answer into the neutral result. False if it is not one. With
+ * ANSWER_JSON_TOOL a tool_use block's input is content (JSON text, in the place of the block) and
+ * tool_use is a stop: the client asked for a JSON answer, not a tool call.
+ */
+export function readAnthropicMessage(body: JsonValue, out: ChatResult, mode: i32): bool {
   if (!body.isObject()) return false;
   const content = body.get("content");
   if (content === null || !content.isArray()) return false;
@@ -746,6 +1013,16 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult): bool {
         if (thoughts === null) thoughts = [thinking as string];
         (thoughts as Array<string>).push(t as string);
       }
+    } else if (bt == "tool_use" && mode == ANSWER_JSON_TOOL) {
+      const input = b.get("input");
+      const t = new ByteBuilder(64);
+      if (input !== null && !input.isNull()) t.value(input);
+      else t.raw("{}");
+      if (text === null) text = t.toString();
+      else {
+        if (texts === null) texts = [text as string];
+        (texts as Array<string>).push(t.toString());
+      }
     } else if (bt == "tool_use") {
       const tc = new ToolCall();
       const tid = b.getString("id");
@@ -769,7 +1046,7 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult): bool {
   ch.content = text !== null ? text : ch.toolCalls.length ? null : "";
   ch.reasoning = thinking;
   const stop = str(body.get("stop_reason"));
-  ch.finishReason = stop !== null ? finishReason(stop as string) : "stop";
+  ch.finishReason = stop !== null ? finishReason(stop as string, mode) : "stop";
   const seq = str(body.get("stop_sequence"));
   if (seq !== null && stop == "stop_sequence") ch.stopSequence = seq;
   out.choices.push(ch);
@@ -840,6 +1117,13 @@ function streamError(v: JsonValue): ClientError {
 const BLOCK_TEXT: i32 = -1;
 const BLOCK_THINKING: i32 = -2;
 const BLOCK_OTHER: i32 = -3;
+/** A tool_use block whose input is the JSON answer (ANSWER_JSON_TOOL): its deltas are text. */
+const BLOCK_JSON: i32 = -4;
+
+// What the fast path found (AnthropicStreamDecoder.fastDelta).
+const FAST_NONE: i32 = 0;
+const FAST_TEXT: i32 = 1;
+const FAST_JSON: i32 = 2;
 
 /** Decodes Anthropic's SSE events (message_start ... message_stop) into sink calls. */
 export class AnthropicStreamDecoder extends StreamDecoder {
@@ -852,14 +1136,21 @@ export class AnthropicStreamDecoder extends StreamDecoder {
   blockIds: Array<i32> = [];
   blockKinds: Array<i32> = [];
 
-  // The text of a delta read by the fast path, reused from event to event.
+  // The string of a delta read by the fast path, reused from event to event, and its block index.
   private fastText: JsonValue = new JsonValue();
+  private fastIndex: i32 = 0;
 
   event(e: SseEvent, sink: StreamSink): void {
     if (this.done) return;
-    if (this.textDelta(e)) {
+    const fast = this.fastDelta(e);
+    if (fast == FAST_TEXT) {
       this.ensureStarted(sink);
       if (this.fastText.rawLen > 0) sink.textValue(0, this.fastText);
+      return;
+    }
+    if (fast == FAST_JSON) {
+      this.ensureStarted(sink);
+      if (this.fastText.rawLen > 0) this.toolJson(this.kindOf(this.fastIndex), this.fastText, sink);
       return;
     }
     const v = parseJsonAt(e.ptr, e.len, e.owner);
@@ -889,23 +1180,42 @@ export class AnthropicStreamDecoder extends StreamDecoder {
   }
 
   /**
-   * Most of a stream is text deltas, which Anthropic serializes exactly so:
+   * Most of a stream is text deltas, or tool input deltas for a tool call or a JSON answer, which
+   * Anthropic serializes exactly so:
    *   {"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}
-   * An event of that shape is read without building a JSON tree (its text stays as bytes in the
-   * chunk); anything else, even the same event spaced or ordered differently, is parsed in full.
+   *   {"type":"content_block_delta","index":N,"delta":{"type":"input_json_delta","partial_json":"..."}}
+   * An event of that shape is read without building a JSON tree (its string stays as bytes in the
+   * chunk, in fastText; the block index in fastIndex); anything else, even the same event spaced
+   * or ordered differently, is parsed in full.
    */
-  textDelta(e: SseEvent): bool {
+  fastDelta(e: SseEvent): i32 {
     const end = e.ptr + <usize>e.len;
     let p = matchAscii(e.ptr, end, '{"type":"content_block_delta","index":');
-    if (p == 0) return false;
+    if (p == 0) return FAST_NONE;
     const digits = p;
-    while (p < end && p - digits < 7 && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) p++;
-    if (p == digits || (load<u8>(digits) == 0x30 && p - digits > 1)) return false;
-    p = matchAscii(p, end, ',"delta":{"type":"text_delta","text":"');
-    if (p == 0) return false;
-    p = rawStringAt(p, end, e.owner, this.fastText);
-    if (p == 0) return false;
-    return matchAscii(p, end, "}}") == end;
+    let index: i32 = 0;
+    while (p < end && p - digits < 7 && load<u8>(p) >= 0x30 && load<u8>(p) <= 0x39) {
+      index = index * 10 + <i32>(load<u8>(p) - 0x30);
+      p++;
+    }
+    if (p == digits || (load<u8>(digits) == 0x30 && p - digits > 1)) return FAST_NONE;
+    let kind = FAST_TEXT;
+    let q = matchAscii(p, end, ',"delta":{"type":"text_delta","text":"');
+    if (q == 0) {
+      q = matchAscii(p, end, ',"delta":{"type":"input_json_delta","partial_json":"');
+      kind = FAST_JSON;
+    }
+    if (q == 0) return FAST_NONE;
+    q = rawStringAt(q, end, e.owner, this.fastText);
+    if (q == 0 || matchAscii(q, end, "}}") != end) return FAST_NONE;
+    this.fastIndex = index;
+    return kind;
+  }
+
+  /** A piece of a tool_use block's input: a tool call's arguments, or the JSON answer's text. */
+  toolJson(kind: i32, json: JsonValue, sink: StreamSink): void {
+    if (kind >= 0) sink.toolArgsValue(0, kind, json);
+    else if (kind == BLOCK_JSON) sink.textValue(0, json);
   }
 
   ensureStarted(sink: StreamSink): void {
@@ -963,6 +1273,11 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       kind = BLOCK_THINKING;
       const t = cb.getString("thinking");
       if (t !== null && (t as string).length) sink.reasoning(0, t as string);
+    } else if (type == "tool_use" && this.mode == ANSWER_JSON_TOOL) {
+      // The forced JSON tool: its input is the answer's text.
+      kind = BLOCK_JSON;
+      const input = cb.get("input");
+      if (input !== null && input.isObject() && input.length > 0) sink.text(0, new ByteBuilder(64).value(input).toString());
     } else if (type == "tool_use") {
       kind = this.tools++;
       const id = cb.getString("id");
@@ -1002,9 +1317,8 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       const t = d.get("text");
       if (nonEmpty(t)) sink.textValue(0, t as JsonValue);
     } else if (type == "input_json_delta") {
-      const kind = this.kindOf(this.index(v));
       const pj = d.get("partial_json");
-      if (kind >= 0 && nonEmpty(pj)) sink.toolArgsValue(0, kind, pj as JsonValue);
+      if (nonEmpty(pj)) this.toolJson(this.kindOf(this.index(v)), pj as JsonValue, sink);
     } else if (type == "thinking_delta") {
       const t = d.get("thinking");
       if (nonEmpty(t)) sink.reasoningValue(0, t as JsonValue);
@@ -1020,7 +1334,7 @@ export class AnthropicStreamDecoder extends StreamDecoder {
       if (stop !== null && !this.finished) {
         this.finished = true;
         const seq = d.getString("stop_sequence");
-        sink.finish(0, finishReason(stop as string), stop == "stop_sequence" ? seq : null);
+        sink.finish(0, finishReason(stop as string, this.mode), stop == "stop_sequence" ? seq : null);
       }
     }
     if (this.parts.read(v.get("usage"))) this.publish(sink);
@@ -1072,8 +1386,12 @@ export class AnthropicProvider extends Provider {
     return writeAnthropicRequest(req, model, stream, inst, out);
   }
 
-  chatResponse(body: JsonValue, out: ChatResult): bool {
-    return readAnthropicMessage(body, out);
+  answerMode(req: JsonValue, model: string, inst: Instance): i32 {
+    return anthropicAnswerMode(req, model, inst);
+  }
+
+  chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool {
+    return readAnthropicMessage(body, out, mode);
   }
 
   streamDecoder(): StreamDecoder {

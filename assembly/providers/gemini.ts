@@ -48,12 +48,17 @@
 //   stop (string or list of strings) -> stopSequences.
 //   response_format text -> nothing; json_object -> responseMimeType "application/json"; json_schema ->
 //       that + responseSchema (converted as above: one schema dialect for tools and answers, accepted
-//       by every Gemini model, where responseJsonSchema is newer); other types -> 400.
+//       by every Gemini model, where responseJsonSchema is newer), except that keywords constraining
+//       values that the subset cannot hold (ANSWER_REFUSED: not, if/then/else, uniqueItems,
+//       multipleOf, exclusiveMinimum/Maximum, patternProperties, prefixItems, contains, dependent*,
+//       propertyNames, unevaluated*, and a schema-valued additionalProperties) are a 400 there: the
+//       client takes the answer as conforming. Other types -> 400.
 //   thinking (Anthropic clients) enabled {budget_tokens} -> thinkingConfig {thinkingBudget,
 //       includeThoughts: true}; adaptive -> {thinkingBudget: -1 (dynamic), includeThoughts: true};
 //       disabled -> nothing (the model's default: 2.5 Pro cannot turn thinking off).
 //   reasoning_effort none|minimal|low|medium|high -> thinkingConfig.thinkingBudget 0|0|1024|8192|24576
-//       (thoughts not returned). `thinking` wins when both are given.
+//       before Gemini 3; from Gemini 3 on (and unversioned names) thinkingLevel
+//       minimal|minimal|low|medium|high (thoughts not returned). `thinking` wins when both are given.
 //   stream -> the streaming path; stream_options -> dropped (Gemini always sends usageMetadata).
 //   user, metadata, store, service_tier, prompt_cache_key, safety_identifier, prediction, verbosity
 //       -> dropped (bookkeeping or hints that do not change the answer's meaning).
@@ -443,10 +448,23 @@ function typeName(v: JsonValue): string {
   return i >= 0 ? TYPE_NAMES[i] : "";
 }
 
+/**
+ * Keywords that constrain values and have no counterpart in Gemini's Schema: dropped from tool
+ * parameters (a tool call is checked by the client's code anyway), refused in a response_format
+ * schema, whose answer the client takes as conforming.
+ */
+const ANSWER_REFUSED: Array<string> = [
+  "not", "if", "then", "else", "uniqueItems", "multipleOf", "exclusiveMinimum", "exclusiveMaximum", "patternProperties",
+  "prefixItems", "contains", "minContains", "maxContains", "dependentRequired", "dependentSchemas", "propertyNames",
+  "unevaluatedProperties", "unevaluatedItems",
+];
+
 class SchemaWriter {
   b: ByteBuilder;
   root: JsonValue;
   err: string = "";
+  /** A response_format schema: ANSWER_REFUSED keywords and schema-valued additionalProperties are errors. */
+  forAnswer: bool = false;
   /** Output size at the start and references inlined so far: inlining must not blow up. */
   start: i32;
   refs: i32 = 0;
@@ -507,6 +525,9 @@ class SchemaWriter {
       const k = keys[i];
       const v = vals[i];
       if (over !== null && over.get(k) !== null) continue;
+      if (this.forAnswer && (ANSWER_REFUSED.includes(k) || (k == "additionalProperties" && v.isObject()))) {
+        return this.fail("'" + k + "' has no equivalent in Gemini's response schema (an OpenAPI subset); remove it or describe it in the prompt");
+      }
       if (k == "type") {
         // ["string", "null"] -> STRING + nullable; of several types the first is kept.
         const ts = v.isArray() ? v.items as Array<JsonValue> : [v];
@@ -596,8 +617,9 @@ class SchemaWriter {
 }
 
 /** Converts a JSON Schema into `b`; the error, or null. */
-function writeSchema(b: ByteBuilder, schema: JsonValue, where: string): ClientError | null {
+function writeSchema(b: ByteBuilder, schema: JsonValue, where: string, forAnswer: bool = false): ClientError | null {
   const w = new SchemaWriter(b, schema);
+  w.forAnswer = forAnswer;
   return w.schema(schema, 0) ? null : bad(where, w.err);
 }
 
@@ -674,11 +696,18 @@ class GenConfig {
   }
 }
 
-/** reasoning_effort -> thinkingBudget (Google's own mapping for its OpenAI compatibility). */
+/**
+ * reasoning_effort -> thinkingBudget (Google's own mapping for its OpenAI compatibility) before
+ * Gemini 3; from Gemini 3 on -> thinkingLevel, which those models take instead of a budget (the
+ * Gemini API's thinking page: thinkingLevel minimal / low / medium / high, the default high; a
+ * request with both is a 400). Gemini 3 cannot switch thinking off: none is minimal, the least.
+ * Levels a model does not offer (Gemini 3 Pro: low and high only) are Gemini's 400 to give.
+ */
 const EFFORTS: Array<string> = ["none", "minimal", "low", "medium", "high"];
 const BUDGETS: Array<i32> = [0, 0, 1024, 8192, 24576];
+const LEVELS: Array<string> = ["minimal", "minimal", "low", "medium", "high"];
 
-function writeGenerationConfig(out: ByteBuilder, req: JsonValue, inst: Instance): ClientError | null {
+function writeGenerationConfig(out: ByteBuilder, req: JsonValue, inst: Instance, model: string): ClientError | null {
   const options = inst.options;
   const ogv = options !== null ? options.get("generationConfig") : null;
   const og = ogv !== null && ogv.isObject() ? ogv : null;
@@ -716,7 +745,7 @@ function writeGenerationConfig(out: ByteBuilder, req: JsonValue, inst: Instance)
       const schema = js !== null ? js.get("schema") : null;
       const sb = present(schema) && type == "json_schema" ? g.member("responseSchema") : null;
       if (sb !== null) {
-        const e = writeSchema(sb, schema as JsonValue, "response_format.json_schema.schema");
+        const e = writeSchema(sb, schema as JsonValue, "response_format.json_schema.schema", true);
         if (e !== null) return e;
       }
     } else if (type != "text") return bad("response_format.type", "must be text, json_object or json_schema");
@@ -736,7 +765,8 @@ function writeGenerationConfig(out: ByteBuilder, req: JsonValue, inst: Instance)
     const i = EFFORTS.indexOf(str(effort));
     if (i < 0) return bad("reasoning_effort", "must be none, minimal, low, medium or high");
     const b = g.member("thinkingConfig");
-    if (b !== null) b.raw('{"thinkingBudget":').int(BUDGETS[i]).byte(0x7d);
+    if (b !== null && geminiMajor(model) >= 3) b.raw('{"thinkingLevel":').str(LEVELS[i]).byte(0x7d);
+    else if (b !== null) b.raw('{"thinkingBudget":').int(BUDGETS[i]).byte(0x7d);
   }
   if (og !== null) {
     const ok = og.keys as Array<string>;
@@ -1025,7 +1055,7 @@ export class GeminiProvider extends Provider {
       const tc = req.get("tool_choice");
       if (e === null && present(tc) && !has(options, "toolConfig")) e = writeToolConfig(out, tc as JsonValue);
     }
-    if (e === null) e = writeGenerationConfig(out, req, inst);
+    if (e === null) e = writeGenerationConfig(out, req, inst, model);
     if (e !== null) return e;
     if (options !== null) {
       const ok = options.keys as Array<string>;
@@ -1037,7 +1067,7 @@ export class GeminiProvider extends Provider {
     return null;
   }
 
-  chatResponse(body: JsonValue, out: ChatResult): bool {
+  chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool {
     const cands = body.get("candidates");
     if (!body.isObject() || (cands !== null && !cands.isArray())) return false;
     if (cands === null && !has(body, "promptFeedback") && !has(body, "usageMetadata")) return false;

@@ -1,6 +1,8 @@
 // OpenAI Chat Completions and Embeddings (https://platform.openai.com/docs/api-reference/chat).
 // The request format is Sluice's own, so the request passes through with the model set, operator
 // options merged and, when streaming, stream_options.include_usage forced so usage arrives.
+// Anthropic clients' `thinking` becomes reasoning_effort for OpenAI and Azure reasoning models
+// (thinkingEffort) and is dropped everywhere else.
 // Azure OpenAI, DeepSeek, Mistral and OpenAI-compatible servers extend this class.
 import { JsonValue, ByteBuilder, parseJsonAt, nonEmpty } from "../lib/json";
 import { SseEvent } from "../lib/sse";
@@ -53,6 +55,23 @@ export class OpenAIProvider extends Provider {
     return key == "thinking" ? "" : key;
   }
 
+  /**
+   * The reasoning_effort an Anthropic client's `thinking` stands for, or null (dropped). OpenAI and
+   * Azure OpenAI only, and only for a model that reasons (reasonsByName): reasoning_effort is a 400
+   * on OpenAI's other models, which answered these requests before. The budget thresholds are the
+   * midpoints between the budgets reasoning_effort maps to for Anthropic and Gemini (1024 / 8192 /
+   * 24576): budget_tokens < 4096 -> low, < 16384 -> medium, else high. adaptive and disabled send
+   * nothing: the model's default effort (OpenAI's reasoning models cannot all switch reasoning off).
+   */
+  thinkingEffort(req: JsonValue, model: string): string | null {
+    if (this.name != "openai" && this.name != "azure-openai") return null;
+    const t = req.get("thinking");
+    if (t === null || !t.isObject() || t.getString("type") != "enabled" || !reasonsByName(model)) return null;
+    const bt = t.get("budget_tokens");
+    if (bt === null || !bt.isNumber()) return null;
+    return bt.n < 4096 ? "low" : bt.n < 16384 ? "medium" : "high";
+  }
+
   /** Adds stream_options.include_usage (OpenAI sends usage in streams only when asked). */
   get wantsStreamOptions(): bool { return true; }
 
@@ -76,7 +95,7 @@ export class OpenAIProvider extends Provider {
     return true;
   }
 
-  chatResponse(body: JsonValue, out: ChatResult): bool {
+  chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool {
     return readOpenAIChat(body, out);
   }
 
@@ -111,6 +130,21 @@ export function hasContentPart(req: JsonValue, type: string): bool {
   return false;
 }
 
+/**
+ * An OpenAI model that takes reasoning_effort, by its name: the o-series (o1, o3-mini, o4-mini...)
+ * and GPT-5 and later (gpt-5, gpt-5-mini, gpt-5.1...). A prefix such as "openai/" is skipped.
+ */
+export function reasonsByName(model: string): bool {
+  const name = model.substring(model.lastIndexOf("/") + 1);
+  const c1 = name.length > 1 ? name.charCodeAt(1) : 0;
+  if (name.startsWith("o") && c1 >= 0x31 && c1 <= 0x39) return true;
+  if (!name.startsWith("gpt-")) return false;
+  let major = 0;
+  let i = 4;
+  while (i < name.length && i < 7 && name.charCodeAt(i) >= 0x30 && name.charCodeAt(i) <= 0x39) major = major * 10 + (name.charCodeAt(i++) - 0x30);
+  return i > 4 && major >= 5;
+}
+
 /** Writes an OpenAI-dialect body: the client's members, the upstream model, options, usage. */
 export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder, chat: bool): void {
   const options = inst.options;
@@ -133,6 +167,11 @@ export function writeOpenAIBody(p: OpenAIProvider, req: JsonValue, model: string
       continue;
     }
     if (chat && inst.maxTokens >= 0 && (key == "max_tokens" || key == "max_completion_tokens")) continue;
+    if (chat && key == "thinking") {
+      const effort = req.get("reasoning_effort") === null && (options === null || options.get("reasoning_effort") === null) ? p.thinkingEffort(req, model) : null;
+      if (effort !== null) out.raw(',"reasoning_effort":').str(effort as string);
+      continue;
+    }
     const name = p.renameField(key);
     if (name.length == 0) continue;
     out.byte(0x2c).str(name).byte(0x3a).value(req.at(i));

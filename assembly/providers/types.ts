@@ -147,8 +147,18 @@ export class CountingSink extends StreamSink {
   keepAlive(): void {}
 }
 
+/**
+ * How a provider's answer must be read, as decided when its request was written (Provider.answerMode):
+ * ANSWER_JSON_TOOL: the request forced a tool to get JSON (Chat response_format on a provider without
+ * a JSON mode); the tool's input is the answer's content and the turn ends with finish_reason stop.
+ */
+export const ANSWER_PLAIN: i32 = 0;
+export const ANSWER_JSON_TOOL: i32 = 1;
+
 /** Decodes one provider's SSE events into sink calls. One per stream. */
 export abstract class StreamDecoder {
+  /** ANSWER_* of the request this stream answers (set before the first event). */
+  mode: i32 = ANSWER_PLAIN;
   /** The usage seen so far (providers spread it over several events). */
   usage: Usage = new Usage();
   /** Set when the provider's stream carried its own terminal event. */
@@ -165,6 +175,14 @@ export abstract class StreamDecoder {
 
   abstract event(e: SseEvent, sink: StreamSink): void;
 }
+
+// An instance's structured_output setting (Anthropic): how Chat response_format json_schema is served.
+/** Decided by the model name (anthropic.ts hasStructuredOutputs). */
+export const STRUCTURED_AUTO: i32 = 0;
+/** The provider's own structured outputs (output_config.format). */
+export const STRUCTURED_NATIVE: i32 = 1;
+/** A forced tool whose input is the answer. */
+export const STRUCTURED_TOOL: i32 = 2;
 
 /** A provider instance from the configuration: where and how to reach one model deployment. */
 export class Instance {
@@ -194,6 +212,8 @@ export class Instance {
   priority: i32 = 0;
   priceIn: f64 = 0;
   priceOut: f64 = 0;
+  /** STRUCTURED_*: how response_format json_schema reaches a provider that has two ways. */
+  structuredOutput: i32 = STRUCTURED_AUTO;
 
   upstreamModel(requested: string): string {
     if (this.modelMap.has(requested)) return this.modelMap.get(requested);
@@ -300,8 +320,16 @@ export abstract class Provider {
    */
   abstract chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null;
 
-  /** Parses the provider's non-streamed chat answer. Returns false if it is not one. */
-  abstract chatResponse(body: JsonValue, out: ChatResult): bool;
+  /**
+   * How the answer to this request must be read (ANSWER_*), for a request chatRequest accepted:
+   * the same request, model and instance give the same mode. Most providers read every answer alike.
+   */
+  answerMode(req: JsonValue, model: string, inst: Instance): i32 {
+    return ANSWER_PLAIN;
+  }
+
+  /** Parses the provider's non-streamed chat answer (of a request with `mode`). Returns false if it is not one. */
+  abstract chatResponse(body: JsonValue, out: ChatResult, mode: i32): bool;
 
   abstract streamDecoder(): StreamDecoder;
 

@@ -139,6 +139,19 @@ function validate(ctx: Ctx): Outcome | null {
       }
     }
   }
+  if (b.output_config !== undefined) {
+    const oc = b.output_config;
+    if (!isObject(oc)) return bad(ctx, "output_config: Input should be a valid dictionary");
+    const f = oc.format;
+    if (f !== undefined && f !== null && (!isObject(f) || f.type !== "json_schema" || !isObject(f.schema))) {
+      return bad(ctx, "output_config.format: Input tag does not match the expected tag: 'json_schema' (with a schema object)");
+    }
+    // Structured outputs exist on Claude 4.5 and later (the older ids of ANTHROPIC_MODELS answer 400).
+    if (isObject(f) && !/claude-(opus|sonnet|haiku)-(4-[5-9]|[5-9])/.test(b.model)) {
+      return bad(ctx, `'${b.model}' does not support output_config.format.`);
+    }
+  }
+  if (b.output_format !== undefined) return bad(ctx, "output_format: use output_config.format (the structured outputs beta parameter moved there)");
   if (b.tools !== undefined) {
     if (!Array.isArray(b.tools)) return bad(ctx, "tools: Input should be a valid list");
     for (let i = 0; i < b.tools.length; i++) {
@@ -156,6 +169,10 @@ function validate(ctx: Ctx): Outcome | null {
       return bad(ctx, "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'");
     }
     if (tc.type === "tool" && typeof tc.name !== "string") return bad(ctx, "tool_choice.tool.name: Field required");
+    // Extended thinking takes tool_choice auto or none only (Anthropic's extended thinking page, "Extended thinking with tool use").
+    if ((tc.type === "tool" || tc.type === "any") && isObject(b.thinking) && b.thinking.type === "enabled") {
+      return bad(ctx, "Thinking may not be enabled when tool_choice forces tool use.");
+    }
   }
   let pendingToolUse: string[] = [];
   let pendingAt = -1;
@@ -266,6 +283,7 @@ export function anthropicConversation(b: any): Conversation {
     maxTokens: b.max_tokens,
     stop: b.stop_sequences ?? [],
     wantsReasoning: isObject(b.thinking) && b.thinking.type === "enabled",
+    json: isObject(b.output_config?.format) ? b.output_config.format.schema : undefined,
   };
 }
 

@@ -165,6 +165,12 @@ export interface Conversation {
   wantsReasoning: boolean;
   /** Reasoning that is counted but not shown (OpenAI o-series). */
   hiddenReasoning?: boolean;
+  /**
+   * The request asked for a JSON answer in the provider's own way (Anthropic output_config.format,
+   * Gemini responseMimeType application/json): the schema it gave ({} for any object). The text
+   * answer is then a JSON object following it.
+   */
+  json?: any;
 }
 
 export interface Reply {
@@ -441,6 +447,8 @@ export function decideReply(conv: Conversation, step: ScriptStep | undefined, to
     if (wants) {
       const tool = conv.tools.find((t) => t.name === conv.toolChoice.name) ?? named ?? conv.tools[0];
       toolCalls = [{ id: toolId(0), name: tool.name, args: JSON.stringify(argsFromSchema(tool.schema, userText)) }];
+    } else if (conv.json !== undefined) {
+      text = JSON.stringify(argsFromSchema(conv.json, userText));
     } else {
       const images = user?.images ?? 0;
       text = `Echo: ${userText === "" && images === 0 ? "(empty)" : userText}${images ? ` [images: ${images}]` : ""}`;

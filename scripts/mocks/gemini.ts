@@ -171,6 +171,19 @@ function validateGenerate(ctx: Ctx): Outcome | null {
     for (const k of Object.keys(gen)) if (!GEN_FIELDS.has(k)) return unknownName(k, " at 'generation_config'");
     const t = g(gen, "temperature");
     if (typeof t === "number" && (t < 0 || t > 2)) return gErr(400, "* GenerateContentRequest.generation_config.temperature: must be in the range [0.0, 2.0]\n");
+    const mime = g(gen, "responseMimeType");
+    if ((g(gen, "responseSchema") !== undefined || g(gen, "responseJsonSchema") !== undefined) && mime !== "application/json" && mime !== "text/x.enum") {
+      return gErr(400, "* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `application/json` and `text/x.enum` when response_schema is set.\n");
+    }
+    const tc = g(gen, "thinkingConfig");
+    if (isObject(tc)) {
+      const level = g(tc, "thinkingLevel");
+      if (level !== undefined && g(tc, "thinkingBudget") !== undefined) return gErr(400, "You can only set either thinking budget or thinking level.");
+      if (level !== undefined) {
+        if (!/gemini-3/.test(String(b.model ?? ctx.path))) return gErr(400, "Thinking level is not supported for this model.");
+        if (!["minimal", "low", "medium", "high"].includes(String(level).toLowerCase())) return gErr(400, `Invalid value at 'generation_config.thinking_config.thinking_level' (${level})`);
+      }
+    }
   }
   const sys = g(b, "systemInstruction");
   if (sys !== undefined && !(isObject(sys) && Array.isArray(sys.parts))) return gErr(400, "Invalid value at 'system_instruction', must be a Content object");
@@ -241,6 +254,7 @@ export function geminiConversation(b: any, model: string): Conversation {
     maxTokens: g(gen, "maxOutputTokens"),
     stop: g(gen, "stopSequences") ?? [],
     wantsReasoning: isObject(thinking) && g(thinking, "includeThoughts") === true,
+    json: g(gen, "responseMimeType") === "application/json" ? (g(gen, "responseSchema") ?? g(gen, "responseJsonSchema") ?? {}) : undefined,
   };
 }
 

@@ -26,6 +26,11 @@ export interface RecordedStream {
   text: string;
   /** What a correct translation must reproduce. */
   expected: { text: string; reasoning: string; toolCalls: { name: string; arguments: Record<string, unknown> }[] };
+  /**
+   * Members an OpenAI client's request adds for this answer (response_format for the JSON answers);
+   * such a stream answers a Chat Completions request only.
+   */
+  request?: Record<string, unknown>;
 }
 
 function recordingCtx(kind: MockKind, name: string): Ctx {
@@ -57,6 +62,19 @@ const CONV = (model: string, wantsReasoning: boolean, hiddenReasoning = false): 
   wantsReasoning,
   hiddenReasoning,
 });
+
+/** A JSON answer (response_format json_schema) holding the recorded text, and its schema. */
+export const RECORDED_JSON = { answer: RECORDED_TEXT, city: "São Paulo", temp: 21.5 };
+export const RECORDED_SCHEMA = {
+  type: "object",
+  properties: { answer: { type: "string" }, city: { type: "string" }, temp: { type: "number" } },
+  required: ["answer", "city", "temp"],
+  additionalProperties: false,
+};
+const JSON_REQUEST = { response_format: { type: "json_schema", json_schema: { name: "answer", strict: true, schema: RECORDED_SCHEMA } } };
+/** The forced tool the gateway sends an Anthropic model without structured outputs, answered. */
+const JSON_TOOL_STEP: ScriptStep = { toolCalls: [{ name: "answer", arguments: RECORDED_JSON }] };
+const JSON_TEXT_STEP: ScriptStep = { text: JSON.stringify(RECORDED_JSON) };
 
 const TEXT_STEP: ScriptStep = { text: RECORDED_TEXT, usage: { cached: 4 } };
 const TOOL_STEP: ScriptStep = { toolCalls: [{ name: RECORDED_TOOL.name, arguments: RECORDED_TOOL.arguments }] };
@@ -96,8 +114,14 @@ export function recordedStreams(): Record<MockKind, Record<string, RecordedStrea
   };
   const gem = (name: string, step: ScriptStep, thinking: boolean) =>
     make("gemini", name, "gemini-2.5-flash", "text/event-stream", (ctx) => geminiChunks(ctx, "gemini-2.5-flash", reply(CONV("gemini-2.5-flash", thinking, !thinking), step, () => "")).map(geminiFrame), step);
-  const ant = (name: string, step: ScriptStep, thinking: boolean) =>
-    make("anthropic", name, "claude-sonnet-4-5-20250929", SSE_UTF8, (ctx) => anthropicStream(ctx, "claude-sonnet-4-5-20250929", reply(CONV("claude-sonnet-4-5-20250929", thinking), step, (i) => `toolu_01${ctx.id(`tool${i}`, 22)}`)), step);
+  const ant = (name: string, step: ScriptStep, thinking: boolean, model = "claude-sonnet-4-5-20250929") =>
+    make("anthropic", name, model, SSE_UTF8, (ctx) => anthropicStream(ctx, model, reply(CONV(model, thinking), step, (i) => `toolu_01${ctx.id(`tool${i}`, 22)}`)), step);
+  // A JSON answer: what a client gets is the JSON text as content, whichever way the provider made it.
+  const json = (rec: RecordedStream): RecordedStream => ({
+    ...rec,
+    request: JSON_REQUEST,
+    expected: { text: JSON.stringify(RECORDED_JSON), reasoning: "", toolCalls: [] },
+  });
   return {
     openai: oa("openai", "gpt-4o-mini", openaiFlavor, true),
     "azure-openai": oa("azure-openai", "gpt-4o", azureFlavor(), true),
@@ -114,7 +138,20 @@ export function recordedStreams(): Record<MockKind, Record<string, RecordedStrea
     },
     mistral: oa("mistral", "mistral-small-latest", mistralFlavor, false),
     "openai-compatible": oa("openai-compatible", "mock-model", compatFlavor(false), true),
-    anthropic: { text: ant("text", TEXT_STEP, false), tool: ant("tool", TOOL_STEP, false), thinking: ant("thinking", THINK_STEP, true) },
-    gemini: { text: gem("text", TEXT_STEP, false), tool: gem("tool", TOOL_STEP, false), thinking: gem("thinking", THINK_STEP, true) },
+    anthropic: {
+      text: ant("text", TEXT_STEP, false),
+      tool: ant("tool", TOOL_STEP, false),
+      thinking: ant("thinking", THINK_STEP, true),
+      // Structured outputs (output_config.format) on Claude 4.5: the JSON as text deltas.
+      "json-native": json(ant("json-native", JSON_TEXT_STEP, false)),
+      // An older generation: the forced tool's input_json_delta pieces become the content.
+      "json-tool": json(ant("json-tool", JSON_TOOL_STEP, false, "claude-3-5-haiku-20241022")),
+    },
+    gemini: {
+      text: gem("text", TEXT_STEP, false),
+      tool: gem("tool", TOOL_STEP, false),
+      thinking: gem("thinking", THINK_STEP, true),
+      json: json(gem("json", JSON_TEXT_STEP, false)),
+    },
   };
 }

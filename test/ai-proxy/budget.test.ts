@@ -79,6 +79,17 @@ describe("mid-stream budget", () => {
     expect(Number(s.getFilterState("sluice.stream_budget"))).toBeGreaterThan(50);
   });
 
+  it("a budget too small for a reasoning_effort's thinking is not asked of Anthropic (no 400 about a limit the client never set): the gateway cuts instead", async () => {
+    const h = await chain();
+    const s = send(h, "/v1/chat/completions", { model: "claude-x", stream: true, reasoning_effort: "low", messages: [{ role: "user", content: "go" }] });
+    expect(s.getSentLocalResponse()).toBeNull();
+    const body = JSON.parse(s.upstream.body.toString());
+    expect(Number(s.getFilterState("sluice.stream_budget"))).toBeLessThanOrEqual(1024);
+    expect(body.thinking).toEqual({ type: "enabled", budget_tokens: 1024 });
+    expect(body.max_tokens).toBe(1024 + 4096);
+    s.completeHttpContext();
+  });
+
   it("cuts at the budget itself when the instance forces a larger limit", async () => {
     const h = await Host.create({
       filters: [

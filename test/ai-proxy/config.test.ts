@@ -40,3 +40,15 @@ describe("ai-proxy configuration: instance maps", () => {
     h.close();
   });
 });
+
+describe("ai-proxy configuration: structured_output", () => {
+  const claude = (extra: object) => ({ instances: [{ name: "cl", provider: "anthropic", api_key: "sk-test", ...extra }] });
+  it("takes auto, native or tool on an anthropic instance, and nothing else", async () => {
+    for (const v of ["auto", "native", "tool"]) {
+      const h = await Host.create({ filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: claude({ structured_output: v }), allowOnHeadersStopIteration: true }] });
+      h.close();
+    }
+    expect((await loadError(claude({ structured_output: "json" }))).logs.join("\n")).toMatch(/instances\[0\]\.structured_output: must be auto, native or tool/);
+    expect((await loadError(inst({ structured_output: "native" }))).logs.join("\n")).toMatch(/instances\[0\]\.structured_output: is only read for provider anthropic/);
+  });
+});

@@ -576,12 +576,17 @@ interface Target {
   stream: boolean;
   /** OpenAI clients only: stream_options.include_usage (the client then always gets a usage chunk). */
   includeUsage?: boolean;
+  /** OpenAI clients only: response_format json_object (Anthropic: the forced JSON tool, read back as content). */
+  json?: boolean;
 }
 
 function requestBodyFor(t: Target): object {
   if (t.path === EMBEDDINGS) return { model: MODEL[t.provider], input: ["héllo", "wörld"] };
   if (t.path === MESSAGES) {
     return { model: MODEL[t.provider], max_tokens: 256, stream: t.stream, messages: [{ role: "user", content: "Weather in São Paulo?" }], tools: [{ name: "get_weather", input_schema: { type: "object", properties: { city: { type: "string" } } } }] };
+  }
+  if (t.json) {
+    return { model: MODEL[t.provider], stream: t.stream, stream_options: { include_usage: true }, messages: [{ role: "user", content: "Weather in São Paulo as JSON?" }], response_format: { type: "json_object" } };
   }
   return {
     model: MODEL[t.provider], stream: t.stream, ...(t.includeUsage ? { stream_options: { include_usage: true } } : {}),
@@ -873,7 +878,12 @@ function targets(): Target[] {
   return out;
 }
 
-const label = (t: Target) => `${t.provider} ${t.path === CHAT ? "OpenAI chat" : t.path === MESSAGES ? "Anthropic messages" : "embeddings"}${t.path === EMBEDDINGS ? "" : t.stream ? (t.includeUsage ? ", stream+include_usage" : ", stream") : ", plain"}`;
+/** JSON answers (response_format) where the translation reads them in its own way: answers only. */
+function jsonTargets(): Target[] {
+  return ["anthropic", "gemini"].flatMap((provider) => [false, true].map((stream) => ({ provider: provider as Provider, path: CHAT as Path, stream, includeUsage: true, json: true })));
+}
+
+const label = (t: Target) => `${t.provider} ${t.path === CHAT ? "OpenAI chat" : t.path === MESSAGES ? "Anthropic messages" : "embeddings"}${t.path === EMBEDDINGS ? "" : t.stream ? (t.includeUsage ? ", stream+include_usage" : ", stream") : ", plain"}${t.json ? ", response_format json_object" : ""}`;
 
 // =============================================================================================
 // Tests
@@ -1184,7 +1194,7 @@ describe("ai-proxy fuzz: request side", () => {
 describe("ai-proxy fuzz: response side", () => {
   const RECORDED = recordedStreams();
 
-  for (const t of targets()) {
+  for (const t of [...targets(), ...jsonTargets()]) {
     const format = formatOf(t.provider);
     const sse = t.stream;
     const ct = sse ? "text/event-stream" : "application/json";

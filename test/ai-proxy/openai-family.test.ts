@@ -376,6 +376,43 @@ describe("ai-proxy: Anthropic clients (POST /v1/messages) on an OpenAI provider"
     expect(md.usage).toMatchObject({ input_tokens: 9, output_tokens: 2 });
   });
 
+  it("thinking becomes reasoning_effort for OpenAI and Azure models that reason (budget < 4096 low, < 16384 medium, else high)", () => {
+    const base = { max_tokens: 20000, messages: [{ role: "user", content: "x" }] };
+    const effort = (model: string, thinking: object) => {
+      const body = upstreamJson(send(h, "/v1/messages", { ...base, model, thinking }));
+      expect(body.thinking, "Anthropic's switch itself never reaches an OpenAI-dialect provider").toBeUndefined();
+      return body.reasoning_effort;
+    };
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 1024 })).toBe("low");
+    expect(effort("gpt-5-mini", { type: "enabled", budget_tokens: 4095 })).toBe("low");
+    expect(effort("gpt-5.1", { type: "enabled", budget_tokens: 4096 })).toBe("medium");
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 16383 })).toBe("medium");
+    expect(effort("gpt-5", { type: "enabled", budget_tokens: 16384 })).toBe("high");
+    // Models without reasoning_effort (it is a 400 there) and the provider's default switches send nothing.
+    expect(effort("gpt-4o", { type: "enabled", budget_tokens: 8000 })).toBeUndefined();
+    expect(effort("gpt-5", { type: "adaptive" })).toBeUndefined();
+    expect(effort("gpt-5", { type: "disabled" })).toBeUndefined();
+    // DeepSeek, Mistral and OpenAI-compatible servers keep dropping it.
+    expect(effort("deepseek-reasoner", { type: "enabled", budget_tokens: 20000 })).toBeUndefined();
+    expect(effort("llama-3", { type: "enabled", budget_tokens: 20000 })).toBeUndefined();
+  });
+
+  it("structured outputs (output_config.format, or the beta's output_format) become response_format json_schema; the JSON comes back as text", () => {
+    const schema = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
+    const base = { model: "gpt-4o", max_tokens: 100, messages: [{ role: "user", content: "x" }] };
+    for (const extra of [{ output_config: { format: { type: "json_schema", schema } } }, { output_format: { type: "json_schema", schema } }]) {
+      const s = send(h, "/v1/messages", { ...base, ...extra });
+      const body = upstreamJson(s);
+      expect(body.response_format).toEqual({ type: "json_schema", json_schema: { name: "output", schema } });
+      expect(body.output_config).toBeUndefined();
+      const out = JSON.parse(answer(s, 200, "application/json", [JSON.stringify({ ...OPENAI_ANSWER, choices: [{ index: 0, message: { role: "assistant", content: "{\"city\":\"Lyon\"}" }, finish_reason: "stop" }] })]));
+      expect(JSON.parse(out.content[0].text)).toEqual({ city: "Lyon" });
+    }
+    const bad = send(h, "/v1/messages", { ...base, output_config: { format: { type: "xml" } } });
+    expect(bad.getSentLocalResponse()!.statusCode).toBe(400);
+    expect(JSON.parse(bad.getSentLocalResponse()!.body.toString()).error.message).toMatch(/output_config\.format/);
+  });
+
   it("reports errors in Anthropic's format", () => {
     const s = send(h, "/v1/messages", { model: "gpt-4o", messages: [{ role: "user", content: "x" }] });
     const r = s.getSentLocalResponse()!;

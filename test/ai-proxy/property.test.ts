@@ -1,7 +1,8 @@
 // Property: a provider's stream translated by ai-proxy does not depend on where the bytes were cut.
 //
 // Every provider's recorded real-format streams (scripts/mocks/recorded.ts: text, tool-call and
-// thinking/reasoning answers, each holding 2-, 3- and 4-byte UTF-8 characters; Gemini's framed
+// thinking/reasoning answers, and JSON answers to response_format, Anthropic's forced tool among
+// them; each holding 2-, 3- and 4-byte UTF-8 characters; Gemini's framed
 // with "\r\n") go through build/ai-proxy.wasm for each client format, once whole and then split at
 // random byte positions (fast-check): anywhere, inside a multi-byte character, between "\r" and
 // "\n", around event boundaries, one byte per chunk. The translated bytes, the response headers
@@ -25,7 +26,7 @@ const CONFIG = {
   instances: [
     { name: "oa", provider: "openai", api_key: "sk-oa", models: ["gpt-4o-mini"] },
     { name: "az", provider: "azure-openai", api_key: "az-key", endpoint: "https://res.openai.azure.com/openai", deployment: "gpt4o-prod", models: ["gpt-4o"] },
-    { name: "an", provider: "anthropic", api_key: "sk-ant", models: ["claude-sonnet-4-5-20250929"] },
+    { name: "an", provider: "anthropic", api_key: "sk-ant", models: ["claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"] },
     { name: "ge", provider: "gemini", api_key: "gm-key", models: ["gemini-2.5-flash"] },
     { name: "ds", provider: "deepseek", api_key: "ds-key", models: ["deepseek-chat", "deepseek-reasoner"] },
     { name: "mi", provider: "mistral", api_key: "mi-key", models: ["mistral-small-latest"] },
@@ -69,6 +70,7 @@ function requestFor(rec: RecordedStream, client: Client): { path: string; body: 
     body: {
       model: rec.model, stream: true,
       ...(client === "openai+usage" ? { stream_options: { include_usage: true } } : {}),
+      ...(rec.request ?? {}),
       messages: [{ role: "system", content: "You are terse." }, { role: "user", content: PROMPT }],
       ...(tools ? { tools: [{ type: "function", function: { name: TOOL.name, description: TOOL.description, parameters: TOOL.schema } }] } : {}),
     },
@@ -308,14 +310,19 @@ describe("ai-proxy: translated streams do not depend on chunk boundaries (proper
       }
     }
     expect(RECORDED.gemini.text.text).toContain("\r\n");
-    expect(Object.keys(RECORDED.anthropic)).toContain("thinking");
+    expect(Object.keys(RECORDED.anthropic)).toEqual(expect.arrayContaining(["thinking", "json-native", "json-tool"]));
+    expect(Object.keys(RECORDED.gemini)).toContain("json");
+    // The forced-tool stream carries its JSON as input_json_delta pieces, the others as text.
+    expect(RECORDED.anthropic["json-tool"].text).toContain("input_json_delta");
+    expect(RECORDED.anthropic["json-native"].text).not.toContain("input_json_delta");
     expect(Object.keys(RECORDED.gemini)).toContain("thinking");
     expect(Object.keys(RECORDED.deepseek)).toContain("reasoning");
   });
 
   for (const provider of PROVIDERS) {
     for (const [name, rec] of Object.entries(RECORDED[provider])) {
-      for (const client of CLIENTS) {
+      // A JSON answer (response_format) answers Chat Completions clients only.
+      for (const client of CLIENTS.filter((c) => !rec.request || c !== "anthropic")) {
         // The unsplit translation is a correct stream in the client's format.
         it(`${provider}/${name} → ${client} client: the unsplit translation is correct`, () => {
           const whole = run(h, rec, client, [rec.bytes]);

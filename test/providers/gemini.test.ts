@@ -277,6 +277,38 @@ describe("gemini provider: request translation", () => {
     expect(rejected(send(h, { model: "m", messages: msgs, reasoning_effort: "extreme" })).message).toMatch(/reasoning_effort/);
   });
 
+  it("reasoning_effort on Gemini 3 and later is a thinkingLevel (none is minimal: Gemini 3 cannot stop thinking)", async () => {
+    const msgs = [{ role: "user", content: "x" }];
+    const any = await makeHost({ instances: [{ name: "any", provider: "gemini", api_key: "g-test" }] });
+    const gc = (model: string, effort: string) => upstream(send(any, { model, messages: msgs, reasoning_effort: effort })).generationConfig;
+    expect(gc("gemini-3-pro-preview", "low")).toEqual({ thinkingConfig: { thinkingLevel: "low" } });
+    expect(gc("gemini-3-flash-preview", "medium")).toEqual({ thinkingConfig: { thinkingLevel: "medium" } });
+    expect(gc("models/gemini-3.1-pro", "high")).toEqual({ thinkingConfig: { thinkingLevel: "high" } });
+    expect(gc("gemini-3-flash-preview", "none")).toEqual({ thinkingConfig: { thinkingLevel: "minimal" } });
+    expect(gc("gemini-3-flash-preview", "minimal")).toEqual({ thinkingConfig: { thinkingLevel: "minimal" } });
+    expect(gc("gemini-2.5-flash", "medium")).toEqual({ thinkingConfig: { thinkingBudget: 8192 } });
+  });
+
+  it("a response_format schema keyword Gemini cannot express is a 400, not silently dropped (tools keep dropping it)", () => {
+    const msgs = [{ role: "user", content: "x" }];
+    const rf = (schema: object) => ({ model: "m", messages: msgs, response_format: { type: "json_schema", json_schema: { name: "a", schema } } });
+    for (const schema of [
+      { type: "object", properties: { n: { type: "integer", multipleOf: 2 } } },
+      { type: "array", items: { type: "string" }, uniqueItems: true },
+      { type: "object", additionalProperties: { type: "number" } },
+      { type: "object", properties: { s: { not: { type: "string" } } } },
+      { type: "object", properties: { n: { type: "number", exclusiveMinimum: 0 } } },
+    ]) {
+      const e = rejected(send(h, rf(schema)));
+      expect(e.message, JSON.stringify(schema)).toMatch(/response_format\.json_schema\.schema: '\w+' has no equivalent in Gemini's response schema/);
+      expect(e.type).toBe("invalid_request_error");
+    }
+    // additionalProperties: false (strict mode's habit) says nothing Gemini would not do: dropped.
+    expect(upstream(send(h, rf({ type: "object", properties: { a: { type: "string" } }, additionalProperties: false }))).generationConfig.responseSchema).toEqual({ type: "OBJECT", properties: { a: { type: "STRING" } } });
+    const tool = { type: "function", function: { name: "f", parameters: { type: "object", properties: { n: { type: "integer", multipleOf: 2 } } } } };
+    expect(upstream(send(h, { model: "m", messages: msgs, tools: [tool] })).tools[0].functionDeclarations[0].parameters).toEqual({ type: "OBJECT", properties: { n: { type: "INTEGER" } } });
+  });
+
   it("audio and PDF parts become inlineData; PDFs by URL become fileData", () => {
     const body = upstream(send(h, {
       model: "m", messages: [{

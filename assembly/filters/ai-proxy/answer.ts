@@ -43,7 +43,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     return;
   }
   const result = new ChatResult();
-  if (parsed === null || !provider.chatResponse(parsed as JsonValue, result)) {
+  if (parsed === null || !provider.chatResponse(parsed as JsonValue, result, x.answerMode)) {
     badAnswer(x, length);
     return;
   }

@@ -5,6 +5,7 @@
 // both sides; see lib/sdk.ts closeResponse), so a cut by the gateway always ends in a reset.
 import { JsonValue } from "../../lib/json";
 import { Instance } from "../../providers/types";
+import { MIN_THINKING_BUDGET } from "../../providers/anthropic";
 
 /**
  * A provider that was asked for at most the budget but streams on past twice the budget (by the
@@ -18,7 +19,8 @@ export const CAPPED_CUT_FACTOR: i64 = 2;
  * the client's max_completion_tokens / max_tokens when higher, else max_completion_tokens added
  * (each provider translates it to its own field). False when the limit is not the request's to
  * lower: the instance forces its own (max_tokens above the budget, or an option that sets it), or
- * an Anthropic thinking budget needs more (Anthropic refuses max_tokens <= budget_tokens).
+ * an Anthropic thinking budget needs more (Anthropic refuses max_tokens <= budget_tokens; a
+ * reasoning_effort's budget is at least 1024).
  */
 export function capOutput(req: JsonValue, inst: Instance, budget: i64): bool {
   if (inst.maxTokens >= 0) return inst.maxTokens <= budget;
@@ -34,6 +36,11 @@ export function capOutput(req: JsonValue, inst: Instance, budget: i64): bool {
     const bt = thinking.get("budget_tokens");
     if (bt !== null && bt.isNumber() && bt.n >= <f64>cap) return false;
   }
+  // reasoning_effort becomes a thinking budget of at least 1024 for Anthropic, which must stay
+  // under the limit: a smaller one would turn the request into a 400 naming a limit the client
+  // did not set that low (providers/anthropic.ts, limits).
+  const effort = req.get("reasoning_effort");
+  if (effort !== null && effort.isString() && (effort.s == "low" || effort.s == "medium" || effort.s == "high") && cap <= MIN_THINKING_BUDGET) return false;
   let present = false;
   const fields = ["max_completion_tokens", "max_tokens"];
   for (let i = 0; i < fields.length; i++) {

@@ -199,6 +199,17 @@ export function anthropicToOpenAI(req: JsonValue): Converted {
     const v = req.get(copy[i]);
     if (v !== null) out.set(copy[i], v);
   }
+  // Structured outputs (output_config.format; output_format in the beta that preceded it) are
+  // Chat's response_format json_schema: the answer's text is then JSON following the schema.
+  const oc = req.get("output_config");
+  let format = oc !== null && oc.isObject() ? oc.get("format") : null;
+  if (format === null || format.isNull()) format = req.get("output_format");
+  if (format !== null && !format.isNull()) {
+    const schema = format.isObject() && format.getString("type") == "json_schema" ? format.get("schema") : null;
+    if (schema === null || !schema.isObject()) { r.error = bad("output_config.format: must be {\"type\": \"json_schema\", \"schema\": {...}}"); return r; }
+    out.set("response_format", JsonValue.object().set("type", JsonValue.str("json_schema"))
+      .set("json_schema", JsonValue.object().set("name", JsonValue.str("output")).set("schema", schema as JsonValue)));
+  }
   const meta = req.get("metadata");
   if (meta !== null && meta.isObject()) {
     const user = meta.getString("user_id");

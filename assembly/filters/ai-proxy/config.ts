@@ -2,7 +2,7 @@
 import { ConfigReader } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
 import { getEnv } from "../../lib/env";
-import { Instance, Provider, isPathSegment } from "../../providers/types";
+import { Instance, Provider, isPathSegment, STRUCTURED_NATIVE, STRUCTURED_TOOL } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
@@ -121,7 +121,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -199,6 +199,13 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
       else if (pout !== null) inst.priceOut = pout.n;
     }
   }
+  // How Chat response_format json_schema reaches Anthropic (providers/anthropic.ts): "auto" (by the
+  // model's generation), "native" (output_config.format) or "tool" (a forced tool).
+  const so = r.str(v, "structured_output", path, "auto");
+  if (so == "native") inst.structuredOutput = STRUCTURED_NATIVE;
+  else if (so == "tool") inst.structuredOutput = STRUCTURED_TOOL;
+  else if (so != "auto") r.fail(path + ".structured_output", "must be auto, native or tool");
+  if (so != "auto" && inst.provider != "anthropic") r.fail(path + ".structured_output", "is only read for provider anthropic");
   // Self-hosted OpenAI-compatible servers put internal hostnames and addresses in their error
   // messages; the public APIs' messages are documented and meant for their clients.
   s.redactErrors.push(r.bool(v, "redact_upstream_errors", path, inst.provider == "openai-compatible"));

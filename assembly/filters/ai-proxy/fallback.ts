@@ -8,7 +8,7 @@ import {
 import { JsonValue, ByteBuilder, parseJson, writeMerged } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import * as keys from "../../lib/keys";
-import { ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
+import { ANSWER_PLAIN, ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
@@ -91,6 +91,7 @@ export function fallbackRequest(x: Exchange, out: ByteBuilder): Upstream | null 
   }
   if (x.client == CLIENT_ANTHROPIC && provider.speaksAnthropic) {
     writeMerged(out, x.clientReq as JsonValue, overrides(x, inst, true));
+    x.answerMode = ANSWER_PLAIN;
     return provider.chatUpstream(inst, x.upstreamModel, false);
   }
   if (x.client == CLIENT_GEMINI && provider.speaksGemini && inst.options === null && inst.maxTokens < 0) {
@@ -106,6 +107,7 @@ export function fallbackRequest(x: Exchange, out: ByteBuilder): Upstream | null 
     x.openaiReq = c.req;
   }
   if (provider.chatRequest(x.openaiReq as JsonValue, x.upstreamModel, false, inst, out) !== null) return null;
+  x.answerMode = provider.answerMode(x.openaiReq as JsonValue, x.upstreamModel, inst);
   return provider.chatUpstream(inst, x.upstreamModel, false);
 }
 
@@ -206,7 +208,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
     if (!writeClientEmbeddings(x.client, provider, parsed as JsonValue, x.upstreamModel, x.geminiMethod == "batchEmbedContents", out, usage)) return false;
   } else {
     const result = new ChatResult();
-    if (!provider.chatResponse(parsed as JsonValue, result)) return false;
+    if (!provider.chatResponse(parsed as JsonValue, result, x.answerMode)) return false;
     usage = result.usage;
     if (result.model.length) setFilterState(keys.MODEL, result.model);
     if (x.stream) {

@@ -271,6 +271,7 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   let up: Upstream | null;
   if (x.kind == CHAT) {
     err = provider.chatRequest(req, x.upstreamModel, x.stream, inst, out);
+    if (err === null) x.answerMode = provider.answerMode(req, x.upstreamModel, inst);
     up = provider.chatUpstream(inst, x.upstreamModel, x.stream);
   } else {
     up = provider.embeddingsUpstream(inst, x.upstreamModel);

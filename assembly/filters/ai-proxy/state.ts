@@ -112,6 +112,8 @@ export class Exchange extends Context {
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
   usageWritten: bool = false;
+  /** How the provider's answer is read (ANSWER_*: provider.answerMode of the request sent). */
+  answerMode: i32 = 0;
   responseChars: i64 = 0;
   // Load balancing and fallback.
   pool: Pool | null = null;

@@ -83,6 +83,7 @@ export function startStream(x: Exchange, replay: bool): void {
   x.parser = new SseParser(replay ? i32.MAX_VALUE : x.settings.maxStreamEventBytes);
   x.decoder = (x.provider as Provider).streamDecoder();
   (x.decoder as StreamDecoder).redactErrors = x.redacts();
+  (x.decoder as StreamDecoder).mode = x.answerMode;
   const provider = x.provider as Provider;
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
