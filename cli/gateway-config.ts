@@ -115,6 +115,7 @@ export interface Instance {
   priority?: number;
   price?: { input?: number; output?: number };
   redactUpstreamErrors?: boolean;
+  structuredOutput?: "auto" | "native" | "tool";
   http2: boolean;
 }
 
@@ -485,6 +486,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     }
     const https = url.protocol === "https:";
     if (p.http2 === true && !https) fail(at("http2"), "HTTP/2 needs an https endpoint (Envoy offers h2 by TLS ALPN)");
+    if (p.structured_output !== undefined && provider !== "anthropic") fail(at("structured_output"), `is only read for provider anthropic (this instance is ${provider})`);
     providers.push({
       name: p.name,
       provider,
@@ -504,6 +506,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       priority: p.priority,
       price: p.price,
       redactUpstreamErrors: p.redact_upstream_errors,
+      structuredOutput: p.structured_output,
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
     });
     // Accepted so older files still load, but it renders nothing: Envoy's check of a one-endpoint

@@ -494,6 +494,10 @@ filters:
     expect((json.instances as any[])[1]).not.toHaveProperty("redact_upstream_errors");
     const redacting = aiProxyJson(parseGatewayConfig(POOLS.replace("priority: 1\n", "priority: 1\n    redact_upstream_errors: true\n"), { env: {} }), "env");
     expect((redacting.instances as any[])[1]).toMatchObject({ name: "claude", redact_upstream_errors: true });
+    // structured_output: an Anthropic instance's; the filter takes it as rendered, and it is refused elsewhere.
+    const forced = aiProxyJson(parseGatewayConfig(POOLS.replace("priority: 1\n", "priority: 1\n    structured_output: tool\n"), { env: {} }), "env");
+    expect((forced.instances as any[])[1]).toMatchObject({ name: "claude", structured_output: "tool" });
+    expect(() => parseGatewayConfig(MINIMAL_GATEWAY + "    structured_output: native\n", { env: {} })).toThrow(/providers\[0\]\.structured_output.*only read for provider anthropic/s);
     const { Host } = await import("../host/index.js");
     const host = await Host.create({
       filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: json, allowOnHeadersStopIteration: true, env: { OPENAI_API_KEY: "a", ANTHROPIC_API_KEY: "b" } }],

@@ -42,6 +42,7 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
   if (i.priority !== undefined) out.priority = i.priority;
   if (i.price) out.price = i.price;
   if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
+  if (i.structuredOutput !== undefined) out.structured_output = i.structuredOutput;
   return out;
 }
 
