@@ -7,7 +7,9 @@ import { ByteBuilder, JsonValue } from "../../lib/json";
 import { ChatResult, ClientError, Provider, StreamSink, Usage } from "../../providers/types";
 import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-openai";
 import { AnthropicStreamSink, Converted, anthropicToOpenAI, isAnthropicError, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
-import { GeminiStreamSink, geminiToOpenAI, isGeminiAnswer, isGeminiError, writeGeminiEmbeddings, writeGeminiError, writeGeminiResponse } from "./client-gemini";
+import { geminiToOpenAI, isGeminiAnswer, isGeminiError, writeGeminiError } from "./client-gemini";
+import { GeminiStreamSink, writeGeminiResponse } from "./client-gemini-answer";
+import { writeGeminiEmbeddings } from "./client-gemini-embeddings";
 
 export const CLIENT_OPENAI: i32 = 0;
 export const CLIENT_ANTHROPIC: i32 = 1;

@@ -12,7 +12,8 @@ import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidMod
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, clientOf, toOpenAIRequest } from "./client";
-import { countedRequest, geminiEmbedToOpenAI } from "./client-gemini";
+import { countedRequest } from "./client-gemini";
+import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
 import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
