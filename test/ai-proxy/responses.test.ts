@@ -3,10 +3,9 @@
 // Response, streams as Responses events (checked by the openai SDK's own accumulator, which throws
 // on an event out of place), errors and refusals in OpenAI's error shape.
 import { describe, it, expect, beforeAll, afterEach } from "vitest";
-import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
 import type { Host } from "../../host/index.js";
 import { recordedStreams, RECORDED_TEXT, RECORDED_TOOL } from "../../scripts/mocks/recorded.js";
-import { proxyHost, sseEvents } from "./helpers.js";
+import { proxyHost, foldResponsesStream } from "./helpers.js";
 import { send, upstream, reply, rejected, usage } from "../providers/helpers.js";
 
 const CONFIG = {
@@ -22,19 +21,6 @@ const hosts: Host[] = [];
 afterEach(() => {
   for (const h of hosts) expect(h.getLogEntries().filter((e) => /failed: Uncaught|abort/i.test(e.message))).toEqual([]);
 });
-
-/** Events of a Responses stream, each checked for its `event:` line, type and sequence number, folded by the SDK. */
-export function foldResponsesStream(text: string) {
-  const events = sseEvents(text).map(({ event, data }) => {
-    const d = JSON.parse(data);
-    expect(d.type).toBe(event);
-    return d;
-  });
-  events.forEach((e, i) => expect(e.sequence_number).toBe(i));
-  let snapshot: any;
-  for (const e of events) snapshot = accumulateResponse(e, snapshot);
-  return { events, types: events.map((e) => e.type), final: events[events.length - 1]?.response, snapshot };
-}
 
 const chatAnswer = (message: object, finish = "stop", usage = { prompt_tokens: 11, completion_tokens: 5, total_tokens: 16, prompt_tokens_details: { cached_tokens: 3 }, completion_tokens_details: { reasoning_tokens: 2 } }) =>
   JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", created: 1761000000, model: "mock-model", choices: [{ index: 0, message: { role: "assistant", ...message }, finish_reason: finish }], usage });

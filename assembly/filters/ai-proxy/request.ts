@@ -153,7 +153,7 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   const responses = x.client == CLIENT_RESPONSES;
   let invalid = validateRequest(req, x.kind != EMBEDDINGS && !responses, x.client == CLIENT_ANTHROPIC, x.settings.limits, x.kind == COUNT_TOKENS);
   // A Responses request's own members (what is refused for every provider, types and bounds).
-  if (invalid === null && responses) invalid = validateResponses(req, x.settings.limits, true);
+  if (invalid === null && responses) invalid = validateResponses(req, x.settings.limits);
   if (invalid !== null) return invalid;
   // model and stream are named alike in OpenAI's and Anthropic's formats.
   const model = req.get("model");

@@ -22,8 +22,10 @@
 //   nothing, so a stored response could not be fetched back anyway).
 // - Refused with a 400 (the gateway cannot honour them through another provider's chat API):
 //   built-in tools (web_search, file_search, computer_use, code_interpreter, mcp, ...),
-//   `background`, `conversation`, `previous_response_id`, `prompt` (stored prompt templates),
-//   item_reference items and input_file parts.
+//   `conversation`, `previous_response_id`, `prompt` (stored prompt templates), item_reference
+//   items and input_file parts; an OpenAI or Azure OpenAI instance gets them as sent. `background`
+//   is refused for every provider (its answer is fetched with GET /v1/responses/{id}, which the
+//   gateway does not serve).
 // Hostile input is normal input: every member read is type-checked here, lists are bounded by the
 // gateway's max_messages, token counts by its max_tokens.
 import { JsonValue } from "../../lib/json";
@@ -41,25 +43,24 @@ function unsupported(message: string, param: string): ClientError {
   return bad(message, param, "unsupported_parameter");
 }
 
-/** Members refused outright: the gateway cannot do what they ask through a chat API. */
-const REFUSED: Array<string> = ["background", "conversation", "previous_response_id", "prompt"];
+/**
+ * Members refused for a provider without its own Responses API: they need responses,
+ * conversations or prompts stored at OpenAI. (An OpenAI or Azure OpenAI instance gets them as sent.)
+ */
+const REFUSED: Array<string> = ["conversation", "previous_response_id", "prompt"];
 
 function present(v: JsonValue | null): bool {
   return v !== null && !v.isNull() && !(v.isBool() && !v.b);
 }
 
 /**
- * The first request check the gateway owns for /v1/responses, before any provider is chosen:
- * refused members, and the types and bounds of what it reads. `native`: the provider speaks the
- * Responses API itself (previous_response_id and conversation then go on as sent).
+ * The request check the gateway owns for /v1/responses, before any provider is chosen: the types
+ * and bounds of what it reads, and `background`, refused for every provider (a background
+ * response is fetched later with GET /v1/responses/{id}, which the gateway does not serve).
  */
-export function validateResponses(req: JsonValue, limits: RequestLimits, native: bool): ClientError | null {
-  for (let i = 0; i < REFUSED.length; i++) {
-    const k = REFUSED[i];
-    if (native && (k == "previous_response_id" || k == "conversation")) continue;
-    if (present(req.get(k))) {
-      return unsupported("'" + k + "' is not supported through the gateway for this model's provider (it keeps no responses or conversations; send the whole conversation in 'input').", k);
-    }
+export function validateResponses(req: JsonValue, limits: RequestLimits): ClientError | null {
+  if (present(req.get("background"))) {
+    return unsupported("'background' is not supported through the gateway (it does not serve GET /v1/responses/{id}); send the request without it.", "background");
   }
   const input = req.get("input");
   if (input === null || (!input.isString() && !input.isArray())) {
@@ -107,10 +108,7 @@ export function validateResponses(req: JsonValue, limits: RequestLimits, native:
       const p = "tools[" + i.toString() + "]";
       const type = t.isObject() ? t.getString("type") : null;
       if (type === null) return bad("'" + p + "' must be an object with a string 'type'.", p, "invalid_type");
-      if (type != "function") {
-        return unsupported("'" + p + "': built-in tools ('" + (type as string) + "') are not supported through the gateway for this model's provider; only function tools are.", p + ".type");
-      }
-      if (t.getString("name") === null) return bad("'" + p + ".name' is required.", p + ".name", "missing_required_parameter");
+      if (type == "function" && t.getString("name") === null) return bad("'" + p + ".name' is required.", p + ".name", "missing_required_parameter");
       const params = t.get("parameters");
       if (params !== null && !params.isNull() && !params.isObject()) return bad("'" + p + ".parameters' must be a JSON Schema object.", p + ".parameters", "invalid_type");
     }
@@ -299,7 +297,7 @@ function toolChoice(tc: JsonValue, r: Converted): JsonValue | null {
  */
 export function responsesToOpenAI(req: JsonValue): Converted {
   const r = new Converted();
-  // (validateResponses let these through for an instance with its own Responses API.)
+  // (An instance with its own Responses API takes these; the others cannot.)
   for (let i = 0; i < REFUSED.length; i++) {
     if (present(req.get(REFUSED[i]))) {
       r.error = unsupported("'" + REFUSED[i] + "' is not supported through the gateway for this model's provider (it keeps no responses or conversations; send the whole conversation in 'input').", REFUSED[i]);
@@ -346,6 +344,12 @@ export function responsesToOpenAI(req: JsonValue): Converted {
     const list = JsonValue.array();
     for (let i = 0, n = tools.length; i < n; i++) {
       const t = tools.at(i);
+      const type = t.getString("type");
+      if (type != "function") {
+        const p = "tools[" + i.toString() + "]";
+        r.error = unsupported("'" + p + "': built-in tools ('" + (type !== null ? type as string : "") + "') are not supported through the gateway for this model's provider; only function tools are.", p + ".type");
+        return r;
+      }
       const f = JsonValue.object().set("name", JsonValue.str(t.getString("name") as string));
       const d = t.get("description");
       if (d !== null && d.isString()) f.set("description", d);
