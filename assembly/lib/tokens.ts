@@ -16,14 +16,15 @@ export function estimateTokens(chars: i64): i64 {
 // max_tokens, temperature, ...) is settings, not prompt, and the JSON syntax around the text is not
 // read by the model at all: the same prompt gets the same estimate however it is dressed.
 // "messages" comes first (ai-ratelimit's body scan counts the messages by that index).
-export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input"];
+// "instructions" is the Responses API's system prompt (its "input" holds the conversation).
+export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "instructions"];
 
 // Members inside those whose strings are structure or binary data, not text the model reads as
 // text: roles, part/block types, ids, cache hints, image and audio payloads (base64 or URLs),
-// thinking signatures.
+// thinking signatures, the Responses API's call ids and an earlier turn's encrypted reasoning.
 export const NOT_TEXT: Array<string> = [
   "role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source",
-  "signature", "media_type", "detail", "input_audio", "file",
+  "signature", "media_type", "detail", "input_audio", "file", "call_id", "encrypted_content",
 ];
 
 /**
@@ -35,11 +36,13 @@ export function isNotText(k: string): bool {
     case 2: return k == "id";
     case 4: return k == "role" || k == "type" || k == "file";
     case 6: return k == "source" || k == "detail";
+    case 7: return k == "call_id";
     case 9: return k == "image_url" || k == "signature";
     case 10: return k == "media_type";
     case 11: return k == "tool_use_id" || k == "input_audio";
     case 12: return k == "tool_call_id";
     case 13: return k == "cache_control";
+    case 17: return k == "encrypted_content";
   }
   return false;
 }
