@@ -230,6 +230,22 @@ describe("ai-proxy: translated Responses streams", () => {
     expect(usage(s).source).toBe("estimate");
   });
 
+  it("holds at most max_response_body_bytes of the answer for the final events: past it, response.failed (502), usage still recorded", async () => {
+    const small = await proxyHost({ ...CONFIG, max_response_body_bytes: 4096 });
+    hosts.push(small);
+    const chunk = (o: object) => `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "mock-model", ...o })}\n\n`;
+    const pieces = Array.from({ length: 40 }, () => chunk({ choices: [{ index: 0, delta: { content: "é".repeat(100) }, finish_reason: null }] }));
+    const body = pieces.join("") + chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }) + chunk({ choices: [], usage: { prompt_tokens: 4, completion_tokens: 4000, total_tokens: 4004 } }) + "data: [DONE]\n\n";
+    const s = send(small, { model: "mock-model", input: "Hi", stream: true }, R);
+    const out = foldResponsesStream(reply(s, 200, "text/event-stream", [body]));
+    expect(out.types.at(-1)).toBe("response.failed");
+    expect(out.types.filter((t) => t === "response.failed")).toHaveLength(1);
+    expect(out.final.error.message).toContain("4096");
+    // What was written before the bound is all the client got; nothing follows the failure.
+    expect(out.types.filter((t) => t === "response.output_text.delta").length).toBeLessThan(40);
+    expect(usage(s)).toMatchObject({ prompt: "4", completion: "4000", source: "provider" });
+  });
+
   it("a length finish ends in response.incomplete with reason max_output_tokens", () => {
     const chunk = (o: object) => `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "mock-model", ...o })}\n\n`;
     const body = chunk({ choices: [{ index: 0, delta: { role: "assistant", content: "Once" }, finish_reason: null }] }) +
