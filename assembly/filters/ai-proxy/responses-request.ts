@@ -293,7 +293,7 @@ function toolChoice(tc: JsonValue, r: Converted): JsonValue | null {
 
 /**
  * A Responses request (already checked by validateResponses) as an OpenAI Chat Completions
- * request; stream_options.include_usage is set on streams (the answer's usage is always sent).
+ * request.
  */
 export function responsesToOpenAI(req: JsonValue): Converted {
   const r = new Converted();
@@ -333,11 +333,9 @@ export function responsesToOpenAI(req: JsonValue): Converted {
     const v = req.get(copy[i]);
     if (v !== null && !v.isNull()) out.set(copy[i], v);
   }
+  // (Each provider's chat writer asks for the stream's usage its own way.)
   const stream = req.get("stream");
-  if (stream !== null && stream.isBool() && stream.b) {
-    out.set("stream", stream);
-    out.set("stream_options", JsonValue.object().set("include_usage", JsonValue.boolean(true)));
-  }
+  if (stream !== null && stream.isBool() && stream.b) out.set("stream", stream);
 
   const tools = req.get("tools");
   if (tools !== null && tools.isArray() && tools.length) {
