@@ -116,6 +116,18 @@ describe("ai-proxy: Responses passed through to OpenAI's own Responses API", () 
     expect(Number(usage(s).completion)).toBeGreaterThan(0);
   });
 
+  it("a client that hangs up mid-stream is charged the prompt estimate and the text it was sent", () => {
+    const rec = recordedResponsesStreams().text;
+    const s = send(h, { model: rec.model, input: "Hi", stream: true }, R);
+    s.callOnResponseHeaders({ ":status": "200", "content-type": rec.contentType }, false);
+    s.callOnResponseBody(rec.text.slice(0, rec.text.indexOf("response.output_text.done") - 10), false);
+    s.completeHttpContext();
+    const u = usage(s);
+    expect(u.source).toBe("estimate");
+    expect(Number(u.completion)).toBeGreaterThan(0);
+    expect(Number(u.prompt)).toBeGreaterThan(0);
+  });
+
   it("a provider error passes in OpenAI's error shape with its status", () => {
     const s = send(h, { model: "gpt-4o-mini", input: "Hi" }, R);
     const body = reply(s, 400, "application/json", [JSON.stringify({ error: { message: "Previous response with id 'resp_x' not found.", type: "invalid_request_error", param: "previous_response_id", code: "previous_response_not_found" } })]);
