@@ -1,7 +1,7 @@
 // OpenAI's Responses API with the official `openai` client (client.responses.create and
 // client.responses.stream, as Codex CLI and the current SDKs call it) through the local gateway
 // (build/key-auth.wasm + build/ai-proxy.wasm) to mock providers speaking their own wire formats:
-// OpenAI's own Responses API (passed through), Anthropic's Messages and Gemini's generateContent
+// OpenAI's and Azure OpenAI's own Responses API (passed through), Anthropic's Messages and Gemini's generateContent
 // (translated). Each does a whole answer, a stream, and a function-call round trip, and the usage
 // record (the access log's filter state) holds what the client was shown.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -11,11 +11,11 @@ import { startGateway, type Gateway } from "../../host/server.js";
 import type { Stream } from "../../host/stream.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
 
-const KINDS = ["openai", "anthropic", "gemini"] as const;
+const KINDS = ["openai", "azure-openai", "anthropic", "gemini"] as const;
 type Kind = (typeof KINDS)[number];
-const MODEL: Record<Kind, string> = { openai: "gpt-4o", anthropic: "claude-sonnet-4-5", gemini: "gemini-2.5-flash" };
-const BASE: Record<Kind, string> = { openai: "/v1", anthropic: "", gemini: "/v1beta" };
-const UPSTREAM_PATH: Record<Kind, RegExp> = { openai: /^\/v1\/responses$/, anthropic: /^\/v1\/messages$/, gemini: /:(generateContent|streamGenerateContent)/ };
+const MODEL: Record<Kind, string> = { openai: "gpt-4o", "azure-openai": "azure-gpt-4o", anthropic: "claude-sonnet-4-5", gemini: "gemini-2.5-flash" };
+const BASE: Record<Kind, string> = { openai: "/v1", "azure-openai": "/openai", anthropic: "", gemini: "/v1beta" };
+const UPSTREAM_PATH: Record<Kind, RegExp> = { openai: /^\/v1\/responses$/, "azure-openai": /^\/openai\/v1\/responses$/, anthropic: /^\/v1\/messages$/, gemini: /:(generateContent|streamGenerateContent)/ };
 
 const WEATHER: OpenAI.Responses.FunctionTool = {
   type: "function", name: "get_weather", description: "Current weather for a city", strict: true,
@@ -30,7 +30,10 @@ const records: Record<string, string | undefined>[] = [];
 beforeAll(async () => {
   mocks = {};
   for (const k of KINDS) mocks[k] = await startMock(k, { apiKey: `provider-key-${k}` });
-  const instances = KINDS.map((k) => ({ name: k, provider: k, api_key: `provider-key-${k}`, endpoint: mocks[k].url + BASE[k], models: [MODEL[k]] }));
+  const instances = KINDS.map((k) => ({
+    name: k, provider: k, api_key: `provider-key-${k}`, endpoint: mocks[k].url + BASE[k], models: [MODEL[k]],
+    ...(k === "azure-openai" ? { deployment: "gpt-4o-prod" } : {}),
+  }));
   host = await Host.create({
     filters: [
       { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["sluice-client-key"] }] } },
@@ -76,6 +79,7 @@ describe.each(KINDS)("the openai client's Responses API through the gateway to %
     const seen = mocks[kind].requests.at(-1)!;
     expect(seen.path).toMatch(UPSTREAM_PATH[kind]);
     expect(JSON.stringify(seen.headers)).not.toContain("sluice-client-key");
+    if (kind === "azure-openai") expect(seen.body.model).toBe("gpt-4o-prod");
     const rec = await lastRecord();
     expect(rec).toMatchObject({ provider: kind, source: "provider", prompt: String(r.usage!.input_tokens), completion: String(r.usage!.output_tokens), total: String(r.usage!.total_tokens) });
   });
@@ -105,7 +109,7 @@ describe.each(KINDS)("the openai client's Responses API through the gateway to %
     let args = "";
     stream.on("response.function_call_arguments.delta", (e) => (args += e.delta));
     const first = await stream.finalResponse();
-    const calls = first.output.filter((o): o is OpenAI.Responses.ResponseFunctionToolCall => o.type === "function_call");
+    const calls = first.output.filter((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall[];
     expect(calls).toHaveLength(1);
     expect(calls[0].name).toBe("get_weather");
     expect(calls[0].call_id).toBeTruthy();
