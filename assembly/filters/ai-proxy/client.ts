@@ -9,7 +9,7 @@ import { OpenAIStreamSink, writeOpenAIChat, writeOpenAIError } from "./client-op
 import { AnthropicStreamSink, Converted, anthropicToOpenAI, writeAnthropicError, writeAnthropicMessage } from "./client-anthropic";
 import { ResponsesStreamSink, writeResponsesAnswer, writeResponsesError, writeResponsesErrorEvent, responseEcho } from "./client-responses";
 import { responsesToOpenAI } from "./responses-request";
-import { ResponsesNativeDecoder } from "./responses-native";
+import { ResponsesNativeDecoder, nextSequence } from "./responses-native";
 
 export const CLIENT_OPENAI: i32 = 0;
 export const CLIENT_ANTHROPIC: i32 = 1;
@@ -78,10 +78,10 @@ export function clientStreamDecoder(client: i32, native: bool, provider: Provide
 }
 
 /**
- * The client API's ending for a stream that ends in error e (sequence: the number a Responses
- * event takes after the provider's last).
+ * The client API's ending for a stream that ends in error e (decoder: the provider stream's, whose
+ * last Responses event the ending is numbered after).
  */
-export function clientStreamEnding(client: i32, e: ClientError, sequence: i64 = 0): ArrayBuffer {
+export function clientStreamEnding(client: i32, e: ClientError, decoder: StreamDecoder | null = null): ArrayBuffer {
   const b = new ByteBuilder(160);
   // The provider may have stopped inside a line or an event: blank lines end it first (an
   // empty event dispatches nothing), so the error is read as its own event.
@@ -91,7 +91,7 @@ export function clientStreamEnding(client: i32, e: ClientError, sequence: i64 = 
     writeAnthropicError(e, b);
     b.raw("\n\n");
   } else if (client == CLIENT_RESPONSES) {
-    writeResponsesErrorEvent(e, sequence, b);
+    writeResponsesErrorEvent(e, nextSequence(decoder), b);
   } else {
     b.raw("data: ");
     writeOpenAIError(e, b);

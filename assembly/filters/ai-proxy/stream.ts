@@ -11,7 +11,6 @@ import { ClientError, CountingSink, Provider, StreamDecoder, StreamSink, Usage }
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { CLIENT_OPENAI, clientStreamSink, clientStreamEnding, clientStreamDecoder } from "./client";
-import { nextSequence } from "./responses-native";
 import { estimatedUsage } from "./estimate";
 import { CAPPED_CUT_FACTOR } from "./budget";
 import { record, withinOutputLimit } from "./record";
@@ -199,7 +198,7 @@ export function cutShortEnding(x: Exchange): ArrayBuffer {
 
 /** The client format's ending for a stream that ends in error e. */
 export function streamEnding(x: Exchange, e: ClientError): ArrayBuffer {
-  return clientStreamEnding(x.client, e, nextSequence(x.decoder));
+  return clientStreamEnding(x.client, e, x.decoder);
 }
 
 /**
