@@ -24,7 +24,8 @@
 //   function call response.output_item.added, response.function_call_arguments.delta...,
 //   response.function_call_arguments.done (name and the whole arguments), response.output_item.done;
 //   then response.completed (or response.incomplete) with the whole response and its usage, or
-//   response.failed with its error. The SDK's stream helper rebuilds the response from these
+//   response.failed with its error; there is no `data: [DONE]` (OpenAI's "Responses streaming
+//   events" reference: the stream ends with one of those three). The SDK's stream helper rebuilds the response from these
 //   (lib/responses/ResponseAccumulator.js), so the done events and the final response must carry
 //   everything written before: the sink keeps the open item's text and the finished items.
 // Not carried: reasoning text (Responses' reasoning items hold OpenAI's own summaries; other
