@@ -73,8 +73,8 @@ function send(h: Host, r: Req = {}) {
 
 // Members whose strings the prompt estimate counts, and members inside them that are not text
 // (assembly/lib/tokens.ts).
-const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input", "systemInstruction", "content", "requests", "contents"];
-const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature", "model", "taskType"];
+const PROMPT_MEMBERS = ["messages", "system", "tools", "functions", "input", "instructions", "systemInstruction", "content", "requests", "contents"];
+const NOT_TEXT = ["role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source", "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature", "model", "taskType", "call_id", "encrypted_content"];
 
 /** Bytes of the strings the model reads, as the client wrote them (escapes included). */
 function textBytes(v: unknown): number {
@@ -404,6 +404,37 @@ describe("ai-ratelimit: admission with reservation", () => {
       expect(used(h, key, clock) - before).toBe(estimate(body, completion).total);
       s.completeHttpContext(); // hung up before any answer: see the stream tests
     }
+  });
+
+  it("limits OpenAI Responses requests (/v1/responses): reserves max_output_tokens, settles on the Response's usage, refuses in OpenAI's shape", async () => {
+    const { h, clock } = await chain({ rules: [{ name: "r", key: ["consumer"], limit: 500, window: "1m" }], default_max_tokens: 77 });
+    const key = "sluice.ai-ratelimit.r.alice";
+    const body = {
+      model: "gpt-4o", instructions: "Be terse.", max_output_tokens: 40,
+      input: [
+        { role: "user", content: [{ type: "input_text", text: "Weather in Paris?" }] },
+        { type: "function_call", call_id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\"}" },
+        { type: "function_call_output", call_id: "call_1", output: "18C and sunny" },
+        { type: "reasoning", id: "rs_1", summary: [], encrypted_content: "B".repeat(4000) },
+      ],
+    };
+    const s = send(h, { path: "/v1/responses", body });
+    expect(s.getSentLocalResponse()).toBeNull();
+    // The estimate counts instructions and the items' text (not the encrypted reasoning, not ids).
+    expect(Number(s.getFilterState("sluice.ratelimit_prompt_estimate"))).toBe(promptEstimate(body));
+    expect(promptEstimate(body)).toBeLessThan(30);
+    expect(used(h, key, clock)).toBe(estimate(body, 40).total);
+    s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
+    s.callOnResponseBody(JSON.stringify({ id: "resp_1", object: "response", status: "completed", model: "gpt-4o", output: [], usage: { input_tokens: 30, input_tokens_details: { cached_tokens: 0 }, output_tokens: 12, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 42 } }), true);
+    s.completeHttpContext();
+    expect(used(h, key, clock)).toBe(42);
+    const big = send(h, { path: "/v1/responses", body: { model: "gpt-4o", input: "hi", max_output_tokens: 1000 } });
+    const r = rejection(big)!;
+    expect(r.status).toBe(429);
+    // OpenAI's error shape, as OpenAI words a token limit (type "tokens").
+    expect(r.body.error).toMatchObject({ type: "tokens" });
+    expect(typeof r.body.error.message).toBe("string");
+    expectNoTraps(h);
   });
 
   it("adds OpenAI's x-ratelimit headers for the tightest rule; remaining decreases request after request", async () => {

@@ -376,6 +376,24 @@ describe("ai-router: Anthropic bodies", () => {
     expect(routed(send(h, tools, { ":path": "/v1/messages" }).s).rule).toBe("tools");
   });
 
+  it("OpenAI's Responses API (/v1/responses): instructions, input as a string or items, tools, images and text.format", () => {
+    const R = { ":path": "/v1/responses" };
+    const resp = (input: unknown, extra: object = {}) => ({ model: "gpt-4o", input, ...extra });
+    expect(routed(send(h, resp("hello", { instructions: "Talk like a pirate." }), R).s).rule).toBe("sys");
+    expect(routed(send(h, resp("Write a TypeScript function that parses ISO dates."), R).s).rule).toBe("code");
+    expect(routed(send(h, resp([{ role: "user", content: [{ type: "input_text", text: "what is this?" }, { type: "input_image", image_url: "data:image/png;base64,AAAA" }] }]), R).s).rule).toBe("img");
+    const calc = resp("Calculate the compound interest on $1000 at 5% for 3 years", { tools: [{ type: "function", name: "calc", parameters: { type: "object" } }] });
+    expect(routed(send(h, calc, R).s).rule).toBe("tools");
+    // A function's output is context, not the user's turn; two messages are not "few".
+    const items = resp([
+      { role: "user", content: [{ type: "input_text", text: "Write a TypeScript function that parses ISO dates." }] },
+      { type: "function_call", call_id: "c1", name: "run", arguments: "{}" },
+      { type: "function_call_output", call_id: "c1", output: "ok, thanks, lovely weather" },
+      { role: "assistant", content: [{ type: "output_text", text: "Done." }] },
+    ]);
+    expect(routed(send(h, items, R).s).rule).toBe("code");
+  });
+
   it("the last user turn is the last user message with text: tool results are not a user turn", () => {
     const body = anthropic([
       { role: "user", content: [{ type: "text", text: "Write a TypeScript function that parses ISO dates." }] },

@@ -17,16 +17,18 @@ export function estimateTokens(chars: i64): i64 {
 // max_tokens, temperature, ...) is settings, not prompt, and the JSON syntax around the text is not
 // read by the model at all: the same prompt gets the same estimate however it is dressed.
 // "messages" comes first and "contents" last (ai-ratelimit's body scan counts the messages, or
-// Gemini's turns, by those indices).
-export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "systemInstruction", "content", "requests", "contents"];
+// Gemini's turns, by those indices). "instructions" is the Responses API's system prompt (its
+// "input" holds the conversation).
+export const PROMPT_MEMBERS: Array<string> = ["messages", "system", "tools", "functions", "input", "instructions", "systemInstruction", "content", "requests", "contents"];
 
 // Members inside those whose strings are structure or binary data, not text the model reads as
 // text: roles, part/block types, ids, cache hints, image and audio payloads (base64 or URLs),
-// thinking signatures (Gemini's inlineData, fileData and thoughtSignature among them).
+// thinking signatures (Gemini's inlineData, fileData and thoughtSignature among them), the
+// Responses API's call ids and an earlier turn's encrypted reasoning.
 export const NOT_TEXT: Array<string> = [
   "role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "image_url", "source",
   "signature", "media_type", "detail", "input_audio", "file", "inlineData", "fileData", "thoughtSignature",
-  "model", "taskType",
+  "model", "taskType", "call_id", "encrypted_content",
 ];
 
 /**
@@ -39,6 +41,7 @@ export function isNotText(k: string): bool {
     case 4: return k == "role" || k == "type" || k == "file";
     case 5: return k == "model";
     case 6: return k == "source" || k == "detail";
+    case 7: return k == "call_id";
     case 8: return k == "fileData" || k == "taskType";
     case 9: return k == "image_url" || k == "signature";
     case 10: return k == "media_type" || k == "inlineData";
@@ -46,6 +49,7 @@ export function isNotText(k: string): bool {
     case 12: return k == "tool_call_id";
     case 13: return k == "cache_control";
     case 16: return k == "thoughtSignature";
+    case 17: return k == "encrypted_content";
   }
   return false;
 }

@@ -44,4 +44,23 @@ export class AzureOpenAIProvider extends OpenAIProvider {
   embeddingsUpstream(inst: Instance, model: string): Upstream | null {
     return this.upstream(inst, model, "embeddings");
   }
+
+  /**
+   * Azure's Responses API is on its v1 surface, {endpoint}/openai/v1/responses, with no deployment
+   * in the path and no api-version: the body's model names the deployment (Microsoft's "Azure
+   * OpenAI Responses API" how-to). basePath is the instance's /openai.
+   */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    const u = new Upstream();
+    u.path = inst.basePath + "/v1/responses";
+    if (inst.apiKey.length) {
+      u.headers.push("api-key");
+      u.headers.push(inst.apiKey);
+    }
+    return u;
+  }
+
+  responsesModel(inst: Instance, model: string): string {
+    return inst.deployment.length ? inst.deployment : model;
+  }
 }

@@ -7,6 +7,11 @@ import { Instance, Upstream } from "./types";
 export class DeepSeekProvider extends OpenAIProvider {
   get name(): string { return "deepseek"; }
 
+  /** No Responses API of its own: Responses clients are translated to its chat API. */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
+
   defaultEndpoint(): string { return "https://api.deepseek.com"; }
 
   unsupported(req: JsonValue): string | null {

@@ -3,9 +3,15 @@
 // chunk without being asked (it has no stream_options).
 import { JsonValue } from "../lib/json";
 import { OpenAIProvider, rejectFields } from "./openai";
+import { Instance, Upstream } from "./types";
 
 export class MistralProvider extends OpenAIProvider {
   get name(): string { return "mistral"; }
+
+  /** No Responses API of its own: Responses clients are translated to its chat API. */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
 
   defaultEndpoint(): string { return "https://api.mistral.ai/v1"; }
 

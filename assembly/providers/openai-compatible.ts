@@ -3,9 +3,15 @@
 // accept sampling extensions such as top_k, so nothing is rejected up front: the server decides.
 import { JsonValue } from "../lib/json";
 import { OpenAIProvider } from "./openai";
+import { Instance, Upstream } from "./types";
 
 export class OpenAICompatibleProvider extends OpenAIProvider {
   get name(): string { return "openai-compatible"; }
+
+  /** No Responses API of its own: Responses clients are translated to its chat API. */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
 
   defaultEndpoint(): string { return ""; }
 

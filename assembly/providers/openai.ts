@@ -24,6 +24,18 @@ export class OpenAIProvider extends Provider {
     return u;
   }
 
+  /**
+   * OpenAI's own Responses API (https://platform.openai.com/docs/api-reference/responses): a
+   * Responses client's request goes there as it is, with the model set. Only OpenAI itself:
+   * the OpenAI-format families below override it (their servers have no /responses).
+   */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    const u = new Upstream();
+    u.path = inst.basePath + "/responses";
+    this.auth(inst, u);
+    return u;
+  }
+
   embeddingsUpstream(inst: Instance, model: string): Upstream | null {
     const u = new Upstream();
     u.path = inst.basePath + "/embeddings";

@@ -348,6 +348,19 @@ export abstract class Provider {
   }
 
   /**
+   * Path and headers for the provider's own Responses API (POST /v1/responses), for a provider
+   * that has it (OpenAI, Azure OpenAI); null: Responses clients are translated to its chat API.
+   */
+  responsesUpstream(inst: Instance, model: string): Upstream | null {
+    return null;
+  }
+
+  /** The model a Responses request names in its body (Azure: the deployment). */
+  responsesModel(inst: Instance, model: string): string {
+    return model;
+  }
+
+  /**
    * Path and headers for Anthropic's token counting (POST /v1/messages/count_tokens), for a
    * provider that has it; null: the gateway answers with its own estimate.
    */

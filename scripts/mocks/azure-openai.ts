@@ -1,20 +1,23 @@
 // Azure OpenAI: POST /openai/deployments/{deployment}/chat/completions?api-version=… and …/embeddings,
-// plus the v1 surface POST /openai/v1/chat/completions (model in the body, no api-version).
+// plus the v1 surface POST /openai/v1/chat/completions and POST /openai/v1/responses (OpenAI's Responses API,
+// openai-responses.ts; model in the body names the deployment, no api-version).
 //
 // Wire facts: `api-key` header (or Entra `Authorization: Bearer`); no api-version → 404 {"error":{"code":"404","message":"Resource not found"}};
 // bad key → 401 {"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. …"}};
 // unknown deployment → 404 DeploymentNotFound; responses carry prompt_filter_results and per-choice content_filter_results;
 // streams open with a chunk whose choices is [] and id/model/object are "" carrying prompt_filter_results; keys come sorted.
-import { bearer, isObject, keyAccepted, type Ctx, type InjectedError, type Outcome, type ProviderModule } from "./common.js";
+import { bearer, decideReply, isObject, keyAccepted, type Ctx, type InjectedError, type Outcome, type ProviderModule } from "./common.js";
 import {
   OPENAI_CHAT_FIELDS,
   oaErrorOutcome,
   openaiUsage,
+  rawOutcome,
   serveChat,
   serveEmbeddings,
   validateOpenAIChat,
   type OAFlavor,
 } from "./openai.js";
+import { responsesConversation, responsesOutcome } from "./openai-responses.js";
 
 const azErr = (status: number, code: string, message: string, headers: Record<string, string> = {}): Outcome => ({
   type: "json",
@@ -73,7 +76,7 @@ export const azureOpenai: ProviderModule = {
   handle(ctx) {
     const path = ctx.path.replace(/\/+$/, "");
     const dep = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
-    const v1 = /^\/openai\/v1\/(chat\/completions|embeddings)$/.exec(path);
+    const v1 = /^\/openai\/v1\/(chat\/completions|embeddings|responses)$/.exec(path);
     if (ctx.method !== "POST" || (!dep && !v1)) return azErr(404, "404", "Resource not found");
     const apiVersion = ctx.query.get("api-version");
     if (dep && !apiVersion) return azErr(404, "404", "Resource not found");
@@ -102,7 +105,19 @@ export const azureOpenai: ProviderModule = {
     }
     const version = apiVersion ?? "v1";
     const headers = { "apim-request-id": `${ctx.id("apim", 8, "hex")}-0000-4000-8000-000000000000`, "x-ms-region": "East US", "x-ratelimit-remaining-requests": "999", "x-ratelimit-remaining-tokens": "99000" };
-    const kind = (dep?.[2] ?? v1![1]) as "chat/completions" | "embeddings";
+    const kind = (dep?.[2] ?? v1![1]) as "chat/completions" | "embeddings" | "responses";
+    if (kind === "responses") {
+      if (ctx.parseError || !isObject(ctx.json)) return oaErrorOutcome({ status: 400, message: "We could not parse the JSON body of your request.", type: "invalid_request_error" });
+      if (!model) return oaErrorOutcome({ status: 400, message: "Missing required parameter: 'model'.", type: "invalid_request_error", param: "model", code: "missing_required_parameter" });
+      if (ctx.opts.deployments && !(model in ctx.opts.deployments)) {
+        return azErr(404, "DeploymentNotFound", "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.");
+      }
+      const { step, injected: inj } = ctx.begin();
+      if (step?.raw) return rawOutcome(step.raw);
+      if (inj) return injected(ctx, inj, version);
+      const reply = decideReply(responsesConversation(ctx.json, model), step, (i) => azureFlavor().toolId(ctx, i));
+      return responsesOutcome(ctx, ctx.opts.deployments?.[model] ?? model, reply);
+    }
     if (kind === "embeddings") {
       return serveEmbeddings(ctx, model, { errorOutcome: (e) => oaErrorOutcome(e), injected: (i) => injected(ctx, i, version), requireModel: !!v1 });
     }

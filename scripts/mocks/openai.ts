@@ -1,4 +1,4 @@
-// OpenAI: POST /v1/chat/completions (plain and SSE), POST /v1/embeddings, GET /v1/models.
+// OpenAI: POST /v1/chat/completions (plain and SSE), POST /v1/responses (openai-responses.ts), POST /v1/embeddings, GET /v1/models.
 // Also the Chat Completions builders shared by the OpenAI-shaped providers (Azure, DeepSeek, Mistral, OpenAI-compatible).
 //
 // Wire facts (see README of this folder for sources):
@@ -27,6 +27,7 @@ import {
   type ScriptStep,
   type Turn,
 } from "./common.js";
+import { responsesConversation, responsesOutcome } from "./openai-responses.js";
 
 // ---------- request → conversation ----------
 
@@ -533,7 +534,7 @@ export const openai: ProviderModule = {
   kind: "openai",
   handle(ctx) {
     const route = `${ctx.method} ${ctx.path.replace(/\/+$/, "")}`;
-    const known = ["POST /v1/chat/completions", "POST /v1/embeddings", "GET /v1/models"].includes(route) || /^GET \/v1\/models\/[^/]+$/.test(route);
+    const known = ["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/embeddings", "GET /v1/models"].includes(route) || /^GET \/v1\/models\/[^/]+$/.test(route);
     if (!known) {
       return oaErrorOutcome({ status: 404, message: `Invalid URL (${ctx.method} ${ctx.path})`, type: "invalid_request_error" });
     }
@@ -569,6 +570,18 @@ export const openai: ProviderModule = {
         ? oaErrorOutcome({ status: 404, message: `The model \`${model}\` does not exist or you do not have access to it.`, type: "invalid_request_error", code: "model_not_found" })
         : null;
     if (route === "POST /v1/embeddings") return serveEmbeddings(ctx, model, { errorOutcome: (e) => oaErrorOutcome(e), injected: (i) => openaiInjected(ctx, i, model), modelNotFound, requireModel: true });
+    if (route === "POST /v1/responses") {
+      if (ctx.parseError || !isObject(ctx.json)) return oaErrorOutcome({ status: 400, message: "We could not parse the JSON body of your request.", type: "invalid_request_error" });
+      if (!model) return oaErrorOutcome({ status: 400, message: "Missing required parameter: 'model'.", type: "invalid_request_error", param: "model", code: "missing_required_parameter" });
+      if (ctx.json.input === undefined) return oaErrorOutcome({ status: 400, message: "Missing required parameter: 'input'.", type: "invalid_request_error", param: "input", code: "missing_required_parameter" });
+      const notFound = modelNotFound();
+      if (notFound) return notFound;
+      const { step, injected } = ctx.begin();
+      if (step?.raw) return rawOutcome(step.raw);
+      if (injected) return openaiInjected(ctx, injected, model);
+      const reply = decideReply(responsesConversation(ctx.json, model), step, (i) => openaiFlavor.toolId(ctx, i));
+      return responsesOutcome(ctx, model, reply);
+    }
     return serveChat(ctx, openaiFlavor, {
       model,
       validate: () => validateOpenAIChat(ctx, { requireModel: true, knownFields: OPENAI_CHAT_FIELDS }),

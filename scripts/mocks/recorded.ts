@@ -9,6 +9,7 @@ import { mistralFlavor } from "./mistral.js";
 import { compatFlavor } from "./openai-compatible.js";
 import { anthropicStream } from "./anthropic.js";
 import { geminiChunks, geminiFrame } from "./gemini.js";
+import { responsesStreamFrames } from "./openai-responses.js";
 
 export const RECORDED_TEXT = "Héllo, wörld — 你好 🌍! Streaming ✓ across chunk boundaries.";
 export const RECORDED_TOOL = { name: "get_weather", arguments: { city: "São Paulo", unit: "celsius" } };
@@ -153,5 +154,20 @@ export function recordedStreams(): Record<MockKind, Record<string, RecordedStrea
       thinking: gem("thinking", THINK_STEP, true),
       json: json(gem("json", JSON_TEXT_STEP, false)),
     },
+  };
+}
+
+/**
+ * OpenAI's own Responses API streams (POST /v1/responses on the OpenAI mock), `text` and `tool`, for
+ * a Responses client passed through to an OpenAI instance. The request they answer has no
+ * instructions or tools echoed (the Response echoes the request's settings).
+ */
+export function recordedResponsesStreams(): Record<"text" | "tool", RecordedStream> {
+  const model = "gpt-4o-mini";
+  const frames = (name: string, step: ScriptStep) => (ctx: Ctx) =>
+    responsesStreamFrames(ctx, {}, model, decideReply(CONV(model, false), step, (i) => `call_${ctx.id(`tool${i}`, 24)}`));
+  return {
+    text: make("openai", "text", model, SSE_UTF8, frames("text", TEXT_STEP), TEXT_STEP),
+    tool: make("openai", "tool", model, SSE_UTF8, frames("tool", TOOL_STEP), TOOL_STEP),
   };
 }

@@ -2,7 +2,7 @@
 // (sluice.stream_budget) and ai-proxy ends the client's stream cleanly once it is spent.
 import { describe, it, expect } from "vitest";
 import { Host } from "../../host/index.js";
-import { WASM, send, answer, sseData, sseEvents, usageRecord } from "./helpers.js";
+import { WASM, send, answer, sseData, sseEvents, usageRecord, foldResponsesStream } from "./helpers.js";
 
 async function chain() {
   return Host.create({
@@ -50,6 +50,21 @@ describe("mid-stream budget", () => {
     expect(rec.source).toBe("estimate");
     expect(Number(rec.completion)).toBeGreaterThanOrEqual(Math.ceil(text.length / 4));
     expect(Number(rec.completion)).toBeLessThanOrEqual(Math.ceil(text.length / 4) + 2 * 125); // two 500-byte chunks in flight at most
+  });
+
+  it("a Responses client of an OpenAI instance: asked in chat format (the cut needs a stream the gateway writes), ended with response.incomplete at the budget", async () => {
+    const h = await chain();
+    const s = send(h, "/v1/responses", { model: "gpt-4o", max_output_tokens: 20, stream: true, input: "go" });
+    expect(s.upstream.headers!.find(([k]) => k === ":path")![1]).toBe("/v1/chat/completions");
+    const out = foldResponsesStream(answer(s, 200, "text/event-stream", LONG.match(/[\s\S]{1,500}/g)!));
+    expect(out.types.at(-1)).toBe("response.incomplete");
+    expect(out.final.incomplete_details).toEqual({ reason: "max_output_tokens" });
+    expect(s.getFilterState("sluice.stream_cut")).toBe("budget");
+    const rec = usageRecord(s);
+    expect(rec.source).toBe("estimate");
+    // The client is shown the usage at the cut; the record adds what was in flight after it.
+    expect(out.final.usage.output_tokens).toBeGreaterThan(0);
+    expect(out.final.usage.output_tokens).toBeLessThanOrEqual(Number(rec.completion));
   });
 
   it("charges the provider's own count when its stream ends in the chunk that was cut", async () => {

@@ -38,10 +38,25 @@ const TARGETS: { kind: MockKind; instance: Record<string, unknown>; model: strin
 const CLIENTS = [
   { name: "OpenAI client", path: "/v1/chat/completions" },
   { name: "Anthropic client", path: "/v1/messages" },
+  // The first instance (OpenAI) is asked on its own Responses API; the fallback is translated.
+  { name: "Responses client", path: "/v1/responses" },
 ] as const;
 
+function requestBody(client: (typeof CLIENTS)[number]["path"], stream: boolean) {
+  if (client === "/v1/responses") return { model: "m", max_output_tokens: 100, stream, input: [{ role: "user", content: "Bonjour" }] };
+  return { model: "m", max_tokens: 100, stream, messages: [{ role: "user", content: "Bonjour" }] };
+}
+
 /** The client's text and finish, read from whatever it got, in its own format. */
-function readAnswer(client: "/v1/chat/completions" | "/v1/messages", stream: boolean, body: string): { text: string; done: boolean } {
+function readAnswer(client: (typeof CLIENTS)[number]["path"], stream: boolean, body: string): { text: string; done: boolean } {
+  if (client === "/v1/responses") {
+    if (!stream) {
+      const j = JSON.parse(body);
+      return { text: j.output.filter((o: any) => o.type === "message").map((o: any) => o.content[0].text).join(""), done: j.object === "response" && j.status === "completed" };
+    }
+    const events = sseEvents(body).map((e) => JSON.parse(e.data));
+    return { text: events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join(""), done: events[0]?.type === "response.created" && events.at(-1)?.type === "response.completed" };
+  }
   if (!stream) {
     const j = JSON.parse(body);
     if (client === "/v1/chat/completions") return { text: j.choices[0].message.content, done: j.object === "chat.completion" && !!j.choices[0].finish_reason };
@@ -88,8 +103,9 @@ describe("fallback: every client format × every target format, streamed and not
           });
           for (const fail of [connectFailure, serverError]) {
             const before = mocks[target.kind]!.requests.length;
-            const s = send(h, client.path, { model: "m", max_tokens: 100, stream, messages: [{ role: "user", content: "Bonjour" }] });
+            const s = send(h, client.path, requestBody(client.path, stream));
             expect(header(s.upstream.headers, "x-sluice-cluster")).toBe("a");
+            if (client.path === "/v1/responses") expect(header(s.upstream.headers, ":path")).toBe("/v1/responses");
             fail(s);
             await h.settle();
             s.completeHttpContext();

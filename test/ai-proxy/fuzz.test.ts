@@ -2,7 +2,7 @@
 // reject, translate or pass through, but it never traps (a trap fails the VM: Envoy logs
 // "Function: ... failed: Uncaught RuntimeError" and answers every later request 503).
 //
-// Request side (POST /v1/chat/completions, /v1/messages, /v1/embeddings, against every provider
+// Request side (POST /v1/chat/completions, /v1/messages, /v1/responses, /v1/embeddings, against every provider
 // instance): truncated JSON at every byte, invalid UTF-8, lone surrogates in \u escapes, nesting
 // 10,000 deep, huge numbers, NaN/Infinity and other non-JSON literals, duplicate keys, and
 // requests generated with fast-check from a model of OpenAI's and Anthropic's request schemas in
@@ -11,7 +11,7 @@
 // clients, {"type":"error","error":{...}} for Anthropic clients); a request that goes through
 // reaches the provider as valid UTF-8 JSON.
 //
-// Response side (every provider, OpenAI and Anthropic clients, plain and streaming, embeddings):
+// Response side (every provider, OpenAI, Anthropic and Responses clients, plain and streaming, embeddings):
 // random JSON, truncated answers, wrong shapes, random SSE garbage, giant SSE events, provider
 // error statuses with any body. The client gets a translated answer, a JSON error in its format,
 // or a stream with a proper ending (data: [DONE]; message_stop or an error event).
@@ -21,7 +21,7 @@
 import { describe, it, expect, afterEach } from "vitest";
 import fc from "fast-check";
 import type { Host } from "../../host/index.js";
-import { recordedStreams, type RecordedStream } from "../../scripts/mocks/recorded.js";
+import { recordedStreams, recordedResponsesStreams, type RecordedStream } from "../../scripts/mocks/recorded.js";
 import { proxyHost, header } from "./helpers.js";
 
 const SEED = Number(process.env.SLUICE_FC_SEED ?? 424242);
@@ -62,7 +62,8 @@ const CONFIG = {
 const CHAT = "/v1/chat/completions";
 const MESSAGES = "/v1/messages";
 const EMBEDDINGS = "/v1/embeddings";
-const PATHS = [CHAT, MESSAGES, EMBEDDINGS] as const;
+const RESPONSES = "/v1/responses";
+const PATHS = [CHAT, MESSAGES, EMBEDDINGS, RESPONSES] as const;
 type Path = (typeof PATHS)[number];
 type Client = "openai" | "anthropic";
 const clientOf = (path: string): Client => (path === MESSAGES ? "anthropic" : "openai");
@@ -265,7 +266,22 @@ const ANTHROPIC_BODY = {
 
 const EMBEDDINGS_BODY = { model: MODEL.openai, input: ["héllo wörld", "你好 🌍", "plain"], encoding_format: "float", dimensions: 256, user: "u-1" };
 
-const REALISTIC: Record<Path, object> = { [CHAT]: OPENAI_BODY, [MESSAGES]: ANTHROPIC_BODY, [EMBEDDINGS]: EMBEDDINGS_BODY };
+const RESPONSES_BODY = {
+  model: MODEL.openai, instructions: "You are terse. Réponds en français — 简短 🙂.",
+  input: [
+    { role: "user", content: [{ type: "input_text", text: "What is in this image, and the weather in São Paulo?" }, { type: "input_image", image_url: "https://example.com/cat.png", detail: "low" }] },
+    { type: "function_call", call_id: "call_1", name: "get_weather", arguments: "{\"city\":\"São Paulo\"}" },
+    { type: "function_call_output", call_id: "call_1", output: "{\"temp\":21.5,\"unit\":\"celsius\"}" },
+    { type: "reasoning", id: "rs_1", summary: [], encrypted_content: "gAAAA" },
+    { type: "message", role: "assistant", content: [{ type: "output_text", text: "21.5 °C." }] },
+    { role: "user", content: "Thanks! And tomorrow?" },
+  ],
+  tools: [{ type: "function", name: "get_weather", description: "Weather for a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }, strict: true }],
+  tool_choice: "auto", temperature: 0.7, top_p: 0.9, max_output_tokens: 300, stream: true, store: false, metadata: { trace: "t-1" },
+  text: { format: { type: "json_schema", name: "w", schema: { type: "object" }, strict: true } }, reasoning: { effort: "low" },
+};
+
+const REALISTIC: Record<Path, object> = { [CHAT]: OPENAI_BODY, [MESSAGES]: ANTHROPIC_BODY, [EMBEDDINGS]: EMBEDDINGS_BODY, [RESPONSES]: RESPONSES_BODY };
 
 function withModel(body: object, provider: Provider): object {
   return { ...body, model: MODEL[provider] };
@@ -551,7 +567,51 @@ const ANY_MODEL = fc.oneof(
   { weight: 1, arbitrary: weird },
 );
 
+// ---- OpenAI Responses request model ----
+
+const rsPart = fc.oneof(
+  opt({ type: f(fc.constantFrom("input_text", "output_text")), text: f(text) }, ["type", "text"]),
+  opt({ type: f(fc.constant("input_image")), image_url: f(imageUrl), detail: f(fc.constantFrom("low", "high", "auto")), file_id: f(fc.constant("file_1")) }, ["type"]),
+  opt({ type: f(fc.constantFrom("input_file", "refusal", "input_audio", "")), refusal: f(text), file_id: f(text) }, ["type"]),
+);
+const rsItem = fc.oneof(
+  { weight: 6, arbitrary: opt({ type: f(fc.constant("message")), role: f(fc.constantFrom("user", "assistant", "system", "developer", "tool")), content: f(fc.oneof(text, fc.array(f(rsPart), { maxLength: 3 }))) }, ["role", "content"]) },
+  { weight: 3, arbitrary: opt({ type: f(fc.constant("function_call")), call_id: f(callId), name: f(toolName), arguments: f(fc.oneof(text, fc.constant("{\"a\":1}"))), id: f(text) }, ["type", "call_id", "name", "arguments"]) },
+  { weight: 3, arbitrary: opt({ type: f(fc.constant("function_call_output")), call_id: f(callId), output: f(fc.oneof(text, fc.array(f(rsPart), { maxLength: 2 }))) }, ["type", "call_id", "output"]) },
+  { weight: 1, arbitrary: opt({ type: f(fc.constantFrom("reasoning", "item_reference", "computer_call_output", "web_search_call")), id: f(text), summary: f(fc.constant([])), encrypted_content: f(text) }, ["type"]) },
+);
+const rsTool = fc.oneof(
+  opt({ type: f(fc.constant("function")), name: f(toolName), description: f(text), parameters: f(schema), strict: f(fc.boolean()) }, ["type", "name"]),
+  opt({ type: f(fc.constantFrom("web_search", "file_search", "code_interpreter", "mcp", "custom", "")) }, ["type"]),
+);
+
+function responsesRequest(model: fc.Arbitrary<unknown>) {
+  return some({
+    model,
+    input: f(fc.oneof(text, fc.array(f(rsItem), { minLength: 1, maxLength: 5 }))),
+    instructions: f(text),
+    tools: f(fc.array(f(rsTool), { maxLength: 3 })),
+    tool_choice: f(fc.oneof(fc.constantFrom("auto", "none", "required", "any"), opt({ type: f(fc.constantFrom("function", "allowed_tools", "web_search")), name: f(toolName) }, ["type"]))),
+    stream: f(fc.boolean()),
+    temperature: f(fc.double({ min: 0, max: 2, noNaN: true })),
+    top_p: f(fc.double({ min: 0, max: 1, noNaN: true })),
+    max_output_tokens: f(fc.integer({ min: 1, max: 100000 })),
+    metadata: f(fc.dictionary(fc.string({ maxLength: 5 }), f(fc.string({ maxLength: 5 })), { maxKeys: 3 })),
+    text: f(opt({ format: f(fc.oneof(opt({ type: f(fc.constantFrom("text", "json_object", "xml")) }, ["type"]), opt({ type: f(fc.constant("json_schema")), name: f(text), schema: f(schema), strict: f(fc.boolean()) }, ["type"]))), verbosity: f(fc.constantFrom("low", "high")) })),
+    reasoning: f(opt({ effort: f(fc.constantFrom("none", "minimal", "low", "high")), summary: f(fc.constantFrom("auto", "concise")) })),
+    parallel_tool_calls: f(fc.boolean()),
+    store: f(fc.boolean()),
+    include: f(fc.constant(["reasoning.encrypted_content"])),
+    previous_response_id: f(text),
+    background: f(fc.boolean()),
+    conversation: f(text),
+    user: f(text),
+    unknown_field: weird,
+  }, ["model", "input"], 4);
+}
+
 function requestArbitrary(path: Path, model: fc.Arbitrary<unknown>) {
+  if (path === RESPONSES) return responsesRequest(model);
   if (path === CHAT) return openaiRequest(model);
   if (path === MESSAGES) return anthropicRequest(model);
   return embeddingsRequest(model);
@@ -582,6 +642,9 @@ interface Target {
 
 function requestBodyFor(t: Target): object {
   if (t.path === EMBEDDINGS) return { model: MODEL[t.provider], input: ["héllo", "wörld"] };
+  if (t.path === RESPONSES) {
+    return { model: MODEL[t.provider], stream: t.stream, instructions: "Be terse.", input: "Weather in São Paulo?", tools: [{ type: "function", name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } }] };
+  }
   if (t.path === MESSAGES) {
     return { model: MODEL[t.provider], max_tokens: 256, stream: t.stream, messages: [{ role: "user", content: "Weather in São Paulo?" }], tools: [{ name: "get_weather", input_schema: { type: "object", properties: { city: { type: "string" } } } }] };
   }
@@ -597,8 +660,13 @@ function requestBodyFor(t: Target): object {
 /** True when the filter hands this stream to the client byte for byte (the provider speaks the client's format). */
 function isNativeStream(t: Target): boolean {
   // OpenAI-format streams are reframed, whether or not the client asked for usage (the gateway
-  // adds the usage chunk when the provider sends none).
-  return t.path === MESSAGES && t.provider === "anthropic";
+  // adds the usage chunk when the provider sends none). OpenAI and Azure OpenAI answer a
+  // Responses client with their own Responses API.
+  return (t.path === MESSAGES && t.provider === "anthropic") || isNativeResponses(t);
+}
+
+function isNativeResponses(t: Target): boolean {
+  return t.path === RESPONSES && (t.provider === "openai" || t.provider === "azure-openai");
 }
 
 interface Answer {
@@ -642,7 +710,15 @@ function parseSse(text: string): { event: string; data: string }[] {
   return out;
 }
 
-function isTerminal(e: { event: string; data: string }, client: Client): boolean {
+function isTerminal(e: { event: string; data: string }, client: Client, responses = false): boolean {
+  if (responses) {
+    try {
+      const d = JSON.parse(e.data);
+      return ["response.completed", "response.incomplete", "response.failed", "error"].includes(d?.type);
+    } catch {
+      return false;
+    }
+  }
   if (client === "openai") return e.data === "[DONE]";
   if (e.event === "message_stop" || e.event === "error") return true;
   try {
@@ -699,6 +775,8 @@ function checkAnswer(h: Host, w: TrapWatch, t: Target, a: Answer): void {
     }
     if (t.path === EMBEDDINGS) {
       if (!Array.isArray(parsed?.data)) throw new Error(`${what()}: 2xx embeddings answer without a data list: ${preview(body)}`);
+    } else if (t.path === RESPONSES) {
+      if (parsed?.object !== "response" || !Array.isArray(parsed?.output)) throw new Error(`${what()}: 2xx answer to a Responses client is not a Response: ${preview(body)}`);
     } else if (client === "openai") {
       if (!Array.isArray(parsed?.choices)) throw new Error(`${what()}: 2xx chat answer without a choices list: ${preview(body)}`);
     } else if (parsed?.type !== "message" || !Array.isArray(parsed?.content)) {
@@ -712,8 +790,9 @@ function checkAnswer(h: Host, w: TrapWatch, t: Target, a: Answer): void {
   const native = isNativeStream(t) && /text\/event-stream/i.test(a.contentType ?? "");
   const text = body.toString("utf8");
   const events = parseSse(text);
-  const end = events.findIndex((e) => isTerminal(e, client));
-  if (end < 0) throw new Error(`${what()}: the stream has no ending (${client === "openai" ? "data: [DONE]" : "message_stop or error"}); client got ${preview(text.slice(-400), 400)}`);
+  const responses = t.path === RESPONSES;
+  const end = events.findIndex((e) => isTerminal(e, client, responses));
+  if (end < 0) throw new Error(`${what()}: the stream has no ending (${responses ? "response.completed, .incomplete, .failed or error" : client === "openai" ? "data: [DONE]" : "message_stop or error"}); client got ${preview(text.slice(-400), 400)}`);
   if (native) {
     const input = Buffer.concat(a.chunks);
     if (!body.subarray(0, input.length).equals(input)) throw new Error(`${what()}: a pass-through stream was altered`);
@@ -729,8 +808,17 @@ function checkAnswer(h: Host, w: TrapWatch, t: Target, a: Answer): void {
     } catch {
       throw new Error(`${what()}: a translated event is not JSON: ${preview(e.data)}`);
     }
-    if (client === "anthropic" && d?.type !== e.event) throw new Error(`${what()}: event ${e.event} carries type ${d?.type}`);
+    if ((client === "anthropic" || responses) && d?.type !== e.event) throw new Error(`${what()}: event ${e.event} carries type ${d?.type}`);
     if (client === "openai" && d?.error !== undefined && errorShapeProblem(d, "openai")) throw new Error(`${what()}: malformed error chunk ${preview(e.data)}`);
+  }
+  if (responses) {
+    const data = events.map((e) => JSON.parse(e.data));
+    if (data[0]?.type !== "response.created") throw new Error(`${what()}: a Responses stream that does not start with response.created: ${preview(text, 400)}`);
+    data.forEach((d, i) => {
+      if (d.sequence_number !== i) throw new Error(`${what()}: event ${i} (${d.type}) has sequence_number ${d.sequence_number}`);
+    });
+    const last = data.at(-1);
+    if (last.type === "response.failed" && (typeof last.response?.error?.message !== "string" || last.response?.status !== "failed")) throw new Error(`${what()}: malformed response.failed ${preview(events.at(-1)!.data)}`);
   }
   if (client === "anthropic") {
     const names = events.map((e) => e.event);
@@ -873,6 +961,7 @@ function targets(): Target[] {
       out.push({ provider, path: MESSAGES, stream });
     }
     out.push({ provider, path: CHAT, stream: true, includeUsage: true });
+    for (const stream of [false, true]) out.push({ provider, path: RESPONSES, stream });
     if (hasEmbeddings(provider)) out.push({ provider, path: EMBEDDINGS, stream: false });
   }
   return out;
@@ -883,7 +972,7 @@ function jsonTargets(): Target[] {
   return ["anthropic", "gemini"].flatMap((provider) => [false, true].map((stream) => ({ provider: provider as Provider, path: CHAT as Path, stream, includeUsage: true, json: true })));
 }
 
-const label = (t: Target) => `${t.provider} ${t.path === CHAT ? "OpenAI chat" : t.path === MESSAGES ? "Anthropic messages" : "embeddings"}${t.path === EMBEDDINGS ? "" : t.stream ? (t.includeUsage ? ", stream+include_usage" : ", stream") : ", plain"}${t.json ? ", response_format json_object" : ""}`;
+const label = (t: Target) => `${t.provider} ${t.path === CHAT ? "OpenAI chat" : t.path === MESSAGES ? "Anthropic messages" : t.path === RESPONSES ? "OpenAI responses" : "embeddings"}${t.path === EMBEDDINGS ? "" : t.stream ? (t.includeUsage ? ", stream+include_usage" : ", stream") : ", plain"}${t.json ? ", response_format json_object" : ""}`;
 
 // =============================================================================================
 // Tests
@@ -992,6 +1081,7 @@ describe("ai-proxy fuzz: request side", () => {
         "{\"model\":\"fz-openai\",\"max_tokens\":5,\"system\":@,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
       ],
       [EMBEDDINGS]: ["@", "{\"model\":\"fz-openai\",\"input\":@}", "{\"model\":\"gemini-2.5-flash\",\"input\":@}"],
+      [RESPONSES]: ["@", "{\"model\":\"fz-anthropic\",\"input\":@}", "{\"model\":\"fz-openai\",\"input\":[{\"role\":\"user\",\"content\":@}]}", "{\"model\":\"fz-compat\",\"input\":\"x\",\"metadata\":@}"],
     };
     for (const path of PATHS) {
       for (const place of places[path]) {
@@ -1028,6 +1118,7 @@ describe("ai-proxy fuzz: request side", () => {
       [CHAT]: ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "seed", "presence_penalty", "frequency_penalty", "top_logprobs", "logprobs", "stream", "parallel_tool_calls"],
       [MESSAGES]: ["max_tokens", "temperature", "top_p", "top_k", "stream"],
       [EMBEDDINGS]: ["dimensions", "input"],
+      [RESPONSES]: ["max_output_tokens", "temperature", "top_p", "stream", "parallel_tool_calls"],
     };
     let n = 0;
     for (const path of PATHS) {
@@ -1193,12 +1284,19 @@ describe("ai-proxy fuzz: request side", () => {
 
 describe("ai-proxy fuzz: response side", () => {
   const RECORDED = recordedStreams();
+  const RECORDED_RESPONSES = recordedResponsesStreams();
+  // What OpenAI's own Responses API answers (whole), for a Responses client of an OpenAI instance.
+  const RESPONSE_ANSWER = {
+    id: "resp_1", object: "response", created_at: 1735689600, status: "completed", error: null, incomplete_details: null, model: "gpt-4o-mini-2024-07-18",
+    output: [{ id: "msg_1", type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text: "Héllo 🌍", annotations: [] }] }, { id: "fc_1", type: "function_call", status: "completed", call_id: "call_1", name: "get_weather", arguments: "{\"city\":\"São Paulo\"}" }],
+    usage: { input_tokens: 12, input_tokens_details: { cached_tokens: 0 }, output_tokens: 9, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 21 },
+  };
 
   for (const t of [...targets(), ...jsonTargets()]) {
     const format = formatOf(t.provider);
     const sse = t.stream;
     const ct = sse ? "text/event-stream" : "application/json";
-    const realistic = t.path === EMBEDDINGS ? (format === "gemini" ? GEMINI_EMBEDDINGS : OPENAI_EMBEDDINGS) : CHAT_ANSWER[format];
+    const realistic = t.path === EMBEDDINGS ? (format === "gemini" ? GEMINI_EMBEDDINGS : OPENAI_EMBEDDINGS) : isNativeResponses(t) ? RESPONSE_ANSWER : CHAT_ANSWER[format];
     const realisticBytes = Buffer.from(JSON.stringify(realistic), "utf8");
 
     describe(label(t), () => {
@@ -1218,7 +1316,7 @@ describe("ai-proxy fuzz: response side", () => {
         });
       } else {
         group("recorded streams cut short anywhere, in any chunks; a JSON answer to a stream request", (h, w) => {
-          const recs: RecordedStream[] = Object.values(RECORDED[t.provider]);
+          const recs: RecordedStream[] = isNativeResponses(t) ? Object.values(RECORDED_RESPONSES) : Object.values(RECORDED[t.provider]);
           fc.assert(
             fc.property(fc.constantFrom(...recs), fc.double({ min: 0, max: 1, noNaN: true }), cutsArb, (rec, end, cuts) => {
               const bytes = Buffer.from(rec.bytes).subarray(0, Math.floor(end * rec.bytes.length));

@@ -1,5 +1,7 @@
 // Shared drivers for ai-proxy tests: one stream through build/ai-proxy.wasm, from the client's
 // request to the provider's answer.
+import { expect } from "vitest";
+import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
 import { Host } from "../../host/index.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM } from "../../cli/render.js";
 
@@ -84,3 +86,17 @@ export function usageRecord(s: ReturnType<Host["newStream"]>) {
     cached: get("cached_tokens"), reasoning: get("reasoning_tokens"), source: get("usage_source"),
   };
 }
+
+/** Events of a Responses stream, each checked for its `event:` line, type and sequence number, folded by the SDK. */
+export function foldResponsesStream(text: string) {
+  const events = sseEvents(text).map(({ event, data }) => {
+    const d = JSON.parse(data);
+    expect(d.type).toBe(event);
+    return d;
+  });
+  events.forEach((e, i) => expect(e.sequence_number).toBe(i));
+  let snapshot: any;
+  for (const e of events) snapshot = accumulateResponse(e, snapshot);
+  return { events, types: events.map((e) => e.type), final: events[events.length - 1]?.response, snapshot };
+}
+

@@ -14,8 +14,8 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fc from "fast-check";
 import type { Host } from "../../host/index.js";
-import { recordedStreams, type RecordedStream } from "../../scripts/mocks/recorded.js";
-import { proxyHost, header, sseData, sseEvents } from "./helpers.js";
+import { recordedStreams, recordedResponsesStreams, type RecordedStream } from "../../scripts/mocks/recorded.js";
+import { proxyHost, header, sseData, sseEvents, foldResponsesStream } from "./helpers.js";
 
 const SEED = Number(process.env.SLUICE_FC_SEED ?? 20250101);
 const RUNS = Number(process.env.SLUICE_FC_RUNS ?? 100);
@@ -36,8 +36,12 @@ const CONFIG = {
 
 const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"] as const;
 
-type Client = "openai" | "openai+usage" | "anthropic" | "gemini" | "gemini-array";
-const CLIENTS: Client[] = ["openai", "openai+usage", "anthropic", "gemini", "gemini-array"];
+type Client = "openai" | "openai+usage" | "anthropic" | "gemini" | "gemini-array" | "responses";
+const CLIENTS: Client[] = ["openai", "openai+usage", "anthropic", "gemini", "gemini-array", "responses"];
+// OpenAI and Azure OpenAI answer a Responses client with their own Responses stream (passed
+// through): their chat streams are not what a Responses client gets, their Responses streams are.
+const NATIVE_RESPONSES = ["openai", "azure-openai"];
+
 
 const TOOL = { name: "get_weather", description: "Weather for a city", schema: { type: "object", properties: { city: { type: "string" }, unit: { type: "string" } }, required: ["city"] } };
 const PROMPT = "Say hello in three languages, then check the weather in São Paulo.";
@@ -54,6 +58,17 @@ function requestFor(rec: RecordedStream, client: Client): { path: string; body: 
         ...(tools ? { tools: [{ functionDeclarations: [{ name: TOOL.name, description: TOOL.description, parametersJsonSchema: TOOL.schema }] }] } : {}),
         // A JSON answer: Gemini's JSON mode with the recorded schema.
         ...(rec.request ? { generationConfig: { responseMimeType: "application/json", responseJsonSchema: (rec.request as any).response_format.json_schema.schema } } : {}),
+      },
+    };
+  }
+  if (client === "responses") {
+    return {
+      path: "/v1/responses",
+      body: {
+        model: rec.model, stream: true, instructions: "You are terse.", input: [{ role: "user", content: [{ type: "input_text", text: PROMPT }] }],
+        ...(tools ? { tools: [{ type: "function", name: TOOL.name, description: TOOL.description, parameters: TOOL.schema }] } : {}),
+        // A JSON answer: the Responses API's text.format with the recorded schema.
+        ...(rec.request ? { text: { format: { type: "json_schema", name: (rec.request as any).response_format.json_schema.name, schema: (rec.request as any).response_format.json_schema.schema, strict: true } } } : {}),
       },
     };
   }
@@ -281,9 +296,25 @@ function checkGeminiStream(text: string, rec: RecordedStream, client: Client) {
   expect(tools, "tool calls").toEqual(toolExpectation(rec));
 }
 
+/** A Responses stream: the SDK folds it without complaint, and it holds the recorded answer and the recorded usage. */
+function checkResponsesStream(text: string, rec: RecordedStream, state: Record<string, string | undefined>) {
+  const out = foldResponsesStream(text);
+  expect(out.types[0]).toBe("response.created");
+  expect(out.types.at(-1), "response.completed last").toBe("response.completed");
+  const messages = out.final.output.filter((o: { type: string }) => o.type === "message");
+  const textOut = messages.flatMap((m: { content: { text: string }[] }) => m.content.map((c) => c.text)).join("");
+  expect(textOut, "text").toBe(rec.expected.text);
+  const calls = out.final.output.filter((o: { type: string }) => o.type === "function_call");
+  for (const c of calls) expect(c.call_id, "every function call has a call_id").toBeTruthy();
+  expect(calls.map((c: { name: string; arguments: string }) => ({ name: c.name, arguments: JSON.parse(c.arguments) })), "tool calls").toEqual(toolExpectation(rec));
+  expect(out.snapshot.output, "the events add up to the final response").toEqual(out.final.output);
+  expect(String(out.final.usage.total_tokens)).toBe(state.total_tokens);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const RECORDED = recordedStreams();
+const RECORDED_RESPONSES = recordedResponsesStreams();
 
 function noTrap(h: Host) {
   const fatal = h.getLogEntries().filter((e) => (e.level === "error" || e.level === "critical") && /failed|RuntimeError|abort/i.test(e.message));
@@ -321,11 +352,23 @@ describe("ai-proxy: translated streams do not depend on chunk boundaries (proper
     expect(Object.keys(RECORDED.deepseek)).toContain("reasoning");
   });
 
+  const cases: [string, string, RecordedStream, Client][] = [];
   for (const provider of PROVIDERS) {
     for (const [name, rec] of Object.entries(RECORDED[provider])) {
-      // A JSON answer (response_format) answers Chat Completions and Gemini clients. The forced tool's
-      // recorded stream is named after a Chat client's schema name, which a Gemini client cannot give.
-      for (const client of CLIENTS.filter((c) => !rec.request || (c !== "anthropic" && !(name === "json-tool" && c.startsWith("gemini"))))) {
+      for (const client of CLIENTS) {
+        if (client === "responses" && NATIVE_RESPONSES.includes(provider)) continue;
+        // A JSON answer (response_format) answers Chat Completions, Responses and Gemini clients. The
+        // forced tool's recorded stream is named after a Chat client's schema name, which a Gemini
+        // client cannot give.
+        if (rec.request && (client === "anthropic" || (name === "json-tool" && client.startsWith("gemini")))) continue;
+        cases.push([provider, name, rec, client]);
+      }
+    }
+  }
+  for (const [name, rec] of Object.entries(RECORDED_RESPONSES)) cases.push(["openai (Responses API)", name, rec, "responses"]);
+  for (const [provider, name, rec, client] of cases) {
+    {
+      {
         // The unsplit translation is a correct stream in the client's format.
         it(`${provider}/${name} → ${client} client: the unsplit translation is correct`, () => {
           const whole = run(h, rec, client, [rec.bytes]);
@@ -338,6 +381,7 @@ describe("ai-proxy: translated streams do not depend on chunk boundaries (proper
           expect(Buffer.from(text, "utf8").equals(whole.body), "the output is valid UTF-8").toBe(true);
           if (client === "anthropic") checkAnthropicStream(text, rec);
           else if (client === "gemini" || client === "gemini-array") checkGeminiStream(text, rec, client);
+          else if (client === "responses") checkResponsesStream(text, rec, whole.state);
           else checkOpenAIStream(text, rec, client, whole.state);
           noTrap(h);
         });

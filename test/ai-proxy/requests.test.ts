@@ -248,7 +248,7 @@ describe("ai-proxy: requests to AI paths it does not serve get JSON in the clien
   it("a wrong method on a known path: 405 with allow", () => {
     for (const [method, path, allow, client] of [
       ["GET", CHAT, "POST", "openai"], ["DELETE", "/v1/embeddings", "POST", "openai"], ["GET", MESSAGES, "POST", "anthropic"],
-      ["POST", "/v1/models", "GET", "openai"], ["PUT", `${CHAT}?x=1`, "POST", "openai"],
+      ["POST", "/v1/models", "GET", "openai"], ["PUT", `${CHAT}?x=1`, "POST", "openai"], ["GET", "/v1/responses", "POST", "openai"],
     ] as const) {
       const s = call(method, path);
       const r = s.getSentLocalResponse()!;
@@ -264,7 +264,8 @@ describe("ai-proxy: requests to AI paths it does not serve get JSON in the clien
 
   it("an unknown path under /v1/: 404, Anthropic's shape under /v1/messages or with anthropic-version", () => {
     for (const [method, path, extra, client] of [
-      ["POST", "/v1/responses", {}, "openai"],
+      ["GET", "/v1/responses/resp_123", {}, "openai"],
+      ["DELETE", "/v1/responses/resp_123", {}, "openai"],
       ["GET", "/v1/files", {}, "openai"],
       ["POST", "/v1/completions", {}, "openai"],
       ["POST", "/v1/messages/batches", {}, "anthropic"],

@@ -6,7 +6,8 @@ import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamSink, Usage, redactedError } from "../../providers/types";
 import { replayAsStream } from "./replay";
-import { CLIENT_OPENAI, isClientAnswer, isClientError, writeClientAnswer, writeClientEmbeddings } from "./client";
+import { CLIENT_OPENAI, CLIENT_RESPONSES, isClientAnswer, isClientError, writeClientAnswer, writeClientEmbeddings } from "./client";
+import { isResponse, readResponsesUsage, responsesOutputChars } from "./responses-native";
 import { record, recordNothing, chargeUnread } from "./record";
 import { Exchange, EMBEDDINGS, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody } from "./state";
 
@@ -42,6 +43,10 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     if (!x.native) replaceBody(RESPONSE_BODY, length, out);
     return;
   }
+  if (x.native && x.client == CLIENT_RESPONSES && x.resp == RESP_JSON) {
+    nativeResponse(x, parsed, length);
+    return;
+  }
   const result = new ChatResult();
   if (parsed === null || !provider.chatResponse(parsed as JsonValue, result, x.answerMode)) {
     badAnswer(x, length);
@@ -70,8 +75,26 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
   // An answer already in the client's format passes through untouched.
   if (x.native || (x.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
   const out = new ByteBuilder(body.byteLength + 256);
-  writeClientAnswer(x.client, result, out);
+  writeClientAnswer(x.client, result, out, x.clientReq);
   replaceBody(RESPONSE_BODY, length, out);
+}
+
+/**
+ * An OpenAI or Azure OpenAI instance's own Response, for a Responses client: passed on untouched
+ * once it says what it is, its usage recorded (estimated from its output when it has none).
+ */
+function nativeResponse(x: Exchange, parsed: JsonValue | null, length: u32): void {
+  if (parsed === null || !isResponse(parsed as JsonValue)) {
+    badAnswer(x, length);
+    return;
+  }
+  const v = parsed as JsonValue;
+  const model = v.getString("model");
+  if (model !== null && (model as string).length) setFilterState(keys.MODEL, model as string);
+  const usage = new Usage();
+  readResponsesUsage(v, usage);
+  x.responseChars = responsesOutputChars(v);
+  record(x, usage, true);
 }
 
 /** Status, content type and instance of a fallback's answer, replacing the held failure's. */

@@ -218,7 +218,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
       out.buffer((x.sink as StreamSink).out.toArrayBuffer());
     } else if (speaksClient(provider, x.client)) {
       out.buffer(body);
-    } else writeClientAnswer(x.client, result, out);
+    } else writeClientAnswer(x.client, result, out, x.clientReq);
   }
   answerHeaders(x, "200", x.stream ? x.streamType() : "application/json");
   replaceBody(RESPONSE_BODY, x.bufferedLen, out);

@@ -11,10 +11,11 @@ import { estimatePromptTokens } from "../../lib/tokens";
 import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
-import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, clientOf, toOpenAIRequest } from "./client";
+import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
 import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
+import { validateResponses } from "./responses-request";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
 import {
@@ -75,7 +76,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   let allow = "";
   if (gemini !== null) allow = gemini.method.length ? "POST" : "GET";
   else if (route == "/v1/models" || route.startsWith(MODELS_PREFIX)) allow = "GET";
-  else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings" || route == COUNT_TOKENS_PATH) allow = "POST";
+  else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == "/v1/embeddings" || route == COUNT_TOKENS_PATH || route == RESPONSES_PATH) allow = "POST";
   x.client = gemini !== null || route.startsWith(GEMINI_PREFIX) ? CLIENT_GEMINI : clientOf(route, anthropicVersion);
   if (allow.length && method != allow) {
     // A known API with the wrong method: 405 with the method it takes (RFC 9110, 15.5.6).
@@ -108,11 +109,11 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     x.geminiMethod = m;
     x.stream = m == "streamGenerateContent";
     x.geminiArray = x.stream && !asksForSse(q >= 0 ? path.substring(q + 1) : "");
-  } else if (route == "/v1/chat/completions" || route == "/v1/messages") x.kind = CHAT;
+  } else if (route == "/v1/chat/completions" || route == "/v1/messages" || route == RESPONSES_PATH) x.kind = CHAT;
   else if (route == "/v1/embeddings") x.kind = EMBEDDINGS;
   else if (route == COUNT_TOKENS_PATH) x.kind = COUNT_TOKENS;
   else if (owns(x, route)) {
-    // Under the AI API's prefix but not an API the gateway serves (/v1/responses, a typo): the
+    // Under the AI API's prefix but not an API the gateway serves (/v1/responses/{id}, a typo): the
     // client's SDK reads a JSON 404 it understands.
     setFilterState(keys.REQUEST_TYPE, REQUEST_UNSUPPORTED);
     fail(x, ClientError.of(404, "The gateway does not serve " + method + " " + route + ".", "invalid_request_error", "unknown_path"));
@@ -192,7 +193,10 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
     x.openaiReq = req;
   }
   // What the gateway reads to route, translate and account (one pass over the parsed tree).
-  const invalid = validateRequest(req, x.kind != EMBEDDINGS, x.client == CLIENT_ANTHROPIC, x.settings.limits, x.kind == COUNT_TOKENS);
+  const responses = x.client == CLIENT_RESPONSES;
+  let invalid = validateRequest(req, x.kind != EMBEDDINGS && !responses, x.client == CLIENT_ANTHROPIC, x.settings.limits, x.kind == COUNT_TOKENS);
+  // A Responses request's own members (what is refused for every provider, types and bounds).
+  if (invalid === null && responses) invalid = validateResponses(req, x.settings.limits);
   if (invalid !== null) return invalid;
   // model and stream are named alike in OpenAI's and Anthropic's formats.
   const model = req.get("model");
@@ -235,6 +239,18 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
       // so nothing Anthropic-specific (thinking signatures, cache_control, betas) is lost.
       x.native = true;
       return send(x, body, nativeBody(x, req, inst, body.byteLength), provider.chatUpstream(inst, x.upstreamModel, x.stream));
+    }
+    const c = toOpenAIRequest(x.client, req);
+    if (c.error !== null) return c.error;
+    req = c.req as JsonValue;
+  } else if (responses) {
+    // An instance with its own Responses API (OpenAI, Azure OpenAI) takes the body as it is, with
+    // only model, limit and options set (previous_response_id, conversation and built-in tools
+    // included); the others get it translated into their chat API.
+    const rup = provider.responsesUpstream(inst, x.upstreamModel);
+    if (rup !== null && x.budget < 0 && !x.redacts()) {
+      x.native = true;
+      return send(x, body, nativeBody(x, req, inst, body.byteLength), rup);
     }
     const c = toOpenAIRequest(x.client, req);
     if (c.error !== null) return c.error;
@@ -292,8 +308,10 @@ export function nativeBody(x: Exchange, req: JsonValue, inst: Instance, sizeHint
 
 /** Members a native pass-through body gets from the instance (and stream off for a fallback). */
 export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValue {
-  const overrides = JsonValue.object().set("model", JsonValue.str(x.upstreamModel));
-  if (inst.maxTokens >= 0) overrides.set((x.provider as Provider).maxTokensField, JsonValue.int(inst.maxTokens));
+  const provider = x.provider as Provider;
+  const responses = x.client == CLIENT_RESPONSES;
+  const overrides = JsonValue.object().set("model", JsonValue.str(responses ? provider.responsesModel(inst, x.upstreamModel) : x.upstreamModel));
+  if (inst.maxTokens >= 0) overrides.set(responses ? "max_output_tokens" : provider.maxTokensField, JsonValue.int(inst.maxTokens));
   const options = inst.options;
   if (options !== null) {
     for (let i = 0, n = options.length; i < n; i++) overrides.set(options.keyAt(i), options.at(i));

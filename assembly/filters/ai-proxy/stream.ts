@@ -10,7 +10,7 @@ import { estimateTokens } from "../../lib/tokens";
 import { ClientError, CountingSink, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
-import { CLIENT_OPENAI, clientStreamSink, clientStreamEnding } from "./client";
+import { CLIENT_OPENAI, clientStreamSink, clientStreamEnding, clientStreamDecoder } from "./client";
 import { estimatedUsage } from "./estimate";
 import { CAPPED_CUT_FACTOR } from "./budget";
 import { record, withinOutputLimit } from "./record";
@@ -81,14 +81,14 @@ export function startStream(x: Exchange, replay: bool): void {
   // A replayed stream is a whole body, bounded as one (max_response_body_bytes); a live one is
   // bounded per unfinished event.
   x.parser = new SseParser(replay ? i32.MAX_VALUE : x.settings.maxStreamEventBytes);
-  x.decoder = (x.provider as Provider).streamDecoder();
+  x.decoder = clientStreamDecoder(x.client, x.native && !replay, x.provider as Provider);
   (x.decoder as StreamDecoder).redactErrors = x.redacts();
   (x.decoder as StreamDecoder).mode = x.answerMode;
   const provider = x.provider as Provider;
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
   if ((x.native || x.reframe) && !replay) x.sink = new CountingSink();
-  else x.sink = clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray);
+  else x.sink = clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray, x.clientReq, x.settings.maxResponseBodyBytes);
 }
 
 /**
@@ -199,7 +199,7 @@ export function cutShortEnding(x: Exchange): ArrayBuffer {
 
 /** The client format's ending for a stream that ends in error e. */
 export function streamEnding(x: Exchange, e: ClientError): ArrayBuffer {
-  return clientStreamEnding(x.client, e);
+  return clientStreamEnding(x.client, e, x.decoder);
 }
 
 /**

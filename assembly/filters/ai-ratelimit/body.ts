@@ -258,6 +258,8 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       else if (keyIs(ptr, len, "generationConfig")) name = "generationConfig";
       else if (keyIs(ptr, len, "max_tokens")) name = "max_tokens";
       else if (keyIs(ptr, len, "max_completion_tokens")) name = "max_completion_tokens";
+      // The Responses API's output limit: the same meaning as max_completion_tokens.
+      else if (keyIs(ptr, len, "max_output_tokens")) name = "max_completion_tokens";
       else if (keyIs(ptr, len, "n")) name = "n";
       else {
         for (let i = 0; i < PROMPT_MEMBERS.length; i++) {
@@ -269,6 +271,7 @@ function scanMembers(buf: ArrayBuffer, f: RequestFacts, text: PromptText): void 
       if (k === null || !k.isString()) return;
       const s = k.s;
       if (s == "model" || s == "max_tokens" || s == "max_completion_tokens" || s == "n" || s == "generationConfig") name = s;
+      else if (s == "max_output_tokens") name = "max_completion_tokens";
       else member = PROMPT_MEMBERS.indexOf(s);
     }
     sc.ws();

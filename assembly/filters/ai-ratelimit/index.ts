@@ -247,7 +247,8 @@ class AiRateLimit extends Context {
     const q = path.indexOf("?");
     const route = q >= 0 ? path.substring(0, q) : path;
     if (method != "POST") return FilterHeadersStatusValues.Continue;
-    if (route == "/v1/chat/completions") this.kind = CHAT;
+    // OpenAI's Responses API is a chat request with OpenAI's error shape.
+    if (route == "/v1/chat/completions" || route == "/v1/responses") this.kind = CHAT;
     else if (route == "/v1/messages") this.kind = MESSAGES;
     else if (route == "/v1/embeddings") this.kind = EMBEDDINGS;
     else {

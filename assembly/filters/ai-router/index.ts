@@ -10,7 +10,8 @@
 // configuration (config.ts), the prompt reader (prompt.ts), the classifier (classify.ts, lexicon.ts,
 // words.ts, structure.ts), matching (match.ts) and vectors (vectors.ts).
 //
-// Requests: POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic); anything else
+// Requests: POST /v1/chat/completions (OpenAI), POST /v1/responses (OpenAI's Responses API) and
+// POST /v1/messages (Anthropic); anything else
 // passes untouched. Rules are tried in order, the first that matches wins, else the default pool.
 //
 // Conditions evaluate to true, false, unknown or "need more". Header, path and consumer
@@ -298,7 +299,7 @@ class Router extends Context {
     const q = path.indexOf("?");
     if (q >= 0) path = path.substring(0, q);
     if (method != "POST") return FilterHeadersStatusValues.Continue;
-    if (path != "/v1/chat/completions" && path != "/v1/messages") {
+    if (path != "/v1/chat/completions" && path != "/v1/messages" && path != "/v1/responses") {
       // Gemini's own API: the model is in the path (ai-proxy reads it the same way).
       const g = geminiRoute(path);
       if (g === null || (g.method != "generateContent" && g.method != "streamGenerateContent")) return FilterHeadersStatusValues.Continue;

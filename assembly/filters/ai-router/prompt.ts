@@ -81,6 +81,8 @@ export function readPrompt(req: JsonValue): Prompt {
     }
   }
 
+  readResponsesInput(p, req);
+
   const tools = req.get("tools");
   if (tools !== null && tools.isArray() && tools.length > 0) p.tools = true;
   const functions = req.get("functions");
@@ -91,6 +93,13 @@ export function readPrompt(req: JsonValue): Prompt {
   if (rf !== null && rf.isObject()) {
     const t = rf.getString("type");
     if (t !== null && (t == "json_object" || t == "json_schema")) p.jsonMode = true;
+  }
+  // The Responses API's text.format.
+  const text = req.get("text");
+  const tf = text !== null && text.isObject() ? text.get("format") : null;
+  if (tf !== null && tf.isObject()) {
+    const t = tf.getString("type");
+    if (t !== null && (t == "json_schema" || t == "json_object")) p.jsonMode = true;
   }
   const outFmt = req.get("output_format");
   if (outFmt !== null && outFmt.isObject()) {
@@ -164,6 +173,41 @@ function decodeShortParts(t: Text): void {
 }
 
 /**
+ * OpenAI's Responses API: `instructions` (the system prompt) and `input`, a string (one user
+ * message) or a list of items: messages (role and content, as in chat), function_call (its
+ * arguments are read by the model) and function_call_output (context, not a user turn).
+ */
+function readResponsesInput(p: Prompt, req: JsonValue): void {
+  const input = req.get("input");
+  if (input === null || req.get("messages") !== null) return;
+  p.addPart(req.get("instructions"));
+  if (input.isString()) {
+    p.messages = 1;
+    const own = new Text("\n");
+    own.add(input, p.addPart(input));
+    p.lastUser = own;
+    return;
+  }
+  if (!input.isArray()) return;
+  const items = input.items as Array<JsonValue>;
+  for (let i = 0; i < items.length; i++) {
+    const m = items[i];
+    if (!m.isObject()) continue;
+    const type = m.getString("type");
+    if (type === null || type == "message") {
+      p.messages++;
+      const userText = readContent(p, m.get("content"));
+      if (m.getString("role") == "user" && userText.length) p.lastUser = userText;
+    } else if (type == "function_call") {
+      p.addPart(m.get("arguments"));
+    } else if (type == "function_call_output") {
+      const out = m.get("output");
+      if (out !== null) readContent(p, out);
+    }
+  }
+}
+
+/**
  * Adds the texts of a message's content to the conversation; returns its own text (text parts
  * only, joined by newlines), which is what a user turn says.
  */
@@ -186,7 +230,7 @@ function readContent(p: Prompt, content: JsonValue | null): Text {
     const type = b.getString("type");
     if (type === null) continue;
     const t = type as string;
-    if (t == "text" || t == "input_text") {
+    if (t == "text" || t == "input_text" || t == "output_text") {
       const s = b.get("text");
       if (s !== null && s.isString()) own.add(s, p.addPart(s));
     } else if (t == "image_url" || t == "image" || t == "input_image") {
