@@ -123,3 +123,15 @@ export class ConfigReader {
     return false;
   }
 }
+
+/** An HTTP header name (RFC 9110 token), lower case, as Envoy's maps hold names; at most 128 characters. */
+export function isHeaderName(name: string): bool {
+  if (name.length == 0 || name.length > 128) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f || c == 0x2e || c == 0x21 ||
+      c == 0x23 || c == 0x24 || c == 0x25 || c == 0x26 || c == 0x27 || c == 0x2a || c == 0x2b || c == 0x5e || c == 0x60 || c == 0x7c || c == 0x7e;
+    if (!ok) return false;
+  }
+  return true;
+}

@@ -1161,22 +1161,15 @@ export class GeminiProvider extends Provider {
   }
 
   embeddingsResponse(body: JsonValue, model: string, out: ByteBuilder, usage: Usage): bool {
-    const embs = body.get("embeddings");
-    if (embs === null || !embs.isArray()) return false;
-    const items = embs.items as Array<JsonValue>;
+    // batchEmbedContents' answer: the method the gateway asks for an OpenAI client's embeddings.
+    if (body.get("embeddings") === null) return false;
+    const vectors = this.embeddingVectors(body, usage);
+    if (vectors === null) return false;
     out.raw('{"object":"list","data":[');
-    for (let i = 0; i < items.length; i++) {
-      const values = items[i].get("values");
-      if (values === null || !values.isArray()) return false;
-      out.raw(i ? ',{"object":"embedding","index":' : '{"object":"embedding","index":').int(i).raw(',"embedding":').value(values).byte(0x7d);
+    for (let i = 0; i < vectors.length; i++) {
+      out.raw(i ? ',{"object":"embedding","index":' : '{"object":"embedding","index":').int(i).raw(',"embedding":').value(vectors[i]).byte(0x7d);
     }
-    const um = body.get("usageMetadata");
-    const prompt = um !== null ? count0(um, "promptTokenCount") : 0;
-    if (prompt > 0) {
-      usage.prompt = prompt;
-      usage.completion = 0;
-      usage.total = prompt;
-    }
+    const prompt: i64 = usage.prompt > 0 ? usage.prompt : 0;
     out.raw('],"model":').str(model).raw(',"usage":{"prompt_tokens":').int(prompt).raw(',"total_tokens":').int(prompt).raw("}}");
     return true;
   }

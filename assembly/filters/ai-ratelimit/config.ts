@@ -1,6 +1,6 @@
 // ai-ratelimit configuration: rules, each with a key, a limit, a window and a cost strategy.
 // See README, "ai-ratelimit". Every mistake is reported with the path of the field at fault.
-import { ConfigReader } from "../../lib/config";
+import { ConfigReader, isHeaderName } from "../../lib/config";
 import { JsonValue, JsonKind } from "../../lib/json";
 import { defineMetric, METRIC_COUNTER } from "../../lib/sdk";
 import { Window } from "./window";
@@ -133,18 +133,6 @@ function validName(name: string): bool {
   return true;
 }
 
-/** An HTTP header name (RFC 9110 token), lower case. */
-function validHeader(name: string): bool {
-  if (name.length == 0 || name.length > 128) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f || c == 0x2e || c == 0x21 ||
-      c == 0x23 || c == 0x24 || c == 0x25 || c == 0x26 || c == 0x27 || c == 0x2a || c == 0x2b || c == 0x5e || c == 0x60 || c == 0x7c || c == 0x7e;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 function readPart(r: ConfigReader, s: Settings, text: string, path: string): Part | null {
   const p = new Part();
   p.name = text;
@@ -159,7 +147,7 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
   else if (text == "path") p.kind = PART_PATH;
   else if (text.startsWith("header:")) {
     const h = text.substring(7).trim().toLowerCase();
-    if (!validHeader(h)) {
+    if (!isHeaderName(h)) {
       r.fail(path, "'" + text + "': the header name must be a valid HTTP header name, e.g. header:x-team");
       return null;
     }

@@ -1,6 +1,6 @@
 // identity configuration (the filter's JSON; gateway.yaml `identity`, docs/identity.md). Every
 // mistake is reported with the path of the field at fault.
-import { ConfigReader } from "../../lib/config";
+import { ConfigReader, isHeaderName } from "../../lib/config";
 import { JsonValue, JsonKind } from "../../lib/json";
 import { defineMetric, METRIC_COUNTER } from "../../lib/sdk";
 import { validConsumer } from "./values";
@@ -61,18 +61,6 @@ function readSegments(r: ConfigReader, v: JsonValue | null, path: string): Array
   return out;
 }
 
-/** An HTTP header name (RFC 9110 token), lower case; Envoy's maps hold names in lower case. */
-function validHeader(name: string): bool {
-  if (name.length == 0 || name.length > 128) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f || c == 0x2e || c == 0x21 ||
-      c == 0x23 || c == 0x24 || c == 0x25 || c == 0x26 || c == 0x27 || c == 0x2a || c == 0x2b || c == 0x5e || c == 0x60 || c == 0x7c || c == 0x7e;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 function readSource(r: ConfigReader, v: JsonValue, path: string, jwtNs: string, payloadKey: string, mtlsAllowed: bool): Source | null {
   if (!v.isObject() || v.length != 1) {
     r.fail(path, "must be an object with exactly one of jwt_claim, " + (mtlsAllowed ? "mtls, " : "") + "metadata or header");
@@ -119,7 +107,7 @@ function readSource(r: ConfigReader, v: JsonValue, path: string, jwtNs: string, 
     for (let i = 0; i < segs.length; i++) s.property.push(segs[i]);
   } else if (kind == "header") {
     s.kind = FROM_HEADER;
-    if (!val.isString() || !validHeader(val.s.toLowerCase()) || val.s.startsWith(":")) {
+    if (!val.isString() || !isHeaderName(val.s.toLowerCase()) || val.s.startsWith(":")) {
       r.fail(path + ".header", "must be an HTTP header name");
       return null;
     }
