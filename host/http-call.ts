@@ -12,7 +12,7 @@
 // status_on_error). One bound for all three: in Envoy each goes through the cluster's AsyncClient.
 import http from "node:http";
 import https from "node:https";
-import type { Socket } from "node:net";
+import { isIP, type Socket } from "node:net";
 import type { HeaderList } from "./headers.js";
 
 export interface CallResult {
@@ -89,7 +89,7 @@ export function startHttpCall(
     req = request(
       {
         protocol: base.protocol, hostname: base.hostname, port: base.port, method, path, headers: out, agent: false,
-        ...(tls ? { servername: authority.replace(/:\d+$/, "") } : {}),
+        ...(tls && sniFor(authority) ? { servername: sniFor(authority) } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -154,4 +154,10 @@ export function startHttpCall(
       (req as http.ClientRequest | null)?.destroy();
     },
   };
+}
+
+/** The SNI for an authority: its host name; none for an IP address, which SNI cannot carry (RFC 6066, 3). */
+export function sniFor(authority: string): string | undefined {
+  const host = authority.startsWith("[") ? authority.slice(1, authority.indexOf("]")) : authority.replace(/:\d+$/, "");
+  return isIP(host) ? undefined : host;
 }

@@ -31,6 +31,7 @@ import { DEFAULT_BUFFER_LIMIT, type Stream, type TlsInfo } from "./stream.js";
 import { sanMatch, sansAllowed, type SanMatcher } from "./listener-tls.js";
 import { certificateNames } from "./x509.js";
 import { rewriteLocalReply } from "./local-reply.js";
+import { sniFor } from "./http-call.js";
 
 export interface ClusterTarget {
   /** Base URL of the cluster's endpoint: http(s)://host:port */
@@ -446,7 +447,7 @@ class Exchange {
       method: get(":method") ?? "GET",
       path: get(":path") ?? "/",
       headers,
-      servername: target.protocol === "https:" ? String(headers.host).split(":")[0] : undefined,
+      servername: target.protocol === "https:" ? sniFor(String(headers.host)) : undefined,
     });
     this.upstreamReq = upstreamReq;
     // The connect timeout covers opening the connection only (Envoy's pool connect timer is
