@@ -96,6 +96,16 @@ const READ_ERRORS: Record<string, string> = {
   EPERM: "permission denied",
 };
 
+/** Per million tokens of each kind, and a fee per request (ai-proxy's prices.ts). */
+export interface Price {
+  input?: number;
+  output?: number;
+  cached_input?: number;
+  cache_write?: number;
+  reasoning?: number;
+  request?: number;
+}
+
 export interface Instance {
   name: string;
   provider: ProviderName;
@@ -113,7 +123,7 @@ export interface Instance {
   headers?: Record<string, string>;
   weight?: number;
   priority?: number;
-  price?: { input?: number; output?: number };
+  price?: Price;
   redactUpstreamErrors?: boolean;
   structuredOutput?: "auto" | "native" | "tool";
   http2: boolean;
@@ -151,6 +161,8 @@ export interface GatewayConfig {
     requestLimits?: Record<string, number>;
     maxJsonValues?: number;
     apiPrefixes?: string[];
+    prices?: Record<string, Price>;
+    currency?: string;
     health?: Record<string, unknown>;
     fallback?: Record<string, unknown>;
   };
@@ -577,6 +589,8 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       requestLimits: f.ai_proxy?.request_limits,
       maxJsonValues: f.ai_proxy?.max_json_values,
       apiPrefixes: f.ai_proxy?.api_prefixes,
+      prices: f.ai_proxy?.prices,
+      currency: f.ai_proxy?.currency,
       health: h,
       fallback: f.ai_proxy?.fallback,
     },

@@ -15,6 +15,8 @@ export const TOTAL_TOKENS = "sluice.total_tokens";
 export const CACHED_TOKENS = "sluice.cached_tokens";
 export const REASONING_TOKENS = "sluice.reasoning_tokens";
 export const USAGE_SOURCE = "sluice.usage_source";
+/** Set by ai-proxy with the usage record: its cost in micro-units of the configured currency (absent: no price). */
+export const COST = "sluice.cost";
 export const RATELIMIT_RULE = "sluice.ratelimit_rule";
 // Written by ai-router beside POOL and ROUTE_RULE.
 /** The model the matched rule asks for instead of the client's (absent: keep the client's). */

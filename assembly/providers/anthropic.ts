@@ -969,6 +969,7 @@ class UsageParts {
     u.completion = this.output;
     u.total = this.output >= 0 ? u.prompt + u.completion : -1;
     u.cached = read;
+    u.cacheWrite = creation;
     u.reasoning = 0;
   }
 }

@@ -12,6 +12,8 @@ export class Usage {
   total: i64 = -1;
   cached: i64 = 0;
   reasoning: i64 = 0;
+  /** Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens), inside prompt. */
+  cacheWrite: i64 = 0;
 
   get present(): bool {
     return this.prompt >= 0 || this.completion >= 0;

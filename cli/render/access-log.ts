@@ -8,7 +8,7 @@ export const LOG_KEYS = [
   "pool", "route_rule", "route_model", "task_type", "complexity",
   // ai-proxy
   "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
-  "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "stream_cut",
+  "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
   // ai-ratelimit
   "ratelimit_rule",
 ] as const;

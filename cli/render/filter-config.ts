@@ -58,6 +58,8 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.requestLimits !== undefined ? { request_limits: a.requestLimits } : {}),
     ...(a.maxJsonValues !== undefined ? { max_json_values: a.maxJsonValues } : {}),
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
+    ...(a.prices !== undefined ? { prices: a.prices } : {}),
+    ...(a.currency !== undefined ? { currency: a.currency } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
     ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),

@@ -7,6 +7,7 @@ import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
 import { ModelList } from "./models";
+import { Price, PriceTable, builtinPrices } from "./prices";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 /** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
@@ -92,6 +93,66 @@ export class Settings {
   maxStreamEventBytes: i32 = <i32>DEFAULT_MAX_STREAM_EVENT;
   /** The /v1/models answer, prepared once. */
   models: ModelList = new ModelList();
+  /** Per instance (parallel to instances): its own `price`, or null (prices.ts). */
+  instancePrices: Array<Price | null> = [];
+  /** `prices` by model over the built-in table (prices.ts). */
+  prices: PriceTable = builtinPrices();
+  /** The currency the prices are in: a label for the docs and the access log reader. */
+  currency: string = "USD";
+
+  /** The price of a request to instance i for the upstream model, or null (no cost recorded). */
+  priceOf(i: i32, model: string): Price | null {
+    const own = i >= 0 && i < this.instancePrices.length ? this.instancePrices[i] : null;
+    return own !== null ? own : this.prices.find(model);
+  }
+}
+
+const PRICE_FIELDS: Array<string> = ["input", "output", "cached_input", "cache_write", "reasoning", "request"];
+
+/** A price object: per million tokens of each class, and a fee per request (prices.ts). */
+function readPrice(r: ConfigReader, v: JsonValue, path: string): Price | null {
+  if (!v.isObject()) {
+    r.fail(path, "must be {\"input\": <per million tokens>, \"output\": <per million tokens>, ...}");
+    return null;
+  }
+  r.onlyKnown(v, path, PRICE_FIELDS);
+  const p = new Price();
+  for (let i = 0; i < PRICE_FIELDS.length; i++) {
+    const k = PRICE_FIELDS[i];
+    const n = v.get(k);
+    if (n === null) continue;
+    if (!n.isNumber() || n.n < 0 || n.n > 1e6) {
+      r.fail(path + "." + k, "must be a number from 0 to 1000000");
+      continue;
+    }
+    if (k == "input") p.input = n.n;
+    else if (k == "output") p.output = n.n;
+    else if (k == "cached_input") p.cachedInput = n.n;
+    else if (k == "cache_write") p.cacheWrite = n.n;
+    else if (k == "reasoning") p.reasoning = n.n;
+    else p.request = n.n;
+  }
+  return p;
+}
+
+/** `prices`: {"<model or prefix*>": <price>, ...}, over the built-in table. */
+function readPrices(r: ConfigReader, v: JsonValue | null, s: Settings): void {
+  if (v === null) return;
+  const at = "ai-proxy.prices";
+  if (!v.isObject()) {
+    r.fail(at, "must be an object of model name (or prefix*) to price");
+    return;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const model = v.keyAt(i);
+    const path = at + "." + model;
+    if (model.length == 0 || model.length > 256 || (model.indexOf("*") >= 0 && model.indexOf("*") != model.length - 1)) {
+      r.fail(path, "a model name, or a prefix ending in *");
+      continue;
+    }
+    const p = readPrice(r, v.at(i), path);
+    if (p !== null) s.prices.set(model, p);
+  }
 }
 
 /** Splits "https://host:port/base/path" into scheme, authority and path (no trailing slash). */
@@ -187,18 +248,14 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   }
   inst.weight = <i32>r.int(v, "weight", path, 1, 0, 1000000);
   inst.priority = <i32>r.int(v, "priority", path, 0, 0, 1000);
+  // The instance's price: the cost of its requests (prices.ts), and what lowest_cost balances by.
   const price = v.get("price");
-  if (price !== null) {
-    if (!price.isObject()) r.fail(path + ".price", "must be {\"input\": <per million tokens>, \"output\": <per million tokens>}");
-    else {
-      r.onlyKnown(price, path + ".price", ["input", "output"]);
-      const pin = price.get("input"), pout = price.get("output");
-      if (pin !== null && (!pin.isNumber() || pin.n < 0)) r.fail(path + ".price.input", "must be a number >= 0");
-      else if (pin !== null) inst.priceIn = pin.n;
-      if (pout !== null && (!pout.isNumber() || pout.n < 0)) r.fail(path + ".price.output", "must be a number >= 0");
-      else if (pout !== null) inst.priceOut = pout.n;
-    }
+  const own = price !== null ? readPrice(r, price, path + ".price") : null;
+  if (own !== null) {
+    inst.priceIn = own.input;
+    inst.priceOut = own.output;
   }
+  s.instancePrices.push(own);
   // How Chat response_format json_schema reaches Anthropic (providers/anthropic.ts): "auto" (by the
   // model's generation), "native" (output_config.format) or "tool" (a forced tool).
   const so = r.str(v, "structured_output", path, "auto");
@@ -315,7 +372,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "prices", "currency"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -334,6 +391,8 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
   s.maxJsonValues = <i32>r.int(cfg, "max_json_values", "ai-proxy", DEFAULT_MAX_JSON_VALUES, 1000, 100000000);
   readLimits(r, cfg.get("request_limits"), s.limits);
+  readPrices(r, cfg.get("prices"), s);
+  s.currency = r.str(cfg, "currency", "ai-proxy", "USD");
   const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
   if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];
   for (let i = 0; i < prefixes.length; i++) {

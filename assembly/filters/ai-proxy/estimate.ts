@@ -17,6 +17,7 @@ export function estimatedUsage(reported: Usage | null, promptEstimate: i64, char
     u.completion = reported.completion;
     u.cached = reported.cached;
     u.reasoning = reported.reasoning;
+    u.cacheWrite = reported.cacheWrite;
   }
   if (u.prompt < 0) u.prompt = promptEstimate > 0 ? promptEstimate : 1;
   const est = estimateTokens(chars);

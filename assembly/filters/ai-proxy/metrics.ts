@@ -30,6 +30,7 @@ class RequestIds {
   requests: u32 = NO_METRIC;
   prompt: u32 = NO_METRIC;
   completion: u32 = NO_METRIC;
+  cost: u32 = NO_METRIC;
   ttft: u32 = NO_METRIC;
   duration: u32 = NO_METRIC;
 }
@@ -79,6 +80,7 @@ export class Metrics {
     r.requests = this.id(METRIC_COUNTER, "sluice.ai_requests" + whoAndConsumer + ";request_type=" + clean(requestType));
     r.prompt = this.id(METRIC_COUNTER, "sluice.ai_prompt_tokens" + whoAndConsumer);
     r.completion = this.id(METRIC_COUNTER, "sluice.ai_completion_tokens" + whoAndConsumer);
+    r.cost = this.id(METRIC_COUNTER, "sluice.ai_cost_micros" + whoAndConsumer);
     r.ttft = this.id(METRIC_HISTOGRAM, "sluice.ai_ttft_ms" + who);
     r.duration = this.id(METRIC_HISTOGRAM, "sluice.ai_duration_ms" + who);
     if (recent.length < RECENT) recent.push(r);
@@ -89,13 +91,17 @@ export class Metrics {
     return r;
   }
 
-  /** One finished request through a provider. `model` is a configured name or "other". */
-  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64): void {
+  /**
+   * One finished request through a provider. `model` is a configured name or "other"; `costMicros`
+   * its cost in micro-units of the currency, -1 when the model has no price.
+   */
+  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64, costMicros: i64 = -1): void {
     const r = this.requestIds(provider, model, consumer, requestType);
     incrementMetric(r.requests, 1);
     // Envoy refuses a counter increment of zero or less.
     if (prompt > 0) incrementMetric(r.prompt, prompt);
     if (completion > 0) incrementMetric(r.completion, completion);
+    if (costMicros > 0) incrementMetric(r.cost, costMicros);
     if (status >= 400) {
       this.count("sluice.ai_errors;provider=" + clean(provider) + ";model=" + clean(model) + ";consumer=" + clean(consumer) + ";status=" + statusLabel(status), 1);
     }

@@ -1,12 +1,13 @@
 // The usage record, written once per request whatever happened (the provider's numbers, else an
 // estimate of what is missing), with the request's metrics and the instance's latency; and the
 // charge for an answer that was produced but not read (too large, unreadable, a hang-up).
-import { nowNanos, getFilterState } from "../../lib/sdk";
+import { nowNanos, getFilterState, setFilterStateInt } from "../../lib/sdk";
 import { JsonValue } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
+import { Price, costMicros } from "./prices";
 import { recordLatency } from "./balancer";
 import { releaseInflight } from "./selection";
 import { Exchange, PASS, EMBEDDINGS, COUNT_TOKENS, NO_USAGE, proxyMetrics } from "./state";
@@ -26,7 +27,7 @@ export function record(x: Exchange, u: Usage, complete: bool): Usage {
   // Embeddings have no completion; a chat answer without a completion count is estimated.
   if (complete && u.prompt >= 0 && (u.completion >= 0 || x.kind == EMBEDDINGS)) {
     u.settle();
-    publish(x, u.prompt, u.completion, u.total, u.cached, u.reasoning, "provider");
+    publish(x, u, "provider");
     x.recorded = u;
     return u;
   }
@@ -35,14 +36,18 @@ export function record(x: Exchange, u: Usage, complete: bool): Usage {
   // of a finished answer is taken as it is; one from a stream that stopped early is at least
   // what the text seen makes.
   const e = estimatedUsage(u, x.promptEstimate, complete && u.completion >= 0 ? 0 : x.responseChars);
-  publish(x, e.prompt, e.completion, e.total, e.cached, e.reasoning, "estimate");
+  publish(x, e, "estimate");
   x.recorded = e;
   return e;
 }
 
-/** The usage record to filter state, and the request's metrics. */
-export function publish(x: Exchange, prompt: i64, completion: i64, total: i64, cached: i64, reasoning: i64, source: string): void {
-  writeUsageRecord(prompt, completion, total, cached, reasoning, source);
+/** The usage record to filter state (with its cost, when the model has a price), and the request's metrics. */
+export function publish(x: Exchange, u: Usage, source: string): void {
+  writeUsageRecord(u.prompt, u.completion, u.total, u.cached, u.reasoning, source);
+  // A request that generated nothing (refused, failed, a token count) costs nothing, fee included.
+  const price = x.settings.priceOf(x.instIndex, x.upstreamModel);
+  const cost: i64 = price === null ? -1 : u.prompt <= 0 && u.completion <= 0 ? 0 : costMicros(u, price as Price);
+  if (cost >= 0) setFilterStateInt(keys.COST, cost);
   const now = nowNanos();
   const ttft: i64 = x.firstByteNs > 0 ? <i64>((x.firstByteNs - x.startNs) / 1000000) : -1;
   const consumer = getFilterState(keys.CONSUMER);
@@ -50,7 +55,7 @@ export function publish(x: Exchange, prompt: i64, completion: i64, total: i64, c
   // instances pass them on), and series must not grow with them.
   proxyMetrics.request(
     (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
-    x.requestType(), x.status, prompt, completion, ttft, <i64>((now - x.startNs) / 1000000),
+    x.requestType(), x.status, u.prompt, u.completion, ttft, <i64>((now - x.startNs) / 1000000), cost,
   );
 }
 
@@ -59,7 +64,7 @@ export function recordNothing(x: Exchange): void {
   if (x.usageWritten) return;
   x.usageWritten = true;
   releaseInflight(x);
-  publish(x, 0, 0, 0, 0, 0, "provider");
+  publish(x, NO_USAGE, "provider");
   x.recorded = NO_USAGE;
 }
 
