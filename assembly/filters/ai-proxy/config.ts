@@ -7,7 +7,7 @@ import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
 import { ModelList } from "./models";
-import { Price, PriceTable, builtinPrices } from "./prices";
+import { Price, PriceTable, builtinPrices, readPrice, readPrices } from "../../lib/prices";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 /** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
@@ -104,54 +104,6 @@ export class Settings {
   priceOf(i: i32, model: string): Price | null {
     const own = i >= 0 && i < this.instancePrices.length ? this.instancePrices[i] : null;
     return own !== null ? own : this.prices.find(model);
-  }
-}
-
-const PRICE_FIELDS: Array<string> = ["input", "output", "cached_input", "cache_write", "reasoning", "request"];
-
-/** A price object: per million tokens of each class, and a fee per request (prices.ts). */
-function readPrice(r: ConfigReader, v: JsonValue, path: string): Price | null {
-  if (!v.isObject()) {
-    r.fail(path, "must be {\"input\": <per million tokens>, \"output\": <per million tokens>, ...}");
-    return null;
-  }
-  r.onlyKnown(v, path, PRICE_FIELDS);
-  const p = new Price();
-  for (let i = 0; i < PRICE_FIELDS.length; i++) {
-    const k = PRICE_FIELDS[i];
-    const n = v.get(k);
-    if (n === null) continue;
-    if (!n.isNumber() || n.n < 0 || n.n > 1e6) {
-      r.fail(path + "." + k, "must be a number from 0 to 1000000");
-      continue;
-    }
-    if (k == "input") p.input = n.n;
-    else if (k == "output") p.output = n.n;
-    else if (k == "cached_input") p.cachedInput = n.n;
-    else if (k == "cache_write") p.cacheWrite = n.n;
-    else if (k == "reasoning") p.reasoning = n.n;
-    else p.request = n.n;
-  }
-  return p;
-}
-
-/** `prices`: {"<model or prefix*>": <price>, ...}, over the built-in table. */
-function readPrices(r: ConfigReader, v: JsonValue | null, s: Settings): void {
-  if (v === null) return;
-  const at = "ai-proxy.prices";
-  if (!v.isObject()) {
-    r.fail(at, "must be an object of model name (or prefix*) to price");
-    return;
-  }
-  for (let i = 0; i < v.length; i++) {
-    const model = v.keyAt(i);
-    const path = at + "." + model;
-    if (model.length == 0 || model.length > 256 || (model.indexOf("*") >= 0 && model.indexOf("*") != model.length - 1)) {
-      r.fail(path, "a model name, or a prefix ending in *");
-      continue;
-    }
-    const p = readPrice(r, v.at(i), path);
-    if (p !== null) s.prices.set(model, p);
   }
 }
 
@@ -391,7 +343,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
   s.maxJsonValues = <i32>r.int(cfg, "max_json_values", "ai-proxy", DEFAULT_MAX_JSON_VALUES, 1000, 100000000);
   readLimits(r, cfg.get("request_limits"), s.limits);
-  readPrices(r, cfg.get("prices"), s);
+  readPrices(r, cfg.get("prices"), s.prices, "ai-proxy.prices");
   s.currency = r.str(cfg, "currency", "ai-proxy", "USD");
   const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
   if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];

@@ -7,7 +7,7 @@ import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
-import { Price, costMicros } from "./prices";
+import { Price, costMicros } from "../../lib/prices";
 import { recordLatency } from "./balancer";
 import { releaseInflight } from "./selection";
 import { Exchange, PASS, EMBEDDINGS, COUNT_TOKENS, NO_USAGE, proxyMetrics } from "./state";

@@ -1,4 +1,5 @@
-// What a request cost: the usage record priced per model (issue 19, "Prices"). Prices are per one
+// What a request cost: the usage record priced per model (docs/filters/ai-proxy.md, "Cost"). ai-proxy
+// prices the usage record; ai-ratelimit prices a request's reservation for money budgets. Prices are per one
 // million tokens in the configured currency, so a price times a token count is exactly the cost in
 // micro-units (millionths of the currency): the record holds that integer, never a float.
 //
@@ -15,7 +16,9 @@
 //   output         = completion - reasoning, at `output`
 //   reasoning      = reasoning, at `reasoning` (default: `output`)
 // plus `request`, a fee per request in the currency.
-import { Usage } from "../../providers/types";
+import { Usage } from "../providers/types";
+import { ConfigReader } from "./config";
+import { JsonValue } from "./json";
 
 export class Price {
   input: f64 = 0;
@@ -124,4 +127,51 @@ export function builtinPrices(): PriceTable {
   t.set("text-embedding-3-small", Price.of(0.02, 0));
   t.set("text-embedding-3-large", Price.of(0.13, 0));
   return t;
+}
+
+const PRICE_FIELDS: Array<string> = ["input", "output", "cached_input", "cache_write", "reasoning", "request"];
+
+/** A price object: per million tokens of each class, and a fee per request (prices.ts). */
+export function readPrice(r: ConfigReader, v: JsonValue, path: string): Price | null {
+  if (!v.isObject()) {
+    r.fail(path, "must be {\"input\": <per million tokens>, \"output\": <per million tokens>, ...}");
+    return null;
+  }
+  r.onlyKnown(v, path, PRICE_FIELDS);
+  const p = new Price();
+  for (let i = 0; i < PRICE_FIELDS.length; i++) {
+    const k = PRICE_FIELDS[i];
+    const n = v.get(k);
+    if (n === null) continue;
+    if (!n.isNumber() || n.n < 0 || n.n > 1e6) {
+      r.fail(path + "." + k, "must be a number from 0 to 1000000");
+      continue;
+    }
+    if (k == "input") p.input = n.n;
+    else if (k == "output") p.output = n.n;
+    else if (k == "cached_input") p.cachedInput = n.n;
+    else if (k == "cache_write") p.cacheWrite = n.n;
+    else if (k == "reasoning") p.reasoning = n.n;
+    else p.request = n.n;
+  }
+  return p;
+}
+
+/** `prices`: {"<model or prefix*>": <price>, ...}, set over `table` (at: the field's path). */
+export function readPrices(r: ConfigReader, v: JsonValue | null, table: PriceTable, at: string): void {
+  if (v === null) return;
+  if (!v.isObject()) {
+    r.fail(at, "must be an object of model name (or prefix*) to price");
+    return;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const model = v.keyAt(i);
+    const path = at + "." + model;
+    if (model.length == 0 || model.length > 256 || (model.indexOf("*") >= 0 && model.indexOf("*") != model.length - 1)) {
+      r.fail(path, "a model name, or a prefix ending in *");
+      continue;
+    }
+    const p = readPrice(r, v.at(i), path);
+    if (p !== null) table.set(model, p);
+  }
 }
