@@ -262,7 +262,7 @@ export interface DistributedRule {
   when: { part: string; patterns: string[] }[];
   limit: number;
   unit: RateLimitUnit;
-  strategy: "total_tokens" | "prompt_tokens" | "completion_tokens";
+  strategy: "total_tokens" | "prompt_tokens" | "completion_tokens" | "cost";
 }
 
 type Path = (string | number)[];
@@ -861,6 +861,11 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
     if (secs <= 0) fail(rp("window"), "must be longer than 0 seconds");
     else if (secs > MAX_WINDOW_SECONDS) fail(rp("window"), "must be at most 366 days");
     if (rule.sub_buckets !== undefined && rule.window_type !== "sliding") fail(rp("sub_buckets"), "applies only to window_type sliding");
+    if (rule.strategy === "cost") {
+      if (rule.limit !== undefined) fail(rp("limit"), "a cost rule takes budget (money per window, in filters.ai_proxy.currency), not limit");
+      else if (rule.budget === undefined) fail(rp(), "strategy cost needs budget: money per window, e.g. budget: 50");
+    } else if (rule.budget !== undefined) fail(rp("budget"), "applies only to strategy cost (a money budget); a token limit is limit");
+    else if (rule.limit === undefined) fail(rp(), "missing required field 'limit' (tokens per window)");
     const weighted = rule.strategy === "weighted";
     if (weighted && rule.weights === undefined) fail(rp(), "strategy weighted needs weights, e.g. { prompt: 1, completion: 4, cached: 0.1 }");
     if (!weighted && rule.weights !== undefined) fail(rp("weights"), "applies only to strategy weighted");
@@ -895,6 +900,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       };
       const strategy = rule.strategy ?? "total_tokens";
       if (strategy === "weighted") no(rp("strategy"), "a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)");
+      if (strategy === "cost") no(rp("strategy"), "money budgets are kept by each Envoy's own counters so far");
       if (rule.window_type === "sliding") no(rp("window_type"), "the rate limit service counts fixed windows only");
       const unit = UNITS[windowSeconds(rule.window)];
       if (!unit) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h and 1d (got ${JSON.stringify(rule.window)})`);

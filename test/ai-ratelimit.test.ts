@@ -1203,3 +1203,64 @@ describe("ai-ratelimit: concurrency", () => {
     expectNoTraps(h);
   });
 });
+
+describe("ai-ratelimit: money budgets (strategy cost)", () => {
+  const SPEND = { rules: [{ name: "spend", key: ["consumer"], strategy: "cost", budget: 0.01, window: "1h" }] };
+
+  it("reserves the request's most at the model's price, settles to ai-proxy's recorded cost, refuses past the budget", async () => {
+    const { h, clock } = await chain(SPEND);
+    const key = "sluice.ai-ratelimit.spend.alice";
+    const body = CHAT("gpt-4o", 100);
+    // gpt-4o's built-in price: 2.50 per million prompt tokens, 10 per million completion tokens,
+    // so a token costs 2.5 and 10 micro-dollars.
+    const s = send(h, { body });
+    expect(s.getSentLocalResponse()).toBeNull();
+    expect(used(h, key, clock, 3600n)).toBe(Math.round(estimate(body, 100).prompt * 2.5 + 100 * 10));
+    answer(s, { prompt: 400, completion: 80 });
+    expect(s.getFilterState("sluice.cost")).toBe("1800"); // 400 × 2.5 + 80 × 10
+    expect(used(h, key, clock, 3600n)).toBe(1800);
+    let refused: ReturnType<typeof rejection> = null;
+    let settled = 1800;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const t = send(h, { body });
+      refused = rejection(t);
+      if (refused) break;
+      answer(t, { prompt: 400, completion: 80 });
+      settled += Number(t.getFilterState("sluice.cost"));
+    }
+    // 5 × 1800 = 9000 spent; the next one's reservation (about 1000) no longer fits 10000.
+    expect(settled).toBe(9000);
+    expect(used(h, key, clock, 3600n)).toBe(9000);
+    expect(refused!.status).toBe(429);
+    expect(refused!.body.error.message).toMatch(/rule 'spend'/);
+    // Another consumer has its own budget.
+    const bob = send(h, { consumer: "bob", body });
+    expect(bob.getSentLocalResponse()).toBeNull();
+    expectNoTraps(h);
+  });
+
+  it("a model without a price cannot be kept to a budget: 400 in the client's shape, nothing reserved", async () => {
+    const { h, clock } = await chain(SPEND);
+    const s = send(h, { body: CHAT("mini-x", 10) });
+    const r = rejection(s)!;
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe("model_not_priced");
+    expect(r.body.error.message).toMatch(/'mini-x' has no price/);
+    expect(used(h, "sluice.ai-ratelimit.spend.alice", clock, 3600n)).toBe(0);
+    const a = send(h, { path: "/v1/messages", body: { model: "mini-x", max_tokens: 10, messages: [{ role: "user", content: "hi" }] } });
+    expect(rejection(a)!.body.type).toBe("error");
+  });
+
+  it("prices from its own configuration: the table gateway.yaml renders for ai-proxy too", async () => {
+    const { h, clock } = await chain({ ...SPEND, prices: { "mini-*": { input: 1, output: 2 } } });
+    const s = send(h, { body: CHAT("mini-x", 10) });
+    expect(s.getSentLocalResponse()).toBeNull();
+    expect(used(h, "sluice.ai-ratelimit.spend.alice", clock, 3600n)).toBe(estimate(CHAT("mini-x", 10), 10).prompt * 1 + 10 * 2);
+  });
+
+  it("budget only with strategy cost; a cost rule takes budget, not limit", async () => {
+    expect(await loadError({ rules: [{ name: "r", limit: 100, budget: 5, window: "1m" }] })).toMatch(/rules\[0\]\.budget: applies only to strategy cost/);
+    expect(await loadError({ rules: [{ name: "r", strategy: "cost", limit: 100, window: "1m" }] })).toMatch(/rules\[0\]\.limit: a cost rule takes budget/);
+    expect(await loadError({ rules: [{ name: "r", strategy: "cost", window: "1m" }] })).toMatch(/rules\[0\]\.budget: is required with strategy cost/);
+  });
+});

@@ -157,6 +157,18 @@ describe("the full chain from gateway.yaml", () => {
     expect(withProxy(CHAIN + "  ai_proxy: { max_request_body_bytes: 20971520 }\n")).toBe(2097152);
   });
 
+  it("a money budget (strategy cost) renders with budget, and ai-ratelimit gets ai-proxy's prices", () => {
+    const money = CHAIN.replace("        limit: 1000\n        window: 1m\n", "        limit: 1000\n        window: 1m\n      - name: spend\n        key: [consumer]\n        strategy: cost\n        budget: 25\n        window: 1d\n")
+      + "  ai_proxy:\n    prices: { \"gpt-4o-mini\": { input: 0.2, output: 0.8 } }\n";
+    const json = aiRatelimitJson(parseGatewayConfig(money, { env: {} }));
+    expect((json.rules as any[])[1]).toEqual({ name: "spend", key: ["consumer"], strategy: "cost", budget: 25, window: "1d" });
+    expect(json.prices).toEqual({ "gpt-4o-mini": { input: 0.2, output: 0.8 } });
+    // Without a cost rule the limiter needs no prices.
+    expect(aiRatelimitJson(parseGatewayConfig(CHAIN + "  ai_proxy:\n    prices: { x: { input: 1 } }\n", { env: {} }))).not.toHaveProperty("prices");
+    expect(problemsOf(money.replace("        budget: 25\n", "        budget: 25\n        limit: 5\n")).message).toMatch(/rules\[1\]\.limit.*a cost rule takes budget/);
+    expect(problemsOf(money.replace("        strategy: cost\n", "")).message).toMatch(/rules\[1\]\.budget.*applies only to strategy cost/);
+  });
+
   it("is valid against Envoy's protos, strictly, in both renderings", () => {
     for (const mock of [false, true]) {
       const r = validateEnvoyConfig(renderEnvoy(cfg, { mock }));

@@ -59,6 +59,14 @@ export function costMicros(u: Usage, p: Price): i64 {
   return <i64>Math.round(c);
 }
 
+/** A request's most, for a money budget's reservation: prompt tokens at `input`, output at `output`. */
+export function reservationMicros(prompt: i64, completion: i64, p: Price): i64 {
+  const u = new Usage();
+  u.prompt = prompt;
+  u.completion = completion;
+  return costMicros(u, p);
+}
+
 /** Prices by model: exact names, and `prefix*` patterns matched longest first. */
 export class PriceTable {
   exact: Map<string, Price> = new Map();

@@ -104,5 +104,9 @@ export function aiRouterJson(cfg: GatewayConfig, credential: "env" | "mock", clu
 
 /** ai-ratelimit's JSON configuration. */
 export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
-  return { ...cfg.aiRatelimit!.json };
+  const json: Record<string, unknown> = { ...cfg.aiRatelimit!.json };
+  // Money budgets price requests with the table ai-proxy prices its usage records with.
+  const prices = cfg.aiProxy.prices;
+  if (prices && (json.rules as { strategy?: string }[]).some((r) => r.strategy === "cost")) json.prices = prices;
+  return json;
 }

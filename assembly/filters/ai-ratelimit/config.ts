@@ -1,5 +1,6 @@
 // ai-ratelimit configuration: rules, each with a key, a limit, a window and a cost strategy.
 // See README, "ai-ratelimit". Every mistake is reported with the path of the field at fault.
+import { PriceTable, builtinPrices, readPrices } from "../../lib/prices";
 import { ConfigReader, isHeaderName } from "../../lib/config";
 import { JsonValue, JsonKind } from "../../lib/json";
 import { defineMetric, METRIC_COUNTER } from "../../lib/sdk";
@@ -22,6 +23,8 @@ export const STRATEGY_TOTAL: i32 = 0;
 export const STRATEGY_PROMPT: i32 = 1;
 export const STRATEGY_COMPLETION: i32 = 2;
 export const STRATEGY_WEIGHTED: i32 = 3;
+/** Money: micro-units of the prices' currency (lib/prices.ts); `budget` sets the limit in whole units. */
+export const STRATEGY_COST: i32 = 4;
 
 const MAX_LIMIT: i64 = 1000000000000000; // 1e15: sums of costs stay exact in i64 and f64
 const MAX_WINDOW_SECONDS: i64 = 366 * 86400;
@@ -80,8 +83,12 @@ export class Rule {
   rejectedMetric: u32 = 0;
   chargedMetric: u32 = 0;
 
-  /** The rule's cost of a usage: its unit is tokens, or weighted tokens. Never negative. */
-  cost(prompt: i64, completion: i64, cached: i64, total: i64): i64 {
+  /**
+   * The rule's cost of a usage: its unit is tokens, weighted tokens, or (strategy cost) the usage's
+   * price in micro-units, `money`. Never negative.
+   */
+  cost(prompt: i64, completion: i64, cached: i64, total: i64, money: i64 = 0): i64 {
+    if (this.strategy == STRATEGY_COST) return money < 0 ? 0 : money > MAX_LIMIT ? MAX_LIMIT : money;
     if (prompt < 0) prompt = 0;
     if (completion < 0) completion = 0;
     if (cached < 0) cached = 0;
@@ -101,6 +108,7 @@ export class Rule {
 
   /** How many cost units one completion token is worth (0: completions are free for this rule). */
   get completionWeight(): f64 {
+    if (this.strategy == STRATEGY_COST) return 0; // (a money budget is not cut mid-stream yet)
     if (this.strategy == STRATEGY_TOTAL || this.strategy == STRATEGY_COMPLETION) return 1;
     if (this.strategy == STRATEGY_PROMPT) return 0;
     return this.wCompletion;
@@ -121,6 +129,10 @@ export class Settings {
   /** Largest request body held for admission (max_body_bytes); a larger one gets 413 at once. */
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   casRetries: u32 = 0;
+  /** Some rule is a money budget (strategy cost): requests are priced at admission. */
+  usesCost: bool = false;
+  /** Prices by model (the same table ai-proxy prices its usage record with). */
+  prices: PriceTable = builtinPrices();
 }
 
 function validName(name: string): bool {
@@ -232,7 +244,7 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     r.fail(path, "must be an object with name, limit and window");
     return null;
   }
-  r.onlyKnown(v, path, ["name", "key", "when", "limit", "window", "window_type", "sub_buckets", "strategy", "weights", "stream_margin", "max_keys"]);
+  r.onlyKnown(v, path, ["name", "key", "when", "limit", "budget", "window", "window_type", "sub_buckets", "strategy", "weights", "stream_margin", "max_keys"]);
   if (!r.ok) return null;
   const rule = new Rule();
   rule.name = r.str(v, "name", path, "");
@@ -300,11 +312,21 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
   }
   if (!r.ok) return null;
 
-  if (v.get("limit") === null) {
+  // A money budget (strategy cost) is `budget` in whole units of the currency; counted in micro-units.
+  const money = r.str(v, "strategy", path, "total_tokens") == "cost";
+  if (money) {
+    const b = v.get("budget");
+    if (v.get("limit") !== null) r.fail(path + ".limit", "a cost rule takes budget (in the prices' currency), not limit");
+    else if (b === null || !b.isNumber() || b.n <= 0 || b.n > 1e9) r.fail(path + ".budget", "is required with strategy cost: the money per window, in the prices' currency (e.g. 50 for 50 dollars)");
+    else rule.limit = <i64>Math.round(b.n * 1e6);
+    if (!r.ok) return null;
+  } else if (v.get("budget") !== null) {
+    r.fail(path + ".budget", "applies only to strategy cost (a money budget); a token limit is limit");
+    return null;
+  } else if (v.get("limit") === null) {
     r.fail(path + ".limit", "is required (tokens per window, at least 1)");
     return null;
-  }
-  rule.limit = r.int(v, "limit", path, 0, 1, MAX_LIMIT);
+  } else rule.limit = r.int(v, "limit", path, 0, 1, MAX_LIMIT);
   const win = v.get("window");
   const secs = readWindow(r, win, path + ".window");
   if (!r.ok) return null;
@@ -329,8 +351,11 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
   else if (strategy == "prompt_tokens") rule.strategy = STRATEGY_PROMPT;
   else if (strategy == "completion_tokens") rule.strategy = STRATEGY_COMPLETION;
   else if (strategy == "weighted") rule.strategy = STRATEGY_WEIGHTED;
-  else {
-    r.fail(path + ".strategy", "unknown strategy '" + strategy + "' (expected total_tokens, prompt_tokens, completion_tokens or weighted)");
+  else if (strategy == "cost") {
+    rule.strategy = STRATEGY_COST;
+    s.usesCost = true;
+  } else {
+    r.fail(path + ".strategy", "unknown strategy '" + strategy + "' (expected total_tokens, prompt_tokens, completion_tokens, weighted or cost)");
     return null;
   }
   const weights = v.get("weights");
@@ -370,7 +395,8 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     return null;
   }
   const s = new Settings();
-  r.onlyKnown(cfg, "ai-ratelimit", ["rules", "default_max_tokens", "rejected_status", "max_body_bytes"]);
+  r.onlyKnown(cfg, "ai-ratelimit", ["rules", "default_max_tokens", "rejected_status", "max_body_bytes", "prices"]);
+  readPrices(r, cfg.get("prices"), s.prices, "ai-ratelimit.prices");
   s.defaultMaxTokens = r.int(cfg, "default_max_tokens", "ai-ratelimit", 1024, 0, 1000000000);
   s.rejectedStatus = <u32>r.int(cfg, "rejected_status", "ai-ratelimit", 429, 400, 599);
   s.maxBodyBytes = r.int(cfg, "max_body_bytes", "ai-ratelimit", DEFAULT_MAX_BODY, 1, 1073741824);

@@ -22,9 +22,10 @@ import * as keys from "../../lib/keys";
 import { sha256Hex } from "../../lib/sha256";
 import {
   Settings, Rule, Part, readSettings,
-  Condition, PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER, PART_GROUP,
+  Condition, PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER, PART_GROUP, STRATEGY_COST,
 } from "./config";
 import { scanRequest } from "./body";
+import { Price, reservationMicros } from "../../lib/prices";
 import { Outcome, reserve, peek, settle, charge } from "./counters";
 import { goDuration, retryAfterSeconds } from "./window";
 
@@ -171,6 +172,8 @@ class Usage {
   completion: i64 = 0;
   total: i64 = 0;
   cached: i64 = 0;
+  /** The record's cost in micro-units (ai-proxy's sluice.cost); -1 when it has none. */
+  money: i64 = -1;
 }
 
 /** ai-proxy's usage record, or null when there is none (yet). */
@@ -182,6 +185,7 @@ function readUsage(): Usage | null {
   u.prompt = countOf(keys.PROMPT_TOKENS);
   u.completion = countOf(keys.COMPLETION_TOKENS);
   u.cached = countOf(keys.CACHED_TOKENS);
+  u.money = countOf(keys.COST);
   if (u.prompt < 0) u.prompt = 0;
   if (u.completion < 0) u.completion = 0;
   if (u.cached < 0) u.cached = 0;
@@ -322,6 +326,13 @@ class AiRateLimit extends Context {
     }
     const prompt = this.promptEstimate;
     const completion = this.completionEstimate;
+    // A money budget reserves the request's most: the prompt estimate and its output limit at the
+    // model's price (lib/prices.ts). No price: the budget cannot be kept, and the request is refused.
+    let money: i64 = -1;
+    if (s.usesCost) {
+      const price = s.prices.find(f.model !== null ? f.model as string : "");
+      if (price !== null) money = reservationMicros(prompt, completion, price as Price);
+    }
 
     const now = <i64>nowNanos();
     const rules = s.admission;
@@ -333,7 +344,17 @@ class AiRateLimit extends Context {
       const rule = rules[i];
       const ks = keysFor(rule, f);
       if (ks.length == 0) continue;
-      const cost = rule.cost(prompt, completion, 0, prompt + completion);
+      if (rule.strategy == STRATEGY_COST && money < 0) {
+        for (let k = 0; k < this.reservations.length; k++) {
+          const r = this.reservations[k];
+          settle(s, r.rule, r.key, r.bucket, r.cost, 0, now);
+        }
+        this.reservations = [];
+        this.tight = null;
+        this.unpriced(rule, f.model);
+        return;
+      }
+      const cost = rule.cost(prompt, completion, 0, prompt + completion, money);
       for (let j = 0; j < ks.length; j++) {
         const o = reserve(s, rule, ks[j], cost, now);
         if (!o.ok) {
@@ -344,6 +365,8 @@ class AiRateLimit extends Context {
           break;
         }
         this.reservations.push(new Reservation(rule, o.key, o.bucket, cost, o.used));
+        // The x-ratelimit-*-tokens headers speak of token rules only.
+        if (rule.strategy == STRATEGY_COST) continue;
         const remaining = rule.limit - <i64>Math.ceil(o.used);
         if (this.tight === null || remaining < this.tightRemaining) {
           this.tight = rule;
@@ -367,7 +390,7 @@ class AiRateLimit extends Context {
       let cost = failedCost;
       for (let i = next; i < rules.length && o.wait >= 0; i++) {
         const ks = keysFor(rules[i], f);
-        const c = rules[i].cost(prompt, completion, 0, prompt + completion);
+        const c = rules[i].cost(prompt, completion, 0, prompt + completion, money);
         for (let j = 0; j < ks.length; j++) {
           const p = peek(rules[i], ks[j], c, now);
           if (!p.ok && (p.wait < 0 || p.wait > o.wait)) {
@@ -395,6 +418,31 @@ class AiRateLimit extends Context {
       if (budget < 0 || b < budget) budget = b;
     }
     if (budget >= 0) setFilterState(keys.STREAM_BUDGET, budget.toString());
+  }
+
+  /**
+   * What a request cost, for money budgets: ai-proxy's recorded cost; else the usage (or, without
+   * one, the admission estimate) at the model's price; 0 when nothing is known.
+   */
+  moneyOf(s: Settings, u: Usage | null): i64 {
+    if (!s.usesCost) return 0;
+    if (u !== null && u.money >= 0) return u.money;
+    const price = s.prices.find(this.facts.model !== null ? this.facts.model as string : "");
+    if (price === null) return 0;
+    return u !== null ? reservationMicros(u.prompt, u.completion, price as Price) : reservationMicros(this.promptEstimate, this.completionEstimate, price as Price);
+  }
+
+  /** A money budget applies but the model has no price: 400 in the client's shape, nothing reserved. */
+  unpriced(rule: Rule, model: string | null): void {
+    this.rejected = true;
+    setFilterState(keys.RATELIMIT_RULE, rule.name);
+    incrementMetric(rule.rejectedMetric, 1);
+    const m = model !== null ? (model as string).substring(0, 64) : "";
+    const message = "The model '" + m + "' has no price, so the budget rule '" + rule.name + "' cannot be kept; the gateway's operator adds it to prices.";
+    const body = this.kind == MESSAGES ? anthropicErrorBody(message, "invalid_request_error")
+      : this.kind == GEMINI ? geminiErrorBody(400, message)
+      : errorBody(message, "invalid_request_error", "model_not_priced");
+    sendLocalResponse(400, "sluice_ai_ratelimit_unpriced", body, ["content-type", "application/json"]);
   }
 
   /** 413 in the client's API shape; nothing was reserved, so nothing is settled. */
@@ -486,7 +534,7 @@ class AiRateLimit extends Context {
     for (let i = 0; i < this.reservations.length; i++) {
       const r = this.reservations[i];
       let actual: i64;
-      if (u !== null) actual = r.rule.cost(u.prompt, u.completion, u.cached, u.total);
+      if (u !== null) actual = r.rule.cost(u.prompt, u.completion, u.cached, u.total, this.moneyOf(s, u));
       else actual = reached ? r.cost : 0;
       settle(s, r.rule, r.key, r.bucket, r.cost, actual, now);
       if (actual > 0) incrementMetric(r.rule.chargedMetric, actual);
@@ -497,9 +545,10 @@ class AiRateLimit extends Context {
     for (let i = 0; i < s.meters.length; i++) {
       const rule = s.meters[i];
       const ks = keysFor(rule, this.facts);
+      const estimate = this.promptEstimate + this.completionEstimate;
       const actual = u !== null
-        ? rule.cost(u.prompt, u.completion, u.cached, u.total)
-        : rule.cost(this.promptEstimate, this.completionEstimate, 0, this.promptEstimate + this.completionEstimate);
+        ? rule.cost(u.prompt, u.completion, u.cached, u.total, this.moneyOf(s, u))
+        : rule.cost(this.promptEstimate, this.completionEstimate, 0, estimate, this.moneyOf(s, null));
       for (let j = 0; j < ks.length; j++) {
         charge(s, rule, ks[j], actual, now);
         if (actual > 0) incrementMetric(rule.chargedMetric, actual);
