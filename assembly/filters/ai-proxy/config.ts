@@ -7,6 +7,7 @@ import { providerFor, PROVIDER_NAMES } from "../../providers/index";
 import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH } from "./balancer";
 import { HealthConfig } from "./health";
 import { ModelList } from "./models";
+import { StoreConfig } from "./responses-store";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 /** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
@@ -68,6 +69,8 @@ export class Settings {
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   maxJsonValues: i32 = DEFAULT_MAX_JSON_VALUES;
   limits: RequestLimits = new RequestLimits();
+  /** The store of translated Responses (responses_store; responses-store.ts). */
+  store: StoreConfig = new StoreConfig();
   /**
    * Path prefixes ai-proxy answers for (api_prefixes): a request under one that is not an API the
    * gateway serves gets a 404 / 405 in the client's API shape; any other path passes untouched.
@@ -315,7 +318,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "responses_store"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -334,6 +337,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
   s.maxJsonValues = <i32>r.int(cfg, "max_json_values", "ai-proxy", DEFAULT_MAX_JSON_VALUES, 1000, 100000000);
   readLimits(r, cfg.get("request_limits"), s.limits);
+  readStore(r, cfg.get("responses_store"), s.store);
   const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
   if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];
   for (let i = 0; i < prefixes.length; i++) {
@@ -348,6 +352,19 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.models = modelsList(s);
   s.modelLabels = modelLabels(s);
   return s;
+}
+
+function readStore(r: ConfigReader, v: JsonValue | null, st: StoreConfig): void {
+  if (v === null) return;
+  const at = "ai-proxy.responses_store";
+  if (!v.isObject()) {
+    r.fail(at, "must be an object");
+    return;
+  }
+  r.onlyKnown(v, at, ["max_entries", "max_entry_bytes", "ttl_seconds"]);
+  st.maxEntries = r.int(v, "max_entries", at, st.maxEntries, 0, 1000000);
+  st.maxEntryBytes = r.int(v, "max_entry_bytes", at, st.maxEntryBytes, 1024, 16777216);
+  st.ttlMs = r.int(v, "ttl_seconds", at, st.ttlMs / 1000, 1, 2592000) * 1000;
 }
 
 function readLimits(r: ConfigReader, v: JsonValue | null, l: RequestLimits): void {

@@ -39,15 +39,29 @@ function bad(message: string, param: string, code: string = "invalid_value"): Cl
   return e;
 }
 
+/** OpenAI's answer for an id it does not know (400 for previous_response_id, 404 for GET). */
+export function responseNotFound(id: string, status: u32, param: string): ClientError {
+  // The id is the client's: bounded in the message.
+  const shown = id.length > 128 ? id.substring(0, 128) : id;
+  const e = ClientError.of(status, "Previous response with id '" + shown + "' not found.", "invalid_request_error", "previous_response_not_found");
+  if (status == 404) {
+    e.message = "Response with id '" + shown + "' not found.";
+    e.code = "";
+  }
+  e.param = param;
+  return e;
+}
+
 function unsupported(message: string, param: string): ClientError {
   return bad(message, param, "unsupported_parameter");
 }
 
 /**
- * Members refused for a provider without its own Responses API: they need responses,
- * conversations or prompts stored at OpenAI. (An OpenAI or Azure OpenAI instance gets them as sent.)
+ * Members refused for a provider without its own Responses API: they need conversations or
+ * prompts stored at OpenAI. (An OpenAI or Azure OpenAI instance gets them as sent.)
+ * previous_response_id is read from the gateway's own store (responses-store.ts).
  */
-const REFUSED: Array<string> = ["conversation", "previous_response_id", "prompt"];
+const REFUSED: Array<string> = ["conversation", "prompt"];
 
 function present(v: JsonValue | null): bool {
   return v !== null && !v.isNull() && !(v.isBool() && !v.b);
@@ -62,6 +76,10 @@ export function validateResponses(req: JsonValue, limits: RequestLimits): Client
   if (present(req.get("background"))) {
     return unsupported("'background' is not supported through the gateway (it does not serve GET /v1/responses/{id}); send the request without it.", "background");
   }
+  const prev = req.get("previous_response_id");
+  if (prev !== null && !prev.isNull() && !prev.isString()) return bad("'previous_response_id' must be a string.", "previous_response_id", "invalid_type");
+  const store = req.get("store");
+  if (store !== null && !store.isNull() && !store.isBool()) return bad("'store' must be a boolean.", "store", "invalid_type");
   const input = req.get("input");
   if (input === null || (!input.isString() && !input.isArray())) {
     return bad("'input' must be a string or a list of input items.", "input");
@@ -193,7 +211,8 @@ function assistantFor(messages: JsonValue): JsonValue {
   return m;
 }
 
-function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Converted): void {
+/** One input item (or a stored Response's output item) appended to messages in chat format. */
+export function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Converted): void {
   const path = "input[" + i.toString() + "]";
   let type = item.getString("type");
   if (type === null && item.get("role") !== null) type = "message";
@@ -293,9 +312,11 @@ function toolChoice(tc: JsonValue, r: Converted): JsonValue | null {
 
 /**
  * A Responses request (already checked by validateResponses) as an OpenAI Chat Completions
- * request.
+ * request. history: the stored conversation previous_response_id names (responses-store.ts
+ * historyOf), between the instructions and the input; a request that names one without it is
+ * refused (not found).
  */
-export function responsesToOpenAI(req: JsonValue): Converted {
+export function responsesToOpenAI(req: JsonValue, history: JsonValue | null = null): Converted {
   const r = new Converted();
   // (An instance with its own Responses API takes these; the others cannot.)
   for (let i = 0; i < REFUSED.length; i++) {
@@ -311,6 +332,14 @@ export function responsesToOpenAI(req: JsonValue): Converted {
   const instructions = req.get("instructions");
   if (instructions !== null && instructions.isString()) {
     messages.push(JsonValue.object().set("role", JsonValue.str("system")).set("content", instructions));
+  }
+  const prev = req.getString("previous_response_id");
+  if (prev !== null && history === null) {
+    r.error = responseNotFound(prev as string, 400, "previous_response_id");
+    return r;
+  }
+  if (history !== null) {
+    for (let i = 0, n = history.length; i < n; i++) messages.push(history.at(i));
   }
   const input = req.get("input");
   if (input === null) { r.error = bad("'input' is required.", "input", "missing_required_parameter"); return r; }
