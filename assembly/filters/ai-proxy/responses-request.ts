@@ -16,16 +16,17 @@
 //   `parallel_tool_calls`, `user`, `stream`. `text.format`: {type: "text"} |
 //   {type: "json_object"} | {type: "json_schema", name, schema, strict, description} (Chat's
 //   response_format, whose json_schema nests them). `reasoning.effort` -> reasoning_effort.
-// - `metadata` is the stored response's, echoed in the answer, not sent on; `store`, `include`,
+// - `metadata` is the stored response's, echoed in the answer, not sent on; `include`,
 //   `prompt_cache_key`, `service_tier`, `truncation`, `safety_identifier`, `text.verbosity` and
-//   `reasoning.summary` have no Chat counterpart and are accepted and ignored (the gateway keeps
-//   nothing, so a stored response could not be fetched back anyway).
+//   `reasoning.summary` have no Chat counterpart and are accepted and ignored. `store: false`
+//   keeps the answer out of the gateway's store; `previous_response_id` names a response in it
+//   (responses-store.ts), whose conversation goes between the instructions and the input.
 // - Refused with a 400 (the gateway cannot honour them through another provider's chat API):
 //   built-in tools (web_search, file_search, computer_use, code_interpreter, mcp, ...),
-//   `conversation`, `previous_response_id`, `prompt` (stored prompt templates), item_reference
-//   items and input_file parts; an OpenAI or Azure OpenAI instance gets them as sent. `background`
-//   is refused for every provider (its answer is fetched with GET /v1/responses/{id}, which the
-//   gateway does not serve).
+//   `conversation`, `prompt` (stored prompt templates), item_reference items and input_file
+//   parts; an OpenAI or Azure OpenAI instance gets them as sent. `background` is refused for every
+//   provider (it is polled with GET /v1/responses/{id}, which the gateway answers only from its
+//   own store of finished answers, never from OpenAI's).
 // Hostile input is normal input: every member read is type-checked here, lists are bounded by the
 // gateway's max_messages, token counts by its max_tokens.
 import { JsonValue } from "../../lib/json";
@@ -69,12 +70,12 @@ function present(v: JsonValue | null): bool {
 
 /**
  * The request check the gateway owns for /v1/responses, before any provider is chosen: the types
- * and bounds of what it reads, and `background`, refused for every provider (a background
- * response is fetched later with GET /v1/responses/{id}, which the gateway does not serve).
+ * and bounds of what it reads, and `background`, refused for every provider (a background response
+ * is polled with GET /v1/responses/{id}, which the gateway answers only from its own store).
  */
 export function validateResponses(req: JsonValue, limits: RequestLimits): ClientError | null {
   if (present(req.get("background"))) {
-    return unsupported("'background' is not supported through the gateway (it does not serve GET /v1/responses/{id}); send the request without it.", "background");
+    return unsupported("'background' is not supported through the gateway (a background response is polled with GET /v1/responses/{id}, which the gateway answers only from its own store of finished answers); send the request without it.", "background");
   }
   const prev = req.get("previous_response_id");
   if (prev !== null && !prev.isNull() && !prev.isString()) return bad("'previous_response_id' must be a string.", "previous_response_id", "invalid_type");
@@ -263,7 +264,7 @@ export function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Con
     // An earlier turn's reasoning (summaries, encrypted content) only OpenAI's own models read.
     return;
   } else if (type == "item_reference") {
-    r.error = unsupported("'" + path + "': item_reference items need stored responses, which the gateway does not keep.", path + ".type");
+    r.error = unsupported("'" + path + "': item_reference items are not supported through the gateway; use previous_response_id or send the item itself.", path + ".type");
   } else {
     r.error = unsupported("'" + path + ".type': '" + (type !== null ? type as string : "") + "' items are not supported through the gateway.", path + ".type");
   }
@@ -321,7 +322,7 @@ export function responsesToOpenAI(req: JsonValue, history: JsonValue | null = nu
   // (An instance with its own Responses API takes these; the others cannot.)
   for (let i = 0; i < REFUSED.length; i++) {
     if (present(req.get(REFUSED[i]))) {
-      r.error = unsupported("'" + REFUSED[i] + "' is not supported through the gateway for this model's provider (it keeps no responses or conversations; send the whole conversation in 'input').", REFUSED[i]);
+      r.error = unsupported("'" + REFUSED[i] + "' is not supported through the gateway for this model's provider (it keeps no conversations or prompts; send the whole conversation in 'input').", REFUSED[i]);
       return r;
     }
   }
