@@ -115,6 +115,21 @@ describe("ai-proxy: previous_response_id for translated providers", () => {
     expect(t3.sent).not.toHaveProperty("previous_response_id");
   });
 
+  it("a continuation's usage estimate counts the stored conversation the provider read", () => {
+    const first = turn(h, { input: "long ".repeat(600) }, { content: "ok" });
+    const estimate = (body: object) => {
+      const s = request(h, "POST", R, { model: "mock-model", ...body });
+      upstream(s);
+      // An answer without usage: the record is the gateway's estimate.
+      reply(s, 200, "application/json", JSON.stringify({ id: "chatcmpl-x", object: "chat.completion", created: 1, model: "mock-model", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }] }));
+      expect(s.getFilterState("sluice.usage_source")).toBe("estimate");
+      return Number(s.getFilterState("sluice.prompt_tokens"));
+    };
+    const alone = estimate({ input: "Thanks" });
+    const continued = estimate({ input: "Thanks", previous_response_id: first.r.id });
+    expect(continued - alone).toBeGreaterThan(500);
+  });
+
   it("continues on Anthropic and Gemini in their own formats, and an OpenAI instance continues the gateway's own id translated", () => {
     const t1 = turn(h, { input: "My name is Ada.", instructions: "Remember names." }, { content: "Hello Ada." });
     const an = request(h, "POST", R, { model: "claude-sonnet-4-5-20250929", previous_response_id: t1.r.id, input: "What is my name?" });

@@ -16,7 +16,7 @@ import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
 import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
 import { validateResponses, responseNotFound } from "./responses-request";
-import { StoredEntry, findStored, historyOf, keeperFor, deleteStored } from "./responses-store";
+import { StoredEntry, findStored, historyOf, keeperFor, deleteStored, mayBeStored } from "./responses-store";
 import { Converted } from "./client-anthropic";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
@@ -210,7 +210,8 @@ function consumerOf(): string {
 /** The stored response a Responses request's previous_response_id names, when the gateway has it (for this consumer). */
 export function previousStored(x: Exchange, req: JsonValue): StoredEntry | null {
   const prev = req.getString("previous_response_id");
-  if (prev === null) return null;
+  // (OpenAI's own ids never name a slot: nothing is read for them.)
+  if (prev === null || !mayBeStored(x.settings.store, prev as string)) return null;
   return findStored(x.settings.store, prev as string, consumerOf(), x.settings.maxJsonValues);
 }
 
@@ -221,7 +222,10 @@ export function previousStored(x: Exchange, req: JsonValue): StoredEntry | null 
  */
 export function responsesChat(x: Exchange, req: JsonValue, stored: StoredEntry | null): Converted {
   const c = toOpenAIRequest(CLIENT_RESPONSES, req, "", false, stored !== null ? historyOf(stored as StoredEntry) : null);
-  if (c.error === null && x.settings.store.maxEntries > 0) x.keeper = keeperFor(x.settings.store, req, consumerOf(), c.req as JsonValue);
+  if (c.error !== null) return c;
+  // The prompt the provider reads includes the stored conversation (the usage estimate's base).
+  if (stored !== null) x.promptEstimate = estimatePromptTokens(c.req as JsonValue);
+  if (x.settings.store.maxEntries > 0) x.keeper = keeperFor(x.settings.store, req, consumerOf(), c.req as JsonValue);
   return c;
 }
 

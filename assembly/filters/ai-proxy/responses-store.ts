@@ -4,14 +4,18 @@
 // every worker VM with the same vm_id (proxy-wasm-cpp-host src/shared_data.cc, SharedData: a map
 // of vm_id -> key -> (value, cas)).
 //
-// Bounded: shared data has no delete (the ABI's proxy_set_shared_data only sets), so the store is
-// a ring of `max_entries` keys, `sluice.ai-proxy.responses.<slot>`, and a counter key. Each stored
+// Bounded: shared data has no delete a filter can call (proxy-wasm-cpp-host src/exports.cc:
+// set_shared_data is the only write; SharedData::remove in src/shared_data.cc is the host's own,
+// not an export), so the store is a ring of `max_entries` keys,
+// `sluice.ai-proxy.responses.<slot>`, and a counter key. Each stored
 // response takes the counter's next number n (a compare-and-swap increment, so workers never
 // share one) and writes slot n % max_entries, replacing the oldest entry there; the number is in
 // the response's id (`..._s<n>`), so a lookup reads exactly one key and checks that the entry
 // there is that id's (a reused slot holds another id: not found). An entry past max_entry_bytes
 // is not written; DELETE writes an empty value (a tombstone). So the store holds at most
-// max_entries + 1 keys of at most max_entry_bytes each, whatever clients send.
+// max_entries + 1 keys of at most max_entry_bytes each, whatever clients send (an expired entry
+// keeps its slot until the ring comes round; a configuration with fewer max_entries leaves the
+// slots past it as they were, unread, until Envoy restarts).
 //
 // An entry is one JSON object: {"id", "consumer", "expires_ms", "response": the Response as the
 // client got it, "messages": the conversation before this answer in OpenAI chat format (the
@@ -52,8 +56,9 @@ function nextNumber(): i64 {
     let n: i64 = 0;
     if (cur.value !== null && (cur.value as ArrayBuffer).byteLength) n = I64.parseInt(String.UTF8.decode(cur.value as ArrayBuffer));
     if (n < 0) n = 0;
-    // (A key not yet set has no cas: the first two writers may both take 0. Their ids still
-    // differ by the provider's id, and the later write wins the slot.)
+    // (A key not yet set is written whatever the cas, src/shared_data.cc SharedData::set: the
+    // first two writers may both take 0. Their ids still differ by the provider's id, and the
+    // later write wins the slot.)
     const r = setSharedData(COUNTER, String.UTF8.encode((n + 1).toString()), cur.value === null ? 0 : cur.cas);
     if (r == WasmResultValues.Ok) return n;
     if (r != WasmResultValues.CasMismatch) return -1;
@@ -72,6 +77,11 @@ function numberOf(id: string): i64 {
     if (c < 0x30 || c > 0x39) return -1;
   }
   return I64.parseInt(id.substring(at + MARK.length));
+}
+
+/** The id can name a stored response (it ends in a ring number, and the store is on). */
+export function mayBeStored(cfg: StoreConfig, id: string): bool {
+  return cfg.maxEntries > 0 && numberOf(id) >= 0;
 }
 
 function slotKey(cfg: StoreConfig, n: i64): string {
