@@ -289,6 +289,10 @@ describe("ai-proxy: GET and DELETE /v1/responses/{id}", () => {
     expect(st.body.error.param).toBe("stream");
     expect(get(h, t.r.id).status).toBe(200);
     expect(request(h, "GET", `${R}/${t.r.id}`, undefined).getFilterState("sluice.request_type")).toBe("ai_stored_response");
+    // OpenAI's error shape even when an Anthropic header comes along.
+    const s2 = h.newStream();
+    s2.callOnRequestHeaders({ ":method": "GET", ":path": `${R}/resp_unknown_s1`, ":authority": "gw", "anthropic-version": "2023-06-01" }, true);
+    expect(local(s2)).toMatchObject({ status: 404, body: { error: { message: "Response with id 'resp_unknown_s1' not found.", type: "invalid_request_error" } } });
   });
 });
 

@@ -176,6 +176,8 @@ function answerModels(x: Exchange, id: string | null): FilterHeadersStatusValues
  */
 function storedResponse(x: Exchange, method: string, segment: string, query: string): FilterHeadersStatusValues {
   setFilterState(keys.REQUEST_TYPE, "ai_stored_response");
+  // OpenAI's error shape, whatever headers came along (anthropic-version would pick Anthropic's).
+  x.client = CLIENT_RESPONSES;
   if (method != "GET" && method != "DELETE") {
     x.allow = "GET, DELETE";
     fail(x, ClientError.of(405, "Method " + method + " is not allowed on /v1/responses/{id}; use GET or DELETE.", "invalid_request_error", "method_not_allowed"));
