@@ -159,6 +159,7 @@ export interface GatewayConfig {
     defaultPool?: string;
     instanceHeader?: boolean;
     requestLimits?: Record<string, number>;
+    responsesStore?: Record<string, number>;
     maxJsonValues?: number;
     apiPrefixes?: string[];
     prices?: Record<string, Price>;
@@ -587,6 +588,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       defaultPool: dp,
       instanceHeader: f.ai_proxy?.instance_header,
       requestLimits: f.ai_proxy?.request_limits,
+      responsesStore: f.ai_proxy?.responses_store,
       maxJsonValues: f.ai_proxy?.max_json_values,
       apiPrefixes: f.ai_proxy?.api_prefixes,
       prices: f.ai_proxy?.prices,

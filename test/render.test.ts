@@ -467,6 +467,7 @@ filters:
     instance_header: true
     request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 }
     max_json_values: 200000
+    responses_store: { max_entries: 50, max_entry_bytes: 65536, ttl_seconds: 600 }
     api_prefixes: [/v1/, /openai/]
     max_response_body_bytes: 5242880
     max_stream_event_bytes: 1048576
@@ -487,9 +488,12 @@ filters:
       fallback: { on: ["connect_failure", "503"], max_retries: 1 },
       request_limits: { max_messages: 500, max_n: 4, max_tokens: 64000 },
       max_json_values: 200000,
+      responses_store: { max_entries: 50, max_entry_bytes: 65536, ttl_seconds: 600 },
       api_prefixes: ["/v1/", "/openai/"],
     });
     expect((json.instances as any[])[1]).toMatchObject({ weight: 3, priority: 1, price: { input: 3, output: 15 } });
+    // responses_store is bounded by the schema, with its line and field.
+    expect(problemsOf(POOLS.replace("max_entries: 50", "max_entries: -1")).message).toMatch(/filters\.ai_proxy\.responses_store\.max_entries/);
     // redact_upstream_errors: rendered when given; else the filter's default (true for openai-compatible only).
     expect((json.instances as any[])[1]).not.toHaveProperty("redact_upstream_errors");
     const redacting = aiProxyJson(parseGatewayConfig(POOLS.replace("priority: 1\n", "priority: 1\n    redact_upstream_errors: true\n"), { env: {} }), "env");

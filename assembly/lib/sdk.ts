@@ -392,6 +392,13 @@ export function setSharedData(key: string, value: ArrayBuffer, cas: u32): u32 {
   return imports.proxy_set_shared_data(argAt(k), argLen - k, changetype<usize>(value), value.byteLength, cas);
 }
 
+/** setSharedData of len bytes at ptr (a builder's bytes, not copied into a buffer first). */
+export function setSharedDataBytes(key: string, ptr: usize, len: i32, cas: u32): u32 {
+  argLen = 0;
+  const k = stage(key);
+  return imports.proxy_set_shared_data(argAt(k), argLen - k, ptr, <usize>len, cas);
+}
+
 export const METRIC_COUNTER: i32 = 0;
 export const METRIC_GAUGE: i32 = 1;
 export const METRIC_HISTOGRAM: i32 = 2;

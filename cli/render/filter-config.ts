@@ -56,6 +56,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.fallback !== undefined ? { fallback: a.fallback } : {}),
     ...(a.instanceHeader !== undefined ? { instance_header: a.instanceHeader } : {}),
     ...(a.requestLimits !== undefined ? { request_limits: a.requestLimits } : {}),
+    ...(a.responsesStore !== undefined ? { responses_store: a.responsesStore } : {}),
     ...(a.maxJsonValues !== undefined ? { max_json_values: a.maxJsonValues } : {}),
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     ...(a.prices !== undefined ? { prices: a.prices } : {}),

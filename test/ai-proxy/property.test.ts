@@ -65,7 +65,9 @@ function requestFor(rec: RecordedStream, client: Client): { path: string; body: 
     return {
       path: "/v1/responses",
       body: {
-        model: rec.model, stream: true, instructions: "You are terse.", input: [{ role: "user", content: [{ type: "input_text", text: PROMPT }] }],
+        // store: false, as Codex sends it: a stored response's id carries its number in the
+        // gateway's store, which differs from run to run (responses-store.test.ts covers the store).
+        model: rec.model, stream: true, store: false, instructions: "You are terse.", input: [{ role: "user", content: [{ type: "input_text", text: PROMPT }] }],
         ...(tools ? { tools: [{ type: "function", name: TOOL.name, description: TOOL.description, parameters: TOOL.schema }] } : {}),
         // A JSON answer: the Responses API's text.format with the recorded schema.
         ...(rec.request ? { text: { format: { type: "json_schema", name: (rec.request as any).response_format.json_schema.name, schema: (rec.request as any).response_format.json_schema.schema, strict: true } } } : {}),

@@ -42,7 +42,7 @@ describe("ai-proxy: Responses passed through to OpenAI's own Responses API", () 
     expect(up).toEqual(body);
   });
 
-  it("background is refused for OpenAI too (the gateway does not serve GET /v1/responses/{id})", () => {
+  it("background is refused for OpenAI too (GET /v1/responses/{id} is answered from the gateway's own store, never OpenAI's)", () => {
     const s = send(h, { model: "gpt-4o-mini", input: "Hi", background: true }, R);
     const r = s.getSentLocalResponse()!;
     expect(r.statusCode).toBe(400);

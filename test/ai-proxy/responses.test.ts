@@ -101,7 +101,9 @@ describe("ai-proxy: Responses requests read into Chat Completions", () => {
     ["a built-in tool", { tools: [{ type: "web_search" }] }, "tools[0].type", "unsupported_parameter"],
     ["background", { background: true }, "background", "unsupported_parameter"],
     ["conversation", { conversation: "conv_1" }, "conversation", "unsupported_parameter"],
-    ["previous_response_id (translated provider)", { previous_response_id: "resp_1" }, "previous_response_id", "unsupported_parameter"],
+    ["an unknown previous_response_id (translated provider)", { previous_response_id: "resp_1" }, "previous_response_id", "previous_response_not_found"],
+    ["previous_response_id a number", { previous_response_id: 3 }, "previous_response_id", "invalid_type"],
+    ["store a string", { store: "no" }, "store", "invalid_type"],
     ["a stored prompt", { prompt: { id: "pmpt_1" } }, "prompt", "unsupported_parameter"],
     ["an item_reference", { input: [{ type: "item_reference", id: "msg_1" }] }, "input[0].type", "unsupported_parameter"],
     ["an input_file part", { input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }, "input[0].content[0]", "unsupported_parameter"],
@@ -150,8 +152,10 @@ describe("ai-proxy: whole Responses answers", () => {
   it("a text answer becomes a completed Response with a message item and Responses usage", () => {
     const s = send(h, { model: "mock-model", input: "Hi", metadata: { trace: "t1" }, instructions: "Be terse." }, R);
     const r = JSON.parse(reply(s, 200, "application/json", [chatAnswer({ content: "Hello é🌍" })]));
+    // The provider's id, and the Response's place in the gateway's store (responses-store.ts).
+    expect(r.id).toMatch(/^resp_chatcmpl-1_s\d+$/);
     expect(r).toMatchObject({
-      id: "resp_chatcmpl-1", object: "response", created_at: 1761000000, status: "completed", error: null, incomplete_details: null,
+      object: "response", created_at: 1761000000, status: "completed", error: null, incomplete_details: null,
       model: "mock-model", metadata: { trace: "t1" }, instructions: "Be terse.",
       output: [{ type: "message", id: "msg_chatcmpl-1", status: "completed", role: "assistant", content: [{ type: "output_text", text: "Hello é🌍", annotations: [] }] }],
       usage: { input_tokens: 11, input_tokens_details: { cached_tokens: 3 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 16 },

@@ -3,7 +3,8 @@
 // (build/key-auth.wasm + build/ai-proxy.wasm) to mock providers speaking their own wire formats:
 // OpenAI's and Azure OpenAI's own Responses API (passed through), Anthropic's Messages and Gemini's generateContent
 // (translated). Each does a whole answer, a stream, and a function-call round trip, and the usage
-// record (the access log's filter state) holds what the client was shown.
+// record (the access log's filter state) holds what the client was shown. For Anthropic and Gemini
+// the gateway's own response store serves previous_response_id, retrieve and delete.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import { Host } from "../../host/index.js";
@@ -36,7 +37,7 @@ beforeAll(async () => {
   }));
   host = await Host.create({
     filters: [
-      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["sluice-client-key"] }] } },
+      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["sluice-client-key"] }, { name: "team-b", keys: ["sluice-other-key"] }] } },
       { name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances }, allowOnHeadersStopIteration: true },
     ],
   });
@@ -57,7 +58,7 @@ afterAll(async () => {
   for (const m of Object.values(mocks ?? {})) await m.close();
 });
 
-const client = () => new OpenAI({ apiKey: "sluice-client-key", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+const client = (apiKey = "sluice-client-key") => new OpenAI({ apiKey, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
 
 /** The usage record of the request the gateway logged last (the access log runs as the stream ends). */
 async function lastRecord() {
@@ -133,13 +134,58 @@ describe.each(KINDS)("the openai client's Responses API through the gateway to %
   });
 });
 
+describe.each(["anthropic", "gemini"] as const)("the gateway's response store through the openai client, %s", (kind) => {
+  it("previous_response_id continues a conversation; retrieve and delete; another consumer finds nothing", async () => {
+    const c = client();
+    const first = await c.responses.create({ model: MODEL[kind], instructions: "Be terse.", input: "My name is Ada" });
+    expect(first.id).toMatch(/^resp_.+_s\d+$/);
+    const second = await c.responses.create({ model: MODEL[kind], previous_response_id: first.id, input: "What is my name?" });
+    expect(second.status).toBe("completed");
+    // The provider got the whole conversation in its own format; the earlier instructions stayed behind.
+    const seen = mocks[kind].requests.at(-1)!.body;
+    const sent = JSON.stringify(kind === "anthropic" ? seen.messages : seen.contents);
+    for (const text of ["My name is Ada", first.output_text, "What is my name?"]) expect(sent).toContain(JSON.stringify(text).slice(1, -1));
+    expect(JSON.stringify(seen)).not.toContain("Be terse.");
+
+    // A stream continues from the second, and is stored in turn.
+    const stream = c.responses.stream({ model: MODEL[kind], previous_response_id: second.id, input: "Once more" });
+    const third = await stream.finalResponse();
+    expect(third.status).toBe("completed");
+    const got = await c.responses.retrieve(third.id);
+    expect(got.id).toBe(third.id);
+    // (The stream helper adds `parsed` to its parts; the stored Response is as the wire had it.)
+    expect(got.output.map((o) => o.id)).toEqual(third.output.map((o) => o.id));
+    expect(got.status).toBe("completed");
+    expect(got.output_text).toBe(third.output_text);
+
+    const other = await client("sluice-other-key").responses.retrieve(second.id).catch((e) => e);
+    expect(other).toBeInstanceOf(OpenAI.NotFoundError);
+    const cross = await client("sluice-other-key").responses.create({ model: MODEL[kind], previous_response_id: second.id, input: "x" }).catch((e) => e);
+    expect(cross).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(cross.code).toBe("previous_response_not_found");
+
+    await c.responses.delete(second.id);
+    const gone = await c.responses.retrieve(second.id).catch((e) => e);
+    expect(gone).toBeInstanceOf(OpenAI.NotFoundError);
+    const after = await c.responses.create({ model: MODEL[kind], previous_response_id: second.id, input: "x" }).catch((e) => e);
+    expect(after).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(after.param).toBe("previous_response_id");
+    expect(after.message).toContain(`Previous response with id '${second.id}' not found.`);
+
+    // store: false is answered, not kept.
+    const unstored = await c.responses.create({ model: MODEL[kind], input: "Hi", store: false });
+    expect(await c.responses.retrieve(unstored.id).catch((e) => e)).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+});
+
 describe("Responses features only OpenAI's own API has", () => {
-  it("previous_response_id goes on to OpenAI, and is refused for a translated provider", async () => {
+  it("previous_response_id of OpenAI's own goes on to OpenAI, and is not found for a translated provider", async () => {
     const c = client();
     await c.responses.create({ model: MODEL.openai, input: "again", previous_response_id: "resp_123" });
     expect(mocks.openai.requests.at(-1)!.body.previous_response_id).toBe("resp_123");
     const e = await c.responses.create({ model: MODEL.anthropic, input: "again", previous_response_id: "resp_123" }).catch((x) => x);
     expect(e).toBeInstanceOf(OpenAI.BadRequestError);
     expect(e.param).toBe("previous_response_id");
+    expect(e.code).toBe("previous_response_not_found");
   });
 });

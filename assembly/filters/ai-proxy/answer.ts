@@ -75,7 +75,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
   // An answer already in the client's format passes through untouched.
   if (x.native || (x.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
   const out = new ByteBuilder(body.byteLength + 256);
-  writeClientAnswer(x.client, result, out, x.clientReq);
+  writeClientAnswer(x.client, result, out, x.clientReq, x.keeper);
   replaceBody(RESPONSE_BODY, length, out);
 }
 

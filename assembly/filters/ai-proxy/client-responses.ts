@@ -35,13 +35,14 @@ import { nowNanos } from "../../lib/sdk";
 import { ChatResult, Choice, ClientError, StreamSink, Usage } from "../../providers/types";
 import { estimatedUsage } from "./estimate";
 import { writeOpenAIErrorJson } from "../../lib/errors";
+import { ResponseKeeper } from "./responses-store";
 
 /** The Responses API's errors are OpenAI's: {"error":{"message","type","param","code"}}. */
 export function writeResponsesError(e: ClientError, b: ByteBuilder): void {
   writeOpenAIErrorJson(b, e.message, e.type, e.param, e.code);
 }
 
-function responseId(id: string): string {
+export function responseId(id: string): string {
   return id.startsWith("resp_") ? id : "resp_" + id;
 }
 
@@ -96,9 +97,9 @@ export function incompleteReason(finish: string): string | null {
   return null;
 }
 
-/** The Response object's head: `{"id":...,"object":"response",...,"model":...,"output":[`. */
+/** The Response object's head: `{"id":...,"object":"response",...,"model":...,"output":[` (id: the Response's own). */
 function writeHead(b: ByteBuilder, id: string, created: i64, status: string, incomplete: string | null, error: ClientError | null, model: string, echo: ArrayBuffer): void {
-  b.raw('{"id":').str(responseId(id)).raw(',"object":"response","created_at":').int(created);
+  b.raw('{"id":').str(id).raw(',"object":"response","created_at":').int(created);
   b.raw(',"status":"').raw(status).raw('","background":false,"error":');
   if (error !== null) b.raw('{"code":').str(failureCode(error)).raw(',"message":').str(error.message).byte(0x7d);
   else b.raw("null");
@@ -126,13 +127,18 @@ function writeCallItem(b: ByteBuilder, callId: string, name: string, args: strin
   b.raw(',"name":').str(name).raw(',"arguments":').str(args).byte(0x7d);
 }
 
-/** A whole Response from a neutral result (its first choice: the Responses API has no n). */
-export function writeResponsesAnswer(r: ChatResult, b: ByteBuilder, echo: ArrayBuffer): void {
+/**
+ * A whole Response from a neutral result (its first choice: the Responses API has no n), stored
+ * by keeper when there is one (its id then names its place in the store).
+ */
+export function writeResponsesAnswer(r: ChatResult, b: ByteBuilder, echo: ArrayBuffer, keeper: ResponseKeeper | null = null): void {
   let c: Choice | null = r.choices.length ? r.choices[0] : null;
   const finish = c !== null ? c.finishReason : "";
   const incomplete = incompleteReason(finish);
   const status = incomplete !== null ? "incomplete" : "completed";
-  writeHead(b, r.id, r.created > 0 ? r.created : nowSeconds(), status, incomplete, null, r.model, echo);
+  const id = responseId(r.id) + (keeper !== null ? keeper.suffix() : "");
+  const at = b.len;
+  writeHead(b, id, r.created > 0 ? r.created : nowSeconds(), status, incomplete, null, r.model, echo);
   let n = 0;
   if (c !== null) {
     let text: string | null = c.content;
@@ -150,6 +156,7 @@ export function writeResponsesAnswer(r: ChatResult, b: ByteBuilder, echo: ArrayB
   b.raw('],"usage":');
   writeResponsesUsage(b, r.usage);
   b.byte(0x7d);
+  if (keeper !== null) keeper.keep(id, changetype<usize>(b.buf) + <usize>at, b.len - at);
 }
 
 const NO_ITEM: i32 = 0;
@@ -186,12 +193,17 @@ export class ResponsesStreamSink extends StreamSink {
   promptEstimate: i64;
   echo: ArrayBuffer;
   maxHeld: i64;
+  /** Stores the final Response (completed or incomplete; not a failed one) when set. */
+  keeper: ResponseKeeper | null;
+  /** The Response's id: the provider's, and its place in the store when it is kept. */
+  responseId: string = "";
 
-  constructor(promptEstimate: i64, echo: ArrayBuffer, maxHeld: i64) {
+  constructor(promptEstimate: i64, echo: ArrayBuffer, maxHeld: i64, keeper: ResponseKeeper | null = null) {
     super();
     this.promptEstimate = promptEstimate;
     this.echo = echo;
     this.maxHeld = maxHeld;
+    this.keeper = keeper;
   }
 
   start(id: string, model: string, created: i64): void {
@@ -209,10 +221,12 @@ export class ResponsesStreamSink extends StreamSink {
     this.out.raw(',"sequence_number":').int(this.seq++).raw("}\n\n");
   }
 
-  private response(status: string, incomplete: string | null, error: ClientError | null, withUsage: bool): void {
+  /** `,"response":{...}`; returns where the Response object starts in out. */
+  private response(status: string, incomplete: string | null, error: ClientError | null, withUsage: bool): i32 {
     const b = this.out;
     b.raw(',"response":');
-    writeHead(b, this.id, this.created > 0 ? this.created : nowSeconds(), status, incomplete, error, this.model, this.echo);
+    const at = b.len;
+    writeHead(b, this.responseId, this.created > 0 ? this.created : nowSeconds(), status, incomplete, error, this.model, this.echo);
     b.bytes(changetype<usize>(this.items.buf), this.items.len);
     b.raw('],"usage":');
     if (withUsage) {
@@ -221,6 +235,7 @@ export class ResponsesStreamSink extends StreamSink {
       writeResponsesUsage(b, u);
     } else b.raw("null");
     b.byte(0x7d);
+    return at;
   }
 
   private ensureStarted(): void {
@@ -229,6 +244,8 @@ export class ResponsesStreamSink extends StreamSink {
     if (this.created <= 0) this.created = nowSeconds();
     // A provider that names no id (the client still needs one to tell responses apart).
     if (this.id.length == 0) this.id = "gw" + nowNanos().toString(16);
+    const keeper = this.keeper;
+    this.responseId = responseId(this.id) + (keeper !== null ? keeper.suffix() : "");
     this.event("response.created");
     this.response("in_progress", null, null, false);
     this.endEvent();
@@ -373,13 +390,16 @@ export class ResponsesStreamSink extends StreamSink {
     this.closeItem();
     this.ended = true;
     const incomplete = incompleteReason(this.finishReason);
+    let at: i32;
     if (incomplete !== null) {
       this.event("response.incomplete");
-      this.response("incomplete", incomplete, null, true);
+      at = this.response("incomplete", incomplete, null, true);
     } else {
       this.event("response.completed");
-      this.response("completed", null, null, true);
+      at = this.response("completed", null, null, true);
     }
+    const keeper = this.keeper;
+    if (keeper !== null) keeper.keep(this.responseId, changetype<usize>(this.out.buf) + <usize>at, this.out.len - at);
     this.endEvent();
   }
 }

@@ -13,6 +13,7 @@ import { writeGeminiEmbeddings } from "./client-gemini-embeddings";
 import { ResponsesStreamSink, writeResponsesAnswer, writeResponsesError, writeResponsesErrorEvent, responseEcho } from "./client-responses";
 import { responsesToOpenAI } from "./responses-request";
 import { ResponsesNativeDecoder, nextSequence } from "./responses-native";
+import { ResponseKeeper } from "./responses-store";
 
 export const CLIENT_OPENAI: i32 = 0;
 export const CLIENT_ANTHROPIC: i32 = 1;
@@ -46,12 +47,13 @@ export function speaksClient(provider: Provider, client: i32): bool {
 
 /**
  * A client's chat request in OpenAI's format (the providers' common input); req itself for OpenAI
- * clients. A Gemini request names its model and stream in the path, not the body.
+ * clients. A Gemini request names its model and stream in the path, not the body. history: the
+ * stored conversation a Responses request's previous_response_id names (responses-store.ts).
  */
-export function toOpenAIRequest(client: i32, req: JsonValue, model: string = "", stream: bool = false): Converted {
+export function toOpenAIRequest(client: i32, req: JsonValue, model: string = "", stream: bool = false, history: JsonValue | null = null): Converted {
   if (client == CLIENT_ANTHROPIC) return anthropicToOpenAI(req);
   if (client == CLIENT_GEMINI) return geminiToOpenAI(req, model, stream);
-  if (client == CLIENT_RESPONSES) return responsesToOpenAI(req);
+  if (client == CLIENT_RESPONSES) return responsesToOpenAI(req, history);
   const c = new Converted();
   c.req = req;
   return c;
@@ -79,11 +81,14 @@ export function isClientAnswer(client: i32, v: JsonValue): bool {
   return true;
 }
 
-/** A whole chat answer in the client's API (clientReq: the client's body, which a Response echoes). */
-export function writeClientAnswer(client: i32, result: ChatResult, out: ByteBuilder, clientReq: JsonValue | null = null): void {
+/**
+ * A whole chat answer in the client's API (clientReq: the client's body, which a Response echoes;
+ * keeper: where a Response is stored, when it is).
+ */
+export function writeClientAnswer(client: i32, result: ChatResult, out: ByteBuilder, clientReq: JsonValue | null = null, keeper: ResponseKeeper | null = null): void {
   if (client == CLIENT_ANTHROPIC) writeAnthropicMessage(result, out);
   else if (client == CLIENT_GEMINI) writeGeminiResponse(result, out);
-  else if (client == CLIENT_RESPONSES) writeResponsesAnswer(result, out, responseEcho(clientReq));
+  else if (client == CLIENT_RESPONSES) writeResponsesAnswer(result, out, responseEcho(clientReq), keeper);
   else writeOpenAIChat(result, out);
 }
 
@@ -111,10 +116,10 @@ export function streamContentType(client: i32, array: bool): string {
  * Responses stream echoes the client's body and holds at most maxHeld bytes of the answer for its
  * final events).
  */
-export function clientStreamSink(client: i32, includeUsage: bool, promptEstimate: i64, array: bool = false, clientReq: JsonValue | null = null, maxHeld: i64 = 0): StreamSink {
+export function clientStreamSink(client: i32, includeUsage: bool, promptEstimate: i64, array: bool = false, clientReq: JsonValue | null = null, maxHeld: i64 = 0, keeper: ResponseKeeper | null = null): StreamSink {
   if (client == CLIENT_ANTHROPIC) return new AnthropicStreamSink(promptEstimate);
   if (client == CLIENT_GEMINI) return new GeminiStreamSink(promptEstimate, array);
-  if (client == CLIENT_RESPONSES) return new ResponsesStreamSink(promptEstimate, responseEcho(clientReq), maxHeld);
+  if (client == CLIENT_RESPONSES) return new ResponsesStreamSink(promptEstimate, responseEcho(clientReq), maxHeld, keeper);
   return new OpenAIStreamSink(includeUsage, promptEstimate);
 }
 

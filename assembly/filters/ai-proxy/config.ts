@@ -8,6 +8,7 @@ import { Pool, ALGORITHMS, WRR, LEAST_LATENCY, LEAST_INFLIGHT, CONSISTENT_HASH }
 import { HealthConfig } from "./health";
 import { ModelList } from "./models";
 import { Price, PriceTable, builtinPrices, readPrice, readPrices } from "../../lib/prices";
+import { StoreConfig } from "./responses-store";
 
 export const DEFAULT_MAX_BODY: i64 = 10 * 1024 * 1024;
 /** A provider's whole (non-stream) answer or error body ai-proxy holds at most. */
@@ -69,6 +70,8 @@ export class Settings {
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   maxJsonValues: i32 = DEFAULT_MAX_JSON_VALUES;
   limits: RequestLimits = new RequestLimits();
+  /** The store of translated Responses (responses_store; responses-store.ts). */
+  store: StoreConfig = new StoreConfig();
   /**
    * Path prefixes ai-proxy answers for (api_prefixes): a request under one that is not an API the
    * gateway serves gets a 404 / 405 in the client's API shape; any other path passes untouched.
@@ -324,7 +327,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "prices", "currency"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "prices", "currency", "responses_store"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -345,6 +348,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   readLimits(r, cfg.get("request_limits"), s.limits);
   readPrices(r, cfg.get("prices"), s.prices, "ai-proxy.prices");
   s.currency = r.str(cfg, "currency", "ai-proxy", "USD");
+  readStore(r, cfg.get("responses_store"), s.store);
   const prefixes = r.array(cfg, "api_prefixes", "ai-proxy", false);
   if (cfg.get("api_prefixes") !== null) s.apiPrefixes = [];
   for (let i = 0; i < prefixes.length; i++) {
@@ -359,6 +363,19 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.models = modelsList(s);
   s.modelLabels = modelLabels(s);
   return s;
+}
+
+function readStore(r: ConfigReader, v: JsonValue | null, st: StoreConfig): void {
+  if (v === null) return;
+  const at = "ai-proxy.responses_store";
+  if (!v.isObject()) {
+    r.fail(at, "must be an object");
+    return;
+  }
+  r.onlyKnown(v, at, ["max_entries", "max_entry_bytes", "ttl_seconds"]);
+  st.maxEntries = r.int(v, "max_entries", at, st.maxEntries, 0, 1000000);
+  st.maxEntryBytes = r.int(v, "max_entry_bytes", at, st.maxEntryBytes, 1024, 16777216);
+  st.ttlMs = r.int(v, "ttl_seconds", at, st.ttlMs / 1000, 1, 2592000) * 1000;
 }
 
 function readLimits(r: ConfigReader, v: JsonValue | null, l: RequestLimits): void {

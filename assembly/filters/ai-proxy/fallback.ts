@@ -11,9 +11,9 @@ import * as keys from "../../lib/keys";
 import { ANSWER_PLAIN, ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
-import { CLIENT_ANTHROPIC, CLIENT_GEMINI, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
+import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
-import { overrides } from "./request";
+import { overrides, previousStored, responsesChat } from "./request";
 import { healthReport, reportOutcome, isEventStream, transportStatus } from "./outcome";
 import { answerHeaders, answerTooLarge, shownError, transportError } from "./answer";
 import { startStream, decodeAll, cutStream, endStream } from "./stream";
@@ -102,7 +102,9 @@ export function fallbackRequest(x: Exchange, out: ByteBuilder): Upstream | null 
   // What only the client's own provider takes cannot go to this one.
   if (x.untranslatable !== null) return null;
   if (x.openaiReq === null) {
-    const c = toOpenAIRequest(x.client, x.clientReq as JsonValue);
+    // (A Responses request's previous_response_id is read from the gateway's store: an id of an
+    // OpenAI instance's own is not there, and the request cannot go to this provider.)
+    const c = x.client == CLIENT_RESPONSES ? responsesChat(x, x.clientReq as JsonValue, previousStored(x, x.clientReq as JsonValue)) : toOpenAIRequest(x.client, x.clientReq as JsonValue);
     if (c.error !== null) return null;
     x.openaiReq = c.req;
   }
@@ -218,7 +220,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
       out.buffer((x.sink as StreamSink).out.toArrayBuffer());
     } else if (speaksClient(provider, x.client)) {
       out.buffer(body);
-    } else writeClientAnswer(x.client, result, out, x.clientReq);
+    } else writeClientAnswer(x.client, result, out, x.clientReq, x.keeper);
   }
   answerHeaders(x, "200", x.stream ? x.streamType() : "application/json");
   replaceBody(RESPONSE_BODY, x.bufferedLen, out);

@@ -15,7 +15,9 @@ import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPO
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
 import { asksForSse, decodePathSegment, geminiRoute } from "../../lib/path";
-import { validateResponses } from "./responses-request";
+import { validateResponses, responseNotFound } from "./responses-request";
+import { StoredEntry, findStored, historyOf, keeperFor, deleteStored, mayBeStored } from "./responses-store";
+import { Converted } from "./client-anthropic";
 import { choose, useInstance } from "./selection";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
 import {
@@ -25,6 +27,9 @@ import {
 
 /** Gemini's own API (client-gemini.ts): its unknown paths get Gemini's 404. */
 const GEMINI_PREFIX = "/v1beta/";
+
+/** GET and DELETE /v1/responses/{id}: the gateway's stored responses (responses-store.ts). */
+const STORED_PREFIX = RESPONSES_PATH + "/";
 
 /** GET /v1/models/{id} (models.ts). */
 const MODELS_PREFIX = "/v1/models/";
@@ -70,6 +75,9 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   }
   const q = path.indexOf("?");
   const route = q >= 0 ? path.substring(0, q) : path;
+  if (route.length > STORED_PREFIX.length && route.startsWith(STORED_PREFIX) && route.indexOf("/", STORED_PREFIX.length) < 0 && owns(x, route)) {
+    return storedResponse(x, method, route.substring(STORED_PREFIX.length), q >= 0 ? path.substring(q + 1) : "");
+  }
   // The paths ai-proxy serves, each with its one method; the client's API shape is the path's
   // (client.ts clientOf; Gemini's API by its own paths, lib/path.ts geminiRoute).
   const gemini = geminiRoute(route);
@@ -160,6 +168,69 @@ function answerModels(x: Exchange, id: string | null): FilterHeadersStatusValues
   return FilterHeadersStatusValues.StopIteration;
 }
 
+/**
+ * GET /v1/responses/{id}: the stored Response; DELETE: it is deleted (a tombstone in its slot) and
+ * the client gets {"id", "object": "response", "deleted": true}. Only the consumer that created it
+ * finds it; an unknown, expired, deleted or another consumer's id is a 404 in OpenAI's shape.
+ * Both are local replies (Envoy sends them from this filter; nothing goes upstream).
+ */
+function storedResponse(x: Exchange, method: string, segment: string, query: string): FilterHeadersStatusValues {
+  setFilterState(keys.REQUEST_TYPE, "ai_stored_response");
+  // OpenAI's error shape, whatever headers came along (anthropic-version would pick Anthropic's).
+  x.client = CLIENT_RESPONSES;
+  if (method != "GET" && method != "DELETE") {
+    x.allow = "GET, DELETE";
+    fail(x, ClientError.of(405, "Method " + method + " is not allowed on /v1/responses/{id}; use GET or DELETE.", "invalid_request_error", "method_not_allowed"));
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  if (method == "GET" && query.indexOf("stream=true") >= 0) {
+    const e = ClientError.of(400, "A stored response is returned whole through the gateway; 'stream' is not supported here.", "invalid_request_error", "unsupported_parameter");
+    e.param = "stream";
+    fail(x, e);
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  const id = decodePathSegment(segment);
+  const found = id !== null ? findStored(x.settings.store, id as string, consumerOf(), x.settings.maxJsonValues) : null;
+  if (found === null || (method == "DELETE" && !deleteStored(found as StoredEntry))) {
+    fail(x, responseNotFound(safeForMessage(id !== null ? id as string : segment), 404, ""));
+    return FilterHeadersStatusValues.StopIteration;
+  }
+  const b = new ByteBuilder(method == "GET" ? 4096 : 128);
+  if (method == "GET") b.value((found as StoredEntry).entry.get("response") as JsonValue);
+  else b.raw('{"id":').str(id as string).raw(',"object":"response","deleted":true}');
+  x.replied = true;
+  sendLocalResponse(200, "sluice_stored_response", b.toArrayBuffer(), ["content-type", "application/json"]);
+  return FilterHeadersStatusValues.StopIteration;
+}
+
+/** The consumer the response store scopes entries to (identity's sluice.consumer). */
+function consumerOf(): string {
+  const c = getFilterState(keys.CONSUMER);
+  return c !== null ? c as string : "anonymous";
+}
+
+/** The stored response a Responses request's previous_response_id names, when the gateway has it (for this consumer). */
+export function previousStored(x: Exchange, req: JsonValue): StoredEntry | null {
+  const prev = req.getString("previous_response_id");
+  // (OpenAI's own ids never name a slot: nothing is read for them.)
+  if (prev === null || !mayBeStored(x.settings.store, prev as string)) return null;
+  return findStored(x.settings.store, prev as string, consumerOf(), x.settings.maxJsonValues);
+}
+
+/**
+ * A Responses request in chat format for a provider without OpenAI's Responses API: the stored
+ * conversation its previous_response_id names (stored: previousStored's) after the instructions,
+ * then its input; unless it says store: false, its answer will be stored (x.keeper).
+ */
+export function responsesChat(x: Exchange, req: JsonValue, stored: StoredEntry | null): Converted {
+  const c = toOpenAIRequest(CLIENT_RESPONSES, req, "", false, stored !== null ? historyOf(stored as StoredEntry) : null);
+  if (c.error !== null) return c;
+  // The prompt the provider reads includes the stored conversation (the usage estimate's base).
+  if (stored !== null) x.promptEstimate = estimatePromptTokens(c.req as JsonValue);
+  if (x.settings.store.maxEntries > 0) x.keeper = keeperFor(x.settings.store, req, consumerOf(), c.req as JsonValue);
+  return c;
+}
+
 /** ai-proxy answers for this path (api_prefixes): it is under the AI API. */
 export function owns(x: Exchange, route: string): bool {
   const prefixes = x.settings.apiPrefixes;
@@ -246,13 +317,16 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   } else if (responses) {
     // An instance with its own Responses API (OpenAI, Azure OpenAI) takes the body as it is, with
     // only model, limit and options set (previous_response_id, conversation and built-in tools
-    // included); the others get it translated into their chat API.
+    // included); the others get it translated into their chat API. A previous_response_id the
+    // gateway stored (a translated answer's) is continued from its store, for every provider; one
+    // it does not have is an OpenAI instance's own, or unknown (400 for a translated provider).
+    const stored = req.get("previous_response_id") !== null ? previousStored(x, req) : null;
     const rup = provider.responsesUpstream(inst, x.upstreamModel);
-    if (rup !== null && x.budget < 0 && !x.redacts()) {
+    if (rup !== null && stored === null && x.budget < 0 && !x.redacts()) {
       x.native = true;
       return send(x, body, nativeBody(x, req, inst, body.byteLength), rup);
     }
-    const c = toOpenAIRequest(x.client, req);
+    const c = responsesChat(x, req, stored);
     if (c.error !== null) return c.error;
     req = c.req as JsonValue;
   } else if (x.client == CLIENT_GEMINI && provider.speaksGemini && x.budget < 0 && !x.redacts() && !x.geminiArray && inst.options === null && inst.maxTokens < 0) {

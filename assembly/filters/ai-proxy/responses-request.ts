@@ -16,16 +16,17 @@
 //   `parallel_tool_calls`, `user`, `stream`. `text.format`: {type: "text"} |
 //   {type: "json_object"} | {type: "json_schema", name, schema, strict, description} (Chat's
 //   response_format, whose json_schema nests them). `reasoning.effort` -> reasoning_effort.
-// - `metadata` is the stored response's, echoed in the answer, not sent on; `store`, `include`,
+// - `metadata` is the stored response's, echoed in the answer, not sent on; `include`,
 //   `prompt_cache_key`, `service_tier`, `truncation`, `safety_identifier`, `text.verbosity` and
-//   `reasoning.summary` have no Chat counterpart and are accepted and ignored (the gateway keeps
-//   nothing, so a stored response could not be fetched back anyway).
+//   `reasoning.summary` have no Chat counterpart and are accepted and ignored. `store: false`
+//   keeps the answer out of the gateway's store; `previous_response_id` names a response in it
+//   (responses-store.ts), whose conversation goes between the instructions and the input.
 // - Refused with a 400 (the gateway cannot honour them through another provider's chat API):
 //   built-in tools (web_search, file_search, computer_use, code_interpreter, mcp, ...),
-//   `conversation`, `previous_response_id`, `prompt` (stored prompt templates), item_reference
-//   items and input_file parts; an OpenAI or Azure OpenAI instance gets them as sent. `background`
-//   is refused for every provider (its answer is fetched with GET /v1/responses/{id}, which the
-//   gateway does not serve).
+//   `conversation`, `prompt` (stored prompt templates), item_reference items and input_file
+//   parts; an OpenAI or Azure OpenAI instance gets them as sent. `background` is refused for every
+//   provider (it is polled with GET /v1/responses/{id}, which the gateway answers only from its
+//   own store of finished answers, never from OpenAI's).
 // Hostile input is normal input: every member read is type-checked here, lists are bounded by the
 // gateway's max_messages, token counts by its max_tokens.
 import { JsonValue } from "../../lib/json";
@@ -39,15 +40,29 @@ function bad(message: string, param: string, code: string = "invalid_value"): Cl
   return e;
 }
 
+/** OpenAI's answer for an id it does not know (400 for previous_response_id, 404 for GET). */
+export function responseNotFound(id: string, status: u32, param: string): ClientError {
+  // The id is the client's: bounded in the message.
+  const shown = id.length > 128 ? id.substring(0, 128) : id;
+  const e = ClientError.of(status, "Previous response with id '" + shown + "' not found.", "invalid_request_error", "previous_response_not_found");
+  if (status == 404) {
+    e.message = "Response with id '" + shown + "' not found.";
+    e.code = "";
+  }
+  e.param = param;
+  return e;
+}
+
 function unsupported(message: string, param: string): ClientError {
   return bad(message, param, "unsupported_parameter");
 }
 
 /**
- * Members refused for a provider without its own Responses API: they need responses,
- * conversations or prompts stored at OpenAI. (An OpenAI or Azure OpenAI instance gets them as sent.)
+ * Members refused for a provider without its own Responses API: they need conversations or
+ * prompts stored at OpenAI. (An OpenAI or Azure OpenAI instance gets them as sent.)
+ * previous_response_id is read from the gateway's own store (responses-store.ts).
  */
-const REFUSED: Array<string> = ["conversation", "previous_response_id", "prompt"];
+const REFUSED: Array<string> = ["conversation", "prompt"];
 
 function present(v: JsonValue | null): bool {
   return v !== null && !v.isNull() && !(v.isBool() && !v.b);
@@ -55,13 +70,17 @@ function present(v: JsonValue | null): bool {
 
 /**
  * The request check the gateway owns for /v1/responses, before any provider is chosen: the types
- * and bounds of what it reads, and `background`, refused for every provider (a background
- * response is fetched later with GET /v1/responses/{id}, which the gateway does not serve).
+ * and bounds of what it reads, and `background`, refused for every provider (a background response
+ * is polled with GET /v1/responses/{id}, which the gateway answers only from its own store).
  */
 export function validateResponses(req: JsonValue, limits: RequestLimits): ClientError | null {
   if (present(req.get("background"))) {
-    return unsupported("'background' is not supported through the gateway (it does not serve GET /v1/responses/{id}); send the request without it.", "background");
+    return unsupported("'background' is not supported through the gateway (a background response is polled with GET /v1/responses/{id}, which the gateway answers only from its own store of finished answers); send the request without it.", "background");
   }
+  const prev = req.get("previous_response_id");
+  if (prev !== null && !prev.isNull() && !prev.isString()) return bad("'previous_response_id' must be a string.", "previous_response_id", "invalid_type");
+  const store = req.get("store");
+  if (store !== null && !store.isNull() && !store.isBool()) return bad("'store' must be a boolean.", "store", "invalid_type");
   const input = req.get("input");
   if (input === null || (!input.isString() && !input.isArray())) {
     return bad("'input' must be a string or a list of input items.", "input");
@@ -193,7 +212,8 @@ function assistantFor(messages: JsonValue): JsonValue {
   return m;
 }
 
-function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Converted): void {
+/** One input item (or a stored Response's output item) appended to messages in chat format. */
+export function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Converted): void {
   const path = "input[" + i.toString() + "]";
   let type = item.getString("type");
   if (type === null && item.get("role") !== null) type = "message";
@@ -244,7 +264,7 @@ function convertItem(item: JsonValue, i: i32, messages: JsonValue, r: Converted)
     // An earlier turn's reasoning (summaries, encrypted content) only OpenAI's own models read.
     return;
   } else if (type == "item_reference") {
-    r.error = unsupported("'" + path + "': item_reference items need stored responses, which the gateway does not keep.", path + ".type");
+    r.error = unsupported("'" + path + "': item_reference items are not supported through the gateway; use previous_response_id or send the item itself.", path + ".type");
   } else {
     r.error = unsupported("'" + path + ".type': '" + (type !== null ? type as string : "") + "' items are not supported through the gateway.", path + ".type");
   }
@@ -293,14 +313,16 @@ function toolChoice(tc: JsonValue, r: Converted): JsonValue | null {
 
 /**
  * A Responses request (already checked by validateResponses) as an OpenAI Chat Completions
- * request.
+ * request. history: the stored conversation previous_response_id names (responses-store.ts
+ * historyOf), between the instructions and the input; a request that names one without it is
+ * refused (not found).
  */
-export function responsesToOpenAI(req: JsonValue): Converted {
+export function responsesToOpenAI(req: JsonValue, history: JsonValue | null = null): Converted {
   const r = new Converted();
   // (An instance with its own Responses API takes these; the others cannot.)
   for (let i = 0; i < REFUSED.length; i++) {
     if (present(req.get(REFUSED[i]))) {
-      r.error = unsupported("'" + REFUSED[i] + "' is not supported through the gateway for this model's provider (it keeps no responses or conversations; send the whole conversation in 'input').", REFUSED[i]);
+      r.error = unsupported("'" + REFUSED[i] + "' is not supported through the gateway for this model's provider (it keeps no conversations or prompts; send the whole conversation in 'input').", REFUSED[i]);
       return r;
     }
   }
@@ -311,6 +333,14 @@ export function responsesToOpenAI(req: JsonValue): Converted {
   const instructions = req.get("instructions");
   if (instructions !== null && instructions.isString()) {
     messages.push(JsonValue.object().set("role", JsonValue.str("system")).set("content", instructions));
+  }
+  const prev = req.getString("previous_response_id");
+  if (prev !== null && history === null) {
+    r.error = responseNotFound(prev as string, 400, "previous_response_id");
+    return r;
+  }
+  if (history !== null) {
+    for (let i = 0, n = history.length; i < n; i++) messages.push(history.at(i));
   }
   const input = req.get("input");
   if (input === null) { r.error = bad("'input' is required.", "input", "missing_required_parameter"); return r; }

@@ -11,6 +11,7 @@ import { Metrics } from "./metrics";
 import { Pool } from "./balancer";
 import { HealthState } from "./health";
 import { CLIENT_OPENAI, streamContentType, writeClientError } from "./client";
+import { ResponseKeeper } from "./responses-store";
 
 // What the client asked for.
 export const PASS: i32 = 0; // not an AI API: untouched
@@ -155,6 +156,8 @@ export class Exchange extends Context {
   eventTooLarge: bool = false;
   /** The usage the record holds (what record() returned). */
   recorded: Usage = NO_USAGE;
+  /** A translated Responses answer is stored through this (responses-store.ts); null: not stored. */
+  keeper: ResponseKeeper | null = null;
 
   constructor(id: u32, root: ProxyRoot) {
     super(id, root);

@@ -88,7 +88,7 @@ export function startStream(x: Exchange, replay: bool): void {
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
   if ((x.native || x.reframe) && !replay) x.sink = new CountingSink();
-  else x.sink = clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray, x.clientReq, x.settings.maxResponseBodyBytes);
+  else x.sink = clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray, x.clientReq, x.settings.maxResponseBodyBytes, x.keeper);
 }
 
 /**
