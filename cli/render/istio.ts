@@ -90,7 +90,7 @@ function wasmUrl(cfg: GatewayConfig, name: string): string {
 }
 
 /** Istio's WasmPlugin spec for one of the filters that hold the request headers. */
-function istioWasmPlugin(cfg: GatewayConfig, name: FilterName, priority: number, env: string[], pluginConfig: unknown) {
+function istioWasmPlugin(cfg: GatewayConfig, name: FilterName, priority: number, env: string[], pluginConfig: unknown, phase = "UNSPECIFIED_PHASE") {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
@@ -99,7 +99,7 @@ function istioWasmPlugin(cfg: GatewayConfig, name: FilterName, priority: number,
       ...pluginTarget(cfg),
       url: wasmUrl(cfg, name),
       pluginName: name,
-      phase: "UNSPECIFIED_PHASE",
+      phase,
       priority,
       failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy[name]],
       type: "HTTP",
@@ -125,23 +125,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         "key-auth as an Istio WasmPlugin: phase AUTHN puts it before Istio's own authn/authz filters.",
         `url: the .wasm must be mounted at ${WASM_DIR} in the gateway pods (or push it as an OCI image and use oci://).`,
       ].join("\n"),
-      docs: [
-        {
-          apiVersion: "extensions.istio.io/v1alpha1",
-          kind: "WasmPlugin",
-          metadata: { name: "sluice-key-auth", namespace: cfg.istio.namespace },
-          spec: {
-            ...pluginTarget(cfg),
-            url: wasmUrl(cfg, "key-auth"),
-            pluginName: "key-auth",
-            phase: "AUTHN",
-            priority: 100,
-            failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy["key-auth"]],
-            type: "HTTP",
-            pluginConfig: keyAuthJson(cfg),
-          },
-        },
-      ],
+      docs: [istioWasmPlugin(cfg, "key-auth", 100, [], keyAuthJson(cfg), "AUTHN")],
     };
   }
   if (cfg.identity) {
@@ -152,23 +136,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         "and before Istio's authorization filters, so an AuthorizationPolicy sees the consumer.",
         `url: the .wasm must be mounted at ${WASM_DIR} in the gateway pods (or push it as an OCI image and use oci://).`,
       ].join("\n"),
-      docs: [
-        {
-          apiVersion: "extensions.istio.io/v1alpha1",
-          kind: "WasmPlugin",
-          metadata: { name: "sluice-identity", namespace: cfg.istio.namespace },
-          spec: {
-            ...pluginTarget(cfg),
-            url: wasmUrl(cfg, "identity"),
-            pluginName: "identity",
-            phase: "AUTHZ",
-            priority: 100,
-            failStrategy: ISTIO_FAIL_STRATEGY[cfg.failurePolicy.identity],
-            type: "HTTP",
-            pluginConfig: identityJson(cfg),
-          },
-        },
-      ],
+      docs: [istioWasmPlugin(cfg, "identity", 100, [], identityJson(cfg), "AUTHZ")],
     };
   }
   const warning = (name: string) => [
