@@ -507,3 +507,21 @@ export function googleJson(v: unknown): string {
   }
   return JSON.stringify(v);
 }
+
+/**
+ * Text and image count of a message's content: a string, or parts. `isText` says which part types
+ * hold text (Chat Completions: "text" or none; the Responses API's input_text / output_text have
+ * their own names, so its mock passes any type).
+ */
+export function partsText(content: unknown, isText: (type: unknown) => boolean = (t) => t === "text" || t === undefined): { text: string; images: number } {
+  if (typeof content === "string") return { text: content, images: 0 };
+  if (!Array.isArray(content)) return { text: "", images: 0 };
+  const texts: string[] = [];
+  let images = 0;
+  for (const p of content) {
+    if (!isObject(p)) continue;
+    if (typeof p.text === "string" && isText(p.type)) texts.push(p.text);
+    else if (p.type === "image_url" || p.type === "input_image") images++;
+  }
+  return { text: texts.join("\n"), images };
+}

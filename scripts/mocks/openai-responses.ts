@@ -6,21 +6,10 @@
 // message) content_part.added, output_text.delta..., output_text.done, content_part.done, (for a
 // function call) function_call_arguments.delta..., function_call_arguments.done, then
 // output_item.done; and response.completed (or response.incomplete) with the usage.
-import { chunkText, fragments, isObject, type Conversation, type Ctx, type Outcome, type Reply, type Turn } from "./common.js";
+import { chunkText, fragments, isObject, partsText, type Conversation, type Ctx, type Outcome, type Reply, type Turn } from "./common.js";
 
 /** Text and image count of Responses content: a string, or input_text / output_text / input_image parts. */
-function partsText(content: unknown): { text: string; images: number } {
-  if (typeof content === "string") return { text: content, images: 0 };
-  if (!Array.isArray(content)) return { text: "", images: 0 };
-  const texts: string[] = [];
-  let images = 0;
-  for (const p of content) {
-    if (!isObject(p)) continue;
-    if (typeof p.text === "string") texts.push(p.text);
-    else if (p.type === "input_image") images++;
-  }
-  return { text: texts.join("\n"), images };
-}
+const responsesText = (content: unknown) => partsText(content, () => true);
 
 /** The neutral view of a Responses request (input items, instructions, flat function tools). */
 export function responsesConversation(body: any, model: string): Conversation {
@@ -32,7 +21,7 @@ export function responsesConversation(body: any, model: string): Conversation {
     if (!isObject(item)) continue;
     const type = item.type ?? "message";
     if (type === "message") {
-      const { text, images } = partsText(item.content);
+      const { text, images } = responsesText(item.content);
       if (item.role === "system" || item.role === "developer") system.push(text);
       else turns.push({ role: item.role === "assistant" ? "assistant" : "user", text, images });
     } else if (type === "function_call") {
@@ -42,7 +31,7 @@ export function responsesConversation(body: any, model: string): Conversation {
       else turns.push({ role: "assistant", text: "", images: 0, toolCalls: [call] });
     } else if (type === "function_call_output") {
       const prev = turns[turns.length - 1];
-      const result = { id: String(item.call_id ?? ""), content: partsText(item.output).text };
+      const result = { id: String(item.call_id ?? ""), content: responsesText(item.output).text };
       if (prev?.role === "tool") prev.toolResults!.push(result);
       else turns.push({ role: "tool", text: "", images: 0, toolResults: [result] });
     }

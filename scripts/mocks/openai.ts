@@ -8,6 +8,7 @@
 // - Errors: {"error":{"message","type","param","code"}}; 429 carries x-ratelimit-* headers.
 import {
   bearer,
+  partsText,
   chunkText,
   decideReply,
   embeddingVector,
@@ -30,19 +31,6 @@ import {
 import { responsesConversation, responsesOutcome } from "./openai-responses.js";
 
 // ---------- request → conversation ----------
-
-export function partsText(content: unknown): { text: string; images: number } {
-  if (typeof content === "string") return { text: content, images: 0 };
-  if (!Array.isArray(content)) return { text: "", images: 0 };
-  const texts: string[] = [];
-  let images = 0;
-  for (const p of content) {
-    if (!isObject(p)) continue;
-    if (typeof p.text === "string" && (p.type === "text" || p.type === undefined)) texts.push(p.text);
-    else if (p.type === "image_url" || p.type === "input_image") images++;
-  }
-  return { text: texts.join("\n"), images };
-}
 
 export function openaiConversation(body: any, model: string): Conversation {
   const turns: Turn[] = [];
