@@ -822,6 +822,9 @@ const MAX_SERVICE_LIMIT = 4294967295;
 /** "30s" | "15m" | "24h" | "7d" | seconds -> seconds. */
 export function windowSeconds(w: string | number): number {
   if (typeof w === "number") return w;
+  // Calendar windows: their longest (the rate limit service has no such units).
+  if (w === "week") return 7 * 86400;
+  if (w === "month") return 31 * 86400;
   const n = Number(w.slice(0, -1));
   return n * { s: 1, m: 60, h: 3600, d: 86400 }[w.slice(-1) as "s" | "m" | "h" | "d"];
 }
@@ -863,6 +866,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
     if (secs <= 0) fail(rp("window"), "must be longer than 0 seconds");
     else if (secs > MAX_WINDOW_SECONDS) fail(rp("window"), "must be at most 366 days");
     if (rule.sub_buckets !== undefined && rule.window_type !== "sliding") fail(rp("sub_buckets"), "applies only to window_type sliding");
+    if ((rule.window === "week" || rule.window === "month") && rule.window_type === "sliding") fail(rp("window_type"), "a calendar window (week, month) is fixed: it starts over at each week or month");
     if (rule.strategy === "cost") {
       if (rule.limit !== undefined) fail(rp("limit"), "a cost rule takes budget (money per window, in filters.ai_proxy.currency), not limit");
       else if (rule.budget === undefined) fail(rp(), "strategy cost needs budget: money per window, e.g. budget: 50");
@@ -903,6 +907,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       const strategy = rule.strategy ?? "total_tokens";
       if (strategy === "weighted") no(rp("strategy"), "a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)");
       if (strategy === "cost") no(rp("strategy"), "money budgets are kept by each Envoy's own counters so far");
+      if (rule.window === "week" || rule.window === "month") no(rp("window"), "the rate limit service has no calendar weeks or months");
       if (rule.window_type === "sliding") no(rp("window_type"), "the rate limit service counts fixed windows only");
       const unit = UNITS[windowSeconds(rule.window)];
       if (!unit) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h and 1d (got ${JSON.stringify(rule.window)})`);

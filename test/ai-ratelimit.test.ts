@@ -1264,3 +1264,39 @@ describe("ai-ratelimit: money budgets (strategy cost)", () => {
     expect(await loadError({ rules: [{ name: "r", strategy: "cost", window: "1m" }] })).toMatch(/rules\[0\]\.budget: is required with strategy cost/);
   });
 });
+
+describe("ai-ratelimit: calendar windows (week, month)", () => {
+  // T0 is 2023-11-14 00:00 UTC, a Tuesday.
+  const MONTH_NOV_2023 = BigInt((2023 - 1970) * 12 + 10);
+  const DEC_1 = 1_701_388_800n; // 2023-12-01 00:00 UTC
+  const MON_NOV_20 = 1_700_438_400n; // 2023-11-20 00:00 UTC
+
+  it("month: one counter per UTC calendar month; a refusal waits for the 1st; the next month starts empty", async () => {
+    const { h, clock } = await chain({ rules: [{ name: "monthly", key: ["consumer"], limit: 300, window: "month" }] });
+    const key = "sluice.ai-ratelimit.monthly.alice";
+    answer(send(h, { body: CHAT("gpt-4o", 100) }), { prompt: 100, completion: 100 });
+    expect(ring(h, key).get(MONTH_NOV_2023)).toBe(200n);
+    clock.advance(10n * 86400n * SEC); // the 24th: still November
+    const r = rejection(send(h, { body: CHAT("gpt-4o", 150) }))!;
+    expect(r.status).toBe(429);
+    expect(Number(header(r.headers, "retry-after"))).toBe(Number(DEC_1 - clock.now / SEC));
+    clock.now = DEC_1 * SEC;
+    const next = send(h, { body: CHAT("gpt-4o", 150) });
+    expect(next.getSentLocalResponse()).toBeNull();
+    expect(ring(h, key).get(MONTH_NOV_2023 + 1n)).toBeGreaterThan(0n);
+    expectNoTraps(h);
+  });
+
+  it("week: from Monday 00:00 UTC", async () => {
+    const { h, clock } = await chain({ rules: [{ name: "weekly", key: ["consumer"], limit: 300, window: "week" }] });
+    answer(send(h, { body: CHAT("gpt-4o", 100) }), { prompt: 100, completion: 100 });
+    const r = rejection(send(h, { body: CHAT("gpt-4o", 150) }))!;
+    expect(Number(header(r.headers, "retry-after"))).toBe(Number(MON_NOV_20 - clock.now / SEC)); // 6 days
+    clock.now = MON_NOV_20 * SEC;
+    expect(send(h, { body: CHAT("gpt-4o", 150) }).getSentLocalResponse()).toBeNull();
+  });
+
+  it("a calendar window is fixed", async () => {
+    expect(await loadError({ rules: [{ name: "r", limit: 10, window: "month", window_type: "sliding" }] })).toMatch(/rules\[0\]\.window_type: a calendar window \(week, month\) is fixed/);
+  });
+});

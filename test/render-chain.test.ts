@@ -167,6 +167,10 @@ describe("the full chain from gateway.yaml", () => {
     expect(aiRatelimitJson(parseGatewayConfig(CHAIN + "  ai_proxy:\n    prices: { x: { input: 1 } }\n", { env: {} }))).not.toHaveProperty("prices");
     expect(problemsOf(money.replace("        budget: 25\n", "        budget: 25\n        limit: 5\n")).message).toMatch(/rules\[1\]\.limit.*a cost rule takes budget/);
     expect(problemsOf(money.replace("        strategy: cost\n", "")).message).toMatch(/rules\[1\]\.budget.*applies only to strategy cost/);
+    // A monthly budget: the calendar month, fixed only.
+    const monthly = money.replace("        window: 1d\n", "        window: month\n");
+    expect((aiRatelimitJson(parseGatewayConfig(monthly, { env: {} })).rules as any[])[1].window).toBe("month");
+    expect(problemsOf(monthly.replace("        window: month\n", "        window: month\n        window_type: sliding\n")).message).toMatch(/rules\[1\]\.window_type.*calendar window/);
   });
 
   it("is valid against Envoy's protos, strictly, in both renderings", () => {
@@ -509,7 +513,7 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
 
   it("rate limit rules: a bad window (format, zero, too long), an unknown key part, weights without weighted, duplicates", () => {
     const bad = CHAIN.replace("window: 1m", "window: 1w");
-    expect(problemsOf(bad).message).toBe(`gateway.yaml:${at(bad, "1w")}: filters.ai_ratelimit.rules[0].window: "1w" is not valid: a duration such as 30s, 1m, 24h, 7d, or whole seconds`);
+    expect(problemsOf(bad).message).toBe(`gateway.yaml:${at(bad, "1w")}: filters.ai_ratelimit.rules[0].window: "1w" is not valid: a duration such as 30s, 1m, 24h, 7d, or whole seconds; or week or month (UTC calendar windows, fixed)`);
     const zero = CHAIN.replace("window: 1m", "window: 0m");
     expect(problemsOf(zero).message).toBe(`gateway.yaml:${at(zero, "0m")}: filters.ai_ratelimit.rules[0].window: must be longer than 0 seconds`);
     const long = CHAIN.replace("window: 1m", "window: 400d");

@@ -4,7 +4,7 @@ import { PriceTable, builtinPrices, readPrices } from "../../lib/prices";
 import { ConfigReader, isHeaderName } from "../../lib/config";
 import { JsonValue, JsonKind } from "../../lib/json";
 import { defineMetric, METRIC_COUNTER } from "../../lib/sdk";
-import { Window } from "./window";
+import { Window, CAL_NONE, CAL_WEEK, CAL_MONTH } from "./window";
 
 // Key parts: where a rule's counter key (and its `when` conditions) take their values from.
 export const PART_CONSUMER: i32 = 0; // filter state sluice.consumer (key-auth)
@@ -181,7 +181,7 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
 /** "30s", "15m", "24h", "7d", or a whole number of seconds. Returns seconds, or 0 after r.fail. */
 function readWindow(r: ConfigReader, v: JsonValue | null, path: string): i64 {
   if (v === null) {
-    r.fail(path, "is required (e.g. \"1m\", \"1h\", \"1d\", or seconds)");
+    r.fail(path, "is required (e.g. \"1m\", \"1h\", \"1d\", \"week\", \"month\", or seconds)");
     return 0;
   }
   let secs: i64 = 0;
@@ -328,7 +328,9 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     return null;
   } else rule.limit = r.int(v, "limit", path, 0, 1, MAX_LIMIT);
   const win = v.get("window");
-  const secs = readWindow(r, win, path + ".window");
+  // "week" (UTC, from Monday) and "month" (the UTC calendar month) are calendar windows, fixed only.
+  const calendar = win !== null && win.isString() ? (win.s == "week" ? CAL_WEEK : win.s == "month" ? CAL_MONTH : CAL_NONE) : CAL_NONE;
+  const secs: i64 = calendar == CAL_WEEK ? 7 * 86400 : calendar == CAL_MONTH ? 31 * 86400 : readWindow(r, win, path + ".window");
   if (!r.ok) return null;
   rule.windowText = win !== null && win.isString() ? win.s : secs.toString() + "s";
 
@@ -338,13 +340,17 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     return null;
   }
   const sliding = type == "sliding";
+  if (sliding && calendar != CAL_NONE) {
+    r.fail(path + ".window_type", "a calendar window (week, month) is fixed: it starts over at each week or month");
+    return null;
+  }
   if (!sliding && v.get("sub_buckets") !== null) {
     r.fail(path + ".sub_buckets", "applies only to window_type sliding");
     return null;
   }
   const sub = <i32>r.int(v, "sub_buckets", path, 10, 1, 60);
   if (!r.ok) return null;
-  rule.window = new Window(secs, sliding, sliding ? sub : 1);
+  rule.window = new Window(secs, sliding, sliding ? sub : 1, calendar);
 
   const strategy = r.str(v, "strategy", path, "total_tokens");
   if (strategy == "total_tokens") rule.strategy = STRATEGY_TOTAL;

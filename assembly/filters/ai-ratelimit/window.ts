@@ -16,6 +16,37 @@
 // the whole window, so checking and reserving are a single atomic step.
 
 const NS_PER_SEC: i64 = 1000000000;
+const NS_PER_DAY: i64 = 86400 * NS_PER_SEC;
+
+/** Calendar windows (fixed only): a UTC week from Monday 00:00, a UTC calendar month. */
+export const CAL_NONE: i32 = 0;
+export const CAL_WEEK: i32 = 1;
+export const CAL_MONTH: i32 = 2;
+
+/** Days since 1970-01-01 of the first day of a month (y, m 1-12), proleptic Gregorian (Hinnant's days_from_civil). */
+function daysFromCivil(y: i64, m: i64): i64 {
+  if (m <= 2) y -= 1;
+  const era = (y >= 0 ? y : y - 399) / 400;
+  const yoe = y - era * 400;
+  const mp = m > 2 ? m - 3 : m + 9;
+  const doy = (153 * mp + 2) / 5; // day 1 of the month
+  const doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** Months since January 1970 of a day since 1970-01-01 (Hinnant's civil_from_days). */
+function monthOfDay(z0: i64): i64 {
+  const z = z0 + 719468;
+  const era = (z >= 0 ? z : z - 146096) / 146097;
+  const doe = z - era * 146097;
+  const yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  let y = yoe + era * 400;
+  const doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const mp = (5 * doy + 2) / 153;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) y += 1;
+  return (y - 1970) * 12 + (m - 1);
+}
 /** Saturation for counts: far above any limit, far below i64 overflow. */
 const MAX_COUNT: i64 = 100000000000000000; // 1e17
 
@@ -27,7 +58,11 @@ export class Window {
   width: i64;
   slots: i32;
 
-  constructor(seconds: i64, sliding: bool, n: i32) {
+  /** CAL_WEEK or CAL_MONTH: buckets are calendar weeks or months, whatever their length. */
+  calendar: i32 = CAL_NONE;
+
+  constructor(seconds: i64, sliding: bool, n: i32, calendar: i32 = CAL_NONE) {
+    this.calendar = calendar;
     this.seconds = seconds;
     this.sliding = sliding;
     this.n = n < 1 ? 1 : n;
@@ -38,7 +73,20 @@ export class Window {
   }
 
   bucket(now: i64): i64 {
-    return now < 0 ? 0 : now / this.width;
+    if (now < 0) return 0;
+    if (this.calendar == CAL_WEEK) return (now / NS_PER_DAY + 3) / 7; // 1970-01-01 was a Thursday
+    if (this.calendar == CAL_MONTH) return monthOfDay(now / NS_PER_DAY);
+    return now / this.width;
+  }
+
+  /** Where bucket b ends (a fixed window's reset time), in ns since the epoch. */
+  end(b: i64): i64 {
+    if (this.calendar == CAL_WEEK) return ((b + 1) * 7 - 3) * NS_PER_DAY;
+    if (this.calendar == CAL_MONTH) {
+      const next = b + 1;
+      return daysFromCivil(1970 + next / 12, next % 12 + 1) * NS_PER_DAY;
+    }
+    return (b + 1) * this.width;
   }
 
   /** Usage at `now` (fractional for a sliding window). */
@@ -61,7 +109,7 @@ export class Window {
     if (target < 0) return -1;
     if (this.used(ring, now) <= target) return 0;
     const c = this.bucket(now);
-    if (!this.sliding) return (c + 1) * this.width - now;
+    if (!this.sliding) return this.end(c) - now;
     const n = <i64>this.n;
     // Segment k: bucket c+k is current; buckets c+k-n+1..c count in full (later ones are empty),
     // bucket c+k-n decays linearly from full to nothing over the segment.
@@ -87,7 +135,7 @@ export class Window {
   /** Nanoseconds from `now` until the usage is back to zero if nothing more is charged. */
   resetIn(ring: Ring, now: i64): i64 {
     const c = this.bucket(now);
-    if (!this.sliding) return ring.get(c) > 0 ? (c + 1) * this.width - now : 0;
+    if (!this.sliding) return ring.get(c) > 0 ? this.end(c) - now : 0;
     const n = <i64>this.n;
     for (let j = c; j >= c - n; j--) {
       if (ring.get(j) > 0) {
