@@ -1300,3 +1300,42 @@ describe("ai-ratelimit: calendar windows (week, month)", () => {
     expect(await loadError({ rules: [{ name: "r", limit: 10, window: "month", window_type: "sliding" }] })).toMatch(/rules\[0\]\.window_type: a calendar window \(week, month\) is fixed/);
   });
 });
+
+describe("ai-ratelimit: money budgets are exact under concurrency", () => {
+  it("4 workers, 2,000 requests in flight eight at a time, random costs: never over budget, and the final spend is the sum of the recorded costs", async () => {
+    const random = rng(20261204);
+    const BUDGET_MICROS = 2_000_000; // budget: 2 dollars
+    const { h, clock } = await chain({ rules: [{ name: "spend", key: ["consumer"], strategy: "cost", budget: 2, window: "1h" }] }, { workers: 4 });
+    const key = "sluice.ai-ratelimit.spend.alice";
+    let spent = 0;
+    let admitted = 0;
+    let refused = 0;
+    for (let round = 0; round < 250; round++) {
+      const batch: { s: Stream; max: number; prompt: number }[] = [];
+      for (let i = 0; i < 8; i++) {
+        const max = 1 + Math.floor(random() * 400);
+        const body = CHAT("gpt-4o", max);
+        const s = send(h, { body, worker: (round * 8 + i) % 4 });
+        if (s.getSentLocalResponse()) {
+          expect(s.getSentLocalResponse()!.statusCode).toBe(429);
+          refused++;
+          continue;
+        }
+        batch.push({ s, max, prompt: estimate(body, max).prompt });
+      }
+      // Answered in random order, each within what was reserved for it.
+      batch.sort(() => random() - 0.5);
+      for (const b of batch) {
+        answer(b.s, { prompt: 1 + Math.floor(random() * b.prompt), completion: Math.floor(random() * (b.max + 1)) });
+        spent += Number(b.s.getFilterState("sluice.cost"));
+        admitted++;
+      }
+      expect(used(h, key, clock, 3600n)).toBe(spent);
+      expect(spent).toBeLessThanOrEqual(BUDGET_MICROS);
+    }
+    expect(admitted + refused).toBe(2000);
+    expect(refused).toBeGreaterThan(0);
+    expect(used(h, key, clock, 3600n)).toBe(spent);
+    expectNoTraps(h);
+  });
+});
