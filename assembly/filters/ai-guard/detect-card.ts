@@ -1,0 +1,84 @@
+// Payment card numbers: 13 to 19 digits, written together or in groups of 3 to 6 split by one space
+// or hyphen (the same one throughout), beginning like a card network's numbers (2 to 6), and passing
+// the Luhn check (ISO/IEC 7812), which one random number in ten passes: the grouping and the first
+// digit keep the others out.
+import { Hits } from "./hits";
+import { unit, isDigit, isWordish } from "./text";
+
+@inline function blocksStart(c: i32): bool {
+  return isWordish(c) || c == 0x2d || c == 0x2e || c == 0x2f || c == 0x5f || c == 0x2b;
+}
+
+export function findCards<T>(t: usize, n: i32, det: i32, hits: Hits): void {
+  let i = 0;
+  while (i < n) {
+    if (isDigit(unit<T>(t, i)) && (i == 0 || !blocksStart(unit<T>(t, i - 1)))) {
+      const end = cardAt<T>(t, n, i);
+      if (end > 0) {
+        hits.add(i, end, det);
+        i = end;
+        continue;
+      }
+    }
+    // Not a start: step over the rest of its run too (none of its characters can start one).
+    if (isDigit(unit<T>(t, i))) while (i < n && isDigit(unit<T>(t, i))) i++;
+    else i++;
+  }
+}
+
+function cardAt<T>(t: usize, n: i32, start: i32): i32 {
+  const first = unit<T>(t, start);
+  if (first < 0x32 || first > 0x36) return -1;
+  let p = start;
+  let digits = 0;
+  let groups = 0;
+  let sep = -1;
+  let shortest = 99;
+  let longest = 0;
+  while (true) {
+    const gs = p;
+    while (p < n && isDigit(unit<T>(t, p))) {
+      p++;
+      if (++digits > 19) return -1;
+    }
+    const g = p - gs;
+    groups++;
+    if (g < shortest) shortest = g;
+    if (g > longest) longest = g;
+    if (p + 1 < n && isDigit(unit<T>(t, p + 1))) {
+      const s = unit<T>(t, p);
+      if ((s == 0x20 || s == 0x2d) && (sep < 0 || sep == s)) {
+        sep = s;
+        p++;
+        continue;
+      }
+    }
+    break;
+  }
+  if (digits < 13) return -1;
+  if (groups > 1 && (shortest < 3 || longest > 6)) return -1;
+  if (p < n) {
+    const c = unit<T>(t, p);
+    if (isWordish(c)) return -1;
+    if ((c == 0x2e || c == 0x2d || c == 0x2f || c == 0x2c) && p + 1 < n && isDigit(unit<T>(t, p + 1))) return -1;
+  }
+  return luhn<T>(t, start, p) ? p : -1;
+}
+
+/** The Luhn check over the digits of [start, end) (separators skipped). */
+export function luhn<T>(t: usize, start: i32, end: i32): bool {
+  let sum = 0;
+  let double = false;
+  for (let k = end - 1; k >= start; k--) {
+    const c = unit<T>(t, k);
+    if (!isDigit(c)) continue;
+    let d = c - 0x30;
+    if (double) {
+      d <<= 1;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 == 0;
+}
