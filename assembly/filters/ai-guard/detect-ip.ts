@@ -11,7 +11,7 @@ export function findIps<T>(t: usize, n: i32, det: i32, hits: Hits): void {
     const c = unit<T>(t, i);
     const b = i > 0 ? unit<T>(t, i - 1) : -1;
     if ((isHex(c) || c == 0x3a) && !(isWordish(b) || b == 0x2e || b == 0x3a || b == 0x2d || b == 0x5f)) {
-      let end = isDigit(c) ? ipv4At<T>(t, n, i, true) : -1;
+      let end = isDigit(c) ? ipv4At<T>(t, n, i) : -1;
       if (end < 0) end = ipv6At<T>(t, n, i);
       if (end > 0) {
         hits.add(i, end, det);
@@ -25,8 +25,8 @@ export function findIps<T>(t: usize, n: i32, det: i32, hits: Hits): void {
   }
 }
 
-/** The end of the dotted IPv4 address at p, or -1; `whole`: it must not go on (1.2.3.4.5, 1.2.3.45x). */
-function ipv4At<T>(t: usize, n: i32, p: i32, whole: bool): i32 {
+/** The end of the dotted IPv4 address at p, or -1; it must not go on (1.2.3.4.5, 1.2.3.45x). */
+function ipv4At<T>(t: usize, n: i32, p: i32): i32 {
   for (let k = 0; k < 4; k++) {
     if (k > 0) {
       if (p >= n || unit<T>(t, p) != 0x2e) return -1;
@@ -43,7 +43,7 @@ function ipv4At<T>(t: usize, n: i32, p: i32, whole: bool): i32 {
   }
   if (p < n) {
     const c = unit<T>(t, p);
-    if (isWordish(c) || c == 0x3a && whole) return -1;
+    if (isWordish(c)) return -1;
     if ((c == 0x2e || c == 0x2d) && p + 1 < n && isDigit(unit<T>(t, p + 1))) return -1;
   }
   return p;
@@ -63,7 +63,7 @@ function ipv6At<T>(t: usize, n: i32, start: i32): i32 {
   while (p < n && groups < 8) {
     // A final dotted IPv4 address counts as two groups.
     if (groups <= 6 && (compressed || groups == 6) && colons > 0 && isDigit(unit<T>(t, p))) {
-      const v4 = ipv4At<T>(t, n, p, false);
+      const v4 = ipv4At<T>(t, n, p);
       if (v4 > 0) {
         groups += 2;
         end = v4;

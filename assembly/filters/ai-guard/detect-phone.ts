@@ -16,11 +16,21 @@ const groupFirst = new StaticArray<i32>(MAX_GROUPS);
   return isWordish(c) || c == 0x2b || c == 0x2e || c == 0x2d || c == 0x2f || c == 0x5f || c == 0x40 || c == 0x3a;
 }
 
+/**
+ * Whether the text before i is digits and one separator ("3704 0044 ..."): the number there would be
+ * the tail of a longer one (an account number, a card, a failed IBAN), not a phone number.
+ */
+@inline function afterDigits<T>(t: usize, i: i32): bool {
+  if (i < 2) return false;
+  const s = unit<T>(t, i - 1);
+  return (s == 0x20 || s == 0x2d || s == 0x2e) && isDigit(unit<T>(t, i - 2));
+}
+
 export function findPhones<T>(t: usize, n: i32, det: i32, hits: Hits): void {
   let i = 0;
   while (i < n) {
     const c = unit<T>(t, i);
-    if ((c == 0x2b || c == 0x28 || isDigit(c)) && (i == 0 || !blocksStart(unit<T>(t, i - 1)))) {
+    if ((c == 0x2b || c == 0x28 || isDigit(c)) && (i == 0 || !blocksStart(unit<T>(t, i - 1))) && !afterDigits<T>(t, i)) {
       const end = phoneAt<T>(t, n, i);
       if (end > 0) {
         hits.add(i, end, det);
