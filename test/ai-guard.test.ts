@@ -26,6 +26,7 @@ describe("ai-guard: detectors (each masking, so the test sees exactly what each 
     ["phone (not: plain long numbers, Unix times, dates, times, versions)", "order 4155552671, ts 1700000000, 2024-01-15 10:30:00, v1.2.3, 12.05.2023", "order 4155552671, ts 1700000000, 2024-01-15 10:30:00, v1.2.3, 12.05.2023"],
     ["phone (not: an ISBN, a North American number with area code 1xx)", "ISBN 978-3-16-148410-0, 155-555-2671", "ISBN 978-3-16-148410-0, 155-555-2671"],
     ["card", "pay with 4111 1111 1111 1111 or 5500-0000-0000-0004 or 340000000000009", "pay with <CARD_1> or <CARD_2> or <CARD_3>"],
+    ["card followed by another number (the groups that make a card are kept)", "cards 4111 1111 1111 1111 10 each; 5500-0000-0000-0004-2024", "cards <CARD_1> 10 each; <CARD_2>-2024"],
     ["card (not: failing Luhn)", "4111 1111 1111 1112 and 5500000000000005", "4111 1111 1111 1112 and 5500000000000005"],
     ["card (not: a prefix no network uses, digits in pairs)", "9111 1111 1111 1111 11 11 11 11 11 11 11 11", "9111 1111 1111 1111 11 11 11 11 11 11 11 11"],
     ["iban", "IBAN DE89 3704 0044 0532 0130 00 and GB82WEST12345698765432", "IBAN <IBAN_1> and <IBAN_2>"],

@@ -74,32 +74,28 @@ function byRaw(a: i32, b: i32): i32 {
 /**
  * The body with every hit of a masking detector replaced by its placeholder: the bytes between the
  * rewritten string values are copied as they are; each rewritten value is written escaped as JSON
- * (so the body stays valid whatever the text held). Numbering follows the order the texts were
- * scanned in. Returns null when nothing is masked.
+ * (so the body stays valid whatever the text held), straight into the new body. Numbering follows
+ * the order the texts were scanned in. Returns null when nothing is masked.
  */
 export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>): ByteBuilder | null {
   const numbers = new Map<string, i32>(); // per tag: placeholders given
   const given = new Map<string, string>(); // tag NUL value -> placeholder
   const edited = new Array<i32>();
-  const texts = new Array<string>();
+  // Placeholders first, in scan order (null: a hit that is not masked).
+  const placeholders = new Array<Array<string | null>>(findings.length);
   for (let i = 0; i < findings.length; i++) {
-    const f = findings[i];
-    const h = f.hits;
+    const h = findings[i].hits;
+    const phs = new Array<string | null>(h.length);
+    placeholders[i] = phs;
     let any = false;
-    for (let k = 0; k < h.length && !any; k++) any = p.actions[h.dets[k]] == A_MASK;
-    if (!any) {
-      texts.push("");
-      continue;
-    }
-    const s = f.value.s;
-    const parts = new Array<string>();
-    let at = 0;
+    let s: string | null = null;
     for (let k = 0; k < h.length; k++) {
       const d = h.dets[k];
       if (p.actions[d] != A_MASK) continue;
-      const start = h.starts[k], end = h.ends[k];
+      any = true;
+      if (s === null) s = findings[i].value.s;
       const tag = p.tags[d];
-      const key = tag + "\0" + s.substring(start, end);
+      const key = tag + "\0" + (s as string).substring(h.starts[k], h.ends[k]);
       let ph: string;
       if (given.has(key)) ph = given.get(key);
       else {
@@ -108,17 +104,14 @@ export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>)
         ph = "<" + tag + "_" + n.toString() + ">";
         given.set(key, ph);
       }
-      parts.push(s.substring(at, start));
-      parts.push(ph);
-      at = end;
+      phs[k] = ph;
     }
-    parts.push(s.substring(at));
-    texts.push(parts.join(""));
-    edited.push(i);
+    if (any) edited.push(i);
   }
   if (edited.length == 0) return null;
   sortFindings = findings;
   edited.sort(byRaw);
+  sortFindings = [];
   const base = changetype<usize>(body);
   const out = new ByteBuilder(body.byteLength + 64);
   let copied: usize = 0;
@@ -128,10 +121,19 @@ export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>)
     const off = v.raw - base;
     if (off < copied) continue; // the same value listed twice (never for a parsed body)
     out.bytes(base + copied, <i32>(off - copied));
-    out.strContent(JsonValue.str(texts[i]));
+    const s = v.s;
+    const h = findings[i].hits;
+    const phs = placeholders[i];
+    let at = 0;
+    for (let k = 0; k < h.length; k++) {
+      const ph = phs[k];
+      if (ph === null) continue;
+      out.strRange(s, at, h.starts[k]).raw(ph as string);
+      at = h.ends[k];
+    }
+    out.strRange(s, at, s.length);
     copied = off + <usize>v.rawLen;
   }
   out.bytes(base + copied, <i32>(<usize>body.byteLength - copied));
-  sortFindings = [];
   return out;
 }

@@ -26,6 +26,15 @@ export function findCards<T>(t: usize, n: i32, det: i32, hits: Hits): void {
   }
 }
 
+// Group ends and digit counts of the run being read (a card has at most 19 digits: 19 groups).
+const groupEnd = new StaticArray<i32>(20);
+const groupDigits = new StaticArray<i32>(20);
+
+/**
+ * The end of the card number at `start`, or -1. The run of digit groups is read whole; when it is
+ * not a card (a card followed by " 10" in a list, a date after it), shorter runs of its first groups
+ * are tried, longest first.
+ */
 function cardAt<T>(t: usize, n: i32, start: i32): i32 {
   const first = unit<T>(t, start);
   if (first < 0x32 || first > 0x36) return -1;
@@ -33,18 +42,16 @@ function cardAt<T>(t: usize, n: i32, start: i32): i32 {
   let digits = 0;
   let groups = 0;
   let sep = -1;
-  let shortest = 99;
-  let longest = 0;
-  while (true) {
+  while (groups < 20) {
     const gs = p;
-    while (p < n && isDigit(unit<T>(t, p))) {
+    while (p < n && isDigit(unit<T>(t, p)) && digits <= 19) {
       p++;
-      if (++digits > 19) return -1;
+      digits++;
     }
-    const g = p - gs;
+    groupEnd[groups] = p;
+    groupDigits[groups] = digits;
     groups++;
-    if (g < shortest) shortest = g;
-    if (g > longest) longest = g;
+    if (digits > 19 || p - gs > 6 && groups > 1) break;
     if (p + 1 < n && isDigit(unit<T>(t, p + 1))) {
       const s = unit<T>(t, p);
       if ((s == 0x20 || s == 0x2d) && (sep < 0 || sep == s)) {
@@ -55,14 +62,28 @@ function cardAt<T>(t: usize, n: i32, start: i32): i32 {
     }
     break;
   }
-  if (digits < 13) return -1;
-  if (groups > 1 && (shortest < 3 || longest > 6)) return -1;
-  if (p < n) {
-    const c = unit<T>(t, p);
-    if (isWordish(c)) return -1;
-    if ((c == 0x2e || c == 0x2d || c == 0x2f || c == 0x2c) && p + 1 < n && isDigit(unit<T>(t, p + 1))) return -1;
+  for (let k = groups - 1; k >= 0; k--) {
+    const d = groupDigits[k];
+    if (d < 13 || d > 19) continue;
+    const end = groupEnd[k];
+    // Grouped: every group of 3 to 6 digits.
+    let ok = true;
+    if (k > 0) {
+      for (let g = 0; g <= k && ok; g++) {
+        const len = groupDigits[g] - (g > 0 ? groupDigits[g - 1] : 0);
+        ok = len >= 3 && len <= 6;
+      }
+    }
+    if (!ok) continue;
+    if (end < n) {
+      const c = unit<T>(t, end);
+      if (isWordish(c)) continue;
+      if ((c == 0x2e || c == 0x2f || c == 0x2c) && end + 1 < n && isDigit(unit<T>(t, end + 1))) continue;
+      if (c == 0x2d && end + 1 < n && isDigit(unit<T>(t, end + 1)) && sep != 0x2d) continue;
+    }
+    if (luhn<T>(t, start, end)) return end;
   }
-  return luhn<T>(t, start, p) ? p : -1;
+  return -1;
 }
 
 /** The Luhn check over the digits of [start, end) (separators skipped). */
