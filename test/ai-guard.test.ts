@@ -356,14 +356,14 @@ describe("ai-guard: configuration errors", () => {
     throw new Error("configuration was accepted: " + JSON.stringify(configuration));
   }
   it("refuses unknown detectors, actions, fields, bad patterns and names", async () => {
-    expect(await loadError({ detectors: { mail: "mask" } })).toContain("configuration.detectors.mail: unknown detector");
-    expect(await loadError({ detectors: { email: "redact" } })).toContain("configuration.detectors.email: must be one of: off, log, mask, block");
+    expect(await loadError({ detectors: { mail: "mask" } })).toContain("ai-guard.detectors.mail: unknown detector");
+    expect(await loadError({ detectors: { email: "redact" } })).toContain("ai-guard.detectors.email: must be one of: off, log, mask, block");
     expect(await loadError({ detector: {} })).toContain("unknown field");
-    expect(await loadError({ custom: [{ name: "x", regex: "(a" }] })).toContain("configuration.custom[0].regex");
+    expect(await loadError({ custom: [{ name: "x", regex: "(a" }] })).toContain("ai-guard.custom[0].regex");
     expect(await loadError({ custom: [{ name: "x", regex: "a*" }] })).toContain("matches the empty string");
-    expect(await loadError({ custom: [{ name: "Bad Name", regex: "a" }] })).toContain("configuration.custom[0].name");
+    expect(await loadError({ custom: [{ name: "Bad Name", regex: "a" }] })).toContain("ai-guard.custom[0].name");
     expect(await loadError({ custom: [{ name: "email", regex: "a" }] })).toContain("already a detector name");
-    expect(await loadError({ keywords: [{ name: "k", words: [] }] })).toContain("configuration.keywords[0].words");
-    expect(await loadError({ consumers: { a: { detectors: { card: "nope" } } } })).toContain("configuration.consumers.a.detectors.card");
+    expect(await loadError({ keywords: [{ name: "k", words: [] }] })).toContain("ai-guard.keywords[0].words");
+    expect(await loadError({ consumers: { a: { detectors: { card: "nope" } } } })).toContain("ai-guard.consumers.a.detectors.card");
   });
 });

@@ -104,3 +104,8 @@ export function aiRouterJson(cfg: GatewayConfig, credential: "env" | "mock", clu
 export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
   return { ...cfg.aiRatelimit!.json };
 }
+
+/** ai-guard's JSON configuration: gateway.yaml filters.ai_guard as checked (cli/gateway-config.ts checkGuard). */
+export function aiGuardJson(cfg: GatewayConfig): Record<string, unknown> {
+  return { ...cfg.aiGuard! };
+}

@@ -37,22 +37,22 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     return null;
   }
   const c = cfg as JsonValue;
-  r.onlyKnown(c, "configuration", TOP_FIELDS);
+  r.onlyKnown(c, "ai-guard", TOP_FIELDS);
   const s = new Settings();
   const top = JsonValue.object();
   for (let i = 0; i < c.length; i++) {
     const k = c.keyAt(i);
     if (k == "detectors" || k == "custom" || k == "keywords") top.set(k, c.at(i));
   }
-  s.policy = readPolicy(r, top, "configuration");
+  s.policy = readPolicy(r, top, "ai-guard");
   readOverrides(r, c, "consumers", s.consumers);
   readOverrides(r, c, "routes", s.routes);
   readOverrides(r, c, "pools", s.pools);
   s.usesConsumer = s.consumers.size > 0;
   s.usesRoute = s.routes.size > 0 || s.pools.size > 0;
-  s.maxBodyBytes = r.int(c, "max_body_bytes", "configuration", s.maxBodyBytes, 1024, 1073741824);
-  s.maxJsonValues = <i32>r.int(c, "max_json_values", "configuration", s.maxJsonValues, 1000, 100000000);
-  s.regexBudget = r.int(c, "max_regex_steps", "configuration", s.regexBudget, 1000, 1000000000000);
+  s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-guard", s.maxBodyBytes, 1024, 1073741824);
+  s.maxJsonValues = <i32>r.int(c, "max_json_values", "ai-guard", s.maxJsonValues, 1000, 100000000);
+  s.regexBudget = r.int(c, "max_regex_steps", "ai-guard", s.regexBudget, 1000, 1000000000000);
   if (!r.report()) return null;
   s.allowed = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=allow");
   s.masked = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=mask");
@@ -66,11 +66,11 @@ function readOverrides(r: ConfigReader, c: JsonValue, key: string, into: Map<str
   const v = c.get(key);
   if (v === null) return;
   if (!v.isObject()) {
-    r.fail("configuration." + key, "must map names to policies");
+    r.fail("ai-guard." + key, "must map names to policies");
     return;
   }
   for (let i = 0, n = v.length; i < n; i++) {
     const name = v.keyAt(i);
-    into.set(name, readPolicy(r, v.at(i), "configuration." + key + "." + name));
+    into.set(name, readPolicy(r, v.at(i), "ai-guard." + key + "." + name));
   }
 }
