@@ -3,7 +3,7 @@
 // the Luhn check (ISO/IEC 7812), which one random number in ten passes: the grouping and the first
 // digit keep the others out.
 import { Hits } from "./hits";
-import { unit, isDigit, isWordish } from "./text";
+import { unit, isDigit, isWordish, afterDigits } from "./text";
 
 @inline function blocksStart(c: i32): bool {
   return isWordish(c) || c == 0x2d || c == 0x2e || c == 0x2f || c == 0x5f || c == 0x2b;
@@ -12,7 +12,7 @@ import { unit, isDigit, isWordish } from "./text";
 export function findCards<T>(t: usize, n: i32, det: i32, hits: Hits): void {
   let i = 0;
   while (i < n) {
-    if (isDigit(unit<T>(t, i)) && (i == 0 || !blocksStart(unit<T>(t, i - 1)))) {
+    if (isDigit(unit<T>(t, i)) && (i == 0 || !blocksStart(unit<T>(t, i - 1))) && !afterDigits<T>(t, i)) {
       const end = cardAt<T>(t, n, i);
       if (end > 0) {
         hits.add(i, end, det);

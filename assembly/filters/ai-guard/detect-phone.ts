@@ -5,7 +5,7 @@
 // A run of digits with no separator and no '+' (an order number, a Unix time, a date 20240115) is
 // never a phone number; neither are dates, times, versions or IP addresses (their groups do not fit).
 import { Hits } from "./hits";
-import { unit, isDigit, isWordish } from "./text";
+import { unit, isDigit, isWordish, afterDigits } from "./text";
 
 const MAX_GROUPS = 8;
 const groupLen = new StaticArray<i32>(MAX_GROUPS);
@@ -14,16 +14,6 @@ const groupFirst = new StaticArray<i32>(MAX_GROUPS);
 /** Characters a phone number may not follow (it would be the middle of something else). */
 @inline function blocksStart(c: i32): bool {
   return isWordish(c) || c == 0x2b || c == 0x2e || c == 0x2d || c == 0x2f || c == 0x5f || c == 0x40 || c == 0x3a;
-}
-
-/**
- * Whether the text before i is digits and one separator ("3704 0044 ..."): the number there would be
- * the tail of a longer one (an account number, a card, a failed IBAN), not a phone number.
- */
-@inline function afterDigits<T>(t: usize, i: i32): bool {
-  if (i < 2) return false;
-  const s = unit<T>(t, i - 1);
-  return (s == 0x20 || s == 0x2d || s == 0x2e) && isDigit(unit<T>(t, i - 2));
 }
 
 export function findPhones<T>(t: usize, n: i32, det: i32, hits: Hits): void {

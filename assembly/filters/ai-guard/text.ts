@@ -50,3 +50,14 @@ export function spells<T>(base: usize, n: i32, i: i32, s: string): bool {
   for (let k = 0; k < m; k++) if (unit<T>(base, i + k) != <i32>s.charCodeAt(k)) return false;
   return true;
 }
+
+/**
+ * Whether the text before i is a digit and one separator ("3704 0044 ..."): a number starting at i
+ * would be the tail of a longer one (an account number, a failed IBAN, a list of numbers), not a
+ * phone or card number of its own.
+ */
+@inline export function afterDigits<T>(t: usize, i: i32): bool {
+  if (i < 2) return false;
+  const s = unit<T>(t, i - 1);
+  return (s == 0x20 || s == 0x2d || s == 0x2e) && isDigit(unit<T>(t, i - 2));
+}
