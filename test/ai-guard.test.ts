@@ -135,6 +135,17 @@ describe("ai-guard: actions, filter state and metrics", () => {
     expect(h.getMetric("sluice.guard_detections;detector=email;action=mask")!.value).toBe(email + 1n);
   });
 
+  it("reads a body that ends with trailers when the trailers arrive (and blocks it then)", () => {
+    const s = h.newStream();
+    s.callOnRequestHeaders({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw" }, false);
+    const body = JSON.stringify(chat("card 4111 1111 1111 1111"));
+    expect(s.callOnRequestBody(body.slice(0, 20), false)).toBe("Pause");
+    expect(s.callOnRequestBody(body.slice(20), false)).toBe("Pause");
+    s.callOnRequestTrailers({ "x-checksum": "1" });
+    expect(s.getSentLocalResponse()?.statusCode).toBe(400);
+    expect(s.upstream.headers).toBeNull();
+  });
+
   it("leaves alone what is not a client API's POST", () => {
     const s = h.newStream();
     expect(s.callOnRequestHeaders({ ":method": "GET", ":path": "/v1/models", ":authority": "gw" }, true)).toBe("Continue");

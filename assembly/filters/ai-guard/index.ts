@@ -48,6 +48,8 @@ class Guard extends Context {
   hasContentLength: bool = false;
   holding: bool = false;
   done: bool = false;
+  /** Bytes of the request body buffered so far (what the last body callback said). */
+  bodyLength: usize = 0;
 
   constructor(id: u32, root: GuardRoot) {
     super(id, root);
@@ -88,6 +90,7 @@ class Guard extends Context {
 
   onRequestBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     if (!this.holding) return this.done ? FilterDataStatusValues.StopIterationNoBuffer : FilterDataStatusValues.Continue;
+    this.bodyLength = length;
     if (<i64>length > this.settings.maxBodyBytes) {
       this.tooLarge();
       return FilterDataStatusValues.StopIterationNoBuffer;
@@ -102,7 +105,7 @@ class Guard extends Context {
     // A body that ends with trailers: read it now (all of it is buffered).
     if (this.holding) {
       this.holding = false;
-      const body = getBuffer(REQUEST_BODY, 0, 0xffffffff);
+      const body = getBuffer(REQUEST_BODY, 0, <u32>this.bodyLength);
       if (!this.inspect(body)) return FilterTrailersStatusValues.StopIteration;
     }
     return this.done ? FilterTrailersStatusValues.StopIteration : FilterTrailersStatusValues.Continue;
@@ -177,7 +180,11 @@ class Guard extends Context {
     if (o.verdict == V_MASK) {
       const out = maskBody(body, p, findings);
       if (out !== null) {
-        replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len);
+        if (!replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len)) {
+          // The body could not be rewritten: the values must not go on unmasked.
+          this.reply(500, "the gateway's guard could not rewrite the request body", "sluice_guard_rewrite_failed");
+          return false;
+        }
         if (this.hasContentLength) removeHeader(REQUEST_HEADERS, "content-length");
       }
     }
