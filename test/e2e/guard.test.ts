@@ -1,6 +1,6 @@
 // ai-guard end to end: a gateway.yaml with key-auth, ai-router, ai-guard, ai-ratelimit and ai-proxy ->
 // render -> the local gateway (mock providers) -> the official openai and @anthropic-ai/sdk clients.
-// A blocked request is a 400 each SDK parses into its own error type (stream or not), names the
+// (and @google/genai). A blocked request is a 400 each SDK parses into its own error (stream or not), names the
 // category and never the value, reaches no provider and reserves no tokens; a masked prompt reaches the
 // mock provider with its placeholders; the access log carries the verdict and the categories.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 import { render } from "../../cli/render.js";
 import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
@@ -30,7 +31,13 @@ providers:
     api_key_env: ANTHROPIC_API_KEY
     model: claude-sonnet-4-5
     models: [claude-sonnet-4-5]
+  - name: gem
+    provider: gemini
+    api_key_env: GEMINI_API_KEY
+    models: [gemini-2.5-flash]
 filters:
+  key_auth:
+    header: x-goog-api-key
   ai_router:
     rules: []
   ai_guard:
@@ -49,6 +56,7 @@ let gw: LocalGateway;
 const log: string[] = [];
 const openai = () => new OpenAI({ apiKey: "sk-team-a", baseURL: `${gw.url}/v1`, maxRetries: 0 });
 const anthropic = () => new Anthropic({ apiKey: "sk-team-a", baseURL: gw.url, maxRetries: 0 });
+const google = () => new GoogleGenAI({ apiKey: "sk-team-a", httpOptions: { baseUrl: gw.url } });
 const settle = () => new Promise((res) => setTimeout(res, 60));
 const lastLog = (): Record<string, any> => JSON.parse(log.at(-1)!);
 const seen = () => Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
@@ -68,6 +76,7 @@ afterAll(async () => {
 describe("ai-guard through the local gateway with the official SDKs", () => {
   it("runs after ai-router and before ai-ratelimit", () => {
     expect(gw.config.filters.map((f) => f.name)).toEqual(["key-auth", "ai-router", "ai-guard", "ai-ratelimit", "ai-proxy"]);
+    expect(gw.providers.map((p) => p.mode)).toEqual(["mock", "mock", "mock"]);
   });
 
   it("openai: a blocked chat request is a BadRequestError naming the category, stream or not; no provider is called", async () => {
@@ -130,6 +139,34 @@ describe("ai-guard through the local gateway with the official SDKs", () => {
     const req = gw.mocks.claude.requests.at(-1)!;
     expect((req.body as any).system).toBe("Support agent for <EMAIL_1>");
     expect((req.body as any).messages[0].content).toBe("Grüße from <EMAIL_1> 👋");
+  });
+
+  it("openai Responses, streamed: the block is a BadRequestError before any event", async () => {
+    const err = await openai().responses.create({ model: "gpt-4o-mini", stream: true, input: `card ${CARD}` }).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain("card");
+  });
+
+  it("@google/genai: a blocked generateContent (and stream) is a 400 ApiError in Gemini's shape; a masked one reaches Gemini", async () => {
+    const before = seen();
+    for (const stream of [false, true]) {
+      const ai = google();
+      const call = stream
+        ? ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: `card ${CARD}` }).then(async (s) => { for await (const _ of s) void _; })
+        : ai.models.generateContent({ model: "gemini-2.5-flash", contents: `card ${CARD}` });
+      const err = await call.then(() => null, (e) => e);
+      expect(err?.status).toBe(400);
+      expect(String(err?.message)).toContain("INVALID_ARGUMENT");
+      expect(String(err?.message)).toContain("card");
+      expect(String(err?.message)).not.toContain("4111");
+    }
+    expect(seen()).toBe(before);
+    const r = await google().models.generateContent({ model: "gemini-2.5-flash", contents: "reply to jane.doe@example.com", config: { systemInstruction: "for ops@example.org" } });
+    expect(r.text).toBeTruthy();
+    const req = gw.mocks.gem.requests.at(-1)!;
+    expect(req.rawBody).not.toContain("example.com");
+    expect((req.body as any).contents[0].parts[0].text).toBe("reply to <EMAIL_2>");
+    expect((req.body as any).systemInstruction.parts[0].text).toBe("for <EMAIL_1>");
   });
 
   it("a clean request passes untouched with verdict allow", async () => {
