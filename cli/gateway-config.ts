@@ -41,15 +41,17 @@ export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "a
  */
 export type FailurePolicyName = "closed" | "open" | "reload";
 /** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
-export type FilterName = "key-auth" | "identity" | "ai-router" | "ai-ratelimit" | "ai-proxy";
+export type FilterName = "key-auth" | "identity" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
 /**
- * key-auth and identity fail closed (an auth filter that fails open lets every request in); the others
- * reload. identity's policy has no setting (gateway.yaml `identity` is not under `filters`).
+ * key-auth and identity fail closed (an auth filter that fails open lets every request in), and so does
+ * ai-guard (a guard that fails open passes what it guards); the others reload. identity's policy has no
+ * setting (gateway.yaml `identity` is not under `filters`).
  */
 export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyName>> = {
   "key-auth": "closed",
   identity: "closed",
   "ai-router": "reload",
+  "ai-guard": "closed",
   "ai-ratelimit": "reload",
   "ai-proxy": "reload",
 };
@@ -171,6 +173,8 @@ export interface GatewayConfig {
   aiRouter: RouterConfig | null;
   /** ai-ratelimit, when enabled. */
   aiRatelimit: RatelimitConfig | null;
+  /** ai-guard's JSON configuration (gateway.yaml filters.ai_guard without enabled and failure_policy), when enabled. */
+  aiGuard: Record<string, unknown> | null;
   /** Settings accepted but without effect, one printable line each (file:line:column: field: why). */
   warnings: string[];
   /** Each filter's failure policy (gateway.yaml filters.<name>.failure_policy, defaults FAILURE_POLICY_DEFAULTS). */
@@ -555,6 +559,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   const listenerTls = data.listener.tls === undefined ? null : checkListenerTls(data.listener.tls, fail);
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
   const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
+  const aiGuard = checkGuard(f.ai_guard, f.ai_router?.enabled === false ? undefined : f.ai_router, seenPools, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
@@ -598,6 +603,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     },
     aiRouter,
     aiRatelimit,
+    aiGuard,
     warnings,
     failurePolicy,
     native,
@@ -697,6 +703,37 @@ function checkFailurePolicies(f: Record<string, any>, fail: Fail): Record<Filter
     out[name] = v;
   }
   return out;
+}
+
+/**
+ * ai-guard: what the schema cannot check. A policy for a route rule or a pool that does not exist would
+ * never apply: refused, like a typo elsewhere (consumers may come from identity, not only from
+ * consumers[], so their names are not checked); so is a detector name given twice in a policy. The
+ * patterns are checked by the filter itself at configure (its regex syntax is its own).
+ */
+function checkGuard(g: any, router: any, pools: Map<string, number>, fail: Fail): Record<string, unknown> | null {
+  if (g === undefined || g.enabled === false) return null;
+  const { enabled: _e, failure_policy: _f, ...json } = g;
+  const rules = new Set<string>(["default", ...((router?.rules ?? []) as any[]).map((r) => r.name)]);
+  for (const name of Object.keys(g.routes ?? {})) {
+    if (router === undefined) fail(["filters", "ai_guard", "routes"], "route policies need ai-router (filters.ai_router), which names the route rule", name);
+    else if (!rules.has(name)) fail(["filters", "ai_guard", "routes"], `no ai-router rule named '${name}' (rules: ${[...rules].join(", ")})`, name);
+  }
+  for (const name of Object.keys(g.pools ?? {})) {
+    if (!pools.has(name)) fail(["filters", "ai_guard", "pools"], `no pool named '${name}'`, name);
+  }
+  const policies: [any, (string | number)[]][] = [[g, ["filters", "ai_guard"]]];
+  for (const k of ["consumers", "routes", "pools"]) for (const [n, p] of Object.entries(g[k] ?? {})) policies.push([p, ["filters", "ai_guard", k, n]]);
+  for (const [p, at] of policies) {
+    const names = new Set(["email", "phone", "card", "iban", "ssn", "ip", "credential"]);
+    for (const [key, list] of [["custom", p.custom ?? []], ["keywords", p.keywords ?? []]] as const) {
+      (list as any[]).forEach((c, i) => {
+        if (names.has(c.name)) fail([...at, key, i, "name"], `'${c.name}' is already a detector name in this policy`);
+        names.add(c.name);
+      });
+    }
+  }
+  return json;
 }
 
 const MAX_CONDITION_DEPTH = 32;

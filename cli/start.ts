@@ -367,7 +367,7 @@ function portOption(name: string): number | undefined {
  * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
-  const m = /^(key-auth|identity|ai-router|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  const m = /^(key-auth|identity|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
   if (!m) return null;
   const rest = m[2] ?? "";
   const join = (base: string) => (rest ? `${base}.${rest}` : base);
@@ -376,6 +376,8 @@ export function gatewayField(filterField: string): string | null {
       return join("filters.ai_router");
     case "ai-ratelimit":
       return join("filters.ai_ratelimit");
+    case "ai-guard":
+      return join("filters.ai_guard");
     case "key-auth":
       return rest.startsWith("consumers") ? rest : join("filters.key_auth");
     case "identity":

@@ -69,7 +69,20 @@ describe("config errors: file, line, field, one line each", () => {
     expect(start.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it("what only ai-guard refuses (a custom pattern over the engine's limits) comes back from npm start with the gateway.yaml line and field", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-cfg-"));
+    const yaml = routerYaml("x").replace(/  ai_router:[\s\S]*$/, "  ai_guard:\n    custom:\n      - { name: t, regex: \"a{1001}\" }\n");
+    writeFileSync(join(dir, "gateway.yaml"), yaml);
+    const start = run("cli/start.ts", ["--no-build", "--config", join(dir, "gateway.yaml"), "--envoy", join(dir, "envoy", "envoy.yaml"), "--port", "0", "--admin-port", "0"]);
+    expect(start.status).toBe(1);
+    expect(start.stderr.trim().split("\n")).toEqual([
+      "gateway.yaml:8:27: filters.ai_guard.custom[0].regex: repetition count over 1000 at offset 7 (ai-guard refused its configuration)",
+      "nothing was started.",
+    ]);
+  });
+
   it("maps each filter's configuration field to gateway.yaml's", () => {
+    expect(gatewayField("ai-guard.consumers.alice.detectors.email")).toBe("filters.ai_guard.consumers.alice.detectors.email");
     expect(gatewayField("ai-router.rules[2].when.any[0].regex")).toBe("filters.ai_router.rules[2].when.any[0].regex");
     expect(gatewayField("ai-proxy.instances[1].endpoint")).toBe("providers[1].endpoint");
     expect(gatewayField("ai-proxy.pools[0].algorithm")).toBe("pools[0].algorithm");

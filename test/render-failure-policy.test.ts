@@ -79,7 +79,7 @@ describe("failure policy per filter", () => {
       .replace("    rules: [{ name: per-consumer", "    failure_policy: closed\n    rules: [{ name: per-consumer");
     const cfg = parseGatewayConfig(text, { env: {} });
     // identity (not in this gateway.yaml) has no setting: it is authentication, always closed.
-    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", identity: "closed", "ai-router": "open", "ai-ratelimit": "closed", "ai-proxy": "closed" });
+    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", identity: "closed", "ai-router": "open", "ai-guard": "closed", "ai-ratelimit": "closed", "ai-proxy": "closed" });
     expect(policies(renderEnvoy(cfg))).toEqual([
       ["key-auth", "FAIL_RELOAD", RELOAD],
       ["ai-router", "FAIL_OPEN", undefined],

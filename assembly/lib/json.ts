@@ -1188,17 +1188,25 @@ export class ByteBuilder {
 
   /** Appends s as a quoted, escaped JSON string. */
   str(s: string): ByteBuilder {
-    const n = s.length;
+    this.byte(0x22);
+    return this.strRange(s, 0, s.length).byte(0x22);
+  }
+
+  /**
+   * Appends the UTF-16 units [from, to) of s escaped as JSON string content, without quotes (to
+   * write a string in pieces, e.g. with parts replaced, without building it first).
+   */
+  strRange(s: string, from: i32, to: i32): ByteBuilder {
+    const n = to;
     // Most text is ASCII (one byte a unit); UTF-8 needs up to 3 and escapes up to 6. Reserve for
     // the common case and grow when the next unit might not fit, so a 10 MB base64 string costs
     // about 10 MB, not 60.
-    this.reserve(n + 8);
+    this.reserve(n - from + 8);
     let out = changetype<usize>(this.buf) + <usize>this.len;
     let start = out;
     let limit = changetype<usize>(this.buf) + <usize>this.buf.byteLength;
     const src = changetype<usize>(s);
-    store<u8>(out++, 0x22);
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       if (out + 8 > limit) {
         // Room for the worst case of this unit plus the closing quote.
         this.len += <i32>(out - start);
@@ -1251,7 +1259,6 @@ export class ByteBuilder {
         store<u8>(out++, <u8>(0x80 | (c & 63)));
       }
     }
-    store<u8>(out++, 0x22);
     this.len += <i32>(out - start);
     return this;
   }

@@ -43,3 +43,7 @@ export const RATELIMIT_PROMPT_ESTIMATE = "sluice.ratelimit_prompt_estimate";
 // its max_groups), and where the consumer came from: jwt, mtls, metadata, header, key-auth or anonymous.
 export const GROUPS = "sluice.groups";
 export const IDENTITY_SOURCE = "sluice.identity_source";
+// Set by ai-guard (assembly/filters/ai-guard) on every request it reads: its verdict (allow, mask or
+// block) and the detectors that found something, comma-separated (never what they found).
+export const GUARD_VERDICT = "sluice.guard_verdict";
+export const GUARD_CATEGORIES = "sluice.guard_categories";

@@ -772,6 +772,162 @@ export class Regex {
     return this.run<S>(src, n, budget);
   }
 
+  /** The end (exclusive) of the match findUnitsWithin found last. */
+  matchEnd: i32 = 0;
+
+  /** True when the pattern can match an empty text somewhere (a span finder refuses it). */
+  get matchesEmpty(): bool {
+    return !this.useFirst;
+  }
+
+  /**
+   * Where the pattern first matches in units [from, n) of src: the start of the leftmost match
+   * (matchEnd its end), -1 for no match, -2 when the answer would take more than `budget` steps.
+   * Among matches starting there the one a backtracking engine would pick (leftmost-first, as
+   * RE2): threads are kept in priority order, each carrying its start, and once a thread matches
+   * the threads of lower priority are dropped and no new ones start. Linear like run().
+   */
+  findUnitsWithin<S>(src: S, n: i32, from: i32, budget: i64): i32 {
+    const limit = regexSteps + budget < regexSteps ? i64.MAX_VALUE : regexSteps + budget;
+    const fold = this.caseInsensitive;
+    const prog = this.op;
+    let starts = this.curStart;
+    let nstarts = this.nxtStart;
+    if (starts.length < prog.length) {
+      starts = new StaticArray<i32>(prog.length);
+      nstarts = new StaticArray<i32>(prog.length);
+      this.curStart = starts;
+      this.nxtStart = nstarts;
+    }
+    let clistLen = 0;
+    let pos = from;
+    let prev: i32 = -1;
+    if (from > 0) {
+      prev = src.unit(from - 1);
+      if (prev >= 0xdc00 && prev < 0xe000 && from > 1) {
+        const hi = src.unit(from - 2);
+        if (hi >= 0xd800 && hi < 0xdc00) prev = 0x10000 + ((hi - 0xd800) << 10) + (prev - 0xdc00);
+      }
+      if (fold) prev = foldCase(prev);
+    }
+    let cur: i32 = -1;
+    let w = 0;
+    if (pos < n) {
+      cur = src.unit(pos);
+      w = 1;
+      if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
+        const lo = src.unit(pos + 1);
+        if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
+      }
+      if (fold) cur = foldCase(cur);
+    }
+    let steps: i64 = 0;
+    let found = -1;
+    let foundEnd = 0;
+    while (true) {
+      if (clistLen == 0) {
+        if (found >= 0) break;
+        if (this.anchoredStart && pos > 0) break;
+        if (this.useFirst) {
+          while (cur >= 0 && !this.inFirst(cur)) {
+            steps++;
+            pos += w;
+            prev = cur;
+            if (pos >= n) { cur = -1; w = 0; break; }
+            cur = src.unit(pos);
+            w = 1;
+            if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
+              const lo = src.unit(pos + 1);
+              if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
+            }
+            if (fold) cur = foldCase(cur);
+          }
+          if (cur < 0) break;
+        }
+        this.nextGen();
+      }
+      // A new thread starts here, last in priority, until a match is found.
+      if (found < 0) {
+        const before = clistLen;
+        const added = this.add(this.cur, clistLen, 0, prev, cur);
+        steps += <i64>this.addSteps;
+        if (added < 0) {
+          // An empty match (refused for span finders at configure; kept correct all the same).
+          found = pos;
+          foundEnd = pos;
+          break;
+        }
+        for (let k = before; k < added; k++) unchecked((starts[k] = pos));
+        clistLen = added;
+      }
+      if (cur < 0) break;
+      const npos = pos + w;
+      let next: i32 = -1;
+      let nw = 0;
+      if (npos < n) {
+        next = src.unit(npos);
+        nw = 1;
+        if (next >= 0xd800 && next < 0xdc00 && npos + 1 < n) {
+          const lo = src.unit(npos + 1);
+          if (lo >= 0xdc00 && lo < 0xe000) { next = 0x10000 + ((next - 0xd800) << 10) + (lo - 0xdc00); nw = 2; }
+        }
+        if (fold) next = foldCase(next);
+      }
+      this.nextGen();
+      let nlen = 0;
+      const clist = this.cur;
+      for (let i = 0; i < clistLen; i++) {
+        const pc = unchecked(clist[i]);
+        steps++;
+        const op = unchecked(prog[pc]);
+        let ok = false;
+        if (op == OP_CHAR) ok = unchecked(this.x[pc]) == cur;
+        else if (op == OP_ANY) ok = cur != 0x0a;
+        else if (op == OP_ANYNL) ok = true;
+        else if (op == OP_CLASS) ok = unchecked(this.classes[unchecked(this.x[pc])]).has(cur);
+        if (!ok) continue;
+        const before = nlen;
+        const r = this.add(this.nxt, nlen, pc + 1, cur, next);
+        steps += <i64>this.addSteps;
+        const st = unchecked(starts[i]);
+        if (r < 0) {
+          // This thread matches: the best so far; threads after it rank lower and are dropped.
+          found = st;
+          foundEnd = npos;
+          nlen = this.addedBeforeMatch;
+          for (let k = before; k < nlen; k++) unchecked((nstarts[k] = st));
+          break;
+        }
+        for (let k = before; k < r; k++) unchecked((nstarts[k] = st));
+        nlen = r;
+      }
+      if (regexSteps + steps > limit) {
+        regexSteps += steps;
+        return -2;
+      }
+      const t = this.cur;
+      this.cur = this.nxt;
+      this.nxt = t;
+      const ts = starts;
+      starts = nstarts;
+      nstarts = ts;
+      clistLen = nlen;
+      prev = cur;
+      pos = npos;
+      cur = next;
+      w = nw;
+    }
+    this.curStart = starts;
+    this.nxtStart = nstarts;
+    regexSteps += steps;
+    this.matchEnd = foundEnd;
+    return found;
+  }
+
+  private curStart: StaticArray<i32> = new StaticArray<i32>(0);
+  private nxtStart: StaticArray<i32> = new StaticArray<i32>(0);
+  private addedBeforeMatch: i32 = 0;
+
   private run<S>(src: S, n: i32, budget: i64): i32 {
     const limit = regexSteps + budget < regexSteps ? i64.MAX_VALUE : regexSteps + budget;
     const fold = this.caseInsensitive;
@@ -911,6 +1067,7 @@ export class Regex {
         if (assertHolds(unchecked(this.x[pc]), prev, cur)) unchecked((stack[sp++] = pc + 1));
       } else if (op == OP_MATCH) {
         this.addSteps = steps;
+        this.addedBeforeMatch = len;
         return -1;
       } else {
         unchecked((list[len++] = pc));

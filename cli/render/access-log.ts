@@ -6,6 +6,8 @@ export const LOG_KEYS = [
   "identity_source", "groups",
   // ai-router
   "pool", "route_rule", "route_model", "task_type", "complexity",
+  // ai-guard: its verdict and the detectors that found something (never what they found)
+  "guard_verdict", "guard_categories",
   // ai-proxy
   "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
@@ -15,10 +17,10 @@ export const LOG_KEYS = [
 
 /**
  * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
- * consumer, request_type, status, instance, cause), ai-router and ai-ratelimit (rule); pool is kept
- * for dashboards that group by it.
+ * consumer, request_type, status, instance, cause), ai-router and ai-ratelimit (rule), ai-guard
+ * (detector, action, verdict); pool is kept for dashboards that group by it.
  */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool"] as const;
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict"] as const;
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {

@@ -4,7 +4,7 @@ import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
-import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -58,7 +58,7 @@ export function wasmFilter(
     failure_policy: ENVOY_FAILURE_POLICY[extra.failurePolicy],
   };
   if (extra.failurePolicy === "reload") config.reload_config = { backoff: { base_interval: RELOAD_BACKOFF } };
-  // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-router, ai-ratelimit and ai-proxy hold the headers
+  // Envoy >= 1.35 (envoyproxy/envoy#40213): lets ai-router, ai-guard, ai-ratelimit and ai-proxy hold the headers
   // while they read the body (without it Envoy withholds the body from a filter that stopped on headers).
   // Envoy >= 1.37.6 for the body to arrive whole (see ENVOY_VERSION_FLOOR).
   if (extra.allowOnHeadersStopIteration) config.allow_on_headers_stop_iteration = true;
@@ -87,7 +87,7 @@ export function routeAction(cfg: GatewayConfig): Record<string, unknown> {
   const perTry = t.firstByte === "0s" ? null : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
-/** The Sluice wasm filters in ARCHITECTURE.md's order: key-auth, identity, ai-router, ai-ratelimit, ai-proxy. */
+/** The Sluice wasm filters in docs/architecture.md's order: key-auth, identity, ai-router, ai-guard, ai-ratelimit, ai-proxy. */
 export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): { file: string; name: string; typed_config: unknown }[] {
   const mock = !!opts.mock;
   const credential = mock ? "mock" : "env";
@@ -98,6 +98,9 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   // Authentication, like key-auth: FAIL_CLOSED (fp.identity has no setting).
   if (cfg.identity) add("identity", wasmFilter("identity", identityJson(cfg), { failurePolicy: fp.identity }));
   if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  // After ai-router (its route rule and pool choose the guard's policy), before ai-ratelimit (a blocked
+  // request reserves no tokens). FAIL_CLOSED by default: a guard that fails open passes what it guards.
+  if (cfg.aiGuard) add("ai-guard", wasmFilter("ai-guard", aiGuardJson(cfg), { failurePolicy: fp["ai-guard"], allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;

@@ -111,3 +111,8 @@ export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
   if (prices && (json.rules as { strategy?: string }[]).some((r) => r.strategy === "cost")) json.prices = prices;
   return json;
 }
+
+/** ai-guard's JSON configuration: gateway.yaml filters.ai_guard as checked (cli/gateway-config.ts checkGuard). */
+export function aiGuardJson(cfg: GatewayConfig): Record<string, unknown> {
+  return { ...cfg.aiGuard! };
+}

@@ -7,7 +7,7 @@ import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
-import { aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -109,7 +109,7 @@ function istioWasmPlugin(cfg: GatewayConfig, name: FilterName, priority: number,
   };
 }
 
-/** The EnvoyFilter file that carries ai-router, ai-ratelimit and ai-proxy with the knob WasmPlugin lacks. */
+/** The EnvoyFilter file that carries ai-router, ai-guard, ai-ratelimit and ai-proxy with the knob WasmPlugin lacks. */
 export const ISTIO_ENVOYFILTER = "sluice-envoyfilter.yaml";
 
 /** Istio's cluster name for the rate limit service (a Service or ServiceEntry in the mesh). */
@@ -143,10 +143,10 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     "",
     `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
     "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ai-router, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
     "manifests are kept for meshes whose Istio gains the knob.",
   ];
-  const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-ratelimit 20, ai-proxy 10.";
+  const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-ratelimit 20, ai-proxy 10.";
   // The chain, in order, for the EnvoyFilter: each is inserted just before the router.
   const chain: unknown[] = [];
   const routerEnv = routerEnvKeys(cfg);
@@ -157,6 +157,19 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       docs: [istioWasmPlugin(cfg, "ai-router", 30, routerEnv, json)],
     };
     chain.push(wasmFilter("ai-router", json, { failurePolicy: cfg.failurePolicy["ai-router"], env: routerEnv, allowOnHeadersStopIteration: true }));
+  }
+  if (cfg.aiGuard) {
+    const json = aiGuardJson(cfg);
+    files["ai-guard.yaml"] = {
+      comment: [
+        "ai-guard as an Istio WasmPlugin: blocks, masks or records what its detectors find in each request's text (failStrategy",
+        "FAIL_CLOSE by default: a guard that fails open passes what it guards).",
+        order,
+        ...warning("ai-guard"),
+      ].join("\n"),
+      docs: [istioWasmPlugin(cfg, "ai-guard", 25, [], json)],
+    };
+    chain.push(wasmFilter("ai-guard", json, { failurePolicy: cfg.failurePolicy["ai-guard"], allowOnHeadersStopIteration: true }));
   }
   if (cfg.aiRatelimit) {
     const json = aiRatelimitJson(cfg);
@@ -191,7 +204,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
       `Needs Istio with Envoy >= ${ENVOY_VERSION_FLOOR}: Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1), which also have failStrategy FAIL_RELOAD (Istio >= 1.27); docs/deploy-istio.md. Inserts, in order, just before the router: ` +
-        [cfg.aiRouter ? "ai-router" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
+        [cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
       "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",

@@ -28,7 +28,7 @@ import { ROOT, checkArgs, opt } from "./cli.js";
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g; default: all)").split(",").filter(Boolean);
+const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g h i; default: all)").split(",").filter(Boolean);
 const ROUNDS = Number(opt("--rounds", "30", "measured rounds per case"));
 const WARMUP = Number(opt("--warmup", "2000", "iterations before measuring"));
 const ROUND_MS = Number(opt("--round-ms", "25", "length of a round in ms"));
@@ -52,8 +52,19 @@ const aiProxy = (dir: string) => ({
   allowOnHeadersStopIteration: true,
 });
 const keyAuth = (dir: string) => ({ name: "key-auth", wasm: join(dir, "key-auth.wasm"), configuration: { consumers: [{ name: "c", keys: ["key-1"] }] } });
-type FilterName = "key-auth" | "ai-proxy";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy };
+// ai-guard with every built-in detector masking, a custom pattern and a keyword list: the scan's cost.
+const aiGuard = (dir: string) => ({
+  name: "ai-guard",
+  wasm: join(dir, "ai-guard.wasm"),
+  configuration: {
+    detectors: { email: "mask", phone: "mask", card: "mask", iban: "mask", ssn: "mask", ip: "mask", credential: "mask" },
+    custom: [{ name: "ticket", regex: "TICKET-[0-9]{4,}", action: "mask" }],
+    keywords: [{ name: "codename", words: ["project falcon", "bluebird"], action: "log" }],
+  },
+  allowOnHeadersStopIteration: true,
+});
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -307,6 +318,49 @@ function keyAuthCase(): Case {
   return c;
 }
 
+/**
+ * ai-guard alone on the 32 KB chat request (the scan of every text: µs per request; divide by the
+ * request's KB for the cost per KB), clean or with findings to mask in its last message.
+ */
+function guardCase(id: string, title: string, findings: boolean): Case {
+  const base = JSON.parse(openaiRequest32k("gpt-4o"));
+  if (findings) base.messages.push({ role: "user", content: "Reach me at jane.doe@example.com or +44 20 7946 0958, card 4111 1111 1111 1111, TICKET-20417." });
+  const reqBody = JSON.stringify(base);
+  const reqBuf = Buffer.from(reqBody);
+  let last: Stream | null = null;
+  const c: Case = {
+    id, title, filters: ["ai-guard"], unit: "request", perIter: 1,
+    sizes: { request: reqBuf.length },
+    run(h, t) {
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(REQ_HEADERS, false);
+      s.callOnRequestBody(reqBuf, true);
+      s.completeHttpContext();
+      const t1 = hr();
+      t.req = Number(t1 - t0);
+      t.resp = 0;
+      t.unitNs = t.req;
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      last = s;
+    },
+    check(h) {
+      c.run(h, newTimes());
+      const s = last!;
+      if (s.getSentLocalResponse()) fail(`${id}: local reply ${s.getSentLocalResponse()!.statusCode}`);
+      const want = findings ? "mask" : "allow";
+      if (s.getFilterState("sluice.guard_verdict") !== want) fail(`${id}: verdict ${s.getFilterState("sluice.guard_verdict")}, expected ${want}`);
+      const up = s.upstream.body.toString();
+      if (findings && !up.includes("<EMAIL_1>")) fail(`${id}: nothing masked`);
+      // Floor: parse the request; write it back when the filter rewrote it.
+      return { reads: [reqBody], writes: findings ? [JSON.parse(up)] : [] };
+    },
+  };
+  return c;
+}
+
 const CASES: Case[] = [
   jsonCase("a", "OpenAI 2 KB chat → openai (pass-through) + 1 KB answer", ["ai-proxy"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false),
   jsonCase("b", "OpenAI 2 KB chat → anthropic (translated both ways) + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
@@ -315,6 +369,8 @@ const CASES: Case[] = [
   keyAuthCase(),
   jsonCase("f", "chain key-auth + ai-proxy, 2 KB → anthropic + 1 KB answer", ["key-auth", "ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
   streamCase("g", "chain key-auth + ai-proxy, stream anthropic → OpenAI, 200 deltas", ["key-auth", "ai-proxy"], 200),
+  guardCase("h", "ai-guard alone, 32 KB chat, every detector on, nothing found", false),
+  guardCase("i", "ai-guard alone, 32 KB chat, every detector on, 4 values masked", true),
 ];
 
 // ------------------------------------------------------------------------------------- driver

@@ -1,5 +1,6 @@
 // String matching for rule conditions: model globs and keywords.
-import { isAsciiWordChar, foldCase } from "../../lib/regex";
+import { foldCase } from "../../lib/regex";
+import { keywordAt, wordish } from "../../lib/keywords";
 import { Text, TextUnits } from "./text";
 
 /**
@@ -36,10 +37,6 @@ export function globMatch(pattern: string, text: string): bool {
   return p == pn;
 }
 
-@inline function wordish(c: i32): bool {
-  return isAsciiWordChar(c) || c >= 0xc0;
-}
-
 /**
  * Whether the text, case-folded, contains one of the folded keywords as a whole word or phrase:
  * where a keyword begins (ends) with a letter or digit, the text must not continue with one before
@@ -74,31 +71,9 @@ export function textContainsKeyword(text: Text, keywords: Array<string>): bool {
   return false;
 }
 
-/** Code unit i of the units of T (u8: ASCII bytes, u16: UTF-16) at base, folded. */
-@inline function unitAt<T>(base: usize, i: i32): i32 {
-  return foldCase(<i32>load<T>(base + (<usize>i << alignof<T>())));
-}
-
 /** The keyword search over tn units at t (random access: bytes or a string). */
-function keywordIn<T>(t: usize, tn: i32, keyword: string): bool {
-  const kn = keyword.length;
-  if (kn == 0 || kn > tn) return false;
-  const k = changetype<usize>(keyword);
-  const first = <i32>load<u16>(k);
-  const checkBefore = wordish(first);
-  const checkAfter = wordish(<i32>load<u16>(k + (<usize>(kn - 1) << 1)));
-  const last = tn - kn;
-  for (let at = 0; at <= last; at++) {
-    // Find the first character, then compare the rest.
-    if (unitAt<T>(t, at) != first) continue;
-    let j = 1;
-    while (j < kn && unitAt<T>(t, at + j) == <i32>load<u16>(k + (<usize>j << 1))) j++;
-    if (j < kn) continue;
-    const okBefore = !checkBefore || at == 0 || !wordish(unitAt<T>(t, at - 1));
-    const okAfter = !checkAfter || at + kn == tn || !wordish(unitAt<T>(t, at + kn));
-    if (okBefore && okAfter) return true;
-  }
-  return false;
+@inline function keywordIn<T>(t: usize, tn: i32, keyword: string): bool {
+  return keywordAt<T>(t, tn, keyword, 0) >= 0;
 }
 
 const CHUNK: i32 = 2048;

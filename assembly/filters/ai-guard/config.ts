@@ -1,0 +1,76 @@
+// ai-guard configuration: the default policy, overrides per consumer, route rule and pool, and the
+// bounds of one request's scan. Every mistake is reported with the path of the field at fault
+// (ConfigReader); docs/filters/ai-guard.md has the format.
+import { JsonValue } from "../../lib/json";
+import { ConfigReader } from "../../lib/config";
+import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
+import { Policy, readPolicy } from "./policy";
+
+const TOP_FIELDS = ["detectors", "custom", "keywords", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps"];
+
+export class Settings {
+  policy: Policy = new Policy();
+  consumers: Map<string, Policy> = new Map();
+  routes: Map<string, Policy> = new Map();
+  pools: Map<string, Policy> = new Map();
+  /** Largest body scanned; a larger one is refused (413): a guard that cannot read a body must not pass it. */
+  maxBodyBytes: i64 = 10485760;
+  /** Most JSON values a body may hold (ai-proxy's default): past it the body is refused (400). */
+  maxJsonValues: i32 = 500000;
+  /** Regular-expression steps one request may spend on the custom patterns. */
+  regexBudget: i64 = 10000000;
+  usesConsumer: bool = false;
+  usesRoute: bool = false;
+  // Counters.
+  allowed: u32 = NO_METRIC;
+  masked: u32 = NO_METRIC;
+  blocked: u32 = NO_METRIC;
+  unreadable: u32 = NO_METRIC;
+  regexBudgetExceeded: u32 = NO_METRIC;
+}
+
+export function readSettings(buf: ArrayBuffer): Settings | null {
+  const r = new ConfigReader("ai-guard");
+  const cfg = r.parse(buf);
+  if (cfg === null) {
+    r.report();
+    return null;
+  }
+  const c = cfg as JsonValue;
+  r.onlyKnown(c, "ai-guard", TOP_FIELDS);
+  const s = new Settings();
+  const top = JsonValue.object();
+  for (let i = 0; i < c.length; i++) {
+    const k = c.keyAt(i);
+    if (k == "detectors" || k == "custom" || k == "keywords") top.set(k, c.at(i));
+  }
+  s.policy = readPolicy(r, top, "ai-guard");
+  readOverrides(r, c, "consumers", s.consumers);
+  readOverrides(r, c, "routes", s.routes);
+  readOverrides(r, c, "pools", s.pools);
+  s.usesConsumer = s.consumers.size > 0;
+  s.usesRoute = s.routes.size > 0 || s.pools.size > 0;
+  s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-guard", s.maxBodyBytes, 1024, 1073741824);
+  s.maxJsonValues = <i32>r.int(c, "max_json_values", "ai-guard", s.maxJsonValues, 1000, 100000000);
+  s.regexBudget = r.int(c, "max_regex_steps", "ai-guard", s.regexBudget, 1000, 1000000000000);
+  if (!r.report()) return null;
+  s.allowed = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=allow");
+  s.masked = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=mask");
+  s.blocked = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=block");
+  s.unreadable = defineMetric(METRIC_COUNTER, "sluice.guard_unreadable");
+  s.regexBudgetExceeded = defineMetric(METRIC_COUNTER, "sluice.guard_regex_budget_exceeded");
+  return s;
+}
+
+function readOverrides(r: ConfigReader, c: JsonValue, key: string, into: Map<string, Policy>): void {
+  const v = c.get(key);
+  if (v === null) return;
+  if (!v.isObject()) {
+    r.fail("ai-guard." + key, "must map names to policies");
+    return;
+  }
+  for (let i = 0, n = v.length; i < n; i++) {
+    const name = v.keyAt(i);
+    into.set(name, readPolicy(r, v.at(i), "ai-guard." + key + "." + name));
+  }
+}

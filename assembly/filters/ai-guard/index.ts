@@ -1,0 +1,218 @@
+// ai-guard: guardrails on prompts. After ai-router (whose route rule and pool choose a policy) and
+// before ai-ratelimit (a blocked request reserves no tokens), see docs/architecture.md. It reads the
+// text of every client API's request (request.ts), runs the policy's detectors over it
+// (detectors.ts, detect-*.ts) and acts (actions.ts): block with a 400 in the client's API shape,
+// mask values with typed placeholders in the body sent on, or only record. Configuration and what a
+// client sees: docs/filters/ai-guard.md.
+//
+// The request headers are held (StopIteration; Envoy >= 1.35 with allow_on_headers_stop_iteration,
+// like ai-router) while the body is buffered and read, so that a masked body's content-length can be
+// removed before anything goes upstream. A body the guard cannot read (too large, not JSON, too many
+// values) is refused: a guard that lets through what it could not check leaks what it guards.
+//
+// Not yet: the answer side (blocking and restoring in streamed answers), prompt-injection
+// heuristics and external moderation.
+export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+import {
+  RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
+  REQUEST_HEADERS, REQUEST_BODY, getHeaderPairs, getBuffer, replaceBufferBytes, removeHeader, sendLocalResponse,
+  setFilterState, getFilterState, pluginConfiguration, incrementMetric,
+} from "../../lib/sdk";
+import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
+import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES } from "../../lib/keys";
+import { Settings, readSettings } from "./config";
+import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
+import { Hits } from "./hits";
+import { Budget, scanText } from "./detectors";
+import { bodyKind, apiOf, requestTexts, API_OPENAI } from "./request";
+import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
+
+class GuardRoot extends RootContext {
+  settings: Settings | null = null;
+
+  createContext(context_id: u32): Context {
+    return new Guard(context_id, this);
+  }
+
+  onConfigure(size: u32): bool {
+    const s = readSettings(pluginConfiguration(size));
+    if (s === null) return false;
+    this.settings = s;
+    return true;
+  }
+}
+
+class Guard extends Context {
+  kind: i32 = 0;
+  api: i32 = API_OPENAI;
+  hasContentLength: bool = false;
+  holding: bool = false;
+  done: bool = false;
+  /** Bytes of the request body buffered so far (what the last body callback said). */
+  bodyLength: usize = 0;
+
+  constructor(id: u32, root: GuardRoot) {
+    super(id, root);
+  }
+
+  get settings(): Settings {
+    return (changetype<GuardRoot>(this.root_context)).settings as Settings;
+  }
+
+  onRequestHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
+    if ((changetype<GuardRoot>(this.root_context)).settings === null) return FilterHeadersStatusValues.Continue;
+    const h = getHeaderPairs(REQUEST_HEADERS);
+    let method = "";
+    let path = "";
+    let contentLength: i64 = -1;
+    for (let i = 0; i < h.count; i++) {
+      if (h.keyIs(i, ":method")) method = h.value(i);
+      else if (h.keyIs(i, ":path")) path = h.value(i);
+      else if (h.keyIs(i, "content-length")) {
+        contentLength = I64.parseInt(h.value(i));
+        this.hasContentLength = true;
+      }
+    }
+    const q = path.indexOf("?");
+    if (q >= 0) path = path.substring(0, q);
+    if (method != "POST") return FilterHeadersStatusValues.Continue;
+    this.kind = bodyKind(path);
+    if (this.kind == 0) return FilterHeadersStatusValues.Continue;
+    this.api = apiOf(this.kind);
+    if (endOfStream) return FilterHeadersStatusValues.Continue; // no body: nothing to read
+    if (contentLength > this.settings.maxBodyBytes) {
+      this.tooLarge();
+      return FilterHeadersStatusValues.StopIteration;
+    }
+    this.holding = true;
+    return FilterHeadersStatusValues.StopIteration;
+  }
+
+  onRequestBody(length: usize, endOfStream: bool): FilterDataStatusValues {
+    if (!this.holding) return this.done ? FilterDataStatusValues.StopIterationNoBuffer : FilterDataStatusValues.Continue;
+    this.bodyLength = length;
+    if (<i64>length > this.settings.maxBodyBytes) {
+      this.tooLarge();
+      return FilterDataStatusValues.StopIterationNoBuffer;
+    }
+    if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
+    this.holding = false;
+    const body = getBuffer(REQUEST_BODY, 0, <u32>length);
+    return this.inspect(body) ? FilterDataStatusValues.Continue : FilterDataStatusValues.StopIterationNoBuffer;
+  }
+
+  onRequestTrailers(_n: u32): FilterTrailersStatusValues {
+    // A body that ends with trailers: read it now (all of it is buffered).
+    if (this.holding) {
+      this.holding = false;
+      const body = getBuffer(REQUEST_BODY, 0, <u32>this.bodyLength);
+      if (!this.inspect(body)) return FilterTrailersStatusValues.StopIteration;
+    }
+    return this.done ? FilterTrailersStatusValues.StopIteration : FilterTrailersStatusValues.Continue;
+  }
+
+  /** The policy for this request: the consumer's, else the route rule's, else the pool's, else the default. */
+  policy(): Policy {
+    const s = this.settings;
+    if (s.consumers.size > 0) {
+      const c = getFilterState(CONSUMER);
+      if (c !== null && s.consumers.has(c as string)) return s.consumers.get(c as string);
+    }
+    if (s.routes.size > 0) {
+      const r = getFilterState(ROUTE_RULE);
+      if (r !== null && s.routes.has(r as string)) return s.routes.get(r as string);
+    }
+    if (s.pools.size > 0) {
+      const p = getFilterState(POOL);
+      if (p !== null && s.pools.has(p as string)) return s.pools.get(p as string);
+    }
+    return s.policy;
+  }
+
+  /** Reads, scans and acts on the whole body; false when the request was refused. */
+  inspect(body: ArrayBuffer): bool {
+    const s = this.settings;
+    const p = this.policy();
+    if (!p.active) {
+      this.record(V_ALLOW, "");
+      return true;
+    }
+    const req = parseJson(body, s.maxJsonValues);
+    if (req === null || !req.isObject()) {
+      incrementMetric(s.unreadable, 1);
+      this.record(V_BLOCK, "");
+      this.refuse(jsonTooManyValues ? "the request body holds more JSON values than the gateway's guard reads" : "the request body is not a JSON object", "sluice_guard_unreadable");
+      return false;
+    }
+    const texts = requestTexts(this.kind, req as JsonValue);
+    const budget = new Budget(s.regexBudget);
+    const findings = new Array<Finding>();
+    for (let i = 0; i < texts.length; i++) {
+      const v = texts[i];
+      const hits = new Hits();
+      if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget);
+      else {
+        const str = v.s;
+        scanText<u16>(changetype<usize>(str), str.length, p, hits, budget);
+      }
+      if (hits.length == 0) continue;
+      hits.settle();
+      findings.push(new Finding(v, hits));
+    }
+    const o = decide(p, findings);
+    const categories = o.names(p, 0);
+    for (let d = 0; d < o.found.length; d++) if (o.found[d]) incrementMetric(p.metrics[d], 1);
+    const over = budget.exceededBy;
+    if (over >= 0 && p.actions[over] != A_LOG && p.actions[over] != A_OFF && o.verdict != V_BLOCK) {
+      // A custom pattern that could not be decided within the budget: what it would have masked or
+      // blocked may be there, so the request is refused rather than let through unchecked.
+      incrementMetric(s.regexBudgetExceeded, 1);
+      this.record(V_BLOCK, categories);
+      this.refuse("the request could not be checked by the gateway's guard within its budget (" + p.names[over] + ")", "sluice_guard_budget_exceeded");
+      return false;
+    }
+    if (over >= 0) incrementMetric(s.regexBudgetExceeded, 1);
+    this.record(o.verdict, categories);
+    if (o.verdict == V_BLOCK) {
+      this.refuse("the request was blocked by the gateway's guard: it contains " + o.names(p, A_BLOCK).replaceAll(",", ", "), "sluice_guard_blocked");
+      return false;
+    }
+    if (o.verdict == V_MASK) {
+      const out = maskBody(body, p, findings);
+      if (out !== null) {
+        if (!replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len)) {
+          // The body could not be rewritten: the values must not go on unmasked.
+          this.reply(500, "the gateway's guard could not rewrite the request body", "sluice_guard_rewrite_failed");
+          return false;
+        }
+        if (this.hasContentLength) removeHeader(REQUEST_HEADERS, "content-length");
+      }
+    }
+    return true;
+  }
+
+  record(verdict: i32, categories: string): void {
+    const s = this.settings;
+    setFilterState(GUARD_VERDICT, VERDICT_NAMES[verdict]);
+    if (categories.length) setFilterState(GUARD_CATEGORIES, categories);
+    incrementMetric(verdict == V_BLOCK ? s.blocked : verdict == V_MASK ? s.masked : s.allowed, 1);
+  }
+
+  tooLarge(): void {
+    incrementMetric(this.settings.unreadable, 1);
+    this.record(V_BLOCK, "");
+    this.reply(413, "the request body is larger than the gateway's guard reads (max_body_bytes " + this.settings.maxBodyBytes.toString() + ")", "sluice_guard_too_large");
+  }
+
+  refuse(message: string, details: string): void {
+    this.reply(400, message, details);
+  }
+
+  reply(status: u32, message: string, details: string): void {
+    this.done = true;
+    this.holding = false;
+    sendLocalResponse(status, details, blockBody(this.api, status, message), ["content-type", "application/json"]);
+  }
+}
+
+registerRootContext((id: u32) => new GuardRoot(id), "ai-guard");

@@ -1,0 +1,215 @@
+// Which client APIs the guard reads, and the texts of each one's request body: every string value a
+// model will read, found in the parsed body (lib/json.ts keeps each as its bytes in the body, so
+// actions.ts can rewrite exactly those). Images, audio and files are passed by; so are thinking
+// blocks (signed by the provider: changing one would make the provider refuse the request).
+import { JsonValue } from "../../lib/json";
+import { geminiRoute } from "../../lib/path";
+
+// Client APIs, by the shape their errors take.
+export const API_NONE: i32 = 0;
+export const API_OPENAI: i32 = 1; // Chat Completions, Responses, embeddings
+export const API_ANTHROPIC: i32 = 2;
+export const API_GEMINI: i32 = 3;
+
+// Body kinds.
+export const K_CHAT: i32 = 1;
+export const K_MESSAGES: i32 = 2;
+export const K_RESPONSES: i32 = 3;
+export const K_EMBEDDINGS: i32 = 4;
+export const K_GEMINI: i32 = 5; // generateContent, streamGenerateContent, countTokens
+export const K_GEMINI_EMBED: i32 = 6; // embedContent, batchEmbedContents
+
+/** The body kind of a POST to this path (without its query), or 0 for one the guard leaves alone. */
+export function bodyKind(path: string): i32 {
+  if (path == "/v1/chat/completions") return K_CHAT;
+  if (path == "/v1/messages" || path == "/v1/messages/count_tokens") return K_MESSAGES;
+  if (path == "/v1/responses") return K_RESPONSES;
+  if (path == "/v1/embeddings") return K_EMBEDDINGS;
+  const g = geminiRoute(path);
+  if (g === null) return 0;
+  const m = g.method;
+  if (m == "generateContent" || m == "streamGenerateContent" || m == "countTokens") return K_GEMINI;
+  if (m == "embedContent" || m == "batchEmbedContents") return K_GEMINI_EMBED;
+  return 0;
+}
+
+export function apiOf(kind: i32): i32 {
+  if (kind == K_MESSAGES) return API_ANTHROPIC;
+  if (kind == K_GEMINI || kind == K_GEMINI_EMBED) return API_GEMINI;
+  return kind == 0 ? API_NONE : API_OPENAI;
+}
+
+/** The string values of the request a model reads, in document order within each part. */
+export function requestTexts(kind: i32, req: JsonValue): Array<JsonValue> {
+  const out = new Array<JsonValue>();
+  switch (kind) {
+    case K_CHAT: chat(req, out); break;
+    case K_MESSAGES: messages(req, out); break;
+    case K_RESPONSES: responses(req, out); break;
+    case K_EMBEDDINGS: stringOrStrings(req.get("input"), out); break;
+    case K_GEMINI: gemini(req, out); break;
+    case K_GEMINI_EMBED: geminiEmbed(req, out); break;
+  }
+  return out;
+}
+
+function text(v: JsonValue | null, out: Array<JsonValue>): void {
+  if (v !== null && v.isString()) out.push(v);
+}
+
+/** Every string inside a value (tool call input, function arguments and results as objects). */
+function allStrings(v: JsonValue | null, out: Array<JsonValue>): void {
+  if (v === null) return;
+  if (v.isString()) out.push(v);
+  else if (v.isArray() || v.isObject()) {
+    if (v.isNumberSpan()) return;
+    for (let i = 0, n = v.length; i < n; i++) allStrings(v.at(i), out);
+  }
+}
+
+function stringOrStrings(v: JsonValue | null, out: Array<JsonValue>): void {
+  if (v === null) return;
+  if (v.isString()) out.push(v);
+  else if (v.isArray() && !v.isNumberSpan()) for (let i = 0, n = v.length; i < n; i++) text(v.at(i), out);
+}
+
+/**
+ * Content as chat and Responses clients send it: a string, or parts of which the text ones count
+ * (text, input_text, output_text); images, audio and files are passed by.
+ */
+function parts(content: JsonValue | null, out: Array<JsonValue>): void {
+  if (content === null) return;
+  if (content.isString()) {
+    out.push(content);
+    return;
+  }
+  if (!content.isArray()) return;
+  for (let i = 0, n = content.length; i < n; i++) {
+    const b = content.at(i);
+    if (b.isString()) out.push(b);
+    else if (b.isObject()) {
+      const t = b.getString("type");
+      if (t === null || t == "text" || t == "input_text" || t == "output_text") text(b.get("text"), out);
+      else if (t == "refusal") text(b.get("refusal"), out);
+    }
+  }
+}
+
+/** Chat Completions: each message's content (tool results are role "tool" messages), tool call arguments. */
+function chat(req: JsonValue, out: Array<JsonValue>): void {
+  const ms = req.get("messages");
+  if (ms === null || !ms.isArray()) return;
+  for (let i = 0, n = ms.length; i < n; i++) {
+    const m = ms.at(i);
+    if (!m.isObject()) continue;
+    parts(m.get("content"), out);
+    const calls = m.get("tool_calls");
+    if (calls !== null && calls.isArray()) {
+      for (let k = 0, c = calls.length; k < c; k++) {
+        const f = calls.at(k).get("function");
+        if (f !== null) text(f.get("arguments"), out);
+      }
+    }
+    const fc = m.get("function_call"); // the deprecated single call
+    if (fc !== null) text(fc.get("arguments"), out);
+  }
+}
+
+/** Anthropic Messages: system, text blocks, tool_use input, tool_result content. */
+function messages(req: JsonValue, out: Array<JsonValue>): void {
+  anthropicBlocks(req.get("system"), out);
+  const ms = req.get("messages");
+  if (ms === null || !ms.isArray()) return;
+  for (let i = 0, n = ms.length; i < n; i++) {
+    const m = ms.at(i);
+    if (m.isObject()) anthropicBlocks(m.get("content"), out);
+  }
+}
+
+function anthropicBlocks(content: JsonValue | null, out: Array<JsonValue>): void {
+  if (content === null) return;
+  if (content.isString()) {
+    out.push(content);
+    return;
+  }
+  if (!content.isArray()) return;
+  for (let i = 0, n = content.length; i < n; i++) {
+    const b = content.at(i);
+    if (!b.isObject()) continue;
+    const t = b.getString("type");
+    if (t === null) continue;
+    if (t == "text") text(b.get("text"), out);
+    else if (t == "tool_use" || t == "server_tool_use") allStrings(b.get("input"), out);
+    else if (t == "tool_result") anthropicBlocks(b.get("content"), out);
+    else if (t == "document") {
+      // A plain-text document's text ({"source":{"type":"text","data":...}}); PDFs are passed by.
+      const src = b.get("source");
+      if (src !== null && src.getString("type") == "text") text(src.get("data"), out);
+    }
+  }
+}
+
+/** OpenAI Responses: instructions and input (a string, or items: messages, function calls and their outputs). */
+function responses(req: JsonValue, out: Array<JsonValue>): void {
+  text(req.get("instructions"), out);
+  const input = req.get("input");
+  if (input === null) return;
+  if (input.isString()) {
+    out.push(input);
+    return;
+  }
+  if (!input.isArray()) return;
+  for (let i = 0, n = input.length; i < n; i++) {
+    const m = input.at(i);
+    if (!m.isObject()) continue;
+    const t = m.getString("type");
+    if (t === null || t == "message") parts(m.get("content"), out);
+    else if (t == "function_call" || t == "custom_tool_call") {
+      text(m.get("arguments"), out);
+      text(m.get("input"), out);
+    } else if (t == "function_call_output" || t == "custom_tool_call_output") parts(m.get("output"), out);
+  }
+}
+
+/** Gemini: systemInstruction and contents' parts: text (not thoughts), functionCall args, functionResponse. */
+function gemini(req: JsonValue, out: Array<JsonValue>): void {
+  // countTokens may wrap a whole generateContent request.
+  const wrapped = req.get("generateContentRequest");
+  if (wrapped !== null && wrapped.isObject()) gemini(wrapped, out);
+  const sys = req.get("systemInstruction");
+  if (sys !== null && sys.isObject()) geminiParts(sys.get("parts"), out);
+  const contents = req.get("contents");
+  if (contents === null || !contents.isArray()) return;
+  for (let i = 0, n = contents.length; i < n; i++) {
+    const c = contents.at(i);
+    if (c.isObject()) geminiParts(c.get("parts"), out);
+  }
+}
+
+function geminiParts(ps: JsonValue | null, out: Array<JsonValue>): void {
+  if (ps === null || !ps.isArray()) return;
+  for (let i = 0, n = ps.length; i < n; i++) {
+    const part = ps.at(i);
+    if (!part.isObject()) continue;
+    const thought = part.get("thought");
+    if (thought !== null && thought.isBool() && thought.b) continue;
+    text(part.get("text"), out);
+    const call = part.get("functionCall");
+    if (call !== null) allStrings(call.get("args"), out);
+    const resp = part.get("functionResponse");
+    if (resp !== null) allStrings(resp.get("response"), out);
+  }
+}
+
+/** Gemini embedContent ({content}) and batchEmbedContents ({requests: [{content}]}). */
+function geminiEmbed(req: JsonValue, out: Array<JsonValue>): void {
+  const c = req.get("content");
+  if (c !== null && c.isObject()) geminiParts(c.get("parts"), out);
+  const rs = req.get("requests");
+  if (rs === null || !rs.isArray()) return;
+  for (let i = 0, n = rs.length; i < n; i++) {
+    const r = rs.at(i);
+    const rc = r.isObject() ? r.get("content") : null;
+    if (rc !== null && rc.isObject()) geminiParts(rc.get("parts"), out);
+  }
+}

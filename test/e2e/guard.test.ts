@@ -1,0 +1,178 @@
+// ai-guard end to end: a gateway.yaml with key-auth, ai-router, ai-guard, ai-ratelimit and ai-proxy ->
+// render -> the local gateway (mock providers) -> the official openai and @anthropic-ai/sdk clients.
+// (and @google/genai). A blocked request is a 400 each SDK parses into its own error (stream or not), names the
+// category and never the value, reaches no provider and reserves no tokens; a masked prompt reaches the
+// mock provider with its placeholders; the access log carries the verdict and the categories.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
+import { render } from "../../cli/render.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+
+const GATEWAY_YAML = `
+listener: { address: 127.0.0.1, port: 10000 }
+admin: { port: 9901 }
+consumers:
+  - name: team-a
+    keys: [sk-team-a]
+providers:
+  - name: small
+    provider: openai
+    api_key_env: OPENAI_API_KEY
+    model: gpt-4o-mini
+    models: [gpt-4o-mini]
+  - name: claude
+    provider: anthropic
+    api_key_env: ANTHROPIC_API_KEY
+    model: claude-sonnet-4-5
+    models: [claude-sonnet-4-5]
+  - name: gem
+    provider: gemini
+    api_key_env: GEMINI_API_KEY
+    models: [gemini-2.5-flash]
+filters:
+  key_auth:
+    header: x-goog-api-key
+  ai_router:
+    rules: []
+  ai_guard:
+    detectors: { email: mask, card: block, credential: block }
+    custom: [{ name: ticket, regex: "TICKET-[0-9]{4,}", action: mask }]
+  ai_ratelimit:
+    rules:
+      - name: consumer-minute
+        key: [consumer]
+        limit: 100000
+        window: 1m
+`;
+
+const CARD = "4111 1111 1111 1111";
+let gw: LocalGateway;
+const log: string[] = [];
+const openai = () => new OpenAI({ apiKey: "sk-team-a", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+const anthropic = () => new Anthropic({ apiKey: "sk-team-a", baseURL: gw.url, maxRetries: 0 });
+const google = () => new GoogleGenAI({ apiKey: "sk-team-a", httpOptions: { baseUrl: gw.url } });
+const settle = () => new Promise((res) => setTimeout(res, 60));
+const lastLog = (): Record<string, any> => JSON.parse(log.at(-1)!);
+const seen = () => Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-guard-e2e-"));
+  writeFileSync(join(dir, "gateway.yaml"), GATEWAY_YAML);
+  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
+  expect(validateEnvoyYaml(readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8")).errors).toEqual([]);
+  gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {}, accessLog: (l) => log.push(l) });
+}, 40_000);
+
+afterAll(async () => {
+  await gw?.close();
+});
+
+describe("ai-guard through the local gateway with the official SDKs", () => {
+  it("runs after ai-router and before ai-ratelimit", () => {
+    expect(gw.config.filters.map((f) => f.name)).toEqual(["key-auth", "ai-router", "ai-guard", "ai-ratelimit", "ai-proxy"]);
+    expect(gw.providers.map((p) => p.mode)).toEqual(["mock", "mock", "mock"]);
+  });
+
+  it("openai: a blocked chat request is a BadRequestError naming the category, stream or not; no provider is called", async () => {
+    const before = seen();
+    for (const stream of [false, true]) {
+      const err = await openai()
+        .chat.completions.create({ model: "gpt-4o-mini", stream, messages: [{ role: "user", content: `charge ${CARD}` }] } as any)
+        .then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(err.status).toBe(400);
+      expect(err.code).toBe("content_blocked");
+      expect(err.message).toContain("card");
+      expect(err.message).not.toContain("4111");
+    }
+    expect(seen()).toBe(before);
+    await settle();
+    expect(lastLog()).toMatchObject({ status: 400, guard_verdict: "block", guard_categories: "card", response_code_details: "sluice_guard_blocked", consumer: "team-a" });
+  });
+
+  it("openai Responses: a blocked input is a BadRequestError too", async () => {
+    const err = await openai().responses.create({ model: "gpt-4o-mini", input: `key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t` }).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain("credential");
+  });
+
+  it("anthropic: a blocked message is a BadRequestError of type invalid_request_error, stream or not", async () => {
+    for (const stream of [false, true]) {
+      const err = await anthropic()
+        .messages.create({ model: "claude-sonnet-4-5", max_tokens: 50, stream, messages: [{ role: "user", content: `card ${CARD}` }] } as any)
+        .then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(err.status).toBe(400);
+      expect(err.error.type).toBe("error");
+      expect(err.error.error.type).toBe("invalid_request_error");
+      expect(err.error.error.message).toContain("card");
+    }
+  });
+
+  it("openai: a masked prompt reaches the provider with its placeholders; the answer comes back", async () => {
+    const res = await openai().chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "I am jane.doe@example.com, see TICKET-20417 and again jane.doe@example.com" }],
+    });
+    expect(res.choices[0].message.content).toBeTruthy();
+    const req = gw.mocks.small.requests.at(-1)!;
+    expect(req.rawBody).not.toContain("jane.doe@example.com");
+    expect((req.body as any).messages[0].content).toBe("I am <EMAIL_1>, see <TICKET_1> and again <EMAIL_1>");
+    await settle();
+    expect(lastLog()).toMatchObject({ status: 200, guard_verdict: "mask", guard_categories: "email,ticket" });
+  });
+
+  it("anthropic: a masked system prompt and message reach Anthropic's API (native, untranslated) with the placeholders in place", async () => {
+    const msg = await anthropic().messages.create({
+      model: "claude-sonnet-4-5",
+      max_tokens: 50,
+      system: "Support agent for ops@example.org",
+      messages: [{ role: "user", content: "Grüße from ops@example.org 👋" }],
+    });
+    expect(msg.content.length).toBeGreaterThan(0);
+    const req = gw.mocks.claude.requests.at(-1)!;
+    expect((req.body as any).system).toBe("Support agent for <EMAIL_1>");
+    expect((req.body as any).messages[0].content).toBe("Grüße from <EMAIL_1> 👋");
+  });
+
+  it("openai Responses, streamed: the block is a BadRequestError before any event", async () => {
+    const err = await openai().responses.create({ model: "gpt-4o-mini", stream: true, input: `card ${CARD}` }).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain("card");
+  });
+
+  it("@google/genai: a blocked generateContent (and stream) is a 400 ApiError in Gemini's shape; a masked one reaches Gemini", async () => {
+    const before = seen();
+    for (const stream of [false, true]) {
+      const ai = google();
+      const call = stream
+        ? ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: `card ${CARD}` }).then(async (s) => { for await (const _ of s) void _; })
+        : ai.models.generateContent({ model: "gemini-2.5-flash", contents: `card ${CARD}` });
+      const err = await call.then(() => null, (e) => e);
+      expect(err?.status).toBe(400);
+      expect(String(err?.message)).toContain("INVALID_ARGUMENT");
+      expect(String(err?.message)).toContain("card");
+      expect(String(err?.message)).not.toContain("4111");
+    }
+    expect(seen()).toBe(before);
+    const r = await google().models.generateContent({ model: "gemini-2.5-flash", contents: "reply to jane.doe@example.com", config: { systemInstruction: "for ops@example.org" } });
+    expect(r.text).toBeTruthy();
+    const req = gw.mocks.gem.requests.at(-1)!;
+    expect(req.rawBody).not.toContain("example.com");
+    expect((req.body as any).contents[0].parts[0].text).toBe("reply to <EMAIL_2>");
+    expect((req.body as any).systemInstruction.parts[0].text).toBe("for <EMAIL_1>");
+  });
+
+  it("a clean request passes untouched with verdict allow", async () => {
+    await openai().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "What is the capital of France?" }] });
+    expect((gw.mocks.small.requests.at(-1)!.body as any).messages[0].content).toBe("What is the capital of France?");
+    await settle();
+    expect(lastLog()).toMatchObject({ status: 200, guard_verdict: "allow", guard_categories: null });
+  });
+});
