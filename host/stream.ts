@@ -681,9 +681,11 @@ export class Stream implements FilterCallbacks {
       if (d.aborted) return;
       if (st === TrailersStatus.Continue) {
         if (isStop) {
-          // Continue on trailers releases what the filter held: headers, data, then the trailers.
+          // Continue on trailers releases what the filter held: headers, data, then the trailers. A
+          // buffering filter's buffer is the filter manager's own (Envoy's Context::getBuffer returns
+          // decodingBuffer() while buffering_request_body_), so what it wrote in this callback goes on.
           const kind = d.stopKind;
-          const held = d.held.view();
+          const held = this.heldBy(d, d.order[p]);
           const heldData = d.heldData;
           this.releaseHeld(d);
           d.heldData = d.heldEnd = false;

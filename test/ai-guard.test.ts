@@ -146,6 +146,20 @@ describe("ai-guard: actions, filter state and metrics", () => {
     expect(s.upstream.headers).toBeNull();
   });
 
+  it("masks a body that ends with trailers: the rewritten body, not the original, goes on with the trailers", () => {
+    const s = h.newStream();
+    s.callOnRequestHeaders({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw" }, false);
+    const body = JSON.stringify(chat("write to me@example.com"));
+    expect(s.callOnRequestBody(body.slice(0, 20), false)).toBe("Pause");
+    expect(s.callOnRequestBody(body.slice(20), false)).toBe("Pause");
+    s.callOnRequestTrailers({ "x-checksum": "1" });
+    expect(s.getSentLocalResponse()).toBeNull();
+    // Envoy hands a buffering filter the decoding buffer itself (Context::getBuffer: decodingBuffer()),
+    // so what it writes from its trailers callback is what continues upstream.
+    expect(JSON.parse(s.upstream.body.toString()).messages[0].content).toBe("write to <EMAIL_1>");
+    expect(s.upstream.trailers).toEqual([["x-checksum", "1"]]);
+  });
+
   it("leaves alone what is not a client API's POST", () => {
     const s = h.newStream();
     expect(s.callOnRequestHeaders({ ":method": "GET", ":path": "/v1/models", ":authority": "gw" }, true)).toBe("Continue");
