@@ -945,6 +945,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       if (strategy === "weighted") no(rp("strategy"), "a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)");
       if (strategy === "cost") no(rp("strategy"), "money budgets are kept by each Envoy's own counters so far");
       if (rule.window === "week" || rule.window === "month") no(rp("window"), "the rate limit service has no calendar weeks or months");
+      if (rule.warn_at !== undefined) no(rp("warn_at"), "the rate limit service has no soft limit");
       if (rule.window_type === "sliding") no(rp("window_type"), "the rate limit service counts fixed windows only");
       const unit = UNITS[windowSeconds(rule.window)];
       if (!unit) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h and 1d (got ${JSON.stringify(rule.window)})`);

@@ -1339,3 +1339,20 @@ describe("ai-ratelimit: money budgets are exact under concurrency", () => {
     expectNoTraps(h);
   });
 });
+
+describe("ai-ratelimit: soft limits (warn_at)", () => {
+  it("admits past the soft limit, and says so on the answer and in a metric", async () => {
+    const { h } = await chain({ rules: [{ name: "team", key: ["consumer"], limit: 1000, window: "1h", warn_at: 0.5 }] });
+    const ask = () => {
+      const s = send(h, { body: CHAT("gpt-4o", 100) });
+      expect(s.getSentLocalResponse()).toBeNull();
+      answer(s, { prompt: 150, completion: 100 });
+      return header(s.downstream.headers, "x-sluice-limit-warning");
+    };
+    expect(ask()).toBeUndefined(); // about 110 reserved of 1000
+    expect(ask()).toBeUndefined(); // 250 spent + the reservation: under half
+    expect(ask()).toMatch(/^rule=team; used=(5\d|6\d)%$/); // 500 spent + the reservation
+    expect(h.getMetric("sluice.ratelimit_warned;rule=team")?.value).toBe(1n);
+    expect(await loadError({ rules: [{ name: "r", limit: 10, window: "1m", warn_at: 1.5 }] })).toMatch(/rules\[0\]\.warn_at: must be a share of the limit between 0 and 1/);
+  });
+});

@@ -71,6 +71,9 @@ export class Rule {
   /** Mid-stream enforcement: margin added to the stream budget; -1 when disabled. */
   streamMargin: i64 = -1;
   maxKeys: i64 = 10000;
+  /** Soft limit: past this share of the limit an admitted request is warned (0: never). */
+  warnAt: f64 = 0;
+  warnedMetric: u32 = 0;
   /** Has the key part group: one counter per group of the consumer. */
   groupKey: bool = false;
   /** Its `when` condition on group, if any: only the groups it matches get a counter. */
@@ -244,7 +247,7 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     r.fail(path, "must be an object with name, limit and window");
     return null;
   }
-  r.onlyKnown(v, path, ["name", "key", "when", "limit", "budget", "window", "window_type", "sub_buckets", "strategy", "weights", "stream_margin", "max_keys"]);
+  r.onlyKnown(v, path, ["name", "key", "when", "limit", "budget", "window", "window_type", "sub_buckets", "strategy", "weights", "stream_margin", "max_keys", "warn_at"]);
   if (!r.ok) return null;
   const rule = new Rule();
   rule.name = r.str(v, "name", path, "");
@@ -388,6 +391,11 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
     if (r.ok && rule.completionWeight == 0) r.fail(path + ".stream_margin", "needs a strategy that counts completion tokens");
   }
   rule.maxKeys = r.int(v, "max_keys", path, 10000, 1, 1000000);
+  const warn = v.get("warn_at");
+  if (warn !== null) {
+    if (!warn.isNumber() || warn.n <= 0 || warn.n >= 1) r.fail(path + ".warn_at", "must be a share of the limit between 0 and 1, e.g. 0.8");
+    else rule.warnAt = warn.n;
+  }
   if (!r.ok) return null;
   rule.prefix = "sluice.ai-ratelimit." + rule.name + ".";
   return rule;
@@ -423,6 +431,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     rule.admittedMetric = defineMetric(METRIC_COUNTER, "sluice.ratelimit_admitted_tokens;rule=" + rule.name);
     rule.rejectedMetric = defineMetric(METRIC_COUNTER, "sluice.ratelimit_rejected;rule=" + rule.name);
     rule.chargedMetric = defineMetric(METRIC_COUNTER, "sluice.ratelimit_charged_tokens;rule=" + rule.name);
+    if (rule.warnAt > 0) rule.warnedMetric = defineMetric(METRIC_COUNTER, "sluice.ratelimit_warned;rule=" + rule.name);
   }
   s.casRetries = defineMetric(METRIC_COUNTER, "sluice.ratelimit_cas_retries");
   return s;

@@ -109,6 +109,9 @@ class AiRateLimit extends Context {
   kind: i32 = PASS;
   /** The model a Gemini request names in its path (its body has none). */
   pathModel: string | null = null;
+  /** The rule whose soft limit (warn_at) this request passed furthest, and how far (share of its limit). */
+  warning: Rule | null = null;
+  warningShare: f64 = 0;
   decided: bool = false;
   rejected: bool = false;
   settled: bool = false;
@@ -271,6 +274,8 @@ class AiRateLimit extends Context {
           break;
         }
         this.reservations.push(new Reservation(rule, o.key, o.bucket, cost, o.used));
+        // Soft limit: the request is admitted, and its answer says how much of the window is used.
+        if (rule.warnAt > 0 && o.used >= rule.warnAt * <f64>rule.limit) this.warn(rule, o.used);
         // The x-ratelimit-*-tokens headers speak of token rules only.
         if (rule.strategy == STRATEGY_COST) continue;
         const remaining = rule.limit - <i64>Math.ceil(o.used);
@@ -399,7 +404,20 @@ class AiRateLimit extends Context {
   // ---------------------------------------------------------------------------------------------
   // Response: the tightest rule's numbers, as OpenAI sends them.
 
+  /** Keeps the soft limit passed furthest (by share used) for the answer's warning header. */
+  warn(rule: Rule, used: f64): void {
+    incrementMetric(rule.warnedMetric, 1);
+    const share = used / <f64>rule.limit;
+    if (this.warning !== null && share <= this.warningShare) return;
+    this.warning = rule;
+    this.warningShare = share;
+  }
+
   onResponseHeaders(_n: u32, _endOfStream: bool): FilterHeadersStatusValues {
+    if (this.warning !== null && !this.rejected) {
+      const pct = <i64>Math.floor(this.warningShare * 100);
+      replaceHeader(RESPONSE_HEADERS, "x-sluice-limit-warning", "rule=" + (this.warning as Rule).name + "; used=" + pct.toString() + "%");
+    }
     const rule = this.tight;
     if (rule === null || this.rejected) return FilterHeadersStatusValues.Continue;
     const now = <i64>nowNanos();
