@@ -47,3 +47,8 @@ export const IDENTITY_SOURCE = "sluice.identity_source";
 // block) and the detectors that found something, comma-separated (never what they found).
 export const GUARD_VERDICT = "sluice.guard_verdict";
 export const GUARD_CATEGORIES = "sluice.guard_categories";
+// Set by key-auth when the request's key is a virtual key (docs/spend.md): the key's id (a short,
+// stable name from the keys file, never the key itself) and the team that owns it. ai-ratelimit's
+// key parts and ai-proxy's cost counter read them.
+export const KEY_ID = "sluice.key_id";
+export const TEAM = "sluice.team";
