@@ -850,7 +850,7 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   return semantic;
 }
 
-const KEY_PARTS = "consumer, group, model, pool, instance, path or header:<name>";
+const KEY_PARTS = "consumer, group, key, team, model, pool, instance, path or header:<name>";
 const UNITS: Record<number, RateLimitUnit> = { 1: "second", 60: "minute", 3600: "hour", 86400: "day" };
 const MAX_WINDOW_SECONDS = 366 * 86400;
 /** envoyproxy/ratelimit's requests_per_unit is a uint32. */
@@ -867,7 +867,7 @@ export function windowSeconds(w: string | number): number {
 }
 
 function partOk(part: string): boolean {
-  return /^(consumer|group|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
+  return /^(consumer|group|key|team|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
 }
 
 /** Key parts as the filter normalises them (header names lower-cased). */

@@ -52,3 +52,8 @@ export const GUARD_CATEGORIES = "sluice.guard_categories";
 // key parts and ai-proxy's cost counter read them.
 export const KEY_ID = "sluice.key_id";
 export const TEAM = "sluice.team";
+// Set by key-auth for a virtual key with scopes: the models (patterns, exact or prefix*) and the pools
+// it may use, comma-separated; absent: no restriction. ai-proxy refuses anything else with 403
+// model_not_allowed and lists only those models on GET /v1/models.
+export const KEY_MODELS = "sluice.key_models";
+export const KEY_POOLS = "sluice.key_pools";

@@ -12,7 +12,7 @@ const RATELIMIT_FILTER = "envoy.filters.http.ratelimit";
 const PROMPT_ESTIMATE = "%FILTER_STATE(wasm.sluice.ratelimit_prompt_estimate:PLAIN)%";
 const COMPLETION_TOKENS = "%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%";
 /** Filter-state key of each key part, as Envoy's CEL sees it (filter state `wasm.<key>`). */
-const PART_STATE: Record<string, string> = { consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model" };
+const PART_STATE: Record<string, string> = { consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model", key: "wasm.sluice.key_id", team: "wasm.sluice.team" };
 
 /** A single-quoted CEL string literal (CEL has JSON's escapes, and \' inside single quotes). */
 function celString(s: string): string {

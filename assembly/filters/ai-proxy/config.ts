@@ -410,10 +410,10 @@ function modelsList(s: Settings): ModelList {
   const list = new ModelList();
   for (let i = 0; i < s.instances.length; i++) {
     const inst = s.instances[i];
-    for (let j = 0; j < inst.models.length; j++) list.add(inst.models[j], inst.provider);
+    for (let j = 0; j < inst.models.length; j++) list.add(inst.models[j], inst.provider, i);
     const mapped = inst.modelMap.keys();
-    for (let j = 0; j < mapped.length; j++) list.add(mapped[j], inst.provider);
-    if (inst.model.length) list.add(inst.model, inst.provider);
+    for (let j = 0; j < mapped.length; j++) list.add(mapped[j], inst.provider, i);
+    if (inst.model.length) list.add(inst.model, inst.provider, i);
   }
   list.seal();
   return list;

@@ -13,14 +13,37 @@ import { CLIENT_ANTHROPIC, CLIENT_GEMINI } from "./client";
 export class ModelList {
   ids: Array<string> = [];
   owners: Array<string> = [];
+  /** Per id: the instances (indices) that serve it, for a virtual key's pool scope (scope.ts). */
+  servers: Array<Array<i32>> = [];
   openai: ArrayBuffer = new ArrayBuffer(0);
   anthropic: ArrayBuffer = new ArrayBuffer(0);
   gemini: ArrayBuffer = new ArrayBuffer(0);
 
-  add(id: string, owner: string): void {
-    if (id.endsWith("*") || this.ids.includes(id)) return;
+  add(id: string, owner: string, instance: i32 = -1): void {
+    if (id.endsWith("*")) return;
+    const i = this.ids.indexOf(id);
+    if (i >= 0) {
+      if (instance >= 0) this.servers[i].push(instance);
+      return;
+    }
     this.ids.push(id);
     this.owners.push(owner);
+    const by = new Array<i32>();
+    if (instance >= 0) by.push(instance);
+    this.servers.push(by);
+  }
+
+  /** The list of the ids `keep` says yes to, sealed (a virtual key's scoped list). */
+  only(keep: Array<bool>): ModelList {
+    const out = new ModelList();
+    for (let i = 0; i < this.ids.length; i++) {
+      if (!keep[i]) continue;
+      out.ids.push(this.ids[i]);
+      out.owners.push(this.owners[i]);
+      out.servers.push(this.servers[i]);
+    }
+    out.seal();
+    return out;
   }
 
   /** Writes both lists; called once the instances are read. */

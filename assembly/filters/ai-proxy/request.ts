@@ -19,6 +19,7 @@ import { validateResponses, responseNotFound } from "./responses-request";
 import { StoredEntry, findStored, historyOf, keeperFor, deleteStored, mayBeStored } from "./responses-store";
 import { Converted } from "./client-anthropic";
 import { choose, useInstance } from "./selection";
+import { scopeError, scopedModels } from "./scope";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
 import {
   Exchange, CHAT, EMBEDDINGS, COUNT_TOKENS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
@@ -150,7 +151,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
 /** GET of the model list (`id` null) or of one model, in the client's shape (models.ts). */
 function answerModels(x: Exchange, id: string | null): FilterHeadersStatusValues {
   setFilterState(keys.REQUEST_TYPE, "ai_models");
-  const models = x.settings.models;
+  const models = scopedModels(x.settings);
   let body: ArrayBuffer | null;
   if (id === null) body = models.list(x.client);
   else {
@@ -278,6 +279,9 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   x.clientReq = clientReq;
   // From the text the model reads, once: balancing and the usage record both use it.
   x.promptEstimate = estimatePromptTokens(req);
+  // A virtual key's model and pool scopes, before any instance is picked or asked.
+  const outOfScope = scopeError(x);
+  if (outOfScope !== null) return outOfScope;
   const i = choose(x);
   if (i < 0) return x.noInstance;
   useInstance(x, i);

@@ -16,8 +16,10 @@ export const PART_HEADER: i32 = 5; // a request header
 // filter state sluice.groups (identity): a consumer in several groups has one counter in each; as a
 // condition, any of its groups matching is a match.
 export const PART_GROUP: i32 = 6;
+export const PART_KEY: i32 = 7; // filter state sluice.key_id (key-auth, a virtual key's id)
+export const PART_TEAM: i32 = 8; // filter state sluice.team (key-auth, a virtual key's team)
 
-export const PART_NAMES = "consumer, group, model, pool, instance, path or header:<name>";
+export const PART_NAMES = "consumer, group, key, team, model, pool, instance, path or header:<name>";
 
 export const STRATEGY_TOTAL: i32 = 0;
 export const STRATEGY_PROMPT: i32 = 1;
@@ -156,6 +158,8 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
     p.kind = PART_GROUP;
     s.usesGroups = true;
   }
+  else if (text == "key") p.kind = PART_KEY;
+  else if (text == "team") p.kind = PART_TEAM;
   else if (text == "model") p.kind = PART_MODEL;
   else if (text == "pool") p.kind = PART_POOL;
   else if (text == "instance") p.kind = PART_INSTANCE;

@@ -3,11 +3,15 @@
 import { sha256Hex } from "../../lib/sha256";
 import {
   Rule, Part, Condition, PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER, PART_GROUP,
+  PART_KEY, PART_TEAM,
 } from "./config";
 
 /** The values a rule's key and conditions are made of, for one request. */
 export class Facts {
   consumer: string | null = null;
+  /** key-auth's virtual key id and team (sluice.key_id, sluice.team). */
+  keyId: string | null = null;
+  team: string | null = null;
   model: string | null = null;
   pool: string | null = null;
   instance: string | null = null;
@@ -45,6 +49,8 @@ function escapeValue(v: string): string {
 function partValue(p: Part, f: Facts): string | null {
   let v: string | null = null;
   if (p.kind == PART_CONSUMER) v = f.consumer;
+  else if (p.kind == PART_KEY) v = f.keyId;
+  else if (p.kind == PART_TEAM) v = f.team;
   else if (p.kind == PART_MODEL) v = f.model;
   else if (p.kind == PART_POOL) v = f.pool;
   else if (p.kind == PART_INSTANCE) v = f.instance;

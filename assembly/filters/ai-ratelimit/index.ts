@@ -219,6 +219,8 @@ class AiRateLimit extends Context {
     const f = this.facts;
     f.model = this.pathModel !== null ? this.pathModel : req.model;
     f.consumer = getFilterState(keys.CONSUMER);
+    f.keyId = getFilterState(keys.KEY_ID);
+    f.team = getFilterState(keys.TEAM);
     if (s.usesGroups) {
       const g = getFilterState(keys.GROUPS);
       if (g !== null && (g as string).length) f.groups = (g as string).split(",");

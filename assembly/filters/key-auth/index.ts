@@ -5,14 +5,15 @@ import {
   sendLocalResponse,
   RootContext, Context, registerRootContext, FilterHeadersStatusValues,
   REQUEST_HEADERS, getHeaderPairs, removeHeader, replaceHeader, setFilterState, pluginConfiguration,
-  defineMetric, incrementMetric, METRIC_COUNTER, logInfo,
+  defineMetric, incrementMetric, METRIC_COUNTER, logInfo, getFilterState, nowNanos,
 } from "../../lib/sdk";
 import { ConfigReader } from "../../lib/config";
 import { geminiErrorBody, sendError } from "../../lib/errors";
-import { CONSUMER } from "../../lib/keys";
+import { CONSUMER, GROUPS, KEY_ID, KEY_MODELS, KEY_POOLS, TEAM } from "../../lib/keys";
 import { sha256, toHex, parseHexDigest, digestsEqual } from "../../lib/sha256";
 import { JsonValue } from "../../lib/json";
 import { decodeQueryComponent, takeQueryParam } from "./query";
+import { readVirtualKeys, VirtualKey, VirtualSecret } from "./virtual";
 
 const HASH_PREFIX = "sha256:";
 
@@ -21,7 +22,12 @@ class Settings {
   // not its digest, so timing reveals nothing about how close a guess is.
   byDigest: Map<string, i32> = new Map(); // digest hex -> key index
   digests: Array<StaticArray<u8>> = []; // per key
-  owners: Array<i32> = []; // per key: index into names
+  owners: Array<i32> = []; // per key: index into names (-1: a virtual key)
+  /** Per key: index into virtualKeys, -1 for a consumer's own key. */
+  virtual: Array<i32> = [];
+  /** Per key: seconds since the epoch after which it is refused; 0: never. */
+  expires: Array<i64> = [];
+  virtualKeys: Array<VirtualKey> = [];
   names: Array<string> = [];
   header: string = "";
   query: string = "";
@@ -40,7 +46,7 @@ function readSettings(buf: ArrayBuffer): Settings | null {
     return null;
   }
   const s = new Settings();
-  r.onlyKnown(cfg, "key-auth", ["consumers", "header", "query", "hide_credentials", "anonymous", "realm"]);
+  r.onlyKnown(cfg, "key-auth", ["consumers", "virtual_keys", "header", "query", "hide_credentials", "anonymous", "realm"]);
   s.header = r.str(cfg, "header", "key-auth", "").toLowerCase();
   s.query = r.str(cfg, "query", "key-auth", "");
   s.hideCredentials = r.bool(cfg, "hide_credentials", "key-auth", true);
@@ -49,7 +55,7 @@ function readSettings(buf: ArrayBuffer): Settings | null {
   if (s.header == "authorization" || s.header == "x-api-key") s.header = ""; // read anyway
   if (s.realm.includes("\"") || s.realm.includes("\\")) r.fail("key-auth.realm", "must not contain quotes or backslashes");
 
-  const consumers = r.array(cfg, "consumers", "key-auth", true);
+  const consumers = r.array(cfg, "consumers", "key-auth", cfg.get("virtual_keys") === null);
   const seenNames = new Set<string>();
   for (let i = 0; i < consumers.length && r.ok; i++) {
     const path = "key-auth.consumers[" + i.toString() + "]";
@@ -70,6 +76,22 @@ function readSettings(buf: ArrayBuffer): Settings | null {
     for (let k = 0; k < keys.length && r.ok; k++) {
       addKey(r, s, keys[k], path + ".keys[" + k.toString() + "]", index);
     }
+  }
+  const secrets = new Array<VirtualSecret>();
+  if (r.ok) readVirtualKeys(r, cfg, s.virtualKeys, secrets);
+  for (let i = 0; i < secrets.length && r.ok; i++) {
+    const sec = secrets[i];
+    const hex = toHex(sec.digest);
+    const id = s.virtualKeys[sec.key].id;
+    if (s.byDigest.has(hex)) {
+      r.fail("key-auth.virtual_keys", "virtual key '" + id + "' has a secret that is already " + ownerOf(s, s.byDigest.get(hex)));
+      break;
+    }
+    s.byDigest.set(hex, s.digests.length);
+    s.digests.push(sec.digest);
+    s.owners.push(-1);
+    s.virtual.push(sec.key);
+    s.expires.push(sec.expires);
   }
   if (r.ok && s.anonymous.length && seenNames.has(s.anonymous)) {
     // Allowed, but worth saying: keyless requests then count against that consumer's limits.
@@ -108,12 +130,20 @@ function addKey(r: ConfigReader, s: Settings, key: JsonValue, path: string, cons
   const hex = toHex(digest as StaticArray<u8>);
   if (s.byDigest.has(hex)) {
     // Never print the key: name the owners instead.
-    r.fail(path, "duplicate key (also given to consumer '" + s.names[s.owners[s.byDigest.get(hex)]] + "')");
+    r.fail(path, "duplicate key (also " + ownerOf(s, s.byDigest.get(hex)) + ")");
     return;
   }
   s.byDigest.set(hex, s.digests.length);
   s.digests.push(digest as StaticArray<u8>);
   s.owners.push(consumer);
+  s.virtual.push(-1);
+  s.expires.push(0);
+}
+
+/** Who holds key i, for messages: never the key itself. */
+function ownerOf(s: Settings, i: i32): string {
+  const v = s.virtual[i];
+  return v >= 0 ? "virtual key '" + s.virtualKeys[v].id + "'" : "given to consumer '" + s.names[s.owners[i]] + "'";
 }
 
 class KeyAuthRoot extends RootContext {
@@ -239,7 +269,24 @@ class KeyAuth extends Context {
     // The map matched on the digest's hex; confirm on the digest bytes in constant time.
     if (!digestsEqual(digest, s.digests[keyIndex])) return this.deny(s, "Invalid API key.", "invalid_token");
 
-    setFilterState(CONSUMER, s.names[s.owners[keyIndex]]);
+    // An expired key (or a rotated key's old secret past its grace period) is refused like a wrong
+    // one. The clock is the host's wall clock (proxy_get_current_time_nanoseconds).
+    const expires = s.expires[keyIndex];
+    if (expires > 0 && <i64>(nowNanos() / 1000000000) >= expires) return this.deny(s, "The API key has expired.", "invalid_token");
+    const v = s.virtual[keyIndex];
+    if (v >= 0) {
+      const vk = s.virtualKeys[v];
+      setFilterState(CONSUMER, vk.consumer);
+      setFilterState(KEY_ID, vk.id);
+      if (vk.team.length) {
+        setFilterState(TEAM, vk.team);
+        // The team is the consumer's group unless something before key-auth set groups: group rules
+        // of ai-ratelimit and ai-router then apply to the key's team.
+        if (getFilterState(GROUPS) === null) setFilterState(GROUPS, vk.team);
+      }
+      if (vk.models.length) setFilterState(KEY_MODELS, vk.models);
+      if (vk.pools.length) setFilterState(KEY_POOLS, vk.pools);
+    } else setFilterState(CONSUMER, s.names[s.owners[keyIndex]]);
     if (s.hideCredentials) {
       if (sources & FROM_AUTHORIZATION) removeHeader(REQUEST_HEADERS, "authorization");
       if (sources & FROM_X_API_KEY) removeHeader(REQUEST_HEADERS, "x-api-key");
