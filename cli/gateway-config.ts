@@ -10,6 +10,7 @@ import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Docume
 import { checkNative, type NativeConfig } from "./native-config.js";
 import { checkIdentity, type IdentityJson } from "./identity-config.js";
 import { envoyDuration } from "./duration.js";
+import { keyRules, loadVirtualKeys, type VirtualKeysConfig } from "./virtual-keys-config.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -185,6 +186,8 @@ export interface GatewayConfig {
   identity: IdentityJson | null;
   /** Where the Istio manifests attach (gateway.yaml `istio`); cli/render/istio.ts. */
   istio: IstioScope;
+  /** gateway.yaml `virtual_keys`: the keys file, read and checked (cli/virtual-keys-config.ts); null: none. */
+  virtualKeys: VirtualKeysConfig | null;
   /** istio.image: where the OCI images of `npm run oci` live; null = WasmPlugins load file:// paths. */
   istioImage: { registry: string; repository: string } | null;
 }
@@ -380,6 +383,8 @@ export interface LoadOptions {
   name?: string;
   /** Environment for env: consumer keys (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** gateway.yaml's directory: virtual_keys.file is relative to it (default: the current directory). */
+  dir?: string;
 }
 
 export function loadGatewayConfig(path: string, opts: LoadOptions = {}): GatewayConfig {
@@ -390,7 +395,7 @@ export function loadGatewayConfig(path: string, opts: LoadOptions = {}): Gateway
     const code = (e as NodeJS.ErrnoException).code ?? "";
     throw new GatewayConfigReadError(path, `cannot read: ${READ_ERRORS[code] ?? (e as Error).message}${code ? ` (${code})` : ""}`);
   }
-  return parseGatewayConfig(text, { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env });
+  return parseGatewayConfig(text, { name: opts.name ?? path.split(/[\\/]/).pop(), env: opts.env, dir: opts.dir ?? dirname(path) });
 }
 
 /**
@@ -551,21 +556,38 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   if (dp !== undefined && !seenPools.has(dp)) fail(["filters", "ai_proxy", "default_pool"], `no pool named '${dp}'`);
   const h = f.ai_proxy?.health;
   if (h?.max_cooldown_ms !== undefined && h.max_cooldown_ms < (h.cooldown_ms ?? 10000)) fail(["filters", "ai_proxy", "health", "max_cooldown_ms"], "must not be below cooldown_ms");
-  if (ka.enabled !== false && (data.consumers ?? []).length === 0 && ka.anonymous === undefined) {
+  if (data.virtual_keys !== undefined && ka.enabled === false) fail(["virtual_keys"], "virtual keys are checked by key-auth, which filters.key_auth.enabled: false leaves out");
+  if (ka.enabled !== false && (data.consumers ?? []).length === 0 && ka.anonymous === undefined && data.virtual_keys === undefined) {
     fail(["consumers"], "key-auth is enabled but no consumer is listed: every request would get 401 (add consumers, set filters.key_auth.anonymous, or filters.key_auth.enabled: false)");
   }
   const timeouts = checkTimeouts(data.timeouts ?? {}, fail);
   const istio = checkIstio(data.istio ?? {}, fail);
   const listenerTls = data.listener.tls === undefined ? null : checkListenerTls(data.listener.tls, fail);
   const aiRouter = checkRouter(f.ai_router, providers, seenPools, fail);
-  const aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
+  let aiRatelimit = checkRatelimit(f.ai_ratelimit, aiRouter !== null, fail);
+  // The keys file: its problems name its own fields and lines (cli/virtual-keys-config.ts).
+  const virtualKeys = data.virtual_keys === undefined || problems.length ? null : loadVirtualKeys(data.virtual_keys.file, opts.dir ?? process.cwd(), seenPools);
+  const vkRules = virtualKeys ? keyRules(virtualKeys) : [];
+  if (vkRules.length) {
+    // Each key's own limits are ai-ratelimit rules: rendered into its rules (the filter is added when
+    // gateway.yaml has none), enforced like any other rule.
+    if (f.ai_ratelimit?.enabled === false) fail(["virtual_keys"], "keys in the keys file have limits, which ai-ratelimit enforces; filters.ai_ratelimit.enabled is false");
+    aiRatelimit ??= { json: { rules: [] }, distributed: null };
+    const rules = aiRatelimit.json.rules as { name: string }[];
+    const taken = new Set(rules.map((r) => r.name));
+    rules.forEach((r, i) => {
+      if (r.name.startsWith("vk-")) fail(["filters", "ai_ratelimit", "rules", i, "name"], "names starting with 'vk-' are kept for the rules of virtual keys' own limits");
+    });
+    for (const r of vkRules) if (!taken.has(r.name as string)) rules.push(r as { name: string });
+  }
   const aiGuard = checkGuard(f.ai_guard, f.ai_router?.enabled === false ? undefined : f.ai_router, seenPools, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
   const native = checkNative(data, fail);
   const identity = checkIdentity(data.identity, native, { enabled: ka.enabled !== false, anonymous: ka.anonymous !== undefined }, fail, warn);
-  if (identity?.groups === undefined) checkGroupsUsed(f, fail);
+  // A virtual key's team is its consumer's group (key-auth writes sluice.groups): group rules apply then.
+  if (identity?.groups === undefined && !virtualKeys?.keys.some((k) => k.team)) checkGroupsUsed(f, fail);
   const failurePolicy = checkFailurePolicies(f, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
@@ -610,6 +632,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     identity,
     istio,
     istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
+    virtualKeys,
   };
 }
 

@@ -1,8 +1,9 @@
 // npm start's watch on gateway.yaml: each change is re-rendered (all files or none) and the running
 // local gateway takes the wasm filters' new configurations, as Envoy takes the re-rendered ECDS files
 // (docs/reload.md). What only a restart applies is said, never silently dropped.
-import { watch, type FSWatcher } from "node:fs";
-import { basename, dirname } from "node:path";
+import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseDocument } from "yaml";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
 import { render } from "./render/files.js";
 
@@ -37,16 +38,42 @@ export function describe(e: WatchEvent, configName: string): string[] {
   return lines;
 }
 
+/** The keys file gateway.yaml names (virtual_keys.file), absolute; null when none or unreadable. */
+function keysFileOf(config: string): string | null {
+  try {
+    const file = parseDocument(readFileSync(config, "utf8")).toJS()?.virtual_keys?.file;
+    return typeof file === "string" && file ? resolve(dirname(config), file) : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Watches gateway.yaml's directory (an editor or `mv` replaces the file, which a watch on the file
- * itself would lose) and runs one re-render and reload at a time, in order.
+ * itself would lose), and the keys file's (virtual_keys.file, which `npm run keys` replaces by
+ * rename), and runs one re-render and reload at a time, in order.
  */
 export function watchGatewayYaml(opts: { config: string; outDir: string; gateway: { reload(): Promise<ReloadResult> }; onEvent: (e: WatchEvent) => void }): FSWatcher {
-  const name = basename(opts.config);
+  const config = resolve(opts.config);
   let queue: Promise<void> = Promise.resolve();
+  // The files whose change re-renders: gateway.yaml and the keys file it names now.
+  let files = new Set<string>();
+  const watchers = new Map<string, FSWatcher>();
+  const follow = (keys: string | null) => {
+    files = new Set([config, ...(keys ? [keys] : [])]);
+    for (const f of files) {
+      const dir = dirname(f);
+      if (watchers.has(dir)) continue;
+      watchers.set(dir, watch(dir, (_event, name) => {
+        if (!name || !files.has(join(dir, name.toString()))) return;
+        queue = queue.then(once).catch((e) => opts.onEvent({ kind: "refused", message: String(e instanceof Error ? e.message : e) }));
+      }));
+    }
+  };
   const once = async () => {
     try {
-      render({ config: opts.config, outDir: opts.outDir });
+      const { cfg } = render({ config: opts.config, outDir: opts.outDir });
+      follow(cfg.virtualKeys?.file ?? null);
     } catch (e) {
       if (e instanceof GatewayConfigError || e instanceof GatewayConfigReadError) {
         opts.onEvent({ kind: "refused", message: e.message });
@@ -56,9 +83,13 @@ export function watchGatewayYaml(opts: { config: string; outDir: string; gateway
     }
     opts.onEvent({ kind: "reloaded", result: await opts.gateway.reload() });
   };
-  const w = watch(dirname(opts.config), (_event, file) => {
-    if (file !== name) return;
-    queue = queue.then(once).catch((e) => opts.onEvent({ kind: "refused", message: String(e instanceof Error ? e.message : e) }));
-  });
-  return w;
+  follow(keysFileOf(config));
+  // One FSWatcher to the caller (gateway.yaml's); closing it closes the keys file's too.
+  const main = watchers.get(dirname(config))!;
+  const closeMain = main.close.bind(main);
+  main.close = () => {
+    for (const [dir, w] of watchers) if (dir !== dirname(config)) w.close();
+    closeMain();
+  };
+  return main;
 }

@@ -1,11 +1,13 @@
 // Each Sluice filter's JSON configuration, from gateway.yaml.
 import { MOCK_KEY } from "./constants.js";
 import type { GatewayConfig, Instance } from "../gateway-config.js";
+import { keyAuthVirtualKeys } from "../virtual-keys-config.js";
 
 export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   const k = cfg.keyAuth;
   return {
     consumers: cfg.consumers,
+    ...(cfg.virtualKeys ? { virtual_keys: keyAuthVirtualKeys(cfg.virtualKeys) } : {}),
     ...(k.header !== undefined ? { header: k.header } : {}),
     ...(k.query !== undefined ? { query: k.query } : {}),
     ...(k.hideCredentials !== undefined ? { hide_credentials: k.hideCredentials } : {}),
