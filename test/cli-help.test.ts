@@ -11,6 +11,7 @@ const COMMANDS: { name: string; argv: string[]; flags: string[] }[] = [
   { name: "build", argv: ["scripts/build.mjs"], flags: ["--if-needed", "--src", "--out"] },
   { name: "oci", argv: [...TSX, "cli/oci.ts"], flags: ["--build", "--out"] },
   { name: "spend", argv: [...TSX, "cli/spend.ts"], flags: ["--admin", "--by", "--window", "--currency"] },
+  { name: "keys", argv: [...TSX, "cli/keys.ts"], flags: ["create", "list", "rotate", "revoke", "--id", "--owner", "--team", "--expires", "--models", "--pools", "--tokens", "--budget", "--meta", "--grace", "--config", "--out", "--no-render"] },
   { name: "bench", argv: ["scripts/bench/run.mjs"], flags: ["--filters", "--gateway", "--memory", "--soak", "--long-stream", "--report", "--no-build", "--profile", "--only", "--rounds", "--seconds", "--ab"] },
   { name: "bench filters", argv: [...TSX, "scripts/bench/filters.ts"], flags: ["--only", "--rounds", "--warmup", "--round-ms", "--wasm-dir", "--json", "--ab"] },
   { name: "bench gateway", argv: [...TSX, "scripts/bench/gateway.ts"], flags: ["--rounds", "--duration", "--concurrency", "--modes", "--setups", "--watchdog"] },
