@@ -204,7 +204,8 @@ describe("the full chain from gateway.yaml", () => {
   it("the access log prints every filter-state key the filters exchange (assembly/lib/keys.ts), internal ones aside", () => {
     const keys = ["keys.ts"].flatMap((f) => [...readFileSync(`assembly/lib/${f}`, "utf8").matchAll(/"sluice\.([a-z_]+)"/g)].map((m) => m[1]));
     // The stream budget and the prompt estimate are messages between filters, not request facts.
-    const internal = ["stream_budget", "ratelimit_prompt_estimate"];
+    // A virtual key's scopes are the key's configuration, not a fact of the request.
+    const internal = ["stream_budget", "ratelimit_prompt_estimate", "key_models", "key_pools"];
     expect([...LOG_KEYS].sort()).toEqual(keys.filter((k) => !internal.includes(k)).sort());
     const format = hcm(envoy).access_log[0].typed_config.log_format.json_format;
     for (const k of ["pool", "route_rule", "route_model", "task_type", "complexity", "ratelimit_rule", "attempts", "stream_cut"]) {
@@ -519,9 +520,9 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     const long = CHAIN.replace("window: 1m", "window: 400d");
     expect(problemsOf(long).message).toBe(`gateway.yaml:${at(long, "400d")}: filters.ai_ratelimit.rules[0].window: must be at most 366 days`);
     const part = CHAIN.replace("key: [consumer]", "key: [consumer, tenant]");
-    expect(problemsOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, model, pool, instance, path or header:<name>`);
+    expect(problemsOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, key (a virtual key's id), team (a virtual key's team), model, pool, instance, path or header:<name>`);
     const when = CHAIN.replace("key: [consumer]", "key: [consumer]\n        when: { tenant: [a] }");
-    expect(problemsOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, model, pool, instance, path or header:<name>)`);
+    expect(problemsOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, key, team, model, pool, instance, path or header:<name>)`);
     const weights = CHAIN.replace("window: 1m", "window: 1m\n        weights: { completion: 4 }");
     expect(problemsOf(weights).message).toBe(`gateway.yaml:${at(weights, "{ completion")}: filters.ai_ratelimit.rules[0].weights: applies only to strategy weighted`);
     const dup = CHAIN.replace("        window: 1m\n", "        window: 1m\n      - name: consumer-minute\n        limit: 5\n        window: 1s\n");

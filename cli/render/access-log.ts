@@ -2,6 +2,8 @@
 /** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
 export const LOG_KEYS = [
   "request_type", "consumer",
+  // key-auth: a virtual key's id (never the key) and team
+  "key_id", "team",
   // identity: jwt, mtls, metadata, header, key-auth or anonymous; the consumer's groups
   "identity_source", "groups",
   // ai-router
