@@ -119,3 +119,43 @@ describe("key-auth virtual keys", () => {
     }
   });
 });
+
+describe("ai-ratelimit's key parts key and team, from key-auth's virtual keys", () => {
+  it("a team rule counts every key of the team together; a key rule each key alone; a consumer key is in neither", async () => {
+    const clock = { s: T0 };
+    const keyAuth = {
+      consumers: [{ name: "ops", keys: ["sk-ops"] }],
+      virtual_keys: [
+        { id: "a1", consumer: "alice", team: "red", secrets: [{ sha256: sha("sk-a1") }] },
+        { id: "a2", consumer: "bob", team: "red", secrets: [{ sha256: sha("sk-a2") }] },
+        { id: "b1", consumer: "carol", team: "blue", secrets: [{ sha256: sha("sk-b1") }] },
+      ],
+    };
+    const rules = {
+      rules: [
+        { name: "per-team", key: ["team"], when: { team: "red" }, limit: 150, window: "1h", strategy: "completion_tokens" },
+        { name: "per-key", key: ["key"], limit: 100, window: "1h", strategy: "completion_tokens" },
+      ],
+    };
+    const h = await Host.create({
+      filters: [
+        { name: "key-auth", wasm: WASM, configuration: keyAuth },
+        { name: "ai-ratelimit", wasm: "build/ai-ratelimit.wasm", configuration: rules, allowOnHeadersStopIteration: true },
+      ],
+      clock: () => BigInt(clock.s) * 1_000_000_000n,
+    });
+    const send = (key: string, max_tokens: number) => {
+      const s = h.newStream();
+      s.callOnRequestHeaders({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw", "content-type": "application/json", authorization: `Bearer ${key}` }, false);
+      s.callOnRequestBody(JSON.stringify({ model: "m", max_tokens, messages: [{ role: "user", content: "hi" }] }), true);
+      const r = s.getSentLocalResponse();
+      return r ? `${r.statusCode} ${s.getFilterState("sluice.ratelimit_rule")}` : "admitted";
+    };
+    expect(send("sk-a1", 90)).toBe("admitted"); // red: 90 reserved, a1: 90
+    expect(send("sk-a1", 20)).toBe("429 per-key"); // a1 would pass 100
+    expect(send("sk-a2", 70)).toBe("429 per-team"); // red would pass 150 (a2 alone is fine)
+    expect(send("sk-a2", 60)).toBe("admitted");
+    expect(send("sk-b1", 100)).toBe("admitted"); // blue has no team rule; b1 its own key counter
+    expect(send("sk-ops", 1000)).toBe("admitted"); // no key id, no team: neither rule applies
+  });
+});
