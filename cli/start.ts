@@ -494,7 +494,7 @@ async function main(): Promise<void> {
   const watcher = flag("no-render") || flag("no-watch")
     ? null
     : watchGatewayYaml({ config: configPath, outDir: dirname(envoyYaml), gateway: gw, onEvent: (e) => console.error(describeWatch(e, basename(configPath)).join("\n")) });
-  if (watcher) lines.push(`  Watching ${basename(configPath)}: edits apply to new requests without a restart (--no-watch to turn off).`);
+  if (watcher) lines.push(`  Watching ${basename(configPath)} (and its keys file): edits apply to new requests without a restart (--no-watch to turn off).`);
   console.error(lines.join("\n"));
   let stopping = false;
   const stop = (sig: string) => {
