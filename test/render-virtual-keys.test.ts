@@ -76,6 +76,13 @@ describe("virtual keys: render", () => {
     expect((own.aiRatelimit?.json.rules as { name: string }[]).map((r) => r.name)).toEqual(["mine", "vk-ci-bot-0", "vk-ci-bot-1"]);
   });
 
+  it("keys' own limits stay with each Envoy's counters when gateway.yaml distributes its rules", () => {
+    const d = WITH_KEYS + "filters:\n  ai_ratelimit:\n    distributed: { service: { address: ratelimit, port: 8081 } }\n    rules:\n      - { name: mine, key: [key], limit: 5, window: 1m }\n";
+    const cfg = load(d, KEYS);
+    expect(cfg.aiRatelimit?.distributed?.rules.map((r) => [r.name, r.parts])).toEqual([["mine", ["key"]]]);
+    expect(renderFiles(cfg)["envoy.yaml"]).toContain("wasm.sluice.key_id");
+  });
+
   it("an empty or missing keys file is no keys; key-auth needs no consumers then", () => {
     const noConsumers = WITH_KEYS.replace(/consumers:\n  - name: team-a\n    keys: \[key-a\]\n/, "");
     expect(keyAuthJson(load(noConsumers, "keys: []\n"))).toEqual({ consumers: [], virtual_keys: [] });

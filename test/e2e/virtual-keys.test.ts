@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +19,26 @@ import { readKeysFile, epochSeconds } from "../../cli/keys-file.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { watchGatewayYaml, type WatchEvent } from "../../cli/reload.js";
 
-const GATEWAY_YAML = `
+/** An OpenAI-compatible server whose streams hold after their first chunk until released. */
+const held: (() => void)[] = [];
+let streamArrived: (() => void) | null = null;
+const slow = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    const chunk = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+    const base = { id: "c1", object: "chat.completion.chunk", created: 1, model: "slow-model" };
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    chunk({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: "first " }, finish_reason: null }] });
+    held.push(() => {
+      chunk({ ...base, choices: [{ index: 0, delta: { content: "last" }, finish_reason: "stop" }] });
+      chunk({ ...base, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
+      res.end("data: [DONE]\n\n");
+    });
+    streamArrived?.();
+  });
+});
+
+const GATEWAY_YAML = (slowPort: number) => `
 listener: { port: 10000 }
 access_log: { path: /dev/null }
 consumers:
@@ -26,6 +47,7 @@ providers:
   - { name: openai, provider: openai, api_key_env: OPENAI_API_KEY, models: [gpt-4o, gpt-4o-mini] }
   - { name: anthropic, provider: anthropic, api_key_env: ANTHROPIC_API_KEY, models: [claude-sonnet-4-5] }
   - { name: gemini, provider: gemini, api_key_env: GEMINI_API_KEY, models: [gemini-2.5-flash] }
+  - { name: slow, provider: openai-compatible, endpoint: "http://127.0.0.1:${slowPort}/v1", models: [slow-model] }
 filters:
   ai_ratelimit:
     rules:
@@ -40,16 +62,19 @@ let reloaded: ((e: WatchEvent) => void) | null = null;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "sluice-vkeys-"));
-  writeFileSync(join(dir, "gateway.yaml"), GATEWAY_YAML);
+  await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
+  writeFileSync(join(dir, "gateway.yaml"), GATEWAY_YAML((slow.address() as AddressInfo).port));
   writeFileSync(join(dir, "keys.yaml"), "keys: []\n");
   render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-  gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {}, mock: "always", accessLog: () => {} });
+  gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {}, mock: "auto", accessLog: () => {} });
   watcher = watchGatewayYaml({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), gateway: gw, onEvent: (e) => reloaded?.(e) });
 }, 60_000);
 
 afterAll(async () => {
   watcher?.close();
+  for (const release of held) release();
   await gw?.close();
+  slow.close();
 });
 
 /** Runs `npm run keys -- <args>` on the temp dir and waits until the gateway has the new key-auth. */
@@ -112,6 +137,22 @@ describe("virtual keys through the local gateway, without a restart", () => {
     expect(gw.url).toBeTruthy();
   }, 30_000);
 
+  it("a stream in flight when its key is revoked finishes under the old keys; the next request is refused", async () => {
+    const k = await keys("create", "--id", "streamer", "--owner", "erin");
+    const arrived = new Promise<void>((r) => (streamArrived = r));
+    const stream = await openai(k).chat.completions.create({ model: "slow-model", stream: true, messages: [{ role: "user", content: "Hi" }] });
+    const reading = (async () => {
+      let text = "";
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
+      return text;
+    })();
+    await arrived;
+    await keys("revoke", "--id", "streamer");
+    expect(await status(chat(k))).toBe(401);
+    held.shift()!();
+    expect(await reading).toBe("first last");
+  }, 30_000);
+
   it("a key's scopes: 403 model_not_allowed in each client's shape, /v1/models lists the key's models", async () => {
     const k = await keys("create", "--id", "scoped", "--owner", "carol", "--models", "gpt-4o-mini,gemini-2.5-flash-lite*");
     expect(await status(chat(k, "gpt-4o-mini"))).toBe(200);
@@ -145,7 +186,7 @@ describe("virtual keys through the local gateway, without a restart", () => {
     // The consumer's own key sees everything.
     const all: string[] = [];
     for await (const m of openai("sk-ops").models.list()) all.push(m.id);
-    expect(all).toEqual(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash"]);
+    expect(all).toEqual(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash", "slow-model"]);
   }, 30_000);
 
   it("a key's own token limit is an ai-ratelimit rule keyed by the key", async () => {
