@@ -2,7 +2,7 @@
 // unknown one (a typo, a flag of another command) is refused with the usage text instead of ignored.
 import { parseArgs } from "node:util";
 
-export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 export interface CommandLine {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];

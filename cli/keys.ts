@@ -8,7 +8,7 @@ import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseDocument } from "yaml";
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { commandLine } from "./command-line.js";
+import { commandLine, type FlagSpec } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError } from "./gateway-config.js";
 import { ID_PATTERN, epochSeconds, isoSeconds, readKeysFile, withKeysLock, writeKeysFile, MAX_SECRETS, type KeyLimit, type VirtualKeyEntry } from "./keys-file.js";
 import { EnvoyValidationError, render } from "./render/files.js";
@@ -45,7 +45,7 @@ const FLAGS = {
   budget: { type: "string" },
   meta: { type: "string", multiple: true },
   grace: { type: "string" },
-} as const;
+} satisfies FlagSpec;
 
 export class KeysCommandError extends Error {}
 
@@ -130,7 +130,7 @@ export interface KeysResult {
 
 /** Runs one keys command (argv after the script); throws KeysCommandError for a usage mistake. */
 export function runKeys(args: string[], now: number = Date.now()): KeysResult {
-  const cli = commandLine("keys", USAGE, FLAGS as never, { positionals: true, args });
+  const cli = commandLine("keys", USAGE, FLAGS, { positionals: true, args });
   const [cmd, ...extra] = cli.positionals;
   if (!cmd || !["create", "list", "rotate", "revoke"].includes(cmd) || extra.length) throw new KeysCommandError(`expected one of create, list, rotate, revoke${cmd ? ` (got ${[cmd, ...extra].join(" ")})` : ""}`);
   const v = cli.values as Record<string, string | boolean | string[] | undefined>;
