@@ -225,7 +225,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
       process.exit(2);
     }
     if (e instanceof GatewayConfigError || e instanceof GatewayConfigReadError) {
-      console.error(`keys: ${e.file} is not valid; nothing was re-rendered.\n${e.message}`);
+      console.error(`keys: ${e.file} is not valid; the keys file was left as it was and nothing was re-rendered.\n${e.message}`);
       process.exit(1);
     }
     if (e instanceof EnvoyValidationError) {
