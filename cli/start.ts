@@ -379,7 +379,8 @@ export function gatewayField(filterField: string): string | null {
     case "ai-guard":
       return join("filters.ai_guard");
     case "key-auth":
-      return rest.startsWith("consumers") ? rest : join("filters.key_auth");
+      // virtual_keys come from the keys file, which gateway.yaml's virtual_keys names.
+      return rest.startsWith("consumers") ? rest : rest.startsWith("virtual_keys") ? "virtual_keys" : join("filters.key_auth");
     case "identity":
       return join("identity");
     default:

@@ -88,6 +88,7 @@ describe("config errors: file, line, field, one line each", () => {
     expect(gatewayField("ai-proxy.pools[0].algorithm")).toBe("pools[0].algorithm");
     expect(gatewayField("ai-proxy.fallback.on[0]")).toBe("filters.ai_proxy.fallback.on[0]");
     expect(gatewayField("key-auth.consumers[0].keys")).toBe("consumers[0].keys");
+    expect(gatewayField("key-auth.virtual_keys[3].secrets[0].sha256")).toBe("virtual_keys");
     expect(gatewayField("identity.sources[1].mtls")).toBe("identity.sources[1].mtls");
     expect(gatewayField("something-else.x")).toBeNull();
     expect(configRefusals(["ai-router: loaded"], "/nonexistent/gateway.yaml")).toBeNull();
