@@ -99,6 +99,25 @@ describe("key-auth virtual keys", () => {
     expect401(call(h, { authorization: "Bearer sk-sluice-ci-bot-new" }).s, /Invalid API key/);
   });
 
+  it("stops growing linear memory over 50,000 virtual-key requests (valid, rotated, expired)", async () => {
+    const clock = { s: T0 + 30 };
+    const h = await host(config(), clock);
+    const keys = ["Bearer sk-sluice-ci-bot-new", "Bearer sk-sluice-ci-bot-old", "Bearer sk-sluice-short-x", "Bearer wrong"];
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        if (i === n / 2) clock.s = T0 + 90; // short has expired from here on
+        const s = h.newStream();
+        s.callOnRequestHeaders({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw", authorization: keys[i % 4] }, false);
+        s.completeHttpContext();
+      }
+      clock.s = T0 + 30;
+    };
+    run(10_000);
+    const before = h.memoryPages("key-auth");
+    run(50_000);
+    expect(h.memoryPages("key-auth")).toBe(before);
+  });
+
   it("refuses bad virtual_keys with the field named, never the secret", async () => {
     const cases: [object, RegExp][] = [
       [{ id: "x y", consumer: "a", secrets: [{ sha256: sha("a") }] }, /virtual_keys\[2\]\.id: must be 1 to 64/],
