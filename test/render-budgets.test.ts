@@ -157,3 +157,33 @@ describe("distributed money budgets: what the service cannot count is refused at
     ]);
   });
 });
+
+describe("the stream-done hits_addend, as Envoy reads it from a request through build/ai-proxy.wasm", () => {
+  // Envoy's populateDescriptors (ratelimit_config.cc): a string must parse as a number from 0 to
+  // 1,000,000,000, else the descriptor is dropped (null when the filter state is absent).
+  const envoyHitsAddend = (v: string | undefined): number | "dropped" => {
+    if (v === undefined || v.trim() === "" || !Number.isFinite(Number(v))) return "dropped";
+    const n = Number(v);
+    return n < 0 || n > 1e9 ? "dropped" : Math.floor(n);
+  };
+  const formatKey = (format: string) => /^%FILTER_STATE\((.+):PLAIN\)%$/.exec(format)![1];
+
+  it("an answered request adds its cost in micro-units, a failed one 0, one refused before any provider nothing", async () => {
+    const { proxyHost, send, answer } = await import("./ai-proxy/helpers.js");
+    const limits = route(renderEnvoy(parseGatewayConfig(GATEWAY, { env: {} }))).typed_per_filter_config["envoy.filters.http.ratelimit"].rate_limits;
+    const key = formatKey(limits[1].hits_addend.format);
+    expect(key).toBe("wasm.sluice.cost");
+    const h = await proxyHost({ instances: [{ name: "oa", provider: "openai", api_key: "sk", models: ["gpt-4o"] }] });
+    const ok = send(h, "/v1/chat/completions", { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
+    answer(ok, 200, "application/json", [JSON.stringify({ id: "c", object: "chat.completion", created: 1, model: "gpt-4o", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }], usage: { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100 } })]);
+    // gpt-4o's built-in price: 1000 × 2.5 + 100 × 10 = 3500 micro-dollars.
+    expect(envoyHitsAddend(ok.filterState.get(key)?.toString())).toBe(3500);
+    const failed = send(h, "/v1/chat/completions", { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
+    answer(failed, 503, "application/json", ['{"error":{"message":"overloaded","type":"server_error"}}']);
+    expect(envoyHitsAddend(failed.filterState.get(key)?.toString())).toBe(0);
+    const refused = send(h, "/v1/chat/completions", { model: "no-such-model", messages: [{ role: "user", content: "hi" }] });
+    refused.completeHttpContext();
+    expect(envoyHitsAddend(refused.filterState.get(key)?.toString())).toBe("dropped");
+    h.close();
+  });
+});
