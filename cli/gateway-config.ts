@@ -251,7 +251,8 @@ export interface RatelimitConfig {
   distributed: Distributed | null;
 }
 
-export type RateLimitUnit = "second" | "minute" | "hour" | "day";
+/** envoyproxy/ratelimit's units: fixed windows counted from the Unix epoch (src/utils/utilities.go). */
+export type RateLimitUnit = "second" | "minute" | "hour" | "day" | "week" | "month" | "year";
 
 export interface Distributed {
   domain: string;
@@ -268,6 +269,7 @@ export interface DistributedRule {
   parts: string[];
   /** `when` conditions: part -> patterns (exact, or prefix*). */
   when: { part: string; patterns: string[] }[];
+  /** Per unit: tokens, or micro-units of the currency for strategy cost. */
   limit: number;
   unit: RateLimitUnit;
   strategy: "total_tokens" | "prompt_tokens" | "completion_tokens" | "cost";
@@ -874,7 +876,10 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
 }
 
 const KEY_PARTS = "consumer, group, key, team, model, pool, instance, path or header:<name>";
-const UNITS: Record<number, RateLimitUnit> = { 1: "second", 60: "minute", 3600: "hour", 86400: "day" };
+// envoyproxy/ratelimit divides Unix time by the unit (src/utils/utilities.go UnitToDivider): week is 7
+// days from a Thursday (the epoch's weekday), month 30 days, year 365 days; so they are the local
+// fixed windows 7d, 30d and 365d (also counted from the epoch), never the calendar week or month.
+const UNITS: Record<number, RateLimitUnit> = { 1: "second", 60: "minute", 3600: "hour", 86400: "day", 604800: "week", 2592000: "month", 31536000: "year" };
 const MAX_WINDOW_SECONDS = 366 * 86400;
 /** envoyproxy/ratelimit's requests_per_unit is a uint32. */
 const MAX_SERVICE_LIMIT = 4294967295;
@@ -966,13 +971,18 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       };
       const strategy = rule.strategy ?? "total_tokens";
       if (strategy === "weighted") no(rp("strategy"), "a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)");
-      if (strategy === "cost") no(rp("strategy"), "money budgets are kept by each Envoy's own counters so far");
-      if (rule.window === "week" || rule.window === "month") no(rp("window"), "the rate limit service has no calendar weeks or months");
+      if (rule.window === "week" || rule.window === "month") {
+        no(rp("window"), `the rate limit service has no calendar ${rule.window}: its week is 7 days from the Unix epoch (a Thursday) and its month 30 days; use window ${rule.window === "week" ? "7d" : "30d"}, which both count alike`);
+      }
       if (rule.warn_at !== undefined) no(rp("warn_at"), "the rate limit service has no soft limit");
       if (rule.window_type === "sliding") no(rp("window_type"), "the rate limit service counts fixed windows only");
       const unit = UNITS[windowSeconds(rule.window)];
-      if (!unit) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h and 1d (got ${JSON.stringify(rule.window)})`);
-      if (rule.limit > MAX_SERVICE_LIMIT) no(rp("limit"), `the rate limit service's requests_per_unit is at most ${MAX_SERVICE_LIMIT}`);
+      const calendar = rule.window === "week" || rule.window === "month";
+      if (!unit && !calendar) no(rp("window"), `the rate limit service's windows are 1s, 1m, 1h, 1d, 7d, 30d and 365d (got ${JSON.stringify(rule.window)})`);
+      // A money budget is counted in micro-units of the currency, as the local counter does.
+      const limit = strategy === "cost" ? Math.round(rule.budget * 1e6) : rule.limit;
+      if (strategy === "cost" && limit > MAX_SERVICE_LIMIT) no(rp("budget"), `the rate limit service's requests_per_unit is at most ${MAX_SERVICE_LIMIT}, and a budget is counted in micro-units: at most 4294.967295 per window`);
+      else if (limit > MAX_SERVICE_LIMIT) no(rp("limit"), `the rate limit service's requests_per_unit is at most ${MAX_SERVICE_LIMIT}`);
       (rule.key ?? []).forEach((part: string, j: number) => {
         if (part === "instance") no(rp("key", j), "instance rules only meter (they never reject locally)");
         if (part === "group") no(rp("key", j), "a consumer in several groups has a counter in each, and a rate limit descriptor holds one value per entry");
@@ -988,7 +998,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
         name,
         parts: (rule.key ?? []).map(normalPart),
         when: Object.entries(rule.when ?? {}).map(([part, v]) => ({ part: normalPart(part), patterns: typeof v === "string" ? [v] : (v as string[]) })),
-        limit: rule.limit,
+        limit,
         unit: unit!,
         strategy,
       });

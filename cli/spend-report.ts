@@ -1,10 +1,10 @@
-// Spend per consumer, model and provider, read from the metrics endpoint (Envoy's admin
-// /stats/prometheus, or the local gateway's): ai-proxy's counters sluice_ai_cost_micros,
+// Spend per virtual key, team, consumer, model and provider, read from the metrics endpoint (Envoy's
+// admin /stats/prometheus, or the local gateway's): ai-proxy's counters sluice_ai_cost_micros,
 // sluice_ai_prompt_tokens, sluice_ai_completion_tokens and sluice_ai_requests, summed over the labels
-// not asked for. The counters run from the start of the process: a window is the difference of two
+// not asked for. A series without a label (key and team are left out when empty) shows "-". The counters run from the start of the process: a window is the difference of two
 // readings (cli/spend.ts takes them).
 
-export const GROUPS = ["consumer", "model", "provider"] as const;
+export const GROUPS = ["key", "team", "consumer", "model", "provider"] as const;
 export type Group = (typeof GROUPS)[number];
 
 export interface Sample {
@@ -48,7 +48,8 @@ export function spend(text: string, by: Group[], since?: string): Row[] {
   const add = (t: string, sign: number) => {
     for (const [field, name] of METRICS) {
       for (const s of samples(t, name)) {
-        const key = by.map((g) => s.labels[g] ?? "-");
+        // Prometheus reads an empty label as no label: both are "-".
+        const key = by.map((g) => s.labels[g] || "-");
         const id = JSON.stringify(key);
         let r = rows.get(id);
         if (!r) rows.set(id, (r = { key, requests: 0, promptTokens: 0, completionTokens: 0, costMicros: 0 }));

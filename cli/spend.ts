@@ -1,14 +1,15 @@
-// `npm run spend`: spend per consumer, model and provider from a running gateway's metrics endpoint
+// `npm run spend`: spend per virtual key, team, consumer, model and provider from a running gateway's metrics endpoint
 // (Envoy's admin port, or npm start's), as a table (cli/spend-report.ts). With --window, two
 // readings that far apart: the spend within it; without, everything since the process started.
 import { commandLine } from "./command-line.js";
 import { GROUPS, spend, table, type Group } from "./spend-report.js";
 
 const USAGE = `usage: npm run spend -- [options]
-Spend per consumer, model and provider, from the gateway's metrics (ai-proxy's cost and token counters).
+Spend per virtual key, team, consumer, model and provider, from the gateway's metrics (ai-proxy's cost and token counters).
 
   --admin <url>       the metrics endpoint's base URL (default: http://127.0.0.1:9901, Envoy's admin port)
-  --by <list>         what to group by, comma-separated: consumer, model, provider (default: consumer,model)
+  --by <list>         what to group by, comma-separated: key, team, consumer, model, provider
+                      (default: consumer,model); "-" is a request without that label
   --window <seconds>  read twice this many seconds apart and show the spend in between (default: since start)
   --currency <code>   the prices' currency, for the heading (default: USD)
   -h, --help          this text`;

@@ -223,7 +223,7 @@ describe("the full chain from gateway.yaml", () => {
         for (const m of readFileSync(join("assembly/filters", dir, f), "utf8").matchAll(/";([a-z_]+)="/g)) labels.add(m[1]);
       }
     }
-    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "model", "provider", "request_type", "rule", "status", "verdict"]);
+    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "key", "model", "provider", "request_type", "rule", "status", "team", "verdict"]);
     for (const l of labels) expect(METRIC_TAGS).toContain(l);
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "rule", regex: "(;rule=([^;]*))" });
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "cause", regex: "(;cause=([^;]*))" });
@@ -544,7 +544,7 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
       `gateway.yaml:${at(text, "instance]")}: filters.ai_ratelimit.rules[0].key[1]: rule 'consumer-minute' cannot be distributed: instance rules only meter (they never reject locally)${keepLocal}`,
       `gateway.yaml:${at(text, "5000000000")}: filters.ai_ratelimit.rules[1].limit: rule 'team-gpt' cannot be distributed: the rate limit service's requests_per_unit is at most 4294967295${keepLocal}`,
       `gateway.yaml:${at(text, "weighted")}: filters.ai_ratelimit.rules[1].strategy: rule 'team-gpt' cannot be distributed: a weighted cost is not one token count, and the service's hits_addend takes one plain number (total_tokens, prompt_tokens and completion_tokens map)${keepLocal}`,
-      `gateway.yaml:${at(text, "90s")}: filters.ai_ratelimit.rules[2].window: rule 'prompts-day' cannot be distributed: the rate limit service's windows are 1s, 1m, 1h and 1d (got "90s")${keepLocal}`,
+      `gateway.yaml:${at(text, "90s")}: filters.ai_ratelimit.rules[2].window: rule 'prompts-day' cannot be distributed: the rate limit service's windows are 1s, 1m, 1h, 1d, 7d, 30d and 365d (got "90s")${keepLocal}`,
       `gateway.yaml:${at(text, "sliding")}: filters.ai_ratelimit.rules[2].window_type: rule 'prompts-day' cannot be distributed: the rate limit service counts fixed windows only${keepLocal}`,
     ]);
     // Listing rules: a weighted rule left out is fine; a listed one is refused; an unknown name too.

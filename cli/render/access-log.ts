@@ -2,10 +2,10 @@
 /** The filter-state keys the access log prints (assembly/lib/keys.ts), in log order. */
 export const LOG_KEYS = [
   "request_type", "consumer",
-  // key-auth: a virtual key's id (never the key) and team
-  "key_id", "team",
   // identity: jwt, mtls, metadata, header, key-auth or anonymous; the consumer's groups
   "identity_source", "groups",
+  // key-auth: a virtual key's id and its team (docs/spend.md)
+  "key_id", "team",
   // ai-router
   "pool", "route_rule", "route_model", "task_type", "complexity",
   // ai-guard: its verdict and the detectors that found something (never what they found)
@@ -19,10 +19,10 @@ export const LOG_KEYS = [
 
 /**
  * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
- * consumer, request_type, status, instance, cause), ai-router and ai-ratelimit (rule), ai-guard
- * (detector, action, verdict); pool is kept for dashboards that group by it.
+ * consumer, team, key, request_type, status, instance, cause), ai-router and ai-ratelimit (rule),
+ * ai-guard (detector, action, verdict); pool is kept for dashboards that group by it.
  */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict"] as const;
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "team", "key"] as const;
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {

@@ -2,8 +2,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { validateEcdsYaml, validateEnvoyYaml } from "../envoy-validate.js";
+import { checkRouteDescriptors, validateRateLimitServiceConfig } from "../ratelimit-validate.js";
 import { loadGatewayConfig, type GatewayConfig } from "../gateway-config.js";
 import { ENVOY_VERSION_FLOOR, ENVOY_VERSION_WHY } from "./constants.js";
 import { renderEcds, renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
@@ -30,7 +31,8 @@ function rateLimitServiceText(cfg: GatewayConfig): string {
   const d = cfg.aiRatelimit?.distributed;
   const note = d
     ? "# envoyproxy/ratelimit's configuration for filters.ai_ratelimit.distributed: one descriptor tree per rule,\n" +
-      "# (rule, <name>) [-> (when, true)] -> key parts, the limit in tokens (hits_addend carries the token counts).\n"
+      "# (rule, <name>) [-> (when, true)] -> key parts, the limit in tokens, or in micro-units of the currency\n" +
+      "# for a money budget (strategy cost); hits_addend carries the token counts or the request's cost.\n"
     : "# filters.ai_ratelimit.distributed is not set in gateway.yaml: no rule is enforced by the rate limit service.\n";
   return HEADER + note + stringify(rateLimitServiceConfig(cfg), { lineWidth: 0, aliasDuplicateObjects: false });
 }
@@ -127,8 +129,40 @@ export function validateRendered(files: Record<string, string>): string[] {
     if (r.errors.length) problems.push({ file, errors: r.errors });
     warnings.push(...r.warnings.map((w) => `${file}: ${w}`));
   }
+  problems.push(...rateLimitProblems(files));
   if (problems.length) throw new EnvoyValidationError(problems);
   return warnings;
+}
+
+/**
+ * ratelimit/config.yaml as envoyproxy/ratelimit loads it, and every descriptor envoy.yaml's routes
+ * send (RateLimitPerRoute of envoy.filters.http.ratelimit) found in it with a limit.
+ */
+export function rateLimitProblems(files: Record<string, string>): { file: string; errors: string[] }[] {
+  const text = files["ratelimit/config.yaml"];
+  if (text === undefined) return [];
+  const service = parse(text);
+  const out: { file: string; errors: string[] }[] = [];
+  const shape = validateRateLimitServiceConfig(service);
+  if (shape.length) out.push({ file: "ratelimit/config.yaml", errors: shape });
+  for (const file of ["envoy.yaml", "envoy.mock.yaml"]) {
+    const envoy = parse(files[file]);
+    const errors: string[] = [];
+    for (const [l, listener] of (envoy?.static_resources?.listeners ?? []).entries()) {
+      for (const chain of listener.filter_chains ?? []) {
+        for (const f of chain.filters ?? []) {
+          for (const [v, vh] of (f.typed_config?.route_config?.virtual_hosts ?? []).entries()) {
+            for (const [r, route] of (vh.routes ?? []).entries()) {
+              const per = route.typed_per_filter_config?.["envoy.filters.http.ratelimit"];
+              if (per?.rate_limits) errors.push(...checkRouteDescriptors(per.rate_limits, service, `listeners[${l}] virtual_hosts[${v}].routes[${r}]`));
+            }
+          }
+        }
+      }
+    }
+    if (errors.length) out.push({ file, errors });
+  }
+  return out;
 }
 
 /**

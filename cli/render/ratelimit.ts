@@ -11,8 +11,16 @@ const RATELIMIT_FILTER = "envoy.filters.http.ratelimit";
 
 const PROMPT_ESTIMATE = "%FILTER_STATE(wasm.sluice.ratelimit_prompt_estimate:PLAIN)%";
 const COMPLETION_TOKENS = "%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%";
-/** Filter-state key of each key part, as Envoy's CEL sees it (filter state `wasm.<key>`). */
-const PART_STATE: Record<string, string> = { consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model", key: "wasm.sluice.key_id", team: "wasm.sluice.team" };
+/** ai-proxy's cost of the request, micro-units of the currency (absent when the model has no price). */
+const COST = "%FILTER_STATE(wasm.sluice.cost:PLAIN)%";
+/**
+ * Filter-state key of each key part, as Envoy's CEL sees it (filter state `wasm.<key>`). `key` and
+ * `team` are a virtual key's id and team (assembly/lib/keys.ts KEY_ID, TEAM), written by key-auth.
+ */
+const PART_STATE: Record<string, string> = {
+  consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model",
+  key: "wasm.sluice.key_id", team: "wasm.sluice.team",
+};
 
 /** A single-quoted CEL string literal (CEL has JSON's escapes, and \' inside single quotes). */
 function celString(s: string): string {
@@ -57,11 +65,28 @@ export function rateLimitActions(rule: DistributedRule): unknown[] {
   return actions;
 }
 
-/** The RateLimitPerRoute.rate_limits of every distributed rule: a request-time and a stream-end entry. */
+/**
+ * The RateLimitPerRoute.rate_limits of every distributed rule: a request-time and a stream-end entry.
+ *
+ * Envoy (source/extensions/filters/common/ratelimit_config/ratelimit_config.cc, populateDescriptors)
+ * formats a hits_addend format at each call and takes a number, or a string that parses as one, from
+ * 0 to 1,000,000,000; anything else (an absent filter state formats as null, a non-number) drops the
+ * descriptor from that call with a warning: nothing is checked or charged for it.
+ */
 export function routeRateLimits(rules: DistributedRule[]): unknown[] {
   const out: unknown[] = [];
   for (const rule of rules) {
     const actions = rateLimitActions(rule);
+    if (rule.strategy === "cost") {
+      // Money: the reservation stays local (the exact per-Envoy counter). The service's counter can
+      // only grow (hits_addend is unsigned), so it is charged once, with what was spent: a check that
+      // adds nothing at request time (refused once the spend is past the budget), then ai-proxy's
+      // recorded cost when the stream is done. Reserving globally would charge the reservation and
+      // the cost both, with no way to give the difference back.
+      out.push({ actions, hits_addend: { number: 0 } });
+      out.push({ actions, apply_on_stream_done: true, hits_addend: { format: COST } });
+      continue;
+    }
     // At request time: the prompt (estimated), spent once the request is sent; a completion-only
     // rule checks without adding.
     out.push({ actions, hits_addend: rule.strategy === "completion_tokens" ? { number: 0 } : { format: PROMPT_ESTIMATE } });
@@ -102,6 +127,7 @@ export function rateLimitServiceConfig(cfg: GatewayConfig): Record<string, unkno
   return {
     domain: d.domain,
     descriptors: d.rules.map((rule) => {
+      // Tokens, or micro-units of the currency for a money budget (hits_addend carries the same units).
       const limit = { rate_limit: { unit: rule.unit, requests_per_unit: rule.limit } };
       // Innermost first: the key parts (no value: one counter per value), then "when" = "true".
       let inner: Record<string, unknown> = limit;

@@ -4,6 +4,7 @@
 import { describe, it, expect } from "vitest";
 import type { Host } from "../../host/index.js";
 import { proxyHost, send, answer } from "./helpers.js";
+import { statsTags } from "../../cli/render/access-log.js";
 
 const CONFIG = {
   instances: [
@@ -72,6 +73,52 @@ describe("ai-proxy metrics", () => {
     answer(s, 999, "application/json", [JSON.stringify({ error: { message: "odd" } })]);
     const errors = h.metrics.all().filter((m) => m.name.startsWith("sluice.ai_errors;provider=openai"));
     expect(errors.map((m) => m.name)).toEqual(["sluice.ai_errors;provider=openai;model=gpt-4o-mini;consumer=anonymous;status=other"]);
+    h.close();
+  });
+});
+
+describe("ai-proxy spend labels: team and key (docs/observability.md)", () => {
+  const state = (s: ReturnType<Host["newStream"]>, facts: Record<string, string>) => {
+    for (const [k, v] of Object.entries(facts)) s.filterState.set(`wasm.sluice.${k}`, Buffer.from(v));
+  };
+  const ask = (h: Host, facts: Record<string, string>) => {
+    const s = send(h, "/v1/chat/completions", { model: "cheap", messages: [{ role: "user", content: "hi" }] });
+    state(s, facts);
+    answer(s, 200, "application/json", [answerBody("gpt-4o-mini")]);
+  };
+  const WHO = "provider=openai;model=gpt-4o-mini;consumer=anonymous";
+
+  it("a virtual key's team and id label requests, tokens and cost; else the first group; none is no label", async () => {
+    const h = await proxyHost({ ...CONFIG, prices: { "gpt-4o-mini": { input: 1, output: 2 } } });
+    ask(h, { key_id: "k-1", team: "red", groups: "blue,green" });
+    ask(h, { key_id: "k-1", team: "red" });
+    ask(h, { groups: "blue,green" });
+    ask(h, {});
+    for (const [labels, n] of [[";team=red;key=k-1", 2n], [";team=blue", 1n], ["", 1n]] as const) {
+      expect(h.getMetric(`sluice.ai_requests;${WHO}${labels};request_type=ai_chat`)?.value, labels).toBe(n);
+      expect(h.getMetric(`sluice.ai_prompt_tokens;${WHO}${labels}`)?.value, labels).toBe(3n * n);
+      expect(h.getMetric(`sluice.ai_completion_tokens;${WHO}${labels}`)?.value, labels).toBe(n);
+      // 3 prompt tokens × 1 + 1 completion token × 2 = 5 micro-dollars a request.
+      expect(h.getMetric(`sluice.ai_cost_micros;${WHO}${labels}`)?.value, labels).toBe(5n * n);
+    }
+    // Envoy's tag extraction (the rendered stats_tags) makes them Prometheus labels.
+    const text = h.prometheus(statsTags().map((t) => ({ tagName: t.tag_name, regex: t.regex })));
+    expect(text).toContain('sluice_ai_cost_micros{provider="openai",model="gpt-4o-mini",consumer="anonymous",team="red",key="k-1"} 10');
+    expect(text).toContain('sluice_ai_cost_micros{provider="openai",model="gpt-4o-mini",consumer="anonymous",team="blue"} 5');
+    expect(text).toContain('sluice_ai_cost_micros{provider="openai",model="gpt-4o-mini",consumer="anonymous"} 5');
+    h.close();
+  });
+
+  it("a value no filter would write (a separator, a quote, too long, past ASCII) is 'other': names cannot be split, series stay bounded", async () => {
+    const h = await proxyHost(CONFIG);
+    ask(h, { key_id: "k;status=200", team: 'a"b' });
+    ask(h, { key_id: "x".repeat(65), team: "équipe" });
+    ask(h, { groups: "a=b,c" });
+    expect(h.getMetric(`sluice.ai_requests;${WHO};team=other;key=other;request_type=ai_chat`)?.value).toBe(2n);
+    expect(h.getMetric(`sluice.ai_requests;${WHO};team=other;request_type=ai_chat`)?.value).toBe(1n);
+    const before = h.metrics.all().length;
+    for (let i = 0; i < 500; i++) ask(h, { key_id: `k=${i}`, team: `t;${i}` });
+    expect(h.metrics.all().length).toBe(before);
     h.close();
   });
 });

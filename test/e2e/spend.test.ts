@@ -44,6 +44,31 @@ describe("spend report arithmetic", () => {
   });
 });
 
+describe("spend per virtual key and team", () => {
+  const TEXT = [
+    'sluice_ai_cost_micros{provider="openai",model="gpt-4o",consumer="alice",team="red",key="ci-bot"} 400000',
+    'sluice_ai_cost_micros{provider="openai",model="gpt-4o",consumer="bob",team="red",key="ci-bot"} 6150',
+    'sluice_ai_cost_micros{provider="openai",model="gpt-4o",consumer="bob",team="red"} 1550',
+    'sluice_ai_cost_micros{provider="openai",model="gpt-4o",consumer="carol",team="",key=""} 600',
+    'sluice_ai_requests{provider="openai",model="gpt-4o",consumer="alice",team="red",key="ci-bot",request_type="ai_chat"} 30',
+    'sluice_ai_requests{provider="openai",model="gpt-4o",consumer="bob",team="red",key="ci-bot",request_type="ai_stream"} 10',
+    'sluice_ai_requests{provider="openai",model="gpt-4o",consumer="bob",team="red",request_type="ai_chat"} 2',
+    'sluice_ai_requests{provider="openai",model="gpt-4o",consumer="carol",request_type="ai_chat"} 1',
+  ].join("\n");
+
+  it("groups by key and team; a series without the label (or with it empty, as Prometheus reads it) is '-'", () => {
+    expect(spend(TEXT, ["team", "key"])).toEqual([
+      { key: ["red", "ci-bot"], requests: 40, promptTokens: 0, completionTokens: 0, costMicros: 406150 },
+      { key: ["red", "-"], requests: 2, promptTokens: 0, completionTokens: 0, costMicros: 1550 },
+      { key: ["-", "-"], requests: 1, promptTokens: 0, completionTokens: 0, costMicros: 600 },
+    ]);
+    expect(spend(TEXT, ["key", "consumer"]).map((r) => [...r.key, r.costMicros])).toEqual([["ci-bot", "alice", 400000], ["ci-bot", "bob", 6150], ["-", "bob", 1550], ["-", "carol", 600]]);
+    const t = table(spend(TEXT, ["team", "key"]), ["team", "key"], "USD").split("\n");
+    expect(t[0]).toMatch(/^team\s+key\s+requests/);
+    expect(t.at(-1)).toMatch(/^total\s+43\s+0\s+0\s+0\.408300$/);
+  });
+});
+
 describe("npm run spend against the local gateway", () => {
   let gw: LocalGateway;
   beforeAll(async () => {

@@ -6,7 +6,10 @@
 // Every label value comes from the configuration or from a fixed set, never from a client or a
 // provider: models are configured names or "other" (Settings.modelLabel), consumers are key-auth's
 // configured names, statuses are three-digit HTTP codes. So the number of series, and this VM's
-// map of metric ids, are bounded by the configuration whatever traffic arrives.
+// map of metric ids, are bounded by the configuration whatever traffic arrives. The spend counters
+// (requests, tokens, cost) also carry `team` and `key` (spendLabels): a virtual key's id and team come
+// from key-auth's keys file, groups from identity, which refuses names outside a small set; both are
+// checked again here (labelValue) and left out when empty, which Prometheus reads as the empty label.
 import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
 
 /** Label values may not contain the separators. */
@@ -14,6 +17,29 @@ function clean(v: string): string {
   if (v.length == 0) return "none";
   if (!v.includes(";") && !v.includes("=")) return v;
   return v.replaceAll(";", "_").replaceAll("=", "_");
+}
+
+/**
+ * A team or key label value: 1 to 64 of the characters identity allows in a group name, without `=`
+ * (a metric name's separator); anything else is "other", so a value no filter vouched for cannot
+ * split a name or grow the series.
+ */
+export function labelValue(v: string): string {
+  if (v.length == 0) return "";
+  if (v.length > 64) return "other";
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95 || c == 46 || c == 64 || c == 58 || c == 47 || c == 43;
+    if (!ok) return "other";
+  }
+  return v;
+}
+
+/** `;team=<t>;key=<k>`, each pair only when its value is not empty. */
+function spendLabels(team: string, key: string): string {
+  const t = labelValue(team);
+  const k = labelValue(key);
+  return (t.length ? ";team=" + t : "") + (k.length ? ";key=" + k : "");
 }
 
 /** An HTTP status as a label: a provider may send any number, a label takes 100-599 only. */
@@ -27,6 +53,8 @@ class RequestIds {
   model: string = "";
   consumer: string = "";
   requestType: string = "";
+  team: string = "";
+  key: string = "";
   requests: u32 = NO_METRIC;
   prompt: u32 = NO_METRIC;
   completion: u32 = NO_METRIC;
@@ -64,19 +92,21 @@ export class Metrics {
     if (id != NO_METRIC) recordMetric(id, value);
   }
 
-  private requestIds(provider: string, model: string, consumer: string, requestType: string): RequestIds {
+  private requestIds(provider: string, model: string, consumer: string, requestType: string, team: string, key: string): RequestIds {
     const recent = this.recent;
     for (let i = 0; i < recent.length; i++) {
       const r = unchecked(recent[i]);
-      if (r.model == model && r.consumer == consumer && r.provider == provider && r.requestType == requestType) return r;
+      if (r.model == model && r.consumer == consumer && r.provider == provider && r.requestType == requestType && r.team == team && r.key == key) return r;
     }
     const r = new RequestIds();
     r.provider = provider;
     r.model = model;
     r.consumer = consumer;
     r.requestType = requestType;
+    r.team = team;
+    r.key = key;
     const who = ";provider=" + clean(provider) + ";model=" + clean(model);
-    const whoAndConsumer = who + ";consumer=" + clean(consumer);
+    const whoAndConsumer = who + ";consumer=" + clean(consumer) + spendLabels(team, key);
     r.requests = this.id(METRIC_COUNTER, "sluice.ai_requests" + whoAndConsumer + ";request_type=" + clean(requestType));
     r.prompt = this.id(METRIC_COUNTER, "sluice.ai_prompt_tokens" + whoAndConsumer);
     r.completion = this.id(METRIC_COUNTER, "sluice.ai_completion_tokens" + whoAndConsumer);
@@ -93,10 +123,11 @@ export class Metrics {
 
   /**
    * One finished request through a provider. `model` is a configured name or "other"; `costMicros`
-   * its cost in micro-units of the currency, -1 when the model has no price.
+   * its cost in micro-units of the currency, -1 when the model has no price; `team` and `key` the
+   * spend labels ("" for none).
    */
-  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64, costMicros: i64 = -1): void {
-    const r = this.requestIds(provider, model, consumer, requestType);
+  request(provider: string, model: string, consumer: string, requestType: string, status: u32, prompt: i64, completion: i64, ttftMs: i64, durationMs: i64, costMicros: i64 = -1, team: string = "", key: string = ""): void {
+    const r = this.requestIds(provider, model, consumer, requestType, team, key);
     incrementMetric(r.requests, 1);
     // Envoy refuses a counter increment of zero or less.
     if (prompt > 0) incrementMetric(r.prompt, prompt);
