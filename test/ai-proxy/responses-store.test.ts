@@ -197,8 +197,11 @@ describe("ai-proxy: the response store's bounds", () => {
     expect(h.getSharedData("sluice.ai-proxy.responses.next")!.value.toString()).toBe(String(ids.length));
     // Many more responses: the store's size stays where it was (no key per response).
     const size = () => [...Array(STORE.max_entries).keys()].reduce((n, i) => n + h.getSharedData(`sluice.ai-proxy.responses.${i}`)!.value.length, 0);
+    // Warm up past the collector's first full cycle: the heap doubles once (8 to 16 pages, at about
+    // the 40th response with the current module layout) and then stays flat; a leak would keep growing.
+    for (let i = 0; i < 100; i++) turn(h, { input: `turn ${i % 10}` }, { content: `answer ${i % 10}` });
     const pages = h.memoryPages("ai-proxy");
-    for (let i = 0; i < 40; i++) turn(h, { input: `turn ${i % 10}` }, { content: `answer ${i % 10}` });
+    for (let i = 0; i < 200; i++) turn(h, { input: `turn ${i % 10}` }, { content: `answer ${i % 10}` });
     expect(size()).toBeLessThanOrEqual(STORE.max_entries * STORE.max_entry_bytes);
     for (let i = STORE.max_entries; i < 60; i++) expect(h.getSharedData(`sluice.ai-proxy.responses.${i}`)).toBeUndefined();
     expect(h.memoryPages("ai-proxy")).toBe(pages);
