@@ -6,7 +6,8 @@
 // loads it, and against the descriptors the routes send.
 import { describe, it, expect } from "vitest";
 import { parse } from "yaml";
-import { GatewayConfigError, parseGatewayConfig } from "../cli/gateway-config.js";
+import { parseGatewayConfig } from "../cli/gateway-config.js";
+import { problemsOf } from "./fixtures/gateway-yaml.js";
 import { rateLimitServiceConfig, renderEnvoy, renderFiles } from "../cli/render.js";
 import { rateLimitProblems, validateRendered } from "../cli/render/files.js";
 import { checkRouteDescriptors, validateRateLimitServiceConfig } from "../cli/ratelimit-validate.js";
@@ -44,15 +45,6 @@ filters:
       service: { address: ratelimit.internal, port: 8081 }
 `;
 
-function problems(text: string): string[] {
-  try {
-    parseGatewayConfig(text, { env: {} });
-  } catch (e) {
-    if (e instanceof GatewayConfigError) return e.message.split("\n");
-    throw e;
-  }
-  throw new Error("expected the configuration to be refused");
-}
 
 const route = (envoy: any) => envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0];
 const COST = "%FILTER_STATE(wasm.sluice.cost:PLAIN)%";
@@ -147,7 +139,7 @@ describe("distributed money budgets: what the service cannot count is refused at
     const text = GATEWAY.replace("budget: 50\n        window: 1d", "budget: 50\n        window: month")
       .replace("budget: 4000.5\n        window: 30d", "budget: 5000\n        window: 2d\n        window_type: sliding")
       .replace("limit: 7000000\n        window: 7d", "limit: 7000000\n        window: week\n        warn_at: 0.8");
-    expect(problems(text).map((l) => l.replace(/^gateway\.yaml:\d+:\d+: /, ""))).toEqual([
+    expect(problemsOf(text).map((l) => l.replace(/^gateway\.yaml:\d+:\d+: /, ""))).toEqual([
       `filters.ai_ratelimit.rules[0].window: rule 'consumer-day' cannot be distributed: the rate limit service has no calendar month: its week is 7 days from the Unix epoch (a Thursday) and its month 30 days; use window 30d, which both count alike${keepLocal}`,
       `filters.ai_ratelimit.rules[1].budget: rule 'model-month' cannot be distributed: the rate limit service's requests_per_unit is at most 4294967295, and a budget is counted in micro-units: at most 4294.967295 per window${keepLocal}`,
       `filters.ai_ratelimit.rules[1].window: rule 'model-month' cannot be distributed: the rate limit service's windows are 1s, 1m, 1h, 1d, 7d, 30d and 365d (got "2d")${keepLocal}`,

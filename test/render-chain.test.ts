@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../cli/gateway-config.js";
+import { parseGatewayConfig, type GatewayConfig } from "../cli/gateway-config.js";
 import {
   LOG_KEYS, METRIC_TAGS, RATELIMIT_CLUSTER, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, render, renderEcds, renderEnvoy, renderFiles,
   renderIstio, rateLimitServiceConfig, ISTIO_ENVOYFILTER,
@@ -16,6 +16,7 @@ import {
 import { loadEnvoyApi, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml } from "../cli/envoy-validate.js";
 import { EnvoyConfigError, loadEnvoyConfig, parseEnvoyConfig } from "../host/envoy-config.js";
 import { ecdsReaderOf, parseRendered, withEcdsInline } from "./fixtures/ecds.js";
+import { refusalOf } from "./fixtures/gateway-yaml.js";
 import { Host } from "../host/index.js";
 
 const CHAIN = `
@@ -79,15 +80,6 @@ const DISTRIBUTED = CHAIN.replace(
 
 const ENV = { OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a", EMB_KEY: "sk-e" };
 
-function problemsOf(text: string): GatewayConfigError {
-  try {
-    parseGatewayConfig(text, { env: {} });
-  } catch (e) {
-    if (e instanceof GatewayConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected the configuration to be refused");
-}
 
 /** "line:column" of the first occurrence of `snippet` in `text` (plus `offset` characters), 1-based. */
 function at(text: string, snippet: string, offset = 0): string {
@@ -165,12 +157,12 @@ describe("the full chain from gateway.yaml", () => {
     expect(json.prices).toEqual({ "gpt-4o-mini": { input: 0.2, output: 0.8 } });
     // Without a cost rule the limiter needs no prices.
     expect(aiRatelimitJson(parseGatewayConfig(CHAIN + "  ai_proxy:\n    prices: { x: { input: 1 } }\n", { env: {} }))).not.toHaveProperty("prices");
-    expect(problemsOf(money.replace("        budget: 25\n", "        budget: 25\n        limit: 5\n")).message).toMatch(/rules\[1\]\.limit.*a cost rule takes budget/);
-    expect(problemsOf(money.replace("        strategy: cost\n", "")).message).toMatch(/rules\[1\]\.budget.*applies only to strategy cost/);
+    expect(refusalOf(money.replace("        budget: 25\n", "        budget: 25\n        limit: 5\n")).message).toMatch(/rules\[1\]\.limit.*a cost rule takes budget/);
+    expect(refusalOf(money.replace("        strategy: cost\n", "")).message).toMatch(/rules\[1\]\.budget.*applies only to strategy cost/);
     // A monthly budget: the calendar month, fixed only.
     const monthly = money.replace("        window: 1d\n", "        window: month\n");
     expect((aiRatelimitJson(parseGatewayConfig(monthly, { env: {} })).rules as any[])[1].window).toBe("month");
-    expect(problemsOf(monthly.replace("        window: month\n", "        window: month\n        window_type: sliding\n")).message).toMatch(/rules\[1\]\.window_type.*calendar window/);
+    expect(refusalOf(monthly.replace("        window: month\n", "        window: month\n        window_type: sliding\n")).message).toMatch(/rules\[1\]\.window_type.*calendar window/);
   });
 
   it("is valid against Envoy's protos, strictly, in both renderings", () => {
@@ -453,7 +445,7 @@ describe("distributed rate limiting: Envoy's global rate limit filter and envoyp
 describe("bad ai_router / ai_ratelimit sections: refused with line and field", () => {
   it("a rule's pool, or the default pool, that pools[] does not have", () => {
     const text = CHAIN.replace("pool: capable\n", "pool: capabel\n").replace("    route_header: true\n", "    route_header: true\n    default_pool: general\n");
-    expect(problemsOf(text).message).toBe(
+    expect(refusalOf(text).message).toBe(
       `gateway.yaml:${at(text, "general")}: filters.ai_router.default_pool: no pool named 'general' (pools: cheap, capable)\n` +
         `gateway.yaml:${at(text, "capabel")}: filters.ai_router.rules[1].pool: no pool named 'capabel' (pools: cheap, capable)`,
     );
@@ -476,12 +468,12 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
         when: { not: { semantic: { examples: [a], threshold: 0.5 } } }
 `,
     );
-    expect(problemsOf(text).message).toBe(
+    expect(refusalOf(text).message).toBe(
       `gateway.yaml:${at(text, "poetry]")}: filters.ai_router.rules[3].when.task[1]: must be one of: code, math, reasoning, summarize, extract, translate, chat (got "poetry")`,
     );
     // Schema errors come first, alone; with the task fixed, the other checks speak, in line order.
     const fixed = text.replace("[code, poetry]", "[code, math]");
-    expect(problemsOf(fixed).message.split("\n")).toEqual([
+    expect(refusalOf(fixed).message.split("\n")).toEqual([
       `gateway.yaml:${at(fixed, "route_header")}: filters.ai_router: semantic conditions need the embeddings section (the instance that embeds the examples and prompts)`,
       `gateway.yaml:${at(fixed, "simple\n        pool: capable")}: filters.ai_router.rules[1].name: duplicate rule name 'simple' (also rules[0])`,
       `gateway.yaml:${at(fixed, "{ name: x-team")}: filters.ai_router.rules[1].when.header: needs exactly one of exact, prefix, regex, present`,
@@ -493,7 +485,7 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
 
   it("a complexity out of 0..1 and an unknown condition are schema errors naming the field", () => {
     const text = CHAIN.replace("complexity: { lt: 0.3 }", "complexity: { lt: 1.5 }, mood: happy");
-    expect(problemsOf(text).message.split("\n")).toEqual([
+    expect(refusalOf(text).message.split("\n")).toEqual([
       `gateway.yaml:${at(text, "1.5")}: filters.ai_router.rules[0].when.complexity.lt: must be <= 1 (got 1.5)`,
       `gateway.yaml:${at(text, "mood")}: filters.ai_router.rules[0].when.mood: unknown field 'mood' (allowed: header, path, consumer, group, model, keywords, regex, in, tokens, messages, tools, images, json_mode, task, complexity, semantic, any, all, not)`,
     ]);
@@ -503,34 +495,34 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     const base = CHAIN.replace("        when: { complexity: { lt: 0.3 } }\n", "        when: { semantic: { examples: [hi], threshold: 0.7 } }\n");
     const withEmb = (e: string) => base.replace("    route_header: true\n", `    route_header: true\n    embeddings: ${e}\n`);
     const unknown = withEmb("{ instance: nope, model: m }");
-    expect(problemsOf(unknown).message).toBe(`gateway.yaml:${at(unknown, "nope")}: filters.ai_router.embeddings.instance: no provider instance named 'nope' (providers: small, big)`);
+    expect(refusalOf(unknown).message).toBe(`gateway.yaml:${at(unknown, "nope")}: filters.ai_router.embeddings.instance: no provider instance named 'nope' (providers: small, big)`);
     const anthropic = withEmb("{ instance: big, model: m }");
-    expect(problemsOf(anthropic).message).toMatch(new RegExp(`^gateway\\.yaml:${at(anthropic, "big, model")}: filters\\.ai_router\\.embeddings\\.instance: 'big' is a anthropic instance; the router's embeddings speak OpenAI's POST /embeddings`));
+    expect(refusalOf(anthropic).message).toMatch(new RegExp(`^gateway\\.yaml:${at(anthropic, "big, model")}: filters\\.ai_router\\.embeddings\\.instance: 'big' is a anthropic instance; the router's embeddings speak OpenAI's POST /embeddings`));
     const both = withEmb("{ instance: small, endpoint: 'http://x:1/v1', model: m }");
-    expect(problemsOf(both).message).toBe(`gateway.yaml:${at(both, "{ instance: small")}: filters.ai_router.embeddings: give instance (a providers[] entry) or endpoint, exactly one`);
+    expect(refusalOf(both).message).toBe(`gateway.yaml:${at(both, "{ instance: small")}: filters.ai_router.embeddings: give instance (a providers[] entry) or endpoint, exactly one`);
     const key = withEmb("{ instance: small, api_key_env: K, model: m }");
-    expect(problemsOf(key).message).toBe(`gateway.yaml:${at(key, "K, model")}: filters.ai_router.embeddings.api_key_env: the key comes from the instance 'small'; api_key_env applies to an endpoint`);
+    expect(refusalOf(key).message).toBe(`gateway.yaml:${at(key, "K, model")}: filters.ai_router.embeddings.api_key_env: the key comes from the instance 'small'; api_key_env applies to an endpoint`);
   });
 
   it("rate limit rules: a bad window (format, zero, too long), an unknown key part, weights without weighted, duplicates", () => {
     const bad = CHAIN.replace("window: 1m", "window: 1w");
-    expect(problemsOf(bad).message).toBe(`gateway.yaml:${at(bad, "1w")}: filters.ai_ratelimit.rules[0].window: "1w" is not valid: a duration such as 30s, 1m, 24h, 7d, or whole seconds; or week or month (UTC calendar windows, fixed)`);
+    expect(refusalOf(bad).message).toBe(`gateway.yaml:${at(bad, "1w")}: filters.ai_ratelimit.rules[0].window: "1w" is not valid: a duration such as 30s, 1m, 24h, 7d, or whole seconds; or week or month (UTC calendar windows, fixed)`);
     const zero = CHAIN.replace("window: 1m", "window: 0m");
-    expect(problemsOf(zero).message).toBe(`gateway.yaml:${at(zero, "0m")}: filters.ai_ratelimit.rules[0].window: must be longer than 0 seconds`);
+    expect(refusalOf(zero).message).toBe(`gateway.yaml:${at(zero, "0m")}: filters.ai_ratelimit.rules[0].window: must be longer than 0 seconds`);
     const long = CHAIN.replace("window: 1m", "window: 400d");
-    expect(problemsOf(long).message).toBe(`gateway.yaml:${at(long, "400d")}: filters.ai_ratelimit.rules[0].window: must be at most 366 days`);
+    expect(refusalOf(long).message).toBe(`gateway.yaml:${at(long, "400d")}: filters.ai_ratelimit.rules[0].window: must be at most 366 days`);
     const part = CHAIN.replace("key: [consumer]", "key: [consumer, tenant]");
-    expect(problemsOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, key (a virtual key's id), team (a virtual key's team), model, pool, instance, path or header:<name>`);
+    expect(refusalOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, key (a virtual key's id), team (a virtual key's team), model, pool, instance, path or header:<name>`);
     const when = CHAIN.replace("key: [consumer]", "key: [consumer]\n        when: { tenant: [a] }");
-    expect(problemsOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, key, team, model, pool, instance, path or header:<name>)`);
+    expect(refusalOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, key, team, model, pool, instance, path or header:<name>)`);
     const weights = CHAIN.replace("window: 1m", "window: 1m\n        weights: { completion: 4 }");
-    expect(problemsOf(weights).message).toBe(`gateway.yaml:${at(weights, "{ completion")}: filters.ai_ratelimit.rules[0].weights: applies only to strategy weighted`);
+    expect(refusalOf(weights).message).toBe(`gateway.yaml:${at(weights, "{ completion")}: filters.ai_ratelimit.rules[0].weights: applies only to strategy weighted`);
     const dup = CHAIN.replace("        window: 1m\n", "        window: 1m\n      - name: consumer-minute\n        limit: 5\n        window: 1s\n");
-    expect(problemsOf(dup).message).toBe(`gateway.yaml:${at(dup, "consumer-minute\n        limit: 5")}: filters.ai_ratelimit.rules[1].name: duplicate rule name 'consumer-minute' (also rules[0])`);
+    expect(refusalOf(dup).message).toBe(`gateway.yaml:${at(dup, "consumer-minute\n        limit: 5")}: filters.ai_ratelimit.rules[1].name: duplicate rule name 'consumer-minute' (also rules[0])`);
     const none = CHAIN.replace(/    rules:\n      - name: consumer-minute\n        key: \[consumer\]\n        limit: 1000\n        window: 1m\n/, "    rules: []\n");
-    expect(problemsOf(none).message).toBe(`gateway.yaml:${at(none, "default_max_tokens")}: filters.ai_ratelimit: ai-ratelimit needs at least one rule under rules (or enabled: false)`);
+    expect(refusalOf(none).message).toBe(`gateway.yaml:${at(none, "default_max_tokens")}: filters.ai_ratelimit: ai-ratelimit needs at least one rule under rules (or enabled: false)`);
     const pool = CHAIN.replace("  ai_router:\n", "  ai_router:\n    enabled: false\n").replace("key: [consumer]", "key: [pool]");
-    expect(problemsOf(pool).message).toMatch(/filters\.ai_ratelimit\.rules\[0\]: uses the key part 'pool', which only ai-router sets/);
+    expect(refusalOf(pool).message).toMatch(/filters\.ai_ratelimit\.rules\[0\]: uses the key part 'pool', which only ai-router sets/);
   });
 
   it("distributed: weighted, sliding, a window the service lacks, instance and path parts, a limit over uint32, an unknown rule: each names its rule's field", () => {
@@ -538,7 +530,7 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
       .replace("        window: 86400\n", "        window: 90s\n        window_type: sliding\n")
       .replace("key: [consumer]", "key: [consumer, instance]")
       .replace("limit: 200000", "limit: 5000000000");
-    const lines = problemsOf(text).message.split("\n");
+    const lines = refusalOf(text).message.split("\n");
     const keepLocal = "; keep it local by listing the other rules in distributed.rules";
     expect(lines).toEqual([
       `gateway.yaml:${at(text, "instance]")}: filters.ai_ratelimit.rules[0].key[1]: rule 'consumer-minute' cannot be distributed: instance rules only meter (they never reject locally)${keepLocal}`,
@@ -550,15 +542,15 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     // Listing rules: a weighted rule left out is fine; a listed one is refused; an unknown name too.
     const listed = DISTRIBUTED.replace("        strategy: completion_tokens\n", "        strategy: weighted\n        weights: { completion: 4 }\n")
       .replace("      timeout: 250ms\n", "      timeout: 250ms\n      rules: [consumer-minute, team-gpt, nope]\n");
-    expect(problemsOf(listed).message.split("\n")).toEqual([
+    expect(refusalOf(listed).message.split("\n")).toEqual([
       expect.stringMatching(new RegExp(`^gateway\\.yaml:${at(listed, "weighted")}: filters\\.ai_ratelimit\\.rules\\[1\\]\\.strategy: rule 'team-gpt' cannot be distributed: .*; keep it local by leaving it out of distributed\\.rules$`)),
       `gateway.yaml:${at(listed, "nope")}: filters.ai_ratelimit.distributed.rules[2]: no rule named 'nope' (rules: consumer-minute, team-gpt, prompts-day)`,
     ]);
     expect(() => parseGatewayConfig(listed.replace("team-gpt, nope", "prompts-day"), { env: {} })).not.toThrow();
     const path = DISTRIBUTED.replace("key: [consumer]", "key: [path]");
-    expect(problemsOf(path).message).toMatch(/rules\[0\]\.key\[0\]: rule 'consumer-minute' cannot be distributed: ai-proxy rewrites :path/);
+    expect(refusalOf(path).message).toMatch(/rules\[0\]\.key\[0\]: rule 'consumer-minute' cannot be distributed: ai-proxy rewrites :path/);
     const noService = DISTRIBUTED.replace("      service: { address: ratelimit.internal, port: 8081 }\n", "");
-    expect(problemsOf(noService).message).toBe(`gateway.yaml:${at(noService, "timeout: 250ms")}: filters.ai_ratelimit.distributed: missing required field 'service'`);
+    expect(refusalOf(noService).message).toBe(`gateway.yaml:${at(noService, "timeout: 250ms")}: filters.ai_ratelimit.distributed: missing required field 'service'`);
   });
 });
 

@@ -7,14 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import AjvImport from "ajv";
-import { GatewayConfigError, parseGatewayConfig } from "../cli/gateway-config.js";
+import { parseGatewayConfig } from "../cli/gateway-config.js";
 import { ENVOY_VERSION_FLOOR, EnvoyValidationError, render, renderEcds, renderEnvoy as renderEnvoyYaml, renderFiles, renderIstio } from "../cli/render.js";
 import { renderedInline, withEcdsInline } from "./fixtures/ecds.js";
 
 /** envoy.yaml as Envoy runs it: the wasm filters' ECDS files inlined. */
 const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
 import { NEWER_DEPRECATIONS, NEWER_ENUMS, NEWER_FIELDS, NEWER_MESSAGES, loadEnvoyApi, validateEnvoyConfig, validateEnvoyYaml } from "../cli/envoy-validate.js";
-import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
+import { MINIMAL_GATEWAY, problemsOf } from "./fixtures/gateway-yaml.js";
 
 const BASE = `${MINIMAL_GATEWAY}pools:
   - name: p
@@ -34,15 +34,6 @@ const policies = (envoy: any) =>
     .map((f: any) => [f.typed_config.config.name, f.typed_config.config.failure_policy, f.typed_config.config.reload_config]);
 const RELOAD = { backoff: { base_interval: "1s" } };
 
-function problemsOf(text: string): string[] {
-  try {
-    parseGatewayConfig(text, { env: {} });
-  } catch (e) {
-    if (e instanceof GatewayConfigError) return e.message.split("\n");
-    throw e;
-  }
-  throw new Error("expected the configuration to be refused");
-}
 
 beforeAll(() => {
   loadEnvoyApi();

@@ -6,11 +6,11 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GatewayConfigError, parseGatewayConfig } from "../cli/gateway-config.js";
+import { parseGatewayConfig } from "../cli/gateway-config.js";
 import { render, renderEcds, renderEnvoy as renderEnvoyYaml, renderIstio, ISTIO_ENVOYFILTER } from "../cli/render.js";
 import { loadEnvoyApi, validateEnvoyConfig } from "../cli/envoy-validate.js";
 import { renderedInline } from "./fixtures/ecds.js";
-import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
+import { MINIMAL_GATEWAY, problemsOf } from "./fixtures/gateway-yaml.js";
 import { guard, send, chat } from "./ai-guard-helpers.js";
 
 const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
@@ -36,15 +36,6 @@ filters:
     rules: [{ name: per-consumer, key: [consumer], limit: 1000, window: 1m }]
 `;
 
-function problemsOf(text: string): string[] {
-  try {
-    parseGatewayConfig(text, { env: {} });
-  } catch (e) {
-    if (e instanceof GatewayConfigError) return e.message.split("\n");
-    throw e;
-  }
-  throw new Error("expected the configuration to be refused");
-}
 
 beforeAll(() => loadEnvoyApi());
 

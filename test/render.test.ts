@@ -12,20 +12,11 @@ import { render, renderFiles, renderEnvoy, aiProxyJson, istioCluster, accessLogF
 import { NEWER_FIELDS, skippedProtos, validateEcdsYaml, validateEnvoyConfig, validateEnvoyYaml, loadEnvoyApi } from "../cli/envoy-validate.js";
 import { loadEnvoyConfig, parseEnvoyConfig as parseEnvoyText } from "../host/envoy-config.js";
 import { ecdsReaderOf, parseRendered } from "./fixtures/ecds.js";
-import { MINIMAL_GATEWAY } from "./fixtures/gateway-yaml.js";
+import { MINIMAL_GATEWAY, refusalOf } from "./fixtures/gateway-yaml.js";
 
 const GATEWAY = readFileSync("gateway.yaml", "utf8");
 const BASE = MINIMAL_GATEWAY;
 
-function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): GatewayConfigError {
-  try {
-    parseGatewayConfig(text, { env });
-  } catch (e) {
-    if (e instanceof GatewayConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected the configuration to be refused");
-}
 
 describe("gateway.yaml: schema and checks, with line and field", () => {
   it("the shipped gateway.yaml is valid and renders every file", () => {
@@ -48,53 +39,53 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
   });
 
   it("an unknown provider names the field, its line and the allowed values", () => {
-    const e = problemsOf(BASE.replace("provider: openai", "provider: openia"));
+    const e = refusalOf(BASE.replace("provider: openai", "provider: openia"));
     expect(e.message).toMatch(/^gateway\.yaml:8:15: providers\[0\]\.provider: must be one of: openai, azure-openai, anthropic, gemini, deepseek, mistral, openai-compatible \(got "openia"\)$/);
   });
 
   it("a missing required key names the object it is missing from", () => {
-    const e = problemsOf(BASE.replace("    provider: openai\n", ""));
+    const e = refusalOf(BASE.replace("    provider: openai\n", ""));
     expect(e.message).toBe("gateway.yaml:7:5: providers[0]: missing required field 'provider'");
-    const noCredential = problemsOf(BASE.replace("    api_key_env: OPENAI_API_KEY\n", ""));
+    const noCredential = refusalOf(BASE.replace("    api_key_env: OPENAI_API_KEY\n", ""));
     expect(noCredential.message).toContain("gateway.yaml:7:5: providers[0]: missing required field 'api_key_env'");
-    const azure = problemsOf(BASE.replace("provider: openai", "provider: azure-openai"));
+    const azure = refusalOf(BASE.replace("provider: openai", "provider: azure-openai"));
     expect(azure.message).toBe("gateway.yaml:7:5: providers[0]: missing required field 'endpoint'");
   });
 
   it("a wrong type names the field and what was given", () => {
-    const e = problemsOf(BASE.replace("port: 10000", "port: ten-thousand"));
+    const e = refusalOf(BASE.replace("port: 10000", "port: ten-thousand"));
     expect(e.message).toBe('gateway.yaml:2:19: listener.port: must be an integer (got a string)');
-    const keys = problemsOf(BASE.replace("keys: [key-a]", "keys: key-a"));
+    const keys = refusalOf(BASE.replace("keys: [key-a]", "keys: key-a"));
     expect(keys.message).toBe("gateway.yaml:5:11: consumers[0].keys: must be a list (got a string)");
   });
 
   it("an unknown field points at its key", () => {
-    const e = problemsOf(BASE.replace("    api_key_env: OPENAI_API_KEY", "    api_key_env: OPENAI_API_KEY\n    apikey: x"));
+    const e = refusalOf(BASE.replace("    api_key_env: OPENAI_API_KEY", "    api_key_env: OPENAI_API_KEY\n    apikey: x"));
     expect(e.message).toMatch(/^gateway\.yaml:10:5: providers\[0\]\.apikey: unknown field 'apikey' \(allowed: name, provider, api_key_env, api_key, endpoint,/);
   });
 
   it("reports every problem at once, in line order", () => {
-    const e = problemsOf(BASE.replace("port: 10000", "port: 0").replace("provider: openai", "provider: nope"));
+    const e = refusalOf(BASE.replace("port: 10000", "port: 0").replace("provider: openai", "provider: nope"));
     expect(e.problems.map((p) => p.field)).toEqual(["listener.port", "providers[0].provider"]);
   });
 
   it("YAML syntax errors carry their position", () => {
-    const e = problemsOf("listener: { port: 1\nproviders: [");
+    const e = refusalOf("listener: { port: 1\nproviders: [");
     expect(e.problems[0].line).toBeGreaterThan(0);
     expect(e.message).toMatch(/^gateway\.yaml:\d+:\d+: /);
   });
 
   it("checks what a schema cannot: duplicate names and keys, env: keys, both credentials, a router pool that does not exist", () => {
-    const dupName = problemsOf(BASE + "  - name: openai\n    provider: anthropic\n    api_key_env: ANTHROPIC_API_KEY\n");
+    const dupName = refusalOf(BASE + "  - name: openai\n    provider: anthropic\n    api_key_env: ANTHROPIC_API_KEY\n");
     expect(dupName.message).toBe("gateway.yaml:10:11: providers[1].name: duplicate provider instance name 'openai' (also providers[0])");
-    const dupKey = problemsOf(BASE.replace("    keys: [key-a]", "    keys: [key-a]\n  - name: team-b\n    keys: [key-a]"));
+    const dupKey = refusalOf(BASE.replace("    keys: [key-a]", "    keys: [key-a]\n  - name: team-b\n    keys: [key-a]"));
     expect(dupKey.message).toBe("gateway.yaml:7:12: consumers[1].keys[0]: duplicate key (also given to consumer 'team-a')");
     expect(dupKey.message).not.toContain("key-a]"); // keys are never printed
-    const env = problemsOf(BASE.replace("[key-a]", "[env:TEAM_A_KEY]"));
+    const env = refusalOf(BASE.replace("[key-a]", "[env:TEAM_A_KEY]"));
     expect(env.message).toBe("gateway.yaml:5:12: consumers[0].keys[0]: environment variable TEAM_A_KEY is not set (the key is read from it when rendering)");
-    const both = problemsOf(BASE + "    api_key: sk-inline\n");
+    const both = refusalOf(BASE + "    api_key: sk-inline\n");
     expect(both.message).toBe("gateway.yaml:10:14: providers[0].api_key: give api_key or api_key_env, not both");
-    const router = problemsOf(BASE + "filters:\n  ai_router:\n    rules: [{ name: a, pool: p }]\n");
+    const router = refusalOf(BASE + "filters:\n  ai_router:\n    rules: [{ name: a, pool: p }]\n");
     expect(router.message).toBe("gateway.yaml:12:30: filters.ai_router.rules[0].pool: no pool named 'p' (gateway.yaml has no pools: add them under pools)");
     // A section with enabled: false is checked by the schema but renders nothing.
     const off = parseGatewayConfig(BASE + "filters:\n  ai_router:\n    enabled: false\n  ai_ratelimit:\n    enabled: false\n", { env: {} });
@@ -189,12 +180,12 @@ describe("timeouts: connect, first_byte, idle, total (four Envoy settings)", () 
   });
 
   it("refuses, with line and field, a first_byte the idle or total timeout would always beat, a zero connect, and the old `request` key", () => {
-    expect(problemsOf(BASE + "timeouts:\n  first_byte: 3m\n").message).toBe(
+    expect(refusalOf(BASE + "timeouts:\n  first_byte: 3m\n").message).toBe(
       "gateway.yaml:11:15: timeouts.first_byte: first_byte (3m) must be below idle (180s): the idle timeout would cut the wait for the first byte first",
     );
-    expect(problemsOf(BASE + "timeouts:\n  first_byte: 30s\n  total: 30s\n").message).toBe("gateway.yaml:12:10: timeouts.total: total (30s) must be above first_byte (30s) or 0s (off)");
-    expect(problemsOf(BASE + "timeouts:\n  connect: 0s\n").message).toBe("gateway.yaml:11:12: timeouts.connect: must be above 0 (Envoy requires a connect timeout)");
-    expect(problemsOf(BASE + "timeouts:\n  request: 300s\n").message).toBe(
+    expect(refusalOf(BASE + "timeouts:\n  first_byte: 30s\n  total: 30s\n").message).toBe("gateway.yaml:12:10: timeouts.total: total (30s) must be above first_byte (30s) or 0s (off)");
+    expect(refusalOf(BASE + "timeouts:\n  connect: 0s\n").message).toBe("gateway.yaml:11:12: timeouts.connect: must be above 0 (Envoy requires a connect timeout)");
+    expect(refusalOf(BASE + "timeouts:\n  request: 300s\n").message).toBe(
       "gateway.yaml:11:3: timeouts.request: 'request' was split: the wait for the answer is first_byte; total (off by default) would cut every stream at that age",
     );
   });
@@ -493,7 +484,7 @@ filters:
     });
     expect((json.instances as any[])[1]).toMatchObject({ weight: 3, priority: 1, price: { input: 3, output: 15 } });
     // responses_store is bounded by the schema, with its line and field.
-    expect(problemsOf(POOLS.replace("max_entries: 50", "max_entries: -1")).message).toMatch(/filters\.ai_proxy\.responses_store\.max_entries/);
+    expect(refusalOf(POOLS.replace("max_entries: 50", "max_entries: -1")).message).toMatch(/filters\.ai_proxy\.responses_store\.max_entries/);
     // redact_upstream_errors: rendered when given; else the filter's default (true for openai-compatible only).
     expect((json.instances as any[])[1]).not.toHaveProperty("redact_upstream_errors");
     const redacting = aiProxyJson(parseGatewayConfig(POOLS.replace("priority: 1\n", "priority: 1\n    redact_upstream_errors: true\n"), { env: {} }), "env");
@@ -518,15 +509,15 @@ filters:
     const { Host } = await import("../host/index.js");
     const host = await Host.create({ filters: [{ name: "ai-router", wasm: "build/ai-router.wasm", configuration: cfg.aiRouter!.json, allowOnHeadersStopIteration: true }] });
     host.close();
-    expect(problemsOf(yaml.replace("max_json_values: 100000", "max_json_values: 10")).message).toMatch(/filters\.ai_router\.max_json_values/);
+    expect(refusalOf(yaml.replace("max_json_values: 100000", "max_json_values: 10")).message).toMatch(/filters\.ai_router\.max_json_values/);
   });
 
   it("a pool naming an unknown instance, or an unknown default pool, is refused with its line", () => {
-    const e = problemsOf(POOLS.replace("instances: [openai, claude]", "instances: [openai, gpt]").replace("default_pool: chat", "default_pool: chatty"));
+    const e = refusalOf(POOLS.replace("instances: [openai, claude]", "instances: [openai, gpt]").replace("default_pool: chat", "default_pool: chatty"));
     expect(e.message).toBe(
       "gateway.yaml:18:25: pools[0].instances[1]: no provider instance named 'gpt' (providers: openai, claude)\n" +
         "gateway.yaml:22:19: filters.ai_proxy.default_pool: no pool named 'chatty'",
     );
-    expect(problemsOf(POOLS.replace("algorithm: lowest_cost", "algorithm: cheapest")).message).toMatch(/^gateway\.yaml:19:16: pools\[0\]\.algorithm: must be one of: weighted_round_robin, /);
+    expect(refusalOf(POOLS.replace("algorithm: lowest_cost", "algorithm: cheapest")).message).toMatch(/^gateway\.yaml:19:16: pools\[0\]\.algorithm: must be one of: weighted_round_robin, /);
   });
 });
