@@ -13,6 +13,7 @@ import type { FSWatcher } from "node:fs";
 import { render } from "../../cli/render.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { describe as describeWatch, watchGatewayYaml, type WatchEvent } from "../../cli/reload.js";
+import { startHeldStream } from "../fixtures/held-stream.js";
 
 /** A provider speaking OpenAI's chat completions: a stream holds after its first chunk until released. */
 function slowProvider() {
@@ -25,8 +26,6 @@ function slowProvider() {
     req.on("end", () => {
       requests++;
       const stream = JSON.parse(body).stream === true;
-      const chunk = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
-      const base = { id: "c1", object: "chat.completion.chunk", created: 1, model: "m" };
       if (!stream) {
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({
           id: "c1", object: "chat.completion", created: 1, model: "m",
@@ -35,13 +34,7 @@ function slowProvider() {
         }));
         return;
       }
-      res.writeHead(200, { "content-type": "text/event-stream" });
-      chunk({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: "first " }, finish_reason: null }] });
-      held.push(() => {
-        chunk({ ...base, choices: [{ index: 0, delta: { content: "last" }, finish_reason: "stop" }] });
-        chunk({ ...base, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
-        res.end("data: [DONE]\n\n");
-      });
+      startHeldStream(res, "m", held);
       arrived?.(held.length);
     });
   });

@@ -18,6 +18,7 @@ import { runKeys } from "../../cli/keys.js";
 import { readKeysFile, epochSeconds } from "../../cli/keys-file.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { watchGatewayYaml, type WatchEvent } from "../../cli/reload.js";
+import { startHeldStream } from "../fixtures/held-stream.js";
 
 /** An OpenAI-compatible server whose streams hold after their first chunk until released. */
 const held: (() => void)[] = [];
@@ -25,15 +26,7 @@ let streamArrived: (() => void) | null = null;
 const slow = http.createServer((req, res) => {
   req.resume();
   req.on("end", () => {
-    const chunk = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
-    const base = { id: "c1", object: "chat.completion.chunk", created: 1, model: "slow-model" };
-    res.writeHead(200, { "content-type": "text/event-stream" });
-    chunk({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: "first " }, finish_reason: null }] });
-    held.push(() => {
-      chunk({ ...base, choices: [{ index: 0, delta: { content: "last" }, finish_reason: "stop" }] });
-      chunk({ ...base, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
-      res.end("data: [DONE]\n\n");
-    });
+    startHeldStream(res, "slow-model", held);
     streamArrived?.();
   });
 });
