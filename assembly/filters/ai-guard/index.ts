@@ -10,8 +10,9 @@
 // removed before anything goes upstream. A body the guard cannot read (too large, not JSON, too many
 // values) is refused: a guard that lets through what it could not check leaks what it guards.
 //
-// Not yet: the answer side (blocking and restoring in streamed answers), prompt-injection
-// heuristics and external moderation.
+// The answer side (answer.ts): 2xx answers of the APIs it reads are checked with the policy's
+// response actions, streams within a bounded hold-back window, and mask_and_restore's originals put
+// back.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
@@ -26,6 +27,8 @@ import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
 import { bodyKind, apiOf, requestTexts, API_OPENAI } from "./request";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
+import { Placeholders } from "./placeholders";
+import { Answer } from "./answer";
 
 class GuardRoot extends RootContext {
   settings: Settings | null = null;
@@ -50,6 +53,10 @@ class Guard extends Context {
   done: bool = false;
   /** Bytes of the request body buffered so far (what the last body callback said). */
   bodyLength: usize = 0;
+  /** The policy the request was read with, and its placeholders (the answer side uses both). */
+  pol: Policy | null = null;
+  names: Placeholders = new Placeholders();
+  answer: Answer | null = null;
 
   constructor(id: u32, root: GuardRoot) {
     super(id, root);
@@ -133,6 +140,7 @@ class Guard extends Context {
   inspect(body: ArrayBuffer): bool {
     const s = this.settings;
     const p = this.policy();
+    this.pol = p;
     if (!p.active) {
       this.record(V_ALLOW, "");
       return true;
@@ -178,7 +186,7 @@ class Guard extends Context {
       return false;
     }
     if (o.verdict == V_MASK) {
-      const out = maskBody(body, p, findings);
+      const out = maskBody(body, p, findings, this.names);
       if (out !== null) {
         if (!replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len)) {
           // The body could not be rewritten: the values must not go on unmasked.
@@ -189,6 +197,19 @@ class Guard extends Context {
       }
     }
     return true;
+  }
+
+  onResponseHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
+    const p = this.pol;
+    if (p === null || this.done || !Answer.wanted(p, this.kind, this.names)) return FilterHeadersStatusValues.Continue;
+    const a = new Answer(this.settings, p, this.kind, this.names);
+    this.answer = a;
+    return a.headers(endOfStream);
+  }
+
+  onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
+    const a = this.answer;
+    return a === null ? FilterDataStatusValues.Continue : a.body(length, endOfStream);
   }
 
   record(verdict: i32, categories: string): void {

@@ -1,0 +1,29 @@
+// Typed placeholders (<EMAIL_1>) of one exchange: the same value gets the same placeholder in the
+// request and in its answer, a new value the next number of its tag. For mask_and_restore the
+// original of each placeholder is kept for the answer (answer-window.ts puts it back); that map
+// holds only values the client itself sent, so it is bounded by the request body.
+
+/** The longest placeholder: '<', a 32-character tag, '_', a number, '>' (answer-window.ts holds this much). */
+export const MAX_PLACEHOLDER: i32 = 48;
+
+export class Placeholders {
+  private numbers: Map<string, i32> = new Map();
+  private given: Map<string, string> = new Map(); // tag NUL value -> placeholder
+  /** Placeholder -> original value, for the detectors whose request action is mask_and_restore. */
+  originals: Map<string, string> = new Map();
+
+  /** The placeholder of `value` found by the detector tagged `tag`; `restore` keeps its original. */
+  name(tag: string, value: string, restore: bool): string {
+    const key = tag + "\0" + value;
+    let ph: string;
+    if (this.given.has(key)) ph = this.given.get(key);
+    else {
+      const n = this.numbers.has(tag) ? this.numbers.get(tag) + 1 : 1;
+      this.numbers.set(tag, n);
+      ph = "<" + tag + "_" + n.toString() + ">";
+      this.given.set(key, ph);
+    }
+    if (restore) this.originals.set(ph, value);
+    return ph;
+  }
+}
