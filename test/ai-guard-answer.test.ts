@@ -1,0 +1,232 @@
+// ai-guard's answer side through build/ai-guard.wasm: per-direction actions, whole answers and
+// streams of Chat Completions and Anthropic Messages (block, mask, mask_and_restore), the
+// hold-back window, stream endings in the client's format, fail-closed bounds, filter state and
+// metrics, and the configuration's errors.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fc from "fast-check";
+import { HostLoadError, type Host } from "../host/index.js";
+import { guard } from "./ai-guard-helpers.js";
+import { exchange, events, streamedText, streamedArgs, chatSse, messagesSse, type Api } from "./ai-guard-answer-helpers.js";
+
+const CONFIG = {
+  detectors: {
+    email: { request: "mask_and_restore", response: "mask" },
+    card: { request: "block", response: "block" },
+    ip: { response: "mask" },
+    ssn: "mask",
+  },
+  keywords: [{ name: "codename", words: ["project falcon"], action: { response: "block" } }],
+};
+
+const chatAnswer = (content: string, args?: string) => ({
+  id: "chatcmpl-1", object: "chat.completion", created: 1700000000, model: "gpt-4o",
+  choices: [{ index: 0, message: { role: "assistant", content, ...(args ? { tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: args } }] } : {}) }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
+});
+const messagesAnswer = (text: string, input?: object) => ({
+  id: "msg_1", type: "message", role: "assistant", model: "claude",
+  content: [{ type: "text", text }, ...(input ? [{ type: "tool_use", id: "t1", name: "f", input }] : [])],
+  stop_reason: "end_turn", stop_sequence: null, usage: { input_tokens: 5, output_tokens: 7 },
+});
+
+describe("ai-guard answers: whole", () => {
+  let h: Host;
+  beforeAll(async () => { h = await guard(CONFIG); });
+  afterAll(() => h.close());
+
+  it("Chat: restores mask_and_restore placeholders, masks answer findings, drops content-length", () => {
+    const r = exchange(h, "chat", "mail jane@corp.example please", chatAnswer("Sent to <EMAIL_1>; cc bob@other.example from 10.0.0.7.", '{"to":"<EMAIL_1>"}'));
+    expect(r.upstream.messages[0].content).toBe("mail <EMAIL_1> please");
+    const a = JSON.parse(r.body);
+    expect(a.choices[0].message.content).toBe("Sent to jane@corp.example; cc <EMAIL_2> from <IP_1>.");
+    expect(a.choices[0].message.tool_calls[0].function.arguments).toBe('{"to":"jane@corp.example"}');
+    expect(a.usage.total_tokens).toBe(12);
+    expect(r.headers!.find(([k]) => k === "content-length")).toBeUndefined();
+    expect(r.verdict).toBe("mask");
+    expect(r.categories).toBe("email,ip");
+  });
+
+  it("Chat: a blocked answer becomes finish_reason content_filter with null content, usage kept", () => {
+    const r = exchange(h, "chat", "hi", chatAnswer("your card is 4111 1111 1111 1111"));
+    const a = JSON.parse(r.body);
+    expect(a.choices).toEqual([{ index: 0, message: { role: "assistant", content: null, refusal: null }, logprobs: null, finish_reason: "content_filter" }]);
+    expect(a.usage.completion_tokens).toBe(7);
+    expect(a.id).toBe("chatcmpl-1");
+    expect(r.body).not.toContain("4111");
+    expect(r.verdict).toBe("block");
+    expect(r.categories).toBe("card");
+  });
+
+  it("Messages: restores and masks in text blocks and tool_use input; blocks with stop_reason refusal", () => {
+    const r = exchange(h, "messages", "I am jane@corp.example", messagesAnswer("Hello <EMAIL_1>, ssn kept 123-45-6789", { to: "<EMAIL_1>", n: [1, "ip 192.168.1.1"] }));
+    const a = JSON.parse(r.body);
+    expect(a.content[0].text).toBe("Hello jane@corp.example, ssn kept 123-45-6789"); // ssn: request only
+    expect(a.content[1].input).toEqual({ to: "jane@corp.example", n: [1, "ip <IP_1>"] });
+    const b = exchange(h, "messages", "hi", messagesAnswer("about Project Falcon"));
+    expect(JSON.parse(b.body)).toEqual({ id: "msg_1", type: "message", role: "assistant", model: "claude", content: [], stop_reason: "refusal", stop_sequence: null, usage: { input_tokens: 5, output_tokens: 7 } });
+    expect(b.verdict).toBe("block");
+    expect(b.categories).toBe("codename");
+  });
+
+  it("a placeholder the model did not echo exactly passes as it is; an answer with nothing found is untouched", () => {
+    const r = exchange(h, "chat", "jane@corp.example", chatAnswer("<EMAIL_9> <email_1> <EMAIL_1"));
+    expect(JSON.parse(r.body).choices[0].message.content).toBe("<EMAIL_9> <email_1> <EMAIL_1");
+    const raw = JSON.stringify(chatAnswer("nothing here"));
+    const c = exchange(h, "chat", "hello", chatAnswer("nothing here"));
+    expect(c.body).toBe(raw);
+    expect(c.verdict).toBe("allow");
+  });
+
+  it("error answers pass as they came", () => {
+    const err = { error: { message: "bad 4111 1111 1111 1111", type: "invalid_request_error" } };
+    const r = exchange(h, "chat", "hi", err, [], 400);
+    expect(JSON.parse(r.body)).toEqual(err);
+  });
+});
+
+describe("ai-guard answers: bounds fail closed", () => {
+  it("a whole answer over response.max_body_bytes is withheld with 502 in the client's shape", async () => {
+    const h = await guard({ ...CONFIG, response: { max_body_bytes: 1024 } });
+    const r = exchange(h, "chat", "hi", chatAnswer("x".repeat(2000)), [700]);
+    expect(r.local!.statusCode).toBe(502);
+    expect(r.local!.statusDetails).toBe("sluice_guard_answer_too_large");
+    expect(JSON.parse(r.local!.body.toString()).error.code).toBe("answer_unchecked");
+    const m = exchange(h, "messages", "hi", messagesAnswer("x".repeat(2000)));
+    expect(JSON.parse(m.local!.body.toString()).type).toBe("error");
+    h.close();
+  });
+
+  it("a stream event over response.max_body_bytes ends the stream as blocked", async () => {
+    const h = await guard({ ...CONFIG, response: { max_body_bytes: 1024 } });
+    const r = exchange(h, "chat", "hi", chatSse(["a".repeat(3000)]));
+    const evs = events(r.body);
+    expect(evs.at(-1)!.data).toBe("[DONE]");
+    expect(evs.at(-2)!.data.choices[0].finish_reason).toBe("content_filter");
+    expect(r.body).not.toContain("aaaa");
+    h.close();
+  });
+});
+
+const APIS: Api[] = ["chat", "messages"];
+const sse = (api: Api, deltas: string[], extra?: string[]) => (api === "chat" ? chatSse(deltas, { args: extra }) : messagesSse(deltas, { json: extra }));
+
+describe("ai-guard answers: streams", () => {
+  let h: Host;
+  beforeAll(async () => { h = await guard(CONFIG); });
+  afterAll(() => h.close());
+
+  for (const api of APIS) {
+    it(`${api}: masks a value split across deltas and chunks, restores placeholders split anywhere`, () => {
+      const deltas = ["Wrote to <EMA", "IL_1> and b", "ob@oth", "er.example", " from 10.0", ".0.7 done"];
+      const r = exchange(h, api, "to jane@corp.example", sse(api, deltas), [37, 200, 333]);
+      expect(streamedText(api, r.body)).toBe("Wrote to jane@corp.example and <EMAIL_2> from <IP_1> done");
+      expect(r.verdict).toBe("mask");
+    });
+
+    it(`${api}: tool call arguments are checked as JSON text (an original put back is escaped)`, async () => {
+      const h2 = await guard({ custom: [{ name: "quote", regex: 'Q"[a-z]+"', action: { request: "mask_and_restore" } }] });
+      const r = exchange(h2, api, 'say Q"abc" now', sse(api, ["ok"], ['{"a":"<QU', 'OTE_1>"}']));
+      expect(JSON.parse(streamedArgs(api, r.body))).toEqual({ a: 'Q"abc"' });
+      h2.close();
+    });
+
+    it(`${api}: a block ends the stream in the client's format and drops the rest`, () => {
+      const r = exchange(h, api, "hi", sse(api, ["Sure: 4111 1111", " 1111 1111 is", " the card", " and more text"]));
+      expect(r.body).not.toContain("4111");
+      expect(r.body).not.toContain("more text");
+      const evs = events(r.body);
+      if (api === "chat") {
+        expect(evs.at(-2)!.data.choices[0]).toEqual({ index: 0, delta: {}, finish_reason: "content_filter" });
+        expect(evs.at(-1)!.data).toBe("[DONE]");
+      } else {
+        expect(evs.slice(-3).map((e) => e.event)).toEqual(["content_block_stop", "message_delta", "message_stop"]);
+        expect(evs.at(-2)!.data.delta.stop_reason).toBe("refusal");
+      }
+      expect(r.verdict).toBe("block");
+      expect(r.categories).toBe("card");
+    });
+
+    it(`${api}: text is released within the window, not held to the end`, () => {
+      // 40 deltas of 10 characters: with a 256-unit window the first ones go out before the end.
+      const deltas = Array.from({ length: 40 }, (_, i) => `chunk ${String(i).padStart(3, "0")} `);
+      const body = sse(api, deltas);
+      const r = exchange(h, api, "hi", body);
+      const evs = events(r.body).filter((e) => (api === "chat" ? e.data?.choices?.[0]?.delta?.content : e.data?.delta?.text));
+      expect(streamedText(api, r.body)).toBe(deltas.join(""));
+      // Released text rides the deltas as they come: most delta events carry text.
+      expect(evs.length).toBeGreaterThan(10);
+    });
+  }
+
+  it("without answer actions or restores, a stream passes byte for byte", async () => {
+    const h2 = await guard({ detectors: { email: "mask" } });
+    const body = chatSse(["a@b.io is ", "fine"]);
+    const r = exchange(h2, "chat", "hello", body, [50]);
+    expect(r.body).toBe(body);
+    h2.close();
+  });
+
+  it("records answer metrics per detector and verdict", () => {
+    const before = (n: string) => h.getMetric(n)?.value ?? 0n;
+    const ip = before("sluice.guard_answer_detections;detector=ip;action=mask");
+    const masked = before("sluice.guard_answers;verdict=mask");
+    exchange(h, "chat", "hi", chatSse(["at 10.1.1.1 ok"]));
+    expect(h.getMetric("sluice.guard_answer_detections;detector=ip;action=mask")!.value).toBe(ip + 1n);
+    expect(h.getMetric("sluice.guard_answers;verdict=mask")!.value).toBe(masked + 1n);
+  });
+});
+
+describe("ai-guard answers: mask_and_restore round trip at every byte boundary (property)", () => {
+  let h: Host;
+  beforeAll(async () => { h = await guard({ detectors: { email: "mask_and_restore", phone: "mask_and_restore" } }); });
+  afterAll(() => h.close());
+
+  for (const api of APIS) {
+    it(`${api}: a stream cut into deltas and chunks anywhere restores exactly the originals`, () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.string({ maxLength: 12 }).map((s) => s.replace(/[<>@+]/g, "")), { minLength: 1, maxLength: 6 }),
+          fc.array(fc.nat(), { maxLength: 6 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          (words, deltaCuts, byteCuts) => {
+            const text = `${words.join(" ")} <EMAIL_1> ${words[0]} <PHONE_1> <EMAIL_2>.`;
+            const want = `${words.join(" ")} ann@corp.example ${words[0]} +44 20 7946 0958 bo@x.org.`;
+            const cuts = [...new Set(deltaCuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+            const deltas: string[] = [];
+            let at = 0;
+            for (const c of [...cuts, text.length]) { deltas.push(text.slice(at, c)); at = c; }
+            const body = sse(api, deltas);
+            const r = exchange(h, api, "ann@corp.example called +44 20 7946 0958 and bo@x.org", body, byteCuts.map((c) => c % body.length).sort((a, b) => a - b));
+            return streamedText(api, r.body) === want;
+          },
+        ),
+        { numRuns: 150 },
+      );
+    });
+  }
+
+  it("chat: every single byte boundary of one stream", () => {
+    const body = chatSse(["Mail <EM", "AIL_1> or call <PHONE_1>", "."]);
+    for (let c = 1; c < body.length; c++) {
+      const r = exchange(h, "chat", "ann@corp.example +44 20 7946 0958", body, [c]);
+      expect(streamedText("chat", r.body)).toBe("Mail ann@corp.example or call +44 20 7946 0958.");
+    }
+  });
+});
+
+describe("ai-guard answers: configuration", () => {
+  const bad: [string, object, string][] = [
+    ["mask_and_restore on the answer", { detectors: { email: { response: "mask_and_restore" } } }, "ai-guard.detectors.email.response"],
+    ["an unknown direction", { detectors: { email: { answer: "mask" } } }, "ai-guard.detectors.email"],
+    ["a custom pattern's bad direction action", { custom: [{ name: "t", regex: "T-[0-9]+", action: { response: "nope" } }] }, "ai-guard.custom[0].action.response"],
+    ["hold_back_bytes out of range", { response: { hold_back_bytes: 10 } }, "hold_back_bytes"],
+    ["an unknown response field", { response: { window: 1 } }, "ai-guard.response"],
+  ];
+  for (const [name, cfg, path] of bad) {
+    it(`refuses ${name}`, async () => {
+      const err = await guard(cfg).then((h) => { h.close(); return null; }, (e) => e);
+      expect(err).toBeInstanceOf(HostLoadError);
+      expect((err as HostLoadError).logs.join("\n")).toContain(path);
+    });
+  }
+});
