@@ -9,7 +9,7 @@ import {
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import { writeOpenAIErrorJson, writeAnthropicErrorJson } from "../../lib/errors";
-import { GUARD_RESPONSE_VERDICT, GUARD_RESPONSE_CATEGORIES } from "./keys";
+import { GUARD_RESPONSE_VERDICT, GUARD_RESPONSE_CATEGORIES } from "../../lib/keys";
 import { Settings } from "./config";
 import { Policy } from "./policy";
 import { Placeholders } from "./placeholders";
