@@ -3,13 +3,56 @@
 import type { Host } from "../host/index.js";
 import { send } from "./ai-guard-helpers.js";
 
-export type Api = "chat" | "messages";
-export const PATHS: Record<Api, string> = { chat: "/v1/chat/completions", messages: "/v1/messages" };
+export type Api = "chat" | "messages" | "responses" | "gemini";
+const PATHS: Record<Api, string> = { chat: "/v1/chat/completions", messages: "/v1/messages", responses: "/v1/responses", gemini: "" };
+
+export function path(api: Api, stream: boolean): string {
+  if (api !== "gemini") return PATHS[api];
+  return stream ? "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse" : "/v1beta/models/gemini-2.5-flash:generateContent";
+}
 
 export function request(api: Api, text: string, stream = false) {
-  return api === "chat"
-    ? { model: "m", stream, messages: [{ role: "user", content: text }] }
-    : { model: "m", max_tokens: 100, stream, messages: [{ role: "user", content: text }] };
+  if (api === "chat") return { model: "m", stream, messages: [{ role: "user", content: text }] };
+  if (api === "messages") return { model: "m", max_tokens: 100, stream, messages: [{ role: "user", content: text }] };
+  if (api === "responses") return { model: "m", stream, input: text };
+  return { contents: [{ role: "user", parts: [{ text }] }] };
+}
+
+/** An OpenAI Responses stream of these text deltas (one message item), as OpenAI writes it. */
+export function responsesSse(deltas: string[], opts: { args?: string[] } = {}): string {
+  let seq = 0;
+  const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data, sequence_number: seq++ })}\n\n`;
+  const head = { id: "resp_1", object: "response", created_at: 1700000000, model: "gpt-4o" };
+  const full = deltas.join("");
+  const item = { id: "msg_1", type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text: full, annotations: [] }] };
+  let s = ev("response.created", { response: { ...head, status: "in_progress", output: [] } });
+  s += ev("response.output_item.added", { output_index: 0, item: { ...item, status: "in_progress", content: [] } });
+  s += ev("response.content_part.added", { item_id: "msg_1", output_index: 0, content_index: 0, part: { type: "output_text", text: "", annotations: [] } });
+  for (const d of deltas) s += ev("response.output_text.delta", { item_id: "msg_1", output_index: 0, content_index: 0, delta: d, logprobs: [] });
+  s += ev("response.output_text.done", { item_id: "msg_1", output_index: 0, content_index: 0, text: full, logprobs: [] });
+  s += ev("response.content_part.done", { item_id: "msg_1", output_index: 0, content_index: 0, part: { type: "output_text", text: full, annotations: [] } });
+  s += ev("response.output_item.done", { output_index: 0, item });
+  const output: object[] = [item];
+  if (opts.args) {
+    const args = opts.args.join("");
+    const call = { id: "fc_1", type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: args };
+    s += ev("response.output_item.added", { output_index: 1, item: { ...call, arguments: "", status: "in_progress" } });
+    for (const a of opts.args) s += ev("response.function_call_arguments.delta", { item_id: "fc_1", output_index: 1, delta: a });
+    s += ev("response.function_call_arguments.done", { item_id: "fc_1", output_index: 1, name: "f", arguments: args });
+    s += ev("response.output_item.done", { output_index: 1, item: call });
+    output.push(call);
+  }
+  return s + ev("response.completed", { response: { ...head, status: "completed", output, usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 } } });
+}
+
+/** A Gemini alt=sse stream of these text deltas, as Gemini writes it. */
+export function geminiSse(deltas: string[]): string {
+  let s = "";
+  deltas.forEach((d, i) => {
+    const last = i === deltas.length - 1;
+    s += `data: ${JSON.stringify({ candidates: [{ content: { role: "model", parts: [{ text: d }] }, index: 0, ...(last ? { finishReason: "STOP" } : {}) }], ...(last ? { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 } } : {}), modelVersion: "gemini-2.5-flash" })}\r\n\r\n`;
+  });
+  return s;
 }
 
 /** A Chat Completions stream of these text deltas, as OpenAI writes it. */
@@ -47,7 +90,7 @@ export function messagesSse(deltas: string[], opts: { json?: string[] } = {}): s
 /** Sends the request, then the answer in chunks cut at the given byte offsets; returns what the client got. */
 export function exchange(h: Host, api: Api, prompt: string, answer: string | object, cuts: number[] = [], status = 200) {
   const streamed = typeof answer === "string";
-  const r = send(h, PATHS[api], request(api, prompt, streamed));
+  const r = send(h, path(api, streamed), request(api, prompt, streamed));
   if (r.reply) throw new Error("request refused: " + r.reply.body);
   const s = r.s;
   const bytes = Buffer.from(streamed ? (answer as string) : JSON.stringify(answer));
@@ -73,7 +116,7 @@ export function exchange(h: Host, api: Api, prompt: string, answer: string | obj
 
 /** The events of a server-sent stream (data parsed unless [DONE]). */
 export function events(body: string): { event?: string; data: any }[] {
-  return body.split("\n\n").filter((b) => b.trim()).map((block) => {
+  return body.replace(/\r\n/g, "\n").split("\n\n").filter((b) => b.trim()).map((block) => {
     let event: string | undefined;
     const data: string[] = [];
     for (const line of block.split("\n")) {
@@ -91,6 +134,8 @@ export function streamedText(api: Api, body: string): string {
   for (const e of events(body)) {
     if (e.data === "[DONE]") continue;
     if (api === "chat") for (const c of e.data.choices ?? []) t += c.delta?.content ?? "";
+    else if (api === "responses") t += e.data.type === "response.output_text.delta" ? e.data.delta : "";
+    else if (api === "gemini") for (const c of e.data.candidates ?? []) for (const p of c.content?.parts ?? []) t += p.text ?? "";
     else if (e.data.type === "content_block_delta" && e.data.delta.type === "text_delta") t += e.data.delta.text;
   }
   return t;
@@ -101,6 +146,7 @@ export function streamedArgs(api: Api, body: string): string {
   for (const e of events(body)) {
     if (e.data === "[DONE]") continue;
     if (api === "chat") for (const c of e.data.choices ?? []) for (const tc of c.delta?.tool_calls ?? []) t += tc.function?.arguments ?? "";
+    else if (api === "responses") t += e.data.type === "response.function_call_arguments.delta" ? e.data.delta : "";
     else if (e.data.type === "content_block_delta" && e.data.delta.type === "input_json_delta") t += e.data.delta.partial_json;
   }
   return t;

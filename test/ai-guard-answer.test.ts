@@ -1,12 +1,13 @@
 // ai-guard's answer side through build/ai-guard.wasm: per-direction actions, whole answers and
-// streams of Chat Completions and Anthropic Messages (block, mask, mask_and_restore), the
+// streams of Chat Completions, Anthropic Messages, OpenAI Responses and Gemini (block, mask,
+// mask_and_restore), the
 // hold-back window, stream endings in the client's format, fail-closed bounds, filter state and
 // metrics, and the configuration's errors.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fc from "fast-check";
 import { HostLoadError, type Host } from "../host/index.js";
 import { guard } from "./ai-guard-helpers.js";
-import { exchange, events, streamedText, streamedArgs, chatSse, messagesSse, type Api } from "./ai-guard-answer-helpers.js";
+import { exchange, events, streamedText, streamedArgs, chatSse, messagesSse, responsesSse, geminiSse, type Api } from "./ai-guard-answer-helpers.js";
 
 const CONFIG = {
   detectors: {
@@ -230,3 +231,88 @@ describe("ai-guard answers: configuration", () => {
     });
   }
 });
+
+const responsesAnswer = (text: string, args?: string) => ({
+  id: "resp_1", object: "response", created_at: 1700000000, status: "completed", model: "gpt-4o",
+  output: [
+    { id: "msg_1", type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [] }] },
+    ...(args ? [{ id: "fc_1", type: "function_call", status: "completed", call_id: "c1", name: "f", arguments: args }] : []),
+  ],
+  usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 },
+});
+const geminiAnswer = (text: string, args?: object) => ({
+  candidates: [{ content: { role: "model", parts: [{ text }, ...(args ? [{ functionCall: { name: "f", args } }] : [])] }, finishReason: "STOP", index: 0 }],
+  usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 }, modelVersion: "gemini-2.5-flash",
+});
+
+describe("ai-guard answers: OpenAI Responses and Gemini", () => {
+  let h: Host;
+  beforeAll(async () => { h = await guard(CONFIG); });
+  afterAll(() => h.close());
+
+  it("Responses whole: restores and masks output_text and function_call arguments; a block is status incomplete, reason content_filter", () => {
+    const r = exchange(h, "responses", "I am jane@corp.example", responsesAnswer("Hi <EMAIL_1> from 10.0.0.7", '{"to":"<EMAIL_1>"}'));
+    const a = JSON.parse(r.body);
+    expect(a.output[0].content[0].text).toBe("Hi jane@corp.example from <IP_1>");
+    expect(a.output[1].arguments).toBe('{"to":"jane@corp.example"}');
+    const b = exchange(h, "responses", "hi", responsesAnswer("card 4111 1111 1111 1111"));
+    expect(JSON.parse(b.body)).toEqual({ id: "resp_1", object: "response", created_at: 1700000000, status: "incomplete", error: null, incomplete_details: { reason: "content_filter" }, model: "gpt-4o", output: [], usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 } });
+  });
+
+  it("Responses stream: deltas, the .done events and response.completed all carry the same checked text", () => {
+    const deltas = ["Hi <EMA", "IL_1>, ping 10.0", ".0.7 ok"];
+    const r = exchange(h, "responses", "I am jane@corp.example", responsesSse(deltas, { args: ['{"to":"<EM', 'AIL_1>"}'] }), [90, 400, 777]);
+    const want = "Hi jane@corp.example, ping <IP_1> ok";
+    expect(streamedText("responses", r.body)).toBe(want);
+    expect(JSON.parse(streamedArgs("responses", r.body))).toEqual({ to: "jane@corp.example" });
+    const evs = events(r.body);
+    const by = (t: string) => evs.filter((e) => e.data.type === t).map((e) => e.data);
+    expect(by("response.output_text.done")[0].text).toBe(want);
+    expect(by("response.content_part.done")[0].part.text).toBe(want);
+    expect(by("response.output_item.done")[0].item.content[0].text).toBe(want);
+    expect(by("response.function_call_arguments.done")[0].arguments).toBe('{"to":"jane@corp.example"}');
+    const done = by("response.completed")[0].response;
+    expect(done.output[0].content[0].text).toBe(want);
+    expect(done.output[1].arguments).toBe('{"to":"jane@corp.example"}');
+    expect(r.body).not.toContain("10.0.0.7");
+  });
+
+  it("Responses stream: a block ends with response.incomplete (content_filter) and nothing after", () => {
+    const r = exchange(h, "responses", "hi", responsesSse(["card 4111 1111 ", "1111 1111 ", "is yours", " and more"]));
+    const evs = events(r.body);
+    expect(evs.at(-1)!.event).toBe("response.incomplete");
+    expect(evs.at(-1)!.data.response).toMatchObject({ id: "resp_1", status: "incomplete", incomplete_details: { reason: "content_filter" }, output: [] });
+    expect(evs.at(-1)!.data.sequence_number).toBeGreaterThan(evs.at(-2)!.data.sequence_number);
+    expect(r.body).not.toContain("4111");
+    expect(r.body).not.toContain("and more");
+  });
+
+  it("Gemini whole: restores, masks text and functionCall args; a block is finishReason SAFETY", () => {
+    const r = exchange(h, "gemini", "I am jane@corp.example", geminiAnswer("Hi <EMAIL_1> at 10.0.0.7", { to: "<EMAIL_1>" }));
+    const a = JSON.parse(r.body);
+    expect(a.candidates[0].content.parts[0].text).toBe("Hi jane@corp.example at <IP_1>");
+    expect(a.candidates[0].content.parts[1].functionCall.args).toEqual({ to: "jane@corp.example" });
+    const b = exchange(h, "gemini", "hi", geminiAnswer("the Project Falcon plan"));
+    expect(JSON.parse(b.body)).toEqual({ candidates: [{ content: { role: "model", parts: [] }, finishReason: "SAFETY", index: 0 }], usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 }, modelVersion: "gemini-2.5-flash" });
+  });
+
+  it("Gemini alt=sse stream: restored and masked across events; a block ends with finishReason SAFETY", () => {
+    const r = exchange(h, "gemini", "I am jane@corp.example", geminiSse(["Hi <EMA", "IL_1> at 10.0", ".0.7 ok"]), [30, 111]);
+    expect(streamedText("gemini", r.body)).toBe("Hi jane@corp.example at <IP_1> ok");
+    const b = exchange(h, "gemini", "hi", geminiSse(["about project ", "falcon today", " more"]));
+    const evs = events(b.body);
+    expect(evs.at(-1)!.data.candidates[0]).toEqual({ content: { role: "model", parts: [] }, finishReason: "SAFETY", index: 0 });
+    expect(b.body.toLowerCase()).not.toContain("falcon");
+  });
+
+  it("Gemini JSON-array stream (no alt=sse): read whole, a value split between elements is found", () => {
+    const els = ["Hi <EMA", "IL_1> at 10.0", ".0.7 ok"].map((t, i) => ({ candidates: [{ content: { role: "model", parts: [{ text: t }] }, index: 0, ...(i === 2 ? { finishReason: "STOP" } : {}) }] }));
+    const s = arrayStream(h, els);
+    expect(s.map((e: any) => e.candidates[0].content.parts[0].text).join("")).toBe("Hi jane@corp.example at <IP_1> ok");
+  });
+});
+
+function arrayStream(h: Host, els: object[]) {
+  const r = exchange(h, "gemini", "I am jane@corp.example", els as any);
+  return JSON.parse(r.body);
+}

@@ -11,12 +11,12 @@
 //   message_stop.
 import { ByteBuilder, JsonValue, parseJsonAt } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
-import { AnswerScan, Channel } from "./answer-window";
+import { AnswerScan, Channel, PER_INDEX } from "./answer-window";
 import { Edit, splice } from "./answer-json";
-import { K_CHAT } from "./request";
+import { K_CHAT, K_MESSAGES, K_RESPONSES } from "./request";
+import { responsesEvent, responsesStop } from "./answer-responses";
+import { geminiEvent, geminiStop } from "./answer-gemini";
 
-// Channel keys: a choice's (or content block's) index times 1024, plus 1 + a tool call's index.
-const PER_INDEX: i32 = 1024;
 
 export class AnswerStream {
   parser: SseParser;
@@ -32,6 +32,8 @@ export class AnswerStream {
   ended: bool = false;
   /** An event grew past the bound: the stream was ended as blocked (fail closed). */
   overflowed: bool = false;
+  /** Responses: the last sequence_number seen (the ending's is the next). */
+  sequence: i64 = -1;
 
   constructor(public kind: i32, public scan: AnswerScan, maxEvent: i32) {
     this.parser = new SseParser(maxEvent);
@@ -60,19 +62,21 @@ export class AnswerStream {
         continue;
       }
       if (this.kind == K_CHAT) this.chat(e, out);
-      else this.messages(e, out);
+      else if (this.kind == K_MESSAGES) this.messages(e, out);
+      else if (this.kind == K_RESPONSES) responsesEvent(this, e, out);
+      else geminiEvent(this, e, out);
       if (this.scan.blocked && !this.ended) this.stop(out);
     }
   }
 
-  private channel(key: i32, json: bool): Channel {
+  channel(key: i32, json: bool): Channel {
     for (let i = 0; i < this.channels.length; i++) if (this.channels[i].key == key) return this.channels[i];
     const c = new Channel(key, json);
     this.channels.push(c);
     return c;
   }
 
-  private write(out: ByteBuilder, e: SseEvent, edits: Array<Edit>): void {
+  write(out: ByteBuilder, e: SseEvent, edits: Array<Edit>): void {
     if (e.event.length) out.raw("event: ").raw(e.event).raw("\n");
     if (edits.length == 0 && !e.multiline) {
       out.raw("data: ").bytes(e.ptr, e.len).raw("\n\n");
@@ -193,14 +197,14 @@ export class AnswerStream {
     this.write(out, e, []);
   }
 
-  private find(key: i32): Channel | null {
+  find(key: i32): Channel | null {
     for (let i = 0; i < this.channels.length; i++) if (this.channels[i].key == key) return this.channels[i];
     return null;
   }
 
   // ------------------------------------------------------------------ both
 
-  private piece(ch: Channel, v: JsonValue | null, last: bool, edits: Array<Edit>): void {
+  piece(ch: Channel, v: JsonValue | null, last: bool, edits: Array<Edit>): void {
     if (v === null || !v.isString() || v.src === null) return;
     const s = v.s;
     const text = this.scan.feed(ch, s, last);
@@ -210,6 +214,14 @@ export class AnswerStream {
   /** Ends the client's stream for a block, in its format; nothing more is written. */
   private stop(out: ByteBuilder): void {
     this.ended = true;
+    if (this.kind == K_RESPONSES) {
+      responsesStop(this, out);
+      return;
+    }
+    if (this.kind != K_CHAT && this.kind != K_MESSAGES) {
+      geminiStop(this, out);
+      return;
+    }
     if (this.kind == K_CHAT) {
       if (this.choices.length == 0) this.choices.push(0);
       for (let i = 0; i < this.choices.length; i++) {
@@ -226,15 +238,15 @@ export class AnswerStream {
 }
 
 /** A parsed value written back as JSON text (for the id, created and model of written chunks). */
-function jsonText(v: JsonValue): string {
+export function jsonText(v: JsonValue): string {
   const b = new ByteBuilder(64);
   b.value(v);
   return b.toString();
 }
 
 /** An event's "index" (a choice, a content block, a tool call), 0 when absent; clamped to [0, max] (provider input). */
-function indexOf(v: JsonValue, max: i32): i32 {
-  const n = v.isObject() ? v.get("index") : null;
+export function indexOf(v: JsonValue, max: i32, key: string = "index"): i32 {
+  const n = v.isObject() ? v.get(key) : null;
   if (n === null || !n.isNumber()) return 0;
   const f = n.n;
   return f >= 0 && f <= <f64>max ? <i32>f : max;

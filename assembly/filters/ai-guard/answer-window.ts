@@ -17,6 +17,12 @@ import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
 import { Placeholders, MAX_PLACEHOLDER } from "./placeholders";
 
+/**
+ * Channel keys: a choice's (or content block's, output item's, candidate's) index times PER_INDEX,
+ * plus 1 + a tool call's index (or a Responses content part's index).
+ */
+export const PER_INDEX: i32 = 1024;
+
 /** Units of already released text kept as the detectors' left context. */
 const LEFT: i32 = 8;
 

@@ -8,7 +8,7 @@ import {
   getBuffer, replaceBufferBytes, sendLocalResponse, setFilterState, incrementMetric,
 } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
-import { writeOpenAIErrorJson, writeAnthropicErrorJson } from "../../lib/errors";
+import { writeOpenAIErrorJson, writeAnthropicErrorJson, writeGeminiErrorJson } from "../../lib/errors";
 import { GUARD_RESPONSE_VERDICT, GUARD_RESPONSE_CATEGORIES } from "../../lib/keys";
 import { Settings } from "./config";
 import { Policy } from "./policy";
@@ -16,7 +16,7 @@ import { Placeholders } from "./placeholders";
 import { AnswerScan } from "./answer-window";
 import { AnswerStream } from "./answer-stream";
 import { answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
-import { K_MESSAGES } from "./request";
+import { K_MESSAGES, K_GEMINI } from "./request";
 import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 
 export class Answer {
@@ -70,7 +70,7 @@ export class Answer {
     this.whole = false;
     const body = getBuffer(RESPONSE_BODY, 0, <u32>length);
     const a = parseJson(body, this.s.maxJsonValues);
-    if (a === null || !a.isObject()) {
+    if (a === null || !(a.isObject() || (a.isArray() && this.kind == K_GEMINI))) {
       this.scan.blocked = true;
       this.record();
       this.reply(502, "the gateway's guard could not read the answer", "sluice_guard_answer_unreadable");
@@ -92,6 +92,7 @@ export class Answer {
   reply(status: u32, message: string, details: string): void {
     const b = new ByteBuilder(128 + message.length);
     if (this.kind == K_MESSAGES) writeAnthropicErrorJson(b, "api_error", message);
+    else if (this.kind == K_GEMINI) writeGeminiErrorJson(b, status, message);
     else writeOpenAIErrorJson(b, message, "server_error", "", "answer_unchecked");
     sendLocalResponse(status, details, b.toArrayBuffer(), ["content-type", "application/json"]);
   }
