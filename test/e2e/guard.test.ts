@@ -232,4 +232,45 @@ describe("ai-guard's answer side through the local gateway with the official SDK
     expect(bf.stop_reason).toBe("refusal");
     expect(JSON.stringify(bf.content).toLowerCase()).not.toContain("falcon");
   });
+
+  it("openai Responses: restored and masked, streamed or not; a blocked answer is status incomplete, reason content_filter", async () => {
+    const res = await openai().responses.create({ model: "gpt-4o-mini", input: PROMPT });
+    expect(res.output_text).toBe(WANT);
+    const stream = await openai().responses.create({ model: "gpt-4o-mini", input: PROMPT, stream: true });
+    let text = "";
+    let done: any = null;
+    for await (const ev of stream) {
+      if (ev.type === "response.output_text.delta") text += ev.delta;
+      if (ev.type === "response.completed") done = ev.response;
+    }
+    expect(text).toBe(WANT);
+    expect(done.output[0].content[0].text).toBe(WANT);
+    const blocked = await openai().responses.create({ model: "gpt-4o-mini", input: "about project falcon" });
+    expect(blocked.status).toBe("incomplete");
+    expect(blocked.incomplete_details?.reason).toBe("content_filter");
+    const bs = await openai().responses.create({ model: "gpt-4o-mini", input: "a long story about project falcon and more", stream: true });
+    let last: any = null;
+    for await (const ev of bs) last = ev;
+    expect(last.type).toBe("response.incomplete");
+    expect(last.response.incomplete_details.reason).toBe("content_filter");
+  });
+
+  it("@google/genai: restored and masked, streamed or not; a blocked answer is finishReason SAFETY", async () => {
+    const r = await google().models.generateContent({ model: "gemini-2.5-flash", contents: PROMPT });
+    expect(r.text).toBe(WANT);
+    let text = "";
+    for await (const c of await google().models.generateContentStream({ model: "gemini-2.5-flash", contents: PROMPT })) text += c.text ?? "";
+    expect(text).toBe(WANT);
+    const b = await google().models.generateContent({ model: "gemini-2.5-flash", contents: "about project falcon" });
+    expect(b.candidates?.[0]?.finishReason).toBe("SAFETY");
+    expect(b.text ?? "").toBe("");
+    let finish: string | undefined;
+    let st = "";
+    for await (const c of await google().models.generateContentStream({ model: "gemini-2.5-flash", contents: "a long story about project falcon and more" })) {
+      st += c.text ?? "";
+      finish = c.candidates?.[0]?.finishReason ?? finish;
+    }
+    expect(finish).toBe("SAFETY");
+    expect(st.toLowerCase()).not.toContain("falcon");
+  });
 });
