@@ -3,6 +3,13 @@
 // original of each placeholder is kept for the answer (answer-window.ts puts it back); that map
 // holds only values the client itself sent, so it is bounded by the request body.
 
+/**
+ * Values remembered for their placeholder: past this many, a new value still gets the next number
+ * but is not remembered (an answer that streams thousands of different addresses must not grow
+ * the VM's memory, which never shrinks); it may then get another number where it comes again.
+ */
+const MAX_REMEMBERED: i32 = 1024;
+
 /** The longest placeholder: '<', a 32-character tag, '_', a number, '>' (answer-window.ts holds this much). */
 export const MAX_PLACEHOLDER: i32 = 48;
 
@@ -21,7 +28,7 @@ export class Placeholders {
       const n = this.numbers.has(tag) ? this.numbers.get(tag) + 1 : 1;
       this.numbers.set(tag, n);
       ph = "<" + tag + "_" + n.toString() + ">";
-      this.given.set(key, ph);
+      if (this.given.size < MAX_REMEMBERED || restore) this.given.set(key, ph);
     }
     if (restore) this.originals.set(ph, value);
     return ph;
