@@ -1,6 +1,6 @@
 // ai-guard's answer side through build/ai-guard.wasm: per-direction actions, whole answers and
 // streams of Chat Completions, Anthropic Messages, OpenAI Responses and Gemini (block, mask,
-// mask_and_restore), the
+// mask_and_restore), stored Responses fetched again, the
 // hold-back window, stream endings in the client's format, fail-closed bounds, filter state and
 // metrics, and the configuration's errors.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -257,6 +257,16 @@ describe("ai-guard answers: OpenAI Responses and Gemini", () => {
     expect(a.output[1].arguments).toBe('{"to":"jane@corp.example"}');
     const b = exchange(h, "responses", "hi", responsesAnswer("card 4111 1111 1111 1111"));
     expect(JSON.parse(b.body)).toEqual({ id: "resp_1", object: "response", created_at: 1700000000, status: "incomplete", error: null, incomplete_details: { reason: "content_filter" }, model: "gpt-4o", output: [], usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 } });
+  });
+
+  it("Responses: a stored response fetched again (GET /v1/responses/{id}) is checked like the first answer", () => {
+    const s = h.newStream();
+    s.callOnRequestHeaders({ ":method": "GET", ":path": "/v1/responses/resp_1", ":authority": "gw" }, true);
+    const body = Buffer.from(JSON.stringify(responsesAnswer("card 4111 1111 1111 1111")));
+    s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json", "content-length": String(body.length) }, false);
+    s.callOnResponseBody(body, true);
+    expect(JSON.parse(s.downstream.body.toString()).incomplete_details).toEqual({ reason: "content_filter" });
+    expect(s.getFilterState("sluice.guard_response_verdict")).toBe("block");
   });
 
   it("Responses stream: deltas, the .done events and response.completed all carry the same checked text", () => {

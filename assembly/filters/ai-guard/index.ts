@@ -25,7 +25,7 @@ import { Settings, readSettings } from "./config";
 import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
-import { bodyKind, apiOf, requestTexts, API_OPENAI } from "./request";
+import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES } from "./request";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
 import { Placeholders } from "./placeholders";
 import { Answer } from "./answer";
@@ -82,6 +82,14 @@ class Guard extends Context {
     }
     const q = path.indexOf("?");
     if (q >= 0) path = path.substring(0, q);
+    if (method == "GET" && path.startsWith("/v1/responses/") && path.indexOf("/", 14) < 0) {
+      // A stored Response fetched again (ai-proxy's store keeps what the provider wrote, before
+      // this filter checked it): its answer is checked like the first one.
+      this.kind = K_RESPONSES;
+      this.api = API_OPENAI;
+      this.pol = this.policy();
+      return FilterHeadersStatusValues.Continue;
+    }
     if (method != "POST") return FilterHeadersStatusValues.Continue;
     this.kind = bodyKind(path);
     if (this.kind == 0) return FilterHeadersStatusValues.Continue;
