@@ -159,6 +159,23 @@ describe("ai-guard answers: streams", () => {
     });
   }
 
+  it("a release point never splits a surrogate pair: every event's text stays valid UTF-8", async () => {
+    const h2 = await guard({ detectors: { ssn: { response: "mask" } } }); // an 11-character window
+    const text = "x".repeat(11) + "😀" + "y".repeat(10) + " and Grüße ✓ 123-45-6789 😀";
+    const r = exchange(h2, "chat", "hi", chatSse([text.slice(0, 23), text.slice(23)]), [7, 150, 151, 152]);
+    expect(r.body).not.toMatch(/\\ud[89ab]/i);
+    expect(streamedText("chat", r.body)).toBe(text.replace("123-45-6789", "<SSN_1>"));
+    h2.close();
+  });
+
+  it("a custom pattern that runs out of max_regex_steps on the answer ends it as blocked (fail closed)", async () => {
+    const h2 = await guard({ custom: [{ name: "slow", regex: "(a|aa)*b", action: { response: "mask" } }], max_regex_steps: 1000 });
+    const r = exchange(h2, "chat", "hi", chatSse(["a".repeat(60), "a".repeat(60), "c"]));
+    expect(events(r.body).at(-2)!.data.choices[0].finish_reason).toBe("content_filter");
+    expect(r.verdict).toBe("block");
+    h2.close();
+  });
+
   it("without answer actions or restores, a stream passes byte for byte", async () => {
     const h2 = await guard({ detectors: { email: "mask" } });
     const body = chatSse(["a@b.io is ", "fine"]);

@@ -75,7 +75,7 @@ export class AnswerScan {
   private hits: Hits = new Hits();
   budget: Budget;
 
-  constructor(public p: Policy, public w: i32, public names: Placeholders, steps: i64) {
+  constructor(public p: Policy, public w: i32, public names: Placeholders, public steps: i64) {
     this.found = new Array<bool>(p.names.length).fill(false);
     this.budget = new Budget(steps);
   }
@@ -98,10 +98,14 @@ export class AnswerScan {
     }
     const hits = this.hits;
     hits.clear();
-    const before = this.budget.exceededBy;
-    scanText<u16>(changetype<usize>(buf), n, p, hits, this.budget, p.answers);
-    const over = this.budget.exceededBy;
-    if (over >= 0 && before < 0 && p.answers[over] != A_OFF && p.answers[over] != A_LOG) {
+    // Each scan has the whole budget: a scan covers at most W units and the new text, so a long
+    // stream never runs out for its length alone.
+    const budget = this.budget;
+    budget.left = this.steps;
+    budget.exceededBy = -1;
+    scanText<u16>(changetype<usize>(buf), n, p, hits, budget, p.answers);
+    const over = budget.exceededBy;
+    if (over >= 0 && p.answers[over] != A_OFF && p.answers[over] != A_LOG) {
       // Could not decide within the budget whether a masked or blocking pattern is there.
       this.undecided = true;
       this.blocked = true;
@@ -132,6 +136,11 @@ export class AnswerScan {
       }
     }
     if (!last && p.restores && this.names.originals.size > 0) release = this.beforePlaceholder(buf, at, release);
+    // Never between the two halves of a surrogate pair: each event's text must be valid UTF-8.
+    if (release > at && release < n) {
+      const c = buf.charCodeAt(release - 1);
+      if (c >= 0xd800 && c < 0xdc00) release--;
+    }
     if (release > at) out += this.restore(buf.substring(at, release), ch.json);
     ch.held = buf.substring(release);
     const l = release - LEFT;

@@ -111,6 +111,7 @@ export class Answer {
       incrementMetric(p.answerMetrics[d], 1);
     }
     if (names.length) setFilterState(GUARD_RESPONSE_CATEGORIES, names.join(","));
+    if (sc.undecided) incrementMetric(this.s.regexBudgetExceeded, 1);
     incrementMetric(verdict == V_BLOCK ? this.s.answersBlocked : verdict == V_MASK ? this.s.answersMasked : this.s.answersAllowed, 1);
   }
 }
