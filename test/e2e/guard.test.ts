@@ -248,6 +248,13 @@ describe("ai-guard's answer side through the local gateway with the official SDK
     const blocked = await openai().responses.create({ model: "gpt-4o-mini", input: "about project falcon" });
     expect(blocked.status).toBe("incomplete");
     expect(blocked.incomplete_details?.reason).toBe("content_filter");
+    // Translated for Anthropic, ai-proxy stored the answer as the provider wrote it; fetched again
+    // (a local reply of ai-proxy), it is checked again.
+    const stored = await openai().responses.create({ model: "claude-sonnet-4-5", input: "about project falcon" });
+    expect(stored.incomplete_details?.reason).toBe("content_filter");
+    const again = await openai().responses.retrieve(stored.id);
+    expect(JSON.stringify(again).toLowerCase()).not.toContain("falcon");
+    expect(again.incomplete_details?.reason).toBe("content_filter");
     const bs = await openai().responses.create({ model: "gpt-4o-mini", input: "a long story about project falcon and more", stream: true });
     let last: any = null;
     for await (const ev of bs) last = ev;
