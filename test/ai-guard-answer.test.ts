@@ -343,3 +343,27 @@ function arrayStream(h: Host, els: object[]) {
   const r = exchange(h, "gemini", "I am jane@corp.example", els as any);
   return JSON.parse(r.body);
 }
+
+describe("ai-guard answers: hostile streams", () => {
+  it("random events, cut anywhere, never trap the filter; every stream it ends is ended once", async () => {
+    const h = await guard(CONFIG);
+    const apis: Api[] = ["chat", "messages", "responses", "gemini"];
+    const piece = fc.oneof(
+      fc.constantFrom("data: [DONE]\n\n", ": ping\n\n", "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", "data: {\"choices\":null}\n\n", "data: {\"candidates\":[{\"index\":1e308}]}\n\n"),
+      fc.string({ maxLength: 40 }).map((t) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: t } }] })}\n\n`),
+      fc.string({ maxLength: 40 }).map((t) => `event: content_block_delta\ndata: ${JSON.stringify({ type: "content_block_delta", index: 99999999, delta: { type: "text_delta", text: t } })}\n\n`),
+      fc.string({ maxLength: 40 }).map((t) => `data: ${JSON.stringify({ type: "response.output_text.delta", output_index: -5, content_index: 7000, delta: t })}\n\n`),
+      fc.constantFrom("4111 1111 1111 1111", "<EMAIL_1>", "a@b.co", "\r", "\n", "data: {", "}}]", "\\ud800"),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...apis), fc.array(piece, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 5 }), (api, parts, cuts) => {
+        const body = parts.join("");
+        const r = exchange(h, api, "to jane@corp.example", body, cuts.map((c) => c % (body.length + 1)).sort((a, b) => a - b));
+        r.s.completeHttpContext();
+        return r.local === null && r.s.reset === null; // a trap would be a local 503 or a reset stream
+      }),
+      { numRuns: 300 },
+    );
+    h.close();
+  });
+});
