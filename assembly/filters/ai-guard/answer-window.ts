@@ -130,7 +130,7 @@ export class AnswerScan {
       if (e > release) release = e;
       if (a == A_MASK) {
         out += this.restore(buf.substring(at, s), ch.json);
-        out += this.names.name(p.tags[d], buf.substring(s, e), false);
+        out += this.names.name(p.tags[d], buf.substring(s, e), false, true);
         this.masked = true;
         at = e;
       }

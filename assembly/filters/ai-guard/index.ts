@@ -55,7 +55,7 @@ class Guard extends Context {
   bodyLength: usize = 0;
   /** The policy the request was read with, and its placeholders (the answer side uses both). */
   pol: Policy | null = null;
-  names: Placeholders = new Placeholders();
+  names: Placeholders | null = null;
   answer: Answer | null = null;
 
   constructor(id: u32, root: GuardRoot) {
@@ -194,7 +194,11 @@ class Guard extends Context {
       return false;
     }
     if (o.verdict == V_MASK) {
-      const out = maskBody(body, p, findings, this.names);
+      const names = new Placeholders();
+      const out = maskBody(body, p, findings, names);
+      // Kept for the answer only when it will be read (the same values get the same placeholders
+      // there, and mask_and_restore's originals are put back).
+      if (p.answerActive || names.originals.size > 0) this.names = names;
       if (out !== null) {
         if (!replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len)) {
           // The body could not be rewritten: the values must not go on unmasked.
@@ -209,8 +213,10 @@ class Guard extends Context {
 
   onResponseHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
     const p = this.pol;
-    if (p === null || this.done || !Answer.wanted(p, this.kind, this.names)) return FilterHeadersStatusValues.Continue;
-    const a = new Answer(this.settings, p, this.kind, this.names);
+    if (p === null || this.done) return FilterHeadersStatusValues.Continue;
+    const names = this.names !== null ? this.names as Placeholders : new Placeholders();
+    if (!Answer.wanted(p, this.kind, names)) return FilterHeadersStatusValues.Continue;
+    const a = new Answer(this.settings, p, this.kind, names);
     this.answer = a;
     return a.headers(endOfStream);
   }

@@ -19,8 +19,12 @@ export class Placeholders {
   /** Placeholder -> original value, for the detectors whose request action is mask_and_restore. */
   originals: Map<string, string> = new Map();
 
-  /** The placeholder of `value` found by the detector tagged `tag`; `restore` keeps its original. */
-  name(tag: string, value: string, restore: bool): string {
+  /**
+   * The placeholder of `value` found by the detector tagged `tag`; `restore` keeps its original.
+   * `answer`: a value of the answer, remembered only while fewer than MAX_REMEMBERED are (a
+   * request's values are all remembered: they are bounded by its body).
+   */
+  name(tag: string, value: string, restore: bool, answer: bool = false): string {
     const key = tag + "\0" + value;
     let ph: string;
     if (this.given.has(key)) ph = this.given.get(key);
@@ -28,7 +32,7 @@ export class Placeholders {
       const n = this.numbers.has(tag) ? this.numbers.get(tag) + 1 : 1;
       this.numbers.set(tag, n);
       ph = "<" + tag + "_" + n.toString() + ">";
-      if (this.given.size < MAX_REMEMBERED || restore) this.given.set(key, ph);
+      if (!answer || this.given.size < MAX_REMEMBERED) this.given.set(key, ph);
     }
     if (restore) this.originals.set(ph, value);
     return ph;
