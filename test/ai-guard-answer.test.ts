@@ -159,6 +159,18 @@ describe("ai-guard answers: streams", () => {
     });
   }
 
+  it("chat: refusal deltas are a text of their own; Messages: text in a content_block_start counts", () => {
+    const head = { id: "c", object: "chat.completion.chunk", created: 1, model: "m" };
+    const ev = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const r = exchange(h, "chat", "hi", ev({ refusal: "I cannot mail bob@" }) + ev({ refusal: "x.example, sorry" }) + ev({}, "stop") + "data: [DONE]\n\n");
+    const refusal = events(r.body).map((e) => e.data?.choices?.[0]?.delta?.refusal ?? "").join("");
+    expect(refusal).toBe("I cannot mail <EMAIL_1>, sorry");
+    const start = `event: content_block_start\ndata: ${JSON.stringify({ type: "content_block_start", index: 0, content_block: { type: "text", text: "card 4111 1111 1111 1111" } })}\n\n`;
+    const m = exchange(h, "messages", "hi", start + `event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n`);
+    expect(m.body).not.toContain("4111");
+    expect(m.verdict).toBe("block");
+  });
+
   it("a release point never splits a surrogate pair: every event's text stays valid UTF-8", async () => {
     const h2 = await guard({ detectors: { ssn: { response: "mask" } } }); // an 11-character window
     const text = "x".repeat(11) + "😀" + "y".repeat(10) + " and Grüße ✓ 123-45-6789 😀";
@@ -223,13 +235,15 @@ describe("ai-guard answers: mask_and_restore round trip at every byte boundary (
     });
   }
 
-  it("chat: every single byte boundary of one stream", () => {
-    const body = chatSse(["Mail <EM", "AIL_1> or call <PHONE_1>", "."]);
-    for (let c = 1; c < body.length; c++) {
-      const r = exchange(h, "chat", "ann@corp.example +44 20 7946 0958", body, [c]);
-      expect(streamedText("chat", r.body)).toBe("Mail ann@corp.example or call +44 20 7946 0958.");
-    }
-  });
+  for (const api of APIS) {
+    it(`${api}: every single byte boundary of one stream`, () => {
+      const body = sse(api, ["Mail <EM", "AIL_1> or call <PHONE_1>", "."]);
+      for (let c = 1; c < body.length; c++) {
+        const r = exchange(h, api, "ann@corp.example +44 20 7946 0958", body, [c]);
+        expect(streamedText(api, r.body)).toBe("Mail ann@corp.example or call +44 20 7946 0958.");
+      }
+    });
+  }
 });
 
 describe("ai-guard answers: configuration", () => {

@@ -61,6 +61,7 @@ export function answerEdits(kind: i32, a: JsonValue, scan: AnswerScan): Array<Ed
         const m = choices.at(i).get("message");
         if (m === null || !m.isObject()) continue;
         check(scan, m.get("content"), false, edits);
+        check(scan, m.get("refusal"), false, edits);
         const calls = m.get("tool_calls");
         if (calls !== null && calls.isArray()) {
           for (let k = 0, c = calls.length; k < c; k++) {

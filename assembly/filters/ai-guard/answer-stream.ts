@@ -18,6 +18,9 @@ import { responsesEvent, responsesStop } from "./answer-responses";
 import { geminiEvent, geminiStop } from "./answer-gemini";
 
 
+/** Chat: a choice's refusal text, the last channel of the choice. */
+const REFUSAL: i32 = PER_INDEX - 1;
+
 export class AnswerStream {
   parser: SseParser;
   channels: Array<Channel> = [];
@@ -122,6 +125,8 @@ export class AnswerStream {
       if (delta !== null && delta.isObject()) {
         const content = delta.get("content");
         if (content !== null && content.isString()) this.piece(this.channel(ix * PER_INDEX, false), content, last, edits);
+        const refusal = delta.get("refusal");
+        if (refusal !== null && refusal.isString()) this.piece(this.channel(ix * PER_INDEX + REFUSAL, false), refusal, last, edits);
         const calls = delta.get("tool_calls");
         if (calls !== null && calls.isArray()) {
           for (let k = 0, m = calls.length; k < m; k++) {
@@ -129,7 +134,7 @@ export class AnswerStream {
             const f = call.get("function");
             const args = f !== null ? f.get("arguments") : null;
             if (args !== null && args.isString()) {
-              this.piece(this.channel(ix * PER_INDEX + 1 + indexOf(call, PER_INDEX - 2), true), args, false, edits);
+              this.piece(this.channel(ix * PER_INDEX + 1 + indexOf(call, REFUSAL - 2), true), args, false, edits);
             }
           }
         }
@@ -156,6 +161,7 @@ export class AnswerStream {
       out.raw(",\"model\":").raw(this.model).raw(",\"choices\":[{\"index\":").int(ix).raw(",\"delta\":{");
       const call = ch.key % PER_INDEX;
       if (call == 0) out.raw("\"content\":").str(text);
+      else if (call == REFUSAL) out.raw("\"refusal\":").str(text);
       else out.raw("\"tool_calls\":[{\"index\":").int(call - 1).raw(",\"function\":{\"arguments\":").str(text).raw("}}]");
       out.raw("},\"finish_reason\":null}]}\n\n");
     }
@@ -172,7 +178,18 @@ export class AnswerStream {
     }
     const ev = v as JsonValue;
     const ix = indexOf(ev, 1 << 20);
-    if (t == "content_block_start") this.openBlock = ix;
+    if (t == "content_block_start") {
+      this.openBlock = ix;
+      // A text block's start carries "" from Anthropic and ai-proxy; any text it has is the block's first.
+      const b = ev.get("content_block");
+      if (b !== null && b.isObject() && b.getString("type") == "text") {
+        const edits = new Array<Edit>();
+        this.piece(this.channel(ix * PER_INDEX, false), b.get("text"), false, edits);
+        if (this.scan.blocked) return;
+        this.write(out, e, edits);
+        return;
+      }
+    }
     else if (t == "content_block_delta") {
       const d = ev.get("delta");
       const dt = d !== null ? d.getString("type") : null;
