@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fc from "fast-check";
 import { HostLoadError, type Host } from "../host/index.js";
-import { guard } from "./ai-guard-helpers.js";
+import { guard, send } from "./ai-guard-helpers.js";
 import { exchange, events, streamedText, streamedArgs, chatSse, messagesSse, responsesSse, geminiSse, type Api } from "./ai-guard-answer-helpers.js";
 
 const CONFIG = {
@@ -346,16 +346,51 @@ describe("ai-guard answers: OpenAI Responses and Gemini", () => {
     expect(b.body.toLowerCase()).not.toContain("falcon");
   });
 
-  it("Gemini JSON-array stream (no alt=sse): read whole, a value split between elements is found", () => {
-    const els = ["Hi <EMA", "IL_1> at 10.0", ".0.7 ok"].map((t, i) => ({ candidates: [{ content: { role: "model", parts: [{ text: t }] }, index: 0, ...(i === 2 ? { finishReason: "STOP" } : {}) }] }));
-    const s = arrayStream(h, els);
-    expect(s.map((e: any) => e.candidates[0].content.parts[0].text).join("")).toBe("Hi jane@corp.example at <IP_1> ok");
+  it("Gemini JSON-array stream (no alt=sse): elements checked as they come, cut anywhere; a block closes the array", () => {
+    const texts = ["Hi <EMA", "IL_1> at 10.0", ".0.7 ok, and a long tail of text ".repeat(12)];
+    const want = texts.join("").replace("<EMAIL_1>", "jane@corp.example").replace("10.0.0.7", "<IP_1>");
+    const els = texts.map((t, i) => ({ candidates: [{ content: { role: "model", parts: [{ text: t }] }, index: 0, ...(i === 2 ? { finishReason: "STOP" } : {}) }] }));
+    for (const cuts of [[], [1, 2, 50, 51, 52, 200], Array.from({ length: 60 }, (_, i) => i * 13)]) {
+      const r = arrayStream(h, "I am jane@corp.example", "[" + els.map((e) => JSON.stringify(e)).join(",\r\n") + "]", cuts);
+      const out = JSON.parse(r.body);
+      expect(out.map((e: any) => e.candidates[0].content.parts[0].text).join("")).toBe(want);
+      if (r.chunks > 0) expect(r.firstOut).toBeLessThan(r.chunks); // something went out before the last chunk
+    }
+    const b = arrayStream(h, "hi", JSON.stringify([{ candidates: [{ content: { parts: [{ text: "about project " }] }, index: 0 }] }, { candidates: [{ content: { parts: [{ text: "falcon now" }] }, index: 0 }] }, { candidates: [{ content: { parts: [{ text: "more" }] }, index: 0, finishReason: "STOP" }] }]), [10, 90]);
+    const arr = JSON.parse(b.body);
+    expect(arr.at(-1).candidates[0]).toEqual({ content: { role: "model", parts: [] }, finishReason: "SAFETY", index: 0 });
+    expect(b.body.toLowerCase()).not.toContain("falcon");
+  });
+
+  it("random Gemini JSON-array streams, cut anywhere, never trap the filter; a well-formed one stays a JSON array", () => {
+    const el = fc.string({ maxLength: 30 }).map((t) => JSON.stringify({ candidates: [{ content: { parts: [{ text: t + " 4111 1111 1111 1111".slice(0, t.length % 3 ? 0 : 20) }] }, index: 0 }] }));
+    fc.assert(
+      fc.property(fc.array(el, { maxLength: 8 }), fc.constantFrom("]", "", "x", "{", "\"", ",{\"a\":\"}\"}]"), fc.array(fc.nat(), { maxLength: 6 }), (els, junk, cuts) => {
+        const body = "[" + els.join(",") + junk;
+        const r = arrayStream(h, "hi", body, cuts.map((c) => c % (body.length + 1)));
+        if (junk === "]") expect(Array.isArray(JSON.parse(r.body))).toBe(true);
+        return true;
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 
-function arrayStream(h: Host, els: object[]) {
-  const r = exchange(h, "gemini", "I am jane@corp.example", els as any);
-  return JSON.parse(r.body);
+/** A Gemini streamGenerateContent answer without alt=sse: one JSON array, cut at the given offsets. */
+function arrayStream(h: Host, prompt: string, answer: string, cuts: number[]) {
+  const r = send(h, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", { contents: [{ role: "user", parts: [{ text: prompt }] }] });
+  const s = r.s;
+  s.callOnResponseHeaders({ ":status": "200", "content-type": "application/json" }, false);
+  const bytes = Buffer.from(answer);
+  const points = [...new Set(cuts.filter((c) => c > 0 && c < bytes.length)), bytes.length].sort((a, b) => a - b);
+  let at = 0;
+  let firstOut = -1;
+  points.forEach((c, i) => {
+    s.callOnResponseBody(bytes.subarray(at, c), c === bytes.length);
+    if (firstOut < 0 && s.downstream.body.length) firstOut = i;
+    at = c;
+  });
+  return { body: s.downstream.body.toString(), firstOut, chunks: points.length - 1 };
 }
 
 describe("ai-guard answers: hostile streams", () => {

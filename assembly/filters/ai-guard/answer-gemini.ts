@@ -1,4 +1,5 @@
-// Gemini streams as server-sent events (streamGenerateContent?alt=sse): each event is a whole
+// Gemini streams, as server-sent events (streamGenerateContent?alt=sse) or as one JSON array whose
+// elements arrive one by one (without alt=sse; json-array-stream.ts): each event is a whole
 // GenerateContentResponse whose candidates carry the next text parts. A candidate's text goes
 // through its channel's window (answer-stream.ts); the event that carries its finishReason
 // releases everything held (into its last text part, or into an event of its own written just
@@ -60,16 +61,24 @@ function flush(st: AnswerStream, ix: i32, out: ByteBuilder): void {
   if (ch === null || ch.held.length == 0) return;
   const text = st.scan.feed(ch, "", true);
   if (st.scan.blocked || text.length == 0) return;
-  out.raw("data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":").str(text).raw("}]},\"index\":").int(ix).raw("}]}\r\n\r\n");
+  st.open(out).raw("{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":").str(text).raw("}]},\"index\":").int(ix).raw("}]}");
+  st.close(out);
+}
+
+/** The stream ended: what every candidate still holds (a stream without a finishReason). */
+export function geminiFlushAll(st: AnswerStream, out: ByteBuilder): void {
+  for (let i = 0; i < st.choices.length && !st.scan.blocked; i++) flush(st, st.choices[i], out);
 }
 
 /** The stream's end for a block: finishReason SAFETY and no parts, for every candidate begun. */
 export function geminiStop(st: AnswerStream, out: ByteBuilder): void {
   if (st.choices.length == 0) st.choices.push(0);
-  out.raw("data: {\"candidates\":[");
+  st.open(out).raw("{\"candidates\":[");
   for (let i = 0; i < st.choices.length; i++) {
     if (i) out.raw(",");
     out.raw("{\"content\":{\"role\":\"model\",\"parts\":[]},\"finishReason\":\"SAFETY\",\"index\":").int(st.choices[i]).raw("}");
   }
-  out.raw("]}\r\n\r\n");
+  out.raw("]}");
+  st.close(out);
+  if (st.splitter !== null) out.raw("]");
 }

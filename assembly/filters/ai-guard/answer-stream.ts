@@ -15,7 +15,8 @@ import { AnswerScan, Channel, PER_INDEX } from "./answer-window";
 import { Edit, splice } from "./answer-json";
 import { K_CHAT, K_MESSAGES, K_RESPONSES } from "./request";
 import { responsesEvent, responsesStop } from "./answer-responses";
-import { geminiEvent, geminiStop } from "./answer-gemini";
+import { geminiEvent, geminiStop, geminiFlushAll } from "./answer-gemini";
+import { JsonArraySplitter } from "./json-array-stream";
 
 
 /** Chat: a choice's refusal text, the last channel of the choice. */
@@ -38,14 +39,36 @@ export class AnswerStream {
   /** Responses: the last sequence_number seen (the ending's is the next). */
   sequence: i64 = -1;
 
-  constructor(public kind: i32, public scan: AnswerScan, maxEvent: i32) {
+  /** Gemini's JSON-array framing (no alt=sse): elements instead of events. */
+  splitter: JsonArraySplitter | null = null;
+  /** Array framing: elements written so far (the first opens the array). */
+  written: i32 = 0;
+
+  constructor(public kind: i32, public scan: AnswerScan, maxEvent: i32, array: bool = false) {
     this.parser = new SseParser(maxEvent);
+    if (array) this.splitter = new JsonArraySplitter(maxEvent);
   }
 
   /** One chunk of the stream: what goes to the client instead of it. */
   chunk(buf: ArrayBuffer, end: bool): ByteBuilder {
     const out = new ByteBuilder(buf.byteLength + 64);
     if (this.ended) return out;
+    const sp = this.splitter;
+    if (sp !== null) {
+      this.events(sp.feed(buf), out);
+      if (!this.ended && (sp.overflowed || sp.malformed)) {
+        this.overflowed = true;
+        this.scan.blocked = true;
+        this.stop(out);
+      }
+      if (end && !this.ended) {
+        geminiFlushAll(this, out);
+        if (this.scan.blocked) this.stop(out);
+        else if (sp.ended) out.raw(this.written == 0 ? "[]" : "]");
+        // else: the provider's array was cut short; it reaches the client cut short too.
+      }
+      return out;
+    }
     const events = this.parser.feed(buf);
     this.events(events, out);
     if (!this.ended && this.parser.overflowed) {
@@ -79,10 +102,23 @@ export class AnswerStream {
     return c;
   }
 
+  /** Opens one event (an SSE data line, or an element of Gemini's JSON array). */
+  open(out: ByteBuilder): ByteBuilder {
+    if (this.splitter === null) return out.raw("data: ");
+    out.raw(this.written == 0 ? "[" : ",\r\n");
+    this.written++;
+    return out;
+  }
+
+  close(out: ByteBuilder): void {
+    if (this.splitter === null) out.raw("\n\n");
+  }
+
   write(out: ByteBuilder, e: SseEvent, edits: Array<Edit>): void {
     if (e.event.length) out.raw("event: ").raw(e.event).raw("\n");
     if (edits.length == 0 && !e.multiline) {
-      out.raw("data: ").bytes(e.ptr, e.len).raw("\n\n");
+      this.open(out).bytes(e.ptr, e.len);
+      this.close(out);
       return;
     }
     // Rewritten JSON stays on one data line (string values never hold a raw line break); the
@@ -91,7 +127,8 @@ export class AnswerStream {
     splice(body, e.ptr, e.len, edits);
     const p = changetype<usize>(body.buf);
     for (let i = 0; i < body.len; i++) if (load<u8>(p + <usize>i) == 0x0a) store<u8>(p + <usize>i, 0x20);
-    out.raw("data: ").bytes(p, body.len).raw("\n\n");
+    this.open(out).bytes(p, body.len);
+    this.close(out);
   }
 
   // ------------------------------------------------------------------ Chat Completions

@@ -24,7 +24,8 @@ export class Answer {
   stream: AnswerStream | null = null;
   recorded: bool = false;
 
-  constructor(public s: Settings, public p: Policy, public kind: i32, names: Placeholders) {
+  /** `array`: a Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
+  constructor(public s: Settings, public p: Policy, public kind: i32, names: Placeholders, public array: bool = false) {
     this.scan = new AnswerScan(p, p.answerWindow, names, s.regexBudget);
   }
 
@@ -40,6 +41,10 @@ export class Answer {
     removeHeader(RESPONSE_HEADERS, "content-length");
     if (ct !== null && ct.toLowerCase().startsWith("text/event-stream")) {
       this.stream = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
+      return FilterHeadersStatusValues.Continue;
+    }
+    if (this.array) {
+      this.stream = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes, true);
       return FilterHeadersStatusValues.Continue;
     }
     // A whole answer may become another (blocked, or too large: 502): its headers wait for it.

@@ -25,7 +25,8 @@ import { Settings, readSettings } from "./config";
 import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
-import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES } from "./request";
+import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES, K_GEMINI } from "./request";
+import { asksForSse } from "../../lib/path";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
 import { Placeholders } from "./placeholders";
 import { Answer } from "./answer";
@@ -57,6 +58,8 @@ class Guard extends Context {
   pol: Policy | null = null;
   names: Placeholders | null = null;
   answer: Answer | null = null;
+  /** A Gemini stream asked for without alt=sse: its answer is one JSON array. */
+  geminiArray: bool = false;
 
   constructor(id: u32, root: GuardRoot) {
     super(id, root);
@@ -81,6 +84,7 @@ class Guard extends Context {
       }
     }
     const q = path.indexOf("?");
+    const query = q >= 0 ? path.substring(q + 1) : "";
     if (q >= 0) path = path.substring(0, q);
     if (method == "GET" && path.startsWith("/v1/responses/") && path.indexOf("/", 14) < 0) {
       // A stored Response fetched again (ai-proxy's store keeps what the provider wrote, before
@@ -94,6 +98,7 @@ class Guard extends Context {
     this.kind = bodyKind(path);
     if (this.kind == 0) return FilterHeadersStatusValues.Continue;
     this.api = apiOf(this.kind);
+    this.geminiArray = this.kind == K_GEMINI && path.endsWith(":streamGenerateContent") && !asksForSse(query);
     if (endOfStream) return FilterHeadersStatusValues.Continue; // no body: nothing to read
     if (contentLength > this.settings.maxBodyBytes) {
       this.tooLarge();
@@ -216,7 +221,7 @@ class Guard extends Context {
     if (p === null || this.done) return FilterHeadersStatusValues.Continue;
     const names = this.names !== null ? this.names as Placeholders : new Placeholders();
     if (!Answer.wanted(p, this.kind, names)) return FilterHeadersStatusValues.Continue;
-    const a = new Answer(this.settings, p, this.kind, names);
+    const a = new Answer(this.settings, p, this.kind, names, this.geminiArray);
     this.answer = a;
     return a.headers(endOfStream);
   }
