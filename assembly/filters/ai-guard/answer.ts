@@ -22,6 +22,8 @@ import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 export class Answer {
   scan: AnswerScan;
   stream: AnswerStream | null = null;
+  /** A whole answer is being buffered (its headers held). */
+  whole: bool = false;
   recorded: bool = false;
 
   /** `array`: a Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
@@ -51,8 +53,6 @@ export class Answer {
     this.whole = true;
     return FilterHeadersStatusValues.StopIteration;
   }
-
-  whole: bool = false;
 
   body(length: usize, endOfStream: bool): FilterDataStatusValues {
     const st = this.stream;
