@@ -171,6 +171,17 @@ describe("ai-guard answers: streams", () => {
     expect(m.verdict).toBe("block");
   });
 
+  it("a stream naming ever new choice indexes is ended as blocked past 1,024 texts (bounded memory)", () => {
+    const head = { id: "c", object: "chat.completion.chunk", created: 1, model: "m" };
+    let body = "";
+    for (let i = 0; i < 1500; i++) body += `data: ${JSON.stringify({ ...head, choices: [{ index: i, delta: { content: "hello" }, finish_reason: null }] })}\n\n`;
+    const r = exchange(h, "chat", "hi", body + "data: [DONE]\n\n");
+    const evs = events(r.body);
+    expect(evs.at(-1)!.data).toBe("[DONE]");
+    expect(evs.at(-2)!.data.choices[0].finish_reason).toBe("content_filter");
+    expect(r.verdict).toBe("block");
+  });
+
   it("a release point never splits a surrogate pair: every event's text stays valid UTF-8", async () => {
     const h2 = await guard({ detectors: { ssn: { response: "mask" } } }); // an 11-character window
     const text = "x".repeat(11) + "😀" + "y".repeat(10) + " and Grüße ✓ 123-45-6789 😀";

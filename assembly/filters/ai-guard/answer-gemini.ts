@@ -27,7 +27,7 @@ export function geminiEvent(st: AnswerStream, e: SseEvent, out: ByteBuilder): vo
   for (let i = 0, n = cs.length; i < n; i++) {
     const c = cs.at(i);
     const ix = indexOf(c, 1 << 20);
-    if (!st.choices.includes(ix)) st.choices.push(ix);
+    if (!st.begin(ix)) return;
     const fr = c.get("finishReason");
     const finishing = fr !== null && fr.isString();
     const content = c.get("content");

@@ -19,6 +19,12 @@ import { geminiEvent, geminiStop, geminiFlushAll } from "./answer-gemini";
 import { JsonArraySplitter } from "./json-array-stream";
 
 
+/**
+ * Most output texts (and choices) one stream may open: a provider that names ever new indexes must
+ * not grow the VM's memory; past it the stream is ended as blocked (fail closed).
+ */
+const MAX_CHANNELS: i32 = 1024;
+
 /** Chat: a choice's refusal text, the last channel of the choice. */
 const REFUSAL: i32 = PER_INDEX - 1;
 
@@ -98,8 +104,25 @@ export class AnswerStream {
   channel(key: i32, json: bool): Channel {
     for (let i = 0; i < this.channels.length; i++) if (this.channels[i].key == key) return this.channels[i];
     const c = new Channel(key, json);
+    if (this.channels.length >= MAX_CHANNELS) {
+      this.overflowed = true;
+      this.scan.blocked = true; // the text given to this channel is never released
+      return c;
+    }
     this.channels.push(c);
     return c;
+  }
+
+  /** Notes a choice (or candidate) begun, for the ending; false past MAX_CHANNELS (the stream is then blocked). */
+  begin(ix: i32): bool {
+    if (this.choices.includes(ix)) return true;
+    if (this.choices.length >= MAX_CHANNELS) {
+      this.overflowed = true;
+      this.scan.blocked = true;
+      return false;
+    }
+    this.choices.push(ix);
+    return true;
   }
 
   /** Opens one event (an SSE data line, or an element of Gemini's JSON array). */
@@ -155,7 +178,7 @@ export class AnswerStream {
     for (let i = 0, n = choices.length; i < n; i++) {
       const c = choices.at(i);
       const ix = indexOf(c, 1 << 20);
-      if (!this.choices.includes(ix)) this.choices.push(ix);
+      if (!this.begin(ix)) return;
       const fr = c.get("finish_reason");
       const last = fr !== null && fr.isString();
       const delta = c.get("delta");
