@@ -67,6 +67,8 @@ describe("gateway.yaml filters.ai_guard", () => {
     const log = hcm(envoy).access_log[0].typed_config.log_format.json_format;
     expect(log.guard_verdict).toBe("%FILTER_STATE(wasm.sluice.guard_verdict:PLAIN)%");
     expect(log.guard_categories).toBe("%FILTER_STATE(wasm.sluice.guard_categories:PLAIN)%");
+    expect(log.guard_response_verdict).toBe("%FILTER_STATE(wasm.sluice.guard_response_verdict:PLAIN)%");
+    expect(log.guard_response_categories).toBe("%FILTER_STATE(wasm.sluice.guard_response_categories:PLAIN)%");
     for (const t of ["detector", "action", "verdict"]) expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: t, regex: `(;${t}=([^;]*))` });
   });
 
@@ -94,6 +96,25 @@ describe("gateway.yaml filters.ai_guard", () => {
     expect(problemsOf(BASE + "  ai_guard: { pools: { nope: {} } }\n").join("\n")).toContain("no pool named 'nope'");
     expect(problemsOf(BASE + "  ai_guard: { custom: [{ name: email, regex: x }] }\n").join("\n")).toContain("already a detector name");
     expect(problemsOf(BASE + "  ai_guard: { custom: [{ name: Bad, regex: x }] }\n").join("\n")).toContain("filters.ai_guard.custom[0].name");
+    // The answer side: mask_and_restore is for the request only; directions and response fields are checked.
+    expect(problemsOf(BASE + "  ai_guard: { detectors: { email: { response: mask_and_restore } } }\n").join("\n")).toContain("filters.ai_guard.detectors.email");
+    expect(problemsOf(BASE + "  ai_guard: { detectors: { email: { answer: mask } } }\n").join("\n")).toContain("filters.ai_guard.detectors.email");
+    expect(problemsOf(BASE + "  ai_guard: { keywords: [{ name: k, words: [x], action: { response: redact } }] }\n").join("\n")).toContain("filters.ai_guard.keywords[0].action");
+    expect(problemsOf(BASE + "  ai_guard: { response: { hold_back_bytes: 8 } }\n").join("\n")).toContain("filters.ai_guard.response.hold_back_bytes");
+  });
+
+  it("per-direction actions and response settings reach the filter, which accepts them", async () => {
+    const yaml = BASE + `  ai_guard:
+    detectors: { email: { request: mask_and_restore, response: block }, card: block }
+    custom: [{ name: ticket, regex: "TICKET-[0-9]+", action: { request: log, response: mask } }]
+    response: { hold_back_bytes: 512, max_body_bytes: 2048 }
+`;
+    const json = JSON.parse(wasm(renderEnvoy(parseGatewayConfig(yaml, { env: {} }))).find((f: any) => f.name === "ai-guard").configuration.value);
+    expect(json.detectors.email).toEqual({ request: "mask_and_restore", response: "block" });
+    expect(json.response).toEqual({ hold_back_bytes: 512, max_body_bytes: 2048 });
+    const h = await guard(json);
+    expect(send(h, "/v1/chat/completions", chat("from a@x.io")).upstream().messages[0].content).toBe("from <EMAIL_1>");
+    h.close();
   });
 
   it("the filter accepts the JSON the renderer writes, and the ECDS file is written", async () => {

@@ -47,6 +47,10 @@ export const IDENTITY_SOURCE = "sluice.identity_source";
 // block) and the detectors that found something, comma-separated (never what they found).
 export const GUARD_VERDICT = "sluice.guard_verdict";
 export const GUARD_CATEGORIES = "sluice.guard_categories";
+// Set by ai-guard on every answer it checks: allow, mask, restore or block, and the detectors that
+// found something in the answer.
+export const GUARD_RESPONSE_VERDICT = "sluice.guard_response_verdict";
+export const GUARD_RESPONSE_CATEGORIES = "sluice.guard_response_categories";
 // Set by key-auth when the request's key is a virtual key (docs/spend.md): the key's id (a short,
 // stable name from the keys file, never the key itself) and the team that owns it. ai-ratelimit's
 // key parts and ai-proxy's cost counter read them.

@@ -9,7 +9,7 @@ export const LOG_KEYS = [
   // ai-router
   "pool", "route_rule", "route_model", "task_type", "complexity",
   // ai-guard: its verdict and the detectors that found something (never what they found)
-  "guard_verdict", "guard_categories",
+  "guard_verdict", "guard_categories", "guard_response_verdict", "guard_response_categories",
   // ai-proxy
   "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",

@@ -28,7 +28,7 @@ import { ROOT, checkArgs, opt } from "./cli.js";
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g h i; default: all)").split(",").filter(Boolean);
+const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g h i j; default: all)").split(",").filter(Boolean);
 const ROUNDS = Number(opt("--rounds", "30", "measured rounds per case"));
 const WARMUP = Number(opt("--warmup", "2000", "iterations before measuring"));
 const ROUND_MS = Number(opt("--round-ms", "25", "length of a round in ms"));
@@ -63,8 +63,19 @@ const aiGuard = (dir: string) => ({
   },
   allowOnHeadersStopIteration: true,
 });
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard };
+// The same detectors on the answer too (response: mask), for the streamed answer of case (j).
+const aiGuardAnswer = (dir: string) => {
+  const g = aiGuard(dir);
+  const both = (a: string) => ({ request: a, response: "mask" });
+  g.configuration = {
+    detectors: Object.fromEntries(Object.keys(g.configuration.detectors).map((k) => [k, both("mask")])) as any,
+    custom: [{ name: "ticket", regex: "TICKET-[0-9]{4,}", action: both("mask") as any }],
+    keywords: [{ name: "codename", words: ["project falcon", "bluebird"], action: both("log") as any }],
+  };
+  return g;
+};
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -361,6 +372,78 @@ function guardCase(id: string, title: string, findings: boolean): Case {
   return c;
 }
 
+/**
+ * ai-guard alone on a streamed Chat Completions answer: 200 chunks of about 24 characters (one
+ * event per callOnResponseBody), every detector masking on the answer, two values to mask: µs per
+ * chunk. The check also prints how many chunks pass before the first text is released (the added
+ * time to first token is that many chunks' arrival time: the hold-back window).
+ */
+function guardStreamCase(id: string, title: string, deltas: number): Case {
+  const req = Buffer.from(JSON.stringify({ model: "gpt-4o", stream: true, messages: [{ role: "user", content: "Tell me a story." }] }));
+  const head = { id: "chatcmpl-1", object: "chat.completion.chunk", created: 1700000000, model: "gpt-4o" };
+  const chunk = (delta: object, finish: string | null = null) => Buffer.from(`data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
+  const words = (i: number) => (i === 50 ? "write to jane.doe@example.com " : i === 120 ? "or call +44 20 7946 0958 now " : `the story goes on, part ${i}. `);
+  const body = Array.from({ length: deltas }, (_, i) => chunk({ content: words(i) }));
+  const tail = [chunk({}, "stop"), Buffer.from("data: [DONE]\n\n")];
+  let out: Buffer[] = [];
+  let keep = false;
+  let firstAt = -1;
+  const drain = (s: Stream, i: number) => {
+    if (keep && s.downstream.body.length) {
+      if (firstAt < 0 && s.downstream.body.toString().includes('"content":"t')) firstAt = i;
+      out.push(s.downstream.body);
+    }
+    s.downstream.body = Buffer.alloc(0);
+  };
+  const c: Case = {
+    id, title, filters: ["ai-guard-answer"], unit: "chunk", perIter: deltas,
+    sizes: { request: req.length, chunk: Math.round(body.reduce((n, b) => n + b.length, 0) / deltas), chunks: deltas },
+    run(h, t) {
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(REQ_HEADERS, false);
+      s.callOnRequestBody(req, true);
+      s.callOnResponseHeaders(SSE_RESP_HEADERS, false);
+      s.callOnResponseBody(chunk({ role: "assistant", content: "" }), false);
+      drain(s, -1);
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t1 = hr();
+      for (let i = 0; i < body.length; i++) {
+        s.callOnResponseBody(body[i], false);
+        drain(s, i);
+      }
+      const t2 = hr();
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      for (let i = 0; i < tail.length; i++) {
+        s.callOnResponseBody(tail[i], i === tail.length - 1);
+        drain(s, deltas);
+      }
+      s.completeHttpContext();
+      const t3 = hr();
+      t.req = Number(t1 - t0 + (t3 - t2));
+      t.resp = Number(t2 - t1);
+      t.unitNs = t.resp;
+    },
+    check(h) {
+      keep = true;
+      out = [];
+      firstAt = -1;
+      c.run(h, newTimes());
+      keep = false;
+      const text = Buffer.concat(out).toString();
+      const datas = text.split("\n\n").filter((e) => e.trim()).map(sseDataOf);
+      if (datas[datas.length - 1] !== "[DONE]") fail(`${id}: stream does not end with [DONE]`);
+      const got = datas.slice(0, -1).map((d) => JSON.parse(d).choices[0]?.delta?.content ?? "").join("");
+      if (!got.includes("<EMAIL_1>") || !got.includes("<PHONE_1>") || got.includes("jane.doe")) fail(`${id}: answer not masked`);
+      process.stderr.write(`${id}: first text released after ${firstAt + 1} of ${deltas} chunks\n`);
+      const mid = deltas >> 1;
+      return { reads: [sseDataOf(body[mid].toString())], writes: [JSON.parse(sseDataOf(body[mid].toString()))] };
+    },
+  };
+  return c;
+}
+
 const CASES: Case[] = [
   jsonCase("a", "OpenAI 2 KB chat → openai (pass-through) + 1 KB answer", ["ai-proxy"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false),
   jsonCase("b", "OpenAI 2 KB chat → anthropic (translated both ways) + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
@@ -371,6 +454,7 @@ const CASES: Case[] = [
   streamCase("g", "chain key-auth + ai-proxy, stream anthropic → OpenAI, 200 deltas", ["key-auth", "ai-proxy"], 200),
   guardCase("h", "ai-guard alone, 32 KB chat, every detector on, nothing found", false),
   guardCase("i", "ai-guard alone, 32 KB chat, every detector on, 4 values masked", true),
+  guardStreamCase("j", "ai-guard alone, streamed chat answer, every detector masking, 200 chunks", 200),
 ];
 
 // ------------------------------------------------------------------------------------- driver
@@ -523,7 +607,7 @@ async function runCase(c: Case, clockNs: number): Promise<CaseResult> {
   assertHealthy(plain, c.id);
   assertHealthy(inst, c.id);
   const pages: Record<string, number> = {};
-  for (const f of c.filters) pages[f] = plain.memoryPages(f);
+  for (const f of c.filters) pages[f] = plain.memoryPages(FILTERS[f](WASM_DIR).name); // the plugin's own name (ai-guard-answer is ai-guard)
   plain.close();
   inst.close();
 

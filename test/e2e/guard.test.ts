@@ -3,6 +3,9 @@
 // (and @google/genai). A blocked request is a 400 each SDK parses into its own error (stream or not), names the
 // category and never the value, reaches no provider and reserves no tokens; a masked prompt reaches the
 // mock provider with its placeholders; the access log carries the verdict and the categories.
+// The answer side (the mock echoes the prompt it got): mask_and_restore's placeholders come back as
+// the originals, an answer finding is masked, a blocked answer is each API's own "filtered" answer
+// (Chat finish_reason content_filter, Messages stop_reason refusal), streamed or not.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,8 +44,11 @@ filters:
   ai_router:
     rules: []
   ai_guard:
-    detectors: { email: mask, card: block, credential: block }
-    custom: [{ name: ticket, regex: "TICKET-[0-9]{4,}", action: mask }]
+    detectors: { email: { request: mask_and_restore }, card: block, credential: block }
+    custom:
+      - { name: ticket, regex: "TICKET-[0-9]{4,}", action: mask }
+      - { name: order, regex: "ORD-[0-9]{6}", action: { request: log, response: mask } }
+    keywords: [{ name: codename, words: ["project falcon"], action: { request: log, response: block } }]
   ai_ratelimit:
     rules:
       - name: consumer-minute
@@ -174,5 +180,104 @@ describe("ai-guard through the local gateway with the official SDKs", () => {
     expect((gw.mocks.small.requests.at(-1)!.body as any).messages[0].content).toBe("What is the capital of France?");
     await settle();
     expect(lastLog()).toMatchObject({ status: 200, guard_verdict: "allow", guard_categories: null });
+  });
+});
+
+describe("ai-guard's answer side through the local gateway with the official SDKs", () => {
+  const PROMPT = "mail jane.doe@example.com about ORD-123456";
+  const WANT = "Echo: mail jane.doe@example.com about <ORDER_1>";
+
+  it("openai chat: the placeholder the provider echoed comes back as the original; the answer's order id is masked", async () => {
+    const res = await openai().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: PROMPT }] });
+    expect((gw.mocks.small.requests.at(-1)!.body as any).messages[0].content).toBe("mail <EMAIL_1> about ORD-123456");
+    expect(res.choices[0].message.content).toBe(WANT);
+    await settle();
+    expect(lastLog()).toMatchObject({ guard_verdict: "mask", guard_response_verdict: "mask", guard_response_categories: "order" });
+    const stream = await openai().chat.completions.create({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: PROMPT }] });
+    let text = "";
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
+    expect(text).toBe(WANT);
+  });
+
+  it("openai chat: a blocked answer is finish_reason content_filter, streamed or not, and its tokens are still counted", async () => {
+    const res = await openai().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tell me about project falcon" }] });
+    expect(res.choices[0].finish_reason).toBe("content_filter");
+    expect(res.choices[0].message.content).toBeNull();
+    expect(res.usage!.completion_tokens).toBeGreaterThan(0);
+    const stream = await openai().chat.completions.create({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "tell me about project falcon in a long answer" }] });
+    let text = "";
+    let finish: string | null = null;
+    for await (const c of stream) {
+      text += c.choices[0]?.delta?.content ?? "";
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    expect(finish).toBe("content_filter");
+    expect(text.toLowerCase()).not.toContain("falcon");
+    await settle();
+    expect(lastLog()).toMatchObject({ status: 200, guard_response_verdict: "block", guard_response_categories: "codename" });
+    expect(Number(lastLog().completion_tokens)).toBeGreaterThan(0);
+  });
+
+  it("anthropic: restored and masked, streamed or not; a blocked answer is stop_reason refusal", async () => {
+    const msg = await anthropic().messages.create({ model: "claude-sonnet-4-5", max_tokens: 200, messages: [{ role: "user", content: PROMPT }] });
+    expect((msg.content[0] as any).text).toBe(WANT);
+    const s = anthropic().messages.stream({ model: "claude-sonnet-4-5", max_tokens: 200, messages: [{ role: "user", content: PROMPT }] });
+    const fin = await s.finalMessage();
+    expect((fin.content[0] as any).text).toBe(WANT);
+    const blocked = await anthropic().messages.create({ model: "claude-sonnet-4-5", max_tokens: 200, messages: [{ role: "user", content: "about Project Falcon" }] });
+    expect(blocked.stop_reason).toBe("refusal");
+    expect(blocked.content).toEqual([]);
+    const bs = anthropic().messages.stream({ model: "claude-sonnet-4-5", max_tokens: 200, messages: [{ role: "user", content: "a long story about project falcon and more" }] });
+    const bf = await bs.finalMessage();
+    expect(bf.stop_reason).toBe("refusal");
+    expect(JSON.stringify(bf.content).toLowerCase()).not.toContain("falcon");
+  });
+
+  it("openai Responses: restored and masked, streamed or not; a blocked answer is status incomplete, reason content_filter", async () => {
+    const res = await openai().responses.create({ model: "gpt-4o-mini", input: PROMPT });
+    expect(res.output_text).toBe(WANT);
+    const stream = await openai().responses.create({ model: "gpt-4o-mini", input: PROMPT, stream: true });
+    let text = "";
+    let done: any = null;
+    for await (const ev of stream) {
+      if (ev.type === "response.output_text.delta") text += ev.delta;
+      if (ev.type === "response.completed") done = ev.response;
+    }
+    expect(text).toBe(WANT);
+    expect(done.output[0].content[0].text).toBe(WANT);
+    const blocked = await openai().responses.create({ model: "gpt-4o-mini", input: "about project falcon" });
+    expect(blocked.status).toBe("incomplete");
+    expect(blocked.incomplete_details?.reason).toBe("content_filter");
+    // Translated for Anthropic, ai-proxy stored the answer as the provider wrote it; fetched again
+    // (a local reply of ai-proxy), it is checked again.
+    const stored = await openai().responses.create({ model: "claude-sonnet-4-5", input: "about project falcon" });
+    expect(stored.incomplete_details?.reason).toBe("content_filter");
+    const again = await openai().responses.retrieve(stored.id);
+    expect(JSON.stringify(again).toLowerCase()).not.toContain("falcon");
+    expect(again.incomplete_details?.reason).toBe("content_filter");
+    const bs = await openai().responses.create({ model: "gpt-4o-mini", input: "a long story about project falcon and more", stream: true });
+    let last: any = null;
+    for await (const ev of bs) last = ev;
+    expect(last.type).toBe("response.incomplete");
+    expect(last.response.incomplete_details.reason).toBe("content_filter");
+  });
+
+  it("@google/genai: restored and masked, streamed or not; a blocked answer is finishReason SAFETY", async () => {
+    const r = await google().models.generateContent({ model: "gemini-2.5-flash", contents: PROMPT });
+    expect(r.text).toBe(WANT);
+    let text = "";
+    for await (const c of await google().models.generateContentStream({ model: "gemini-2.5-flash", contents: PROMPT })) text += c.text ?? "";
+    expect(text).toBe(WANT);
+    const b = await google().models.generateContent({ model: "gemini-2.5-flash", contents: "about project falcon" });
+    expect(b.candidates?.[0]?.finishReason).toBe("SAFETY");
+    expect(b.text ?? "").toBe("");
+    let finish: string | undefined;
+    let st = "";
+    for await (const c of await google().models.generateContentStream({ model: "gemini-2.5-flash", contents: "a long story about project falcon and more" })) {
+      st += c.text ?? "";
+      finish = c.candidates?.[0]?.finishReason ?? finish;
+    }
+    expect(finish).toBe("SAFETY");
+    expect(st.toLowerCase()).not.toContain("falcon");
   });
 });

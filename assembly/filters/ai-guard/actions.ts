@@ -5,7 +5,8 @@
 import { JsonValue, ByteBuilder } from "../../lib/json";
 import { writeOpenAIErrorJson, writeAnthropicErrorJson, writeGeminiErrorJson } from "../../lib/errors";
 import { Hits } from "./hits";
-import { Policy, A_MASK, A_BLOCK } from "./policy";
+import { Policy, A_BLOCK, A_MASK_RESTORE, masks } from "./policy";
+import { Placeholders } from "./placeholders";
 import { API_ANTHROPIC, API_GEMINI } from "./request";
 
 export const V_ALLOW: i32 = 0;
@@ -45,7 +46,7 @@ export function decide(p: Policy, findings: Array<Finding>): Outcome {
       o.found[d] = true;
       const a = p.actions[d];
       if (a == A_BLOCK) o.verdict = V_BLOCK;
-      else if (a == A_MASK && o.verdict == V_ALLOW) o.verdict = V_MASK;
+      else if (masks(a) && o.verdict == V_ALLOW) o.verdict = V_MASK;
     }
   }
   return o;
@@ -77,9 +78,7 @@ function byRaw(a: i32, b: i32): i32 {
  * (so the body stays valid whatever the text held), straight into the new body. Numbering follows
  * the order the texts were scanned in. Returns null when nothing is masked.
  */
-export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>): ByteBuilder | null {
-  const numbers = new Map<string, i32>(); // per tag: placeholders given
-  const given = new Map<string, string>(); // tag NUL value -> placeholder
+export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>, names: Placeholders): ByteBuilder | null {
   const edited = new Array<i32>();
   // Placeholders first, in scan order (null: a hit that is not masked).
   const placeholders = new Array<Array<string | null>>(findings.length);
@@ -91,20 +90,10 @@ export function maskBody(body: ArrayBuffer, p: Policy, findings: Array<Finding>)
     let s: string | null = null;
     for (let k = 0; k < h.length; k++) {
       const d = h.dets[k];
-      if (p.actions[d] != A_MASK) continue;
+      if (!masks(p.actions[d])) continue;
       any = true;
       if (s === null) s = findings[i].value.s;
-      const tag = p.tags[d];
-      const key = tag + "\0" + (s as string).substring(h.starts[k], h.ends[k]);
-      let ph: string;
-      if (given.has(key)) ph = given.get(key);
-      else {
-        const n = numbers.has(tag) ? numbers.get(tag) + 1 : 1;
-        numbers.set(tag, n);
-        ph = "<" + tag + "_" + n.toString() + ">";
-        given.set(key, ph);
-      }
-      phs[k] = ph;
+      phs[k] = names.name(p.tags[d], (s as string).substring(h.starts[k], h.ends[k]), p.actions[d] == A_MASK_RESTORE);
     }
     if (any) edited.push(i);
   }

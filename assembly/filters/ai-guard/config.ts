@@ -5,8 +5,10 @@ import { JsonValue } from "../../lib/json";
 import { ConfigReader } from "../../lib/config";
 import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
 import { Policy, readPolicy } from "./policy";
+import { answerWindow } from "./answer-window";
 
-const TOP_FIELDS = ["detectors", "custom", "keywords", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps"];
+const TOP_FIELDS = ["detectors", "custom", "keywords", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps", "response"];
+const RESPONSE_FIELDS = ["hold_back_bytes", "max_body_bytes"];
 
 export class Settings {
   policy: Policy = new Policy();
@@ -19,6 +21,9 @@ export class Settings {
   maxJsonValues: i32 = 500000;
   /** Regular-expression steps one request may spend on the custom patterns. */
   regexBudget: i64 = 10000000;
+  /** Answers: the most text units held back per output text, and the largest whole answer read (else 502). */
+  holdBack: i32 = 256;
+  answerMaxBytes: i64 = 10485760;
   usesConsumer: bool = false;
   usesRoute: bool = false;
   // Counters.
@@ -27,6 +32,9 @@ export class Settings {
   blocked: u32 = NO_METRIC;
   unreadable: u32 = NO_METRIC;
   regexBudgetExceeded: u32 = NO_METRIC;
+  answersAllowed: u32 = NO_METRIC;
+  answersMasked: u32 = NO_METRIC;
+  answersBlocked: u32 = NO_METRIC;
 }
 
 export function readSettings(buf: ArrayBuffer): Settings | null {
@@ -53,12 +61,30 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-guard", s.maxBodyBytes, 1024, 1073741824);
   s.maxJsonValues = <i32>r.int(c, "max_json_values", "ai-guard", s.maxJsonValues, 1000, 100000000);
   s.regexBudget = r.int(c, "max_regex_steps", "ai-guard", s.regexBudget, 1000, 1000000000000);
+  const resp = c.get("response");
+  if (resp !== null) {
+    if (!resp.isObject()) r.fail("ai-guard.response", "must be an object with hold_back_bytes and max_body_bytes");
+    else {
+      r.onlyKnown(resp, "ai-guard.response", RESPONSE_FIELDS);
+      s.holdBack = <i32>r.int(resp, "hold_back_bytes", "ai-guard.response", s.holdBack, 64, 65536);
+      s.answerMaxBytes = r.int(resp, "max_body_bytes", "ai-guard.response", s.answerMaxBytes, 1024, 1073741824);
+    }
+  }
   if (!r.report()) return null;
+  setWindow(s.policy, s.holdBack);
+  const groups = [s.consumers, s.routes, s.pools];
+  for (let g = 0; g < groups.length; g++) {
+    const ps = groups[g].values();
+    for (let i = 0; i < ps.length; i++) setWindow(ps[i], s.holdBack);
+  }
   s.allowed = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=allow");
   s.masked = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=mask");
   s.blocked = defineMetric(METRIC_COUNTER, "sluice.guard_requests;verdict=block");
   s.unreadable = defineMetric(METRIC_COUNTER, "sluice.guard_unreadable");
   s.regexBudgetExceeded = defineMetric(METRIC_COUNTER, "sluice.guard_regex_budget_exceeded");
+  s.answersAllowed = defineMetric(METRIC_COUNTER, "sluice.guard_answers;verdict=allow");
+  s.answersMasked = defineMetric(METRIC_COUNTER, "sluice.guard_answers;verdict=mask");
+  s.answersBlocked = defineMetric(METRIC_COUNTER, "sluice.guard_answers;verdict=block");
   return s;
 }
 
@@ -73,4 +99,8 @@ function readOverrides(r: ConfigReader, c: JsonValue, key: string, into: Map<str
     const name = v.keyAt(i);
     into.set(name, readPolicy(r, v.at(i), "ai-guard." + key + "." + name));
   }
+}
+
+function setWindow(p: Policy, cap: i32): void {
+  p.answerWindow = answerWindow(p, cap);
 }

@@ -31,9 +31,10 @@ export class Budget {
   }
 }
 
-export function scanText<T>(t: usize, n: i32, p: Policy, hits: Hits, budget: Budget): void {
+/** `acts`: the actions that say which detectors run (the policy's request actions when null). */
+export function scanText<T>(t: usize, n: i32, p: Policy, hits: Hits, budget: Budget, acts: Array<i32> | null = null): void {
   if (n == 0) return;
-  const a = p.actions;
+  const a = acts === null ? p.actions : acts;
   // Credentials first: a key's characters must not be taken for a phone number or an address.
   if (a[D_CREDENTIAL] != A_OFF) findCredentials<T>(t, n, D_CREDENTIAL, hits);
   if (a[D_EMAIL] != A_OFF) findEmails<T>(t, n, D_EMAIL, hits);

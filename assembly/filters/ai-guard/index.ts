@@ -10,8 +10,9 @@
 // removed before anything goes upstream. A body the guard cannot read (too large, not JSON, too many
 // values) is refused: a guard that lets through what it could not check leaks what it guards.
 //
-// Not yet: the answer side (blocking and restoring in streamed answers), prompt-injection
-// heuristics and external moderation.
+// The answer side (answer.ts): 2xx answers of the APIs it reads are checked with the policy's
+// response actions, streams within a bounded hold-back window, and mask_and_restore's originals put
+// back.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
@@ -24,8 +25,11 @@ import { Settings, readSettings } from "./config";
 import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
-import { bodyKind, apiOf, requestTexts, API_OPENAI } from "./request";
+import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES, K_GEMINI } from "./request";
+import { asksForSse } from "../../lib/path";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
+import { Placeholders } from "./placeholders";
+import { Answer } from "./answer";
 
 class GuardRoot extends RootContext {
   settings: Settings | null = null;
@@ -50,6 +54,12 @@ class Guard extends Context {
   done: bool = false;
   /** Bytes of the request body buffered so far (what the last body callback said). */
   bodyLength: usize = 0;
+  /** The policy the request was read with, and its placeholders (the answer side uses both). */
+  pol: Policy | null = null;
+  names: Placeholders | null = null;
+  answer: Answer | null = null;
+  /** A Gemini stream asked for without alt=sse: its answer is one JSON array. */
+  geminiArray: bool = false;
 
   constructor(id: u32, root: GuardRoot) {
     super(id, root);
@@ -74,11 +84,21 @@ class Guard extends Context {
       }
     }
     const q = path.indexOf("?");
+    const query = q >= 0 ? path.substring(q + 1) : "";
     if (q >= 0) path = path.substring(0, q);
+    if (method == "GET" && path.startsWith("/v1/responses/") && path.indexOf("/", 14) < 0) {
+      // A stored Response fetched again (ai-proxy's store keeps what the provider wrote, before
+      // this filter checked it): its answer is checked like the first one.
+      this.kind = K_RESPONSES;
+      this.api = API_OPENAI;
+      this.pol = this.policy();
+      return FilterHeadersStatusValues.Continue;
+    }
     if (method != "POST") return FilterHeadersStatusValues.Continue;
     this.kind = bodyKind(path);
     if (this.kind == 0) return FilterHeadersStatusValues.Continue;
     this.api = apiOf(this.kind);
+    this.geminiArray = this.kind == K_GEMINI && path.endsWith(":streamGenerateContent") && !asksForSse(query);
     if (endOfStream) return FilterHeadersStatusValues.Continue; // no body: nothing to read
     if (contentLength > this.settings.maxBodyBytes) {
       this.tooLarge();
@@ -133,6 +153,7 @@ class Guard extends Context {
   inspect(body: ArrayBuffer): bool {
     const s = this.settings;
     const p = this.policy();
+    this.pol = p;
     if (!p.active) {
       this.record(V_ALLOW, "");
       return true;
@@ -178,7 +199,11 @@ class Guard extends Context {
       return false;
     }
     if (o.verdict == V_MASK) {
-      const out = maskBody(body, p, findings);
+      const names = new Placeholders();
+      const out = maskBody(body, p, findings, names);
+      // Kept for the answer only when it will be read (the same values get the same placeholders
+      // there, and mask_and_restore's originals are put back).
+      if (p.answerActive || names.originals.size > 0) this.names = names;
       if (out !== null) {
         if (!replaceBufferBytes(REQUEST_BODY, <u32>body.byteLength, changetype<usize>(out.buf), out.len)) {
           // The body could not be rewritten: the values must not go on unmasked.
@@ -189,6 +214,21 @@ class Guard extends Context {
       }
     }
     return true;
+  }
+
+  onResponseHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
+    const p = this.pol;
+    if (p === null || this.done) return FilterHeadersStatusValues.Continue;
+    const names = this.names !== null ? this.names as Placeholders : new Placeholders();
+    if (!Answer.wanted(p, this.kind, names)) return FilterHeadersStatusValues.Continue;
+    const a = new Answer(this.settings, p, this.kind, names, this.geminiArray);
+    this.answer = a;
+    return a.headers(endOfStream);
+  }
+
+  onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
+    const a = this.answer;
+    return a === null ? FilterDataStatusValues.Continue : a.body(length, endOfStream);
   }
 
   record(verdict: i32, categories: string): void {

@@ -1,5 +1,6 @@
-// A policy: what each detector does (off, log, mask or block) with its custom patterns and keyword
-// lists, compiled once at configure. The filter has a default policy and overrides per consumer,
+// A policy: what each detector does (off, log, mask or block; mask_and_restore on the request) to
+// the request and to the answer, with its custom patterns and keyword lists, compiled once at
+// configure. The filter has a default policy and overrides per consumer,
 // route rule and pool (config.ts); a request is scanned with exactly one of them.
 import { JsonValue } from "../../lib/json";
 import { ConfigReader } from "../../lib/config";
@@ -10,7 +11,14 @@ export const A_OFF: i32 = 0;
 export const A_LOG: i32 = 1;
 export const A_MASK: i32 = 2;
 export const A_BLOCK: i32 = 3;
-export const ACTION_NAMES: Array<string> = ["off", "log", "mask", "block"];
+/** Request only: masked toward the provider, the original put back in the answer (answer.ts). */
+export const A_MASK_RESTORE: i32 = 4;
+export const ACTION_NAMES: Array<string> = ["off", "log", "mask", "block", "mask_and_restore"];
+
+/** Masks the value (mask, or mask_and_restore on the request side). */
+@inline export function masks(a: i32): bool {
+  return a == A_MASK || a == A_MASK_RESTORE;
+}
 
 // The built-in detectors, by index; custom patterns and keyword lists follow them.
 export const D_EMAIL: i32 = 0;
@@ -40,6 +48,9 @@ export class Policy {
   tags: Array<string> = [];
   /** Counter per detector: requests it found something in (label detector, action). */
   metrics: Array<u32> = [];
+  /** Per detector: its action on the answer (never mask_and_restore), and its counter there. */
+  answers: Array<i32> = [];
+  answerMetrics: Array<u32> = [];
   customs: Array<Regex> = [];
   /** Keyword lists: folded words, one array per list. */
   words: Array<Array<string>> = [];
@@ -47,23 +58,51 @@ export class Policy {
   get keywordBase(): i32 { return BUILTIN.length + this.customs.length; }
   /** Some detector is on (otherwise the body need not be read). */
   active: bool = false;
+  /** Some detector is on for the answer (otherwise answers pass untouched). */
+  answerActive: bool = false;
+  /** Some detector masks with mask_and_restore: answers get the originals back. */
+  restores: bool = false;
+  /** Units of answer text held back (answer-window.ts answerWindow, set at configure). */
+  answerWindow: i32 = 0;
 
-  add(name: string, action: i32): void {
+  /** Adds a detector; `both` is its request action, with its answer action shifted by 8 (actions()). */
+  add(name: string, both: i32): void {
+    const action = both & 0xff, answer = both >> 8;
     this.names.push(name);
     this.actions.push(action);
+    this.answers.push(answer);
     this.tags.push(name.toUpperCase().replaceAll("-", "_"));
     this.metrics.push(action == A_OFF ? NO_METRIC : defineMetric(METRIC_COUNTER, "sluice.guard_detections;detector=" + name + ";action=" + ACTION_NAMES[action]));
+    this.answerMetrics.push(answer == A_OFF ? NO_METRIC : defineMetric(METRIC_COUNTER, "sluice.guard_answer_detections;detector=" + name + ";action=" + ACTION_NAMES[answer]));
     if (action != A_OFF) this.active = true;
+    if (answer != A_OFF) this.answerActive = true;
+    if (action == A_MASK_RESTORE) this.restores = true;
   }
 }
 
-function action(r: ConfigReader, v: JsonValue, path: string): i32 {
+const DIRECTION_FIELDS = ["request", "response"];
+const ANSWER_ACTIONS = "off, log, mask, block";
+
+function oneAction(r: ConfigReader, v: JsonValue, path: string, answer: bool): i32 {
   if (v.isString()) {
     const i = ACTION_NAMES.indexOf(v.s);
-    if (i >= 0) return i;
+    if (i >= 0 && !(answer && i == A_MASK_RESTORE)) return i;
   }
-  r.fail(path, "must be one of: " + ACTION_NAMES.join(", "));
+  r.fail(path, "must be one of: " + (answer ? ANSWER_ACTIONS + " (mask_and_restore is for the request side)" : ACTION_NAMES.join(", ")));
   return A_OFF;
+}
+
+/**
+ * A detector's actions: a name (the request's action; the answer is not checked) or
+ * {request, response} (each defaults to off). Packed: request | response << 8.
+ */
+function action(r: ConfigReader, v: JsonValue, path: string): i32 {
+  if (!v.isObject()) return oneAction(r, v, path, false);
+  r.onlyKnown(v, path, DIRECTION_FIELDS);
+  const q = v.get("request"), a = v.get("response");
+  const req = q === null ? A_OFF : oneAction(r, q, path + ".request", false);
+  const ans = a === null ? A_OFF : oneAction(r, a, path + ".response", true);
+  return req | (ans << 8);
 }
 
 /** Custom pattern and keyword list names: metric labels and placeholder tags. */
@@ -85,9 +124,9 @@ export function readPolicy(r: ConfigReader, obj: JsonValue, path: string): Polic
   }
   r.onlyKnown(obj, path, POLICY_FIELDS);
   const dets = obj.get("detectors");
-  const acts = new Array<i32>(BUILTIN.length).fill(A_OFF);
+  const acts = new Array<i32>(BUILTIN.length).fill(A_OFF); // packed, see action()
   if (dets !== null) {
-    if (!dets.isObject()) r.fail(path + ".detectors", "must map detector names (" + BUILTIN.join(", ") + ") to actions");
+    if (!dets.isObject()) r.fail(path + ".detectors", "must map detector names (" + BUILTIN.join(", ") + ") to actions or {request, response}");
     else {
       for (let i = 0, n = dets.length; i < n; i++) {
         const k = dets.keyAt(i);
