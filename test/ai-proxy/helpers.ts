@@ -33,9 +33,14 @@ export function headers(pairs: Pairs | null | undefined, name: string): string[]
   return (pairs ?? []).filter(([k]) => k === name).map(([, v]) => v);
 }
 
-/** Sends a client request; returns the stream and what reached the provider. */
-export function send(h: Host, path: string, body: unknown, extraHeaders: Record<string, string> = {}) {
+/**
+ * Sends a client request; returns the stream and what reached the provider. `filterState` is what the
+ * filters before ai-proxy (key-auth, identity, ai-router) would have written, set before the request
+ * reaches it: `{ key_id: "k-1" }` is `wasm.sluice.key_id`.
+ */
+export function send(h: Host, path: string, body: unknown, extraHeaders: Record<string, string> = {}, filterState: Record<string, string> = {}) {
   const s = h.newStream();
+  for (const [k, v] of Object.entries(filterState)) s.filterState.set(`wasm.sluice.${k}`, Buffer.from(v));
   s.callOnRequestHeaders({
     ":method": "POST", ":path": path, ":authority": "gateway.local", ":scheme": "http",
     "content-type": "application/json", "accept-encoding": "gzip", authorization: "Bearer client-secret",

@@ -22,7 +22,8 @@ beforeAll(async () => {
 
 function call(state: Record<string, string>, path: string, body: unknown | null, headers: Record<string, string> = {}) {
   const s = h.newStream();
-  for (const [k, v] of Object.entries(state)) s.filterState.set(`wasm.sluice.${k}`, Buffer.from(v));
+  // key-auth writes a virtual key's scopes with its id; ai-proxy reads scopes only for a virtual key.
+  for (const [k, v] of Object.entries({ key_id: "k-1", ...state })) s.filterState.set(`wasm.sluice.${k}`, Buffer.from(v));
   s.callOnRequestHeaders({ ":method": body === null ? "GET" : "POST", ":path": path, ":authority": "gw", "content-type": "application/json", ...headers }, body === null);
   if (body !== null) s.callOnRequestBody(JSON.stringify(body), true);
   return s;

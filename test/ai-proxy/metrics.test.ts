@@ -78,12 +78,9 @@ describe("ai-proxy metrics", () => {
 });
 
 describe("ai-proxy spend labels: team and key (docs/observability.md)", () => {
-  const state = (s: ReturnType<Host["newStream"]>, facts: Record<string, string>) => {
-    for (const [k, v] of Object.entries(facts)) s.filterState.set(`wasm.sluice.${k}`, Buffer.from(v));
-  };
   const ask = (h: Host, facts: Record<string, string>) => {
-    const s = send(h, "/v1/chat/completions", { model: "cheap", messages: [{ role: "user", content: "hi" }] });
-    state(s, facts);
+    // key-auth and identity run before ai-proxy: their filter state is there when the request arrives.
+    const s = send(h, "/v1/chat/completions", { model: "cheap", messages: [{ role: "user", content: "hi" }] }, {}, facts);
     answer(s, 200, "application/json", [answerBody("gpt-4o-mini")]);
   };
   const WHO = "provider=openai;model=gpt-4o-mini;consumer=anonymous";

@@ -55,29 +55,26 @@ export function publish(x: Exchange, u: Usage, source: string): void {
   // instances pass them on), and series must not grow with them.
   proxyMetrics.request(
     (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
-    x.requestType(), x.status, u.prompt, u.completion, ttft, <i64>((now - x.startNs) / 1000000), cost, teamOf(), keyOf(),
+    x.requestType(), x.status, u.prompt, u.completion, ttft, <i64>((now - x.startNs) / 1000000), cost, teamOf(x), x.virtualKey(),
   );
 }
 
 /**
- * The team a request's spend is counted to: the virtual key's team (key-auth), else the consumer's
- * first group (identity lists them as the identity provider gave them), else none. One label, so a
- * consumer in several groups is counted to the first only; a money budget keyed by group charges each.
+ * The team a request's spend is counted to: the virtual key's team (key-auth writes sluice.team only
+ * with a virtual key), else the consumer's first group (identity lists them as the identity provider
+ * gave them), else none. One label, so a consumer in several groups is counted to the first only; a
+ * money budget keyed by group charges each.
  */
-function teamOf(): string {
-  const team = getFilterState(keys.TEAM);
-  if (team !== null && (team as string).length > 0) return team as string;
+function teamOf(x: Exchange): string {
+  if (x.virtualKey().length) {
+    const team = getFilterState(keys.TEAM);
+    if (team !== null && (team as string).length > 0) return team as string;
+  }
   const groups = getFilterState(keys.GROUPS);
   if (groups === null) return "";
   const g = groups as string;
   const comma = g.indexOf(",");
   return comma < 0 ? g : g.substring(0, comma);
-}
-
-/** The virtual key's id (key-auth), or none. */
-function keyOf(): string {
-  const key = getFilterState(keys.KEY_ID);
-  return key === null ? "" : key as string;
 }
 
 /** The provider refused or failed: it generated nothing, so nothing is charged. */

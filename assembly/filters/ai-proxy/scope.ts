@@ -36,6 +36,7 @@ function notAllowed(message: string): ClientError {
  * is resolved here (as choose() would) so that the pool scope is checked before an instance is picked.
  */
 export function scopeError(x: Exchange): ClientError | null {
+  if (x.virtualKey().length == 0) return null; // only a virtual key has scopes
   const models = listOf(keys.KEY_MODELS);
   const pools = listOf(keys.KEY_POOLS);
   if (models === null && pools === null) return null;

@@ -2,7 +2,8 @@
 // (request.ts, selection.ts, outcome.ts, fallback.ts, answer.ts, stream.ts, record.ts), which are
 // plain functions of it; context.ts (the callbacks) extends it. Nothing here imports a job, so the
 // order is one way: state, then the jobs, then the context and the root.
-import { Context, RootContext, replaceBufferBytes, nowNanos } from "../../lib/sdk";
+import { Context, RootContext, replaceBufferBytes, nowNanos, getFilterState } from "../../lib/sdk";
+import { KEY_ID } from "../../lib/keys";
 import { JsonValue, ByteBuilder } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import { ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
@@ -176,6 +177,22 @@ export class Exchange extends Context {
     if (this.kind == EMBEDDINGS) return "ai_embeddings";
     if (this.kind == COUNT_TOKENS) return "ai_count_tokens";
     return this.stream ? "ai_stream" : "ai_chat";
+  }
+
+  /** key-auth's sluice.key_id, read once per request: "" when the key is not a virtual key. */
+  private keyId: string | null = null;
+
+  /**
+   * The virtual key's id, or "". Scopes, the team and the key label all hang off it, so a request
+   * without a virtual key costs one filter-state read for all three.
+   */
+  virtualKey(): string {
+    const known = this.keyId;
+    if (known !== null) return known;
+    const v = getFilterState(KEY_ID);
+    const id = v === null ? "" : v as string;
+    this.keyId = id;
+    return id;
   }
 
   /** The instance's provider error messages stay from clients (redact_upstream_errors). */
