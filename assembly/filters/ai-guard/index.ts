@@ -10,8 +10,7 @@
 // removed before anything goes upstream. A body the guard cannot read (too large, not JSON, too many
 // values) is refused: a guard that lets through what it could not check leaks what it guards.
 //
-// Not yet: the answer side (blocking and restoring in streamed answers), prompt-injection
-// heuristics and external moderation.
+// Not yet: the answer side (blocking and restoring in streamed answers) and external moderation.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
@@ -21,7 +20,8 @@ import {
 import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
 import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES } from "../../lib/keys";
 import { Settings, readSettings } from "./config";
-import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
+import { Policy, A_OFF, A_LOG, A_BLOCK, D_INJECTION } from "./policy";
+import { injectionOrigins } from "./injection-origin";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
 import { bodyKind, apiOf, requestTexts, API_OPENAI } from "./request";
@@ -147,13 +147,15 @@ class Guard extends Context {
     const texts = requestTexts(this.kind, req as JsonValue);
     const budget = new Budget(s.regexBudget);
     const findings = new Array<Finding>();
+    const origins = p.actions[D_INJECTION] != A_OFF ? injectionOrigins(this.kind, req as JsonValue) : null;
     for (let i = 0; i < texts.length; i++) {
       const v = texts[i];
       const hits = new Hits();
-      if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget);
+      const factor = origins !== null ? origins.factor(v) : 1;
+      if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget, factor);
       else {
         const str = v.s;
-        scanText<u16>(changetype<usize>(str), str.length, p, hits, budget);
+        scanText<u16>(changetype<usize>(str), str.length, p, hits, budget, factor);
       }
       if (hits.length == 0) continue;
       hits.settle();

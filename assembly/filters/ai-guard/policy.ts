@@ -5,6 +5,7 @@ import { JsonValue } from "../../lib/json";
 import { ConfigReader } from "../../lib/config";
 import { Regex, regexError, foldString } from "../../lib/regex";
 import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
+import { readInjection, DEFAULT_INJECTION_THRESHOLD } from "./injection";
 
 export const A_OFF: i32 = 0;
 export const A_LOG: i32 = 1;
@@ -20,9 +21,10 @@ export const D_IBAN: i32 = 3;
 export const D_SSN: i32 = 4;
 export const D_IP: i32 = 5;
 export const D_CREDENTIAL: i32 = 6;
-export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential"];
+export const D_INJECTION: i32 = 7; // prompt-injection heuristics (detect-injection.ts): log or block only
+export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential", "injection"];
 
-const POLICY_FIELDS = ["detectors", "custom", "keywords"];
+const POLICY_FIELDS = ["detectors", "custom", "keywords", "injection_threshold"];
 const CUSTOM_FIELDS = ["name", "regex", "action"];
 const KEYWORD_FIELDS = ["name", "words", "action"];
 const MAX_NAME = 32;
@@ -47,6 +49,8 @@ export class Policy {
   get keywordBase(): i32 { return BUILTIN.length + this.customs.length; }
   /** Some detector is on (otherwise the body need not be read). */
   active: bool = false;
+  /** The score at which a text counts as a prompt injection (readInjection, injection.ts). */
+  injectionThreshold: f64 = DEFAULT_INJECTION_THRESHOLD;
 
   add(name: string, action: i32): void {
     this.names.push(name);
@@ -98,6 +102,7 @@ export function readPolicy(r: ConfigReader, obj: JsonValue, path: string): Polic
     }
   }
   for (let d = 0; d < BUILTIN.length; d++) p.add(BUILTIN[d], acts[d]);
+  p.injectionThreshold = readInjection(r, obj, path, acts[D_INJECTION]);
   const seen = BUILTIN.slice(0);
   const customs = r.array(obj, "custom", path, false);
   for (let i = 0; i < customs.length; i++) {
