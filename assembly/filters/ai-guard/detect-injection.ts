@@ -6,9 +6,8 @@
 // bounded (a word of more than MAX_WORD units matches no slot, at most MAX_SEP separator units
 // between words, at most three words per gap), so the cost is linear in the text whatever it holds.
 import { foldCase } from "../../lib/regex";
-import { wordish } from "../../lib/keywords";
 import { unit } from "./text";
-import { Cue, Lexicon, injectionLexicon, BUCKETS, BASE64_RUN } from "./injection-cues";
+import { Cue, Lexicon, injectionLexicon, phraseBucket, BUCKETS, BASE64_RUN } from "./injection-cues";
 
 const MAX_WORD: i32 = 48;
 const MAX_SEP: i32 = 12;
@@ -21,6 +20,11 @@ let found = new StaticArray<u8>(0);
 
 @inline function folded<T>(t: usize, i: i32): i32 {
   return foldCase(unit<T>(t, i));
+}
+
+/** A folded unit that continues a word: a-z, 0-9, '_' and anything from U+00C0 on (lib/keywords.ts's rule). */
+@inline function wordish(c: i32): bool {
+  return <u32>(c - 0x61) < 26 || <u32>(c - 0x30) < 10 || c == 0x5f || c >= 0xc0;
 }
 
 /** The end of the word starting at i. */
@@ -114,9 +118,9 @@ export function injectionScore<T>(t: usize, n: i32): f64 {
       b64 = 0;
       b64Classes = 0;
     }
-    const bucket = c & (BUCKETS - 1);
-    if (!wordish(c) || c >= 0x3000) {
-      const lits = unchecked(lx.literals[bucket]);
+    const isWord = wordish(c);
+    if (!isWord || c >= 0x3000) {
+      const lits = unchecked(lx.literals[c & (BUCKETS - 1)]);
       for (let k = 0; k < lits.length; k++) {
         const lit = unchecked(lits[k]);
         const s = lit.text;
@@ -131,13 +135,21 @@ export function injectionScore<T>(t: usize, n: i32): f64 {
         if (markdownExfil<T>(t, n, i)) unchecked(found[lx.markdown] = 1);
       }
     }
-    if (wordish(c)) {
+    if (isWord) {
       if (!inWord) {
         inWord = true;
-        const cues = unchecked(lx.phrases[bucket]);
-        for (let k = 0; k < cues.length; k++) {
-          const cue = unchecked(cues[k]);
-          if (unchecked(found[cue.id]) == 0 && matchFrom<T>(t, n, cue, 0, i)) unchecked(found[cue.id] = 1);
+        // Only the cues whose first word starts with this unit and has this length are tried; the
+        // first slot is checked against the word found once here.
+        const we = wordEnd<T>(t, n, i);
+        if (we - i <= MAX_WORD) {
+          const cues = unchecked(lx.phrases[phraseBucket(c, we - i)]);
+          for (let k = 0; k < cues.length; k++) {
+            const cue = unchecked(cues[k]);
+            if (unchecked(found[cue.id]) != 0) continue;
+            const first = unchecked(cue.slots[0]);
+            if (!slotMatches<T>(t, i, we, first.alts, first.prefix)) continue;
+            if (cue.slots.length == 1 || matchFrom<T>(t, n, cue, 1, nextWord<T>(t, n, we))) unchecked(found[cue.id] = 1);
+          }
         }
         if (lineStart) roleLine<T>(t, n, i, lx);
         lineStart = false;

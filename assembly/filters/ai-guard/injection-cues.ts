@@ -111,9 +111,16 @@ export class Literal {
 }
 
 export const BUCKETS: i32 = 64;
+/** Phrase buckets are keyed by the first word's first unit and its length (longer ones share the last). */
+export const LENGTHS: i32 = 16;
+
+/** The phrase bucket of a first word: its first unit (folded) and its length. */
+@inline export function phraseBucket(first: i32, len: i32): i32 {
+  return (first & (BUCKETS - 1)) * LENGTHS + (len < LENGTHS ? len : LENGTHS - 1);
+}
 
 export class Lexicon {
-  /** Phrase cues by the first unit of their first slot's alternatives (c & 63). */
+  /** Phrase cues by the first unit and length of their first slot's alternatives (phraseBucket). */
   phrases: Array<Array<Cue>> = [];
   /** Literal cues by their first unit (c & 63); the first unit is compared before anything else. */
   literals: Array<Array<Literal>> = [];
@@ -137,10 +144,8 @@ function split(entry: string): string[] {
 export function injectionLexicon(): Lexicon {
   if (lexicon !== null) return lexicon as Lexicon;
   const lx = new Lexicon();
-  for (let b = 0; b < BUCKETS; b++) {
-    lx.phrases.push(new Array<Cue>());
-    lx.literals.push(new Array<Literal>());
-  }
+  for (let b = 0; b < BUCKETS * LENGTHS; b++) lx.phrases.push(new Array<Cue>());
+  for (let b = 0; b < BUCKETS; b++) lx.literals.push(new Array<Literal>());
   for (let i = 0; i < PHRASES.length; i++) {
     const parts = split(PHRASES[i]);
     const cue = new Cue(lx.count++, parseFloat(parts[1]));
@@ -160,13 +165,19 @@ export function injectionLexicon(): Lexicon {
       }
       cue.slots.push(slot);
     }
-    // A phrase is filed under each distinct first unit of its first slot.
+    // A phrase is filed under each first unit and length its first slot takes (a prefix: every
+    // length from its own on), once per bucket.
     const first = cue.slots[0];
-    const seen = new Array<bool>(BUCKETS).fill(false);
+    const seen = new Array<bool>(BUCKETS * LENGTHS).fill(false);
     for (let a = 0; a < first.alts.length; a++) {
-      const b = first.alts[a].charCodeAt(0) & (BUCKETS - 1);
-      if (!seen[b]) lx.phrases[b].push(cue);
-      seen[b] = true;
+      const alt = first.alts[a];
+      const c = alt.charCodeAt(0);
+      const top = first.prefix[a] ? LENGTHS - 1 : min(alt.length, LENGTHS - 1);
+      for (let len = min(alt.length, LENGTHS - 1); len <= top; len++) {
+        const b = phraseBucket(c, len);
+        if (!seen[b]) lx.phrases[b].push(cue);
+        seen[b] = true;
+      }
     }
   }
   for (let i = 0; i < LITERALS.length; i++) {
