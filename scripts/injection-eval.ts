@@ -6,7 +6,7 @@
 // (build/ai-guard.wasm) and the host.
 //
 //   npm run guard-eval -- --injection           the table at the default threshold, and a sweep
-//   npm run guard-eval -- --injection --misses  also every miss of the tune part
+//   npm run guard-eval -- --injection --misses  also every miss, tune and holdout parts
 //
 // A line is sent as a Chat Completions user message, a tool result after an assistant tool call, or
 // an Anthropic plain-text document, so each counts with the factor of where it sits.
@@ -86,5 +86,6 @@ export async function printInjectionEval(misses: boolean): Promise<void> {
   for (const s of scores) console.log(row(s));
   console.log("\nthreshold sweep on the tune part:\n" + head);
   for (const t of [1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5]) console.log(row((await evaluateInjection(lines.filter((l) => l.split === "tune"), t))[0]));
-  if (misses) for (const m of scores[0].misses) console.log(`tune: ${m}`);
+  // The held-out misses are for reading (the docs list them), not for tuning against.
+  if (misses) for (const s of scores.slice(0, 2)) for (const m of s.misses) console.log(`${s.split}: ${m}`);
 }
