@@ -3,6 +3,7 @@
 // metrics by the detector's name (never the text), configuration errors, and linear time on 200 KB
 // of hostile text.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fc from "fast-check";
 import { HostLoadError, type Host } from "../host/index.js";
 import { guard, send, chat } from "./ai-guard-helpers.js";
 
@@ -184,4 +185,36 @@ describe("ai-guard injection: hostile text", () => {
       expect(big).toBeLessThan(Math.max(small * 8, 20));
     });
   }
+});
+
+describe("ai-guard injection: any text, never a trap", () => {
+  let h: Host;
+  beforeAll(async () => {
+    h = await guard({ detectors: { injection: "block", email: "mask" }, injection_threshold: 2 });
+  });
+  afterAll(() => h.close());
+
+  // Pieces of the cues glued at random, with the units that end words, lines and runs.
+  const piece = fc.constantFrom(
+    "ignore", " ", "all", "previous", "instructions", "\n", "system", ":", "<|im_start|>", "<|", "|>", "![", "](", "http://x", "?", "=", ")",
+    "QUJD", "you are now", "~", "dan", "忽略之前", "игнорируй", "é", "\u0000", "\ud800", "👋", "'", "\"", "###", "[inst]", "a@x.io", "x".repeat(60),
+  );
+  const text = fc.oneof(fc.string({ maxLength: 200 }), fc.array(piece, { maxLength: 80 }).map((a) => a.join("")));
+
+  it("every client API: a pass (texts outside placeholders unchanged) or a 400 naming injection", () => {
+    const kinds = Object.keys(bodies) as (keyof typeof bodies)[];
+    fc.assert(
+      fc.property(fc.constantFrom(...kinds), text, (kind, t) => {
+        const r = sendAs(h, kind, t);
+        if (r.reply) {
+          expect(r.reply.statusCode).toBe(400);
+          expect(r.categories).toContain("injection");
+          expect(() => JSON.parse(r.reply!.body.toString())).not.toThrow();
+        } else {
+          expect(() => r.upstream()).not.toThrow();
+        }
+      }),
+      { seed: Number(process.env.SLUICE_FC_SEED ?? 424242), numRuns: 600 },
+    );
+  });
 });
