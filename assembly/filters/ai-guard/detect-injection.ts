@@ -27,9 +27,10 @@ let found = new StaticArray<u8>(0);
   return <u32>(c - 0x61) < 26 || <u32>(c - 0x30) < 10 || c == 0x5f || c >= 0xc0;
 }
 
-/** The end of the word starting at i. */
+/** The end of the word starting at i, read at most MAX_WORD + 1 units far (a longer word matches no slot). */
 function wordEnd<T>(t: usize, n: i32, i: i32): i32 {
-  while (i < n && wordish(folded<T>(t, i))) i++;
+  const stop = min(n, i + MAX_WORD + 1);
+  while (i < stop && wordish(folded<T>(t, i))) i++;
   return i;
 }
 
