@@ -107,6 +107,7 @@ export function injectionScore<T>(t: usize, n: i32): f64 {
   let lineStart = true;
   let b64 = 0, b64Classes = 0;
   let markdownTries = 0;
+  const ascii = lx.asciiLiteral;
   for (let i = 0; i < n; i++) {
     const raw = unit<T>(t, i);
     const c = foldCase(raw);
@@ -120,7 +121,7 @@ export function injectionScore<T>(t: usize, n: i32): f64 {
       b64Classes = 0;
     }
     const isWord = wordish(c);
-    if (!isWord || c >= 0x3000) {
+    if ((!isWord && (c >= 0x80 || unchecked(ascii[c]) != 0)) || c >= 0x3000) {
       const lits = unchecked(lx.literals[c & (BUCKETS - 1)]);
       for (let k = 0; k < lits.length; k++) {
         const lit = unchecked(lits[k]);
@@ -131,7 +132,9 @@ export function injectionScore<T>(t: usize, n: i32): f64 {
         while (q < m && folded<T>(t, i + q) == <i32>load<u16>(changetype<usize>(s) + (<usize>q << 1))) q++;
         if (q == m) unchecked(found[lit.id] = 1);
       }
-      if (c == 0x21 && i + 1 < n && unit<T>(t, i + 1) == 0x5b && markdownTries < MARKDOWN_TRIES) {
+    }
+    if (c == 0x21) {
+      if (i + 1 < n && unit<T>(t, i + 1) == 0x5b && markdownTries < MARKDOWN_TRIES) {
         markdownTries++;
         if (markdownExfil<T>(t, n, i)) unchecked(found[lx.markdown] = 1);
       }

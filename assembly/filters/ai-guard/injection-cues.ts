@@ -124,6 +124,8 @@ export class Lexicon {
   phrases: Array<Array<Cue>> = [];
   /** Literal cues by their first unit (c & 63); the first unit is compared before anything else. */
   literals: Array<Array<Literal>> = [];
+  /** Per ASCII unit: 1 when some literal starts with it (most units start none). */
+  asciiLiteral: StaticArray<u8> = new StaticArray<u8>(128);
   /** Cue ids: phrases, then literals, then the structural cues (SPECIAL_*). */
   count: i32 = 0;
   weights: Array<f64> = [];
@@ -184,7 +186,9 @@ export function injectionLexicon(): Lexicon {
     const parts = split(LITERALS[i]);
     const lit = new Literal(lx.count++, parts[0], parseFloat(parts[1]));
     lx.weights.push(lit.weight);
-    lx.literals[lit.text.charCodeAt(0) & (BUCKETS - 1)].push(lit);
+    const c = lit.text.charCodeAt(0);
+    lx.literals[c & (BUCKETS - 1)].push(lit);
+    if (c < 128) lx.asciiLiteral[c] = 1;
   }
   lx.roleSystem = lx.count++;
   lx.weights.push(ROLE_SYSTEM_WEIGHT);
