@@ -750,7 +750,12 @@ function checkGuard(g: any, router: any, pools: Map<string, number>, fail: Fail)
   const policies: [any, (string | number)[]][] = [[g, ["filters", "ai_guard"]]];
   for (const k of ["consumers", "routes", "pools"]) for (const [n, p] of Object.entries(g[k] ?? {})) policies.push([p, ["filters", "ai_guard", k, n]]);
   for (const [p, at] of policies) {
-    const names = new Set(["email", "phone", "card", "iban", "ssn", "ip", "credential"]);
+    const names = new Set(["email", "phone", "card", "iban", "ssn", "ip", "credential", "injection"]);
+    // A threshold for a detector that is off does nothing (a policy replaces the default whole, so
+    // the default policy's threshold does not reach an override either): refused like a typo.
+    if (p.injection_threshold !== undefined && (p.detectors?.injection ?? "off") === "off") {
+      fail([...at, "injection_threshold"], "is set but detectors.injection is off in this policy (each policy has its own threshold)");
+    }
     for (const [key, list] of [["custom", p.custom ?? []], ["keywords", p.keywords ?? []]] as const) {
       (list as any[]).forEach((c, i) => {
         if (names.has(c.name)) fail([...at, key, i, "name"], `'${c.name}' is already a detector name in this policy`);

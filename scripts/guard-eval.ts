@@ -5,6 +5,7 @@
 //
 //   npm run guard-eval            prints the table
 //   npm run guard-eval -- --misses   also prints every false positive and false negative
+//   npm run guard-eval -- --injection   the prompt-injection detector instead (scripts/injection-eval.ts)
 //
 // Each detector runs alone with action mask; what it found is read back from the masked text (the
 // values the placeholders stand for). A found value counts once per occurrence.
@@ -79,7 +80,10 @@ export async function evaluate(lines: Line[] = readCorpus(), wasm = WASM): Promi
   return scores;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv.includes("--injection")) {
+  const { printInjectionEval } = await import("./injection-eval.js");
+  await printInjectionEval(process.argv.includes("--misses"));
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const lines = readCorpus();
   const scores = await evaluate(lines);
   console.log(`ai-guard detectors on ${lines.length} labelled lines (${CORPUS.replace(process.cwd() + "/", "")})\n`);

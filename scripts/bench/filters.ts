@@ -74,8 +74,10 @@ const aiGuardAnswer = (dir: string) => {
   };
   return g;
 };
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer };
+// ai-guard with only the prompt-injection heuristics on (log): their scan's cost alone.
+const aiGuardInjection = (dir: string) => ({ ...aiGuard(dir), name: "ai-guard", configuration: { detectors: { injection: "log" } } });
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -333,14 +335,14 @@ function keyAuthCase(): Case {
  * ai-guard alone on the 32 KB chat request (the scan of every text: µs per request; divide by the
  * request's KB for the cost per KB), clean or with findings to mask in its last message.
  */
-function guardCase(id: string, title: string, findings: boolean): Case {
+function guardCase(id: string, title: string, findings: boolean, filter: FilterName = "ai-guard"): Case {
   const base = JSON.parse(openaiRequest32k("gpt-4o"));
   if (findings) base.messages.push({ role: "user", content: "Reach me at jane.doe@example.com or +44 20 7946 0958, card 4111 1111 1111 1111, TICKET-20417." });
   const reqBody = JSON.stringify(base);
   const reqBuf = Buffer.from(reqBody);
   let last: Stream | null = null;
   const c: Case = {
-    id, title, filters: ["ai-guard"], unit: "request", perIter: 1,
+    id, title, filters: [filter], unit: "request", perIter: 1,
     sizes: { request: reqBuf.length },
     run(h, t) {
       const w0 = prof.wasmNs, n0 = prof.intervals;
@@ -455,6 +457,7 @@ const CASES: Case[] = [
   guardCase("h", "ai-guard alone, 32 KB chat, every detector on, nothing found", false),
   guardCase("i", "ai-guard alone, 32 KB chat, every detector on, 4 values masked", true),
   guardStreamCase("j", "ai-guard alone, streamed chat answer, every detector masking, 200 chunks", 200),
+  guardCase("k", "ai-guard alone, 32 KB chat, injection heuristics only, nothing found", false, "ai-guard-injection"),
 ];
 
 // ------------------------------------------------------------------------------------- driver

@@ -7,7 +7,7 @@ import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
 import { Policy, readPolicy } from "./policy";
 import { answerWindow } from "./answer-window";
 
-const TOP_FIELDS = ["detectors", "custom", "keywords", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps", "response"];
+const TOP_FIELDS = ["detectors", "custom", "keywords", "injection_threshold", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps", "response"];
 const RESPONSE_FIELDS = ["hold_back_bytes", "max_body_bytes"];
 
 export class Settings {
@@ -50,7 +50,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   const top = JsonValue.object();
   for (let i = 0; i < c.length; i++) {
     const k = c.keyAt(i);
-    if (k == "detectors" || k == "custom" || k == "keywords") top.set(k, c.at(i));
+    if (k == "detectors" || k == "custom" || k == "keywords" || k == "injection_threshold") top.set(k, c.at(i));
   }
   s.policy = readPolicy(r, top, "ai-guard");
   readOverrides(r, c, "consumers", s.consumers);

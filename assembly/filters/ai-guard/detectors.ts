@@ -5,7 +5,8 @@
 import { regexSteps } from "../../lib/regex";
 import { keywordAt } from "../../lib/keywords";
 import { Hits } from "./hits";
-import { Policy, A_OFF, D_EMAIL, D_PHONE, D_CARD, D_IBAN, D_SSN, D_IP, D_CREDENTIAL } from "./policy";
+import { Policy, A_OFF, D_EMAIL, D_PHONE, D_CARD, D_IBAN, D_SSN, D_IP, D_CREDENTIAL, D_INJECTION } from "./policy";
+import { findInjection } from "./injection";
 import { findEmails } from "./detect-email";
 import { findPhones } from "./detect-phone";
 import { findCards } from "./detect-card";
@@ -31,10 +32,14 @@ export class Budget {
   }
 }
 
-/** `acts`: the actions that say which detectors run (the policy's request actions when null). */
-export function scanText<T>(t: usize, n: i32, p: Policy, hits: Hits, budget: Budget, acts: Array<i32> | null = null): void {
+/**
+ * `acts`: the actions that say which detectors run (the policy's request actions when null);
+ * `injectionFactor`: how much an injection cue counts where this text sits (injection-origin.ts).
+ */
+export function scanText<T>(t: usize, n: i32, p: Policy, hits: Hits, budget: Budget, acts: Array<i32> | null = null, injectionFactor: f64 = 1): void {
   if (n == 0) return;
   const a = acts === null ? p.actions : acts;
+  if (a[D_INJECTION] != A_OFF) findInjection<T>(t, n, p.injectionThreshold, injectionFactor, D_INJECTION, hits);
   // Credentials first: a key's characters must not be taken for a phone number or an address.
   if (a[D_CREDENTIAL] != A_OFF) findCredentials<T>(t, n, D_CREDENTIAL, hits);
   if (a[D_EMAIL] != A_OFF) findEmails<T>(t, n, D_EMAIL, hits);

@@ -22,7 +22,8 @@ import {
 import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
 import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES } from "../../lib/keys";
 import { Settings, readSettings } from "./config";
-import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
+import { Policy, A_OFF, A_LOG, A_BLOCK, D_INJECTION } from "./policy";
+import { injectionOrigins } from "./injection-origin";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
 import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES, K_GEMINI } from "./request";
@@ -168,13 +169,15 @@ class Guard extends Context {
     const texts = requestTexts(this.kind, req as JsonValue);
     const budget = new Budget(s.regexBudget);
     const findings = new Array<Finding>();
+    const origins = p.actions[D_INJECTION] != A_OFF ? injectionOrigins(this.kind, req as JsonValue) : null;
     for (let i = 0; i < texts.length; i++) {
       const v = texts[i];
       const hits = new Hits();
-      if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget);
+      const factor = origins !== null ? origins.factor(v) : 1;
+      if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget, null, factor);
       else {
         const str = v.s;
-        scanText<u16>(changetype<usize>(str), str.length, p, hits, budget);
+        scanText<u16>(changetype<usize>(str), str.length, p, hits, budget, null, factor);
       }
       if (hits.length == 0) continue;
       hits.settle();

@@ -6,6 +6,7 @@ import { JsonValue } from "../../lib/json";
 import { ConfigReader } from "../../lib/config";
 import { Regex, regexError, foldString } from "../../lib/regex";
 import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
+import { readInjection, DEFAULT_INJECTION_THRESHOLD } from "./injection";
 
 export const A_OFF: i32 = 0;
 export const A_LOG: i32 = 1;
@@ -28,9 +29,10 @@ export const D_IBAN: i32 = 3;
 export const D_SSN: i32 = 4;
 export const D_IP: i32 = 5;
 export const D_CREDENTIAL: i32 = 6;
-export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential"];
+export const D_INJECTION: i32 = 7; // prompt-injection heuristics (detect-injection.ts): log or block only
+export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential", "injection"];
 
-const POLICY_FIELDS = ["detectors", "custom", "keywords"];
+const POLICY_FIELDS = ["detectors", "custom", "keywords", "injection_threshold"];
 const CUSTOM_FIELDS = ["name", "regex", "action"];
 const KEYWORD_FIELDS = ["name", "words", "action"];
 const MAX_NAME = 32;
@@ -64,6 +66,8 @@ export class Policy {
   restores: bool = false;
   /** Units of answer text held back (answer-window.ts answerWindow, set at configure). */
   answerWindow: i32 = 0;
+  /** The score at which a text counts as a prompt injection (readInjection, injection.ts). */
+  injectionThreshold: f64 = DEFAULT_INJECTION_THRESHOLD;
 
   /** Adds a detector; `both` is its request action, with its answer action shifted by 8 (actions()). */
   add(name: string, both: i32): void {
@@ -137,6 +141,7 @@ export function readPolicy(r: ConfigReader, obj: JsonValue, path: string): Polic
     }
   }
   for (let d = 0; d < BUILTIN.length; d++) p.add(BUILTIN[d], acts[d]);
+  p.injectionThreshold = readInjection(r, obj, path, acts[D_INJECTION]);
   const seen = BUILTIN.slice(0);
   const customs = r.array(obj, "custom", path, false);
   for (let i = 0; i < customs.length; i++) {
