@@ -22,7 +22,7 @@ export const D_IP: i32 = 5;
 export const D_CREDENTIAL: i32 = 6;
 export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential"];
 
-const POLICY_FIELDS = ["detectors", "custom", "keywords"];
+const POLICY_FIELDS = ["detectors", "custom", "keywords", "moderation"];
 const CUSTOM_FIELDS = ["name", "regex", "action"];
 const KEYWORD_FIELDS = ["name", "words", "action"];
 const MAX_NAME = 32;
@@ -47,6 +47,10 @@ export class Policy {
   get keywordBase(): i32 { return BUILTIN.length + this.customs.length; }
   /** Some detector is on (otherwise the body need not be read). */
   active: bool = false;
+  /** The policy's `moderation` switch: -1 unset (on when the filter has a moderation section), 0 off, 1 on. */
+  moderation: i32 = -1;
+  /** The prompt goes to the external moderation service (config.ts settles it). */
+  moderate: bool = false;
 
   add(name: string, action: i32): void {
     this.names.push(name);
@@ -84,6 +88,7 @@ export function readPolicy(r: ConfigReader, obj: JsonValue, path: string): Polic
     return p;
   }
   r.onlyKnown(obj, path, POLICY_FIELDS);
+  if (obj.get("moderation") !== null) p.moderation = r.bool(obj, "moderation", path, false) ? 1 : 0;
   const dets = obj.get("detectors");
   const acts = new Array<i32>(BUILTIN.length).fill(A_OFF);
   if (dets !== null) {
