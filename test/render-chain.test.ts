@@ -222,7 +222,7 @@ describe("the full chain from gateway.yaml", () => {
         for (const m of readFileSync(join("assembly/filters", dir, f), "utf8").matchAll(/";([a-z_]+)="/g)) labels.add(m[1]);
       }
     }
-    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "model", "provider", "request_type", "rule", "status", "verdict"]);
+    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "model", "outcome", "provider", "request_type", "rule", "status", "verdict"]);
     for (const l of labels) expect(METRIC_TAGS).toContain(l);
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "rule", regex: "(;rule=([^;]*))" });
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "cause", regex: "(;cause=([^;]*))" });

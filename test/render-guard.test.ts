@@ -116,4 +116,41 @@ describe("gateway.yaml filters.ai_guard", () => {
     render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
     expect(existsSync(join(dir, "envoy", "ecds", "ai-guard.yaml"))).toBe(true);
   });
+
+  it("moderation: the sluice-moderation cluster (TLS, SNI) and the filter's moderation section are rendered and validate", async () => {
+    const MOD = `
+  ai_guard:
+    detectors: { email: mask }
+    moderation: { provider: azure, endpoint: "https://cs.example.com", api_key_env: CS_KEY, severity: 2, failure: open }
+    consumers: { trusted: { moderation: false } }
+`;
+    const cfg = parseGatewayConfig(BASE + MOD, { env: {} });
+    for (const mock of [false, true]) {
+      const envoy = renderEnvoy(cfg, { mock });
+      const c = envoy.static_resources.clusters.find((x: any) => x.name === "sluice-moderation");
+      expect(c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "cs.example.com", port_value: 443 });
+      expect(c.transport_socket.typed_config.sni).toBe("cs.example.com");
+      const g = wasm(envoy).find((f: any) => f.name === "ai-guard");
+      const json = JSON.parse(g.configuration.value);
+      expect(json.moderation).toEqual({
+        provider: "azure", severity: 2, failure: "open", cluster: "sluice-moderation", authority: "cs.example.com",
+        path: "/contentsafety/text:analyze?api-version=2024-09-01",
+        ...(mock ? { api_key: "sluice-mock-key" } : { api_key_env: "CS_KEY" }),
+      });
+      if (!mock) expect(g.vm_config.environment_variables).toEqual({ host_env_keys: ["CS_KEY"] });
+      expect(validateEnvoyConfig(envoy)).toMatchObject({ errors: [], warnings: [] });
+    }
+    // The filter accepts what was rendered (the key from the VM's environment).
+    const json = JSON.parse(wasm(renderEnvoy(cfg, { mock: true })).find((f: any) => f.name === "ai-guard").configuration.value);
+    (await guard(json)).close();
+  });
+
+  it("moderation: refused with the field named", () => {
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: perspective, endpoint: 'https://x' } }\n").join("\n")).toContain("filters.ai_guard.moderation.provider");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai } }\n").join("\n")).toContain("filters.ai_guard.moderation");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai, endpoint: 'not a url' } }\n").join("\n")).toContain("filters.ai_guard.moderation.endpoint");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: azure, endpoint: 'https://x', threshold: 0.5 } }\n").join("\n")).toContain("filters.ai_guard.moderation.threshold: applies to provider openai only");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai, endpoint: 'https://x', failure: maybe } }\n").join("\n")).toContain("filters.ai_guard.moderation.failure");
+    expect(problemsOf(BASE + "  ai_guard: { consumers: { a: { moderation: true } } }\n").join("\n")).toContain("filters.ai_guard.consumers.a.moderation: needs filters.ai_guard.moderation");
+  });
 });

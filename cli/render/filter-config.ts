@@ -1,6 +1,7 @@
 // Each Sluice filter's JSON configuration, from gateway.yaml.
 import { MOCK_KEY } from "./constants.js";
 import type { GatewayConfig, Instance } from "../gateway-config.js";
+import { moderationJson } from "../guard-moderation.js";
 
 export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   const k = cfg.keyAuth;
@@ -113,6 +114,14 @@ export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
 }
 
 /** ai-guard's JSON configuration: gateway.yaml filters.ai_guard as checked (cli/gateway-config.ts checkGuard). */
-export function aiGuardJson(cfg: GatewayConfig): Record<string, unknown> {
-  return { ...cfg.aiGuard! };
+export function aiGuardJson(cfg: GatewayConfig, credential: "env" | "mock" = "env"): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...cfg.aiGuard! };
+  if (out.moderation) out.moderation = moderationJson(out.moderation, credential, MOCK_KEY);
+  return out;
+}
+
+/** The host_env_keys ai-guard's VM needs: its moderation key variable, if any. */
+export function guardEnvKeys(cfg: GatewayConfig): string[] {
+  const k = (cfg.aiGuard?.moderation as { api_key_env?: string } | undefined)?.api_key_env;
+  return k ? [k] : [];
 }

@@ -15,7 +15,7 @@ const DEFAULT_PATHS = ["/v1/moderations", "/contentsafety/text:analyze?api-versi
 /** Azure AI Content Safety's four harm categories (its `categories` request field). */
 export const AZURE_CATEGORIES = ["Hate", "SelfHarm", "Sexual", "Violence"];
 
-const FIELDS = ["provider", "cluster", "authority", "path", "model", "api_key_env", "categories", "threshold", "severity", "timeout_ms", "failure", "max_text_bytes"];
+const FIELDS = ["provider", "cluster", "authority", "path", "model", "api_key", "api_key_env", "categories", "threshold", "severity", "timeout_ms", "failure", "max_text_bytes"];
 
 // Outcomes counted in sluice.guard_moderation (a fixed set: bounded labels).
 export const O_PASSED: i32 = 0;
@@ -72,8 +72,10 @@ export function readModeration(r: ConfigReader, v: JsonValue, path: string): Mod
   m.path = r.str(v, "path", path, DEFAULT_PATHS[m.kind]);
   if (r.ok && !m.path.startsWith("/")) r.fail(path + ".path", "must start with /");
   m.model = r.str(v, "model", path, m.model);
+  m.apiKey = r.str(v, "api_key", path, "");
   const env = r.str(v, "api_key_env", path, "");
-  if (r.ok && env.length) {
+  if (r.ok && env.length && m.apiKey.length) r.fail(path + ".api_key_env", "give api_key or api_key_env, not both");
+  else if (r.ok && env.length) {
     const k = getEnv(env);
     // Only the variable's name is ever written out, never its value.
     if (k === null) r.fail(path + ".api_key_env", "environment variable '" + env + "' is not passed to the VM");
