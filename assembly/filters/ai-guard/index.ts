@@ -13,8 +13,10 @@
 // External moderation (moderation.ts): when the policy moderates and the local detectors did not
 // block, the texts (masked as the provider will see them) go to the moderation service by
 // proxy_http_call while the request stays held; its answer continues the request
-// (proxy_continue_stream) or refuses it. A client that hangs up meanwhile ends the stream: the
-// answer that arrives later touches nothing (onDone).
+// (proxy_continue_stream; in Envoy Context::continueStream calls continueDecoding on the held
+// stream, source/extensions/common/wasm/context.cc, which the host mirrors in host/vm.ts) or refuses
+// it. A client that hangs up meanwhile ends the stream: the answer that arrives later touches
+// nothing (onDone).
 //
 // Not yet: the answer side (blocking and restoring in streamed answers), prompt-injection
 // heuristics.
@@ -37,6 +39,8 @@ import { moderationTexts, cutPieces, moderationBodies, moderationHeaders, readVe
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext } from "../../lib/http-call";
 
 const API_NAMES = ["", "openai", "anthropic", "gemini"];
+/** Largest moderation answer read: OpenAI's is about 1.5 KB per input, and at most 105 inputs are sent. */
+const MAX_ANSWER_BYTES: usize = 1048576;
 
 function onModerationAnswer(origin: BaseContext, headers: u32, bodySize: usize, _trailers: u32): void {
   changetype<Guard>(origin).onModeration(headers, bodySize);
@@ -250,7 +254,7 @@ class Guard extends Context {
       if (httpCall(root, m.cluster, headers, bodies[i], m.timeoutMs, this, onModerationAnswer)) this.modPending++;
       else this.modOutcome = O_ERROR; // Envoy refused the call (unknown cluster)
     }
-    if (this.modPending == 0) return this.settle(false);
+    if (this.modPending == 0) return this.settle();
     this.waiting = true;
     return false;
   }
@@ -259,7 +263,10 @@ class Guard extends Context {
     if (this.closed) return; // the client hung up: the stream is gone
     this.modPending--;
     const m = this.settings.moderation as Moderation;
-    const v = readVerdict(m, httpCallStatus(headers), httpCallBody(bodySize), m.kind == M_AZURE ? 1 : this.modInputs);
+    // An answer larger than any moderation verdict is an error, not read (wasm memory never shrinks).
+    const status = bodySize > MAX_ANSWER_BYTES ? 0 : httpCallStatus(headers);
+    const body = bodySize > MAX_ANSWER_BYTES ? new ArrayBuffer(0) : httpCallBody(bodySize);
+    const v = readVerdict(m, status, body, m.kind == M_AZURE ? 1 : this.modInputs);
     if (v.outcome == O_FLAGGED) {
       if (this.modOutcome != O_FLAGGED) this.modCategory = v.category;
       this.modOutcome = O_FLAGGED;
@@ -267,11 +274,11 @@ class Guard extends Context {
     if (this.modPending > 0) return;
     setEffectiveContext(this.context_id);
     this.waiting = false;
-    if (this.settle(true)) continueRequest();
+    if (this.settle()) continueRequest();
   }
 
   /** Acts on the moderation outcome; true when the request goes on. */
-  settle(resumed: bool): bool {
+  settle(): bool {
     const m = this.settings.moderation as Moderation;
     const o = this.modOutcome;
     incrementMetric(m.metrics[o], 1);
