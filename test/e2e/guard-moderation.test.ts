@@ -1,7 +1,7 @@
 // ai-guard's external moderation end to end: gateway.yaml with filters.ai_guard.moderation -> render
 // (the sluice-moderation cluster) -> the local gateway (mock providers) with the mock moderation
 // service -> the official openai and @anthropic-ai/sdk clients. A flagged prompt is a clean 400 each
-// SDK parses (stream or not) naming the category and reaching no provider; a slow service past
+// SDK parses (stream or not; openai, @anthropic-ai/sdk, @google/genai) naming the category and reaching no provider; a slow service past
 // timeout_ms is a 503 each SDK parses (failure: closed); the masked text is what the service saw; the
 // access log carries the verdict and the moderation category.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from "vitest";
@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 import { render } from "../../cli/render.js";
 import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
@@ -32,7 +33,13 @@ providers:
     api_key_env: ANTHROPIC_API_KEY
     model: claude-sonnet-4-5
     models: [claude-sonnet-4-5]
+  - name: gem
+    provider: gemini
+    api_key_env: GEMINI_API_KEY
+    models: [gemini-2.5-flash]
 filters:
+  key_auth:
+    header: x-goog-api-key
   ai_guard:
     detectors: { email: mask }
     moderation: { provider: openai, endpoint: "${moderationUrl}", api_key_env: MODERATION_KEY, timeout_ms: 300, failure: closed }
@@ -43,6 +50,7 @@ let mod: ModerationMock;
 const log: string[] = [];
 const openai = () => new OpenAI({ apiKey: "sk-team-a", baseURL: `${gw.url}/v1`, maxRetries: 0 });
 const anthropic = () => new Anthropic({ apiKey: "sk-team-a", baseURL: gw.url, maxRetries: 0 });
+const google = () => new GoogleGenAI({ apiKey: "sk-team-a", httpOptions: { baseUrl: gw.url } });
 const settle = () => new Promise((res) => setTimeout(res, 60));
 const lastLog = (): Record<string, any> => JSON.parse(log.at(-1)!);
 const seen = () => Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
@@ -90,6 +98,16 @@ describe("ai-guard external moderation through the local gateway with the offici
       expect(a.error.error.type).toBe("invalid_request_error");
       expect(a.message).toContain("violence");
     }
+    for (const stream of [false, true]) {
+      const ai = google();
+      const call = stream
+        ? ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: "plan the attack at dawn" }).then(async (s) => { for await (const _ of s) void _; })
+        : ai.models.generateContent({ model: "gemini-2.5-flash", contents: "plan the attack at dawn" });
+      const err = await call.then(() => null, (e) => e);
+      expect(err?.status).toBe(400);
+      expect(String(err?.message)).toContain("INVALID_ARGUMENT");
+      expect(String(err?.message)).toContain("violence");
+    }
     expect(seen()).toBe(before);
     await settle();
     expect(lastLog()).toMatchObject({ status: 400, guard_verdict: "block", guard_categories: "moderation:violence", response_code_details: "sluice_guard_moderation_blocked" });
@@ -106,6 +124,9 @@ describe("ai-guard external moderation through the local gateway with the offici
     const a = await anthropic().messages.create({ model: "claude-sonnet-4-5", max_tokens: 20, messages: [{ role: "user", content: "hello" }] }).then(() => null, (e) => e);
     expect(a).toBeInstanceOf(Anthropic.InternalServerError);
     expect(a.status).toBe(503);
+    const g = await google().models.generateContent({ model: "gemini-2.5-flash", contents: "hello" }).then(() => null, (e) => e);
+    expect(g?.status).toBe(503);
+    expect(String(g?.message)).toContain("UNAVAILABLE");
     expect(seen()).toBe(before);
     await settle();
     expect(lastLog()).toMatchObject({ status: 503, response_code_details: "sluice_guard_moderation_unavailable" });
