@@ -11,6 +11,7 @@ import { checkNative, type NativeConfig } from "./native-config.js";
 import { checkIdentity, type IdentityJson } from "./identity-config.js";
 import { envoyDuration } from "./duration.js";
 import { keyRules, loadVirtualKeys, type VirtualKeysConfig } from "./virtual-keys-config.js";
+import { checkModeration } from "./guard-moderation.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -747,6 +748,7 @@ function checkGuard(g: any, router: any, pools: Map<string, number>, fail: Fail)
   for (const name of Object.keys(g.pools ?? {})) {
     if (!pools.has(name)) fail(["filters", "ai_guard", "pools"], `no pool named '${name}'`, name);
   }
+  checkModeration(g, fail);
   const policies: [any, (string | number)[]][] = [[g, ["filters", "ai_guard"]]];
   for (const k of ["consumers", "routes", "pools"]) for (const [n, p] of Object.entries(g[k] ?? {})) policies.push([p, ["filters", "ai_guard", k, n]]);
   for (const [p, at] of policies) {

@@ -141,4 +141,51 @@ describe("gateway.yaml filters.ai_guard", () => {
     render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
     expect(existsSync(join(dir, "envoy", "ecds", "ai-guard.yaml"))).toBe(true);
   });
+
+  it("moderation: the sluice-moderation cluster (TLS, SNI) and the filter's moderation section are rendered and validate", async () => {
+    const MOD = `
+  ai_guard:
+    detectors: { email: mask }
+    moderation: { provider: azure, endpoint: "https://cs.example.com", api_key_env: CS_KEY, severity: 2, failure: open }
+    consumers: { trusted: { moderation: false } }
+`;
+    const cfg = parseGatewayConfig(BASE + MOD, { env: {} });
+    for (const mock of [false, true]) {
+      const envoy = renderEnvoy(cfg, { mock });
+      const c = envoy.static_resources.clusters.find((x: any) => x.name === "sluice-moderation");
+      expect(c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "cs.example.com", port_value: 443 });
+      expect(c.transport_socket.typed_config.sni).toBe("cs.example.com");
+      const g = wasm(envoy).find((f: any) => f.name === "ai-guard");
+      const json = JSON.parse(g.configuration.value);
+      expect(json.moderation).toEqual({
+        provider: "azure", severity: 2, failure: "open", cluster: "sluice-moderation", authority: "cs.example.com",
+        path: "/contentsafety/text:analyze?api-version=2024-09-01",
+        ...(mock ? { api_key: "sluice-mock-key" } : { api_key_env: "CS_KEY" }),
+      });
+      if (!mock) expect(g.vm_config.environment_variables).toEqual({ host_env_keys: ["CS_KEY"] });
+      expect(validateEnvoyConfig(envoy)).toMatchObject({ errors: [], warnings: [] });
+    }
+    // The filter accepts what was rendered (the key from the VM's environment).
+    const json = JSON.parse(wasm(renderEnvoy(cfg, { mock: true })).find((f: any) => f.name === "ai-guard").configuration.value);
+    (await guard(json)).close();
+    // Istio: the service is a mesh-external ServiceEntry (TLS originated by its DestinationRule) and the
+    // plugin calls Istio's cluster for it; the key variable reaches the plugin's VM.
+    const files = renderIstio(cfg);
+    const plugin = (files["ai-guard.yaml"].docs[0] as any).spec;
+    expect(plugin.pluginConfig.moderation.cluster).toBe("outbound|443||cs.example.com");
+    expect(plugin.vmConfig.env).toEqual([{ name: "CS_KEY", valueFrom: "HOST" }]);
+    const hosts = files["providers.yaml"].docs.filter((d: any) => d.kind === "ServiceEntry").flatMap((d: any) => d.spec.hosts);
+    expect(hosts).toContain("cs.example.com");
+    const chained = (files[ISTIO_ENVOYFILTER].docs[0] as any).spec.configPatches.find((p: any) => p.patch.value.typed_config?.config?.name === "ai-guard");
+    expect(JSON.parse(chained.patch.value.typed_config.config.configuration.value).moderation.cluster).toBe("outbound|443||cs.example.com");
+  });
+
+  it("moderation: refused with the field named", () => {
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: perspective, endpoint: 'https://x' } }\n").join("\n")).toContain("filters.ai_guard.moderation.provider");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai } }\n").join("\n")).toContain("filters.ai_guard.moderation");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai, endpoint: 'not a url' } }\n").join("\n")).toContain("filters.ai_guard.moderation.endpoint");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: azure, endpoint: 'https://x', threshold: 0.5 } }\n").join("\n")).toContain("filters.ai_guard.moderation.threshold: applies to provider openai only");
+    expect(problemsOf(BASE + "  ai_guard: { moderation: { provider: openai, endpoint: 'https://x', failure: maybe } }\n").join("\n")).toContain("filters.ai_guard.moderation.failure");
+    expect(problemsOf(BASE + "  ai_guard: { consumers: { a: { moderation: true } } }\n").join("\n")).toContain("filters.ai_guard.consumers.a.moderation: needs filters.ai_guard.moderation");
+  });
 });

@@ -4,7 +4,8 @@ import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
-import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { moderationTarget } from "../guard-moderation.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -100,7 +101,7 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   // After ai-router (its route rule and pool choose the guard's policy), before ai-ratelimit (a blocked
   // request reserves no tokens). FAIL_CLOSED by default: a guard that fails open passes what it guards.
-  if (cfg.aiGuard) add("ai-guard", wasmFilter("ai-guard", aiGuardJson(cfg), { failurePolicy: fp["ai-guard"], allowOnHeadersStopIteration: true }));
+  if (cfg.aiGuard) add("ai-guard", wasmFilter("ai-guard", aiGuardJson(cfg, credential), { failurePolicy: fp["ai-guard"], env: mock ? [] : guardEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;
@@ -146,6 +147,9 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   const clusters = cfg.providers.map((i) => cluster(cfg, i, mock ? mockTarget(i) : realTarget(i)));
   const emb = cfg.aiRouter?.embeddings;
   if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
+  // ai-guard's moderation service: its real endpoint even with mock (the compose file has no mock of it).
+  const moderation = moderationTarget(cfg.aiGuard);
+  if (moderation) clusters.push(cluster(cfg, moderation, realTarget(moderation)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
   clusters.push(...(nativeClusters(cfg) as typeof clusters));
   const vhostFilterConfig = nativeVirtualHostConfig(cfg);

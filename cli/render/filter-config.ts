@@ -2,6 +2,7 @@
 import { MOCK_KEY } from "./constants.js";
 import type { GatewayConfig, Instance } from "../gateway-config.js";
 import { keyAuthVirtualKeys } from "../virtual-keys-config.js";
+import { moderationJson } from "../guard-moderation.js";
 
 export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   const k = cfg.keyAuth;
@@ -115,6 +116,19 @@ export function aiRatelimitJson(cfg: GatewayConfig): Record<string, unknown> {
 }
 
 /** ai-guard's JSON configuration: gateway.yaml filters.ai_guard as checked (cli/gateway-config.ts checkGuard). */
-export function aiGuardJson(cfg: GatewayConfig): Record<string, unknown> {
-  return { ...cfg.aiGuard! };
+export function aiGuardJson(cfg: GatewayConfig, credential: "env" | "mock" = "env", moderationCluster?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...cfg.aiGuard! };
+  if (out.moderation) {
+    const m = moderationJson(out.moderation, credential, MOCK_KEY);
+    // Istio names the service's cluster after its ServiceEntry (istio.ts istioCluster).
+    if (moderationCluster) m.cluster = moderationCluster;
+    out.moderation = m;
+  }
+  return out;
+}
+
+/** The host_env_keys ai-guard's VM needs: its moderation key variable, if any. */
+export function guardEnvKeys(cfg: GatewayConfig): string[] {
+  const k = (cfg.aiGuard?.moderation as { api_key_env?: string } | undefined)?.api_key_env;
+  return k ? [k] : [];
 }

@@ -7,7 +7,8 @@ import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
-import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { moderationTarget } from "../guard-moderation.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -159,7 +160,8 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     chain.push(wasmFilter("ai-router", json, { failurePolicy: cfg.failurePolicy["ai-router"], env: routerEnv, allowOnHeadersStopIteration: true }));
   }
   if (cfg.aiGuard) {
-    const json = aiGuardJson(cfg);
+    const moderation = moderationTarget(cfg.aiGuard);
+    const json = aiGuardJson(cfg, "env", moderation ? istioCluster(moderation) : undefined);
     files["ai-guard.yaml"] = {
       comment: [
         "ai-guard as an Istio WasmPlugin: blocks, masks or records what its detectors find in each request's text (failStrategy",
@@ -167,9 +169,9 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
         order,
         ...warning("ai-guard"),
       ].join("\n"),
-      docs: [istioWasmPlugin(cfg, "ai-guard", 25, [], json)],
+      docs: [istioWasmPlugin(cfg, "ai-guard", 25, guardEnvKeys(cfg), json)],
     };
-    chain.push(wasmFilter("ai-guard", json, { failurePolicy: cfg.failurePolicy["ai-guard"], allowOnHeadersStopIteration: true }));
+    chain.push(wasmFilter("ai-guard", json, { failurePolicy: cfg.failurePolicy["ai-guard"], env: guardEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   }
   if (cfg.aiRatelimit) {
     const json = aiRatelimitJson(cfg);
@@ -199,7 +201,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
   const hcm = "envoy.filters.network.http_connection_manager";
   const filterMatch = { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm, subFilter: { name: "envoy.filters.http.router" } } } } };
-  const allEnv = [...new Set([...env, ...routerEnv])];
+  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg)])];
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
@@ -293,10 +295,12 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   return files;
 }
 
-/** The distinct provider hosts and ports (with the dedicated embeddings endpoint): one Istio service each. */
+/** The distinct provider hosts and ports (with the dedicated embeddings endpoint and ai-guard's moderation service): one Istio service each. */
 function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: boolean }[] {
   const external = [...cfg.providers];
   if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
+  const moderation = moderationTarget(cfg.aiGuard);
+  if (moderation) external.push(moderation);
   const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);

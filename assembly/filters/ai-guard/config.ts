@@ -6,8 +6,9 @@ import { ConfigReader } from "../../lib/config";
 import { defineMetric, METRIC_COUNTER, NO_METRIC } from "../../lib/sdk";
 import { Policy, readPolicy } from "./policy";
 import { answerWindow } from "./answer-window";
+import { Moderation, readModeration } from "./moderation-config";
 
-const TOP_FIELDS = ["detectors", "custom", "keywords", "injection_threshold", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps", "response"];
+const TOP_FIELDS = ["detectors", "custom", "keywords", "injection_threshold", "consumers", "routes", "pools", "max_body_bytes", "max_json_values", "max_regex_steps", "response", "moderation"];
 const RESPONSE_FIELDS = ["hold_back_bytes", "max_body_bytes"];
 
 export class Settings {
@@ -24,6 +25,8 @@ export class Settings {
   /** Answers: the most text units held back per output text, and the largest whole answer read (else 502). */
   holdBack: i32 = 256;
   answerMaxBytes: i64 = 10485760;
+  /** The external moderation service (moderation-config.ts), or null. */
+  moderation: Moderation | null = null;
   usesConsumer: bool = false;
   usesRoute: bool = false;
   // Counters.
@@ -56,6 +59,9 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   readOverrides(r, c, "consumers", s.consumers);
   readOverrides(r, c, "routes", s.routes);
   readOverrides(r, c, "pools", s.pools);
+  const mod = c.get("moderation");
+  if (mod !== null) s.moderation = readModeration(r, mod, "ai-guard.moderation");
+  settleModeration(r, s);
   s.usesConsumer = s.consumers.size > 0;
   s.usesRoute = s.routes.size > 0 || s.pools.size > 0;
   s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-guard", s.maxBodyBytes, 1024, 1073741824);
@@ -103,4 +109,20 @@ function readOverrides(r: ConfigReader, c: JsonValue, key: string, into: Map<str
 
 function setWindow(p: Policy, cap: i32): void {
   p.answerWindow = answerWindow(p, cap);
+}
+
+/** Which policies moderate: the default one when the section exists, an override unless it says moderation: false. */
+function settleModeration(r: ConfigReader, s: Settings): void {
+  const on = s.moderation !== null;
+  s.policy.moderate = on;
+  const groups = ["consumers", "routes", "pools"];
+  const maps = [s.consumers, s.routes, s.pools];
+  for (let g = 0; g < maps.length; g++) {
+    const names = maps[g].keys();
+    for (let i = 0; i < names.length; i++) {
+      const p = maps[g].get(names[i]);
+      if (p.moderation == 1 && !on) r.fail("ai-guard." + groups[g] + "." + names[i] + ".moderation", "needs the top-level moderation section (the service to call)");
+      p.moderate = on && p.moderation != 0;
+    }
+  }
 }

@@ -13,9 +13,17 @@
 // The answer side (answer.ts): 2xx answers of the APIs it reads are checked with the policy's
 // response actions, streams within a bounded hold-back window, and mask_and_restore's originals put
 // back.
+//
+// External moderation (moderation.ts): when the policy moderates and the local detectors did not
+// block, the texts (masked as the provider will see them) go to the moderation service by
+// proxy_http_call while the request stays held; its answer continues the request
+// (proxy_continue_stream; in Envoy Context::continueStream calls continueDecoding on the held
+// stream, source/extensions/common/wasm/context.cc, which the host mirrors in host/vm.ts) or refuses
+// it. A client that hangs up meanwhile ends the stream: the answer that arrives later touches
+// nothing (onDone).
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
-  RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
+  RootContext, Context, BaseContext, continueRequest, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
   REQUEST_HEADERS, REQUEST_BODY, getHeaderPairs, getBuffer, replaceBufferBytes, removeHeader, sendLocalResponse,
   setFilterState, getFilterState, pluginConfiguration, incrementMetric,
 } from "../../lib/sdk";
@@ -31,6 +39,17 @@ import { asksForSse } from "../../lib/path";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
 import { Placeholders } from "./placeholders";
 import { Answer } from "./answer";
+import { Moderation, M_AZURE, O_PASSED, O_FLAGGED, O_TIMEOUT, O_ERROR, O_FAILED_OPEN, O_TRUNCATED } from "./moderation-config";
+import { moderationTexts, cutPieces, moderationBodies, moderationHeaders, readVerdict } from "./moderation";
+import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext } from "../../lib/http-call";
+
+const API_NAMES = ["", "openai", "anthropic", "gemini"];
+/** Largest moderation answer read: OpenAI's is about 1.5 KB per input, and at most 105 inputs are sent. */
+const MAX_ANSWER_BYTES: usize = 1048576;
+
+function onModerationAnswer(origin: BaseContext, headers: u32, bodySize: usize, _trailers: u32): void {
+  changetype<Guard>(origin).onModeration(headers, bodySize);
+}
 
 class GuardRoot extends RootContext {
   settings: Settings | null = null;
@@ -61,6 +80,16 @@ class Guard extends Context {
   answer: Answer | null = null;
   /** A Gemini stream asked for without alt=sse: its answer is one JSON array. */
   geminiArray: bool = false;
+  // External moderation: calls still unanswered, the worst outcome so far (flagged over failed
+  // over passed), the category that flagged, and what the local detectors decided.
+  modPending: i32 = 0;
+  modOutcome: i32 = O_PASSED;
+  modCategory: string = "";
+  modInputs: i32 = 0;
+  modVerdict: i32 = V_ALLOW;
+  modCategories: string = "";
+  waiting: bool = false;
+  closed: bool = false;
 
   constructor(id: u32, root: GuardRoot) {
     super(id, root);
@@ -119,7 +148,9 @@ class Guard extends Context {
     if (!endOfStream) return FilterDataStatusValues.StopIterationAndBuffer;
     this.holding = false;
     const body = getBuffer(REQUEST_BODY, 0, <u32>length);
-    return this.inspect(body) ? FilterDataStatusValues.Continue : FilterDataStatusValues.StopIterationNoBuffer;
+    if (this.inspect(body)) return FilterDataStatusValues.Continue;
+    // Waiting on moderation: the (possibly rewritten) body stays buffered until the answer.
+    return this.waiting ? FilterDataStatusValues.StopIterationAndBuffer : FilterDataStatusValues.StopIterationNoBuffer;
   }
 
   onRequestTrailers(_n: u32): FilterTrailersStatusValues {
@@ -155,7 +186,7 @@ class Guard extends Context {
     const s = this.settings;
     const p = this.policy();
     this.pol = p;
-    if (!p.active) {
+    if (!p.active && !p.moderate) {
       this.record(V_ALLOW, "");
       return true;
     }
@@ -196,7 +227,7 @@ class Guard extends Context {
       return false;
     }
     if (over >= 0) incrementMetric(s.regexBudgetExceeded, 1);
-    this.record(o.verdict, categories);
+    if (!p.moderate || o.verdict == V_BLOCK) this.record(o.verdict, categories);
     if (o.verdict == V_BLOCK) {
       this.refuse("the request was blocked by the gateway's guard: it contains " + o.names(p, A_BLOCK).replaceAll(",", ", "), "sluice_guard_blocked");
       return false;
@@ -216,6 +247,7 @@ class Guard extends Context {
         if (this.hasContentLength) removeHeader(REQUEST_HEADERS, "content-length");
       }
     }
+    if (p.moderate) return this.moderate(texts, findings, p, o.verdict, categories);
     return true;
   }
 
@@ -232,6 +264,95 @@ class Guard extends Context {
   onResponseBody(length: usize, endOfStream: bool): FilterDataStatusValues {
     const a = this.answer;
     return a === null ? FilterDataStatusValues.Continue : a.body(length, endOfStream);
+  }
+
+  /** Sends the texts to the moderation service; false when the request waits for it (or was refused). */
+  moderate(texts: Array<JsonValue>, findings: Array<Finding>, p: Policy, verdict: i32, categories: string): bool {
+    const m = this.settings.moderation as Moderation;
+    this.modVerdict = verdict;
+    this.modCategories = categories;
+    const pieces = cutPieces(moderationTexts(texts, findings, p), m.maxTextBytes);
+    if (pieces.truncated) {
+      incrementMetric(m.metrics[O_TRUNCATED], 1);
+      if (!m.failOpen) {
+        // Part of the prompt could not be moderated: refused rather than passed unchecked.
+        this.record(V_BLOCK, this.withCategory("moderation:too_large"));
+        this.reply(413, "the request's text is longer than the gateway's moderation checks (max_text_bytes " + m.maxTextBytes.toString() + ")", "sluice_guard_moderation_too_large");
+        return false;
+      }
+    }
+    if (pieces.list.length == 0) {
+      this.record(verdict, categories);
+      return true; // no text: nothing to moderate
+    }
+    const context = [
+      "api", API_NAMES[this.api],
+      "consumer", stateOr(CONSUMER), "route", stateOr(ROUTE_RULE), "pool", stateOr(POOL),
+    ];
+    this.modInputs = pieces.list.length;
+    const bodies = moderationBodies(m, pieces.list, context);
+    const headers = moderationHeaders(m);
+    const root = changetype<GuardRoot>(this.root_context);
+    for (let i = 0; i < bodies.length; i++) {
+      if (httpCall(root, m.cluster, headers, bodies[i], m.timeoutMs, this, onModerationAnswer)) this.modPending++;
+      else this.modOutcome = O_ERROR; // Envoy refused the call (unknown cluster)
+    }
+    if (this.modPending == 0) return this.settle();
+    this.waiting = true;
+    return false;
+  }
+
+  onModeration(headers: u32, bodySize: usize): void {
+    if (this.closed) return; // the client hung up: the stream is gone
+    this.modPending--;
+    const m = this.settings.moderation as Moderation;
+    // An answer larger than any moderation verdict is an error, not read (wasm memory never shrinks).
+    const status = bodySize > MAX_ANSWER_BYTES ? 0 : httpCallStatus(headers);
+    const body = bodySize > MAX_ANSWER_BYTES ? new ArrayBuffer(0) : httpCallBody(bodySize);
+    const v = readVerdict(m, status, body, m.kind == M_AZURE ? 1 : this.modInputs);
+    if (v.outcome == O_FLAGGED) {
+      if (this.modOutcome != O_FLAGGED) this.modCategory = v.category;
+      this.modOutcome = O_FLAGGED;
+    } else if (v.outcome != O_PASSED && this.modOutcome == O_PASSED) this.modOutcome = v.outcome;
+    if (this.modPending > 0) return;
+    setEffectiveContext(this.context_id);
+    this.waiting = false;
+    if (this.settle()) continueRequest();
+  }
+
+  /** Acts on the moderation outcome; true when the request goes on. */
+  settle(): bool {
+    const m = this.settings.moderation as Moderation;
+    const o = this.modOutcome;
+    incrementMetric(m.metrics[o], 1);
+    if (o == O_FLAGGED) {
+      this.record(V_BLOCK, this.withCategory("moderation:" + this.modCategory));
+      this.refuse("the request was blocked by the gateway's moderation: " + this.modCategory, "sluice_guard_moderation_blocked");
+      return false;
+    }
+    if (o == O_TIMEOUT || o == O_ERROR) {
+      if (!m.failOpen) {
+        this.record(V_BLOCK, this.withCategory("moderation:unavailable"));
+        this.reply(503, "the gateway's moderation service did not answer" + (o == O_TIMEOUT ? " in time" : " usably") + "; the request was not sent", "sluice_guard_moderation_unavailable");
+        return false;
+      }
+      incrementMetric(m.metrics[O_FAILED_OPEN], 1);
+    }
+    this.record(this.modVerdict, this.modCategories);
+    return true;
+  }
+
+  withCategory(c: string): string {
+    return this.modCategories.length ? this.modCategories + "," + c : c;
+  }
+
+  onDone(): bool {
+    this.closed = true;
+    return true;
+  }
+
+  onDelete(): void {
+    this.closed = true;
   }
 
   record(verdict: i32, categories: string): void {
@@ -256,6 +377,11 @@ class Guard extends Context {
     this.holding = false;
     sendLocalResponse(status, details, blockBody(this.api, status, message), ["content-type", "application/json"]);
   }
+}
+
+function stateOr(key: string): string {
+  const v = getFilterState(key);
+  return v === null ? "" : v as string;
 }
 
 registerRootContext((id: u32) => new GuardRoot(id), "ai-guard");

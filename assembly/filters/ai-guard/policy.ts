@@ -32,7 +32,7 @@ export const D_CREDENTIAL: i32 = 6;
 export const D_INJECTION: i32 = 7; // prompt-injection heuristics (detect-injection.ts): log or block only
 export const BUILTIN: Array<string> = ["email", "phone", "card", "iban", "ssn", "ip", "credential", "injection"];
 
-const POLICY_FIELDS = ["detectors", "custom", "keywords", "injection_threshold"];
+const POLICY_FIELDS = ["detectors", "custom", "keywords", "injection_threshold", "moderation"];
 const CUSTOM_FIELDS = ["name", "regex", "action"];
 const KEYWORD_FIELDS = ["name", "words", "action"];
 const MAX_NAME = 32;
@@ -68,6 +68,10 @@ export class Policy {
   answerWindow: i32 = 0;
   /** The score at which a text counts as a prompt injection (readInjection, injection.ts). */
   injectionThreshold: f64 = DEFAULT_INJECTION_THRESHOLD;
+  /** The policy's `moderation` switch: -1 unset (on when the filter has a moderation section), 0 off, 1 on. */
+  moderation: i32 = -1;
+  /** The prompt goes to the external moderation service (config.ts settles it). */
+  moderate: bool = false;
 
   /** Adds a detector; `both` is its request action, with its answer action shifted by 8 (actions()). */
   add(name: string, both: i32): void {
@@ -127,6 +131,7 @@ export function readPolicy(r: ConfigReader, obj: JsonValue, path: string): Polic
     return p;
   }
   r.onlyKnown(obj, path, POLICY_FIELDS);
+  if (obj.get("moderation") !== null) p.moderation = r.bool(obj, "moderation", path, false) ? 1 : 0;
   const dets = obj.get("detectors");
   const acts = new Array<i32>(BUILTIN.length).fill(A_OFF); // packed, see action()
   if (dets !== null) {
