@@ -39,16 +39,28 @@ describe("memory: nothing accumulates per request", () => {
       expect(r.status).toBe(200);
       await r.arrayBuffer();
     };
-    // Warm up past one full cycle of the filters' collectors (they run after 64 KiB of body, or 64
-    // streams: the SDK patch): the high-water mark settles in it. Measured with 256 KB prompts,
-    // ai-ratelimit's memory doubles once, from 12 to 24 pages, somewhere between the 13th and the
-    // 57th request depending on the module's layout, then stays flat for as many requests again.
-    for (let i = 0; i < 64; i++) await send(i % 2 ? "auto" : "gpt-4o");
-    const early = pages();
-    for (let i = 0; i < 32; i++) await send(i % 2 ? "auto" : "gpt-4o");
-    expect(pages()).toEqual(early);
-    // One 256 KB prompt at a time fits in 4 MiB of linear memory per filter.
-    for (const n of Object.values(early)) expect(n).toBeLessThanOrEqual(64);
+    // What a leak looks like: pages that keep growing. What the collector does: AssemblyScript's
+    // incremental collector frees a 256 KB body some requests later, and when a new body arrives before
+    // the old one is freed the heap grows once to hold both (ai-ratelimit: 12 to 24 pages). When that
+    // happens depends on the allocations before it (measured from the 17th to past the 64th request),
+    // so the test allows exactly that after the first few requests (which size the heap for one body):
+    // at most one growth per filter, at most a doubling, none in the last 64 requests. Reading the body for admission in windows would remove even that (issue 24).
+    const trace: Record<string, number>[] = [];
+    for (let i = 0; i < 224; i++) {
+      await send(i % 2 ? "auto" : "gpt-4o");
+      trace.push(pages());
+    }
+    const last = trace[trace.length - 1];
+    for (const name of Object.keys(last)) {
+      // The first few requests size the heap for one body; counted from the 8th.
+      const seen = trace.slice(7).map((p) => p[name]);
+      const growths = seen.filter((n, i) => i > 0 && n !== seen[i - 1]);
+      expect(growths.length, `${name}: ${seen.join(",")}`).toBeLessThanOrEqual(1);
+      expect(last[name], `${name}: ${seen.join(",")}`).toBeLessThanOrEqual(2 * seen[0]);
+      expect(seen.slice(-64).every((n) => n === last[name]), `${name}: ${seen.join(",")}`).toBe(true);
+      // One 256 KB prompt at a time fits in 4 MiB of linear memory per filter.
+      expect(last[name]).toBeLessThanOrEqual(64);
+    }
     const recorded = Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
     expect(recorded).toBeLessThanOrEqual(16 * Object.keys(gw.mocks).length);
     expect(Math.max(...Object.values(gw.mocks).map((m) => m.requests.length))).toBeLessThanOrEqual(16);
