@@ -5,42 +5,13 @@
 // timeout_ms is a 503 each SDK parses (failure: closed); the masked text is what the service saw; the
 // access log carries the verdict and the moderation category.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from "vitest";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { GoogleGenAI } from "@google/genai";
-import { render } from "../../cli/render.js";
-import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import { type LocalGateway } from "../../cli/start.js";
+import { THREE_PROVIDERS_YAML, sdkClients, startRendered } from "../fixtures/sdk-gateway.js";
 import { startModerationMock, type ModerationMock } from "../../scripts/mocks/moderation.js";
 
-const gatewayYaml = (moderationUrl: string) => `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: team-a
-    keys: [sk-team-a]
-providers:
-  - name: small
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-    model: gpt-4o-mini
-    models: [gpt-4o-mini]
-  - name: claude
-    provider: anthropic
-    api_key_env: ANTHROPIC_API_KEY
-    model: claude-sonnet-4-5
-    models: [claude-sonnet-4-5]
-  - name: gem
-    provider: gemini
-    api_key_env: GEMINI_API_KEY
-    models: [gemini-2.5-flash]
-filters:
-  key_auth:
-    header: x-goog-api-key
-  ai_guard:
+const gatewayYaml = (moderationUrl: string) => `${THREE_PROVIDERS_YAML}  ai_guard:
     detectors: { email: mask }
     moderation: { provider: openai, endpoint: "${moderationUrl}", api_key_env: MODERATION_KEY, timeout_ms: 300, failure: closed }
 `;
@@ -48,20 +19,14 @@ filters:
 let gw: LocalGateway;
 let mod: ModerationMock;
 const log: string[] = [];
-const openai = () => new OpenAI({ apiKey: "sk-team-a", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-const anthropic = () => new Anthropic({ apiKey: "sk-team-a", baseURL: gw.url, maxRetries: 0 });
-const google = () => new GoogleGenAI({ apiKey: "sk-team-a", httpOptions: { baseUrl: gw.url } });
+const { openai, anthropic, google } = sdkClients(() => gw.url, "sk-team-a");
 const settle = () => new Promise((res) => setTimeout(res, 60));
 const lastLog = (): Record<string, any> => JSON.parse(log.at(-1)!);
 const seen = () => Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
 
 beforeAll(async () => {
   mod = await startModerationMock({ apiKey: "mod-key" });
-  const dir = mkdtempSync(join(tmpdir(), "sluice-moderation-e2e-"));
-  writeFileSync(join(dir, "gateway.yaml"), gatewayYaml(mod.url));
-  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-  expect(validateEnvoyYaml(readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8")).errors).toEqual([]);
-  gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: { MODERATION_KEY: "mod-key" }, accessLog: (l) => log.push(l) });
+  gw = await startRendered(gatewayYaml(mod.url), { env: { MODERATION_KEY: "mod-key" }, accessLog: (l) => log.push(l) });
 }, 40_000);
 
 afterAll(async () => {

@@ -7,41 +7,12 @@
 // the originals, an answer finding is masked, a blocked answer is each API's own "filtered" answer
 // (Chat finish_reason content_filter, Messages stop_reason refusal), streamed or not.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { GoogleGenAI } from "@google/genai";
-import { render } from "../../cli/render.js";
-import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import { type LocalGateway } from "../../cli/start.js";
+import { THREE_PROVIDERS_YAML, sdkClients, startRendered } from "../fixtures/sdk-gateway.js";
 
-const GATEWAY_YAML = `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: team-a
-    keys: [sk-team-a]
-providers:
-  - name: small
-    provider: openai
-    api_key_env: OPENAI_API_KEY
-    model: gpt-4o-mini
-    models: [gpt-4o-mini]
-  - name: claude
-    provider: anthropic
-    api_key_env: ANTHROPIC_API_KEY
-    model: claude-sonnet-4-5
-    models: [claude-sonnet-4-5]
-  - name: gem
-    provider: gemini
-    api_key_env: GEMINI_API_KEY
-    models: [gemini-2.5-flash]
-filters:
-  key_auth:
-    header: x-goog-api-key
-  ai_router:
+const GATEWAY_YAML = `${THREE_PROVIDERS_YAML}  ai_router:
     rules: []
   ai_guard:
     detectors: { email: { request: mask_and_restore }, card: block, credential: block, injection: block }
@@ -60,19 +31,13 @@ filters:
 const CARD = "4111 1111 1111 1111";
 let gw: LocalGateway;
 const log: string[] = [];
-const openai = () => new OpenAI({ apiKey: "sk-team-a", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-const anthropic = () => new Anthropic({ apiKey: "sk-team-a", baseURL: gw.url, maxRetries: 0 });
-const google = () => new GoogleGenAI({ apiKey: "sk-team-a", httpOptions: { baseUrl: gw.url } });
+const { openai, anthropic, google } = sdkClients(() => gw.url, "sk-team-a");
 const settle = () => new Promise((res) => setTimeout(res, 60));
 const lastLog = (): Record<string, any> => JSON.parse(log.at(-1)!);
 const seen = () => Object.values(gw.mocks).reduce((n, m) => n + m.requests.length, 0);
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-guard-e2e-"));
-  writeFileSync(join(dir, "gateway.yaml"), GATEWAY_YAML);
-  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-  expect(validateEnvoyYaml(readFileSync(join(dir, "envoy", "envoy.yaml"), "utf8")).errors).toEqual([]);
-  gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {}, accessLog: (l) => log.push(l) });
+  gw = await startRendered(GATEWAY_YAML, { accessLog: (l) => log.push(l) });
 }, 40_000);
 
 afterAll(async () => {
