@@ -810,17 +810,8 @@ export class Regex {
       }
       if (fold) prev = foldCase(prev);
     }
-    let cur: i32 = -1;
-    let w = 0;
-    if (pos < n) {
-      cur = src.unit(pos);
-      w = 1;
-      if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
-        const lo = src.unit(pos + 1);
-        if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
-      }
-      if (fold) cur = foldCase(cur);
-    }
+    let cur = codePointAt<S>(src, pos, n, fold);
+    let w = cpWidth;
     let steps: i64 = 0;
     let found = -1;
     let foundEnd = 0;
@@ -833,14 +824,8 @@ export class Regex {
             steps++;
             pos += w;
             prev = cur;
-            if (pos >= n) { cur = -1; w = 0; break; }
-            cur = src.unit(pos);
-            w = 1;
-            if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
-              const lo = src.unit(pos + 1);
-              if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
-            }
-            if (fold) cur = foldCase(cur);
+            cur = codePointAt<S>(src, pos, n, fold);
+            w = cpWidth;
           }
           if (cur < 0) break;
         }
@@ -862,29 +847,15 @@ export class Regex {
       }
       if (cur < 0) break;
       const npos = pos + w;
-      let next: i32 = -1;
-      let nw = 0;
-      if (npos < n) {
-        next = src.unit(npos);
-        nw = 1;
-        if (next >= 0xd800 && next < 0xdc00 && npos + 1 < n) {
-          const lo = src.unit(npos + 1);
-          if (lo >= 0xdc00 && lo < 0xe000) { next = 0x10000 + ((next - 0xd800) << 10) + (lo - 0xdc00); nw = 2; }
-        }
-        if (fold) next = foldCase(next);
-      }
+      const next = codePointAt<S>(src, npos, n, fold);
+      const nw = cpWidth;
       this.nextGen();
       let nlen = 0;
       const clist = this.cur;
       for (let i = 0; i < clistLen; i++) {
         const pc = unchecked(clist[i]);
         steps++;
-        const op = unchecked(prog[pc]);
-        let ok = false;
-        if (op == OP_CHAR) ok = unchecked(this.x[pc]) == cur;
-        else if (op == OP_ANY) ok = cur != 0x0a;
-        else if (op == OP_ANYNL) ok = true;
-        else if (op == OP_CLASS) ok = unchecked(this.classes[unchecked(this.x[pc])]).has(cur);
+        const ok = this.consumes(pc, cur);
         if (!ok) continue;
         const before = nlen;
         const r = this.add(this.nxt, nlen, pc + 1, cur, next);
@@ -924,6 +895,16 @@ export class Regex {
     return found;
   }
 
+  /** Whether the instruction at pc (a character, any, or a class) takes the code point cur. */
+  @inline private consumes(pc: i32, cur: i32): bool {
+    const op = unchecked(this.op[pc]);
+    if (op == OP_CHAR) return unchecked(this.x[pc]) == cur;
+    if (op == OP_ANY) return cur != 0x0a;
+    if (op == OP_ANYNL) return true;
+    if (op == OP_CLASS) return unchecked(this.classes[unchecked(this.x[pc])]).has(cur);
+    return false;
+  }
+
   private curStart: StaticArray<i32> = new StaticArray<i32>(0);
   private nxtStart: StaticArray<i32> = new StaticArray<i32>(0);
   private addedBeforeMatch: i32 = 0;
@@ -931,22 +912,12 @@ export class Regex {
   private run<S>(src: S, n: i32, budget: i64): i32 {
     const limit = regexSteps + budget < regexSteps ? i64.MAX_VALUE : regexSteps + budget;
     const fold = this.caseInsensitive;
-    const prog = this.op;
     let clistLen = 0;
     let pos = 0;
     let prev: i32 = -1;
     // Code point at pos and its width.
-    let cur: i32 = -1;
-    let w = 0;
-    if (n > 0) {
-      cur = src.unit(0);
-      w = 1;
-      if (cur >= 0xd800 && cur < 0xdc00 && n > 1) {
-        const lo = src.unit(1);
-        if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
-      }
-      if (fold) cur = foldCase(cur);
-    }
+    let cur = codePointAt<S>(src, 0, n, fold);
+    let w = cpWidth;
     let steps: i64 = 0;
     while (true) {
       // Skip ahead while no thread is alive and no match can start here.
@@ -957,14 +928,8 @@ export class Regex {
             steps++;
             pos += w;
             prev = cur;
-            if (pos >= n) { cur = -1; w = 0; break; }
-            cur = src.unit(pos);
-            w = 1;
-            if (cur >= 0xd800 && cur < 0xdc00 && pos + 1 < n) {
-              const lo = src.unit(pos + 1);
-              if (lo >= 0xdc00 && lo < 0xe000) { cur = 0x10000 + ((cur - 0xd800) << 10) + (lo - 0xdc00); w = 2; }
-            }
-            if (fold) cur = foldCase(cur);
+            cur = codePointAt<S>(src, pos, n, fold);
+            w = cpWidth;
           }
           if (cur < 0) break; // end of text: nothing can start (no empty match possible)
         }
@@ -980,29 +945,15 @@ export class Regex {
       if (cur < 0) break;
       // The code point after cur (for assertions at the next position).
       const npos = pos + w;
-      let next: i32 = -1;
-      let nw = 0;
-      if (npos < n) {
-        next = src.unit(npos);
-        nw = 1;
-        if (next >= 0xd800 && next < 0xdc00 && npos + 1 < n) {
-          const lo = src.unit(npos + 1);
-          if (lo >= 0xdc00 && lo < 0xe000) { next = 0x10000 + ((next - 0xd800) << 10) + (lo - 0xdc00); nw = 2; }
-        }
-        if (fold) next = foldCase(next);
-      }
+      const next = codePointAt<S>(src, npos, n, fold);
+      const nw = cpWidth;
       this.nextGen();
       let nlen = 0;
       const clist = this.cur;
       for (let i = 0; i < clistLen; i++) {
         const pc = unchecked(clist[i]);
         steps++;
-        const op = unchecked(prog[pc]);
-        let ok = false;
-        if (op == OP_CHAR) ok = unchecked(this.x[pc]) == cur;
-        else if (op == OP_ANY) ok = cur != 0x0a;
-        else if (op == OP_ANYNL) ok = true;
-        else if (op == OP_CLASS) ok = unchecked(this.classes[unchecked(this.x[pc])]).has(cur);
+        const ok = this.consumes(pc, cur);
         if (ok) {
           const r = this.add(this.nxt, nlen, pc + 1, cur, next);
           steps += <i64>this.addSteps;
@@ -1076,6 +1027,31 @@ export class Regex {
     this.addSteps = steps;
     return len;
   }
+}
+
+/** The width in code units (1 or 2; 0 past the text) of the code point codePointAt read last. */
+let cpWidth: i32 = 0;
+
+/**
+ * The code point at unit pos of a text of n units read through src.unit(i): a surrogate pair whose
+ * halves both lie before n is one code point; case-folded when `fold`. -1 at or past n. Its width goes
+ * to cpWidth (the matchers step by it).
+ */
+@inline function codePointAt<S>(src: S, pos: i32, n: i32, fold: bool): i32 {
+  if (pos >= n) {
+    cpWidth = 0;
+    return -1;
+  }
+  let c = src.unit(pos);
+  cpWidth = 1;
+  if (c >= 0xd800 && c < 0xdc00 && pos + 1 < n) {
+    const lo = src.unit(pos + 1);
+    if (lo >= 0xdc00 && lo < 0xe000) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+      cpWidth = 2;
+    }
+  }
+  return fold ? foldCase(c) : c;
 }
 
 /** A string's code units, for Regex.run. */
