@@ -2,11 +2,10 @@
 // build/ai-proxy.wasm: structured outputs (output_config.format) on the generations that have them,
 // the forced JSON tool elsewhere (its input back as the message content, in whole answers and in
 // streams, usage intact), and reasoning_effort as a thinking budget with its max_tokens rule.
-import { describe, it, expect, beforeAll, afterEach } from "vitest";
+import { describe, it, expect, beforeAll } from "vitest";
 import { Host } from "../../host/index.js";
-import { send, upstream, reply, rejected, usage, dataOf, assemble } from "./helpers.js";
+import { providerHosts, send, upstream, reply, rejected, usage, dataOf, assemble } from "./helpers.js";
 
-const WASM = "build/ai-proxy.wasm";
 const NOW_S = 1_750_000_000;
 
 const CONFIG = {
@@ -20,22 +19,8 @@ const CONFIG = {
   pools: [],
 };
 
-const hosts: Host[] = [];
-async function makeHost(configuration: object = CONFIG) {
-  const h = await Host.create({
-    filters: [{ name: "ai-proxy", wasm: WASM, configuration, allowOnHeadersStopIteration: true }],
-    clock: () => BigInt(NOW_S) * 1_000_000_000n,
-  });
-  hosts.push(h);
-  return h;
-}
-
-afterEach(() => {
-  for (const h of hosts) {
-    const fatal = h.getLogEntries().filter((e) => /failed: Uncaught|abort/i.test(e.message));
-    expect(fatal).toEqual([]);
-  }
-});
+// Nothing the provider does may trap the VM: checked after each test (helpers.ts providerHosts).
+const makeHost = providerHosts(CONFIG, NOW_S);
 
 const MSGS = [{ role: "user", content: "Weather in Paris as JSON" }];
 const SCHEMA = { type: "object", properties: { city: { type: "string" }, temp: { type: "number" } }, required: ["city", "temp"], additionalProperties: false };

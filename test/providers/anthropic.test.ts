@@ -1,14 +1,13 @@
 // The Anthropic provider (assembly/providers/anthropic.ts) through build/ai-proxy.wasm and the
 // Envoy-faithful host: OpenAI requests translated to the Messages API, answers, streams and
 // errors translated back, the usage record, and Anthropic clients round-tripping through it.
-import { describe, it, expect, beforeAll, afterEach } from "vitest";
+import { describe, it, expect, beforeAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Host } from "../../host/index.js";
-import { header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
+import { providerHosts, header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
 
-const WASM = "build/ai-proxy.wasm";
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 const TEXT_STREAM = readFileSync(join(FIXTURES, "anthropic-stream-text.sse"), "utf8");
 const TOOL_STREAM = readFileSync(join(FIXTURES, "anthropic-stream-tools.sse"), "utf8");
@@ -21,23 +20,8 @@ const CONFIG = {
 };
 
 
-const hosts: Host[] = [];
-async function makeHost(configuration: object = CONFIG) {
-  const h = await Host.create({
-    filters: [{ name: "ai-proxy", wasm: WASM, configuration, allowOnHeadersStopIteration: true }],
-    clock: () => BigInt(NOW_S) * 1_000_000_000n,
-  });
-  hosts.push(h);
-  return h;
-}
-
-afterEach(() => {
-  // Nothing the provider does may trap: a trap fails the VM and Envoy logs it.
-  for (const h of hosts) {
-    const fatal = h.getLogEntries().filter((e) => /failed: Uncaught|abort/i.test(e.message));
-    expect(fatal).toEqual([]);
-  }
-});
+// Nothing the provider does may trap the VM: checked after each test (helpers.ts providerHosts).
+const makeHost = providerHosts(CONFIG, NOW_S);
 
 const ANSWER = {
   id: "msg_01XFDUDYJgAACzvnptvVoYEL",

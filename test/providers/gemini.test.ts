@@ -1,14 +1,13 @@
 // The Gemini provider (assembly/providers/gemini.ts) through build/ai-proxy.wasm and the
 // Envoy-faithful host: OpenAI requests translated to generateContent / streamGenerateContent /
 // batchEmbedContents, answers, streams and errors translated back, and the usage record.
-import { describe, it, expect, beforeAll, afterEach } from "vitest";
+import { describe, it, expect, beforeAll } from "vitest";
 import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Host } from "../../host/index.js";
-import { header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
+import { providerHosts, header, send, upstream, reply, rejected, usage, dataOf, eventsOf, assemble, type Pairs, type S } from "./helpers.js";
 
-const WASM = "build/ai-proxy.wasm";
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 // Recorded in Gemini's framing: `data: <GenerateContentResponse>\r\n\r\n`, usageMetadata on every
 // chunk, finishReason on the last, no [DONE].
@@ -19,23 +18,8 @@ const NOW_S = 1_750_000_000;
 const CONFIG = { instances: [{ name: "gem", provider: "gemini", api_key: "g-test", model: "gemini-2.5-flash" }] };
 
 
-const hosts: Host[] = [];
-async function makeHost(configuration: object = CONFIG) {
-  const h = await Host.create({
-    filters: [{ name: "ai-proxy", wasm: WASM, configuration, allowOnHeadersStopIteration: true }],
-    clock: () => BigInt(NOW_S) * 1_000_000_000n,
-  });
-  hosts.push(h);
-  return h;
-}
-
-afterEach(() => {
-  // Nothing the provider does may trap: a trap fails the VM and Envoy logs it.
-  for (const h of hosts) {
-    const fatal = h.getLogEntries().filter((e) => /failed: Uncaught|abort|unreachable/i.test(e.message));
-    expect(fatal).toEqual([]);
-  }
-});
+// Nothing the provider does may trap the VM: checked after each test (helpers.ts providerHosts).
+const makeHost = providerHosts(CONFIG, NOW_S, /failed: Uncaught|abort|unreachable/i);
 
 /** One Gemini SSE event, framed as Gemini frames it. */
 const gev = (o: object) => `data: ${JSON.stringify(o)}\r\n\r\n`;

@@ -1,9 +1,29 @@
 // Drivers shared by the provider tests: one stream through build/ai-proxy.wasm, and readers for
 // what came out (OpenAI chunks, Anthropic events, the usage record).
-import { expect } from "vitest";
-import type { Host } from "../../host/index.js";
+import { afterEach, expect } from "vitest";
+import { Host } from "../../host/index.js";
 
 export type Pairs = [string, string][];
+
+/**
+ * A maker of ai-proxy hosts (build/ai-proxy.wasm, `config` unless another is given, the clock at
+ * `nowS` seconds) whose logs are checked after each test: nothing a provider sends may trap the VM
+ * (a trap fails it, and Envoy logs it), so a log line matching `traps` fails the test.
+ */
+export function providerHosts(config: object, nowS: number, traps = /failed: Uncaught|abort/i) {
+  const hosts: Host[] = [];
+  afterEach(() => {
+    for (const h of hosts) expect(h.getLogEntries().filter((e) => traps.test(e.message))).toEqual([]);
+  });
+  return async (configuration: object = config): Promise<Host> => {
+    const h = await Host.create({
+      filters: [{ name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration, allowOnHeadersStopIteration: true }],
+      clock: () => BigInt(nowS) * 1_000_000_000n,
+    });
+    hosts.push(h);
+    return h;
+  };
+}
 export type S = ReturnType<Host["newStream"]>;
 
 export function header(pairs: Pairs | null | undefined, name: string): string | undefined {
