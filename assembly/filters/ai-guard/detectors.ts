@@ -34,7 +34,7 @@ export class Budget {
 
 /**
  * `acts`: the actions that say which detectors run (the policy's request actions when null);
- * `injectionFactor`: how much an injection cue counts where this text sits (injection-origin.ts).
+ * `injectionFactor`: how much an injection cue counts where this text sits (injection.ts factorOf).
  */
 export function scanText<T>(t: usize, n: i32, p: Policy, hits: Hits, budget: Budget, acts: Array<i32> | null = null, injectionFactor: f64 = 1): void {
   if (n == 0) return;

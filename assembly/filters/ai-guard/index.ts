@@ -30,8 +30,8 @@ import {
 import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
 import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES } from "../../lib/keys";
 import { Settings, readSettings } from "./config";
-import { Policy, A_OFF, A_LOG, A_BLOCK, D_INJECTION } from "./policy";
-import { injectionOrigins } from "./injection-origin";
+import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
+import { factorOf } from "./injection";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
 import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES, K_GEMINI } from "./request";
@@ -197,14 +197,14 @@ class Guard extends Context {
       this.refuse(jsonTooManyValues ? "the request body holds more JSON values than the gateway's guard reads" : "the request body is not a JSON object", "sluice_guard_unreadable");
       return false;
     }
-    const texts = requestTexts(this.kind, req as JsonValue);
+    const found = requestTexts(this.kind, req as JsonValue);
+    const texts = found.values;
     const budget = new Budget(s.regexBudget);
     const findings = new Array<Finding>();
-    const origins = p.actions[D_INJECTION] != A_OFF ? injectionOrigins(this.kind, req as JsonValue) : null;
     for (let i = 0; i < texts.length; i++) {
       const v = texts[i];
       const hits = new Hits();
-      const factor = origins !== null ? origins.factor(v) : 1;
+      const factor = factorOf(unchecked(found.where[i]));
       if (v.src !== null && !v.rawComplex) scanText<u8>(v.raw, v.rawLen, p, hits, budget, null, factor);
       else {
         const str = v.s;

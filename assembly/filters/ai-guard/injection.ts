@@ -7,6 +7,7 @@ import { ConfigReader } from "../../lib/config";
 import { Hits } from "./hits";
 import { injectionScore } from "./detect-injection";
 import { injectionLexicon } from "./injection-cues";
+import { AT_OPERATOR, AT_DATA } from "./request";
 
 /** Chosen on the tuning part of test/fixtures/injection-corpus.jsonl (docs/filters/ai-guard.md). */
 export const DEFAULT_INJECTION_THRESHOLD: f64 = 3.0;
@@ -43,4 +44,16 @@ export function readInjection(r: ConfigReader, obj: JsonValue, path: string, pac
 export function findInjection<T>(t: usize, n: i32, threshold: f64, factor: f64, det: i32, hits: Hits): void {
   if (factor <= 0) return;
   if (injectionScore<T>(t, n) * factor >= threshold) hits.add(n, n, det);
+}
+
+/** Tool results and documents: data that instructs is what an indirect injection is. */
+export const TOOL_FACTOR: f64 = 1.5;
+
+/**
+ * How much an injection cue counts where a text sits (request.ts Texts.where): the operator's own
+ * instructions are not scored (they are the application's text, and "never reveal your system
+ * prompt" is normal there), tool results and documents count TOOL_FACTOR times, the rest once.
+ */
+export function factorOf(at: u8): f64 {
+  return at == AT_OPERATOR ? 0 : at == AT_DATA ? TOOL_FACTOR : 1;
 }

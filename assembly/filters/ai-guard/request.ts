@@ -39,9 +39,30 @@ export function apiOf(kind: i32): i32 {
   return kind == 0 ? API_NONE : API_OPENAI;
 }
 
+// Where a text sits, for the injection detector (injection.ts factorOf): a user's or assistant's
+// turn or a tool call's arguments; the operator's instructions (system and developer messages,
+// Anthropic `system`, Responses `instructions`, Gemini `systemInstruction`); data the model reads
+// (tool results, documents), where planted instructions are the attack.
+export const AT_USER: u8 = 0;
+export const AT_OPERATOR: u8 = 1;
+export const AT_DATA: u8 = 2;
+
+/** The texts of a request, and where each sits (noted as they are found: the body is walked once). */
+export class Texts {
+  values: Array<JsonValue> = [];
+  where: Array<u8> = [];
+  /** Where the texts added now sit. */
+  at: u8 = AT_USER;
+
+  add(v: JsonValue): void {
+    this.values.push(v);
+    this.where.push(this.at);
+  }
+}
+
 /** The string values of the request a model reads, in document order within each part. */
-export function requestTexts(kind: i32, req: JsonValue): Array<JsonValue> {
-  const out = new Array<JsonValue>();
+export function requestTexts(kind: i32, req: JsonValue): Texts {
+  const out = new Texts();
   switch (kind) {
     case K_CHAT: chat(req, out); break;
     case K_MESSAGES: messages(req, out); break;
@@ -53,23 +74,23 @@ export function requestTexts(kind: i32, req: JsonValue): Array<JsonValue> {
   return out;
 }
 
-function text(v: JsonValue | null, out: Array<JsonValue>): void {
-  if (v !== null && v.isString()) out.push(v);
+function text(v: JsonValue | null, out: Texts): void {
+  if (v !== null && v.isString()) out.add(v);
 }
 
 /** Every string inside a value (tool call input, function arguments and results as objects). */
-function allStrings(v: JsonValue | null, out: Array<JsonValue>): void {
+function allStrings(v: JsonValue | null, out: Texts): void {
   if (v === null) return;
-  if (v.isString()) out.push(v);
+  if (v.isString()) out.add(v);
   else if (v.isArray() || v.isObject()) {
     if (v.isNumberSpan()) return;
     for (let i = 0, n = v.length; i < n; i++) allStrings(v.at(i), out);
   }
 }
 
-function stringOrStrings(v: JsonValue | null, out: Array<JsonValue>): void {
+function stringOrStrings(v: JsonValue | null, out: Texts): void {
   if (v === null) return;
-  if (v.isString()) out.push(v);
+  if (v.isString()) out.add(v);
   else if (v.isArray() && !v.isNumberSpan()) for (let i = 0, n = v.length; i < n; i++) text(v.at(i), out);
 }
 
@@ -77,16 +98,16 @@ function stringOrStrings(v: JsonValue | null, out: Array<JsonValue>): void {
  * Content as chat and Responses clients send it: a string, or parts of which the text ones count
  * (text, input_text, output_text); images, audio and files are passed by.
  */
-function parts(content: JsonValue | null, out: Array<JsonValue>): void {
+function parts(content: JsonValue | null, out: Texts): void {
   if (content === null) return;
   if (content.isString()) {
-    out.push(content);
+    out.add(content);
     return;
   }
   if (!content.isArray()) return;
   for (let i = 0, n = content.length; i < n; i++) {
     const b = content.at(i);
-    if (b.isString()) out.push(b);
+    if (b.isString()) out.add(b);
     else if (b.isObject()) {
       const t = b.getString("type");
       if (t === null || t == "text" || t == "input_text" || t == "output_text") text(b.get("text"), out);
@@ -96,13 +117,16 @@ function parts(content: JsonValue | null, out: Array<JsonValue>): void {
 }
 
 /** Chat Completions: each message's content (tool results are role "tool" messages), tool call arguments. */
-function chat(req: JsonValue, out: Array<JsonValue>): void {
+function chat(req: JsonValue, out: Texts): void {
   const ms = req.get("messages");
   if (ms === null || !ms.isArray()) return;
   for (let i = 0, n = ms.length; i < n; i++) {
     const m = ms.at(i);
     if (!m.isObject()) continue;
+    const role = m.getString("role");
+    out.at = role == "system" || role == "developer" ? AT_OPERATOR : role == "tool" || role == "function" ? AT_DATA : AT_USER;
     parts(m.get("content"), out);
+    out.at = AT_USER;
     const calls = m.get("tool_calls");
     if (calls !== null && calls.isArray()) {
       for (let k = 0, c = calls.length; k < c; k++) {
@@ -116,8 +140,10 @@ function chat(req: JsonValue, out: Array<JsonValue>): void {
 }
 
 /** Anthropic Messages: system, text blocks, tool_use input, tool_result content. */
-function messages(req: JsonValue, out: Array<JsonValue>): void {
+function messages(req: JsonValue, out: Texts): void {
+  out.at = AT_OPERATOR;
   anthropicBlocks(req.get("system"), out);
+  out.at = AT_USER;
   const ms = req.get("messages");
   if (ms === null || !ms.isArray()) return;
   for (let i = 0, n = ms.length; i < n; i++) {
@@ -126,10 +152,10 @@ function messages(req: JsonValue, out: Array<JsonValue>): void {
   }
 }
 
-function anthropicBlocks(content: JsonValue | null, out: Array<JsonValue>): void {
+function anthropicBlocks(content: JsonValue | null, out: Texts): void {
   if (content === null) return;
   if (content.isString()) {
-    out.push(content);
+    out.add(content);
     return;
   }
   if (!content.isArray()) return;
@@ -140,22 +166,29 @@ function anthropicBlocks(content: JsonValue | null, out: Array<JsonValue>): void
     if (t === null) continue;
     if (t == "text") text(b.get("text"), out);
     else if (t == "tool_use" || t == "server_tool_use") allStrings(b.get("input"), out);
-    else if (t == "tool_result") anthropicBlocks(b.get("content"), out);
-    else if (t == "document") {
-      // A plain-text document's text ({"source":{"type":"text","data":...}}); PDFs are passed by.
-      const src = b.get("source");
-      if (src !== null && src.getString("type") == "text") text(src.get("data"), out);
+    else if (t == "tool_result" || t == "document") {
+      const at = out.at;
+      if (at != AT_OPERATOR) out.at = AT_DATA;
+      if (t == "tool_result") anthropicBlocks(b.get("content"), out);
+      else {
+        // A plain-text document's text ({"source":{"type":"text","data":...}}); PDFs are passed by.
+        const src = b.get("source");
+        if (src !== null && src.getString("type") == "text") text(src.get("data"), out);
+      }
+      out.at = at;
     }
   }
 }
 
 /** OpenAI Responses: instructions and input (a string, or items: messages, function calls and their outputs). */
-function responses(req: JsonValue, out: Array<JsonValue>): void {
+function responses(req: JsonValue, out: Texts): void {
+  out.at = AT_OPERATOR;
   text(req.get("instructions"), out);
+  out.at = AT_USER;
   const input = req.get("input");
   if (input === null) return;
   if (input.isString()) {
-    out.push(input);
+    out.add(input);
     return;
   }
   if (!input.isArray()) return;
@@ -163,21 +196,31 @@ function responses(req: JsonValue, out: Array<JsonValue>): void {
     const m = input.at(i);
     if (!m.isObject()) continue;
     const t = m.getString("type");
-    if (t === null || t == "message") parts(m.get("content"), out);
-    else if (t == "function_call" || t == "custom_tool_call") {
+    if (t === null || t == "message") {
+      const role = m.getString("role");
+      out.at = role == "system" || role == "developer" ? AT_OPERATOR : AT_USER;
+      parts(m.get("content"), out);
+      out.at = AT_USER;
+    } else if (t == "function_call" || t == "custom_tool_call") {
       text(m.get("arguments"), out);
       text(m.get("input"), out);
-    } else if (t == "function_call_output" || t == "custom_tool_call_output") parts(m.get("output"), out);
+    } else if (t == "function_call_output" || t == "custom_tool_call_output") {
+      out.at = AT_DATA;
+      parts(m.get("output"), out);
+      out.at = AT_USER;
+    }
   }
 }
 
 /** Gemini: systemInstruction and contents' parts: text (not thoughts), functionCall args, functionResponse. */
-function gemini(req: JsonValue, out: Array<JsonValue>): void {
+function gemini(req: JsonValue, out: Texts): void {
   // countTokens may wrap a whole generateContent request.
   const wrapped = req.get("generateContentRequest");
   if (wrapped !== null && wrapped.isObject()) gemini(wrapped, out);
   const sys = req.get("systemInstruction");
+  out.at = AT_OPERATOR;
   if (sys !== null && sys.isObject()) geminiParts(sys.get("parts"), out);
+  out.at = AT_USER;
   const contents = req.get("contents");
   if (contents === null || !contents.isArray()) return;
   for (let i = 0, n = contents.length; i < n; i++) {
@@ -186,7 +229,7 @@ function gemini(req: JsonValue, out: Array<JsonValue>): void {
   }
 }
 
-function geminiParts(ps: JsonValue | null, out: Array<JsonValue>): void {
+function geminiParts(ps: JsonValue | null, out: Texts): void {
   if (ps === null || !ps.isArray()) return;
   for (let i = 0, n = ps.length; i < n; i++) {
     const part = ps.at(i);
@@ -197,12 +240,17 @@ function geminiParts(ps: JsonValue | null, out: Array<JsonValue>): void {
     const call = part.get("functionCall");
     if (call !== null) allStrings(call.get("args"), out);
     const resp = part.get("functionResponse");
-    if (resp !== null) allStrings(resp.get("response"), out);
+    if (resp !== null) {
+      const at = out.at;
+      if (at != AT_OPERATOR) out.at = AT_DATA;
+      allStrings(resp.get("response"), out);
+      out.at = at;
+    }
   }
 }
 
 /** Gemini embedContent ({content}) and batchEmbedContents ({requests: [{content}]}). */
-function geminiEmbed(req: JsonValue, out: Array<JsonValue>): void {
+function geminiEmbed(req: JsonValue, out: Texts): void {
   const c = req.get("content");
   if (c !== null && c.isObject()) geminiParts(c.get("parts"), out);
   const rs = req.get("requests");
