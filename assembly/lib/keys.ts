@@ -61,3 +61,19 @@ export const TEAM = "sluice.team";
 // model_not_allowed and lists only those models on GET /v1/models.
 export const KEY_MODELS = "sluice.key_models";
 export const KEY_POOLS = "sluice.key_pools";
+// Set by mcp (assembly/filters/mcp) on every MCP request: the JSON-RPC method, the upstream server
+// that answered (absent when the gateway answered itself, e.g. a merged tools/list), the tool's
+// name as the client sees it (server__tool), and how the call ended (ok, error, denied, limited,
+// upstream_error, invalid). Never arguments or results.
+export const MCP_METHOD = "sluice.mcp_method";
+export const MCP_SERVER = "sluice.mcp_server";
+export const MCP_TOOL = "sluice.mcp_tool";
+export const MCP_OUTCOME = "sluice.mcp_outcome";
+// Set by a2a (assembly/filters/a2a) on every A2A request: the agent's name from gateway.yaml and the
+// JSON-RPC method (one of A2A's, or "card" for an agent card).
+export const A2A_AGENT = "sluice.a2a_agent";
+export const A2A_METHOD = "sluice.a2a_method";
+// Set by mcp and a2a beside their method: the request's JSON-RPC id as the client wrote it (JSON
+// text: a quoted string or a number), so a later filter's refusal (ai-ratelimit's 429, ai-guard's
+// block) answers as a JSON-RPC error with the same id.
+export const JSONRPC_ID = "sluice.jsonrpc_id";
