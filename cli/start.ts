@@ -48,6 +48,11 @@ export interface LocalGatewayOptions {
   wasmDir?: string;
   /** Receives each access-log line instead of the configured path. */
   accessLog?: (line: string) => void;
+  /**
+   * Worker threads, as Envoy's --concurrency: each wasm filter runs one VM per worker, and a downstream
+   * connection stays on the worker that accepted it (default 1).
+   */
+  concurrency?: number;
 }
 
 export interface ProviderStatus {
@@ -125,6 +130,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   const env = { ...given };
   const mockMode = opts.mock ?? "auto";
   const wasmDir = opts.wasmDir ?? join(root, "build");
+  const concurrency = opts.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, not ${concurrency}`);
 
   // Decide, per ai-proxy instance, whether the real provider or a mock answers.
   const aiProxy = cfg.filters.find((f) => basename(f.wasmFile) === "ai-proxy.wasm");
@@ -173,7 +180,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
 
     const hostFor = (filters: LocalGatewayConfig["filters"], storesOf?: Host) => Host.create({
       storesOf,
-      filters: filters.map((f) => pluginOptions(f, wasmPath(f.wasmFile, wasmDir), vmEnvironment(f, env))),
+      filters: filters.map((f) => ({ ...pluginOptions(f, wasmPath(f.wasmFile, wasmDir), vmEnvironment(f, env)), workers: concurrency })),
       clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, { url: v.url, connectTimeoutMs: v.connectTimeoutMs }])),
       // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
@@ -238,6 +245,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       address: opts.address ?? cfg.listener.address,
       clusterHeader: cfg.route.clusterHeader,
       clusters,
+      workers: concurrency,
       routeTimeoutMs: cfg.route.timeoutMs,
       idleTimeoutMs: cfg.route.idleTimeoutMs,
       firstByteTimeoutMs: cfg.route.firstByteTimeoutMs,
@@ -334,6 +342,8 @@ const USAGE = `usage: npm start -- [options]
 Builds the filters if needed, renders gateway.yaml and runs the local gateway (the proxy-wasm host
 standing in for Envoy) from the rendered envoy.yaml.
 
+  --concurrency <n>   worker threads, as Envoy's --concurrency: one VM per filter per worker, a client
+                      connection stays on one worker (default 1; Envoy's default is the machine's cores)
   --port <n>          the listener's port (default: gateway.yaml listener.port, 10000)
   --admin-port <n>    the admin port: /stats/prometheus, /ready (default: gateway.yaml admin.port, 9901)
   --config <file>     the gateway configuration to render (default: gateway.yaml)
@@ -418,11 +428,17 @@ async function main(): Promise<void> {
     envoy: { type: "string" },
     "no-render": { type: "boolean" },
     "no-build": { type: "boolean" },
+    concurrency: { type: "string" },
     mock: { type: "boolean" },
     "no-mock": { type: "boolean" },
   });
   const port = portOption("port");
   const adminPort = portOption("admin-port");
+  const concurrencyText = option("concurrency");
+  if (concurrencyText !== undefined && !/^([1-9]|[1-5]\d|6[0-4])$/.test(concurrencyText)) {
+    console.error(`start: --concurrency ${concurrencyText} is not a worker count (1-64)\n\n${USAGE}`);
+    process.exit(2);
+  }
   if (!flag("no-build")) {
     const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-needed"], { stdio: "inherit" });
     if (build.status !== 0) process.exit(build.status ?? 1);
@@ -458,6 +474,7 @@ async function main(): Promise<void> {
       envoyYaml,
       port,
       adminPort,
+      ...(concurrencyText !== undefined ? { concurrency: Number(concurrencyText) } : {}),
       mock: flag("mock") ? "always" : flag("no-mock") ? "never" : "auto",
     });
   } catch (e) {

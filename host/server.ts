@@ -67,6 +67,12 @@ export interface GatewayOptions {
   /** route.cluster_header: the request header naming the cluster. */
   clusterHeader: string;
   clusters: Record<string, ClusterTarget>;
+  /**
+   * Worker threads (Envoy's --concurrency, default 1): a downstream connection is handed to one worker
+   * and all its streams run on that worker's VMs, as Envoy's listener does (connections balance
+   * across workers; a connection never moves).
+   */
+  workers?: number;
   /** route.timeout: from the end of the request to the end of the upstream response (Envoy's
    * default is 15 s; 0 or unset: none here). */
   routeTimeoutMs?: number;
@@ -185,12 +191,14 @@ class Exchange {
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly active: Set<Exchange>,
+    worker: number,
   ) {
     // Envoy: the listener's limit is the stream's buffer limit; the route's request_body_buffer_limit
     // can only raise it (data-plane-api route_components.proto, Route.request_body_buffer_limit).
     const limit = Math.max(g.listenerBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT, g.routeRequestBodyBufferLimitBytes ?? 0);
     this.host = g.host;
     this.s = this.host.newStream({
+      worker,
       sourceAddress: envoyAddress(req.socket.remoteAddress, req.socket.remotePort),
       destinationAddress: envoyAddress(req.socket.localAddress, req.socket.localPort),
       protocol: req.httpVersion === "2.0" ? "HTTP/2" : `HTTP/${req.httpVersion}`,
@@ -675,6 +683,18 @@ function httpsServer(t: ListenerTlsOptions, handler: http.RequestListener): http
 
 export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   const active = new Set<Exchange>();
+  // The worker each downstream connection was handed to (round-robin as connections arrive).
+  const workerOf = new WeakMap<object, number>();
+  let nextWorker = 0;
+  const workers = g.workers ?? 1;
+  const workerFor = (sock: object): number => {
+    let w = workerOf.get(sock);
+    if (w === undefined) {
+      w = nextWorker++ % workers;
+      workerOf.set(sock, w);
+    }
+    return w;
+  };
   let draining = false;
   let drained: (() => void) | null = null;
   const handler: http.RequestListener = (req, res) => {
@@ -683,7 +703,9 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
       codecReply(g, res, tooLarge);
       return;
     }
-    const x = new Exchange(g, req, res, active);
+    // An HTTP/2 request's socket is a per-stream proxy; its connection is the stream's session.
+    const connection = (req as unknown as { stream?: { session?: object } }).stream?.session ?? req.socket;
+    const x = new Exchange(g, req, res, active, workerFor(connection));
     // A request that arrives on a kept-alive connection while draining is served, then the
     // connection closes (Envoy drains with "connection: close").
     x.closeConnection = draining;
