@@ -360,6 +360,8 @@ function describe(e: ErrorObject, value: unknown): string {
       return `${JSON.stringify(value)} is not valid${description ? `: ${description}` : ` (must match ${p.pattern})`}`;
     case "minItems":
       return `must list at least ${p.limit} item${p.limit === 1 ? "" : "s"}`;
+    case "maxItems":
+      return `must list at most ${p.limit} item${p.limit === 1 ? "" : "s"}`;
     case "minLength":
       return "must not be empty";
     case "minProperties":

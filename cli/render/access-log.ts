@@ -15,8 +15,8 @@ export const LOG_KEYS = [
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
   // ai-ratelimit
   "ratelimit_rule",
-  // mcp and a2a (docs/mcp.md): the JSON-RPC method, the server or agent, the tool, the outcome, the id
-  "mcp_method", "mcp_server", "mcp_tool", "mcp_outcome", "a2a_agent", "a2a_method", "jsonrpc_id",
+  // mcp (docs/mcp.md): the JSON-RPC method, the server, the tool, how the call ended; and the request's JSON-RPC id
+  "mcp_method", "mcp_server", "mcp_tool", "mcp_outcome", "jsonrpc_id",
 ] as const;
 
 /**

@@ -145,7 +145,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     "",
     `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
     "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the mcp, ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
     "manifests are kept for meshes whose Istio gains the knob.",
   ];
   const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-ratelimit 20, ai-proxy 10.";
