@@ -270,3 +270,23 @@ describe("the AI filters after mcp leave an MCP request alone", () => {
     h.close();
   });
 });
+
+describe("the shipped examples", () => {
+  it("gateway.yaml's commented mcp section renders and validates once uncommented", () => {
+    const text = readFileSync("gateway.yaml", "utf8");
+    const start = text.indexOf("# mcp:\n");
+    expect(start).toBeGreaterThan(0);
+    const section = text.slice(start).split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^# ?/, "")).join("\n");
+    const cfg = parseGatewayConfig(text + "\n" + section + "\n", { env: {} });
+    expect(cfg.mcp?.servers.map((s) => s.name)).toEqual(["github", "docs"]);
+    expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);
+  });
+
+  it("docs/mcp.md's example renders and validates", () => {
+    const doc = readFileSync("docs/mcp.md", "utf8");
+    const example = /```yaml\n(mcp:\n[\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    const cfg = parseGatewayConfig(BASE + example! + "identity: { sources: [{ header: x-user, trusted: true }], groups: { header: x-groups, trusted: true } }\nfilters: { key_auth: { anonymous: guest } }\n", { env: ENV });
+    expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);
+  });
+});
