@@ -512,6 +512,11 @@ async function main(): Promise<void> {
     "  providers",
     ...gw.providers.map((p) => `    ${p.instance.padEnd(14)} ${p.mode === "mock" ? "MOCK" : "real"}  ${p.url.padEnd(40)} (${p.why})`),
   ];
+  const mcp = gw.config.filters.find((f) => basename(f.wasmFile) === "mcp.wasm");
+  if (mcp) {
+    const m = JSON.parse(mcp.configuration || "{}") as { path?: string; servers?: { name: string; cluster: string }[] };
+    lines.push(`  mcp         ${gw.url}${m.path ?? "/mcp"}   servers: ${(m.servers ?? []).map((s) => `${s.name} (${gw.config.clusters[s.cluster]?.url ?? "no cluster"})`).join(", ")}`);
+  }
   if (gw.mcpSessionKey?.generated) {
     lines.push(`  mcp         sessions signed with a random key for this process (${gw.mcpSessionKey.env} not set; set it to share sessions between replicas)`);
   }

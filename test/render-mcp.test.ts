@@ -142,6 +142,10 @@ describe("gateway.yaml mcp", () => {
     for (const k of ["mcp_method", "mcp_server", "mcp_tool", "mcp_outcome", "jsonrpc_id"]) expect(format[k]).toBe(`%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`);
   });
 
+  it("stats_tags turn the mcp metrics' labels (method, server, tool, reason, outcome) into tags", () => {
+    for (const t of ["method", "server", "tool", "reason", "outcome"]) expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: t, regex: `(;${t}=([^;]*))` });
+  });
+
   it("is not rendered without an mcp section", () => {
     const plain = parseGatewayConfig(BASE, { env: ENV });
     expect(hcm(renderEnvoy(plain)).http_filters.map((f: any) => f.name)).not.toContain("sluice.mcp");

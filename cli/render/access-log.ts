@@ -22,9 +22,10 @@ export const LOG_KEYS = [
 /**
  * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
  * consumer, team, key, request_type, status, instance, cause), ai-router and ai-ratelimit (rule),
- * ai-guard (detector, action, verdict, outcome); pool is kept for dashboards that group by it.
+ * ai-guard (detector, action, verdict, outcome), mcp (method, server, tool, reason); pool is kept for
+ * dashboards that group by it.
  */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key"] as const;
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason"] as const;
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {
