@@ -604,6 +604,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     providers: providers.map((p) => p.name),
     groups: identity?.groups !== undefined || !!virtualKeys?.keys.some((k) => k.team),
     maxBuffered: Math.max(proxyMaxBody ?? AI_PROXY_MAX_BODY, f.ai_proxy?.max_response_body_bytes ?? AI_PROXY_MAX_BODY),
+    clusterHeader: String(f.ai_proxy?.cluster_header ?? "x-sluice-cluster").toLowerCase(),
   }, fail, warn);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 

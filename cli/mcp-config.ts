@@ -101,9 +101,10 @@ function checkPattern(p: string, at: Path, servers: Set<string>, fail: Fail): vo
 /**
  * gateway.yaml `mcp` -> McpConfig; null when there is no mcp section.
  * `ctx.providers`: provider instance names (a cluster name must not be taken twice); `ctx.groups`:
- * whether any consumer can have groups; `ctx.maxBuffered`: the largest body the route lets a filter hold.
+ * whether any consumer can have groups; `ctx.maxBuffered`: the largest body the route lets a filter hold;
+ * `ctx.clusterHeader`: the header the route picks the cluster by.
  */
-export function checkMcp(v: any, ctx: { providers: string[]; groups: boolean; maxBuffered: number }, fail: Fail, warn: Warn): McpConfig | null {
+export function checkMcp(v: any, ctx: { providers: string[]; groups: boolean; maxBuffered: number; clusterHeader: string }, fail: Fail, warn: Warn): McpConfig | null {
   if (v === undefined) return null;
   const at = (...p: Path): Path => ["mcp", ...p];
   const path: string = v.path ?? MCP_DEFAULTS.path;
@@ -131,7 +132,9 @@ export function checkMcp(v: any, ctx: { providers: string[]; groups: boolean; ma
     let auth: McpAuth | null = null;
     if (s.auth !== undefined) {
       const header = String(s.auth.header ?? "authorization").toLowerCase();
-      if (RESERVED_HEADERS.has(header)) fail(at("servers", i, "auth", "header"), `'${header}' is a header HTTP, MCP or the gateway itself sets`);
+      if (RESERVED_HEADERS.has(header) || header === ctx.clusterHeader || header.startsWith("x-envoy-")) {
+        fail(at("servers", i, "auth", "header"), `'${header}' is a header HTTP, MCP, Envoy or the gateway itself sets`);
+      }
       auth = { header, value_env: s.auth.value_env, prefix: s.auth.prefix ?? "" };
     }
     let oauth: McpOauth | null = null;

@@ -179,7 +179,8 @@ describe("gateway.yaml mcp", () => {
     expect(one(BASE + "mcp: { servers: [{ name: a, url: 'http://u:p@a/mcp' }] }\n")).toMatch(/mcp\.servers\[0\]\.url: must not carry a user or password/);
     expect(one(BASE + "mcp: { servers: [{ name: a, url: 'http://a/mcp?x=1' }] }\n")).toMatch(/mcp\.servers\[0\]\.url: must have no query string/);
     expect(one(srv("      auth: { value_env: T }\n      oauth: { token_url: https://idp/t, client_id_env: I, client_secret_env: S }\n"))).toMatch(/mcp\.servers\[0\]\.oauth: give auth or oauth, not both/);
-    expect(one(srv("      auth: { header: Host, value_env: T }\n"))).toMatch(/mcp\.servers\[0\]\.auth\.header: 'host' is a header HTTP, MCP or the gateway itself sets/);
+    expect(one(srv("      auth: { header: Host, value_env: T }\n"))).toMatch(/mcp\.servers\[0\]\.auth\.header: 'host' is a header HTTP, MCP, Envoy or the gateway itself sets/);
+    expect(one(srv("      auth: { header: X-Sluice-Cluster, value_env: T }\n"))).toMatch(/mcp\.servers\[0\]\.auth\.header: 'x-sluice-cluster' is a header/);
     expect(one(srv("      auth: { value_env: 'not-a-var' }\n"))).toMatch(/mcp\.servers\[0\]\.auth\.value_env: "not-a-var" is not valid/);
     expect(one(srv("      auth: { header: x-key }\n"))).toMatch(/mcp\.servers\[0\]\.auth: missing required field 'value_env'/);
     expect(one(srv("      oauth: { token_url: https://idp/t, client_id_env: I }\n"))).toMatch(/mcp\.servers\[0\]\.oauth: missing required field 'client_secret_env'/);
