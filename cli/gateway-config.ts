@@ -12,6 +12,8 @@ import { checkIdentity, type IdentityJson } from "./identity-config.js";
 import { envoyDuration } from "./duration.js";
 import { keyRules, loadVirtualKeys, type VirtualKeysConfig } from "./virtual-keys-config.js";
 import { checkModeration } from "./guard-moderation.js";
+import { checkMcp, type McpConfig } from "./mcp-config.js";
+import { AI_PROXY_MAX_BODY } from "./render/constants.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -43,7 +45,7 @@ export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "a
  */
 export type FailurePolicyName = "closed" | "open" | "reload";
 /** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
-export type FilterName = "key-auth" | "identity" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
+export type FilterName = "key-auth" | "identity" | "mcp" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
 /**
  * key-auth and identity fail closed (an auth filter that fails open lets every request in), and so does
  * ai-guard (a guard that fails open passes what it guards); the others reload. identity's policy has no
@@ -52,6 +54,8 @@ export type FilterName = "key-auth" | "identity" | "ai-router" | "ai-guard" | "a
 export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyName>> = {
   "key-auth": "closed",
   identity: "closed",
+  // Like key-auth: an mcp filter that fails open would let the route take its cluster from the client's own header.
+  mcp: "closed",
   "ai-router": "reload",
   "ai-guard": "closed",
   "ai-ratelimit": "reload",
@@ -185,6 +189,8 @@ export interface GatewayConfig {
   native: NativeConfig;
   /** The identity filter's JSON (gateway.yaml `identity`, cli/identity-config.ts); null: not rendered. */
   identity: IdentityJson | null;
+  /** gateway.yaml `mcp` as checked (cli/mcp-config.ts); null: the mcp filter is not rendered. */
+  mcp: McpConfig | null;
   /** Where the Istio manifests attach (gateway.yaml `istio`); cli/render/istio.ts. */
   istio: IstioScope;
   /** gateway.yaml `virtual_keys`: the keys file, read and checked (cli/virtual-keys-config.ts); null: none. */
@@ -354,6 +360,8 @@ function describe(e: ErrorObject, value: unknown): string {
       return `${JSON.stringify(value)} is not valid${description ? `: ${description}` : ` (must match ${p.pattern})`}`;
     case "minItems":
       return `must list at least ${p.limit} item${p.limit === 1 ? "" : "s"}`;
+    case "maxItems":
+      return `must list at most ${p.limit} item${p.limit === 1 ? "" : "s"}`;
     case "minLength":
       return "must not be empty";
     case "minProperties":
@@ -592,6 +600,12 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
   // A virtual key's team is its consumer's group (key-auth writes sluice.groups): group rules apply then.
   if (identity?.groups === undefined && !virtualKeys?.keys.some((k) => k.team)) checkGroupsUsed(f, fail);
   const failurePolicy = checkFailurePolicies(f, fail);
+  const mcp = checkMcp(data.mcp, {
+    providers: providers.map((p) => p.name),
+    groups: identity?.groups !== undefined || !!virtualKeys?.keys.some((k) => k.team),
+    maxBuffered: Math.max(proxyMaxBody ?? AI_PROXY_MAX_BODY, f.ai_proxy?.max_response_body_bytes ?? AI_PROXY_MAX_BODY),
+    clusterHeader: String(f.ai_proxy?.cluster_header ?? "x-sluice-cluster").toLowerCase(),
+  }, fail, warn);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   return {
@@ -633,6 +647,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     failurePolicy,
     native,
     identity,
+    mcp,
     istio,
     istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
     virtualKeys,

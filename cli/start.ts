@@ -8,6 +8,7 @@
 // It then watches gateway.yaml and applies edits to new requests without a restart (cli/reload.ts,
 // docs/reload.md); --no-watch (or --no-render) turns that off.
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -55,6 +56,20 @@ export interface LocalGatewayOptions {
   concurrency?: number;
 }
 
+/**
+ * The mcp filter's session secret (docs/mcp.md, Sessions): when its variable is unset, a random one for
+ * this process, so `npm start` serves MCP at once; its sessions then end with the process and no other
+ * replica can read them. Returns the variable's name and where its value came from, or null without mcp.
+ */
+function mcpSessionKey(cfg: LocalGatewayConfig, given: NodeJS.ProcessEnv, env: NodeJS.ProcessEnv): { env: string; generated: boolean } | null {
+  const mcp = cfg.filters.find((f) => basename(f.wasmFile) === "mcp.wasm");
+  if (!mcp) return null;
+  const name: string = JSON.parse(mcp.configuration || "{}").session?.key_env ?? "SLUICE_MCP_SESSION_KEY";
+  if (given[name]) return { env: name, generated: false };
+  env[name] = randomBytes(32).toString("base64url");
+  return { env: name, generated: true };
+}
+
 export interface ProviderStatus {
   instance: string;
   provider: string;
@@ -70,6 +85,8 @@ export interface LocalGateway {
   host: Host;
   config: LocalGatewayConfig;
   providers: ProviderStatus[];
+  /** The MCP session secret's variable, and whether it was generated for this process (unset). */
+  mcpSessionKey: { env: string; generated: boolean } | null;
   mocks: Record<string, MockServer>;
   accessLogPath: string;
   close(): Promise<void>;
@@ -132,6 +149,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   const wasmDir = opts.wasmDir ?? join(root, "build");
   const concurrency = opts.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, not ${concurrency}`);
+  const sessionKey = mcpSessionKey(cfg, given, env);
 
   // Decide, per ai-proxy instance, whether the real provider or a mock answers.
   const aiProxy = cfg.filters.find((f) => basename(f.wasmFile) === "ai-proxy.wasm");
@@ -314,6 +332,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       },
       reload,
       providers,
+      mcpSessionKey: sessionKey,
       mocks,
       accessLogPath,
       close() {
@@ -377,7 +396,7 @@ function portOption(name: string): number | undefined {
  * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
-  const m = /^(key-auth|identity|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  const m = /^(key-auth|identity|mcp|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
   if (!m) return null;
   const rest = m[2] ?? "";
   const join = (base: string) => (rest ? `${base}.${rest}` : base);
@@ -393,11 +412,24 @@ export function gatewayField(filterField: string): string | null {
       return rest.startsWith("consumers") ? rest : rest.startsWith("virtual_keys") ? "virtual_keys" : join("filters.key_auth");
     case "identity":
       return join("identity");
+    case "mcp":
+      return mcpField(rest);
     default:
       if (/^instances\[/.test(rest)) return rest.replace(/^instances/, "providers");
       if (/^pools\[/.test(rest)) return rest;
       return join("filters.ai_proxy");
   }
+}
+
+/** The mcp filter's JSON field (cli/mcp-config.ts mcpJson) -> where gateway.yaml gives it. */
+function mcpField(rest: string): string {
+  if (rest === "cluster_header") return "filters.ai_proxy.cluster_header";
+  const r = rest
+    .replace(/^(servers\[\d+\]\.oauth)\.(cluster|authority|path)$/, "$1.token_url")
+    .replace(/^(servers\[\d+\])\.(cluster|authority|path)$/, "$1.url")
+    .replace(/^session\.ttl_ms$/, "session.ttl")
+    .replace(/^timeout_ms$/, "timeout");
+  return r ? `mcp.${r}` : "mcp";
 }
 
 /** "gateway.yaml:10:18: filters.ai_router.rules[0].when.regex: ..." for each configuration refusal in a
@@ -497,6 +529,14 @@ async function main(): Promise<void> {
     "  providers",
     ...gw.providers.map((p) => `    ${p.instance.padEnd(14)} ${p.mode === "mock" ? "MOCK" : "real"}  ${p.url.padEnd(40)} (${p.why})`),
   ];
+  const mcp = gw.config.filters.find((f) => basename(f.wasmFile) === "mcp.wasm");
+  if (mcp) {
+    const m = JSON.parse(mcp.configuration || "{}") as { path?: string; servers?: { name: string; cluster: string }[] };
+    lines.push(`  mcp         ${gw.url}${m.path ?? "/mcp"}   servers: ${(m.servers ?? []).map((s) => `${s.name} (${gw.config.clusters[s.cluster]?.url ?? "no cluster"})`).join(", ")}`);
+  }
+  if (gw.mcpSessionKey?.generated) {
+    lines.push(`  mcp         sessions signed with a random key for this process (${gw.mcpSessionKey.env} not set; set it to share sessions between replicas)`);
+  }
   if (gw.providers.some((p) => p.mode === "mock")) lines.push("  Mocked providers answer with an echo of your prompt. Set their key variables for the real ones.");
   lines.push(
     "",

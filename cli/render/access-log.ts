@@ -15,14 +15,17 @@ export const LOG_KEYS = [
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
   // ai-ratelimit
   "ratelimit_rule",
+  // mcp (docs/mcp.md): the JSON-RPC method, the server, the tool, how the call ended; and the request's JSON-RPC id
+  "mcp_method", "mcp_server", "mcp_tool", "mcp_outcome", "jsonrpc_id",
 ] as const;
 
 /**
  * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
  * consumer, team, key, request_type, status, instance, cause), ai-router and ai-ratelimit (rule),
- * ai-guard (detector, action, verdict, outcome); pool is kept for dashboards that group by it.
+ * ai-guard (detector, action, verdict, outcome), mcp (method, server, tool, reason); pool is kept for
+ * dashboards that group by it.
  */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key"] as const;
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason"] as const;
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {

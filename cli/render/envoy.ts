@@ -6,6 +6,7 @@ import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
+import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -88,7 +89,7 @@ export function routeAction(cfg: GatewayConfig): Record<string, unknown> {
   const perTry = t.firstByte === "0s" ? null : { num_retries: 0, per_try_timeout: t.firstByte };
   return { cluster_header: cfg.aiProxy.clusterHeader, timeout: t.total, idle_timeout: t.idle, ...(perTry ? { retry_policy: perTry } : {}) };
 }
-/** The Sluice wasm filters in docs/architecture.md's order: key-auth, identity, ai-router, ai-guard, ai-ratelimit, ai-proxy. */
+/** The Sluice wasm filters in docs/architecture.md's order: key-auth, identity, mcp, ai-router, ai-guard, ai-ratelimit, ai-proxy. */
 export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): { file: string; name: string; typed_config: unknown }[] {
   const mock = !!opts.mock;
   const credential = mock ? "mock" : "env";
@@ -98,6 +99,9 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   if (cfg.keyAuth.enabled) add("key-auth", wasmFilter("key-auth", keyAuthJson(cfg), { failurePolicy: fp["key-auth"] }));
   // Authentication, like key-auth: FAIL_CLOSED (fp.identity has no setting).
   if (cfg.identity) add("identity", wasmFilter("identity", identityJson(cfg), { failurePolicy: fp.identity }));
+  // Once the consumer is known (its tool access depends on it); FAIL_CLOSED like key-auth. Its
+  // servers are real even with mock (the compose file has no MCP server), so its env keys always.
+  if (cfg.mcp) add("mcp", wasmFilter("mcp", mcpJson(cfg.mcp, cfg.aiProxy.clusterHeader), { failurePolicy: fp.mcp, env: mcpEnvKeys(cfg.mcp), allowOnHeadersStopIteration: true }));
   if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   // After ai-router (its route rule and pool choose the guard's policy), before ai-ratelimit (a blocked
   // request reserves no tokens). FAIL_CLOSED by default: a guard that fails open passes what it guards.
@@ -150,6 +154,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   // ai-guard's moderation service: its real endpoint even with mock (the compose file has no mock of it).
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) clusters.push(cluster(cfg, moderation, realTarget(moderation)));
+  // The MCP servers and their OAuth token endpoints (mcp_<name>, mcp_<name>_oauth): real targets always.
+  for (const t of mcpTargets(cfg.mcp)) clusters.push(cluster(cfg, t, realTarget(t)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
   clusters.push(...(nativeClusters(cfg) as typeof clusters));
   const vhostFilterConfig = nativeVirtualHostConfig(cfg);

@@ -9,6 +9,7 @@ import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./consta
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
 import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
+import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -144,12 +145,27 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     "",
     `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
     "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
     "manifests are kept for meshes whose Istio gains the knob.",
   ];
   const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-ratelimit 20, ai-proxy 10.";
   // The chain, in order, for the EnvoyFilter: each is inserted just before the router.
   const chain: unknown[] = [];
+  const mcpEnv = mcpEnvKeys(cfg.mcp);
+  if (cfg.mcp) {
+    // First in the chain before the router, so after key-auth (AUTHN) and identity (AUTHZ); its servers
+    // are ServiceEntries in providers.yaml, named outbound|<port>||<host> in its configuration.
+    const json = mcpJson(cfg.mcp, cfg.aiProxy.clusterHeader, istioCluster);
+    files["mcp.yaml"] = {
+      comment: [
+        "mcp as an Istio WasmPlugin: the MCP endpoint in front of the MCP servers (docs/mcp.md); failStrategy FAIL_CLOSE, like key-auth.",
+        "In UNSPECIFIED_PHASE a higher priority runs first: mcp 40 runs before ai-router 30.",
+        ...warning("mcp"),
+      ].join("\n"),
+      docs: [istioWasmPlugin(cfg, "mcp", 40, mcpEnv, json)],
+    };
+    chain.push(wasmFilter("mcp", json, { failurePolicy: cfg.failurePolicy.mcp, env: mcpEnv, allowOnHeadersStopIteration: true }));
+  }
   const routerEnv = routerEnvKeys(cfg);
   if (cfg.aiRouter) {
     const json = aiRouterJson(cfg, "env", istioCluster);
@@ -201,12 +217,12 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
   const hcm = "envoy.filters.network.http_connection_manager";
   const filterMatch = { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm, subFilter: { name: "envoy.filters.http.router" } } } } };
-  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg)])];
+  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg), ...mcpEnv])];
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
       `Needs Istio with Envoy >= ${ENVOY_VERSION_FLOOR}: Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1), which also have failStrategy FAIL_RELOAD (Istio >= 1.27); docs/deploy-istio.md. Inserts, in order, just before the router: ` +
-        [cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
+        [cfg.mcp ? "mcp" : "", cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
       "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",
@@ -301,6 +317,8 @@ function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: b
   if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) external.push(moderation);
+  // MCP servers outside the mesh; one that is a Service of the cluster (*.svc[.cluster.local]) already has its cluster.
+  external.push(...mcpTargets(cfg.mcp).filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
   const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);
