@@ -113,6 +113,9 @@ class McpStream extends Context {
     const st = getHeader(RESPONSE_HEADERS, ":status");
     x.upstreamStatus = st !== null ? I32.parseInt(st as string) : 0;
     x.firstByteNs = nowNanos();
+    // The server's own session id stays between the gateway and the server: the client's SDK would
+    // adopt it as the session's id (and it is the server's bearer secret).
+    removeHeader(RESPONSE_HEADERS, "mcp-session-id");
     if (x.upstreamStatus >= 500 || x.upstreamStatus == 0) {
       // The server failed, or Envoy could not reach it (its local reply): the client gets a JSON-RPC
       // error naming the server, never the upstream's body (it may name hosts or ports).
