@@ -279,7 +279,7 @@ export interface DistributedRule {
   /** Per unit: tokens, or micro-units of the currency for strategy cost. */
   limit: number;
   unit: RateLimitUnit;
-  strategy: "total_tokens" | "prompt_tokens" | "completion_tokens" | "cost";
+  strategy: "total_tokens" | "prompt_tokens" | "completion_tokens" | "cost" | "requests";
 }
 
 type Path = (string | number)[];
@@ -897,7 +897,7 @@ function checkCondition(c: any, path: Path, depth: number, fail: Fail): boolean 
   return semantic;
 }
 
-const KEY_PARTS = "consumer, group, key, team, model, pool, instance, path or header:<name>";
+const KEY_PARTS = "consumer, group, key, team, model, pool, instance, path, mcp_server, mcp_tool, mcp_method, a2a_agent, a2a_method or header:<name>";
 // envoyproxy/ratelimit divides Unix time by the unit (src/utils/utilities.go UnitToDivider): week is 7
 // days from a Thursday (the epoch's weekday), month 30 days, year 365 days; so they are the local
 // fixed windows 7d, 30d and 365d (also counted from the epoch), never the calendar week or month.
@@ -917,7 +917,7 @@ export function windowSeconds(w: string | number): number {
 }
 
 function partOk(part: string): boolean {
-  return /^(consumer|group|key|team|model|pool|instance|path|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
+  return /^(consumer|group|key|team|model|pool|instance|path|mcp_server|mcp_tool|mcp_method|a2a_agent|a2a_method|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/.test(part);
 }
 
 /** Key parts as the filter normalises them (header names lower-cased). */
@@ -958,7 +958,7 @@ function checkRatelimit(r: any, routerOn: boolean, fail: Fail): RatelimitConfig 
       if (rule.limit !== undefined) fail(rp("limit"), "a cost rule takes budget (money per window, in filters.ai_proxy.currency), not limit");
       else if (rule.budget === undefined) fail(rp(), "strategy cost needs budget: money per window, e.g. budget: 50");
     } else if (rule.budget !== undefined) fail(rp("budget"), "applies only to strategy cost (a money budget); a token limit is limit");
-    else if (rule.limit === undefined) fail(rp(), "missing required field 'limit' (tokens per window)");
+    else if (rule.limit === undefined) fail(rp(), `missing required field 'limit' (${rule.strategy === "requests" ? "requests" : "tokens"} per window)`);
     const weighted = rule.strategy === "weighted";
     if (weighted && rule.weights === undefined) fail(rp(), "strategy weighted needs weights, e.g. { prompt: 1, completion: 4, cached: 0.1 }");
     if (!weighted && rule.weights !== undefined) fail(rp("weights"), "applies only to strategy weighted");

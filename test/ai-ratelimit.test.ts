@@ -164,7 +164,7 @@ describe("ai-ratelimit: configuration", () => {
     ["window garbage", rule({ window: "5 minutes" }), /rules\[0\]\.window: '5 minutes' is not a duration/],
     ["window too long", rule({ window: "400d" }), /rules\[0\]\.window: must be at most 366 days/],
     ["missing window", { rules: [{ name: "r", limit: 1 }] }, /rules\[0\]\.window: is required/],
-    ["unknown strategy", rule({ strategy: "requests" }), /rules\[0\]\.strategy: unknown strategy 'requests'/],
+    ["unknown strategy", rule({ strategy: "calls" }), /rules\[0\]\.strategy: unknown strategy 'calls'/],
     ["weighted without weights", rule({ strategy: "weighted" }), /rules\[0\]\.weights: is required with strategy weighted/],
     ["weights without weighted", rule({ weights: { prompt: 1 } }), /rules\[0\]\.weights: applies only to strategy weighted/],
     ["negative weight", rule({ strategy: "weighted", weights: { completion: -1 } }), /rules\[0\]\.weights\.completion: must be a number from 0/],

@@ -215,7 +215,7 @@ describe("the full chain from gateway.yaml", () => {
         for (const m of readFileSync(join("assembly/filters", dir, f), "utf8").matchAll(/";([a-z_]+)="/g)) labels.add(m[1]);
       }
     }
-    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "key", "model", "outcome", "provider", "request_type", "rule", "status", "team", "verdict"]);
+    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "key", "method", "model", "outcome", "provider", "reason", "request_type", "rule", "server", "status", "team", "tool", "verdict"]);
     for (const l of labels) expect(METRIC_TAGS).toContain(l);
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "rule", regex: "(;rule=([^;]*))" });
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "cause", regex: "(;cause=([^;]*))" });
@@ -512,9 +512,9 @@ describe("bad ai_router / ai_ratelimit sections: refused with line and field", (
     const long = CHAIN.replace("window: 1m", "window: 400d");
     expect(refusalOf(long).message).toBe(`gateway.yaml:${at(long, "400d")}: filters.ai_ratelimit.rules[0].window: must be at most 366 days`);
     const part = CHAIN.replace("key: [consumer]", "key: [consumer, tenant]");
-    expect(refusalOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, key (a virtual key's id), team (a virtual key's team), model, pool, instance, path or header:<name>`);
+    expect(refusalOf(part).message).toBe(`gateway.yaml:${at(part, "tenant")}: filters.ai_ratelimit.rules[0].key[1]: "tenant" is not valid: a key part: consumer, group, key (a virtual key's id), team (a virtual key's team), model, pool, instance, path, mcp_server, mcp_tool, mcp_method (an MCP call, docs/mcp.md), a2a_agent, a2a_method (an A2A call, docs/a2a.md) or header:<name>`);
     const when = CHAIN.replace("key: [consumer]", "key: [consumer]\n        when: { tenant: [a] }");
-    expect(refusalOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, key, team, model, pool, instance, path or header:<name>)`);
+    expect(refusalOf(when).message).toBe(`gateway.yaml:${at(when, "tenant")}: filters.ai_ratelimit.rules[0].when.tenant: unknown key part 'tenant' (expected consumer, group, key, team, model, pool, instance, path, mcp_server, mcp_tool, mcp_method, a2a_agent, a2a_method or header:<name>)`);
     const weights = CHAIN.replace("window: 1m", "window: 1m\n        weights: { completion: 4 }");
     expect(refusalOf(weights).message).toBe(`gateway.yaml:${at(weights, "{ completion")}: filters.ai_ratelimit.rules[0].weights: applies only to strategy weighted`);
     const dup = CHAIN.replace("        window: 1m\n", "        window: 1m\n      - name: consumer-minute\n        limit: 5\n        window: 1s\n");

@@ -20,6 +20,8 @@ const COST = "%FILTER_STATE(wasm.sluice.cost:PLAIN)%";
 const PART_STATE: Record<string, string> = {
   consumer: "wasm.sluice.consumer", pool: "wasm.sluice.pool", model: "wasm.sluice.request_model",
   key: "wasm.sluice.key_id", team: "wasm.sluice.team",
+  mcp_server: "wasm.sluice.mcp_server", mcp_tool: "wasm.sluice.mcp_tool", mcp_method: "wasm.sluice.mcp_method",
+  a2a_agent: "wasm.sluice.a2a_agent", a2a_method: "wasm.sluice.a2a_method",
 };
 
 /** A single-quoted CEL string literal (CEL has JSON's escapes, and \' inside single quotes). */
@@ -77,6 +79,11 @@ export function routeRateLimits(rules: DistributedRule[]): unknown[] {
   const out: unknown[] = [];
   for (const rule of rules) {
     const actions = rateLimitActions(rule);
+    if (rule.strategy === "requests") {
+      // Calls: one per request, counted when it is admitted.
+      out.push({ actions, hits_addend: { number: 1 } });
+      continue;
+    }
     if (rule.strategy === "cost") {
       // Money: the reservation stays local (the exact per-Envoy counter). The service's counter can
       // only grow (hits_addend is unsigned), so it is charged once, with what was spent: a check that

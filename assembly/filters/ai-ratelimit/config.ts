@@ -18,8 +18,14 @@ export const PART_HEADER: i32 = 5; // a request header
 export const PART_GROUP: i32 = 6;
 export const PART_KEY: i32 = 7; // filter state sluice.key_id (key-auth, a virtual key's id)
 export const PART_TEAM: i32 = 8; // filter state sluice.team (key-auth, a virtual key's team)
+// Agent traffic (docs/mcp.md, docs/a2a.md): filter state the mcp and a2a filters write before this one runs.
+export const PART_MCP_SERVER: i32 = 9;
+export const PART_MCP_TOOL: i32 = 10;
+export const PART_MCP_METHOD: i32 = 11;
+export const PART_A2A_AGENT: i32 = 12;
+export const PART_A2A_METHOD: i32 = 13;
 
-export const PART_NAMES = "consumer, group, key, team, model, pool, instance, path or header:<name>";
+export const PART_NAMES = "consumer, group, key, team, model, pool, instance, path, mcp_server, mcp_tool, mcp_method, a2a_agent, a2a_method or header:<name>";
 
 export const STRATEGY_TOTAL: i32 = 0;
 export const STRATEGY_PROMPT: i32 = 1;
@@ -27,6 +33,8 @@ export const STRATEGY_COMPLETION: i32 = 2;
 export const STRATEGY_WEIGHTED: i32 = 3;
 /** Money: micro-units of the prices' currency (lib/prices.ts); `budget` sets the limit in whole units. */
 export const STRATEGY_COST: i32 = 4;
+/** Calls: each admitted request counts 1, whatever it used; the only strategy that applies to agent traffic. */
+export const STRATEGY_REQUESTS: i32 = 5;
 
 const MAX_LIMIT: i64 = 1000000000000000; // 1e15: sums of costs stay exact in i64 and f64
 const MAX_WINDOW_SECONDS: i64 = 366 * 86400;
@@ -93,6 +101,7 @@ export class Rule {
    * price in micro-units, `money`. Never negative.
    */
   cost(prompt: i64, completion: i64, cached: i64, total: i64, money: i64 = 0): i64 {
+    if (this.strategy == STRATEGY_REQUESTS) return 1;
     if (this.strategy == STRATEGY_COST) return money < 0 ? 0 : money > MAX_LIMIT ? MAX_LIMIT : money;
     if (prompt < 0) prompt = 0;
     if (completion < 0) completion = 0;
@@ -113,7 +122,7 @@ export class Rule {
 
   /** How many cost units one completion token is worth (0: completions are free for this rule). */
   get completionWeight(): f64 {
-    if (this.strategy == STRATEGY_COST) return 0; // (a money budget is not cut mid-stream yet)
+    if (this.strategy == STRATEGY_COST || this.strategy == STRATEGY_REQUESTS) return 0; // (a money budget is not cut mid-stream yet)
     if (this.strategy == STRATEGY_TOTAL || this.strategy == STRATEGY_COMPLETION) return 1;
     if (this.strategy == STRATEGY_PROMPT) return 0;
     return this.wCompletion;
@@ -131,6 +140,8 @@ export class Settings {
   usesGroups: bool = false;
   defaultMaxTokens: i64 = 1024;
   rejectedStatus: u32 = 429;
+  /** Some rule counts requests: MCP and A2A calls (filter state) are looked for then. */
+  usesRequests: bool = false;
   /** Largest request body held for admission (max_body_bytes); a larger one gets 413 at once. */
   maxBodyBytes: i64 = DEFAULT_MAX_BODY;
   casRetries: u32 = 0;
@@ -164,6 +175,11 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
   else if (text == "pool") p.kind = PART_POOL;
   else if (text == "instance") p.kind = PART_INSTANCE;
   else if (text == "path") p.kind = PART_PATH;
+  else if (text == "mcp_server") p.kind = PART_MCP_SERVER;
+  else if (text == "mcp_tool") p.kind = PART_MCP_TOOL;
+  else if (text == "mcp_method") p.kind = PART_MCP_METHOD;
+  else if (text == "a2a_agent") p.kind = PART_A2A_AGENT;
+  else if (text == "a2a_method") p.kind = PART_A2A_METHOD;
   else if (text.startsWith("header:")) {
     const h = text.substring(7).trim().toLowerCase();
     if (!isHeaderName(h)) {
@@ -364,11 +380,15 @@ function readRule(r: ConfigReader, s: Settings, v: JsonValue, path: string, seen
   else if (strategy == "prompt_tokens") rule.strategy = STRATEGY_PROMPT;
   else if (strategy == "completion_tokens") rule.strategy = STRATEGY_COMPLETION;
   else if (strategy == "weighted") rule.strategy = STRATEGY_WEIGHTED;
+  else if (strategy == "requests") {
+    rule.strategy = STRATEGY_REQUESTS;
+    s.usesRequests = true;
+  }
   else if (strategy == "cost") {
     rule.strategy = STRATEGY_COST;
     s.usesCost = true;
   } else {
-    r.fail(path + ".strategy", "unknown strategy '" + strategy + "' (expected total_tokens, prompt_tokens, completion_tokens, weighted or cost)");
+    r.fail(path + ".strategy", "unknown strategy '" + strategy + "' (expected total_tokens, prompt_tokens, completion_tokens, weighted, cost or requests)");
     return null;
   }
   const weights = v.get("weights");

@@ -3,7 +3,7 @@
 import { sha256Hex } from "../../lib/sha256";
 import {
   Rule, Part, Condition, PART_CONSUMER, PART_MODEL, PART_POOL, PART_INSTANCE, PART_PATH, PART_HEADER, PART_GROUP,
-  PART_KEY, PART_TEAM,
+  PART_KEY, PART_TEAM, PART_MCP_SERVER, PART_MCP_TOOL, PART_MCP_METHOD, PART_A2A_AGENT, PART_A2A_METHOD,
 } from "./config";
 
 /** The values a rule's key and conditions are made of, for one request. */
@@ -17,6 +17,12 @@ export class Facts {
   instance: string | null = null;
   path: string = "";
   headers: Array<string | null> = [];
+  /** Agent traffic: what the mcp filter (server, tool, method) or the a2a filter (agent, method) wrote. */
+  mcpServer: string | null = null;
+  mcpTool: string | null = null;
+  mcpMethod: string | null = null;
+  a2aAgent: string | null = null;
+  a2aMethod: string | null = null;
   /** The consumer's groups (identity's sluice.groups, comma-separated). */
   groups: Array<string> = [];
   /** keysFor's answer, reused: each caller is done with it before the next call. */
@@ -55,6 +61,11 @@ function partValue(p: Part, f: Facts): string | null {
   else if (p.kind == PART_POOL) v = f.pool;
   else if (p.kind == PART_INSTANCE) v = f.instance;
   else if (p.kind == PART_PATH) return f.path;
+  else if (p.kind == PART_MCP_SERVER) v = f.mcpServer;
+  else if (p.kind == PART_MCP_TOOL) v = f.mcpTool;
+  else if (p.kind == PART_MCP_METHOD) v = f.mcpMethod;
+  else if (p.kind == PART_A2A_AGENT) v = f.a2aAgent;
+  else if (p.kind == PART_A2A_METHOD) v = f.a2aMethod;
   else if (p.kind == PART_HEADER) return p.header < f.headers.length ? f.headers[p.header] : null;
   // An empty consumer, model, pool or instance is the same as none.
   if (v !== null && (v as string).length == 0) return null;

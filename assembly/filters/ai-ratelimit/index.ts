@@ -17,10 +17,11 @@ import {
   setFilterState, getFilterState, getProperty, pluginConfiguration, nowNanos, incrementMetric,
 } from "../../lib/sdk";
 import { errorBody, anthropicErrorBody, geminiErrorBody } from "../../lib/errors";
+import * as jsonrpc from "../../lib/jsonrpc";
 import { decodePathSegment, geminiRoute } from "../../lib/path";
 import * as keys from "../../lib/keys";
 import {
-  Settings, Rule, readSettings, STRATEGY_COST,
+  Settings, Rule, readSettings, STRATEGY_COST, STRATEGY_REQUESTS,
 } from "./config";
 import { scanRequest } from "./body";
 import { Facts, keysFor } from "./facts";
@@ -33,6 +34,9 @@ const CHAT: i32 = 1;
 const MESSAGES: i32 = 2; // Anthropic's Messages API: errors in Anthropic's format
 const EMBEDDINGS: i32 = 3;
 const GEMINI: i32 = 4; // Gemini's generateContent / streamGenerateContent: model in the path, errors in Gemini's format
+// A call the mcp or a2a filter routed (their filter state says so): only `strategy: requests` rules
+// apply, nothing is read from the body, and a refusal is a JSON-RPC error.
+const AGENT: i32 = 5;
 
 const MAX_COMPLETION_ESTIMATE: i64 = 1000000000;
 
@@ -167,7 +171,7 @@ class AiRateLimit extends Context {
     else {
       // Gemini's own API names the model in the path (ai-proxy reads it the same way).
       const g = geminiRoute(route);
-      if (g === null) return FilterHeadersStatusValues.Continue;
+      if (g === null) return this.agentCall(s, route, values);
       if (g.method == "generateContent" || g.method == "streamGenerateContent") this.kind = GEMINI;
       else if (g.method == "embedContent" || g.method == "batchEmbedContents") this.kind = EMBEDDINGS;
       else return FilterHeadersStatusValues.Continue;
@@ -213,8 +217,26 @@ class AiRateLimit extends Context {
     return this.rejected ? FilterTrailersStatusValues.StopIteration : FilterTrailersStatusValues.Continue;
   }
 
+  /** A request that is not an AI API's: an MCP or A2A call is counted by requests rules, anything else passes. */
+  agentCall(s: Settings, route: string, values: Array<string | null>): FilterHeadersStatusValues {
+    if (!s.usesRequests) return FilterHeadersStatusValues.Continue;
+    const f = this.facts;
+    f.mcpMethod = getFilterState(keys.MCP_METHOD);
+    f.a2aMethod = getFilterState(keys.A2A_METHOD);
+    if (f.mcpMethod === null && f.a2aMethod === null) return FilterHeadersStatusValues.Continue;
+    f.mcpServer = getFilterState(keys.MCP_SERVER);
+    f.mcpTool = getFilterState(keys.MCP_TOOL);
+    f.a2aAgent = getFilterState(keys.A2A_AGENT);
+    this.kind = AGENT;
+    f.path = route;
+    f.headers = values;
+    this.admit(s, new ArrayBuffer(0));
+    return this.rejected ? FilterHeadersStatusValues.StopIteration : FilterHeadersStatusValues.Continue;
+  }
+
   admit(s: Settings, body: ArrayBuffer): void {
     this.decided = true;
+    const agent = this.kind == AGENT;
     const req = scanRequest(body);
     const f = this.facts;
     f.model = this.pathModel !== null ? this.pathModel : req.model;
@@ -253,6 +275,7 @@ class AiRateLimit extends Context {
     let next = rules.length;
     for (let i = 0; i < rules.length && failed === null; i++) {
       const rule = rules[i];
+      if (agent && rule.strategy != STRATEGY_REQUESTS) continue; // tokens and money are an AI request's
       const ks = keysFor(rule, f);
       if (ks.length == 0) continue;
       if (rule.strategy == STRATEGY_COST && money < 0) {
@@ -279,7 +302,7 @@ class AiRateLimit extends Context {
         // Soft limit: the request is admitted, and its answer says how much of the window is used.
         if (rule.warnAt > 0 && o.used >= rule.warnAt * <f64>rule.limit) this.warn(rule, o.used);
         // The x-ratelimit-*-tokens headers speak of token rules only.
-        if (rule.strategy == STRATEGY_COST) continue;
+        if (rule.strategy == STRATEGY_COST || rule.strategy == STRATEGY_REQUESTS) continue;
         const remaining = rule.limit - <i64>Math.ceil(o.used);
         if (this.tight === null || remaining < this.tightRemaining) {
           this.tight = rule;
@@ -302,6 +325,7 @@ class AiRateLimit extends Context {
       let rule = failedRule as Rule;
       let cost = failedCost;
       for (let i = next; i < rules.length && o.wait >= 0; i++) {
+        if (agent && rules[i].strategy != STRATEGY_REQUESTS) continue;
         const ks = keysFor(rules[i], f);
         const c = rules[i].cost(prompt, completion, 0, prompt + completion, money);
         for (let j = 0; j < ks.length; j++) {
@@ -317,6 +341,10 @@ class AiRateLimit extends Context {
       return;
     }
 
+    if (agent) {
+      for (let i = 0; i < this.reservations.length; i++) incrementMetric(this.reservations[i].rule.admittedMetric, 1);
+      return;
+    }
     setFilterState(PROMPT_ESTIMATE, prompt.toString());
     let budget: i64 = -1;
     for (let i = 0; i < this.reservations.length; i++) {
@@ -378,7 +406,8 @@ class AiRateLimit extends Context {
     const remaining = rule.limit - usedUp;
     const headers: Array<string> = [];
     let message: string;
-    const per = "tokens per " + rule.windowText;
+    const unit = rule.strategy == STRATEGY_REQUESTS ? "requests" : "tokens";
+    const per = unit + " per " + rule.windowText;
     if (o.wait < 0) {
       message = "Request too large for rule '" + rule.name + "' on " + per + ": Limit " + rule.limit.toString() +
         ", Requested " + cost.toString() + ". Reduce the prompt or the output limit (max_tokens).";
@@ -388,14 +417,20 @@ class AiRateLimit extends Context {
       message = "Rate limit reached for rule '" + rule.name + "' on " + per + ": Limit " + rule.limit.toString() +
         ", Used " + usedUp.toString() + ", Requested " + cost.toString() + ". Please try again in " + goDuration(o.wait) + ".";
     }
-    headers.push("x-ratelimit-limit-tokens");
+    headers.push("x-ratelimit-limit-" + unit);
     headers.push(rule.limit.toString());
-    headers.push("x-ratelimit-remaining-tokens");
+    headers.push("x-ratelimit-remaining-" + unit);
     headers.push((remaining < 0 ? 0 : remaining).toString());
-    headers.push("x-ratelimit-reset-tokens");
+    headers.push("x-ratelimit-reset-" + unit);
     headers.push(goDuration(o.reset));
     headers.push("content-type");
     headers.push("application/json");
+    if (this.kind == AGENT) {
+      // The id the mcp or a2a filter read from the request, so the client matches the error to its call.
+      const id = getFilterState(keys.JSONRPC_ID);
+      sendLocalResponse(s.rejectedStatus, "sluice_ai_ratelimit_rejected", jsonrpc.errorBody(id !== null ? id as string : "null", jsonrpc.SERVER_ERROR, message), headers);
+      return;
+    }
     const body = this.kind == MESSAGES
       ? anthropicErrorBody(message, "rate_limit_error")
       : this.kind == GEMINI ? geminiErrorBody(s.rejectedStatus, message)
@@ -460,7 +495,8 @@ class AiRateLimit extends Context {
     for (let i = 0; i < this.reservations.length; i++) {
       const r = this.reservations[i];
       let actual: i64;
-      if (u !== null) actual = r.rule.cost(u.prompt, u.completion, u.cached, u.total, this.moneyOf(s, u));
+      if (r.rule.strategy == STRATEGY_REQUESTS) actual = r.cost; // a call counts once, answered or not
+      else if (u !== null) actual = r.rule.cost(u.prompt, u.completion, u.cached, u.total, this.moneyOf(s, u));
       else actual = reached ? r.cost : 0;
       settle(s, r.rule, r.key, r.bucket, r.cost, actual, now);
       if (actual > 0) incrementMetric(r.rule.chargedMetric, actual);
@@ -470,6 +506,7 @@ class AiRateLimit extends Context {
     this.facts.instance = getFilterState(keys.INSTANCE);
     for (let i = 0; i < s.meters.length; i++) {
       const rule = s.meters[i];
+      if (this.kind == AGENT && rule.strategy != STRATEGY_REQUESTS) continue;
       const ks = keysFor(rule, this.facts);
       const estimate = this.promptEstimate + this.completionEstimate;
       const actual = u !== null
