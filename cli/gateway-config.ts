@@ -12,7 +12,8 @@ import { checkIdentity, type IdentityJson } from "./identity-config.js";
 import { envoyDuration } from "./duration.js";
 import { keyRules, loadVirtualKeys, type VirtualKeysConfig } from "./virtual-keys-config.js";
 import { checkModeration } from "./guard-moderation.js";
-import { checkMcp, type McpConfig } from "./mcp-config.js";
+import { checkMcp, mcpCluster, mcpOauthCluster, type McpConfig } from "./mcp-config.js";
+import { checkA2a, type A2aConfig } from "./a2a-config.js";
 import { AI_PROXY_MAX_BODY } from "./render/constants.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
@@ -45,7 +46,7 @@ export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "a
  */
 export type FailurePolicyName = "closed" | "open" | "reload";
 /** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
-export type FilterName = "key-auth" | "identity" | "mcp" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
+export type FilterName = "key-auth" | "identity" | "mcp" | "a2a" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
 /**
  * key-auth and identity fail closed (an auth filter that fails open lets every request in), and so does
  * ai-guard (a guard that fails open passes what it guards); the others reload. identity's policy has no
@@ -56,6 +57,8 @@ export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyN
   identity: "closed",
   // Like key-auth: an mcp filter that fails open would let the route take its cluster from the client's own header.
   mcp: "closed",
+  // The same: an a2a filter that fails open would let the route take its cluster from the client's header.
+  a2a: "closed",
   "ai-router": "reload",
   "ai-guard": "closed",
   "ai-ratelimit": "reload",
@@ -191,6 +194,8 @@ export interface GatewayConfig {
   identity: IdentityJson | null;
   /** gateway.yaml `mcp` as checked (cli/mcp-config.ts); null: the mcp filter is not rendered. */
   mcp: McpConfig | null;
+  /** gateway.yaml `a2a` as checked (cli/a2a-config.ts); null: the a2a filter is not rendered. */
+  a2a: A2aConfig | null;
   /** Where the Istio manifests attach (gateway.yaml `istio`); cli/render/istio.ts. */
   istio: IstioScope;
   /** gateway.yaml `virtual_keys`: the keys file, read and checked (cli/virtual-keys-config.ts); null: none. */
@@ -606,6 +611,12 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     maxBuffered: Math.max(proxyMaxBody ?? AI_PROXY_MAX_BODY, f.ai_proxy?.max_response_body_bytes ?? AI_PROXY_MAX_BODY),
     clusterHeader: String(f.ai_proxy?.cluster_header ?? "x-sluice-cluster").toLowerCase(),
   }, fail, warn);
+  const a2a = checkA2a(data.a2a, {
+    taken: [...providers.map((p) => p.name), ...(mcp?.servers ?? []).flatMap((s) => [mcpCluster(s.name), mcpOauthCluster(s.name)])],
+    mcpPath: mcp?.path ?? null,
+    maxBuffered: Math.max(proxyMaxBody ?? AI_PROXY_MAX_BODY, f.ai_proxy?.max_response_body_bytes ?? AI_PROXY_MAX_BODY),
+    clusterHeader: String(f.ai_proxy?.cluster_header ?? "x-sluice-cluster").toLowerCase(),
+  }, fail);
   if (problems.length) throw new GatewayConfigError(file, dedupe(problems));
 
   return {
@@ -648,6 +659,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     native,
     identity,
     mcp,
+    a2a,
     istio,
     istioImage: data.istio?.image ? { registry: data.istio.image.registry, repository: data.istio.image.repository } : null,
     virtualKeys,

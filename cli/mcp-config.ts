@@ -71,7 +71,7 @@ export function mcpDurationMs(d: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
 
-function httpUrl(v: unknown, at: Path, fail: Fail, what: string): URL | null {
+export function httpUrl(v: unknown, at: Path, fail: Fail, what: string): URL | null {
   let url: URL;
   try {
     url = new URL(String(v));

@@ -396,7 +396,7 @@ function portOption(name: string): number | undefined {
  * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
-  const m = /^(key-auth|identity|mcp|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  const m = /^(key-auth|identity|mcp|a2a|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
   if (!m) return null;
   const rest = m[2] ?? "";
   const join = (base: string) => (rest ? `${base}.${rest}` : base);
@@ -414,11 +414,25 @@ export function gatewayField(filterField: string): string | null {
       return join("identity");
     case "mcp":
       return mcpField(rest);
+    case "a2a":
+      return a2aField(rest);
     default:
       if (/^instances\[/.test(rest)) return rest.replace(/^instances/, "providers");
       if (/^pools\[/.test(rest)) return rest;
       return join("filters.ai_proxy");
   }
+}
+
+/** The a2a filter's JSON field (cli/a2a-config.ts a2aJson) -> where gateway.yaml gives it. */
+function a2aField(rest: string): string {
+  if (rest === "cluster_header") return "filters.ai_proxy.cluster_header";
+  if (rest.startsWith("auth_scheme")) return "filters.key_auth.header";
+  const r = rest
+    .replace(/^(agents\[\d+\])\.card_path$/, "$1.card_url")
+    .replace(/^(agents\[\d+\])\.(cluster|authority|path)$/, "$1.url")
+    .replace(/^card_ttl_ms$/, "card_ttl")
+    .replace(/^timeout_ms$/, "timeout");
+  return r ? `a2a.${r}` : "a2a";
 }
 
 /** The mcp filter's JSON field (cli/mcp-config.ts mcpJson) -> where gateway.yaml gives it. */

@@ -194,7 +194,7 @@ describe("the full chain from gateway.yaml", () => {
   });
 
   it("the access log prints every filter-state key the filters exchange (assembly/lib/keys.ts), internal ones aside", () => {
-    const keys = ["keys.ts"].flatMap((f) => [...readFileSync(`assembly/lib/${f}`, "utf8").matchAll(/"sluice\.([a-z_]+)"/g)].map((m) => m[1]));
+    const keys = ["keys.ts"].flatMap((f) => [...readFileSync(`assembly/lib/${f}`, "utf8").matchAll(/"sluice\.([a-z0-9_]+)"/g)].map((m) => m[1]));
     // The stream budget and the prompt estimate are messages between filters, not request facts.
     // A virtual key's scopes are the key's configuration, not a fact of the request.
     const internal = ["stream_budget", "ratelimit_prompt_estimate", "key_models", "key_pools"];

@@ -17,6 +17,8 @@ export const LOG_KEYS = [
   "ratelimit_rule",
   // mcp (docs/mcp.md): the JSON-RPC method, the server, the tool, how the call ended; and the request's JSON-RPC id
   "mcp_method", "mcp_server", "mcp_tool", "mcp_outcome", "jsonrpc_id",
+  // a2a (docs/a2a.md): the agent and the JSON-RPC method (or "card")
+  "a2a_agent", "a2a_method",
 ] as const;
 
 /**

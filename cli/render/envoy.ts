@@ -7,6 +7,7 @@ import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, 
 import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
+import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -102,6 +103,8 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   // Once the consumer is known (its tool access depends on it); FAIL_CLOSED like key-auth. Its
   // servers are real even with mock (the compose file has no MCP server), so its env keys always.
   if (cfg.mcp) add("mcp", wasmFilter("mcp", mcpJson(cfg.mcp, cfg.aiProxy.clusterHeader), { failurePolicy: fp.mcp, env: mcpEnvKeys(cfg.mcp), allowOnHeadersStopIteration: true }));
+  // The same place and policy for A2A agents (real even with mock, like the MCP servers).
+  if (cfg.a2a) add("a2a", wasmFilter("a2a", a2aJson(cfg.a2a, cfg.aiProxy.clusterHeader, cfg.keyAuth.header), { failurePolicy: fp.a2a, env: a2aEnvKeys(cfg.a2a), allowOnHeadersStopIteration: true }));
   if (cfg.aiRouter) add("ai-router", wasmFilter("ai-router", aiRouterJson(cfg, credential), { failurePolicy: fp["ai-router"], env: mock ? [] : routerEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   // After ai-router (its route rule and pool choose the guard's policy), before ai-ratelimit (a blocked
   // request reserves no tokens). FAIL_CLOSED by default: a guard that fails open passes what it guards.
@@ -156,6 +159,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (moderation) clusters.push(cluster(cfg, moderation, realTarget(moderation)));
   // The MCP servers and their OAuth token endpoints (mcp_<name>, mcp_<name>_oauth): real targets always.
   for (const t of mcpTargets(cfg.mcp)) clusters.push(cluster(cfg, t, realTarget(t)));
+  for (const t of a2aTargets(cfg.a2a)) clusters.push(cluster(cfg, t, realTarget(t)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
   clusters.push(...(nativeClusters(cfg) as typeof clusters));
   const vhostFilterConfig = nativeVirtualHostConfig(cfg);

@@ -10,6 +10,7 @@ import { streamBufferLimit, wasmFilter } from "./envoy.js";
 import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
+import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -145,7 +146,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     "",
     `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
     "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}${cfg.a2a ? "a2a, " : ""}ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
     "manifests are kept for meshes whose Istio gains the knob.",
   ];
   const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-ratelimit 20, ai-proxy 10.";
@@ -165,6 +166,19 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
       docs: [istioWasmPlugin(cfg, "mcp", 40, mcpEnv, json)],
     };
     chain.push(wasmFilter("mcp", json, { failurePolicy: cfg.failurePolicy.mcp, env: mcpEnv, allowOnHeadersStopIteration: true }));
+  }
+  const a2aEnv = a2aEnvKeys(cfg.a2a);
+  if (cfg.a2a) {
+    const json = a2aJson(cfg.a2a, cfg.aiProxy.clusterHeader, cfg.keyAuth.header, istioCluster);
+    files["a2a.yaml"] = {
+      comment: [
+        "a2a as an Istio WasmPlugin: A2A agents behind the gateway (docs/a2a.md); failStrategy FAIL_CLOSE, like key-auth.",
+        "In UNSPECIFIED_PHASE a higher priority runs first: a2a 35 runs after mcp 40 and before ai-router 30.",
+        ...warning("a2a"),
+      ].join("\n"),
+      docs: [istioWasmPlugin(cfg, "a2a", 35, a2aEnv, json)],
+    };
+    chain.push(wasmFilter("a2a", json, { failurePolicy: cfg.failurePolicy.a2a, env: a2aEnv, allowOnHeadersStopIteration: true }));
   }
   const routerEnv = routerEnvKeys(cfg);
   if (cfg.aiRouter) {
@@ -217,12 +231,12 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
   const hcm = "envoy.filters.network.http_connection_manager";
   const filterMatch = { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm, subFilter: { name: "envoy.filters.http.router" } } } } };
-  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg), ...mcpEnv])];
+  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg), ...mcpEnv, ...a2aEnv])];
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
       `Needs Istio with Envoy >= ${ENVOY_VERSION_FLOOR}: Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1), which also have failStrategy FAIL_RELOAD (Istio >= 1.27); docs/deploy-istio.md. Inserts, in order, just before the router: ` +
-        [cfg.mcp ? "mcp" : "", cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
+        [cfg.mcp ? "mcp" : "", cfg.a2a ? "a2a" : "", cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
       "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",
@@ -318,7 +332,7 @@ function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: b
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) external.push(moderation);
   // MCP servers outside the mesh; one that is a Service of the cluster (*.svc[.cluster.local]) already has its cluster.
-  external.push(...mcpTargets(cfg.mcp).filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
+  external.push(...[...mcpTargets(cfg.mcp), ...a2aTargets(cfg.a2a)].filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
   const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);

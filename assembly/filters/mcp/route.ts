@@ -3,13 +3,11 @@
 // that server knows it (the bytes around it copied, not re-serialized), and the request's headers
 // pointed at the server through Envoy's router, so a streamed answer streams through.
 import { ByteBuilder, JsonValue } from "../../lib/json";
-import { REQUEST_HEADERS, replaceHeader, removeHeader, clearRouteCache } from "../../lib/sdk";
+import { REQUEST_HEADERS, replaceHeader, removeHeader } from "../../lib/sdk";
+import { routeTo } from "../../lib/upstream-route";
 import { Settings, Server } from "./config";
 import { Member } from "./session";
 import { credentialFor } from "./auth";
-
-/** Headers that may carry a client's credential; none of them reaches an MCP server. */
-const CLIENT_CREDENTIALS = ["authorization", "x-api-key", "proxy-authorization", "cookie", "x-goog-api-key", "api-key"];
 
 /** Where a routed call goes: the server, and the string value in the body that names the target. */
 export class Target {
@@ -90,18 +88,12 @@ export function rewrittenBody(body: ArrayBuffer, t: Target): ArrayBuffer {
 
 /** Points the held request at the server: path, authority, cluster, its session, its credential. */
 export function pointAt(s: Settings, server: Server, member: Member, bodyLength: i32): void {
-  replaceHeader(REQUEST_HEADERS, ":path", server.path);
-  replaceHeader(REQUEST_HEADERS, ":authority", server.authority);
-  replaceHeader(REQUEST_HEADERS, s.clusterHeader, server.cluster);
   replaceHeader(REQUEST_HEADERS, "content-length", bodyLength.toString());
   replaceHeader(REQUEST_HEADERS, "accept", "application/json, text/event-stream");
   if (member.id.length) replaceHeader(REQUEST_HEADERS, "mcp-session-id", member.id);
   else removeHeader(REQUEST_HEADERS, "mcp-session-id");
   if (member.version.length) replaceHeader(REQUEST_HEADERS, "mcp-protocol-version", member.version);
-  for (let i = 0; i < CLIENT_CREDENTIALS.length; i++) removeHeader(REQUEST_HEADERS, CLIENT_CREDENTIALS[i]);
-  const c = credentialFor(server);
-  if (c !== null) replaceHeader(REQUEST_HEADERS, server.authHeader, c as string);
-  clearRouteCache();
+  routeTo(s.clusterHeader, server.cluster, server.authority, server.path, server.authHeader, credentialFor(server));
 }
 
 /**
