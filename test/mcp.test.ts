@@ -244,13 +244,14 @@ describe("mcp lists, routing and refusals", () => {
 });
 
 describe("mcp configuration", () => {
-  it("refuses to start without a session secret of 32 bytes or with an OAuth server it cannot serve", async () => {
+  it("refuses to start without a session secret of 32 bytes, or with an OAuth server it cannot serve", async () => {
     const base = { name: "mcp", rootId: "mcp", wasm: WASM, allowOnHeadersStopIteration: true };
     const cfg = { servers: [server("alpha", "http://127.0.0.1:1/mcp")] };
     for (const [env, configuration, why] of [
       [{}, cfg, /SLUICE_MCP_SESSION_KEY must hold a secret of at least 32 bytes/],
       [{ SLUICE_MCP_SESSION_KEY: "short" }, cfg, /at least 32 bytes/],
-      [{ SLUICE_MCP_SESSION_KEY: KEY }, { servers: [server("alpha", "http://127.0.0.1:1/mcp", { oauth: {} })] }, /OAuth client-credentials tokens are not implemented/],
+      [{ SLUICE_MCP_SESSION_KEY: KEY }, { servers: [server("alpha", "http://127.0.0.1:1/mcp", { oauth: {} })] }, /servers\[0\]\.oauth: needs cluster, authority and a path/],
+      [{ SLUICE_MCP_SESSION_KEY: KEY }, { servers: [server("alpha", "http://127.0.0.1:1/mcp", { oauth: { cluster: "t", authority: "t", path: "/t", client_id_env: "ID", client_secret_env: "SECRET" } })] }, /ID is not set/],
       [{ SLUICE_MCP_SESSION_KEY: KEY }, { servers: [server("a_b", "http://127.0.0.1:1/mcp")] }, /servers\[0\]\.name/],
       [{ SLUICE_MCP_SESSION_KEY: KEY }, { servers: [server("alpha", "http://127.0.0.1:1/mcp", { auth: { value_env: "NOPE" } })] }, /NOPE is not set/],
     ] as [Record<string, string>, object, RegExp][]) {

@@ -16,6 +16,7 @@ import { ListKind, listKind, mergeList, decodeCursor, initializeResult, agreedVe
 import { Target, targetOf, rewrittenBody, pointAt, bounded } from "./route";
 import { accessFor, toolAllowed } from "./access";
 import { countFanoutFailure } from "./metrics";
+import { missingCredential } from "./auth";
 
 /** Most JSON values read from a client's message. */
 const MAX_REQUEST_VALUES: i32 = 200000;
@@ -213,6 +214,12 @@ export class McpRequest extends BaseContext {
       this.fail(503, INTERNAL_ERROR, this.unavailableMessage(), "upstream_error", "sluice_mcp_server_not_in_session");
       return null;
     }
+    const missing = missingCredential(server);
+    if (missing !== null) {
+      this.upstreamProblem = missing as string;
+      this.fail(503, INTERNAL_ERROR, this.unavailableMessage(), "upstream_error", "sluice_mcp_no_credential");
+      return null;
+    }
     const next = rewrittenBody(body, t);
     pointAt(this.s, server, member as Member, next.byteLength);
     this.routed = true;
@@ -299,6 +306,16 @@ export class McpRequest extends BaseContext {
 
   ask(member: Member, verb: string, body: ArrayBuffer, withSession: bool = true): void {
     const server = this.s.servers[member.server];
+    const missing = missingCredential(server);
+    if (missing !== null) {
+      // Not asked without its credential: it would only answer 401.
+      const r = new Reply();
+      r.server = member.server;
+      r.problem = missing as string;
+      r.reason = "no_credential";
+      this.replies.push(r);
+      return;
+    }
     const call = new Call(this, member.server);
     if (send(this.root, this.s, call, serverHeaders(server, verb, withSession ? member : null, body.byteLength), body, onCallAnswer)) this.pending++;
     else {

@@ -6,6 +6,7 @@ import { ConfigReader, isHeaderName } from "../../lib/config";
 import { getEnv } from "../../lib/env";
 import { hmacSha256Of } from "../../lib/hmac";
 import { Glob, compileGlobs } from "./access";
+import { TokenSource } from "../../lib/oauth-token";
 
 export const MAX_SERVERS: i32 = 32;
 /** The session key's smallest length in bytes: 256 bits, the size of the MAC's own key. */
@@ -20,8 +21,17 @@ export class Server {
   /** The credential header and its value (prefix + the variable's value); empty name: none. */
   authHeader: string = "";
   authValue: string = "";
-  /** An OAuth token endpoint is configured (the token source plugs in at auth.ts). */
+  /** OAuth client credentials: the token endpoint's cluster, authority and path, the client's id and secret. */
   oauth: bool = false;
+  oauthCluster: string = "";
+  oauthAuthority: string = "";
+  oauthPath: string = "";
+  clientId: string = "";
+  clientSecret: string = "";
+  scope: string = "";
+  audience: string = "";
+  /** The token source (index.ts makes it at configure, auth.ts reads it). */
+  tokens: TokenSource | null = null;
 }
 
 export class Access {
@@ -119,10 +129,28 @@ function readServer(r: ConfigReader, v: JsonValue, at: string, index: i32): Serv
     if (value === null || (value as string).length == 0) r.fail(at + ".auth.value_env", "the variable " + env + " is not set in the VM's environment");
     else s.authValue = r.str(auth, "prefix", at + ".auth", "") + (value as string);
   }
-  s.oauth = v.get("oauth") !== null;
-  // Refused rather than run without: a server asked with no credential answers 401 and would only
-  // vanish from every session.
-  if (s.oauth) r.fail(at + ".oauth", "OAuth client-credentials tokens are not implemented in this build of the mcp filter; use auth with a static credential");
+  const oauth = v.get("oauth");
+  if (oauth !== null && oauth.isObject()) {
+    const o = at + ".oauth";
+    r.onlyKnown(oauth, o, ["cluster", "authority", "path", "client_id_env", "client_secret_env", "scope", "audience"]);
+    if (s.authHeader.length) r.fail(o, "give auth or oauth, not both");
+    s.oauth = true;
+    s.authHeader = "authorization";
+    s.oauthCluster = r.str(oauth, "cluster", o, "");
+    s.oauthAuthority = r.str(oauth, "authority", o, "");
+    s.oauthPath = r.str(oauth, "path", o, "");
+    if (s.oauthCluster.length == 0 || s.oauthAuthority.length == 0 || !s.oauthPath.startsWith("/")) r.fail(o, "needs cluster, authority and a path starting with /");
+    const idEnv = r.str(oauth, "client_id_env", o, "");
+    const secretEnv = r.str(oauth, "client_secret_env", o, "");
+    const id = idEnv.length ? getEnv(idEnv) : null;
+    const secret = secretEnv.length ? getEnv(secretEnv) : null;
+    if (id === null || (id as string).length == 0) r.fail(o + ".client_id_env", "the variable " + idEnv + " is not set in the VM's environment");
+    else s.clientId = id as string;
+    if (secret === null || (secret as string).length == 0) r.fail(o + ".client_secret_env", "the variable " + secretEnv + " is not set in the VM's environment");
+    else s.clientSecret = secret as string;
+    s.scope = r.str(oauth, "scope", o, "");
+    s.audience = r.str(oauth, "audience", o, "");
+  }
   return s;
 }
 

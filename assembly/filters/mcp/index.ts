@@ -11,8 +11,9 @@ export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, RESPONSE_BODY, getHeaderPairs, getHeader, getBuffer, replaceBuffer,
-  replaceHeader, removeHeader, pluginConfiguration, setFilterState, nowNanos,
+  replaceHeader, removeHeader, pluginConfiguration, setFilterState, nowNanos, setTickPeriod,
 } from "../../lib/sdk";
+import { TokenSource } from "../../lib/oauth-token";
 import { Settings, readSettings } from "./config";
 import { McpRequest } from "./calls";
 import { prefixUris } from "./route";
@@ -31,7 +32,29 @@ class McpRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
+    // OAuth servers: one token source each, fetched now and refreshed on the tick before it expires.
+    let oauth = false;
+    for (let i = 0; i < s.servers.length; i++) {
+      const v = s.servers[i];
+      if (!v.oauth) continue;
+      v.tokens = new TokenSource(this, "mcp", v.name, v.oauthCluster, v.oauthAuthority, v.oauthPath, v.clientId, v.clientSecret, v.scope, v.audience, s.timeoutMs);
+      oauth = true;
+    }
+    if (oauth) {
+      setTickPeriod(1000);
+      this.onTick();
+    }
     return true;
+  }
+
+  onTick(): void {
+    const s = this.settings;
+    if (s === null) return;
+    const now = <i64>(nowNanos() / 1000000);
+    for (let i = 0; i < s.servers.length; i++) {
+      const t = s.servers[i].tokens;
+      if (t !== null) t.tick(now);
+    }
   }
 }
 

@@ -52,7 +52,7 @@ export function countCall(server: string, tool: string, outcome: string, ms: i64
   recordMetric(id(METRIC_HISTOGRAM, "sluice.mcp_response_bytes;server=" + server), <u64>(responseBytes > 0 ? responseBytes : 0));
 }
 
-/** reason: unreachable, timeout, http_error, invalid_answer, jsonrpc_error. */
+/** reason: unreachable, timeout, http_error, invalid_answer, jsonrpc_error, no_credential. */
 export function countFanoutFailure(server: string, reason: string): void {
   incrementMetric(id(METRIC_COUNTER, "sluice.mcp_fanout_failures;server=" + server + ";reason=" + reason), 1);
 }
