@@ -16,12 +16,14 @@ import { Placeholders } from "./placeholders";
 import { AnswerScan } from "./answer-window";
 import { AnswerStream } from "./answer-stream";
 import { answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
-import { K_MESSAGES, K_GEMINI } from "./request";
+import { K_MESSAGES, K_GEMINI, K_MCP } from "./request";
+import { McpEvents } from "./answer-mcp";
 import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 
 export class Answer {
   scan: AnswerScan;
   stream: AnswerStream | null = null;
+  mcp: McpEvents | null = null;
   /** A whole answer is being buffered (its headers held). */
   whole: bool = false;
   recorded: bool = false;
@@ -41,6 +43,10 @@ export class Answer {
     if (status === null || status.length != 3 || status.charCodeAt(0) != 0x32 || endOfStream) return FilterHeadersStatusValues.Continue;
     const ct = getHeader(RESPONSE_HEADERS, "content-type");
     removeHeader(RESPONSE_HEADERS, "content-length");
+    if (ct !== null && ct.toLowerCase().startsWith("text/event-stream") && this.kind == K_MCP) {
+      this.mcp = new McpEvents(this.scan, <i32>this.s.answerMaxBytes, this.s.maxJsonValues);
+      return FilterHeadersStatusValues.Continue;
+    }
     if (ct !== null && ct.toLowerCase().startsWith("text/event-stream")) {
       this.stream = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
       return FilterHeadersStatusValues.Continue;
@@ -55,6 +61,13 @@ export class Answer {
   }
 
   body(length: usize, endOfStream: bool): FilterDataStatusValues {
+    const ev = this.mcp;
+    if (ev !== null) {
+      const out = ev.chunk(getBuffer(RESPONSE_BODY, 0, <u32>length), endOfStream);
+      replaceBufferBytes(RESPONSE_BODY, <u32>length, changetype<usize>(out.buf), out.len);
+      if (endOfStream) this.record();
+      return FilterDataStatusValues.Continue;
+    }
     const st = this.stream;
     if (st !== null) {
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);

@@ -28,13 +28,13 @@ import {
   setFilterState, getFilterState, pluginConfiguration, incrementMetric,
 } from "../../lib/sdk";
 import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
-import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES } from "../../lib/keys";
+import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES, MCP_METHOD } from "../../lib/keys";
 import { Settings, readSettings } from "./config";
 import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
 import { factorOf } from "./injection";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
-import { bodyKind, apiOf, requestTexts, API_OPENAI, K_RESPONSES, K_GEMINI } from "./request";
+import { bodyKind, apiOf, requestTexts, API_OPENAI, API_JSONRPC, K_RESPONSES, K_GEMINI, K_MCP } from "./request";
 import { asksForSse } from "../../lib/path";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
 import { Placeholders } from "./placeholders";
@@ -126,7 +126,12 @@ class Guard extends Context {
     }
     if (method != "POST") return FilterHeadersStatusValues.Continue;
     this.kind = bodyKind(path);
-    if (this.kind == 0) return FilterHeadersStatusValues.Continue;
+    if (this.kind == 0) {
+      // An MCP call the mcp filter routed: a tool's arguments and result, a prompt's arguments.
+      const m = getFilterState(MCP_METHOD);
+      if (m === null || (m != "tools/call" && m != "prompts/get")) return FilterHeadersStatusValues.Continue;
+      this.kind = K_MCP;
+    }
     this.api = apiOf(this.kind);
     this.geminiArray = this.kind == K_GEMINI && path.endsWith(":streamGenerateContent") && !asksForSse(query);
     if (endOfStream) return FilterHeadersStatusValues.Continue; // no body: nothing to read
@@ -369,7 +374,8 @@ class Guard extends Context {
   }
 
   refuse(message: string, details: string): void {
-    this.reply(400, message, details);
+    // An MCP call's refusal is that call's answer: a JSON-RPC error with 200 (docs/mcp.md, Errors).
+    this.reply(this.api == API_JSONRPC ? 200 : 400, message, details);
   }
 
   reply(status: u32, message: string, details: string): void {

@@ -10,6 +10,8 @@ export const API_NONE: i32 = 0;
 export const API_OPENAI: i32 = 1; // Chat Completions, Responses, embeddings
 export const API_ANTHROPIC: i32 = 2;
 export const API_GEMINI: i32 = 3;
+/** An MCP call (the mcp filter's filter state says so): refusals are JSON-RPC errors. */
+export const API_JSONRPC: i32 = 4;
 
 // Body kinds.
 export const K_CHAT: i32 = 1;
@@ -18,6 +20,7 @@ export const K_RESPONSES: i32 = 3;
 export const K_EMBEDDINGS: i32 = 4;
 export const K_GEMINI: i32 = 5; // generateContent, streamGenerateContent, countTokens
 export const K_GEMINI_EMBED: i32 = 6; // embedContent, batchEmbedContents
+export const K_MCP: i32 = 7; // an MCP tools/call or prompts/get the mcp filter routed (docs/mcp.md)
 
 /** The body kind of a POST to this path (without its query), or 0 for one the guard leaves alone. */
 export function bodyKind(path: string): i32 {
@@ -34,6 +37,7 @@ export function bodyKind(path: string): i32 {
 }
 
 export function apiOf(kind: i32): i32 {
+  if (kind == K_MCP) return API_JSONRPC;
   if (kind == K_MESSAGES) return API_ANTHROPIC;
   if (kind == K_GEMINI || kind == K_GEMINI_EMBED) return API_GEMINI;
   return kind == 0 ? API_NONE : API_OPENAI;
@@ -70,6 +74,12 @@ export function requestTexts(kind: i32, req: JsonValue): Texts {
     case K_EMBEDDINGS: stringOrStrings(req.get("input"), out); break;
     case K_GEMINI: gemini(req, out); break;
     case K_GEMINI_EMBED: geminiEmbed(req, out); break;
+    case K_MCP: {
+      // A tool's arguments (or a prompt's): every string in them, as the client (a model) wrote them.
+      const params = req.get("params");
+      if (params !== null) allStrings(params.get("arguments"), out);
+      break;
+    }
   }
   return out;
 }
