@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Host, HostLoadError } from "../host/index.js";
 import { startMcpServer, type McpTestServer } from "../scripts/mocks/mcp-server.js";
+import { sealSession } from "../scripts/mocks/mcp-session.js";
 
 const WASM = "build/mcp.wasm";
 const KEY = "s".repeat(40);
@@ -122,6 +123,21 @@ describe("mcp sessions", () => {
     const late = await answer(h, post(h, { jsonrpc: "2.0", id: 9, method: "tools/list" }, { session: sid, consumer: "alice" }));
     expect(late!.status).toBe(404);
     noTraps(h);
+    h.close();
+  });
+
+  it("reads a session id written from the documented format by another implementation", async () => {
+    const h = await mcpHost({}, 1);
+    const real = await initialize(h);
+    const upstream = [...alpha.sessions].at(-1)!;
+    const sid = sealSession(KEY, { openedMs: Number(nowNs / 1_000_000n), consumer: "alice", version: "2025-06-18", members: [{ server: "alpha", id: upstream, version: "2025-06-18" }] });
+    expect(sid).not.toBe(real);
+    const s = post(h, { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "alpha__echo", arguments: { text: "x" } } }, { session: sid, consumer: "alice" });
+    expect(s.getSentLocalResponse()).toBeNull();
+    expect(Object.fromEntries(s.upstream.headers!)["mcp-session-id"]).toBe(upstream);
+    // A server the configuration no longer has is dropped from the session, not an error.
+    const gone = sealSession(KEY, { openedMs: Number(nowNs / 1_000_000n), consumer: "alice", version: "2025-06-18", members: [{ server: "removed", id: "x", version: "2025-06-18" }, { server: "alpha", id: upstream, version: "2025-06-18" }] });
+    expect(post(h, { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "alpha__echo", arguments: {} } }, { session: gone, consumer: "alice" }).getSentLocalResponse()).toBeNull();
     h.close();
   });
 

@@ -1,6 +1,6 @@
 // HMAC-SHA256 (RFC 2104) on top of lib/sha256.ts, for values the gateway signs and later trusts
 // again (MCP session ids): a key, a message, 32 bytes.
-import { sha256 } from "./sha256";
+import { sha256, sha256FirstBlock, sha256After } from "./sha256";
 
 const BLOCK: i32 = 64;
 
@@ -21,6 +21,35 @@ export function hmacSha256(key: ArrayBuffer, ptr: usize, len: i32): StaticArray<
   for (let i = 0; i < BLOCK; i++) store<u8>(op + i, load<u8>(changetype<usize>(k) + i) ^ 0x5c);
   memory.copy(op + BLOCK, changetype<usize>(ih), 32);
   return sha256(op, BLOCK + 32);
+}
+
+/**
+ * A key used for many MACs: its padded inner and outer blocks are hashed once, here, so each MAC
+ * hashes only the message (one compression for a short one) and one block of the outer hash.
+ */
+export class HmacKey {
+  inner: StaticArray<u32>;
+  outer: StaticArray<u32>;
+
+  constructor(key: ArrayBuffer) {
+    const k = new ArrayBuffer(BLOCK);
+    if (key.byteLength > BLOCK) {
+      const d = sha256(changetype<usize>(key), key.byteLength);
+      memory.copy(changetype<usize>(k), changetype<usize>(d), 32);
+    } else memory.copy(changetype<usize>(k), changetype<usize>(key), key.byteLength);
+    const pad = new ArrayBuffer(BLOCK);
+    const p = changetype<usize>(pad);
+    for (let i = 0; i < BLOCK; i++) store<u8>(p + i, load<u8>(changetype<usize>(k) + i) ^ 0x36);
+    this.inner = sha256FirstBlock(p);
+    for (let i = 0; i < BLOCK; i++) store<u8>(p + i, load<u8>(changetype<usize>(k) + i) ^ 0x5c);
+    this.outer = sha256FirstBlock(p);
+  }
+
+  /** HMAC-SHA256 of [ptr, ptr+len): the same 32 bytes as hmacSha256 with this key. */
+  mac(ptr: usize, len: i32): StaticArray<u8> {
+    const ih = sha256After(this.inner, ptr, len);
+    return sha256After(this.outer, changetype<usize>(ih), 32);
+  }
 }
 
 /** HMAC-SHA256 of a string's UTF-8 bytes. */

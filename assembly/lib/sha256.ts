@@ -49,6 +49,27 @@ function compress(block: usize): void {
 export function sha256(ptr: usize, len: usize): StaticArray<u8> {
   unchecked((H[0] = 0x6a09e667)); unchecked((H[1] = 0xbb67ae85)); unchecked((H[2] = 0x3c6ef372)); unchecked((H[3] = 0xa54ff53a));
   unchecked((H[4] = 0x510e527f)); unchecked((H[5] = 0x9b05688c)); unchecked((H[6] = 0x1f83d9ab)); unchecked((H[7] = 0x5be0cd19));
+  return finish(ptr, len, 0);
+}
+
+/** The state after the first 64-byte block at ptr (an HMAC key's padded block, hashed once per key). */
+export function sha256FirstBlock(ptr: usize): StaticArray<u32> {
+  unchecked((H[0] = 0x6a09e667)); unchecked((H[1] = 0xbb67ae85)); unchecked((H[2] = 0x3c6ef372)); unchecked((H[3] = 0xa54ff53a));
+  unchecked((H[4] = 0x510e527f)); unchecked((H[5] = 0x9b05688c)); unchecked((H[6] = 0x1f83d9ab)); unchecked((H[7] = 0x5be0cd19));
+  compress(ptr);
+  const out = new StaticArray<u32>(8);
+  for (let i = 0; i < 8; i++) unchecked((out[i] = H[i]));
+  return out;
+}
+
+/** SHA-256 of (the 64 bytes `state` was made from) || [ptr, ptr+len): that block is not hashed again. */
+export function sha256After(state: StaticArray<u32>, ptr: usize, len: usize): StaticArray<u8> {
+  for (let i = 0; i < 8; i++) unchecked((H[i] = state[i]));
+  return finish(ptr, len, 64);
+}
+
+/** Hashes [ptr, ptr+len) from the current state, `before` bytes already hashed, and writes the digest. */
+function finish(ptr: usize, len: usize, before: usize): StaticArray<u8> {
   let off: usize = 0;
   while (len - off >= 64) {
     compress(ptr + off);
@@ -63,7 +84,7 @@ export function sha256(ptr: usize, len: usize): StaticArray<u8> {
     compress(block);
     memory.fill(block, 0, 64);
   }
-  const bits: u64 = <u64>len << 3;
+  const bits: u64 = <u64>(len + before) << 3;
   store<u64>(block + 56, bswap<u64>(bits));
   compress(block);
   const out = new StaticArray<u8>(32);

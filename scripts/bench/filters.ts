@@ -24,6 +24,8 @@ import { Host, type Stream } from "../../host/index.js";
 import type { Instrument } from "../../host/host.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest32k, sseDataOf } from "./fixtures.js";
 import { ROOT, checkArgs, opt } from "./cli.js";
+import { randomUUID } from "node:crypto";
+import { sealSession } from "../mocks/mcp-session.js";
 
 process.chdir(ROOT);
 
@@ -76,8 +78,22 @@ const aiGuardAnswer = (dir: string) => {
 };
 // ai-guard with only the prompt-injection heuristics on (log): their scan's cost alone.
 const aiGuardInjection = (dir: string) => ({ ...aiGuard(dir), name: "ai-guard", configuration: { detectors: { injection: "log" } } });
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection };
+// The mcp filter in front of three servers, each with a credential, and access lists to check.
+const MCP_SECRET = "bench-session-secret-of-at-least-32-bytes";
+const mcp = (dir: string) => ({
+  name: "mcp",
+  rootId: "mcp",
+  wasm: join(dir, "mcp.wasm"),
+  configuration: {
+    servers: ["github", "docs", "search"].map((n) => ({ name: n, cluster: `mcp_${n}`, authority: `${n}.internal:443`, path: "/mcp", auth: { header: "authorization", value_env: "MCP_TOKEN", prefix: "Bearer " } })),
+    access: [{ consumers: ["other"], allow: ["docs__*"] }],
+    default_access: { allow: ["github__*", "docs__*", "search__*"], deny: ["*__delete_*"], max_argument_bytes: 65536 },
+  },
+  env: { SLUICE_MCP_SESSION_KEY: MCP_SECRET, MCP_TOKEN: "server-token" },
+  allowOnHeadersStopIteration: true,
+});
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -446,6 +462,55 @@ function guardStreamCase(id: string, title: string, deltas: number): Case {
   return c;
 }
 
+/**
+ * mcp alone: one routed tools/call with about 2 KB of arguments on a three-server session (the
+ * session id opened and checked, the tool's access, the body rewritten with the server's own tool
+ * name, the request pointed at the server), then a 1 KB JSON result passed back: µs per call.
+ */
+function mcpCase(id: string, title: string): Case {
+  const session = sealSession(MCP_SECRET, {
+    openedMs: Date.now(), consumer: "", version: "2025-06-18",
+    members: ["github", "docs", "search"].map((server) => ({ server, id: randomUUID(), version: "2025-06-18" })),
+  });
+  const args = { repo: "acme/gateway", title: "Flaky test in the router", body: "The test ".repeat(200), labels: ["bug", "ci"] };
+  const reqBody = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "github__create_issue", arguments: args, _meta: { progressToken: 7 } } });
+  const reqBuf = Buffer.from(reqBody);
+  const headers = { ":method": "POST", ":path": "/mcp", ":authority": "gateway.local", ":scheme": "https", "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": session, "mcp-protocol-version": "2025-06-18", "content-length": String(reqBuf.length) };
+  const answer = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: "Created issue #4242: ".padEnd(1000, "x") }], isError: false } }));
+  let last: Stream | null = null;
+  const c: Case = {
+    id, title, filters: ["mcp"], unit: "request", perIter: 1,
+    sizes: { request: reqBuf.length, answer: answer.length },
+    run(h, t) {
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(headers, false);
+      s.callOnRequestBody(reqBuf, true);
+      const t1 = hr();
+      s.callOnResponseHeaders(JSON_RESP_HEADERS, false);
+      s.callOnResponseBody(answer, true);
+      s.completeHttpContext();
+      const t2 = hr();
+      t.req = Number(t1 - t0);
+      t.resp = Number(t2 - t1);
+      t.unitNs = Number(t2 - t0);
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      last = s;
+    },
+    check(h) {
+      c.run(h, newTimes());
+      const s = last!;
+      if (s.getSentLocalResponse()) fail(`${id}: local reply ${s.getSentLocalResponse()!.statusCode}: ${s.getSentLocalResponse()!.body}`);
+      const up = JSON.parse(s.upstream.body.toString());
+      if (up.params.name !== "create_issue") fail(`${id}: tool name not rewritten`);
+      return { reads: [reqBody], writes: [up] };
+    },
+  };
+  return c;
+}
+
 const CASES: Case[] = [
   jsonCase("a", "OpenAI 2 KB chat → openai (pass-through) + 1 KB answer", ["ai-proxy"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false),
   jsonCase("b", "OpenAI 2 KB chat → anthropic (translated both ways) + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
@@ -458,6 +523,7 @@ const CASES: Case[] = [
   guardCase("i", "ai-guard alone, 32 KB chat, every detector on, 4 values masked", true),
   guardStreamCase("j", "ai-guard alone, streamed chat answer, every detector masking, 200 chunks", 200),
   guardCase("k", "ai-guard alone, 32 KB chat, injection heuristics only, nothing found", false, "ai-guard-injection"),
+  mcpCase("l", "mcp alone, a routed tools/call with 2 KB arguments on a 3-server session, 1 KB result"),
 ];
 
 // ------------------------------------------------------------------------------------- driver

@@ -148,7 +148,8 @@ const out = join(root, "bench-results");
 const named = join(out, "named");
 mkdirSync(named, { recursive: true });
 const asc = (await import("assemblyscript/asc")).default;
-for (const name of ["ai-proxy", "key-auth"]) {
+// Every filter, so any case can be profiled (it was ai-proxy and key-auth only: the guard and mcp cases failed).
+for (const name of readdirSync(join(root, "assembly", "filters"))) {
   const entry = `assembly/filters/${name}/index.ts`;
   const target = join(named, `${name}.wasm`);
   const newest = Math.max(...["assembly", "patches"].map((d) => newestMtime(join(root, d))), statSync(join(root, "asconfig.json")).mtimeMs);

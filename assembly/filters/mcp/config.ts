@@ -4,7 +4,7 @@
 import { JsonValue } from "../../lib/json";
 import { ConfigReader, isHeaderName } from "../../lib/config";
 import { getEnv } from "../../lib/env";
-import { hmacSha256Of } from "../../lib/hmac";
+import { hmacSha256Of, HmacKey } from "../../lib/hmac";
 import { Glob, compileGlobs } from "./access";
 import { TokenSource } from "../../lib/oauth-token";
 
@@ -46,8 +46,8 @@ export class Settings {
   path: string = "/mcp";
   clusterHeader: string = "x-sluice-cluster";
   /** Keys derived from the session secret: one encrypts the payload, one authenticates it. */
-  encKey: ArrayBuffer = new ArrayBuffer(0);
-  macKey: ArrayBuffer = new ArrayBuffer(0);
+  encKey: HmacKey = new HmacKey(new ArrayBuffer(0));
+  macKey: HmacKey = new HmacKey(new ArrayBuffer(0));
   ttlMs: i64 = 86400000;
   maxBodyBytes: i64 = 1048576;
   maxResponseBytes: i64 = 4194304;
@@ -181,8 +181,8 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.fail("mcp.session.key_env", "the variable " + keyEnv + " must hold a secret of at least " + MIN_SESSION_KEY_BYTES.toString() + " bytes");
   } else {
     const key = String.UTF8.encode(secret as string);
-    s.encKey = sluiceKey(key, "sluice-mcp-enc");
-    s.macKey = sluiceKey(key, "sluice-mcp-mac");
+    s.encKey = new HmacKey(sluiceKey(key, "sluice-mcp-enc"));
+    s.macKey = new HmacKey(sluiceKey(key, "sluice-mcp-mac"));
   }
   const servers = r.array(cfg, "servers", "mcp", true);
   if (r.ok && (servers.length == 0 || servers.length > MAX_SERVERS)) r.fail("mcp.servers", "must list 1 to " + MAX_SERVERS.toString() + " servers");

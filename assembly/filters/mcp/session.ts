@@ -12,7 +12,7 @@
 // ciphertext) cut to 16 bytes and compared in constant time. Upstream session ids are the servers'
 // bearer secrets, so they are encrypted, not only signed.
 import { Settings } from "./config";
-import { hmacSha256, constantTimeEqual } from "../../lib/hmac";
+import { HmacKey, constantTimeEqual } from "../../lib/hmac";
 import { base64urlEncode, base64urlDecode } from "../../lib/base64url";
 
 // @ts-ignore: decorator
@@ -55,25 +55,25 @@ export function visibleAscii(s: string, max: i32): bool {
 }
 
 /** XORs [p, p+n) with the keystream of nonce under key. */
-function crypt(key: ArrayBuffer, nonce: usize, p: usize, n: i32): void {
+function crypt(key: HmacKey, nonce: usize, p: usize, n: i32): void {
   const block = new ArrayBuffer(NONCE + 4);
   const b = changetype<usize>(block);
   memory.copy(b, nonce, NONCE);
   for (let off = 0, counter: u32 = 0; off < n; off += 32, counter++) {
     store<u32>(b + NONCE, counter);
-    const ks = hmacSha256(key, b, NONCE + 4);
+    const ks = key.mac(b, NONCE + 4);
     const k = changetype<usize>(ks);
     const m = n - off < 32 ? n - off : 32;
     for (let i = 0; i < m; i++) store<u8>(p + off + i, load<u8>(p + off + i) ^ load<u8>(k + i));
   }
 }
 
-function tagOf(key: ArrayBuffer, body: usize, n: i32): StaticArray<u8> {
+function tagOf(key: HmacKey, body: usize, n: i32): StaticArray<u8> {
   const m = new ArrayBuffer(2 + n);
   store<u8>(changetype<usize>(m), 0x31);
   store<u8>(changetype<usize>(m) + 1, 0x2e);
   memory.copy(changetype<usize>(m) + 2, body, n);
-  return hmacSha256(key, changetype<usize>(m), 2 + n);
+  return key.mac(changetype<usize>(m), 2 + n);
 }
 
 export function seal(s: Settings, x: Session): string {
@@ -94,10 +94,40 @@ export function seal(s: Settings, x: Session): string {
 }
 
 /**
- * The session an id holds, or null when it is malformed, altered, sealed with another secret,
- * older than the ttl,.
+ * Sessions this VM opened lately, by id: an agent makes many calls in one session, and each would
+ * otherwise decrypt and check the same id again. Bounded (a ring of OPENED_MAX ids, the oldest
+ * forgotten first); an entry is only what the id itself says, so its age is still checked on every
+ * use, and no worker depends on another's entries. Keyed by the whole id, MAC included: an altered id
+ * is never found here.
+ */
+const OPENED_MAX: i32 = 128;
+const opened = new Map<string, Session>();
+const openedOrder = new Array<string>(OPENED_MAX);
+let openedNext: i32 = 0;
+
+function remember(id: string, x: Session): void {
+  const old = unchecked(openedOrder[openedNext]);
+  if (old !== null && old.length) opened.delete(old);
+  unchecked((openedOrder[openedNext] = id));
+  openedNext = (openedNext + 1) % OPENED_MAX;
+  opened.set(id, x);
+}
+
+/**
+ * The session an id holds, or null when it is malformed, altered, sealed with another secret, or
+ * older than the ttl.
  */
 export function open(s: Settings, id: string, nowMs: i64): Session | null {
+  if (opened.has(id)) {
+    const x = opened.get(id);
+    return nowMs - x.openedMs > s.ttlMs ? null : x;
+  }
+  const x = openSealed(s, id, nowMs);
+  if (x !== null) remember(id, x as Session);
+  return x;
+}
+
+function openSealed(s: Settings, id: string, nowMs: i64): Session | null {
   if (id.length > MAX_SESSION_ID_BYTES || !id.startsWith("1.")) return null;
   const dot = id.indexOf(".", 2);
   if (dot < 0) return null;
