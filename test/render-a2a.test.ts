@@ -110,4 +110,18 @@ describe("gateway.yaml a2a", () => {
     // One ServiceEntry per host and port: the MCP server's 3001 and the planner's 4000 on 127.0.0.1.
     expect(hosts).toEqual(["api.openai.com", "127.0.0.1", "127.0.0.1", "writer.example.com"]);
   });
+
+  it("gateway.yaml's commented a2a section and docs/a2a.md's example render and validate", () => {
+    const text = readFileSync("gateway.yaml", "utf8");
+    const start = text.indexOf("# a2a:\n");
+    expect(start).toBeGreaterThan(0);
+    const section = text.slice(start).split("\n\n")[0].split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^# ?/, "")).join("\n");
+    const cfg = parseGatewayConfig(text + "\n" + section + "\n", { env: {} });
+    expect(cfg.a2a?.agents.map((a) => a.name)).toEqual(["planner"]);
+    expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);
+    const doc = readFileSync("docs/a2a.md", "utf8");
+    const example = /```yaml\n(a2a:\n[\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    expect(validateEnvoyConfig(renderEnvoy(parseGatewayConfig(BASE + example!, { env: ENV }))).errors).toEqual([]);
+  });
 });

@@ -281,7 +281,8 @@ describe("the shipped examples", () => {
     const text = readFileSync("gateway.yaml", "utf8");
     const start = text.indexOf("# mcp:\n");
     expect(start).toBeGreaterThan(0);
-    const section = text.slice(start).split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^# ?/, "")).join("\n");
+    // The section runs to the first blank line (the next commented example follows it).
+    const section = text.slice(start).split("\n\n")[0].split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^# ?/, "")).join("\n");
     const cfg = parseGatewayConfig(text + "\n" + section + "\n", { env: {} });
     expect(cfg.mcp?.servers.map((s) => s.name)).toEqual(["github", "docs"]);
     expect(validateEnvoyConfig(renderEnvoy(cfg)).errors).toEqual([]);

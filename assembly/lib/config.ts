@@ -2,6 +2,7 @@
 // configuration when proxy_on_configure returns false; the log line says why.
 import { JsonValue, JsonKind, parseJson, jsonError } from "./json";
 import { logError } from "./sdk";
+import { getEnv } from "./env";
 
 /** Collects the first configuration error with the path of the field at fault. */
 export class ConfigReader {
@@ -134,4 +135,26 @@ export function isHeaderName(name: string): bool {
     if (!ok) return false;
   }
   return true;
+}
+
+/** A credential header a filter sends upstream: its name and its whole value (prefix + secret). */
+export class Credential {
+  header: string = "";
+  value: string = "";
+}
+
+/**
+ * `{header, value_env, prefix}` at `at`: the header (default authorization) and the value read from
+ * the VM's environment, which must be set (a service asked without its credential would only refuse).
+ */
+export function readCredential(r: ConfigReader, v: JsonValue, at: string): Credential {
+  const c = new Credential();
+  r.onlyKnown(v, at, ["header", "value_env", "prefix"]);
+  c.header = r.str(v, "header", at, "authorization").toLowerCase();
+  if (!isHeaderName(c.header)) r.fail(at + ".header", "must be an HTTP header name");
+  const env = r.str(v, "value_env", at, "");
+  const value = env.length ? getEnv(env) : null;
+  if (value === null || (value as string).length == 0) r.fail(at + ".value_env", "the variable " + env + " is not set in the VM's environment");
+  else c.value = r.str(v, "prefix", at, "") + (value as string);
+  return c;
 }

@@ -224,6 +224,26 @@ function fail(msg: string): never {
   throw new Error(`bench: ${msg}`);
 }
 
+/** One request and its whole JSON answer through the chain, timed: the request and response phases, and the time in wasm. */
+function timedExchange(h: Host, t: Times, headers: Record<string, string>, reqBuf: Buffer, ansBuf: Buffer): Stream {
+  const w0 = prof.wasmNs, n0 = prof.intervals;
+  const t0 = hr();
+  const s = h.newStream();
+  s.callOnRequestHeaders(headers, false);
+  s.callOnRequestBody(reqBuf, true);
+  const t1 = hr();
+  s.callOnResponseHeaders(JSON_RESP_HEADERS, false);
+  s.callOnResponseBody(ansBuf, true);
+  s.completeHttpContext();
+  const t2 = hr();
+  t.req = Number(t1 - t0);
+  t.resp = Number(t2 - t1);
+  t.unitNs = t.req + t.resp;
+  t.wasmNs = prof.wasmNs - w0;
+  t.intervals = prof.intervals - n0;
+  return s;
+}
+
 /** A whole JSON request: client request, provider answer, stream end. */
 function jsonCase(id: string, title: string, filters: FilterName[], model: string, reqBody: string, answer: string, translated: boolean): Case {
   const reqBuf = Buffer.from(reqBody);
@@ -233,22 +253,7 @@ function jsonCase(id: string, title: string, filters: FilterName[], model: strin
     id, title, filters, unit: "request", perIter: 1,
     sizes: { request: reqBuf.length, answer: ansBuf.length },
     run(h, t) {
-      const w0 = prof.wasmNs, n0 = prof.intervals;
-      const t0 = hr();
-      const s = h.newStream();
-      s.callOnRequestHeaders(REQ_HEADERS, false);
-      s.callOnRequestBody(reqBuf, true);
-      const t1 = hr();
-      s.callOnResponseHeaders(JSON_RESP_HEADERS, false);
-      s.callOnResponseBody(ansBuf, true);
-      s.completeHttpContext();
-      const t2 = hr();
-      t.req = Number(t1 - t0);
-      t.resp = Number(t2 - t1);
-      t.unitNs = t.req + t.resp;
-      t.wasmNs = prof.wasmNs - w0;
-      t.intervals = prof.intervals - n0;
-      last = s;
+      last = timedExchange(h, t, REQ_HEADERS, reqBuf, ansBuf);
     },
     check(h) {
       c.run(h, newTimes());
@@ -482,22 +487,7 @@ function mcpCase(id: string, title: string): Case {
     id, title, filters: ["mcp"], unit: "request", perIter: 1,
     sizes: { request: reqBuf.length, answer: answer.length },
     run(h, t) {
-      const w0 = prof.wasmNs, n0 = prof.intervals;
-      const t0 = hr();
-      const s = h.newStream();
-      s.callOnRequestHeaders(headers, false);
-      s.callOnRequestBody(reqBuf, true);
-      const t1 = hr();
-      s.callOnResponseHeaders(JSON_RESP_HEADERS, false);
-      s.callOnResponseBody(answer, true);
-      s.completeHttpContext();
-      const t2 = hr();
-      t.req = Number(t1 - t0);
-      t.resp = Number(t2 - t1);
-      t.unitNs = Number(t2 - t0);
-      t.wasmNs = prof.wasmNs - w0;
-      t.intervals = prof.intervals - n0;
-      last = s;
+      last = timedExchange(h, t, headers, reqBuf, answer);
     },
     check(h) {
       c.run(h, newTimes());

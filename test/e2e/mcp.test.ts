@@ -93,7 +93,7 @@ beforeAll(async () => {
   envoyYaml = join(dir, "envoy", "envoy.yaml");
   expect(validateEnvoyYaml(readFileSync(envoyYaml, "utf8")).errors).toEqual([]);
   gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: ENV, accessLog: (l) => log.push(l) });
-  gw2 = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: ENV });
+  gw2 = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: ENV, accessLog: () => {} });
 });
 
 afterAll(async () => {
@@ -262,7 +262,7 @@ describe("MCP through the gateway", () => {
   });
 
   it("npm start without a session key: a random one for the process, and MCP works", async () => {
-    const local = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: { GITHUB_MCP_TOKEN: GITHUB_TOKEN } });
+    const local = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: { GITHUB_MCP_TOKEN: GITHUB_TOKEN }, accessLog: () => {} });
     try {
       expect(local.mcpSessionKey).toEqual({ env: "SLUICE_MCP_SESSION_KEY", generated: true });
       const { client } = await connect(local.url, "sk-alice-123");

@@ -1,8 +1,7 @@
 // The a2a filter's settings, read once at configure from the JSON the renderer writes
 // (cli/a2a-config.ts, docs/a2a.md). Agents' credentials come from the VM's environment.
-import { ConfigReader, isHeaderName } from "../../lib/config";
+import { ConfigReader, isHeaderName, readCredential } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
-import { getEnv } from "../../lib/env";
 
 export const MAX_AGENTS: i32 = 64;
 export const AUTH_BEARER: i32 = 0;
@@ -67,13 +66,9 @@ function readAgent(r: ConfigReader, v: JsonValue, at: string): Agent {
   if (!a.cardPath.startsWith("/")) r.fail(at + ".card_path", "must start with /");
   const auth = v.get("auth");
   if (auth !== null && auth.isObject()) {
-    r.onlyKnown(auth, at + ".auth", ["header", "value_env", "prefix"]);
-    a.authHeader = r.str(auth, "header", at + ".auth", "authorization").toLowerCase();
-    if (!isHeaderName(a.authHeader)) r.fail(at + ".auth.header", "must be an HTTP header name");
-    const env = r.str(auth, "value_env", at + ".auth", "");
-    const value = env.length ? getEnv(env) : null;
-    if (value === null || (value as string).length == 0) r.fail(at + ".auth.value_env", "the variable " + env + " is not set in the VM's environment");
-    else a.authValue = r.str(auth, "prefix", at + ".auth", "") + (value as string);
+    const c = readCredential(r, auth, at + ".auth");
+    a.authHeader = c.header;
+    a.authValue = c.value;
   }
   return a;
 }

@@ -2,7 +2,7 @@
 // (cli/mcp-config.ts, docs/mcp.md). Secrets (the session key, servers' credentials) come from the
 // VM's environment, never from the configuration.
 import { JsonValue } from "../../lib/json";
-import { ConfigReader, isHeaderName } from "../../lib/config";
+import { ConfigReader, readCredential } from "../../lib/config";
 import { getEnv } from "../../lib/env";
 import { hmacSha256Of, HmacKey } from "../../lib/hmac";
 import { Glob, compileGlobs } from "./access";
@@ -121,13 +121,9 @@ function readServer(r: ConfigReader, v: JsonValue, at: string, index: i32): Serv
   if (!s.path.startsWith("/")) r.fail(at + ".path", "must start with /");
   const auth = v.get("auth");
   if (auth !== null && auth.isObject()) {
-    r.onlyKnown(auth, at + ".auth", ["header", "value_env", "prefix"]);
-    s.authHeader = r.str(auth, "header", at + ".auth", "authorization").toLowerCase();
-    if (!isHeaderName(s.authHeader)) r.fail(at + ".auth.header", "must be an HTTP header name");
-    const env = r.str(auth, "value_env", at + ".auth", "");
-    const value = env.length ? getEnv(env) : null;
-    if (value === null || (value as string).length == 0) r.fail(at + ".auth.value_env", "the variable " + env + " is not set in the VM's environment");
-    else s.authValue = r.str(auth, "prefix", at + ".auth", "") + (value as string);
+    const c = readCredential(r, auth, at + ".auth");
+    s.authHeader = c.header;
+    s.authValue = c.value;
   }
   const oauth = v.get("oauth");
   if (oauth !== null && oauth.isObject()) {
