@@ -10,7 +10,7 @@
 // and no parts; the usage the provider reported is kept (the client was billed for it).
 import { JsonValue, ByteBuilder } from "../../lib/json";
 import { AnswerScan, Channel } from "./answer-window";
-import { K_CHAT, K_MESSAGES, K_RESPONSES, K_GEMINI } from "./request";
+import { K_CHAT, K_MESSAGES, K_RESPONSES, K_GEMINI, K_MCP } from "./request";
 
 /** One string value of a parsed JSON text and what it becomes. */
 export class Edit {
@@ -234,5 +234,5 @@ export function filteredAnswer(kind: i32, a: JsonValue): ByteBuilder {
 }
 
 export function answerKindChecked(kind: i32): bool {
-  return kind == K_CHAT || kind == K_MESSAGES || kind == K_RESPONSES || kind == K_GEMINI;
+  return kind == K_CHAT || kind == K_MESSAGES || kind == K_RESPONSES || kind == K_GEMINI || kind == K_MCP;
 }

@@ -15,8 +15,10 @@ import { Policy } from "./policy";
 import { Placeholders } from "./placeholders";
 import { AnswerScan } from "./answer-window";
 import { AnswerStream } from "./answer-stream";
-import { answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
-import { K_MESSAGES, K_GEMINI } from "./request";
+import { Edit, answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
+import { K_MESSAGES, K_GEMINI, K_MCP } from "./request";
+import { mcpEdits, mcpBlocked, mcpWhole, responseId } from "./answer-mcp";
+import { errorBody, INTERNAL_ERROR } from "../../lib/jsonrpc";
 import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 
 export class Answer {
@@ -25,6 +27,8 @@ export class Answer {
   /** A whole answer is being buffered (its headers held). */
   whole: bool = false;
   recorded: bool = false;
+  /** MCP: the call's JSON-RPC id as JSON text, for the error that replaces a withheld answer. */
+  rpcId: string = "null";
 
   /** `array`: a Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
   constructor(public s: Settings, public p: Policy, public kind: i32, names: Placeholders, public array: bool = false) {
@@ -42,7 +46,9 @@ export class Answer {
     const ct = getHeader(RESPONSE_HEADERS, "content-type");
     removeHeader(RESPONSE_HEADERS, "content-length");
     if (ct !== null && ct.toLowerCase().startsWith("text/event-stream")) {
-      this.stream = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
+      const st = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
+      st.rpcId = this.rpcId;
+      this.stream = st;
       return FilterHeadersStatusValues.Continue;
     }
     if (this.array) {
@@ -81,9 +87,14 @@ export class Answer {
       this.reply(502, "the gateway's guard could not read the answer", "sluice_guard_answer_unreadable");
       return FilterDataStatusValues.StopIterationNoBuffer;
     }
-    const edits = answerEdits(this.kind, a as JsonValue, this.scan);
+    const mcp = this.kind == K_MCP;
+    // MCP: only a JSON-RPC response with a result is read; an error response passes as it came.
+    const edits = mcp ? (mcpWhole(a as JsonValue) ? mcpEdits(a as JsonValue, this.scan) : new Array<Edit>()) : answerEdits(this.kind, a as JsonValue, this.scan);
     let out: ByteBuilder | null = null;
-    if (this.scan.blocked) out = filteredAnswer(this.kind, a as JsonValue);
+    if (this.scan.blocked && mcp) {
+      out = new ByteBuilder(160);
+      mcpBlocked(out, responseId(a, this.rpcId), this.scan, false);
+    } else if (this.scan.blocked) out = filteredAnswer(this.kind, a as JsonValue);
     else if (edits.length) {
       out = new ByteBuilder(body.byteLength + 64);
       splice(out, changetype<usize>(body), body.byteLength, edits);
@@ -95,6 +106,11 @@ export class Answer {
 
   /** A whole answer that cannot be checked: withheld, in the client's API shape (fail closed). */
   reply(status: u32, message: string, details: string): void {
+    if (this.kind == K_MCP) {
+      // The call's answer in JSON-RPC's shape (the MCP client raises it as that call's error).
+      sendLocalResponse(status, details, errorBody(this.rpcId, INTERNAL_ERROR, message), ["content-type", "application/json"]);
+      return;
+    }
     const b = new ByteBuilder(128 + message.length);
     if (this.kind == K_MESSAGES) writeAnthropicErrorJson(b, "api_error", message);
     else if (this.kind == K_GEMINI) writeGeminiErrorJson(b, status, message);
