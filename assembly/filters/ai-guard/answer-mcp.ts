@@ -7,12 +7,20 @@
 // as they came. A blocked response becomes a JSON-RPC error for its id; in a stream, that event
 // is replaced by the error event and the stream ends there (nothing after a call's final answer
 // matters to the client, and the rest of the server's stream is dropped).
+//
+// Prompt injection: a tool's result is text a model will read next, the way indirect injections
+// arrive in agent traffic. The policy's `injection` action (log or block; the request-side one,
+// no answer action exists for it) applies to each result text, scored as data (TOOL_FACTOR, as a
+// tool result in a chat request is): the call is refused before the agent's model reads it.
 import { ByteBuilder, JsonValue, parseJsonAt } from "../../lib/json";
 import { SseEvent } from "../../lib/sse";
 import { writeError, SERVER_ERROR } from "../../lib/jsonrpc";
 import { AnswerScan } from "./answer-window";
-import { Edit, check, allStrings } from "./answer-json";
-import { A_BLOCK } from "./policy";
+import { Edit, check } from "./answer-json";
+import { Policy, A_BLOCK, A_OFF, D_INJECTION } from "./policy";
+import { findInjection, TOOL_FACTOR } from "./injection";
+import { Hits } from "./hits";
+import { incrementMetric } from "../../lib/sdk";
 import { AnswerStream, jsonText } from "./answer-stream";
 
 /** The texts of one JSON-RPC response's result, checked; their edits (none when blocked). */
@@ -24,7 +32,7 @@ export function mcpEdits(m: JsonValue, scan: AnswerScan): Array<Edit> {
   if (content !== null && content.isArray()) {
     for (let i = 0, n = content.length; i < n; i++) block(scan, content.at(i), edits);
   }
-  allStrings(scan, r.get("structuredContent"), edits);
+  strings(scan, r.get("structuredContent"), edits);
   const messages = r.get("messages");
   if (messages !== null && messages.isArray()) {
     for (let i = 0, n = messages.length; i < n; i++) {
@@ -39,11 +47,39 @@ export function mcpEdits(m: JsonValue, scan: AnswerScan): Array<Edit> {
 function block(scan: AnswerScan, b: JsonValue | null, edits: Array<Edit>): void {
   if (b === null || !b.isObject()) return;
   const t = b.getString("type");
-  if (t == "text") check(scan, b.get("text"), false, edits);
+  if (t == "text") text(scan, b.get("text"), edits);
   else if (t == "resource") {
     const res = b.get("resource");
-    if (res !== null && res.isObject()) check(scan, res.get("text"), false, edits);
+    if (res !== null && res.isObject()) text(scan, res.get("text"), edits);
   }
+}
+
+/** Every string inside a value (structuredContent). */
+function strings(scan: AnswerScan, v: JsonValue | null, edits: Array<Edit>): void {
+  if (v === null) return;
+  if (v.isString()) text(scan, v, edits);
+  else if ((v.isArray() || v.isObject()) && !v.isNumberSpan()) {
+    for (let i = 0, n = v.length; i < n && !scan.blocked; i++) strings(scan, v.at(i), edits);
+  }
+}
+
+/** One whole text: the answer detectors (check), then the injection score when the policy has it on. */
+function text(scan: AnswerScan, v: JsonValue | null, edits: Array<Edit>): void {
+  if (v === null || !v.isString() || v.src === null || scan.blocked) return;
+  check(scan, v, false, edits);
+  const p = scan.p;
+  const action = p.actions[D_INJECTION];
+  if (scan.blocked || action == A_OFF) return;
+  const hits = new Hits();
+  if (!v.rawComplex) findInjection<u8>(v.raw, v.rawLen, p.injectionThreshold, TOOL_FACTOR, D_INJECTION, hits);
+  else {
+    const s = v.s;
+    findInjection<u16>(changetype<usize>(s), s.length, p.injectionThreshold, TOOL_FACTOR, D_INJECTION, hits);
+  }
+  if (hits.length == 0) return;
+  if (!scan.found[D_INJECTION]) incrementMetric(p.metrics[D_INJECTION], 1);
+  scan.found[D_INJECTION] = true;
+  if (action == A_BLOCK) scan.blocked = true;
 }
 
 /** Whether a parsed message is a JSON-RPC response with a result (what is checked). */
@@ -65,7 +101,10 @@ export function responseId(m: JsonValue | null, fallback: string): string {
 export function blockedNames(scan: AnswerScan): string {
   const out = new Array<string>();
   const p = scan.p;
-  for (let d = 0; d < scan.found.length; d++) if (scan.found[d] && p.answers[d] == A_BLOCK) out.push(p.names[d]);
+  for (let d = 0; d < scan.found.length; d++) {
+    const a = d == D_INJECTION ? p.actions[d] : p.answers[d];
+    if (scan.found[d] && a == A_BLOCK) out.push(p.names[d]);
+  }
   return out.join(", ");
 }
 
@@ -99,6 +138,11 @@ export function mcpStop(st: AnswerStream, out: ByteBuilder): void {
   out.raw("event: message\ndata: ");
   mcpBlocked(out, st.rpcId, st.scan, st.overflowed);
   out.raw("\n\n");
+}
+
+/** Whether an MCP answer is read at all: answer detectors, originals to restore, or injection on. */
+export function mcpWanted(p: Policy, restoring: bool): bool {
+  return p.answerActive || restoring || p.actions[D_INJECTION] != A_OFF;
 }
 
 /** Whether a whole answer is a JSON-RPC response with a result; its id for an error. */

@@ -17,7 +17,7 @@ import { AnswerScan } from "./answer-window";
 import { AnswerStream } from "./answer-stream";
 import { Edit, answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
 import { K_MESSAGES, K_GEMINI, K_MCP } from "./request";
-import { mcpEdits, mcpBlocked, mcpWhole, responseId } from "./answer-mcp";
+import { mcpEdits, mcpBlocked, mcpWhole, mcpWanted, responseId } from "./answer-mcp";
 import { errorBody, INTERNAL_ERROR } from "../../lib/jsonrpc";
 import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 
@@ -37,6 +37,7 @@ export class Answer {
 
   /** Whether this exchange's answer is checked at all (a policy with answer actions, or originals to restore). */
   static wanted(p: Policy, kind: i32, names: Placeholders): bool {
+    if (kind == K_MCP) return mcpWanted(p, names.originals.size > 0);
     return answerKindChecked(kind) && (p.answerActive || names.originals.size > 0);
   }
 
