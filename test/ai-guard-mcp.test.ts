@@ -4,6 +4,7 @@
 // server-sent events (progress notifications first), split at every byte, and hostile answers
 // are withheld, never a trap. Other MCP methods pass untouched.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fc from "fast-check";
 import type { Host } from "../host/index.js";
 import { guard, send } from "./ai-guard-helpers.js";
 import { events } from "./ai-guard-answer-helpers.js";
@@ -209,5 +210,33 @@ describe("ai-guard on MCP tool results", () => {
     expect(ev).toEqual([{ event: "message", data: { jsonrpc: "2.0", id: 7, error: { code: -32000, message: expect.stringContaining("larger than") } } }]);
     const junk = exchange(h, { q: "x" }, "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[1,2]}\n\ndata: \u0000\u0001\n\n: keep\n\n");
     expect(junk.body).toContain("\"result\":[1,2]");
+  });
+
+  it("any JSON arguments and any answer body (JSON or SSE, cut anywhere) are answered, never a trap", () => {
+    const json = fc.jsonValue({ maxDepth: 5 });
+    const answer = fc.oneof(
+      json.map((v) => JSON.stringify(v)),
+      fc.string({ maxLength: 300 }),
+      fc.array(json, { maxLength: 4 }).map((a) => a.map((v) => `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: JSON.stringify(v) }], structuredContent: v } })}\n\n`).join("")),
+    );
+    fc.assert(
+      fc.property(json, answer, fc.boolean(), fc.nat(400), (args, body, streamed, cut) => {
+        const r = send(h, "/mcp", { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "t", arguments: args } }, {}, STATE());
+        if (r.reply) {
+          expect(JSON.parse(r.reply.body.toString()).jsonrpc).toBe("2.0");
+          return;
+        }
+        JSON.parse(r.s.upstream.body.toString());
+        r.s.callOnResponseHeaders({ ":status": "200", "content-type": streamed ? "text/event-stream" : "application/json" }, false);
+        const bytes = Buffer.from(body);
+        const c = Math.min(cut, bytes.length);
+        r.s.callOnResponseBody(bytes.subarray(0, c), false);
+        r.s.callOnResponseBody(bytes.subarray(c), true);
+        const local = r.s.getSentLocalResponse();
+        if (local) expect(JSON.parse(local.body.toString()).jsonrpc).toBe("2.0");
+      }),
+      { numRuns: 300, seed: 20 },
+    );
+    expect(h.getLogs("critical")).toEqual([]);
   });
 });
