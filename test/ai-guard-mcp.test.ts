@@ -80,6 +80,15 @@ describe("ai-guard on MCP requests", () => {
     expect(r.verdict).toBe("mask");
   });
 
+  it("an id in filter state that is not one JSON string or number is not echoed (null instead)", () => {
+    for (const id of ['"a","x":"y"', "1}", '"a\\"', ""]) {
+      const r = send(h, "/mcp", call({ n: "card 4111 1111 1111 1111" }), {}, STATE("tools/call", id));
+      expect(JSON.parse(r.reply!.body.toString()).id).toBeNull();
+    }
+    const ok = send(h, "/mcp", call({ n: "card 4111 1111 1111 1111" }), {}, STATE("tools/call", '"a\\"b"'));
+    expect(JSON.parse(ok.reply!.body.toString()).id).toBe('a"b');
+  });
+
   it("prompts/get arguments are checked too", () => {
     const body = { jsonrpc: "2.0", id: 2, method: "prompts/get", params: { name: "summarize", arguments: { topic: "card 4111-1111-1111-1111" } } };
     const r = send(h, "/mcp", body, {}, STATE("prompts/get", "2"));

@@ -136,8 +136,10 @@ class Guard extends Context {
       if (mcp === null) return FilterHeadersStatusValues.Continue;
       this.kind = mcpKind(mcp as string);
       if (this.kind == 0) return FilterHeadersStatusValues.Continue;
+      // The id as the mcp filter wrote it (lib/jsonrpc.ts: a quoted string or a number, bounded);
+      // anything else is not echoed into a reply.
       const id = getFilterState(JSONRPC_ID);
-      if (id !== null && (id as string).length > 0) this.rpcId = id as string;
+      if (id !== null && rpcIdLike(id as string)) this.rpcId = id as string;
     }
     this.api = apiOf(this.kind);
     this.geminiArray = this.kind == K_GEMINI && path.endsWith(":streamGenerateContent") && !asksForSse(query);
@@ -399,6 +401,28 @@ class Guard extends Context {
     }
     sendLocalResponse(status, details, blockBody(this.api, status, message), ["content-type", "application/json"]);
   }
+}
+
+/** A JSON-RPC id's JSON text as lib/jsonrpc.ts writes it: a quoted string or a number, at most 300 bytes. */
+function rpcIdLike(id: string): bool {
+  const n = id.length;
+  if (n == 0 || n > 300) return false;
+  const c = id.charCodeAt(0);
+  if (c == 0x22) {
+    // A quote or a control character inside would not be one JSON string.
+    for (let i = 1; i < n - 1; i++) {
+      const d = id.charCodeAt(i);
+      if (d < 0x20) return false;
+      if (d == 0x5c) i++;
+      else if (d == 0x22) return false;
+    }
+    return n >= 2 && id.charCodeAt(n - 1) == 0x22 && id.charCodeAt(n - 2) != 0x5c;
+  }
+  for (let i = 0; i < n; i++) {
+    const d = id.charCodeAt(i);
+    if (!((d >= 0x30 && d <= 0x39) || d == 0x2d || d == 0x2b || d == 0x2e || d == 0x65 || d == 0x45)) return false;
+  }
+  return true;
 }
 
 function stateOr(key: string): string {
