@@ -19,6 +19,11 @@ import { bytesAre } from "./ascii";
 export class SseEvent {
   event: string = "";
   /**
+   * The event's `id` field when it had one ("" otherwise). MCP servers number their events for
+   * resumption (a client reconnects with Last-Event-ID): a filter that writes an event again keeps it.
+   */
+  id: string = "";
+  /**
    * A comment line (": keep-alive"), handed out in order with the events so a caller that passes
    * a stream on can pass keep-alives on too; its text (after the colon) is the data.
    */
@@ -81,6 +86,7 @@ export class SseParser {
   private tailLen: i32 = 0;
   // Fields of the event being assembled: its data bytes (see SseEvent) and how many data lines.
   private eventName: string = "";
+  private eventId: string = "";
   private dataOwner: ArrayBuffer = EMPTY;
   private dataPtr: usize = 0;
   private dataLen: i32 = 0;
@@ -185,7 +191,10 @@ export class SseParser {
     }
     if (n == 0) {
       if (this.hasData) this.dispatch(out);
-      else this.eventName = "";
+      else {
+        this.eventName = "";
+        this.eventId = "";
+      }
       return;
     }
     if (load<u8>(p) == 0x3a) {
@@ -210,8 +219,13 @@ export class SseParser {
     } else if (nameLen == 5 && load<u32>(p) == 0x6e657665 && load<u8>(p + 4) == 0x74) {
       // "event"
       this.eventName = decodeKnown(p + <usize>valueAt, valueLen);
+    } else if (nameLen == 2 && load<u16>(p) == 0x6469) {
+      // "id" (an id with NUL is ignored, as the WHATWG algorithm says; its length is bounded by maxEvent like any line)
+      let nul = false;
+      for (let j = valueAt; j < n; j++) if (load<u8>(p + <usize>j) == 0) nul = true;
+      if (!nul) this.eventId = decodeKnown(p + <usize>valueAt, valueLen);
     }
-    // id and retry do not matter to a gateway translating the stream.
+    // retry does not matter to a gateway translating the stream.
   }
 
   /**
@@ -289,11 +303,13 @@ export class SseParser {
     e.comment = false;
     e.multiline = this.dataLines > 1;
     e.event = this.eventName;
+    e.id = this.eventId;
     e.owner = this.dataOwner;
     e.ptr = this.dataPtr;
     e.len = this.dataLen;
     out.push(e);
     this.eventName = "";
+    this.eventId = "";
     this.dataOwner = EMPTY;
     this.dataLen = 0;
     this.dataLines = 0;

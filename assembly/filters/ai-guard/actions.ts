@@ -7,10 +7,7 @@ import { writeOpenAIErrorJson, writeAnthropicErrorJson, writeGeminiErrorJson } f
 import { Hits } from "./hits";
 import { Policy, A_BLOCK, A_MASK_RESTORE, masks } from "./policy";
 import { Placeholders } from "./placeholders";
-import { API_ANTHROPIC, API_GEMINI, API_JSONRPC } from "./request";
-import * as jsonrpc from "../../lib/jsonrpc";
-import { getFilterState } from "../../lib/sdk";
-import { JSONRPC_ID } from "../../lib/keys";
+import { API_ANTHROPIC, API_GEMINI } from "./request";
 
 export const V_ALLOW: i32 = 0;
 export const V_MASK: i32 = 1;
@@ -61,13 +58,6 @@ export function decide(p: Policy, findings: Array<Finding>): Outcome {
  * {"error":{code,message,status}}.
  */
 export function blockBody(api: i32, status: u32, message: string): ArrayBuffer {
-  if (api == API_JSONRPC) {
-    // An MCP call's refusal, with the call's own id (the mcp filter wrote it): -32602 for what the
-    // call carried, -32600 for a body too large, -32603 when the guard itself could not decide.
-    const id = getFilterState(JSONRPC_ID);
-    const code = status == 413 ? jsonrpc.INVALID_REQUEST : status >= 500 ? jsonrpc.INTERNAL_ERROR : jsonrpc.INVALID_PARAMS;
-    return jsonrpc.errorBody(id !== null ? id as string : "null", code, message);
-  }
   const b = new ByteBuilder(128 + message.length);
   if (api == API_ANTHROPIC) writeAnthropicErrorJson(b, status == 413 ? "request_too_large" : "invalid_request_error", message);
   else if (api == API_GEMINI) writeGeminiErrorJson(b, status, message);

@@ -54,10 +54,6 @@ export function allStrings(scan: AnswerScan, v: JsonValue | null, edits: Array<E
 /** The texts of a whole answer, checked; their edits (empty when nothing changed or when blocked). */
 export function answerEdits(kind: i32, a: JsonValue, scan: AnswerScan): Array<Edit> {
   const edits = new Array<Edit>();
-  if (kind == K_MCP) {
-    mcpResult(scan, a.get("result"), edits);
-    return edits;
-  }
   if (kind == K_CHAT) {
     const choices = a.get("choices");
     if (choices !== null && choices.isArray()) {
@@ -185,19 +181,6 @@ function copied(out: ByteBuilder, a: JsonValue, key: string, fallback: string): 
 /** The answer a client gets in place of a blocked one, in its API's shape. */
 export function filteredAnswer(kind: i32, a: JsonValue): ByteBuilder {
   const out = new ByteBuilder(256);
-  if (kind == K_MCP) {
-    // A tool's result withheld is a tool error the model reads (MCP reports tool failures in the
-    // result, isError); a prompt withheld is the call's JSON-RPC error.
-    const result = a.get("result");
-    out.raw("{\"jsonrpc\":\"2.0\",\"id\":");
-    copied(out, a, "id", "null");
-    if (result !== null && result.isObject() && result.get("messages") !== null) {
-      out.raw(",\"error\":{\"code\":-32603,\"message\":\"the prompt was withheld by the gateway's guard\"}}");
-    } else {
-      out.raw(",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"The tool's result was withheld by the gateway's guard.\"}],\"isError\":true}}");
-    }
-    return out;
-  }
   if (kind == K_MESSAGES) {
     out.raw("{\"id\":");
     copied(out, a, "id", "\"msg_filtered\"");
@@ -252,27 +235,4 @@ export function filteredAnswer(kind: i32, a: JsonValue): ByteBuilder {
 
 export function answerKindChecked(kind: i32): bool {
   return kind == K_CHAT || kind == K_MESSAGES || kind == K_RESPONSES || kind == K_GEMINI || kind == K_MCP;
-}
-
-/**
- * An MCP result's texts: a tool's content text items and every string of its structuredContent, a
- * prompt's messages' text content. Images, audio and embedded resources pass as they are.
- */
-function mcpResult(scan: AnswerScan, result: JsonValue | null, edits: Array<Edit>): void {
-  if (result === null || !result.isObject()) return;
-  const content = result.get("content");
-  if (content !== null && content.isArray()) {
-    for (let i = 0, n = content.length; i < n; i++) {
-      const item = content.at(i);
-      if (item.isObject()) check(scan, item.get("text"), false, edits);
-    }
-  }
-  allStrings(scan, result.get("structuredContent"), edits);
-  const messages = result.get("messages");
-  if (messages !== null && messages.isArray()) {
-    for (let i = 0, n = messages.length; i < n; i++) {
-      const c = messages.at(i).get("content");
-      if (c !== null && c.isObject()) check(scan, c.get("text"), false, edits);
-    }
-  }
 }

@@ -13,7 +13,8 @@ import { ByteBuilder, JsonValue, parseJsonAt } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
 import { AnswerScan, Channel, PER_INDEX } from "./answer-window";
 import { Edit, splice } from "./answer-json";
-import { K_CHAT, K_MESSAGES, K_RESPONSES } from "./request";
+import { K_CHAT, K_MESSAGES, K_RESPONSES, K_MCP } from "./request";
+import { mcpEvent, mcpStop } from "./answer-mcp";
 import { responsesEvent, responsesStop } from "./answer-responses";
 import { geminiEvent, geminiStop, geminiFlushAll } from "./answer-gemini";
 import { JsonArraySplitter } from "./json-array-stream";
@@ -44,6 +45,8 @@ export class AnswerStream {
   overflowed: bool = false;
   /** Responses: the last sequence_number seen (the ending's is the next). */
   sequence: i64 = -1;
+  /** MCP: the call's JSON-RPC id as JSON text (the error that replaces a blocked answer echoes it). */
+  rpcId: string = "null";
 
   /** Gemini's JSON-array framing (no alt=sse): elements instead of events. */
   splitter: JsonArraySplitter | null = null;
@@ -96,6 +99,7 @@ export class AnswerStream {
       if (this.kind == K_CHAT) this.chat(e, out);
       else if (this.kind == K_MESSAGES) this.messages(e, out);
       else if (this.kind == K_RESPONSES) responsesEvent(this, e, out);
+      else if (this.kind == K_MCP) mcpEvent(this, e, out);
       else geminiEvent(this, e, out);
       if (this.scan.blocked && !this.ended) this.stop(out);
     }
@@ -139,6 +143,7 @@ export class AnswerStream {
 
   write(out: ByteBuilder, e: SseEvent, edits: Array<Edit>): void {
     if (e.event.length) out.raw("event: ").raw(e.event).raw("\n");
+    if (e.id.length) out.raw("id: ").raw(e.id).raw("\n");
     if (edits.length == 0 && !e.multiline) {
       this.open(out).bytes(e.ptr, e.len);
       this.close(out);
@@ -293,6 +298,10 @@ export class AnswerStream {
     this.ended = true;
     if (this.kind == K_RESPONSES) {
       responsesStop(this, out);
+      return;
+    }
+    if (this.kind == K_MCP) {
+      mcpStop(this, out);
       return;
     }
     if (this.kind != K_CHAT && this.kind != K_MESSAGES) {

@@ -15,18 +15,20 @@ import { Policy } from "./policy";
 import { Placeholders } from "./placeholders";
 import { AnswerScan } from "./answer-window";
 import { AnswerStream } from "./answer-stream";
-import { answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
+import { Edit, answerEdits, answerKindChecked, filteredAnswer, splice } from "./answer-json";
 import { K_MESSAGES, K_GEMINI, K_MCP } from "./request";
-import { McpEvents } from "./answer-mcp";
+import { mcpEdits, mcpBlocked, mcpWhole, mcpWanted, responseId } from "./answer-mcp";
+import { errorBody, INTERNAL_ERROR } from "../../lib/jsonrpc";
 import { VERDICT_NAMES, V_ALLOW, V_MASK, V_BLOCK } from "./actions";
 
 export class Answer {
   scan: AnswerScan;
   stream: AnswerStream | null = null;
-  mcp: McpEvents | null = null;
   /** A whole answer is being buffered (its headers held). */
   whole: bool = false;
   recorded: bool = false;
+  /** MCP: the call's JSON-RPC id as JSON text, for the error that replaces a withheld answer. */
+  rpcId: string = "null";
 
   /** `array`: a Gemini stream framed as one JSON array (streamGenerateContent without alt=sse). */
   constructor(public s: Settings, public p: Policy, public kind: i32, names: Placeholders, public array: bool = false) {
@@ -35,6 +37,7 @@ export class Answer {
 
   /** Whether this exchange's answer is checked at all (a policy with answer actions, or originals to restore). */
   static wanted(p: Policy, kind: i32, names: Placeholders): bool {
+    if (kind == K_MCP) return mcpWanted(p, names.originals.size > 0);
     return answerKindChecked(kind) && (p.answerActive || names.originals.size > 0);
   }
 
@@ -43,12 +46,10 @@ export class Answer {
     if (status === null || status.length != 3 || status.charCodeAt(0) != 0x32 || endOfStream) return FilterHeadersStatusValues.Continue;
     const ct = getHeader(RESPONSE_HEADERS, "content-type");
     removeHeader(RESPONSE_HEADERS, "content-length");
-    if (ct !== null && ct.toLowerCase().startsWith("text/event-stream") && this.kind == K_MCP) {
-      this.mcp = new McpEvents(this.scan, <i32>this.s.answerMaxBytes, this.s.maxJsonValues);
-      return FilterHeadersStatusValues.Continue;
-    }
     if (ct !== null && ct.toLowerCase().startsWith("text/event-stream")) {
-      this.stream = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
+      const st = new AnswerStream(this.kind, this.scan, <i32>this.s.answerMaxBytes);
+      st.rpcId = this.rpcId;
+      this.stream = st;
       return FilterHeadersStatusValues.Continue;
     }
     if (this.array) {
@@ -61,13 +62,6 @@ export class Answer {
   }
 
   body(length: usize, endOfStream: bool): FilterDataStatusValues {
-    const ev = this.mcp;
-    if (ev !== null) {
-      const out = ev.chunk(getBuffer(RESPONSE_BODY, 0, <u32>length), endOfStream);
-      replaceBufferBytes(RESPONSE_BODY, <u32>length, changetype<usize>(out.buf), out.len);
-      if (endOfStream) this.record();
-      return FilterDataStatusValues.Continue;
-    }
     const st = this.stream;
     if (st !== null) {
       const chunk = getBuffer(RESPONSE_BODY, 0, <u32>length);
@@ -94,9 +88,14 @@ export class Answer {
       this.reply(502, "the gateway's guard could not read the answer", "sluice_guard_answer_unreadable");
       return FilterDataStatusValues.StopIterationNoBuffer;
     }
-    const edits = answerEdits(this.kind, a as JsonValue, this.scan);
+    const mcp = this.kind == K_MCP;
+    // MCP: only a JSON-RPC response with a result is read; an error response passes as it came.
+    const edits = mcp ? (mcpWhole(a as JsonValue) ? mcpEdits(a as JsonValue, this.scan) : new Array<Edit>()) : answerEdits(this.kind, a as JsonValue, this.scan);
     let out: ByteBuilder | null = null;
-    if (this.scan.blocked) out = filteredAnswer(this.kind, a as JsonValue);
+    if (this.scan.blocked && mcp) {
+      out = new ByteBuilder(160);
+      mcpBlocked(out, responseId(a, this.rpcId), this.scan, false);
+    } else if (this.scan.blocked) out = filteredAnswer(this.kind, a as JsonValue);
     else if (edits.length) {
       out = new ByteBuilder(body.byteLength + 64);
       splice(out, changetype<usize>(body), body.byteLength, edits);
@@ -108,6 +107,11 @@ export class Answer {
 
   /** A whole answer that cannot be checked: withheld, in the client's API shape (fail closed). */
   reply(status: u32, message: string, details: string): void {
+    if (this.kind == K_MCP) {
+      // The call's answer in JSON-RPC's shape (the MCP client raises it as that call's error).
+      sendLocalResponse(status, details, errorBody(this.rpcId, INTERNAL_ERROR, message), ["content-type", "application/json"]);
+      return;
+    }
     const b = new ByteBuilder(128 + message.length);
     if (this.kind == K_MESSAGES) writeAnthropicErrorJson(b, "api_error", message);
     else if (this.kind == K_GEMINI) writeGeminiErrorJson(b, status, message);

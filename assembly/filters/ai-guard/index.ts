@@ -28,13 +28,14 @@ import {
   setFilterState, getFilterState, pluginConfiguration, incrementMetric,
 } from "../../lib/sdk";
 import { JsonValue, parseJson, jsonTooManyValues } from "../../lib/json";
-import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES, MCP_METHOD } from "../../lib/keys";
+import { CONSUMER, ROUTE_RULE, POOL, GUARD_VERDICT, GUARD_CATEGORIES, MCP_METHOD, JSONRPC_ID } from "../../lib/keys";
+import { errorBody, INVALID_PARAMS, INVALID_REQUEST, INTERNAL_ERROR } from "../../lib/jsonrpc";
 import { Settings, readSettings } from "./config";
 import { Policy, A_OFF, A_LOG, A_BLOCK } from "./policy";
 import { factorOf } from "./injection";
 import { Hits } from "./hits";
 import { Budget, scanText } from "./detectors";
-import { bodyKind, apiOf, requestTexts, API_OPENAI, API_JSONRPC, K_RESPONSES, K_GEMINI, K_MCP } from "./request";
+import { bodyKind, mcpKind, apiOf, requestTexts, API_OPENAI, API_JSONRPC, K_RESPONSES, K_GEMINI } from "./request";
 import { asksForSse } from "../../lib/path";
 import { Finding, decide, blockBody, maskBody, V_ALLOW, V_MASK, V_BLOCK, VERDICT_NAMES } from "./actions";
 import { Placeholders } from "./placeholders";
@@ -43,7 +44,7 @@ import { Moderation, M_AZURE, O_PASSED, O_FLAGGED, O_TIMEOUT, O_ERROR, O_FAILED_
 import { moderationTexts, cutPieces, moderationBodies, moderationHeaders, readVerdict } from "./moderation";
 import { httpCall, httpCallStatus, httpCallBody, setEffectiveContext } from "../../lib/http-call";
 
-const API_NAMES = ["", "openai", "anthropic", "gemini"];
+const API_NAMES = ["", "openai", "anthropic", "gemini", "mcp"];
 /** Largest moderation answer read: OpenAI's is about 1.5 KB per input, and at most 105 inputs are sent. */
 const MAX_ANSWER_BYTES: usize = 1048576;
 
@@ -80,6 +81,8 @@ class Guard extends Context {
   answer: Answer | null = null;
   /** A Gemini stream asked for without alt=sse: its answer is one JSON array. */
   geminiArray: bool = false;
+  /** MCP: the call's JSON-RPC id as JSON text (sluice.jsonrpc_id), echoed by a refusal. */
+  rpcId: string = "null";
   // External moderation: calls still unanswered, the worst outcome so far (flagged over failed
   // over passed), the category that flagged, and what the local detectors decided.
   modPending: i32 = 0;
@@ -127,10 +130,16 @@ class Guard extends Context {
     if (method != "POST") return FilterHeadersStatusValues.Continue;
     this.kind = bodyKind(path);
     if (this.kind == 0) {
-      // An MCP call the mcp filter routed: a tool's arguments and result, a prompt's arguments.
-      const m = getFilterState(MCP_METHOD);
-      if (m === null || (m != "tools/call" && m != "prompts/get")) return FilterHeadersStatusValues.Continue;
-      this.kind = K_MCP;
+      // Not a model API: an MCP request when the mcp filter (before this one) named its method.
+      // Only tools/call and prompts/get carry client text to a server; other methods pass untouched.
+      const mcp = getFilterState(MCP_METHOD);
+      if (mcp === null) return FilterHeadersStatusValues.Continue;
+      this.kind = mcpKind(mcp as string);
+      if (this.kind == 0) return FilterHeadersStatusValues.Continue;
+      // The id as the mcp filter wrote it (lib/jsonrpc.ts: a quoted string or a number, bounded);
+      // anything else is not echoed into a reply.
+      const id = getFilterState(JSONRPC_ID);
+      if (id !== null && rpcIdLike(id as string)) this.rpcId = id as string;
     }
     this.api = apiOf(this.kind);
     this.geminiArray = this.kind == K_GEMINI && path.endsWith(":streamGenerateContent") && !asksForSse(query);
@@ -262,6 +271,7 @@ class Guard extends Context {
     const names = this.names !== null ? this.names as Placeholders : new Placeholders();
     if (!Answer.wanted(p, this.kind, names)) return FilterHeadersStatusValues.Continue;
     const a = new Answer(this.settings, p, this.kind, names, this.geminiArray);
+    a.rpcId = this.rpcId;
     this.answer = a;
     return a.headers(endOfStream);
   }
@@ -374,15 +384,45 @@ class Guard extends Context {
   }
 
   refuse(message: string, details: string): void {
-    // An MCP call's refusal is that call's answer: a JSON-RPC error with 200 (docs/mcp.md, Errors).
-    this.reply(this.api == API_JSONRPC ? 200 : 400, message, details);
+    this.reply(400, message, details);
   }
 
   reply(status: u32, message: string, details: string): void {
     this.done = true;
     this.holding = false;
+    if (this.api == API_JSONRPC) {
+      // MCP: a refusal of this call is the call's answer, HTTP 200 with a JSON-RPC error
+      // (-32602, as the mcp filter refuses a denied tool); a body the guard cannot read keeps its
+      // status (413, 400, 5xx) with the JSON-RPC error of its kind.
+      const refusal = status == 400 && (details == "sluice_guard_blocked" || details == "sluice_guard_moderation_blocked" || details == "sluice_guard_budget_exceeded");
+      const code = refusal ? INVALID_PARAMS : status < 500 ? INVALID_REQUEST : INTERNAL_ERROR;
+      sendLocalResponse(refusal ? 200 : status, details, errorBody(this.rpcId, code, message), ["content-type", "application/json"]);
+      return;
+    }
     sendLocalResponse(status, details, blockBody(this.api, status, message), ["content-type", "application/json"]);
   }
+}
+
+/** A JSON-RPC id's JSON text as lib/jsonrpc.ts writes it: a quoted string or a number, at most 300 bytes. */
+function rpcIdLike(id: string): bool {
+  const n = id.length;
+  if (n == 0 || n > 300) return false;
+  const c = id.charCodeAt(0);
+  if (c == 0x22) {
+    // A quote or a control character inside would not be one JSON string.
+    for (let i = 1; i < n - 1; i++) {
+      const d = id.charCodeAt(i);
+      if (d < 0x20) return false;
+      if (d == 0x5c) i++;
+      else if (d == 0x22) return false;
+    }
+    return n >= 2 && id.charCodeAt(n - 1) == 0x22 && id.charCodeAt(n - 2) != 0x5c;
+  }
+  for (let i = 0; i < n; i++) {
+    const d = id.charCodeAt(i);
+    if (!((d >= 0x30 && d <= 0x39) || d == 0x2d || d == 0x2b || d == 0x2e || d == 0x65 || d == 0x45)) return false;
+  }
+  return true;
 }
 
 function stateOr(key: string): string {

@@ -10,8 +10,7 @@ export const API_NONE: i32 = 0;
 export const API_OPENAI: i32 = 1; // Chat Completions, Responses, embeddings
 export const API_ANTHROPIC: i32 = 2;
 export const API_GEMINI: i32 = 3;
-/** An MCP call (the mcp filter's filter state says so): refusals are JSON-RPC errors. */
-export const API_JSONRPC: i32 = 4;
+export const API_JSONRPC: i32 = 4; // MCP: refusals are JSON-RPC errors for the call's id
 
 // Body kinds.
 export const K_CHAT: i32 = 1;
@@ -20,7 +19,16 @@ export const K_RESPONSES: i32 = 3;
 export const K_EMBEDDINGS: i32 = 4;
 export const K_GEMINI: i32 = 5; // generateContent, streamGenerateContent, countTokens
 export const K_GEMINI_EMBED: i32 = 6; // embedContent, batchEmbedContents
-export const K_MCP: i32 = 7; // an MCP tools/call or prompts/get the mcp filter routed (docs/mcp.md)
+export const K_MCP: i32 = 7; // MCP tools/call and prompts/get (the mcp filter named the method)
+
+/**
+ * The body kind of an MCP request by its JSON-RPC method (filter state sluice.mcp_method, set by the
+ * mcp filter before this one): tools/call and prompts/get carry client text to a server; every
+ * other method is left alone (0).
+ */
+export function mcpKind(method: string): i32 {
+  return method == "tools/call" || method == "prompts/get" ? K_MCP : 0;
+}
 
 /** The body kind of a POST to this path (without its query), or 0 for one the guard leaves alone. */
 export function bodyKind(path: string): i32 {
@@ -37,8 +45,8 @@ export function bodyKind(path: string): i32 {
 }
 
 export function apiOf(kind: i32): i32 {
-  if (kind == K_MCP) return API_JSONRPC;
   if (kind == K_MESSAGES) return API_ANTHROPIC;
+  if (kind == K_MCP) return API_JSONRPC;
   if (kind == K_GEMINI || kind == K_GEMINI_EMBED) return API_GEMINI;
   return kind == 0 ? API_NONE : API_OPENAI;
 }
@@ -75,9 +83,11 @@ export function requestTexts(kind: i32, req: JsonValue): Texts {
     case K_GEMINI: gemini(req, out); break;
     case K_GEMINI_EMBED: geminiEmbed(req, out); break;
     case K_MCP: {
-      // A tool's arguments (or a prompt's): every string in them, as the client (a model) wrote them.
+      // Every string inside params.arguments (tools/call: any JSON; prompts/get: strings). The
+      // arguments are written by the agent's model or its user: scored for injection as a user's
+      // text, like tool call arguments in the chat APIs.
       const params = req.get("params");
-      if (params !== null) allStrings(params.get("arguments"), out);
+      if (params !== null && params.isObject()) allStrings(params.get("arguments"), out);
       break;
     }
   }
