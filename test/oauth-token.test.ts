@@ -74,9 +74,10 @@ async function initialize(h: Host, worker = 0) {
 }
 
 describe("OAuth tokens for MCP servers", () => {
-  it("one fetch at start serves every worker; the token goes to the server as Bearer; the secret is never logged", async () => {
+  it("one fetch on the first tick serves every worker; the token goes to the server as Bearer; the secret is never logged", async () => {
     const issued = idp.issued.length;
     const h = await gateway(2);
+    h.tick(); // the first tick of both workers: one fetches, the other sees its lease
     await h.settle();
     expect(idp.issued.length - issued).toBe(1);
     expect(idp.requests[0]).toEqual({ grant_type: "client_credentials", client_id: "gw-client", client_secret: SECRET, scope: "read tools" });
@@ -94,6 +95,7 @@ describe("OAuth tokens for MCP servers", () => {
 
   it("fetches a new token before the old one expires, once for all workers", async () => {
     const h = await gateway(3);
+    h.tick();
     await h.settle();
     const first = idp.issued.at(-1);
     nowMs += 470_000; // 600 s token: refreshed from 480 s (a fifth before its end)
@@ -113,6 +115,7 @@ describe("OAuth tokens for MCP servers", () => {
   it("a failing endpoint: calls get a JSON-RPC error naming why, retries back off, and a token comes once it recovers", async () => {
     idp.mode = "unauthorized";
     const h = await gateway(1);
+    h.tick();
     await h.settle();
     const r = await initialize(h);
     expect(r.status).toBe(502);

@@ -51,8 +51,8 @@ filters:
     workers.push(opts.worker ?? -1);
     return newStream(opts);
   };
-  // The token is fetched when the filter starts; wait for it to land.
-  for (let i = 0; i < 100 && idp.issued.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  // The token is fetched on the filter's first tick (a second after it starts); wait for it to land.
+  for (let i = 0; i < 300 && idp.issued.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
 });
 
 afterAll(async () => {

@@ -32,7 +32,7 @@ class McpRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
-    // OAuth servers: one token source each, fetched now and refreshed on the tick before it expires.
+    // OAuth servers: one token source each, fetched on the tick and again before it expires.
     let oauth = false;
     for (let i = 0; i < s.servers.length; i++) {
       const v = s.servers[i];
@@ -40,10 +40,9 @@ class McpRoot extends RootContext {
       v.tokens = new TokenSource(this, "mcp", v.name, v.oauthCluster, v.oauthAuthority, v.oauthPath, v.clientId, v.clientSecret, v.scope, v.audience, s.timeoutMs);
       oauth = true;
     }
-    if (oauth) {
-      setTickPeriod(1000);
-      this.onTick();
-    }
+    // The first fetch is on the first tick, not here: Envoy also runs on_configure in a throwaway
+    // VM on the main thread (cpp-host's canary), whose call and lease would be lost with it.
+    if (oauth) setTickPeriod(1000);
     return true;
   }
 
