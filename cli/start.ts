@@ -548,6 +548,13 @@ async function main(): Promise<void> {
     const m = JSON.parse(mcp.configuration || "{}") as { path?: string; servers?: { name: string; cluster: string }[] };
     lines.push(`  mcp         ${gw.url}${m.path ?? "/mcp"}   servers: ${(m.servers ?? []).map((s) => `${s.name} (${gw.config.clusters[s.cluster]?.url ?? "no cluster"})`).join(", ")}`);
   }
+  const a2a = gw.config.filters.find((f) => basename(f.wasmFile) === "a2a.wasm");
+  if (a2a) {
+    const c = JSON.parse(a2a.configuration || "{}") as { path_prefix?: string; agents?: { name: string; cluster: string }[] };
+    for (const agent of c.agents ?? []) {
+      lines.push(`  a2a         ${gw.url}${c.path_prefix ?? "/a2a"}/${agent.name}   (card at .../.well-known/agent-card.json; agent ${gw.config.clusters[agent.cluster]?.url ?? "no cluster"})`);
+    }
+  }
   if (gw.mcpSessionKey?.generated) {
     lines.push(`  mcp         sessions signed with a random key for this process (${gw.mcpSessionKey.env} not set; set it to share sessions between replicas)`);
   }

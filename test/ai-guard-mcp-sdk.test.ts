@@ -81,8 +81,8 @@ describe("ai-guard on MCP with the official SDK client and server", { timeout: 1
         return;
       }
       const sent = b.length ? s.upstream.body : undefined;
-      const upHeaders = Object.fromEntries(s.upstream.headers.filter(([k]: [string]) => !k.startsWith(":") && k !== "content-length"));
-      const answer = await fetch(up, { method: req.method, headers: upHeaders, body: sent });
+      const upHeaders = Object.fromEntries((s.upstream.headers ?? []).filter(([k]) => !k.startsWith(":") && k !== "content-length"));
+      const answer = await fetch(up, { method: req.method, headers: upHeaders, body: sent as BodyInit | undefined });
       const respHeaders: Record<string, string> = { ":status": String(answer.status) };
       answer.headers.forEach((v, k) => { if (k !== "transfer-encoding" && k !== "connection") respHeaders[k] = v; });
       const chunks: Buffer[] = [];
@@ -95,7 +95,7 @@ describe("ai-guard on MCP with the official SDK client and server", { timeout: 1
         res.end(withheld.body);
         return;
       }
-      const out = s.downstream.headers.filter(([k]: [string]) => !k.startsWith(":"));
+      const out = (s.downstream.headers ?? []).filter(([k]) => !k.startsWith(":"));
       res.writeHead(answer.status, Object.fromEntries(out));
       res.end(s.downstream.body);
     });

@@ -76,7 +76,7 @@ describe("ai-guard on MCP requests", () => {
     expect(up.params.arguments).toEqual({ to: ["<EMAIL_1>", { ssn: "<SSN_1>" }], n: 3, quote: 'say "hi"' });
     expect(up.params.name).toBe("lookup");
     expect(up.id).toBe(7);
-    expect(r.s.upstream.headers.find(([k]: [string]) => k === "content-length")).toBeUndefined();
+    expect((r.s.upstream.headers ?? []).find(([k]) => k === "content-length")).toBeUndefined();
     expect(r.verdict).toBe("mask");
   });
 
