@@ -158,3 +158,17 @@ export function readCredential(r: ConfigReader, v: JsonValue, at: string): Crede
   else c.value = r.str(v, "prefix", at, "") + (value as string);
   return c;
 }
+
+/**
+ * A name gateway.yaml gives a service the gateway fronts (an MCP server, an A2A agent): 1 to 31 of
+ * a-z, 0-9 and "-" (not first). It goes into cluster names, paths, tool prefixes and metric labels,
+ * and has no "_", so "__" splits a prefixed tool name one way only.
+ */
+export function isServiceName(s: string): bool {
+  if (s.length == 0 || s.length > 31) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c == 45 && i > 0))) return false;
+  }
+  return true;
+}

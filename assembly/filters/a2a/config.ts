@@ -1,6 +1,6 @@
 // The a2a filter's settings, read once at configure from the JSON the renderer writes
 // (cli/a2a-config.ts, docs/a2a.md). Agents' credentials come from the VM's environment.
-import { ConfigReader, isHeaderName, readCredential } from "../../lib/config";
+import { ConfigReader, isHeaderName, readCredential, isServiceName } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
 
 export const MAX_AGENTS: i32 = 64;
@@ -38,15 +38,6 @@ export class Settings {
   }
 }
 
-function validName(s: string): bool {
-  if (s.length == 0 || s.length > 31) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c == 45 && i > 0))) return false;
-  }
-  return true;
-}
-
 function readAgent(r: ConfigReader, v: JsonValue, at: string): Agent {
   const a = new Agent();
   if (!v.isObject()) {
@@ -55,7 +46,7 @@ function readAgent(r: ConfigReader, v: JsonValue, at: string): Agent {
   }
   r.onlyKnown(v, at, ["name", "cluster", "authority", "path", "card_path", "auth"]);
   a.name = r.str(v, "name", at, "");
-  if (!validName(a.name)) r.fail(at + ".name", "must be 1 to 31 of a-z, 0-9 and - (not first)");
+  if (!isServiceName(a.name)) r.fail(at + ".name", "must be 1 to 31 of a-z, 0-9 and - (not first)");
   a.cluster = r.str(v, "cluster", at, "");
   if (a.cluster.length == 0) r.fail(at + ".cluster", "is required");
   a.authority = r.str(v, "authority", at, "");

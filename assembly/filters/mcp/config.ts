@@ -2,7 +2,7 @@
 // (cli/mcp-config.ts, docs/mcp.md). Secrets (the session key, servers' credentials) come from the
 // VM's environment, never from the configuration.
 import { JsonValue } from "../../lib/json";
-import { ConfigReader, readCredential } from "../../lib/config";
+import { ConfigReader, readCredential, isServiceName } from "../../lib/config";
 import { getEnv } from "../../lib/env";
 import { hmacSha256Of, HmacKey } from "../../lib/hmac";
 import { Glob, compileGlobs } from "./access";
@@ -93,16 +93,6 @@ function readAccess(r: ConfigReader, v: JsonValue | null, at: string, def: Acces
   return a;
 }
 
-function validName(s: string): bool {
-  if (s.length == 0 || s.length > 31) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c == 45 && i > 0);
-    if (!ok) return false;
-  }
-  return true;
-}
-
 function readServer(r: ConfigReader, v: JsonValue, at: string, index: i32): Server {
   const s = new Server();
   s.index = index;
@@ -112,7 +102,7 @@ function readServer(r: ConfigReader, v: JsonValue, at: string, index: i32): Serv
   }
   r.onlyKnown(v, at, ["name", "cluster", "authority", "path", "auth", "oauth"]);
   s.name = r.str(v, "name", at, "");
-  if (!validName(s.name)) r.fail(at + ".name", "must be 1 to 31 of a-z, 0-9 and - (not first)");
+  if (!isServiceName(s.name)) r.fail(at + ".name", "must be 1 to 31 of a-z, 0-9 and - (not first)");
   s.cluster = r.str(v, "cluster", at, "");
   if (s.cluster.length == 0) r.fail(at + ".cluster", "is required");
   s.authority = r.str(v, "authority", at, "");
