@@ -42,9 +42,12 @@ describe("memory: nothing accumulates per request", () => {
     // What a leak looks like: pages that keep growing. What the collector does: AssemblyScript's
     // incremental collector frees a 256 KB body some requests later, and when a new body arrives before
     // the old one is freed the heap grows once to hold both (ai-ratelimit: 12 to 24 pages). When that
-    // happens depends on the allocations before it (measured from the 17th to past the 64th request),
-    // so the test allows exactly that after the first few requests (which size the heap for one body):
-    // at most one growth per filter, at most a doubling, none in the last 64 requests. Reading the body for admission in windows would remove even that (issue 24).
+    // happens depends on the allocations before it and on when each collection runs against the
+    // points measured here (seen from the 17th request to past the 180th), so the test allows exactly
+    // that after the first few requests (which size the heap for one body): at most one growth per
+    // filter over the whole run, at most a doubling. A leak of even one body a request would grow the
+    // heap again and again over 224 requests. Reading the body for admission in windows would remove
+    // even the one growth (issue 24).
     const trace: Record<string, number>[] = [];
     for (let i = 0; i < 224; i++) {
       await send(i % 2 ? "auto" : "gpt-4o");
@@ -57,7 +60,6 @@ describe("memory: nothing accumulates per request", () => {
       const growths = seen.filter((n, i) => i > 0 && n !== seen[i - 1]);
       expect(growths.length, `${name}: ${seen.join(",")}`).toBeLessThanOrEqual(1);
       expect(last[name], `${name}: ${seen.join(",")}`).toBeLessThanOrEqual(2 * seen[0]);
-      expect(seen.slice(-64).every((n) => n === last[name]), `${name}: ${seen.join(",")}`).toBe(true);
       // One 256 KB prompt at a time fits in 4 MiB of linear memory per filter.
       expect(last[name]).toBeLessThanOrEqual(64);
     }
