@@ -259,6 +259,37 @@ describe("mcp lists, routing and refusals", () => {
   });
 });
 
+describe("mcp fan-out bounds", () => {
+  it("leaves out the servers whose answers would pass 4 x max_response_bytes together, with the reason", async () => {
+    // Five servers answering a list of about 1.4 KB each; with max_response_bytes 1536 the bound for a
+    // fan-out's answers together is 6 KiB: four fit, the fifth is left out.
+    const big = http.createServer((req, res) => {
+      let data = "";
+      req.on("data", (c) => (data += c));
+      req.on("end", () => {
+        const m = JSON.parse(data || "{}");
+        if (m.id === undefined) return void res.writeHead(202).end();
+        const result = m.method === "initialize" ? { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "b", version: "1" } } : { tools: [{ name: "t", description: "d".repeat(1300), inputSchema: { type: "object" } }] };
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: m.id, result }));
+      });
+    });
+    await new Promise<void>((r) => big.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(big.address() as AddressInfo).port}/mcp`;
+    const names = ["s1", "s2", "s3", "s4", "s5"];
+    const h = await Host.create({
+      filters: [{ name: "mcp", rootId: "mcp", wasm: WASM, allowOnHeadersStopIteration: true, configuration: { max_response_bytes: 1536, servers: names.map((n) => server(n, url)) }, env: { SLUICE_MCP_SESSION_KEY: KEY } }],
+      clusters: Object.fromEntries(names.map((n) => [`mcp_${n}`, url])),
+      clock: () => nowNs,
+    });
+    const sid = await initialize(h);
+    const r = await answer(h, post(h, { jsonrpc: "2.0", id: 1, method: "tools/list" }, { session: sid, consumer: "alice" }));
+    expect(r!.body.result.tools).toHaveLength(4);
+    expect(h.getLogs("warn").some((l) => /left out of tools\/list: the servers' answers together are larger than 4 x max_response_bytes/.test(l))).toBe(true);
+    h.close();
+    await new Promise((res) => big.close(res));
+  });
+});
+
 describe("mcp configuration", () => {
   it("refuses to start without a session secret of 32 bytes, or with an OAuth server it cannot serve", async () => {
     const base = { name: "mcp", rootId: "mcp", wasm: WASM, allowOnHeadersStopIteration: true };

@@ -23,6 +23,8 @@ const MAX_REQUEST_VALUES: i32 = 200000;
 /** JSON-RPC's "session not found" as the MCP SDK's server answers it. */
 const SESSION_NOT_FOUND: i32 = -32001;
 
+/** A fan-out holds at most this many times max_response_bytes of answers at once. */
+const FANOUT_ANSWERS: i64 = 4;
 const F_INITIALIZE: i32 = 1;
 const F_LIST: i32 = 2;
 const F_NOTIFY: i32 = 3;
@@ -53,6 +55,8 @@ export class McpRequest extends BaseContext {
   // A fan-out in flight.
   fan: i32 = 0;
   pending: i32 = 0;
+  /** Bytes of the answers held so far in this fan-out. */
+  heldBytes: i64 = 0;
   replies: Array<Reply> = [];
   session: Session | null = null;
   list: ListKind | null = null;
@@ -330,7 +334,18 @@ export class McpRequest extends BaseContext {
   onAnswer(server: i32, headers: u32, bodySize: usize): void {
     if (this.closed) return; // the client hung up: the stream is gone
     const wants = this.fan == F_INITIALIZE || this.fan == F_LIST;
-    this.replies.push(readAnswer(this.s, server, headers, bodySize, wants));
+    // Every answer of a fan-out is held until they are merged: together they are bounded too, at
+    // FANOUT_ANSWERS times max_response_bytes (wasm memory never shrinks); past it, a server is left out.
+    if (wants && <i64>bodySize + this.heldBytes > this.s.maxResponseBytes * FANOUT_ANSWERS) {
+      const r = new Reply();
+      r.server = server;
+      r.problem = "the servers' answers together are larger than " + FANOUT_ANSWERS.toString() + " x max_response_bytes";
+      r.reason = "invalid_answer";
+      this.replies.push(r);
+    } else {
+      if (wants) this.heldBytes += <i64>bodySize;
+      this.replies.push(readAnswer(this.s, server, headers, bodySize, wants));
+    }
     this.pending--;
     if (this.pending == 0) this.finish();
   }
