@@ -253,8 +253,11 @@ describe("the AI filters after mcp leave an MCP request alone", () => {
       filters: ai.map((f) => ({ name: f.name, wasm: f.wasmFile.replace("/etc/sluice/build", "build"), configuration: f.configuration, allowOnHeadersStopIteration: f.allowOnHeadersStopIteration, env: { OPENAI_API_KEY: "sk-o" } })),
     });
     // What the mcp filter leaves for them: a routed tools/call, pointed at the server's cluster.
-    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "echo", arguments: { text: "mail bob@example.com" } } });
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "echo", arguments: { text: "hello there" } } });
     const s = h.newStream();
+    // ...and the filter state it writes, which tells ai-proxy the cluster header is the gateway's own.
+    s.filterState.set("wasm.sluice.mcp_method", Buffer.from("tools/call"));
+    s.filterState.set("wasm.sluice.mcp_tool", Buffer.from("github__echo"));
     s.callOnRequestHeaders({ ":method": "POST", ":path": "/mcp", ":authority": "127.0.0.1:3001", "content-type": "application/json", accept: "application/json, text/event-stream", "x-sluice-cluster": "mcp_github", "mcp-session-id": "abc" }, false);
     s.callOnRequestBody(body, true);
     expect(s.getSentLocalResponse()).toBeNull();

@@ -303,6 +303,23 @@ describe("ai-proxy: requests to AI paths it does not serve get JSON in the clien
     k.close();
     expect(await configError({ ...CONFIG, api_prefixes: ["v1"] })).toMatch(/api_prefixes\[0\]/);
   });
+
+  it("on other paths, a client's own cluster header is removed: only the mcp and a2a filters route there", async () => {
+    const g = await proxyHost(CONFIG);
+    const up = (state: Record<string, string>) => {
+      const s = g.newStream();
+      for (const [k, v] of Object.entries(state)) s.filterState.set(`wasm.${k}`, Buffer.from(v));
+      s.callOnRequestHeaders({ ":method": "POST", ":path": "/mcp/", ":authority": "gw", "x-sluice-cluster": "mcp_github" }, true);
+      const headers = Object.fromEntries(s.upstream.headers!);
+      s.completeHttpContext();
+      return headers["x-sluice-cluster"];
+    };
+    expect(up({})).toBeUndefined();
+    // A call the mcp (or a2a) filter routed keeps the cluster it named.
+    expect(up({ "sluice.mcp_method": "tools/call" })).toBe("mcp_github");
+    expect(up({ "sluice.a2a_method": "SendMessage" })).toBe("mcp_github");
+    g.close();
+  });
 });
 
 describe("ai-proxy: request types", () => {

@@ -60,6 +60,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
   let contentLength: i64 = -1;
   let contentType: string | null = null;
   let anthropicVersion = false;
+  let clusterHeader = false;
   for (let i = 0; i < h.count; i++) {
     if (h.keyIs(i, ":method")) method = h.value(i);
     else if (h.keyIs(i, ":path")) path = h.value(i);
@@ -73,6 +74,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     else if (h.keyIs(i, "x-api-key")) x.present |= HAS_X_API_KEY;
     else if (h.keyIs(i, "api-key")) x.present |= HAS_API_KEY;
     else if (h.keyIs(i, "x-goog-api-key")) x.present |= HAS_GOOG_KEY;
+    else if (h.keyIs(i, x.settings.clusterHeader)) clusterHeader = true;
   }
   const q = path.indexOf("?");
   const route = q >= 0 ? path.substring(0, q) : path;
@@ -129,6 +131,12 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     return FilterHeadersStatusValues.StopIteration;
   } else {
     setFilterState(keys.REQUEST_TYPE, "traditional_http");
+    // The route takes its cluster from this header: on a path no filter routed, a client's own value
+    // would pick any cluster (an MCP server's or an A2A agent's, without their filter's checks). Only
+    // the mcp and a2a filters route other paths, and they say so in filter state.
+    if (clusterHeader && getFilterState(keys.MCP_METHOD) === null && getFilterState(keys.A2A_METHOD) === null) {
+      removeHeader(REQUEST_HEADERS, x.settings.clusterHeader);
+    }
     return FilterHeadersStatusValues.Continue;
   }
   // The body is read as JSON; a body that says it is something else is refused rather than
