@@ -77,3 +77,15 @@ export const A2A_METHOD = "sluice.a2a_method";
 // text: a quoted string or a number), so a later filter's refusal (ai-ratelimit's 429, ai-guard's
 // block) answers as a JSON-RPC error with the same id.
 export const JSONRPC_ID = "sluice.jsonrpc_id";
+// Set by ai-cache (assembly/filters/ai-cache, docs/cache.md) on every chat request it reads: hit, miss
+// or bypass; on a hit, what the provider was spared (the tokens and the cost of the answer when it
+// was produced) and, for a semantic hit, the prompts' cosine similarity.
+export const CACHE = "sluice.cache";
+export const CACHE_SAVED_TOKENS = "sluice.cache_saved_tokens";
+export const CACHE_SAVED_COST = "sluice.cache_saved_cost";
+export const CACHE_SIMILARITY = "sluice.cache_similarity";
+// Set by ai-cache on a miss it may keep: the largest answer it keeps, in bytes. ai-proxy then writes
+// the answer (OpenAI's chat.completion JSON, with the provider's usage) to CACHE_ANSWER when it ends
+// complete, and ai-cache stores it when the response ends. Neither is in the access log.
+export const CACHE_CAPTURE = "sluice.cache_capture";
+export const CACHE_ANSWER = "sluice.cache_answer";

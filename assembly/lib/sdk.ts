@@ -343,6 +343,13 @@ export function setFilterStateInt(key: string, value: i64): bool {
   return imports.proxy_set_property(argAt(k), v - k, argAt(v), argLen - v) == WasmResultValues.Ok;
 }
 
+/** setFilterState of len bytes at ptr (a builder's bytes: no string made of them). */
+export function setFilterStateBytes(key: string, ptr: usize, len: i32): bool {
+  argLen = 0;
+  const k = stage(key);
+  return imports.proxy_set_property(argAt(k), argLen - k, ptr, <usize>len) == WasmResultValues.Ok;
+}
+
 /** Reads a value another filter stored with setFilterState, or null. */
 export function getFilterState(key: string): string | null {
   argLen = 0;

@@ -6,6 +6,7 @@ import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { ChatResult, ClientError, Instance, Provider, StreamSink, Usage, redactedError } from "../../providers/types";
 import { replayAsStream } from "./replay";
+import { captureResult } from "./capture";
 import { CLIENT_OPENAI, CLIENT_RESPONSES, isClientAnswer, isClientError, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { isResponse, readResponsesUsage, responsesOutputChars } from "./responses-native";
 import { record, recordNothing, chargeUnread } from "./record";
@@ -62,6 +63,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     const sink = x.sink as StreamSink;
     // The replayed stream shows the usage that is recorded (estimated if the answer had none).
     result.usage = record(x, result.usage, true);
+    captureResult(x, result, result.usage);
     replayAsStream(result, sink);
     replaceBody(RESPONSE_BODY, length, sink.out);
     return;
@@ -71,7 +73,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     badAnswer(x, length);
     return;
   }
-  record(x, result.usage, true);
+  captureResult(x, result, record(x, result.usage, true));
   // An answer already in the client's format passes through untouched.
   if (x.native || (x.client == CLIENT_OPENAI && provider.speaksOpenAI)) return;
   const out = new ByteBuilder(body.byteLength + 256);

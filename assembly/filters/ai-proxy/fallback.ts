@@ -11,6 +11,7 @@ import * as keys from "../../lib/keys";
 import { ANSWER_PLAIN, ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
+import { captureResult } from "./capture";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides, previousStored, responsesChat } from "./request";
@@ -205,6 +206,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
   if (parsed === null) return false;
   const out = new ByteBuilder(body.byteLength + 256);
   let usage: Usage;
+  let answered: ChatResult | null = null;
   if (x.kind == EMBEDDINGS) {
     usage = new Usage();
     if (!writeClientEmbeddings(x.client, provider, parsed as JsonValue, x.upstreamModel, x.geminiMethod == "batchEmbedContents", out, usage)) return false;
@@ -212,6 +214,7 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
     const result = new ChatResult();
     if (!provider.chatResponse(parsed as JsonValue, result, x.answerMode)) return false;
     usage = result.usage;
+    answered = result;
     if (result.model.length) setFilterState(keys.MODEL, result.model);
     if (x.stream) {
       x.native = false;
@@ -224,7 +227,8 @@ export function deliver(x: Exchange, body: ArrayBuffer): bool {
   }
   answerHeaders(x, "200", x.stream ? x.streamType() : "application/json");
   replaceBody(RESPONSE_BODY, x.bufferedLen, out);
-  record(x, usage, true);
+  const recorded = record(x, usage, true);
+  if (answered !== null) captureResult(x, answered as ChatResult, recorded);
   return true;
 }
 

@@ -11,6 +11,7 @@ import { estimatePromptTokens } from "../../lib/tokens";
 import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidModel, MAX_MODEL_NAME } from "../../providers/types";
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
+import { captureCap } from "./capture";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
@@ -285,6 +286,7 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   x.stream = x.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
   x.clientReq = clientReq;
+  if (x.kind == CHAT) x.captureCap = captureCap();
   // From the text the model reads, once: balancing and the usage record both use it.
   x.promptEstimate = estimatePromptTokens(req);
   // A virtual key's model and pool scopes, before any instance is picked or asked.

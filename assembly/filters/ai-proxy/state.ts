@@ -113,6 +113,8 @@ export class Exchange extends Context {
   parser: SseParser | null = null;
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
+  /** The largest answer ai-cache keeps of this request (capture.ts); -1: it keeps none. */
+  captureCap: i64 = -1;
   usageWritten: bool = false;
   /** How the provider's answer is read (ANSWER_*: provider.answerMode of the request sent). */
   answerMode: i32 = 0;

@@ -13,6 +13,7 @@ import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { CLIENT_OPENAI, clientStreamSink, clientStreamEnding, clientStreamDecoder } from "./client";
 import { estimatedUsage } from "./estimate";
 import { CAPPED_CUT_FACTOR } from "./budget";
+import { captureSink, captureStream } from "./capture";
 import { record, withinOutputLimit } from "./record";
 import { Exchange, RESP_SSE, RESP_REPLAY, replaceBody } from "./state";
 
@@ -87,8 +88,10 @@ export function startStream(x: Exchange, replay: bool): void {
   const provider = x.provider as Provider;
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
-  if ((x.native || x.reframe) && !replay) x.sink = new CountingSink();
-  else x.sink = clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray, x.clientReq, x.settings.maxResponseBodyBytes, x.keeper);
+  const passes = (x.native || x.reframe) && !replay;
+  const sink: StreamSink | null = passes ? null : clientStreamSink(x.client, x.includeUsage, x.promptEstimate, x.geminiArray, x.clientReq, x.settings.maxResponseBodyBytes, x.keeper);
+  // (A replayed answer is kept from its whole result: answer.ts.)
+  x.sink = replay ? sink as StreamSink : captureSink(x, sink);
 }
 
 /**
@@ -294,4 +297,5 @@ export function endStream(x: Exchange): void {
     sink.error(ClientError.of(502, "The provider ended the stream early.", "api_error", "upstream_incomplete"));
   }
   sink.end();
+  if (decoder.done) captureStream(x, x.recorded);
 }

@@ -8,7 +8,7 @@
 // consumer, the parsed prompt, its classification and embedding), and a rule is re-evaluated from
 // where it stopped when the body or an embedding arrives. The pure parts live elsewhere: the
 // configuration (config.ts), the prompt reader (prompt.ts), the classifier (classify.ts, lexicon.ts,
-// words.ts, structure.ts), matching (match.ts) and vectors (vectors.ts).
+// words.ts, structure.ts), matching (match.ts) and vectors (lib/vectors.ts, shared with ai-cache).
 //
 // Requests: POST /v1/chat/completions (OpenAI), POST /v1/responses (OpenAI's Responses API) and
 // POST /v1/messages (Anthropic); anything else
@@ -46,7 +46,7 @@ import { decodePathSegment, geminiRoute } from "../../lib/path";
 import { Text, TextUnits } from "./text";
 import { Classification, classify, initClassifier, TASK_NAMES } from "./classify";
 import { globMatch, textContainsKeyword } from "./match";
-import { parseEmbeddings, normalize, dot } from "./vectors";
+import { parseEmbeddings, normalize, dot } from "../../lib/vectors";
 
 // Condition results.
 const F: i32 = 0;

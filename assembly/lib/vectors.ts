@@ -1,5 +1,5 @@
 // Embedding vectors: reading OpenAI's /v1/embeddings answer, normalizing, cosine similarity.
-import { JsonValue, parseJson } from "../../lib/json";
+import { JsonValue, parseJson } from "./json";
 
 const MAX_DIM: i32 = 16384;
 

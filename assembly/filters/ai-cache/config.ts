@@ -1,0 +1,53 @@
+// ai-cache's settings, read once at configure from the JSON the renderer writes (gateway.yaml
+// filters.ai_cache, docs/cache.md).
+import { ConfigReader } from "../../lib/config";
+import { JsonValue } from "../../lib/json";
+import { SemanticSettings, readSemantic } from "./semantic-config";
+
+/** Whose answers a request may get: its own consumer's (default), or every consumer's. */
+export const SCOPE_CONSUMER: i32 = 0;
+export const SCOPE_SHARED: i32 = 1;
+
+export class Settings {
+  scope: i32 = SCOPE_CONSUMER;
+  /** How long an answer is served after it was stored. */
+  ttlMs: i64 = 3600000;
+  /** Answers kept (rounded up to whole sets of store.ts WAYS). */
+  maxEntries: i64 = 1024;
+  /** The largest answer kept (its JSON); a larger one is not stored. */
+  maxEntryBytes: i64 = 65536;
+  /** The largest request read; a larger one passes uncached. */
+  maxBodyBytes: i64 = 1048576;
+  /** Answers that call tools are not cached unless this is set (a tool's result may change). */
+  cacheToolCalls: bool = false;
+  /** About how many characters each replayed stream event carries. */
+  replayChunkChars: i32 = 24;
+  semantic: SemanticSettings | null = null;
+}
+
+const FIELDS = ["scope", "ttl_ms", "max_entries", "max_entry_bytes", "max_body_bytes", "cache_tool_calls", "replay_chunk_chars", "semantic"];
+
+export function readSettings(buf: ArrayBuffer): Settings | null {
+  const r = new ConfigReader("ai-cache");
+  const cfg = r.parse(buf);
+  if (cfg === null) {
+    r.report();
+    return null;
+  }
+  const c = cfg as JsonValue;
+  r.onlyKnown(c, "ai_cache", FIELDS);
+  const s = new Settings();
+  const scope = r.str(c, "scope", "ai_cache", "consumer");
+  if (scope == "shared") s.scope = SCOPE_SHARED;
+  else if (scope != "consumer") r.fail("ai_cache.scope", "must be consumer or shared");
+  s.ttlMs = r.int(c, "ttl_ms", "ai_cache", 3600000, 1000, 30 * 86400000);
+  s.maxEntries = r.int(c, "max_entries", "ai_cache", 1024, 8, 1 << 20);
+  s.maxEntryBytes = r.int(c, "max_entry_bytes", "ai_cache", 65536, 256, 16 << 20);
+  s.maxBodyBytes = r.int(c, "max_body_bytes", "ai_cache", 1048576, 1024, 64 << 20);
+  s.cacheToolCalls = r.bool(c, "cache_tool_calls", "ai_cache", false);
+  s.replayChunkChars = <i32>r.int(c, "replay_chunk_chars", "ai_cache", 24, 1, 65536);
+  const sem = c.get("semantic");
+  if (sem !== null) s.semantic = readSemantic(r, sem as JsonValue, "ai_cache.semantic");
+  if (!r.report()) return null;
+  return s;
+}

@@ -1,0 +1,53 @@
+// A miss's answer kept: ai-proxy wrote it to filter state (sluice.cache_answer, OpenAI's
+// chat.completion with the provider's usage) only when it ended complete, so what is here is an
+// answer. Left out: answers past max_entry_bytes, answers that call tools (unless cache_tool_calls),
+// and any answer to a request whose stream was cut on the consumer's budget.
+import { getProperty, getFilterState } from "../../lib/sdk";
+import { JsonValue, parseJson } from "../../lib/json";
+import * as keys from "../../lib/keys";
+import { Settings } from "./config";
+import { Entry, SharedStore, StoreStats } from "./store";
+import { countStore } from "./metrics";
+
+function intState(key: string): i64 {
+  const v = getFilterState(key);
+  if (v === null || (v as string).length == 0) return -1;
+  return I64.parseInt(v as string);
+}
+
+/** Calls a tool in any choice. */
+function callsTools(answer: JsonValue): bool {
+  const choices = answer.get("choices");
+  if (choices === null || !choices.isArray()) return false;
+  for (let i = 0; i < choices.length; i++) {
+    const m = choices.at(i).get("message");
+    const t = m !== null ? (m as JsonValue).get("tool_calls") : null;
+    if (t !== null && t.isArray() && t.length > 0) return true;
+  }
+  return false;
+}
+
+/** Stores the answer ai-proxy left for key; what became of it is counted (sluice.cache_stores). */
+export function keepAnswer(s: Settings, store: SharedStore, key: StaticArray<u8>, nowMs: i64): string {
+  if (getFilterState(keys.STREAM_CUT) !== null) return done("cut", false);
+  const answer = getProperty([keys.CACHE_ANSWER]);
+  if (answer === null) return done("incomplete", false);
+  if (answer.byteLength == 0) return done("too_large", false);
+  if (<i64>answer.byteLength > s.maxEntryBytes) return done("too_large", false);
+  const v = parseJson(answer);
+  if (v === null || !v.isObject()) return done("unreadable", false);
+  if (!s.cacheToolCalls && callsTools(v as JsonValue)) return done("tool_calls", false);
+  const e = new Entry();
+  e.expiresMs = nowMs + s.ttlMs;
+  e.promptTokens = intState(keys.PROMPT_TOKENS);
+  e.completionTokens = intState(keys.COMPLETION_TOKENS);
+  e.costMicros = intState(keys.COST);
+  const stats = new StoreStats();
+  if (!store.put(key, e, changetype<usize>(answer), answer.byteLength, nowMs, stats)) return done("refused", false);
+  return done("stored", stats.evicted);
+}
+
+function done(outcome: string, evicted: bool): string {
+  countStore(outcome, evicted);
+  return outcome;
+}
