@@ -14,6 +14,7 @@ import { keyRules, loadVirtualKeys, type VirtualKeysConfig } from "./virtual-key
 import { checkModeration } from "./guard-moderation.js";
 import { checkMcp, mcpCluster, mcpOauthCluster, type McpConfig } from "./mcp-config.js";
 import { checkA2a, type A2aConfig } from "./a2a-config.js";
+import { checkCache, type CacheConfig } from "./cache-config.js";
 import { AI_PROXY_MAX_BODY } from "./render/constants.js";
 
 const Ajv = AjvImport as unknown as typeof AjvImport.default;
@@ -46,7 +47,7 @@ export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "a
  */
 export type FailurePolicyName = "closed" | "open" | "reload";
 /** The filters, by the name they are rendered under (PluginConfig.name, build/<name>.wasm). */
-export type FilterName = "key-auth" | "identity" | "mcp" | "a2a" | "ai-router" | "ai-guard" | "ai-ratelimit" | "ai-proxy";
+export type FilterName = "key-auth" | "identity" | "mcp" | "a2a" | "ai-router" | "ai-guard" | "ai-cache" | "ai-ratelimit" | "ai-proxy";
 /**
  * key-auth and identity fail closed (an auth filter that fails open lets every request in), and so does
  * ai-guard (a guard that fails open passes what it guards); the others reload. identity's policy has no
@@ -61,6 +62,8 @@ export const FAILURE_POLICY_DEFAULTS: Readonly<Record<FilterName, FailurePolicyN
   a2a: "closed",
   "ai-router": "reload",
   "ai-guard": "closed",
+  // A cache that fails is skipped: its requests go to the providers as if it were not there.
+  "ai-cache": "open",
   "ai-ratelimit": "reload",
   "ai-proxy": "reload",
 };
@@ -184,6 +187,8 @@ export interface GatewayConfig {
   aiRatelimit: RatelimitConfig | null;
   /** ai-guard's JSON configuration (gateway.yaml filters.ai_guard without enabled and failure_policy), when enabled. */
   aiGuard: Record<string, unknown> | null;
+  /** gateway.yaml filters.ai_cache as checked (cli/cache-config.ts), when enabled. */
+  aiCache: CacheConfig | null;
   /** Settings accepted but without effect, one printable line each (file:line:column: field: why). */
   warnings: string[];
   /** Each filter's failure policy (gateway.yaml filters.<name>.failure_policy, defaults FAILURE_POLICY_DEFAULTS). */
@@ -236,6 +241,8 @@ export interface RouterConfig {
   json: Record<string, unknown>;
   /** Set when a rule has a semantic condition (otherwise embeddings are not rendered at all). */
   embeddings: Embeddings | null;
+  /** The embeddings section as checked, whether or not a rule uses it (ai-cache's semantic lookups may). */
+  embeddingsSection: Embeddings | null;
 }
 
 /** Name of the cluster rendered for an embeddings `endpoint` (not a providers[] entry). */
@@ -597,6 +604,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     for (const r of vkRules) if (!taken.has(r.name as string)) rules.push(r as { name: string });
   }
   const aiGuard = checkGuard(f.ai_guard, f.ai_router?.enabled === false ? undefined : f.ai_router, seenPools, fail);
+  const aiCache = checkCache(f.ai_cache, aiRouter, fail);
   // ai-ratelimit holds the body before ai-proxy: unless told otherwise, it takes what ai-proxy takes.
   const proxyMaxBody = f.ai_proxy?.max_request_body_bytes;
   if (aiRatelimit && aiRatelimit.json.max_body_bytes === undefined && proxyMaxBody !== undefined) aiRatelimit.json.max_body_bytes = proxyMaxBody;
@@ -654,6 +662,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     aiRouter,
     aiRatelimit,
     aiGuard,
+    aiCache,
     warnings,
     failurePolicy,
     native,
@@ -859,7 +868,7 @@ function checkRouter(r: any, providers: Instance[], pools: Map<string, number>, 
   const json: Record<string, unknown> = {};
   for (const k of ["default_pool", "route_header", "annotate", "max_body_bytes", "max_regex_steps", "max_json_values"]) if (r[k] !== undefined) json[k] = r[k];
   json.rules = rules;
-  return { json, embeddings: semantic ? embeddings : null };
+  return { json, embeddings: semantic ? embeddings : null, embeddingsSection: embeddings };
 }
 
 function embeddingOptions(e: Record<string, unknown>): Record<string, number> {

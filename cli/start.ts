@@ -396,7 +396,7 @@ function portOption(name: string): number | undefined {
  * ..."); the same field in gateway.yaml, where render took it from (cli/render.ts).
  */
 export function gatewayField(filterField: string): string | null {
-  const m = /^(key-auth|identity|mcp|a2a|ai-router|ai-guard|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
+  const m = /^(key-auth|identity|mcp|a2a|ai-router|ai-guard|ai-cache|ai-ratelimit|ai-proxy)(?:\.(.*))?$/.exec(filterField);
   if (!m) return null;
   const rest = m[2] ?? "";
   const join = (base: string) => (rest ? `${base}.${rest}` : base);
@@ -407,6 +407,10 @@ export function gatewayField(filterField: string): string | null {
       return join("filters.ai_ratelimit");
     case "ai-guard":
       return join("filters.ai_guard");
+    case "ai-cache":
+      // The embeddings instance is ai-router's; ttl is given as a duration.
+      if (/^semantic\.(cluster|authority|path|model|api_key|api_key_env|dimensions)$/.test(rest)) return "filters.ai_router.embeddings";
+      return rest === "ttl_ms" ? "filters.ai_cache.ttl" : join("filters.ai_cache");
     case "key-auth":
       // virtual_keys come from the keys file, which gateway.yaml's virtual_keys names.
       return rest.startsWith("consumers") ? rest : rest.startsWith("virtual_keys") ? "virtual_keys" : join("filters.key_auth");

@@ -13,6 +13,8 @@ export const LOG_KEYS = [
   // ai-proxy
   "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
+  // ai-cache (docs/cache.md): hit, miss or bypass; what a hit spared the provider; a semantic hit's similarity
+  "cache", "cache_saved_tokens", "cache_saved_cost", "cache_similarity",
   // ai-ratelimit
   "ratelimit_rule",
   // mcp (docs/mcp.md): the JSON-RPC method, the server, the tool, how the call ended; and the request's JSON-RPC id

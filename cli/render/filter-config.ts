@@ -1,6 +1,6 @@
 // Each Sluice filter's JSON configuration, from gateway.yaml.
 import { MOCK_KEY } from "./constants.js";
-import type { GatewayConfig, Instance } from "../gateway-config.js";
+import type { Embeddings, GatewayConfig, Instance } from "../gateway-config.js";
 import { keyAuthVirtualKeys } from "../virtual-keys-config.js";
 import { moderationJson } from "../guard-moderation.js";
 
@@ -90,20 +90,42 @@ export function aiRouterJson(cfg: GatewayConfig, credential: "env" | "mock", clu
   const r = cfg.aiRouter!;
   const out: Record<string, unknown> = { ...r.json };
   const e = r.embeddings;
-  if (e) {
-    const emb: Record<string, unknown> = {
-      cluster: clusterOf?.(e.target) ?? e.target.name,
-      model: e.model,
-      path: e.path,
-      authority: e.target.url.host,
-    };
-    if (credential === "mock" && (e.apiKeyEnv || e.apiKey)) emb.api_key = MOCK_KEY;
-    else if (e.apiKeyEnv) emb.api_key_env = e.apiKeyEnv;
-    else if (e.apiKey) emb.api_key = e.apiKey;
-    Object.assign(emb, e.options);
-    out.embeddings = emb;
+  if (e) out.embeddings = { ...embeddingsTarget(e, credential, clusterOf), ...e.options };
+  return out;
+}
+
+/** Where an embeddings instance is reached: its cluster, model, path, authority and key (or its variable). */
+function embeddingsTarget(e: Embeddings, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const emb: Record<string, unknown> = {
+    cluster: clusterOf?.(e.target) ?? e.target.name,
+    model: e.model,
+    path: e.path,
+    authority: e.target.url.host,
+  };
+  if (credential === "mock" && (e.apiKeyEnv || e.apiKey)) emb.api_key = MOCK_KEY;
+  else if (e.apiKeyEnv) emb.api_key_env = e.apiKeyEnv;
+  else if (e.apiKey) emb.api_key = e.apiKey;
+  return emb;
+}
+
+/**
+ * ai-cache's JSON configuration: its settings, and for semantic lookups ai-router's embeddings
+ * instance (with the dimensions asked of it, so both embed alike).
+ */
+export function aiCacheJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
+  const c = cfg.aiCache!;
+  const out: Record<string, unknown> = { ...c.json };
+  if (c.embeddings && out.semantic) {
+    const dims = c.embeddings.options.dimensions;
+    out.semantic = { ...embeddingsTarget(c.embeddings, credential, clusterOf), ...(dims ? { dimensions: dims } : {}), ...(out.semantic as object) };
   }
   return out;
+}
+
+/** The host_env_keys ai-cache's VM needs: the embeddings key variable, when it is semantic. */
+export function cacheEnvKeys(cfg: GatewayConfig): string[] {
+  const k = cfg.aiCache?.embeddings?.apiKeyEnv;
+  return k ? [k] : [];
 }
 
 /** ai-ratelimit's JSON configuration. */

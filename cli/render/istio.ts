@@ -7,7 +7,7 @@ import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
-import { aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
@@ -146,10 +146,10 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     "",
     `WARNING: Istio's WasmPlugin API cannot set allow_on_headers_stop_iteration (Envoy >= 1.35), which ${name} needs:`,
     "without it Envoy withholds the request body from a filter that holds the headers, and requests stall.",
-    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}${cfg.a2a ? "a2a, " : ""}ai-router, ai-guard, ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
+    `Apply ${ISTIO_ENVOYFILTER} INSTEAD of the ${cfg.mcp ? "mcp, " : ""}${cfg.a2a ? "a2a, " : ""}ai-router, ai-guard, ${cfg.aiCache ? "ai-cache, " : ""}ai-ratelimit and ai-proxy WasmPlugins (never both). These`,
     "manifests are kept for meshes whose Istio gains the knob.",
   ];
-  const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-ratelimit 20, ai-proxy 10.";
+  const order = "In UNSPECIFIED_PHASE (the end of the chain, before the router) a higher priority runs first: ai-router 30, ai-guard 25, ai-cache 22, ai-ratelimit 20, ai-proxy 10.";
   // The chain, in order, for the EnvoyFilter: each is inserted just before the router.
   const chain: unknown[] = [];
   const mcpEnv = mcpEnvKeys(cfg.mcp);
@@ -203,6 +203,20 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     };
     chain.push(wasmFilter("ai-guard", json, { failurePolicy: cfg.failurePolicy["ai-guard"], env: guardEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   }
+  const cacheEnv = cacheEnvKeys(cfg);
+  if (cfg.aiCache) {
+    const json = aiCacheJson(cfg, "env", istioCluster);
+    files["ai-cache.yaml"] = {
+      comment: [
+        "ai-cache as an Istio WasmPlugin: answers repeated chat requests from the proxy's shared data (failStrategy",
+        "FAIL_OPEN by default: a cache that fails is skipped).",
+        order,
+        ...warning("ai-cache"),
+      ].join("\n"),
+      docs: [istioWasmPlugin(cfg, "ai-cache", 22, cacheEnv, json)],
+    };
+    chain.push(wasmFilter("ai-cache", json, { failurePolicy: cfg.failurePolicy["ai-cache"], env: cacheEnv, allowOnHeadersStopIteration: true }));
+  }
   if (cfg.aiRatelimit) {
     const json = aiRatelimitJson(cfg);
     files["ai-ratelimit.yaml"] = {
@@ -231,12 +245,12 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
   if (distributed) chain.push(rateLimitFilter(istioRateLimitCluster(distributed), distributed));
   const hcm = "envoy.filters.network.http_connection_manager";
   const filterMatch = { context: "GATEWAY", listener: { filterChain: { filter: { name: hcm, subFilter: { name: "envoy.filters.http.router" } } } } };
-  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg), ...mcpEnv, ...a2aEnv])];
+  const allEnv = [...new Set([...env, ...routerEnv, ...guardEnvKeys(cfg), ...cacheEnv, ...mcpEnv, ...a2aEnv])];
   files[ISTIO_ENVOYFILTER] = {
     comment: [
       "The Sluice chain through an EnvoyFilter, because Istio's WasmPlugin cannot set allow_on_headers_stop_iteration.",
       `Needs Istio with Envoy >= ${ENVOY_VERSION_FLOOR}: Istio 1.30 (Envoy >= 1.38.4) and 1.31 (Envoy >= 1.39.1), which also have failStrategy FAIL_RELOAD (Istio >= 1.27); docs/deploy-istio.md. Inserts, in order, just before the router: ` +
-        [cfg.mcp ? "mcp" : "", cfg.a2a ? "a2a" : "", cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
+        [cfg.mcp ? "mcp" : "", cfg.a2a ? "a2a" : "", cfg.aiRouter ? "ai-router" : "", cfg.aiGuard ? "ai-guard" : "", cfg.aiCache ? "ai-cache" : "", cfg.aiRatelimit ? "ai-ratelimit" : "", "ai-proxy", distributed ? "envoy.filters.http.ratelimit" : ""].filter(Boolean).join(", ") +
         " (key-auth stays a WasmPlugin in AUTHN),",
       "and makes the route named `sluice` pick its cluster from the header ai-proxy sets, with no retries and no total timeout",
       "(unless timeouts.total is set): ai-proxy owns retries, fallback and their accounting. Give your VirtualService's http route that name:",
@@ -328,7 +342,8 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
 /** The distinct provider hosts and ports (with the dedicated embeddings endpoint and ai-guard's moderation service): one Istio service each. */
 function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: boolean }[] {
   const external = [...cfg.providers];
-  if (cfg.aiRouter?.embeddings?.dedicated) external.push(cfg.aiRouter.embeddings.target);
+  const emb = cfg.aiRouter?.embeddings ?? cfg.aiCache?.embeddings;
+  if (emb?.dedicated) external.push(emb.target);
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) external.push(moderation);
   // MCP servers outside the mesh; one that is a Service of the cluster (*.svc[.cluster.local]) already has its cluster.

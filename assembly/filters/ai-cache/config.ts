@@ -35,19 +35,19 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     return null;
   }
   const c = cfg as JsonValue;
-  r.onlyKnown(c, "ai_cache", FIELDS);
+  r.onlyKnown(c, "ai-cache", FIELDS);
   const s = new Settings();
-  const scope = r.str(c, "scope", "ai_cache", "consumer");
+  const scope = r.str(c, "scope", "ai-cache", "consumer");
   if (scope == "shared") s.scope = SCOPE_SHARED;
-  else if (scope != "consumer") r.fail("ai_cache.scope", "must be consumer or shared");
-  s.ttlMs = r.int(c, "ttl_ms", "ai_cache", 3600000, 1000, 30 * 86400000);
-  s.maxEntries = r.int(c, "max_entries", "ai_cache", 1024, 8, 1 << 20);
-  s.maxEntryBytes = r.int(c, "max_entry_bytes", "ai_cache", 65536, 256, 16 << 20);
-  s.maxBodyBytes = r.int(c, "max_body_bytes", "ai_cache", 1048576, 1024, 64 << 20);
-  s.cacheToolCalls = r.bool(c, "cache_tool_calls", "ai_cache", false);
-  s.replayChunkChars = <i32>r.int(c, "replay_chunk_chars", "ai_cache", 24, 1, 65536);
+  else if (scope != "consumer") r.fail("ai-cache.scope", "must be consumer or shared");
+  s.ttlMs = r.int(c, "ttl_ms", "ai-cache", 3600000, 1000, 30 * 86400000);
+  s.maxEntries = r.int(c, "max_entries", "ai-cache", 1024, 8, 1 << 20);
+  s.maxEntryBytes = r.int(c, "max_entry_bytes", "ai-cache", 65536, 256, 16 << 20);
+  s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-cache", 1048576, 1024, 64 << 20);
+  s.cacheToolCalls = r.bool(c, "cache_tool_calls", "ai-cache", false);
+  s.replayChunkChars = <i32>r.int(c, "replay_chunk_chars", "ai-cache", 24, 1, 65536);
   const sem = c.get("semantic");
-  if (sem !== null) s.semantic = readSemantic(r, sem as JsonValue, "ai_cache.semantic");
+  if (sem !== null) s.semantic = readSemantic(r, sem as JsonValue, "ai-cache.semantic");
   if (!r.report()) return null;
   return s;
 }
