@@ -69,6 +69,11 @@ export class Host extends HostCore {
     return v ? { value: Buffer.from(v.value), cas: v.cas } : undefined;
   }
 
+  /** The keys of a vm_id's shared data and their values' bytes: what a filter keeps in Envoy's process. */
+  sharedDataSize(vmId = ""): { keys: number; bytes: number } {
+    return this.sharedData.size(vmId);
+  }
+
   /** proxy_on_tick on every root context that set a tick period. */
   tick(): void {
     for (const p of this.plugins) for (const vm of p.vms) if (vm.root.tickPeriodMs > 0) vm.tick();

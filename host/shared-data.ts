@@ -18,6 +18,14 @@ export class SharedData {
     return this.data.get(vmId)?.get(key);
   }
 
+  /** How many keys a vm_id's shared data holds, and their values' bytes (what Envoy's process keeps). */
+  size(vmId: string): { keys: number; bytes: number } {
+    let bytes = 0;
+    const map = this.data.get(vmId);
+    for (const v of map?.values() ?? []) bytes += v.value.length;
+    return { keys: map?.size ?? 0, bytes };
+  }
+
   /** Returns "ok" or "cas_mismatch" (SharedData::set: cas 0 writes unconditionally; a new key ignores cas). */
   set(vmId: string, key: string, value: Buffer, cas: number): "ok" | "cas_mismatch" {
     let map = this.data.get(vmId);
