@@ -196,8 +196,9 @@ describe("the full chain from gateway.yaml", () => {
   it("the access log prints every filter-state key the filters exchange (assembly/lib/keys.ts), internal ones aside", () => {
     const keys = ["keys.ts"].flatMap((f) => [...readFileSync(`assembly/lib/${f}`, "utf8").matchAll(/"sluice\.([a-z0-9_]+)"/g)].map((m) => m[1]));
     // The stream budget and the prompt estimate are messages between filters, not request facts.
-    // A virtual key's scopes are the key's configuration, not a fact of the request.
-    const internal = ["stream_budget", "ratelimit_prompt_estimate", "key_models", "key_pools"];
+    // A virtual key's scopes are the key's configuration, not a fact of the request. ai-cache's
+    // capture cap and the answer ai-proxy leaves it are messages between the two.
+    const internal = ["stream_budget", "ratelimit_prompt_estimate", "key_models", "key_pools", "cache_capture", "cache_answer"];
     expect([...LOG_KEYS].sort()).toEqual(keys.filter((k) => !internal.includes(k)).sort());
     const format = hcm(envoy).access_log[0].typed_config.log_format.json_format;
     for (const k of ["pool", "route_rule", "route_model", "task_type", "complexity", "ratelimit_rule", "attempts", "stream_cut"]) {

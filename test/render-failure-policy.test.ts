@@ -70,7 +70,7 @@ describe("failure policy per filter", () => {
       .replace("    rules: [{ name: per-consumer", "    failure_policy: closed\n    rules: [{ name: per-consumer");
     const cfg = parseGatewayConfig(text, { env: {} });
     // identity and mcp (not in this gateway.yaml) have no setting: authentication, and the MCP endpoint's own routing, always closed.
-    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", identity: "closed", mcp: "closed", a2a: "closed", "ai-router": "open", "ai-guard": "closed", "ai-ratelimit": "closed", "ai-proxy": "closed" });
+    expect(cfg.failurePolicy).toEqual({ "key-auth": "reload", identity: "closed", mcp: "closed", a2a: "closed", "ai-router": "open", "ai-guard": "closed", "ai-cache": "open", "ai-ratelimit": "closed", "ai-proxy": "closed" });
     expect(policies(renderEnvoy(cfg))).toEqual([
       ["key-auth", "FAIL_RELOAD", RELOAD],
       ["ai-router", "FAIL_OPEN", undefined],
