@@ -92,8 +92,10 @@ const mcp = (dir: string) => ({
   env: { SLUICE_MCP_SESSION_KEY: MCP_SECRET, MCP_TOKEN: "server-token" },
   allowOnHeadersStopIteration: true,
 });
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp };
+// ai-cache with its defaults (exact keys, per consumer).
+const aiCache = (dir: string) => ({ name: "ai-cache", wasm: join(dir, "ai-cache.wasm"), configuration: {}, allowOnHeadersStopIteration: true });
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp" | "ai-cache";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp, "ai-cache": aiCache };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -501,6 +503,62 @@ function mcpCase(id: string, title: string): Case {
   return c;
 }
 
+/**
+ * ai-cache in the chain key-auth + ai-cache + ai-proxy, 2 KB OpenAI chat to anthropic with a 1 KB
+ * answer. hit: the same request every time, answered from the cache (a local reply, whole or as a
+ * stream of the client's chunks). miss: a new request every time (a counter in the prompt), sent on
+ * and its answer kept: compare with case (f), the same chain without ai-cache.
+ */
+function cacheCase(id: string, title: string, kind: "hit" | "hit-stream" | "miss"): Case {
+  const base = JSON.parse(openaiRequest2k("claude-sonnet-4-5"));
+  const answer = Buffer.from(anthropicAnswer("claude-sonnet-4-5"));
+  const body = (n: number, stream: boolean) => Buffer.from(JSON.stringify({ ...base, stream, messages: [...base.messages.slice(0, -1), { role: "user", content: `${base.messages.at(-1).content} (${n})` }] }));
+  const fixed = body(0, false);
+  const streamed = body(0, true);
+  let n = 0;
+  let last: Stream | null = null;
+  const c: Case = {
+    id, title, filters: ["key-auth", "ai-cache", "ai-proxy"], unit: "request", perIter: 1,
+    sizes: { request: fixed.length, answer: answer.length },
+    run(h, t) {
+      if (kind === "miss") {
+        last = timedExchange(h, t, REQ_HEADERS, body(++n, false), answer);
+        return;
+      }
+      const w0 = prof.wasmNs, n0 = prof.intervals;
+      const t0 = hr();
+      const s = h.newStream();
+      s.callOnRequestHeaders(REQ_HEADERS, false);
+      s.callOnRequestBody(kind === "hit" ? fixed : streamed, true);
+      s.completeHttpContext();
+      const t1 = hr();
+      t.req = Number(t1 - t0);
+      t.resp = 0;
+      t.unitNs = t.req;
+      t.wasmNs = prof.wasmNs - w0;
+      t.intervals = prof.intervals - n0;
+      last = s;
+    },
+    check(h) {
+      // The first request of the hit cases is the miss that keeps the answer.
+      if (kind !== "miss") timedExchange(h, newTimes(), REQ_HEADERS, fixed, answer);
+      c.run(h, newTimes());
+      const s = last!;
+      const local = s.getSentLocalResponse();
+      if (kind === "miss") {
+        if (local) fail(`${id}: a miss was answered locally: ${local.statusCode}`);
+        if (s.getFilterState("sluice.cache") !== "miss" || !s.getFilterState("sluice.cache_answer")) fail(`${id}: the answer was not left for the cache`);
+        return { reads: [fixed.toString(), answer.toString()], writes: [JSON.parse(s.upstream.body.toString()), JSON.parse(s.downstream.body.toString())] };
+      }
+      if (!local || !local.headers.some(([k, v]) => k === "x-sluice-cache" && v === "hit")) fail(`${id}: not a hit`);
+      if (kind === "hit") return { reads: [fixed.toString()], writes: [JSON.parse(local!.body.toString())] };
+      const events = local!.body.toString().split("\n\n").filter((e) => e.startsWith("data:")).map(sseDataOf).filter((d) => d !== "[DONE]");
+      return { reads: [streamed.toString()], writes: events.map((d) => JSON.parse(d)) };
+    },
+  };
+  return c;
+}
+
 const CASES: Case[] = [
   jsonCase("a", "OpenAI 2 KB chat → openai (pass-through) + 1 KB answer", ["ai-proxy"], "gpt-4o", openaiRequest2k("gpt-4o"), openaiAnswer("gpt-4o"), false),
   jsonCase("b", "OpenAI 2 KB chat → anthropic (translated both ways) + 1 KB answer", ["ai-proxy"], "claude-sonnet-4-5", openaiRequest2k("claude-sonnet-4-5"), anthropicAnswer("claude-sonnet-4-5"), true),
@@ -514,6 +572,9 @@ const CASES: Case[] = [
   guardStreamCase("j", "ai-guard alone, streamed chat answer, every detector masking, 200 chunks", 200),
   guardCase("k", "ai-guard alone, 32 KB chat, injection heuristics only, nothing found", false, "ai-guard-injection"),
   mcpCase("l", "mcp alone, a routed tools/call with 2 KB arguments on a 3-server session, 1 KB result"),
+  cacheCase("m", "chain key-auth + ai-cache + ai-proxy, 2 KB chat answered from the cache (1 KB answer)", "hit"),
+  cacheCase("n", "chain key-auth + ai-cache + ai-proxy, 2 KB chat answered from the cache as a stream", "hit-stream"),
+  cacheCase("o", "chain key-auth + ai-cache + ai-proxy, 2 KB → anthropic, a miss whose 1 KB answer is kept", "miss"),
 ];
 
 // ------------------------------------------------------------------------------------- driver

@@ -7,12 +7,12 @@
 // sendLocalReplyViaFilterChain), so ai-guard still checks the answer and puts back what it masked in
 // this request's prompt.
 import { sendLocalResponse, setFilterState, setFilterStateInt, nowNanos } from "../../lib/sdk";
-import { ByteBuilder, JsonValue, parseJson } from "../../lib/json";
+import { ByteBuilder, JsonValue, parseJson, parseJsonAt } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
 import { ChatResult } from "../../providers/types";
 import { readOpenAIChat } from "../../providers/openai";
-import { streamContentType } from "../ai-proxy/client";
+import { CLIENT_OPENAI, streamContentType } from "../ai-proxy/client";
 import { Entry } from "./store";
 import { Settings } from "./config";
 import { writeAnswer, writeStream, storedUsage } from "./replay";
@@ -28,8 +28,36 @@ export class HitRequest {
   startNs: u64 = 0;
 }
 
+/**
+ * The model of a kept answer, without parsing it: ai-proxy writes it as `,"model":"..."` near the
+ * start (client-openai.ts writeOpenAIChat); "" if it is not there.
+ */
+function modelOf(answer: ArrayBuffer): string {
+  const p = changetype<usize>(answer);
+  const n = answer.byteLength;
+  const at = changetype<usize>(MODEL_MEMBER);
+  const m = MODEL_MEMBER.byteLength;
+  for (let i = 0; i + m <= n && i < 512; i++) {
+    if (memory.compare(p + <usize>i, at, <usize>m) != 0) continue;
+    const start = i + m - 1;
+    let end = start + 1;
+    while (end < n && load<u8>(p + <usize>end) != 0x22) end += load<u8>(p + <usize>end) == 0x5c ? 2 : 1;
+    const v = parseJsonAt(p + <usize>start, <usize>(end + 1 - start));
+    return v !== null && v.isString() ? v.s : "";
+  }
+  return "";
+}
+
+const MODEL_MEMBER = String.UTF8.encode(',"model":"');
+
 /** Answers from e; false when the stored answer cannot be read (it is then a miss). */
 export function serveHit(s: Settings, e: Entry, body: JsonValue, r: HitRequest, kind: string, similarity: f64): bool {
+  if (r.client == CLIENT_OPENAI && !r.stream) {
+    // Kept as OpenAI's chat.completion with its usage: what an OpenAI client gets, as it is.
+    sendLocalResponse(200, "sluice_ai_cache_hit", e.answer, ["content-type", "application/json", "x-sluice-cache", "hit"]);
+    record(r, modelOf(e.answer), e, kind, similarity);
+    return true;
+  }
   const parsed = parseJson(e.answer);
   const result = new ChatResult();
   if (parsed === null || !readOpenAIChat(parsed as JsonValue, result)) return false;

@@ -1,9 +1,8 @@
 // A miss's answer kept: ai-proxy wrote it to filter state (sluice.cache_answer, OpenAI's
 // chat.completion with the provider's usage) only when it ended complete, so what is here is an
-// answer. Left out: answers past max_entry_bytes, answers that call tools (unless cache_tool_calls),
+// answer, and it is kept as it is (a hit reads it). Left out: answers past max_entry_bytes, answers that call tools (unless cache_tool_calls),
 // and any answer to a request whose stream was cut on the consumer's budget.
 import { getProperty, getFilterState } from "../../lib/sdk";
-import { JsonValue, parseJson } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { Settings } from "./config";
 import { Entry, SharedStore, StoreStats } from "./store";
@@ -15,14 +14,20 @@ function intState(key: string): i64 {
   return I64.parseInt(v as string);
 }
 
+// ai-proxy writes `,"tool_calls":[` into a message only when it calls tools (client-openai.ts
+// writeChoiceMessage); inside a JSON string every quote is escaped (`\"`), so these bytes appear
+// nowhere else, and a scan finds them without parsing the answer.
+const TOOL_CALLS = String.UTF8.encode(',"tool_calls":[');
+
 /** Calls a tool in any choice. */
-function callsTools(answer: JsonValue): bool {
-  const choices = answer.get("choices");
-  if (choices === null || !choices.isArray()) return false;
-  for (let i = 0; i < choices.length; i++) {
-    const m = choices.at(i).get("message");
-    const t = m !== null ? (m as JsonValue).get("tool_calls") : null;
-    if (t !== null && t.isArray() && t.length > 0) return true;
+function callsTools(answer: ArrayBuffer): bool {
+  const p = changetype<usize>(answer);
+  const n = answer.byteLength;
+  const t = changetype<usize>(TOOL_CALLS);
+  const m = TOOL_CALLS.byteLength;
+  for (let i = 0; i + m <= n; i++) {
+    if (load<u8>(p + <usize>i) != 0x2c) continue;
+    if (memory.compare(p + <usize>i, t, <usize>m) == 0) return true;
   }
   return false;
 }
@@ -34,9 +39,7 @@ export function keepAnswer(s: Settings, store: SharedStore, key: StaticArray<u8>
   if (answer === null) return done("incomplete", false);
   if (answer.byteLength == 0) return done("too_large", false);
   if (<i64>answer.byteLength > s.maxEntryBytes) return done("too_large", false);
-  const v = parseJson(answer);
-  if (v === null || !v.isObject()) return done("unreadable", false);
-  if (!s.cacheToolCalls && callsTools(v as JsonValue)) return done("tool_calls", false);
+  if (!s.cacheToolCalls && callsTools(answer)) return done("tool_calls", false);
   const e = new Entry();
   e.expiresMs = nowMs + s.ttlMs;
   e.promptTokens = intState(keys.PROMPT_TOKENS);
