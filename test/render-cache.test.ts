@@ -70,6 +70,28 @@ describe("gateway.yaml filters.ai_cache", () => {
     expect(validateEnvoyConfig(envoy)).toMatchObject({ errors: [], warnings: [] });
   });
 
+  it("store: a Webdis server several Envoys share, its cluster, its credential from the environment (with mock too)", () => {
+    const yaml = BASE + `  ai_cache:
+    store: { webdis: "http://webdis.cache.svc.cluster.local:7379", auth: { value_env: WEBDIS_AUTH, prefix: "Basic " }, prefix: "gw1:", timeout_ms: 150 }
+`;
+    const cfg = parseGatewayConfig(yaml, { env: {} });
+    for (const mock of [false, true]) {
+      const envoy = renderEnvoy(cfg, { mock });
+      expect(cacheJson(envoy)).toEqual({
+        store: { type: "webdis", cluster: "sluice-cache-store", authority: "webdis.cache.svc.cluster.local:7379", auth: { header: "authorization", value_env: "WEBDIS_AUTH", prefix: "Basic " }, prefix: "gw1:", timeout_ms: 150 },
+      });
+      const c = envoy.static_resources.clusters.find((x: any) => x.name === "sluice-cache-store");
+      expect(c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "webdis.cache.svc.cluster.local", port_value: 7379 });
+      const vm = wasm(envoy).find((f: any) => f.name === "ai-cache").vm_config;
+      expect(JSON.stringify(vm.environment_variables)).toContain("WEBDIS_AUTH");
+      expect(validateEnvoyConfig(envoy)).toMatchObject({ errors: [], warnings: [] });
+    }
+    const istio = renderIstio(cfg);
+    expect((istio["ai-cache.yaml"].docs[0] as any).spec.pluginConfig.store.cluster).toBe("outbound|7379||webdis.cache.svc.cluster.local");
+    expect(problemsOf(BASE + "  ai_cache: { store: { webdis: \"http://w:7379/redis\" } }\n").join("\n")).toContain("filters.ai_cache.store.webdis");
+    expect(problemsOf(BASE + "  ai_cache: { store: { webdis: \"http://w:7379\", prefix: \"a/b\" } }\n").join("\n")).toContain("filters.ai_cache.store.prefix");
+  });
+
   it("failure_policy may be closed or reload; enabled: false leaves it out", () => {
     const closed = parseGatewayConfig(BASE + CACHE + "    failure_policy: closed\n", { env: {} });
     expect(wasm(renderEnvoy(closed)).find((f: any) => f.name === "ai-cache").failure_policy).toBe("FAIL_CLOSED");
@@ -95,9 +117,10 @@ describe("gateway.yaml filters.ai_cache", () => {
   });
 
   it("the filter accepts the JSON the renderer writes", async () => {
-    for (const yaml of [BASE + CACHE, SEMANTIC]) {
+    const store = BASE + `  ai_cache: { store: { webdis: "http://w:7379", auth: { value_env: WEBDIS_AUTH, prefix: "Basic " } } }\n`;
+    for (const yaml of [BASE + CACHE, SEMANTIC, store]) {
       const json = cacheJson(renderEnvoy(parseGatewayConfig(yaml, { env: {} }), { mock: true }));
-      const h = await Host.create({ filters: [{ name: "ai-cache", wasm: "build/ai-cache.wasm", configuration: json, allowOnHeadersStopIteration: true, env: { EMBED_KEY: "k" } }] });
+      const h = await Host.create({ filters: [{ name: "ai-cache", wasm: "build/ai-cache.wasm", configuration: json, allowOnHeadersStopIteration: true, env: { EMBED_KEY: "k", WEBDIS_AUTH: "c2x1aWNlOng=" } }] });
       h.close();
     }
   });

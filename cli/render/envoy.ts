@@ -8,6 +8,7 @@ import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, c
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
+import { cacheStoreEnvKeys, cacheStoreTargets } from "../cache-config.js";
 import { discoveredFilter, ecdsRelPath, ecdsResponse } from "./ecds.js";
 import { localReplyConfig } from "./local-reply.js";
 import { nativeAccessFilters, nativeAuthFilters, nativeClusters, nativeVirtualHostConfig } from "./native-filters.js";
@@ -111,7 +112,7 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   if (cfg.aiGuard) add("ai-guard", wasmFilter("ai-guard", aiGuardJson(cfg, credential), { failurePolicy: fp["ai-guard"], env: mock ? [] : guardEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   // After ai-guard (a blocked prompt is never answered from the cache; a masked one is looked up
   // masked), before ai-ratelimit (a hit reserves no tokens). FAIL_OPEN by default: skipped, it only caches nothing.
-  if (cfg.aiCache) add("ai-cache", wasmFilter("ai-cache", aiCacheJson(cfg, credential), { failurePolicy: fp["ai-cache"], env: mock ? [] : cacheEnvKeys(cfg), allowOnHeadersStopIteration: true }));
+  if (cfg.aiCache) add("ai-cache", wasmFilter("ai-cache", aiCacheJson(cfg, credential), { failurePolicy: fp["ai-cache"], env: mock ? cacheStoreEnvKeys(cfg.aiCache) : cacheEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;
@@ -162,6 +163,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (moderation) clusters.push(cluster(cfg, moderation, realTarget(moderation)));
   // The MCP servers and their OAuth token endpoints (mcp_<name>, mcp_<name>_oauth): real targets always.
   for (const t of mcpTargets(cfg.mcp)) clusters.push(cluster(cfg, t, realTarget(t)));
+  // ai-cache's shared store is real even with mock (the compose file has no Redis).
+  for (const t of cacheStoreTargets(cfg.aiCache)) clusters.push(cluster(cfg, t, realTarget(t)));
   for (const t of a2aTargets(cfg.a2a)) clusters.push(cluster(cfg, t, realTarget(t)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
   clusters.push(...(nativeClusters(cfg) as typeof clusters));

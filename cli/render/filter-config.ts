@@ -3,6 +3,7 @@ import { MOCK_KEY } from "./constants.js";
 import type { Embeddings, GatewayConfig, Instance } from "../gateway-config.js";
 import { keyAuthVirtualKeys } from "../virtual-keys-config.js";
 import { moderationJson } from "../guard-moderation.js";
+import { cacheStoreJson, cacheStoreEnvKeys } from "../cache-config.js";
 
 export function keyAuthJson(cfg: GatewayConfig): Record<string, unknown> {
   const k = cfg.keyAuth;
@@ -114,7 +115,10 @@ function embeddingsTarget(e: Embeddings, credential: "env" | "mock", clusterOf?:
  */
 export function aiCacheJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
   const c = cfg.aiCache!;
-  const out: Record<string, unknown> = { ...c.json };
+  const { store_prefix: prefix, store_timeout_ms: timeout, ...settings } = c.json;
+  const out: Record<string, unknown> = { ...settings };
+  const store = cacheStoreJson(c, clusterOf);
+  if (store) out.store = { ...store, ...(prefix !== undefined ? { prefix } : {}), ...(timeout !== undefined ? { timeout_ms: timeout } : {}) };
   if (c.embeddings && out.semantic) {
     const dims = c.embeddings.options.dimensions;
     out.semantic = { ...embeddingsTarget(c.embeddings, credential, clusterOf), ...(dims ? { dimensions: dims } : {}), ...(out.semantic as object) };
@@ -122,10 +126,10 @@ export function aiCacheJson(cfg: GatewayConfig, credential: "env" | "mock", clus
   return out;
 }
 
-/** The host_env_keys ai-cache's VM needs: the embeddings key variable, when it is semantic. */
+/** The host_env_keys ai-cache's VM needs: the embeddings key variable when it is semantic, the store's credential. */
 export function cacheEnvKeys(cfg: GatewayConfig): string[] {
   const k = cfg.aiCache?.embeddings?.apiKeyEnv;
-  return k ? [k] : [];
+  return [...(k ? [k] : []), ...cacheStoreEnvKeys(cfg.aiCache)];
 }
 
 /** ai-ratelimit's JSON configuration. */

@@ -11,6 +11,7 @@ import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, c
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
+import { cacheStoreTargets } from "../cache-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
 
@@ -347,7 +348,7 @@ function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: b
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) external.push(moderation);
   // MCP servers outside the mesh; one that is a Service of the cluster (*.svc[.cluster.local]) already has its cluster.
-  external.push(...[...mcpTargets(cfg.mcp), ...a2aTargets(cfg.a2a)].filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
+  external.push(...[...mcpTargets(cfg.mcp), ...a2aTargets(cfg.a2a), ...cacheStoreTargets(cfg.aiCache)].filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
   const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);

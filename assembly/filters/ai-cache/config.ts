@@ -2,7 +2,9 @@
 // filters.ai_cache, docs/cache.md).
 import { ConfigReader } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
+import { readCredential } from "../../lib/config";
 import { SemanticSettings, readSemantic } from "./semantic-config";
+import { WebdisSettings } from "./webdis";
 
 /** Whose answers a request may get: its own consumer's (default), or every consumer's. */
 export const SCOPE_CONSUMER: i32 = 0;
@@ -23,9 +25,39 @@ export class Settings {
   /** About how many characters each replayed stream event carries. */
   replayChunkChars: i32 = 24;
   semantic: SemanticSettings | null = null;
+  /** A Redis behind Webdis that several Envoys share; null: Envoy's shared data. */
+  webdis: WebdisSettings | null = null;
 }
 
-const FIELDS = ["scope", "ttl_ms", "max_entries", "max_entry_bytes", "max_body_bytes", "cache_tool_calls", "replay_chunk_chars", "semantic"];
+const FIELDS = ["scope", "ttl_ms", "max_entries", "max_entry_bytes", "max_body_bytes", "cache_tool_calls", "replay_chunk_chars", "semantic", "store"];
+
+function readWebdis(r: ConfigReader, v: JsonValue, at: string, maxEntryBytes: i64): WebdisSettings | null {
+  if (!v.isObject()) {
+    r.fail(at, "must be an object");
+    return null;
+  }
+  r.onlyKnown(v, at, ["type", "cluster", "authority", "prefix", "auth", "timeout_ms"]);
+  if (r.str(v, "type", at, "") != "webdis") r.fail(at + ".type", "must be webdis");
+  const w = new WebdisSettings();
+  w.cluster = r.str(v, "cluster", at, "");
+  if (w.cluster.length == 0) r.fail(at + ".cluster", "is required (the Envoy cluster of the Webdis server)");
+  w.authority = r.str(v, "authority", at, w.cluster);
+  w.prefix = r.str(v, "prefix", at, "sluice:cache:");
+  // Webdis reads "/" as an argument separator and "." as the start of a format suffix.
+  for (let i = 0; i < w.prefix.length; i++) {
+    const c = w.prefix.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c == 0x2f || c == 0x2e || c == 0x3f || c == 0x25 || c == 0x23) r.fail(at + ".prefix", "must be printable ASCII without / . ? % #");
+  }
+  w.timeoutMs = <u32>r.int(v, "timeout_ms", at, 200, 1, 60000);
+  const auth = v.get("auth");
+  if (auth !== null && auth.isObject()) {
+    const c = readCredential(r, auth as JsonValue, at + ".auth");
+    w.authHeader = c.header;
+    w.authValue = c.value;
+  }
+  w.maxBytes = maxEntryBytes + 64;
+  return w;
+}
 
 export function readSettings(buf: ArrayBuffer): Settings | null {
   const r = new ConfigReader("ai-cache");
@@ -46,6 +78,8 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   s.maxBodyBytes = r.int(c, "max_body_bytes", "ai-cache", 1048576, 1024, 64 << 20);
   s.cacheToolCalls = r.bool(c, "cache_tool_calls", "ai-cache", false);
   s.replayChunkChars = <i32>r.int(c, "replay_chunk_chars", "ai-cache", 24, 1, 65536);
+  const st = c.get("store");
+  if (st !== null) s.webdis = readWebdis(r, st as JsonValue, "ai-cache.store", s.maxEntryBytes);
   const sem = c.get("semantic");
   if (sem !== null) s.semantic = readSemantic(r, sem as JsonValue, "ai-cache.semantic");
   if (!r.report()) return null;

@@ -16,7 +16,8 @@ import * as keys from "../../lib/keys";
 import { Settings, SCOPE_SHARED, readSettings } from "./config";
 import { CacheRequest, readHeaders, streams, includeUsage, bodyModel, bodyBypass } from "./request";
 import { requestKey } from "./key";
-import { SharedStore } from "./store";
+import { AnswerStore, Entry, SharedStore } from "./store";
+import { WebdisStore, WebdisSettings } from "./webdis";
 import { HitRequest, serveHit } from "./hit";
 import { keepAnswer } from "./keep";
 import { countRequest } from "./metrics";
@@ -34,7 +35,7 @@ const MISS: i32 = 4; // sent on; its answer may be kept
 
 class CacheRoot extends RootContext {
   settings: Settings | null = null;
-  store: SharedStore | null = null;
+  store: AnswerStore | null = null;
   index: SemanticIndex | null = null;
 
   createContext(context_id: u32): Context {
@@ -45,7 +46,7 @@ class CacheRoot extends RootContext {
     const s = readSettings(pluginConfiguration(size));
     if (s === null) return false;
     this.settings = s;
-    this.store = new SharedStore(s.maxEntries);
+    this.store = s.webdis !== null ? new WebdisStore(s.webdis as WebdisSettings) as AnswerStore : new SharedStore(s.maxEntries) as AnswerStore;
     this.index = s.semantic !== null ? new SemanticIndex(s) : null;
     return true;
   }
@@ -58,6 +59,9 @@ class CacheStream extends Context {
   hit: HitRequest = new HitRequest();
   body: JsonValue | null = null;
   key: StaticArray<u8> = new StaticArray<u8>(0);
+  scopeName: string = "";
+  pool: string = "";
+  model: string = "";
   bodyLength: usize = 0;
   status: i32 = 0;
   lookup: Lookup | null = null;
@@ -139,24 +143,78 @@ class CacheStream extends Context {
     const routeModel = getFilterState(keys.ROUTE_MODEL);
     const pool = getFilterState(keys.POOL);
     const model = routeModel !== null && (routeModel as string).length ? routeModel as string : h.model;
-    const scope = this.scope(s);
-    this.key = requestKey(r.client, scope, pool !== null ? pool as string : "", model, body, <i32>buf.byteLength);
-    const nowMs = <i64>(nowNanos() / 1000000);
-    const e = (this.cacheRoot.store as SharedStore).lookup(this.key, nowMs);
-    if (e !== null && serveHit(s, e, body, h, "exact", 1.0)) {
+    this.scopeName = this.scope(s);
+    this.pool = pool !== null ? pool as string : "";
+    this.model = model;
+    this.key = requestKey(r.client, this.scopeName, this.pool, model, body, <i32>buf.byteLength);
+    const f = this.store.find(this.key, nowMs(), this, this.cacheRoot, onExactFound);
+    if (f.pending) {
+      this.state = LOOKING;
+      return FilterDataStatusValues.StopIterationAndBuffer;
+    }
+    this.afterExact(f.entry);
+    return this.state == HIT ? FilterDataStatusValues.StopIterationNoBuffer : this.state == MISS ? FilterDataStatusValues.Continue : FilterDataStatusValues.StopIterationAndBuffer;
+  }
+
+  get store(): AnswerStore {
+    return this.cacheRoot.store as AnswerStore;
+  }
+
+  /**
+   * The exact lookup's entry (null: none): a hit answers; else a semantic lookup starts when there
+   * is one to make; else the request goes on as a miss. Leaves state HIT, LOOKING or MISS.
+   */
+  afterExact(e: Entry | null): void {
+    const s = this.s as Settings;
+    if (e !== null && serveHit(s, e, this.body as JsonValue, this.hit, "exact", 1.0)) {
       this.state = HIT;
-      return FilterDataStatusValues.StopIterationNoBuffer;
+      return;
     }
     if (s.semantic !== null) {
-      const l = startLookup(this, this.cacheRoot, s, this.cacheRoot.index as SemanticIndex, this.cacheRoot.store as SharedStore, r.client, scope, pool !== null ? pool as string : "", model, body, onLookupDone);
+      const l = startLookup(this, this.cacheRoot, s, this.cacheRoot.index as SemanticIndex, this.hit.client, this.scopeName, this.pool, this.model, this.body as JsonValue, onEmbedded);
       if (l !== null) {
         this.lookup = l;
         this.state = LOOKING;
-        return FilterDataStatusValues.StopIterationAndBuffer;
+        return;
       }
     }
     this.miss();
-    return FilterDataStatusValues.Continue;
+  }
+
+  /** A step that waited has ended: a miss lets the held request go on. */
+  resumed(): void {
+    if (this.state == MISS) continueRequest();
+  }
+
+  /** The prompt's embedding came back (or failed): the nearest kept prompt's answer is looked up. */
+  embedded(): void {
+    if (this.state != LOOKING) return;
+    const l = this.lookup as Lookup;
+    if (l.candidate === null) {
+      this.miss();
+      this.resumed();
+      return;
+    }
+    const f = this.store.find(l.candidate as StaticArray<u8>, nowMs(), this, this.cacheRoot, onSemanticFound);
+    if (!f.pending) this.semanticFound(f.entry);
+  }
+
+  /** The nearest kept prompt's answer (null: gone): a semantic hit, or a miss. */
+  semanticFound(e: Entry | null): void {
+    if (this.state != LOOKING) return;
+    const s = this.s as Settings;
+    if (e !== null && serveHit(s, e, this.body as JsonValue, this.hit, "semantic", (this.lookup as Lookup).similarity)) {
+      this.state = HIT;
+      return;
+    }
+    this.miss();
+    this.resumed();
+  }
+
+  exactFound(e: Entry | null): void {
+    if (this.state != LOOKING) return;
+    this.afterExact(e);
+    this.resumed();
   }
 
   /** The consumer whose answers this request may get ("*" for every consumer's). */
@@ -173,18 +231,6 @@ class CacheStream extends Context {
     countRequest("miss", "none");
   }
 
-  /** The semantic lookup ended: a hit answers, anything else goes on as a miss. */
-  lookedUp(): void {
-    if (this.state != LOOKING) return;
-    const l = this.lookup as Lookup;
-    const s = this.s as Settings;
-    if (l.entry !== null && serveHit(s, l.entry!, this.body as JsonValue, this.hit, "semantic", l.similarity)) {
-      this.state = HIT;
-      return;
-    }
-    this.miss();
-    continueRequest();
-  }
 
   onResponseHeaders(_n: u32, endOfStream: bool): FilterHeadersStatusValues {
     if (this.state == MISS) {
@@ -203,22 +249,37 @@ class CacheStream extends Context {
     this.state = IDLE;
     if (this.status != 200) return FilterDataStatusValues.Continue;
     const s = this.s as Settings;
-    const nowMs = <i64>(nowNanos() / 1000000);
-    const outcome = keepAnswer(s, this.cacheRoot.store as SharedStore, this.key, nowMs);
-    if (outcome == "stored" && this.lookup !== null) rememberPrompt(this.lookup as Lookup, this.key, nowMs + s.ttlMs);
+    const now = nowMs();
+    const outcome = keepAnswer(s, this.store, this.cacheRoot, this.key, now);
+    if (outcome == "stored" && this.lookup !== null) rememberPrompt(this.lookup as Lookup, this.key, now + s.ttlMs);
     return FilterDataStatusValues.Continue;
   }
 
   onDone(): bool {
     // A client that hung up while the embedding was out: its answer finds nothing to do.
-    if (this.state == LOOKING) dropLookup(this);
+    if (this.state == LOOKING) {
+      dropLookup(this);
+      this.store.drop(this);
+    }
     this.state = IDLE;
     return true;
   }
 }
 
-function onLookupDone(ctx: Context): void {
-  changetype<CacheStream>(ctx).lookedUp();
+function nowMs(): i64 {
+  return <i64>(nowNanos() / 1000000);
+}
+
+function onExactFound(ctx: Context, e: Entry | null): void {
+  changetype<CacheStream>(ctx).exactFound(e);
+}
+
+function onEmbedded(ctx: Context): void {
+  changetype<CacheStream>(ctx).embedded();
+}
+
+function onSemanticFound(ctx: Context, e: Entry | null): void {
+  changetype<CacheStream>(ctx).semanticFound(e);
 }
 
 registerRootContext((context_id: u32) => new CacheRoot(context_id), "ai-cache");

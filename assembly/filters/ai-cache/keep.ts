@@ -4,8 +4,9 @@
 // and any answer to a request whose stream was cut on the consumer's budget.
 import { getProperty, getFilterState } from "../../lib/sdk";
 import * as keys from "../../lib/keys";
+import { RootContext } from "../../lib/sdk";
 import { Settings } from "./config";
-import { Entry, SharedStore, StoreStats } from "./store";
+import { AnswerStore, Entry, StoreStats, encodeEntry } from "./store";
 import { countStore } from "./metrics";
 
 function intState(key: string): i64 {
@@ -33,7 +34,7 @@ function callsTools(answer: ArrayBuffer): bool {
 }
 
 /** Stores the answer ai-proxy left for key; what became of it is counted (sluice.cache_stores). */
-export function keepAnswer(s: Settings, store: SharedStore, key: StaticArray<u8>, nowMs: i64): string {
+export function keepAnswer(s: Settings, store: AnswerStore, root: RootContext, key: StaticArray<u8>, nowMs: i64): string {
   if (getFilterState(keys.STREAM_CUT) !== null) return done("cut", false);
   const answer = getProperty([keys.CACHE_ANSWER]);
   if (answer === null) return done("incomplete", false);
@@ -46,7 +47,9 @@ export function keepAnswer(s: Settings, store: SharedStore, key: StaticArray<u8>
   e.completionTokens = intState(keys.COMPLETION_TOKENS);
   e.costMicros = intState(keys.COST);
   const stats = new StoreStats();
-  if (!store.put(key, e, changetype<usize>(answer), answer.byteLength, nowMs, stats)) return done("refused", false);
+  if (!store.keep(key, encodeEntry(key, e, changetype<usize>(answer), answer.byteLength), e.expiresMs, nowMs, root, stats)) return done("refused", false);
+  // A remote store counts its outcome when it answers.
+  if (stats.pending) return "stored";
   return done("stored", stats.evicted);
 }
 

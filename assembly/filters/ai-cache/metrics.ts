@@ -6,6 +6,7 @@
 //   sluice.cache_stores;outcome=<stored|...>        what became of each answer the cache could keep
 //   sluice.cache_evictions                          live answers replaced to make room
 //   sluice.cache_embedding_errors                   semantic lookups the embeddings instance failed
+//   sluice.cache_store_errors                       a remote store's failed lookups and writes
 // The hit ratio is hits / (hits + misses). Labels come from fixed sets: series stay bounded.
 import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
 
@@ -31,6 +32,10 @@ export function countHit(tokens: i64, costMicros: i64, ms: i64): void {
 export function countStore(outcome: string, evicted: bool): void {
   incrementMetric(id(METRIC_COUNTER, "sluice.cache_stores;outcome=" + outcome), 1);
   if (evicted) incrementMetric(id(METRIC_COUNTER, "sluice.cache_evictions"), 1);
+}
+
+export function countStoreError(): void {
+  incrementMetric(id(METRIC_COUNTER, "sluice.cache_store_errors"), 1);
 }
 
 export function countEmbeddingError(): void {

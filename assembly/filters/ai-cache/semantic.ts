@@ -1,7 +1,7 @@
 // The semantic cache: after an exact miss, the prompt (prompt.ts) is embedded by the embeddings
 // instance (one proxy_http_call, the request held meanwhile) and compared with the prompts of
 // answers kept earlier in the same group; the closest one at or above the threshold answers, if
-// its answer is still in the store.
+// its answer is still in the store (index.ts looks it up by the key found here).
 //
 // Vectors are kept in shared data as a ring of max_vectors keys, `sluice.ai-cache.v.<slot>`, and a
 // counter `sluice.ai-cache.v.next` (compare-and-swap): an answer kept takes the counter's next
@@ -17,7 +17,6 @@ import { parseEmbeddings, normalize } from "../../lib/vectors";
 import { Settings } from "./config";
 import { SemanticSettings } from "./semantic-config";
 import { Prompt, readPrompt } from "./prompt";
-import { Entry, SharedStore } from "./store";
 import { countEmbeddingError } from "./metrics";
 
 const RING = "sluice.ai-cache.v.";
@@ -149,23 +148,22 @@ function quantize(v: StaticArray<f32>): StaticArray<i8> {
 
 export type LookupDone = (ctx: Context) => void;
 
-/** One request's semantic lookup: its prompt, its vector once embedded, and what was found. */
+/** One request's semantic lookup: its prompt, its vector once embedded, and the nearest kept prompt's key. */
 export class Lookup {
   ctx: Context;
   done: LookupDone;
   prompt: Prompt;
   vec: StaticArray<i8> | null = null;
-  entry: Entry | null = null;
+  /** The key of the nearest kept prompt's answer at or above the threshold, or null. */
+  candidate: StaticArray<u8> | null = null;
   similarity: f64 = 0;
   index: SemanticIndex;
-  store: SharedStore;
 
-  constructor(ctx: Context, done: LookupDone, prompt: Prompt, index: SemanticIndex, store: SharedStore) {
+  constructor(ctx: Context, done: LookupDone, prompt: Prompt, index: SemanticIndex) {
     this.ctx = ctx;
     this.done = done;
     this.prompt = prompt;
     this.index = index;
-    this.store = store;
   }
 }
 
@@ -176,7 +174,7 @@ const pending = new Map<u32, Lookup>();
  * Starts embedding the request's prompt; null when there is nothing to compare (no user text, too
  * long) or Envoy refused the call: the request is then a plain miss.
  */
-export function startLookup(ctx: Context, root: RootContext, s: Settings, index: SemanticIndex, store: SharedStore, client: i32, scope: string, pool: string, model: string, body: JsonValue, done: LookupDone): Lookup | null {
+export function startLookup(ctx: Context, root: RootContext, s: Settings, index: SemanticIndex, client: i32, scope: string, pool: string, model: string, body: JsonValue, done: LookupDone): Lookup | null {
   const sem = s.semantic as SemanticSettings;
   const p = readPrompt(client, scope, pool, model, body, sem.input, sem.maxInputChars);
   if (p === null) return null;
@@ -193,7 +191,7 @@ export function startLookup(ctx: Context, root: RootContext, s: Settings, index:
     countEmbeddingError();
     return null;
   }
-  const l = new Lookup(ctx, done, p, index, store);
+  const l = new Lookup(ctx, done, p, index);
   pending.set(ctx.context_id, l);
   return l;
 }
@@ -223,9 +221,7 @@ function search(l: Lookup, q: StaticArray<i8>, nowMs: i64): void {
   index.refresh();
   const r = index.nearest(l.prompt.group, q, norm8(q), nowMs);
   if (r === null) return;
-  const e = l.store.lookup(r.key, nowMs);
-  if (e === null) return;
-  l.entry = e;
+  l.candidate = r.key;
   l.similarity = <f64>dot8(r.vec, q) / (r.norm * norm8(q));
   if (l.similarity > 1) l.similarity = 1;
 }

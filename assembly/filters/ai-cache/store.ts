@@ -1,5 +1,9 @@
-// The answers ai-cache keeps, in proxy-wasm shared data: one store per Envoy process for every worker
-// VM of the plugin (proxy-wasm-cpp-host src/shared_data.cc: a map of vm_id -> key -> (value, cas)).
+// Where ai-cache keeps answers: the one small interface (AnswerStore) and the format of a kept answer,
+// both stores' (this file's SharedStore, in Envoy's shared data; webdis.ts's, in a Redis that several
+// Envoys share, through Webdis).
+//
+// SharedStore: proxy-wasm shared data, one store per Envoy process for every worker VM of the
+// plugin (proxy-wasm-cpp-host src/shared_data.cc: a map of vm_id -> key -> (value, cas)).
 //
 // Shared data has no delete a filter can call (proxy-wasm-cpp-host src/exports.cc: set_shared_data
 // is the only write), so the store is a fixed set of keys, reused: `max_entries` slots in sets of
@@ -13,7 +17,7 @@
 // max_entry_bytes + HEADER bytes, a meta value WAYS * 32. Workers write with compare-and-swap on the
 // meta; two workers that fill the same way at once may leave a data key whose whole key does not
 // match its meta, which a lookup checks (that is a miss, never another request's answer).
-import { getSharedData, setSharedData, setSharedDataBytes, WasmResultValues } from "../../lib/sdk";
+import { Context, RootContext, getSharedData, setSharedData, setSharedDataBytes, WasmResultValues } from "../../lib/sdk";
 
 export const WAYS: i32 = 8;
 const META_WAY: i32 = 32;
@@ -35,17 +39,79 @@ export class Entry {
   costMicros: i64 = -1;
 }
 
+/**
+ * A kept answer as both stores hold it: the whole key (32 bytes), when it expires, the prompt and
+ * completion tokens and the cost when it was produced (8 bytes each, little-endian), then the answer.
+ */
+export function encodeEntry(key: StaticArray<u8>, e: Entry, answerPtr: usize, answerLen: i32): ArrayBuffer {
+  const data = new ArrayBuffer(HEADER + answerLen);
+  const p = changetype<usize>(data);
+  memory.copy(p, changetype<usize>(key), 32);
+  store<i64>(p, e.expiresMs, 32);
+  store<i64>(p, e.promptTokens, 40);
+  store<i64>(p, e.completionTokens, 48);
+  store<i64>(p, e.costMicros, 56);
+  memory.copy(p + <usize>HEADER, answerPtr, <usize>answerLen);
+  return data;
+}
+
+/** The entry in data when it is key's and has not expired, else null. */
+export function decodeEntry(data: ArrayBuffer, key: StaticArray<u8>, nowMs: i64): Entry | null {
+  if (data.byteLength < HEADER || !sameKey(changetype<usize>(data), key)) return null;
+  const p = changetype<usize>(data);
+  const e = new Entry();
+  e.expiresMs = load<i64>(p, 32);
+  if (e.expiresMs <= nowMs) return null;
+  e.promptTokens = load<i64>(p, 40);
+  e.completionTokens = load<i64>(p, 48);
+  e.costMicros = load<i64>(p, 56);
+  e.answer = data.slice(HEADER);
+  return e;
+}
+
 export class StoreStats {
   stored: bool = false;
   /** A live entry of another key was replaced to make room. */
   evicted: bool = false;
+  /** The store answers later (a remote store): the outcome is counted then. */
+  pending: bool = false;
 }
 
-export class SharedStore {
+/** What a lookup found: the entry (or null), or that the answer comes later through Found. */
+export class Finding {
+  entry: Entry | null = null;
+  pending: bool = false;
+}
+
+/** A remote store's answer to a lookup, for the stream that asked (its context). */
+export type Found = (ctx: Context, e: Entry | null) => void;
+
+/** Where answers are kept. */
+export abstract class AnswerStore {
+  /** Looks key up for ctx: at once (entry set), or later through found (pending set). */
+  abstract find(key: StaticArray<u8>, nowMs: i64, ctx: Context, root: RootContext, found: Found): Finding;
+  /** Keeps data (encodeEntry's) under key until it expires; stats say what became of it. */
+  abstract keep(key: StaticArray<u8>, data: ArrayBuffer, expiresMs: i64, nowMs: i64, root: RootContext, stats: StoreStats): bool;
+  /** Forgets a lookup whose stream ended before the answer came. */
+  drop(ctx: Context): void {}
+}
+
+export class SharedStore extends AnswerStore {
   sets: i32;
 
   constructor(maxEntries: i64) {
+    super();
     this.sets = <i32>((maxEntries + WAYS - 1) / WAYS);
+  }
+
+  find(key: StaticArray<u8>, nowMs: i64, _ctx: Context, _root: RootContext, _found: Found): Finding {
+    const f = new Finding();
+    f.entry = this.lookup(key, nowMs);
+    return f;
+  }
+
+  keep(key: StaticArray<u8>, data: ArrayBuffer, expiresMs: i64, nowMs: i64, _root: RootContext, stats: StoreStats): bool {
+    return this.put(key, data, expiresMs, nowMs, stats);
   }
 
   /** The set a key lives in: its first four bytes, as a number. */
@@ -70,16 +136,8 @@ export class SharedStore {
       if (expires <= nowMs) return null;
       const d = getSharedData(DATA + (set * WAYS + w).toString());
       if (d.value === null) return null;
-      const data = d.value as ArrayBuffer;
-      if (data.byteLength < HEADER || !sameKey(changetype<usize>(data), key)) return null;
-      const p = changetype<usize>(data);
-      const e = new Entry();
-      e.expiresMs = load<i64>(p, 32);
-      if (e.expiresMs <= nowMs) return null;
-      e.promptTokens = load<i64>(p, 40);
-      e.completionTokens = load<i64>(p, 48);
-      e.costMicros = load<i64>(p, 56);
-      e.answer = data.slice(HEADER);
+      const e = decodeEntry(d.value as ArrayBuffer, key, nowMs);
+      if (e === null) return null;
       if (nowMs - load<i64>(at, 24) >= TOUCH_MS) {
         // The least-recently-used order, coarsely: a lost race only leaves the older time.
         store<i64>(at, nowMs, 24);
@@ -90,18 +148,11 @@ export class SharedStore {
     return null;
   }
 
-  /** Keeps answer under key until expiresMs; the way for it is the key's own, a free one, or the least recently used. */
-  put(key: StaticArray<u8>, e: Entry, answerPtr: usize, answerLen: i32, nowMs: i64, stats: StoreStats): bool {
+  /** Keeps data under key until expiresMs; the way for it is the key's own, a free one, or the least recently used. */
+  put(key: StaticArray<u8>, data: ArrayBuffer, expiresMs: i64, nowMs: i64, stats: StoreStats): bool {
     const set = this.setOf(key);
     const metaKey = META + set.toString();
-    const data = new ArrayBuffer(HEADER + answerLen);
     const p = changetype<usize>(data);
-    memory.copy(p, changetype<usize>(key), 32);
-    store<i64>(p, e.expiresMs, 32);
-    store<i64>(p, e.promptTokens, 40);
-    store<i64>(p, e.completionTokens, 48);
-    store<i64>(p, e.costMicros, 56);
-    memory.copy(p + <usize>HEADER, answerPtr, <usize>answerLen);
     for (let tries = 0; tries < MAX_CAS_TRIES; tries++) {
       const m = getSharedData(metaKey);
       let meta: ArrayBuffer;
@@ -113,7 +164,7 @@ export class SharedStore {
       stats.evicted = !samePrefix(at, key) && load<i64>(at, 16) > nowMs;
       if (setSharedDataBytes(DATA + (set * WAYS + w).toString(), p, data.byteLength, 0) != WasmResultValues.Ok) return false;
       memory.copy(at, changetype<usize>(key), 16);
-      store<i64>(at, e.expiresMs, 16);
+      store<i64>(at, expiresMs, 16);
       store<i64>(at, nowMs, 24);
       const r = setSharedData(metaKey, meta, m.cas);
       if (r == WasmResultValues.Ok) {
