@@ -13,32 +13,37 @@ const K: StaticArray<u32> = [
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-const W = new StaticArray<u32>(64);
+const W = new StaticArray<u32>(16);
 const H = new StaticArray<u32>(8);
 const BLOCK = new StaticArray<u8>(64);
 
 @inline function rotr(x: u32, n: u32): u32 { return (x >>> n) | (x << (32 - n)); }
 
+// The rounds run in two loops: the first 16 read the block's words, the other 48 extend the message
+// schedule in place, in a ring of 16 words (w[t] depends on w[t-2], w[t-7], w[t-15] and w[t-16]), so
+// the schedule never takes a pass of its own over 64 words in memory.
 function compress(block: usize): void {
-  for (let i = 0; i < 16; i++) {
-    unchecked((W[i] = bswap<u32>(load<u32>(block + (<usize>i << 2)))));
-  }
-  for (let i = 16; i < 64; i++) {
-    const w15 = unchecked(W[i - 15]);
-    const w2 = unchecked(W[i - 2]);
-    const s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >>> 3);
-    const s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >>> 10);
-    unchecked((W[i] = unchecked(W[i - 16]) + s0 + unchecked(W[i - 7]) + s1));
-  }
+  const w = changetype<usize>(W);
+  const k = changetype<usize>(K);
   let a = unchecked(H[0]), b = unchecked(H[1]), c = unchecked(H[2]), d = unchecked(H[3]);
   let e = unchecked(H[4]), f = unchecked(H[5]), g = unchecked(H[6]), h = unchecked(H[7]);
-  for (let i = 0; i < 64; i++) {
-    const S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-    const ch = (e & f) ^ (~e & g);
-    const t1 = h + S1 + ch + unchecked(K[i]) + unchecked(W[i]);
-    const S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-    const maj = (a & b) ^ (a & c) ^ (b & c);
-    const t2 = S0 + maj;
+  for (let i: usize = 0; i < 16; i++) {
+    const x = bswap<u32>(load<u32>(block + (i << 2)));
+    store<u32>(w + (i << 2), x);
+    const t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + load<u32>(k + (i << 2)) + x;
+    const t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  for (let i: usize = 16; i < 64; i++) {
+    const w15 = load<u32>(w + (((i - 15) & 15) << 2));
+    const w2 = load<u32>(w + (((i - 2) & 15) << 2));
+    const s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >>> 3);
+    const s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >>> 10);
+    const at = w + ((i & 15) << 2);
+    const x = load<u32>(at) + s0 + load<u32>(w + (((i - 7) & 15) << 2)) + s1;
+    store<u32>(at, x);
+    const t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + load<u32>(k + (i << 2)) + x;
+    const t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
     h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
   }
   unchecked((H[0] += a)); unchecked((H[1] += b)); unchecked((H[2] += c)); unchecked((H[3] += d));
