@@ -53,7 +53,7 @@ export async function score(pairs: Pair[], threshold: number, e: Embeddings): Pr
         name: "ai-cache", wasm: CACHE, allowOnHeadersStopIteration: true,
         configuration: { max_entries: 4096, semantic: { cluster: "embeddings", authority: url.host, path: e.path, model: e.model, api_key: e.key, threshold, timeout_ms: 30000 } },
       },
-      { name: "ai-proxy", wasm: PROXY, allowOnHeadersStopIteration: true, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }] } },
+      { name: "ai-proxy", wasm: PROXY, allowOnHeadersStopIteration: true, configuration: { instances: [{ name: "oa", provider: "openai", api_key: "k" }], cache_capture: true } },
     ],
     clusters: { embeddings: e.url },
   });

@@ -419,6 +419,18 @@ export function defineMetric(type: i32, name: string): u32 {
   return load<u32>(RET_U32);
 }
 
+// Metrics by name, defined on first use: a filter's metric names carry their labels (`;key=value`),
+// so the set of names grows with the labels seen; each name is defined once per VM.
+const namedIds = new Map<string, u32>();
+
+/** The id of the metric called name, defined (as type) the first time it is asked for. */
+export function namedMetric(type: i32, name: string): u32 {
+  if (namedIds.has(name)) return namedIds.get(name);
+  const m = defineMetric(type, name);
+  namedIds.set(name, m);
+  return m;
+}
+
 export function incrementMetric(id: u32, by: i64): void {
   if (id != NO_METRIC) imports.proxy_increment_metric(id, by);
 }

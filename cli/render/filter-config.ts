@@ -65,6 +65,8 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
     ...(a.apiPrefixes !== undefined ? { api_prefixes: a.apiPrefixes } : {}),
     ...(a.prices !== undefined ? { prices: a.prices } : {}),
     ...(a.currency !== undefined ? { currency: a.currency } : {}),
+    // ai-cache asks ai-proxy, through filter state, for the answers it keeps.
+    ...(cfg.aiCache ? { cache_capture: true } : {}),
     cluster_header: a.clusterHeader,
     ...(a.maxRequestBodyBytes !== undefined ? { max_request_body_bytes: a.maxRequestBodyBytes } : {}),
     ...(a.maxResponseBodyBytes !== undefined ? { max_response_body_bytes: a.maxResponseBodyBytes } : {}),

@@ -94,8 +94,13 @@ const mcp = (dir: string) => ({
 });
 // ai-cache with its defaults (exact keys, per consumer).
 const aiCache = (dir: string) => ({ name: "ai-cache", wasm: join(dir, "ai-cache.wasm"), configuration: {}, allowOnHeadersStopIteration: true });
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp" | "ai-cache";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp, "ai-cache": aiCache };
+// ai-proxy as rendered with ai-cache in the chain: it leaves the answers ai-cache keeps.
+const aiProxyCached = (dir: string) => {
+  const p = aiProxy(dir);
+  return { ...p, configuration: { ...p.configuration, cache_capture: true } };
+};
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp" | "ai-cache" | "ai-proxy-cached";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp, "ai-cache": aiCache, "ai-proxy-cached": aiProxyCached };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -246,6 +251,23 @@ function timedExchange(h: Host, t: Times, headers: Record<string, string>, reqBu
   return s;
 }
 
+/** A request the filters answer themselves (or only read): headers, body, the stream's end. */
+function timedRequest(h: Host, t: Times, headers: Record<string, string>, reqBuf: Buffer): Stream {
+  const w0 = prof.wasmNs, n0 = prof.intervals;
+  const t0 = hr();
+  const s = h.newStream();
+  s.callOnRequestHeaders(headers, false);
+  s.callOnRequestBody(reqBuf, true);
+  s.completeHttpContext();
+  const t1 = hr();
+  t.req = Number(t1 - t0);
+  t.resp = 0;
+  t.unitNs = t.req;
+  t.wasmNs = prof.wasmNs - w0;
+  t.intervals = prof.intervals - n0;
+  return s;
+}
+
 /** A whole JSON request: client request, provider answer, stream end. */
 function jsonCase(id: string, title: string, filters: FilterName[], model: string, reqBody: string, answer: string, translated: boolean): Case {
   const reqBuf = Buffer.from(reqBody);
@@ -368,19 +390,7 @@ function guardCase(id: string, title: string, findings: boolean, filter: FilterN
     id, title, filters: [filter], unit: "request", perIter: 1,
     sizes: { request: reqBuf.length },
     run(h, t) {
-      const w0 = prof.wasmNs, n0 = prof.intervals;
-      const t0 = hr();
-      const s = h.newStream();
-      s.callOnRequestHeaders(REQ_HEADERS, false);
-      s.callOnRequestBody(reqBuf, true);
-      s.completeHttpContext();
-      const t1 = hr();
-      t.req = Number(t1 - t0);
-      t.resp = 0;
-      t.unitNs = t.req;
-      t.wasmNs = prof.wasmNs - w0;
-      t.intervals = prof.intervals - n0;
-      last = s;
+      last = timedRequest(h, t, REQ_HEADERS, reqBuf);
     },
     check(h) {
       c.run(h, newTimes());
@@ -518,26 +528,14 @@ function cacheCase(id: string, title: string, kind: "hit" | "hit-stream" | "miss
   let n = 0;
   let last: Stream | null = null;
   const c: Case = {
-    id, title, filters: ["key-auth", "ai-cache", "ai-proxy"], unit: "request", perIter: 1,
+    id, title, filters: ["key-auth", "ai-cache", "ai-proxy-cached"], unit: "request", perIter: 1,
     sizes: { request: fixed.length, answer: answer.length },
     run(h, t) {
       if (kind === "miss") {
         last = timedExchange(h, t, REQ_HEADERS, body(++n, false), answer);
         return;
       }
-      const w0 = prof.wasmNs, n0 = prof.intervals;
-      const t0 = hr();
-      const s = h.newStream();
-      s.callOnRequestHeaders(REQ_HEADERS, false);
-      s.callOnRequestBody(kind === "hit" ? fixed : streamed, true);
-      s.completeHttpContext();
-      const t1 = hr();
-      t.req = Number(t1 - t0);
-      t.resp = 0;
-      t.unitNs = t.req;
-      t.wasmNs = prof.wasmNs - w0;
-      t.intervals = prof.intervals - n0;
-      last = s;
+      last = timedRequest(h, t, REQ_HEADERS, kind === "hit" ? fixed : streamed);
     },
     check(h) {
       // The first request of the hit cases is the miss that keeps the answer.

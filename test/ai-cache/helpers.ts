@@ -10,6 +10,7 @@ export const PROXY = {
     { name: "ge", provider: "gemini", api_key: "k", models: ["gemini-*"] },
   ],
   pools: [{ name: "fast", instances: ["oa"] }, { name: "smart", instances: ["oa"] }],
+  cache_capture: true,
 };
 
 export type Stream = ReturnType<Host["newStream"]>;

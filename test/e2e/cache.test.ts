@@ -31,7 +31,7 @@ beforeAll(async () => {
     filters: [
       { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["key-a"] }, { name: "team-b", keys: ["key-b"] }] } },
       { name: "ai-cache", wasm: "build/ai-cache.wasm", configuration: { replay_chunk_chars: 6 }, allowOnHeadersStopIteration: true },
-      { name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances }, allowOnHeadersStopIteration: true },
+      { name: "ai-proxy", wasm: "build/ai-proxy.wasm", configuration: { instances, cache_capture: true }, allowOnHeadersStopIteration: true },
     ],
   });
   gateway = await startGateway({

@@ -3,19 +3,11 @@
 //   sluice.a2a_call_ms;server=<agent>                                       routed call duration (histogram)
 // Agents come from the configuration, methods from A2A's fixed list (methods.ts) or "card" / "other",
 // outcomes from a fixed set: the series are bounded whatever clients send.
-import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
+import { namedMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
 
-const ids = new Map<string, u32>();
-
-function id(type: i32, name: string): u32 {
-  if (ids.has(name)) return ids.get(name);
-  const m = defineMetric(type, name);
-  ids.set(name, m);
-  return m;
-}
 
 export function countRequest(agent: string, method: string, outcome: string, ms: i64, routed: bool): void {
   const a = agent.length ? agent : "none";
-  incrementMetric(id(METRIC_COUNTER, "sluice.a2a_requests;server=" + a + ";method=" + method + ";outcome=" + outcome), 1);
-  if (routed) recordMetric(id(METRIC_HISTOGRAM, "sluice.a2a_call_ms;server=" + a), <u64>(ms > 0 ? ms : 0));
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.a2a_requests;server=" + a + ";method=" + method + ";outcome=" + outcome), 1);
+  if (routed) recordMetric(namedMetric(METRIC_HISTOGRAM, "sluice.a2a_call_ms;server=" + a), <u64>(ms > 0 ? ms : 0));
 }

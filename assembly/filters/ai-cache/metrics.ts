@@ -8,36 +8,28 @@
 //   sluice.cache_embedding_errors                   semantic lookups the embeddings instance failed
 //   sluice.cache_store_errors                       a remote store's failed lookups and writes
 // The hit ratio is hits / (hits + misses). Labels come from fixed sets: series stay bounded.
-import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
+import { namedMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
 
-const ids = new Map<string, u32>();
-
-function id(type: i32, name: string): u32 {
-  if (ids.has(name)) return ids.get(name);
-  const m = defineMetric(type, name);
-  ids.set(name, m);
-  return m;
-}
 
 export function countRequest(outcome: string, reason: string): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.cache_requests;outcome=" + outcome + ";reason=" + reason), 1);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_requests;outcome=" + outcome + ";reason=" + reason), 1);
 }
 
 export function countHit(tokens: i64, costMicros: i64, ms: i64): void {
-  if (tokens > 0) incrementMetric(id(METRIC_COUNTER, "sluice.cache_saved_tokens"), tokens);
-  if (costMicros > 0) incrementMetric(id(METRIC_COUNTER, "sluice.cache_saved_cost"), costMicros);
-  recordMetric(id(METRIC_HISTOGRAM, "sluice.cache_hit_ms"), <u64>(ms > 0 ? ms : 0));
+  if (tokens > 0) incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_saved_tokens"), tokens);
+  if (costMicros > 0) incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_saved_cost"), costMicros);
+  recordMetric(namedMetric(METRIC_HISTOGRAM, "sluice.cache_hit_ms"), <u64>(ms > 0 ? ms : 0));
 }
 
 export function countStore(outcome: string, evicted: bool): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.cache_stores;outcome=" + outcome), 1);
-  if (evicted) incrementMetric(id(METRIC_COUNTER, "sluice.cache_evictions"), 1);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_stores;outcome=" + outcome), 1);
+  if (evicted) incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_evictions"), 1);
 }
 
 export function countStoreError(): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.cache_store_errors"), 1);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_store_errors"), 1);
 }
 
 export function countEmbeddingError(): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.cache_embedding_errors"), 1);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.cache_embedding_errors"), 1);
 }

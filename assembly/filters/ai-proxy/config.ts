@@ -63,6 +63,8 @@ export class Settings {
   maxRetries: i32 = 2;
   fallbackTimeoutMs: i64 = 120000;
   instanceHeader: bool = false;
+  /** ai-cache is in the chain (rendered with it): a chat request asks filter state whether its answer is kept (capture.ts). */
+  cacheCapture: bool = false;
   /** Whether any pool needs shared latency / in-flight bookkeeping. */
   trackLatency: bool = false;
   trackInflight: bool = false;
@@ -327,7 +329,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
     r.report();
     return null;
   }
-  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "prices", "currency", "responses_store"]);
+  r.onlyKnown(cfg, "ai-proxy", ["instances", "pools", "default_pool", "health", "fallback", "instance_header", "cluster_header", "max_request_body_bytes", "max_response_body_bytes", "max_stream_event_bytes", "max_json_values", "request_limits", "api_prefixes", "prices", "currency", "responses_store", "cache_capture"]);
   const s = new Settings();
   const list = r.array(cfg, "instances", "ai-proxy", true);
   if (r.ok && list.length == 0) r.fail("ai-proxy.instances", "must list at least one provider instance");
@@ -342,6 +344,7 @@ export function readSettings(buf: ArrayBuffer): Settings | null {
   readHealth(r, cfg.get("health"), s);
   readFallback(r, cfg.get("fallback"), s);
   s.instanceHeader = r.bool(cfg, "instance_header", "ai-proxy", false);
+  s.cacheCapture = r.bool(cfg, "cache_capture", "ai-proxy", false);
   s.clusterHeader = r.str(cfg, "cluster_header", "ai-proxy", "x-sluice-cluster").toLowerCase();
   s.maxBodyBytes = r.int(cfg, "max_request_body_bytes", "ai-proxy", DEFAULT_MAX_BODY, 1, 1073741824);
   s.maxJsonValues = <i32>r.int(cfg, "max_json_values", "ai-proxy", DEFAULT_MAX_JSON_VALUES, 1000, 100000000);

@@ -286,7 +286,8 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
   x.stream = x.kind == CHAT && stream !== null && stream.isBool() && stream.b;
 
   x.clientReq = clientReq;
-  if (x.kind == CHAT) x.captureCap = captureCap();
+  // (Only when ai-cache is in the chain: asking costs a host call on every request.)
+  if (x.kind == CHAT && x.settings.cacheCapture) x.captureCap = captureCap();
   // From the text the model reads, once: balancing and the usage record both use it.
   x.promptEstimate = estimatePromptTokens(req);
   // A virtual key's model and pool scopes, before any instance is picked or asked.

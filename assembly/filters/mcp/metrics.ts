@@ -9,7 +9,7 @@
 // Label values are bounded: methods from MCP's fixed set (else "other"), servers from the
 // configuration, reasons from a fixed set, and tools (a client's value) only up to MAX_TOOL_LABELS
 // distinct names per VM, then "other".
-import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
+import { namedMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_HISTOGRAM } from "../../lib/sdk";
 
 const METHODS = [
   "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
@@ -18,15 +18,7 @@ const METHODS = [
 ];
 const MAX_TOOL_LABELS: i32 = 512;
 
-const ids = new Map<string, u32>();
 const tools = new Set<string>();
-
-function id(type: i32, name: string): u32 {
-  if (ids.has(name)) return ids.get(name);
-  const m = defineMetric(type, name);
-  ids.set(name, m);
-  return m;
-}
 
 export function methodLabel(method: string): string {
   if (method.startsWith("notifications/")) return "notification";
@@ -42,17 +34,17 @@ function toolLabel(tool: string): string {
 
 export function countRequest(method: string, outcome: string, bodyBytes: i64): void {
   const m = methodLabel(method);
-  incrementMetric(id(METRIC_COUNTER, "sluice.mcp_requests;method=" + m + ";outcome=" + outcome), 1);
-  if (bodyBytes >= 0) recordMetric(id(METRIC_HISTOGRAM, "sluice.mcp_request_bytes;method=" + m), <u64>bodyBytes);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.mcp_requests;method=" + m + ";outcome=" + outcome), 1);
+  if (bodyBytes >= 0) recordMetric(namedMetric(METRIC_HISTOGRAM, "sluice.mcp_request_bytes;method=" + m), <u64>bodyBytes);
 }
 
 export function countCall(server: string, tool: string, outcome: string, ms: i64, responseBytes: i64): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.mcp_calls;server=" + server + ";tool=" + (tool.length ? toolLabel(tool) : "none") + ";outcome=" + outcome), 1);
-  recordMetric(id(METRIC_HISTOGRAM, "sluice.mcp_call_ms;server=" + server), <u64>(ms > 0 ? ms : 0));
-  recordMetric(id(METRIC_HISTOGRAM, "sluice.mcp_response_bytes;server=" + server), <u64>(responseBytes > 0 ? responseBytes : 0));
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.mcp_calls;server=" + server + ";tool=" + (tool.length ? toolLabel(tool) : "none") + ";outcome=" + outcome), 1);
+  recordMetric(namedMetric(METRIC_HISTOGRAM, "sluice.mcp_call_ms;server=" + server), <u64>(ms > 0 ? ms : 0));
+  recordMetric(namedMetric(METRIC_HISTOGRAM, "sluice.mcp_response_bytes;server=" + server), <u64>(responseBytes > 0 ? responseBytes : 0));
 }
 
 /** reason: unreachable, timeout, http_error, invalid_answer, jsonrpc_error, no_credential. */
 export function countFanoutFailure(server: string, reason: string): void {
-  incrementMetric(id(METRIC_COUNTER, "sluice.mcp_fanout_failures;server=" + server + ";reason=" + reason), 1);
+  incrementMetric(namedMetric(METRIC_COUNTER, "sluice.mcp_fanout_failures;server=" + server + ";reason=" + reason), 1);
 }
