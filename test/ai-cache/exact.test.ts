@@ -73,6 +73,30 @@ describe("ai-cache: exact hits", () => {
     expect(s.getFilterState("sluice.request_type")).toBe("ai_stream");
   });
 
+  it("replays to Gemini's own API: whole, as SSE, and as the JSON-array stream without alt=sse", async () => {
+    const h = await cacheChain();
+    const body = { contents: [{ role: "user", parts: [{ text: "What is the capital of France?" }] }] };
+    const gem = (stream: string) => `/v1beta/models/gemini-2.5-flash:${stream}`;
+    const first = await ask(h, gem("generateContent"), body);
+    reply(first, "application/json", [JSON.stringify({
+      candidates: [{ content: { role: "model", parts: [{ text: "The capital of France is Paris." }] }, finishReason: "STOP", index: 0 }],
+      usageMetadata: { promptTokenCount: 8, candidatesTokenCount: 7, totalTokenCount: 15 }, modelVersion: "gemini-2.5-flash",
+    })]);
+    const whole = await ask(h, gem("generateContent"), body);
+    expect(isHit(whole)).toBe(true);
+    expect(JSON.parse(got(whole).body).candidates[0].content.parts[0].text).toBe("The capital of France is Paris.");
+    const sse = await ask(h, gem("streamGenerateContent?alt=sse"), body);
+    expect(header(sse, "content-type")).toBe("text/event-stream");
+    const chunks = sseData(got(sse).body).map((d) => JSON.parse(d));
+    expect(chunks.map((c) => c.candidates[0].content.parts.map((p: any) => p.text ?? "").join("")).join("")).toBe("The capital of France is Paris.");
+    expect(chunks.at(-1).usageMetadata).toMatchObject({ promptTokenCount: 8, candidatesTokenCount: 7 });
+    const array = await ask(h, gem("streamGenerateContent"), body);
+    expect(header(array, "content-type")).toBe("application/json");
+    const items = JSON.parse(got(array).body);
+    expect(Array.isArray(items)).toBe(true);
+    expect(items.map((c: any) => c.candidates[0].content.parts.map((p: any) => p.text ?? "").join("")).join("")).toBe("The capital of France is Paris.");
+  });
+
   it("keeps a streamed answer and serves it whole to a client that does not stream", async () => {
     const h = await cacheChain();
     const first = await ask(h, CHAT, { ...Q, stream: true });
