@@ -1,6 +1,6 @@
 // ai-cache end to end with the official SDKs: key-auth -> ai-cache -> ai-proxy through the local
-// gateway to mock providers. For each client API (OpenAI Chat, Anthropic Messages, OpenAI Responses,
-// Gemini's own) an answer produced once is served again from the cache, whole and as the client's
+// gateway to mock providers. For each client API (OpenAI Chat, Anthropic Messages, OpenAI Responses
+// translated and to OpenAI's own Responses API, Gemini's own) an answer produced once is served again from the cache, whole and as the client's
 // own stream (which the SDK parses), without a provider call; the usage record of a hit holds no
 // provider tokens; one consumer never gets another's answer.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -104,7 +104,7 @@ const APIS: Record<string, Api> = {
       return { text, cache: response.headers.get("x-sluice-cache") };
     },
   },
-  "OpenAI Responses": {
+  "OpenAI Responses, translated to Anthropic": {
     async whole(prompt, key) {
       const { data, response } = await openai(key).responses.create({ model: "claude-sonnet-4-5", input: prompt, store: false }).withResponse();
       expect(data.status).toBe("completed");
@@ -112,6 +112,25 @@ const APIS: Record<string, Api> = {
     },
     async stream(prompt, key) {
       const { data, response } = await openai(key).responses.create({ model: "claude-sonnet-4-5", input: prompt, store: false, stream: true }).withResponse();
+      let text = "";
+      let completed: OpenAI.Responses.Response | null = null;
+      for await (const e of data) {
+        if (e.type === "response.output_text.delta") text += e.delta;
+        if (e.type === "response.completed") completed = e.response;
+      }
+      expect(completed?.status).toBe("completed");
+      expect(completed?.output_text ?? (completed?.output[0] as any)?.content?.[0]?.text).toBe(text);
+      return { text, cache: response.headers.get("x-sluice-cache") };
+    },
+  },
+  "OpenAI Responses, to OpenAI's own Responses API": {
+    async whole(prompt, key) {
+      const { data, response } = await openai(key).responses.create({ model: "gpt-4o", input: prompt, store: false }).withResponse();
+      expect(data.status).toBe("completed");
+      return { text: data.output_text, cache: response.headers.get("x-sluice-cache") };
+    },
+    async stream(prompt, key) {
+      const { data, response } = await openai(key).responses.create({ model: "gpt-4o", input: prompt, store: false, stream: true }).withResponse();
       let text = "";
       let completed: OpenAI.Responses.Response | null = null;
       for await (const e of data) {

@@ -8,7 +8,7 @@ import { ChatResult, ClientError, Instance, Provider, StreamSink, Usage, redacte
 import { replayAsStream } from "./replay";
 import { captureResult } from "./capture";
 import { CLIENT_OPENAI, CLIENT_RESPONSES, isClientAnswer, isClientError, writeClientAnswer, writeClientEmbeddings } from "./client";
-import { isResponse, readResponsesUsage, responsesOutputChars } from "./responses-native";
+import { isResponse, readResponsesUsage, responsesOutputChars, responseResult } from "./responses-native";
 import { record, recordNothing, chargeUnread } from "./record";
 import { Exchange, EMBEDDINGS, RESP_ERROR, RESP_JSON, RESP_REPLAY, replaceBody } from "./state";
 
@@ -96,7 +96,11 @@ function nativeResponse(x: Exchange, parsed: JsonValue | null, length: u32): voi
   const usage = new Usage();
   readResponsesUsage(v, usage);
   x.responseChars = responsesOutputChars(v);
-  record(x, usage, true);
+  const recorded = record(x, usage, true);
+  if (x.captureCap > 0) {
+    const r = responseResult(v);
+    if (r !== null) captureResult(x, r as ChatResult, recorded);
+  }
 }
 
 /** Status, content type and instance of a fallback's answer, replacing the held failure's. */

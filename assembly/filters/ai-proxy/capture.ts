@@ -4,15 +4,15 @@
 // when the response ends. A whole answer is written from the result already read; a stream is
 // gathered by CaptureSink, which sits in front of the client's sink (or in place of the counting
 // one) and keeps what the provider's events said, until the stream ends with the provider's own
-// terminal event. Nothing is written for an answer that failed, was cut or stopped early, is larger
-// than the cap (that is written empty), or came in an instance's own Responses API (not read into
-// the neutral shape).
+// terminal event; an instance's own Responses stream, from the finished Response its last event
+// carries (responses-native.ts responseResult). Nothing is written for an answer that failed, was
+// cut or stopped early, or is larger than the cap (that is written empty).
 import { setFilterStateBytes, getFilterState } from "../../lib/sdk";
 import { ByteBuilder, JsonValue } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { ChatResult, Choice, ClientError, CountingSink, StreamSink, ToolCall, Usage } from "../../providers/types";
 import { writeOpenAIChat } from "./client-openai";
-import { CLIENT_RESPONSES } from "./client";
+import { ResponsesNativeDecoder, responseResult } from "./responses-native";
 import { Exchange } from "./state";
 
 /** The cap ai-cache set for this request, or -1 when it keeps nothing of it. */
@@ -24,7 +24,7 @@ export function captureCap(): i64 {
 
 /** A whole answer, read: written for ai-cache with the usage recorded for it. */
 export function captureResult(x: Exchange, result: ChatResult, recorded: Usage): void {
-  if (x.captureCap <= 0 || (x.native && x.client == CLIENT_RESPONSES)) return;
+  if (x.captureCap <= 0) return;
   const saved = result.usage;
   result.usage = recorded;
   const out = new ByteBuilder(512);
@@ -34,14 +34,25 @@ export function captureResult(x: Exchange, result: ChatResult, recorded: Usage):
   setFilterStateBytes(keys.CACHE_ANSWER, changetype<usize>(out.buf), <i64>out.len <= x.captureCap ? out.len : 0);
 }
 
-/** The sink a stream gets when its answer may be kept: inner (the client's writer), gathered. */
+/**
+ * The sink a stream gets when its answer may be kept: inner (the client's writer), gathered. An
+ * instance's own Responses stream is not gathered: its decoder keeps the finished Response instead.
+ */
 export function captureSink(x: Exchange, inner: StreamSink | null): StreamSink {
-  if (x.captureCap <= 0 || (x.native && x.client == CLIENT_RESPONSES)) return inner !== null ? inner : new CountingSink();
+  const responses = x.decoder instanceof ResponsesNativeDecoder;
+  if (responses && x.captureCap > 0) (x.decoder as ResponsesNativeDecoder).keepFinal = true;
+  if (x.captureCap <= 0 || responses) return inner !== null ? inner : new CountingSink();
   return new CaptureSink(inner, x.captureCap);
 }
 
 /** The stream ended with the provider's terminal event and nothing cut or failed: written for ai-cache. */
 export function captureStream(x: Exchange, recorded: Usage): void {
+  if (x.decoder instanceof ResponsesNativeDecoder) {
+    const final = (x.decoder as ResponsesNativeDecoder).final;
+    const r = final !== null && !x.cut ? responseResult(final as JsonValue) : null;
+    if (r !== null) captureResult(x, r as ChatResult, recorded);
+    return;
+  }
   if (!(x.sink instanceof CaptureSink)) return;
   const c = x.sink as CaptureSink;
   if (c.failed || x.cut) return;

@@ -7,7 +7,7 @@
 // SDK's types (resources/responses/responses.d.ts: Response, ResponseUsage, ResponseStreamEvent).
 import { JsonValue, parseJsonAt } from "../../lib/json";
 import { SseEvent } from "../../lib/sse";
-import { StreamDecoder, StreamSink, Usage } from "../../providers/types";
+import { ChatResult, Choice, StreamDecoder, StreamSink, ToolCall, Usage } from "../../providers/types";
 
 function int(v: JsonValue | null, key: string): i64 {
   if (v === null || !v.isObject()) return -1;
@@ -48,6 +48,74 @@ export function responsesOutputChars(response: JsonValue): i64 {
   return n;
 }
 
+/** The text of a content list's parts of one type (output_text, refusal, summary_text), joined. */
+function partsText(content: JsonValue | null, type: string): string | null {
+  if (content === null || !content.isArray()) return null;
+  let out: string | null = null;
+  for (let j = 0, m = content.length; j < m; j++) {
+    const part = content.at(j);
+    if (part.getString("type") != type) continue;
+    const t = part.getString("text");
+    if (t === null) continue;
+    const before: string = out !== null ? out as string : "";
+    out = before + t;
+  }
+  return out;
+}
+
+/**
+ * A finished Response read into the neutral shape (for ai-cache, capture.ts): its message text and
+ * refusal, its reasoning summaries, its function calls, and how it ended; null when it did not end
+ * with an answer (failed, still in progress, or an item the neutral shape has no place for).
+ */
+export function responseResult(r: JsonValue): ChatResult | null {
+  const status = r.getString("status");
+  const output = r.get("output");
+  if (status === null || output === null || !output.isArray()) return null;
+  const c = new Choice();
+  for (let i = 0, n = output.length; i < n; i++) {
+    const item = output.at(i);
+    const type = item.getString("type");
+    if (type == "message") {
+      const text = partsText(item.get("content"), "output_text");
+      if (text !== null) {
+        const before: string = c.content !== null ? c.content! : "";
+        c.content = before + text;
+      }
+      const refusal = partsText(item.get("content"), "refusal");
+      if (refusal !== null) c.refusal = refusal;
+    } else if (type == "reasoning") {
+      const summary = partsText(item.get("summary"), "summary_text");
+      if (summary !== null) c.reasoning = summary;
+    } else if (type == "function_call") {
+      const t = new ToolCall();
+      const id = item.getString("call_id");
+      const name = item.getString("name");
+      const args = item.getString("arguments");
+      if (id === null || name === null) return null;
+      t.id = id as string;
+      t.name = name as string;
+      t.arguments = args !== null ? args as string : "";
+      c.toolCalls.push(t);
+    } else return null;
+  }
+  if (status == "completed") c.finishReason = c.toolCalls.length ? "tool_calls" : "stop";
+  else if (status == "incomplete") {
+    const d = r.get("incomplete_details");
+    c.finishReason = d !== null && d.getString("reason") == "content_filter" ? "content_filter" : "length";
+  } else return null;
+  const out = new ChatResult();
+  const id = r.getString("id");
+  const model = r.getString("model");
+  const created = r.get("created_at");
+  out.id = id !== null ? id as string : "";
+  out.model = model !== null ? model as string : "";
+  out.created = created !== null && created.isInteger() ? <i64>created.n : 0;
+  out.choices.push(c);
+  readResponsesUsage(r, out.usage);
+  return out;
+}
+
 /** A whole native answer: it must say it is a Response; its usage goes to u. */
 export function isResponse(v: JsonValue): bool {
   return v.isObject() && v.getString("object") == "response";
@@ -61,6 +129,9 @@ export function isResponse(v: JsonValue): bool {
 export class ResponsesNativeDecoder extends StreamDecoder {
   /** The provider's last sequence_number (an ending the gateway adds is numbered after it). */
   lastSequence: i64 = -1;
+  /** Keep the finished Response of the terminal event (ai-cache keeps the answer: capture.ts). */
+  keepFinal: bool = false;
+  final: JsonValue | null = null;
 
   event(e: SseEvent, sink: StreamSink): void {
     if (this.done) return;
@@ -104,7 +175,10 @@ export class ResponsesNativeDecoder extends StreamDecoder {
       }
     } else if (t == "response.completed" || t == "response.incomplete" || t == "response.failed") {
       const r = v.get("response");
-      if (r !== null && r.isObject()) readResponsesUsage(r, this.usage);
+      if (r !== null && r.isObject()) {
+        readResponsesUsage(r, this.usage);
+        if (this.keepFinal && t == "response.completed") this.final = r;
+      }
       this.done = true;
     } else if (t == "error") {
       // The provider's stream ends in its own error event: nothing more is added.
