@@ -6,10 +6,11 @@
 // Vectors are kept in shared data as a ring of max_vectors keys, `sluice.ai-cache.v.<slot>`, and a
 // counter `sluice.ai-cache.v.next` (compare-and-swap): an answer kept takes the counter's next
 // number n and writes slot n % max_vectors. A record is its number, when it expires, its group, the
-// key of its answer in the store and the vector quantized to one signed byte a dimension (the unit
-// vector times 127: cosine similarity within about 1 % of the float vectors'). Each worker keeps a
-// copy of the ring (at most max_vectors records) and reads only the records numbered since its last
-// look, so a lookup costs one counter read when nothing changed.
+// key of its answer in the store, its sketch (sketch.ts) and the vector quantized to one signed byte
+// a dimension (the unit vector times 127: cosine similarity within about 1 % of the float
+// vectors'). Each worker keeps a copy of the ring (at most max_vectors records) and reads only the
+// records numbered since its last look, so a lookup costs one counter read when nothing changed. A
+// lookup compares sketches first and whole vectors only where the sketch is close.
 import { Context, RootContext, BaseContext, getSharedData, setSharedData, nowNanos, WasmResultValues } from "../../lib/sdk";
 import { ByteBuilder, JsonValue } from "../../lib/json";
 import { httpCall, httpCallStatus, httpCallBody } from "../../lib/http-call";
@@ -18,11 +19,16 @@ import { Settings } from "./config";
 import { SemanticSettings } from "./semantic-config";
 import { Prompt, readPrompt } from "./prompt";
 import { countEmbeddingError } from "./metrics";
+import { Projection, SKETCH, MARGIN } from "./sketch";
 
 const RING = "sluice.ai-cache.v.";
 const COUNTER = "sluice.ai-cache.v.next";
 const HEADER: i32 = 64;
+/** Where the vector starts in a record: after the header and the sketch. */
+const VECTOR: i32 = HEADER + SKETCH;
 const MAX_CAS_TRIES = 16;
+/** Numbers taken this many before the counter and still unwritten are given up on. */
+const STALE: i64 = 64;
 
 /** One kept prompt. */
 class Rec {
@@ -32,6 +38,8 @@ class Rec {
   key: StaticArray<u8> = new StaticArray<u8>(32);
   vec: StaticArray<i8> = new StaticArray<i8>(0);
   norm: f64 = 0;
+  sketch: StaticArray<i8> = new StaticArray<i8>(0);
+  sketchNorm: f64 = 0;
 }
 
 /** This worker's copy of the ring. */
@@ -40,6 +48,18 @@ export class SemanticIndex {
   recs: Array<Rec | null>;
   /** The next record number not yet read. */
   seen: i64 = 0;
+  /** The sketch's signs for the embedding's dimension (made when the first vector comes). */
+  projection: Projection | null = null;
+
+  /** The sketch of q: the projection made for its dimension the first time. */
+  sketchOf(q: StaticArray<i8>): StaticArray<i8> {
+    let p = this.projection;
+    if (p === null || p.dims != q.length) {
+      p = new Projection(q.length);
+      this.projection = p;
+    }
+    return p.sketch(q);
+  }
 
   constructor(s: Settings) {
     const sem = s.semantic as SemanticSettings;
@@ -55,12 +75,14 @@ export class SemanticIndex {
     while (this.seen < next) {
       const n = this.seen;
       const v = getSharedData(RING + (n % max).toString()).value;
-      // A number taken and not yet written (or already overwritten by a later one): looked at again next time.
-      if (v === null || v.byteLength < HEADER || load<i64>(changetype<usize>(v)) != n + 1) {
-        if (v !== null && v.byteLength >= HEADER && load<i64>(changetype<usize>(v)) > n + 1) {
+      if (v === null || v.byteLength < VECTOR || load<i64>(changetype<usize>(v)) != n + 1) {
+        // Already overwritten by a later number, or taken by a writer that never wrote it (its
+        // worker went away): skipped once later numbers are well past it.
+        if ((v !== null && v.byteLength >= VECTOR && load<i64>(changetype<usize>(v)) > n + 1) || next - n > STALE) {
           this.seen++;
           continue;
         }
+        // Taken and not yet written: looked at again next time.
         break;
       }
       this.recs[<i32>(n % max)] = readRec(v, n);
@@ -69,12 +91,15 @@ export class SemanticIndex {
   }
 
   /** The closest record of the group at or above the threshold, or null. */
-  nearest(group: u64, q: StaticArray<i8>, qnorm: f64, nowMs: i64): Rec | null {
+  nearest(group: u64, q: StaticArray<i8>, qnorm: f64, sketch: StaticArray<i8>, nowMs: i64): Rec | null {
     let best: Rec | null = null;
     let bestSim: f64 = this.s.threshold;
+    const floor = this.s.threshold - MARGIN;
+    const skNorm = norm8(sketch);
     for (let i = 0; i < this.recs.length; i++) {
       const r = unchecked(this.recs[i]);
       if (r === null || r.group != group || r.expiresMs <= nowMs || r.vec.length != q.length) continue;
+      if (<f64>dot8(r.sketch, sketch) / (r.sketchNorm * skNorm) < floor) continue;
       const sim = <f64>dot8(r.vec, q) / (r.norm * qnorm);
       if (sim >= bestSim) {
         bestSim = sim;
@@ -93,9 +118,12 @@ function readRec(v: ArrayBuffer, n: i64): Rec {
   r.group = load<u64>(p, 16);
   memory.copy(changetype<usize>(r.key), p + 24, 32);
   const dims = load<i32>(p, 56);
-  const d = dims > 0 && dims <= v.byteLength - HEADER ? dims : 0;
+  const d = dims > 0 && dims <= v.byteLength - VECTOR ? dims : 0;
+  r.sketch = new StaticArray<i8>(SKETCH);
+  memory.copy(changetype<usize>(r.sketch), p + <usize>HEADER, <usize>SKETCH);
+  r.sketchNorm = norm8(r.sketch);
   r.vec = new StaticArray<i8>(d);
-  memory.copy(changetype<usize>(r.vec), p + <usize>HEADER, <usize>d);
+  memory.copy(changetype<usize>(r.vec), p + <usize>VECTOR, <usize>d);
   r.norm = norm8(r.vec);
   return r;
 }
@@ -154,6 +182,7 @@ export class Lookup {
   done: LookupDone;
   prompt: Prompt;
   vec: StaticArray<i8> | null = null;
+  sketch: StaticArray<i8> = new StaticArray<i8>(0);
   /** The key of the nearest kept prompt's answer at or above the threshold, or null. */
   candidate: StaticArray<u8> | null = null;
   similarity: f64 = 0;
@@ -219,7 +248,9 @@ function onEmbedding(origin: BaseContext, headers: u32, bodySize: usize, _traile
 function search(l: Lookup, q: StaticArray<i8>, nowMs: i64): void {
   const index = l.index;
   index.refresh();
-  const r = index.nearest(l.prompt.group, q, norm8(q), nowMs);
+  const sketch = index.sketchOf(q);
+  l.sketch = sketch;
+  const r = index.nearest(l.prompt.group, q, norm8(q), sketch, nowMs);
   if (r === null) return;
   l.candidate = r.key;
   l.similarity = <f64>dot8(r.vec, q) / (r.norm * norm8(q));
@@ -233,17 +264,18 @@ export function dropLookup(ctx: Context): void {
 
 /** Keeps the prompt's vector for the answer just stored under key. */
 export function rememberPrompt(l: Lookup, key: StaticArray<u8>, expiresMs: i64): void {
-  if (l.vec === null) return;
+  if (l.vec === null || l.sketch.length != SKETCH) return;
   const q = l.vec as StaticArray<i8>;
   const n = takeNumber();
   if (n < 0) return;
-  const v = new ArrayBuffer(HEADER + q.length);
+  const v = new ArrayBuffer(VECTOR + q.length);
   const p = changetype<usize>(v);
   store<i64>(p, n + 1);
   store<i64>(p, expiresMs, 8);
   store<u64>(p, l.prompt.group, 16);
   memory.copy(p + 24, changetype<usize>(key), 32);
   store<i32>(p, q.length, 56);
-  memory.copy(p + <usize>HEADER, changetype<usize>(q), <usize>q.length);
+  memory.copy(p + <usize>HEADER, changetype<usize>(l.sketch), <usize>SKETCH);
+  memory.copy(p + <usize>VECTOR, changetype<usize>(q), <usize>q.length);
   setSharedData(RING + (n % <i64>l.index.s.maxVectors).toString(), v, 0);
 }
