@@ -7,8 +7,9 @@ import { GeminiProvider } from "./gemini";
 import { DeepSeekProvider } from "./deepseek";
 import { MistralProvider } from "./mistral";
 import { OpenAICompatibleProvider } from "./openai-compatible";
+import { BedrockProvider } from "./bedrock";
 
-export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"];
+export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock"];
 
 export function providerFor(name: string): Provider | null {
   if (name == "openai") return new OpenAIProvider();
@@ -18,5 +19,6 @@ export function providerFor(name: string): Provider | null {
   if (name == "deepseek") return new DeepSeekProvider();
   if (name == "mistral") return new MistralProvider();
   if (name == "openai-compatible") return new OpenAICompatibleProvider();
+  if (name == "bedrock") return new BedrockProvider();
   return null;
 }

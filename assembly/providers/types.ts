@@ -4,6 +4,7 @@
 // (OpenAI, Anthropic Messages) is written once, whatever provider answered.
 import { JsonValue, ByteBuilder } from "../lib/json";
 import { SseEvent } from "../lib/sse";
+import { AwsCredentials } from "../lib/sigv4";
 
 /** Token usage as one record, whatever the provider called the fields. -1 = not reported. */
 export class Usage {
@@ -169,6 +170,8 @@ export abstract class StreamDecoder {
   needsDone: bool = false;
   /** The instance redacts its provider's error messages (redact_upstream_errors). */
   redactErrors: bool = false;
+  /** The model the request was sent to, for a stream that does not name it (Bedrock's). */
+  model: string = "";
 
   /** A provider's error event as the client may see it. */
   providerError(e: ClientError): ClientError {
@@ -216,6 +219,10 @@ export class Instance {
   priceOut: f64 = 0;
   /** STRUCTURED_*: how response_format json_schema reaches a provider that has two ways. */
   structuredOutput: i32 = STRUCTURED_AUTO;
+  /** AWS region a signed request is scoped to (Bedrock). */
+  region: string = "";
+  /** AWS credentials from the VM's environment, for a provider that signs (Bedrock); null otherwise. */
+  aws: AwsCredentials | null = null;
 
   upstreamModel(requested: string): string {
     if (this.modelMap.has(requested)) return this.modelMap.get(requested);
@@ -298,6 +305,12 @@ export abstract class Provider {
 
   /** True when the wire format is Gemini's own generateContent API (Gemini clients pass through). */
   get speaksGemini(): bool { return false; }
+
+  /** The AWS service name its requests are signed for with SigV4 (lib/sigv4.ts), or "" (not signed). */
+  get awsService(): string { return ""; }
+
+  /** Its streams are AWS's binary event stream (lib/eventstream.ts), not server-sent events. */
+  get eventStream(): bool { return false; }
 
   /** The body member that limits output tokens in this provider's own format. */
   get maxTokensField(): string { return "max_completion_tokens"; }

@@ -53,7 +53,9 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
     badAnswer(x, length);
     return;
   }
-  if (result.model.length) setFilterState(keys.MODEL, result.model);
+  // (Bedrock's answers name no model: the one asked.)
+  if (result.model.length == 0) result.model = x.upstreamModel;
+  else setFilterState(keys.MODEL, result.model);
   for (let i = 0; i < result.choices.length; i++) {
     const c = result.choices[i];
     if (c.content !== null) x.responseChars += (c.content as string).length;

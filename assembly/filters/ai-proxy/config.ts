@@ -1,6 +1,7 @@
 // ai-proxy configuration: provider instances and how requests reach them. See README, "ai-proxy".
 import { ConfigReader } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
+import { AwsCredentials } from "../../lib/sigv4";
 import { getEnv } from "../../lib/env";
 import { Instance, Provider, isPathSegment, STRUCTURED_NATIVE, STRUCTURED_TOOL } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
@@ -139,7 +140,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output", "region", "aws"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -220,11 +221,51 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   else if (so == "tool") inst.structuredOutput = STRUCTURED_TOOL;
   else if (so != "auto") r.fail(path + ".structured_output", "must be auto, native or tool");
   if (so != "auto" && inst.provider != "anthropic") r.fail(path + ".structured_output", "is only read for provider anthropic");
+  if (p.awsService.length) readAws(r, v, path, inst);
+  else if (v.get("region") !== null || v.get("aws") !== null) r.fail(path + ".region", "is only read for provider bedrock");
   // Self-hosted OpenAI-compatible servers put internal hostnames and addresses in their error
   // messages; the public APIs' messages are documented and meant for their clients.
   s.redactErrors.push(r.bool(v, "redact_upstream_errors", path, inst.provider == "openai-compatible"));
   s.instances.push(inst);
   s.providers.push(p);
+}
+
+/**
+ * A signing provider's region (given, or read from a bedrock-runtime.<region>.amazonaws.com
+ * endpoint) and AWS credentials from the VM's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+ * and AWS_SESSION_TOKEN unless aws names other variables).
+ */
+function readAws(r: ConfigReader, v: JsonValue, path: string, inst: Instance): void {
+  inst.region = r.str(v, "region", path, "");
+  const host = inst.authority;
+  if (inst.region.length == 0 && host.startsWith("bedrock-runtime.") && host.includes(".amazonaws.com")) {
+    inst.region = host.substring(16, host.indexOf("."  , 16));
+  }
+  if (inst.region.length == 0) r.fail(path + ".region", "is required (the AWS region the requests are signed for)");
+  const aws = v.get("aws");
+  let idEnv = "AWS_ACCESS_KEY_ID";
+  let secretEnv = "AWS_SECRET_ACCESS_KEY";
+  let tokenEnv = "AWS_SESSION_TOKEN";
+  if (aws !== null) {
+    if (!aws.isObject()) r.fail(path + ".aws", "must be an object");
+    else {
+      r.onlyKnown(aws as JsonValue, path + ".aws", ["access_key_id_env", "secret_access_key_env", "session_token_env"]);
+      idEnv = r.str(aws as JsonValue, "access_key_id_env", path + ".aws", idEnv);
+      secretEnv = r.str(aws as JsonValue, "secret_access_key_env", path + ".aws", secretEnv);
+      tokenEnv = r.str(aws as JsonValue, "session_token_env", path + ".aws", tokenEnv);
+    }
+  }
+  const c = new AwsCredentials();
+  const id = getEnv(idEnv);
+  const secret = getEnv(secretEnv);
+  if (id === null || (id as string).length == 0) r.fail(path + ".aws.access_key_id_env", "environment variable " + idEnv + " is not set for the Wasm VM (list it in vm_config.environment_variables.host_env_keys)");
+  else c.accessKeyId = id as string;
+  if (secret === null || (secret as string).length == 0) r.fail(path + ".aws.secret_access_key_env", "environment variable " + secretEnv + " is not set for the Wasm VM (list it in vm_config.environment_variables.host_env_keys)");
+  else c.secretAccessKey = secret as string;
+  // A session token is optional: only temporary credentials have one.
+  const token = getEnv(tokenEnv);
+  if (token !== null) c.sessionToken = token as string;
+  inst.aws = c;
 }
 
 function instanceIndex(s: Settings, name: string): i32 {

@@ -66,7 +66,7 @@ export class AiProxy extends Exchange {
       this.resp = RESP_ERROR;
     } else if (this.status >= 200 && this.status < 300) {
       const ct = getHeader(RESPONSE_HEADERS, "content-type");
-      const sse = isEventStream(ct);
+      const sse = isEventStream(ct, this.provider);
       if (this.stream && sse) startStream(this, false);
       else if (this.stream) startStream(this, true);
       else this.resp = RESP_JSON;

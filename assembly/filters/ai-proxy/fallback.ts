@@ -12,6 +12,7 @@ import { ANSWER_PLAIN, ChatResult, ClientError, Instance, Provider, StreamDecode
 import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
 import { captureResult } from "./capture";
+import { signUpstream } from "./aws";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides, previousStored, responsesChat } from "./request";
@@ -61,6 +62,7 @@ export function fallBack(x: Exchange): bool {
     const out = new ByteBuilder(<i32>x.bodyLen + 256);
     const up = fallbackRequest(x, out);
     if (up === null) continue; // this provider cannot take the request: the next may
+    signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
     const headers: Array<HeaderPair> = [
       makeHeaderPair(":method", "POST"), makeHeaderPair(":path", up.path), makeHeaderPair(":authority", inst.authority),
       makeHeaderPair("content-type", "application/json"),

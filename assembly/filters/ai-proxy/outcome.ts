@@ -2,7 +2,7 @@
 // provider's rate-limit and quota headers, the health report every worker sees, and Envoy's own
 // transport failures mapped to the statuses a client gets (502, 504).
 import { RESPONSE_HEADERS, getHeader, getHeaderPairs, replaceHeader, getProperty } from "../../lib/sdk";
-import { Instance } from "../../providers/types";
+import { Instance, Provider } from "../../providers/types";
 import { Settings } from "./config";
 import {
   report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED,
@@ -99,8 +99,12 @@ function exhaustedUntil(map: i32, now: i64, any: bool = false): i64 {
 }
 
 /** A content-type that says the body is an SSE stream. */
-export function isEventStream(contentType: string | null): bool {
-  return contentType !== null && (contentType as string).toLowerCase().includes("text/event-stream");
+export function isEventStream(contentType: string | null, provider: Provider | null = null): bool {
+  if (contentType === null) return false;
+  const ct = (contentType as string).toLowerCase();
+  // Bedrock streams AWS's binary event stream.
+  if (provider !== null && provider.eventStream) return ct.includes("application/vnd.amazon.eventstream");
+  return ct.includes("text/event-stream");
 }
 
 /** Envoy's router answered for an instance it could not reach (502) or that was too slow (504). */

@@ -12,6 +12,7 @@ import { ClientError, Instance, Provider, Upstream, isPlainModelName, invalidMod
 import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { captureCap } from "./capture";
+import { signUpstream } from "./aws";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
@@ -416,6 +417,8 @@ export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValu
 export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder | null, up: Upstream): ClientError | null {
   const inst = x.inst as Instance;
   const provider = x.provider as Provider;
+  if (out !== null) signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
+  else signUpstream(provider, inst, up, changetype<usize>(original), original.byteLength);
   if (out !== null) replaceBody(REQUEST_BODY, <u32>original.byteLength, out);
   target(x, inst, up.path, up.headers);
   setFilterState(keys.REQUEST_TYPE, x.requestType());

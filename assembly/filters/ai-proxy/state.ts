@@ -5,6 +5,7 @@
 import { Context, RootContext, replaceBufferBytes, nowNanos, getFilterState } from "../../lib/sdk";
 import { KEY_ID } from "../../lib/keys";
 import { JsonValue, ByteBuilder } from "../../lib/json";
+import { EventStreamReader } from "../../lib/eventstream";
 import { SseParser } from "../../lib/sse";
 import { ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { Settings } from "./config";
@@ -111,6 +112,8 @@ export class Exchange extends Context {
   status: u32 = 0;
   resp: i32 = RESP_NONE;
   parser: SseParser | null = null;
+  /** The reader of a provider's binary event stream (Bedrock's), in place of the SSE parser. */
+  frames: EventStreamReader | null = null;
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
   /** The largest answer ai-cache keeps of this request (capture.ts); -1: it keeps none. */

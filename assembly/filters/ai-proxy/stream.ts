@@ -5,6 +5,7 @@
 import { FilterDataStatusValues, RESPONSE_BODY, getBuffer, replaceBufferBytes, appendBuffer, setFilterState, closeResponse } from "../../lib/sdk";
 import { JsonValue, ByteBuilder, jsonSawBadUtf8 } from "../../lib/json";
 import { SseParser, SseEvent } from "../../lib/sse";
+import { EventStreamReader } from "../../lib/eventstream";
 import * as keys from "../../lib/keys";
 import { estimateTokens } from "../../lib/tokens";
 import { ClientError, CountingSink, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
@@ -40,8 +41,8 @@ export function streamBody(x: Exchange, length: usize, endOfStream: bool): Filte
   const sink = x.sink as StreamSink;
   const decoder = x.decoder as StreamDecoder;
   const wasCut = x.cut;
-  decodeAll(x, (x.parser as SseParser).feed(chunk), sink);
-  if ((x.parser as SseParser).overflowed && !x.cut) {
+  decodeAll(x, x.frames !== null ? framedEvents(x.frames as EventStreamReader, chunk) : (x.parser as SseParser).feed(chunk), sink);
+  if (((x.parser as SseParser).overflowed || (x.frames !== null && (x.frames as EventStreamReader).error.length > 0)) && !x.cut) {
     streamEventTooLarge(x, <u32>length);
     return FilterDataStatusValues.Continue;
   }
@@ -76,6 +77,25 @@ export function streamBody(x: Exchange, length: usize, endOfStream: bool): Filte
   return FilterDataStatusValues.Continue;
 }
 
+/**
+ * The messages of an AWS event stream chunk as events for the provider's decoder: an event by its
+ * :event-type, an exception or error as "exception:<type>".
+ */
+function framedEvents(frames: EventStreamReader, chunk: ArrayBuffer): Array<SseEvent> {
+  const msgs = frames.feed(changetype<usize>(chunk), chunk.byteLength);
+  const out = new Array<SseEvent>(msgs.length);
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i];
+    const e = new SseEvent();
+    e.event = m.messageType == "event" ? m.eventType : "exception:" + m.eventType;
+    e.owner = m.owner;
+    e.ptr = m.ptr;
+    e.len = m.len;
+    out[i] = e;
+  }
+  return out;
+}
+
 /** The answer is a stream (replay: a whole answer, or a whole stream, written as one): its parser, decoder and sink. */
 export function startStream(x: Exchange, replay: bool): void {
   x.resp = replay ? RESP_REPLAY : RESP_SSE;
@@ -85,6 +105,8 @@ export function startStream(x: Exchange, replay: bool): void {
   x.decoder = clientStreamDecoder(x.client, x.native && !replay, x.provider as Provider);
   (x.decoder as StreamDecoder).redactErrors = x.redacts();
   (x.decoder as StreamDecoder).mode = x.answerMode;
+  (x.decoder as StreamDecoder).model = x.upstreamModel;
+  x.frames = (x.provider as Provider).eventStream && !replay ? new EventStreamReader(<i32>x.settings.maxStreamEventBytes) : null;
   const provider = x.provider as Provider;
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
@@ -175,10 +197,17 @@ export function streamEventTooLarge(x: Exchange, length: u32): void {
   const decoder = x.decoder as StreamDecoder;
   const parser = x.parser as SseParser;
   x.eventTooLarge = true;
-  setFilterState(keys.STREAM_CUT, "event_too_large");
-  x.responseChars = withinOutputLimit(x, sink.generatedChars + parser.overflowBytes, sink.generatedChars);
+  // An AWS event stream that breaks (a CRC that does not match, a frame past the bound) ends the
+  // same way: nothing after it can be read.
+  const frames = x.frames;
+  const broken = frames !== null && (frames as EventStreamReader).error.length > 0 && !(frames as EventStreamReader).error.includes("larger than");
+  setFilterState(keys.STREAM_CUT, broken ? "bad_event_stream" : "event_too_large");
+  const dropped = frames !== null ? <i64>(frames as EventStreamReader).held : parser.overflowBytes;
+  x.responseChars = withinOutputLimit(x, sink.generatedChars + dropped, sink.generatedChars);
   const u = record(x, decoder.usage, false);
-  const e = ClientError.of(502, "The provider sent a stream event larger than " + x.settings.maxStreamEventBytes.toString() + " bytes.", "api_error", "upstream_event_too_large");
+  const e = broken
+    ? ClientError.of(502, "The provider's event stream could not be read (" + (frames as EventStreamReader).error + ").", "api_error", "bad_upstream_response")
+    : ClientError.of(502, "The provider sent a stream event larger than " + x.settings.maxStreamEventBytes.toString() + " bytes.", "api_error", "upstream_event_too_large");
   if (x.reframe) {
     const out = x.framed as ByteBuilder;
     out.buffer(streamEnding(x, e));
