@@ -21,7 +21,7 @@ const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(root, "schemas", "gateway.schema.json");
 
-export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible"] as const;
+export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 /** The filter's defaults (assembly/providers/*.ts defaultEndpoint); Azure and openai-compatible have none. */
@@ -33,10 +33,15 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
   deepseek: "https://api.deepseek.com",
   mistral: "https://api.mistral.ai/v1",
   "openai-compatible": null,
+  // Per region: https://bedrock-runtime.<region>.amazonaws.com (the instance's region).
+  bedrock: null,
 };
 
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
-export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini"]);
+export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock"]);
+
+/** The AWS credential variables an instance that signs (Bedrock) reads unless it names others. */
+export const AWS_ENV_DEFAULTS = { access_key_id_env: "AWS_ACCESS_KEY_ID", secret_access_key_env: "AWS_SECRET_ACCESS_KEY", session_token_env: "AWS_SESSION_TOKEN" } as const;
 
 /**
  * What Envoy does with a filter after its VM failed (a trap: an abort, an out-of-bounds access):
@@ -123,6 +128,9 @@ export interface Price {
 export interface Instance {
   name: string;
   provider: ProviderName;
+  /** bedrock: the AWS region (the endpoint's, when not given) and the credential variables. */
+  region?: string;
+  aws?: { access_key_id_env: string; secret_access_key_env: string; session_token_env: string };
   apiKeyEnv: string | null;
   apiKey: string | null;
   endpoint: string;
@@ -518,10 +526,15 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     seenProviders.set(p.name, i);
     const provider = p.provider as ProviderName;
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
-    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible") {
+    const bedrock = provider === "bedrock";
+    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
     }
-    const endpoint: string = (p.endpoint ?? DEFAULT_ENDPOINT[provider] ?? "").replace(/\/+$/, "");
+    if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
+    if (!bedrock && (p.region !== undefined || p.aws !== undefined)) fail(at(p.region !== undefined ? "region" : "aws"), `is only read for provider bedrock (this instance is ${provider})`);
+    if (bedrock && p.region === undefined && p.endpoint === undefined) fail(at(), "missing required field 'region' (the AWS region of the Bedrock endpoint)");
+    const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : null;
+    const endpoint: string = (p.endpoint ?? regional ?? DEFAULT_ENDPOINT[provider] ?? "").replace(/\/+$/, "");
     let url: URL;
     try {
       url = new URL(endpoint);
@@ -552,6 +565,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       price: p.price,
       redactUpstreamErrors: p.redact_upstream_errors,
       structuredOutput: p.structured_output,
+      ...(bedrock ? { region: p.region, aws: { ...AWS_ENV_DEFAULTS, ...(p.aws ?? {}) } } : {}),
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
     });
     // Accepted so older files still load, but it renders nothing: Envoy's check of a one-endpoint

@@ -24,6 +24,7 @@ import { describe as describeWatch, watchGatewayYaml, type ReloadResult } from "
 import { startAdmin, startGateway, type ClusterTarget, type ListenerTlsOptions } from "../host/server.js";
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "../scripts/mocks/index.js";
+import { startBedrockMock, type BedrockMock } from "../scripts/mocks/bedrock.js";
 import type { MockKind } from "../scripts/mocks/common.js";
 import { commandLine, type CommandLine } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
@@ -104,7 +105,12 @@ interface InstanceJson {
   api_key_env?: string;
   endpoint?: string;
   cluster?: string;
+  region?: string;
+  aws?: { access_key_id_env?: string; secret_access_key_env?: string; session_token_env?: string };
 }
+
+/** The credentials npm start gives the VM and the Bedrock mock when it mocks a bedrock instance. */
+const MOCK_AWS = { accessKeyId: "AKIASLUICEMOCK000000", secretAccessKey: "sluice-mock-secret-access-key" };
 
 function wasmPath(file: string, wasmDir: string): string {
   if (file.startsWith(`${WASM_DIR}/`)) return join(wasmDir, file.slice(WASM_DIR.length + 1));
@@ -165,10 +171,33 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   for (const c of Object.values(cfg.clusters)) clusters[c.name] = { url: c.url, connectTimeoutMs: c.connectTimeoutMs, bufferLimitBytes: c.bufferLimitBytes };
   const providers: ProviderStatus[] = [];
   const mocks: Record<string, MockServer> = {};
+  const awsMocks: BedrockMock[] = [];
   let stopJwks = () => {};
   const cleanup = async () => {
     stopJwks();
     for (const m of Object.values(mocks)) await m.close();
+    for (const m of awsMocks) await m.close();
+  };
+  // A bedrock instance signs with AWS credentials, not a key: mocked when its access key variable is
+  // unset, by the Bedrock mock, which checks the signature made with the mock's credentials.
+  const bedrockInstance = async (inst: InstanceJson, cluster: string, real: string) => {
+    const idEnv = inst.aws?.access_key_id_env ?? "AWS_ACCESS_KEY_ID";
+    const secretEnv = inst.aws?.secret_access_key_env ?? "AWS_SECRET_ACCESS_KEY";
+    const set = !!given[idEnv];
+    const mock = mockMode === "always" || (mockMode === "auto" && !set);
+    const why = mockMode === "always" ? "--mock" : `${idEnv} ${set ? "set" : "not set"}`;
+    if (!mock) {
+      providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why });
+      return;
+    }
+    const host = inst.endpoint ? new URL(inst.endpoint).hostname : "";
+    const region = inst.region ?? (/^bedrock-runtime\.([a-z0-9-]+)\.amazonaws\.com$/.exec(host)?.[1] ?? "us-east-1");
+    const m = await startBedrockMock({ credentials: MOCK_AWS, region });
+    awsMocks.push(m);
+    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
+    env[idEnv] = MOCK_AWS.accessKeyId;
+    env[secretEnv] = MOCK_AWS.secretAccessKey;
+    providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
   };
   try {
     for (const inst of instances) {
@@ -176,6 +205,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       const real = clusters[cluster]?.url ?? "(no such cluster)";
       let mock: boolean;
       let why: string;
+      if (inst.provider === "bedrock") {
+        await bedrockInstance(inst, cluster, real);
+        continue;
+      }
       if (mockMode === "always") [mock, why] = [true, "--mock"];
       else if (mockMode === "never") [mock, why] = [false, inst.api_key_env ? `${inst.api_key_env} ${given[inst.api_key_env] ? "set" : "NOT set"}` : "key inline or none"];
       else if (inst.api_key_env) [mock, why] = given[inst.api_key_env] ? [false, `${inst.api_key_env} set`] : [true, `${inst.api_key_env} not set`];

@@ -4,7 +4,7 @@ import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
-import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
@@ -114,7 +114,8 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   // masked), before ai-ratelimit (a hit reserves no tokens). FAIL_OPEN by default: skipped, it only caches nothing.
   if (cfg.aiCache) add("ai-cache", wasmFilter("ai-cache", aiCacheJson(cfg, credential), { failurePolicy: fp["ai-cache"], env: mock ? cacheStoreEnvKeys(cfg.aiCache) : cacheEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
-  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [] : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  // The compose file's mock service has no Bedrock: a bedrock instance stays real, with its AWS variables.
+  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? awsEnvKeys(cfg) : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;
 }
 
@@ -155,7 +156,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (distributed) httpFilters.push(rateLimitFilter(RATELIMIT_CLUSTER, distributed));
   httpFilters.push({ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
 
-  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock ? mockTarget(i) : realTarget(i)));
+  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock && i.provider !== "bedrock" ? mockTarget(i) : realTarget(i)));
   const emb = cfg.aiRouter?.embeddings ?? cfg.aiCache?.embeddings;
   if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
   // ai-guard's moderation service: its real endpoint even with mock (the compose file has no mock of it).

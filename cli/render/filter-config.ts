@@ -47,6 +47,8 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
   if (i.price) out.price = i.price;
   if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
   if (i.structuredOutput !== undefined) out.structured_output = i.structuredOutput;
+  if (i.region !== undefined) out.region = i.region;
+  if (i.aws) out.aws = i.aws;
   return out;
 }
 
@@ -76,7 +78,12 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
 
 /** The host_env_keys ai-proxy's VM needs: every api_key_env, once. */
 export function envKeys(cfg: GatewayConfig): string[] {
-  return [...new Set(cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k))];
+  return [...new Set([...cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k), ...awsEnvKeys(cfg)])];
+}
+
+/** The AWS credential variables of the instances that sign (Bedrock). */
+export function awsEnvKeys(cfg: GatewayConfig): string[] {
+  return [...new Set(cfg.providers.flatMap((i) => (i.aws ? [i.aws.access_key_id_env, i.aws.secret_access_key_env, i.aws.session_token_env] : [])))];
 }
 
 /** The host_env_keys ai-router's VM needs: its embeddings key variable, if any. */

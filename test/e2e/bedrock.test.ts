@@ -6,6 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import type { Stream } from "../../host/stream.js";
@@ -133,6 +134,26 @@ describe("Bedrock through the gateway", () => {
     expect(text).toBe("Echo: Hi from the Anthropic SDK");
     expect(final.stop_reason).toBe("end_turn");
     expect(final.usage.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("OpenAI Responses and Gemini's own API, whole and streamed, to Bedrock, with the usage recorded", async () => {
+    records.length = 0;
+    const r = await openai().responses.create({ model: MODEL, input: "Responses to Bedrock", store: false });
+    expect(r.output_text).toBe("Echo: Responses to Bedrock");
+    expect(await lastRecord()).toMatchObject({ provider: "bedrock", source: "provider", completion: String(r.usage!.output_tokens) });
+    let text = "";
+    const s = await openai().responses.create({ model: MODEL, input: "Streamed Responses", store: false, stream: true });
+    for await (const e of s) if (e.type === "response.output_text.delta") text += e.delta;
+    expect(text).toBe("Echo: Streamed Responses");
+    const google = new GoogleGenAI({ apiKey: "key-a", httpOptions: { baseUrl: gateway.url } });
+    const g = await google.models.generateContent({ model: MODEL, contents: "Gemini to Bedrock" });
+    expect(g.text).toBe("Echo: Gemini to Bedrock");
+    let gs = "";
+    for await (const c of await google.models.generateContentStream({ model: MODEL, contents: "Gemini streamed" })) gs += c.text ?? "";
+    expect(gs).toBe("Echo: Gemini streamed");
+    const rec = await lastRecord();
+    expect(rec).toMatchObject({ provider: "bedrock", source: "provider" });
+    expect(Number(rec.completion)).toBeGreaterThan(0);
   });
 
   it("Bedrock's errors in the client's shape: throttling whole, an exception mid-stream, a parameter Converse cannot take", async () => {

@@ -1,0 +1,72 @@
+// A bedrock provider from gateway.yaml: checked (region, no API key, credentials by variable),
+// rendered (the regional endpoint's TLS cluster over HTTP/2, the AWS variables passed to ai-proxy's
+// VM) and valid for Envoy, and served by the local gateway: with no AWS credentials in the
+// environment the Bedrock mock answers, and it accepts only requests the filter signed with the
+// credentials the gateway gave its VM.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { render } from "../../cli/render.js";
+import { parseGatewayConfig } from "../../cli/gateway-config.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import { MINIMAL_GATEWAY, problemsOf } from "../fixtures/gateway-yaml.js";
+
+const YAML = `
+listener: { address: 127.0.0.1, port: 10000 }
+admin: { port: 9901 }
+consumers:
+  - name: alice
+    keys: [sk-alice-123]
+providers:
+  - name: claude-on-bedrock
+    provider: bedrock
+    region: eu-central-1
+    models: ["anthropic.*"]
+`;
+
+let gw: LocalGateway;
+let envoyYaml = "";
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-bedrock-"));
+  writeFileSync(join(dir, "gateway.yaml"), YAML);
+  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
+  envoyYaml = join(dir, "envoy", "envoy.yaml");
+  gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: {} });
+}, 60_000);
+
+afterAll(() => gw?.close());
+
+describe("bedrock from gateway.yaml", () => {
+  it("renders the regional endpoint, TLS with h2, and the AWS variables for ai-proxy's VM; valid for Envoy", () => {
+    const text = readFileSync(envoyYaml, "utf8");
+    expect(validateEnvoyYaml(text).errors).toEqual([]);
+    expect(text).toContain("bedrock-runtime.eu-central-1.amazonaws.com");
+    // (The filters' configurations are in their ECDS files.)
+    const ecds = readFileSync(join(envoyYaml, "..", "ecds", "ai-proxy.yaml"), "utf8");
+    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) expect(ecds).toContain(k);
+    const cfg = parseGatewayConfig(YAML, { env: {} });
+    expect(cfg.providers[0]).toMatchObject({ provider: "bedrock", region: "eu-central-1", endpoint: "https://bedrock-runtime.eu-central-1.amazonaws.com", http2: true });
+  });
+
+  it("is served by the Bedrock mock when no AWS credentials are set, signed by the filter", async () => {
+    expect(gw.providers).toContainEqual(expect.objectContaining({ instance: "claude-on-bedrock", provider: "bedrock", mode: "mock" }));
+    const client = new OpenAI({ apiKey: "sk-alice-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    const r = await client.chat.completions.create({ model: "anthropic.claude-sonnet-4-5-v1:0", messages: [{ role: "user", content: "Hello from gateway.yaml" }] });
+    expect(r.choices[0].message.content).toBe("Echo: Hello from gateway.yaml");
+    let text = "";
+    for await (const c of await client.chat.completions.create({ model: "anthropic.claude-sonnet-4-5-v1:0", messages: [{ role: "user", content: "And streamed" }], stream: true })) text += c.choices[0]?.delta?.content ?? "";
+    expect(text).toBe("Echo: And streamed");
+  });
+
+  it("refuses what does not fit bedrock, with the field", () => {
+    const base = MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n  - name: br\n    provider: bedrock\n");
+    expect(problemsOf(base).join("\n")).toContain("missing required field 'region'");
+    expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: us-east-1\n    api_key_env: X\n")).join("\n")).toContain("providers[1].api_key_env");
+    expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: mars-1\n")).join("\n")).toContain("providers[1].region");
+    expect(problemsOf(MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    region: us-east-1\n")).join("\n")).toContain("is only read for provider bedrock");
+  });
+});
