@@ -69,6 +69,27 @@ interface Api {
   stream(prompt: string, key?: string): Promise<{ text: string; cache: string | null }>;
 }
 
+/** The Responses API to one model (store: false, so the cache may answer). */
+const responsesApi = (model: string): Api => ({
+  async whole(prompt, key) {
+    const { data, response } = await openai(key).responses.create({ model, input: prompt, store: false }).withResponse();
+    expect(data.status).toBe("completed");
+    return { text: data.output_text, cache: response.headers.get("x-sluice-cache") };
+  },
+  async stream(prompt, key) {
+    const { data, response } = await openai(key).responses.create({ model, input: prompt, store: false, stream: true }).withResponse();
+    let text = "";
+    let completed: OpenAI.Responses.Response | null = null;
+    for await (const e of data) {
+      if (e.type === "response.output_text.delta") text += e.delta;
+      if (e.type === "response.completed") completed = e.response;
+    }
+    expect(completed?.status).toBe("completed");
+    expect(completed?.output_text ?? (completed?.output[0] as any)?.content?.[0]?.text).toBe(text);
+    return { text, cache: response.headers.get("x-sluice-cache") };
+  },
+});
+
 const APIS: Record<string, Api> = {
   "OpenAI Chat": {
     async whole(prompt, key) {
@@ -104,44 +125,8 @@ const APIS: Record<string, Api> = {
       return { text, cache: response.headers.get("x-sluice-cache") };
     },
   },
-  "OpenAI Responses, translated to Anthropic": {
-    async whole(prompt, key) {
-      const { data, response } = await openai(key).responses.create({ model: "claude-sonnet-4-5", input: prompt, store: false }).withResponse();
-      expect(data.status).toBe("completed");
-      return { text: data.output_text, cache: response.headers.get("x-sluice-cache") };
-    },
-    async stream(prompt, key) {
-      const { data, response } = await openai(key).responses.create({ model: "claude-sonnet-4-5", input: prompt, store: false, stream: true }).withResponse();
-      let text = "";
-      let completed: OpenAI.Responses.Response | null = null;
-      for await (const e of data) {
-        if (e.type === "response.output_text.delta") text += e.delta;
-        if (e.type === "response.completed") completed = e.response;
-      }
-      expect(completed?.status).toBe("completed");
-      expect(completed?.output_text ?? (completed?.output[0] as any)?.content?.[0]?.text).toBe(text);
-      return { text, cache: response.headers.get("x-sluice-cache") };
-    },
-  },
-  "OpenAI Responses, to OpenAI's own Responses API": {
-    async whole(prompt, key) {
-      const { data, response } = await openai(key).responses.create({ model: "gpt-4o", input: prompt, store: false }).withResponse();
-      expect(data.status).toBe("completed");
-      return { text: data.output_text, cache: response.headers.get("x-sluice-cache") };
-    },
-    async stream(prompt, key) {
-      const { data, response } = await openai(key).responses.create({ model: "gpt-4o", input: prompt, store: false, stream: true }).withResponse();
-      let text = "";
-      let completed: OpenAI.Responses.Response | null = null;
-      for await (const e of data) {
-        if (e.type === "response.output_text.delta") text += e.delta;
-        if (e.type === "response.completed") completed = e.response;
-      }
-      expect(completed?.status).toBe("completed");
-      expect(completed?.output_text ?? (completed?.output[0] as any)?.content?.[0]?.text).toBe(text);
-      return { text, cache: response.headers.get("x-sluice-cache") };
-    },
-  },
+  "OpenAI Responses, translated to Anthropic": responsesApi("claude-sonnet-4-5"),
+  "OpenAI Responses, to OpenAI's own Responses API": responsesApi("gpt-4o"),
   "Gemini generateContent": {
     async whole(prompt, key) {
       const r = await google(key).models.generateContent({ model: "gemini-2.5-flash", contents: prompt });
