@@ -28,6 +28,8 @@ beforeAll(async () => {
       {
         name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true,
         configuration: {
+          // Active health checks on: a bedrock instance is not probed (nothing to probe), never marked down by it.
+          health: { active: { interval_ms: 100 } },
           instances: [
             { name: "bedrock", provider: "bedrock", endpoint: mock.url, region: "us-west-2", models: ["anthropic.*"] },
             { name: "bedrock-split", provider: "bedrock", endpoint: split.url, region: "us-west-2", models: ["amazon.*"] },

@@ -41,6 +41,9 @@ export class AiProxyRoot extends ProxyRoot {
     const now = nowMs();
     for (let i = 0; i < s.instances.length; i++) {
       const inst = s.instances[i];
+      // A provider with nothing cheap to probe (Bedrock's runtime API lists nothing) is judged by
+      // its answers only (passive health).
+      if (s.providers[i].probePath(inst).length == 0) continue;
       const key = "sluice.ai-proxy.probe." + inst.name;
       const cur = getSharedData(key);
       const due = cur.value !== null ? I64.parseInt(String.UTF8.decode(cur.value as ArrayBuffer)) : 0;
