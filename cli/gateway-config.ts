@@ -40,6 +40,26 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
 export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock"]);
 
+/** An azure-openai instance's Entra ID settings as checked: the token endpoint and the client's variables. */
+export interface EntraSettings {
+  tokenUrl: URL;
+  clientIdEnv: string;
+  clientSecretEnv: string;
+  scope: string;
+}
+
+function entraOf(e: any, at: Path, fail: Fail): EntraSettings {
+  let tokenUrl: URL;
+  try {
+    tokenUrl = new URL(e.token_url ?? `https://login.microsoftonline.com/${e.tenant_id}/oauth2/v2.0/token`);
+  } catch {
+    fail([...at, "token_url"], `${JSON.stringify(e.token_url)} is not a valid URL`);
+    tokenUrl = new URL("https://login.microsoftonline.com/");
+  }
+  if (tokenUrl.protocol !== "https:" && tokenUrl.protocol !== "http:") fail([...at, "token_url"], "must be an http(s) URL");
+  return { tokenUrl, clientIdEnv: e.client_id_env ?? "AZURE_CLIENT_ID", clientSecretEnv: e.client_secret_env ?? "AZURE_CLIENT_SECRET", scope: e.scope ?? "https://cognitiveservices.azure.com/.default" };
+}
+
 /** The AWS credential variables an instance that signs (Bedrock) reads unless it names others. */
 export const AWS_ENV_DEFAULTS = { access_key_id_env: "AWS_ACCESS_KEY_ID", secret_access_key_env: "AWS_SECRET_ACCESS_KEY", session_token_env: "AWS_SESSION_TOKEN" } as const;
 
@@ -131,6 +151,8 @@ export interface Instance {
   /** bedrock: the AWS region (the endpoint's, when not given) and the credential variables. */
   region?: string;
   aws?: { access_key_id_env: string; secret_access_key_env: string; session_token_env: string };
+  /** azure-openai: Microsoft Entra ID instead of an api-key. */
+  entra?: EntraSettings;
   apiKeyEnv: string | null;
   apiKey: string | null;
   endpoint: string;
@@ -527,10 +549,12 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     const provider = p.provider as ProviderName;
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
     const bedrock = provider === "bedrock";
-    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock) {
+    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock && p.entra === undefined) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
     }
     if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
+    if (p.entra !== undefined && provider !== "azure-openai") fail(at("entra"), `is only read for provider azure-openai (this instance is ${provider})`);
+    if (p.entra !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("entra"), "give entra or an api_key, not both");
     if (!bedrock && (p.region !== undefined || p.aws !== undefined)) fail(at(p.region !== undefined ? "region" : "aws"), `is only read for provider bedrock (this instance is ${provider})`);
     if (bedrock && p.region === undefined && p.endpoint === undefined) fail(at(), "missing required field 'region' (the AWS region of the Bedrock endpoint)");
     const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : null;
@@ -566,6 +590,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       redactUpstreamErrors: p.redact_upstream_errors,
       structuredOutput: p.structured_output,
       ...(bedrock ? { region: p.region, aws: { ...AWS_ENV_DEFAULTS, ...(p.aws ?? {}) } } : {}),
+      ...(p.entra !== undefined ? { entra: entraOf(p.entra, at("entra"), fail) } : {}),
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
     });
     // Accepted so older files still load, but it renders nothing: Envoy's check of a one-endpoint

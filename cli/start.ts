@@ -25,6 +25,7 @@ import { startAdmin, startGateway, type ClusterTarget, type ListenerTlsOptions }
 import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "../scripts/mocks/index.js";
 import { startBedrockMock, type BedrockMock } from "../scripts/mocks/bedrock.js";
+import { startTokenMock, type TokenMock } from "../scripts/mocks/oauth-token.js";
 import type { MockKind } from "../scripts/mocks/common.js";
 import { commandLine, type CommandLine } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
@@ -107,6 +108,7 @@ interface InstanceJson {
   cluster?: string;
   region?: string;
   aws?: { access_key_id_env?: string; secret_access_key_env?: string; session_token_env?: string };
+  entra?: { cluster: string; path: string; client_id_env?: string; client_secret_env?: string };
 }
 
 /** The credentials npm start gives the VM and the Bedrock mock when it mocks a bedrock instance. */
@@ -172,11 +174,13 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   const providers: ProviderStatus[] = [];
   const mocks: Record<string, MockServer> = {};
   const awsMocks: BedrockMock[] = [];
+  const tokenMocks: TokenMock[] = [];
   let stopJwks = () => {};
   const cleanup = async () => {
     stopJwks();
     for (const m of Object.values(mocks)) await m.close();
     for (const m of awsMocks) await m.close();
+    for (const m of tokenMocks) await m.close();
   };
   // A bedrock instance signs with AWS credentials, not a key: mocked when its access key variable is
   // unset, by the Bedrock mock, which checks the signature made with the mock's credentials.
@@ -199,6 +203,29 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     env[secretEnv] = MOCK_AWS.secretAccessKey;
     providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
   };
+  // An azure-openai instance with Entra ID: mocked when its client id variable is unset, by the
+  // Azure OpenAI mock and a token endpoint mock that knows the mock client the VM is given.
+  const entraInstance = async (inst: InstanceJson, cluster: string, real: string) => {
+    const e = inst.entra!;
+    const idEnv = e.client_id_env ?? "AZURE_CLIENT_ID";
+    const secretEnv = e.client_secret_env ?? "AZURE_CLIENT_SECRET";
+    const set = !!given[idEnv];
+    const mock = mockMode === "always" || (mockMode === "auto" && !set);
+    const why = mockMode === "always" ? "--mock" : `${idEnv} ${set ? "set" : "not set"}`;
+    if (!mock) {
+      providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why });
+      return;
+    }
+    const m = await startMock("azure-openai", { port: 0, maxRecorded: 16 });
+    mocks[inst.name] = m;
+    const idp = await startTokenMock({ clientId: "sluice-mock-client", clientSecret: "sluice-mock-secret", path: e.path });
+    tokenMocks.push(idp);
+    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
+    clusters[e.cluster] = { url: new URL(idp.url).origin, connectTimeoutMs: clusters[e.cluster]?.connectTimeoutMs };
+    env[idEnv] = "sluice-mock-client";
+    env[secretEnv] = "sluice-mock-secret";
+    providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
+  };
   try {
     for (const inst of instances) {
       const cluster = inst.cluster ?? inst.name;
@@ -207,6 +234,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       let why: string;
       if (inst.provider === "bedrock") {
         await bedrockInstance(inst, cluster, real);
+        continue;
+      }
+      if (inst.entra) {
+        await entraInstance(inst, cluster, real);
         continue;
       }
       if (mockMode === "always") [mock, why] = [true, "--mock"];

@@ -4,7 +4,7 @@ import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
-import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, entraEnvKeys, entraTargets, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
@@ -115,7 +115,7 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   if (cfg.aiCache) add("ai-cache", wasmFilter("ai-cache", aiCacheJson(cfg, credential), { failurePolicy: fp["ai-cache"], env: mock ? cacheStoreEnvKeys(cfg.aiCache) : cacheEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
   // The compose file's mock service has no Bedrock: a bedrock instance stays real, with its AWS variables.
-  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? awsEnvKeys(cfg) : envKeys(cfg), allowOnHeadersStopIteration: true }));
+  add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [...awsEnvKeys(cfg), ...entraEnvKeys(cfg)] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;
 }
 
@@ -164,6 +164,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (moderation) clusters.push(cluster(cfg, moderation, realTarget(moderation)));
   // The MCP servers and their OAuth token endpoints (mcp_<name>, mcp_<name>_oauth): real targets always.
   for (const t of mcpTargets(cfg.mcp)) clusters.push(cluster(cfg, t, realTarget(t)));
+  // Entra ID token endpoints are real even with mock (the compose file has none).
+  for (const t of entraTargets(cfg)) clusters.push(cluster(cfg, t, realTarget(t)));
   // ai-cache's shared store is real even with mock (the compose file has no Redis).
   for (const t of cacheStoreTargets(cfg.aiCache)) clusters.push(cluster(cfg, t, realTarget(t)));
   for (const t of a2aTargets(cfg.a2a)) clusters.push(cluster(cfg, t, realTarget(t)));

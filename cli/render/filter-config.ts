@@ -27,7 +27,15 @@ export function identityJson(cfg: GatewayConfig): Record<string, unknown> {
   return { ...cfg.identity, ...(anon !== undefined ? { key_auth_anonymous: anon } : {}) };
 }
 
-export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string): Record<string, unknown> {
+/** The cluster of an azure-openai instance's Entra ID token endpoint. */
+export const entraCluster = (instance: string) => `${instance}_entra`;
+
+/** The Entra ID token endpoints as cluster targets (rendered like a provider's). */
+export function entraTargets(cfg: GatewayConfig): Instance[] {
+  return cfg.providers.flatMap((i) => (i.entra ? [{ name: entraCluster(i.name), provider: "openai-compatible" as const, apiKeyEnv: null, apiKey: null, endpoint: i.entra.tokenUrl.href, url: i.entra.tokenUrl, http2: false }] : []));
+}
+
+export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string, clusterOf?: (i: Instance) => string): Record<string, unknown> {
   const out: Record<string, unknown> = { name: i.name, provider: i.provider };
   if (credential === "mock" && (i.apiKeyEnv || i.apiKey)) out.api_key = MOCK_KEY;
   else if (i.apiKeyEnv) out.api_key_env = i.apiKeyEnv;
@@ -47,6 +55,10 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
   if (i.price) out.price = i.price;
   if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
   if (i.structuredOutput !== undefined) out.structured_output = i.structuredOutput;
+  if (i.entra) {
+    const t = entraTargets({ providers: [i] } as GatewayConfig)[0];
+    out.entra = { cluster: clusterOf?.(t) ?? t.name, authority: i.entra.tokenUrl.host, path: i.entra.tokenUrl.pathname, client_id_env: i.entra.clientIdEnv, client_secret_env: i.entra.clientSecretEnv, scope: i.entra.scope };
+  }
   if (i.region !== undefined) out.region = i.region;
   if (i.aws) out.aws = i.aws;
   return out;
@@ -55,7 +67,7 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
 export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clusterOf?: (i: Instance) => string): Record<string, unknown> {
   const a = cfg.aiProxy;
   return {
-    instances: cfg.providers.map((i) => instanceJson(i, credential, clusterOf?.(i))),
+    instances: cfg.providers.map((i) => instanceJson(i, credential, clusterOf?.(i), clusterOf)),
     ...(cfg.pools.length ? { pools: cfg.pools } : {}),
     ...(a.defaultPool !== undefined ? { default_pool: a.defaultPool } : {}),
     ...(a.health !== undefined ? { health: a.health } : {}),
@@ -78,7 +90,12 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
 
 /** The host_env_keys ai-proxy's VM needs: every api_key_env, once. */
 export function envKeys(cfg: GatewayConfig): string[] {
-  return [...new Set([...cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k), ...awsEnvKeys(cfg)])];
+  return [...new Set([...cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k), ...awsEnvKeys(cfg), ...entraEnvKeys(cfg)])];
+}
+
+/** The Entra ID client variables of the azure-openai instances that use it. */
+export function entraEnvKeys(cfg: GatewayConfig): string[] {
+  return [...new Set(cfg.providers.flatMap((i) => (i.entra ? [i.entra.clientIdEnv, i.entra.clientSecretEnv] : [])))];
 }
 
 /** The AWS credential variables of the instances that sign (Bedrock). */

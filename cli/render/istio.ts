@@ -7,7 +7,7 @@ import { wasmImage } from "../oci-image.js";
 import { realTarget } from "./clusters.js";
 import { CONNECTION_BUFFER_LIMIT, ENVOY_VERSION_FLOOR, WASM_DIR } from "./constants.js";
 import { streamBufferLimit, wasmFilter } from "./envoy.js";
-import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
+import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, entraTargets, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
 import { moderationTarget } from "../guard-moderation.js";
 import { mcpEnvKeys, mcpJson, mcpTargets } from "../mcp-config.js";
 import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
@@ -348,7 +348,7 @@ function providerHosts(cfg: GatewayConfig): { host: string; port: number; tls: b
   const moderation = moderationTarget(cfg.aiGuard);
   if (moderation) external.push(moderation);
   // MCP servers outside the mesh; one that is a Service of the cluster (*.svc[.cluster.local]) already has its cluster.
-  external.push(...[...mcpTargets(cfg.mcp), ...a2aTargets(cfg.a2a), ...cacheStoreTargets(cfg.aiCache)].filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
+  external.push(...[...mcpTargets(cfg.mcp), ...a2aTargets(cfg.a2a), ...cacheStoreTargets(cfg.aiCache), ...entraTargets(cfg)].filter((t) => !/\.svc(\.cluster\.local)?$/.test(t.url.hostname)));
   const byKey = new Map<string, { host: string; port: number; tls: boolean }>();
   for (const i of external) {
     const t = realTarget(i);

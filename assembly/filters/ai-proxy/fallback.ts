@@ -13,6 +13,7 @@ import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
 import { captureResult } from "./capture";
 import { signUpstream } from "./aws";
+import { authorize } from "./entra";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides, previousStored, responsesChat } from "./request";
@@ -62,6 +63,8 @@ export function fallBack(x: Exchange): bool {
     const out = new ByteBuilder(<i32>x.bodyLen + 256);
     const up = fallbackRequest(x, out);
     if (up === null) continue; // this provider cannot take the request: the next may
+    const source = root.tokens.length > i ? root.tokens[i] : null;
+    if (source !== null && authorize(source, inst.name, up, nowMs()) !== null) continue; // no token: the next may have one
     signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
     const headers: Array<HeaderPair> = [
       makeHeaderPair(":method", "POST"), makeHeaderPair(":path", up.path), makeHeaderPair(":authority", inst.authority),

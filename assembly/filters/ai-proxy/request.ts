@@ -13,6 +13,7 @@ import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { captureCap } from "./capture";
 import { signUpstream } from "./aws";
+import { authorize } from "./entra";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
@@ -25,7 +26,7 @@ import { scopeError, scopedModels } from "./scope";
 import { answerEstimate, countTokensUpstream } from "./count-tokens";
 import {
   Exchange, CHAT, EMBEDDINGS, COUNT_TOKENS, HAS_CONTENT_LENGTH, HAS_ACCEPT_ENCODING, HAS_AUTHORIZATION, HAS_X_API_KEY, HAS_API_KEY, HAS_GOOG_KEY,
-  proxyMetrics, replaceBody,
+  proxyMetrics, replaceBody, nowMs,
 } from "./state";
 
 /** Gemini's own API (client-gemini.ts): its unknown paths get Gemini's 404. */
@@ -417,6 +418,11 @@ export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValu
 export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder | null, up: Upstream): ClientError | null {
   const inst = x.inst as Instance;
   const provider = x.provider as Provider;
+  const source = x.proxyRoot.tokens.length > x.instIndex ? x.proxyRoot.tokens[x.instIndex] : null;
+  if (source !== null) {
+    const e = authorize(source, inst.name, up, nowMs());
+    if (e !== null) return e;
+  }
   if (out !== null) signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
   else signUpstream(provider, inst, up, changetype<usize>(original), original.byteLength);
   if (out !== null) replaceBody(REQUEST_BODY, <u32>original.byteLength, out);

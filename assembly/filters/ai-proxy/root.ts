@@ -6,6 +6,8 @@ import {
 } from "../../lib/sdk";
 import { setJsonDefaultMaxValues } from "../../lib/json";
 import { Settings, readSettings } from "./config";
+import { EntraConfig, entraSource, authorize } from "./entra";
+import { TokenSource } from "../../lib/oauth-token";
 import { readHealth, OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED } from "./health";
 import { healthReport } from "./outcome";
 import { ProxyRoot, nowMs, proxyMetrics } from "./state";
@@ -30,15 +32,31 @@ export class AiProxyRoot extends ProxyRoot {
       const name = s.instances[i].name;
       proxyMetrics.instanceHealth(name, readHealth(name).available(now), false);
     }
-    if (s.health.active) setTickPeriod(<u32>(s.health.intervalMs < 1000 ? s.health.intervalMs : 1000));
+    // Entra ID tokens: the first fetch is on the first tick (Envoy also configures throwaway VMs).
+    let tokens = false;
+    this.tokens = [];
+    for (let i = 0; i < s.instances.length; i++) {
+      const e = s.entra[i];
+      this.tokens.push(e !== null ? entraSource(this, s.instances[i].name, e as EntraConfig) : null);
+      if (e !== null) tokens = true;
+    }
+    let period: i64 = 0;
+    if (s.health.active) period = s.health.intervalMs < 1000 ? s.health.intervalMs : 1000;
+    if (tokens && (period == 0 || period > 1000)) period = 1000;
+    if (period > 0) setTickPeriod(<u32>period);
     return true;
   }
 
   /** Active health checks: each due instance is probed by one worker (a shared lease decides). */
   onTick(): void {
     const s = this.settings;
-    if (s === null || !s.health.active) return;
+    if (s === null) return;
     const now = nowMs();
+    for (let i = 0; i < this.tokens.length; i++) {
+      const t = this.tokens[i];
+      if (t !== null) t.tick(now);
+    }
+    if (!s.health.active) return;
     for (let i = 0; i < s.instances.length; i++) {
       const inst = s.instances[i];
       // A provider with nothing cheap to probe (Bedrock's runtime API lists nothing) is judged by
@@ -59,7 +77,11 @@ export class AiProxyRoot extends ProxyRoot {
     const provider = s.providers[i];
     const path = s.health.path.length ? inst.basePath + s.health.path : provider.probePath(inst);
     const headers: Array<HeaderPair> = [makeHeaderPair(":method", "GET"), makeHeaderPair(":path", path), makeHeaderPair(":authority", inst.authority)];
-    const auth = provider.chatUpstream(inst, inst.model, false).headers;
+    const up = provider.chatUpstream(inst, inst.model, false);
+    // An Entra ID instance is probed with its token; without one there is nothing to probe with yet.
+    const source = this.tokens.length > i ? this.tokens[i] : null;
+    if (source !== null && authorize(source as TokenSource, inst.name, up, nowMs()) !== null) return;
+    const auth = up.headers;
     for (let h = 0; h + 1 < auth.length; h += 2) headers.push(makeHeaderPair(auth[h], auth[h + 1]));
     const r = this.httpCall(inst.cluster, headers, new ArrayBuffer(0), [], <u32>s.health.timeoutMs, new Probe(this.context_id, i, this), onProbeResponse);
     if (r != WasmResultValues.Ok) healthReport(s, inst.name, OUTCOME_PROBE_FAILED, nowMs(), 0);

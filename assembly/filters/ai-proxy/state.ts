@@ -6,6 +6,7 @@ import { Context, RootContext, replaceBufferBytes, nowNanos, getFilterState } fr
 import { KEY_ID } from "../../lib/keys";
 import { JsonValue, ByteBuilder } from "../../lib/json";
 import { EventStreamReader } from "../../lib/eventstream";
+import { TokenSource } from "../../lib/oauth-token";
 import { SseParser } from "../../lib/sse";
 import { ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { Settings } from "./config";
@@ -49,6 +50,8 @@ export class ProxyRoot extends RootContext {
    * clients, so the cache is bounded (selection.ts).
    */
   implicitPools: Map<string, Pool> = new Map();
+  /** Each instance's Microsoft Entra ID token source (entra.ts), parallel to the instances; null: none. */
+  tokens: Array<TokenSource | null> = [];
 }
 
 // Shared defaults, so a context allocates nothing it may never use (only read, never written).

@@ -1,0 +1,135 @@
+// Azure OpenAI with Microsoft Entra ID through the local gateway: the instance's token is fetched with
+// the client-credentials grant from a token endpoint (scripts/mocks/oauth-token.ts) once for every
+// worker and sent as a Bearer token in place of the api-key; the official OpenAI client's requests
+// go through with it; a refused client or an endpoint that is down gives a 503 in OpenAI's shape that
+// says why, and never the secret.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import OpenAI from "openai";
+import { Host } from "../../host/index.js";
+import { startGateway, type Gateway } from "../../host/server.js";
+import { startMock, type MockServer } from "../../scripts/mocks/index.js";
+import { startTokenMock, type TokenMock } from "../../scripts/mocks/oauth-token.js";
+
+let azure: MockServer;
+let idp: TokenMock;
+let refused: TokenMock;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  azure = await startMock("azure-openai");
+  idp = await startTokenMock({ clientId: "app-id", clientSecret: "app-secret", path: "/tenant-1/oauth2/v2.0/token" });
+  refused = await startTokenMock({ clientId: "someone-else", clientSecret: "x", path: "/tenant-2/oauth2/v2.0/token" });
+  const entra = (cluster: string, tenant: string) => ({ cluster, authority: "login.microsoftonline.com", path: `/${tenant}/oauth2/v2.0/token` });
+  const host = await Host.create({
+    filters: [
+      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["key-a"] }] } },
+      {
+        name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true, workers: 2,
+        configuration: {
+          instances: [
+            { name: "azure-entra", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["gpt-4o"], entra: entra("idp", "tenant-1") },
+            { name: "azure-refused", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["refused-*"], entra: entra("idp-refused", "tenant-2") },
+          ],
+        },
+        env: { AZURE_CLIENT_ID: "app-id", AZURE_CLIENT_SECRET: "app-secret" },
+      },
+    ],
+    // The token endpoints are proxy_http_call clusters (Envoy clusters too).
+    clusters: { idp: new URL(idp.url).origin, "idp-refused": new URL(refused.url).origin },
+  });
+  gateway = await startGateway({
+    host,
+    clusterHeader: "x-sluice-cluster",
+    clusters: { "azure-entra": { url: azure.url }, "azure-refused": { url: azure.url } },
+    routeTimeoutMs: 30_000,
+  });
+  // The first fetch is on the root's first tick (once a second).
+  for (let i = 0; i < 100 && (idp.issued.length === 0 || refused.requests.length === 0); i++) await new Promise((r) => setTimeout(r, 50));
+}, 30_000);
+
+afterAll(async () => {
+  await gateway?.close();
+  await azure?.close();
+  await idp?.close();
+  await refused?.close();
+});
+
+const client = () => new OpenAI({ apiKey: "key-a", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+
+describe("Azure OpenAI with Microsoft Entra ID", () => {
+  it("fetches one token for every worker and sends it as a Bearer token instead of an api-key", async () => {
+    expect(idp.issued).toEqual(["tok-1"]);
+    expect(idp.requests[0]).toMatchObject({ grant_type: "client_credentials", client_id: "app-id", client_secret: "app-secret", scope: "https://cognitiveservices.azure.com/.default" });
+    for (let i = 0; i < 4; i++) {
+      const r = await client().chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: `Hello ${i}` }] });
+      expect(r.choices[0].message.content).toBe(`Echo: Hello ${i}`);
+    }
+    const seen = azure.requests.at(-1)!;
+    expect(seen.headers.authorization).toBe("Bearer tok-1");
+    expect(seen.headers["api-key"]).toBeUndefined();
+    expect(JSON.stringify(seen.headers)).not.toContain("key-a");
+    // Both workers used the one token: still one fetch.
+    expect(idp.issued).toEqual(["tok-1"]);
+  });
+
+  it("answers 503 in OpenAI's shape, saying why, when the token endpoint refuses the client", async () => {
+    const e = await client().chat.completions.create({ model: "refused-model", messages: [{ role: "user", content: "hi" }] }).catch((x) => x);
+    expect(e).toBeInstanceOf(OpenAI.APIError);
+    expect(e.status).toBe(503);
+    expect(e.code).toBe("upstream_credential_unavailable");
+    expect(e.message).toContain("azure-refused");
+    expect(e.message).toContain("HTTP 401");
+    expect(e.message).not.toContain("app-secret");
+  });
+});
+
+describe("Entra ID from gateway.yaml", () => {
+  it("renders the token endpoint's cluster and the client's variables, and npm start serves it with mocks when they are unset", async () => {
+    const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { render } = await import("../../cli/render.js");
+    const { validateEnvoyYaml } = await import("../../cli/envoy-validate.js");
+    const { startLocalGateway } = await import("../../cli/start.js");
+    const dir = mkdtempSync(join(tmpdir(), "sluice-entra-"));
+    writeFileSync(join(dir, "gateway.yaml"), `
+listener: { address: 127.0.0.1, port: 10000 }
+admin: { port: 9901 }
+consumers:
+  - name: alice
+    keys: [sk-alice-123]
+providers:
+  - name: azure
+    provider: azure-openai
+    endpoint: https://contoso.openai.azure.com/openai
+    deployment: gpt-4o-prod
+    entra: { tenant_id: contoso.onmicrosoft.com }
+`);
+    render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
+    const envoyYaml = join(dir, "envoy", "envoy.yaml");
+    const text = readFileSync(envoyYaml, "utf8");
+    expect(validateEnvoyYaml(text).errors).toEqual([]);
+    expect(text).toContain("azure_entra");
+    expect(text).toContain("login.microsoftonline.com");
+    const ecds = readFileSync(join(dir, "envoy", "ecds", "ai-proxy.yaml"), "utf8");
+    expect(ecds).toContain("AZURE_CLIENT_ID");
+    expect(ecds).toContain("/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    const gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: {} });
+    try {
+      expect(gw.providers).toContainEqual(expect.objectContaining({ instance: "azure", mode: "mock" }));
+      const c = new OpenAI({ apiKey: "sk-alice-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+      let r: OpenAI.ChatCompletion | null = null;
+      // The first token comes on the first tick (within a second).
+      for (let i = 0; i < 40 && r === null; i++) {
+        r = await c.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "Hello Entra" }] }).catch(async (e) => {
+          if (e.status !== 503) throw e;
+          await new Promise((res) => setTimeout(res, 100));
+          return null;
+        });
+      }
+      expect(r?.choices[0].message.content).toBe("Echo: Hello Entra");
+    } finally {
+      await gw.close();
+    }
+  }, 30_000);
+});
