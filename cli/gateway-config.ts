@@ -21,7 +21,7 @@ const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(root, "schemas", "gateway.schema.json");
 
-export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock"] as const;
+export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 /** The filter's defaults (assembly/providers/*.ts defaultEndpoint); Azure and openai-compatible have none. */
@@ -35,10 +35,18 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
   "openai-compatible": null,
   // Per region: https://bedrock-runtime.<region>.amazonaws.com (the instance's region).
   bedrock: null,
+  // Per project and region (vertexEndpoint).
+  vertex: null,
 };
 
+/** Vertex AI's publisher base URL for Google's models in a project and region. */
+export function vertexEndpoint(project: string, region: string): string {
+  const host = region === "global" ? "aiplatform.googleapis.com" : `${region}-aiplatform.googleapis.com`;
+  return `https://${host}/v1/projects/${project}/locations/${region}/publishers/google`;
+}
+
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
-export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock"]);
+export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock", "vertex"]);
 
 /** An azure-openai instance's Entra ID settings as checked: the token endpoint and the client's variables. */
 export interface EntraSettings {
@@ -58,6 +66,23 @@ function entraOf(e: any, at: Path, fail: Fail): EntraSettings {
   }
   if (tokenUrl.protocol !== "https:" && tokenUrl.protocol !== "http:") fail([...at, "token_url"], "must be an http(s) URL");
   return { tokenUrl, clientIdEnv: e.client_id_env ?? "AZURE_CLIENT_ID", clientSecretEnv: e.client_secret_env ?? "AZURE_CLIENT_SECRET", scope: e.scope ?? "https://cognitiveservices.azure.com/.default" };
+}
+
+/** A vertex instance's token source: the metadata server and the scope. */
+export interface GoogleSettings {
+  metadataUrl: URL;
+  scope: string;
+}
+
+function googleOf(g: any, at: Path, fail: Fail): GoogleSettings {
+  let metadataUrl: URL;
+  try {
+    metadataUrl = new URL(g.metadata_url ?? "http://metadata.google.internal");
+  } catch {
+    fail([...at, "metadata_url"], `${JSON.stringify(g.metadata_url)} is not a valid URL`);
+    metadataUrl = new URL("http://metadata.google.internal");
+  }
+  return { metadataUrl, scope: g.scope ?? "https://www.googleapis.com/auth/cloud-platform" };
 }
 
 /** The AWS credential variables an instance that signs (Bedrock) reads unless it names others. */
@@ -153,6 +178,8 @@ export interface Instance {
   aws?: { access_key_id_env: string; secret_access_key_env: string; session_token_env: string };
   /** azure-openai: Microsoft Entra ID instead of an api-key. */
   entra?: EntraSettings;
+  /** vertex: where its access tokens come from. */
+  google?: GoogleSettings;
   apiKeyEnv: string | null;
   apiKey: string | null;
   endpoint: string;
@@ -549,15 +576,20 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     const provider = p.provider as ProviderName;
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
     const bedrock = provider === "bedrock";
-    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock && p.entra === undefined) {
+    const vertex = provider === "vertex";
+    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock && !vertex && p.entra === undefined) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
     }
     if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
     if (p.entra !== undefined && provider !== "azure-openai") fail(at("entra"), `is only read for provider azure-openai (this instance is ${provider})`);
     if (p.entra !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("entra"), "give entra or an api_key, not both");
-    if (!bedrock && (p.region !== undefined || p.aws !== undefined)) fail(at(p.region !== undefined ? "region" : "aws"), `is only read for provider bedrock (this instance is ${provider})`);
+    if (!bedrock && !vertex && p.region !== undefined) fail(at("region"), `is only read for providers bedrock and vertex (this instance is ${provider})`);
+    if (!bedrock && p.aws !== undefined) fail(at("aws"), `is only read for provider bedrock (this instance is ${provider})`);
+    if (!vertex && (p.project !== undefined || p.google !== undefined)) fail(at(p.project !== undefined ? "project" : "google"), `is only read for provider vertex (this instance is ${provider})`);
+    if (vertex && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "vertex sends access tokens (google), not an API key");
+    if (vertex && p.endpoint === undefined && (p.project === undefined || p.region === undefined)) fail(at(), "missing required fields 'project' and 'region' (the Vertex AI project and its region)");
     if (bedrock && p.region === undefined && p.endpoint === undefined) fail(at(), "missing required field 'region' (the AWS region of the Bedrock endpoint)");
-    const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : null;
+    const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : vertex && p.project !== undefined && p.region !== undefined ? vertexEndpoint(p.project, p.region) : null;
     const endpoint: string = (p.endpoint ?? regional ?? DEFAULT_ENDPOINT[provider] ?? "").replace(/\/+$/, "");
     let url: URL;
     try {
@@ -591,6 +623,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       structuredOutput: p.structured_output,
       ...(bedrock ? { region: p.region, aws: { ...AWS_ENV_DEFAULTS, ...(p.aws ?? {}) } } : {}),
       ...(p.entra !== undefined ? { entra: entraOf(p.entra, at("entra"), fail) } : {}),
+      ...(vertex ? { google: googleOf(p.google ?? {}, at("google"), fail) } : {}),
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
     });
     // Accepted so older files still load, but it renders nothing: Envoy's check of a one-endpoint

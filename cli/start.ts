@@ -26,6 +26,7 @@ import type { Stream } from "../host/stream.js";
 import { startMock, type MockServer } from "../scripts/mocks/index.js";
 import { startBedrockMock, type BedrockMock } from "../scripts/mocks/bedrock.js";
 import { startTokenMock, type TokenMock } from "../scripts/mocks/oauth-token.js";
+import { startMetadataMock, type MetadataMock } from "../scripts/mocks/gce-metadata.js";
 import type { MockKind } from "../scripts/mocks/common.js";
 import { commandLine, type CommandLine } from "./command-line.js";
 import { GatewayConfigError, GatewayConfigReadError, locateField } from "./gateway-config.js";
@@ -108,7 +109,7 @@ interface InstanceJson {
   cluster?: string;
   region?: string;
   aws?: { access_key_id_env?: string; secret_access_key_env?: string; session_token_env?: string };
-  entra?: { cluster: string; path: string; client_id_env?: string; client_secret_env?: string };
+  token?: { source?: string; cluster: string; path: string; client_id_env?: string; client_secret_env?: string };
 }
 
 /** The credentials npm start gives the VM and the Bedrock mock when it mocks a bedrock instance. */
@@ -175,12 +176,14 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
   const mocks: Record<string, MockServer> = {};
   const awsMocks: BedrockMock[] = [];
   const tokenMocks: TokenMock[] = [];
+  const metadataMocks: MetadataMock[] = [];
   let stopJwks = () => {};
   const cleanup = async () => {
     stopJwks();
     for (const m of Object.values(mocks)) await m.close();
     for (const m of awsMocks) await m.close();
     for (const m of tokenMocks) await m.close();
+    for (const m of metadataMocks) await m.close();
   };
   // A bedrock instance signs with AWS credentials, not a key: mocked when its access key variable is
   // unset, by the Bedrock mock, which checks the signature made with the mock's credentials.
@@ -203,10 +206,26 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     env[secretEnv] = MOCK_AWS.secretAccessKey;
     providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
   };
+  // A vertex instance's tokens come from a GCE metadata server, which exists only on Google Cloud:
+  // mocked (the Gemini mock serves Vertex's paths, a metadata mock the tokens) unless --no-mock.
+  const vertexInstance = async (inst: InstanceJson, cluster: string, real: string) => {
+    const e = inst.token!;
+    if (mockMode === "never") {
+      providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why: "--no-mock" });
+      return;
+    }
+    const m = await startMock("gemini", { port: 0, maxRecorded: 16 });
+    mocks[inst.name] = m;
+    const md = await startMetadataMock();
+    metadataMocks.push(md);
+    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
+    clusters[e.cluster] = { url: md.url, connectTimeoutMs: clusters[e.cluster]?.connectTimeoutMs };
+    providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why: "the metadata server is Google Cloud's (--no-mock to use it)" });
+  };
   // An azure-openai instance with Entra ID: mocked when its client id variable is unset, by the
   // Azure OpenAI mock and a token endpoint mock that knows the mock client the VM is given.
   const entraInstance = async (inst: InstanceJson, cluster: string, real: string) => {
-    const e = inst.entra!;
+    const e = inst.token!;
     const idEnv = e.client_id_env ?? "AZURE_CLIENT_ID";
     const secretEnv = e.client_secret_env ?? "AZURE_CLIENT_SECRET";
     const set = !!given[idEnv];
@@ -236,7 +255,11 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         await bedrockInstance(inst, cluster, real);
         continue;
       }
-      if (inst.entra) {
+      if (inst.provider === "vertex" && inst.token) {
+        await vertexInstance(inst, cluster, real);
+        continue;
+      }
+      if (inst.token && (inst.token.source ?? "client_credentials") === "client_credentials") {
         await entraInstance(inst, cluster, real);
         continue;
       }

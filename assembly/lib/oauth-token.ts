@@ -84,6 +84,11 @@ export class TokenSource {
   private seenCas: u32 = 0xffffffff;
   private seen: Shared = new Shared();
   private fetching: bool = false;
+  /**
+   * The token comes from a GCE metadata server (GET with Metadata-Flavor: Google, the scopes in the
+   * query), not from the client-credentials grant; its answer has the same shape.
+   */
+  metadata: bool = false;
   private fetchStartedMs: i64 = 0;
   private nowMs: i64 = 0;
   private fetched: u32;
@@ -139,6 +144,17 @@ export class TokenSource {
     // Take the lease: only the worker whose compare-and-swap lands fetches.
     s.leaseMs = nowMs + <i64>this.timeoutMs + 1000;
     if (setSharedData(this.key, s.encode(), v.value === null ? 0 : v.cas) != WasmResultValues.Ok) return;
+    if (this.metadata) {
+      const path = this.scope.length ? this.path + (this.path.includes("?") ? "&" : "?") + "scopes=" + this.scope : this.path;
+      const mh = [":method", "GET", ":path", path, ":authority", this.authority, "metadata-flavor", "Google", "accept", "application/json"];
+      if (!httpCall(this.root, this.cluster, mh, new ArrayBuffer(0), this.timeoutMs, new Fetch(this), onTokenAnswer)) {
+        this.fail(s, "Envoy refused the token request (no cluster " + this.cluster + ")");
+        return;
+      }
+      this.fetching = true;
+      this.fetchStartedMs = nowMs;
+      return;
+    }
     const body = new ByteBuilder(128);
     body.raw("grant_type=client_credentials&client_id=");
     formValue(body, this.clientId);

@@ -8,8 +8,9 @@ import { DeepSeekProvider } from "./deepseek";
 import { MistralProvider } from "./mistral";
 import { OpenAICompatibleProvider } from "./openai-compatible";
 import { BedrockProvider } from "./bedrock";
+import { VertexProvider } from "./vertex";
 
-export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock"];
+export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex"];
 
 export function providerFor(name: string): Provider | null {
   if (name == "openai") return new OpenAIProvider();
@@ -20,5 +21,6 @@ export function providerFor(name: string): Provider | null {
   if (name == "mistral") return new MistralProvider();
   if (name == "openai-compatible") return new OpenAICompatibleProvider();
   if (name == "bedrock") return new BedrockProvider();
+  if (name == "vertex") return new VertexProvider();
   return null;
 }

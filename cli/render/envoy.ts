@@ -114,7 +114,7 @@ export function sluiceWasmFilters(cfg: GatewayConfig, opts: EnvoyRenderOptions =
   // masked), before ai-ratelimit (a hit reserves no tokens). FAIL_OPEN by default: skipped, it only caches nothing.
   if (cfg.aiCache) add("ai-cache", wasmFilter("ai-cache", aiCacheJson(cfg, credential), { failurePolicy: fp["ai-cache"], env: mock ? cacheStoreEnvKeys(cfg.aiCache) : cacheEnvKeys(cfg), allowOnHeadersStopIteration: true }));
   if (cfg.aiRatelimit) add("ai-ratelimit", wasmFilter("ai-ratelimit", aiRatelimitJson(cfg), { failurePolicy: fp["ai-ratelimit"], allowOnHeadersStopIteration: true }));
-  // The compose file's mock service has no Bedrock: a bedrock instance stays real, with its AWS variables.
+  // The compose file's mock service has no Bedrock or Vertex: those instances stay real, with their variables.
   add("ai-proxy", wasmFilter("ai-proxy", aiProxyJson(cfg, credential), { failurePolicy: fp["ai-proxy"], env: mock ? [...awsEnvKeys(cfg), ...entraEnvKeys(cfg)] : envKeys(cfg), allowOnHeadersStopIteration: true }));
   return out;
 }
@@ -156,7 +156,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (distributed) httpFilters.push(rateLimitFilter(RATELIMIT_CLUSTER, distributed));
   httpFilters.push({ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
 
-  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock && i.provider !== "bedrock" ? mockTarget(i) : realTarget(i)));
+  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock && i.provider !== "bedrock" && i.provider !== "vertex" ? mockTarget(i) : realTarget(i)));
   const emb = cfg.aiRouter?.embeddings ?? cfg.aiCache?.embeddings;
   if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
   // ai-guard's moderation service: its real endpoint even with mock (the compose file has no mock of it).

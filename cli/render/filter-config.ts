@@ -30,10 +30,21 @@ export function identityJson(cfg: GatewayConfig): Record<string, unknown> {
 /** The cluster of an azure-openai instance's Entra ID token endpoint. */
 export const entraCluster = (instance: string) => `${instance}_entra`;
 
-/** The Entra ID token endpoints as cluster targets (rendered like a provider's). */
+/** The token endpoints (Entra ID's, the metadata server) as cluster targets (rendered like a provider's). */
 export function entraTargets(cfg: GatewayConfig): Instance[] {
-  return cfg.providers.flatMap((i) => (i.entra ? [{ name: entraCluster(i.name), provider: "openai-compatible" as const, apiKeyEnv: null, apiKey: null, endpoint: i.entra.tokenUrl.href, url: i.entra.tokenUrl, http2: false }] : []));
+  return cfg.providers.flatMap((i) => {
+    const url = i.entra?.tokenUrl ?? i.google?.metadataUrl;
+    return url ? [{ name: tokenCluster(i), provider: "openai-compatible" as const, apiKeyEnv: null, apiKey: null, endpoint: url.href, url, http2: false }] : [];
+  });
 }
+
+/** The cluster of an instance's token endpoint. */
+export function tokenCluster(i: Instance): string {
+  return i.entra ? entraCluster(i.name) : `${i.name}_google_token`;
+}
+
+/** The GCE metadata server's token path (the workload's default service account). */
+export const METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: string, clusterOf?: (i: Instance) => string): Record<string, unknown> {
   const out: Record<string, unknown> = { name: i.name, provider: i.provider };
@@ -55,9 +66,13 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
   if (i.price) out.price = i.price;
   if (i.redactUpstreamErrors !== undefined) out.redact_upstream_errors = i.redactUpstreamErrors;
   if (i.structuredOutput !== undefined) out.structured_output = i.structuredOutput;
+  if (i.google) {
+    const t = entraTargets({ providers: [i] } as GatewayConfig)[0];
+    out.token = { source: "metadata", cluster: clusterOf?.(t) ?? t.name, authority: i.google.metadataUrl.host, path: METADATA_TOKEN_PATH, scope: i.google.scope };
+  }
   if (i.entra) {
     const t = entraTargets({ providers: [i] } as GatewayConfig)[0];
-    out.entra = { cluster: clusterOf?.(t) ?? t.name, authority: i.entra.tokenUrl.host, path: i.entra.tokenUrl.pathname, client_id_env: i.entra.clientIdEnv, client_secret_env: i.entra.clientSecretEnv, scope: i.entra.scope };
+    out.token = { source: "client_credentials", cluster: clusterOf?.(t) ?? t.name, authority: i.entra.tokenUrl.host, path: i.entra.tokenUrl.pathname, client_id_env: i.entra.clientIdEnv, client_secret_env: i.entra.clientSecretEnv, scope: i.entra.scope };
   }
   if (i.region !== undefined) out.region = i.region;
   if (i.aws) out.aws = i.aws;

@@ -1,5 +1,7 @@
 // Gemini API (generativelanguage): POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse, or a JSON array
-// without it), :countTokens, :embedContent, :batchEmbedContents; GET /v1beta/models. /v1/ works the same.
+// without it), :countTokens, :embedContent, :batchEmbedContents; GET /v1beta/models. /v1/ works the same. Vertex AI's
+// path for Google's models (/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}) too, with an
+// `Authorization: Bearer` access token instead of a key (missing or wrong: 401 UNAUTHENTICATED).
 //
 // Wire facts: `x-goog-api-key` header or `key` query; missing → 403 PERMISSION_DENIED, bad → 400 INVALID_ARGUMENT with
 // ErrorInfo reason API_KEY_INVALID; errors {"error":{"code","message","status","details"?}} pretty-printed; unknown fields →
@@ -8,6 +10,7 @@
 // `"key": value` spacing, usageMetadata on every chunk, finishReason on the last, and no [DONE].
 // 429 is RESOURCE_EXHAUSTED with RetryInfo.retryDelay in the body and no Retry-After header.
 import {
+  bearer,
   chunkText,
   decideReply,
   embeddingVector,
@@ -368,10 +371,15 @@ function contentText(c: any): string | null {
 export const gemini: ProviderModule = {
   kind: "gemini",
   handle(ctx) {
-    const m = /^\/(v1beta|v1|v1alpha)\/models(?:\/([^/:]+)(?::([A-Za-z]+))?)?\/?$/.exec(ctx.path);
-    const key = (ctx.headers["x-goog-api-key"] as string | undefined) ?? ctx.query.get("key") ?? undefined;
+    // Vertex AI serves the same API under a project's publisher path, with a Bearer access token.
+    const vertex = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):([A-Za-z]+)$/.exec(ctx.path);
+    const m = vertex ? [ctx.path, "v1", vertex[1], vertex[2]] : /^\/(v1beta|v1|v1alpha)\/models(?:\/([^/:]+)(?::([A-Za-z]+))?)?\/?$/.exec(ctx.path);
+    const key = vertex ? bearer(ctx.headers) : (ctx.headers["x-goog-api-key"] as string | undefined) ?? ctx.query.get("key") ?? undefined;
     const notFound = () => gErr(404, `Method not found.`);
     if (!m) return notFound();
+    if (vertex && (!key || !keyAccepted(ctx.opts, key))) {
+      return gErr(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
+    }
     if (!key) {
       return gErr(
         403,

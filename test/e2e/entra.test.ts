@@ -19,7 +19,7 @@ beforeAll(async () => {
   azure = await startMock("azure-openai");
   idp = await startTokenMock({ clientId: "app-id", clientSecret: "app-secret", path: "/tenant-1/oauth2/v2.0/token" });
   refused = await startTokenMock({ clientId: "someone-else", clientSecret: "x", path: "/tenant-2/oauth2/v2.0/token" });
-  const entra = (cluster: string, tenant: string) => ({ cluster, authority: "login.microsoftonline.com", path: `/${tenant}/oauth2/v2.0/token` });
+  const entra = (cluster: string, tenant: string) => ({ source: "client_credentials", cluster, authority: "login.microsoftonline.com", path: `/${tenant}/oauth2/v2.0/token`, scope: "https://cognitiveservices.azure.com/.default" });
   const host = await Host.create({
     filters: [
       { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["key-a"] }] } },
@@ -27,8 +27,8 @@ beforeAll(async () => {
         name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true, workers: 2,
         configuration: {
           instances: [
-            { name: "azure-entra", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["gpt-4o"], entra: entra("idp", "tenant-1") },
-            { name: "azure-refused", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["refused-*"], entra: entra("idp-refused", "tenant-2") },
+            { name: "azure-entra", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["gpt-4o"], token: entra("idp", "tenant-1") },
+            { name: "azure-refused", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["refused-*"], token: entra("idp-refused", "tenant-2") },
           ],
         },
         env: { AZURE_CLIENT_ID: "app-id", AZURE_CLIENT_SECRET: "app-secret" },

@@ -2,7 +2,7 @@
 import { ConfigReader } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
 import { AwsCredentials } from "../../lib/sigv4";
-import { EntraConfig, readEntra } from "./entra";
+import { TokenConfig, readToken } from "./upstream-token";
 import { getEnv } from "../../lib/env";
 import { Instance, Provider, isPathSegment, STRUCTURED_NATIVE, STRUCTURED_TOOL } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
@@ -57,8 +57,8 @@ export const OTHER_MODEL = "other";
 export class Settings {
   instances: Array<Instance> = [];
   providers: Array<Provider> = []; // parallel to instances
-  /** Microsoft Entra ID settings of each instance (azure-openai), parallel to instances; null: its api-key. */
-  entra: Array<EntraConfig | null> = [];
+  /** Each instance's token settings (Entra ID, Vertex), parallel to instances; null: its key. */
+  tokens: Array<TokenConfig | null> = [];
   pools: Array<Pool> = [];
   defaultPool: i32 = -1;
   health: HealthConfig = new HealthConfig();
@@ -143,7 +143,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output", "region", "aws", "entra"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output", "region", "aws", "token"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -224,9 +224,10 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   else if (so == "tool") inst.structuredOutput = STRUCTURED_TOOL;
   else if (so != "auto") r.fail(path + ".structured_output", "must be auto, native or tool");
   if (so != "auto" && inst.provider != "anthropic") r.fail(path + ".structured_output", "is only read for provider anthropic");
-  const entra = v.get("entra");
-  if (entra !== null && inst.provider != "azure-openai") r.fail(path + ".entra", "is only read for provider azure-openai");
-  s.entra.push(entra !== null ? readEntra(r, entra as JsonValue, path + ".entra") : null);
+  const token = v.get("token");
+  if (token !== null && inst.provider != "azure-openai" && inst.provider != "vertex") r.fail(path + ".token", "is only read for providers azure-openai and vertex");
+  if (token === null && inst.provider == "vertex") r.fail(path + ".token", "is required for provider vertex (where its access tokens come from)");
+  s.tokens.push(token !== null ? readToken(r, token as JsonValue, path + ".token") : null);
   if (p.awsService.length) readAws(r, v, path, inst);
   else if (v.get("region") !== null || v.get("aws") !== null) r.fail(path + ".region", "is only read for provider bedrock");
   // Self-hosted OpenAI-compatible servers put internal hostnames and addresses in their error

@@ -13,7 +13,7 @@ import { OUTCOME_FAILURE } from "./health";
 import { replayAsStream } from "./replay";
 import { captureResult } from "./capture";
 import { signUpstream } from "./aws";
-import { authorize } from "./entra";
+import { authorize } from "./upstream-token";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides, previousStored, responsesChat } from "./request";

@@ -13,7 +13,7 @@ import { validateRequest, isJsonMediaType } from "./validate";
 import { capOutput } from "./budget";
 import { captureCap } from "./capture";
 import { signUpstream } from "./aws";
-import { authorize } from "./entra";
+import { authorize } from "./upstream-token";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";

@@ -6,7 +6,7 @@ import {
 } from "../../lib/sdk";
 import { setJsonDefaultMaxValues } from "../../lib/json";
 import { Settings, readSettings } from "./config";
-import { EntraConfig, entraSource, authorize } from "./entra";
+import { TokenConfig, tokenSource, authorize } from "./upstream-token";
 import { TokenSource } from "../../lib/oauth-token";
 import { readHealth, OUTCOME_PROBE_OK, OUTCOME_PROBE_FAILED } from "./health";
 import { healthReport } from "./outcome";
@@ -32,13 +32,14 @@ export class AiProxyRoot extends ProxyRoot {
       const name = s.instances[i].name;
       proxyMetrics.instanceHealth(name, readHealth(name).available(now), false);
     }
-    // Entra ID tokens: the first fetch is on the first tick (Envoy also configures throwaway VMs).
+    // Access tokens (Entra ID, Vertex): the first fetch is on the first tick (Envoy also configures
+    // throwaway VMs).
     let tokens = false;
     this.tokens = [];
     for (let i = 0; i < s.instances.length; i++) {
-      const e = s.entra[i];
-      this.tokens.push(e !== null ? entraSource(this, s.instances[i].name, e as EntraConfig) : null);
-      if (e !== null) tokens = true;
+      const t = s.tokens[i];
+      this.tokens.push(t !== null ? tokenSource(this, s.instances[i].name, t as TokenConfig) : null);
+      if (t !== null) tokens = true;
     }
     let period: i64 = 0;
     if (s.health.active) period = s.health.intervalMs < 1000 ? s.health.intervalMs : 1000;
@@ -78,7 +79,7 @@ export class AiProxyRoot extends ProxyRoot {
     const path = s.health.path.length ? inst.basePath + s.health.path : provider.probePath(inst);
     const headers: Array<HeaderPair> = [makeHeaderPair(":method", "GET"), makeHeaderPair(":path", path), makeHeaderPair(":authority", inst.authority)];
     const up = provider.chatUpstream(inst, inst.model, false);
-    // An Entra ID instance is probed with its token; without one there is nothing to probe with yet.
+    // An instance with an access token is probed with it; without one there is nothing to probe with yet.
     const source = this.tokens.length > i ? this.tokens[i] : null;
     if (source !== null && authorize(source as TokenSource, inst.name, up, nowMs()) !== null) return;
     const auth = up.headers;

@@ -50,7 +50,7 @@ export class ProxyRoot extends RootContext {
    * clients, so the cache is bounded (selection.ts).
    */
   implicitPools: Map<string, Pool> = new Map();
-  /** Each instance's Microsoft Entra ID token source (entra.ts), parallel to the instances; null: none. */
+  /** Each instance's access token source (upstream-token.ts), parallel to the instances; null: none. */
   tokens: Array<TokenSource | null> = [];
 }
 
