@@ -176,6 +176,8 @@ export interface Instance {
   /** bedrock: the AWS region (the endpoint's, when not given) and the credential variables. */
   region?: string;
   aws?: { access_key_id_env: string; secret_access_key_env: string; session_token_env: string };
+  /** A key pool: the variables of its keys (instead of apiKeyEnv). */
+  apiKeysEnv?: string[];
   /** azure-openai: Microsoft Entra ID instead of an api-key. */
   entra?: EntraSettings;
   /** vertex: where its access tokens come from. */
@@ -577,7 +579,8 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
     const bedrock = provider === "bedrock";
     const vertex = provider === "vertex";
-    if (p.api_key === undefined && p.api_key_env === undefined && provider !== "openai-compatible" && !bedrock && !vertex && p.entra === undefined) {
+    if (p.api_keys_env !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("api_keys_env"), "give api_key(_env) or api_keys_env, not both");
+    if (p.api_key === undefined && p.api_key_env === undefined && p.api_keys_env === undefined && provider !== "openai-compatible" && !bedrock && !vertex && p.entra === undefined) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
     }
     if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
@@ -623,6 +626,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
       structuredOutput: p.structured_output,
       ...(bedrock ? { region: p.region, aws: { ...AWS_ENV_DEFAULTS, ...(p.aws ?? {}) } } : {}),
       ...(p.entra !== undefined ? { entra: entraOf(p.entra, at("entra"), fail) } : {}),
+      ...(p.api_keys_env !== undefined ? { apiKeysEnv: p.api_keys_env } : {}),
       ...(vertex ? { google: googleOf(p.google ?? {}, at("google"), fail) } : {}),
       http2: https && (p.http2 ?? HTTP2_BY_DEFAULT.has(provider)),
     });

@@ -110,6 +110,7 @@ interface InstanceJson {
   region?: string;
   aws?: { access_key_id_env?: string; secret_access_key_env?: string; session_token_env?: string };
   token?: { source?: string; cluster: string; path: string; client_id_env?: string; client_secret_env?: string };
+  api_keys_env?: string[];
 }
 
 /** The credentials npm start gives the VM and the Bedrock mock when it mocks a bedrock instance. */
@@ -263,6 +264,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         await entraInstance(inst, cluster, real);
         continue;
       }
+      // A key pool is decided by its first variable, and mocked with every variable set.
+      if (inst.api_keys_env?.length && !inst.api_key_env) inst.api_key_env = inst.api_keys_env[0];
       if (mockMode === "always") [mock, why] = [true, "--mock"];
       else if (mockMode === "never") [mock, why] = [false, inst.api_key_env ? `${inst.api_key_env} ${given[inst.api_key_env] ? "set" : "NOT set"}` : "key inline or none"];
       else if (inst.api_key_env) [mock, why] = given[inst.api_key_env] ? [false, `${inst.api_key_env} set`] : [true, `${inst.api_key_env} not set`];
@@ -279,7 +282,11 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       mocks[inst.name] = m;
       clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
       // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
-      if (inst.api_key_env && !env[inst.api_key_env]) env[inst.api_key_env] = MOCK_KEY_VALUE;
+      if (inst.api_keys_env) {
+        inst.api_keys_env.forEach((k, n) => {
+          if (!env[k]) env[k] = `${MOCK_KEY_VALUE}-${n + 1}`;
+        });
+      } else if (inst.api_key_env && !env[inst.api_key_env]) env[inst.api_key_env] = MOCK_KEY_VALUE;
       providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
     }
 

@@ -219,6 +219,10 @@ export class Instance {
   priceOut: f64 = 0;
   /** STRUCTURED_*: how response_format json_schema reaches a provider that has two ways. */
   structuredOutput: i32 = STRUCTURED_AUTO;
+  /** A key pool (api_keys): every key, the first also in apiKey; empty for one key. */
+  keys: Array<string> = [];
+  /** The keys' short ids (key-pool.ts keyId), for metrics and logs. */
+  keyIds: Array<string> = [];
   /** AWS region a signed request is scoped to (Bedrock). */
   region: string = "";
   /** AWS credentials from the VM's environment, for a provider that signs (Bedrock); null otherwise. */

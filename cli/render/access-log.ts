@@ -26,10 +26,11 @@ export const LOG_KEYS = [
 /**
  * Labels Sluice's metric names carry as `;key=value`: ai-proxy (metrics.ts: provider, model,
  * consumer, team, key, request_type, status, instance, cause), ai-router and ai-ratelimit (rule),
- * ai-guard (detector, action, verdict, outcome), mcp (method, server, tool, reason); pool is kept for
+ * ai-guard (detector, action, verdict, outcome), mcp (method, server, tool, reason), a key pool's
+ * upstream_key (a key's short id, never the key); pool is kept for
  * dashboards that group by it.
  */
-export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason"] as const;
+export const METRIC_TAGS = ["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason", "upstream_key"] as const;
 
 export function accessLogFormat(): Record<string, string> {
   const f: Record<string, string> = {

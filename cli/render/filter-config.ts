@@ -51,6 +51,10 @@ export function instanceJson(i: Instance, credential: "env" | "mock", cluster?: 
   if (credential === "mock" && (i.apiKeyEnv || i.apiKey)) out.api_key = MOCK_KEY;
   else if (i.apiKeyEnv) out.api_key_env = i.apiKeyEnv;
   else if (i.apiKey) out.api_key = i.apiKey; // written inline only because the user wrote it inline
+  if (i.apiKeysEnv) {
+    if (credential === "mock") out.api_keys = i.apiKeysEnv.map((_, n) => `${MOCK_KEY}-${n + 1}`);
+    else out.api_keys_env = i.apiKeysEnv;
+  }
   out.endpoint = i.endpoint;
   if (cluster) out.cluster = cluster;
   if (i.models) out.models = i.models;
@@ -105,7 +109,7 @@ export function aiProxyJson(cfg: GatewayConfig, credential: "env" | "mock", clus
 
 /** The host_env_keys ai-proxy's VM needs: every api_key_env, once. */
 export function envKeys(cfg: GatewayConfig): string[] {
-  return [...new Set([...cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k), ...awsEnvKeys(cfg), ...entraEnvKeys(cfg)])];
+  return [...new Set([...cfg.providers.map((i) => i.apiKeyEnv).filter((k): k is string => !!k), ...cfg.providers.flatMap((i) => i.apiKeysEnv ?? []), ...awsEnvKeys(cfg), ...entraEnvKeys(cfg)])];
 }
 
 /** The Entra ID client variables of the azure-openai instances that use it. */

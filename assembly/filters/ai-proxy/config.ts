@@ -3,6 +3,7 @@ import { ConfigReader } from "../../lib/config";
 import { JsonValue } from "../../lib/json";
 import { AwsCredentials } from "../../lib/sigv4";
 import { TokenConfig, readToken } from "./upstream-token";
+import { keyId } from "./key-pool";
 import { getEnv } from "../../lib/env";
 import { Instance, Provider, isPathSegment, STRUCTURED_NATIVE, STRUCTURED_TOOL } from "../../providers/types";
 import { providerFor, PROVIDER_NAMES } from "../../providers/index";
@@ -143,7 +144,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     r.fail(path, "must be an object");
     return;
   }
-  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output", "region", "aws", "token"]);
+  r.onlyKnown(v, path, ["name", "provider", "model", "model_map", "models", "api_key", "api_key_env", "endpoint", "cluster", "options", "max_tokens", "api_version", "deployment", "headers", "weight", "priority", "price", "redact_upstream_errors", "structured_output", "region", "aws", "token", "api_keys", "api_keys_env"]);
   const inst = new Instance();
   inst.name = r.str(v, "name", path, "");
   if (r.ok && inst.name.length == 0) r.fail(path + ".name", "is required");
@@ -175,6 +176,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
     if (value === null) r.fail(path + ".api_key_env", "environment variable " + env + " is not set for the Wasm VM (list it in vm_config.environment_variables.host_env_keys)");
     else inst.apiKey = value as string;
   }
+  readKeyPool(r, v, path, inst);
   let endpoint = r.str(v, "endpoint", path, "");
   if (endpoint.length == 0) endpoint = p.defaultEndpoint();
   if (r.ok && endpoint.length == 0) r.fail(path + ".endpoint", "is required for provider " + inst.provider);
@@ -235,6 +237,31 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   s.redactErrors.push(r.bool(v, "redact_upstream_errors", path, inst.provider == "openai-compatible"));
   s.instances.push(inst);
   s.providers.push(p);
+}
+
+/** A key pool: api_keys (inline) or api_keys_env (variables), several keys the requests take in turn. */
+function readKeyPool(r: ConfigReader, v: JsonValue, path: string, inst: Instance): void {
+  const inline = r.array(v, "api_keys", path, false);
+  const envs = r.array(v, "api_keys_env", path, false);
+  if (inline.length == 0 && envs.length == 0) return;
+  if (inline.length && envs.length) r.fail(path + ".api_keys", "give api_keys or api_keys_env, not both");
+  if (inst.apiKey.length) r.fail(path + ".api_keys", "give api_key(_env) or a key pool, not both");
+  for (let i = 0; i < inline.length; i++) {
+    if (!inline[i].isString() || inline[i].s.length == 0) r.fail(path + ".api_keys[" + i.toString() + "]", "must be a key");
+    else inst.keys.push(inline[i].s);
+  }
+  for (let i = 0; i < envs.length; i++) {
+    const name = envs[i].isString() ? envs[i].s : "";
+    const value = name.length ? getEnv(name) : null;
+    if (value === null || (value as string).length == 0) r.fail(path + ".api_keys_env[" + i.toString() + "]", "environment variable " + name + " is not set for the Wasm VM (list it in vm_config.environment_variables.host_env_keys)");
+    else inst.keys.push(value as string);
+  }
+  for (let i = 0; i < inst.keys.length; i++) {
+    const id = keyId(inst.keys[i]);
+    if (inst.keyIds.includes(id)) r.fail(path + ".api_keys", "the same key is given twice");
+    inst.keyIds.push(id);
+  }
+  if (inst.keys.length) inst.apiKey = inst.keys[0];
 }
 
 /**

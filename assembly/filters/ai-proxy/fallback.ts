@@ -14,6 +14,7 @@ import { replayAsStream } from "./replay";
 import { captureResult } from "./capture";
 import { signUpstream } from "./aws";
 import { authorize } from "./upstream-token";
+import { pickKey, useKey, countKey } from "./key-pool";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
 import { overrides, previousStored, responsesChat } from "./request";
@@ -65,6 +66,9 @@ export function fallBack(x: Exchange): bool {
     if (up === null) continue; // this provider cannot take the request: the next may
     const source = root.tokens.length > i ? root.tokens[i] : null;
     if (source !== null && authorize(source, inst.name, up, nowMs()) !== null) continue; // no token: the next may have one
+    x.keyIndex = pickKey(inst, nowMs());
+    useKey(inst, up, x.keyIndex);
+    countKey(inst, x.keyIndex);
     signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
     const headers: Array<HeaderPair> = [
       makeHeaderPair(":method", "POST"), makeHeaderPair(":path", up.path), makeHeaderPair(":authority", inst.authority),

@@ -4,6 +4,7 @@
 import { RESPONSE_HEADERS, getHeader, getHeaderPairs, replaceHeader, getProperty } from "../../lib/sdk";
 import { Instance, Provider } from "../../providers/types";
 import { Settings } from "./config";
+import { keyAnswered } from "./key-pool";
 import {
   report, wentDown, parseReset, OUTCOME_SUCCESS, OUTCOME_FAILURE, OUTCOME_RATE_LIMITED, OUTCOME_EXHAUSTED,
 } from "./health";
@@ -38,6 +39,10 @@ export function reportOutcome(x: Exchange, cause: string, headersMap: i32): void
   const inst = x.inst as Instance;
   const now = nowMs();
   const metrics = proxyMetrics;
+  // A key of a pool that is refused or spent is set aside; the instance stays in while another key is.
+  if (x.keyIndex >= 0 && (x.status == 401 || x.status == 403 || x.status == 429)) {
+    if (keyAnswered(inst, x.keyIndex, x.status, x.status == 429 ? retryAfterUntil(headersMap, now) : 0, now)) return;
+  }
   if (cause.length == 0) {
     const until = exhaustedUntil(headersMap, now);
     if (until > now) healthReport(s, inst.name, OUTCOME_EXHAUSTED, now, until);

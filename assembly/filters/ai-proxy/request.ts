@@ -14,6 +14,7 @@ import { capOutput } from "./budget";
 import { captureCap } from "./capture";
 import { signUpstream } from "./aws";
 import { authorize } from "./upstream-token";
+import { pickKey, useKey, countKey } from "./key-pool";
 import { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, RESPONSES_PATH, clientOf, toOpenAIRequest } from "./client";
 import { countedRequest } from "./client-gemini";
 import { geminiEmbedToOpenAI } from "./client-gemini-embeddings";
@@ -423,6 +424,9 @@ export function send(x: Exchange, original: ArrayBuffer, out: ByteBuilder | null
     const e = authorize(source, inst.name, up, nowMs());
     if (e !== null) return e;
   }
+  x.keyIndex = pickKey(inst, nowMs());
+  useKey(inst, up, x.keyIndex);
+  countKey(inst, x.keyIndex);
   if (out !== null) signUpstream(provider, inst, up, changetype<usize>(out.buf), out.len);
   else signUpstream(provider, inst, up, changetype<usize>(original), original.byteLength);
   if (out !== null) replaceBody(REQUEST_BODY, <u32>original.byteLength, out);

@@ -119,6 +119,8 @@ export class Exchange extends Context {
   frames: EventStreamReader | null = null;
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
+  /** The key of the instance's pool this request took (key-pool.ts); -1: the instance has one key. */
+  keyIndex: i32 = -1;
   /** The largest answer ai-cache keeps of this request (capture.ts); -1: it keeps none. */
   captureCap: i64 = -1;
   usageWritten: bool = false;
