@@ -186,6 +186,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     for (const m of tokenMocks) await m.close();
     for (const m of metadataMocks) await m.close();
   };
+  // A mock takes the place of a cluster (its connect timeout and buffer limit kept).
+  const mockCluster = (name: string, url: string) => {
+    clusters[name] = { url, connectTimeoutMs: clusters[name]?.connectTimeoutMs, bufferLimitBytes: clusters[name]?.bufferLimitBytes };
+  };
   // A bedrock instance signs with AWS credentials, not a key: mocked when its access key variable is
   // unset, by the Bedrock mock, which checks the signature made with the mock's credentials.
   const bedrockInstance = async (inst: InstanceJson, cluster: string, real: string) => {
@@ -202,7 +206,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     const region = inst.region ?? (/^bedrock-runtime\.([a-z0-9-]+)\.amazonaws\.com$/.exec(host)?.[1] ?? "us-east-1");
     const m = await startBedrockMock({ credentials: MOCK_AWS, region });
     awsMocks.push(m);
-    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
+    mockCluster(cluster, m.url);
     env[idEnv] = MOCK_AWS.accessKeyId;
     env[secretEnv] = MOCK_AWS.secretAccessKey;
     providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
@@ -219,8 +223,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     mocks[inst.name] = m;
     const md = await startMetadataMock();
     metadataMocks.push(md);
-    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
-    clusters[e.cluster] = { url: md.url, connectTimeoutMs: clusters[e.cluster]?.connectTimeoutMs };
+    mockCluster(cluster, m.url);
+    mockCluster(e.cluster, md.url);
     providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why: "the metadata server is Google Cloud's (--no-mock to use it)" });
   };
   // An azure-openai instance with Entra ID: mocked when its client id variable is unset, by the
@@ -240,8 +244,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
     mocks[inst.name] = m;
     const idp = await startTokenMock({ clientId: "sluice-mock-client", clientSecret: "sluice-mock-secret", path: e.path });
     tokenMocks.push(idp);
-    clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
-    clusters[e.cluster] = { url: new URL(idp.url).origin, connectTimeoutMs: clusters[e.cluster]?.connectTimeoutMs };
+    mockCluster(cluster, m.url);
+    mockCluster(e.cluster, new URL(idp.url).origin);
     env[idEnv] = "sluice-mock-client";
     env[secretEnv] = "sluice-mock-secret";
     providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "mock", url: m.url, why });
@@ -280,7 +284,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       // 256 KB prompts grew the process by every body otherwise; issue 13).
       const m = await startMock(inst.provider as MockKind, { port: 0, maxRecorded: 16, ...(basePath ? { basePath } : {}) });
       mocks[inst.name] = m;
-      clusters[cluster] = { url: m.url, connectTimeoutMs: clusters[cluster]?.connectTimeoutMs, bufferLimitBytes: clusters[cluster]?.bufferLimitBytes };
+      mockCluster(cluster, m.url);
       // The filter reads the key through the VM's environment, as in Envoy; the mock accepts any key.
       if (inst.api_keys_env) {
         inst.api_keys_env.forEach((k, n) => {

@@ -5,6 +5,7 @@
 import { describe, it, expect } from "vitest";
 import { createHash } from "node:crypto";
 import { proxyHost, send, answer, header } from "./helpers.js";
+import { renderYaml, startRendered } from "../fixtures/local-gateway.js";
 
 const KEYS = ["sk-pool-one", "sk-pool-two", "sk-pool-three"];
 const id = (k: string) => createHash("sha256").update(k).digest("hex").slice(0, 8);
@@ -65,28 +66,15 @@ describe("ai-proxy: key pools", () => {
 
 describe("key pools from gateway.yaml", () => {
   it("api_keys_env is rendered with every variable for the VM, and npm start's mock sees the keys in turn", async () => {
-    const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { render } = await import("../../cli/render.js");
-    const { startLocalGateway } = await import("../../cli/start.js");
-    const dir = mkdtempSync(join(tmpdir(), "sluice-pool-"));
-    writeFileSync(join(dir, "gateway.yaml"), `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: alice
-    keys: [sk-alice-123]
+    const r = renderYaml(`
 providers:
   - name: pooled
     provider: openai
     api_keys_env: [OPENAI_KEY_A, OPENAI_KEY_B]
 `);
-    render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-    const ecds = readFileSync(join(dir, "envoy", "ecds", "ai-proxy.yaml"), "utf8");
-    expect(ecds).toContain("OPENAI_KEY_A");
-    expect(ecds).toContain("OPENAI_KEY_B");
-    const gw = await startLocalGateway({ envoyYaml: join(dir, "envoy", "envoy.yaml"), port: 0, adminPort: 0, env: {} });
+    expect(r.ecds("ai-proxy")).toContain("OPENAI_KEY_A");
+    expect(r.ecds("ai-proxy")).toContain("OPENAI_KEY_B");
+    const gw = await startRendered(r);
     try {
       for (let i = 0; i < 4; i++) {
         const r = await fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { authorization: "Bearer sk-alice-123", "content-type": "application/json" }, body: JSON.stringify(CHAT) });

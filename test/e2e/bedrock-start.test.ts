@@ -4,22 +4,14 @@
 // environment the Bedrock mock answers, and it accepts only requests the filter signed with the
 // credentials the gateway gave its VM.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
-import { render } from "../../cli/render.js";
 import { parseGatewayConfig } from "../../cli/gateway-config.js";
 import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
-import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
+import type { LocalGateway } from "../../cli/start.js";
+import { LOCAL_HEAD, renderYaml, startRendered, type Rendered } from "../fixtures/local-gateway.js";
 import { MINIMAL_GATEWAY, problemsOf } from "../fixtures/gateway-yaml.js";
 
-const YAML = `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: alice
-    keys: [sk-alice-123]
+const PROVIDERS = `
 providers:
   - name: claude-on-bedrock
     provider: bedrock
@@ -28,27 +20,22 @@ providers:
 `;
 
 let gw: LocalGateway;
-let envoyYaml = "";
+let rendered: Rendered;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-bedrock-"));
-  writeFileSync(join(dir, "gateway.yaml"), YAML);
-  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-  envoyYaml = join(dir, "envoy", "envoy.yaml");
-  gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: {} });
+  rendered = renderYaml(PROVIDERS);
+  gw = await startRendered(rendered);
 }, 60_000);
 
 afterAll(() => gw?.close());
 
 describe("bedrock from gateway.yaml", () => {
   it("renders the regional endpoint, TLS with h2, and the AWS variables for ai-proxy's VM; valid for Envoy", () => {
-    const text = readFileSync(envoyYaml, "utf8");
-    expect(validateEnvoyYaml(text).errors).toEqual([]);
-    expect(text).toContain("bedrock-runtime.eu-central-1.amazonaws.com");
+    expect(validateEnvoyYaml(rendered.envoy).errors).toEqual([]);
+    expect(rendered.envoy).toContain("bedrock-runtime.eu-central-1.amazonaws.com");
     // (The filters' configurations are in their ECDS files.)
-    const ecds = readFileSync(join(envoyYaml, "..", "ecds", "ai-proxy.yaml"), "utf8");
-    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) expect(ecds).toContain(k);
-    const cfg = parseGatewayConfig(YAML, { env: {} });
+    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) expect(rendered.ecds("ai-proxy")).toContain(k);
+    const cfg = parseGatewayConfig(LOCAL_HEAD + PROVIDERS, { env: {} });
     expect(cfg.providers[0]).toMatchObject({ provider: "bedrock", region: "eu-central-1", endpoint: "https://bedrock-runtime.eu-central-1.amazonaws.com", http2: true });
   });
 

@@ -3,11 +3,8 @@
 // envoy.yaml. The official OpenAI client asks one, and the same question to the other is answered
 // from the shared store without a provider call; the access log and /stats/prometheus say so.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
-import { render } from "../../cli/render.js";
+import { renderYaml } from "../fixtures/local-gateway.js";
 import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
 import { startLocalGateway, type LocalGateway } from "../../cli/start.js";
 import { startWebdis, type Webdis } from "../ai-cache/webdis-server.js";
@@ -20,13 +17,7 @@ const logB: string[] = [];
 
 beforeAll(async () => {
   webdis = await startWebdis();
-  const dir = mkdtempSync(join(tmpdir(), "sluice-cache-"));
-  writeFileSync(join(dir, "gateway.yaml"), `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: alice
-    keys: [sk-alice-123]
+  const r = renderYaml(`
 providers:
   - name: small
     provider: openai
@@ -37,9 +28,8 @@ filters:
     ttl: 10m
     store: { webdis: "${webdis.url}", auth: { value_env: WEBDIS_AUTH, prefix: "Basic " } }
 `);
-  render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-  const envoyYaml = join(dir, "envoy", "envoy.yaml");
-  expect(validateEnvoyYaml(readFileSync(envoyYaml, "utf8")).errors).toEqual([]);
+  const envoyYaml = r.envoyYaml;
+  expect(validateEnvoyYaml(r.envoy).errors).toEqual([]);
   const env = { WEBDIS_AUTH: Buffer.from(`${webdis.user}:${webdis.password}`).toString("base64") };
   // No provider key in the environment: each gateway answers with the mock providers.
   a = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env, accessLog: (l) => logA.push(l) });

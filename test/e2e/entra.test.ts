@@ -9,6 +9,8 @@ import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
 import { startTokenMock, type TokenMock } from "../../scripts/mocks/oauth-token.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { renderYaml, startRendered } from "../fixtures/local-gateway.js";
 
 let azure: MockServer;
 let idp: TokenMock;
@@ -85,19 +87,7 @@ describe("Azure OpenAI with Microsoft Entra ID", () => {
 
 describe("Entra ID from gateway.yaml", () => {
   it("renders the token endpoint's cluster and the client's variables, and npm start serves it with mocks when they are unset", async () => {
-    const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { render } = await import("../../cli/render.js");
-    const { validateEnvoyYaml } = await import("../../cli/envoy-validate.js");
-    const { startLocalGateway } = await import("../../cli/start.js");
-    const dir = mkdtempSync(join(tmpdir(), "sluice-entra-"));
-    writeFileSync(join(dir, "gateway.yaml"), `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: alice
-    keys: [sk-alice-123]
+    const r = renderYaml(`
 providers:
   - name: azure
     provider: azure-openai
@@ -105,16 +95,12 @@ providers:
     deployment: gpt-4o-prod
     entra: { tenant_id: contoso.onmicrosoft.com }
 `);
-    render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-    const envoyYaml = join(dir, "envoy", "envoy.yaml");
-    const text = readFileSync(envoyYaml, "utf8");
-    expect(validateEnvoyYaml(text).errors).toEqual([]);
-    expect(text).toContain("azure_entra");
-    expect(text).toContain("login.microsoftonline.com");
-    const ecds = readFileSync(join(dir, "envoy", "ecds", "ai-proxy.yaml"), "utf8");
-    expect(ecds).toContain("AZURE_CLIENT_ID");
-    expect(ecds).toContain("/contoso.onmicrosoft.com/oauth2/v2.0/token");
-    const gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: {} });
+    expect(validateEnvoyYaml(r.envoy).errors).toEqual([]);
+    expect(r.envoy).toContain("azure_entra");
+    expect(r.envoy).toContain("login.microsoftonline.com");
+    expect(r.ecds("ai-proxy")).toContain("AZURE_CLIENT_ID");
+    expect(r.ecds("ai-proxy")).toContain("/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    const gw = await startRendered(r);
     try {
       expect(gw.providers).toContainEqual(expect.objectContaining({ instance: "azure", mode: "mock" }));
       const c = new OpenAI({ apiKey: "sk-alice-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });

@@ -10,6 +10,8 @@ import { Host } from "../../host/index.js";
 import { startGateway, type Gateway } from "../../host/server.js";
 import { startMock, type MockServer } from "../../scripts/mocks/index.js";
 import { startMetadataMock, METADATA_TOKEN_PATH, type MetadataMock } from "../../scripts/mocks/gce-metadata.js";
+import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
+import { renderYaml, startRendered } from "../fixtures/local-gateway.js";
 
 const BASE = "/v1/projects/acme-ai/locations/europe-west4/publishers/google";
 let vertex: MockServer;
@@ -90,19 +92,7 @@ describe("Vertex AI with the metadata server's token", () => {
 
 describe("vertex from gateway.yaml", () => {
   it("renders the project's regional endpoint and the metadata server's cluster, and npm start serves it with mocks", async () => {
-    const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { render } = await import("../../cli/render.js");
-    const { validateEnvoyYaml } = await import("../../cli/envoy-validate.js");
-    const { startLocalGateway } = await import("../../cli/start.js");
-    const dir = mkdtempSync(join(tmpdir(), "sluice-vertex-"));
-    writeFileSync(join(dir, "gateway.yaml"), `
-listener: { address: 127.0.0.1, port: 10000 }
-admin: { port: 9901 }
-consumers:
-  - name: alice
-    keys: [sk-alice-123]
+    const r = renderYaml(`
 providers:
   - name: gemini-on-vertex
     provider: vertex
@@ -110,15 +100,11 @@ providers:
     region: europe-west4
     models: ["gemini-*"]
 `);
-    render({ config: join(dir, "gateway.yaml"), outDir: join(dir, "envoy"), env: {} });
-    const envoyYaml = join(dir, "envoy", "envoy.yaml");
-    const text = readFileSync(envoyYaml, "utf8");
-    expect(validateEnvoyYaml(text).errors).toEqual([]);
-    expect(text).toContain("europe-west4-aiplatform.googleapis.com");
-    expect(text).toContain("metadata.google.internal");
-    const ecds = readFileSync(join(dir, "envoy", "ecds", "ai-proxy.yaml"), "utf8");
-    expect(ecds).toContain("/v1/projects/acme-ai-prod/locations/europe-west4/publishers/google");
-    const gw = await startLocalGateway({ envoyYaml, port: 0, adminPort: 0, env: {} });
+    expect(validateEnvoyYaml(r.envoy).errors).toEqual([]);
+    expect(r.envoy).toContain("europe-west4-aiplatform.googleapis.com");
+    expect(r.envoy).toContain("metadata.google.internal");
+    expect(r.ecds("ai-proxy")).toContain("/v1/projects/acme-ai-prod/locations/europe-west4/publishers/google");
+    const gw = await startRendered(r);
     try {
       expect(gw.providers).toContainEqual(expect.objectContaining({ instance: "gemini-on-vertex", mode: "mock" }));
       const ai = new GoogleGenAI({ apiKey: "sk-alice-123", httpOptions: { baseUrl: gw.url } });
