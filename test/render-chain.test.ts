@@ -216,7 +216,7 @@ describe("the full chain from gateway.yaml", () => {
         for (const m of readFileSync(join("assembly/filters", dir, f), "utf8").matchAll(/";([a-z_]+)="/g)) labels.add(m[1]);
       }
     }
-    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "key", "method", "model", "outcome", "provider", "reason", "request_type", "rule", "server", "status", "team", "tool", "verdict"]);
+    expect([...labels].sort()).toEqual(["action", "cause", "consumer", "detector", "instance", "key", "method", "model", "outcome", "provider", "reason", "request_type", "rule", "server", "status", "team", "tool", "upstream_key", "verdict"]);
     for (const l of labels) expect(METRIC_TAGS).toContain(l);
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "rule", regex: "(;rule=([^;]*))" });
     expect(envoy.stats_config.stats_tags).toContainEqual({ tag_name: "cause", regex: "(;cause=([^;]*))" });
