@@ -21,7 +21,7 @@ const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(root, "schemas", "gateway.schema.json");
 
-export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex"] as const;
+export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex", "vertex-anthropic"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 /** The filter's defaults (assembly/providers/*.ts defaultEndpoint); Azure and openai-compatible have none. */
@@ -37,16 +37,17 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
   bedrock: null,
   // Per project and region (vertexEndpoint).
   vertex: null,
+  "vertex-anthropic": null,
 };
 
 /** Vertex AI's publisher base URL for Google's models in a project and region. */
-export function vertexEndpoint(project: string, region: string): string {
+export function vertexEndpoint(project: string, region: string, publisher = "google"): string {
   const host = region === "global" ? "aiplatform.googleapis.com" : `${region}-aiplatform.googleapis.com`;
-  return `https://${host}/v1/projects/${project}/locations/${region}/publishers/google`;
+  return `https://${host}/v1/projects/${project}/locations/${region}/publishers/${publisher}`;
 }
 
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
-export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock", "vertex"]);
+export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock", "vertex", "vertex-anthropic"]);
 
 /** An azure-openai instance's Entra ID settings as checked: the token endpoint and the client's variables. */
 export interface EntraSettings {
@@ -578,7 +579,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     const provider = p.provider as ProviderName;
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
     const bedrock = provider === "bedrock";
-    const vertex = provider === "vertex";
+    const vertex = provider === "vertex" || provider === "vertex-anthropic";
     if (p.api_keys_env !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("api_keys_env"), "give api_key(_env) or api_keys_env, not both");
     if (p.api_key === undefined && p.api_key_env === undefined && p.api_keys_env === undefined && provider !== "openai-compatible" && !bedrock && !vertex && p.entra === undefined) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
@@ -586,13 +587,13 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
     if (p.entra !== undefined && provider !== "azure-openai") fail(at("entra"), `is only read for provider azure-openai (this instance is ${provider})`);
     if (p.entra !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("entra"), "give entra or an api_key, not both");
-    if (!bedrock && !vertex && p.region !== undefined) fail(at("region"), `is only read for providers bedrock and vertex (this instance is ${provider})`);
+    if (!bedrock && !vertex && p.region !== undefined) fail(at("region"), `is only read for providers bedrock, vertex and vertex-anthropic (this instance is ${provider})`);
     if (!bedrock && p.aws !== undefined) fail(at("aws"), `is only read for provider bedrock (this instance is ${provider})`);
-    if (!vertex && (p.project !== undefined || p.google !== undefined)) fail(at(p.project !== undefined ? "project" : "google"), `is only read for provider vertex (this instance is ${provider})`);
+    if (!vertex && (p.project !== undefined || p.google !== undefined)) fail(at(p.project !== undefined ? "project" : "google"), `is only read for providers vertex and vertex-anthropic (this instance is ${provider})`);
     if (vertex && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "vertex sends access tokens (google), not an API key");
     if (vertex && p.endpoint === undefined && (p.project === undefined || p.region === undefined)) fail(at(), "missing required fields 'project' and 'region' (the Vertex AI project and its region)");
     if (bedrock && p.region === undefined && p.endpoint === undefined) fail(at(), "missing required field 'region' (the AWS region of the Bedrock endpoint)");
-    const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : vertex && p.project !== undefined && p.region !== undefined ? vertexEndpoint(p.project, p.region) : null;
+    const regional = bedrock && p.region !== undefined ? `https://bedrock-runtime.${p.region}.amazonaws.com` : vertex && p.project !== undefined && p.region !== undefined ? vertexEndpoint(p.project, p.region, provider === "vertex" ? "google" : "anthropic") : null;
     const endpoint: string = (p.endpoint ?? regional ?? DEFAULT_ENDPOINT[provider] ?? "").replace(/\/+$/, "");
     let url: URL;
     try {

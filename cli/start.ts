@@ -219,7 +219,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       providers.push({ instance: inst.name, provider: inst.provider, cluster, mode: "real", url: real, why: "--no-mock" });
       return;
     }
-    const m = await startMock("gemini", { port: 0, maxRecorded: 16 });
+    const m = await startMock(inst.provider === "vertex" ? "gemini" : "anthropic", { port: 0, maxRecorded: 16 });
     mocks[inst.name] = m;
     const md = await startMetadataMock();
     metadataMocks.push(md);
@@ -260,7 +260,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
         await bedrockInstance(inst, cluster, real);
         continue;
       }
-      if (inst.provider === "vertex" && inst.token) {
+      if ((inst.provider === "vertex" || inst.provider === "vertex-anthropic") && inst.token) {
         await vertexInstance(inst, cluster, real);
         continue;
       }

@@ -841,7 +841,11 @@ function jsonToolConflict(f: RequestFields, hasTools: bool, l: Limits, inst: Ins
 }
 
 /** Writes the Anthropic Messages body for an OpenAI chat request. */
-export function writeAnthropicRequest(req: JsonValue, model: string, stream: bool, inst: Instance, b: ByteBuilder): ClientError | null {
+/**
+ * `vertex`: the body Vertex AI takes for Claude, which names anthropic_version instead of the model
+ * (the model is in its URL).
+ */
+export function writeAnthropicRequest(req: JsonValue, model: string, stream: bool, inst: Instance, b: ByteBuilder, vertex: bool = false): ClientError | null {
   const f = new RequestFields();
   let err = collect(req, f);
   if (err !== null) return err;
@@ -858,7 +862,8 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
     if (err !== null) return err;
   }
 
-  b.raw('{"model":').str(model);
+  if (vertex) b.raw('{"anthropic_version":"vertex-2023-10-16"');
+  else b.raw('{"model":').str(model);
   if (!optionSets(inst, "max_tokens")) b.raw(',"max_tokens":').int(l.max);
   b.raw(',"messages":[');
   const system = new Array<string>();

@@ -9,8 +9,9 @@ import { MistralProvider } from "./mistral";
 import { OpenAICompatibleProvider } from "./openai-compatible";
 import { BedrockProvider } from "./bedrock";
 import { VertexProvider } from "./vertex";
+import { VertexAnthropicProvider } from "./vertex-anthropic";
 
-export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex"];
+export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex", "vertex-anthropic"];
 
 export function providerFor(name: string): Provider | null {
   if (name == "openai") return new OpenAIProvider();
@@ -22,5 +23,6 @@ export function providerFor(name: string): Provider | null {
   if (name == "openai-compatible") return new OpenAICompatibleProvider();
   if (name == "bedrock") return new BedrockProvider();
   if (name == "vertex") return new VertexProvider();
+  if (name == "vertex-anthropic") return new VertexAnthropicProvider();
   return null;
 }

@@ -310,6 +310,12 @@ export abstract class Provider {
   /** True when the wire format is Gemini's own generateContent API (Gemini clients pass through). */
   get speaksGemini(): bool { return false; }
 
+  /**
+   * The model goes in the URL and the body must not name it; the body names this Anthropic version
+   * instead (Claude on Vertex AI); "" for the others.
+   */
+  get bodyAnthropicVersion(): string { return ""; }
+
   /** The AWS service name its requests are signed for with SigV4 (lib/sigv4.ts), or "" (not signed). */
   get awsService(): string { return ""; }
 

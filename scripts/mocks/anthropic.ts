@@ -6,6 +6,7 @@
 // Streams: `event: <type>\ndata: <json>\n\n` in the order message_start, content_block_start, ping, content_block_delta…,
 // content_block_stop, (more blocks), message_delta (stop_reason + usage.output_tokens), message_stop; an `error` event may arrive mid-stream.
 import {
+  bearer,
   chunkText,
   decideReply,
   fragments,
@@ -396,13 +397,28 @@ export const anthropic: ProviderModule = {
   kind: "anthropic",
   handle(ctx) {
     const path = ctx.path.replace(/\/+$/, "");
+    // Vertex AI serves Claude at a project's publisher path (:rawPredict, :streamRawPredict) with a
+    // Bearer access token; the model is in the path, and the body names anthropic_version instead.
+    const vertex = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/.exec(path);
+    if (vertex && ctx.method === "POST") {
+      const token = bearer(ctx.headers);
+      if (!token || !keyAccepted(ctx.opts, token)) return err(ctx, 401, "Request had invalid authentication credentials.");
+      if (!isObject(ctx.json)) return bad(ctx, "The request body must be a JSON object.");
+      if (ctx.json.anthropic_version !== "vertex-2023-10-16") return bad(ctx, "anthropic_version: Input should be 'vertex-2023-10-16'");
+      if (ctx.json.model !== undefined) return bad(ctx, "model: Extra inputs are not permitted (the model is in the URL)");
+      if ((vertex[2] === "streamRawPredict") !== (ctx.json.stream === true)) return bad(ctx, "stream: must be true for streamRawPredict and absent or false for rawPredict");
+      const { anthropic_version: _v, ...rest } = ctx.json;
+      ctx.json = { ...rest, model: decodeURIComponent(vertex[1]) };
+    }
     const routes = ["POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models"];
-    const route = `${ctx.method} ${path}`;
+    const route = vertex && ctx.method === "POST" ? "POST /v1/messages" : `${ctx.method} ${path}`;
     if (!routes.includes(route)) return err(ctx, 404, "Not Found");
-    const key = ctx.headers["x-api-key"];
-    if (typeof key !== "string" || key === "") return err(ctx, 401, "x-api-key header is required");
-    if (!keyAccepted(ctx.opts, key)) return err(ctx, 401, "invalid x-api-key");
-    if (typeof ctx.headers["anthropic-version"] !== "string" || ctx.headers["anthropic-version"] === "") return bad(ctx, "anthropic-version: header is required");
+    if (!vertex) {
+      const key = ctx.headers["x-api-key"];
+      if (typeof key !== "string" || key === "") return err(ctx, 401, "x-api-key header is required");
+      if (!keyAccepted(ctx.opts, key)) return err(ctx, 401, "invalid x-api-key");
+      if (typeof ctx.headers["anthropic-version"] !== "string" || ctx.headers["anthropic-version"] === "") return bad(ctx, "anthropic-version: header is required");
+    }
     const ok = { "request-id": requestId(ctx), "anthropic-organization-id": "00000000-0000-4000-8000-000000000000", ...rateHeaders(false, ctx.now()) };
     if (route === "GET /v1/models") {
       const ids = ctx.opts.models ?? ANTHROPIC_MODELS;

@@ -54,6 +54,6 @@ describe("bedrock from gateway.yaml", () => {
     expect(problemsOf(base).join("\n")).toContain("missing required field 'region'");
     expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: us-east-1\n    api_key_env: X\n")).join("\n")).toContain("providers[1].api_key_env");
     expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: mars-1\n")).join("\n")).toContain("providers[1].region");
-    expect(problemsOf(MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    region: us-east-1\n")).join("\n")).toContain("is only read for providers bedrock and vertex");
+    expect(problemsOf(MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    region: us-east-1\n")).join("\n")).toContain("is only read for providers bedrock, vertex and vertex-anthropic");
   });
 });

@@ -227,8 +227,9 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   else if (so != "auto") r.fail(path + ".structured_output", "must be auto, native or tool");
   if (so != "auto" && inst.provider != "anthropic") r.fail(path + ".structured_output", "is only read for provider anthropic");
   const token = v.get("token");
-  if (token !== null && inst.provider != "azure-openai" && inst.provider != "vertex") r.fail(path + ".token", "is only read for providers azure-openai and vertex");
-  if (token === null && inst.provider == "vertex") r.fail(path + ".token", "is required for provider vertex (where its access tokens come from)");
+  const vertex = inst.provider == "vertex" || inst.provider == "vertex-anthropic";
+  if (token !== null && inst.provider != "azure-openai" && !vertex) r.fail(path + ".token", "is only read for providers azure-openai, vertex and vertex-anthropic");
+  if (token === null && vertex) r.fail(path + ".token", "is required for provider " + inst.provider + " (where its access tokens come from)");
   s.tokens.push(token !== null ? readToken(r, token as JsonValue, path + ".token") : null);
   if (p.awsService.length) readAws(r, v, path, inst);
   else if (v.get("region") !== null || v.get("aws") !== null) r.fail(path + ".region", "is only read for provider bedrock");

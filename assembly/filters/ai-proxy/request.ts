@@ -394,7 +394,9 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
 /** The client's body with the upstream model, the instance's limit and options set. */
 export function nativeBody(x: Exchange, req: JsonValue, inst: Instance, sizeHint: i32): ByteBuilder {
   const out = new ByteBuilder(sizeHint + 256);
-  writeMerged(out, req, overrides(x, inst, false));
+  // Claude on Vertex: the model is in the URL, and the body names its Anthropic version instead.
+  const version = (x.provider as Provider).bodyAnthropicVersion;
+  writeMerged(out, req, overrides(x, inst, false), version.length ? "model" : "");
   return out;
 }
 
@@ -402,7 +404,10 @@ export function nativeBody(x: Exchange, req: JsonValue, inst: Instance, sizeHint
 export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValue {
   const provider = x.provider as Provider;
   const responses = x.client == CLIENT_RESPONSES;
-  const overrides = JsonValue.object().set("model", JsonValue.str(responses ? provider.responsesModel(inst, x.upstreamModel) : x.upstreamModel));
+  const version = provider.bodyAnthropicVersion;
+  const overrides = version.length
+    ? JsonValue.object().set("anthropic_version", JsonValue.str(version))
+    : JsonValue.object().set("model", JsonValue.str(responses ? provider.responsesModel(inst, x.upstreamModel) : x.upstreamModel));
   if (inst.maxTokens >= 0) overrides.set(responses ? "max_output_tokens" : provider.maxTokensField, JsonValue.int(inst.maxTokens));
   const options = inst.options;
   if (options !== null) {
