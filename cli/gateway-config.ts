@@ -21,7 +21,7 @@ const Ajv = AjvImport as unknown as typeof AjvImport.default;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(root, "schemas", "gateway.schema.json");
 
-export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex", "vertex-anthropic"] as const;
+export const PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "bedrock-anthropic", "vertex", "vertex-anthropic"] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 /** The filter's defaults (assembly/providers/*.ts defaultEndpoint); Azure and openai-compatible have none. */
@@ -35,6 +35,7 @@ export const DEFAULT_ENDPOINT: Record<ProviderName, string | null> = {
   "openai-compatible": null,
   // Per region: https://bedrock-runtime.<region>.amazonaws.com (the instance's region).
   bedrock: null,
+  "bedrock-anthropic": null,
   // Per project and region (vertexEndpoint).
   vertex: null,
   "vertex-anthropic": null,
@@ -47,7 +48,7 @@ export function vertexEndpoint(project: string, region: string, publisher = "goo
 }
 
 /** Providers whose APIs serve HTTP/2 over TLS: their clusters offer h2 by ALPN (HTTP/1.1 fallback). */
-export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock", "vertex", "vertex-anthropic"]);
+export const HTTP2_BY_DEFAULT: ReadonlySet<ProviderName> = new Set(["openai", "azure-openai", "anthropic", "gemini", "bedrock", "bedrock-anthropic", "vertex", "vertex-anthropic"]);
 
 /** An azure-openai instance's Entra ID settings as checked: the token endpoint and the client's variables. */
 export interface EntraSettings {
@@ -174,7 +175,7 @@ export interface Price {
 export interface Instance {
   name: string;
   provider: ProviderName;
-  /** bedrock: the AWS region (the endpoint's, when not given) and the credential variables. */
+  /** bedrock and bedrock-anthropic: the AWS region (the endpoint's, when not given) and the credential variables. */
   region?: string;
   aws?: { access_key_id_env: string; secret_access_key_env: string; session_token_env: string };
   /** A key pool: the variables of its keys (instead of apiKeyEnv). */
@@ -578,17 +579,17 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     seenProviders.set(p.name, i);
     const provider = p.provider as ProviderName;
     if (p.api_key !== undefined && p.api_key_env !== undefined) fail(at("api_key"), "give api_key or api_key_env, not both");
-    const bedrock = provider === "bedrock";
+    const bedrock = provider === "bedrock" || provider === "bedrock-anthropic";
     const vertex = provider === "vertex" || provider === "vertex-anthropic";
     if (p.api_keys_env !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("api_keys_env"), "give api_key(_env) or api_keys_env, not both");
     if (p.api_key === undefined && p.api_key_env === undefined && p.api_keys_env === undefined && provider !== "openai-compatible" && !bedrock && !vertex && p.entra === undefined) {
       fail(at(), `missing required field 'api_key_env' (the environment variable holding the ${provider} key; or api_key inline)`);
     }
-    if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "bedrock signs its requests with AWS credentials (aws), not an API key");
+    if (bedrock && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), `${provider} signs its requests with AWS credentials (aws), not an API key`);
     if (p.entra !== undefined && provider !== "azure-openai") fail(at("entra"), `is only read for provider azure-openai (this instance is ${provider})`);
     if (p.entra !== undefined && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at("entra"), "give entra or an api_key, not both");
-    if (!bedrock && !vertex && p.region !== undefined) fail(at("region"), `is only read for providers bedrock, vertex and vertex-anthropic (this instance is ${provider})`);
-    if (!bedrock && p.aws !== undefined) fail(at("aws"), `is only read for provider bedrock (this instance is ${provider})`);
+    if (!bedrock && !vertex && p.region !== undefined) fail(at("region"), `is only read for providers bedrock, bedrock-anthropic, vertex and vertex-anthropic (this instance is ${provider})`);
+    if (!bedrock && p.aws !== undefined) fail(at("aws"), `is only read for providers bedrock and bedrock-anthropic (this instance is ${provider})`);
     if (!vertex && (p.project !== undefined || p.google !== undefined)) fail(at(p.project !== undefined ? "project" : "google"), `is only read for providers vertex and vertex-anthropic (this instance is ${provider})`);
     if (vertex && (p.api_key !== undefined || p.api_key_env !== undefined)) fail(at(p.api_key !== undefined ? "api_key" : "api_key_env"), "vertex sends access tokens (google), not an API key");
     if (vertex && p.endpoint === undefined && (p.project === undefined || p.region === undefined)) fail(at(), "missing required fields 'project' and 'region' (the Vertex AI project and its region)");

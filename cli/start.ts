@@ -256,7 +256,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       const real = clusters[cluster]?.url ?? "(no such cluster)";
       let mock: boolean;
       let why: string;
-      if (inst.provider === "bedrock") {
+      if (inst.provider === "bedrock" || inst.provider === "bedrock-anthropic") {
         await bedrockInstance(inst, cluster, real);
         continue;
       }

@@ -2,10 +2,11 @@
 // ConverseStream signed by the SDK are accepted and their answers and binary event streams decoded
 // by it (split into random pieces too), tool calls and usage included; a wrong secret or an unknown
 // key is refused the way AWS refuses it, and errors reach the SDK as its own exception classes, in a
-// whole answer and in a stream.
+// whole answer and in a stream. InvokeModel for Anthropic's models: the SDK's answer is Anthropic's
+// message, and its stream's chunks, base64 inside the event stream, are Anthropic's events.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import {
-  BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, ThrottlingException, ValidationException, ResourceNotFoundException,
+  BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand, ThrottlingException, ValidationException, ResourceNotFoundException,
 } from "@aws-sdk/client-bedrock-runtime";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { startBedrockMock, type BedrockMock } from "../scripts/mocks/bedrock.js";
@@ -66,6 +67,34 @@ describe("the Bedrock mock, as the AWS SDK sees it", () => {
     expect(name).toBe("get_weather");
     expect(JSON.parse(args)).toEqual({ city: "Paris" });
     expect(stop).toBe("tool_use");
+  });
+
+  it("InvokeModel (Anthropic's body): the answer is Anthropic's message; model and stream in the body are refused", async () => {
+    const body = { anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [{ role: "user", content: "Hello Claude" }] };
+    const r = await client(mock).send(new InvokeModelCommand({ modelId: MODEL, contentType: "application/json", accept: "application/json", body: JSON.stringify(body) }));
+    const msg = JSON.parse(new TextDecoder().decode(r.body));
+    expect(msg).toMatchObject({ type: "message", role: "assistant", model: MODEL, content: [{ type: "text", text: "Echo: Hello Claude" }], stop_reason: "end_turn" });
+    expect(msg.usage.output_tokens).toBeGreaterThan(0);
+    expect(mock.requests.at(-1)!.path).toBe("/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke");
+    for (const extra of [{ model: MODEL }, { stream: true }]) {
+      const e = await client(mock).send(new InvokeModelCommand({ modelId: MODEL, body: JSON.stringify({ ...body, ...extra }) })).catch((x) => x);
+      expect(e).toBeInstanceOf(ValidationException);
+      expect(e.message).toContain(`extraneous key [${Object.keys(extra)[0]}] is not permitted`);
+    }
+  });
+
+  it("InvokeModelWithResponseStream: the SDK decodes each chunk, whole or in random pieces, into Anthropic's stream events", async () => {
+    for (const m of [mock, split]) {
+      const body = { anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [{ role: "user", content: "Stream me a few words from Claude please" }] };
+      const r = await client(m).send(new InvokeModelWithResponseStreamCommand({ modelId: MODEL, body: JSON.stringify(body) }));
+      const events: any[] = [];
+      for await (const e of r.body!) events.push(JSON.parse(new TextDecoder().decode(e.chunk!.bytes)));
+      expect(events[0].type).toBe("message_start");
+      expect(events.at(-1).type).toBe("message_stop");
+      expect(events.at(-1)["amazon-bedrock-invocationMetrics"].outputTokenCount).toBeGreaterThan(0);
+      const text = events.filter((e) => e.type === "content_block_delta").map((e) => e.delta.text).join("");
+      expect(text).toBe("Echo: Stream me a few words from Claude please");
+    }
   });
 
   it("refuses a wrong secret, an unknown key and a missing session token as AWS does", async () => {

@@ -40,7 +40,7 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
 
   it("an unknown provider names the field, its line and the allowed values", () => {
     const e = refusalOf(BASE.replace("provider: openai", "provider: openia"));
-    expect(e.message).toMatch(/^gateway\.yaml:8:15: providers\[0\]\.provider: must be one of: openai, azure-openai, anthropic, gemini, deepseek, mistral, openai-compatible, bedrock, vertex, vertex-anthropic \(got "openia"\)$/);
+    expect(e.message).toMatch(/^gateway\.yaml:8:15: providers\[0\]\.provider: must be one of: openai, azure-openai, anthropic, gemini, deepseek, mistral, openai-compatible, bedrock, bedrock-anthropic, vertex, vertex-anthropic \(got "openia"\)$/);
   });
 
   it("a missing required key names the object it is missing from", () => {

@@ -1351,12 +1351,12 @@ function writeEscapedUnit(out: usize, c: u32): usize {
  * others appended. Used to pass a client body through with only the model, limits and operator
  * options changed, without building a new tree.
  */
-export function writeMerged(out: ByteBuilder, base: JsonValue, overrides: JsonValue, drop: string = ""): void {
+export function writeMerged(out: ByteBuilder, base: JsonValue, overrides: JsonValue, drop: string = "", drop2: string = ""): void {
   out.byte(0x7b);
   let n = 0;
   for (let i = 0, len = base.length; i < len; i++) {
     const k = base.keyAt(i);
-    if (k == drop) continue;
+    if (k == drop || k == drop2) continue;
     const o = overrides.get(k);
     if (n++) out.byte(0x2c);
     out.str(k).byte(0x3a).value(o !== null ? o : base.at(i));

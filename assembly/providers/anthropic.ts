@@ -842,10 +842,11 @@ function jsonToolConflict(f: RequestFields, hasTools: bool, l: Limits, inst: Ins
 
 /** Writes the Anthropic Messages body for an OpenAI chat request. */
 /**
- * `vertex`: the body Vertex AI takes for Claude, which names anthropic_version instead of the model
- * (the model is in its URL).
+ * `bodyVersion`: the body a cloud takes for Claude (Vertex AI, Bedrock's InvokeModel), which names
+ * this anthropic_version instead of the model (the model is in its URL); `streamInBody`: false
+ * where the URL says whether it streams (Bedrock).
  */
-export function writeAnthropicRequest(req: JsonValue, model: string, stream: bool, inst: Instance, b: ByteBuilder, vertex: bool = false): ClientError | null {
+export function writeAnthropicRequest(req: JsonValue, model: string, stream: bool, inst: Instance, b: ByteBuilder, bodyVersion: string = "", streamInBody: bool = true): ClientError | null {
   const f = new RequestFields();
   let err = collect(req, f);
   if (err !== null) return err;
@@ -862,7 +863,7 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
     if (err !== null) return err;
   }
 
-  if (vertex) b.raw('{"anthropic_version":"vertex-2023-10-16"');
+  if (bodyVersion.length) b.raw('{"anthropic_version":').str(bodyVersion);
   else b.raw('{"model":').str(model);
   if (!optionSets(inst, "max_tokens")) b.raw(',"max_tokens":').int(l.max);
   b.raw(',"messages":[');
@@ -873,7 +874,7 @@ export function writeAnthropicRequest(req: JsonValue, model: string, stream: boo
   if (system.length && !optionSets(inst, "system")) {
     b.raw(',"system":').str(system.length == 1 ? system[0] : system.join("\n\n"));
   }
-  if (stream) b.raw(',"stream":true');
+  if (stream && streamInBody) b.raw(',"stream":true');
   const temperature = f.temperature;
   if (temperature !== null && !optionSets(inst, "temperature")) b.raw(',"temperature":').value(temperature);
   const topP = f.topP;

@@ -48,6 +48,19 @@ export function modelSegment(model: string): string {
   return out;
 }
 
+/** A Bedrock model id or ARN, which goes into the path as one segment (modelSegment). */
+export function bedrockModelError(model: string): ClientError | null {
+  const n = model.length;
+  if (n == 0 || n > MAX_MODEL_ID) return invalidModel("must be 1 to 2048 characters");
+  for (let i = 0; i < n; i++) {
+    const c = model.charCodeAt(i);
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d || c == 0x3a || c == 0x2f;
+    if (!ok) return invalidModel("must be a Bedrock model id or ARN: letters, digits, '.', '_', '-', ':' and '/'");
+  }
+  if (model.includes("..")) return invalidModel("must be a Bedrock model id or ARN");
+  return null;
+}
+
 /** Text of an OpenAI content value (a string, or parts of type text); null when a part is not text. */
 function textOf(content: JsonValue | null): string | null {
   if (content === null || content.isNull()) return "";
@@ -386,6 +399,20 @@ function errorType(status: u32): string {
   return "invalid_request_error";
 }
 
+/** A stream's exception message (an event named "exception:<type>", payload {"message"}) as the error it reports. */
+export function streamException(name: string, v: JsonValue | null): ClientError {
+  const msg = v !== null && v.isObject() ? v.getString("message") : null;
+  const type = name.substring(10);
+  const status = statusOf(type);
+  return ClientError.of(status, msg !== null ? msg as string : "The provider's stream ended with " + type + ".", errorType(status), type);
+}
+
+/** Bedrock's error answer ({"message"}, its name in x-amzn-ErrorType) as the client's error. */
+export function bedrockError(provider: string, status: u32, body: JsonValue | null): ClientError {
+  const msg = body !== null && body.isObject() ? body.getString("message") : null;
+  return ClientError.of(status, msg !== null ? msg as string : "The " + provider + " provider returned HTTP " + status.toString() + ".", errorType(status), "");
+}
+
 /**
  * Converse's stream events (ai-proxy's stream.ts hands each frame over as an SseEvent named by its
  * :event-type, or "exception:<type>" for an exception message) into sink calls.
@@ -401,11 +428,7 @@ export class BedrockStreamDecoder extends StreamDecoder {
     const name = e.event;
     const v = parseJsonAt(e.ptr, e.len, e.owner);
     if (name.startsWith("exception:")) {
-      const msg = v !== null ? v.getString("message") : null;
-      const type = name.substring(10);
-      const status = statusOf(type);
-      const err = ClientError.of(status, msg !== null ? msg as string : "The provider's stream ended with " + type + ".", errorType(status), type);
-      sink.error(this.providerError(err));
+      sink.error(this.providerError(streamException(name, v)));
       this.done = true;
       this.needsDone = true;
       return;
@@ -471,15 +494,7 @@ export class BedrockProvider extends Provider {
   defaultEndpoint(): string { return ""; }
 
   modelError(inst: Instance, model: string): ClientError | null {
-    const n = model.length;
-    if (n == 0 || n > MAX_MODEL_ID) return invalidModel("must be 1 to 2048 characters");
-    for (let i = 0; i < n; i++) {
-      const c = model.charCodeAt(i);
-      const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d || c == 0x3a || c == 0x2f;
-      if (!ok) return invalidModel("must be a Bedrock model id or ARN: letters, digits, '.', '_', '-', ':' and '/'");
-    }
-    if (model.includes("..")) return invalidModel("must be a Bedrock model id or ARN");
-    return null;
+    return bedrockModelError(model);
   }
 
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
@@ -506,7 +521,6 @@ export class BedrockProvider extends Provider {
   }
 
   error(status: u32, body: JsonValue | null): ClientError {
-    const msg = body !== null && body.isObject() ? body.getString("message") : null;
-    return ClientError.of(status, msg !== null ? msg as string : "The bedrock provider returned HTTP " + status.toString() + ".", errorType(status), "");
+    return bedrockError(this.name, status, body);
   }
 }

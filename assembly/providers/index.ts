@@ -10,8 +10,9 @@ import { OpenAICompatibleProvider } from "./openai-compatible";
 import { BedrockProvider } from "./bedrock";
 import { VertexProvider } from "./vertex";
 import { VertexAnthropicProvider } from "./vertex-anthropic";
+import { BedrockAnthropicProvider } from "./bedrock-anthropic";
 
-export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex", "vertex-anthropic"];
+export const PROVIDER_NAMES: Array<string> = ["openai", "azure-openai", "anthropic", "gemini", "deepseek", "mistral", "openai-compatible", "bedrock", "vertex", "vertex-anthropic", "bedrock-anthropic"];
 
 export function providerFor(name: string): Provider | null {
   if (name == "openai") return new OpenAIProvider();
@@ -24,5 +25,6 @@ export function providerFor(name: string): Provider | null {
   if (name == "bedrock") return new BedrockProvider();
   if (name == "vertex") return new VertexProvider();
   if (name == "vertex-anthropic") return new VertexAnthropicProvider();
+  if (name == "bedrock-anthropic") return new BedrockAnthropicProvider();
   return null;
 }

@@ -316,6 +316,12 @@ export abstract class Provider {
    */
   get bodyAnthropicVersion(): string { return ""; }
 
+  /** The URL, not the body, says whether the answer streams (Bedrock's InvokeModel). */
+  get streamInUrl(): bool { return false; }
+
+  /** Each event of its binary event stream wraps the provider's own event, base64, in {"bytes"} (Bedrock's InvokeModel). */
+  get wrappedEvents(): bool { return false; }
+
   /** The AWS service name its requests are signed for with SigV4 (lib/sigv4.ts), or "" (not signed). */
   get awsService(): string { return ""; }
 

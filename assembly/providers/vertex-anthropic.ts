@@ -36,7 +36,7 @@ export class VertexAnthropicProvider extends AnthropicProvider {
   }
 
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {
-    return writeAnthropicRequest(req, model, stream, inst, out, true);
+    return writeAnthropicRequest(req, model, stream, inst, out, this.bodyAnthropicVersion);
   }
 
   /** Nothing cheap to probe with the instance's token alone: judged by its answers. */

@@ -156,7 +156,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   if (distributed) httpFilters.push(rateLimitFilter(RATELIMIT_CLUSTER, distributed));
   httpFilters.push({ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
 
-  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock && !["bedrock", "vertex", "vertex-anthropic"].includes(i.provider) ? mockTarget(i) : realTarget(i)));
+  const clusters = cfg.providers.map((i) => cluster(cfg, i, mock && !["bedrock", "bedrock-anthropic", "vertex", "vertex-anthropic"].includes(i.provider) ? mockTarget(i) : realTarget(i)));
   const emb = cfg.aiRouter?.embeddings ?? cfg.aiCache?.embeddings;
   if (emb?.dedicated) clusters.push(cluster(cfg, emb.target, mock ? mockTarget(emb.target) : realTarget(emb.target)));
   // ai-guard's moderation service: its real endpoint even with mock (the compose file has no mock of it).

@@ -1,5 +1,6 @@
 // Amazon Bedrock Runtime: the Converse API, POST /model/{modelId}/converse and
-// /model/{modelId}/converse-stream, as a mock that checks what a gateway can get wrong.
+// /model/{modelId}/converse-stream, and InvokeModel for Anthropic's models, as a mock that checks
+// what a gateway can get wrong.
 //
 // Wire facts (Bedrock Runtime API reference, Converse and ConverseStream; the AWS SDK's
 // @aws-sdk/client-bedrock-runtime, which this mock's own test uses as the judge):
@@ -37,13 +38,22 @@
 //     tokens' lengths.
 //   - An error in a stream is a message with :message-type exception and :exception-type (for
 //     example throttlingException), payload {"message": ...}.
+// - InvokeModel for Anthropic's models (POST /model/{modelId}/invoke and
+//   /invoke-with-response-stream; Anthropic's "Claude on Amazon Bedrock" and Bedrock's Anthropic
+//   Messages reference): Anthropic's Messages body without `model` and `stream` (each an
+//   "extraneous key ... is not permitted" ValidationException) and with anthropic_version
+//   "bedrock-2023-05-31"; the answer is Anthropic's message (its usage also in
+//   X-Amzn-Bedrock-Input-Token-Count and -Output-Token-Count). The stream is the same event stream
+//   with one event type, chunk, whose payload {"bytes": <base64>, "p"} holds one of Anthropic's
+//   stream events as JSON; message_stop carries "amazon-bedrock-invocationMetrics".
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/core/protocols";
 import { EventStreamCodec } from "@smithy/eventstream-codec";
-import { decideReply, chunkText, hashString, isObject, mulberry32, type Conversation, type Reply, type ScriptStep, type Turn } from "./common.js";
+import { decideReply, chunkText, hashString, isObject, mulberry32, type Conversation, type Ctx, type Reply, type ScriptStep, type Turn } from "./common.js";
+import { anthropicConversation, anthropicMessage, anthropicStream } from "./anthropic.js";
 import { splitPositions } from "./server.js";
 
 export interface AwsMockCredentials { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
@@ -209,6 +219,34 @@ function streamFrames(r: Reply): Buffer[] {
   return frames;
 }
 
+/** An InvokeModel body for an Anthropic model read into the neutral view; a string is the ValidationException's message. */
+function invokeConversation(b: any, model: string): Conversation | string {
+  const malformed = (why: string) => `Malformed input request: ${why}, please reformat your input and try again.`;
+  if (!isObject(b)) return malformed("#: expected type: JSONObject");
+  for (const k of ["model", "stream"]) if (k in b) return malformed(`#: extraneous key [${k}] is not permitted`);
+  if (b.anthropic_version === undefined) return malformed("#: required key [anthropic_version] not found");
+  if (b.anthropic_version !== "bedrock-2023-05-31") return "Invalid API version";
+  if (typeof b.max_tokens !== "number") return malformed("#: required key [max_tokens] not found");
+  if (!Array.isArray(b.messages) || b.messages.length === 0) return malformed("#/messages: expected minimum item count: 1");
+  return { ...anthropicConversation(b), model };
+}
+
+/** What anthropic.ts's writers need of a request context: ids from the request, the default chunking. */
+function idContext(material: string): Ctx {
+  return { id: (label: string, n: number, a?: "base62" | "hex" | "b64url") => hashString(`${material}#${label}`, n, a), switches: { chunks: null } } as unknown as Ctx;
+}
+
+/** The InvokeModelWithResponseStream chunks of an Anthropic stream (its SSE events, each wrapped). */
+function invokeFrames(events: string[], r: Reply): Buffer[] {
+  return events.map((sse, n) => {
+    const data = JSON.parse(/\ndata: (.*)\n/.exec(sse)![1]);
+    if (data.type === "message_stop") {
+      data["amazon-bedrock-invocationMetrics"] = { inputTokenCount: r.usage.input, outputTokenCount: r.usage.output + r.usage.reasoning, invocationLatency: 120, firstByteLatency: 40 };
+    }
+    return eventFrame("chunk", { bytes: Buffer.from(JSON.stringify(data)).toString("base64") }, n);
+  });
+}
+
 const ERROR_TYPES: Record<number, string> = { 400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException", 408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException", 500: "InternalServerException", 503: "ServiceUnavailableException" };
 
 export async function startBedrockMock(o: BedrockMockOptions): Promise<BedrockMock> {
@@ -221,7 +259,7 @@ export async function startBedrockMock(o: BedrockMockOptions): Promise<BedrockMo
     for await (const c of req) chunks.push(c as Buffer);
     const rawBody = Buffer.concat(chunks).toString("utf8");
     const url = new URL(req.url ?? "/", "http://x");
-    const route = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname);
+    const route = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/.exec(url.pathname);
     const model = route ? decodeURIComponent(route[1]) : "";
     let body: any;
     try {
@@ -235,18 +273,22 @@ export async function startBedrockMock(o: BedrockMockOptions): Promise<BedrockMo
     if (!route || req.method !== "POST") return errorReply(res, 404, "UnknownOperationException", "Unknown operation");
     if (o.models && !o.models.includes(model)) return errorReply(res, 404, "ResourceNotFoundException", "The provided model identifier is invalid.");
     if (body === undefined) return errorReply(res, 400, "ValidationException", "Malformed input request, please reformat your input and try again.");
-    const conv = conversation(body, model);
+    const invoke = route[2].startsWith("invoke");
+    const conv = invoke ? invokeConversation(body, model) : conversation(body, model);
     if (typeof conv === "string") return errorReply(res, 400, "ValidationException", conv);
     const step = queue.shift();
     if (step?.error) return errorReply(res, step.error.status, step.error.type ?? ERROR_TYPES[step.error.status] ?? "InternalServerException", step.error.message ?? "Mock error");
     const requestNo = seq++;
     const reply = decideReply(conv, step, (i) => `tooluse_${hashString(`${rawBody}#${requestNo}#${i}`, 22)}`);
-    if (route[2] === "converse") {
-      res.writeHead(200, { "content-type": "application/json", "x-amzn-requestid": hashString(`${requestNo}`, 8, "hex") });
-      return void res.end(JSON.stringify(converseAnswer(reply)));
+    const ids = idContext(`${rawBody}#${requestNo}`);
+    if (route[2] === "converse" || route[2] === "invoke") {
+      const answer = invoke ? anthropicMessage(ids, model, reply) : converseAnswer(reply);
+      const counts = invoke ? { "x-amzn-bedrock-input-token-count": String(reply.usage.input), "x-amzn-bedrock-output-token-count": String(reply.usage.output + reply.usage.reasoning) } : {};
+      res.writeHead(200, { "content-type": "application/json", "x-amzn-requestid": hashString(`${requestNo}`, 8, "hex"), ...counts });
+      return void res.end(JSON.stringify(answer));
     }
     res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": hashString(`${requestNo}`, 8, "hex") });
-    const frames = streamFrames(reply);
+    const frames = invoke ? invokeFrames(anthropicStream(ids, model, reply), reply) : streamFrames(reply);
     const after = step?.streamError?.afterEvents;
     if (after !== undefined) frames.splice(after, frames.length - after, exceptionFrame("throttlingException", "Too many tokens, please wait before trying again."));
     const rnd = mulberry32(requestNo + 1);

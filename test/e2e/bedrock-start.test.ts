@@ -1,10 +1,11 @@
-// A bedrock provider from gateway.yaml: checked (region, no API key, credentials by variable),
+// A bedrock provider (and a bedrock-anthropic one, InvokeModel) from gateway.yaml: checked (region, no API key, credentials by variable),
 // rendered (the regional endpoint's TLS cluster over HTTP/2, the AWS variables passed to ai-proxy's
 // VM) and valid for Envoy, and served by the local gateway: with no AWS credentials in the
 // environment the Bedrock mock answers, and it accepts only requests the filter signed with the
 // credentials the gateway gave its VM.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
 import { parseGatewayConfig } from "../../cli/gateway-config.js";
 import { validateEnvoyYaml } from "../../cli/envoy-validate.js";
 import type { LocalGateway } from "../../cli/start.js";
@@ -17,6 +18,10 @@ providers:
     provider: bedrock
     region: eu-central-1
     models: ["anthropic.*"]
+  - name: claude-invoke
+    provider: bedrock-anthropic
+    region: eu-central-1
+    models: ["us.anthropic.*"]
 `;
 
 let gw: LocalGateway;
@@ -49,11 +54,23 @@ describe("bedrock from gateway.yaml", () => {
     expect(text).toBe("Echo: And streamed");
   });
 
+  it("bedrock-anthropic: InvokeModel through npm start's Bedrock mock, the Anthropic client streamed and whole", async () => {
+    expect(gw.providers).toContainEqual(expect.objectContaining({ instance: "claude-invoke", provider: "bedrock-anthropic", mode: "mock" }));
+    const client = new Anthropic({ apiKey: "sk-alice-123", baseURL: gw.url, maxRetries: 0 });
+    const m = await client.messages.create({ model: "us.anthropic.claude-3-5-haiku-20241022-v1:0", max_tokens: 50, messages: [{ role: "user", content: "Claude from gateway.yaml" }] });
+    expect(m.content).toEqual([{ type: "text", text: "Echo: Claude from gateway.yaml" }]);
+    const s = client.messages.stream({ model: "us.anthropic.claude-3-5-haiku-20241022-v1:0", max_tokens: 50, messages: [{ role: "user", content: "And streamed" }] });
+    let text = "";
+    s.on("text", (t) => (text += t));
+    expect((await s.finalMessage()).stop_reason).toBe("end_turn");
+    expect(text).toBe("Echo: And streamed");
+  });
+
   it("refuses what does not fit bedrock, with the field", () => {
     const base = MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n  - name: br\n    provider: bedrock\n");
     expect(problemsOf(base).join("\n")).toContain("missing required field 'region'");
     expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: us-east-1\n    api_key_env: X\n")).join("\n")).toContain("providers[1].api_key_env");
     expect(problemsOf(base.replace("provider: bedrock\n", "provider: bedrock\n    region: mars-1\n")).join("\n")).toContain("providers[1].region");
-    expect(problemsOf(MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    region: us-east-1\n")).join("\n")).toContain("is only read for providers bedrock, vertex and vertex-anthropic");
+    expect(problemsOf(MINIMAL_GATEWAY.replace("    api_key_env: OPENAI_API_KEY\n", "    api_key_env: OPENAI_API_KEY\n    region: us-east-1\n")).join("\n")).toContain("is only read for providers bedrock, bedrock-anthropic, vertex and vertex-anthropic");
   });
 });

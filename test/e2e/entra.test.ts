@@ -2,7 +2,8 @@
 // the client-credentials grant from a token endpoint (scripts/mocks/oauth-token.ts) once for every
 // worker and sent as a Bearer token in place of the api-key; the official OpenAI client's requests
 // go through with it; a refused client or an endpoint that is down gives a 503 in OpenAI's shape that
-// says why, and never the secret.
+// says why, and never the secret; an instance without a token is skipped by its pool and shows as
+// unavailable.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import { Host } from "../../host/index.js";
@@ -16,6 +17,7 @@ let azure: MockServer;
 let idp: TokenMock;
 let refused: TokenMock;
 let gateway: Gateway;
+let hostRef: Host;
 
 beforeAll(async () => {
   azure = await startMock("azure-openai");
@@ -31,7 +33,11 @@ beforeAll(async () => {
           instances: [
             { name: "azure-entra", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["gpt-4o"], token: entra("idp", "tenant-1") },
             { name: "azure-refused", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["refused-*"], token: entra("idp-refused", "tenant-2") },
+            // A pool whose preferred instance has no token: its requests go to the one with a key.
+            { name: "pooled-refused", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["pooled"], priority: 0, token: entra("idp-refused", "tenant-2") },
+            { name: "pooled-key", provider: "azure-openai", endpoint: `${azure.url}/openai`, deployment: "gpt-4o-prod", models: ["pooled"], priority: 1, api_key: "azure-key" },
           ],
+          pools: [{ name: "pooled", instances: ["pooled-refused", "pooled-key"] }],
         },
         env: { AZURE_CLIENT_ID: "app-id", AZURE_CLIENT_SECRET: "app-secret" },
       },
@@ -39,10 +45,11 @@ beforeAll(async () => {
     // The token endpoints are proxy_http_call clusters (Envoy clusters too).
     clusters: { idp: new URL(idp.url).origin, "idp-refused": new URL(refused.url).origin },
   });
+  hostRef = host;
   gateway = await startGateway({
     host,
     clusterHeader: "x-sluice-cluster",
-    clusters: { "azure-entra": { url: azure.url }, "azure-refused": { url: azure.url } },
+    clusters: { "azure-entra": { url: azure.url }, "azure-refused": { url: azure.url }, "pooled-refused": { url: azure.url }, "pooled-key": { url: azure.url } },
     routeTimeoutMs: 30_000,
   });
   // The first fetch is on the root's first tick (once a second).
@@ -82,6 +89,23 @@ describe("Azure OpenAI with Microsoft Entra ID", () => {
     expect(e.message).toContain("azure-refused");
     expect(e.message).toContain("HTTP 401");
     expect(e.message).not.toContain("app-secret");
+  });
+});
+
+describe("an instance without a token is out, as a down one is", () => {
+  it("its pool's requests go to the next instance, and its availability gauge is 0 while the others' are 1", async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await client().chat.completions.create({ model: "pooled", messages: [{ role: "user", content: `Pooled ${i}` }] });
+      expect(r.choices[0].message.content).toBe(`Echo: Pooled ${i}`);
+      expect(azure.requests.at(-1)!.headers["api-key"]).toBe("azure-key");
+    }
+    // The gauges follow the tokens on the root's tick (once a second).
+    const gauge = (name: string) => hostRef.getMetric(`sluice.ai_instance_available;instance=${name}`)?.value;
+    for (let i = 0; i < 60 && (gauge("pooled-refused") !== 0n || gauge("azure-entra") !== 1n); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(hostRef.getMetric("sluice.ai_instance_available;instance=pooled-refused")?.value).toBe(0n);
+    expect(hostRef.getMetric("sluice.ai_instance_available;instance=azure-refused")?.value).toBe(0n);
+    expect(hostRef.getMetric("sluice.ai_instance_available;instance=azure-entra")?.value).toBe(1n);
+    expect(hostRef.getMetric("sluice.ai_instance_available;instance=pooled-key")?.value).toBe(1n);
   });
 });
 

@@ -232,7 +232,7 @@ function readInstance(r: ConfigReader, v: JsonValue, path: string, s: Settings):
   if (token === null && vertex) r.fail(path + ".token", "is required for provider " + inst.provider + " (where its access tokens come from)");
   s.tokens.push(token !== null ? readToken(r, token as JsonValue, path + ".token") : null);
   if (p.awsService.length) readAws(r, v, path, inst);
-  else if (v.get("region") !== null || v.get("aws") !== null) r.fail(path + ".region", "is only read for provider bedrock");
+  else if (v.get("region") !== null || v.get("aws") !== null) r.fail(path + ".region", "is only read for providers bedrock and bedrock-anthropic");
   // Self-hosted OpenAI-compatible servers put internal hostnames and addresses in their error
   // messages; the public APIs' messages are documented and meant for their clients.
   s.redactErrors.push(r.bool(v, "redact_upstream_errors", path, inst.provider == "openai-compatible"));

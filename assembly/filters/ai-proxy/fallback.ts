@@ -5,7 +5,7 @@ import {
   FilterDataStatusValues, RESPONSE_BODY, HTTP_CALL_RESPONSE_HEADERS, HTTP_CALL_RESPONSE_BODY, BaseContext,
   getHeader, getBuffer, setFilterState, setFilterStateInt, continueResponse, makeHeaderPair, HeaderPair, nowNanos, WasmResultValues,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson, writeMerged } from "../../lib/json";
+import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
 import { SseParser } from "../../lib/sse";
 import * as keys from "../../lib/keys";
 import { ANSWER_PLAIN, ChatResult, ClientError, Instance, Provider, StreamDecoder, StreamSink, Upstream, Usage } from "../../providers/types";
@@ -17,7 +17,7 @@ import { authorize } from "./upstream-token";
 import { pickKey, useKey, countKey } from "./key-pool";
 import { CLIENT_ANTHROPIC, CLIENT_GEMINI, CLIENT_RESPONSES, speaksClient, toOpenAIRequest, writeClientAnswer, writeClientEmbeddings } from "./client";
 import { choose, useInstance } from "./selection";
-import { overrides, previousStored, responsesChat } from "./request";
+import { writeNative, previousStored, responsesChat } from "./request";
 import { healthReport, reportOutcome, isEventStream, transportStatus } from "./outcome";
 import { answerHeaders, answerTooLarge, shownError, transportError } from "./answer";
 import { startStream, decodeAll, cutStream, endStream } from "./stream";
@@ -100,7 +100,7 @@ export function fallbackRequest(x: Exchange, out: ByteBuilder): Upstream | null 
     return provider.embeddingsRequest(x.openaiReq as JsonValue, x.upstreamModel, inst, out) === null ? up : null;
   }
   if (x.client == CLIENT_ANTHROPIC && provider.speaksAnthropic) {
-    writeMerged(out, x.clientReq as JsonValue, overrides(x, inst, true));
+    writeNative(x, x.clientReq as JsonValue, inst, true, out);
     x.answerMode = ANSWER_PLAIN;
     return provider.chatUpstream(inst, x.upstreamModel, false);
   }

@@ -394,10 +394,17 @@ export function prepare(x: Exchange, body: ArrayBuffer): ClientError | null {
 /** The client's body with the upstream model, the instance's limit and options set. */
 export function nativeBody(x: Exchange, req: JsonValue, inst: Instance, sizeHint: i32): ByteBuilder {
   const out = new ByteBuilder(sizeHint + 256);
-  // Claude on Vertex: the model is in the URL, and the body names its Anthropic version instead.
-  const version = (x.provider as Provider).bodyAnthropicVersion;
-  writeMerged(out, req, overrides(x, inst, false), version.length ? "model" : "");
+  writeNative(x, req, inst, false, out);
   return out;
+}
+
+/** Writes the client's body with the instance's members set (noStream: a fallback's, never streamed). */
+export function writeNative(x: Exchange, req: JsonValue, inst: Instance, noStream: bool, out: ByteBuilder): void {
+  // Claude on Vertex and Bedrock: the model is in the URL, and the body names its Anthropic version
+  // instead; on Bedrock whether it streams is in the URL too.
+  const provider = x.provider as Provider;
+  const version = provider.bodyAnthropicVersion;
+  writeMerged(out, req, overrides(x, inst, noStream), version.length ? "model" : "", provider.streamInUrl ? "stream" : "");
 }
 
 /** Members a native pass-through body gets from the instance (and stream off for a fallback). */
@@ -413,7 +420,8 @@ export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValu
   if (options !== null) {
     for (let i = 0, n = options.length; i < n; i++) overrides.set(options.keyAt(i), options.at(i));
   }
-  if (noStream) overrides.set("stream", JsonValue.boolean(false));
+  // (Where the URL says whether it streams, the body has no stream member: nativeBody drops it.)
+  if (noStream && !provider.streamInUrl) overrides.set("stream", JsonValue.boolean(false));
   return overrides;
 }
 

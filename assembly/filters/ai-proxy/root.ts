@@ -55,7 +55,12 @@ export class AiProxyRoot extends ProxyRoot {
     const now = nowMs();
     for (let i = 0; i < this.tokens.length; i++) {
       const t = this.tokens[i];
-      if (t !== null) t.tick(now);
+      if (t === null) continue;
+      t.tick(now);
+      // The availability gauge says when an instance is out for want of a token (selection.ts
+      // skips it meanwhile), and when it is back.
+      const name = s.instances[i].name;
+      proxyMetrics.instanceHealth(name, t.current(now) !== null && readHealth(name).available(now), false);
     }
     if (!s.health.active) return;
     for (let i = 0; i < s.instances.length; i++) {

@@ -7,6 +7,7 @@ import * as keys from "../../lib/keys";
 import { ClientError } from "../../providers/types";
 import { Pool, PickInput, pick, addInflight, CONSISTENT_HASH } from "./balancer";
 import { HealthState, readHealth } from "./health";
+import { TokenSource } from "../../lib/oauth-token";
 import { Exchange, nowMs } from "./state";
 
 // Requests whose implicit pools (instances serving a model) are remembered per plugin; model names
@@ -53,11 +54,14 @@ export function choose(x: Exchange): i32 {
   const now = nowMs();
   let soonest: i64 = 0;
   const states = new Array<HealthState>(pool.members.length);
+  // An instance without an access token (its token endpoint failing) is out like a down one.
+  const credentialed = new Array<bool>(pool.members.length);
   for (let m = 0; m < pool.members.length; m++) {
     const i = pool.members[m];
     const h = readHealth(s.instances[i].name);
     states[m] = h;
-    const ok = !x.tried.includes(i) && h.available(now) && s.instances[i].weight > 0;
+    credentialed[m] = hasCredential(x, i, now);
+    const ok = !x.tried.includes(i) && h.available(now) && s.instances[i].weight > 0 && credentialed[m];
     input.available.push(ok);
     if (!ok && h.until > now && (soonest == 0 || h.until < soonest)) soonest = h.until;
   }
@@ -69,8 +73,13 @@ export function choose(x: Exchange): i32 {
   if (m < 0) {
     // Panic mode, as Envoy's load balancer does when no host is healthy: rather than refuse,
     // try an instance not tried yet even though it is cooling down; it may have recovered.
-    for (let k = 0; k < pool.members.length; k++) input.available[k] = !x.tried.includes(pool.members[k]) && s.instances[pool.members[k]].weight > 0;
+    // One without a token is tried last: its answer is the 503 saying why (request.ts send).
+    for (let k = 0; k < pool.members.length; k++) input.available[k] = !x.tried.includes(pool.members[k]) && s.instances[pool.members[k]].weight > 0 && credentialed[k];
     m = pick(pool, s.instances, input);
+    if (m < 0) {
+      for (let k = 0; k < pool.members.length; k++) input.available[k] = !x.tried.includes(pool.members[k]) && s.instances[pool.members[k]].weight > 0;
+      m = pick(pool, s.instances, input);
+    }
   }
   if (m < 0) {
     const e = ClientError.of(503, "No healthy provider instance is available for '" + (x.requestModel.length ? x.requestModel : pool.name) + "'.", "api_error", "no_healthy_instance");
@@ -80,6 +89,13 @@ export function choose(x: Exchange): i32 {
   }
   x.health = states[m];
   return pool.members[m];
+}
+
+/** Whether instance i can be sent a request now: it needs no access token, or has a current one. */
+function hasCredential(x: Exchange, i: i32, now: i64): bool {
+  const tokens = x.proxyRoot.tokens;
+  const t = tokens.length > i ? tokens[i] : null;
+  return t === null || (t as TokenSource).current(now) !== null;
 }
 
 export function expectedCompletion(x: Exchange): i64 {

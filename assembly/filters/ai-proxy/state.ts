@@ -117,6 +117,11 @@ export class Exchange extends Context {
   parser: SseParser | null = null;
   /** The reader of a provider's binary event stream (Bedrock's), in place of the SSE parser. */
   frames: EventStreamReader | null = null;
+  /**
+   * A native stream whose events came wrapped in the provider's framing (Anthropic's on Bedrock,
+   * base64 in event-stream chunks): the client's SSE, written from the unwrapped events.
+   */
+  unwrapped: ByteBuilder | null = null;
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
   /** The key of the instance's pool this request took (key-pool.ts); -1: the instance has one key. */

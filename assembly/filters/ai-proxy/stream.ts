@@ -3,12 +3,14 @@
 // budget runs out, and ended in the client's format when the provider stops early or sends an
 // event too large. A new client API plugs in through client.ts (its sink and its error ending).
 import { FilterDataStatusValues, RESPONSE_BODY, getBuffer, replaceBufferBytes, appendBuffer, setFilterState, closeResponse } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, jsonSawBadUtf8 } from "../../lib/json";
+import { JsonValue, ByteBuilder, jsonSawBadUtf8, parseJsonAt } from "../../lib/json";
+import { base64Decode } from "../../lib/base64";
 import { SseParser, SseEvent } from "../../lib/sse";
 import { EventStreamReader } from "../../lib/eventstream";
 import * as keys from "../../lib/keys";
 import { estimateTokens } from "../../lib/tokens";
 import { ClientError, CountingSink, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
+import { streamException } from "../../providers/bedrock";
 import { OpenAIStreamDecoder, EVENT_CHUNK, EVENT_DONE, EVENT_ERROR } from "../../providers/openai";
 import { writeOpenAIError, writeOpenAIUsageChunk } from "./client-openai";
 import { CLIENT_OPENAI, clientStreamSink, clientStreamEnding, clientStreamDecoder } from "./client";
@@ -41,7 +43,7 @@ export function streamBody(x: Exchange, length: usize, endOfStream: bool): Filte
   const sink = x.sink as StreamSink;
   const decoder = x.decoder as StreamDecoder;
   const wasCut = x.cut;
-  decodeAll(x, x.frames !== null ? framedEvents(x.frames as EventStreamReader, chunk) : (x.parser as SseParser).feed(chunk), sink);
+  decodeAll(x, x.frames !== null ? framedEvents(x.frames as EventStreamReader, chunk, (x.provider as Provider).wrappedEvents) : (x.parser as SseParser).feed(chunk), sink);
   if (((x.parser as SseParser).overflowed || (x.frames !== null && (x.frames as EventStreamReader).error.length > 0)) && !x.cut) {
     streamEventTooLarge(x, <u32>length);
     return FilterDataStatusValues.Continue;
@@ -59,6 +61,11 @@ export function streamBody(x: Exchange, length: usize, endOfStream: bool): Filte
     const out = x.framed as ByteBuilder;
     if (endOfStream && !decoder.done) out.buffer(cutShortEnding(x));
     else if (endOfStream && decoder.needsDone) out.raw("data: [DONE]\n\n");
+    replaceBody(RESPONSE_BODY, <u32>length, out);
+    out.reset();
+  } else if (x.unwrapped !== null) {
+    const out = x.unwrapped as ByteBuilder;
+    if (endOfStream && !decoder.done) out.buffer(cutShortEnding(x));
     replaceBody(RESPONSE_BODY, <u32>length, out);
     out.reset();
   } else if (!x.native) {
@@ -79,9 +86,11 @@ export function streamBody(x: Exchange, length: usize, endOfStream: bool): Filte
 
 /**
  * The messages of an AWS event stream chunk as events for the provider's decoder: an event by its
- * :event-type, an exception or error as "exception:<type>".
+ * :event-type, an exception or error as "exception:<type>". wrapped: each chunk event carries the
+ * provider's own event as base64 in {"bytes"} (InvokeModelWithResponseStream), handed over
+ * decoded; a chunk that is not that breaks the stream.
  */
-function framedEvents(frames: EventStreamReader, chunk: ArrayBuffer): Array<SseEvent> {
+function framedEvents(frames: EventStreamReader, chunk: ArrayBuffer, wrapped: bool): Array<SseEvent> {
   const msgs = frames.feed(changetype<usize>(chunk), chunk.byteLength);
   const out = new Array<SseEvent>(msgs.length);
   for (let i = 0; i < msgs.length; i++) {
@@ -91,9 +100,70 @@ function framedEvents(frames: EventStreamReader, chunk: ArrayBuffer): Array<SseE
     e.owner = m.owner;
     e.ptr = m.ptr;
     e.len = m.len;
+    if (wrapped && e.event == "chunk" && !unwrap(e)) {
+      frames.error = "a chunk event without base64 bytes";
+      out.length = i;
+      break;
+    }
     out[i] = e;
   }
   return out;
+}
+
+/** A chunk event's {"bytes":"<base64>"} replaced by the bytes (the provider's own event). */
+function unwrap(e: SseEvent): bool {
+  const v = parseJsonAt(e.ptr, e.len, e.owner);
+  const b = v !== null && v.isObject() ? v.get("bytes") : null;
+  if (b === null || !b.isString() || b.src === null) return false;
+  const bytes = base64Decode(b.raw, b.rawLen);
+  if (bytes === null) return false;
+  e.event = "";
+  e.owner = bytes;
+  e.ptr = changetype<usize>(bytes);
+  e.len = bytes.byteLength;
+  return true;
+}
+
+/**
+ * An unwrapped event as the client's SSE event (Anthropic's: `event: <type>`, the data as the
+ * provider wrote it); an exception as the client's error event.
+ */
+function writeUnwrapped(x: Exchange, e: SseEvent): void {
+  const out = x.unwrapped as ByteBuilder;
+  if (e.event.startsWith("exception:")) {
+    out.buffer(streamEnding(x, streamException(e.event, parseJsonAt(e.ptr, e.len, e.owner))));
+    return;
+  }
+  const type = eventTypeOf(e);
+  if (type.length == 0) return; // not an event a client could read: dropped, as a translated stream drops it
+  out.raw("event: ").raw(type).raw("\ndata: ").bytes(e.ptr, e.len).raw("\n\n");
+}
+
+/** The event's "type" (Anthropic writes it first: read without a parse then), or "" when it has none fit for an event line. */
+function eventTypeOf(e: SseEvent): string {
+  const p = e.ptr;
+  const n = e.len;
+  // {"type":"
+  if (n > 9 && load<u64>(p) == 0x3a2265707974227b && load<u8>(p + 8) == 0x22) {
+    let i = 9;
+    while (i < n && load<u8>(p + <usize>i) != 0x22) i++;
+    if (i < n) return eventName(p + 9, i - 9);
+  }
+  const v = parseJsonAt(p, n, e.owner);
+  const t = v !== null && v.isObject() ? v.get("type") : null;
+  if (t === null || !t.isString()) return "";
+  const s = String.UTF8.encode(t.s);
+  return eventName(changetype<usize>(s), s.byteLength);
+}
+
+/** An event name of lower-case letters and '_' (Anthropic's), or "". */
+function eventName(p: usize, n: i32): string {
+  if (n == 0 || n > 64) return "";
+  for (let i = 0; i < n; i++) {
+    const c = load<u8>(p + <usize>i);
+    if (!((c >= 0x61 && c <= 0x7a) || c == 0x5f)) return "";
+  }
+  return String.UTF8.decodeUnsafe(p, n);
 }
 
 /** The answer is a stream (replay: a whole answer, or a whole stream, written as one): its parser, decoder and sink. */
@@ -108,6 +178,7 @@ export function startStream(x: Exchange, replay: bool): void {
   (x.decoder as StreamDecoder).model = x.upstreamModel;
   x.frames = (x.provider as Provider).eventStream && !replay ? new EventStreamReader(<i32>x.settings.maxStreamEventBytes) : null;
   const provider = x.provider as Provider;
+  x.unwrapped = x.native && provider.wrappedEvents && !replay ? new ByteBuilder(1024) : null;
   x.reframe = !replay && !x.native && x.client == CLIENT_OPENAI && provider.speaksOpenAI && x.budget < 0;
   if (x.reframe) x.framed = new ByteBuilder(1024);
   const passes = (x.native || x.reframe) && !replay;
@@ -213,6 +284,11 @@ export function streamEventTooLarge(x: Exchange, length: u32): void {
     out.buffer(streamEnding(x, e));
     replaceBody(RESPONSE_BODY, length, out);
     out.reset();
+  } else if (x.unwrapped !== null) {
+    const out = x.unwrapped as ByteBuilder;
+    out.buffer(streamEnding(x, e));
+    replaceBody(RESPONSE_BODY, length, out);
+    out.reset();
   } else if (!x.native) {
     sink.usage(u);
     sink.error(e);
@@ -253,6 +329,7 @@ export function decode(x: Exchange, e: SseEvent, sink: StreamSink): void {
   }
   (x.decoder as StreamDecoder).event(e, sink);
   if (live && x.reframe) forward(x, e);
+  else if (live && x.unwrapped !== null) writeUnwrapped(x, e);
 }
 
 /**
