@@ -12,7 +12,7 @@
 import { ByteBuilder, JsonValue, parseJsonAt } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import { AnthropicProvider, AnthropicStreamDecoder, writeAnthropicRequest } from "./anthropic";
-import { bedrockError, bedrockModelError, modelSegment, streamException } from "./bedrock";
+import { bedrockError, bedrockModelError, bedrockUpstream, streamException } from "./bedrock";
 import { ClientError, Instance, StreamDecoder, StreamSink, Upstream } from "./types";
 
 class BedrockAnthropicStreamDecoder extends AnthropicStreamDecoder {
@@ -48,10 +48,7 @@ export class BedrockAnthropicProvider extends AnthropicProvider {
   }
 
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
-    const u = new Upstream();
-    u.path = inst.basePath + "/model/" + modelSegment(model) + (stream ? "/invoke-with-response-stream" : "/invoke");
-    u.headers = ["accept", stream ? "application/vnd.amazon.eventstream" : "application/json"];
-    return u;
+    return bedrockUpstream(inst, model, stream ? "/invoke-with-response-stream" : "/invoke", stream);
   }
 
   /** Bedrock's CountTokens takes the invoke body base64 inside its own: the gateway answers with its own estimate. */

@@ -61,6 +61,14 @@ export function bedrockModelError(model: string): ClientError | null {
   return null;
 }
 
+/** A Bedrock runtime call: the model's operation path, and the answer asked for (an event stream, or JSON). */
+export function bedrockUpstream(inst: Instance, model: string, operation: string, stream: bool): Upstream {
+  const u = new Upstream();
+  u.path = inst.basePath + "/model/" + modelSegment(model) + operation;
+  u.headers = ["accept", stream ? "application/vnd.amazon.eventstream" : "application/json"];
+  return u;
+}
+
 /** Text of an OpenAI content value (a string, or parts of type text); null when a part is not text. */
 function textOf(content: JsonValue | null): string | null {
   if (content === null || content.isNull()) return "";
@@ -498,10 +506,7 @@ export class BedrockProvider extends Provider {
   }
 
   chatUpstream(inst: Instance, model: string, stream: bool): Upstream {
-    const u = new Upstream();
-    u.path = inst.basePath + "/model/" + modelSegment(model) + (stream ? "/converse-stream" : "/converse");
-    u.headers = ["accept", stream ? "application/vnd.amazon.eventstream" : "application/json"];
-    return u;
+    return bedrockUpstream(inst, model, stream ? "/converse-stream" : "/converse", stream);
   }
 
   chatRequest(req: JsonValue, model: string, stream: bool, inst: Instance, out: ByteBuilder): ClientError | null {

@@ -9,67 +9,37 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
-import { Host } from "../../host/index.js";
-import { startGateway, type Gateway } from "../../host/server.js";
-import type { Stream } from "../../host/stream.js";
 import { startBedrockMock, type BedrockMock } from "../../scripts/mocks/bedrock.js";
+import { AWS_CREDS as CREDS, startBedrockGateway, type BedrockGateway } from "../fixtures/bedrock-gateway.js";
 
-const CREDS = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", sessionToken: "FwoGZXIvYXdzEJr//////////wEaDEXAMPLE" };
 const MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0";
 const SPLIT_MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 let mock: BedrockMock;
 let split: BedrockMock;
-let gateway: Gateway;
-const records: Record<string, string | undefined>[] = [];
+let gw: BedrockGateway;
 
 beforeAll(async () => {
   mock = await startBedrockMock({ credentials: CREDS, region: "eu-central-1" });
   split = await startBedrockMock({ credentials: CREDS, region: "eu-central-1", split: true });
-  const host = await Host.create({
-    filters: [
-      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["key-a"] }] } },
-      {
-        name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true,
-        configuration: {
-          instances: [
-            { name: "claude", provider: "bedrock-anthropic", endpoint: mock.url, region: "eu-central-1", models: ["anthropic.*"] },
-            { name: "claude-split", provider: "bedrock-anthropic", endpoint: split.url, region: "eu-central-1", models: ["us.anthropic.*"] },
-          ],
-        },
-        env: { AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey, AWS_SESSION_TOKEN: CREDS.sessionToken },
-      },
-    ],
-  });
-  gateway = await startGateway({
-    host,
-    clusterHeader: "x-sluice-cluster",
-    clusters: { claude: { url: mock.url }, "claude-split": { url: split.url } },
-    routeTimeoutMs: 30_000,
-    accessLog: (s: Stream) => {
-      const get = (k: string) => s.getFilterState(`sluice.${k}`);
-      records.push({ prompt: get("prompt_tokens"), completion: get("completion_tokens"), source: get("usage_source"), provider: get("provider"), model: get("model") });
-    },
-  });
+  gw = await startBedrockGateway([
+    { name: "claude", provider: "bedrock-anthropic", endpoint: mock.url, region: "eu-central-1", models: ["anthropic.*"] },
+    { name: "claude-split", provider: "bedrock-anthropic", endpoint: split.url, region: "eu-central-1", models: ["us.anthropic.*"] },
+  ]);
 });
 
 afterAll(async () => {
-  await gateway?.close();
+  await gw?.gateway.close();
   await mock?.close();
   await split?.close();
 });
 
-const openai = () => new OpenAI({ apiKey: "key-a", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
-const anthropic = () => new Anthropic({ apiKey: "key-a", baseURL: gateway.url, maxRetries: 0 });
-
-async function lastRecord() {
-  for (let i = 0; i < 50 && records.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-  await new Promise((r) => setTimeout(r, 20));
-  return records.at(-1)!;
-}
+const openai = () => gw.openai();
+const anthropic = () => gw.anthropic();
+const lastRecord = () => gw.lastRecord();
 
 describe("Claude on Bedrock (InvokeModel) through the gateway", () => {
   it("Anthropic Messages, whole: the client's body with anthropic_version for model, signed, the answer as Bedrock sent it", async () => {
-    records.length = 0;
+    gw.records.length = 0;
     const r = await anthropic().messages.create({ model: MODEL, max_tokens: 100, system: "Be brief.", messages: [{ role: "user", content: [{ type: "text", text: "Hello Claude on Bedrock", cache_control: { type: "ephemeral" } }] }] });
     expect(r.content).toEqual([{ type: "text", text: "Echo: Hello Claude on Bedrock" }]);
     expect(r.stop_reason).toBe("end_turn");
@@ -84,7 +54,7 @@ describe("Claude on Bedrock (InvokeModel) through the gateway", () => {
 
   it("Anthropic Messages, streamed: the event stream's base64 chunks become Anthropic's SSE (whole frames or random pieces), thinking signatures kept", async () => {
     for (const model of [MODEL, SPLIT_MODEL]) {
-      records.length = 0;
+      gw.records.length = 0;
       const s = anthropic().messages.stream({ model, max_tokens: 2048, thinking: { type: "enabled", budget_tokens: 1024 }, messages: [{ role: "user", content: "Think, then stream a reply long enough to come in several chunks" }] });
       let text = "";
       s.on("text", (t) => (text += t));
@@ -133,8 +103,8 @@ describe("Claude on Bedrock (InvokeModel) through the gateway", () => {
     const s = await openai().responses.create({ model: MODEL, input: "Streamed Responses", store: false, stream: true });
     for await (const e of s) if (e.type === "response.output_text.delta") text += e.delta;
     expect(text).toBe("Echo: Streamed Responses");
-    records.length = 0;
-    const google = new GoogleGenAI({ apiKey: "key-a", httpOptions: { baseUrl: gateway.url } });
+    gw.records.length = 0;
+    const google = new GoogleGenAI({ apiKey: "key-a", httpOptions: { baseUrl: gw.gateway.url } });
     let gs = "";
     for await (const c of await google.models.generateContentStream({ model: SPLIT_MODEL, contents: "Gemini streamed" })) gs += c.text ?? "";
     expect(gs).toBe("Echo: Gemini streamed");

@@ -7,68 +7,37 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
-import { Host } from "../../host/index.js";
-import { startGateway, type Gateway } from "../../host/server.js";
-import type { Stream } from "../../host/stream.js";
 import { startBedrockMock, type BedrockMock } from "../../scripts/mocks/bedrock.js";
+import { AWS_CREDS as CREDS, startBedrockGateway, type BedrockGateway } from "../fixtures/bedrock-gateway.js";
 
-const CREDS = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", sessionToken: "FwoGZXIvYXdzEJr//////////wEaDEXAMPLE" };
 const MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 let mock: BedrockMock;
 let split: BedrockMock;
-let gateway: Gateway;
-const records: Record<string, string | undefined>[] = [];
+let gw: BedrockGateway;
 
 beforeAll(async () => {
   mock = await startBedrockMock({ credentials: CREDS, region: "us-west-2" });
   split = await startBedrockMock({ credentials: CREDS, region: "us-west-2", split: true });
-  const host = await Host.create({
-    filters: [
-      { name: "key-auth", wasm: "build/key-auth.wasm", configuration: { consumers: [{ name: "team-a", keys: ["key-a"] }] } },
-      {
-        name: "ai-proxy", wasm: "build/ai-proxy.wasm", allowOnHeadersStopIteration: true,
-        configuration: {
-          // Active health checks on: a bedrock instance is not probed (nothing to probe), never marked down by it.
-          health: { active: { interval_ms: 100 } },
-          instances: [
-            { name: "bedrock", provider: "bedrock", endpoint: mock.url, region: "us-west-2", models: ["anthropic.*"] },
-            { name: "bedrock-split", provider: "bedrock", endpoint: split.url, region: "us-west-2", models: ["amazon.*"] },
-          ],
-        },
-        env: { AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey, AWS_SESSION_TOKEN: CREDS.sessionToken },
-      },
-    ],
-  });
-  gateway = await startGateway({
-    host,
-    clusterHeader: "x-sluice-cluster",
-    clusters: { bedrock: { url: mock.url }, "bedrock-split": { url: split.url } },
-    routeTimeoutMs: 30_000,
-    accessLog: (s: Stream) => {
-      const get = (k: string) => s.getFilterState(`sluice.${k}`);
-      records.push({ prompt: get("prompt_tokens"), completion: get("completion_tokens"), source: get("usage_source"), provider: get("provider"), model: get("model") });
-    },
-  });
+  // Active health checks on: a bedrock instance is not probed (nothing to probe), never marked down by it.
+  gw = await startBedrockGateway([
+    { name: "bedrock", provider: "bedrock", endpoint: mock.url, region: "us-west-2", models: ["anthropic.*"] },
+    { name: "bedrock-split", provider: "bedrock", endpoint: split.url, region: "us-west-2", models: ["amazon.*"] },
+  ], { health: { active: { interval_ms: 100 } } });
 });
 
 afterAll(async () => {
-  await gateway?.close();
+  await gw?.gateway.close();
   await mock?.close();
   await split?.close();
 });
 
-const openai = () => new OpenAI({ apiKey: "key-a", baseURL: `${gateway.url}/v1`, maxRetries: 0 });
-const anthropic = () => new Anthropic({ apiKey: "key-a", baseURL: gateway.url, maxRetries: 0 });
-
-async function lastRecord() {
-  for (let i = 0; i < 50 && records.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-  await new Promise((r) => setTimeout(r, 20));
-  return records.at(-1)!;
-}
+const openai = () => gw.openai();
+const anthropic = () => gw.anthropic();
+const lastRecord = () => gw.lastRecord();
 
 describe("Bedrock through the gateway", () => {
   it("Chat Completions, whole: translated to Converse, signed, and the answer translated back with its usage", async () => {
-    records.length = 0;
+    gw.records.length = 0;
     const r = await openai().chat.completions.create({ model: MODEL, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hello Bedrock" }], max_tokens: 100, temperature: 0.2, stop: ["###"] });
     expect(r.choices[0].message.content).toBe("Echo: Hello Bedrock");
     expect(r.choices[0].finish_reason).toBe("stop");
@@ -139,7 +108,7 @@ describe("Bedrock through the gateway", () => {
   });
 
   it("OpenAI Responses and Gemini's own API, whole and streamed, to Bedrock, with the usage recorded", async () => {
-    records.length = 0;
+    gw.records.length = 0;
     const r = await openai().responses.create({ model: MODEL, input: "Responses to Bedrock", store: false });
     expect(r.output_text).toBe("Echo: Responses to Bedrock");
     expect(await lastRecord()).toMatchObject({ provider: "bedrock", source: "provider", completion: String(r.usage!.output_tokens) });
@@ -147,7 +116,7 @@ describe("Bedrock through the gateway", () => {
     const s = await openai().responses.create({ model: MODEL, input: "Streamed Responses", store: false, stream: true });
     for await (const e of s) if (e.type === "response.output_text.delta") text += e.delta;
     expect(text).toBe("Echo: Streamed Responses");
-    const google = new GoogleGenAI({ apiKey: "key-a", httpOptions: { baseUrl: gateway.url } });
+    const google = new GoogleGenAI({ apiKey: "key-a", httpOptions: { baseUrl: gw.gateway.url } });
     const g = await google.models.generateContent({ model: MODEL, contents: "Gemini to Bedrock" });
     expect(g.text).toBe("Echo: Gemini to Bedrock");
     let gs = "";
