@@ -36,6 +36,8 @@ export class BedrockAnthropicProvider extends AnthropicProvider {
 
   get wrappedEvents(): bool { return true; }
 
+  get betasInBody(): bool { return true; }
+
   get awsService(): string { return "bedrock"; }
 
   get eventStream(): bool { return true; }

@@ -316,6 +316,9 @@ export abstract class Provider {
    */
   get bodyAnthropicVersion(): string { return ""; }
 
+  /** Anthropic's betas go in the body's anthropic_beta list, not a header (Bedrock's InvokeModel). */
+  get betasInBody(): bool { return false; }
+
   /** The URL, not the body, says whether the answer streams (Bedrock's InvokeModel). */
   get streamInUrl(): bool { return false; }
 

@@ -1,7 +1,7 @@
 // bedrock-anthropic through build/ai-proxy.wasm, at the byte level: the InvokeModel body (no model or
 // stream member, anthropic_version instead, also on a fallback's call), and the wrapped event stream
 // (each Anthropic event base64 in a chunk's {"bytes"}) written as Anthropic's SSE for an Anthropic
-// client, whatever the members' order; a chunk that is not base64 or a broken frame ends the client's
+// client, whatever the members' order; the anthropic-beta header as the body's anthropic_beta; a chunk that is not base64 or a broken frame ends the client's
 // stream with an error in its shape, with the usage recorded so far.
 import { describe, it, expect } from "vitest";
 import { startBedrockMock } from "../../scripts/mocks/bedrock.js";
@@ -81,6 +81,14 @@ describe("bedrock-anthropic (InvokeModel) in the filter", () => {
     expect(JSON.parse(out.at(-1)!.data).error.message).toContain("without base64 bytes");
     expect(s.getFilterState("sluice.stream_cut")).toBe("bad_event_stream");
     expect(Number(usageRecord(s).completion)).toBeGreaterThan(0);
+  });
+
+  it("the client's anthropic-beta header becomes the body's anthropic_beta list, where Bedrock reads betas", async () => {
+    const h = await proxy();
+    const s = send(h, "/v1/messages", { model: MODEL, max_tokens: 16, messages: [{ role: "user", content: "hi" }] }, { "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14, token-efficient-tools-2025-02-19,," });
+    expect(upstreamJson(s)).toEqual({ anthropic_version: "bedrock-2023-05-31", max_tokens: 16, messages: [{ role: "user", content: "hi" }], anthropic_beta: ["interleaved-thinking-2025-05-14", "token-efficient-tools-2025-02-19"] });
+    const plain = send(h, "/v1/messages", { model: MODEL, max_tokens: 16, messages: [{ role: "user", content: "hi" }] }, { "anthropic-version": "2023-06-01" });
+    expect(upstreamJson(plain).anthropic_beta).toBeUndefined();
   });
 
   it("a whole answer is Anthropic's message: passed through to an Anthropic client, translated for OpenAI's", async () => {

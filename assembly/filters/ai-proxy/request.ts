@@ -70,6 +70,7 @@ export function readRequestHeaders(x: Exchange, endOfStream: bool): FilterHeader
     else if (h.keyIs(i, ":path")) path = h.value(i);
     else if (h.keyIs(i, "content-type")) contentType = h.value(i);
     else if (h.keyIs(i, "anthropic-version")) anthropicVersion = true;
+    else if (h.keyIs(i, "anthropic-beta")) x.anthropicBeta = x.anthropicBeta.length ? x.anthropicBeta + "," + h.value(i) : h.value(i);
     else if (h.keyIs(i, "content-length")) {
       contentLength = I64.parseInt(h.value(i));
       x.present |= HAS_CONTENT_LENGTH;
@@ -422,7 +423,20 @@ export function overrides(x: Exchange, inst: Instance, noStream: bool): JsonValu
   }
   // (Where the URL says whether it streams, the body has no stream member: nativeBody drops it.)
   if (noStream && !provider.streamInUrl) overrides.set("stream", JsonValue.boolean(false));
+  // Bedrock reads an Anthropic client's betas from the body, not the anthropic-beta header.
+  if (provider.betasInBody && x.anthropicBeta.length && x.client == CLIENT_ANTHROPIC) overrides.set("anthropic_beta", betaList(x.anthropicBeta));
   return overrides;
+}
+
+/** The anthropic-beta header's comma-separated names as a JSON list (Bedrock answers for names it does not know). */
+function betaList(header: string): JsonValue {
+  const list = JsonValue.array();
+  const parts = header.split(",");
+  for (let i = 0; i < parts.length; i++) {
+    const name = parts[i].trim();
+    if (name.length) list.push(JsonValue.str(name));
+  }
+  return list;
 }
 
 /**

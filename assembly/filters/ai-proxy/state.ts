@@ -122,6 +122,8 @@ export class Exchange extends Context {
    * base64 in event-stream chunks): the client's SSE, written from the unwrapped events.
    */
   unwrapped: ByteBuilder | null = null;
+  /** The client's anthropic-beta header (several joined with ","), for a provider that takes betas in the body. */
+  anthropicBeta: string = "";
   decoder: StreamDecoder | null = null;
   sink: StreamSink | null = null;
   /** The key of the instance's pool this request took (key-pool.ts); -1: the instance has one key. */
