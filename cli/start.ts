@@ -301,6 +301,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       // Each stream's buffer limit: the listener's, raised by the route's request_body_buffer_limit.
       bufferLimitBytes: Math.max(cfg.listener.bufferLimitBytes, cfg.route.requestBodyBufferLimitBytes ?? 0),
       localReplyConfig: cfg.localReply ?? undefined,
+      histogramBuckets: cfg.histogramBuckets,
       // What xds.* serves: envoy.yaml's route, virtual host, clusters' metadata, node and listener.
       route: { ...cfg.routeInfo, clusterHeader: cfg.route.clusterHeader },
       clusterInfo: Object.fromEntries(Object.values(cfg.clusters).map((c) => [c.name, { metadata: c.metadata, hostMetadata: c.hostMetadata, hostLocality: c.hostLocality }])),

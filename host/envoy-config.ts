@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { discoveredFilter, type EcdsReader } from "./ecds.js";
 import { parse } from "yaml";
 import { LocalReplyConfigError, parseLocalReplyConfig, type LocalReplyConfig } from "./local-reply.js";
-import type { TagSpecifier } from "./metrics.js";
+import type { HistogramBuckets, TagSpecifier } from "./metrics.js";
 import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
 import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, PER_ROUTE_TYPES, type NativeFilter } from "./native/index.js";
 import { CORS_POLICY_TYPE } from "./native/cors.js";
@@ -86,6 +86,8 @@ export interface LocalGatewayConfig {
   clusters: Record<string, ClusterConfig>;
   accessLog: { path: string; format: AccessLogFormat } | null;
   statsTags: TagSpecifier[];
+  /** stats_config.histogram_bucket_settings, in order (the first match wins). */
+  histogramBuckets: HistogramBuckets[];
   /** http filters Envoy runs that the local gateway does not, each with the reason. */
   notRun: { name: string; why: string }[];
   /** The route's and its virtual host's name and metadata.filter_metadata (xds.route_name,
@@ -417,6 +419,8 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
     return { tagName: t.tag_name, regex: t.regex };
   });
 
+  const histogramBuckets = list(root.stats_config?.histogram_bucket_settings ?? [], "stats_config.histogram_bucket_settings").map((h, i) => histogramBucketSetting(h, i));
+
   const listenerAt = socket(listener.address, "listeners[0].address");
   const direction = listener.traffic_direction ?? "UNSPECIFIED";
   if (!(direction in TRAFFIC_DIRECTION)) throw new EnvoyConfigError(`listeners[0].traffic_direction: expected UNSPECIFIED, INBOUND or OUTBOUND, got ${JSON.stringify(direction)}`);
@@ -434,6 +438,7 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
     clusters,
     accessLog,
     statsTags,
+    histogramBuckets,
     notRun,
     routeInfo: {
       name: String(r.name ?? ""),
@@ -519,4 +524,24 @@ export function vmEnvironment(f: WasmFilterConfig, processEnv: NodeJS.ProcessEnv
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * One stats_config.histogram_bucket_settings entry. Envoy's proto requires a matcher and at least one
+ * bucket, each above 0 (envoy/config/metrics/v3/stats.proto HistogramBucketSettings); Envoy sorts them
+ * (HistogramSettingsImpl), so they are sorted here too.
+ */
+function histogramBucketSetting(h: any, i: number): HistogramBuckets {
+  const at = `stats_config.histogram_bucket_settings[${i}]`;
+  const m = h?.match;
+  const forms = m && typeof m === "object" ? Object.keys(m).filter((k) => k !== "ignore_case") : [];
+  if (forms.length !== 1 || !["exact", "prefix", "suffix", "contains"].includes(forms[0]) || typeof m[forms[0]] !== "string") {
+    throw new EnvoyConfigError(`${at}.match: the local gateway supports one of exact, prefix, suffix or contains`);
+  }
+  if (m.ignore_case) throw new EnvoyConfigError(`${at}.match.ignore_case: not supported by the local gateway`);
+  const buckets = h.buckets;
+  if (!Array.isArray(buckets) || buckets.length === 0 || !buckets.every((b) => typeof b === "number" && b > 0)) {
+    throw new EnvoyConfigError(`${at}.buckets: give at least one number above 0`);
+  }
+  return { match: { [forms[0]]: m[forms[0]] }, buckets: [...buckets].sort((a, b) => a - b) };
 }

@@ -5,7 +5,7 @@
 import { LOG_LEVELS, logLevelNumber, WasmResult, type LogLevelName } from "./abi.js";
 import type { HeaderList } from "./headers.js";
 import { startHttpCall, type CallCluster, type CallResult } from "./http-call.js";
-import { Metrics, type TagSpecifier } from "./metrics.js";
+import { Metrics, type HistogramBuckets, type TagSpecifier } from "./metrics.js";
 import { SharedData, SharedQueues } from "./shared-data.js";
 import type { LocalReplyConfig } from "./local-reply.js";
 import type { NodeInfo } from "./proto.js";
@@ -23,6 +23,8 @@ export interface HostCoreOptions {
   /** proxy_http_call targets: cluster name -> base URL (http(s)://host:port), or the URL with the
    * cluster's connect_timeout. */
   clusters?: Record<string, string | CallCluster>;
+  /** envoy.yaml stats_config.histogram_bucket_settings: the buckets of the histograms they match. */
+  histogramBuckets?: HistogramBuckets[];
   logLevel?: LogLevelName;
   /** Wall clock in ns (proxy_get_current_time_nanoseconds, request.time); default Date.now. */
   clock?: () => bigint;
@@ -98,7 +100,7 @@ export class HostCore {
 
   constructor(opts: HostCoreOptions) {
     this.sharedData = opts.storesOf?.sharedData ?? new SharedData();
-    this.metrics = opts.storesOf?.metrics ?? new Metrics();
+    this.metrics = opts.storesOf?.metrics ?? new Metrics(opts.histogramBuckets);
     this.clusters = new Map(Object.entries(opts.clusters ?? {}).map(([k, v]) => [k, typeof v === "string" ? { url: v } : v]));
     this.logLevel = logLevelNumber(opts.logLevel ?? "info");
     this.clock = opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n);

@@ -14,11 +14,36 @@ export interface Metric {
   /** Histograms: every sample ever recorded, as Envoy keeps them: count, sum, cumulative bucket counts. */
   count: number;
   sum: bigint;
+  /** Histograms: each bucket's upper bound, fixed when the histogram is made (stats_config.histogram_bucket_settings). */
+  bounds: readonly number[];
   buckets: number[];
 }
 
 // Envoy's default histogram buckets (Stats::HistogramSettingsImpl::defaultBuckets).
-const BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+export const DEFAULT_BUCKETS: readonly number[] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+/**
+ * envoy.config.metrics.v3.HistogramBucketSettings: the first whose matcher takes a histogram's full
+ * name (custom namespace included) gives its buckets, else the defaults (HistogramSettingsImpl::buckets).
+ * The matcher is a StringMatcher; the local gateway takes its exact, prefix, suffix and contains forms.
+ */
+export interface HistogramBuckets {
+  match: { exact?: string; prefix?: string; suffix?: string; contains?: string };
+  buckets: number[];
+}
+
+function bucketsFor(fullName: string, settings: readonly HistogramBuckets[]): readonly number[] {
+  for (const s of settings) {
+    const m = s.match;
+    const hit =
+      (m.exact !== undefined && fullName === m.exact) ||
+      (m.prefix !== undefined && fullName.startsWith(m.prefix)) ||
+      (m.suffix !== undefined && fullName.endsWith(m.suffix)) ||
+      (m.contains !== undefined && fullName.includes(m.contains));
+    if (hit) return s.buckets;
+  }
+  return DEFAULT_BUCKETS;
+}
 
 /** A histogram keeps its recent samples for tests (getMetric), not all of them: a gateway records
  * one or two per request and would otherwise grow without bound. */
@@ -29,7 +54,7 @@ export function recordSample(m: Metric, v: bigint): void {
   m.count++;
   m.sum += v;
   const n = Number(v);
-  for (let i = 0; i < BUCKETS.length; i++) if (n <= BUCKETS[i]) m.buckets[i]++;
+  for (let i = 0; i < m.bounds.length; i++) if (n <= m.bounds[i]) m.buckets[i]++;
   m.samples.push(v);
   if (m.samples.length >= 2 * KEPT_SAMPLES) m.samples.splice(0, m.samples.length - KEPT_SAMPLES);
 }
@@ -37,11 +62,16 @@ export function recordSample(m: Metric, v: bigint): void {
 export class Metrics {
   private byName = new Map<string, Metric>();
 
+  constructor(private readonly histogramBuckets: readonly HistogramBuckets[] = []) {}
+
   define(name: string, type: MetricKind): Metric {
     // Envoy keys stats by name within type; the same name as another type is a separate stat.
     const key = `${type}\u0000${name}`;
     let m = this.byName.get(key);
-    if (!m) this.byName.set(key, (m = { name, type, value: 0n, samples: [], count: 0, sum: 0n, buckets: BUCKETS.map(() => 0) }));
+    if (!m) {
+      const bounds = type === "histogram" ? bucketsFor(`${CUSTOM_NAMESPACE}.${name}`, this.histogramBuckets) : [];
+      this.byName.set(key, (m = { name, type, value: 0n, samples: [], count: 0, sum: 0n, bounds, buckets: bounds.map(() => 0) }));
+    }
     return m;
   }
 
@@ -93,7 +123,7 @@ export class Metrics {
           continue;
         }
         const histTags = tags ? `${tags},` : "";
-        BUCKETS.forEach((b, i) => out.push(`${family}_bucket{${histTags}le="${b}"} ${m.buckets[i]}`));
+        m.bounds.forEach((b, i) => out.push(`${family}_bucket{${histTags}le="${b}"} ${m.buckets[i]}`));
         out.push(`${family}_bucket{${histTags}le="+Inf"} ${m.count}`);
         out.push(`${family}_sum{${tags}} ${m.sum}`);
         out.push(`${family}_count{${tags}} ${m.count}`);

@@ -23,6 +23,7 @@ export function restartNeeded(running: LocalGatewayConfig, next: LocalGatewayCon
   if (!same(running.accessLog, next.accessLog)) out.push("access_log");
   if (!same(running.localReply, next.localReply)) out.push("local_reply_config");
   if (!same(running.statsTags, next.statsTags)) out.push("stats_tags");
+  if (!same(running.histogramBuckets, next.histogramBuckets)) out.push("histogram_bucket_settings");
   if (!same(running.notRun, next.notRun)) out.push("Envoy-only filters");
   return out;
 }

@@ -330,7 +330,7 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
     expect(c.admin).toEqual({ address: "127.0.0.1", port: 9901 });
     expect(c.listener).toEqual({ address: "0.0.0.0", port: 10000, bufferLimitBytes: 1024 * 1024 });
     expect(c.localReply?.mappers.map((m) => m.statusCode)).toEqual([502, 502, 502, 502, 504, 504, 429, 429]);
-    expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason", "upstream_key"]);
+    expect(c.statsTags.map((t) => t.tagName)).toEqual(["provider", "model", "consumer", "request_type", "status", "rule", "instance", "cause", "pool", "detector", "action", "verdict", "outcome", "team", "key", "method", "server", "tool", "reason", "upstream_key", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "gen_ai.token.type", "error.type"]);
     const mock = loadEnvoyConfig("envoy/envoy.mock.yaml");
     expect(mock.clusters.anthropic.url).toBe("http://mock:18082");
     expect(JSON.parse(mock.filters[3].configuration).instances[0].api_key).toBe("sluice-mock-key");

@@ -1359,6 +1359,7 @@ export class AnthropicStreamDecoder extends StreamDecoder {
 
 export class AnthropicProvider extends Provider {
   get name(): string { return "anthropic"; }
+  get genAiName(): string { return "anthropic"; }
 
   get speaksAnthropic(): bool { return true; }
 

@@ -10,6 +10,7 @@ export const AZURE_DEFAULT_API_VERSION = "2024-10-21";
 
 export class AzureOpenAIProvider extends OpenAIProvider {
   get name(): string { return "azure-openai"; }
+  get genAiName(): string { return "azure.ai.openai"; }
 
   // No default: every Azure resource has its own host (https://<resource>.openai.azure.com/openai).
   defaultEndpoint(): string { return ""; }

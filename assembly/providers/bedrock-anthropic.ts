@@ -29,6 +29,7 @@ class BedrockAnthropicStreamDecoder extends AnthropicStreamDecoder {
 
 export class BedrockAnthropicProvider extends AnthropicProvider {
   get name(): string { return "bedrock-anthropic"; }
+  get genAiName(): string { return "aws.bedrock"; }
 
   get bodyAnthropicVersion(): string { return "bedrock-2023-05-31"; }
 

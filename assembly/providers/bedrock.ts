@@ -491,6 +491,7 @@ export class BedrockStreamDecoder extends StreamDecoder {
 
 export class BedrockProvider extends Provider {
   get name(): string { return "bedrock"; }
+  get genAiName(): string { return "aws.bedrock"; }
 
   get maxTokensField(): string { return "max_tokens"; }
 

@@ -6,6 +6,7 @@ import { Instance, Upstream } from "./types";
 
 export class DeepSeekProvider extends OpenAIProvider {
   get name(): string { return "deepseek"; }
+  get genAiName(): string { return "deepseek"; }
 
   /** No Responses API of its own: Responses clients are translated to its chat API. */
   responsesUpstream(inst: Instance, model: string): Upstream | null {

@@ -967,6 +967,7 @@ export class GeminiStreamDecoder extends StreamDecoder {
 
 export class GeminiProvider extends Provider {
   get name(): string { return "gemini"; }
+  get genAiName(): string { return "gcp.gemini"; }
   get speaksGemini(): bool { return true; }
 
   defaultEndpoint(): string { return "https://generativelanguage.googleapis.com/v1beta"; }

@@ -7,6 +7,7 @@ import { Instance, Upstream } from "./types";
 
 export class MistralProvider extends OpenAIProvider {
   get name(): string { return "mistral"; }
+  get genAiName(): string { return "mistral_ai"; }
 
   /** No Responses API of its own: Responses clients are translated to its chat API. */
   responsesUpstream(inst: Instance, model: string): Upstream | null {

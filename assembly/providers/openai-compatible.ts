@@ -7,6 +7,7 @@ import { Instance, Upstream } from "./types";
 
 export class OpenAICompatibleProvider extends OpenAIProvider {
   get name(): string { return "openai-compatible"; }
+  get genAiName(): string { return "openai_compatible"; }
 
   /** No Responses API of its own: Responses clients are translated to its chat API. */
   responsesUpstream(inst: Instance, model: string): Upstream | null {

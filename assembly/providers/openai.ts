@@ -12,6 +12,7 @@ import {
 
 export class OpenAIProvider extends Provider {
   get name(): string { return "openai"; }
+  get genAiName(): string { return "openai"; }
 
   defaultEndpoint(): string { return "https://api.openai.com/v1"; }
 

@@ -301,6 +301,9 @@ export class Upstream {
 export abstract class Provider {
   abstract get name(): string;
 
+  /** Its gen_ai.provider.name (OpenTelemetry's GenAI semantic conventions), for genai-metrics.ts. */
+  abstract get genAiName(): string;
+
   /** True when the wire format is OpenAI's, so answers can pass through to OpenAI clients. */
   get speaksOpenAI(): bool { return false; }
 

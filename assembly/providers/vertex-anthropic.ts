@@ -11,6 +11,7 @@ import { ClientError, Instance, Upstream, isPathSegment, invalidModel } from "./
 
 export class VertexAnthropicProvider extends AnthropicProvider {
   get name(): string { return "vertex-anthropic"; }
+  get genAiName(): string { return "gcp.vertex_ai"; }
 
   get bodyAnthropicVersion(): string { return "vertex-2023-10-16"; }
 

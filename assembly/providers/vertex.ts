@@ -9,6 +9,7 @@ import { Instance, Upstream } from "./types";
 
 export class VertexProvider extends GeminiProvider {
   get name(): string { return "vertex"; }
+  get genAiName(): string { return "gcp.vertex_ai"; }
 
   /** No default: the endpoint names the project and the region. */
   defaultEndpoint(): string { return ""; }

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
+import { genAiStatsTags, histogramBucketSettings } from "./genai-stats.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, entraEnvKeys, entraTargets, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
@@ -176,7 +177,9 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   const admin = mock ? { address: "0.0.0.0", port: cfg.admin.port } : cfg.admin;
   return {
     admin: { address: { socket_address: { address: admin.address, port_value: admin.port } } },
-    stats_config: { stats_tags: statsTags() },
+    // Sluice's labels and the OpenTelemetry GenAI attributes as tags; the GenAI histograms' buckets
+    // as the semantic conventions advise (cli/render/genai-stats.ts).
+    stats_config: { stats_tags: [...statsTags(), ...genAiStatsTags()], histogram_bucket_settings: histogramBucketSettings() },
     static_resources: {
       listeners: [
         {

@@ -478,6 +478,9 @@ function modelLabels(s: Settings): Set<string> {
     if (inst.model.length) set.add(inst.model);
     const mapped = inst.modelMap.values();
     for (let j = 0; j < mapped.length; j++) set.add(mapped[j]);
+    // The names clients ask for, too (gen_ai.request.model).
+    const asked = inst.modelMap.keys();
+    for (let j = 0; j < asked.length; j++) set.add(asked[j]);
     for (let j = 0; j < inst.models.length; j++) if (!inst.models[j].endsWith("*")) set.add(inst.models[j]);
   }
   for (let i = 0; i < s.pools.length; i++) set.add(s.pools[i].name);

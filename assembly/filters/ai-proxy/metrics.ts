@@ -13,7 +13,7 @@
 import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
 
 /** Label values may not contain the separators. */
-function clean(v: string): string {
+export function clean(v: string): string {
   if (v.length == 0) return "none";
   if (!v.includes(";") && !v.includes("=")) return v;
   return v.replaceAll(";", "_").replaceAll("=", "_");

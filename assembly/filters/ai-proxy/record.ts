@@ -10,7 +10,9 @@ import { estimatedUsage } from "./estimate";
 import { Price, costMicros } from "../../lib/prices";
 import { recordLatency } from "./balancer";
 import { releaseInflight } from "./selection";
-import { Exchange, PASS, EMBEDDINGS, COUNT_TOKENS, NO_USAGE, proxyMetrics } from "./state";
+import { Exchange, PASS, EMBEDDINGS, COUNT_TOKENS, NO_USAGE, proxyMetrics, genAiMetrics } from "./state";
+import { OPERATION_CHAT, OPERATION_EMBEDDINGS, OPERATION_GENERATE_CONTENT } from "./genai-metrics";
+import { CLIENT_GEMINI } from "./client";
 
 /**
  * Writes the record once: the provider's numbers when the answer completed with them, else an
@@ -56,6 +58,27 @@ export function publish(x: Exchange, u: Usage, source: string): void {
   proxyMetrics.request(
     (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
     x.requestType(), x.status, u.prompt, u.completion, ttft, <i64>((now - x.startNs) / 1000000), cost, teamOf(x), x.virtualKey(),
+  );
+  if (x.kind != COUNT_TOKENS) publishGenAi(x, u, source == "provider", now, ttft);
+}
+
+/**
+ * The request under OpenTelemetry's GenAI conventions (genai-metrics.ts). Counting tokens is not an
+ * operation the conventions name, so a token count has none. Time to first token is a stream's (a
+ * whole answer's first byte is its last); time per output token a finished stream's: the time
+ * from the first byte to the end over the gaps between its output tokens.
+ */
+function publishGenAi(x: Exchange, u: Usage, complete: bool, now: u64, ttft: i64): void {
+  const operation = x.kind == EMBEDDINGS ? OPERATION_EMBEDDINGS : x.client == CLIENT_GEMINI ? OPERATION_GENERATE_CONTENT : OPERATION_CHAT;
+  let tpot: i64 = -1;
+  if (complete && x.stream && x.status < 400 && x.firstByteNs > 0 && u.completion >= 2) {
+    const gaps = <u64>(u.completion - 1);
+    tpot = <i64>((now - x.firstByteNs + gaps * 500000) / (gaps * 1000000));
+  }
+  const s = x.settings;
+  genAiMetrics.request(
+    operation, (x.provider as Provider).genAiName, s.modelLabel(x.requestModel), s.modelLabel(x.upstreamModel),
+    x.status, u.prompt, u.completion, <i64>((now - x.startNs) / 1000000), x.stream ? ttft : -1, tpot,
   );
 }
 

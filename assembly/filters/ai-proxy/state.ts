@@ -11,6 +11,7 @@ import { SseParser } from "../../lib/sse";
 import { ClientError, CountingSink, Instance, Provider, StreamDecoder, StreamSink, Usage } from "../../providers/types";
 import { Settings } from "./config";
 import { Metrics } from "./metrics";
+import { GenAiMetrics } from "./genai-metrics";
 import { Pool } from "./balancer";
 import { HealthState } from "./health";
 import { CLIENT_OPENAI, streamContentType, writeClientError } from "./client";
@@ -40,6 +41,8 @@ export const HAS_GOOG_KEY: i32 = 32;
 
 /** The plugin's metrics, one set per VM (health reports run outside any request, too). */
 export const proxyMetrics: Metrics = new Metrics();
+/** The same requests under OpenTelemetry's GenAI semantic conventions. */
+export const genAiMetrics: GenAiMetrics = new GenAiMetrics();
 
 /** What a request reads of its root context (root.ts's AiProxyRoot is one). */
 export class ProxyRoot extends RootContext {
