@@ -1,4 +1,5 @@
-// `npm run render`: gateway.yaml -> envoy/envoy.yaml, envoy/envoy.mock.yaml and envoy/istio/*.yaml.
+// `npm run render`: gateway.yaml -> envoy/envoy.yaml, envoy/envoy.mock.yaml, envoy/istio/*.yaml and
+// envoy/grafana/sluice.json.
 //   tsx cli/render.ts [--config gateway.yaml] [--out envoy]
 // Nothing is written unless every file renders and envoy.yaml and envoy.mock.yaml validate against
 // Envoy's API for the target version (cli/envoy-validate.ts): each goes to a temporary file first
@@ -16,6 +17,7 @@ export * from "./render/constants.js";
 export * from "./render/envoy.js";
 export * from "./render/files.js";
 export * from "./render/filter-config.js";
+export * from "./render/grafana.js";
 export * from "./render/istio.js";
 export * from "./render/local-reply.js";
 export * from "./render/native-filters.js";
@@ -24,7 +26,8 @@ export * from "./render/ratelimit.js";
 
 
 const USAGE = `usage: npm run render -- [options]
-Renders gateway.yaml into envoy/envoy.yaml, envoy/envoy.mock.yaml, envoy/ratelimit/ and envoy/istio/.
+Renders gateway.yaml into envoy/envoy.yaml, envoy/envoy.mock.yaml, envoy/ratelimit/, envoy/istio/
+and envoy/grafana/sluice.json (the Grafana dashboard).
 Nothing is written unless every file renders.
 
   --config <file>     the gateway configuration (default: gateway.yaml)

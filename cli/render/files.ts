@@ -8,6 +8,7 @@ import { checkRouteDescriptors, validateRateLimitServiceConfig } from "../rateli
 import { loadGatewayConfig, type GatewayConfig } from "../gateway-config.js";
 import { ENVOY_VERSION_FLOOR, ENVOY_VERSION_WHY } from "./constants.js";
 import { renderEcds, renderEnvoy, type EnvoyRenderOptions } from "./envoy.js";
+import { grafanaFiles } from "./grafana.js";
 import { renderIstio } from "./istio.js";
 import { rateLimitServiceConfig } from "./ratelimit.js";
 
@@ -174,7 +175,8 @@ export function render(opts: RenderOptions = {}): { cfg: GatewayConfig; written:
   const config = resolve(opts.config ?? join(root, "gateway.yaml"));
   const outDir = resolve(opts.outDir ?? join(root, "envoy"));
   const cfg = loadGatewayConfig(config, { env: opts.env });
-  const files = (opts.renderFiles ?? renderFiles)(cfg);
+  // The Grafana dashboard beside them (envoy/grafana/sluice.json): it reads the metrics, not Envoy's API.
+  const files = { ...(opts.renderFiles ?? renderFiles)(cfg), ...grafanaFiles(cfg.aiProxy.currency) };
   const warnings = validateRendered(files);
   const written = writeAtomically(outDir, files);
   return { cfg, written, removed: removeStale(outDir, files), warnings };
