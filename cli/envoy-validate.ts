@@ -18,6 +18,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { parse } from "yaml";
 import { ENVOY_VERSION_FLOOR } from "./render/constants.js";
@@ -263,6 +264,8 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
   const includes = [
     ...["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((d) => join(deps, d)),
     dirname(require.resolve("protobufjs/package.json")), // google/protobuf/descriptor.proto
+    // OpenTelemetry's common value types, which the OpenTelemetry access logger imports (not shipped).
+    join(dirname(fileURLToPath(import.meta.url)), "protos"),
   ];
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {

@@ -214,10 +214,22 @@ export interface ListenerTlsConfig {
   minVersion: "1.2" | "1.3";
 }
 
+export interface OpenTelemetryConfig {
+  address: string;
+  port: number;
+  tls: boolean;
+  serviceName: string;
+  logs: boolean;
+  /** Percent of requests traced; null: no tracing. */
+  tracesSamplingPercent: number | null;
+}
+
 export interface GatewayConfig {
   listener: { address: string; port: number; tls: ListenerTlsConfig | null };
   admin: { address: string; port: number };
   accessLog: { path: string };
+  /** gateway.yaml opentelemetry: the collector that receives logs and spans (cli/render/opentelemetry.ts); null: none. */
+  openTelemetry: OpenTelemetryConfig | null;
   /** Envoy durations ("300s"; "0s" is off). See docs in schemas/gateway.schema.json `timeouts`. */
   timeouts: Timeouts;
   /** Keys as the key-auth filter takes them; plain and env: keys are hashed to sha256:<hex>. */
@@ -709,6 +721,7 @@ export function parseGatewayConfig(text: string, opts: LoadOptions = {}): Gatewa
     listener: { address: data.listener.address ?? "0.0.0.0", port: data.listener.port, tls: listenerTls },
     admin: { address: data.admin?.address ?? "127.0.0.1", port: data.admin?.port ?? 9901 },
     accessLog: { path: data.access_log?.path ?? "/dev/stdout" },
+    openTelemetry: openTelemetryOf(data.opentelemetry),
     timeouts,
     consumers,
     providers,
@@ -1147,4 +1160,17 @@ function dedupe(problems: Problem[]): Problem[] {
       return true;
     })
     .sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/** gateway.yaml opentelemetry, with the schema's defaults (the schema checked its values). */
+function openTelemetryOf(o: any): OpenTelemetryConfig | null {
+  if (!o) return null;
+  return {
+    address: o.address,
+    port: o.port ?? 4317,
+    tls: o.tls ?? false,
+    serviceName: o.service_name ?? "sluice",
+    logs: o.logs ?? true,
+    tracesSamplingPercent: o.traces ? o.traces.sampling_percent ?? 100 : null,
+  };
 }

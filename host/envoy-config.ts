@@ -4,9 +4,10 @@
 // stats_config.stats_tags. Anything else that would change how requests are handled is refused with
 // a message naming it, rather than ignored. (Cluster health checks and outlier detection are read by
 // Envoy only; the local gateway has one endpoint per cluster and nothing to eject it in favour of.)
-// One exception, listed in `notRun`: Envoy's global rate limit filter (Sluice's distributed mode) with
+// Listed in `notRun` instead: Envoy's global rate limit filter (Sluice's distributed mode) with
 // failure_mode_deny false. The local gateway has no rate limit service, and Envoy with that setting
-// admits every request the service cannot answer, which is what the local gateway does.
+// admits every request the service cannot answer, which is what the local gateway does. And what
+// only reports (the OpenTelemetry access logger and tracing): they change no answer.
 import type { FailurePolicy, FilterOptions } from "./plugin.js";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -23,6 +24,7 @@ const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connectio
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+const OTEL_LOG = "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig";
 const TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 const STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue";
 const RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit";
@@ -402,7 +404,13 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
 
   let accessLog: LocalGatewayConfig["accessLog"] = null;
   if (hcm.access_log !== undefined) {
-    const al = obj(one(hcm.access_log, "access_log"), "access_log[0]");
+    // The OpenTelemetry logger exports the same record to a collector over OTLP/gRPC: Envoy's only.
+    const loggers = list(hcm.access_log, "access_log").filter((l) => {
+      if (l?.typed_config?.["@type"] !== OTEL_LOG) return true;
+      notRun.push({ name: String(l.name), why: "the OpenTelemetry access logger (Envoy only; the JSON access log has the same fields)" });
+      return false;
+    });
+    const al = obj(one(loggers, "access_log"), "access_log[0]");
     const fl = typed(al.typed_config, FILE_LOG, "access_log[0].typed_config");
     const lf = fl.log_format;
     let format: AccessLogFormat;

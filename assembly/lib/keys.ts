@@ -7,6 +7,9 @@ export const REQUEST_TYPE = "sluice.request_type";
 export const REQUEST_MODEL = "sluice.request_model";
 export const MODEL = "sluice.model";
 export const PROVIDER = "sluice.provider";
+/** The request under OpenTelemetry's GenAI conventions: gen_ai.operation.name and gen_ai.provider.name (ai-proxy genai-metrics.ts). */
+export const GEN_AI_OPERATION = "sluice.gen_ai_operation";
+export const GEN_AI_PROVIDER = "sluice.gen_ai_provider";
 export const INSTANCE = "sluice.instance";
 export const TTFT_MS = "sluice.ttft_ms";
 export const PROMPT_TOKENS = "sluice.prompt_tokens";

@@ -11,7 +11,9 @@ export const LOG_KEYS = [
   // ai-guard: its verdict and the detectors that found something (never what they found)
   "guard_verdict", "guard_categories", "guard_response_verdict", "guard_response_categories",
   // ai-proxy
-  "provider", "instance", "attempts", "fallback_from", "model", "request_model", "ttft_ms",
+  "provider", "instance", "attempts",
+  // ai-proxy: the request under OpenTelemetry's GenAI conventions (gen_ai.operation.name, gen_ai.provider.name)
+  "gen_ai_operation", "gen_ai_provider", "fallback_from", "model", "request_model", "ttft_ms",
   "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "usage_source", "cost", "stream_cut",
   // ai-cache (docs/cache.md): hit, miss or bypass; what a hit spared the provider; a semantic hit's similarity
   "cache", "cache_saved_tokens", "cache_saved_cost", "cache_similarity",

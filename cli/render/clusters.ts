@@ -1,4 +1,4 @@
-// The provider clusters of envoy.yaml: one per instance, TLS with SNI and SAN checks.
+// The clusters of envoy.yaml: one per provider instance (TLS with SNI and SAN checks), and the gateway's own services.
 import type { GatewayConfig, Instance } from "../gateway-config.js";
 import { CA_BUNDLE, CONNECTION_BUFFER_LIMIT, MOCK_BASE_PORT, MOCK_ORDER, MOCK_SERVICE } from "./constants.js";
 
@@ -60,3 +60,32 @@ export function mockTarget(i: Instance) {
   return { host: MOCK_SERVICE, port: MOCK_BASE_PORT + MOCK_ORDER.indexOf(i.provider), tls: false };
 }
 
+/** A cluster for a service of the gateway's own (JWKS, authorization): TLS with SNI and SAN check for https. */
+export function serviceCluster(cfg: GatewayConfig, name: string, host: string, port: number, tls: boolean, http2: boolean) {
+  const ip = isIp(host);
+  return {
+    name,
+    type: ip ? "STATIC" : "STRICT_DNS",
+    connect_timeout: cfg.timeouts.connect,
+    ...(ip ? {} : { dns_lookup_family: "V4_PREFERRED" }),
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
+    ...(tls
+      ? {
+          transport_socket: {
+            name: "envoy.transport_sockets.tls",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+              sni: host,
+              common_tls_context: { validation_context: { trusted_ca: { filename: CA_BUNDLE }, match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: host } }] } },
+            },
+          },
+        }
+      : {}),
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+      },
+    },
+  };
+}

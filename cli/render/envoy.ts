@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { genAiStatsTags, histogramBucketSettings } from "./genai-stats.js";
+import { openTelemetryAccessLog, openTelemetryCluster } from "./opentelemetry.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, entraEnvKeys, entraTargets, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
@@ -172,6 +173,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
   for (const t of a2aTargets(cfg.a2a)) clusters.push(cluster(cfg, t, realTarget(t)));
   if (distributed) clusters.push(rateLimitCluster(cfg, mock ? { host: RATELIMIT_SERVICE, port: RATELIMIT_PORT } : { host: distributed.address, port: distributed.port }));
   clusters.push(...(nativeClusters(cfg) as typeof clusters));
+  clusters.push(...(openTelemetryCluster(cfg, mock) as typeof clusters));
   const vhostFilterConfig = nativeVirtualHostConfig(cfg);
 
   const admin = mock ? { address: "0.0.0.0", port: cfg.admin.port } : cfg.admin;
@@ -209,6 +211,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                           log_format: { json_format: accessLogFormat() },
                         },
                       },
+                      // The same record to an OpenTelemetry Collector (gateway.yaml opentelemetry).
+                      ...openTelemetryAccessLog(cfg),
                     ],
                     route_config: {
                       name: "sluice",

@@ -10,8 +10,7 @@
 // identity, from a JWT claim) writes; JWT claims (dynamic metadata) and headers are there too by then.
 import type { GatewayConfig } from "../gateway-config.js";
 import { JWT_FAILURE_KEY, JWT_METADATA_NAMESPACE, JWT_PAYLOAD_KEY, type Bucket, type JwtProvider, type RbacPolicy } from "../native-config.js";
-import { isIp } from "./clusters.js";
-import { CA_BUNDLE } from "./constants.js";
+import { serviceCluster } from "./clusters.js";
 
 export const CORS_FILTER = "envoy.filters.http.cors";
 export const JWT_FILTER = "envoy.filters.http.jwt_authn";
@@ -287,36 +286,6 @@ export function nativeAccessFilters(cfg: GatewayConfig): unknown[] {
 /** The virtual host's typed_per_filter_config the native filters need (the CORS policy), or null. */
 export function nativeVirtualHostConfig(cfg: GatewayConfig): Record<string, unknown> | null {
   return cfg.native.cors ? { [CORS_FILTER]: corsPolicy(cfg) } : null;
-}
-
-/** A cluster for a service of the gateway's own (JWKS, authorization): TLS with SNI and SAN check for https. */
-function serviceCluster(cfg: GatewayConfig, name: string, host: string, port: number, tls: boolean, http2: boolean) {
-  const ip = isIp(host);
-  return {
-    name,
-    type: ip ? "STATIC" : "STRICT_DNS",
-    connect_timeout: cfg.timeouts.connect,
-    ...(ip ? {} : { dns_lookup_family: "V4_PREFERRED" }),
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
-    ...(tls
-      ? {
-          transport_socket: {
-            name: "envoy.transport_sockets.tls",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-              sni: host,
-              common_tls_context: { validation_context: { trusted_ca: { filename: CA_BUNDLE }, match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: host } }] } },
-            },
-          },
-        }
-      : {}),
-    typed_extension_protocol_options: {
-      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
-      },
-    },
-  };
 }
 
 function urlTarget(url: URL) {

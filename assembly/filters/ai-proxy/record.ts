@@ -1,7 +1,7 @@
 // The usage record, written once per request whatever happened (the provider's numbers, else an
 // estimate of what is missing), with the request's metrics and the instance's latency; and the
 // charge for an answer that was produced but not read (too large, unreadable, a hang-up).
-import { nowNanos, getFilterState, setFilterStateInt } from "../../lib/sdk";
+import { nowNanos, getFilterState, setFilterState, setFilterStateInt } from "../../lib/sdk";
 import { JsonValue } from "../../lib/json";
 import * as keys from "../../lib/keys";
 import { writeUsageRecord } from "../../lib/usage";
@@ -75,9 +75,13 @@ function publishGenAi(x: Exchange, u: Usage, complete: bool, now: u64, ttft: i64
     const gaps = <u64>(u.completion - 1);
     tpot = <i64>((now - x.firstByteNs + gaps * 500000) / (gaps * 1000000));
   }
+  const provider = (x.provider as Provider).genAiName;
+  // For the OpenTelemetry access log and the trace span (cli/render/opentelemetry.ts).
+  setFilterState(keys.GEN_AI_OPERATION, operation);
+  setFilterState(keys.GEN_AI_PROVIDER, provider);
   const s = x.settings;
   genAiMetrics.request(
-    operation, (x.provider as Provider).genAiName, s.modelLabel(x.requestModel), s.modelLabel(x.upstreamModel),
+    operation, provider, s.modelLabel(x.requestModel), s.modelLabel(x.upstreamModel),
     x.status, u.prompt, u.completion, <i64>((now - x.startNs) / 1000000), x.stream ? ttft : -1, tpot,
   );
 }

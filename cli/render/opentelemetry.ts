@@ -1,0 +1,87 @@
+// gateway.yaml opentelemetry: the OpenTelemetry access logger and the collector's cluster
+// (docs/opentelemetry.md). Each request's record goes to the collector over OTLP/gRPC as a log whose
+// attributes are the OpenTelemetry GenAI semantic conventions' where one exists, and Sluice's
+// access-log fields (`sluice.*`) for the rest, read from the same filter state as the JSON log.
+import type { GatewayConfig, OpenTelemetryConfig } from "../gateway-config.js";
+import { LOG_KEYS } from "./access-log.js";
+import { serviceCluster } from "./clusters.js";
+
+/** The collector's cluster; docker compose's collector service in mock mode. */
+export const OTEL_CLUSTER = "sluice_otel";
+export const OTEL_COMPOSE_SERVICE = "otel-collector";
+const OTEL_COMPOSE_PORT = 4317;
+
+/** The GenAI conventions' attributes and the filter state or Envoy field each comes from. */
+export const GENAI_LOG_ATTRIBUTES: Record<string, string> = {
+  "gen_ai.operation.name": "%FILTER_STATE(wasm.sluice.gen_ai_operation:PLAIN)%",
+  "gen_ai.provider.name": "%FILTER_STATE(wasm.sluice.gen_ai_provider:PLAIN)%",
+  "gen_ai.request.model": "%FILTER_STATE(wasm.sluice.request_model:PLAIN)%",
+  // The model the provider says answered (its answer's), else the one the request was sent to.
+  "gen_ai.response.model": "%FILTER_STATE(wasm.sluice.model:PLAIN)%",
+  "gen_ai.usage.input_tokens": "%FILTER_STATE(wasm.sluice.prompt_tokens:PLAIN)%",
+  "gen_ai.usage.output_tokens": "%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%",
+};
+
+/** Envoy's own fields of the request, under the conventions' HTTP names. */
+const HTTP_LOG_ATTRIBUTES: Record<string, string> = {
+  "http.request.method": "%REQ(:METHOD)%",
+  "url.path": "%REQ(:PATH)%", // as the filters left it (key-auth removes a query key)
+  "http.response.status_code": "%RESPONSE_CODE%",
+  "http.server.request.duration_ms": "%DURATION%",
+  "envoy.response_flags": "%RESPONSE_FLAGS%",
+  "envoy.response_code_details": "%RESPONSE_CODE_DETAILS%",
+  "envoy.upstream_host": "%UPSTREAM_HOST%",
+  "envoy.request_id": "%REQ(X-REQUEST-ID)%",
+};
+
+const kv = (attrs: Record<string, string>) => ({ values: Object.entries(attrs).map(([key, v]) => ({ key, value: { string_value: v } })) });
+
+/**
+ * The log's attributes: the conventions' first, then Envoy's fields, then every other access-log
+ * field as sluice.<key> (a field the conventions name already is not sent twice).
+ */
+export function openTelemetryLogAttributes(): Record<string, string> {
+  const attrs: Record<string, string> = { ...GENAI_LOG_ATTRIBUTES, ...HTTP_LOG_ATTRIBUTES };
+  const named = new Set(Object.values(GENAI_LOG_ATTRIBUTES));
+  for (const k of LOG_KEYS) {
+    const v = `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
+    if (!named.has(v)) attrs[`sluice.${k}`] = v;
+  }
+  return attrs;
+}
+
+/** The collector: its own address, or docker compose's collector in mock mode. */
+function target(o: OpenTelemetryConfig, mock: boolean) {
+  return mock ? { host: OTEL_COMPOSE_SERVICE, port: OTEL_COMPOSE_PORT, tls: false } : { host: o.address, port: o.port, tls: o.tls };
+}
+
+export function openTelemetryCluster(cfg: GatewayConfig, mock: boolean): unknown[] {
+  const o = cfg.openTelemetry;
+  if (!o) return [];
+  const t = target(o, mock);
+  // OTLP/gRPC is HTTP/2.
+  return [serviceCluster(cfg, OTEL_CLUSTER, t.host, t.port, t.tls, true)];
+}
+
+/** The grpc_service both the logger and the tracer send through. */
+export function otelGrpcService() {
+  return { envoy_grpc: { cluster_name: OTEL_CLUSTER } };
+}
+
+/** envoy.access_loggers.open_telemetry, beside the JSON file log; none when logs are off. */
+export function openTelemetryAccessLog(cfg: GatewayConfig): unknown[] {
+  const o = cfg.openTelemetry;
+  if (!o || !o.logs) return [];
+  return [
+    {
+      name: "envoy.access_loggers.open_telemetry",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+        common_config: { log_name: "sluice", transport_api_version: "V3", grpc_service: otelGrpcService() },
+        resource_attributes: kv({ "service.name": o.serviceName }),
+        body: { string_value: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %FILTER_STATE(wasm.sluice.model:PLAIN)%" },
+        attributes: kv(openTelemetryLogAttributes()),
+      },
+    },
+  ];
+}

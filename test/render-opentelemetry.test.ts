@@ -1,0 +1,90 @@
+// gateway.yaml opentelemetry (issue 23): the OpenTelemetry access logger and the collector's cluster,
+// valid against Envoy's API; every filter-state key the log's attributes read is one the filters
+// write; the local gateway lists the logger as Envoy's only and keeps its JSON log.
+import { describe, it, expect, beforeAll } from "vitest";
+import { parseGatewayConfig } from "../cli/gateway-config.js";
+import { renderEcds, renderEnvoy as renderEnvoyYaml } from "../cli/render.js";
+import { loadEnvoyApi, skippedProtos, validateEnvoyConfig } from "../cli/envoy-validate.js";
+import { GENAI_LOG_ATTRIBUTES, OTEL_CLUSTER, openTelemetryLogAttributes } from "../cli/render/opentelemetry.js";
+import { renderedInline } from "./fixtures/ecds.js";
+import { MINIMAL_GATEWAY, problemsOf } from "./fixtures/gateway-yaml.js";
+import { proxyHost, send, answer } from "./ai-proxy/helpers.js";
+
+const renderEnvoy = (cfg: any, opts: any = {}) => renderedInline(renderEnvoyYaml, renderEcds, cfg, opts);
+const hcm = (c: any) => c.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+const OTEL = `${MINIMAL_GATEWAY}opentelemetry:
+  address: collector.observability.svc
+  service_name: gateway-eu
+`;
+
+beforeAll(() => loadEnvoyApi());
+
+describe("gateway.yaml opentelemetry: logs", () => {
+  it("renders the OpenTelemetry access logger beside the JSON log, to the collector's HTTP/2 cluster; valid against Envoy's API", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(OTEL, { env: {} }));
+    expect(validateEnvoyConfig(envoy)).toMatchObject({ errors: [], warnings: [] });
+    const logs = hcm(envoy).access_log;
+    expect(logs.map((l: any) => l.name)).toEqual(["envoy.access_loggers.file", "envoy.access_loggers.open_telemetry"]);
+    const otel = logs[1].typed_config;
+    expect(otel.common_config).toEqual({ log_name: "sluice", transport_api_version: "V3", grpc_service: { envoy_grpc: { cluster_name: OTEL_CLUSTER } } });
+    expect(otel.resource_attributes.values).toEqual([{ key: "service.name", value: { string_value: "gateway-eu" } }]);
+    const attrs = Object.fromEntries(otel.attributes.values.map((v: any) => [v.key, v.value.string_value]));
+    expect(attrs["gen_ai.request.model"]).toBe("%FILTER_STATE(wasm.sluice.request_model:PLAIN)%");
+    expect(attrs["gen_ai.usage.output_tokens"]).toBe("%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%");
+    expect(attrs["sluice.ttft_ms"]).toBe("%FILTER_STATE(wasm.sluice.ttft_ms:PLAIN)%");
+    const cluster = envoy.static_resources.clusters.find((c: any) => c.name === OTEL_CLUSTER);
+    expect(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "collector.observability.svc", port_value: 4317 });
+    expect(cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config).toEqual({ http2_protocol_options: {} });
+    expect(cluster.transport_socket).toBeUndefined();
+    // The OpenTelemetry common types are read (cli/protos), so the logger is checked, not skipped.
+    expect(skippedProtos.some((p) => p.includes("open_telemetry"))).toBe(false);
+  });
+
+  it("mock mode sends to docker compose's collector; tls reaches the collector over TLS; logs: false renders no logger", () => {
+    const mock = renderEnvoy(parseGatewayConfig(OTEL, { env: {} }), { mock: true });
+    const mc = mock.static_resources.clusters.find((c: any) => c.name === OTEL_CLUSTER);
+    expect(mc.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: "otel-collector", port_value: 4317 });
+    const tls = renderEnvoy(parseGatewayConfig(`${OTEL}  tls: true\n  port: 443\n`, { env: {} }));
+    expect(validateEnvoyConfig(tls)).toMatchObject({ errors: [] });
+    const tc = tls.static_resources.clusters.find((c: any) => c.name === OTEL_CLUSTER);
+    expect(tc.transport_socket.typed_config.sni).toBe("collector.observability.svc");
+    const off = renderEnvoy(parseGatewayConfig(`${OTEL}  logs: false\n`, { env: {} }));
+    expect(hcm(off).access_log.map((l: any) => l.name)).toEqual(["envoy.access_loggers.file"]);
+    const none = renderEnvoy(parseGatewayConfig(MINIMAL_GATEWAY, { env: {} }));
+    expect(none.static_resources.clusters.some((c: any) => c.name === OTEL_CLUSTER)).toBe(false);
+  });
+
+  it("refuses a bad address, port or service name", () => {
+    expect(problemsOf(`${MINIMAL_GATEWAY}opentelemetry: { address: "http://x/y" }\n`).join("\n")).toMatch(/opentelemetry\.address/);
+    expect(problemsOf(`${MINIMAL_GATEWAY}opentelemetry: { address: x, port: 70000 }\n`).join("\n")).toMatch(/opentelemetry\.port/);
+    expect(problemsOf(`${MINIMAL_GATEWAY}opentelemetry: { address: x, service_name: "a b" }\n`).join("\n")).toMatch(/opentelemetry\.service_name/);
+    expect(problemsOf(`${MINIMAL_GATEWAY}opentelemetry: { port: 4317 }\n`).join("\n")).toMatch(/opentelemetry.*address/);
+  });
+
+  it("every filter-state key the log reads is written by the filters for a request (nothing is logged as '-' that has a value)", async () => {
+    const h = await proxyHost({ instances: [{ name: "oa", provider: "azure-openai", api_key: "k", endpoint: "https://x.openai.azure.com", deployment: "gpt-4o", api_version: "2024-10-21", models: ["gpt-4o"] }] });
+    const s = send(h, "/v1/chat/completions", { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
+    answer(s, 200, "application/json", [JSON.stringify({ id: "c", object: "chat.completion", created: 1, model: "gpt-4o-2024-08-06", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } })]);
+    const read: Record<string, string | undefined> = {};
+    for (const [attr, fmt] of Object.entries(GENAI_LOG_ATTRIBUTES)) read[attr] = s.getFilterState(fmt.match(/^%FILTER_STATE\(wasm\.(sluice\.[a-z_]+):PLAIN\)%$/)![1]);
+    expect(read).toEqual({
+      "gen_ai.operation.name": "chat",
+      "gen_ai.provider.name": "azure.ai.openai",
+      "gen_ai.request.model": "gpt-4o",
+      "gen_ai.response.model": "gpt-4o-2024-08-06",
+      "gen_ai.usage.input_tokens": "9",
+      "gen_ai.usage.output_tokens": "2",
+    });
+    // Every filter-state field of the JSON access log is in the OpenTelemetry log once: under the
+    // conventions' name, else as sluice.<field>.
+    const attrs = openTelemetryLogAttributes();
+    const json = hcm(renderEnvoy(parseGatewayConfig(OTEL, { env: {} }))).access_log[0].typed_config.log_format.json_format;
+    const values = Object.values(attrs);
+    for (const [k, v] of Object.entries<string>(json)) {
+      if (!v.startsWith("%FILTER_STATE")) continue;
+      expect(values.filter((x) => x === v).length, k).toBe(1);
+      if (!Object.values(GENAI_LOG_ATTRIBUTES).includes(v)) expect(attrs[`sluice.${k}`], k).toBe(v);
+    }
+    h.close();
+  });
+});
