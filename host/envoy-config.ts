@@ -403,6 +403,7 @@ export function parseEnvoyConfig(text: string, readEcds: EcdsReader = noEcds): L
   });
 
   let accessLog: LocalGatewayConfig["accessLog"] = null;
+  if (hcm.tracing !== undefined) notRun.push({ name: "tracing", why: "spans to a tracer (Envoy only; the access log has the same fields)" });
   if (hcm.access_log !== undefined) {
     // The OpenTelemetry logger exports the same record to a collector over OTLP/gRPC: Envoy's only.
     const loggers = list(hcm.access_log, "access_log").filter((l) => {

@@ -5,7 +5,10 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { parseGatewayConfig } from "../cli/gateway-config.js";
 import { renderEcds, renderEnvoy as renderEnvoyYaml } from "../cli/render.js";
 import { loadEnvoyApi, skippedProtos, validateEnvoyConfig } from "../cli/envoy-validate.js";
-import { GENAI_LOG_ATTRIBUTES, OTEL_CLUSTER, openTelemetryLogAttributes } from "../cli/render/opentelemetry.js";
+import { GENAI_LOG_ATTRIBUTES, OTEL_CLUSTER, OTEL_COMPOSE_SERVICE, openTelemetryLogAttributes, spanTags } from "../cli/render/opentelemetry.js";
+import { parseEnvoyConfig, ecdsReaderFor } from "../host/envoy-config.js";
+import { parse, stringify } from "yaml";
+import { readFileSync } from "node:fs";
 import { renderedInline } from "./fixtures/ecds.js";
 import { MINIMAL_GATEWAY, problemsOf } from "./fixtures/gateway-yaml.js";
 import { proxyHost, send, answer } from "./ai-proxy/helpers.js";
@@ -86,5 +89,62 @@ describe("gateway.yaml opentelemetry: logs", () => {
       if (!Object.values(GENAI_LOG_ATTRIBUTES).includes(v)) expect(attrs[`sluice.${k}`], k).toBe(v);
     }
     h.close();
+  });
+});
+
+describe("gateway.yaml opentelemetry: traces", () => {
+  const TRACES = `${OTEL}  traces: { sampling_percent: 5 }\n`;
+
+  it("renders OpenTelemetry tracing with the GenAI attributes as custom tags from filter state; valid for Envoy 1.37, refused for 1.36", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(TRACES, { env: {} }));
+    const r = validateEnvoyConfig(envoy);
+    expect(r).toMatchObject({ errors: [], warnings: [] });
+    // The substitution-format custom tag is Envoy 1.37's (envoyproxy/envoy#41697).
+    expect(r.newerFieldsUsed.filter((f) => f.startsWith("envoy.type.tracing.v3.CustomTag.value")).length).toBe(Object.keys(spanTags()).length);
+    expect(validateEnvoyConfig(envoy, { envoyVersion: "1.36.4" }).errors.join("\n")).toMatch(/CustomTag\.value/);
+    const t = hcm(envoy).tracing;
+    expect(t.provider.name).toBe("envoy.tracers.opentelemetry");
+    expect(t.provider.typed_config).toMatchObject({ service_name: "gateway-eu", grpc_service: { envoy_grpc: { cluster_name: OTEL_CLUSTER } } });
+    expect(t.random_sampling).toEqual({ value: 5 });
+    const tags = Object.fromEntries(t.custom_tags.map((c: any) => [c.tag, c.value]));
+    expect(tags["gen_ai.operation.name"]).toBe("%FILTER_STATE(wasm.sluice.gen_ai_operation:PLAIN)%");
+    expect(tags["gen_ai.usage.output_tokens"]).toBe("%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%");
+    expect(tags["sluice.ttft_ms"]).toBe("%FILTER_STATE(wasm.sluice.ttft_ms:PLAIN)%");
+    // Without traces: no tracing block.
+    expect(hcm(renderEnvoy(parseGatewayConfig(OTEL, { env: {} }))).tracing).toBeUndefined();
+  });
+
+  it("every span tag reads an access-log field (the same filter state, so what the log shows the span shows)", () => {
+    const json = Object.values<string>(hcm(renderEnvoy(parseGatewayConfig(OTEL, { env: {} }))).access_log[0].typed_config.log_format.json_format);
+    for (const [tag, v] of Object.entries(spanTags())) expect(json, tag).toContain(v);
+  });
+
+  it("the local gateway runs the rendered file, listing the OpenTelemetry logger and tracing as Envoy's only", () => {
+    const envoy = renderEnvoy(parseGatewayConfig(TRACES, { env: {} }));
+    const c = parseEnvoyConfig(stringify(envoy), ecdsReaderFor("envoy"));
+    expect(c.notRun.map((n) => n.name)).toEqual(["tracing", "envoy.access_loggers.open_telemetry"]);
+    expect(c.accessLog?.format).toHaveProperty("json");
+  });
+});
+
+describe("docker compose profile otel", () => {
+  it("runs a collector where envoy.mock.yaml sends, receiving logs and traces over OTLP/gRPC and scraping Envoy's metrics", () => {
+    const compose = parse(readFileSync("envoy/docker-compose.yaml", "utf8"));
+    const svc = compose.services[OTEL_COMPOSE_SERVICE];
+    expect(svc.profiles).toEqual(["otel"]);
+    expect(svc.expose).toContain("4317");
+    const [dir, mounted] = svc.volumes[0].replace(/:ro$/, "").split(":");
+    const configPath = svc.command[0].replace("--config=", "");
+    expect(configPath.startsWith(mounted + "/")).toBe(true);
+    const collector = parse(readFileSync(`envoy/${dir.replace(/^\.\//, "")}/${configPath.slice(mounted.length + 1)}`, "utf8"));
+    expect(collector.receivers.otlp.protocols.grpc.endpoint).toBe("0.0.0.0:4317");
+    const scrape = collector.receivers.prometheus.config.scrape_configs[0];
+    expect(scrape.metrics_path).toBe("/stats/prometheus");
+    expect(scrape.static_configs[0].targets).toEqual([`envoy:${compose.services.envoy.ports.find((p: string) => p.includes("9901")).split(":").at(-1)}`]);
+    const p = collector.service.pipelines;
+    expect(p.logs.receivers).toEqual(["otlp"]);
+    expect(p.traces.receivers).toEqual(["otlp"]);
+    expect(p.metrics.receivers).toEqual(["prometheus"]);
+    for (const pipe of Object.values<any>(p)) for (const e of pipe.exporters) expect(collector.exporters, e).toHaveProperty(e);
   });
 });

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
 import { accessLogFormat, statsTags } from "./access-log.js";
 import { genAiStatsTags, histogramBucketSettings } from "./genai-stats.js";
-import { openTelemetryAccessLog, openTelemetryCluster } from "./opentelemetry.js";
+import { openTelemetryAccessLog, openTelemetryCluster, openTelemetryTracing } from "./opentelemetry.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
 import { aiCacheJson, aiGuardJson, aiProxyJson, aiRatelimitJson, aiRouterJson, cacheEnvKeys, envKeys, awsEnvKeys, entraEnvKeys, entraTargets, guardEnvKeys, identityJson, keyAuthJson, routerEnvKeys } from "./filter-config.js";
@@ -202,6 +202,8 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
                     stat_prefix: "sluice",
                     codec_type: "AUTO",
                     local_reply_config: localReplyConfig(nativeReplyMappers(cfg)),
+                    // gateway.yaml opentelemetry.traces: a span per request with the GenAI attributes.
+                    ...openTelemetryTracing(cfg),
                     access_log: [
                       {
                         name: "envoy.access_loggers.file",

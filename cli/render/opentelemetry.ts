@@ -1,7 +1,8 @@
-// gateway.yaml opentelemetry: the OpenTelemetry access logger and the collector's cluster
+// gateway.yaml opentelemetry: the OpenTelemetry access logger, tracing, and the collector's cluster
 // (docs/opentelemetry.md). Each request's record goes to the collector over OTLP/gRPC as a log whose
 // attributes are the OpenTelemetry GenAI semantic conventions' where one exists, and Sluice's
-// access-log fields (`sluice.*`) for the rest, read from the same filter state as the JSON log.
+// access-log fields (`sluice.*`) for the rest, read from the same filter state as the JSON log; with
+// traces, the request's span carries the same GenAI attributes as tags.
 import type { GatewayConfig, OpenTelemetryConfig } from "../gateway-config.js";
 import { LOG_KEYS } from "./access-log.js";
 import { serviceCluster } from "./clusters.js";
@@ -84,4 +85,44 @@ export function openTelemetryAccessLog(cfg: GatewayConfig): unknown[] {
       },
     },
   ];
+}
+
+/**
+ * What the request's span carries besides Envoy's own tags: the GenAI attributes and the figures a
+ * trace reader asks for first. A custom tag's `value` is a substitution format string (Envoy >= 1.37)
+ * evaluated when the span is finished, after the answer, so the usage record is there.
+ */
+export function spanTags(): Record<string, string> {
+  const fs = (k: string) => `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
+  return {
+    ...GENAI_LOG_ATTRIBUTES,
+    "sluice.consumer": fs("consumer"),
+    "sluice.instance": fs("instance"),
+    "sluice.ttft_ms": fs("ttft_ms"),
+    "sluice.cost": fs("cost"),
+    "sluice.usage_source": fs("usage_source"),
+    "sluice.cache": fs("cache"),
+    "sluice.guard_verdict": fs("guard_verdict"),
+    "sluice.route_rule": fs("route_rule"),
+  };
+}
+
+/** The http_connection_manager's tracing: OpenTelemetry spans to the collector; none without traces. */
+export function openTelemetryTracing(cfg: GatewayConfig): Record<string, unknown> {
+  const o = cfg.openTelemetry;
+  if (!o || o.tracesSamplingPercent === null) return {};
+  return {
+    tracing: {
+      provider: {
+        name: "envoy.tracers.opentelemetry",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+          grpc_service: { ...otelGrpcService(), timeout: "1s" },
+          service_name: o.serviceName,
+        },
+      },
+      random_sampling: { value: o.tracesSamplingPercent },
+      custom_tags: Object.entries(spanTags()).map(([tag, value]) => ({ tag, value })),
+    },
+  };
 }
