@@ -61,6 +61,15 @@ describe("OpenTelemetry GenAI metrics: the conventions", () => {
     for (const spec of Object.values<any>(SEMCONV.metrics)) for (const a of spec.required) expect(GENAI_ATTRIBUTES, a).toContain(a);
   });
 
+  it("the operations and token types the filter writes are the conventions' well-known values", () => {
+    const src = readFileSync("assembly/filters/ai-proxy/genai-metrics.ts", "utf8");
+    const ops = [...src.matchAll(/export const OPERATION_[A-Z_]+ = "([^"]+)";/g)].map((m) => m[1]);
+    expect(ops.sort()).toEqual(["chat", "embeddings", "generate_content"]);
+    for (const op of ops) expect(SEMCONV.operation_names, op).toContain(op);
+    const types = [...src.matchAll(/gen_ai\.token\.type=([a-z]+)/g)].map((m) => m[1]);
+    expect(types.sort()).toEqual(SEMCONV.token_types);
+  });
+
   it("each provider's gen_ai.provider.name is a well-known value, or its own name where none fits", () => {
     const src = (p: string) => readFileSync(`assembly/providers/${p}.ts`, "utf8").match(/get genAiName\(\): string \{ return "([^"]+)"; \}/)?.[1];
     const names: Record<string, string | undefined> = {};
