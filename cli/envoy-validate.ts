@@ -120,17 +120,7 @@ export const NEWER_MESSAGES: NewerMessage[] = [
 
 /** Fields Sluice renders that postdate the protos shipped in @grpc/grpc-js-xds. */
 export const NEWER_FIELDS: NewerField[] = [
-  {
-    // string value = 6; in CustomTag's oneof type: a substitution format string (as the access log's),
-    // an unknown specifier giving "" rather than "-". Sluice puts filter state on the span with it.
-    message: "envoy.type.tracing.v3.CustomTag",
-    field: "value",
-    id: 6,
-    type: "string",
-    oneof: "type",
-    since: "1.37.0",
-    source: "envoyproxy/data-plane-api 29ea4fcd (envoyproxy/envoy#41697, 2025-11-02): envoy/type/tracing/v3/custom_tag.proto",
-  },
+
   {
     // FailurePolicy failure_policy = 7; replaces the deprecated fail_open (both set: Envoy refuses the config).
     message: "envoy.extensions.wasm.v3.PluginConfig",
@@ -224,6 +214,17 @@ export const NEWER_FIELDS: NewerField[] = [
     type: "google.protobuf.UInt32Value",
     since: "1.34.0",
     source: "envoyproxy/data-plane-api 12ba0dae (envoyproxy/envoy#36623, 2025-02-10): envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
+  },
+  {
+    // string value = 6; in CustomTag's oneof type: a substitution format string (as the access log's),
+    // an unknown specifier giving "" rather than "-". Sluice puts filter state on the span with it.
+    message: "envoy.type.tracing.v3.CustomTag",
+    field: "value",
+    id: 6,
+    type: "string",
+    oneof: "type",
+    since: "1.37.0",
+    source: "envoyproxy/data-plane-api 29ea4fcd (envoyproxy/envoy#41697, 2025-11-02): envoy/type/tracing/v3/custom_tag.proto",
   },
 ];
 
