@@ -23,6 +23,7 @@ import { isDeepStrictEqual } from "node:util";
 import { describe as describeWatch, watchGatewayYaml, type ReloadResult } from "./reload.js";
 import { startAdmin, startGateway, type ClusterTarget, type ListenerTlsOptions } from "../host/server.js";
 import type { Stream } from "../host/stream.js";
+import { RecentRequests, recentOf } from "../host/live/recent.js";
 import { startMock, type MockServer } from "../scripts/mocks/index.js";
 import { startBedrockMock, type BedrockMock } from "../scripts/mocks/bedrock.js";
 import { startTokenMock, type TokenMock } from "../scripts/mocks/oauth-token.js";
@@ -330,7 +331,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
       }
     }
     const format = cfg.accessLog ? compileAccessLog(cfg.accessLog.format) : null;
-    const accessLog =
+    const writeAccessLog =
       format && writeLine
         ? (s: Stream, status: number, extra: { cluster: string | null }) => {
             const done = s.info.completeNs ?? s.info.startTimeNs;
@@ -354,6 +355,12 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
             );
           }
         : undefined;
+    // The admin port's live page lists the last requests, whether or not envoy.yaml has an access log.
+    const recent = new RecentRequests();
+    const accessLog = (s: Stream, status: number, extra: { cluster: string | null }) => {
+      recent.add(recentOf(s, status));
+      writeAccessLog?.(s, status, extra);
+    };
 
     const gateway = await startGateway({
       host,
@@ -381,6 +388,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions = {}): Promise
           address: cfg.admin?.address ?? "127.0.0.1",
           statsTags: cfg.statsTags,
           ready: () => !closing,
+          recent,
         })
       : null;
     let closed: Promise<void> | null = null;
@@ -642,6 +650,7 @@ async function main(): Promise<void> {
     ...gw.config.notRun.map((n) => `  not run     ${n.name}: ${n.why}`),
     `  listening   ${gw.url}   (OpenAI API under /v1, Anthropic Messages at /v1/messages)`,
     `  admin       ${gw.adminUrl}/stats/prometheus   ${gw.adminUrl}/ready`,
+    `  live page   ${gw.adminUrl}/`,
     `  access log  ${gw.accessLogPath}`,
     "  providers",
     ...gw.providers.map((p) => `    ${p.instance.padEnd(14)} ${p.mode === "mock" ? "MOCK" : "real"}  ${p.url.padEnd(40)} (${p.why})`),

@@ -18,7 +18,7 @@
 // watermark (half) it is read again. A chunk is written once and never kept. An upstream reset in
 // the middle of a body the filters still hold gets the router's local reply, directly (rewritten by
 // local_reply_config). close() drains: no new connections, in-flight requests finish.
-// startAdmin() serves /stats/prometheus and /ready.
+// startAdmin() serves /stats/prometheus and /ready, and the live page (host/live/).
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
@@ -31,6 +31,10 @@ import { DEFAULT_BUFFER_LIMIT, type Stream, type TlsInfo } from "./stream.js";
 import { sanMatch, sansAllowed, type SanMatcher } from "./listener-tls.js";
 import { certificateNames } from "./x509.js";
 import { rewriteLocalReply } from "./local-reply.js";
+import type { RecentRequests } from "./live/recent.js";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { sniFor } from "./http-call.js";
 
 export interface ClusterTarget {
@@ -788,6 +792,23 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   };
 }
 
+// The live page's files (host/live/), read once. The page may load only what this port serves.
+const LIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), "live");
+const liveFile = (name: string, type: string) => ({ body: readFileSync(join(LIVE_DIR, name)), type });
+const PAGE = liveFile("page.html", "text/html; charset=utf-8");
+const LIVE_FILES: Record<string, { body: Buffer; type: string }> = {
+  "/": PAGE,
+  "/live": PAGE,
+  "/live/page.js": liveFile("page.js", "text/javascript; charset=utf-8"),
+  "/live/page.css": liveFile("page.css", "text/css; charset=utf-8"),
+};
+const LIVE_HEADERS = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "cache-control": "no-store",
+  "referrer-policy": "no-referrer",
+};
+
 export interface AdminOptions {
   host: Host;
   port?: number;
@@ -796,21 +817,35 @@ export interface AdminOptions {
   statsTags?: TagSpecifier[];
   /** GET /ready answers 200 LIVE while this returns true (Envoy: server state LIVE), else 503. */
   ready?: () => boolean;
+  /** The last requests, for the live page's table (/live/recent.json); none: an empty list. */
+  recent?: RecentRequests;
 }
 
-/** The part of Envoy's admin interface the local gateway offers: /stats/prometheus and /ready. */
+/**
+ * The part of Envoy's admin interface the local gateway offers: /stats/prometheus and /ready. And,
+ * the local gateway's own, the live page (docs/live-page.md): / and /live, its script and style, and
+ * /live/recent.json.
+ */
 export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
+    const page = LIVE_FILES[path];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { "content-type": "text/plain" }).end("method not allowed\n");
+    } else if (page) {
+      res.writeHead(200, { "content-type": page.type, ...LIVE_HEADERS }).end(page.body);
+    } else if (path === "/favicon.ico") {
+      // Browsers ask for it; none is better than a 404 in the page's console.
+      res.writeHead(204, LIVE_HEADERS).end();
+    } else if (path === "/live/recent.json") {
+      res.writeHead(200, { "content-type": "application/json", ...LIVE_HEADERS }).end(JSON.stringify(a.recent?.list() ?? []));
     } else if (path === "/stats/prometheus") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(a.host.prometheus(a.statsTags ?? []));
     } else if (path === "/ready") {
       const live = a.ready?.() ?? true;
       res.writeHead(live ? 200 : 503, { "content-type": "text/plain" }).end(live ? "LIVE\n" : "DRAINING\n");
     } else {
-      res.writeHead(404, { "content-type": "text/plain" }).end("invalid path. admin commands are: /ready, /stats/prometheus\n");
+      res.writeHead(404, { "content-type": "text/plain" }).end("invalid path. admin commands are: /ready, /stats/prometheus; the live page is /\n");
     }
   });
   await new Promise<void>((resolve) => server.listen(a.port ?? 0, a.address ?? "127.0.0.1", resolve));
