@@ -29,7 +29,7 @@ describe("gateway.yaml: schema and checks, with line and field", () => {
     expect(Object.keys(renderFiles(cfg)).sort()).toEqual([
       ...ecds.map((f) => `ecds-mock/${f}.yaml`), ...ecds.map((f) => `ecds/${f}.yaml`),
       "envoy.mock.yaml", "envoy.yaml", "istio/ai-proxy.yaml", "istio/ai-ratelimit.yaml", "istio/ai-router.yaml", "istio/key-auth.yaml",
-      "istio/providers.yaml", "istio/sluice-envoyfilter.yaml", "ratelimit/config.yaml",
+      "istio/providers.yaml", "istio/sluice-envoyfilter.yaml", "istio/stats-bootstrap.yaml", "ratelimit/config.yaml",
     ]);
   });
 

@@ -1,8 +1,8 @@
 // envoy.yaml: the listener, its filter chain (the Sluice wasm filters, then the router), the route and the clusters.
 import { createHash } from "node:crypto";
 import type { FailurePolicyName, GatewayConfig } from "../gateway-config.js";
-import { accessLogFormat, statsTags } from "./access-log.js";
-import { genAiStatsTags, histogramBucketSettings } from "./genai-stats.js";
+import { accessLogFormat } from "./access-log.js";
+import { statsConfig } from "./stats-config.js";
 import { openTelemetryAccessLog, openTelemetryCluster, openTelemetryTracing } from "./opentelemetry.js";
 import { cluster, mockTarget, realTarget } from "./clusters.js";
 import { AI_PROXY_MAX_BODY, BUFFER_HEADROOM, CONNECTION_BUFFER_LIMIT, WASM_DIR, WASM_TYPE_URL } from "./constants.js";
@@ -181,7 +181,7 @@ export function renderEnvoy(cfg: GatewayConfig, opts: EnvoyRenderOptions = {}): 
     admin: { address: { socket_address: { address: admin.address, port_value: admin.port } } },
     // Sluice's labels and the OpenTelemetry GenAI attributes as tags; the GenAI histograms' buckets
     // as the semantic conventions advise (cli/render/genai-stats.ts).
-    stats_config: { stats_tags: [...statsTags(), ...genAiStatsTags()], histogram_bucket_settings: histogramBucketSettings() },
+    stats_config: statsConfig(),
     static_resources: {
       listeners: [
         {

@@ -1,4 +1,5 @@
-// Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, and the providers as mesh-external services.
+// Istio manifests: WasmPlugins, the EnvoyFilter that carries the chain, the providers as mesh-external services,
+// and the stats configuration for the gateway's proxies.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +15,7 @@ import { a2aEnvKeys, a2aJson, a2aTargets } from "../a2a-config.js";
 import { cacheStoreTargets } from "../cache-config.js";
 import { localReplyConfig } from "./local-reply.js";
 import { rateLimitFilter, rateLimitPerRoute } from "./ratelimit.js";
+import { ISTIO_STATS_FILE, istioStatsBootstrap } from "./istio-stats.js";
 
 /**
  * The Istio releases the manifests are written and checked for (test/istio-crds.test.ts, against each
@@ -337,6 +339,7 @@ export function renderIstio(cfg: GatewayConfig): Record<string, { comment: strin
     ].join("\n"),
     docs: providerDocs(cfg),
   };
+  files[ISTIO_STATS_FILE] = istioStatsBootstrap(cfg);
   return files;
 }
 
