@@ -78,7 +78,7 @@ const CONFIG_MAP = {
   properties: { ...OBJECT, data: { type: "object", additionalProperties: { type: "string" } } },
 };
 
-function validators(data: any) {
+function validators(data: any): Record<string, { schema: any; validate: any }> {
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   return {
     ...Object.fromEntries(
