@@ -17,7 +17,8 @@
 //   - V8's floor: JSON.parse of the bodies the filter reads + JSON.stringify of the bodies it
 //     writes (the same bytes, captured from the filter's own output).
 import { execSync } from "node:child_process";
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { parse } from "yaml";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { Host, type Stream } from "../../host/index.js";
@@ -30,7 +31,7 @@ import { sealSession } from "../mocks/mcp-session.js";
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const ONLY = opt("--only", "", "cases to run, comma-separated (a b c d e f g h i j; default: all)").split(",").filter(Boolean);
+const ONLY = opt("--only", "", "cases to run, comma-separated (a to r; default: all)").split(",").filter(Boolean);
 const ROUNDS = Number(opt("--rounds", "30", "measured rounds per case"));
 const WARMUP = Number(opt("--warmup", "2000", "iterations before measuring"));
 const ROUND_MS = Number(opt("--round-ms", "25", "length of a round in ms"));
@@ -99,8 +100,26 @@ const aiProxyCached = (dir: string) => {
   const p = aiProxy(dir);
   return { ...p, configuration: { ...p.configuration, cache_capture: true } };
 };
-type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp" | "ai-cache" | "ai-proxy-cached";
-const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp, "ai-cache": aiCache, "ai-proxy-cached": aiProxyCached };
+// ai-router and ai-ratelimit as the shipped gateway.yaml renders them (envoy/ecds/): what users run.
+const shipped = (filter: string) => {
+  const doc = parse(readFileSync(join("envoy", "ecds", `${filter}.yaml`), "utf8"));
+  return JSON.parse(doc.resources[0].typed_config.config.configuration.value);
+};
+const aiRouter = (dir: string) => ({ name: "ai-router", wasm: join(dir, "ai-router.wasm"), configuration: shipped("ai-router"), allowOnHeadersStopIteration: true });
+// Its limits raised out of reach: millions of iterations a minute would be refused otherwise, and a
+// refusal is not the path measured.
+const aiRatelimit = (dir: string) => {
+  const c = shipped("ai-ratelimit");
+  for (const r of c.rules) r.limit = 1e15;
+  return { name: "ai-ratelimit", wasm: join(dir, "ai-ratelimit.wasm"), configuration: c, allowOnHeadersStopIteration: true };
+};
+// ai-proxy with the pools the shipped ai-router rules name, both on the Anthropic instance (as case f).
+const aiProxyPools = (dir: string) => {
+  const p = aiProxy(dir);
+  return { ...p, configuration: { ...p.configuration, pools: [{ name: "cheap", instances: ["cl"] }, { name: "capable", instances: ["cl"] }] } };
+};
+type FilterName = "key-auth" | "ai-proxy" | "ai-guard" | "ai-guard-answer" | "ai-guard-injection" | "mcp" | "ai-cache" | "ai-proxy-cached" | "ai-router" | "ai-ratelimit" | "ai-proxy-pools";
+const FILTERS = { "key-auth": keyAuth, "ai-proxy": aiProxy, "ai-guard": aiGuard, "ai-guard-answer": aiGuardAnswer, "ai-guard-injection": aiGuardInjection, mcp, "ai-cache": aiCache, "ai-proxy-cached": aiProxyCached, "ai-router": aiRouter, "ai-ratelimit": aiRatelimit, "ai-proxy-pools": aiProxyPools };
 
 // ------------------------------------------------------------------------------ instrumentation
 // A flat timeline: the clock is read at every crossing between host and module; an interval that
@@ -284,8 +303,9 @@ function jsonCase(id: string, title: string, filters: FilterName[], model: strin
       const s = last!;
       if (s.getSentLocalResponse()) fail(`${id}: local reply ${s.getSentLocalResponse()!.statusCode} ${s.getSentLocalResponse()!.body}`);
       const hasAuth = (s.upstream.headers ?? []).some(([k, v]) => v.includes("key-1"));
-      if (hasAuth) fail(`${id}: client credential reached the provider`);
-      if (!filters.includes("ai-proxy")) return { reads: [], writes: [] };
+      if (hasAuth && filters.includes("key-auth")) fail(`${id}: client credential reached the provider`);
+      if (filters.includes("ai-router") && !s.getFilterState("sluice.pool")) fail(`${id}: ai-router chose no pool`);
+      if (!filters.some((f) => f.startsWith("ai-proxy"))) return { reads: [], writes: [] };
       const up = JSON.parse(s.upstream.body.toString());
       const down = JSON.parse(s.downstream.body.toString());
       if (translated) {
@@ -573,6 +593,9 @@ const CASES: Case[] = [
   cacheCase("m", "chain key-auth + ai-cache + ai-proxy, 2 KB chat answered from the cache (1 KB answer)", "hit"),
   cacheCase("n", "chain key-auth + ai-cache + ai-proxy, 2 KB chat answered from the cache as a stream", "hit-stream"),
   cacheCase("o", "chain key-auth + ai-cache + ai-proxy, 2 KB → anthropic, a miss whose 1 KB answer is kept", "miss"),
+  jsonCase("p", "ai-router alone, 2 KB chat for model auto, the shipped rules (complexity classifier)", ["ai-router"], "auto", openaiRequest2k("auto"), openaiAnswer("auto"), false),
+  jsonCase("q", "ai-ratelimit alone, 2 KB chat, the shipped rule (tokens per consumer per minute) + 1 KB answer", ["ai-ratelimit"], "auto", openaiRequest2k("auto"), openaiAnswer("auto"), false),
+  jsonCase("r", "the shipped chain key-auth + ai-router + ai-ratelimit + ai-proxy, 2 KB for auto → anthropic + 1 KB answer", ["key-auth", "ai-router", "ai-ratelimit", "ai-proxy-pools"], "auto", openaiRequest2k("auto"), anthropicAnswer("claude-sonnet-4-5"), true),
 ];
 
 // ------------------------------------------------------------------------------------- driver
