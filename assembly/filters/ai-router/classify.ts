@@ -42,12 +42,19 @@ export class Classification {
   scores: StaticArray<f64> = new StaticArray<f64>(TASKS);
 }
 
-/** The words of a text as offsets and lengths into it. */
+/**
+ * The words of a text as offsets and lengths into it. One per VM, reused: a request's classification
+ * keeps the arrays' capacity instead of growing new ones word by word.
+ */
 class Words {
-  text: string;
+  text: string = "";
   offsets: Array<i32> = [];
   lengths: Array<i32> = [];
-  constructor(text: string) { this.text = text; }
+  reset(text: string): void {
+    this.text = text;
+    this.offsets.length = 0;
+    this.lengths.length = 0;
+  }
   push(at: i32, len: i32): void { this.offsets.push(at); this.lengths.push(len); }
   get count(): i32 { return this.offsets.length; }
   @inline at(w: i32): i32 { return unchecked(this.offsets[w]); }
@@ -72,7 +79,7 @@ export function classify(text: Text): Classification {
   let window: string;
   let tailStart: i32 = 0; // offset of the tail part in window, or -1
   if (total <= HEAD_CHARS + TAIL_CHARS) {
-    window = foldString(text.slice(0, total));
+    window = text.foldedSlice(0, total);
   } else {
     window = foldString(text.slice(0, HEAD_CHARS) + "\n\n" + text.slice(total - TAIL_CHARS, total));
     tailStart = HEAD_CHARS + 2;
@@ -93,7 +100,8 @@ export function classify(text: Text): Classification {
   }
 
   // Words as offsets into the window (no copies).
-  const words = new Words(window);
+  const words = WORDS;
+  words.reset(window);
   {
     let i = 0;
     while (i < wn) {
@@ -108,7 +116,7 @@ export function classify(text: Text): Classification {
 
   let wordMath = 0;
   // Cue hits: each distinct cue once, with the largest factor of its occurrences.
-  const hit = new Hits(lx.cues.length);
+  const hit = hitsFor(lx.cues.length);
   const scores = new StaticArray<f64>(9);
   for (let w = 0; w < nw; w++) {
     const at = words.at(w);
@@ -170,6 +178,7 @@ export function classify(text: Text): Classification {
     else unchecked((scores[cue.group] += cue.weight * (cue.group < TASK_CHAT ? f : 1.0)));
   }
   for (let g = 0; g < 9; g++) scores[g] += min(material[g], MATERIAL_CAP);
+  hit.clear();
 
   // Structure, over the whole text (cheap byte scans).
   // Structure over the same window (bounded work for any prompt size).
@@ -219,11 +228,26 @@ export function classify(text: Text): Classification {
   return out;
 }
 
-/** The cues seen, each with the largest factor of its occurrences. */
+/** The cues seen, each with the largest factor of its occurrences. Reused: cleared after each text. */
 class Hits {
   factor: StaticArray<f64>;
   ids: Array<i32> = [];
   constructor(n: i32) { this.factor = new StaticArray<f64>(n); }
+  /** Back to no cue seen, touching only the cues that were. */
+  clear(): void {
+    const ids = this.ids;
+    for (let k = 0; k < ids.length; k++) unchecked((this.factor[unchecked(ids[k])] = 0));
+    ids.length = 0;
+  }
+}
+
+const WORDS = new Words();
+let HITS: Hits | null = null;
+
+function hitsFor(cues: i32): Hits {
+  let h = HITS;
+  if (h === null || h.factor.length != cues) HITS = h = new Hits(cues);
+  return h as Hits;
 }
 
 function noteHit(hit: Hits, id: i32, factor: f64): void {

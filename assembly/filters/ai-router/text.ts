@@ -7,6 +7,7 @@
 // - a value already decoded (the short ones, prompt.ts decodeShortParts) from its string;
 // - any other value from its raw bytes, decoded as it goes (escapes, UTF-8), forwards only.
 import { JsonValue, hex4, utf8Length } from "../../lib/json";
+import { foldCase } from "../../lib/regex";
 
 export class Text {
   parts: Array<JsonValue> = [];
@@ -31,13 +32,23 @@ export class Text {
 
   /** Units [start, end) as a string: the only copy, of just that range. */
   slice(start: i32, end: i32): string {
+    return this.copy(start, end, false);
+  }
+
+  /** Units [start, end) case-folded (lib/regex foldCase, unit by unit, as foldString would): one copy, not two. */
+  foldedSlice(start: i32, end: i32): string {
+    return this.copy(start, end, true);
+  }
+
+  private copy(start: i32, end: i32, fold: bool): string {
     if (start < 0) start = 0;
     if (end > this.length) end = this.length;
     if (end <= start) return "";
     const out = changetype<string>(__new(<usize>(end - start) << 1, idof<string>()));
     const dst = changetype<usize>(out);
     const src = new TextUnits(this);
-    for (let i = start; i < end; i++) store<u16>(dst + (<usize>(i - start) << 1), <u16>src.unit(i));
+    if (fold) for (let i = start; i < end; i++) store<u16>(dst + (<usize>(i - start) << 1), <u16>foldCase(src.unit(i)));
+    else for (let i = start; i < end; i++) store<u16>(dst + (<usize>(i - start) << 1), <u16>src.unit(i));
     return out;
   }
 }
