@@ -138,6 +138,8 @@ export class Settings {
   headerNames: Array<string> = [];
   /** Some rule is keyed by, or conditioned on, group (sluice.groups is read then). */
   usesGroups: bool = false;
+  /** The parts (1 << PART_*) any rule's key or condition names: only their filter state is read. */
+  usedParts: i32 = 0;
   defaultMaxTokens: i64 = 1024;
   rejectedStatus: u32 = 429;
   /** Some rule counts requests: MCP and A2A calls (filter state) are looked for then. */
@@ -198,6 +200,7 @@ function readPart(r: ConfigReader, s: Settings, text: string, path: string): Par
     r.fail(path, "unknown key part '" + text + "' (expected " + PART_NAMES + ")");
     return null;
   }
+  s.usedParts |= 1 << p.kind;
   return p;
 }
 

@@ -21,7 +21,7 @@ import * as jsonrpc from "../../lib/jsonrpc";
 import { decodePathSegment, geminiRoute } from "../../lib/path";
 import * as keys from "../../lib/keys";
 import {
-  Settings, Rule, readSettings, STRATEGY_COST, STRATEGY_REQUESTS,
+  Settings, Rule, readSettings, STRATEGY_COST, STRATEGY_REQUESTS, PART_CONSUMER, PART_KEY, PART_TEAM, PART_POOL,
 } from "./config";
 import { scanRequest } from "./body";
 import { Facts, keysFor } from "./facts";
@@ -240,14 +240,16 @@ class AiRateLimit extends Context {
     const req = scanRequest(body);
     const f = this.facts;
     f.model = this.pathModel !== null ? this.pathModel : req.model;
-    f.consumer = getFilterState(keys.CONSUMER);
-    f.keyId = getFilterState(keys.KEY_ID);
-    f.team = getFilterState(keys.TEAM);
+    // Only what some rule names: each read is a call out of the VM.
+    const used = s.usedParts;
+    if (used & (1 << PART_CONSUMER)) f.consumer = getFilterState(keys.CONSUMER);
+    if (used & (1 << PART_KEY)) f.keyId = getFilterState(keys.KEY_ID);
+    if (used & (1 << PART_TEAM)) f.team = getFilterState(keys.TEAM);
     if (s.usesGroups) {
       const g = getFilterState(keys.GROUPS);
       if (g !== null && (g as string).length) f.groups = (g as string).split(",");
     }
-    f.pool = getFilterState(keys.POOL);
+    if (used & (1 << PART_POOL)) f.pool = getFilterState(keys.POOL);
 
     this.promptEstimate = req.promptTokens;
     if (this.kind == EMBEDDINGS) this.completionEstimate = 0;
