@@ -20,7 +20,8 @@ function parsePrometheus(text) {
     const labels = {};
     const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
     let l;
-    while ((l = re.exec(m[3] || "")) !== null) labels[l[1]] = l[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+    // One pass over the escapes, so an escaped backslash before an "n" stays a backslash and an "n".
+    while ((l = re.exec(m[3] || "")) !== null) labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
     out.push({ name: m[1], labels, value: Number(m[4]) });
   }
   return out;
@@ -109,16 +110,20 @@ function render(samples, recent, at) {
     cell(fmt(prompt.get(k)?.value ?? 0), "n"), cell(fmt(completion.get(k)?.value ?? 0), "n"), cell(money(cost.get(k)?.value ?? 0), "n"),
   ]));
 
-  // TTFT per provider and model from the histogram's cumulative buckets.
+  // TTFT per provider and model from the histogram's cumulative buckets. Series that differ in
+  // another label (a stats tag added later) are summed bucket by bucket first, as
+  // sum by (le, provider, model) before histogram_quantile, so each le appears once.
   const series = new Map();
   for (const s of samples) {
     if (s.name !== "sluice_ai_ttft_ms_bucket") continue;
     const k = `${s.labels.provider}\u0000${s.labels.model}`;
-    const e = series.get(k) ?? { provider: s.labels.provider, model: s.labels.model, buckets: [] };
-    e.buckets.push({ le: s.labels.le === "+Inf" ? Infinity : Number(s.labels.le), count: s.value });
+    const e = series.get(k) ?? { provider: s.labels.provider ?? "", model: s.labels.model ?? "", counts: new Map() };
+    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
+    e.counts.set(le, (e.counts.get(le) ?? 0) + s.value);
     series.set(k, e);
   }
-  fill("ttft", [...series.values()].filter((e) => e.buckets.some((b) => b.count > 0)).map((e) => {
+  const ttft = [...series.values()].map((e) => ({ ...e, buckets: [...e.counts].map(([le, count]) => ({ le, count })) }));
+  fill("ttft", ttft.filter((e) => e.buckets.some((b) => b.count > 0)).map((e) => {
     const n = Math.max(...e.buckets.map((b) => b.count));
     return [cell(e.provider), cell(e.model), cell(fmt(n), "n"), ...[0.5, 0.9, 0.99].map((q) => cell(fmt(quantile(q, e.buckets)), "n"))];
   }));

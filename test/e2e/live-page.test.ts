@@ -84,6 +84,29 @@ function total(text: string, name: string, labels: Record<string, string> = {}):
   return n;
 }
 
+/**
+ * histogram_quantile over one histogram's buckets, written here apart from the page's, so the page is
+ * checked against Prometheus's rule: the rank q * count falls in the first bucket whose cumulative
+ * count reaches it, and is placed linearly between that bucket's bounds (0 below the first); in the
+ * +Inf bucket it is the highest finite bound.
+ */
+function histogramQuantile(text: string, name: string, labels: Record<string, string>, q: number): number {
+  const counts = new Map<number, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== `${name}_bucket` || !Object.entries(labels).every(([k, v]) => m[2].includes(`${k}="${v}"`))) continue;
+    const le = /le="([^"]+)"/.exec(m[2])![1];
+    const bound = le === "+Inf" ? Infinity : Number(le);
+    counts.set(bound, (counts.get(bound) ?? 0) + Number(m[3]));
+  }
+  const buckets = [...counts].sort((a, b) => a[0] - b[0]);
+  const rank = q * buckets[buckets.length - 1][1];
+  const i = buckets.findIndex(([, c]) => c >= rank);
+  if (buckets[i][0] === Infinity) return buckets[i - 1][0];
+  const [lower, below] = i === 0 ? [0, 0] : buckets[i - 1];
+  return lower + ((buckets[i][0] - lower) * (rank - below)) / (buckets[i][1] - below);
+}
+
 const num = (s: string) => Number(s.replace(/,/g, ""));
 const rows = (id: string) => page.$$eval(`#${id} tbody tr`, (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent ?? "")));
 
@@ -119,13 +142,25 @@ describe("the live page on the admin port", () => {
   });
 
   it("shows time to first token percentiles and every instance's health", async () => {
+    const text = await prometheus();
     const ttft = await rows("ttft");
-    const gpt = ttft.find((r) => r[0] === "openai" && r[1] === "gpt-4o");
-    expect(num(gpt![2])).toBe(2);
-    for (const p of gpt!.slice(3)) expect(Number.isFinite(num(p))).toBe(true);
+    for (const [provider, model, n] of [["openai", "gpt-4o", 2], ["anthropic", "claude-sonnet-4-5", 1]] as const) {
+      const row = ttft.find((r) => r[0] === provider && r[1] === model);
+      expect(row, `${provider} ${model}`).toBeDefined();
+      expect(num(row![2])).toBe(n);
+      expect(num(row![2])).toBe(total(text, "sluice_ai_ttft_ms_count", { provider, model }));
+      // The page shows whole milliseconds.
+      [0.5, 0.9, 0.99].forEach((q, i) => {
+        expect(num(row![3 + i]), `p${q * 100}`).toBe(Math.round(histogramQuantile(text, "sluice_ai_ttft_ms", { provider, model }, q)));
+      });
+    }
     const instances = await rows("instances");
     expect(instances.map((r) => r[0]).sort()).toEqual(["claude", "openai"]);
-    for (const r of instances) expect(r[1]).toBe("available");
+    for (const r of instances) {
+      expect(total(text, "sluice_ai_instance_available", { instance: r[0] })).toBe(1);
+      expect(r[1]).toBe("available");
+      expect(num(r[2])).toBe(total(text, "sluice_ai_instance_picked", { instance: r[0] }));
+    }
     expect(num(instances.find((r) => r[0] === "openai")![2])).toBe(2);
   });
 
