@@ -23,7 +23,7 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { Host, type Stream } from "../../host/index.js";
 import type { Instrument } from "../../host/host.js";
-import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest32k, sseDataOf } from "./fixtures.js";
+import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest256k, openaiRequest32k, sseDataOf } from "./fixtures.js";
 import { ROOT, checkArgs, opt } from "./cli.js";
 import { randomUUID } from "node:crypto";
 import { sealSession } from "../mocks/mcp-session.js";
@@ -31,7 +31,7 @@ import { sealSession } from "../mocks/mcp-session.js";
 process.chdir(ROOT);
 
 // ------------------------------------------------------------------------------------------ args
-const ONLY = opt("--only", "", "cases to run, comma-separated (a to r; default: all)").split(",").filter(Boolean);
+const ONLY = opt("--only", "", "cases to run, comma-separated (a to v; default: all)").split(",").filter(Boolean);
 const ROUNDS = Number(opt("--rounds", "30", "measured rounds per case"));
 const WARMUP = Number(opt("--warmup", "2000", "iterations before measuring"));
 const ROUND_MS = Number(opt("--round-ms", "25", "length of a round in ms"));
@@ -596,6 +596,11 @@ const CASES: Case[] = [
   jsonCase("p", "ai-router alone, 2 KB chat for model auto, the shipped rules (complexity classifier)", ["ai-router"], "auto", openaiRequest2k("auto"), openaiAnswer("auto"), false),
   jsonCase("q", "ai-ratelimit alone, 2 KB chat, the shipped rule (tokens per consumer per minute) + 1 KB answer", ["ai-ratelimit"], "auto", openaiRequest2k("auto"), openaiAnswer("auto"), false),
   jsonCase("r", "the shipped chain key-auth + ai-router + ai-ratelimit + ai-proxy, 2 KB for auto → anthropic + 1 KB answer", ["key-auth", "ai-router", "ai-ratelimit", "ai-proxy-pools"], "auto", openaiRequest2k("auto"), anthropicAnswer("claude-sonnet-4-5"), true),
+  // What users send beyond 2 KB, and streams of every length (issue 24 item 3).
+  jsonCase("s", "the shipped chain, 32 KB for auto → anthropic + 1 KB answer", ["key-auth", "ai-router", "ai-ratelimit", "ai-proxy-pools"], "auto", openaiRequest32k("auto"), anthropicAnswer("claude-sonnet-4-5"), true),
+  jsonCase("t", "the shipped chain, 256 KB for auto → anthropic + 1 KB answer", ["key-auth", "ai-router", "ai-ratelimit", "ai-proxy-pools"], "auto", openaiRequest256k("auto"), anthropicAnswer("claude-sonnet-4-5"), true),
+  streamCase("u", "chain key-auth + ai-proxy, stream anthropic → OpenAI, 50 deltas", ["key-auth", "ai-proxy"], 50),
+  streamCase("v", "chain key-auth + ai-proxy, stream anthropic → OpenAI, 2,000 deltas", ["key-auth", "ai-proxy"], 2000),
 ];
 
 // ------------------------------------------------------------------------------------- driver

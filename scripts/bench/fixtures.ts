@@ -82,6 +82,7 @@ function sized(model: string, targetBytes: number, stream = false): string {
 
 export const openaiRequest2k = (model: string, stream = false) => sized(model, 2048, stream);
 export const openaiRequest32k = (model: string) => sized(model, 32768);
+export const openaiRequest256k = (model: string) => sized(model, 262144);
 
 const ANSWER_TEXT =
   "Yes, you can exchange them. You do not need to send the socks back first: I have opened exchange " +
