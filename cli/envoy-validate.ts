@@ -59,6 +59,8 @@ export interface NewerDeprecation {
   field: string;
   /** What to write instead. */
   instead: string;
+  /** The shipped protos mark it required (protoc-gen-validate); since the deprecation it is not. */
+  noLongerRequired?: boolean;
   since: string;
   source: string;
 }
@@ -83,6 +85,17 @@ export const NEWER_DEPRECATIONS: NewerDeprecation[] = [
     instead: "failure_policy",
     since: "1.33.0",
     source: "envoyproxy/data-plane-api 1cfc0d5a (envoyproxy/envoy#36456, 2024-10-24): envoy/extensions/wasm/v3/wasm.proto",
+  },
+  {
+    // grpc.v3.CommonGrpcAccessLogConfig common_config = 1 [deprecated = true, ...]; was
+    // [(validate.rules).message = {required: true}]. Exactly one of grpc_service, http_service or
+    // common_config.grpc_service is required now (source/extensions/access_loggers/open_telemetry/config.cc).
+    message: "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+    field: "common_config",
+    instead: "grpc_service (or http_service) and log_name",
+    noLongerRequired: true,
+    since: "1.37.0",
+    source: "envoyproxy/data-plane-api ce781d5b (envoyproxy/envoy#42445, 2026-01-10): envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto",
   },
 ];
 
@@ -226,6 +239,24 @@ export const NEWER_FIELDS: NewerField[] = [
     since: "1.37.0",
     source: "envoyproxy/data-plane-api 29ea4fcd (envoyproxy/envoy#41697, 2025-11-02): envoy/type/tracing/v3/custom_tag.proto",
   },
+  {
+    // config.core.v3.GrpcService grpc_service = 9; in place of the deprecated common_config's.
+    message: "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+    field: "grpc_service",
+    id: 9,
+    type: "envoy.config.core.v3.GrpcService",
+    since: "1.37.0",
+    source: "envoyproxy/data-plane-api ce781d5b (envoyproxy/envoy#42445, 2026-01-10): envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto",
+  },
+  {
+    // string log_name = 10; wins over common_config.log_name.
+    message: "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+    field: "log_name",
+    id: 10,
+    type: "string",
+    since: "1.37.0",
+    source: "envoyproxy/data-plane-api ce781d5b (envoyproxy/envoy#42445, 2026-01-10): envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto",
+  },
 ];
 
 export interface ValidationResult {
@@ -352,7 +383,13 @@ export function loadEnvoyApi(newerFields = true): protobuf.Root {
     }
     for (const nd of NEWER_DEPRECATIONS) {
       const f = root.lookupType(nd.message).fields[nd.field];
-      f.options = { ...(f.options ?? {}), deprecated: true };
+      const options: Record<string, unknown> = { ...(f.options ?? {}), deprecated: true };
+      if (nd.noLongerRequired) {
+        delete options["(validate.rules).message.required"];
+        const rules = options["(validate.rules).message"] as { required?: boolean } | undefined;
+        if (rules?.required) options["(validate.rules).message"] = { ...rules, required: false };
+      }
+      f.options = options;
     }
   }
   roots.set(newerFields, root);

@@ -176,7 +176,10 @@ describe("the validator: Envoy's API for the version floor", () => {
     }
     expect(NEWER_ENUMS.map((e) => e.name)).toEqual(["envoy.extensions.wasm.v3.FailurePolicy"]);
     expect(NEWER_MESSAGES.map((m) => m.name)).toEqual(["envoy.extensions.wasm.v3.ReloadConfig", "envoy.config.route.v3.RateLimit.HitsAddend", "envoy.config.rbac.v3.SourcedMetadata"]);
-    expect(NEWER_DEPRECATIONS.map((d) => `${d.message}.${d.field}`)).toEqual(["envoy.extensions.wasm.v3.PluginConfig.fail_open"]);
+    expect(NEWER_DEPRECATIONS.map((d) => `${d.message}.${d.field}`)).toEqual([
+      "envoy.extensions.wasm.v3.PluginConfig.fail_open",
+      "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig.common_config",
+    ]);
   });
 });
 

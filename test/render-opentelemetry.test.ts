@@ -29,7 +29,17 @@ describe("gateway.yaml opentelemetry: logs", () => {
     const logs = hcm(envoy).access_log;
     expect(logs.map((l: any) => l.name)).toEqual(["envoy.access_loggers.file", "envoy.access_loggers.open_telemetry"]);
     const otel = logs[1].typed_config;
-    expect(otel.common_config).toEqual({ log_name: "sluice", transport_api_version: "V3", grpc_service: { envoy_grpc: { cluster_name: OTEL_CLUSTER } } });
+    // Envoy 1.37's top-level log_name and grpc_service, not the deprecated common_config.
+    expect(otel.common_config).toBeUndefined();
+    expect(otel.log_name).toBe("sluice");
+    expect(otel.grpc_service).toEqual({ envoy_grpc: { cluster_name: OTEL_CLUSTER } });
+    // The old form still validates, with the deprecation Envoy would log.
+    const old = structuredClone(envoy);
+    const ol = hcm(old).access_log[1].typed_config;
+    ol.common_config = { log_name: "sluice", transport_api_version: "V3", grpc_service: ol.grpc_service };
+    delete ol.grpc_service;
+    delete ol.log_name;
+    expect(validateEnvoyConfig(old).warnings.join("\n")).toMatch(/common_config/);
     expect(otel.resource_attributes.values).toEqual([{ key: "service.name", value: { string_value: "gateway-eu" } }]);
     const attrs = Object.fromEntries(otel.attributes.values.map((v: any) => [v.key, v.value.string_value]));
     expect(attrs["gen_ai.request.model"]).toBe("%FILTER_STATE(wasm.sluice.request_model:PLAIN)%");

@@ -267,8 +267,10 @@ describe("envoy.yaml against Envoy's v3 API (protos shipped in @grpc/grpc-js-xds
       "envoy.config.rbac.v3.Principal.sourced_metadata",
       "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.rate_limits",
       "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.max_dynamic_descriptors",
-      // gateway.yaml opentelemetry.traces (test/render-opentelemetry.test.ts)
+      // gateway.yaml opentelemetry (test/render-opentelemetry.test.ts)
       "envoy.type.tracing.v3.CustomTag.value",
+      "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig.grpc_service",
+      "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig.log_name",
     ]);
     // Shipped protos left out because they import protos the package does not ship: tracing and
     // metrics-service ones only, none that Sluice's config uses (the OpenTelemetry access logger's imports

@@ -78,7 +78,9 @@ export function openTelemetryAccessLog(cfg: GatewayConfig): unknown[] {
       name: "envoy.access_loggers.open_telemetry",
       typed_config: {
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
-        common_config: { log_name: "sluice", transport_api_version: "V3", grpc_service: otelGrpcService() },
+        // Envoy 1.37's own fields; common_config, which held them before, is deprecated there.
+        log_name: "sluice",
+        grpc_service: otelGrpcService(),
         resource_attributes: kv({ "service.name": o.serviceName }),
         body: { string_value: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %FILTER_STATE(wasm.sluice.model:PLAIN)%" },
         attributes: kv(openTelemetryLogAttributes()),
