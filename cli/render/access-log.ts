@@ -53,8 +53,13 @@ export function accessLogFormat(): Record<string, string> {
     bytes_received: "%BYTES_RECEIVED%",
     bytes_sent: "%BYTES_SENT%",
   };
-  for (const k of LOG_KEYS) f[k] = `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
+  for (const k of LOG_KEYS) f[k] = filterStateField(k);
   return f;
+}
+
+/** The substitution-format command that prints a Sluice filter-state key as its plain bytes. */
+export function filterStateField(key: string): string {
+  return `%FILTER_STATE(wasm.sluice.${key}:PLAIN)%`;
 }
 
 export function statsTags(): { tag_name: string; regex: string }[] {

@@ -4,7 +4,7 @@
 // access-log fields (`sluice.*`) for the rest, read from the same filter state as the JSON log; with
 // traces, the request's span carries the same GenAI attributes as tags.
 import type { GatewayConfig, OpenTelemetryConfig } from "../gateway-config.js";
-import { LOG_KEYS } from "./access-log.js";
+import { LOG_KEYS, filterStateField } from "./access-log.js";
 import { serviceCluster } from "./clusters.js";
 
 /** The collector's cluster; docker compose's collector service in mock mode. */
@@ -14,13 +14,13 @@ const OTEL_COMPOSE_PORT = 4317;
 
 /** The GenAI conventions' attributes and the filter state or Envoy field each comes from. */
 export const GENAI_LOG_ATTRIBUTES: Record<string, string> = {
-  "gen_ai.operation.name": "%FILTER_STATE(wasm.sluice.gen_ai_operation:PLAIN)%",
-  "gen_ai.provider.name": "%FILTER_STATE(wasm.sluice.gen_ai_provider:PLAIN)%",
-  "gen_ai.request.model": "%FILTER_STATE(wasm.sluice.request_model:PLAIN)%",
+  "gen_ai.operation.name": filterStateField("gen_ai_operation"),
+  "gen_ai.provider.name": filterStateField("gen_ai_provider"),
+  "gen_ai.request.model": filterStateField("request_model"),
   // The model the provider says answered (its answer's), else the one the request was sent to.
-  "gen_ai.response.model": "%FILTER_STATE(wasm.sluice.model:PLAIN)%",
-  "gen_ai.usage.input_tokens": "%FILTER_STATE(wasm.sluice.prompt_tokens:PLAIN)%",
-  "gen_ai.usage.output_tokens": "%FILTER_STATE(wasm.sluice.completion_tokens:PLAIN)%",
+  "gen_ai.response.model": filterStateField("model"),
+  "gen_ai.usage.input_tokens": filterStateField("prompt_tokens"),
+  "gen_ai.usage.output_tokens": filterStateField("completion_tokens"),
 };
 
 /** Envoy's own fields of the request, under the conventions' HTTP names. */
@@ -45,7 +45,7 @@ export function openTelemetryLogAttributes(): Record<string, string> {
   const attrs: Record<string, string> = { ...GENAI_LOG_ATTRIBUTES, ...HTTP_LOG_ATTRIBUTES };
   const named = new Set(Object.values(GENAI_LOG_ATTRIBUTES));
   for (const k of LOG_KEYS) {
-    const v = `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
+    const v = filterStateField(k);
     if (!named.has(v)) attrs[`sluice.${k}`] = v;
   }
   return attrs;
@@ -82,7 +82,7 @@ export function openTelemetryAccessLog(cfg: GatewayConfig): unknown[] {
         log_name: "sluice",
         grpc_service: otelGrpcService(),
         resource_attributes: kv({ "service.name": o.serviceName }),
-        body: { string_value: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %FILTER_STATE(wasm.sluice.model:PLAIN)%" },
+        body: { string_value: `%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% ${filterStateField("model")}` },
         attributes: kv(openTelemetryLogAttributes()),
       },
     },
@@ -92,21 +92,13 @@ export function openTelemetryAccessLog(cfg: GatewayConfig): unknown[] {
 /**
  * What the request's span carries besides Envoy's own tags: the GenAI attributes and the figures a
  * trace reader asks for first. A custom tag's `value` is a substitution format string (Envoy >= 1.37)
- * evaluated when the span is finished, after the answer, so the usage record is there.
+ * evaluated when the stream ends, before any filter's on_log: an answer that ended has its usage
+ * record there; a hung-up stream's estimate, written in on_log, is not (docs/opentelemetry.md).
  */
 export function spanTags(): Record<string, string> {
-  const fs = (k: string) => `%FILTER_STATE(wasm.sluice.${k}:PLAIN)%`;
-  return {
-    ...GENAI_LOG_ATTRIBUTES,
-    "sluice.consumer": fs("consumer"),
-    "sluice.instance": fs("instance"),
-    "sluice.ttft_ms": fs("ttft_ms"),
-    "sluice.cost": fs("cost"),
-    "sluice.usage_source": fs("usage_source"),
-    "sluice.cache": fs("cache"),
-    "sluice.guard_verdict": fs("guard_verdict"),
-    "sluice.route_rule": fs("route_rule"),
-  };
+  const tags: Record<string, string> = { ...GENAI_LOG_ATTRIBUTES };
+  for (const k of ["consumer", "instance", "ttft_ms", "cost", "usage_source", "cache", "guard_verdict", "route_rule"]) tags[`sluice.${k}`] = filterStateField(k);
+  return tags;
 }
 
 /** The http_connection_manager's tracing: OpenTelemetry spans to the collector; none without traces. */
