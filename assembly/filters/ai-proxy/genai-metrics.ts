@@ -15,7 +15,8 @@
 // providers a fixed name per provider type, operations and token types fixed words, error types
 // three-digit statuses.
 import { defineMetric, recordMetric, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
-import { clean } from "./metrics";
+import { Metrics, RECENT, clean } from "./metrics";
+import { Recent } from "./recent";
 
 /** A request's gen_ai.operation.name: Gemini's generateContent, embeddings, or chat. */
 export const OPERATION_CHAT = "chat";
@@ -28,6 +29,8 @@ class Series {
   provider: string = "";
   requestModel: string = "";
   responseModel: string = "";
+  /** Their `;key=value` attributes, as the names carry them. */
+  attrs: string = "";
   inputTokens: u32 = NO_METRIC;
   outputTokens: u32 = NO_METRIC;
   duration: u32 = NO_METRIC;
@@ -35,17 +38,14 @@ class Series {
   tpot: u32 = NO_METRIC;
 }
 
-// Combinations remembered, most recent traffic first out: a miss only costs building the names.
-const RECENT: i32 = 32;
-
 export class GenAiMetrics {
-  private recent: Array<Series> = [];
-  private nextSlot: i32 = 0;
-  /** Durations of failed requests, by full name (error.type makes one series per status). */
-  private failed: Map<string, u32> = new Map();
+  private recent: Recent<Series> = new Recent<Series>(RECENT);
+
+  /** `ids` defines the failed requests' durations, one series per error.type, by name. */
+  constructor(private ids: Metrics) {}
 
   private series(operation: string, provider: string, requestModel: string, responseModel: string): Series {
-    const recent = this.recent;
+    const recent = this.recent.items;
     for (let i = 0; i < recent.length; i++) {
       const s = unchecked(recent[i]);
       if (s.requestModel == requestModel && s.responseModel == responseModel && s.provider == provider && s.operation == operation) return s;
@@ -56,17 +56,13 @@ export class GenAiMetrics {
     s.requestModel = requestModel;
     s.responseModel = responseModel;
     const attrs = attributes(operation, provider, requestModel, responseModel);
+    s.attrs = attrs;
     s.inputTokens = defineMetric(METRIC_HISTOGRAM, "gen_ai.client.token.usage" + attrs + ";gen_ai.token.type=input");
     s.outputTokens = defineMetric(METRIC_HISTOGRAM, "gen_ai.client.token.usage" + attrs + ";gen_ai.token.type=output");
     s.duration = defineMetric(METRIC_HISTOGRAM, "gen_ai.server.request.duration" + attrs);
     s.ttft = defineMetric(METRIC_HISTOGRAM, "gen_ai.server.time_to_first_token" + attrs);
     s.tpot = defineMetric(METRIC_HISTOGRAM, "gen_ai.server.time_per_output_token" + attrs);
-    if (recent.length < RECENT) recent.push(s);
-    else {
-      recent[this.nextSlot] = s;
-      this.nextSlot = (this.nextSlot + 1) % RECENT;
-    }
-    return s;
+    return this.recent.add(s);
   }
 
   /**
@@ -81,18 +77,9 @@ export class GenAiMetrics {
     if (input > 0 || (ok && input == 0)) record(s.inputTokens, input);
     if (operation != OPERATION_EMBEDDINGS && (output > 0 || (ok && output == 0))) record(s.outputTokens, output);
     if (ok) record(s.duration, durationMs);
-    else record(this.failedDuration(s, status), durationMs);
+    else record(this.ids.id(METRIC_HISTOGRAM, "gen_ai.server.request.duration" + s.attrs + ";error.type=" + errorType(status)), durationMs);
     if (ok) record(s.ttft, ttftMs);
     record(s.tpot, tpotMs);
-  }
-
-  private failedDuration(s: Series, status: u32): u32 {
-    const name = "gen_ai.server.request.duration" + attributes(s.operation, s.provider, s.requestModel, s.responseModel) + ";error.type=" + errorType(status);
-    const failed = this.failed;
-    if (failed.has(name)) return failed.get(name);
-    const id = defineMetric(METRIC_HISTOGRAM, name);
-    failed.set(name, id);
-    return id;
   }
 }
 

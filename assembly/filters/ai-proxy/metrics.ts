@@ -11,6 +11,7 @@
 // from key-auth's keys file, groups from identity, which refuses names outside a small set; both are
 // checked again here (labelValue) and left out when empty, which Prometheus reads as the empty label.
 import { defineMetric, incrementMetric, recordMetric, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM, NO_METRIC } from "../../lib/sdk";
+import { Recent } from "./recent";
 
 /** Label values may not contain the separators. */
 export function clean(v: string): string {
@@ -63,17 +64,17 @@ class RequestIds {
   duration: u32 = NO_METRIC;
 }
 
-// Combinations remembered, most recent traffic first out: a miss only costs building the names.
-const RECENT: i32 = 32;
+/** Label combinations remembered (recent.ts). */
+export const RECENT: i32 = 32;
 
 export class Metrics {
   // One id per full name, defined on first use (Envoy allows defining metrics at any time).
   private ids: Map<string, u32> = new Map();
-  private recent: Array<RequestIds> = [];
-  private nextSlot: i32 = 0;
+  private recent: Recent<RequestIds> = new Recent<RequestIds>(RECENT);
   private picked: Map<string, u32> = new Map();
 
-  private id(type: i32, name: string): u32 {
+  /** The id of `name`, defined on first use. */
+  id(type: i32, name: string): u32 {
     if (this.ids.has(name)) return this.ids.get(name);
     const id = defineMetric(type, name);
     this.ids.set(name, id);
@@ -93,7 +94,7 @@ export class Metrics {
   }
 
   private requestIds(provider: string, model: string, consumer: string, requestType: string, team: string, key: string): RequestIds {
-    const recent = this.recent;
+    const recent = this.recent.items;
     for (let i = 0; i < recent.length; i++) {
       const r = unchecked(recent[i]);
       if (r.model == model && r.consumer == consumer && r.provider == provider && r.requestType == requestType && r.team == team && r.key == key) return r;
@@ -113,12 +114,7 @@ export class Metrics {
     r.cost = this.id(METRIC_COUNTER, "sluice.ai_cost_micros" + whoAndConsumer);
     r.ttft = this.id(METRIC_HISTOGRAM, "sluice.ai_ttft_ms" + who);
     r.duration = this.id(METRIC_HISTOGRAM, "sluice.ai_duration_ms" + who);
-    if (recent.length < RECENT) recent.push(r);
-    else {
-      recent[this.nextSlot] = r;
-      this.nextSlot = (this.nextSlot + 1) % RECENT;
-    }
-    return r;
+    return this.recent.add(r);
   }
 
   /**

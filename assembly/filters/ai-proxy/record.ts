@@ -52,14 +52,15 @@ export function publish(x: Exchange, u: Usage, source: string): void {
   if (cost >= 0) setFilterStateInt(keys.COST, cost);
   const now = nowNanos();
   const ttft: i64 = x.firstByteNs > 0 ? <i64>((x.firstByteNs - x.startNs) / 1000000) : -1;
+  const durationMs = <i64>((now - x.startNs) / 1000000);
   const consumer = getFilterState(keys.CONSUMER);
   // The model label is a configured name or "other": clients choose model names (wildcard
   // instances pass them on), and series must not grow with them.
   proxyMetrics.request(
     (x.provider as Provider).name, x.settings.modelLabel(x.upstreamModel), consumer !== null ? consumer as string : "anonymous",
-    x.requestType(), x.status, u.prompt, u.completion, ttft, <i64>((now - x.startNs) / 1000000), cost, teamOf(x), x.virtualKey(),
+    x.requestType(), x.status, u.prompt, u.completion, ttft, durationMs, cost, teamOf(x), x.virtualKey(),
   );
-  if (x.kind != COUNT_TOKENS) publishGenAi(x, u, source == "provider", now, ttft);
+  if (x.kind != COUNT_TOKENS) publishGenAi(x, u, source == "provider", now, ttft, durationMs);
 }
 
 /**
@@ -68,7 +69,7 @@ export function publish(x: Exchange, u: Usage, source: string): void {
  * whole answer's first byte is its last); time per output token a finished stream's: the time
  * from the first byte to the end over the gaps between its output tokens.
  */
-function publishGenAi(x: Exchange, u: Usage, complete: bool, now: u64, ttft: i64): void {
+function publishGenAi(x: Exchange, u: Usage, complete: bool, now: u64, ttft: i64, durationMs: i64): void {
   const operation = x.kind == EMBEDDINGS ? OPERATION_EMBEDDINGS : x.client == CLIENT_GEMINI ? OPERATION_GENERATE_CONTENT : OPERATION_CHAT;
   let tpot: i64 = -1;
   if (complete && x.stream && x.status < 400 && x.firstByteNs > 0 && u.completion >= 2) {
@@ -82,7 +83,7 @@ function publishGenAi(x: Exchange, u: Usage, complete: bool, now: u64, ttft: i64
   const s = x.settings;
   genAiMetrics.request(
     operation, provider, s.modelLabel(x.requestModel), s.modelLabel(x.upstreamModel),
-    x.status, u.prompt, u.completion, <i64>((now - x.startNs) / 1000000), x.stream ? ttft : -1, tpot,
+    x.status, u.prompt, u.completion, durationMs, x.stream ? ttft : -1, tpot,
   );
 }
 

@@ -42,7 +42,7 @@ export const HAS_GOOG_KEY: i32 = 32;
 /** The plugin's metrics, one set per VM (health reports run outside any request, too). */
 export const proxyMetrics: Metrics = new Metrics();
 /** The same requests under OpenTelemetry's GenAI semantic conventions. */
-export const genAiMetrics: GenAiMetrics = new GenAiMetrics();
+export const genAiMetrics: GenAiMetrics = new GenAiMetrics(proxyMetrics);
 
 /** What a request reads of its root context (root.ts's AiProxyRoot is one). */
 export class ProxyRoot extends RootContext {
