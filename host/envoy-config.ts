@@ -18,6 +18,7 @@ import type { HistogramBuckets, TagSpecifier } from "./metrics.js";
 import type { FilterMetadata, Json, JsonObject, Locality, NodeInfo } from "./proto.js";
 import { NATIVE_TYPES, NativeConfigError, nativeFilter, parseCorsPolicy, PER_ROUTE_TYPES, type NativeFilter } from "./native/index.js";
 import { CORS_POLICY_TYPE } from "./native/cors.js";
+import { stringMatcher } from "./native/match.js";
 import { parseListenerTls, type ListenerTls } from "./listener-tls.js";
 
 const HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -548,6 +549,8 @@ function histogramBucketSetting(h: any, i: number): HistogramBuckets {
     throw new EnvoyConfigError(`${at}.match: the local gateway supports one of exact, prefix, suffix or contains`);
   }
   if (m.ignore_case) throw new EnvoyConfigError(`${at}.match.ignore_case: not supported by the local gateway`);
+  // The rest of the matcher's rules (a prefix, suffix or contains is not empty), as Metrics reads it.
+  native(() => stringMatcher(m, `${at}.match`));
   const buckets = h.buckets;
   if (!Array.isArray(buckets) || buckets.length === 0 || !buckets.every((b) => typeof b === "number" && b > 0)) {
     throw new EnvoyConfigError(`${at}.buckets: give at least one number above 0`);

@@ -2,6 +2,7 @@
 // friends). A metric is stored once per name for the whole Host, so every VM instance (worker) and
 // every plugin defining the same name shares it, as Envoy's scope does. Envoy names it
 // "wasmcustom.<name>" (custom_stat_namespace_); getMetric() takes the name as the filter defined it.
+import { stringMatcher, type StringMatch } from "./native/match.js";
 
 export type MetricKind = "counter" | "gauge" | "histogram";
 
@@ -23,26 +24,14 @@ export interface Metric {
 export const DEFAULT_BUCKETS: readonly number[] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
 /**
- * envoy.config.metrics.v3.HistogramBucketSettings: the first whose matcher takes a histogram's full
- * name (custom namespace included) gives its buckets, else the defaults (HistogramSettingsImpl::buckets).
- * The matcher is a StringMatcher; the local gateway takes its exact, prefix, suffix and contains forms.
+ * envoy.config.metrics.v3.HistogramBucketSettings: the first whose matcher (a StringMatcher, as
+ * native/match.ts reads it) takes a histogram's full name (custom namespace included) gives its
+ * buckets, else the defaults (HistogramSettingsImpl::buckets). envoy-config.ts takes the exact,
+ * prefix, suffix and contains forms.
  */
 export interface HistogramBuckets {
   match: { exact?: string; prefix?: string; suffix?: string; contains?: string };
   buckets: number[];
-}
-
-function bucketsFor(fullName: string, settings: readonly HistogramBuckets[]): readonly number[] {
-  for (const s of settings) {
-    const m = s.match;
-    const hit =
-      (m.exact !== undefined && fullName === m.exact) ||
-      (m.prefix !== undefined && fullName.startsWith(m.prefix)) ||
-      (m.suffix !== undefined && fullName.endsWith(m.suffix)) ||
-      (m.contains !== undefined && fullName.includes(m.contains));
-    if (hit) return s.buckets;
-  }
-  return DEFAULT_BUCKETS;
 }
 
 /** A histogram keeps its recent samples for tests (getMetric), not all of them: a gateway records
@@ -62,14 +51,22 @@ export function recordSample(m: Metric, v: bigint): void {
 export class Metrics {
   private byName = new Map<string, Metric>();
 
-  constructor(private readonly histogramBuckets: readonly HistogramBuckets[] = []) {}
+  private readonly histogramBuckets: { matches: StringMatch; buckets: readonly number[] }[];
+
+  constructor(histogramBuckets: readonly HistogramBuckets[] = []) {
+    this.histogramBuckets = histogramBuckets.map((h, i) => ({ matches: stringMatcher(h.match, `stats_config.histogram_bucket_settings[${i}].match`), buckets: h.buckets }));
+  }
+
+  private bucketsFor(fullName: string): readonly number[] {
+    return this.histogramBuckets.find((h) => h.matches(fullName))?.buckets ?? DEFAULT_BUCKETS;
+  }
 
   define(name: string, type: MetricKind): Metric {
     // Envoy keys stats by name within type; the same name as another type is a separate stat.
     const key = `${type}\u0000${name}`;
     let m = this.byName.get(key);
     if (!m) {
-      const bounds = type === "histogram" ? bucketsFor(`${CUSTOM_NAMESPACE}.${name}`, this.histogramBuckets) : [];
+      const bounds = type === "histogram" ? this.bucketsFor(`${CUSTOM_NAMESPACE}.${name}`) : [];
       this.byName.set(key, (m = { name, type, value: 0n, samples: [], count: 0, sum: 0n, bounds, buckets: bounds.map(() => 0) }));
     }
     return m;
