@@ -792,16 +792,22 @@ export async function startGateway(g: GatewayOptions): Promise<Gateway> {
   };
 }
 
-// The live page's files (host/live/), read once. The page may load only what this port serves.
+// The live page's files (host/live/), read when the first admin port starts, not when this module
+// loads. The page may load only what this port serves.
 const LIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), "live");
-const liveFile = (name: string, type: string) => ({ body: readFileSync(join(LIVE_DIR, name)), type });
-const PAGE = liveFile("page.html", "text/html; charset=utf-8");
-const LIVE_FILES: Record<string, { body: Buffer; type: string }> = {
-  "/": PAGE,
-  "/live": PAGE,
-  "/live/page.js": liveFile("page.js", "text/javascript; charset=utf-8"),
-  "/live/page.css": liveFile("page.css", "text/css; charset=utf-8"),
-};
+// Keyed by paths, which start with "/": no object member answers for one.
+let liveFiles: Record<string, { body: Buffer; type: string }> | null = null;
+
+function readLiveFiles(): Record<string, { body: Buffer; type: string }> {
+  const file = (name: string, type: string) => ({ body: readFileSync(join(LIVE_DIR, name)), type });
+  const page = file("page.html", "text/html; charset=utf-8");
+  return {
+    "/": page,
+    "/live": page,
+    "/live/page.js": file("page.js", "text/javascript; charset=utf-8"),
+    "/live/page.css": file("page.css", "text/css; charset=utf-8"),
+  };
+}
 const LIVE_HEADERS = {
   "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
@@ -827,9 +833,10 @@ export interface AdminOptions {
  * /live/recent.json.
  */
 export async function startAdmin(a: AdminOptions): Promise<{ url: string; port: number; close(): Promise<void> }> {
+  const files = (liveFiles ??= readLiveFiles());
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    const page = LIVE_FILES[path];
+    const page = files[path];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { "content-type": "text/plain" }).end("method not allowed\n");
     } else if (page) {

@@ -209,6 +209,14 @@ describe("the live page on the admin port", () => {
     }, { timeout: 10_000 });
   });
 
+  it("a path that names an object's own member (/constructor, /__proto__) is a 404, as any unknown path", async () => {
+    for (const p of ["/constructor", "/__proto__", "/toString", "/hasOwnProperty"]) {
+      const r = await fetch(`${gw.adminUrl}${p}`);
+      expect(r.status, p).toBe(404);
+    }
+    expect((await fetch(`${gw.adminUrl}/ready`)).status).toBe(200);
+  });
+
   it("renders: a screenshot of the page holds the figures (a real PNG of the laid-out page)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-live-"));
     const file = join(dir, "live.png");
