@@ -16,7 +16,7 @@ export const enum JsonKind {
   Object = 5,
 }
 
-const MAX_DEPTH: i32 = 64;
+export const MAX_DEPTH: i32 = 64;
 
 /**
  * Values one parse may build when its caller gives no bound (see parseJsonAt): set once per VM by
@@ -704,7 +704,7 @@ class Parser {
 }
 
 // Objects with this many keys get a key index for the duplicate check.
-const INDEX_KEYS_FROM: i32 = 32;
+export const INDEX_KEYS_FROM: i32 = 32;
 
 // The parser's member stacks (one parse runs at a time in a VM; emptied when it ends).
 const valStack = new Array<JsonValue>();
@@ -714,7 +714,7 @@ const keyStack = new Array<string>();
 // Decodes a validated raw string with escapes in one pass, UTF-8 and escapes straight into UTF-16
 // units in a scratch buffer, then one copy into the string: linear whatever the number of escapes
 // (pasted code is full of \n; a quadratic join would let one request stall a worker).
-function unescapeRange(begin: usize, stop: usize): string {
+export function unescapeRange(begin: usize, stop: usize): string {
   const need = <i32>(stop - begin) << 1; // UTF-16 units never outnumber UTF-8 bytes
   if (need > SCRATCH_MAX) {
     // A long string: its exact length first, then decoded into the string itself (no copy, and
@@ -822,18 +822,23 @@ export function hex4(p: usize, stop: usize): i32 {
 }
 
 // What scanString saw in the string it scanned last, or why it failed.
-const SCAN_ESCAPED: i32 = 1;
-const SCAN_HIGH: i32 = 2; // non-ASCII bytes
-const SCAN_BAD_UTF8: i32 = 4;
+export const SCAN_ESCAPED: i32 = 1;
+export const SCAN_HIGH: i32 = 2; // non-ASCII bytes
+export const SCAN_BAD_UTF8: i32 = 4;
 let scanFlags: i32 = 0;
 let scanError: string = "";
 let scanErrorAt: usize = 0;
+
+/** What the last scanString saw (SCAN_* bits), or, after it failed, why and where. */
+export function lastScanFlags(): i32 { return scanFlags; }
+export function lastScanError(): string { return scanError; }
+export function lastScanErrorAt(): usize { return scanErrorAt; }
 
 /**
  * Scans JSON string content from p (just after the opening quote) to the closing quote, validating
  * every escape and UTF-8 sequence. Returns the position of the closing quote, or 0 on error.
  */
-function scanString(p: usize, end: usize): usize {
+export function scanString(p: usize, end: usize): usize {
   let flags: i32 = 0;
   while (true) {
     if (p >= end) { scanErrorAt = p; scanError = "unterminated string"; return 0; }
@@ -937,8 +942,11 @@ function decodeRaw(kind: JsonKind, raw: usize, len: i32, complex: bool): string 
 
 let numberErrorAt: usize = 0;
 
+/** Where the last scanNumber that failed went wrong. */
+export function lastNumberErrorAt(): usize { return numberErrorAt; }
+
 /** The end of the JSON number at p, or 0 when it is not one (numberErrorAt: where it went wrong). */
-function scanNumber(p: usize, end: usize): usize {
+export function scanNumber(p: usize, end: usize): usize {
   if (p < end && load<u8>(p) == 0x2d) p++;
   if (p >= end) { numberErrorAt = p; return 0; }
   const c = load<u8>(p);
@@ -976,7 +984,7 @@ function scanNumber(p: usize, end: usize): usize {
 }
 
 /** The value of the validated JSON number at [p, p+len). */
-function numberAt(p: usize, len: i32): f64 {
+export function numberAt(p: usize, len: i32): f64 {
   // Up to 15 digits with no fraction or exponent: exact in f64, computed from the bytes.
   const digits = load<u8>(p) == 0x2d ? len - 1 : len;
   if (digits <= 15) {

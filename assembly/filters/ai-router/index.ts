@@ -30,7 +30,8 @@ import {
   getBuffer, replaceHeader, setFilterState, getFilterState, pluginConfiguration, incrementMetric, continueRequest,
   nowNanos, getSharedData, setSharedData, logWarn,
 } from "../../lib/sdk";
-import { JsonValue, ByteBuilder, parseJson } from "../../lib/json";
+import { ByteBuilder } from "../../lib/json";
+import { parseTape } from "../../lib/json-tape";
 import { POOL, ROUTE_RULE, CONSUMER, GROUPS } from "../../lib/keys";
 import { ROUTE_MODEL, TASK_TYPE, COMPLEXITY } from "../../lib/keys";
 import { Regex, regexSteps } from "../../lib/regex";
@@ -344,9 +345,9 @@ class Router extends Context {
     const body = getBuffer(REQUEST_BODY, 0, <u32>length);
     // Past max_json_values the body is unreadable, like one past max_body_bytes: its conditions are
     // unknown, and ai-proxy refuses the request itself (400 request_too_complex).
-    const parsed = parseJson(body, s.maxJsonValues);
-    if (parsed !== null && parsed.isObject()) {
-      const prompt = readPrompt(parsed as JsonValue);
+    const tape = parseTape(body, s.maxJsonValues);
+    if (tape.ok && tape.isObject(0)) {
+      const prompt = readPrompt(tape, 0);
       if (this.pathModel !== null) prompt.model = this.pathModel as string;
       this.prompt = prompt;
     }

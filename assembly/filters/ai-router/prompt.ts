@@ -1,10 +1,12 @@
-// What the rules look at in a chat request body, read once from the parsed JSON. Both client
+// What the rules look at in a chat request body, read once from its tape (lib/json-tape.ts: no tree
+// is built; only the texts the rules read become values). Both client
 // formats: OpenAI Chat Completions (messages with string or part-list content, system/developer
 // messages, tools / functions, response_format) and Anthropic Messages (top-level system, content
 // blocks, tool_use / tool_result, tools, output_format) and Gemini's generateContent (systemInstruction,
 // contents with parts, functionDeclarations, generationConfig.responseMimeType; the model is in the
 // path, which index.ts sets).
 import { JsonValue } from "../../lib/json";
+import { JsonTape } from "../../lib/json-tape";
 import { Text } from "./text";
 export { Text };
 import { estimateTokens } from "../../lib/tokens";
@@ -29,128 +31,124 @@ export class Prompt {
     return estimateTokens(this.textChars);
   }
 
-  /** Adds a string value to the conversation; returns its length in units (0 for anything else). */
-  addPart(v: JsonValue | null): i32 {
-    if (v === null || !v.isString()) return 0;
+  /** The value addPart added last. */
+  part: JsonValue | null = null;
+
+  /** Adds string value j of the tape to the conversation (see part); returns its length in units (0 for anything else). */
+  addPart(t: JsonTape, j: i32): i32 {
+    if (j < 0 || !t.isString(j)) return 0;
+    const v = t.value(j);
     const n = v.units;
     this.conversation.add(v, n);
     this.textChars += n;
+    this.part = v;
     return n;
+  }
+
+  /** Adds string value j to the conversation and to `own` (a turn's own text). */
+  addOwn(t: JsonTape, j: i32, own: Text): void {
+    const n = this.addPart(t, j);
+    if (n) own.add(this.part as JsonValue, n);
   }
 }
 
-/** Reads the prompt features of a parsed request body (an object). Never fails. */
-export function readPrompt(req: JsonValue): Prompt {
+/** Reads the prompt features of request body `req` (an object) of a tape. Never fails. */
+export function readPrompt(t: JsonTape, req: i32): Prompt {
   const p = new Prompt();
   p.read = true;
-  const model = req.get("model");
-  if (model !== null && model.isString()) p.model = model.s;
+  const model = t.get(req, "model");
+  if (model >= 0 && t.isString(model)) p.model = t.str(model);
 
   // Anthropic: top-level system, a string or text blocks.
-  const system = req.get("system");
-  if (system !== null) {
-    if (system.isString()) p.addPart(system);
-    else if (system.isArray()) {
-      const items = system.items as Array<JsonValue>;
-      for (let i = 0; i < items.length; i++) {
-        const b = items[i];
-        if (b.isObject()) p.addPart(b.get("text"));
+  const system = t.get(req, "system");
+  if (system >= 0) {
+    if (t.isString(system)) p.addPart(t, system);
+    else if (t.isArray(system)) {
+      for (let b = system + 1, end = t.next(system); b < end; b = t.next(b)) {
+        if (t.isObject(b)) p.addPart(t, t.get(b, "text"));
       }
     }
   }
 
-  const messages = req.get("messages");
-  if (messages !== null && messages.isArray()) {
-    const items = messages.items as Array<JsonValue>;
-    p.messages = items.length;
-    for (let i = 0; i < items.length; i++) {
-      const m = items[i];
-      if (!m.isObject()) continue;
-      const role = m.getString("role");
-      const userText = readContent(p, m.get("content"));
-      if (role !== null && role == "user" && userText.length) p.lastUser = userText;
+  const messages = t.get(req, "messages");
+  if (messages >= 0 && t.isArray(messages)) {
+    p.messages = t.length(messages);
+    for (let m = messages + 1, end = t.next(messages); m < end; m = t.next(m)) {
+      if (!t.isObject(m)) continue;
+      const userText = readContent(p, t, t.get(m, "content"));
+      if (t.is(t.get(m, "role"), "user") && userText.length) p.lastUser = userText;
       // OpenAI assistant tool calls: their arguments are part of what the model reads.
-      const calls = m.get("tool_calls");
-      if (calls !== null && calls.isArray()) {
-        const cs = calls.items as Array<JsonValue>;
-        for (let k = 0; k < cs.length; k++) {
-          const f = cs[k].get("function");
-          if (f !== null && f.isObject()) p.addPart(f.get("arguments"));
+      const calls = t.get(m, "tool_calls");
+      if (calls >= 0 && t.isArray(calls)) {
+        for (let c = calls + 1, cend = t.next(calls); c < cend; c = t.next(c)) {
+          const f = t.get(c, "function");
+          if (f >= 0 && t.isObject(f)) p.addPart(t, t.get(f, "arguments"));
         }
       }
     }
   }
 
-  readResponsesInput(p, req);
+  readResponsesInput(p, t, req);
 
-  const tools = req.get("tools");
-  if (tools !== null && tools.isArray() && tools.length > 0) p.tools = true;
-  const functions = req.get("functions");
-  if (functions !== null && functions.isArray() && functions.length > 0) p.tools = true;
+  const tools = t.get(req, "tools");
+  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0) p.tools = true;
+  const functions = t.get(req, "functions");
+  if (functions >= 0 && t.isArray(functions) && t.length(functions) > 0) p.tools = true;
 
-  // JSON mode: OpenAI response_format json_object / json_schema; Anthropic structured outputs.
-  const rf = req.get("response_format");
-  if (rf !== null && rf.isObject()) {
-    const t = rf.getString("type");
-    if (t !== null && (t == "json_object" || t == "json_schema")) p.jsonMode = true;
-  }
-  // The Responses API's text.format.
-  const text = req.get("text");
-  const tf = text !== null && text.isObject() ? text.get("format") : null;
-  if (tf !== null && tf.isObject()) {
-    const t = tf.getString("type");
-    if (t !== null && (t == "json_schema" || t == "json_object")) p.jsonMode = true;
-  }
-  const outFmt = req.get("output_format");
-  if (outFmt !== null && outFmt.isObject()) {
-    const t = outFmt.getString("type");
-    if (t !== null && (t == "json_schema" || t == "json_object")) p.jsonMode = true;
-  }
-  readGemini(p, req);
+  // JSON mode: OpenAI response_format json_object / json_schema; Anthropic structured outputs;
+  // the Responses API's text.format.
+  if (jsonFormat(t, t.get(req, "response_format"))) p.jsonMode = true;
+  const text = t.get(req, "text");
+  if (text >= 0 && jsonFormat(t, t.get(text, "format"))) p.jsonMode = true;
+  if (jsonFormat(t, t.get(req, "output_format"))) p.jsonMode = true;
+  readGemini(p, t, req);
   decodeShortParts(p.conversation);
   return p;
 }
 
+/** Value j is an object whose type asks for JSON output (json_object or json_schema). */
+function jsonFormat(t: JsonTape, j: i32): bool {
+  if (j < 0 || !t.isObject(j)) return false;
+  const type = t.get(j, "type");
+  return t.is(type, "json_object") || t.is(type, "json_schema");
+}
+
 /** Gemini's systemInstruction and contents: the same features from its parts. */
-function readGemini(p: Prompt, req: JsonValue): void {
-  const sys = req.get("systemInstruction");
-  if (sys !== null && sys.isObject()) readGeminiParts(p, sys.get("parts"));
-  const contents = req.get("contents");
-  if (contents !== null && contents.isArray()) {
-    const items = contents.items as Array<JsonValue>;
-    p.messages = items.length;
-    for (let i = 0; i < items.length; i++) {
-      const c = items[i];
-      if (!c.isObject()) continue;
-      const own = readGeminiParts(p, c.get("parts"));
-      const role = c.getString("role");
-      if ((role === null || role == "user") && own.length) p.lastUser = own;
+function readGemini(p: Prompt, t: JsonTape, req: i32): void {
+  const sys = t.get(req, "systemInstruction");
+  if (sys >= 0) readGeminiParts(p, t, t.get(sys, "parts"));
+  const contents = t.get(req, "contents");
+  if (contents >= 0 && t.isArray(contents)) {
+    p.messages = t.length(contents);
+    for (let c = contents + 1, end = t.next(contents); c < end; c = t.next(c)) {
+      if (!t.isObject(c)) continue;
+      const own = readGeminiParts(p, t, t.get(c, "parts"));
+      const role = t.get(c, "role");
+      if ((role < 0 || !t.isString(role) || t.is(role, "user")) && own.length) p.lastUser = own;
     }
   }
-  const tools = req.get("tools");
-  if (tools !== null && tools.isArray() && tools.length > 0 && req.get("messages") === null) p.tools = true;
-  const gc = req.get("generationConfig");
-  if (gc !== null && gc.isObject() && gc.getString("responseMimeType") == "application/json") p.jsonMode = true;
+  const tools = t.get(req, "tools");
+  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0 && t.get(req, "messages") < 0) p.tools = true;
+  const gc = t.get(req, "generationConfig");
+  if (gc >= 0 && t.is(t.get(gc, "responseMimeType"), "application/json")) p.jsonMode = true;
 }
 
 /** A Gemini turn's parts: text (not earlier thoughts) is what it says; calls and results are context. */
-function readGeminiParts(p: Prompt, parts: JsonValue | null): Text {
+function readGeminiParts(p: Prompt, t: JsonTape, parts: i32): Text {
   const own = new Text("\n");
-  if (parts === null || !parts.isArray()) return own;
-  const items = parts.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const part = items[i];
-    if (!part.isObject()) continue;
-    const text = part.get("text");
-    const thought = part.get("thought");
-    if (text !== null && text.isString()) {
-      if (thought === null || !thought.isBool() || !thought.b) own.add(text, p.addPart(text));
-    } else if (part.get("inlineData") !== null || part.get("fileData") !== null) p.images = true;
+  if (parts < 0 || !t.isArray(parts)) return own;
+  for (let part = parts + 1, end = t.next(parts); part < end; part = t.next(part)) {
+    if (!t.isObject(part)) continue;
+    const text = t.get(part, "text");
+    const thought = t.get(part, "thought");
+    if (text >= 0 && t.isString(text)) {
+      if (thought < 0 || !t.isBool(thought) || !t.isTrue(thought)) p.addOwn(t, text, own);
+    } else if (t.get(part, "inlineData") >= 0 || t.get(part, "fileData") >= 0) p.images = true;
     else {
-      const call = part.get("functionCall");
-      const resp = part.get("functionResponse");
-      const v = call !== null ? call.get("args") : resp !== null ? resp.get("response") : null;
-      if (v !== null && v.isObject()) p.textChars += 16 * <i64>v.length;
+      const call = t.get(part, "functionCall");
+      const resp = t.get(part, "functionResponse");
+      const v = call >= 0 ? t.get(call, "args") : resp >= 0 ? t.get(resp, "response") : -1;
+      if (v >= 0 && t.isObject(v)) p.textChars += 16 * <i64>t.length(v);
     }
   }
   return own;
@@ -177,32 +175,30 @@ function decodeShortParts(t: Text): void {
  * message) or a list of items: messages (role and content, as in chat), function_call (its
  * arguments are read by the model) and function_call_output (context, not a user turn).
  */
-function readResponsesInput(p: Prompt, req: JsonValue): void {
-  const input = req.get("input");
-  if (input === null || req.get("messages") !== null) return;
-  p.addPart(req.get("instructions"));
-  if (input.isString()) {
+function readResponsesInput(p: Prompt, t: JsonTape, req: i32): void {
+  const input = t.get(req, "input");
+  if (input < 0 || t.get(req, "messages") >= 0) return;
+  p.addPart(t, t.get(req, "instructions"));
+  if (t.isString(input)) {
     p.messages = 1;
     const own = new Text("\n");
-    own.add(input, p.addPart(input));
+    p.addOwn(t, input, own);
     p.lastUser = own;
     return;
   }
-  if (!input.isArray()) return;
-  const items = input.items as Array<JsonValue>;
-  for (let i = 0; i < items.length; i++) {
-    const m = items[i];
-    if (!m.isObject()) continue;
-    const type = m.getString("type");
-    if (type === null || type == "message") {
+  if (!t.isArray(input)) return;
+  for (let m = input + 1, end = t.next(input); m < end; m = t.next(m)) {
+    if (!t.isObject(m)) continue;
+    const type = t.get(m, "type");
+    if (type < 0 || !t.isString(type) || t.is(type, "message")) {
       p.messages++;
-      const userText = readContent(p, m.get("content"));
-      if (m.getString("role") == "user" && userText.length) p.lastUser = userText;
-    } else if (type == "function_call") {
-      p.addPart(m.get("arguments"));
-    } else if (type == "function_call_output") {
-      const out = m.get("output");
-      if (out !== null) readContent(p, out);
+      const userText = readContent(p, t, t.get(m, "content"));
+      if (t.is(t.get(m, "role"), "user") && userText.length) p.lastUser = userText;
+    } else if (t.is(type, "function_call")) {
+      p.addPart(t, t.get(m, "arguments"));
+    } else if (t.is(type, "function_call_output")) {
+      const out = t.get(m, "output");
+      if (out >= 0) readContent(p, t, out);
     }
   }
 }
@@ -211,37 +207,34 @@ function readResponsesInput(p: Prompt, req: JsonValue): void {
  * Adds the texts of a message's content to the conversation; returns its own text (text parts
  * only, joined by newlines), which is what a user turn says.
  */
-function readContent(p: Prompt, content: JsonValue | null): Text {
+function readContent(p: Prompt, t: JsonTape, content: i32): Text {
   const own = new Text("\n");
-  if (content === null) return own;
-  if (content.isString()) {
-    own.add(content, p.addPart(content));
+  if (content < 0) return own;
+  if (t.isString(content)) {
+    p.addOwn(t, content, own);
     return own;
   }
-  if (!content.isArray()) return own;
-  const blocks = content.items as Array<JsonValue>;
-  for (let i = 0; i < blocks.length; i++) {
-    const b = blocks[i];
-    if (b.isString()) { // tolerated: a bare string in a part list
-      own.add(b, p.addPart(b));
+  if (!t.isArray(content)) return own;
+  for (let b = content + 1, end = t.next(content); b < end; b = t.next(b)) {
+    if (t.isString(b)) { // tolerated: a bare string in a part list
+      p.addOwn(t, b, own);
       continue;
     }
-    if (!b.isObject()) continue;
-    const type = b.getString("type");
-    if (type === null) continue;
-    const t = type as string;
-    if (t == "text" || t == "input_text" || t == "output_text") {
-      const s = b.get("text");
-      if (s !== null && s.isString()) own.add(s, p.addPart(s));
-    } else if (t == "image_url" || t == "image" || t == "input_image") {
+    if (!t.isObject(b)) continue;
+    const type = t.get(b, "type");
+    if (type < 0 || !t.isString(type)) continue;
+    if (t.is(type, "text") || t.is(type, "input_text") || t.is(type, "output_text")) {
+      const s = t.get(b, "text");
+      if (s >= 0 && t.isString(s)) p.addOwn(t, s, own);
+    } else if (t.is(type, "image_url") || t.is(type, "image") || t.is(type, "input_image")) {
       p.images = true;
-    } else if (t == "tool_result") {
+    } else if (t.is(type, "tool_result")) {
       // Anthropic: a tool's output travels in a user message; it is context, not the user's words.
-      const c = b.get("content");
-      if (c !== null) readContent(p, c);
-    } else if (t == "tool_use") {
-      const input = b.get("input");
-      if (input !== null && input.isObject()) p.textChars += 16 * <i64>input.length;
+      const c = t.get(b, "content");
+      if (c >= 0) readContent(p, t, c);
+    } else if (t.is(type, "tool_use")) {
+      const input = t.get(b, "input");
+      if (input >= 0 && t.isObject(input)) p.textChars += 16 * <i64>t.length(input);
     }
   }
   return own;
