@@ -235,8 +235,15 @@ class Turns {
   }
 }
 
-function writeText(b: ByteBuilder, text: string): void {
-  b.raw('{"type":"text","text":').str(text).byte(0x7d);
+/** A text block from a parsed string value, its bytes copied as they came (never decoded and encoded back). */
+function writeText(b: ByteBuilder, text: JsonValue): void {
+  b.raw('{"type":"text","text":').strValue(text).byte(0x7d);
+}
+
+/** Member `key` of part p when it is a string, else null. */
+function stringMember(p: JsonValue, key: string): JsonValue | null {
+  const v = p.get(key);
+  return v !== null && v.isString() ? v : null;
 }
 
 /** The URL of an image_url part ({"image_url":{"url":...}} or, leniently, {"image_url":"..."}). */
@@ -299,7 +306,7 @@ function systemText(content: JsonValue | null, mi: i32, parts: Array<string>): C
 function writeUser(content: JsonValue | null, mi: i32, t: Turns): ClientError | null {
   if (content === null || content.isNull()) return invalid(msgPath(mi) + ".content", "is required.");
   if (content.isString()) {
-    if (content.s.length) writeText(t.block(USER), content.s);
+    if (nonEmpty(content)) writeText(t.block(USER), content);
     return null;
   }
   if (!content.isArray()) return invalid(msgPath(mi) + ".content", "must be a string or a list of content parts.");
@@ -307,9 +314,9 @@ function writeUser(content: JsonValue | null, mi: i32, t: Turns): ClientError | 
     const p = content.at(i);
     const type = p.getString("type");
     if (type == "text") {
-      const text = p.getString("text");
+      const text = stringMember(p, "text");
       if (text === null) return invalid(partPath(mi, i) + ".text", "is required.");
-      if ((text as string).length) writeText(t.block(USER), text as string);
+      if (nonEmpty(text)) writeText(t.block(USER), text as JsonValue);
     } else if (type == "image_url") {
       const url = imageUrl(p);
       const err = checkImage(url, mi, i);
@@ -330,17 +337,17 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   if (fc !== null && !fc.isNull()) return unsupported(msgPath(mi) + ".function_call", "is deprecated and not supported by provider anthropic; use tool_calls.");
   const content = m.get("content");
   if (content === null || content.isNull()) {
-    const refusal = m.getString("refusal");
-    if (refusal !== null && (refusal as string).length) writeText(t.block(ASSISTANT), refusal as string);
+    const refusal = stringMember(m, "refusal");
+    if (nonEmpty(refusal)) writeText(t.block(ASSISTANT), refusal as JsonValue);
   } else if (content.isString()) {
-    if (content.s.length) writeText(t.block(ASSISTANT), content.s);
+    if (nonEmpty(content)) writeText(t.block(ASSISTANT), content);
   } else if (content.isArray()) {
     for (let i = 0; i < content.length; i++) {
       const p = content.at(i);
       const type = p.getString("type");
-      const text = type == "text" ? p.getString("text") : type == "refusal" ? p.getString("refusal") : null;
+      const text = type == "text" ? stringMember(p, "text") : type == "refusal" ? stringMember(p, "refusal") : null;
       if (text === null) return invalid(partPath(mi, i), "assistant content parts must be text or refusal parts.");
-      if ((text as string).length) writeText(t.block(ASSISTANT), text as string);
+      if (nonEmpty(text)) writeText(t.block(ASSISTANT), text as JsonValue);
     }
   } else {
     return invalid(msgPath(mi) + ".content", "must be a string, a list of text parts, or null.");
@@ -350,7 +357,7 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
   if (!calls.isArray()) return invalid(msgPath(mi) + ".tool_calls", "must be a list.");
   for (let i = 0; i < calls.length; i++) {
     const c = calls.at(i);
-    const id = c.getString("id");
+    const id = stringMember(c, "id");
     if (id === null) return invalid(callPath(mi, i) + ".id", "is required.");
     const type = c.getString("type");
     if (type !== null && type != "function") return unsupported(callPath(mi, i) + ".type", "'" + (type as string) + "' tool calls are not supported by provider anthropic.");
@@ -370,7 +377,7 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
       return invalid(callPath(mi, i) + ".function.arguments", "must be the JSON text of an object.");
     }
     const b = t.block(ASSISTANT);
-    b.raw('{"type":"tool_use","id":').str(id as string).raw(',"name":').str(name as string).raw(',"input":');
+    b.raw('{"type":"tool_use","id":').strValue(id as JsonValue).raw(',"name":').str(name as string).raw(',"input":');
     if (input !== null) b.value(input as JsonValue);
     else b.raw("{}");
     b.byte(0x7d);
@@ -380,7 +387,7 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
 
 /** A tool message: a tool_result block in a user turn. */
 function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
-  const id = m.getString("tool_call_id");
+  const id = stringMember(m, "tool_call_id");
   if (id === null) return invalid(msgPath(mi) + ".tool_call_id", "is required.");
   const content = m.get("content");
   // Check the parts before opening the block (so an error never leaves half a block to explain).
@@ -401,17 +408,17 @@ function writeToolResult(m: JsonValue, mi: i32, t: Turns): ClientError | null {
     return invalid(msgPath(mi) + ".content", "must be a string or a list of content parts.");
   }
   const b = t.block(USER);
-  b.raw('{"type":"tool_result","tool_use_id":').str(id as string);
+  b.raw('{"type":"tool_result","tool_use_id":').strValue(id as JsonValue);
   if (content !== null && content.isString()) {
-    b.raw(',"content":').str(content.s);
+    b.raw(',"content":').strValue(content);
   } else if (content !== null && content.isArray()) {
     b.raw(',"content":[');
     let n = 0;
     for (let i = 0; i < content.length; i++) {
       const p = content.at(i);
       if (p.getString("type") == "text") {
-        const text = p.getString("text") as string;
-        if (text.length == 0) continue;
+        const text = stringMember(p, "text") as JsonValue;
+        if (!nonEmpty(text)) continue;
         if (n++) b.byte(0x2c);
         writeText(b, text);
       } else {
