@@ -45,10 +45,10 @@ export class Prompt {
     return n;
   }
 
-  /** Adds string value j to the conversation and to `own` (a turn's own text). */
-  addOwn(t: JsonTape, j: i32, own: Text): void {
+  /** Adds string value j to the conversation and to `own` (a turn's own text), if any. */
+  addOwn(t: JsonTape, j: i32, own: Text | null): void {
     const n = this.addPart(t, j);
-    if (n) own.add(this.part as JsonValue, n);
+    if (n && own !== null) own.add(this.part as JsonValue, n);
   }
 }
 
@@ -75,8 +75,9 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
     p.messages = t.length(messages);
     for (let m = messages + 1, end = t.next(messages); m < end; m = t.next(m)) {
       if (!t.isObject(m)) continue;
-      const userText = readContent(p, t, t.get(m, "content"));
-      if (t.is(t.get(m, "role"), "user") && userText.length) p.lastUser = userText;
+      const own = t.is(t.get(m, "role"), "user") ? new Text("\n") : null;
+      readContent(p, t, t.get(m, "content"), own);
+      if (own !== null && own.length) p.lastUser = own;
       // OpenAI assistant tool calls: their arguments are part of what the model reads.
       const calls = t.get(m, "tool_calls");
       if (calls >= 0 && t.isArray(calls)) {
@@ -192,29 +193,29 @@ function readResponsesInput(p: Prompt, t: JsonTape, req: i32): void {
     const type = t.get(m, "type");
     if (type < 0 || !t.isString(type) || t.is(type, "message")) {
       p.messages++;
-      const userText = readContent(p, t, t.get(m, "content"));
-      if (t.is(t.get(m, "role"), "user") && userText.length) p.lastUser = userText;
+      const own = t.is(t.get(m, "role"), "user") ? new Text("\n") : null;
+      readContent(p, t, t.get(m, "content"), own);
+      if (own !== null && own.length) p.lastUser = own;
     } else if (t.is(type, "function_call")) {
       p.addPart(t, t.get(m, "arguments"));
     } else if (t.is(type, "function_call_output")) {
       const out = t.get(m, "output");
-      if (out >= 0) readContent(p, t, out);
+      if (out >= 0) readContent(p, t, out, null);
     }
   }
 }
 
 /**
- * Adds the texts of a message's content to the conversation; returns its own text (text parts
- * only, joined by newlines), which is what a user turn says.
+ * Adds the texts of a message's content to the conversation, and its own text (text parts only,
+ * joined by newlines: what a user turn says) to `own` when there is one (a user message's).
  */
-function readContent(p: Prompt, t: JsonTape, content: i32): Text {
-  const own = new Text("\n");
-  if (content < 0) return own;
+function readContent(p: Prompt, t: JsonTape, content: i32, own: Text | null): void {
+  if (content < 0) return;
   if (t.isString(content)) {
     p.addOwn(t, content, own);
-    return own;
+    return;
   }
-  if (!t.isArray(content)) return own;
+  if (!t.isArray(content)) return;
   for (let b = content + 1, end = t.next(content); b < end; b = t.next(b)) {
     if (t.isString(b)) { // tolerated: a bare string in a part list
       p.addOwn(t, b, own);
@@ -231,11 +232,10 @@ function readContent(p: Prompt, t: JsonTape, content: i32): Text {
     } else if (t.is(type, "tool_result")) {
       // Anthropic: a tool's output travels in a user message; it is context, not the user's words.
       const c = t.get(b, "content");
-      if (c >= 0) readContent(p, t, c);
+      if (c >= 0) readContent(p, t, c, null);
     } else if (t.is(type, "tool_use")) {
       const input = t.get(b, "input");
       if (input >= 0 && t.isObject(input)) p.textChars += 16 * <i64>t.length(input);
     }
   }
-  return own;
 }
