@@ -16,8 +16,11 @@ const REPORT = join(ROOT, "BENCHMARKS.md");
 const CHART = join(ROOT, "docs", "bench", "added-latency.svg");
 const CHART_REL = "docs/bench/added-latency.svg";
 
-// Targets of issue 8, checked by reading the report.
-export const TARGETS = { requestUs: 25, chunkUs: 2, p99Ratio: 0.5, wasmBytes: 200_000, rssGrowthMiB: 1 };
+// Targets, checked by reading the report. Issue 24's are in wasm time (what Envoy runs; the host's
+// share is the JS stand-in's): a translated 2 KB request, a streamed chunk, the 32 KB case against
+// its own JSON floor, ai-router on a 2 KB prompt, and the local gateway's CPU per request against
+// Portkey's in the same run. Issue 8's p99, memory and size targets stay.
+export const TARGETS = { requestWasmUs: 25, chunkWasmUs: 0.6, largeFloorRatio: 4, routerWasmUs: 10, cpuRatio: 0.35, p99Ratio: 0.5, wasmBytes: 200_000, rssGrowthMiB: 1 };
 
 const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "—" : x.toFixed(d));
 const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
@@ -112,10 +115,18 @@ export function memoryTables(r: any, fixed: any = null, gw: any = null): string 
 export function targetsTable(fl: any, gw: any, mem: any, memFixed: any = null): string {
   const L = ["| target | measured | |", "|---|---|---|"];
   const ok = (b: boolean | null) => (b === null ? "not measured" : b ? "**met**" : "**missed**");
-  const fc = fl?.cases.find((c: any) => c.id === "f");
-  const gc = fl?.cases.find((c: any) => c.id === "g");
-  L.push(`| full chain (key-auth + ai-proxy) ≤ ${TARGETS.requestUs} µs per 2 KB request translated to Anthropic | ${fc ? `${f1(fc.perUnitUs.median)} µs median (case f; ${f1(fc.inWasmUs.median)} µs in wasm)` : "—"} | ${ok(fc ? fc.perUnitUs.median <= TARGETS.requestUs : null)} |`);
-  L.push(`| ≤ ${TARGETS.chunkUs} µs per streamed chunk (Anthropic → OpenAI) | ${gc ? `${f1(gc.perUnitUs.median)} µs median (case g; ${f1(gc.inWasmUs.median)} µs in wasm)` : "—"} | ${ok(gc ? gc.perUnitUs.median <= TARGETS.chunkUs : null)} |`);
+  const byId = (id: string) => fl?.cases.find((c: any) => c.id === id);
+  const fc = byId("f"), gc = byId("g"), cc = byId("c"), pc = byId("p");
+  L.push(`| a 2 KB request translated to Anthropic through key-auth + ai-proxy ≤ ${TARGETS.requestWasmUs} µs in wasm | ${fc ? `${f1(fc.inWasmUs.median)} µs in wasm (case f; ${f1(fc.perUnitUs.median)} µs with the JS host)` : "—"} | ${ok(fc ? fc.inWasmUs.median <= TARGETS.requestWasmUs : null)} |`);
+  L.push(`| a streamed chunk (Anthropic → OpenAI, key-auth + ai-proxy) ≤ ${TARGETS.chunkWasmUs} µs in wasm | ${gc ? `${f1(gc.inWasmUs.median)} µs in wasm (case g; ${f1(gc.perUnitUs.median)} µs with the JS host)` : "—"} | ${ok(gc ? gc.inWasmUs.median <= TARGETS.chunkWasmUs : null)} |`);
+  L.push(`| a 32 KB request translated to Anthropic < ${TARGETS.largeFloorRatio}× its own JSON floor | ${cc?.ratioToFloor ? `${cc.ratioToFloor.toFixed(1)}× (case c: ${f1(cc.perUnitUs.median)} µs, floor ${f1(cc.floorUs.median)} µs)` : "—"} | ${ok(cc?.ratioToFloor ? cc.ratioToFloor < TARGETS.largeFloorRatio : null)} |`);
+  L.push(`| ai-router (parse, classifier and the shipped rules) ≤ ${TARGETS.routerWasmUs} µs in wasm per 2 KB prompt | ${pc ? `${f1(pc.inWasmUs.median)} µs in wasm (case p, all of ai-router's callbacks)` : "—"} | ${ok(pc ? pc.inWasmUs.median <= TARGETS.routerWasmUs : null)} |`);
+  for (const mode of ["plain", "stream"]) {
+    const cells = gw?.cells.filter((x: any) => x.mode === mode && x.setups.sluice?.gatewayCpuUsPerReq && x.setups.portkey?.gatewayCpuUsPerReq) ?? [];
+    const ratios = cells.map((x: any) => [x.concurrency, x.setups.sluice.gatewayCpuUsPerReq / x.setups.portkey.gatewayCpuUsPerReq]);
+    const worst = ratios.length ? Math.max(...ratios.map((r: number[]) => r[1])) : null;
+    L.push(`| local gateway CPU per request ≤ ${TARGETS.cpuRatio} × Portkey's, every concurrency (${mode}, 2 KB) | ${ratios.length ? ratios.map(([c, r]: number[]) => `c=${c} ${r.toFixed(2)}×`).join(", ") : "—"} | ${ok(worst === null ? null : worst <= TARGETS.cpuRatio)} |`);
+  }
   for (const mode of ["plain", "stream"]) {
     const c = gw?.cells.find((x: any) => x.mode === mode && x.concurrency === 1);
     const s = c?.setups.sluice?.addedP99, p = c?.setups.portkey?.addedP99;
