@@ -228,57 +228,74 @@ function legacyResponseFlags(flags: string[]): bigint {
   return out;
 }
 
+/** What request.* and response.* read: one object per lookup, the field tables below shared. */
+type Exchange = { info: StreamInfo; headers: HeaderList | null; trailers: HeaderList | null };
+
+/**
+ * A message whose fields are computed when read, from a field table built once. (A table of closures
+ * made per lookup cost a function object per field on every get_property, the most frequent host
+ * call; under tsx each one also took a naming call.)
+ */
+function fieldsOf<C>(fields: Record<string, (c: C) => Val | undefined>, c: C): Val {
+  return { t: "map", keys: null, get: (k) => (Object.hasOwn(fields, k) ? fields[k](c) : undefined) };
+}
+
+const requestHeader = (x: Exchange, k: string) => (x.headers ? opt(joined(x.headers, k), str) : undefined);
+const requestPath = (x: Exchange) => (x.headers ? joined(x.headers, ":path") ?? "" : undefined);
+
+const REQUEST_FIELDS: Record<string, (x: Exchange) => Val | undefined> = {
+  headers: (x) => headersMap(x.headers),
+  headers_bytes: (x) => int(byteSize(x.headers)),
+  time: (x) => int(x.info.startTimeNs),
+  size: (x) => {
+    const cl = x.headers ? joined(x.headers, "content-length") : undefined;
+    if (cl === undefined) return int(x.info.bytesReceived);
+    return /^[+-]?\d+$/.test(cl) ? int(BigInt(cl)) : undefined; // invalid content-length: absent
+  },
+  total_size: (x) => int(x.info.bytesReceived + byteSize(x.headers)),
+  duration: (x) => opt(x.info.completeNs, (c) => int(c - x.info.startTimeNs)),
+  protocol: (x) => str(x.info.protocol),
+  path: (x) => requestHeader(x, ":path"),
+  url_path: (x) => opt(requestPath(x), (p) => str(p.split("?")[0])),
+  host: (x) => requestHeader(x, ":authority"),
+  scheme: (x) => requestHeader(x, ":scheme"),
+  method: (x) => requestHeader(x, ":method"),
+  referer: (x) => requestHeader(x, "referer"),
+  id: (x) => requestHeader(x, "x-request-id"),
+  useragent: (x) => requestHeader(x, "user-agent"),
+  query: (x) =>
+    opt(requestPath(x), (p) => {
+      const i = p.indexOf("?");
+      if (i < 0) return str("");
+      const q = p.slice(i + 1);
+      const f = q.indexOf("#");
+      return str(f < 0 ? q : q.slice(0, f));
+    }),
+};
+
+const RESPONSE_FIELDS: Record<string, (x: Exchange) => Val | undefined> = {
+  code: (x) => opt(x.info.responseCode, int),
+  code_details: (x) => opt(x.info.responseCodeDetails, str),
+  flags: (x) => int(legacyResponseFlags(x.info.responseFlags)),
+  grpc_status: (x) => {
+    const s = grpcStatusOf(x.trailers) ?? grpcStatusOf(x.headers) ?? opt(x.info.responseCode, (c) => int(httpToGrpcStatus(c)));
+    return typeof s === "bigint" ? int(s) : s;
+  },
+  headers: (x) => headersMap(x.headers),
+  headers_bytes: (x) => int(byteSize(x.headers)),
+  trailers: (x) => headersMap(x.trailers),
+  size: (x) => int(x.info.bytesSent),
+  total_size: (x) => int(x.info.bytesSent + byteSize(x.headers) + byteSize(x.trailers)),
+  backend_latency: (x) =>
+    x.info.firstUpstreamTxNs !== null && x.info.lastUpstreamRxNs !== null ? int(x.info.lastUpstreamRxNs - x.info.firstUpstreamTxNs) : undefined,
+};
+
 function request(info: StreamInfo, headers: HeaderList | null): Val {
-  const h = (k: string) => (headers ? opt(joined(headers, k), str) : undefined);
-  const path = () => (headers ? joined(headers, ":path") ?? "" : undefined);
-  return wrapper({
-    headers: () => headersMap(headers),
-    headers_bytes: () => int(byteSize(headers)),
-    time: () => int(info.startTimeNs),
-    size: () => {
-      const cl = headers ? joined(headers, "content-length") : undefined;
-      if (cl === undefined) return int(info.bytesReceived);
-      return /^[+-]?\d+$/.test(cl) ? int(BigInt(cl)) : undefined; // invalid content-length: absent
-    },
-    total_size: () => int(info.bytesReceived + byteSize(headers)),
-    duration: () => opt(info.completeNs, (c) => int(c - info.startTimeNs)),
-    protocol: () => str(info.protocol),
-    path: () => h(":path"),
-    url_path: () => opt(path(), (p) => str(p.split("?")[0])),
-    host: () => h(":authority"),
-    scheme: () => h(":scheme"),
-    method: () => h(":method"),
-    referer: () => h("referer"),
-    id: () => h("x-request-id"),
-    useragent: () => h("user-agent"),
-    query: () =>
-      opt(path(), (p) => {
-        const i = p.indexOf("?");
-        if (i < 0) return str("");
-        const q = p.slice(i + 1);
-        const f = q.indexOf("#");
-        return str(f < 0 ? q : q.slice(0, f));
-      }),
-  });
+  return fieldsOf(REQUEST_FIELDS, { info, headers, trailers: null });
 }
 
 function response(info: StreamInfo, headers: HeaderList | null, trailers: HeaderList | null): Val {
-  return wrapper({
-    code: () => opt(info.responseCode, int),
-    code_details: () => opt(info.responseCodeDetails, str),
-    flags: () => int(legacyResponseFlags(info.responseFlags)),
-    grpc_status: () => {
-      const s = grpcStatusOf(trailers) ?? grpcStatusOf(headers) ?? opt(info.responseCode, (c) => int(httpToGrpcStatus(c)));
-      return typeof s === "bigint" ? int(s) : s;
-    },
-    headers: () => headersMap(headers),
-    headers_bytes: () => int(byteSize(headers)),
-    trailers: () => headersMap(trailers),
-    size: () => int(info.bytesSent),
-    total_size: () => int(info.bytesSent + byteSize(headers) + byteSize(trailers)),
-    backend_latency: () =>
-      info.firstUpstreamTxNs !== null && info.lastUpstreamRxNs !== null ? int(info.lastUpstreamRxNs - info.firstUpstreamTxNs) : undefined,
-  });
+  return fieldsOf(RESPONSE_FIELDS, { info, headers, trailers });
 }
 
 function connection(info: StreamInfo): Val {
@@ -391,7 +408,8 @@ function findValue(ctx: Context, plugin: PropertyPlugin, name: string): Val | un
       return opt(info, (i) => uint(i.connectionId));
   }
   // Anything else: the filter-state object a filter set with set_property (CelState, bytes).
-  return opt(stream?.filterState.get(`wasm.${name}`), (v) => ({ t: "bytes", v }));
+  const state = stream?.filterState.get(`wasm.${name}`);
+  return state === undefined ? undefined : { t: "bytes", v: state };
 }
 
 function serialize(v: Val): Buffer | null {
