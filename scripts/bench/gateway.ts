@@ -2,14 +2,16 @@
 //
 //   node --import tsx scripts/bench/gateway.ts [--rounds 5] [--duration 2] [--concurrency 1,16,64]
 //        [--modes plain,stream] [--warmup 1] [--paced-rounds 6] [--paced-concurrency 1,16,64]
-//        [--setups direct,sluice,portkey] [--json bench-results/gateway.json]
+//        [--setups direct,sluice,sluice-full,portkey] [--json bench-results/gateway.json]
 //        [--envoy envoy/envoy.yaml] [--sluice-key sk-sluice-demo] [--watchdog SECONDS]
 //   (npm run bench -- --gateway [options])
 //
-// Three setups in front of ONE mock provider (the OpenAI mock of scripts/mocks, zero delay,
+// Four setups in front of ONE mock provider (the OpenAI mock of scripts/mocks, zero delay,
 // deterministic), each server a child process on 127.0.0.1:
-//   direct   client → mock
-//   sluice   client → local gateway (host/server.ts, envoy/envoy.yaml: key-auth + ai-proxy) → mock
+//   direct       client → mock
+//   sluice       client → local gateway (host/server.ts, envoy/envoy.yaml: key-auth + ai-proxy) → mock
+//   sluice-full  the same with the whole rendered chain (key-auth, ai-router, ai-ratelimit with its
+//                limits raised, ai-proxy): what users run
 //   portkey  client → Portkey's open-source gateway (@portkey-ai/gateway, its own CLI, headers
 //            x-portkey-provider: openai + x-portkey-custom-host: <mock>/v1) → mock
 // The client is autocannon (in this process), at each concurrency, plain and streaming, with the
@@ -48,7 +50,7 @@ const CONCURRENCY = opt("--concurrency", "1,16,64", "concurrent connections, com
 const MODES = opt("--modes", "plain,stream", "plain and/or stream").split(",") as Mode[];
 const PACED_ROUNDS = Number(opt("--paced-rounds", "6", "rounds of the paced (slow provider) streams"));
 const PACED_CONCURRENCY = opt("--paced-concurrency", "1,16,64", "concurrency of the paced streams, comma-separated").split(",").map(Number);
-const SETUPS = opt("--setups", "direct,sluice,portkey", "direct, sluice and/or portkey").split(",") as SetupName[];
+const SETUPS = opt("--setups", "direct,sluice,sluice-full,portkey", "direct, sluice, sluice-full and/or portkey").split(",") as SetupName[];
 const JSON_OUT = opt("--json", "bench-results/gateway.json", "where the results go");
 const ENVOY = opt("--envoy", "envoy/envoy.yaml", "the envoy.yaml the local gateway runs");
 const SLUICE_KEY = opt("--sluice-key", "sk-sluice-demo", "the consumer key sent to Sluice");
@@ -59,7 +61,7 @@ const WATCHDOG_S = Number(opt("--watchdog", String(300 + CONCURRENCY.length * MO
 checkArgs(import.meta.url, "Gateway-added latency: the mock direct, Sluice's local gateway and Portkey's gateway side by side.");
 
 type Mode = "plain" | "stream";
-type SetupName = "direct" | "sluice" | "portkey";
+type SetupName = "direct" | "sluice" | "sluice-full" | "portkey";
 interface Setup {
   name: SetupName;
   label: string;
@@ -487,6 +489,7 @@ async function main(): Promise<void> {
   const mockUrl: string = mock.ready.ready;
   const setups: Setup[] = [];
   let sluiceInfo: { filters: string[]; dropped: string[] } | null = null;
+  let sluiceFullInfo: { filters: string[]; dropped: string[] } | null = null;
   let portkeyVersion = "";
   for (const name of SETUPS) {
     if (name === "direct") setups.push({ name, label: "client → mock", url: mockUrl, headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, child: null });
@@ -494,6 +497,10 @@ async function main(): Promise<void> {
       const g = await forkServer("sluice", ["--upstream", mockUrl, "--key", UPSTREAM_KEY, "--envoy", ENVOY]);
       sluiceInfo = { filters: g.ready.filters, dropped: g.ready.dropped };
       setups.push({ name, label: "client → Sluice local gateway → mock", url: g.ready.ready, headers: { authorization: `Bearer ${SLUICE_KEY}` }, child: g.child });
+    } else if (name === "sluice-full") {
+      const g = await forkServer("sluice", ["--upstream", mockUrl, "--key", UPSTREAM_KEY, "--envoy", ENVOY, "--chain", "full"]);
+      sluiceFullInfo = { filters: g.ready.filters, dropped: g.ready.dropped };
+      setups.push({ name, label: "client → Sluice local gateway, whole chain → mock", url: g.ready.ready, headers: { authorization: `Bearer ${SLUICE_KEY}` }, child: g.child });
     } else if (name === "portkey") {
       const p = await startPortkey();
       portkeyVersion = p.version;
@@ -550,6 +557,7 @@ async function main(): Promise<void> {
     tools: { autocannon: autocannonVersion, portkey: portkeyVersion, node: process.version },
     setups: setups.map((s) => ({ name: s.name, label: s.label, headers: Object.keys(s.headers), answer: pre[s.name] })),
     sluice: sluiceInfo,
+    sluiceFull: sluiceFullInfo,
     cells,
     paced: pacedResults,
     memory,

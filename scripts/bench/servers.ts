@@ -4,8 +4,11 @@
 //       the OpenAI mock provider (scripts/mocks), zero delay, deterministic; the parent switches it
 //       between "fast" (default chunking, no delay) and "paced" (64 chunks, 20 ms apart) over IPC.
 //   node --import tsx scripts/bench/servers.ts sluice --upstream URL --key KEY [--envoy envoy/envoy.yaml]
-//       the local gateway (host/server.ts through cli/start.ts) from the rendered envoy.yaml,
-//       chain key-auth + ai-proxy, every provider cluster pointed at the mock.
+//        [--chain minimal|full]
+//       the local gateway (host/server.ts through cli/start.ts) from the rendered envoy.yaml, every
+//       provider cluster pointed at the mock. minimal: key-auth + ai-proxy. full: every filter the
+//       rendered chain has (the shipped one: key-auth, ai-router, ai-ratelimit, ai-proxy), with
+//       ai-ratelimit's limits raised out of reach (a refusal is not the path measured).
 //
 // Started with fork() by the parent: each sends { ready: url } over IPC once it listens; it answers { stats: true } with its RSS and (Sluice) each VM's
 // linear-memory pages. A child exits by itself when the IPC channel closes (the parent is gone) or
@@ -43,12 +46,22 @@ async function mock(): Promise<void> {
 async function sluice(): Promise<void> {
   const upstream = opt("upstream");
   const cfg = loadEnvoyConfig(opt("envoy", "envoy/envoy.yaml"));
-  // The chain the issue measures: key-auth + ai-proxy as rendered (ai-router / ai-ratelimit, when
-  // gateway.yaml enables them, are left out, so the figure is the proxy's, not a classifier's).
-  const keep = ["key-auth.wasm", "ai-proxy.wasm"];
-  const dropped = cfg.filters.filter((f) => !keep.includes(basename(f.wasmFile))).map((f) => f.name);
-  cfg.filters = cfg.filters.filter((f) => keep.includes(basename(f.wasmFile)));
-  if (cfg.filters.length !== 2) throw new Error(`envoy.yaml: expected key-auth and ai-proxy, found ${cfg.filters.map((f) => f.name).join(", ")}`);
+  const all = cfg.filters.map((f) => f.name);
+  if (opt("chain", "minimal") === "full") {
+    for (const f of cfg.filters) {
+      if (basename(f.wasmFile) !== "ai-ratelimit.wasm") continue;
+      const c = JSON.parse(f.configuration);
+      for (const r of c.rules ?? []) r.limit = 1e15;
+      f.configuration = JSON.stringify(c);
+    }
+  } else {
+    // The proxy alone: key-auth + ai-proxy as rendered (ai-router / ai-ratelimit, when gateway.yaml
+    // enables them, are left out, so the figure is the proxy's, not a classifier's).
+    const keep = ["key-auth.wasm", "ai-proxy.wasm"];
+    cfg.filters = cfg.filters.filter((f) => keep.includes(basename(f.wasmFile)));
+    if (cfg.filters.length !== 2) throw new Error(`envoy.yaml: expected key-auth and ai-proxy, found ${cfg.filters.map((f) => f.name).join(", ")}`);
+  }
+  const dropped = all.filter((n) => !cfg.filters.some((f) => f.name === n));
   for (const c of Object.values(cfg.clusters)) c.url = upstream;
   cfg.admin = null; // not on the request path
   // Every provider key variable gets the mock's key (the VM reads it as in Envoy).
