@@ -13,7 +13,7 @@
 import {
   JsonKind, JsonValue, MAX_DEPTH, INDEX_KEYS_FROM, jsonDefaultMaxValues, scanString, scanNumber,
   lastScanFlags, lastScanError, lastScanErrorAt, lastNumberErrorAt, SCAN_ESCAPED, SCAN_HIGH,
-  SCAN_BAD_UTF8, unescapeRange, decodeKnown, numberAt,
+  SCAN_BAD_UTF8, unescapeRange, decodeKnown, numberAt, skipWs,
 } from "./json";
 import { bytesAre } from "./ascii";
 
@@ -321,15 +321,6 @@ export class JsonTape {
 
 // The key entries of the objects being read (one parse runs at a time in a VM).
 const keyStack = new Array<i32>();
-
-@inline function skipWs(p: usize, end: usize): usize {
-  while (p < end) {
-    const c = load<u8>(p);
-    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
-    p++;
-  }
-  return p;
-}
 
 /**
  * Parses a whole buffer into a tape; `ok` false and `error` say when it is not JSON. maxValues

@@ -974,7 +974,8 @@ export function scanNumber(p: usize, end: usize): usize {
   return p;
 }
 
-@inline function skipWs(p: usize, end: usize): usize {
+/** The first byte at or after p that is not JSON whitespace (end when none). */
+@inline export function skipWs(p: usize, end: usize): usize {
   while (p < end) {
     const c = load<u8>(p);
     if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;

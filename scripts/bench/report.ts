@@ -116,25 +116,26 @@ export function targetsTable(fl: any, gw: any, mem: any, memFixed: any = null): 
   const L = ["| target | measured | |", "|---|---|---|"];
   const ok = (b: boolean | null) => (b === null ? "not measured" : b ? "**met**" : "**missed**");
   const byId = (id: string) => fl?.cases.find((c: any) => c.id === id);
+  // The gateway targets are read on the whole chain when the run measured it (what users run), else
+  // on key-auth + ai-proxy.
+  const who = gw?.cells.some((x: any) => x.setups["sluice-full"]) ? "sluice-full" : "sluice";
+  const chain = who === "sluice-full" ? "whole chain" : "key-auth + ai-proxy";
   const fc = byId("f"), gc = byId("g"), cc = byId("c"), pc = byId("p");
   L.push(`| a 2 KB request translated to Anthropic through key-auth + ai-proxy ≤ ${TARGETS.requestWasmUs} µs in wasm | ${fc ? `${f1(fc.inWasmUs.median)} µs in wasm (case f; ${f1(fc.perUnitUs.median)} µs with the JS host)` : "—"} | ${ok(fc ? fc.inWasmUs.median <= TARGETS.requestWasmUs : null)} |`);
   L.push(`| a streamed chunk (Anthropic → OpenAI, key-auth + ai-proxy) ≤ ${TARGETS.chunkWasmUs} µs in wasm | ${gc ? `${f1(gc.inWasmUs.median)} µs in wasm (case g; ${f1(gc.perUnitUs.median)} µs with the JS host)` : "—"} | ${ok(gc ? gc.inWasmUs.median <= TARGETS.chunkWasmUs : null)} |`);
   L.push(`| a 32 KB request translated to Anthropic < ${TARGETS.largeFloorRatio}× its own JSON floor | ${cc?.ratioToFloor ? `${cc.ratioToFloor.toFixed(1)}× (case c: ${f1(cc.perUnitUs.median)} µs, floor ${f1(cc.floorUs.median)} µs)` : "—"} | ${ok(cc?.ratioToFloor ? cc.ratioToFloor < TARGETS.largeFloorRatio : null)} |`);
   L.push(`| ai-router (parse, classifier and the shipped rules) ≤ ${TARGETS.routerWasmUs} µs in wasm per 2 KB prompt | ${pc ? `${f1(pc.inWasmUs.median)} µs in wasm (case p, all of ai-router's callbacks)` : "—"} | ${ok(pc ? pc.inWasmUs.median <= TARGETS.routerWasmUs : null)} |`);
   for (const mode of ["plain", "stream"]) {
-    // The whole chain when the run measured it (what users run), else key-auth + ai-proxy.
-    const who = gw?.cells.some((x: any) => x.setups["sluice-full"]) ? "sluice-full" : "sluice";
     const cells = gw?.cells.filter((x: any) => x.mode === mode && x.setups[who]?.gatewayCpuUsPerReq && x.setups.portkey?.gatewayCpuUsPerReq) ?? [];
     const ratios = cells.map((x: any) => [x.concurrency, x.setups[who].gatewayCpuUsPerReq / x.setups.portkey.gatewayCpuUsPerReq]);
     const worst = ratios.length ? Math.max(...ratios.map((r: number[]) => r[1])) : null;
-    L.push(`| local gateway CPU per request ≤ ${TARGETS.cpuRatio} × Portkey's, every concurrency (${mode}, 2 KB, ${who === "sluice-full" ? "whole chain" : "key-auth + ai-proxy"}) | ${ratios.length ? ratios.map(([c, r]: number[]) => `c=${c} ${r.toFixed(2)}×`).join(", ") : "—"} | ${ok(worst === null ? null : worst <= TARGETS.cpuRatio)} |`);
+    L.push(`| local gateway CPU per request ≤ ${TARGETS.cpuRatio} × Portkey's, every concurrency (${mode}, 2 KB, ${chain}) | ${ratios.length ? ratios.map(([c, r]: number[]) => `c=${c} ${r.toFixed(2)}×`).join(", ") : "—"} | ${ok(worst === null ? null : worst <= TARGETS.cpuRatio)} |`);
   }
   {
-    // Issue 24: no cell where Sluice (whole chain when measured) adds more than Portkey, p50 or p99.
-    const who = gw?.cells.some((x: any) => x.setups["sluice-full"]) ? "sluice-full" : "sluice";
+    // Issue 24: no cell where Sluice adds more than Portkey, p50 or p99.
     const cells = gw?.cells.filter((x: any) => x.setups[who] && x.setups.portkey) ?? [];
     const worse = cells.filter((x: any) => x.setups[who].addedP50 > x.setups.portkey.addedP50 || x.setups[who].addedP99 > x.setups.portkey.addedP99);
-    L.push(`| no cell where Sluice's added p50 or p99 exceeds Portkey's (${who === "sluice-full" ? "whole chain" : "key-auth + ai-proxy"}) | ${cells.length ? (worse.length ? worse.map((x: any) => `${x.mode} c=${x.concurrency}: Sluice ${plus(x.setups[who].addedP50, 3)} / ${plus(x.setups[who].addedP99, 3)} ms, Portkey ${plus(x.setups.portkey.addedP50, 3)} / ${plus(x.setups.portkey.addedP99, 3)} ms`).join("; ") : `lower in all ${cells.length} cells`) : "—"} | ${ok(cells.length ? worse.length === 0 : null)} |`);
+    L.push(`| no cell where Sluice's added p50 or p99 exceeds Portkey's (${chain}) | ${cells.length ? (worse.length ? worse.map((x: any) => `${x.mode} c=${x.concurrency}: Sluice ${plus(x.setups[who].addedP50, 3)} / ${plus(x.setups[who].addedP99, 3)} ms, Portkey ${plus(x.setups.portkey.addedP50, 3)} / ${plus(x.setups.portkey.addedP99, 3)} ms`).join("; ") : `lower in all ${cells.length} cells`) : "—"} | ${ok(cells.length ? worse.length === 0 : null)} |`);
   }
   for (const mode of ["plain", "stream"]) {
     const c = gw?.cells.find((x: any) => x.mode === mode && x.concurrency === 1);
