@@ -42,6 +42,26 @@ describe("SDK patches", () => {
     expect(h.getLogs("critical")).toEqual([]);
   });
 
+  it("interleaved streams each get their own context (the last-context shortcut follows the id)", async () => {
+    const h = await start();
+    const req = (tag: string) => ({ ":method": "GET", ":path": "/", ":authority": "x", "x-tag": tag });
+    const tagOf = (s: ReturnType<typeof h.newStream>) => (s.downstream.headers ?? []).find(([k]) => k === "x-tag")?.[1];
+    const a = h.newStream(), b = h.newStream();
+    a.callOnRequestHeaders(req("a"), true);
+    b.callOnRequestHeaders(req("b"), true);
+    a.callOnResponseHeaders({ ":status": "200" }, true);
+    b.callOnResponseHeaders({ ":status": "200" }, true);
+    expect([tagOf(a), tagOf(b)]).toEqual(["a", "b"]);
+    // The stream answered last is deleted; a new one must not be handed its context.
+    b.completeHttpContext();
+    const c = h.newStream();
+    c.callOnRequestHeaders(req("c"), true);
+    c.callOnResponseHeaders({ ":status": "200" }, true);
+    a.completeHttpContext();
+    expect(tagOf(c)).toBe("c");
+    expect(h.getLogs("critical")).toEqual([]);
+  });
+
   it("an abort traps (and so fails the VM as in Envoy) instead of carrying on", async () => {
     const h = await start();
     const s = h.newStream();

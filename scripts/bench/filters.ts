@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { Host, type Stream } from "../../host/index.js";
 import type { Instrument } from "../../host/host.js";
 import { anthropicAnswer, anthropicStream, openaiAnswer, openaiRequest2k, openaiRequest256k, openaiRequest32k, sseDataOf } from "./fixtures.js";
-import { ROOT, checkArgs, opt } from "./cli.js";
+import { ROOT, checkArgs, flag, opt } from "./cli.js";
 import { randomUUID } from "node:crypto";
 import { sealSession } from "../mocks/mcp-session.js";
 
@@ -39,6 +39,7 @@ const WASM_DIR = opt("--wasm-dir", "build", "where the .wasm files are");
 const JSON_OUT = opt("--json", "bench-results/filters.json", "where the results go");
 const PROFILE_RUN = Number(opt("--profile-run", "0", "seconds of one case under the profiler (0: the normal benchmark; set by run.mjs --profile)")); // seconds; 0 = normal benchmark
 const AB = opt("--ab", "", "several build directories, comma-separated: the same cases on each, rounds interleaved").split(",").filter(Boolean); // A/B: several wasm dirs, rounds interleaved
+const AB_WASM = flag("--ab-wasm", "with --ab: time inside the modules (instrumented hosts, clock cost removed) instead of the total");
 const PROFILE_WINDOW = opt("--profile-window", "bench-results/profile-window.json", "where --profile-run writes the measured window");
 checkArgs(import.meta.url, "Filter cost in-process: the compiled filters through the host, case by case.");
 
@@ -842,14 +843,16 @@ async function profileRun(seconds: number): Promise<void> {
 }
 
 /** --ab dirA,dirB,...: the same cases against several builds, rounds interleaved (A B C A B C ...),
- * so that load from other processes hits every build alike. Plain hosts only. */
+ * so that load from other processes hits every build alike. Plain hosts, or with --ab-wasm
+ * instrumented ones and the time in wasm (what issue 24's targets are set on). */
 async function abRun(): Promise<void> {
   const cases = ONLY.length ? CASES.filter((c) => ONLY.includes(c.id)) : CASES;
-  const rows = [`| case | unit | ${AB.map((d) => `${d} µs (cpu µs)`).join(" | ")} |`, `|---|---|${AB.map(() => "--:").join("|")}|`];
+  const clockNs = AB_WASM ? clockIntervalNs() : 0;
+  const rows = [`| case | unit | ${AB.map((d) => `${d} ${AB_WASM ? "µs in wasm" : "µs"} (cpu µs)`).join(" | ")} |`, `|---|---|${AB.map(() => "--:").join("|")}|`];
   for (const c of cases) {
     const hosts: Host[] = [];
     for (const d of AB) {
-      const h = await makeHost(c, false, d);
+      const h = await makeHost(c, AB_WASM, d);
       c.check(h);
       hosts.push(h);
     }
@@ -866,7 +869,7 @@ async function abRun(): Promise<void> {
         const x = (j + r) % hosts.length; // rotate the order too
         let sum = 0;
         const c0 = process.cpuUsage();
-        for (let i = 0; i < N; i++) (c.run(hosts[x], t), (sum += t.unitNs));
+        for (let i = 0; i < N; i++) (c.run(hosts[x], t), (sum += AB_WASM ? Math.max(0, Number(t.wasmNs) - t.intervals * clockNs) : t.unitNs));
         const cu = process.cpuUsage(c0);
         wall[x].push(sum / (N * c.perIter) / 1e3);
         cpu[x].push((cu.user + cu.system) / (N * c.perIter));
@@ -877,7 +880,7 @@ async function abRun(): Promise<void> {
     rows.push(`| (${c.id}) ${c.title} | ${c.unit} | ${AB.map((_, j) => `${f1(median(wall[j]))}${j ? ` (${((100 * (median(wall[j]) - base)) / base).toFixed(0)}%)` : ""} (${c.unit === "chunk" ? "—" : f1(median(cpu[j]))})`).join(" | ")} |`);
     process.stderr.write(`  (${c.id}) done\n`);
   }
-  console.log(`A/B: ${ROUNDS} rounds of ~${ROUND_MS} ms per build, interleaved; median µs per unit (% vs the first), process CPU µs per unit in parentheses\n`);
+  console.log(`A/B: ${ROUNDS} rounds of ~${ROUND_MS} ms per build, interleaved; median µs per unit${AB_WASM ? " inside the modules (instrumented hosts)" : ""} (% vs the first), process CPU µs per unit in parentheses\n`);
   console.log(rows.join("\n"));
 }
 

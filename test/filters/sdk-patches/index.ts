@@ -5,7 +5,9 @@
 //  - log went to a FastEdge WASI shim (a compile error without it) instead of proxy_log;
 //  - proxy_on_done/proxy_on_delete for the root context trapped (Map.get of a missing key);
 //  - abort logged and carried on instead of trapping;
-//  - onConfigure logged the whole plugin configuration (credentials) at debug level.
+//  - onConfigure logged the whole plugin configuration (credentials) at debug level;
+//  - (a speed-up, not a fix) getContext answers the last context without hashing: each stream must
+//    still get its own context however the host interleaves them.
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, Counter, Gauge, Histogram, log, LogLevelValues,
@@ -34,11 +36,19 @@ class Root extends RootContext {
 }
 
 class Stream extends Context {
+  tag: string = "";
+
   onRequestHeaders(n: u32, eos: bool): FilterHeadersStatusValues {
+    this.tag = stream_context.headers.request.get("x-tag");
     if (stream_context.headers.request.get(":path") == "/abort") {
       throw new Error("deliberate abort");
       stream_context.headers.request.add("x-after-abort", "reached");
     }
+    return FilterHeadersStatusValues.Continue;
+  }
+
+  onResponseHeaders(n: u32, eos: bool): FilterHeadersStatusValues {
+    stream_context.headers.response.add("x-tag", this.tag);
     return FilterHeadersStatusValues.Continue;
   }
 }
