@@ -18,7 +18,7 @@
 //    + a task prior (reasoning 0.15, code and math 0.10, others 0), clipped to [0, 1].
 import { foldString } from "../../lib/regex";
 import { Text } from "./text";
-import { CONSTRAINT, CX, Cue, getLexicon, stemKey, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, TASKS } from "./lexicon";
+import { CONSTRAINT, CX, getLexicon, Lexicon, stemKey, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, TASKS } from "./lexicon";
 import { equalAt, isWordStart, startsAt, wordEnd } from "./words";
 import { isDigit, scanStructure, startsListItem } from "./structure";
 
@@ -88,14 +88,14 @@ export function classify(text: Text): Classification {
   const longText = total > SHORT_CHARS;
   // Instruction zones of a long text: its first paragraph (at most HEAD_ZONE characters) and a
   // short last paragraph or line ("<document>\n\nTranslate the above into French").
-  let headEnd = window.indexOf("\n\n");
+  let headEnd = firstBlankLine(window, HEAD_ZONE);
   if (headEnd < 0 || headEnd > HEAD_ZONE) headEnd = HEAD_ZONE;
   let tailZone = wn;
-  const lastPara = window.lastIndexOf("\n\n");
+  const lastPara = lastBlankLine(window);
   if (lastPara > headEnd && wn - lastPara <= TAIL_ZONE) tailZone = lastPara;
   else {
     // A short last line, unless it is the last item of a list.
-    const lastLine = window.lastIndexOf("\n");
+    const lastLine = lastLineBreak(window);
     if (lastLine > headEnd && wn - lastLine <= TAIL_ZONE && !startsListItem(window, lastLine + 1)) tailZone = lastLine;
   }
 
@@ -116,7 +116,7 @@ export function classify(text: Text): Classification {
 
   let wordMath = 0;
   // Cue hits: each distinct cue once, with the largest factor of its occurrences.
-  const hit = hitsFor(lx.cues.length);
+  const hit = hitsFor(lx.count);
   const scores = new StaticArray<f64>(9);
   for (let w = 0; w < nw; w++) {
     const at = words.at(w);
@@ -130,24 +130,24 @@ export function classify(text: Text): Classification {
     if (zone && sentenceStart(window, words, w)) factor = LEAD_FACTOR;
     const e = lx.find(window, at, len);
     if (e >= 0) {
-      const ids = unchecked(lx.starts[e]);
-      for (let k = 0; k < ids.length; k++) {
-        const id = unchecked(ids[k]);
-        if (phraseAt(unchecked(lx.cues[id]), words, w)) noteHit(hit, id, factor);
+      const to = unchecked(lx.entryFrom[e + 1]);
+      for (let k = unchecked(lx.entryFrom[e]); k < to; k++) {
+        const id = unchecked(lx.entryCues[k]);
+        if (phraseAt(lx, id, words, w)) noteHit(hit, id, factor);
       }
     }
     if (len >= 3) {
-      const key = stemKey(window, at);
-      if (lx.prefixes.has(key)) {
-        const ids = lx.prefixes.get(key);
-        for (let k = 0; k < ids.length; k++) {
-          const id = ids[k];
-          if (startsAt(window, at, len, lx.cues[id].words[0])) noteHit(hit, id, factor);
+      const slot = lx.stem(stemKey(window, at));
+      if (slot >= 0) {
+        const to = unchecked(lx.stemTo[slot]);
+        for (let k = unchecked(lx.stemFrom[slot]); k < to; k++) {
+          const id = unchecked(lx.stemCues[k]);
+          if (lx.wordStarts(window, at, len, unchecked(lx.cueWord[id]))) noteHit(hit, id, factor);
         }
       }
     }
     // A language named after into / to / in, or before "translation".
-    if (e >= 0 && unchecked(lx.language[e])) {
+    if (e >= 0 && unchecked(lx.entryLanguage[e])) {
       let s: f64 = 0.5;
       if (w > 0) {
         if (words.is(w - 1, "into") || words.is(w - 1, "to")) s = 3.5;
@@ -172,10 +172,12 @@ export function classify(text: Text): Classification {
   const ids = hit.ids;
   const material = new StaticArray<f64>(9);
   for (let k = 0; k < ids.length; k++) {
-    const cue = lx.cues[ids[k]];
-    const f = hit.factor[ids[k]];
-    if (f < 1.0) unchecked((material[cue.group] += cue.weight * f));
-    else unchecked((scores[cue.group] += cue.weight * (cue.group < TASK_CHAT ? f : 1.0)));
+    const id = ids[k];
+    const group = lx.cueGroup[id];
+    const weight = lx.cueWeight[id];
+    const f = hit.factor[id];
+    if (f < 1.0) unchecked((material[group] += weight * f));
+    else unchecked((scores[group] += weight * (group < TASK_CHAT ? f : 1.0)));
   }
   for (let g = 0; g < 9; g++) scores[g] += min(material[g], MATERIAL_CAP);
   hit.clear();
@@ -228,6 +230,31 @@ export function classify(text: Text): Classification {
   return out;
 }
 
+// Line searches over the window's units (String#indexOf compares a whole string at every position).
+@inline function unitAt(s: string, i: i32): u32 {
+  return <u32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
+}
+
+/** Offset of the first "\n\n" if it starts before limit, else -1. */
+function firstBlankLine(s: string, limit: i32): i32 {
+  const n = s.length - 1;
+  const stop = limit < n ? limit : n;
+  for (let i = 0; i < stop; i++) if (unitAt(s, i) == 0x0a && unitAt(s, i + 1) == 0x0a) return i;
+  return -1;
+}
+
+/** Offset of the last "\n\n", or -1 (as lastIndexOf). */
+function lastBlankLine(s: string): i32 {
+  for (let i = s.length - 2; i >= 0; i--) if (unitAt(s, i + 1) == 0x0a && unitAt(s, i) == 0x0a) return i;
+  return -1;
+}
+
+/** Offset of the last "\n", or -1 (as lastIndexOf). */
+function lastLineBreak(s: string): i32 {
+  for (let i = s.length - 1; i >= 0; i--) if (unitAt(s, i) == 0x0a) return i;
+  return -1;
+}
+
 /** The cues seen, each with the largest factor of its occurrences. Reused: cleared after each text. */
 class Hits {
   factor: StaticArray<f64>;
@@ -256,14 +283,18 @@ function noteHit(hit: Hits, id: i32, factor: f64): void {
   if (f < factor) hit.factor[id] = factor;
 }
 
-function phraseAt(cue: Cue, words: Words, w: i32): bool {
-  const cw = cue.words;
-  const n = cw.length;
+/** Whether cue id's words follow from word w on (its first word is w's, found by the caller). */
+function phraseAt(lx: Lexicon, id: i32, words: Words, w: i32): bool {
+  const first = unchecked(lx.cueWord[id]);
+  const n = unchecked(lx.cueWords[id]);
   if (w + n > words.count) return false;
+  const text = words.text;
   for (let k = 1; k < n; k++) {
-    if (k == n - 1 && cue.prefixLast) {
-      if (!words.starts(w + k, unchecked(cw[k]))) return false;
-    } else if (!words.is(w + k, unchecked(cw[k]))) return false;
+    const at = words.at(w + k);
+    const len = words.len(w + k);
+    if (k == n - 1 && unchecked(lx.cuePrefixLast[id])) {
+      if (!lx.wordStarts(text, at, len, first + k)) return false;
+    } else if (!lx.wordIs(text, at, len, first + k)) return false;
   }
   return true;
 }

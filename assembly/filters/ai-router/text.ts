@@ -47,8 +47,25 @@ export class Text {
     const out = changetype<string>(__new(<usize>(end - start) << 1, idof<string>()));
     const dst = changetype<usize>(out);
     const src = new TextUnits(this);
-    if (fold) for (let i = start; i < end; i++) store<u16>(dst + (<usize>(i - start) << 1), <u16>foldCase(src.unit(i)));
-    else for (let i = start; i < end; i++) store<u16>(dst + (<usize>(i - start) << 1), <u16>src.unit(i));
+    // A run of units at a time: the reader's window (a plain part's bytes, a decoded window, the
+    // separator) is copied in one loop, not unit by unit through unit().
+    let i = start;
+    while (i < end) {
+      src.unit(i); // moves the window to the run holding i
+      const stop = end < src.hi ? end : src.hi;
+      const from = src.ptr + <usize>(i - src.lo);
+      const to = dst + (<usize>(i - start) << 1);
+      const n = <usize>(stop - i);
+      if (src.wide) {
+        if (fold) for (let k: usize = 0; k < n; k++) store<u16>(to + (k << 1), <u16>foldCase(<i32>load<u16>(from + (k << 1))));
+        else memory.copy(to, from, n << 1);
+      } else if (fold) {
+        for (let k: usize = 0; k < n; k++) store<u16>(to + (k << 1), <u16>foldCase(<i32>load<u8>(from + k)));
+      } else {
+        for (let k: usize = 0; k < n; k++) store<u16>(to + (k << 1), <u16>load<u8>(from + k));
+      }
+      i = stop;
+    }
     return out;
   }
 }
