@@ -33,8 +33,11 @@ describe("built filters", () => {
       // of which 97 KB are data (AssemblyScript keeps string literals, mostly the clients' error
       // messages, as UTF-16). Envoy compiles a module once per worker. Amazon Bedrock (its
       // translation, SigV4 and the AWS event stream reader: 11 KB) and Entra ID tokens took ai-proxy
-      // to 261 KB, which V8 compiles in 1 to 2 ms: 288 KB is the bound now.
-      expect(bytes.length).toBeLessThan(288 * 1024);
+      // to 261 KB, which V8 compiles in 1 to 2 ms. Building at shrink level 0 (docs/architecture.md,
+      // "How the modules are built") took it from 277 to 353 KB for 18-28 % less time per request
+      // in wasm; V8 (Node 20) compiles it in 1.5 ms instead of 1.3 (lazily, as by default; eagerly
+      // with Liftoff 6.2 instead of 5.9; TurboFan alone 109 instead of 90). 384 KB is the bound now.
+      expect(bytes.length).toBeLessThan(384 * 1024);
     });
   }
 });

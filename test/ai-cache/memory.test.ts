@@ -2,7 +2,7 @@
 // max_entries slots of at most max_entry_bytes (plus a fixed header) and the VM's memory flat;
 // hostile request bodies never trap and are sent on.
 import { describe, it, expect } from "vitest";
-import { cacheChain, ask, reply, got, isHit, openaiAnswer } from "./helpers.js";
+import { cacheChain, ask, reply, got, isHit, openaiAnswer, openaiStream } from "./helpers.js";
 
 const CHAT = "/v1/chat/completions";
 
@@ -28,6 +28,28 @@ describe("ai-cache: bounds", () => {
     expect(h.getMetric("sluice.cache_evictions")?.value).toBeGreaterThan(1800n);
     // The most recent answers are still there.
     expect(isHit(await ask(h, CHAT, { model: "gpt-4o", messages: [{ role: "user", content: "question 1999" }] }))).toBe(true);
+  });
+
+  it("captures a streamed answer of 4,000 pieces with ai-proxy's memory flat (the pieces joined in one pass)", async () => {
+    // Array<string>#join is a loop of string concatenations when the modules are built with a
+    // shrinkLevel above 0: 4,000 pieces made ~50 MB of garbage inside one callback, and linear
+    // memory, which never shrinks, grew to hold it.
+    const h = await cacheChain();
+    const pieces = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i % 10} `);
+    const stream = async (n: number, tag: string) => {
+      const s = await ask(h, CHAT, { model: "gpt-4o", stream: true, messages: [{ role: "user", content: `tell me ${tag}` }] });
+      reply(s, "text/event-stream", openaiStream(pieces(n, tag)));
+    };
+    await stream(4000, "x");
+    const pages = h.memoryPages("ai-proxy");
+    await stream(8000, "y");
+    // Measured: 24 pages after either stream; built with shrinkLevel 2, 768 and then 3,072 (192 MiB).
+    expect(h.memoryPages("ai-proxy")).toBe(pages);
+    expect(pages).toBeLessThanOrEqual(32);
+    // The answer was captured whole: asked again, it comes from the cache.
+    const again = await ask(h, CHAT, { model: "gpt-4o", messages: [{ role: "user", content: "tell me y" }] });
+    expect(isHit(again)).toBe(true);
+    expect(JSON.parse(got(again).body).choices[0].message.content).toBe(pieces(8000, "y").join(""));
   });
 
   it("evicts the least recently used answer of a set first", async () => {
