@@ -42,6 +42,27 @@ describe("built filters", () => {
   }
 });
 
+// The stream callbacks each module exports: those it has work in (assembly/lib/abi-exports.ts).
+// Envoy skips a callback a module does not export (proxy-wasm-cpp-host ContextBase::onResponseBody
+// and the like), so a streamed answer's chunks cross into ai-proxy alone of these five.
+const STREAM_CALLBACKS: Record<string, string[]> = {
+  "key-auth": ["proxy_on_request_headers"],
+  identity: ["proxy_on_request_headers"],
+  "ai-router": ["proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_response_headers"],
+  "ai-ratelimit": ["proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_response_headers"],
+  "ai-proxy": ["proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers", "proxy_on_response_body"],
+};
+
+describe("stream callbacks exported", () => {
+  for (const [f, expected] of Object.entries(STREAM_CALLBACKS)) {
+    it(`${f}.wasm exports only the stream callbacks it has work in, and every stream's end`, () => {
+      const names = WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(`build/${f}.wasm`))).map((e) => e.name);
+      expect(names.filter((n) => /^proxy_on_(request|response)_/.test(n)).sort()).toEqual([...expected].sort());
+      for (const n of ["proxy_on_context_create", "proxy_on_log", "proxy_on_done", "proxy_on_delete", "malloc"]) expect(names).toContain(n);
+    });
+  }
+});
+
 describe("the build refuses a module Envoy would not load", () => {
   it("fails with a message naming the foreign import", () => {
     const out = mkdtempSync(join(tmpdir(), "sluice-bad-"));

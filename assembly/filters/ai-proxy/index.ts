@@ -7,7 +7,8 @@
 // Envoy >= 1.35 with `allow_on_headers_stop_iteration: true` on this plugin: the request headers
 // are held (StopIteration) while the body arrives, because the body decides the upstream path,
 // authority and cluster. Without the knob Envoy would withhold the body from this filter.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+export * from "../../lib/abi-exports";
+export { proxy_on_request_body, proxy_on_response_headers, proxy_on_response_body } from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
 import { registerRootContext } from "../../lib/sdk";
 import { AiProxyRoot } from "./root";
 

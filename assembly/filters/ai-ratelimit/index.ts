@@ -10,7 +10,8 @@
 //
 // Envoy >= 1.35 with `allow_on_headers_stop_iteration: true` on this plugin: the request headers
 // are held while the body arrives (the body has the model and max_tokens), like ai-proxy.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+export * from "../../lib/abi-exports";
+export { proxy_on_request_body, proxy_on_request_trailers, proxy_on_response_headers } from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues, FilterTrailersStatusValues,
   REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, getHeaderPairs, replaceHeader, getBuffer, sendLocalResponse,

@@ -23,7 +23,8 @@
 // headers are held anyway); the callback resumes the rules and continues the request. Unknown
 // (an embedding that failed, a body that could not be read) makes the rule that depends on it not
 // match: the rule is skipped, never the request.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+export * from "../../lib/abi-exports";
+export { proxy_on_request_body, proxy_on_request_trailers, proxy_on_response_headers } from "@gcoredev/proxy-wasm-sdk-as/assembly/exports";
 import {
   RootContext, Context, BaseContext, registerRootContext, FilterHeadersStatusValues, FilterDataStatusValues,
   FilterTrailersStatusValues, REQUEST_HEADERS, RESPONSE_HEADERS, REQUEST_BODY, HeaderPairs, getHeaderPairs,

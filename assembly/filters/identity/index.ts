@@ -5,7 +5,7 @@
 //
 // It reads values straight from Envoy's properties (one proxy_get_property per source, at the exact
 // path): nothing is parsed as JSON.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+export * from "../../lib/abi-exports";
 import {
   RootContext, Context, registerRootContext, FilterHeadersStatusValues,
   REQUEST_HEADERS, getHeaderPairs, HeaderPairs, getProperty, getFilterState, setFilterState, pluginConfiguration,

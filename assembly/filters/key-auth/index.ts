@@ -1,6 +1,6 @@
 // key-auth: identifies the consumer from an API key, rejects with 401, strips the credential.
 // Filter 1 of the chain (docs/architecture.md). Configuration: docs/filters/key-auth.md.
-export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
+export * from "../../lib/abi-exports";
 import {
   sendLocalResponse,
   RootContext, Context, registerRootContext, FilterHeadersStatusValues,
