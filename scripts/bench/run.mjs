@@ -27,7 +27,7 @@
 // Filter options (part 1):
 //   npm run bench -- --only b,f        some cases (a b c d e f g)
 //   npm run bench -- --rounds 30 --warmup 2000 --round-ms 25
-//   npm run bench -- --ab build,/tmp/other-build   the same cases on several builds, rounds
+//   npm run bench -- --ab build,/tmp/other-build [--ab-wasm]   the same cases on several builds, rounds
 //                                      interleaved (A/B a change under the same load)
 //   npm run bench -- --no-build        use build/ as it is (any part)
 //   npm run bench -- --profile [--case b] [--seconds 5]
@@ -63,6 +63,7 @@ any part:
 
 --filters:  --only <a,b,..> (cases a-g)  --rounds <n> (30)  --warmup <n> (2000)  --round-ms <ms> (25)
             --ab <dir,dir,..> (the same cases on several builds, rounds interleaved)  --wasm-dir <dir> (build)
+            --ab-wasm (with --ab: the time inside the modules, as the targets are set, not the total)
             --profile [--case <c> (b)] [--seconds <s> (5)]: one case under node --cpu-prof on a named
             build, writes bench-results/filters-<case>.cpuprofile and prints the hottest functions
 --gateway:  --rounds <n> (5)  --duration <s> (2)  --warmup <s> (1)  --concurrency <n,n,..> (1,16,64)
@@ -73,7 +74,7 @@ any part:
 --long-stream: --host <dir> (another checkout's host/, for an A/B)
   -h, --help          this text`;
 const FLAGS = {
-  ...Object.fromEntries(["filters", "gateway", "memory", "soak", "long-stream", "report", "no-build", "profile", "no-gc-each", "help"].map((f) => [f, { type: "boolean" }])),
+  ...Object.fromEntries(["filters", "gateway", "memory", "soak", "long-stream", "report", "no-build", "profile", "no-gc-each", "ab-wasm", "help"].map((f) => [f, { type: "boolean" }])),
   ...Object.fromEntries(
     ["json", "only", "rounds", "warmup", "round-ms", "ab", "wasm-dir", "case", "seconds", "duration", "concurrency", "modes", "paced-rounds", "paced-concurrency", "setups", "envoy", "sluice-key", "watchdog", "requests", "every", "host"].map((f) => [f, { type: "string" }]),
   ),
