@@ -24,7 +24,9 @@ export function taskIndex(name: string): i32 {
 
 // ---------------------------------------------------------------------------------------------
 // The lexicon: "phrase|weight" per task. Phrases are folded words separated by spaces; a trailing
-// * on the last word matches any word starting with it.
+// * on the last word matches any word starting with it. Each list is returned by a function rather
+// than held in a global: once the lexicon is built the lists are garbage, where a global array of
+// strings would be marked by every collection for the VM's whole life.
 
 function codeCues(): Array<string> {
   return [
