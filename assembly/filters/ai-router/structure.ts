@@ -28,6 +28,20 @@ export function scanStructure(text: string): Structure {
   let i = 0;
   while (i <= n) {
     const c = i < n ? cu(text, i) : 0x0a;
+    // Most of a text is letters and spaces, which only extend a line: a letter other than the
+    // arithmetic's n, x and y counts towards it and starts it (a list item starts otherwise), a
+    // space does nothing. The checks below would find nothing else in either.
+    if (c >= 0x61 && c <= 0x7a && c != 0x6e && c != 0x78 && c != 0x79) {
+      if (lineFirst < 0) lineFirst = c;
+      lineLast = c;
+      lineLen++;
+      i++;
+      continue;
+    }
+    if (c == 0x20) {
+      i++;
+      continue;
+    }
     if (c == 0x0a) {
       // End of line: judge it.
       if (lineLen > 0) {
