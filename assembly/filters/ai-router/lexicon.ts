@@ -195,7 +195,7 @@ function hashAt(s: string, at: i32, len: i32): u32 {
 /**
  * The lexicon, built once per VM, as a few flat arrays rather than an object per cue and per word:
  * it lives as long as the VM, and every collection marks what is live (a lexicon of ~3,500 small
- * objects cost ai-router a sixth of its time per request in marking alone).
+ * objects cost ai-router an eighth of its time per request in marking alone).
  *
  * - Words: every cue word, one after another in `pool`; word j is [wordAt[j], wordAt[j] + wordLen[j]).
  * - Cues: cue c is words cueWord[c] .. cueWord[c] + cueWords[c] - 1, with its task (group), weight,
@@ -208,22 +208,27 @@ function hashAt(s: string, at: i32, len: i32): u32 {
  */
 export class Lexicon {
   pool: string = "";
-  wordAt: StaticArray<i32> = [];
-  wordLen: StaticArray<i32> = [];
-  cueWord: StaticArray<i32> = [];
-  cueWords: StaticArray<i32> = [];
-  cueGroup: StaticArray<i32> = [];
-  cueWeight: StaticArray<f64> = [];
-  cuePrefixLast: StaticArray<bool> = [];
+  wordAt: Array<i32> = [];
+  wordLen: Array<i32> = [];
+  cueWord: Array<i32> = [];
+  cueWords: Array<i32> = [];
+  cueGroup: Array<i32> = [];
+  cueWeight: Array<f64> = [];
+  cuePrefixLast: Array<bool> = [];
   slots: StaticArray<i32> = new StaticArray<i32>(TABLE_SIZE);
-  entryWord: StaticArray<i32> = [];
-  entryFrom: StaticArray<i32> = [];
-  entryCues: StaticArray<i32> = [];
-  entryLanguage: StaticArray<bool> = [];
+  entryWord: Array<i32> = [];
+  entryFrom: Array<i32> = [];
+  entryCues: Array<i32> = [];
+  entryLanguage: Array<bool> = [];
   stemKeys: StaticArray<i32> = new StaticArray<i32>(STEM_SLOTS);
   stemFrom: StaticArray<i32> = new StaticArray<i32>(STEM_SLOTS);
   stemTo: StaticArray<i32> = new StaticArray<i32>(STEM_SLOTS);
-  stemCues: StaticArray<i32> = [];
+  stemCues: Array<i32> = [];
+
+  constructor() {
+    this.slots.fill(-1);
+    this.stemKeys.fill(-1);
+  }
 
   /** Number of cues. */
   get count(): i32 { return this.cueWord.length; }
@@ -268,59 +273,56 @@ export class Lexicon {
   }
 }
 
-/** The lexicon while it is built from the lists (garbage once frozen into a Lexicon). */
+/**
+ * Builds a Lexicon from the lists. What it holds only while building (the words as strings, the
+ * cue lists of each first word and stem, the maps that find them) is garbage once `done` returns.
+ */
 class LexiconBuilder {
-  pool: Array<string> = [];
+  lx: Lexicon = new Lexicon();
+  words: Array<string> = [];
   poolUnits: i32 = 0;
-  wordAt: Array<i32> = [];
-  wordLen: Array<i32> = [];
-  cueWord: Array<i32> = [];
-  cueWords: Array<i32> = [];
-  cueGroup: Array<i32> = [];
-  cueWeight: Array<f64> = [];
-  cuePrefixLast: Array<bool> = [];
-  // First words: their text (for lookups while building), word index, cues, language.
-  entryText: Array<string> = [];
-  entryWord: Array<i32> = [];
-  entryCues: Array<Array<i32>> = [];
-  entryLanguage: Array<bool> = [];
-  stemKey: Array<i32> = [];
-  stemCues: Array<Array<i32>> = [];
+  entries: Map<string, i32> = new Map();
+  entryLists: Array<Array<i32>> = [];
+  stems: Map<i32, i32> = new Map();
+  stemKeys: Array<i32> = [];
+  stemLists: Array<Array<i32>> = [];
 
   addWord(w: string): i32 {
-    const j = this.wordAt.length;
-    this.pool.push(w);
-    this.wordAt.push(this.poolUnits);
-    this.wordLen.push(w.length);
+    const lx = this.lx;
+    const j = lx.wordAt.length;
+    this.words.push(w);
+    lx.wordAt.push(this.poolUnits);
+    lx.wordLen.push(w.length);
     this.poolUnits += w.length;
     return j;
   }
 
-  entryIndex: Map<string, i32> = new Map();
-  stemIndex: Map<i32, i32> = new Map();
-
+  /** The entry of first word w, added (and placed in the table) when new. */
   entry(w: string): i32 {
-    if (this.entryIndex.has(w)) return this.entryIndex.get(w);
-    this.entryIndex.set(w, this.entryText.length);
-    this.entryText.push(w);
-    this.entryWord.push(this.addWord(w));
-    this.entryCues.push([]);
-    this.entryLanguage.push(false);
-    return this.entryText.length - 1;
+    if (this.entries.has(w)) return this.entries.get(w);
+    const lx = this.lx;
+    const e = lx.entryWord.length;
+    this.entries.set(w, e);
+    lx.entryWord.push(this.addWord(w));
+    lx.entryLanguage.push(false);
+    this.entryLists.push([]);
+    let slot = <i32>(hashAt(w, 0, w.length) & <u32>(TABLE_SIZE - 1));
+    while (lx.slots[slot] >= 0) slot = (slot + 1) & (TABLE_SIZE - 1);
+    lx.slots[slot] = e;
+    return e;
   }
 
-  stem(key: i32): Array<i32> {
-    let i = this.stemIndex.has(key) ? this.stemIndex.get(key) : -1;
-    if (i < 0) {
-      i = this.stemKey.length;
-      this.stemIndex.set(key, i);
-      this.stemKey.push(key);
-      this.stemCues.push([]);
-    }
-    return this.stemCues[i];
+  stemList(key: i32): Array<i32> {
+    if (this.stems.has(key)) return this.stemLists[this.stems.get(key)];
+    this.stems.set(key, this.stemKeys.length);
+    this.stemKeys.push(key);
+    const list = new Array<i32>();
+    this.stemLists.push(list);
+    return list;
   }
 
   addCues(list: Array<string>, group: i32): void {
+    const lx = this.lx;
     for (let i = 0; i < list.length; i++) {
       const entry = list[i];
       const bar = entry.lastIndexOf("|");
@@ -330,68 +332,45 @@ class LexiconBuilder {
       if (prefixLast) text = text.substring(0, text.length - 1);
       const words = splitWords(text);
       if (words.length == 0) continue;
-      const id = this.cueWord.length;
-      this.cueWord.push(this.wordAt.length);
-      this.cueWords.push(words.length);
-      this.cueGroup.push(group);
-      this.cueWeight.push(weight);
-      this.cuePrefixLast.push(prefixLast);
+      const id = lx.cueWord.length;
+      lx.cueWord.push(lx.wordAt.length);
+      lx.cueWords.push(words.length);
+      lx.cueGroup.push(group);
+      lx.cueWeight.push(weight);
+      lx.cuePrefixLast.push(prefixLast);
       for (let k = 0; k < words.length; k++) this.addWord(words[k]);
-      if (prefixLast && words.length == 1 && words[0].length >= 3) this.stem(stemKey(words[0], 0)).push(id);
-      else this.entryCues[this.entry(words[0])].push(id);
+      if (prefixLast && words.length == 1 && words[0].length >= 3) this.stemList(stemKey(words[0], 0)).push(id);
+      else this.entryLists[this.entry(words[0])].push(id);
     }
   }
 
-  freeze(): Lexicon {
-    const lx = new Lexicon();
-    // The words copied into one string of the length counted (Array#join("") of these 1,313
-    // words grew linear memory from 8 to 256 pages under the minimal runtime).
+  /** The lexicon, its words copied into one string and each cue list into one flat array. */
+  done(): Lexicon {
+    const lx = this.lx;
+    // One string of the length counted (Array#join("") of these 1,313 words grew linear memory
+    // from 8 to 256 pages under shrink level 2's std library).
     const pool = changetype<string>(__new(<usize>this.poolUnits << 1, idof<string>()));
-    for (let j = 0; j < this.pool.length; j++) {
-      const w = this.pool[j];
-      memory.copy(changetype<usize>(pool) + (<usize>this.wordAt[j] << 1), changetype<usize>(w), <usize>w.length << 1);
+    for (let j = 0; j < this.words.length; j++) {
+      const w = this.words[j];
+      memory.copy(changetype<usize>(pool) + (<usize>lx.wordAt[j] << 1), changetype<usize>(w), <usize>w.length << 1);
     }
     lx.pool = pool;
-    lx.wordAt = StaticArray.fromArray(this.wordAt);
-    lx.wordLen = StaticArray.fromArray(this.wordLen);
-    lx.cueWord = StaticArray.fromArray(this.cueWord);
-    lx.cueWords = StaticArray.fromArray(this.cueWords);
-    lx.cueGroup = StaticArray.fromArray(this.cueGroup);
-    lx.cueWeight = StaticArray.fromArray(this.cueWeight);
-    lx.cuePrefixLast = StaticArray.fromArray(this.cuePrefixLast);
-    lx.entryWord = StaticArray.fromArray(this.entryWord);
-    lx.entryLanguage = StaticArray.fromArray(this.entryLanguage);
-    const entries = this.entryText.length;
-    const from = new StaticArray<i32>(entries + 1);
-    const cues = new Array<i32>();
-    for (let e = 0; e < entries; e++) {
-      from[e] = cues.length;
-      const ids = this.entryCues[e];
-      for (let k = 0; k < ids.length; k++) cues.push(ids[k]);
+    for (let e = 0; e < this.entryLists.length; e++) {
+      lx.entryFrom.push(lx.entryCues.length);
+      const ids = this.entryLists[e];
+      for (let k = 0; k < ids.length; k++) lx.entryCues.push(ids[k]);
     }
-    from[entries] = cues.length;
-    lx.entryFrom = from;
-    lx.entryCues = StaticArray.fromArray(cues);
-    for (let i = 0; i < TABLE_SIZE; i++) lx.slots[i] = -1;
-    for (let e = 0; e < entries; e++) {
-      const w = this.entryText[e];
-      let slot = <i32>(hashAt(w, 0, w.length) & <u32>(TABLE_SIZE - 1));
-      while (lx.slots[slot] >= 0) slot = (slot + 1) & (TABLE_SIZE - 1);
-      lx.slots[slot] = e;
-    }
-    const stemIds = new Array<i32>();
-    for (let i = 0; i < STEM_SLOTS; i++) lx.stemKeys[i] = -1;
-    for (let i = 0; i < this.stemKey.length; i++) {
-      const key = this.stemKey[i];
+    lx.entryFrom.push(lx.entryCues.length);
+    for (let i = 0; i < this.stemKeys.length; i++) {
+      const key = this.stemKeys[i];
       let slot = stemSlot(key);
       while (lx.stemKeys[slot] >= 0) slot = (slot + 1) & (STEM_SLOTS - 1);
       lx.stemKeys[slot] = key;
-      lx.stemFrom[slot] = stemIds.length;
-      const ids = this.stemCues[i];
-      for (let k = 0; k < ids.length; k++) stemIds.push(ids[k]);
-      lx.stemTo[slot] = stemIds.length;
+      lx.stemFrom[slot] = lx.stemCues.length;
+      const ids = this.stemLists[i];
+      for (let k = 0; k < ids.length; k++) lx.stemCues.push(ids[k]);
+      lx.stemTo[slot] = lx.stemCues.length;
     }
-    lx.stemCues = StaticArray.fromArray(stemIds);
     return lx;
   }
 }
@@ -412,8 +391,8 @@ export function getLexicon(): Lexicon {
   b.addCues(cxCues(), CX);
   b.addCues(constraintCues(), CONSTRAINT);
   const langs = languages();
-  for (let i = 0; i < langs.length; i++) b.entryLanguage[b.entry(langs[i])] = true;
-  const l = b.freeze();
+  for (let i = 0; i < langs.length; i++) b.lx.entryLanguage[b.entry(langs[i])] = true;
+  const l = b.done();
   lexicon = l;
   return l;
 }
