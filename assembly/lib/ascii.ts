@@ -1,6 +1,11 @@
 // Byte-level helpers shared by the JSON reader and writer, the SSE parser and the SDK layer:
 // comparing UTF-8 bytes with an ASCII string literal, and writing a decimal integer in place,
-// both without making a string.
+// both without making a string; and the constants of their eight-bytes-at-a-time scans.
+
+// A one and the high bit in each byte of a word: a byte of x is zero exactly where
+// (x - ONES) & ~x & HIGHS is set (and one below n where (x - n * ONES) & ~x & HIGHS is).
+export const ONES: u64 = 0x0101010101010101;
+export const HIGHS: u64 = 0x8080808080808080;
 
 /** True when the n = s.length bytes at p equal the (ASCII) UTF-16 units of s. */
 export function bytesAre(p: usize, s: string): bool {

@@ -5,7 +5,7 @@
 // operator configuration; both must fail with a message, never a trap. This reader never
 // throws: `parseJson` returns null and leaves the reason in `jsonError`.
 
-import { bytesAre, writeDecimal } from "./ascii";
+import { bytesAre, writeDecimal, ONES, HIGHS } from "./ascii";
 
 export const enum JsonKind {
   Null = 0,
@@ -883,9 +883,7 @@ export function scanString(p: usize, end: usize): usize {
   return p;
 }
 
-const ONES: u64 = 0x0101010101010101;
-const HIGHS: u64 = 0x8080808080808080;
-// The same on four UTF-16 units: a one, the high bit and the bits of 0x80 and up in each lane.
+// ONES and HIGHS (ascii.ts) on four UTF-16 units: a one, the high bit and the bits of 0x80 and up in each lane.
 const LANES: u64 = 0x0001000100010001;
 const LANE_HIGHS: u64 = 0x8000800080008000;
 const NOT_ASCII_LANES: u64 = 0xff80ff80ff80ff80;

@@ -9,7 +9,7 @@
 // that never ends (no blank line) would otherwise grow the VM's memory, which never shrinks,
 // without limit. Past the bound the parser stops (overflowed) and hands out nothing more.
 import { decodeKnown } from "./json";
-import { bytesAre } from "./ascii";
+import { bytesAre, ONES, HIGHS } from "./ascii";
 
 /**
  * One event. Its data stays as UTF-8 bytes (in the chunk it came in, or a copy when it spanned
@@ -42,9 +42,6 @@ export class SseEvent {
 }
 
 const EMPTY = new ArrayBuffer(0);
-
-const ONES: u64 = 0x0101010101010101;
-const HIGHS: u64 = 0x8080808080808080;
 
 /**
  * Index of the first \n or \r in [ptr + i, ptr + len), or len. Eight bytes at a time (a byte of w

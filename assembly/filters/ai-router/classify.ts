@@ -20,7 +20,7 @@ import { foldString } from "../../lib/regex";
 import { Text } from "./text";
 import { CONSTRAINT, CX, getLexicon, Lexicon, stemKey, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, TASKS } from "./lexicon";
 import { equalAt, isWordStart, startsAt, wordEnd } from "./words";
-import { isDigit, scanStructure, startsListItem } from "./structure";
+import { cu, isDigit, scanStructure, startsListItem } from "./structure";
 
 export { initClassifier, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_NAMES, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, taskIndex } from "./lexicon";
 
@@ -231,27 +231,24 @@ export function classify(text: Text): Classification {
 }
 
 // Line searches over the window's units (String#indexOf compares a whole string at every position).
-@inline function unitAt(s: string, i: i32): u32 {
-  return <u32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
-}
 
 /** Offset of the first "\n\n" if it starts before limit, else -1. */
 function firstBlankLine(s: string, limit: i32): i32 {
   const n = s.length - 1;
   const stop = limit < n ? limit : n;
-  for (let i = 0; i < stop; i++) if (unitAt(s, i) == 0x0a && unitAt(s, i + 1) == 0x0a) return i;
+  for (let i = 0; i < stop; i++) if (cu(s, i) == 0x0a && cu(s, i + 1) == 0x0a) return i;
   return -1;
 }
 
 /** Offset of the last "\n\n", or -1 (as lastIndexOf). */
 function lastBlankLine(s: string): i32 {
-  for (let i = s.length - 2; i >= 0; i--) if (unitAt(s, i + 1) == 0x0a && unitAt(s, i) == 0x0a) return i;
+  for (let i = s.length - 2; i >= 0; i--) if (cu(s, i + 1) == 0x0a && cu(s, i) == 0x0a) return i;
   return -1;
 }
 
 /** Offset of the last "\n", or -1 (as lastIndexOf). */
 function lastLineBreak(s: string): i32 {
-  for (let i = s.length - 1; i >= 0; i--) if (unitAt(s, i) == 0x0a) return i;
+  for (let i = s.length - 1; i >= 0; i--) if (cu(s, i) == 0x0a) return i;
   return -1;
 }
 

@@ -12,7 +12,7 @@ export class Structure {
 }
 
 /** UTF-16 unit i of s; the callers keep i within bounds. */
-@inline function cu(s: string, i: i32): i32 {
+@inline export function cu(s: string, i: i32): i32 {
   return <i32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
 }
 
