@@ -11,6 +11,7 @@ import { join, dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { checkModule } from "../host/envoy-abi.mjs";
+import { useSmallBlocks } from "./asc-runtime.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const USAGE = `usage: npm run build -- [options] [filter ...]
@@ -73,13 +74,17 @@ const sharedInputs = Math.max(
   newestMtime(join(root, "assembly/lib")),
   newestMtime(join(root, "assembly/providers")),
   newestMtime(join(root, "patches")),
+  newestMtime(join(root, "assembly/runtime")),
+  statSync(join(root, "scripts/asc-runtime.mjs")).mtimeMs,
   statSync(join(root, "asconfig.json")).mtimeMs,
   existsSync(join(root, "node_modules/@gcoredev/proxy-wasm-sdk-as/assembly"))
     ? newestMtime(join(root, "node_modules/@gcoredev/proxy-wasm-sdk-as/assembly"))
     : 0,
 );
 
-const asc = (await import("assemblyscript/asc")).default;
+const ascModule = await import("assemblyscript/asc");
+useSmallBlocks(ascModule);
+const asc = ascModule.default;
 // With `converge` (asconfig.json), asc optimizes until a round no longer shrinks the module and says
 // "Last converge was suboptimal." when that last round grew it (asc.js, the converge loop in main):
 // a note about the optimizer, not about the module, printed on every build. Not passed on, so a build's

@@ -39,6 +39,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { useSmallBlocks } from "../asc-runtime.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const args = process.argv.slice(2);
@@ -148,12 +149,14 @@ if (!profile) {
 const out = join(root, "bench-results");
 const named = join(out, "named");
 mkdirSync(named, { recursive: true });
-const asc = (await import("assemblyscript/asc")).default;
+const ascModule = await import("assemblyscript/asc");
+useSmallBlocks(ascModule); // the runtime the shipped modules are built with (scripts/asc-runtime.mjs)
+const asc = ascModule.default;
 // Every filter, so any case can be profiled (it was ai-proxy and key-auth only: the guard and mcp cases failed).
 for (const name of readdirSync(join(root, "assembly", "filters"))) {
   const entry = `assembly/filters/${name}/index.ts`;
   const target = join(named, `${name}.wasm`);
-  const newest = Math.max(...["assembly", "patches"].map((d) => newestMtime(join(root, d))), statSync(join(root, "asconfig.json")).mtimeMs);
+  const newest = Math.max(...["assembly", "patches"].map((d) => newestMtime(join(root, d))), ...["asconfig.json", "scripts/asc-runtime.mjs"].map((f) => statSync(join(root, f)).mtimeMs));
   if (existsSync(target) && statSync(target).mtimeMs >= newest) continue;
   // The release build with a name section: V8's profiler then shows AssemblyScript function names.
   const { error } = await asc.main([entry, "--config", "asconfig.json", "--target", "release", "--debug", "-o", relative(root, target)], { stdout: process.stdout, stderr: process.stderr });
