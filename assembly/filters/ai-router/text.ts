@@ -9,10 +9,21 @@
 import { JsonValue, hex4, utf8Length } from "../../lib/json";
 import { foldCase } from "../../lib/regex";
 
+// Room for the parts most texts have (a message's text parts, a short conversation), made with the
+// text: an array grown from empty is reallocated on its first push, and a reallocation goes through
+// the allocator's slow path, where a new block of this size comes off a free list.
+const PARTS: i32 = 8;
+
+function withCapacity<T>(n: i32): Array<T> {
+  const a = new Array<T>(n);
+  a.length = 0; // keeps the buffer
+  return a;
+}
+
 export class Text {
-  parts: Array<JsonValue> = [];
+  parts: Array<JsonValue> = withCapacity<JsonValue>(PARTS);
   /** Each part's length in UTF-16 code units (counting a raw string's units is a pass over it). */
-  lengths: Array<i32> = [];
+  lengths: Array<i32> = withCapacity<i32>(PARTS);
   /** Length of the joined text in UTF-16 code units. */
   length: i32 = 0;
   sep: string;
