@@ -36,7 +36,7 @@ describe("small-block lists in the runtime", () => {
   it("gives the listed blocks back before memory grows: a body's buffer after a burst of small garbage fits where TLSF alone fitted it", async () => {
     const h = await start();
     // About 200 KB of small objects, none kept. Memory grew for them, so the SDK layer collects
-    // when the stream ends, and the freed blocks go onto the lists (up to an eighth of memory).
+    // when the stream ends, and the freed blocks go onto the lists (up to a quarter of memory).
     request(h, { "x-churn": "17,700,0" });
     const before = h.memoryPages("small-blocks");
     // 440 KB: more than the free memory above the garbage, so TLSF needs the freed run whole.
