@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Compiles every folder under assembly/filters/ to build/<name>.wasm (and every folder under
-// test/filters/ to build/test/<name>.wasm), then checks that each module would load in Envoy:
+// test/filters/ to build/test/<name>.wasm), with the runtime of scripts/asc-runtime.mjs (the
+// minimal runtime with small-block lists), then checks that each module would load in Envoy:
 // the ABI marker, malloc, and no import outside what Envoy provides for proxy-wasm 0.2.1.
 //   node scripts/build.mjs              build everything
 //   node scripts/build.mjs --if-needed  rebuild only modules older than their sources
