@@ -56,7 +56,6 @@ import { AL_MASK, BLOCK_OVERHEAD } from "./common";
 // @ts-ignore: decorator
 @lazy let listing: bool = true;
 
-
 /** The size TLSF gives a block for `size` bytes (as its computeSize: aligned, header excluded). */
 // @ts-ignore: decorator
 @inline function blockSize(size: usize): usize {
@@ -123,10 +122,10 @@ export function __free_small_all(): bool {
  * At the start of a collection, with the bytes in objects at their peak (the garbage included):
  * gives the listed blocks back, so the lists hold only what this sweep frees; and turns the lists
  * off for the next cycle when that peak was over half of memory, or when memory is past
- * SMALL_HEAP_PAGES (memory that grew collects at once, so this follows growth). A full heap is where placement
- * matters: TLSF fills the small holes first and keeps large runs whole, and a listed block handed
- * out where TLSF would not have put its object can cost the run a large buffer needs, and a
- * doubling of memory (identity's test of 60 KB claims and 3,000 groups did, with the lists on).
+ * SMALL_HEAP_PAGES (memory that grew is collected at once, so this follows growth). A full heap is
+ * where placement matters: TLSF fills the small holes first and keeps large runs whole, and a
+ * listed block handed out where TLSF would not have put its object can cost the run a large buffer
+ * needs, and a doubling of memory (identity's test of 60 KB claims and 3,000 groups did).
  */
 // @ts-ignore: decorator
 @global @unsafe
