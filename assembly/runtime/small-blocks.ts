@@ -56,6 +56,18 @@ import { AL_MASK, BLOCK_OVERHEAD } from "./common";
 // @ts-ignore: decorator
 @lazy let listing: bool = true;
 
+/** The list of size class c: two words at lists + 16c on 64-bit, 8c on 32-bit. */
+// @ts-ignore: decorator
+@inline function listOf(c: usize): usize {
+  return lists + (c << (alignof<usize>() + 1));
+}
+
+/** The size class of a block of s bytes (header excluded). */
+// @ts-ignore: decorator
+@inline function sizeClass(s: usize): usize {
+  return (s + BLOCK_OVERHEAD) >> 4;
+}
+
 /** The size TLSF gives a block for `size` bytes (as its computeSize: aligned, header excluded). */
 // @ts-ignore: decorator
 @inline function blockSize(size: usize): usize {
@@ -70,7 +82,7 @@ import { AL_MASK, BLOCK_OVERHEAD } from "./common";
 export function __alloc_small(size: usize): usize {
   const s = blockSize(size);
   if (s <= SMALL_MAX) {
-    const list = lists + (((s + BLOCK_OVERHEAD) >> 4) << (alignof<usize>() + 1));
+    const list = listOf(sizeClass(s));
     const ptr = load<usize>(list);
     if (ptr != 0) {
       store<usize>(list, load<usize>(ptr));
@@ -87,7 +99,7 @@ export function __alloc_small(size: usize): usize {
 export function __free_small(ptr: usize): void {
   const s = load<usize>(ptr - BLOCK_OVERHEAD) & ~TAGS;
   if (s <= SMALL_MAX && listing && cachedBytes + s <= (<usize>memory.size() << 14)) {
-    const list = lists + (((s + BLOCK_OVERHEAD) >> 4) << (alignof<usize>() + 1));
+    const list = listOf(sizeClass(s));
     store<usize>(ptr, 0);
     if (load<usize>(list) == 0) store<usize>(list, ptr);
     else store<usize>(load<usize>(list, sizeof<usize>()), ptr);
@@ -104,7 +116,7 @@ export function __free_small(ptr: usize): void {
 export function __free_small_all(): bool {
   if (cachedBytes == 0) return false;
   for (let c: usize = 0; c <= SIZES; c++) {
-    const list = lists + (c << (alignof<usize>() + 1));
+    const list = listOf(c);
     let ptr = load<usize>(list);
     while (ptr != 0) {
       const next = load<usize>(ptr);
