@@ -194,6 +194,17 @@ describe("ai-router: conditions", () => {
     expect(ruleFor(h, "hi", { model: "claude-35-opus" })).toBe("default");
   });
 
+  it("top-level keys written with escapes are read by their value; a repeated key by its last value, as JSON.parse reads it", () => {
+    const escaped = String.raw`{"mod\u0065l":"o1","m\u0065ssages":[{"role":"user","content":"hi"}]}`;
+    expect(routed(send(h, escaped).s).rule).toBe("model-exact");
+    const tools = String.raw`{"model":"m","messages":[{"role":"user","content":"hi there"}],"t\u006fols":[{"type":"function","function":{"name":"f"}}]}`;
+    expect(routed(send(h, tools).s).rule).toBe("tools");
+    const repeated = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"model":"o1"}`;
+    expect(routed(send(h, repeated).s).rule).toBe("model-exact");
+    const lastWins = `{"model":"o1","messages":[{"role":"user","content":"hi"}],"model":"o1-mini"}`;
+    expect(routed(send(h, lastWins).s).rule).toBe("default");
+  });
+
   it("keywords: case-insensitive whole words and phrases", () => {
     expect(ruleFor(h, "Here is the Stack Trace from prod")).toBe("keywords");
     expect(ruleFor(h, "it died with a segfault.")).toBe("keywords");

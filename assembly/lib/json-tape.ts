@@ -65,6 +65,8 @@ export class JsonTape {
   isArray(i: i32): bool { return this.kind(i) == JsonKind.Array; }
   isObject(i: i32): bool { return this.kind(i) == JsonKind.Object; }
   isBool(i: i32): bool { return this.kind(i) == JsonKind.Bool; }
+  /** A string with backslash escapes or invalid UTF-8: its bytes are not its value. */
+  isEscaped(i: i32): bool { return i >= 0 && (load<u32>(this.at(i)) & (T_ESCAPED | T_BAD_UTF8)) != 0; }
   /** A Bool that is true. */
   isTrue(i: i32): bool { return i >= 0 && (load<u32>(this.at(i)) & T_TRUE) != 0; }
 
@@ -161,7 +163,7 @@ export class JsonTape {
     this.error = "";
     this.sawBadUtf8 = this.sawDuplicateKey = this.tooManyValues = false;
     this.maxValues = this.left = maxValues > 0 ? maxValues : jsonDefaultMaxValues;
-    keyStack.length = 0;
+    keyTop = 0;
     if (!this.readValue(0)) return false;
     this.p = skipWs(this.p, this.end);
     if (this.p != this.end) return this.fail("unexpected data after the JSON value");
@@ -250,7 +252,7 @@ export class JsonTape {
     const start = this.p;
     const self = this.push(object ? <u32>JsonKind.Object : <u32>JsonKind.Array, start, 0);
     const close: u8 = object ? 0x7d : 0x5d;
-    const keyBase = keyStack.length;
+    const keyBase = keyTop;
     let n: u32 = 0;
     this.p = skipWs(this.p + 1, this.end);
     if (this.p < this.end && load<u8>(this.p) == close) {
@@ -262,7 +264,7 @@ export class JsonTape {
           if (this.p >= this.end || load<u8>(this.p) != 0x22) return this.fail("expected a string key");
           const key = this.string();
           if (key < 0) return false;
-          keyStack.push(key);
+          pushKey(key);
           this.p = skipWs(this.p, this.end);
           if (this.p >= this.end || load<u8>(this.p) != 0x3a) return this.fail("expected :");
           this.p++;
@@ -281,7 +283,7 @@ export class JsonTape {
     }
     if (object) {
       if (this.repeats(keyBase)) this.sawDuplicateKey = true;
-      keyStack.length = keyBase;
+      keyTop = keyBase;
     }
     const a = this.at(self);
     store<u32>(a, load<u32>(a) | ((n < COUNT_MAX ? n : COUNT_MAX) << COUNT_SHIFT));
@@ -292,18 +294,18 @@ export class JsonTape {
 
   /** The keys on keyStack from keyBase hold one twice. */
   private repeats(keyBase: i32): bool {
-    const n = keyStack.length - keyBase;
+    const n = keyTop - keyBase;
     if (n < INDEX_KEYS_FROM) {
       for (let a = 1; a < n; a++) {
-        const ka = unchecked(keyStack[keyBase + a]);
-        for (let b = 0; b < a; b++) if (this.sameKey(ka, unchecked(keyStack[keyBase + b]))) return true;
+        const ka = keyAt(keyBase + a);
+        for (let b = 0; b < a; b++) if (this.sameKey(ka, keyAt(keyBase + b))) return true;
       }
       return false;
     }
     // Many keys: a set of them, else n keys would cost n²/2 comparisons (see lib/json.ts).
     const seen = new Set<string>();
     for (let a = 0; a < n; a++) {
-      const k = this.str(unchecked(keyStack[keyBase + a]));
+      const k = this.str(keyAt(keyBase + a));
       if (seen.has(k)) return true;
       seen.add(k);
     }
@@ -319,8 +321,23 @@ export class JsonTape {
   }
 }
 
-// The key entries of the objects being read (one parse runs at a time in a VM).
-const keyStack = new Array<i32>();
+// The key entries of the objects being read, keyTop of them (one parse runs at a time in a VM).
+let keyStack = new StaticArray<i32>(64);
+let keyTop: i32 = 0;
+
+function pushKey(key: i32): void {
+  if (keyTop == keyStack.length) {
+    const grown = new StaticArray<i32>(keyTop << 1);
+    memory.copy(changetype<usize>(grown), changetype<usize>(keyStack), <usize>keyTop << 2);
+    keyStack = grown;
+  }
+  store<i32>(changetype<usize>(keyStack) + (<usize>keyTop << 2), key);
+  keyTop++;
+}
+
+@inline function keyAt(i: i32): i32 {
+  return load<i32>(changetype<usize>(keyStack) + (<usize>i << 2));
+}
 
 /**
  * Parses a whole buffer into a tape; `ok` false and `error` say when it is not JSON. maxValues

@@ -43,22 +43,31 @@ export class Classification {
 }
 
 /**
- * The words of a text as offsets and lengths into it. One per VM, reused: a request's classification
- * keeps the arrays' capacity instead of growing new ones word by word.
+ * The words of a text as offsets and lengths into it, in pairs in one array. One per VM, reused: a
+ * request's classification keeps the array's capacity instead of growing a new one word by word.
  */
 class Words {
   text: string = "";
-  offsets: Array<i32> = [];
-  lengths: Array<i32> = [];
+  spans: StaticArray<i32> = new StaticArray<i32>(512);
+  count: i32 = 0;
   reset(text: string): void {
     this.text = text;
-    this.offsets.length = 0;
-    this.lengths.length = 0;
+    this.count = 0;
   }
-  push(at: i32, len: i32): void { this.offsets.push(at); this.lengths.push(len); }
-  get count(): i32 { return this.offsets.length; }
-  @inline at(w: i32): i32 { return unchecked(this.offsets[w]); }
-  @inline len(w: i32): i32 { return unchecked(this.lengths[w]); }
+  push(at: i32, len: i32): void {
+    const n = this.count;
+    if ((n + 1) << 1 > this.spans.length) {
+      const grown = new StaticArray<i32>(this.spans.length << 1);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.spans), <usize>n << 3);
+      this.spans = grown;
+    }
+    const a = changetype<usize>(this.spans) + (<usize>n << 3);
+    store<i32>(a, at);
+    store<i32>(a, len, 4);
+    this.count = n + 1;
+  }
+  @inline at(w: i32): i32 { return load<i32>(changetype<usize>(this.spans) + (<usize>w << 3)); }
+  @inline len(w: i32): i32 { return load<i32>(changetype<usize>(this.spans) + (<usize>w << 3), 4); }
   is(w: i32, s: string): bool { return equalAt(this.text, this.at(w), this.len(w), s); }
   starts(w: i32, s: string): bool { return startsAt(this.text, this.at(w), this.len(w), s); }
   isNumber(w: i32): bool {

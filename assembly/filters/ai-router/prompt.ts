@@ -52,15 +52,70 @@ export class Prompt {
   }
 }
 
+/**
+ * The request's top-level members the rules read, found in one pass over its keys (a get() per
+ * name would walk them all a dozen times). -1: absent; a repeated key gives its last value, as
+ * get() does.
+ */
+class Top {
+  model: i32 = -1;
+  system: i32 = -1;
+  messages: i32 = -1;
+  input: i32 = -1;
+  instructions: i32 = -1;
+  tools: i32 = -1;
+  functions: i32 = -1;
+  text: i32 = -1;
+  responseFormat: i32 = -1;
+  outputFormat: i32 = -1;
+  systemInstruction: i32 = -1;
+  contents: i32 = -1;
+  generationConfig: i32 = -1;
+
+  /** Notes member key j (its value is j + 1) if it is one of the above. */
+  note(t: JsonTape, j: i32): void {
+    const v = j + 1;
+    // By length first, so that a key is compared with one or three names, not thirteen. An
+    // escaped key's bytes are longer than its value: its decoded length is used.
+    const n = t.isEscaped(j) ? t.str(j).length : t.bytes(j);
+    if (n == 4) {
+      if (t.is(j, "text")) this.text = v;
+    } else if (n == 5) {
+      if (t.is(j, "model")) this.model = v;
+      else if (t.is(j, "input")) this.input = v;
+      else if (t.is(j, "tools")) this.tools = v;
+    } else if (n == 6) {
+      if (t.is(j, "system")) this.system = v;
+    } else if (n == 8) {
+      if (t.is(j, "messages")) this.messages = v;
+      else if (t.is(j, "contents")) this.contents = v;
+    } else if (n == 9) {
+      if (t.is(j, "functions")) this.functions = v;
+    } else if (n == 12) {
+      if (t.is(j, "instructions")) this.instructions = v;
+    } else if (n == 13) {
+      if (t.is(j, "output_format")) this.outputFormat = v;
+    } else if (n == 15) {
+      if (t.is(j, "response_format")) this.responseFormat = v;
+    } else if (n == 16) {
+      if (t.is(j, "generationConfig")) this.generationConfig = v;
+    } else if (n == 17) {
+      if (t.is(j, "systemInstruction")) this.systemInstruction = v;
+    }
+  }
+}
+
 /** Reads the prompt features of request body `req` (an object) of a tape. Never fails. */
 export function readPrompt(t: JsonTape, req: i32): Prompt {
   const p = new Prompt();
   p.read = true;
-  const model = t.get(req, "model");
+  const top = new Top();
+  if (t.isObject(req)) for (let j = req + 1, end = t.next(req); j < end; j = t.next(j + 1)) top.note(t, j);
+  const model = top.model;
   if (model >= 0 && t.isString(model)) p.model = t.str(model);
 
   // Anthropic: top-level system, a string or text blocks.
-  const system = t.get(req, "system");
+  const system = top.system;
   if (system >= 0) {
     if (t.isString(system)) p.addPart(t, system);
     else if (t.isArray(system)) {
@@ -70,7 +125,7 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
     }
   }
 
-  const messages = t.get(req, "messages");
+  const messages = top.messages;
   if (messages >= 0 && t.isArray(messages)) {
     p.messages = t.length(messages);
     for (let m = messages + 1, end = t.next(messages); m < end; m = t.next(m)) {
@@ -89,20 +144,20 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
     }
   }
 
-  readResponsesInput(p, t, req);
+  readResponsesInput(p, t, top);
 
-  const tools = t.get(req, "tools");
+  const tools = top.tools;
   if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0) p.tools = true;
-  const functions = t.get(req, "functions");
+  const functions = top.functions;
   if (functions >= 0 && t.isArray(functions) && t.length(functions) > 0) p.tools = true;
 
   // JSON mode: OpenAI response_format json_object / json_schema; Anthropic structured outputs;
   // the Responses API's text.format.
-  if (jsonFormat(t, t.get(req, "response_format"))) p.jsonMode = true;
-  const text = t.get(req, "text");
+  if (jsonFormat(t, top.responseFormat)) p.jsonMode = true;
+  const text = top.text;
   if (text >= 0 && jsonFormat(t, t.get(text, "format"))) p.jsonMode = true;
-  if (jsonFormat(t, t.get(req, "output_format"))) p.jsonMode = true;
-  readGemini(p, t, req);
+  if (jsonFormat(t, top.outputFormat)) p.jsonMode = true;
+  readGemini(p, t, top);
   decodeShortParts(p.conversation);
   return p;
 }
@@ -115,10 +170,10 @@ function jsonFormat(t: JsonTape, j: i32): bool {
 }
 
 /** Gemini's systemInstruction and contents: the same features from its parts. */
-function readGemini(p: Prompt, t: JsonTape, req: i32): void {
-  const sys = t.get(req, "systemInstruction");
+function readGemini(p: Prompt, t: JsonTape, top: Top): void {
+  const sys = top.systemInstruction;
   if (sys >= 0) readGeminiParts(p, t, t.get(sys, "parts"));
-  const contents = t.get(req, "contents");
+  const contents = top.contents;
   if (contents >= 0 && t.isArray(contents)) {
     p.messages = t.length(contents);
     for (let c = contents + 1, end = t.next(contents); c < end; c = t.next(c)) {
@@ -128,9 +183,9 @@ function readGemini(p: Prompt, t: JsonTape, req: i32): void {
       if ((role < 0 || !t.isString(role) || t.is(role, "user")) && own.length) p.lastUser = own;
     }
   }
-  const tools = t.get(req, "tools");
-  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0 && t.get(req, "messages") < 0) p.tools = true;
-  const gc = t.get(req, "generationConfig");
+  const tools = top.tools;
+  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0 && top.messages < 0) p.tools = true;
+  const gc = top.generationConfig;
   if (gc >= 0 && t.is(t.get(gc, "responseMimeType"), "application/json")) p.jsonMode = true;
 }
 
@@ -176,10 +231,10 @@ function decodeShortParts(t: Text): void {
  * message) or a list of items: messages (role and content, as in chat), function_call (its
  * arguments are read by the model) and function_call_output (context, not a user turn).
  */
-function readResponsesInput(p: Prompt, t: JsonTape, req: i32): void {
-  const input = t.get(req, "input");
-  if (input < 0 || t.get(req, "messages") >= 0) return;
-  p.addPart(t, t.get(req, "instructions"));
+function readResponsesInput(p: Prompt, t: JsonTape, top: Top): void {
+  const input = top.input;
+  if (input < 0 || top.messages >= 0) return;
+  p.addPart(t, top.instructions);
   if (t.isString(input)) {
     p.messages = 1;
     const own = new Text("\n");

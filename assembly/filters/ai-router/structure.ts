@@ -1,5 +1,7 @@
 // Structural signals of a prompt for the classifier, in one pass over its text: code fences and
 // code-like lines, list items, questions, arithmetic, non-Latin script.
+import { cu } from "./words";
+export { cu };
 
 export class Structure {
   fences: i32 = 0; // ``` markers
@@ -9,11 +11,6 @@ export class Structure {
   questions: i32 = 0; // '?' marks
   mathExprs: i32 = 0; // digit-operator-digit runs, powers, equations with a variable
   nonLatin: i32 = 0; // characters beyond Latin script
-}
-
-/** UTF-16 unit i of s; the callers keep i within bounds. */
-@inline export function cu(s: string, i: i32): i32 {
-  return <i32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
 }
 
 /** One pass over the text for the structural signals. */

@@ -2,6 +2,11 @@
 // comparisons of a slice of text with a word without copying it.
 // Word characters for cue matching: ASCII letters and digits, and a few symbols that belong to
 // names (c++, c#, f(x), o(n), km/h, tl;dr, x =) are handled by the splitter below.
+/** UTF-16 unit i of s; the callers keep i within bounds. */
+@inline export function cu(s: string, i: i32): i32 {
+  return <i32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
+}
+
 @inline export function isLetter(c: i32): bool {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x5f || c >= 0xc0;
 }
@@ -26,18 +31,19 @@ export function splitWords(s: string): Array<string> {
 }
 
 /** End of the word starting at i: letters, inner '-' / '\'' / ';' (tl;dr) / '/' (km/h), and
- * trailing "++" / "#" (c++, c#), "(x)"/"(n)" (f(x), o(n)). */
+ * trailing "++" / "#" (c++, c#), "(x)"/"(n)" (f(x), o(n)). n <= s.length (units are read
+ * without charCodeAt's bounds check). */
 export function wordEnd(s: string, i: i32, n: i32): i32 {
   while (i < n) {
-    const c = <i32>s.charCodeAt(i);
+    const c = cu(s, i);
     if (isLetter(c)) { i++; continue; }
-    if ((c == 0x2d || c == 0x27 || c == 0x3b || c == 0x2f) && i + 1 < n && isLetter(<i32>s.charCodeAt(i + 1)) && i > 0 && isLetter(<i32>s.charCodeAt(i - 1))) {
+    if ((c == 0x2d || c == 0x27 || c == 0x3b || c == 0x2f) && i + 1 < n && isLetter(cu(s, i + 1)) && i > 0 && isLetter(cu(s, i - 1))) {
       i++;
       continue;
     }
-    if (c == 0x2b && i + 1 < n && <i32>s.charCodeAt(i + 1) == 0x2b) { i += 2; break; } // ++
+    if (c == 0x2b && i + 1 < n && cu(s, i + 1) == 0x2b) { i += 2; break; } // ++
     if (c == 0x23) { i++; break; } // #
-    if (c == 0x28 && i + 2 < n && isLetter(<i32>s.charCodeAt(i + 1)) && <i32>s.charCodeAt(i + 2) == 0x29) { i += 3; break; }
+    if (c == 0x28 && i + 2 < n && isLetter(cu(s, i + 1)) && cu(s, i + 2) == 0x29) { i += 3; break; }
     break;
   }
   return i;
