@@ -205,6 +205,29 @@ describe("ai-router: conditions", () => {
     expect(routed(send(h, lastWins).s).rule).toBe("default");
   });
 
+  it("texts with escapes and non-ASCII characters read the same whichever text a rule reads first", async () => {
+    // Each text is decoded when a rule first reads it (prompt.ts): the last user turn before the
+    // conversation here, the conversation first in the second router.
+    const userFirst = await router({ default_pool: "d", rules: [
+      { name: "task", pool: "p", when: { task: ["math"] } },
+      { name: "conv", pool: "p", when: { keywords: ["naïve café"], in: "conversation" } },
+      { name: "args", pool: "p", when: { regex: ['"city":"Zürich"'], in: "conversation" } },
+    ] });
+    const convFirst = await router({ default_pool: "d", rules: [
+      { name: "none", pool: "p", when: { keywords: ["zzz"], in: "conversation" } },
+      { name: "user", pool: "p", when: { keywords: ["naïve café"] } },
+    ] });
+    const system = String.raw`{"model":"m","messages":[{"role":"system","content":"At the na\u00efve caf\u00e9 \"we\" serve tea"},{"role":"user","content":"hello there"}]}`;
+    expect(routed(send(userFirst, system).s).rule).toBe("conv");
+    const call = String.raw`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"w","arguments":"{\"city\":\"Z\u00fcrich\"}"}}]},{"role":"user","content":"and tomorrow?"}]}`;
+    expect(routed(send(userFirst, call).s).rule).toBe("args");
+    const user = String.raw`{"model":"m","messages":[{"role":"user","content":"I like the na\u00efve caf\u00e9\n\"really\""}]}`;
+    expect(routed(send(convFirst, user).s).rule).toBe("user");
+    expect(routed(send(userFirst, user).s).rule).toBe("conv");
+    userFirst.close();
+    convFirst.close();
+  });
+
   it("keywords: case-insensitive whole words and phrases", () => {
     expect(ruleFor(h, "Here is the Stack Trace from prod")).toBe("keywords");
     expect(ruleFor(h, "it died with a segfault.")).toBe("keywords");

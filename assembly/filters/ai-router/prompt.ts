@@ -15,10 +15,30 @@ export class Prompt {
   /** The body was read (false: no body, too large, or not a JSON object). */
   read: bool = false;
   model: string = "";
+  // The two texts as the body is read; the rules read them through lastUser and conversation.
+  userText: Text = new Text("\n");
+  convText: Text = new Text("\n\n");
+  private userDecoded: bool = false;
+  private convDecoded: bool = false;
+  private decodeLeft: i32 = DECODE_UNITS;
+
   /** Text of the last user message that has text (its text parts joined by newlines; tool results are not a user turn). */
-  lastUser: Text = new Text("\n");
+  get lastUser(): Text {
+    if (!this.userDecoded) {
+      this.userDecoded = true;
+      this.decodeLeft = decodeShortParts(this.userText, this.decodeLeft);
+    }
+    return this.userText;
+  }
+
   /** Every text of the conversation in order, separated by blank lines: system, then each message's text and tool results. */
-  conversation: Text = new Text("\n\n");
+  get conversation(): Text {
+    if (!this.convDecoded) {
+      this.convDecoded = true;
+      this.decodeLeft = decodeShortParts(this.convText, this.decodeLeft);
+    }
+    return this.convText;
+  }
   /** Length of the messages list (Anthropic's top-level system is not a message). */
   messages: i32 = 0;
   textChars: i64 = 0;
@@ -39,7 +59,7 @@ export class Prompt {
     if (j < 0 || !t.isString(j)) return 0;
     const v = t.value(j);
     const n = v.units;
-    this.conversation.add(v, n);
+    this.convText.add(v, n);
     this.textChars += n;
     this.part = v;
     return n;
@@ -132,7 +152,7 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
       if (!t.isObject(m)) continue;
       const own = t.is(t.get(m, "role"), "user") ? new Text("\n") : null;
       readContent(p, t, t.get(m, "content"), own);
-      if (own !== null && own.length) p.lastUser = own;
+      if (own !== null && own.length) p.userText = own;
       // OpenAI assistant tool calls: their arguments are part of what the model reads.
       const calls = t.get(m, "tool_calls");
       if (calls >= 0 && t.isArray(calls)) {
@@ -158,7 +178,6 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
   if (text >= 0 && jsonFormat(t, t.get(text, "format"))) p.jsonMode = true;
   if (jsonFormat(t, top.outputFormat)) p.jsonMode = true;
   readGemini(p, t, top);
-  decodeShortParts(p.conversation);
   return p;
 }
 
@@ -180,7 +199,7 @@ function readGemini(p: Prompt, t: JsonTape, top: Top): void {
       if (!t.isObject(c)) continue;
       const own = readGeminiParts(p, t, t.get(c, "parts"));
       const role = t.get(c, "role");
-      if ((role < 0 || !t.isString(role) || t.is(role, "user")) && own.length) p.lastUser = own;
+      if ((role < 0 || !t.isString(role) || t.is(role, "user")) && own.length) p.userText = own;
     }
   }
   const tools = top.tools;
@@ -213,10 +232,13 @@ function readGeminiParts(p: Prompt, t: JsonTape, parts: i32): Text {
 // Texts with escapes or non-ASCII characters are decoded as they are read (text.ts), by every rule
 // that reads them. Up to this many units per request are decoded once instead, so that a common
 // prompt is read at memory speed; memory per request stays bounded whatever the prompt's size.
+// A text is decoded when a rule first reads it: the shipped rules read the last user turn only,
+// and the rest of the conversation (tool calls' arguments, tool results: JSON full of escapes)
+// is then never decoded.
 const DECODE_UNITS: i32 = 32768;
 
-function decodeShortParts(t: Text): void {
-  let left = DECODE_UNITS;
+/** Decodes t's short raw parts with escapes or non-ASCII bytes, up to `left` units; returns what is left. */
+function decodeShortParts(t: Text, left: i32): i32 {
   for (let i = 0; i < t.parts.length; i++) {
     const v = t.parts[i];
     const n = t.lengths[i];
@@ -224,6 +246,7 @@ function decodeShortParts(t: Text): void {
     v.s = v.s; // the decoded string replaces the raw bytes (text.ts then reads it as UTF-16)
     left -= n;
   }
+  return left;
 }
 
 /**
@@ -239,7 +262,7 @@ function readResponsesInput(p: Prompt, t: JsonTape, top: Top): void {
     p.messages = 1;
     const own = new Text("\n");
     p.addOwn(t, input, own);
-    p.lastUser = own;
+    p.userText = own;
     return;
   }
   if (!t.isArray(input)) return;
@@ -250,7 +273,7 @@ function readResponsesInput(p: Prompt, t: JsonTape, top: Top): void {
       p.messages++;
       const own = t.is(t.get(m, "role"), "user") ? new Text("\n") : null;
       readContent(p, t, t.get(m, "content"), own);
-      if (own !== null && own.length) p.lastUser = own;
+      if (own !== null && own.length) p.userText = own;
     } else if (t.is(type, "function_call")) {
       p.addPart(t, t.get(m, "arguments"));
     } else if (t.is(type, "function_call_output")) {
