@@ -1006,18 +1006,21 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult, mode: i32
   const ch = new Choice();
   let text: string | null = null;
   let texts: Array<string> | null = null;
+  // The first text block as the provider's bytes: an answer of one text block is passed on
+  // without being decoded (Choice.contentValue).
+  let first: JsonValue | null = null;
   let thinking: string | null = null;
   let thoughts: Array<string> | null = null;
   for (let i = 0; i < content.length; i++) {
     const b = content.at(i);
     const bt = b.getString("type");
     if (bt == "text") {
-      const t = b.getString("text");
-      if (t === null) continue;
-      if (text === null) text = t;
+      const v = b.get("text");
+      if (v === null || !v.isString()) continue;
+      if (text === null && first === null) first = v;
       else {
-        if (texts === null) texts = [text as string];
-        (texts as Array<string>).push(t as string);
+        if (texts === null) texts = [text !== null ? text as string : (first as JsonValue).s];
+        (texts as Array<string>).push(v.s);
       }
     } else if (bt == "thinking") {
       const t = b.getString("thinking");
@@ -1032,9 +1035,9 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult, mode: i32
       const t = new ByteBuilder(64);
       if (input !== null && !input.isNull()) t.value(input);
       else t.raw("{}");
-      if (text === null) text = t.toString();
+      if (text === null && first === null) text = t.toString();
       else {
-        if (texts === null) texts = [text as string];
+        if (texts === null) texts = [text !== null ? text as string : (first as JsonValue).s];
         (texts as Array<string>).push(t.toString());
       }
     } else if (bt == "tool_use") {
@@ -1057,7 +1060,8 @@ export function readAnthropicMessage(body: JsonValue, out: ChatResult, mode: i32
   }
   if (texts !== null) text = (texts as Array<string>).join("");
   if (thoughts !== null) thinking = (thoughts as Array<string>).join("");
-  ch.content = text !== null ? text : ch.toolCalls.length ? null : "";
+  if (texts === null && first !== null) ch.contentValue = first;
+  else ch.content = text !== null ? text : ch.toolCalls.length ? null : "";
   ch.reasoning = thinking;
   const stop = str(body.get("stop_reason"));
   ch.finishReason = stop !== null ? finishReason(stop as string, mode) : "stop";

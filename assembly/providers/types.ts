@@ -36,7 +36,38 @@ export class ToolCall {
 
 export class Choice {
   index: i32 = 0;
-  content: string | null = null;
+  private text: string | null = null;
+  /**
+   * The text as the provider's bytes, when it came as one JSON string value: a writer copies it
+   * (ByteBuilder.strValue) instead of decoding it to UTF-16 and encoding it back; content decodes
+   * it on first use.
+   */
+  contentValue: JsonValue | null = null;
+
+  /** The answer's text (null: none, as with only tool calls). */
+  get content(): string | null {
+    let t = this.text;
+    if (t === null && this.contentValue !== null) this.text = t = (this.contentValue as JsonValue).s;
+    return t;
+  }
+  set content(t: string | null) {
+    this.text = t;
+    this.contentValue = null;
+  }
+
+  /** Length of content in UTF-16 units (0 for none), without decoding it. */
+  get contentUnits(): i32 {
+    if (this.text === null && this.contentValue !== null) return (this.contentValue as JsonValue).units;
+    const t = this.text;
+    return t !== null ? t.length : 0;
+  }
+
+  /** Writes content as a JSON string, or null. */
+  writeContent(b: ByteBuilder): void {
+    if (this.text === null && this.contentValue !== null) b.strValue(this.contentValue as JsonValue);
+    else if (this.text !== null) b.str(this.text as string);
+    else b.raw("null");
+  }
   reasoning: string | null = null;
   refusal: string | null = null;
   toolCalls: Array<ToolCall> = [];

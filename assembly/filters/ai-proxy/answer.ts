@@ -58,7 +58,7 @@ export function finishResponse(x: Exchange, body: ArrayBuffer, length: u32): voi
   else setFilterState(keys.MODEL, result.model);
   for (let i = 0; i < result.choices.length; i++) {
     const c = result.choices[i];
-    if (c.content !== null) x.responseChars += (c.content as string).length;
+    x.responseChars += c.contentUnits;
     for (let t = 0; t < c.toolCalls.length; t++) x.responseChars += c.toolCalls[t].arguments.length;
   }
   if (x.resp == RESP_REPLAY) {

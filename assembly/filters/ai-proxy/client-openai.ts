@@ -16,8 +16,7 @@ export function writeOpenAIUsage(b: ByteBuilder, u: Usage): void {
 
 function writeChoiceMessage(b: ByteBuilder, c: Choice): void {
   b.raw('{"role":"assistant","content":');
-  if (c.content !== null) b.str(c.content as string);
-  else b.raw("null");
+  c.writeContent(b);
   if (c.reasoning !== null) b.raw(',"reasoning_content":').str(c.reasoning as string);
   b.raw(',"refusal":');
   if (c.refusal !== null) b.str(c.refusal as string);
