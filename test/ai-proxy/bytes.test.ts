@@ -238,23 +238,31 @@ describe("keep-alive comments in translated streams", () => {
 });
 
 describe("a translated answer's text, decoded and written again", () => {
-  // Anthropic's text blocks are decoded and written into the OpenAI answer (ByteBuilder.str), four
-  // plain units at a time where it can: every character class at every offset of a four-unit group
-  // must come out as the same text.
+  // An answer of one text block is copied as the provider's bytes (Choice.contentValue); several
+  // blocks are decoded, joined and written into the OpenAI answer (ByteBuilder.str), four plain
+  // units at a time where it can: every character class at every offset of a four-unit group must
+  // come out as the same text, either way.
   it("is the provider's text, whatever sits at each offset", async () => {
     const h = await makeHost();
     const classes = ["a", '"', "\\", "\n", "\u0001", "\u001f", " ", "~", "\u007f", "é", "日", "🌍", "\u2028", "\ud800"];
     for (const c of classes) {
       for (let at = 0; at < 9; at++) {
         const text = "abcdefghijk".slice(0, at) + c + "lmnopqrstuvwxyz0123".slice(0, 4 + at);
+        for (const blocks of [[text], ["", text], ["x", text]]) {
+          const s = send(h, { model: "claude-sonnet-4-5", messages: [{ role: "user", content: "hi" }] });
+          upstream(s);
+          const body = reply(s, 200, "application/json", [JSON.stringify({
+            id: "msg_1", type: "message", role: "assistant", model: "claude-sonnet-4-5",
+            content: blocks.map((t) => ({ type: "text", text: t })), stop_reason: "end_turn", stop_sequence: null,
+            usage: { input_tokens: 3, output_tokens: 5 },
+          })]);
+          expect(JSON.parse(body).choices[0].message.content, JSON.stringify(blocks)).toBe(blocks.join(""));
+        }
+        // The provider's text written with \u escapes for every non-ASCII unit, copied as it came.
         const s = send(h, { model: "claude-sonnet-4-5", messages: [{ role: "user", content: "hi" }] });
         upstream(s);
-        const body = reply(s, 200, "application/json", [JSON.stringify({
-          id: "msg_1", type: "message", role: "assistant", model: "claude-sonnet-4-5",
-          content: [{ type: "text", text }], stop_reason: "end_turn", stop_sequence: null,
-          usage: { input_tokens: 3, output_tokens: 5 },
-        })]);
-        expect(JSON.parse(body).choices[0].message.content, JSON.stringify(text)).toBe(text);
+        const body = reply(s, 200, "application/json", ['{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":' + escapedVariant(text) + '}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":5}}']);
+        expect(JSON.parse(body).choices[0].message.content, escapedVariant(text)).toBe(text);
       }
     }
   });
