@@ -226,25 +226,33 @@ export function compileAccessLog(format: AccessLogFormat): (c: LogContext) => st
     const parts = compileString(format.text);
     return (c) => textOf(parts, c);
   }
-  const compileValue = (v: unknown): (c: LogContext) => unknown => {
+  // Each value compiles to a function writing its JSON text, so that a line is one string built
+  // member by member, as JSON.stringify would write the object (no object per line to stringify).
+  const compileValue = (v: unknown): ((c: LogContext) => string | undefined) => {
     if (typeof v === "string") {
       const parts = compileString(v);
       if (parts.length === 1 && typeof parts[0] !== "string") {
         const p = parts[0];
         // The whole value is one operator: typed output, null when unset.
-        return (c) => {
-          const x = p.op(c);
-          return x === "" && !p.numeric ? "" : x;
-        };
+        return (c) => JSON.stringify(p.op(c));
       }
-      return (c) => textOf(parts, c);
+      return (c) => JSON.stringify(textOf(parts, c));
     }
     if (v !== null && typeof v === "object" && !Array.isArray(v)) {
-      const entries = Object.entries(v).map(([k, x]) => [k, compileValue(x)] as const);
-      return (c) => Object.fromEntries(entries.map(([k, f]) => [k, f(c)]));
+      const members = Object.entries(v).map(([k, x]) => [JSON.stringify(k) + ":", compileValue(x)] as const);
+      return (c) => {
+        let out = "{";
+        for (const [key, value] of members) {
+          const x = value(c);
+          if (x === undefined) continue; // JSON.stringify leaves out a member without a value
+          out += (out.length > 1 ? "," : "") + key + x;
+        }
+        return out + "}";
+      };
     }
-    return () => v; // numbers, booleans, null: as written
+    const text = JSON.stringify(v); // numbers, booleans, null: as written
+    return () => text;
   };
   const render = compileValue(format.json);
-  return (c) => JSON.stringify(render(c)) + "\n";
+  return (c) => render(c) + "\n";
 }

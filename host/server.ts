@@ -317,6 +317,7 @@ class Exchange {
     }
     // Toward the client.
     const down = s.downstream;
+    let headNow = false;
     if (down.headers && !this.downHeaders) {
       this.downHeaders = true;
       const status = Number(down.headers.find(([k]) => k === ":status")?.[1] ?? 502);
@@ -342,15 +343,26 @@ class Exchange {
         else for (const c of early) this.pendingEarly.push(c);
       }
       this.res.writeHead(status, out.flat());
-      this.res.flushHeaders();
+      headNow = true;
     }
-    if (this.pendingEarly.length) for (const chunk of this.pendingEarly.splice(0)) this.res.write(chunk);
-    if (this.downHeaders) for (const chunk of down.take()) this.res.write(chunk);
+    // The headers leave with the body bytes released with them, in one write (Node sends its
+    // header block with the first non-empty chunk or the end), or alone when none came with them:
+    // a write of the headers on their own was a system call per request.
+    let bodyNow = false;
+    if (this.pendingEarly.length) for (const chunk of this.pendingEarly.splice(0)) bodyNow = this.toClient(chunk) || bodyNow;
+    if (this.downHeaders) for (const chunk of down.take()) bodyNow = this.toClient(chunk) || bodyNow;
     if (this.downHeaders && down.ended) {
       this.finish();
       return;
     }
+    if (headNow && !bodyNow) this.res.flushHeaders();
     this.flowControl();
+  }
+
+  /** Writes a chunk to the client; whether it held any bytes. */
+  private toClient(chunk: Buffer): boolean {
+    this.res.write(chunk);
+    return chunk.length > 0;
   }
 
   /**
