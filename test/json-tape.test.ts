@@ -26,7 +26,29 @@ async function reader(maxValues = 100000) {
       const of = (p: string) => (lines.find((l) => l.startsWith(p + "\t")) ?? "missing").slice(p.length + 1);
       return { tree: of("tree"), tape: of("tape") };
     },
+    /** A body that is one JSON string, read as JSON text from its decoded value and from its bytes. */
+    text(body: string | Uint8Array): { fromString: string; fromBytes: string } {
+      h.logs.length = 0;
+      const s = h.newStream();
+      s.callOnRequestHeaders(HEADERS, false);
+      s.callOnRequestBody(body, true);
+      s.completeHttpContext();
+      const lines = h.getLogs("info");
+      const of = (p: string) => lines.find((l) => l.startsWith(p + "\t"))?.slice(p.length + 1) ?? "missing";
+      return { fromString: of("string"), fromBytes: of("text") };
+    },
   };
+}
+
+/** s as a JSON string with every character past ASCII, and every `every`-th one, written as a \u escape. */
+function allEscaped(s: string, every = 1): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7e || c < 0x20 || c === 0x22 || c === 0x5c || i % every === 0) out += "\\u" + c.toString(16).padStart(4, "0");
+    else out += s[i];
+  }
+  return out + '"';
 }
 
 function same(r: { tree: string; tape: string }) {
@@ -125,6 +147,67 @@ describe("json-tape: reads what the tree reads", () => {
       }),
       { numRuns: 3000 },
     );
+    h.close();
+  });
+});
+
+describe("parseJsonText: a string's JSON text read from its bytes, as parseJsonString reads its decoded value", () => {
+  // Tool calls' arguments are JSON text inside a JSON string; ai-proxy resolves their escapes
+  // straight into UTF-8 (lib/json.ts unescapeUtf8) instead of decoding the string and encoding it
+  // back. Surrogates written as escapes (pairs, lone ones, one next to a raw character) must give
+  // the bytes String.UTF8.encode gives, so that the parse, its errors and its flags are the same.
+  it("texts with escapes of every kind, surrogates paired, lone or next to raw characters, and invalid texts", async () => {
+    const { h, text } = await reader();
+    // Each body is the outer JSON string as sent; \\uXXXX inside is an escape of the inner text,
+    // \uXXXX one of the outer string (resolved before the inner text is parsed).
+    const bodies = [
+      JSON.stringify('{"order_id":"NW-48213","include_items":true}'),
+      JSON.stringify('{"s":"tab\there \"quoted\" \\ \/ é 🌍","n":[1,2.5e3,-0]}'),
+      allEscaped('{"city":"Zürich 🌍 日本"}'),
+      allEscaped('{"a":"x"}', 2),
+      String.raw`"{\"a\":\"\\ud83c\\udf0d\"}"`, // a pair escaped in the inner text
+      String.raw`"{\"a\":\"\ud83c\udf0d\"}"`, // a pair escaped in the outer string: raw in the text
+      String.raw`"{\"a\":\"\\ud800\"}"`, // a lone high surrogate escaped in the inner text
+      String.raw`"{\"a\":\"\ud800x\"}"`, // a lone high surrogate in the text itself
+      String.raw`"{\"a\":\"\udc00\"}"`, // a lone low surrogate
+      String.raw`"{\"a\":\"\ud83c🌍\"}"`, // a high surrogate escape, then a raw character past U+FFFF
+      String.raw`"{\"a\":\"\ud83c\u0041\"}"`, // a high surrogate, then a plain escape
+      String.raw`"{\"a\":\"\udf0d\ud83c\"}"`, // low then high: two lone ones
+      String.raw`"\ud83c"`, String.raw`"\udf0d\ud83c"`, // surrogates alone as the whole text
+      JSON.stringify('{"a":1,"a":2}'), // a repeated key
+      JSON.stringify('{"a":'), JSON.stringify("[1,]"), JSON.stringify(""), JSON.stringify("  "), // invalid
+      allEscaped('{"a" : [true , null]} x'),
+    ];
+    for (const b of bodies) {
+      const r = text(b);
+      expect(r.fromBytes, b).toBe(r.fromString);
+      expect(r.fromString, b).not.toBe("missing");
+    }
+    expect(text(bodies[0]).fromBytes).toBe('ok\t---\t{"order_id":"NW-48213"#8,"include_items":true}');
+    h.close();
+  });
+
+  it("any JSON text, written with any escapes, with escapes and characters put in anywhere (property)", async () => {
+    const { h, text } = await reader();
+    let valid = 0;
+    const unit = fc.oneof(fc.constantFrom(String.raw`\ud83c`, String.raw`\udf0d`, String.raw`\ud800`, String.raw`\udc00`, String.raw`\u0041`, String.raw`\u00e9`, String.raw`\n`, String.raw`\\`, String.raw`\"`, String.raw`\/`, "🌍", "é", "x"), fc.string({ maxLength: 3 }));
+    fc.assert(
+      fc.property(fc.json({ maxDepth: 3, noUnicodeString: false }), fc.nat({ max: 4 }), fc.array(fc.tuple(fc.nat(), unit), { maxLength: 3 }), (json, every, inserts) => {
+        let body = every === 0 ? JSON.stringify(json) : allEscaped(json, every);
+        for (const [at, u] of inserts) {
+          // Between two characters or escapes of the outer string, inside its quotes.
+          const starts: number[] = [];
+          for (let i = 1; i < body.length; i += body[i] !== "\\" ? 1 : body[i + 1] === "u" ? 6 : 2) starts.push(i);
+          const i = starts[at % starts.length];
+          body = body.slice(0, i) + u + body.slice(i);
+        }
+        const r = text(body);
+        expect(r.fromBytes, body).toBe(r.fromString);
+        if (r.fromString !== "missing") valid++;
+      }),
+      { numRuns: 2000 },
+    );
+    expect(valid).toBeGreaterThan(1000); // most bodies are one valid string, read as text both ways
     h.close();
   });
 });

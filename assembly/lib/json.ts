@@ -1141,6 +1141,74 @@ export function parseJsonString(s: string): JsonValue | null {
   return parseJson(String.UTF8.encode(s));
 }
 
+/**
+ * Parses the JSON text that string value v holds (a tool call's arguments), as
+ * parseJsonString(v.s) would, but from v's bytes: its escapes are resolved straight into UTF-8,
+ * with no UTF-16 string decoded and encoded back.
+ */
+export function parseJsonText(v: JsonValue): JsonValue | null {
+  if (v.src === null || v.kind != JsonKind.String) return parseJsonString(v.s);
+  const buf = new ArrayBuffer(v.rawLen); // escapes only shorten the text
+  const out = changetype<usize>(buf);
+  const n = v.rawComplex ? unescapeUtf8(v.raw, v.raw + <usize>v.rawLen, out) - out : <usize>v.rawLen;
+  if (!v.rawComplex) memory.copy(out, v.raw, n);
+  return parseJsonAt(out, n, buf);
+}
+
+/**
+ * Writes the UTF-8 of the validated raw string [begin, stop) at out, byte for byte what
+ * String.UTF8.encode of its decoded text gives: an escaped surrogate pair as one four-byte
+ * character, a lone escaped surrogate as three bytes (WTF-8, as that encoder writes it). Raw bytes
+ * are valid UTF-8 (a string with invalid UTF-8 is never kept as bytes) and hold no surrogates, so
+ * they are copied. Returns the end of what it wrote.
+ */
+function unescapeUtf8(begin: usize, stop: usize, out: usize): usize {
+  let p = begin;
+  while (p < stop) {
+    const c = <u32>load<u8>(p);
+    if (c != 0x5c) {
+      store<u8>(out++, <u8>c);
+      p++;
+      continue;
+    }
+    const e = load<u8>(p + 1);
+    p += 2;
+    if (e != 0x75) {
+      store<u8>(out++, <u8>(e == 0x62 ? 0x08 : e == 0x66 ? 0x0c : e == 0x6e ? 0x0a : e == 0x72 ? 0x0d : e == 0x74 ? 0x09 : e));
+      continue;
+    }
+    let u = <u32>hex4(p, stop);
+    p += 4;
+    // A high surrogate followed by an escaped low one: one character past U+FFFF.
+    if (u >= 0xd800 && u < 0xdc00 && p + 6 <= stop && load<u8>(p) == 0x5c && load<u8>(p + 1) == 0x75) {
+      const lo = <u32>hex4(p + 2, stop);
+      if (lo >= 0xdc00 && lo < 0xe000) {
+        p += 6;
+        const cp = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+        store<u8>(out, <u8>(0xf0 | (cp >> 18)));
+        store<u8>(out + 1, <u8>(0x80 | ((cp >> 12) & 0x3f)));
+        store<u8>(out + 2, <u8>(0x80 | ((cp >> 6) & 0x3f)));
+        store<u8>(out + 3, <u8>(0x80 | (cp & 0x3f)));
+        out += 4;
+        continue;
+      }
+    }
+    if (u < 0x80) {
+      store<u8>(out++, <u8>u);
+    } else if (u < 0x800) {
+      store<u8>(out, <u8>(0xc0 | (u >> 6)));
+      store<u8>(out + 1, <u8>(0x80 | (u & 0x3f)));
+      out += 2;
+    } else {
+      store<u8>(out, <u8>(0xe0 | (u >> 12)));
+      store<u8>(out + 1, <u8>(0x80 | ((u >> 6) & 0x3f)));
+      store<u8>(out + 2, <u8>(0x80 | (u & 0x3f)));
+      out += 3;
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing
 

@@ -121,7 +121,7 @@
 // 413, rate_limit_error 429, api_error 500, overloaded_error 529, ...).
 //
 // Embeddings: Anthropic has none (embeddingsUpstream returns null: the filter answers 400).
-import { JsonValue, ByteBuilder, parseJsonString, parseJsonAt, nonEmpty, matchAscii, rawStringAt } from "../lib/json";
+import { JsonValue, ByteBuilder, parseJsonText, parseJsonAt, nonEmpty, matchAscii, rawStringAt } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
@@ -366,10 +366,10 @@ function writeAssistant(m: JsonValue, mi: i32, t: Turns): ClientError | null {
     if (name === null) return invalid(callPath(mi, i) + ".function.name", "is required.");
     const args = (f as JsonValue).get("arguments");
     let input: JsonValue | null = null;
-    if (args === null || args.isNull() || (args.isString() && args.s.length == 0)) {
+    if (args === null || args.isNull() || (args.isString() && args.units == 0)) {
       input = null;
     } else if (args.isString()) {
-      input = parseJsonString(args.s);
+      input = parseJsonText(args);
       if (input === null || !input.isObject()) return invalid(callPath(mi, i) + ".function.arguments", "must be the JSON text of an object.");
     } else if (args.isObject()) {
       input = args;

@@ -105,7 +105,7 @@
 //   token, usage_source=estimate), and the body says prompt_tokens = total_tokens = 0. The provider
 //   interface gives embeddingsResponse no access to the request, so the input length is not at hand
 //   here. A usageMetadata in the answer (Vertex-style) is used when present.
-import { JsonValue, ByteBuilder, parseJsonString, parseJsonAt } from "../lib/json";
+import { JsonValue, ByteBuilder, parseJsonString, parseJsonText, parseJsonAt } from "../lib/json";
 import { SseEvent } from "../lib/sse";
 import { nowNanos } from "../lib/sdk";
 import {
@@ -368,7 +368,7 @@ function writeAssistant(c: Contents, m: JsonValue, mi: i32, model: string): Clie
     const a = (f as JsonValue).get("arguments");
     let args: JsonValue | null = a;
     if (a === null || a.isNull() || (a.isString() && a.s.trim().length == 0)) args = JsonValue.object();
-    else if (a.isString()) args = parseJsonString(a.s);
+    else if (a.isString()) args = parseJsonText(a);
     if (args === null || !args.isObject()) return bad(at(mi, "tool_calls", i), "function.arguments must be a JSON object");
     const b = c.part("model").raw('{"functionCall":{"name":').str(name.s).raw(',"args":').value(args).byte(0x7d);
     const id = str(t.get("id"));

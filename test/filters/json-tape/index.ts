@@ -4,7 +4,9 @@
 // test checks they read the same thing. A dump is "ok\t<flags>\t<value>" or "error\t<flags>\t<why>";
 // a value is written as canonical JSON from what each reader offers its callers (decoded strings,
 // numbers as written, an object's keys in first-seen order with the value a lookup returns, lengths
-// and kinds as asked), never from the body's bytes.
+// and kinds as asked), never from the body's bytes. A body that is one JSON string is also read as
+// JSON text twice, by parseJsonString of its decoded value and by parseJsonText of its bytes
+// ("string\t<dump>" and "text\t<dump>", in the tree's dump form).
 export * from "@gcoredev/proxy-wasm-sdk-as/assembly/proxy";
 import {
   RootContext, Context, registerRootContext, log, LogLevelValues, FilterHeadersStatusValues,
@@ -12,6 +14,7 @@ import {
 } from "@gcoredev/proxy-wasm-sdk-as/assembly";
 import {
   JsonValue, JsonKind, ByteBuilder, parseJson, jsonError, jsonSawBadUtf8, jsonSawDuplicateKey, jsonTooManyValues,
+  parseJsonString, parseJsonText,
 } from "../../../assembly/lib/json";
 import { JsonTape, parseTape } from "../../../assembly/lib/json-tape";
 
@@ -83,6 +86,16 @@ function tapeDump(t: JsonTape, i: i32, b: ByteBuilder): void {
   }
 }
 
+/** What the tree parse that just ran gave: its dump, or its error, with its flags. */
+function treeResult(tree: JsonValue | null): string {
+  const b = new ByteBuilder();
+  if (tree !== null) {
+    b.raw("ok\t").raw(flags(jsonSawBadUtf8, jsonSawDuplicateKey, jsonTooManyValues)).raw("\t");
+    treeDump(tree, b);
+  } else b.raw("error\t").raw(flags(jsonSawBadUtf8, jsonSawDuplicateKey, jsonTooManyValues)).raw("\t").raw(jsonError);
+  return b.toString();
+}
+
 class Root extends RootContext {
   createContext(id: u32): Context {
     return new Stream(id, this);
@@ -104,12 +117,11 @@ class Stream extends Context {
     if (!eos) return FilterDataStatusValues.StopIterationAndBuffer;
     const body = get_buffer_bytes(BufferTypeValues.HttpRequestBody, 0, <u32>length);
     const tree = parseJson(body, MAX_VALUES);
-    const b = new ByteBuilder();
-    if (tree !== null) {
-      b.raw("ok\t").raw(flags(jsonSawBadUtf8, jsonSawDuplicateKey, jsonTooManyValues)).raw("\t");
-      treeDump(tree, b);
-    } else b.raw("error\t").raw(flags(jsonSawBadUtf8, jsonSawDuplicateKey, jsonTooManyValues)).raw("\t").raw(jsonError);
-    log(LogLevelValues.info, "tree\t" + b.toString());
+    log(LogLevelValues.info, "tree\t" + treeResult(tree));
+    if (tree !== null && tree.isString()) {
+      log(LogLevelValues.info, "string\t" + treeResult(parseJsonString(tree.s)));
+      log(LogLevelValues.info, "text\t" + treeResult(parseJsonText(tree)));
+    }
     const t = parseTape(body, MAX_VALUES);
     const c = new ByteBuilder();
     if (t.ok) {
