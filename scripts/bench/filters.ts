@@ -848,39 +848,50 @@ async function profileRun(seconds: number): Promise<void> {
 async function abRun(): Promise<void> {
   const cases = ONLY.length ? CASES.filter((c) => ONLY.includes(c.id)) : CASES;
   const clockNs = AB_WASM ? clockIntervalNs() : 0;
-  const rows = [`| case | unit | ${AB.map((d) => `${d} ${AB_WASM ? "µs in wasm" : "µs"} (cpu µs)`).join(" | ")} |`, `|---|---|${AB.map(() => "--:").join("|")}|`];
+  const rows = [`| case | unit | ${AB.map((d) => `${d} ${AB_WASM ? "µs in wasm" : "µs"} (cpu µs)`).join(" | ")} | loaded as listed, reversed |`, `|---|---|${AB.map(() => "--:").join("|")}|--:|`];
   for (const c of cases) {
-    const hosts: Host[] = [];
-    for (const d of AB) {
-      const h = await makeHost(c, AB_WASM, d);
-      c.check(h);
-      hosts.push(h);
-    }
-    const t = newTimes();
-    const warmIters = Math.max(1, Math.ceil(WARMUP / c.perIter));
-    for (const h of hosts) for (let i = 0; i < warmIters; i++) c.run(h, t);
-    const t0 = hr();
-    let k = 0;
-    while (Number(hr() - t0) < 20e6) (c.run(hosts[0], t), k++);
-    const N = Math.max(5, Math.round((ROUND_MS * 1e6) / (Number(hr() - t0) / k)));
     const wall: number[][] = AB.map(() => []), cpu: number[][] = AB.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) {
-      for (let j = 0; j < hosts.length; j++) {
-        const x = (j + r) % hosts.length; // rotate the order too
-        let sum = 0;
-        const c0 = process.cpuUsage();
-        for (let i = 0; i < N; i++) (c.run(hosts[x], t), (sum += AB_WASM ? Math.max(0, Number(t.wasmNs) - t.intervals * clockNs) : t.unitNs));
-        const cu = process.cpuUsage(c0);
-        wall[x].push(sum / (N * c.perIter) / 1e3);
-        cpu[x].push((cu.user + cu.system) / (N * c.perIter));
+    const passPct: string[] = [];
+    // Two passes with fresh hosts, the builds loaded in the listed order, then in reverse: in one
+    // process the build loaded second ran up to 6 % slower than an identical build loaded first,
+    // which a single pass reports as that build's cost.
+    for (const reversed of [false, true]) {
+      const order = AB.map((_, j) => (reversed ? AB.length - 1 - j : j));
+      const hosts: Host[] = new Array(AB.length);
+      for (const j of order) {
+        const h = await makeHost(c, AB_WASM, AB[j]);
+        c.check(h);
+        hosts[j] = h;
       }
+      const t = newTimes();
+      const warmIters = Math.max(1, Math.ceil(WARMUP / c.perIter));
+      for (const j of order) for (let i = 0; i < warmIters; i++) c.run(hosts[j], t);
+      const t0 = hr();
+      let k = 0;
+      while (Number(hr() - t0) < 20e6) (c.run(hosts[order[0]], t), k++);
+      const N = Math.max(5, Math.round((ROUND_MS * 1e6) / (Number(hr() - t0) / k)));
+      const passWall: number[][] = AB.map(() => []);
+      for (let r = 0; r < Math.ceil(ROUNDS / 2); r++) {
+        for (let q = 0; q < hosts.length; q++) {
+          const x = order[(q + r) % hosts.length]; // rotate the order too
+          let sum = 0;
+          const c0 = process.cpuUsage();
+          for (let i = 0; i < N; i++) (c.run(hosts[x], t), (sum += AB_WASM ? Math.max(0, Number(t.wasmNs) - t.intervals * clockNs) : t.unitNs));
+          const cu = process.cpuUsage(c0);
+          passWall[x].push(sum / (N * c.perIter) / 1e3);
+          cpu[x].push((cu.user + cu.system) / (N * c.perIter));
+        }
+      }
+      for (const h of hosts) (assertHealthy(h, c.id), h.close());
+      for (let j = 0; j < AB.length; j++) wall[j].push(...passWall[j]);
+      const b0 = median(passWall[0]);
+      passPct.push(AB.slice(1).map((_, j) => `${((100 * (median(passWall[j + 1]) - b0)) / b0).toFixed(0)}%`).join("/"));
     }
-    for (const h of hosts) (assertHealthy(h, c.id), h.close());
     const base = median(wall[0]);
-    rows.push(`| (${c.id}) ${c.title} | ${c.unit} | ${AB.map((_, j) => `${f1(median(wall[j]))}${j ? ` (${((100 * (median(wall[j]) - base)) / base).toFixed(0)}%)` : ""} (${c.unit === "chunk" ? "—" : f1(median(cpu[j]))})`).join(" | ")} |`);
+    rows.push(`| (${c.id}) ${c.title} | ${c.unit} | ${AB.map((_, j) => `${f1(median(wall[j]))}${j ? ` (${((100 * (median(wall[j]) - base)) / base).toFixed(0)}%)` : ""} (${c.unit === "chunk" ? "—" : f1(median(cpu[j]))})`).join(" | ")} | ${passPct.join(", ")} |`);
     process.stderr.write(`  (${c.id}) done\n`);
   }
-  console.log(`A/B: ${ROUNDS} rounds of ~${ROUND_MS} ms per build, interleaved; median µs per unit${AB_WASM ? " inside the modules (instrumented hosts)" : ""} (% vs the first), process CPU µs per unit in parentheses\n`);
+  console.log(`A/B: ${ROUNDS} rounds of ~${ROUND_MS} ms per build, interleaved, in two passes (the builds loaded as listed, then in reverse, fresh hosts each); median µs per unit${AB_WASM ? " inside the modules (instrumented hosts)" : ""} over both (% vs the first), process CPU µs per unit in parentheses; the last column is each pass's % alone\n`);
   console.log(rows.join("\n"));
 }
 
