@@ -49,13 +49,12 @@ export function textContainsKeyword(text: Text, keywords: Array<string>): bool {
   for (let k = 0; k < keywords.length; k++) {
     if (keywords[k].indexOf("\n") >= 0 && keywordsInUnits(new TextUnits(text), 0, text.length, [keywords[k]])) return true;
   }
-  const parts = text.parts;
   let units: TextUnits | null = null;
   let at = 0;
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 0; i < text.count; i++) {
     if (i > 0) at += text.sep.length;
-    const v = parts[i];
-    const n = text.lengths[i];
+    const v = text.part(i);
+    const n = text.partLength(i);
     if (v.src === null) {
       const s = v.s;
       for (let k = 0; k < keywords.length; k++) if (keywordIn<u16>(changetype<usize>(s), s.length, keywords[k])) return true;

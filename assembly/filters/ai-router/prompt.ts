@@ -239,9 +239,9 @@ const DECODE_UNITS: i32 = 32768;
 
 /** Decodes t's short raw parts with escapes or non-ASCII bytes, up to `left` units; returns what is left. */
 function decodeShortParts(t: Text, left: i32): i32 {
-  for (let i = 0; i < t.parts.length; i++) {
-    const v = t.parts[i];
-    const n = t.lengths[i];
+  for (let i = 0; i < t.count; i++) {
+    const v = t.part(i);
+    const n = t.partLength(i);
     if (v.src === null || !v.rawComplex || n > left) continue;
     v.s = v.s; // the decoded string replaces the raw bytes (text.ts then reads it as UTF-16)
     left -= n;

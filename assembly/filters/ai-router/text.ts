@@ -10,20 +10,17 @@ import { JsonValue, hex4, utf8Length } from "../../lib/json";
 import { foldCase } from "../../lib/regex";
 
 // Room for the parts most texts have (a message's text parts, a short conversation), made with the
-// text: an array grown from empty is reallocated on its first push, and a reallocation goes through
-// the allocator's slow path, where a new block of this size comes off a free list.
+// first part: growing from empty would reallocate on the first add, through the allocator's slow
+// path. A text that never gets a part (most requests' default last user turn) allocates nothing.
 const PARTS: i32 = 8;
 
-function withCapacity<T>(n: i32): Array<T> {
-  const a = new Array<T>(n);
-  a.length = 0; // keeps the buffer
-  return a;
-}
-
 export class Text {
-  parts: Array<JsonValue> = withCapacity<JsonValue>(PARTS);
-  /** Each part's length in UTF-16 code units (counting a raw string's units is a pass over it). */
-  lengths: Array<i32> = withCapacity<i32>(PARTS);
+  // The parts and each one's length in UTF-16 code units (counting a raw string's units is a pass
+  // over it), `count` of them; null until the first add.
+  private values: StaticArray<JsonValue> | null = null;
+  private units: StaticArray<i32> | null = null;
+  /** Number of parts. */
+  count: i32 = 0;
   /** Length of the joined text in UTF-16 code units. */
   length: i32 = 0;
   sep: string;
@@ -32,12 +29,39 @@ export class Text {
     this.sep = sep;
   }
 
+  /** Part i (0 <= i < count). */
+  part(i: i32): JsonValue {
+    return unchecked((this.values as StaticArray<JsonValue>)[i]);
+  }
+
+  /** Length of part i in UTF-16 code units (0 <= i < count). */
+  partLength(i: i32): i32 {
+    return unchecked((this.units as StaticArray<i32>)[i]);
+  }
+
   /** Appends a string value of n units (JsonValue.units); empty ones are skipped (as the joined text never held them). */
   add(v: JsonValue, n: i32): void {
     if (n == 0) return;
-    if (this.parts.length) this.length += this.sep.length;
-    this.parts.push(v);
-    this.lengths.push(n);
+    const i = this.count;
+    let values = this.values;
+    let units = this.units;
+    if (values === null || units === null) {
+      values = this.values = new StaticArray<JsonValue>(PARTS);
+      units = this.units = new StaticArray<i32>(PARTS);
+    } else if (i == values.length) {
+      const grownValues = new StaticArray<JsonValue>(i << 1);
+      const grownUnits = new StaticArray<i32>(i << 1);
+      for (let k = 0; k < i; k++) {
+        unchecked((grownValues[k] = unchecked(values[k])));
+        unchecked((grownUnits[k] = unchecked(units[k])));
+      }
+      values = this.values = grownValues;
+      units = this.units = grownUnits;
+    }
+    if (i) this.length += this.sep.length;
+    unchecked((values[i] = v));
+    unchecked((units[i] = n));
+    this.count = i + 1;
     this.length += n;
   }
 
@@ -167,8 +191,8 @@ const WINDOW: i32 = 1024;
         this.ptr = changetype<usize>(t.sep);
         this.end = this.start + t.sep.length;
       } else {
-        const v = t.parts[k >> 1];
-        this.end = this.start + t.lengths[k >> 1];
+        const v = t.part(k >> 1);
+        this.end = this.start + t.partLength(k >> 1);
         if (v.src === null) this.ptr = changetype<usize>(v.s);
         else if (!v.rawComplex) {
           this.ptr = v.raw;
@@ -182,7 +206,7 @@ const WINDOW: i32 = 1024;
   }
 
   private restart(): void {
-    const v = this.text.parts[this.piece >> 1];
+    const v = this.text.part(this.piece >> 1);
     this.p = v.raw;
     this.stop = v.raw + <usize>v.rawLen;
     this.low = -1;
