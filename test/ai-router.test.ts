@@ -194,7 +194,7 @@ describe("ai-router: conditions", () => {
     expect(ruleFor(h, "hi", { model: "claude-35-opus" })).toBe("default");
   });
 
-  it("top-level keys written with escapes are read by their value; a repeated key by its last value, as JSON.parse reads it", () => {
+  it("keys written with escapes are read by their value; a repeated key by its last value, as JSON.parse reads it", () => {
     const escaped = String.raw`{"mod\u0065l":"o1","m\u0065ssages":[{"role":"user","content":"hi"}]}`;
     expect(routed(send(h, escaped).s).rule).toBe("model-exact");
     const tools = String.raw`{"model":"m","messages":[{"role":"user","content":"hi there"}],"t\u006fols":[{"type":"function","function":{"name":"f"}}]}`;
@@ -203,6 +203,11 @@ describe("ai-router: conditions", () => {
     expect(routed(send(h, repeated).s).rule).toBe("model-exact");
     const lastWins = `{"model":"o1","messages":[{"role":"user","content":"hi"}],"model":"o1-mini"}`;
     expect(routed(send(h, lastWins).s).rule).toBe("default");
+    // A message's keys too.
+    const message = String.raw`{"model":"m","messages":[{"r\u006fle":"user","c\u006fntent":"Please look at ticket #48213 today"}]}`;
+    expect(routed(send(h, message).s).rule).toBe("regex");
+    const repeatedRole = `{"model":"m","messages":[{"role":"user","content":"Please look at ticket #48213 today","role":"assistant"}]}`;
+    expect(routed(send(h, repeatedRole).s).rule).toBe("default");
   });
 
   it("texts with escapes and non-ASCII characters read the same whichever text a rule reads first", async () => {

@@ -65,8 +65,13 @@ export class JsonTape {
   isArray(i: i32): bool { return this.kind(i) == JsonKind.Array; }
   isObject(i: i32): bool { return this.kind(i) == JsonKind.Object; }
   isBool(i: i32): bool { return this.kind(i) == JsonKind.Bool; }
-  /** A string with backslash escapes or invalid UTF-8: its bytes are not its value. */
-  isEscaped(i: i32): bool { return i >= 0 && (load<u32>(this.at(i)) & (T_ESCAPED | T_BAD_UTF8)) != 0; }
+  /**
+   * The length to sort member key j by before comparing it with is(): its bytes, or the decoded
+   * length of a key with escapes, so that a key equal to an ASCII name has that name's length.
+   */
+  keyLength(j: i32): i32 {
+    return (load<u32>(this.at(j)) & (T_ESCAPED | T_BAD_UTF8)) != 0 ? this.str(j).length : this.bytes(j);
+  }
   /** A Bool that is true. */
   isTrue(i: i32): bool { return i >= 0 && (load<u32>(this.at(i)) & T_TRUE) != 0; }
 

@@ -95,9 +95,8 @@ class Top {
   /** Notes member key j (its value is j + 1) if it is one of the above. */
   note(t: JsonTape, j: i32): void {
     const v = j + 1;
-    // By length first, so that a key is compared with one or three names, not thirteen. An
-    // escaped key's bytes are longer than its value: its decoded length is used.
-    const n = t.isEscaped(j) ? t.str(j).length : t.bytes(j);
+    // By length first, so that a key is compared with one or three names, not thirteen.
+    const n = t.keyLength(j);
     if (n == 4) {
       if (t.is(j, "text")) this.text = v;
     } else if (n == 5) {
@@ -125,6 +124,28 @@ class Top {
   }
 }
 
+/** A chat message's members the rules read, found in one pass over its keys (see Top). */
+class Message {
+  role: i32 = -1;
+  content: i32 = -1;
+  toolCalls: i32 = -1;
+
+  read(t: JsonTape, m: i32): Message {
+    this.role = this.content = this.toolCalls = -1;
+    for (let j = m + 1, end = t.next(m); j < end; j = t.next(j + 1)) {
+      const n = t.keyLength(j);
+      if (n == 4) {
+        if (t.is(j, "role")) this.role = j + 1;
+      } else if (n == 7) {
+        if (t.is(j, "content")) this.content = j + 1;
+      } else if (n == 10) {
+        if (t.is(j, "tool_calls")) this.toolCalls = j + 1;
+      }
+    }
+    return this;
+  }
+}
+
 /** Reads the prompt features of request body `req` (an object) of a tape. Never fails. */
 export function readPrompt(t: JsonTape, req: i32): Prompt {
   const p = new Prompt();
@@ -148,13 +169,15 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
   const messages = top.messages;
   if (messages >= 0 && t.isArray(messages)) {
     p.messages = t.length(messages);
+    const msg = new Message();
     for (let m = messages + 1, end = t.next(messages); m < end; m = t.next(m)) {
       if (!t.isObject(m)) continue;
-      const own = t.is(t.get(m, "role"), "user") ? new Text("\n") : null;
-      readContent(p, t, t.get(m, "content"), own);
+      msg.read(t, m);
+      const own = t.is(msg.role, "user") ? new Text("\n") : null;
+      readContent(p, t, msg.content, own);
       if (own !== null && own.length) p.userText = own;
       // OpenAI assistant tool calls: their arguments are part of what the model reads.
-      const calls = t.get(m, "tool_calls");
+      const calls = msg.toolCalls;
       if (calls >= 0 && t.isArray(calls)) {
         for (let c = calls + 1, cend = t.next(calls); c < cend; c = t.next(c)) {
           const f = t.get(c, "function");
