@@ -103,6 +103,37 @@ describe("json-tape: reads what the tree reads", () => {
     h.close();
   });
 
+  it("a string's first byte that is not plain, at every offset of the eight-byte scan: read as JSON.parse reads it", async () => {
+    // scanString skips eight plain bytes at a time and jumps to the first one that is not (a quote,
+    // a backslash, a control character, a byte past ASCII). Both readers share it, so each is held
+    // to JSON.parse here, not only to the other.
+    const { h, read } = await reader();
+    const specials = ['"', "\\n", "\\\\", '\\"', "\\u00e9", "\\ud83c\\udf0d", "é", "日", "🌍", "\u0001", "\u001f", "\u007f", " ", "~"];
+    for (const x of specials) {
+      for (let before = 0; before < 18; before++) {
+        for (const after of [0, 1, 7, 9]) {
+          const body = '"' + "a".repeat(before) + x + "b".repeat(after) + '"';
+          let expected: string | null = null;
+          try {
+            expected = JSON.parse(body);
+          } catch {
+            expected = null;
+          }
+          const r = read(body);
+          expect(r.tape, body).toBe(r.tree);
+          if (expected === null) expect(r.tree, body).toMatch(/^error\t/);
+          else {
+            const m = /^ok\t---\t(.*)#(\d+)$/s.exec(r.tree);
+            expect(m, body).not.toBeNull();
+            expect(JSON.parse(m![1]), body).toBe(expected);
+            expect(Number(m![2]), body).toBe(expected.length);
+          }
+        }
+      }
+    }
+    h.close();
+  });
+
   it("malformed texts: the same error at the same byte", async () => {
     const { h, read } = await reader();
     const bad = [

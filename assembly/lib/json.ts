@@ -843,12 +843,19 @@ export function scanString(p: usize, end: usize): usize {
   while (true) {
     // Eight plain bytes at a time: none is a quote, a backslash, a control character or non-ASCII
     // (a byte of x is zero exactly where (x - ONES) & ~x has its high bit; one below 0x20 where
-    // (w - 0x20 ONES) & ~w has). Most of a prompt's text is plain.
+    // (w - 0x20 ONES) & ~w has). Most of a prompt's text is plain. The lowest flagged byte is the
+    // first one that is not plain (a borrow only flags bytes above a real hit): the scan goes
+    // straight to it, not byte by byte (most strings are short, a key's closing quote is in the
+    // first eight bytes).
     while (p + 8 <= end) {
       const w = load<u64>(p);
       const q = w ^ (ONES * 0x22);
       const b = w ^ (ONES * 0x5c);
-      if ((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) & HIGHS) break;
+      const hits = (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) & HIGHS;
+      if (hits) {
+        p += <usize>(ctz(hits) >> 3);
+        break;
+      }
       p += 8;
     }
     if (p >= end) { scanErrorAt = p; scanError = "unterminated string"; return 0; }
