@@ -19,8 +19,8 @@
 import { foldString } from "../../lib/regex";
 import { Text } from "./text";
 import { CONSTRAINT, CX, getLexicon, Lexicon, stemKey, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, TASKS } from "./lexicon";
-import { equalAt, isWordStart, startsAt, wordEnd } from "./words";
-import { cu, isDigit, scanStructure, startsListItem } from "./structure";
+import { cu, equalAt, isWordStart, startsAt, wordEnd } from "./words";
+import { isDigit, scanStructure, startsListItem } from "./structure";
 
 export { initClassifier, TASK_CHAT, TASK_CODE, TASK_EXTRACT, TASK_MATH, TASK_NAMES, TASK_REASONING, TASK_SUMMARIZE, TASK_TRANSLATE, taskIndex } from "./lexicon";
 

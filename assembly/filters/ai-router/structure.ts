@@ -1,7 +1,6 @@
 // Structural signals of a prompt for the classifier, in one pass over its text: code fences and
 // code-like lines, list items, questions, arithmetic, non-Latin script.
 import { cu } from "./words";
-export { cu };
 
 export class Structure {
   fences: i32 = 0; // ``` markers
