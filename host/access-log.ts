@@ -126,7 +126,7 @@ function formatTime(ns: bigint, parts: TimePart[]): string {
 
 const DEFAULT_START_TIME = "%Y-%m-%dT%H:%M:%E3SZ";
 
-function compileOperator(name: string, arg: string | undefined, max: number | undefined): { op: Op; numeric: boolean } {
+function compileOperator(name: string, arg: string | undefined, max: number | undefined): { op: Op } {
   const needArg = () => {
     if (arg === undefined) throw new Error(`access log: %${name}% needs an argument`);
     return arg;
@@ -137,7 +137,7 @@ function compileOperator(name: string, arg: string | undefined, max: number | un
   switch (name) {
     case "START_TIME": {
       const parts = compileTime(arg ?? DEFAULT_START_TIME);
-      return { op: (c) => formatTime(c.startTimeNs, parts), numeric: false };
+      return { op: (c) => formatTime(c.startTimeNs, parts) };
     }
     case "REQ":
     case "REQUEST_HEADER":
@@ -146,53 +146,53 @@ function compileOperator(name: string, arg: string | undefined, max: number | un
       const names = needArg().split("?");
       if (names.length > 2 || names.some((n) => !n)) throw new Error(`access log: bad header list in %${name}(${arg})%`);
       const req = name.startsWith("REQ");
-      return { op: (c) => truncate(header(req ? c.requestHeaders : c.responseHeaders, names), max), numeric: false };
+      return { op: (c) => truncate(header(req ? c.requestHeaders : c.responseHeaders, names), max) };
     }
     case "RESPONSE_CODE":
       noArg();
-      return { op: (c) => c.responseCode, numeric: true };
+      return { op: (c) => c.responseCode };
     case "RESPONSE_CODE_DETAILS":
       noArg();
-      return { op: (c) => truncate(c.responseCodeDetails, max), numeric: false };
+      return { op: (c) => truncate(c.responseCodeDetails, max) };
     case "DURATION":
       noArg();
-      return { op: (c) => c.durationMs, numeric: true };
+      return { op: (c) => c.durationMs };
     case "PROTOCOL":
       noArg();
-      return { op: (c) => c.protocol, numeric: false };
+      return { op: (c) => c.protocol };
     case "BYTES_RECEIVED":
       noArg();
-      return { op: (c) => c.bytesReceived, numeric: true };
+      return { op: (c) => c.bytesReceived };
     case "BYTES_SENT":
       noArg();
-      return { op: (c) => c.bytesSent, numeric: true };
+      return { op: (c) => c.bytesSent };
     case "UPSTREAM_CLUSTER":
       noArg();
-      return { op: (c) => truncate(c.upstreamCluster, max), numeric: false };
+      return { op: (c) => truncate(c.upstreamCluster, max) };
     case "RESPONSE_FLAGS":
       // ResponseFlagUtils::toShortString: the flags joined by ",", "-" when there are none (also in JSON).
       noArg();
-      return { op: (c) => (c.responseFlags.length ? c.responseFlags.join(",") : "-"), numeric: false };
+      return { op: (c) => (c.responseFlags.length ? c.responseFlags.join(",") : "-") };
     case "UPSTREAM_HOST":
       // StreamInfoAddressFormatterProvider::withPort on upstreamInfo()->upstreamHost(): null without a host.
       noArg();
-      return { op: (c) => c.upstreamHost, numeric: false };
+      return { op: (c) => c.upstreamHost };
     case "UPSTREAM_TRANSPORT_FAILURE_REASON":
       noArg();
-      return { op: (c) => c.upstreamTransportFailureReason || null, numeric: false };
+      return { op: (c) => c.upstreamTransportFailureReason || null };
     case "FILTER_STATE": {
       const [key, serialization = "", extra] = needArg().split(":");
       if (extra !== undefined || serialization !== "PLAIN") {
         throw new Error(`access log: the local gateway supports %FILTER_STATE(KEY:PLAIN)% only (got %FILTER_STATE(${arg})%)`);
       }
-      return { op: (c) => truncate(c.filterState(key) ?? null, max), numeric: false };
+      return { op: (c) => truncate(c.filterState(key) ?? null, max) };
     }
     default:
       throw new Error(`access log: command operator %${name}% is not supported by the local gateway`);
   }
 }
 
-type Part = string | { op: Op; numeric: boolean };
+type Part = string | { op: Op };
 
 /** Splits a format string into literal text and command operators. */
 function compileString(s: string): Part[] {
