@@ -13,28 +13,26 @@ const HEADERS = { ":method": "POST", ":path": "/", ":authority": "gw", "content-
 
 async function reader(maxValues = 100000) {
   const h = await Host.create({ filters: [{ name: "json-tape", wasm: WASM, configuration: String(maxValues) }] });
+  /** Sends body through the module; the text of each info line it logged, by its first field. */
+  function logged(body: string | Uint8Array): (field: string) => string {
+    h.logs.length = 0;
+    const s = h.newStream();
+    s.callOnRequestHeaders(HEADERS, false);
+    s.callOnRequestBody(body, true);
+    s.completeHttpContext();
+    const lines = h.getLogs("info");
+    return (field) => lines.find((l) => l.startsWith(field + "\t"))?.slice(field.length + 1) ?? "missing";
+  }
   return {
     h,
     /** The tree's and the tape's dumps of body. */
     read(body: string | Uint8Array): { tree: string; tape: string } {
-      h.logs.length = 0;
-      const s = h.newStream();
-      s.callOnRequestHeaders(HEADERS, false);
-      s.callOnRequestBody(body, true);
-      s.completeHttpContext();
-      const lines = h.getLogs("info");
-      const of = (p: string) => (lines.find((l) => l.startsWith(p + "\t")) ?? "missing").slice(p.length + 1);
+      const of = logged(body);
       return { tree: of("tree"), tape: of("tape") };
     },
     /** A body that is one JSON string, read as JSON text from its decoded value and from its bytes. */
     text(body: string | Uint8Array): { fromString: string; fromBytes: string } {
-      h.logs.length = 0;
-      const s = h.newStream();
-      s.callOnRequestHeaders(HEADERS, false);
-      s.callOnRequestBody(body, true);
-      s.completeHttpContext();
-      const lines = h.getLogs("info");
-      const of = (p: string) => lines.find((l) => l.startsWith(p + "\t"))?.slice(p.length + 1) ?? "missing";
+      const of = logged(body);
       return { fromString: of("string"), fromBytes: of("text") };
     },
   };
