@@ -66,11 +66,24 @@ export class JsonTape {
   isObject(i: i32): bool { return this.kind(i) == JsonKind.Object; }
   isBool(i: i32): bool { return this.kind(i) == JsonKind.Bool; }
   /**
-   * The length to sort member key j by before comparing it with is(): its bytes, or the decoded
-   * length of a key with escapes, so that a key equal to an ASCII name has that name's length.
+   * The values of members `names` of object i, in one pass over its keys: out[k] is the value of
+   * names[k] (the last one, when the key is repeated, as get() gives), or -1. A get() per name would
+   * walk the keys once per name. A key is compared only with the names of its length (an escaped
+   * key by its decoded length); the names are ASCII.
    */
-  keyLength(j: i32): i32 {
-    return (load<u32>(this.at(j)) & (T_ESCAPED | T_BAD_UTF8)) != 0 ? this.str(j).length : this.bytes(j);
+  getAll(i: i32, names: StaticArray<string>, out: StaticArray<i32>): void {
+    for (let k = 0; k < names.length; k++) unchecked((out[k] = -1));
+    if (this.kind(i) != JsonKind.Object) return;
+    for (let j = i + 1, end = this.next(i); j < end; j = this.next(j + 1)) {
+      const n = (load<u32>(this.at(j)) & (T_ESCAPED | T_BAD_UTF8)) != 0 ? this.str(j).length : this.bytes(j);
+      for (let k = 0; k < names.length; k++) {
+        const name = unchecked(names[k]);
+        if (name.length == n && this.is(j, name)) {
+          unchecked((out[k] = j + 1));
+          break;
+        }
+      }
+    }
   }
   /** A Bool that is true. */
   isTrue(i: i32): bool { return i >= 0 && (load<u32>(this.at(i)) & T_TRUE) != 0; }

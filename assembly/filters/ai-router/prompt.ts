@@ -72,91 +72,29 @@ export class Prompt {
   }
 }
 
-/**
- * The request's top-level members the rules read, found in one pass over its keys (a get() per
- * name would walk them all a dozen times). -1: absent; a repeated key gives its last value, as
- * get() does.
- */
-class Top {
-  model: i32 = -1;
-  system: i32 = -1;
-  messages: i32 = -1;
-  input: i32 = -1;
-  instructions: i32 = -1;
-  tools: i32 = -1;
-  functions: i32 = -1;
-  text: i32 = -1;
-  responseFormat: i32 = -1;
-  outputFormat: i32 = -1;
-  systemInstruction: i32 = -1;
-  contents: i32 = -1;
-  generationConfig: i32 = -1;
+// The request's top-level members the rules read, found in one pass over its keys
+// (JsonTape.getAll), by TopKey into TOP_NAMES; -1 for an absent one.
+enum TopKey { Model, System, Messages, Input, Instructions, Tools, Functions, Text, ResponseFormat, OutputFormat, SystemInstruction, Contents, GenerationConfig }
+const TOP_NAMES: StaticArray<string> = [
+  "model", "system", "messages", "input", "instructions", "tools", "functions", "text", "response_format",
+  "output_format", "systemInstruction", "contents", "generationConfig",
+];
 
-  /** Notes member key j (its value is j + 1) if it is one of the above. */
-  note(t: JsonTape, j: i32): void {
-    const v = j + 1;
-    // By length first, so that a key is compared with one or three names, not thirteen.
-    const n = t.keyLength(j);
-    if (n == 4) {
-      if (t.is(j, "text")) this.text = v;
-    } else if (n == 5) {
-      if (t.is(j, "model")) this.model = v;
-      else if (t.is(j, "input")) this.input = v;
-      else if (t.is(j, "tools")) this.tools = v;
-    } else if (n == 6) {
-      if (t.is(j, "system")) this.system = v;
-    } else if (n == 8) {
-      if (t.is(j, "messages")) this.messages = v;
-      else if (t.is(j, "contents")) this.contents = v;
-    } else if (n == 9) {
-      if (t.is(j, "functions")) this.functions = v;
-    } else if (n == 12) {
-      if (t.is(j, "instructions")) this.instructions = v;
-    } else if (n == 13) {
-      if (t.is(j, "output_format")) this.outputFormat = v;
-    } else if (n == 15) {
-      if (t.is(j, "response_format")) this.responseFormat = v;
-    } else if (n == 16) {
-      if (t.is(j, "generationConfig")) this.generationConfig = v;
-    } else if (n == 17) {
-      if (t.is(j, "systemInstruction")) this.systemInstruction = v;
-    }
-  }
-}
-
-/** A chat message's members the rules read, found in one pass over its keys (see Top). */
-class Message {
-  role: i32 = -1;
-  content: i32 = -1;
-  toolCalls: i32 = -1;
-
-  read(t: JsonTape, m: i32): Message {
-    this.role = this.content = this.toolCalls = -1;
-    for (let j = m + 1, end = t.next(m); j < end; j = t.next(j + 1)) {
-      const n = t.keyLength(j);
-      if (n == 4) {
-        if (t.is(j, "role")) this.role = j + 1;
-      } else if (n == 7) {
-        if (t.is(j, "content")) this.content = j + 1;
-      } else if (n == 10) {
-        if (t.is(j, "tool_calls")) this.toolCalls = j + 1;
-      }
-    }
-    return this;
-  }
-}
+// A chat message's members the rules read, the same way.
+enum MessageKey { Role, Content, ToolCalls }
+const MESSAGE_NAMES: StaticArray<string> = ["role", "content", "tool_calls"];
 
 /** Reads the prompt features of request body `req` (an object) of a tape. Never fails. */
 export function readPrompt(t: JsonTape, req: i32): Prompt {
   const p = new Prompt();
   p.read = true;
-  const top = new Top();
-  if (t.isObject(req)) for (let j = req + 1, end = t.next(req); j < end; j = t.next(j + 1)) top.note(t, j);
-  const model = top.model;
+  const top = new StaticArray<i32>(TOP_NAMES.length);
+  t.getAll(req, TOP_NAMES, top);
+  const model = top[TopKey.Model];
   if (model >= 0 && t.isString(model)) p.model = t.str(model);
 
   // Anthropic: top-level system, a string or text blocks.
-  const system = top.system;
+  const system = top[TopKey.System];
   if (system >= 0) {
     if (t.isString(system)) p.addPart(t, system);
     else if (t.isArray(system)) {
@@ -166,18 +104,18 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
     }
   }
 
-  const messages = top.messages;
+  const messages = top[TopKey.Messages];
   if (messages >= 0 && t.isArray(messages)) {
     p.messages = t.length(messages);
-    const msg = new Message();
+    const msg = new StaticArray<i32>(MESSAGE_NAMES.length);
     for (let m = messages + 1, end = t.next(messages); m < end; m = t.next(m)) {
       if (!t.isObject(m)) continue;
-      msg.read(t, m);
-      const own = t.is(msg.role, "user") ? new Text("\n") : null;
-      readContent(p, t, msg.content, own);
+      t.getAll(m, MESSAGE_NAMES, msg);
+      const own = t.is(msg[MessageKey.Role], "user") ? new Text("\n") : null;
+      readContent(p, t, msg[MessageKey.Content], own);
       if (own !== null && own.length) p.userText = own;
       // OpenAI assistant tool calls: their arguments are part of what the model reads.
-      const calls = msg.toolCalls;
+      const calls = msg[MessageKey.ToolCalls];
       if (calls >= 0 && t.isArray(calls)) {
         for (let c = calls + 1, cend = t.next(calls); c < cend; c = t.next(c)) {
           const f = t.get(c, "function");
@@ -189,17 +127,17 @@ export function readPrompt(t: JsonTape, req: i32): Prompt {
 
   readResponsesInput(p, t, top);
 
-  const tools = top.tools;
+  const tools = top[TopKey.Tools];
   if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0) p.tools = true;
-  const functions = top.functions;
+  const functions = top[TopKey.Functions];
   if (functions >= 0 && t.isArray(functions) && t.length(functions) > 0) p.tools = true;
 
   // JSON mode: OpenAI response_format json_object / json_schema; Anthropic structured outputs;
   // the Responses API's text.format.
-  if (jsonFormat(t, top.responseFormat)) p.jsonMode = true;
-  const text = top.text;
+  if (jsonFormat(t, top[TopKey.ResponseFormat])) p.jsonMode = true;
+  const text = top[TopKey.Text];
   if (text >= 0 && jsonFormat(t, t.get(text, "format"))) p.jsonMode = true;
-  if (jsonFormat(t, top.outputFormat)) p.jsonMode = true;
+  if (jsonFormat(t, top[TopKey.OutputFormat])) p.jsonMode = true;
   readGemini(p, t, top);
   return p;
 }
@@ -212,10 +150,10 @@ function jsonFormat(t: JsonTape, j: i32): bool {
 }
 
 /** Gemini's systemInstruction and contents: the same features from its parts. */
-function readGemini(p: Prompt, t: JsonTape, top: Top): void {
-  const sys = top.systemInstruction;
+function readGemini(p: Prompt, t: JsonTape, top: StaticArray<i32>): void {
+  const sys = top[TopKey.SystemInstruction];
   if (sys >= 0) readGeminiParts(p, t, t.get(sys, "parts"));
-  const contents = top.contents;
+  const contents = top[TopKey.Contents];
   if (contents >= 0 && t.isArray(contents)) {
     p.messages = t.length(contents);
     for (let c = contents + 1, end = t.next(contents); c < end; c = t.next(c)) {
@@ -225,9 +163,9 @@ function readGemini(p: Prompt, t: JsonTape, top: Top): void {
       if ((role < 0 || !t.isString(role) || t.is(role, "user")) && own.length) p.userText = own;
     }
   }
-  const tools = top.tools;
-  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0 && top.messages < 0) p.tools = true;
-  const gc = top.generationConfig;
+  const tools = top[TopKey.Tools];
+  if (tools >= 0 && t.isArray(tools) && t.length(tools) > 0 && top[TopKey.Messages] < 0) p.tools = true;
+  const gc = top[TopKey.GenerationConfig];
   if (gc >= 0 && t.is(t.get(gc, "responseMimeType"), "application/json")) p.jsonMode = true;
 }
 
@@ -277,10 +215,10 @@ function decodeShortParts(t: Text, left: i32): i32 {
  * message) or a list of items: messages (role and content, as in chat), function_call (its
  * arguments are read by the model) and function_call_output (context, not a user turn).
  */
-function readResponsesInput(p: Prompt, t: JsonTape, top: Top): void {
-  const input = top.input;
-  if (input < 0 || top.messages >= 0) return;
-  p.addPart(t, top.instructions);
+function readResponsesInput(p: Prompt, t: JsonTape, top: StaticArray<i32>): void {
+  const input = top[TopKey.Input];
+  if (input < 0 || top[TopKey.Messages] >= 0) return;
+  p.addPart(t, top[TopKey.Instructions]);
   if (t.isString(input)) {
     p.messages = 1;
     const own = new Text("\n");
