@@ -1157,8 +1157,9 @@ export function parseJsonText(v: JsonValue): JsonValue | null {
   if (v.src === null || v.kind != JsonKind.String) return parseJsonString(v.s);
   const buf = new ArrayBuffer(v.rawLen); // escapes only shorten the text
   const out = changetype<usize>(buf);
-  const n = v.rawComplex ? unescapeUtf8(v.raw, v.raw + <usize>v.rawLen, out) - out : <usize>v.rawLen;
-  if (!v.rawComplex) memory.copy(out, v.raw, n);
+  let n = <usize>v.rawLen;
+  if (v.rawComplex) n = unescapeUtf8(v.raw, v.raw + n, out) - out;
+  else memory.copy(out, v.raw, n);
   return parseJsonAt(out, n, buf);
 }
 
